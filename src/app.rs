@@ -1,0 +1,147 @@
+//! The application behind the gatekeeper: routing, the one log line per request, and the
+//! conversion of handler errors into responses (through [`crate::error`]).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::{HttpError, Reason, Surface};
+use crate::http::{Request, Response};
+use crate::metrics::Metrics;
+
+pub struct App {
+    pub db: Arc<Db>,
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+}
+
+type Handled = Result<Response, HttpError>;
+
+impl App {
+    /// The largest body any route accepts (the inner server's safety bound).
+    pub fn max_body(&self) -> usize {
+        let l = &self.config.limits;
+        [
+            l.body_max_scim,
+            l.body_max_saml,
+            l.body_max_api,
+            l.body_max_admin,
+            l.body_max_other,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+    }
+
+    /// Answers one request. Never panics on bad input; every error becomes a response here.
+    pub fn handle(&self, req: &Request) -> Response {
+        let started = Instant::now();
+        let (route, result) = self.route(req);
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => e.render(Surface::for_path(&req.path)),
+        };
+        let response = with_security_headers(
+            response,
+            self.config.tls.mode != crate::config::TlsMode::Off,
+        );
+        let elapsed = started.elapsed();
+        self.metrics
+            .observe(route, &req.method, response.status, elapsed);
+        log::info!(
+            target: "seatgate::access",
+            "{} {} {} {:.1}ms {}",
+            req.method,
+            route,
+            response.status,
+            elapsed.as_secs_f64() * 1000.0,
+            req.client
+        );
+        response
+    }
+
+    /// Picks the handler. Returns the route pattern (for logs and metrics, never the raw
+    /// path, which could carry identifiers) and the handler's result.
+    fn route(&self, req: &Request) -> (&'static str, Handled) {
+        let get = matches!(req.method.as_str(), "GET" | "HEAD");
+        match req.path.as_str() {
+            "/healthz" => ("/healthz", only(get, || Ok(health()))),
+            "/readyz" => ("/readyz", only(get, || Ok(self.ready()))),
+            "/metrics" => ("/metrics", only(get, || self.metrics_page(req))),
+            _ => ("(unmatched)", Err(HttpError::not_found())),
+        }
+    }
+
+    fn ready(&self) -> Response {
+        match self.db.ping() {
+            Ok(()) => Response::json(200, &serde_json::json!({"status": "pass"})),
+            Err(e) => {
+                log::warn!("readiness check failed: {e}");
+                Response::json(
+                    503,
+                    &serde_json::json!({"status": "fail", "reason": "DATABASE_UNAVAILABLE"}),
+                )
+            }
+        }
+    }
+
+    fn metrics_page(&self, req: &Request) -> Handled {
+        let cfg = &self.config.metrics;
+        if !cfg.enabled {
+            return Err(HttpError::not_found());
+        }
+        let presented = req.bearer_token().unwrap_or("");
+        // Compare hashes so the time taken does not depend on where the strings differ.
+        let ok = crate::crypto::constant_time_eq(
+            crate::crypto::sha256_hex(presented.as_bytes()).as_bytes(),
+            crate::crypto::sha256_hex(cfg.token.as_bytes()).as_bytes(),
+        );
+        if !ok {
+            let e = HttpError::new(
+                Reason::Unauthorized,
+                "Send the metrics token as 'Authorization: Bearer <token>'.",
+            );
+            return Ok(e
+                .render(Surface::Api)
+                .with_header("WWW-Authenticate", "Bearer realm=\"seatgate metrics\""));
+        }
+        Ok(Response::new(
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            self.metrics.render().into_bytes(),
+        ))
+    }
+}
+
+fn health() -> Response {
+    Response::json(200, &serde_json::json!({"status": "pass"}))
+}
+
+/// Runs `f` if the method fits, else 405.
+fn only(method_ok: bool, f: impl FnOnce() -> Handled) -> Handled {
+    if method_ok {
+        f()
+    } else {
+        Err(HttpError::new(
+            Reason::MethodNotAllowed,
+            "This address does not accept that method.",
+        ))
+    }
+}
+
+fn with_security_headers(mut r: Response, tls: bool) -> Response {
+    let mut add = |k: &str, v: &str| {
+        if r.header(k).is_none() {
+            r.headers.push((k.to_string(), v.to_string()));
+        }
+    };
+    add("X-Content-Type-Options", "nosniff");
+    add("Referrer-Policy", "no-referrer");
+    add("X-Frame-Options", "DENY");
+    add("Cache-Control", "no-store");
+    if tls {
+        add("Strict-Transport-Security", "max-age=31536000");
+    }
+    r
+}

@@ -1,0 +1,193 @@
+//! The command line: clap definitions and the dispatch of each command.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+use crate::datadir::DataDir;
+use crate::db::{Db, backup};
+
+/// How a command failed: configuration/usage (exit 2) or at run time (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Runtime(_) => 1,
+        }
+    }
+}
+
+fn runtime(e: impl std::fmt::Display) -> CliError {
+    CliError::Runtime(e.to_string())
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "seatgate",
+    version,
+    about = "On-premises licensing gateway: SCIM provisioning, SAML sign-in and signed device leases",
+    long_about = "seatgate connects your identity provider to your product licenses. It runs as one \
+binary with one data directory (SQLite database, keys, certificates, backups) and one optional \
+TOML config file. Start with `seatgate serve`; see config.example.toml for every setting."
+)]
+pub struct Cli {
+    /// Data directory [default: data_dir from the config, else ./seatgate-data]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML config file (also SEATGATE_CONFIG)
+    #[arg(long, global = true, value_name = "FILE", env = "SEATGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway; on an empty data directory, initialize everything first
+    Serve(ServeArgs),
+    /// Inspect the configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Write a consistent, integrity-checked copy of the database (safe while serving)
+    Backup {
+        /// Where to write the backup
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Replace the database with a backup (only while no server runs on the data directory)
+    Restore {
+        /// The backup file to restore
+        file: PathBuf,
+    },
+    /// Mint a new one-time first-run setup link (invalidates earlier ones)
+    SetupLink,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on, e.g. 0.0.0.0:8443 or 127.0.0.1:0 for a free port
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// URL users and IdPs reach the gateway at, e.g. https://seatgate.example.com
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and print the effective values (secrets redacted)
+    Check,
+}
+
+/// Loads the configuration for this invocation; warnings are returned for logging.
+pub fn load_config(cli: &Cli) -> Result<(Config, Vec<String>), CliError> {
+    let mut overrides = Overrides {
+        data_dir: cli.data_dir.clone(),
+        ..Overrides::default()
+    };
+    if let Command::Serve(args) = &cli.command {
+        overrides.listen = args.listen;
+        overrides.public_url = args.public_url.clone();
+    }
+    let loaded = Config::load(cli.config.as_deref(), &overrides)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    Ok((loaded.config, loaded.warnings))
+}
+
+pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
+    match cli.command {
+        Command::Serve(_) => crate::server::serve(config).map_err(runtime),
+        Command::Config(ConfigCommand::Check) => {
+            print!("{}", config.to_redacted_toml());
+            eprintln!("configuration is valid");
+            Ok(())
+        }
+        Command::Backup { out } => backup_command(&config, &out),
+        Command::Restore { file } => restore_command(&config, &file),
+        Command::SetupLink => setup_link_command(&config),
+    }
+}
+
+/// Opens the database of an existing data directory for an admin command.
+fn open_existing_db(config: &Config) -> Result<Db, CliError> {
+    let data = DataDir::existing(&config.data_dir).map_err(runtime)?;
+    if !data.db_path().exists() {
+        return Err(CliError::Runtime(format!(
+            "there is no database in {}; run `seatgate serve` once to create it",
+            data.root().display()
+        )));
+    }
+    Db::open(
+        &data.db_path(),
+        &config.backup_dir(),
+        config.database.synchronous,
+    )
+    .map_err(runtime)
+}
+
+fn backup_command(config: &Config, out: &Path) -> Result<(), CliError> {
+    if out.exists() {
+        return Err(CliError::Runtime(format!(
+            "{} already exists; choose a new file name",
+            out.display()
+        )));
+    }
+    let db = open_existing_db(config)?;
+    db.backup_to(out).map_err(runtime)?;
+    let verified = backup::verify(out).map_err(runtime)?;
+    println!(
+        "backup written to {} ({} bytes, schema version {}, integrity ok)",
+        out.display(),
+        verified.bytes,
+        verified.version
+    );
+    Ok(())
+}
+
+fn restore_command(config: &Config, file: &Path) -> Result<(), CliError> {
+    let data = DataDir::create(&config.data_dir).map_err(runtime)?;
+    let _lock = data
+        .lock()
+        .map_err(|e| CliError::Runtime(format!("{e}; restore only works offline")))?;
+    let verified = backup::verify(file).map_err(runtime)?;
+    let kept = backup::restore(file, &data.db_path(), &config.backup_dir()).map_err(runtime)?;
+    if let Some(kept) = kept {
+        println!("the previous database was kept as {}", kept.display());
+    }
+    println!(
+        "restored {} into {} (schema version {}); start seatgate to use it",
+        file.display(),
+        data.db_path().display(),
+        verified.version
+    );
+    Ok(())
+}
+
+fn setup_link_command(config: &Config) -> Result<(), CliError> {
+    let db = open_existing_db(config)?;
+    let public_url = if config.public_url.is_empty() {
+        crate::server::last_public_url(&db)
+            .map_err(runtime)?
+            .unwrap_or_else(|| crate::server::resolve_public_url(config, config.listen))
+    } else {
+        config.public_url.clone()
+    };
+    let data = DataDir::existing(&config.data_dir).map_err(runtime)?;
+    let (link, expires_at) =
+        crate::setup::mint(&db, &data.setup_link_path(), &public_url).map_err(runtime)?;
+    eprintln!(
+        "valid until {} and usable once:",
+        crate::clock::rfc3339(expires_at)
+    );
+    println!("{link}");
+    Ok(())
+}

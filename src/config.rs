@@ -1,0 +1,614 @@
+//! Configuration: defaults < TOML file < `SEATGATE_*` environment < command-line flags.
+//!
+//! Every key is documented in `config.example.toml`; a test keeps that file and
+//! [`Config::default`] in step. Unknown keys in the file are errors that name the key;
+//! unknown `SEATGATE_*` variables are warnings (a typo must not stop a launchd service
+//! from starting, but it must be visible).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Environment variables that are not configuration keys but are still ours.
+const NON_KEY_ENV: &[&str] = &["SEATGATE_CONFIG", "SEATGATE_DATA_DIR"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the database, keys, certificates and backups live.
+    pub data_dir: PathBuf,
+    /// Address the gateway listens on.
+    pub listen: SocketAddr,
+    /// The URL clients and IdPs use to reach the gateway; empty = derived from `listen`.
+    pub public_url: String,
+    /// `error`, `warn`, `info`, `debug` or `trace`; `RUST_LOG` overrides it.
+    pub log_level: String,
+    pub tls: TlsConfig,
+    pub limits: Limits,
+    pub database: DatabaseConfig,
+    pub metrics: MetricsConfig,
+    pub backup: BackupConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `normal`: commits survive a killed process; `full`: they also survive power loss.
+    pub synchronous: crate::db::Synchronous,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            synchronous: crate::db::Synchronous::Normal,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// A local CA and server certificate generated in the data dir.
+    SelfSigned,
+    /// Operator-supplied PEM files, reloaded on SIGHUP.
+    Files,
+    /// Plain HTTP, for a reverse proxy in front or a loopback demo.
+    Off,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    pub mode: TlsMode,
+    /// PEM certificate chain (leaf first), for `mode = "files"`.
+    pub cert: String,
+    /// PEM private key, for `mode = "files"`.
+    pub key: String,
+    /// Extra DNS names or IP addresses for the self-signed server certificate.
+    pub hostnames: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
+    /// Threads forwarding requests to the application; 0 = 4 × CPU cores (at least 8).
+    pub workers: usize,
+    /// Requests waiting for a worker before new ones are answered 503.
+    pub queue: usize,
+    #[serde(with = "duration_str")]
+    pub handshake_timeout: Duration,
+    #[serde(with = "duration_str")]
+    pub header_timeout: Duration,
+    #[serde(with = "duration_str")]
+    pub body_timeout: Duration,
+    #[serde(with = "duration_str")]
+    pub idle_timeout: Duration,
+    #[serde(with = "duration_str")]
+    pub write_timeout: Duration,
+    #[serde(with = "duration_str")]
+    pub app_timeout: Duration,
+    #[serde(with = "duration_str")]
+    pub shutdown_grace: Duration,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    /// Body caps per route class, in bytes.
+    pub body_max_scim: usize,
+    pub body_max_saml: usize,
+    pub body_max_api: usize,
+    pub body_max_admin: usize,
+    pub body_max_other: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    /// Bearer token Prometheus must send; required when enabled.
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Take scheduled backups while serving.
+    pub enabled: bool,
+    #[serde(with = "duration_str")]
+    pub interval: Duration,
+    /// How many scheduled backups to keep.
+    pub retain: usize,
+    /// Where scheduled and pre-migration backups go; empty = `<data_dir>/backups`.
+    pub dir: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./seatgate-data"),
+            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            public_url: String::new(),
+            log_level: "info".into(),
+            tls: TlsConfig::default(),
+            limits: Limits::default(),
+            database: DatabaseConfig::default(),
+            metrics: MetricsConfig::default(),
+            backup: BackupConfig::default(),
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            mode: TlsMode::SelfSigned,
+            cert: String::new(),
+            key: String::new(),
+            hostnames: Vec::new(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            max_connections_per_client: 128,
+            workers: 0,
+            queue: 256,
+            handshake_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
+            app_timeout: Duration::from_secs(55),
+            shutdown_grace: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            body_max_scim: 1024 * 1024,
+            body_max_saml: 256 * 1024,
+            body_max_api: 64 * 1024,
+            body_max_admin: 256 * 1024,
+            body_max_other: 16 * 1024,
+        }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: false,
+            token: String::new(),
+        }
+    }
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            enabled: true,
+            interval: Duration::from_secs(24 * 3600),
+            retain: 7,
+            dir: String::new(),
+        }
+    }
+}
+
+/// Values given on the command line; they win over everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub public_url: Option<String>,
+}
+
+/// The loaded configuration plus the warnings met on the way (logged once logging is up).
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Loads the configuration from an optional file, the process environment and flags.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Loaded, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("SEATGATE_"))
+            .collect();
+        Self::load_from(file, &env, overrides)
+    }
+
+    /// Same as [`Config::load`] with an explicit environment (testable without `set_var`).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: &[(String, String)],
+        overrides: &Overrides,
+    ) -> Result<Loaded, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Parse {
+                        path: path.to_path_buf(),
+                        message: one_line(&e.to_string()),
+                    })?
+            }
+            None => toml::Table::new(),
+        };
+        // Validate the file alone first so its errors name the file, not the env.
+        if let Some(path) = file {
+            Config::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
+                ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: one_line(&e.to_string()),
+                }
+            })?;
+        }
+        let warnings = apply_env(&mut table, env)?;
+        let mut config = Config::deserialize(toml::Value::Table(table)).map_err(|e| {
+            ConfigError::Invalid(format!(
+                "after applying SEATGATE_* variables: {}",
+                one_line(&e.to_string())
+            ))
+        })?;
+        if let Some((_, dir)) = env.iter().find(|(k, _)| k == "SEATGATE_DATA_DIR") {
+            config.data_dir = PathBuf::from(dir);
+        }
+        if let Some(dir) = &overrides.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(listen) = overrides.listen {
+            config.listen = listen;
+        }
+        if let Some(url) = &overrides.public_url {
+            config.public_url = url.clone();
+        }
+        config.validate()?;
+        Ok(Loaded { config, warnings })
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if self.tls.mode == TlsMode::Files && (self.tls.cert.is_empty() || self.tls.key.is_empty())
+        {
+            return invalid("tls.mode = \"files\" needs both tls.cert and tls.key");
+        }
+        if self.metrics.enabled && self.metrics.token.len() < 16 {
+            return invalid("metrics.enabled = true needs metrics.token of at least 16 characters");
+        }
+        if !self.public_url.is_empty() {
+            let ok =
+                self.public_url.starts_with("https://") || self.public_url.starts_with("http://");
+            if !ok || self.public_url.ends_with('/') {
+                return invalid(
+                    "public_url must start with https:// or http:// and not end with a slash",
+                );
+            }
+        }
+        let l = &self.limits;
+        if l.max_connections == 0 || l.max_connections_per_client == 0 || l.queue == 0 {
+            return invalid(
+                "limits.max_connections, limits.max_connections_per_client and limits.queue must be at least 1",
+            );
+        }
+        if l.max_headers == 0 || l.max_header_bytes < 1024 {
+            return invalid(
+                "limits.max_headers must be at least 1 and limits.max_header_bytes at least 1024",
+            );
+        }
+        if self.backup.enabled
+            && (self.backup.retain == 0 || self.backup.interval < Duration::from_secs(60))
+        {
+            return invalid("backup.retain must be at least 1 and backup.interval at least 1m");
+        }
+        if !matches!(
+            self.log_level.as_str(),
+            "error" | "warn" | "info" | "debug" | "trace" | "off"
+        ) {
+            return invalid("log_level must be one of error, warn, info, debug, trace, off");
+        }
+        Ok(())
+    }
+
+    /// Number of forwarding workers after resolving `0 = automatic`.
+    pub fn worker_count(&self) -> usize {
+        if self.limits.workers > 0 {
+            return self.limits.workers;
+        }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        (cores * 4).max(8)
+    }
+
+    /// The directory backups are written to.
+    pub fn backup_dir(&self) -> PathBuf {
+        if self.backup.dir.is_empty() {
+            self.data_dir.join("backups")
+        } else {
+            PathBuf::from(&self.backup.dir)
+        }
+    }
+
+    /// The effective configuration as TOML with secrets replaced.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut copy = self.clone();
+        if !copy.metrics.token.is_empty() {
+            copy.metrics.token = "<redacted>".into();
+        }
+        toml::to_string_pretty(&copy)
+            .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}
+
+/// Applies `SEATGATE_SECTION_KEY=value` variables to the table, typed like the default
+/// value of that key. Returns warnings for variables that match no key.
+fn apply_env(
+    table: &mut toml::Table,
+    env: &[(String, String)],
+) -> Result<Vec<String>, ConfigError> {
+    let defaults = toml::Table::try_from(Config::default())
+        .map_err(|e| ConfigError::Invalid(format!("cannot render defaults: {e}")))?;
+    let mut warnings = Vec::new();
+    let mut sorted: Vec<&(String, String)> = env.iter().collect();
+    sorted.sort();
+    for (var, raw) in sorted {
+        if NON_KEY_ENV.contains(&var.as_str()) {
+            continue;
+        }
+        let key = var["SEATGATE_".len()..].to_ascii_lowercase();
+        let Some((section, name, default)) = find_key(&defaults, &key) else {
+            warnings.push(format!(
+                "ignoring environment variable {var}: it matches no configuration key"
+            ));
+            continue;
+        };
+        let value = typed_like(default, raw).ok_or_else(|| ConfigError::Env {
+            var: var.clone(),
+            message: format!("expected {} value", default.type_str()),
+        })?;
+        let target = match section {
+            Some(section) => table
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .ok_or_else(|| ConfigError::Env {
+                    var: var.clone(),
+                    message: format!("[{section}] in the config file is not a table"),
+                })?,
+            None => &mut *table,
+        };
+        target.insert(name.to_string(), value);
+    }
+    Ok(warnings)
+}
+
+/// Finds `key` (e.g. `limits_max_connections`) among the defaults: a top-level key, or a
+/// section name, an underscore, and a key of that section.
+fn find_key<'a>(
+    defaults: &'a toml::Table,
+    key: &'a str,
+) -> Option<(Option<&'a str>, &'a str, &'a toml::Value)> {
+    if let Some(v) = defaults.get(key).filter(|v| !v.is_table()) {
+        return Some((None, key, v));
+    }
+    defaults.iter().find_map(|(section, v)| {
+        let inner = v.as_table()?;
+        let rest = key.strip_prefix(section.as_str())?.strip_prefix('_')?;
+        inner
+            .get_key_value(rest)
+            .map(|(k, v)| (Some(section.as_str()), k.as_str(), v))
+    })
+}
+
+fn typed_like(default: &toml::Value, raw: &str) -> Option<toml::Value> {
+    Some(match default {
+        toml::Value::Integer(_) => toml::Value::Integer(raw.trim().parse().ok()?),
+        toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            _ => return None,
+        }),
+        toml::Value::Array(_) => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_string()))
+                .collect(),
+        ),
+        _ => toml::Value::String(raw.to_string()),
+    })
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Durations in the config are human-readable strings such as `"30s"`, `"10m"`, `"24h"`.
+mod duration_str {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration {text:?} ({e}); use e.g. \"30s\", \"10m\", \"24h\""
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn write(text: &str) -> (tempdir::Dir, PathBuf) {
+        let dir = tempdir::Dir::new();
+        let path = dir.path().join("seatgate.toml");
+        std::fs::write(&path, text).expect("write config");
+        (dir, path)
+    }
+
+    /// Minimal self-cleaning temp dir so unit tests need no extra crate.
+    mod tempdir {
+        pub struct Dir(std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Dir {
+                let p = std::env::temp_dir()
+                    .join(format!("seatgate-cfg-{}", crate::crypto::random_hex(8)));
+                std::fs::create_dir_all(&p).expect("mkdir");
+                Dir(p)
+            }
+            pub fn path(&self) -> &std::path::Path {
+                &self.0
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn example_config_is_exactly_the_defaults() {
+        let example = include_str!("../config.example.toml");
+        let table: toml::Table = example.parse().expect("example parses");
+        let parsed = Config::deserialize(toml::Value::Table(table)).expect("example is valid");
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn example_config_mentions_every_key() {
+        let example = include_str!("../config.example.toml");
+        let defaults = toml::Table::try_from(Config::default()).expect("defaults render");
+        for (key, value) in &defaults {
+            match value.as_table() {
+                Some(section) => {
+                    assert!(
+                        example.contains(&format!("[{key}]")),
+                        "missing section [{key}]"
+                    );
+                    for inner in section.keys() {
+                        assert!(
+                            example.contains(&format!("\n{inner} =")),
+                            "missing key {key}.{inner}"
+                        );
+                    }
+                }
+                None => assert!(example.contains(&format!("\n{key} =")), "missing key {key}"),
+            }
+        }
+    }
+
+    #[test]
+    fn typo_in_file_names_the_key() {
+        let (_d, path) = write("[limits]\nmax_conections = 5\n");
+        let err = Config::load_from(Some(&path), &[], &Overrides::default())
+            .err()
+            .expect("typo must fail")
+            .to_string();
+        assert!(err.contains("max_conections"), "{err}");
+        assert!(err.contains("seatgate.toml"), "{err}");
+    }
+
+    #[test]
+    fn precedence_is_defaults_file_env_flags() {
+        let (_d, path) = write(
+            "listen = \"127.0.0.1:1000\"\npublic_url = \"https://file.example\"\n[limits]\nqueue = 7\nmax_headers = 9\n",
+        );
+        let e = env(&[
+            ("SEATGATE_PUBLIC_URL", "https://env.example"),
+            ("SEATGATE_LIMITS_QUEUE", "11"),
+            ("SEATGATE_BACKUP_ENABLED", "false"),
+            ("SEATGATE_TLS_HOSTNAMES", "a.example, b.example"),
+        ]);
+        let flags = Overrides {
+            listen: Some("127.0.0.1:2000".parse().expect("addr")),
+            ..Overrides::default()
+        };
+        let loaded = Config::load_from(Some(&path), &e, &flags).expect("loads");
+        let c = loaded.config;
+        assert_eq!(c.listen.port(), 2000);
+        assert_eq!(c.public_url, "https://env.example");
+        assert_eq!(c.limits.queue, 11);
+        assert_eq!(c.limits.max_headers, 9);
+        assert!(!c.backup.enabled);
+        assert_eq!(c.tls.hostnames, vec!["a.example", "b.example"]);
+        assert!(loaded.warnings.is_empty());
+    }
+
+    #[test]
+    fn unknown_env_var_is_a_warning_and_bad_value_an_error() {
+        let loaded = Config::load_from(
+            None,
+            &env(&[("SEATGATE_LIMTS_QUEUE", "3")]),
+            &Overrides::default(),
+        )
+        .expect("unknown var is not fatal");
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(loaded.warnings[0].contains("SEATGATE_LIMTS_QUEUE"));
+        let err = Config::load_from(
+            None,
+            &env(&[("SEATGATE_LIMITS_QUEUE", "many")]),
+            &Overrides::default(),
+        )
+        .err()
+        .expect("bad integer fails")
+        .to_string();
+        assert!(err.contains("SEATGATE_LIMITS_QUEUE"), "{err}");
+    }
+
+    #[test]
+    fn durations_are_human_readable() {
+        let (_d, path) = write("[limits]\nidle_timeout = \"2m\"\n");
+        let c = Config::load_from(Some(&path), &[], &Overrides::default())
+            .expect("loads")
+            .config;
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(120));
+        let (_d2, bad) = write("[limits]\nidle_timeout = \"soon\"\n");
+        assert!(Config::load_from(Some(&bad), &[], &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn metrics_need_a_token_and_redaction_hides_it() {
+        let (_d, path) = write("[metrics]\nenabled = true\n");
+        assert!(Config::load_from(Some(&path), &[], &Overrides::default()).is_err());
+        let (_d2, ok) = write("[metrics]\nenabled = true\ntoken = \"0123456789abcdef-secret\"\n");
+        let c = Config::load_from(Some(&ok), &[], &Overrides::default())
+            .expect("loads")
+            .config;
+        let shown = c.to_redacted_toml();
+        assert!(!shown.contains("0123456789abcdef-secret"));
+        assert!(shown.contains("<redacted>"));
+    }
+}

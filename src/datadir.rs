@@ -1,0 +1,135 @@
+//! The data directory: its layout, its permissions (0700 dirs, 0600 secrets) and the lock
+//! that keeps two servers (or a server and `restore`) from sharing it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+/// Held for as long as the process owns the data directory; released on drop.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("another seatgate process is using the data directory {0} (stop it first)")]
+    Held(PathBuf),
+    #[error("cannot lock the data directory {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+impl DataDir {
+    /// Opens the data directory, creating it (0700) if needed and tightening permissions
+    /// that are too open.
+    pub fn create(root: &Path) -> io::Result<DataDir> {
+        ensure_private_dir(root)?;
+        Ok(DataDir {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// A data directory that must already exist (for offline commands that must not
+    /// create one by accident).
+    pub fn existing(root: &Path) -> io::Result<DataDir> {
+        if !root.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("the data directory {} does not exist", root.display()),
+            ));
+        }
+        Ok(DataDir {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.root.join("seatgate.db")
+    }
+
+    pub fn tls_dir(&self) -> PathBuf {
+        self.root.join("tls")
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        self.root.join("run")
+    }
+
+    pub fn setup_link_path(&self) -> PathBuf {
+        self.root.join("setup-link.txt")
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.root.join("seatgate.lock")
+    }
+
+    /// Takes the exclusive lock without waiting.
+    pub fn lock(&self) -> Result<DirLock, LockError> {
+        let path = self.lock_path();
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| LockError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(DirLock { _file: file }),
+            Err(fs::TryLockError::WouldBlock) => Err(LockError::Held(self.root.clone())),
+            Err(fs::TryLockError::Error(source)) => Err(LockError::Io { path, source }),
+        }
+    }
+}
+
+/// Creates `dir` if missing and makes it 0700.
+pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let mode = fs::metadata(dir)?.permissions().mode() & 0o777;
+    if mode != 0o700 {
+        if mode & 0o077 != 0 {
+            log::warn!(
+                "{} was accessible to other users (mode {mode:o}); setting it to 0700",
+                dir.display()
+            );
+        }
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Writes a secret file atomically with mode 0600 (via a temporary file and rename).
+pub fn write_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+    }
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))?;
+    fs::rename(&tmp, path)
+}

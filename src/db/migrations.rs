@@ -1,0 +1,25 @@
+//! Embedded, ordered schema migrations. Step N brings `PRAGMA user_version` from N-1 to N
+//! in one transaction. Never edit a released step: add a new one, and update `schema.sql`
+//! (a test checks that the steps applied to an empty database produce exactly it).
+
+use rusqlite::Connection;
+
+const STEPS: &[&str] = &[include_str!("migrations/0001_foundation.sql")];
+
+/// The schema version this binary writes.
+pub const LATEST_VERSION: i64 = STEPS.len() as i64;
+
+/// Applies every step after `current`.
+pub fn apply(conn: &Connection, current: i64) -> Result<(), rusqlite::Error> {
+    for (index, sql) in STEPS.iter().enumerate().skip(current.max(0) as usize) {
+        let version = index as i64 + 1;
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;"
+        ))
+        .inspect_err(|_| {
+            let _ = conn.execute_batch("ROLLBACK;");
+        })?;
+        log::info!("database schema is now at version {version}");
+    }
+    Ok(())
+}

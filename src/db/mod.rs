@@ -1,0 +1,438 @@
+//! SQLite storage: one writer connection behind a mutex, a few read-only connections, one
+//! transaction per request. Only this module (and its children) knows `rusqlite`.
+//!
+//! Durability: WAL with `synchronous = NORMAL` by default: a committed transaction survives
+//! the process being killed (`kill -9`) because the WAL is in the OS page cache; a power
+//! loss may lose the last commits but never corrupts the database. `[database]
+//! synchronous = "full"` fsyncs every commit for power-loss durability at a throughput cost.
+
+pub mod backup;
+mod migrations;
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+pub use migrations::LATEST_VERSION;
+
+const READERS: usize = 4;
+const BUSY_TIMEOUT_MS: u64 = 5000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(
+        "the database {path} is empty (0 bytes); it may have been truncated. Restore a backup with `seatgate restore`, or move the file away to start fresh"
+    )]
+    EmptyFile { path: PathBuf },
+    #[error(
+        "the database {path} is damaged or not a seatgate database ({detail}); nothing was changed. Restore a backup with `seatgate restore`"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    #[error(
+        "the database {path} has schema version {found}, newer than this seatgate supports ({supported}); run a newer seatgate or restore an older backup"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    Normal,
+    Full,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        }
+    }
+}
+
+pub struct Db {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    synchronous: Synchronous,
+}
+
+impl Db {
+    /// Opens (or creates) the database, refusing damaged or too-new files, and applies
+    /// pending migrations after taking a backup into `backup_dir`.
+    pub fn open(path: &Path, backup_dir: &Path, synchronous: Synchronous) -> Result<Db, DbError> {
+        let existed = path.exists();
+        if existed {
+            check_file_header(path)?;
+        }
+        let writer = open_connection(path, synchronous, existed)?;
+        let version = read_version(&writer, path)?;
+        if version > LATEST_VERSION {
+            return Err(DbError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+                supported: LATEST_VERSION,
+            });
+        }
+        if version > 0 && version < LATEST_VERSION {
+            let out = backup::pre_migration_path(backup_dir, version);
+            log::info!(
+                "migrating the database from version {version} to {LATEST_VERSION}; backup first: {}",
+                out.display()
+            );
+            backup::vacuum_into(&writer, &out)?;
+        }
+        migrations::apply(&writer, version)?;
+        let db = Db {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            synchronous,
+        };
+        Ok(db)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction on the writer; commits if it returns `Ok`.
+    pub fn write<T, E>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<rusqlite::Error>,
+    {
+        let mut conn = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Runs `f` in one read transaction on a pooled read-only connection, so a request sees
+    /// one consistent snapshot.
+    pub fn read<T, E>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<rusqlite::Error>,
+    {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => open_reader(&self.path, self.synchronous)?,
+        };
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let value = f(&tx)?;
+            tx.finish()?;
+            Ok(value)
+        })();
+        let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if readers.len() < READERS {
+            readers.push(conn);
+        }
+        result
+    }
+
+    /// Cheap readiness probe: the schema is at the expected version and answers a query.
+    pub fn ping(&self) -> Result<(), rusqlite::Error> {
+        self.read(|tx| {
+            let v: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if v == LATEST_VERSION {
+                Ok(())
+            } else {
+                Err(rusqlite::Error::InvalidQuery)
+            }
+        })
+    }
+
+    /// Moves the WAL into the main file (at shutdown, so the file is self-contained).
+    pub fn checkpoint(&self) -> Result<(), rusqlite::Error> {
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+    }
+
+    /// Writes a consistent, integrity-checked copy of the live database to `out`.
+    pub fn backup_to(&self, out: &Path) -> Result<(), DbError> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open_reader(&self.path, self.synchronous)?,
+        };
+        let result = backup::vacuum_into(&conn, out);
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn);
+        result
+    }
+}
+
+/// Per-connection setup. `busy_timeout` comes first so that even the WAL switch waits for
+/// a concurrent writer instead of failing.
+fn configure(conn: &Connection, synchronous: Synchronous) -> Result<(), rusqlite::Error> {
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        log::warn!("SQLite refused WAL mode (got {mode}); continuing with {mode}");
+    }
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;",
+        synchronous.pragma()
+    ))?;
+    Ok(())
+}
+
+fn open_connection(
+    path: &Path,
+    synchronous: Synchronous,
+    must_exist: bool,
+) -> Result<Connection, DbError> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if !must_exist {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags)?;
+    configure(&conn, synchronous).map_err(|e| classify(path, e))?;
+    if !must_exist {
+        set_private_mode(path)?;
+    }
+    Ok(conn)
+}
+
+fn open_reader(path: &Path, synchronous: Synchronous) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    configure(&conn, synchronous)?;
+    conn.execute_batch("PRAGMA query_only = ON;")?;
+    Ok(conn)
+}
+
+fn set_private_mode(path: &Path) -> Result<(), DbError> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(|source| DbError::Io {
+        context: format!("cannot set permissions on {}", path.display()),
+        source,
+    })
+}
+
+/// Reads the schema version, turning "not a database" into a clear error.
+fn read_version(conn: &Connection, path: &Path) -> Result<i64, DbError> {
+    let probe = || -> Result<i64, rusqlite::Error> {
+        // Reading sqlite_master forces SQLite to parse the schema pages.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })?;
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+    };
+    probe().map_err(|e| classify(path, e))
+}
+
+fn classify(path: &Path, e: rusqlite::Error) -> DbError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+            DbError::Corrupt {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            }
+        }
+        _ => DbError::Sqlite(e),
+    }
+}
+
+/// Rejects files that cannot be a healthy SQLite database before SQLite touches them:
+/// empty files (SQLite would silently treat them as new), a wrong magic header, or a file
+/// shorter than the page count its header records (truncation).
+pub fn check_file_header(path: &Path) -> Result<(), DbError> {
+    let io = |source| DbError::Io {
+        context: format!("cannot read {}", path.display()),
+        source,
+    };
+    let len = fs::metadata(path).map_err(io)?.len();
+    if len == 0 {
+        return Err(DbError::EmptyFile {
+            path: path.to_path_buf(),
+        });
+    }
+    let corrupt = |detail: &str| DbError::Corrupt {
+        path: path.to_path_buf(),
+        detail: detail.to_string(),
+    };
+    let mut header = [0u8; 100];
+    let mut file = fs::File::open(path).map_err(io)?;
+    if len < 100 || file.read_exact(&mut header).is_err() {
+        return Err(corrupt("the file is shorter than a SQLite header"));
+    }
+    if &header[..16] != b"SQLite format 3\0" {
+        return Err(corrupt("the file does not start with the SQLite header"));
+    }
+    let raw_page = u16::from_be_bytes([header[16], header[17]]) as u64;
+    let page_size = if raw_page == 1 { 65536 } else { raw_page };
+    let pages = u32::from_be_bytes([header[28], header[29], header[30], header[31]]) as u64;
+    let change = &header[24..28];
+    let valid_for = &header[92..96];
+    // The in-header size is only trustworthy when written by a version-valid-for writer.
+    if change == valid_for && pages > 0 && len < pages * page_size {
+        return Err(corrupt(&format!(
+            "the file is {len} bytes but its header records {pages} pages of {page_size} bytes; it was truncated"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Tmp(PathBuf);
+    impl Tmp {
+        fn new() -> Tmp {
+            let p =
+                std::env::temp_dir().join(format!("seatgate-db-{}", crate::crypto::random_hex(8)));
+            fs::create_dir_all(&p).expect("mkdir");
+            Tmp(p)
+        }
+    }
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn objects(conn: &Connection) -> Vec<(String, String, String, String)> {
+        let mut stmt = conn
+            .prepare("SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master ORDER BY type, name")
+            .expect("prepare");
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    normalize(&r.get::<_, String>(3)?),
+                ))
+            })
+            .expect("query");
+        rows.collect::<Result<_, _>>().expect("rows")
+    }
+
+    fn normalize(sql: &str) -> String {
+        sql.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn migrations_produce_exactly_schema_sql() {
+        let tmp = Tmp::new();
+        let db = Db::open(&tmp.0.join("m.db"), &tmp.0, Synchronous::Normal).expect("open");
+        let migrated = Connection::open(db.path()).expect("reopen");
+        let canonical = Connection::open_in_memory().expect("memory");
+        canonical
+            .execute_batch(include_str!("../../schema.sql"))
+            .expect("schema.sql applies");
+        assert_eq!(objects(&migrated), objects(&canonical));
+        let v = |c: &Connection| {
+            c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+                .expect("version")
+        };
+        assert_eq!(v(&migrated), LATEST_VERSION);
+        assert_eq!(v(&canonical), LATEST_VERSION);
+    }
+
+    #[test]
+    fn refuses_a_newer_database_without_touching_it() {
+        let tmp = Tmp::new();
+        let path = tmp.0.join("new.db");
+        drop(Db::open(&path, &tmp.0, Synchronous::Normal).expect("open"));
+        Connection::open(&path)
+            .expect("open")
+            .execute_batch(&format!("PRAGMA user_version = {}", LATEST_VERSION + 1))
+            .expect("bump");
+        let before = fs::read(&path).expect("read");
+        let err = Db::open(&path, &tmp.0, Synchronous::Normal)
+            .err()
+            .expect("refused");
+        assert!(matches!(err, DbError::TooNew { .. }), "{err}");
+        assert_eq!(before, fs::read(&path).expect("read"));
+    }
+
+    #[test]
+    fn refuses_empty_garbage_and_truncated_files_unchanged() {
+        let tmp = Tmp::new();
+        let empty = tmp.0.join("empty.db");
+        fs::write(&empty, b"").expect("write");
+        assert!(matches!(
+            Db::open(&empty, &tmp.0, Synchronous::Normal),
+            Err(DbError::EmptyFile { .. })
+        ));
+
+        let garbage = tmp.0.join("garbage.db");
+        fs::write(&garbage, vec![0x5a; 8192]).expect("write");
+        assert!(matches!(
+            Db::open(&garbage, &tmp.0, Synchronous::Normal),
+            Err(DbError::Corrupt { .. })
+        ));
+        assert_eq!(fs::read(&garbage).expect("read"), vec![0x5a; 8192]);
+
+        let good = tmp.0.join("good.db");
+        let db = Db::open(&good, &tmp.0, Synchronous::Normal).expect("open");
+        db.write(|tx| {
+            for i in 0..2000 {
+                tx.execute(
+                    "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, 0)",
+                    (format!("k{i}"), "x".repeat(200)),
+                )?;
+            }
+            Ok::<_, rusqlite::Error>(())
+        })
+        .expect("fill");
+        db.checkpoint().expect("checkpoint");
+        drop(db);
+        let bytes = fs::read(&good).expect("read");
+        let truncated = tmp.0.join("truncated.db");
+        fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
+        let err = Db::open(&truncated, &tmp.0, Synchronous::Normal)
+            .err()
+            .expect("refused");
+        assert!(matches!(err, DbError::Corrupt { .. }), "{err}");
+        assert_eq!(fs::read(&truncated).expect("read").len(), bytes.len() / 2);
+    }
+
+    #[test]
+    fn write_rolls_back_on_error() {
+        let tmp = Tmp::new();
+        let db = Db::open(&tmp.0.join("r.db"), &tmp.0, Synchronous::Normal).expect("open");
+        let result: Result<(), rusqlite::Error> = db.write(|tx| {
+            tx.execute(
+                "INSERT INTO settings (key, value, updated_at) VALUES ('a', 'b', 0)",
+                [],
+            )?;
+            Err(rusqlite::Error::InvalidQuery)
+        });
+        assert!(result.is_err());
+        let n: i64 = db
+            .read(|tx| tx.query_row("SELECT count(*) FROM settings", [], |r| r.get(0)))
+            .expect("count");
+        assert_eq!(n, 0);
+    }
+}

@@ -1,0 +1,275 @@
+//! The one place errors become responses.
+//!
+//! Handlers and the gatekeeper return an [`HttpError`]: an HTTP status, a stable reason
+//! code and one sentence for the user. [`HttpError::render`] shapes it for the surface the
+//! request came in on: JSON on `/api` (and anything machine-facing), the SCIM error schema
+//! on `/scim/v2`, a readable page on HTML routes.
+
+use crate::http::Response;
+
+/// Stable reason codes. They appear in API errors, logs and (later) `seatgate explain`;
+/// never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    BadRequest,
+    Unauthorized,
+    NotFound,
+    MethodNotAllowed,
+    RequestTimeout,
+    LengthRequired,
+    PayloadTooLarge,
+    HeadersTooLarge,
+    UnsupportedFeature,
+    Overloaded,
+    Unavailable,
+    Internal,
+}
+
+impl Reason {
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::BadRequest => "BAD_REQUEST",
+            Reason::Unauthorized => "UNAUTHORIZED",
+            Reason::NotFound => "NOT_FOUND",
+            Reason::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Reason::RequestTimeout => "REQUEST_TIMEOUT",
+            Reason::LengthRequired => "LENGTH_REQUIRED",
+            Reason::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Reason::HeadersTooLarge => "HEADERS_TOO_LARGE",
+            Reason::UnsupportedFeature => "UNSUPPORTED_FEATURE",
+            Reason::Overloaded => "OVERLOADED",
+            Reason::Unavailable => "UNAVAILABLE",
+            Reason::Internal => "INTERNAL_ERROR",
+        }
+    }
+
+    /// The default HTTP status for this reason.
+    pub fn status(self) -> u16 {
+        match self {
+            Reason::BadRequest => 400,
+            Reason::Unauthorized => 401,
+            Reason::NotFound => 404,
+            Reason::MethodNotAllowed => 405,
+            Reason::RequestTimeout => 408,
+            Reason::LengthRequired => 411,
+            Reason::PayloadTooLarge => 413,
+            Reason::HeadersTooLarge => 431,
+            Reason::UnsupportedFeature => 501,
+            Reason::Overloaded => 503,
+            Reason::Unavailable => 503,
+            Reason::Internal => 500,
+        }
+    }
+}
+
+/// Which kind of client a path serves, which decides the error's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    Api,
+    Scim,
+    Html,
+}
+
+impl Surface {
+    pub fn for_path(path: &str) -> Surface {
+        if path.starts_with("/scim/") {
+            Surface::Scim
+        } else if path.starts_with("/admin")
+            || path.starts_with("/setup")
+            || path.starts_with("/saml/")
+        {
+            Surface::Html
+        } else {
+            Surface::Api
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct HttpError {
+    pub status: u16,
+    pub reason: Reason,
+    pub message: String,
+    /// Seconds for a `Retry-After` header (429/503).
+    pub retry_after: Option<u32>,
+}
+
+impl HttpError {
+    pub fn new(reason: Reason, message: impl Into<String>) -> HttpError {
+        HttpError {
+            status: reason.status(),
+            reason,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn with_retry_after(mut self, seconds: u32) -> HttpError {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    pub fn not_found() -> HttpError {
+        HttpError::new(Reason::NotFound, "There is nothing at this address.")
+    }
+
+    pub fn internal() -> HttpError {
+        HttpError::new(
+            Reason::Internal,
+            "The gateway hit an internal error; the details are in its log.",
+        )
+    }
+
+    /// The response for a request that arrived on `surface`.
+    pub fn render(&self, surface: Surface) -> Response {
+        let mut response = match surface {
+            Surface::Api => Response::json(
+                self.status,
+                &serde_json::json!({
+                    "error": error_word(self.status),
+                    "reason": self.reason.code(),
+                    "message": self.message,
+                }),
+            ),
+            Surface::Scim => {
+                let mut body = serde_json::json!({
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                    "status": self.status.to_string(),
+                    "detail": self.message,
+                });
+                if let Some(scim_type) = scim_type(self.reason) {
+                    body["scimType"] = scim_type.into();
+                }
+                Response::json(self.status, &body)
+                    .with_header("Content-Type", "application/scim+json")
+            }
+            Surface::Html => Response::html(self.status, error_page(self)),
+        };
+        if let Some(seconds) = self.retry_after {
+            response = response.with_header("Retry-After", &seconds.to_string());
+        }
+        response
+    }
+}
+
+impl From<rusqlite::Error> for HttpError {
+    fn from(e: rusqlite::Error) -> HttpError {
+        log::error!("database error: {e}");
+        if matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        ) {
+            return HttpError::new(
+                Reason::Unavailable,
+                "The database is busy; try again in a moment.",
+            )
+            .with_retry_after(1);
+        }
+        HttpError::internal()
+    }
+}
+
+fn scim_type(reason: Reason) -> Option<&'static str> {
+    match reason {
+        Reason::BadRequest => Some("invalidValue"),
+        Reason::PayloadTooLarge => Some("tooMany"),
+        _ => None,
+    }
+}
+
+/// The `error` word of API errors: a short snake_case name of the status.
+fn error_word(status: u16) -> &'static str {
+    match status {
+        400 => "invalid_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "request_timeout",
+        409 => "conflict",
+        411 => "length_required",
+        413 => "payload_too_large",
+        429 => "too_many_requests",
+        431 => "headers_too_large",
+        501 => "not_implemented",
+        503 => "unavailable",
+        _ => "server_error",
+    }
+}
+
+fn error_page(e: &HttpError) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>seatgate: {status}</title>\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head>\
+<body style=\"font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto; padding: 0 1rem\">\
+<h1>Something went wrong</h1><p>{message}</p><p style=\"color:#666\">Reason code: <code>{reason}</code> (HTTP {status})</p>\
+</body></html>\n",
+        status = e.status,
+        message = html_escape(&e.message),
+        reason = e.reason.code(),
+    )
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(r: &Response) -> serde_json::Value {
+        serde_json::from_slice(&r.body).expect("json body")
+    }
+
+    #[test]
+    fn api_errors_carry_error_reason_and_message() {
+        let r = HttpError::new(Reason::PayloadTooLarge, "Too big.").render(Surface::Api);
+        assert_eq!(r.status, 413);
+        assert_eq!(
+            body(&r),
+            serde_json::json!({"error": "payload_too_large", "reason": "PAYLOAD_TOO_LARGE", "message": "Too big."})
+        );
+    }
+
+    #[test]
+    fn scim_errors_use_the_scim_schema_with_string_status() {
+        let r = HttpError::new(Reason::BadRequest, "Bad.").render(Surface::Scim);
+        let b = body(&r);
+        assert_eq!(b["status"], "400");
+        assert_eq!(
+            b["schemas"][0],
+            "urn:ietf:params:scim:api:messages:2.0:Error"
+        );
+        assert_eq!(r.header("content-type"), Some("application/scim+json"));
+    }
+
+    #[test]
+    fn html_errors_escape_the_message() {
+        let r = HttpError::new(Reason::BadRequest, "<script>x</script>").render(Surface::Html);
+        let text = String::from_utf8(r.body).expect("utf8");
+        assert!(text.contains("&lt;script&gt;"));
+        assert!(!text.contains("<script>"));
+    }
+
+    #[test]
+    fn retry_after_is_a_header() {
+        let r = HttpError::new(Reason::Overloaded, "Busy.")
+            .with_retry_after(2)
+            .render(Surface::Api);
+        assert_eq!(r.header("retry-after"), Some("2"));
+    }
+}

@@ -1,0 +1,117 @@
+//! Plain request and response values shared by the gatekeeper and the application.
+//! Neither knows tiny_http or the socket a request came from.
+
+use std::net::IpAddr;
+
+/// The header the gatekeeper uses to pass the real client address to the application.
+/// The gatekeeper strips any copy a client sends.
+pub const CLIENT_ADDR_HEADER: &str = "x-seatgate-client";
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    /// The path without the query string, percent-encoding untouched.
+    pub path: String,
+    pub query: String,
+    /// Header names in lower case, in arrival order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub client: IpAddr,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The token of an `Authorization: Bearer <token>` header.
+    pub fn bearer_token(&self) -> Option<&str> {
+        let value = self.header("authorization")?;
+        let (scheme, token) = value.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn new(status: u16, content_type: &str, body: Vec<u8>) -> Response {
+        Response {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body,
+        }
+    }
+
+    pub fn json(status: u16, value: &serde_json::Value) -> Response {
+        let mut body = serde_json::to_vec(value).unwrap_or_default();
+        body.push(b'\n');
+        Response::new(status, "application/json", body)
+    }
+
+    pub fn text(status: u16, text: impl Into<String>) -> Response {
+        Response::new(
+            status,
+            "text/plain; charset=utf-8",
+            text.into().into_bytes(),
+        )
+    }
+
+    pub fn html(status: u16, html: String) -> Response {
+        Response::new(status, "text/html; charset=utf-8", html.into_bytes())
+    }
+
+    /// Sets a header, replacing any earlier value of the same name.
+    pub fn with_header(mut self, name: &str, value: &str) -> Response {
+        self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The standard reason phrase for the statuses seatgate sends.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Unknown",
+    }
+}

@@ -1,0 +1,29 @@
+//! seatgate: an on-premises licensing gateway.
+//!
+//! An organization's identity provider pushes users and groups over SCIM and signs users in
+//! over SAML; seatgate turns that into license seats and signed, offline-verifiable device
+//! leases. Everything lives in one SQLite file in one data directory.
+//!
+//! Module map (see README.md, "Architecture", for the invariants):
+//! - [`cli`], [`config`], [`logging`]: the command line, configuration, logging.
+//! - [`server`]: `seatgate serve` — first run, wiring, shutdown.
+//! - [`net`]: the network front (TLS, gatekeeper, workers, inner tiny_http).
+//! - [`app`]: routing and handlers behind the gatekeeper; [`error`] turns errors into
+//!   responses; [`http`] holds the request/response values both sides share.
+//! - [`db`]: SQLite connections, migrations, backups.
+//! - [`datadir`], [`setup`], [`metrics`], [`crypto`], [`clock`]: the appliance's habits.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod datadir;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod net;
+pub mod server;
+pub mod setup;

@@ -1,0 +1,270 @@
+//! Process metrics, rendered in the Prometheus text format at `/metrics` (opt-in, bearer
+//! token). Counters are atomics or small maps behind a mutex; labels have low, fixed
+//! cardinality (route patterns, status codes, reasons), never raw paths or client data.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Debug, Clone, Copy)]
+pub enum Refusal {
+    TotalCap,
+    PerClientCap,
+    NoFileDescriptors,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    connections_accepted: AtomicU64,
+    connections_open: AtomicI64,
+    connections_evicted: AtomicU64,
+    refused_total_cap: AtomicU64,
+    refused_client_cap: AtomicU64,
+    refused_no_fds: AtomicU64,
+    tls_failures: AtomicU64,
+    timeouts: Mutex<BTreeMap<&'static str, u64>>,
+    gate_rejections: Mutex<BTreeMap<u16, u64>>,
+    requests: Mutex<BTreeMap<(&'static str, String, u16), u64>>,
+    latency_buckets: [AtomicU64; BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_micros: AtomicU64,
+    pub started_unix: AtomicI64,
+    pub tls_not_after_unix: AtomicI64,
+    pub last_backup_unix: AtomicI64,
+}
+
+impl Metrics {
+    pub fn accepted(&self) {
+        self.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn closed(&self) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn evicted(&self) {
+        self.connections_evicted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn refused(&self, why: Refusal) {
+        let counter = match why {
+            Refusal::TotalCap => &self.refused_total_cap,
+            Refusal::PerClientCap => &self.refused_client_cap,
+            Refusal::NoFileDescriptors => &self.refused_no_fds,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn tls_failed(&self) {
+        self.tls_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn timed_out(&self, phase: &'static str) {
+        *self
+            .timeouts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(phase)
+            .or_insert(0) += 1;
+    }
+
+    pub fn gate_rejected(&self, status: u16) {
+        *self
+            .gate_rejections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(status)
+            .or_insert(0) += 1;
+    }
+
+    /// Records one request answered by the application.
+    pub fn observe(&self, route: &'static str, method: &str, status: u16, elapsed: Duration) {
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method.to_string(),
+            _ => "OTHER".to_string(),
+        };
+        *self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((route, method, status))
+            .or_insert(0) += 1;
+        let secs = elapsed.as_secs_f64();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut metric = |name: &str, kind: &str, help: &str, samples: Vec<(String, String)>| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        metric(
+            "seatgate_build_info",
+            "gauge",
+            "Version of the running binary.",
+            vec![(
+                format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")),
+                "1".into(),
+            )],
+        );
+        metric(
+            "seatgate_start_time_seconds",
+            "gauge",
+            "Unix time the process started.",
+            vec![(
+                String::new(),
+                self.started_unix.load(Ordering::Relaxed).to_string(),
+            )],
+        );
+        metric(
+            "seatgate_connections_accepted_total",
+            "counter",
+            "Client connections accepted.",
+            vec![(String::new(), load(&self.connections_accepted).to_string())],
+        );
+        metric(
+            "seatgate_connections_open",
+            "gauge",
+            "Client connections open now.",
+            vec![(
+                String::new(),
+                self.connections_open.load(Ordering::Relaxed).to_string(),
+            )],
+        );
+        metric(
+            "seatgate_connections_evicted_total",
+            "counter",
+            "Idle connections closed to make room under a connection cap.",
+            vec![(String::new(), load(&self.connections_evicted).to_string())],
+        );
+        metric(
+            "seatgate_connections_refused_total",
+            "counter",
+            "Connections refused at accept time.",
+            vec![
+                (
+                    "{reason=\"total_cap\"}".into(),
+                    load(&self.refused_total_cap).to_string(),
+                ),
+                (
+                    "{reason=\"client_cap\"}".into(),
+                    load(&self.refused_client_cap).to_string(),
+                ),
+                (
+                    "{reason=\"no_file_descriptors\"}".into(),
+                    load(&self.refused_no_fds).to_string(),
+                ),
+            ],
+        );
+        metric(
+            "seatgate_tls_handshake_failures_total",
+            "counter",
+            "Connections closed because of a TLS error.",
+            vec![(String::new(), load(&self.tls_failures).to_string())],
+        );
+        let timeouts = self
+            .timeouts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        metric(
+            "seatgate_connection_timeouts_total",
+            "counter",
+            "Connections that missed a deadline, by phase.",
+            timeouts
+                .iter()
+                .map(|(phase, n)| (format!("{{phase=\"{phase}\"}}"), n.to_string()))
+                .collect(),
+        );
+        let rejections = self
+            .gate_rejections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        metric(
+            "seatgate_gatekeeper_rejections_total",
+            "counter",
+            "Requests answered by the gatekeeper without reaching the application, by status.",
+            rejections
+                .iter()
+                .map(|(status, n)| (format!("{{status=\"{status}\"}}"), n.to_string()))
+                .collect(),
+        );
+        let requests = self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        metric(
+            "seatgate_http_requests_total",
+            "counter",
+            "Requests answered by the application, by route pattern, method and status.",
+            requests
+                .iter()
+                .map(|((route, method, status), n)| {
+                    (
+                        format!("{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}}"),
+                        n.to_string(),
+                    )
+                })
+                .collect(),
+        );
+        let mut samples: Vec<(String, String)> = BUCKETS
+            .iter()
+            .zip(&self.latency_buckets)
+            .map(|(bound, n)| (format!("_bucket{{le=\"{bound}\"}}"), load(n).to_string()))
+            .collect();
+        samples.push((
+            "_bucket{le=\"+Inf\"}".into(),
+            load(&self.latency_count).to_string(),
+        ));
+        samples.push((
+            "_sum".into(),
+            format!("{:.6}", load(&self.latency_sum_micros) as f64 / 1e6),
+        ));
+        samples.push(("_count".into(), load(&self.latency_count).to_string()));
+        metric(
+            "seatgate_http_request_duration_seconds",
+            "histogram", // the label strings carry the _bucket/_sum/_count suffixes
+            "Time the application took to answer.",
+            samples,
+        );
+        metric(
+            "seatgate_tls_certificate_expiry_seconds",
+            "gauge",
+            "Unix time the served certificate expires (0 when TLS is off).",
+            vec![(
+                String::new(),
+                self.tls_not_after_unix.load(Ordering::Relaxed).to_string(),
+            )],
+        );
+        metric(
+            "seatgate_last_backup_time_seconds",
+            "gauge",
+            "Unix time of the last successful scheduled backup (0 if none yet).",
+            vec![(
+                String::new(),
+                self.last_backup_unix.load(Ordering::Relaxed).to_string(),
+            )],
+        );
+        out
+    }
+}

@@ -1,0 +1,859 @@
+//! The gatekeeper: the only code that faces the network.
+//!
+//! One thread runs a readiness loop (mio) over every client connection, so an idle or slow
+//! connection costs a few kilobytes, never a thread. For each connection it terminates TLS
+//! (rustls), reads one request head at a time under a deadline, vets it ([`super::head`]),
+//! reads the body up to its route's cap under a deadline, and hands the complete request to
+//! the bounded worker pool ([`super::forward`]). Answers come back through a channel and a
+//! waker and are written out under a deadline. Connection caps (total and per client) are
+//! enforced at accept time by evicting the oldest idle connection, or refusing.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use rustls::{ServerConfig, ServerConnection};
+
+use super::forward::{Done, InnerResponse, Job};
+use super::head::{self, Parsed};
+use crate::config::Limits;
+use crate::error::{HttpError, Reason, Surface};
+use crate::http::reason_phrase;
+use crate::metrics::{Metrics, Refusal};
+
+pub const LISTENER: Token = Token(0);
+pub const WAKER: Token = Token(1);
+pub const SIGNALS: Token = Token(2);
+const FIRST_CONN: usize = 3;
+
+/// How often deadlines are checked.
+const TICK: Duration = Duration::from_millis(100);
+const READ_CHUNK: usize = 16 * 1024;
+
+/// What the gatekeeper needs from the rest of the process.
+pub struct Front {
+    pub poll: Poll,
+    pub listener: TcpListener,
+    pub tls: Option<Arc<ServerConfig>>,
+    pub limits: Limits,
+    pub jobs: SyncSender<Job>,
+    pub done: Receiver<Done>,
+    pub metrics: Arc<Metrics>,
+    pub signals: Signals,
+    pub inner_failed: Arc<AtomicBool>,
+}
+
+/// Signal flags set by handlers, plus the pipe that wakes the loop.
+pub struct Signals {
+    pub pipe: mio::net::UnixStream,
+    pub terminate: Arc<AtomicBool>,
+    pub reload: Arc<AtomicBool>,
+    /// Called on SIGHUP; returns the new TLS configuration, or `None` to keep the old one.
+    pub reload_tls: Box<dyn Fn() -> Option<Arc<ServerConfig>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrontError {
+    #[error("the listening socket failed: {0}")]
+    Listener(io::Error),
+    #[error("the event loop failed: {0}")]
+    Poll(io::Error),
+    #[error("the application server stopped responding")]
+    InnerFailed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// TLS handshake in progress.
+    Handshake,
+    /// Between requests, nothing received yet.
+    Idle,
+    /// Part of a request head received.
+    Head,
+    /// Head vetted, body arriving.
+    Body,
+    /// Waiting for a worker's answer.
+    Dispatched,
+    /// Writing the answer.
+    Writing,
+}
+
+struct Conn {
+    sock: TcpStream,
+    peer: IpAddr,
+    tls: Option<Box<ServerConnection>>,
+    phase: Phase,
+    deadline: Instant,
+    last_active: Instant,
+    bytes_in: u64,
+    /// Plaintext received and not yet consumed.
+    inbuf: Vec<u8>,
+    /// Plaintext (or ciphertext-free, plain mode) bytes waiting to be written, for plain mode.
+    outbuf: Vec<u8>,
+    out_pos: usize,
+    pending: Option<head::Head>,
+    keep_alive: bool,
+    close_after_write: bool,
+    /// Reading stopped because `inbuf` is full; resume when it drains.
+    read_paused: bool,
+    peer_closed: bool,
+    generation: u64,
+    interest: Interest,
+    /// Where the request being served is going (for error shapes and logs).
+    path: String,
+}
+
+enum After {
+    Keep,
+    Close,
+}
+
+pub fn run(mut front: Front) -> Result<(), FrontError> {
+    let mut gate = Gate::new(&front.limits);
+    let mut events = Events::with_capacity(1024);
+    let mut draining: Option<Instant> = None;
+    let mut accept_retry: Option<Instant> = None;
+    let mut next_sweep = Instant::now() + TICK;
+    let mut reserve_fd = open_reserve_fd();
+    loop {
+        if let Err(e) = front.poll.poll(&mut events, Some(TICK)) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(FrontError::Poll(e));
+        }
+        for event in events.iter() {
+            match event.token() {
+                LISTENER => {
+                    if draining.is_none() {
+                        accept_retry = gate.accept_all(&mut front, &mut reserve_fd)?;
+                    }
+                }
+                WAKER => {}
+                SIGNALS => drain_pipe(&mut front.signals.pipe),
+                Token(t) => gate.on_event(
+                    &front,
+                    t - FIRST_CONN,
+                    event.is_readable(),
+                    event.is_writable(),
+                ),
+            }
+        }
+        while let Ok(done) = front.done.try_recv() {
+            gate.on_done(&front, done);
+        }
+        let now = Instant::now();
+        if accept_retry.is_some_and(|at| now >= at) && draining.is_none() {
+            accept_retry = gate.accept_all(&mut front, &mut reserve_fd)?;
+        }
+        if now >= next_sweep {
+            gate.sweep(&front, now);
+            next_sweep = now + TICK;
+        }
+        if front.signals.reload.swap(false, Ordering::SeqCst) && front.tls.is_some() {
+            if let Some(config) = (front.signals.reload_tls)() {
+                front.tls = Some(config);
+                log::info!("reloaded the TLS certificate; new connections use it");
+            }
+        }
+        if front.inner_failed.load(Ordering::SeqCst) {
+            return Err(FrontError::InnerFailed);
+        }
+        if draining.is_none() && front.signals.terminate.load(Ordering::SeqCst) {
+            log::info!("shutting down: no new connections; finishing requests in flight");
+            let _ = front.poll.registry().deregister(&mut front.listener);
+            draining = Some(now + front.limits.shutdown_grace);
+        }
+        if let Some(until) = draining {
+            gate.close_idle(&front);
+            if gate.open == 0 {
+                return Ok(());
+            }
+            if now >= until {
+                log::warn!(
+                    "shutdown grace period over; closing {} connections",
+                    gate.open
+                );
+                return Ok(());
+            }
+        }
+    }
+}
+
+struct Gate {
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    open: usize,
+    per_client: HashMap<IpAddr, usize>,
+    max_inbuf: usize,
+    last_fd_warning: Option<Instant>,
+}
+
+impl Gate {
+    fn new(limits: &Limits) -> Gate {
+        let largest_body = [
+            limits.body_max_scim,
+            limits.body_max_saml,
+            limits.body_max_api,
+            limits.body_max_admin,
+            limits.body_max_other,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+        Gate {
+            conns: Vec::new(),
+            free: Vec::new(),
+            open: 0,
+            per_client: HashMap::new(),
+            max_inbuf: limits.max_header_bytes + largest_body + READ_CHUNK,
+            last_fd_warning: None,
+        }
+    }
+
+    /// Accepts until the backlog is empty. Returns when to try again if file descriptors
+    /// ran out; fails only when the listener itself is broken.
+    fn accept_all(
+        &mut self,
+        front: &mut Front,
+        reserve: &mut Option<std::fs::File>,
+    ) -> Result<Option<Instant>, FrontError> {
+        loop {
+            match front.listener.accept() {
+                Ok((sock, addr)) => self.admit(front, sock, addr),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) if is_resource_exhaustion(&e) => {
+                    front.metrics.refused(Refusal::NoFileDescriptors);
+                    let now = Instant::now();
+                    if self
+                        .last_fd_warning
+                        .is_none_or(|t| now.duration_since(t) > Duration::from_secs(10))
+                    {
+                        log::warn!(
+                            "out of file descriptors ({e}); refusing new connections until some close"
+                        );
+                        self.last_fd_warning = Some(now);
+                    }
+                    // Free the reserve descriptor to accept and immediately close the
+                    // waiting connection, so clients get a refusal instead of a hang.
+                    reserve.take();
+                    if let Ok((sock, _)) = front.listener.accept() {
+                        drop(sock);
+                    }
+                    *reserve = open_reserve_fd();
+                    self.close_idle_oldest(front, None);
+                    return Ok(Some(now + Duration::from_millis(50)));
+                }
+                Err(e) => return Err(FrontError::Listener(e)),
+            }
+        }
+    }
+
+    fn admit(&mut self, front: &Front, sock: TcpStream, addr: SocketAddr) {
+        let peer = canonical_ip(addr.ip());
+        let limits = &front.limits;
+        let from_peer = self.per_client.get(&peer).copied().unwrap_or(0);
+        if from_peer >= limits.max_connections_per_client
+            && !self.close_idle_oldest(front, Some(peer))
+        {
+            front.metrics.refused(Refusal::PerClientCap);
+            log::debug!("refusing a connection from {peer}: per-client cap reached");
+            return;
+        }
+        if self.open >= limits.max_connections && !self.close_idle_oldest(front, None) {
+            front.metrics.refused(Refusal::TotalCap);
+            log::debug!("refusing a connection from {peer}: connection cap reached");
+            return;
+        }
+        let _ = sock.set_nodelay(true);
+        let tls = match &front.tls {
+            Some(config) => match ServerConnection::new(Arc::clone(config)) {
+                Ok(mut c) => {
+                    c.set_buffer_limit(None);
+                    Some(Box::new(c))
+                }
+                Err(e) => {
+                    log::error!("cannot start a TLS session: {e}");
+                    return;
+                }
+            },
+            None => None,
+        };
+        let now = Instant::now();
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        });
+        let phase = if tls.is_some() {
+            Phase::Handshake
+        } else {
+            Phase::Idle
+        };
+        let deadline = now
+            + if tls.is_some() {
+                limits.handshake_timeout
+            } else {
+                limits.idle_timeout
+            };
+        let mut conn = Conn {
+            sock,
+            peer,
+            tls,
+            phase,
+            deadline,
+            last_active: now,
+            bytes_in: 0,
+            inbuf: Vec::new(),
+            outbuf: Vec::new(),
+            out_pos: 0,
+            pending: None,
+            keep_alive: true,
+            close_after_write: false,
+            read_paused: false,
+            peer_closed: false,
+            generation: 0,
+            interest: Interest::READABLE,
+            path: String::new(),
+        };
+        if let Err(e) = front.poll.registry().register(
+            &mut conn.sock,
+            Token(slot + FIRST_CONN),
+            Interest::READABLE,
+        ) {
+            log::warn!("cannot watch a new connection: {e}");
+            self.free.push(slot);
+            return;
+        }
+        self.conns[slot] = Some(conn);
+        self.open += 1;
+        *self.per_client.entry(peer).or_insert(0) += 1;
+        front.metrics.accepted();
+    }
+
+    /// Closes the least recently active idle connection (of `peer`, or of anyone).
+    fn close_idle_oldest(&mut self, front: &Front, peer: Option<IpAddr>) -> bool {
+        let victim = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().map(|c| (i, c)))
+            .filter(|(_, c)| peer.is_none_or(|p| c.peer == p) && is_idle(c))
+            .min_by_key(|(_, c)| c.last_active)
+            .map(|(i, _)| i);
+        match victim {
+            Some(slot) => {
+                front.metrics.evicted();
+                self.close(front, slot);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// During shutdown: close every connection that has no request in progress.
+    fn close_idle(&mut self, front: &Front) {
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                c.as_ref()
+                    .filter(|c| matches!(c.phase, Phase::Idle | Phase::Handshake))
+                    .map(|_| i)
+            })
+            .collect();
+        for slot in idle {
+            self.close(front, slot);
+        }
+    }
+
+    fn close(&mut self, front: &Front, slot: usize) {
+        if let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) {
+            let _ = front.poll.registry().deregister(&mut conn.sock);
+            self.open -= 1;
+            if let Some(n) = self.per_client.get_mut(&conn.peer) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_client.remove(&conn.peer);
+                }
+            }
+            self.free.push(slot);
+            front.metrics.closed();
+        }
+    }
+
+    fn on_event(&mut self, front: &Front, slot: usize, readable: bool, writable: bool) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let mut after = After::Keep;
+        if readable && !conn.read_paused {
+            after = read_in(conn, self.max_inbuf, front);
+        }
+        if matches!(after, After::Keep) {
+            after = advance(conn, slot, front);
+        }
+        if matches!(after, After::Keep) && (writable || wants_write(conn)) {
+            after = flush(conn, slot, front, self.max_inbuf);
+        }
+        self.settle(front, slot, after);
+    }
+
+    fn on_done(&mut self, front: &Front, done: Done) {
+        let Some(conn) = self.conns.get_mut(done.slot).and_then(Option::as_mut) else {
+            return;
+        };
+        if conn.generation != done.generation || conn.phase != Phase::Dispatched {
+            return;
+        }
+        let bytes = match done.response {
+            Ok(r) => serialize(&r, conn.keep_alive),
+            Err(e) => {
+                conn.keep_alive = false;
+                serialize_error(&e, &conn.path, false)
+            }
+        };
+        let after = start_write(conn, bytes, done.slot, front, self.max_inbuf);
+        self.settle(front, done.slot, after);
+    }
+
+    /// Applies the result of handling an event: close, or update what we wait for.
+    fn settle(&mut self, front: &Front, slot: usize, after: After) {
+        match after {
+            After::Close => self.close(front, slot),
+            After::Keep => {
+                let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+                    return;
+                };
+                let mut want = Interest::READABLE;
+                if wants_write(conn) {
+                    want |= Interest::WRITABLE;
+                }
+                if want != conn.interest {
+                    if front
+                        .poll
+                        .registry()
+                        .reregister(&mut conn.sock, Token(slot + FIRST_CONN), want)
+                        .is_err()
+                    {
+                        self.close(front, slot);
+                        return;
+                    }
+                    conn.interest = want;
+                }
+            }
+        }
+    }
+
+    /// Enforces deadlines.
+    fn sweep(&mut self, front: &Front, now: Instant) {
+        let expired: Vec<usize> = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                c.as_ref()
+                    .filter(|c| c.deadline <= now && c.phase != Phase::Dispatched)
+                    .map(|_| i)
+            })
+            .collect();
+        for slot in expired {
+            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+                continue;
+            };
+            front.metrics.timed_out(phase_name(conn.phase));
+            let after = match conn.phase {
+                Phase::Head | Phase::Body => {
+                    log::debug!(
+                        "request from {} timed out in phase {:?}",
+                        conn.peer,
+                        conn.phase
+                    );
+                    let e = HttpError::new(
+                        Reason::RequestTimeout,
+                        "The request did not arrive in time.",
+                    );
+                    let bytes = serialize_error(&e, &conn.path.clone(), false);
+                    conn.keep_alive = false;
+                    conn.phase = Phase::Dispatched;
+                    start_write(conn, bytes, slot, front, self.max_inbuf)
+                }
+                _ => After::Close,
+            };
+            // A timed-out connection gets one short write attempt, then goes.
+            let after = match after {
+                After::Keep if conn.phase == Phase::Writing => {
+                    conn.deadline = now + Duration::from_secs(1);
+                    After::Keep
+                }
+                other => other,
+            };
+            self.settle(front, slot, after);
+        }
+    }
+}
+
+fn is_idle(c: &Conn) -> bool {
+    match c.phase {
+        Phase::Idle => c.inbuf.is_empty(),
+        Phase::Handshake => c.bytes_in == 0,
+        _ => false,
+    }
+}
+
+fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Handshake => "handshake",
+        Phase::Idle => "idle",
+        Phase::Head => "head",
+        Phase::Body => "body",
+        Phase::Dispatched => "app",
+        Phase::Writing => "write",
+    }
+}
+
+/// Reads what the socket has, decrypting with TLS when on.
+fn read_in(conn: &mut Conn, max_inbuf: usize, front: &Front) -> After {
+    let mut chunk = [0u8; READ_CHUNK];
+    loop {
+        if conn.inbuf.len() >= max_inbuf {
+            conn.read_paused = true;
+            return After::Keep;
+        }
+        match &mut conn.tls {
+            Some(tls) => {
+                match tls.read_tls(&mut conn.sock) {
+                    Ok(0) => {
+                        conn.peer_closed = true;
+                    }
+                    Ok(n) => conn.bytes_in += n as u64,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return After::Keep,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => return After::Close,
+                }
+                if let Err(e) = tls.process_new_packets() {
+                    log::debug!("TLS error from {}: {e}", conn.peer);
+                    front.metrics.tls_failed();
+                    // Tell the peer why (the alert is queued by rustls), then close.
+                    let _ = tls.write_tls(&mut conn.sock);
+                    return After::Close;
+                }
+                loop {
+                    match tls.reader().read(&mut chunk) {
+                        Ok(0) => {
+                            conn.peer_closed = true;
+                            break;
+                        }
+                        Ok(n) => conn.inbuf.extend_from_slice(&chunk[..n]),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(_) => {
+                            conn.peer_closed = true;
+                            break;
+                        }
+                    }
+                }
+                if conn.peer_closed {
+                    return close_unless_answering(conn);
+                }
+            }
+            None => match conn.sock.read(&mut chunk) {
+                Ok(0) => {
+                    conn.peer_closed = true;
+                    return close_unless_answering(conn);
+                }
+                Ok(n) => {
+                    conn.bytes_in += n as u64;
+                    conn.inbuf.extend_from_slice(&chunk[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return After::Keep,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return After::Close,
+            },
+        }
+    }
+}
+
+/// A peer that closed its side while its request is complete may still read the answer
+/// (half-close); anything else is finished.
+fn close_unless_answering(conn: &mut Conn) -> After {
+    conn.keep_alive = false;
+    match conn.phase {
+        Phase::Dispatched | Phase::Writing => After::Keep,
+        Phase::Head | Phase::Body | Phase::Idle | Phase::Handshake => After::Close,
+    }
+}
+
+/// Moves the connection's state machine forward over the bytes received.
+fn advance(conn: &mut Conn, slot: usize, front: &Front) -> After {
+    let limits = &front.limits;
+    loop {
+        match conn.phase {
+            Phase::Handshake => {
+                let Some(tls) = &conn.tls else {
+                    conn.phase = Phase::Idle;
+                    continue;
+                };
+                if tls.is_handshaking() {
+                    return After::Keep;
+                }
+                conn.phase = Phase::Idle;
+                conn.deadline = Instant::now() + limits.idle_timeout;
+            }
+            Phase::Idle => {
+                if conn.inbuf.is_empty() {
+                    return After::Keep;
+                }
+                let now = Instant::now();
+                conn.phase = Phase::Head;
+                conn.last_active = now;
+                // The whole head must arrive by this deadline, however slowly it trickles.
+                conn.deadline = now + limits.header_timeout;
+            }
+            Phase::Head => match head::parse(&conn.inbuf, limits, conn.peer) {
+                Parsed::Partial => return After::Keep,
+                Parsed::Reject { error, path } => {
+                    front.metrics.gate_rejected(error.status);
+                    log::info!(
+                        "refused a request from {}: {} ({})",
+                        conn.peer,
+                        error.reason.code(),
+                        error.status
+                    );
+                    conn.keep_alive = false;
+                    let bytes = serialize_error(&error, &path, false);
+                    conn.phase = Phase::Dispatched;
+                    conn.inbuf.clear();
+                    return queue_write(conn, bytes);
+                }
+                Parsed::Complete(h) => {
+                    conn.path = h.path.clone();
+                    conn.keep_alive = h.keep_alive;
+                    if h.expects_continue
+                        && h.body_len > 0
+                        && conn.inbuf.len() < h.head_len + h.body_len
+                    {
+                        let r#continue = b"HTTP/1.1 100 Continue\r\n\r\n".to_vec();
+                        if let After::Close = queue_raw(conn, r#continue) {
+                            return After::Close;
+                        }
+                    }
+                    conn.pending = Some(h);
+                    conn.phase = Phase::Body;
+                    conn.deadline = Instant::now() + limits.body_timeout;
+                }
+            },
+            Phase::Body => {
+                let Some(h) = &conn.pending else {
+                    return After::Close;
+                };
+                let total = h.head_len + h.body_len;
+                if conn.inbuf.len() < total {
+                    return After::Keep;
+                }
+                let Some(h) = conn.pending.take() else {
+                    return After::Close;
+                };
+                let mut request = h.forward;
+                request.extend_from_slice(&conn.inbuf[h.head_len..total]);
+                conn.inbuf.drain(..total);
+                conn.generation += 1;
+                conn.phase = Phase::Dispatched;
+                let method = request.split(|b| *b == b' ').next().unwrap_or(b"");
+                let idempotent =
+                    matches!(method, b"GET" | b"HEAD" | b"PUT" | b"DELETE" | b"OPTIONS");
+                let job = Job {
+                    slot,
+                    generation: conn.generation,
+                    request,
+                    head_only: h.method_is_head,
+                    idempotent,
+                };
+                return match front.jobs.try_send(job) {
+                    Ok(()) => After::Keep,
+                    Err(TrySendError::Full(_)) => {
+                        front.metrics.gate_rejected(503);
+                        let e = HttpError::new(
+                            Reason::Overloaded,
+                            "The gateway is busy; try again in a moment.",
+                        )
+                        .with_retry_after(1);
+                        let bytes = serialize_error(&e, &conn.path, conn.keep_alive);
+                        queue_write(conn, bytes)
+                    }
+                    Err(TrySendError::Disconnected(_)) => After::Close,
+                };
+            }
+            Phase::Dispatched | Phase::Writing => return After::Keep,
+        }
+    }
+}
+
+/// Queues an answer for a request that will not reach a worker.
+fn queue_write(conn: &mut Conn, bytes: Vec<u8>) -> After {
+    conn.phase = Phase::Writing;
+    conn.close_after_write = !conn.keep_alive;
+    conn.deadline = Instant::now() + Duration::from_secs(5);
+    queue_raw(conn, bytes)
+}
+
+fn start_write(
+    conn: &mut Conn,
+    bytes: Vec<u8>,
+    slot: usize,
+    front: &Front,
+    max_inbuf: usize,
+) -> After {
+    conn.phase = Phase::Writing;
+    conn.close_after_write = !conn.keep_alive;
+    conn.deadline = Instant::now() + front.limits.write_timeout;
+    if let After::Close = queue_raw(conn, bytes) {
+        return After::Close;
+    }
+    flush(conn, slot, front, max_inbuf)
+}
+
+fn queue_raw(conn: &mut Conn, bytes: Vec<u8>) -> After {
+    match &mut conn.tls {
+        Some(tls) => {
+            if tls.writer().write_all(&bytes).is_err() {
+                return After::Close;
+            }
+        }
+        None => conn.outbuf.extend_from_slice(&bytes),
+    }
+    After::Keep
+}
+
+fn wants_write(conn: &Conn) -> bool {
+    match &conn.tls {
+        Some(tls) => tls.wants_write(),
+        None => conn.out_pos < conn.outbuf.len(),
+    }
+}
+
+/// Writes what is pending; when a response is fully written, closes or goes back to
+/// reading the next request.
+fn flush(conn: &mut Conn, slot: usize, front: &Front, max_inbuf: usize) -> After {
+    loop {
+        let result = match &mut conn.tls {
+            Some(tls) => {
+                if !tls.wants_write() {
+                    break;
+                }
+                tls.write_tls(&mut conn.sock)
+            }
+            None => {
+                if conn.out_pos >= conn.outbuf.len() {
+                    conn.outbuf.clear();
+                    conn.out_pos = 0;
+                    break;
+                }
+                conn.sock
+                    .write(&conn.outbuf[conn.out_pos..])
+                    .inspect(|n| conn.out_pos += n)
+            }
+        };
+        match result {
+            Ok(0) => return After::Close,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return After::Keep,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return After::Close,
+        }
+    }
+    if conn.phase != Phase::Writing {
+        return After::Keep;
+    }
+    // The response is out.
+    if conn.close_after_write || conn.peer_closed {
+        if let Some(tls) = &mut conn.tls {
+            tls.send_close_notify();
+            let _ = tls.write_tls(&mut conn.sock);
+        }
+        let _ = conn.sock.shutdown(std::net::Shutdown::Write);
+        return After::Close;
+    }
+    let now = Instant::now();
+    conn.phase = Phase::Idle;
+    conn.last_active = now;
+    conn.deadline = now + front.limits.idle_timeout;
+    if conn.read_paused {
+        conn.read_paused = false;
+        if let After::Close = read_in(conn, max_inbuf, front) {
+            return After::Close;
+        }
+    }
+    // Pipelined requests already buffered are served next.
+    advance(conn, slot, front)
+}
+
+fn serialize(r: &InnerResponse, keep_alive: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + r.body.len());
+    out.extend_from_slice(
+        format!("HTTP/1.1 {} {}\r\n", r.status, reason_phrase(r.status)).as_bytes(),
+    );
+    for (k, v) in &r.headers {
+        if !k.eq_ignore_ascii_case("content-length") {
+            out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+        }
+    }
+    let no_body = r.status < 200 || r.status == 204 || r.status == 304;
+    if !no_body {
+        out.extend_from_slice(format!("Content-Length: {}\r\n", r.body.len()).as_bytes());
+    }
+    out.extend_from_slice(if keep_alive {
+        b"Connection: keep-alive\r\n\r\n"
+    } else {
+        b"Connection: close\r\n\r\n"
+    });
+    out.extend_from_slice(&r.body);
+    out
+}
+
+/// An error answer made at the gatekeeper, shaped for the path's surface.
+fn serialize_error(e: &HttpError, path: &str, keep_alive: bool) -> Vec<u8> {
+    let response = e.render(Surface::for_path(path));
+    let inner = InnerResponse {
+        status: response.status,
+        headers: response.headers,
+        body: response.body,
+    };
+    serialize(&inner, keep_alive)
+}
+
+fn drain_pipe(pipe: &mut mio::net::UnixStream) {
+    let mut buf = [0u8; 64];
+    while matches!(pipe.read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// IPv4-mapped IPv6 addresses count as the IPv4 client they are.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// One descriptor held back so that, when the process runs out, it can still accept and
+/// close a connection instead of leaving it hanging in the backlog.
+fn open_reserve_fd() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
+}

@@ -1,0 +1,430 @@
+//! Parsing and vetting one request head at the gatekeeper. Pure: bytes in, a decision out.
+//!
+//! Only requests that pass are forwarded, rewritten into a canonical HTTP/1.1 head with a
+//! known `Content-Length`, no hop-by-hop headers, and our client-address header.
+
+use std::net::IpAddr;
+
+use crate::config::Limits;
+use crate::error::{HttpError, Reason};
+use crate::http::CLIENT_ADDR_HEADER;
+
+/// Headers that describe one hop; never forwarded.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "expect",
+    "http2-settings",
+    CLIENT_ADDR_HEADER,
+];
+
+/// Route classes, each with its own body cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteClass {
+    Scim,
+    Saml,
+    Api,
+    Admin,
+    Other,
+}
+
+impl RouteClass {
+    pub fn of(path: &str) -> RouteClass {
+        if path.starts_with("/scim/") {
+            RouteClass::Scim
+        } else if path.starts_with("/saml/") {
+            RouteClass::Saml
+        } else if path.starts_with("/api/") {
+            RouteClass::Api
+        } else if path.starts_with("/admin") || path.starts_with("/setup") {
+            RouteClass::Admin
+        } else {
+            RouteClass::Other
+        }
+    }
+
+    pub fn body_cap(self, limits: &Limits) -> usize {
+        match self {
+            RouteClass::Scim => limits.body_max_scim,
+            RouteClass::Saml => limits.body_max_saml,
+            RouteClass::Api => limits.body_max_api,
+            RouteClass::Admin => limits.body_max_admin,
+            RouteClass::Other => limits.body_max_other,
+        }
+    }
+}
+
+/// A vetted request head, ready to forward.
+#[derive(Debug)]
+pub struct Head {
+    /// Bytes of the head in the client's stream (the body starts here).
+    pub head_len: usize,
+    pub body_len: usize,
+    /// The rewritten head to send to the application.
+    pub forward: Vec<u8>,
+    pub method_is_head: bool,
+    /// Whether the client wants the connection kept open after the response.
+    pub keep_alive: bool,
+    /// The client asked for `100 Continue` before sending its body.
+    pub expects_continue: bool,
+    pub path: String,
+}
+
+/// The outcome of looking at the bytes received so far.
+#[derive(Debug)]
+pub enum Parsed {
+    /// More bytes are needed (and the head is still within its size cap).
+    Partial,
+    Complete(Head),
+    /// Refuse the request; the connection is closed after the answer.
+    Reject {
+        error: HttpError,
+        path: String,
+    },
+}
+
+/// Parses and vets the head at the start of `buf`.
+pub fn parse(buf: &[u8], limits: &Limits, client: IpAddr) -> Parsed {
+    let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut req = httparse::Request::new(&mut slots);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() > limits.max_header_bytes {
+                return reject(
+                    Reason::HeadersTooLarge,
+                    "The request head is larger than this gateway accepts.",
+                    "",
+                );
+            }
+            return Parsed::Partial;
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return reject(
+                Reason::HeadersTooLarge,
+                "The request has more header fields than this gateway accepts.",
+                "",
+            );
+        }
+        Err(_) => return reject(Reason::BadRequest, "The request is not valid HTTP/1.1.", ""),
+    };
+    if head_len > limits.max_header_bytes {
+        return reject(
+            Reason::HeadersTooLarge,
+            "The request head is larger than this gateway accepts.",
+            "",
+        );
+    }
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return reject(Reason::BadRequest, "The request line is incomplete.", "");
+    };
+    let path = target.split('?').next().unwrap_or("").to_string();
+    if !target.starts_with('/') {
+        return reject(
+            Reason::BadRequest,
+            "The request target must be a path starting with '/'.",
+            &path,
+        );
+    }
+    if method == "CONNECT" {
+        let error = HttpError::new(Reason::MethodNotAllowed, "CONNECT is not supported.");
+        return Parsed::Reject { error, path };
+    }
+
+    let mut content_length: Option<u64> = None;
+    let mut connection_close = minor == 0;
+    let mut expects_continue = false;
+    for h in req.headers.iter() {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            // Both framings at once is the classic smuggling shape; chunked alone is not
+            // supported (a body must announce its length so its cap can be checked).
+            return if content_length.is_some()
+                || req
+                    .headers
+                    .iter()
+                    .any(|x| x.name.eq_ignore_ascii_case("content-length"))
+            {
+                reject(
+                    Reason::BadRequest,
+                    "A request must not carry both Content-Length and Transfer-Encoding.",
+                    &path,
+                )
+            } else {
+                reject(
+                    Reason::LengthRequired,
+                    "Request bodies must be sent with a Content-Length.",
+                    &path,
+                )
+            };
+        }
+        if name.eq_ignore_ascii_case("upgrade") {
+            return reject(
+                Reason::UnsupportedFeature,
+                "Protocol upgrades are not supported.",
+                &path,
+            );
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            let Some(n) = parse_length(h.value) else {
+                return reject(
+                    Reason::BadRequest,
+                    "The Content-Length header is not a valid number.",
+                    &path,
+                );
+            };
+            if content_length.is_some_and(|seen| seen != n) {
+                return reject(
+                    Reason::BadRequest,
+                    "The request has conflicting Content-Length headers.",
+                    &path,
+                );
+            }
+            content_length = Some(n);
+        } else if name.eq_ignore_ascii_case("connection") {
+            let value = String::from_utf8_lossy(h.value).to_ascii_lowercase();
+            if value.split(',').any(|t| t.trim() == "close") {
+                connection_close = true;
+            } else if value.split(',').any(|t| t.trim() == "keep-alive") {
+                connection_close = false;
+            }
+        } else if name.eq_ignore_ascii_case("expect") {
+            if !h.value.eq_ignore_ascii_case(b"100-continue") {
+                let error = HttpError {
+                    status: 417,
+                    ..HttpError::new(
+                        Reason::UnsupportedFeature,
+                        "Only 'Expect: 100-continue' is supported.",
+                    )
+                };
+                return Parsed::Reject { error, path };
+            }
+            expects_continue = true;
+        }
+    }
+    let body_len = content_length.unwrap_or(0);
+    let cap = RouteClass::of(&path).body_cap(limits) as u64;
+    if body_len > cap {
+        return reject(
+            Reason::PayloadTooLarge,
+            &format!("The request body is larger than the {cap} bytes this address accepts."),
+            &path,
+        );
+    }
+
+    let mut forward = Vec::with_capacity(head_len + 64);
+    forward.extend_from_slice(method.as_bytes());
+    forward.push(b' ');
+    forward.extend_from_slice(target.as_bytes());
+    forward.extend_from_slice(b" HTTP/1.1\r\n");
+    for h in req.headers.iter() {
+        if HOP_BY_HOP
+            .iter()
+            .any(|skip| h.name.eq_ignore_ascii_case(skip))
+            || h.name.eq_ignore_ascii_case("content-length")
+        {
+            continue;
+        }
+        forward.extend_from_slice(h.name.as_bytes());
+        forward.extend_from_slice(b": ");
+        forward.extend_from_slice(h.value);
+        forward.extend_from_slice(b"\r\n");
+    }
+    if body_len > 0 || matches!(method, "POST" | "PUT" | "PATCH") {
+        forward.extend_from_slice(format!("Content-Length: {body_len}\r\n").as_bytes());
+    }
+    forward.extend_from_slice(
+        format!("{CLIENT_ADDR_HEADER}: {client}\r\nConnection: keep-alive\r\n\r\n").as_bytes(),
+    );
+
+    Parsed::Complete(Head {
+        head_len,
+        body_len: body_len as usize,
+        forward,
+        method_is_head: method == "HEAD",
+        keep_alive: !connection_close,
+        expects_continue,
+        path,
+    })
+}
+
+fn reject(reason: Reason, message: &str, path: &str) -> Parsed {
+    Parsed::Reject {
+        error: HttpError::new(reason, message),
+        path: path.to_string(),
+    }
+}
+
+/// Strict Content-Length: ASCII digits only, at most 18 of them (no overflow possible).
+fn parse_length(value: &[u8]) -> Option<u64> {
+    let v = value.trim_ascii();
+    if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7));
+
+    fn run(raw: &str) -> Parsed {
+        parse(raw.as_bytes(), &Limits::default(), CLIENT)
+    }
+
+    fn rejected(raw: &str) -> (u16, &'static str) {
+        match run(raw) {
+            Parsed::Reject { error, .. } => (error.status, error.reason.code()),
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    fn complete(raw: &str) -> Head {
+        match run(raw) {
+            Parsed::Complete(h) => h,
+            other => panic!("expected a complete head, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rewrites_a_simple_request_with_the_client_address() {
+        let h = complete(
+            "GET /healthz?x=1 HTTP/1.1\r\nHost: a\r\nX-Seatgate-Client: 6.6.6.6\r\nConnection: keep-alive\r\n\r\n",
+        );
+        let fwd = String::from_utf8(h.forward).expect("utf8");
+        assert_eq!(
+            fwd,
+            "GET /healthz?x=1 HTTP/1.1\r\nHost: a\r\nx-seatgate-client: 192.0.2.7\r\nConnection: keep-alive\r\n\r\n"
+        );
+        assert!(h.keep_alive);
+        assert_eq!(h.path, "/healthz");
+        assert_eq!(h.body_len, 0);
+    }
+
+    #[test]
+    fn huge_content_length_is_413_without_allocating() {
+        assert_eq!(
+            rejected(
+                "POST /scim/v2/Users HTTP/1.1\r\nContent-Length: 4611686018427387904\r\n\r\nabc"
+            ),
+            (413, "PAYLOAD_TOO_LARGE")
+        );
+        assert_eq!(
+            rejected("POST /x HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n"),
+            (400, "BAD_REQUEST")
+        );
+    }
+
+    #[test]
+    fn body_caps_follow_the_route_class() {
+        let limits = Limits::default();
+        let ok = format!(
+            "POST /scim/v2/Users HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            limits.body_max_scim
+        );
+        assert!(matches!(run(&ok), Parsed::Complete(_)));
+        let too_big_for_api = format!(
+            "POST /api/v1/activations HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            limits.body_max_api + 1
+        );
+        assert_eq!(rejected(&too_big_for_api), (413, "PAYLOAD_TOO_LARGE"));
+    }
+
+    #[test]
+    fn smuggling_shapes_are_refused() {
+        assert_eq!(
+            rejected(
+                "POST /api/x HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+            ),
+            (400, "BAD_REQUEST")
+        );
+        assert_eq!(
+            rejected(
+                "POST /api/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
+            ),
+            (400, "BAD_REQUEST")
+        );
+        assert_eq!(
+            rejected("POST /api/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            (411, "LENGTH_REQUIRED")
+        );
+        assert_eq!(
+            rejected("POST /api/x HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
+            (400, "BAD_REQUEST")
+        );
+        assert_eq!(
+            rejected("POST /api/x HTTP/1.1\r\nContent-Length: +5\r\n\r\n"),
+            (400, "BAD_REQUEST")
+        );
+        assert_eq!(
+            rejected("GET /api/x HTTP/1.1\r\nContent-Length : 5\r\n\r\n"),
+            (400, "BAD_REQUEST")
+        );
+    }
+
+    #[test]
+    fn header_floods_and_oversized_heads_are_431() {
+        let mut many = String::from("GET / HTTP/1.1\r\n");
+        for i in 0..100 {
+            many.push_str(&format!("X-{i}: y\r\n"));
+        }
+        many.push_str("\r\n");
+        assert_eq!(rejected(&many), (431, "HEADERS_TOO_LARGE"));
+        let long = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n", "a".repeat(20_000));
+        assert_eq!(rejected(&long), (431, "HEADERS_TOO_LARGE"));
+    }
+
+    #[test]
+    fn upgrades_connect_and_garbage_are_refused() {
+        assert_eq!(
+            rejected("GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"),
+            (501, "UNSUPPORTED_FEATURE")
+        );
+        assert_eq!(
+            rejected("CONNECT a:443 HTTP/1.1\r\n\r\n"),
+            (405, "METHOD_NOT_ALLOWED")
+        );
+        assert_eq!(
+            rejected("\x16\x03\x01\x02\x00\x01\x00\x01\x7c\x03\x03\r\n\r\n"),
+            (400, "BAD_REQUEST")
+        );
+        assert_eq!(
+            rejected("GET http://evil/ HTTP/1.1\r\n\r\n"),
+            (400, "BAD_REQUEST")
+        );
+    }
+
+    #[test]
+    fn partial_heads_wait_and_http10_closes() {
+        assert!(matches!(
+            run("GET /healthz HTTP/1.1\r\nHost:"),
+            Parsed::Partial
+        ));
+        assert!(!complete("GET / HTTP/1.0\r\n\r\n").keep_alive);
+        assert!(complete("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").keep_alive);
+        assert!(!complete("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive);
+    }
+
+    #[test]
+    fn expect_continue_is_handled_here_not_forwarded() {
+        let h =
+            complete("POST /api/x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
+        assert!(h.expects_continue);
+        assert!(
+            !String::from_utf8_lossy(&h.forward)
+                .to_ascii_lowercase()
+                .contains("expect")
+        );
+        assert_eq!(
+            rejected("POST /api/x HTTP/1.1\r\nExpect: magic\r\nContent-Length: 3\r\n\r\n").0,
+            417
+        );
+    }
+}

@@ -1,0 +1,475 @@
+//! `seatgate serve`: first-run initialization, wiring of the gatekeeper, workers, inner
+//! server and background jobs, and orderly shutdown.
+//!
+//! Exit contract: returns `Ok` after a graceful shutdown (SIGTERM/SIGINT), `Err` when the
+//! listener or the inner server fails, so launchd/systemd restart the process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::app::App;
+use crate::config::{Config, TlsMode};
+use crate::datadir::{DataDir, LockError, ensure_private_dir};
+use crate::db::{Db, DbError, backup};
+use crate::metrics::Metrics;
+use crate::net::forward;
+use crate::net::front::{self, Front, FrontError, Signals};
+use crate::net::inner::InnerServer;
+use crate::net::tls::{self, TlsError, TlsFiles};
+use crate::{clock, setup};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Front(#[from] FrontError),
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
+    let context = context.into();
+    move |source| ServeError::Io { context, source }
+}
+
+pub fn serve(config: Config) -> Result<(), ServeError> {
+    let started = Instant::now();
+    let config = Arc::new(config);
+    let data = DataDir::create(&config.data_dir).map_err(io_err(format!(
+        "cannot create the data directory {}",
+        config.data_dir.display()
+    )))?;
+    let _lock = data.lock()?;
+    let db = Arc::new(Db::open(
+        &data.db_path(),
+        &config.backup_dir(),
+        config.database.synchronous,
+    )?);
+
+    let std_listener =
+        std::net::TcpListener::bind(config.listen).map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(io_err("cannot configure the listener"))?;
+    let bound = std_listener
+        .local_addr()
+        .map_err(io_err("cannot read the listening address"))?;
+    let public_url = resolve_public_url(&config, bound);
+
+    let metrics = Arc::new(Metrics::default());
+    metrics
+        .started_unix
+        .store(clock::now_unix(), Ordering::Relaxed);
+    let tls_files = prepare_tls(&config, &data, &public_url)?;
+    let tls_config = match &tls_files {
+        Some(files) => {
+            let info = tls::describe(&files.cert)?;
+            metrics
+                .tls_not_after_unix
+                .store(info.not_after, Ordering::Relaxed);
+            Some(tls::server_config(files)?)
+        }
+        None => None,
+    };
+
+    let (socket_path, socket_dir_is_temp) = inner_socket_path(&data)?;
+    let inner_failed = Arc::new(AtomicBool::new(false));
+    let app = Arc::new(App {
+        db: Arc::clone(&db),
+        config: Arc::clone(&config),
+        metrics: Arc::clone(&metrics),
+    });
+    let workers = config.worker_count();
+    let inner = InnerServer::start(&socket_path, app, workers, Arc::clone(&inner_failed)).map_err(
+        io_err(format!(
+            "cannot start the inner server on {}",
+            socket_path.display()
+        )),
+    )?;
+
+    let poll = mio::Poll::new().map_err(io_err("cannot create the event loop"))?;
+    let waker = Arc::new(
+        mio::Waker::new(poll.registry(), front::WAKER)
+            .map_err(io_err("cannot create the waker"))?,
+    );
+    let (job_tx, job_rx) = mpsc::sync_channel(config.limits.queue);
+    let (done_tx, done_rx) = mpsc::channel();
+    let worker_ctx = forward::WorkerContext {
+        jobs: Arc::new(Mutex::new(job_rx)),
+        done: done_tx,
+        waker,
+        socket: socket_path.clone(),
+        app_timeout: config.limits.app_timeout,
+        inner_failed: Arc::clone(&inner_failed),
+    };
+    let worker_threads = (0..workers)
+        .map(|i| {
+            let ctx = worker_ctx.clone();
+            std::thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .spawn(move || forward::run_worker(ctx))
+        })
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(io_err("cannot start the worker threads"))?;
+    drop(worker_ctx);
+
+    let signals = install_signals(&poll, tls_files.clone(), Arc::clone(&metrics))?;
+    let mut listener = mio::net::TcpListener::from_std(std_listener);
+    poll.registry()
+        .register(&mut listener, front::LISTENER, mio::Interest::READABLE)
+        .map_err(io_err("cannot watch the listener"))?;
+
+    let (stop_backups, backup_thread) = start_backup_schedule(&config, &db, &metrics)?;
+    remember_public_url(&db, &public_url)?;
+
+    let scheme = if tls_config.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    log::info!("listening on {scheme}://{bound}");
+    announce(
+        &config,
+        &data,
+        &db,
+        &public_url,
+        tls_files.as_ref(),
+        started,
+    )?;
+
+    let result = front::run(Front {
+        poll,
+        listener,
+        tls: tls_config,
+        limits: config.limits.clone(),
+        jobs: job_tx,
+        done: done_rx,
+        metrics,
+        signals,
+        inner_failed: Arc::clone(&inner_failed),
+    });
+
+    drop(stop_backups);
+    if let Err(e) = &result {
+        // Something is broken; do the minimum that keeps data safe and let the supervisor
+        // restart us.
+        log::error!("{e}; exiting so the service manager restarts seatgate");
+        if let Err(e) = db.checkpoint() {
+            log::warn!("WAL checkpoint at exit failed: {e}");
+        }
+        return result.map_err(ServeError::from);
+    }
+    for t in worker_threads {
+        let _ = t.join();
+    }
+    inner.stop();
+    if let Some(t) = backup_thread {
+        let _ = t.join();
+    }
+    if socket_dir_is_temp {
+        if let Some(dir) = socket_path.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    match db.checkpoint() {
+        Ok(()) => log::info!("database checkpointed; stopped"),
+        Err(e) => log::warn!("WAL checkpoint at shutdown failed: {e}"),
+    }
+    Ok(())
+}
+
+/// The public URL: configured, or derived from the bound address.
+pub fn resolve_public_url(config: &Config, bound: SocketAddr) -> String {
+    if !config.public_url.is_empty() {
+        return config.public_url.clone();
+    }
+    let scheme = if config.tls.mode == TlsMode::Off {
+        "http"
+    } else {
+        "https"
+    };
+    let host = if bound.ip().is_unspecified() {
+        host_name().unwrap_or_else(|| "localhost".into())
+    } else {
+        match bound.ip() {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        }
+    };
+    format!("{scheme}://{host}:{}", bound.port())
+}
+
+/// The host part of a URL (no scheme, port, brackets or path).
+pub fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or(v6);
+    }
+    authority.split(':').next().unwrap_or(authority)
+}
+
+/// The machine's host name, if it has a usable one.
+pub fn host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its full length; gethostname NUL-terminates within it
+    // on success (we also stop at the buffer's end).
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).trim().to_string();
+    (!name.is_empty()).then_some(name)
+}
+
+fn prepare_tls(
+    config: &Config,
+    data: &DataDir,
+    public_url: &str,
+) -> Result<Option<TlsFiles>, ServeError> {
+    Ok(match config.tls.mode {
+        TlsMode::Off => None,
+        TlsMode::Files => Some(TlsFiles {
+            cert: PathBuf::from(&config.tls.cert),
+            key: PathBuf::from(&config.tls.key),
+            ca: None,
+        }),
+        TlsMode::SelfSigned => {
+            let names = tls::certificate_names(url_host(public_url), &config.tls.hostnames);
+            Some(tls::prepare_self_signed(&data.tls_dir(), &names)?)
+        }
+    })
+}
+
+/// The private socket lives in `<data_dir>/run` (0700). Unix socket paths are limited to
+/// ~104 bytes, so a deep data dir falls back to a fresh 0700 directory under the temp dir.
+fn inner_socket_path(data: &DataDir) -> Result<(PathBuf, bool), ServeError> {
+    let preferred = data.run_dir().join("inner.sock");
+    if preferred.as_os_str().len() <= 100 {
+        ensure_private_dir(&data.run_dir())
+            .map_err(io_err("cannot create the socket directory"))?;
+        return Ok((preferred, false));
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "seatgate-{}-{}",
+        std::process::id(),
+        crate::crypto::random_hex(6)
+    ));
+    std::fs::create_dir(&dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
+    ensure_private_dir(&dir).map_err(io_err("cannot secure the socket directory"))?;
+    Ok((dir.join("inner.sock"), true))
+}
+
+fn install_signals(
+    poll: &mio::Poll,
+    tls_files: Option<TlsFiles>,
+    metrics: Arc<Metrics>,
+) -> Result<Signals, ServeError> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let (read, write) =
+        std::os::unix::net::UnixStream::pair().map_err(io_err("cannot create the signal pipe"))?;
+    read.set_nonblocking(true)
+        .map_err(io_err("cannot configure the signal pipe"))?;
+    write
+        .set_nonblocking(true)
+        .map_err(io_err("cannot configure the signal pipe"))?;
+    let terminate = Arc::new(AtomicBool::new(false));
+    let reload = Arc::new(AtomicBool::new(false));
+    let sig = |e: std::io::Error| ServeError::Io {
+        context: "cannot install signal handlers".into(),
+        source: e,
+    };
+    for s in [SIGTERM, SIGINT] {
+        // A second signal while already shutting down exits at once.
+        signal_hook::flag::register_conditional_shutdown(s, 1, Arc::clone(&terminate))
+            .map_err(sig)?;
+        signal_hook::flag::register(s, Arc::clone(&terminate)).map_err(sig)?;
+    }
+    signal_hook::flag::register(SIGHUP, Arc::clone(&reload)).map_err(sig)?;
+    for s in [SIGTERM, SIGINT, SIGHUP] {
+        let w = write
+            .try_clone()
+            .map_err(io_err("cannot clone the signal pipe"))?;
+        signal_hook::low_level::pipe::register(s, w).map_err(sig)?;
+    }
+    let mut pipe = mio::net::UnixStream::from_std(read);
+    poll.registry()
+        .register(&mut pipe, front::SIGNALS, mio::Interest::READABLE)
+        .map_err(io_err("cannot watch the signal pipe"))?;
+    let reload_tls = Box::new(move || {
+        let files = tls_files.as_ref()?;
+        match tls::server_config(files).and_then(|c| tls::describe(&files.cert).map(|i| (c, i))) {
+            Ok((config, info)) => {
+                metrics
+                    .tls_not_after_unix
+                    .store(info.not_after, Ordering::Relaxed);
+                log::info!(
+                    "TLS certificate {} (SHA-256 {}) valid until {}",
+                    files.cert.display(),
+                    info.sha256,
+                    clock::rfc3339(info.not_after)
+                );
+                Some(config)
+            }
+            Err(e) => {
+                log::error!(
+                    "SIGHUP: keeping the current certificate, the new one is not usable: {e}"
+                );
+                None
+            }
+        }
+    });
+    Ok(Signals {
+        pipe,
+        terminate,
+        reload,
+        reload_tls,
+    })
+}
+
+type BackupSchedule = (Option<mpsc::Sender<()>>, Option<JoinHandle<()>>);
+
+fn start_backup_schedule(
+    config: &Config,
+    db: &Arc<Db>,
+    metrics: &Arc<Metrics>,
+) -> Result<BackupSchedule, ServeError> {
+    if !config.backup.enabled {
+        return Ok((None, None));
+    }
+    let dir = config.backup_dir();
+    ensure_private_dir(&dir).map_err(io_err(format!(
+        "cannot create the backup directory {}",
+        dir.display()
+    )))?;
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let db = Arc::clone(db);
+    let metrics = Arc::clone(metrics);
+    let interval = config.backup.interval;
+    let retain = config.backup.retain;
+    // First backup: one interval after the newest one, or soon after a first start.
+    let mut due = backup::newest_scheduled(&dir)
+        .map(|t| t + interval)
+        .unwrap_or_else(|| SystemTime::now() + interval.min(Duration::from_secs(300)));
+    let handle = std::thread::Builder::new()
+        .name("backups".into())
+        .spawn(move || {
+            loop {
+                let wait = due
+                    .duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO);
+                match stop_rx.recv_timeout(wait) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+                let out = backup::scheduled_path(&dir);
+                match db.backup_to(&out) {
+                    Ok(()) => {
+                        metrics
+                            .last_backup_unix
+                            .store(clock::now_unix(), Ordering::Relaxed);
+                        let pruned = backup::prune(&dir, retain);
+                        log::info!(
+                            "scheduled backup written to {} ({pruned} old backups removed)",
+                            out.display()
+                        );
+                    }
+                    Err(e) => log::error!("scheduled backup failed: {e}"),
+                }
+                due = SystemTime::now() + interval;
+            }
+        })
+        .map_err(io_err("cannot start the backup thread"))?;
+    Ok((Some(stop_tx), Some(handle)))
+}
+
+fn remember_public_url(db: &Db, public_url: &str) -> Result<(), DbError> {
+    db.write(|tx| {
+        tx.execute(
+            "INSERT INTO settings (key, value, updated_at) VALUES ('last_public_url', ?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            (public_url, clock::now_unix()),
+        )?;
+        Ok(())
+    })
+}
+
+/// The public URL recorded by the last `serve`, for offline commands.
+pub fn last_public_url(db: &Db) -> Result<Option<String>, DbError> {
+    use rusqlite::OptionalExtension;
+    db.read(|tx| {
+        Ok(tx
+            .query_row(
+                "SELECT value FROM settings WHERE key = 'last_public_url'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?)
+    })
+}
+
+fn announce(
+    config: &Config,
+    data: &DataDir,
+    db: &Db,
+    public_url: &str,
+    tls: Option<&TlsFiles>,
+    started: Instant,
+) -> Result<(), ServeError> {
+    log::info!(
+        "seatgate {} ready at {public_url} in {} ms (data directory {})",
+        env!("CARGO_PKG_VERSION"),
+        started.elapsed().as_millis(),
+        data.root().display()
+    );
+    if let Some(ca) = tls.and_then(|t| t.ca.as_deref()) {
+        let fp = tls::describe(ca)
+            .map(|i| i.sha256)
+            .unwrap_or_else(|e| format!("unreadable: {e}"));
+        log::info!(
+            "local CA certificate: {} (SHA-256 {fp}); trust it once on each Mac",
+            ca.display()
+        );
+    }
+    if config.tls.mode == TlsMode::Off && !config.listen.ip().is_loopback() {
+        log::warn!(
+            "TLS is off and seatgate listens beyond loopback: put a TLS-terminating proxy in front"
+        );
+    }
+    match setup::on_start(db, &data.setup_link_path(), public_url)? {
+        setup::SetupState::Done => {}
+        setup::SetupState::StillValid { expires_at } => log::info!(
+            "first-run setup is not finished; the setup link in {} is valid until {}",
+            data.setup_link_path().display(),
+            clock::rfc3339(expires_at)
+        ),
+        setup::SetupState::Minted { link, expires_at } => log::info!(
+            "first-run setup: open {link} (valid until {}, usable once; also in {})",
+            clock::rfc3339(expires_at),
+            data.setup_link_path().display()
+        ),
+    }
+    Ok(())
+}
