@@ -118,7 +118,7 @@ pub struct Limits {
     pub body_max_other: usize,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     pub enabled: bool,
@@ -187,15 +187,6 @@ impl Default for Limits {
             body_max_api: 64 * 1024,
             body_max_admin: 256 * 1024,
             body_max_other: 16 * 1024,
-        }
-    }
-}
-
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        MetricsConfig {
-            enabled: false,
-            token: String::new(),
         }
     }
 }
@@ -316,9 +307,9 @@ impl Config {
             );
         }
         if self.backup.enabled
-            && (self.backup.retain == 0 || self.backup.interval < Duration::from_secs(60))
+            && (self.backup.retain == 0 || self.backup.interval < Duration::from_secs(1))
         {
-            return invalid("backup.retain must be at least 1 and backup.interval at least 1m");
+            return invalid("backup.retain must be at least 1 and backup.interval at least 1s");
         }
         if !matches!(
             self.log_level.as_str(),

@@ -94,15 +94,22 @@ impl DataDir {
     }
 }
 
-/// Creates `dir` if missing and makes it 0700.
-pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+/// Creates `dir` (and missing parents) with mode 0700 if it does not exist; an existing
+/// directory is left as it is (it may be the operator's, e.g. the target of `backup --out`).
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    if !dir.exists() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
+    if dir.exists() {
+        return Ok(());
     }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Creates `dir` if missing and makes it 0700 (for directories seatgate owns).
+pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    create_private_dir(dir)?;
     let mode = fs::metadata(dir)?.permissions().mode() & 0o777;
     if mode != 0o700 {
         if mode & 0o077 != 0 {

@@ -187,10 +187,8 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     if let Some(t) = backup_thread {
         let _ = t.join();
     }
-    if socket_dir_is_temp {
-        if let Some(dir) = socket_path.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+    if socket_dir_is_temp && let Some(dir) = socket_path.parent() {
+        let _ = std::fs::remove_dir_all(dir);
     }
     match db.checkpoint() {
         Ok(()) => log::info!("database checkpointed; stopped"),

@@ -17,7 +17,7 @@ const SCHEDULED_PREFIX: &str = "seatgate-";
 pub fn vacuum_into(conn: &Connection, out: &Path) -> Result<(), DbError> {
     let io = |context: String| move |source| DbError::Io { context, source };
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        crate::datadir::ensure_private_dir(parent)
+        crate::datadir::create_private_dir(parent)
             .map_err(io(format!("cannot create {}", parent.display())))?;
     }
     let tmp = out.with_file_name(format!(

@@ -172,18 +172,12 @@ impl Db {
     }
 
     /// Writes a consistent, integrity-checked copy of the live database to `out`.
+    /// Uses its own connection: `VACUUM INTO` is refused on the `query_only` readers, and
+    /// backups are too rare for pooling to matter. It reads one snapshot and never blocks
+    /// the writer.
     pub fn backup_to(&self, out: &Path) -> Result<(), DbError> {
-        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let conn = match pooled {
-            Some(c) => c,
-            None => open_reader(&self.path, self.synchronous)?,
-        };
-        let result = backup::vacuum_into(&conn, out);
-        self.readers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(conn);
-        result
+        let conn = open_connection(&self.path, self.synchronous, true)?;
+        backup::vacuum_into(&conn, out)
     }
 }
 

@@ -156,17 +156,19 @@ pub fn run(mut front: Front) -> Result<(), FrontError> {
             gate.sweep(&front, now);
             next_sweep = now + TICK;
         }
-        if front.signals.reload.swap(false, Ordering::SeqCst) && front.tls.is_some() {
-            if let Some(config) = (front.signals.reload_tls)() {
-                front.tls = Some(config);
-                log::info!("reloaded the TLS certificate; new connections use it");
-            }
+        if front.signals.reload.swap(false, Ordering::SeqCst)
+            && front.tls.is_some()
+            && let Some(config) = (front.signals.reload_tls)()
+        {
+            front.tls = Some(config);
+            log::info!("reloaded the TLS certificate; new connections use it");
         }
         if front.inner_failed.load(Ordering::SeqCst) {
             return Err(FrontError::InnerFailed);
         }
         if draining.is_none() && front.signals.terminate.load(Ordering::SeqCst) {
             log::info!("shutting down: no new connections; finishing requests in flight");
+            gate.draining = true;
             let _ = front.poll.registry().deregister(&mut front.listener);
             draining = Some(now + front.limits.shutdown_grace);
         }
@@ -193,6 +195,8 @@ struct Gate {
     per_client: HashMap<IpAddr, usize>,
     max_inbuf: usize,
     last_fd_warning: Option<Instant>,
+    /// Shutting down: every answer from now on closes its connection.
+    draining: bool,
 }
 
 impl Gate {
@@ -214,6 +218,7 @@ impl Gate {
             per_client: HashMap::new(),
             max_inbuf: limits.max_header_bytes + largest_body + READ_CHUNK,
             last_fd_warning: None,
+            draining: false,
         }
     }
 
@@ -417,6 +422,7 @@ impl Gate {
         if conn.generation != done.generation || conn.phase != Phase::Dispatched {
             return;
         }
+        conn.keep_alive &= !self.draining;
         let bytes = match done.response {
             Ok(r) => serialize(&r, conn.keep_alive),
             Err(e) => {

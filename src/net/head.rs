@@ -124,16 +124,16 @@ pub fn parse(buf: &[u8], limits: &Limits, client: IpAddr) -> Parsed {
         return reject(Reason::BadRequest, "The request line is incomplete.", "");
     };
     let path = target.split('?').next().unwrap_or("").to_string();
+    if method == "CONNECT" {
+        let error = HttpError::new(Reason::MethodNotAllowed, "CONNECT is not supported.");
+        return Parsed::Reject { error, path };
+    }
     if !target.starts_with('/') {
         return reject(
             Reason::BadRequest,
             "The request target must be a path starting with '/'.",
             &path,
         );
-    }
-    if method == "CONNECT" {
-        let error = HttpError::new(Reason::MethodNotAllowed, "CONNECT is not supported.");
-        return Parsed::Reject { error, path };
     }
 
     let mut content_length: Option<u64> = None;
@@ -260,13 +260,20 @@ fn reject(reason: Reason, message: &str, path: &str) -> Parsed {
     }
 }
 
-/// Strict Content-Length: ASCII digits only, at most 18 of them (no overflow possible).
+/// Strict Content-Length: ASCII digits only. A number too large for u64 saturates (it is
+/// over every cap anyway), so it is answered 413, never parsed into an allocation.
 fn parse_length(value: &[u8]) -> Option<u64> {
     let v = value.trim_ascii();
-    if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    std::str::from_utf8(v).ok()?.parse().ok()
+    Some(
+        v.iter()
+            .try_fold(0u64, |acc, d| {
+                acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+            })
+            .unwrap_or(u64::MAX),
+    )
 }
 
 #[cfg(test)]
@@ -318,6 +325,10 @@ mod tests {
         );
         assert_eq!(
             rejected("POST /x HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n"),
+            (413, "PAYLOAD_TOO_LARGE")
+        );
+        assert_eq!(
+            rejected("POST /x HTTP/1.1\r\nContent-Length: -1\r\n\r\n"),
             (400, "BAD_REQUEST")
         );
     }

@@ -1,0 +1,290 @@
+//! The network front under hostile input (SECURITY.md, "The network front"). Each test
+//! feeds one bad input over a real socket and then checks the server still serves.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::support::{Conn, assert_still_serving, server};
+
+#[test]
+fn huge_content_length_is_413_and_the_process_survives() {
+    let s = server().start();
+    let mut c = s.connect();
+    c.write_all(b"POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nContent-Length: 4611686018427387904\r\n\r\nabc")
+        .expect("send");
+    let r = c.read_response();
+    assert_eq!(r.status, 413);
+    assert_eq!(
+        r.json()["status"],
+        "413",
+        "SCIM routes answer in the SCIM error schema"
+    );
+    assert_still_serving(&s);
+}
+
+#[test]
+fn body_over_the_route_cap_is_413_without_reading_it() {
+    let s = server().env("SEATGATE_LIMITS_BODY_MAX_API", "1024").start();
+    let r = s.request("POST", "/api/v1/activations", &[], &vec![b'x'; 2048]);
+    assert_eq!(r.status, 413);
+    assert_eq!(r.json()["reason"], "PAYLOAD_TOO_LARGE");
+    // Exactly at the cap passes the gatekeeper (and reaches the app, which has no such route yet).
+    let r = s.request("POST", "/api/v1/activations", &[], &vec![b'x'; 1024]);
+    assert_eq!(r.status, 404);
+    assert_still_serving(&s);
+}
+
+#[test]
+fn slow_header_client_is_cut_off_at_the_header_deadline() {
+    let s = server().env("SEATGATE_LIMITS_HEADER_TIMEOUT", "2s").start();
+    let mut slow = s.connect();
+    let head = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let started = Instant::now();
+    let mut answer = None;
+    for byte in head.iter() {
+        if slow.write_all(&[*byte]).and_then(|_| slow.flush()).is_err() {
+            break;
+        }
+        // Meanwhile a normal client is served promptly.
+        if started.elapsed() > Duration::from_secs(1)
+            && started.elapsed() < Duration::from_millis(1300)
+        {
+            assert_still_serving(&s);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        if started.elapsed() > Duration::from_secs(2) {
+            slow.tcp()
+                .set_read_timeout(Some(Duration::from_millis(50)))
+                .expect("timeout");
+            if let Ok(r) = slow.try_read_response() {
+                answer = Some(r);
+                break;
+            }
+        }
+        if started.elapsed() > Duration::from_secs(6) {
+            break;
+        }
+    }
+    let r = answer.expect("the slow client got an answer before sending the whole head");
+    assert_eq!(r.status, 408);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "cut off after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        slow.closed_within(Duration::from_secs(2)),
+        "connection closed after 408"
+    );
+    assert_still_serving(&s);
+}
+
+#[test]
+fn five_hundred_idle_connections_do_not_block_a_normal_request() {
+    let s = server().start();
+    let idle: Vec<TcpStream> = (0..500)
+        .map(|_| TcpStream::connect(s.addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_still_serving(&s);
+    let threads = std::fs::read_dir(format!("/proc/{}/task", s.pid()))
+        .expect("proc")
+        .count();
+    assert!(threads < 100, "{threads} threads for 500 idle connections");
+    drop(idle);
+}
+
+#[test]
+fn per_client_cap_evicts_idle_connections_first() {
+    let s = server()
+        .env("SEATGATE_LIMITS_MAX_CONNECTIONS_PER_CLIENT", "20")
+        .start();
+    let mut idle: Vec<TcpStream> = (0..40)
+        .map(|_| TcpStream::connect(s.addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_still_serving(&s);
+    // The oldest idle connections were closed to make room.
+    let first = &mut idle[0];
+    first
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let mut b = [0u8; 8];
+    assert!(
+        matches!(first.read(&mut b), Ok(0) | Err(_)),
+        "oldest idle connection was evicted"
+    );
+}
+
+#[test]
+fn tls_handshake_that_never_completes_is_dropped() {
+    let s = server()
+        .env("SEATGATE_LIMITS_HANDSHAKE_TIMEOUT", "1s")
+        .start();
+    let mut stalled = TcpStream::connect(s.addr).expect("connect");
+    // The first bytes of a ClientHello, then silence.
+    stalled
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .expect("send");
+    let mut c = Conn::Plain(stalled);
+    assert!(
+        !c.closed_within(Duration::from_millis(300)),
+        "not cut before the deadline"
+    );
+    assert!(
+        c.closed_within(Duration::from_secs(3)),
+        "closed at the handshake deadline"
+    );
+    assert_still_serving(&s);
+}
+
+#[test]
+fn garbage_instead_of_tls_is_refused() {
+    let s = server().start();
+    let mut c = TcpStream::connect(s.addr).expect("connect");
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
+    let mut conn = Conn::Plain(c);
+    assert!(conn.closed_within(Duration::from_secs(3)));
+    let mut random = TcpStream::connect(s.addr).expect("connect");
+    random.write_all(&[0xde; 4096]).expect("send");
+    assert!(Conn::Plain(random).closed_within(Duration::from_secs(3)));
+    assert_still_serving(&s);
+}
+
+#[test]
+fn header_flood_is_431() {
+    let s = server().start();
+    let mut c = s.connect();
+    let mut head = String::from("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..200 {
+        head.push_str(&format!("X-Flood-{i}: {}\r\n", "v".repeat(40)));
+    }
+    head.push_str("\r\n");
+    c.write_all(head.as_bytes()).expect("send");
+    let r = c.read_response();
+    assert_eq!(r.status, 431);
+    assert_eq!(r.json()["reason"], "HEADERS_TOO_LARGE");
+    // An endless header line is cut at the size cap too.
+    let mut c = s.connect();
+    let _ = c.write_all(
+        format!("GET /healthz HTTP/1.1\r\nX-Long: {}", "a".repeat(64 * 1024)).as_bytes(),
+    );
+    assert_eq!(c.read_response().status, 431);
+    assert_still_serving(&s);
+}
+
+#[test]
+fn request_smuggling_shapes_are_400_over_tls_and_plain() {
+    for s in [server().start(), server().plain_http().start()] {
+        let mut c = s.connect();
+        c.write_all(
+            b"POST /api/v1/activations HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n",
+        )
+        .expect("send");
+        let r = c.read_response();
+        assert_eq!(r.status, 400);
+        assert_eq!(r.json()["reason"], "BAD_REQUEST");
+        assert!(
+            c.closed_within(Duration::from_secs(2)),
+            "nothing after a smuggling attempt is served"
+        );
+        let r = s.request("POST", "/api/x", &[("Transfer-Encoding", "chunked")], b"");
+        assert_eq!(r.status, 411);
+        assert_still_serving(&s);
+    }
+}
+
+#[test]
+fn client_supplied_address_header_is_replaced() {
+    let s = server().start();
+    let r = s.request(
+        "GET",
+        "/healthz",
+        &[("X-Seatgate-Client", "203.0.113.9")],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert!(s.wait_for_log("GET /healthz 200", Duration::from_secs(2)));
+    let log = s.log();
+    assert!(
+        !log.contains("203.0.113.9"),
+        "spoofed address reached the app"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("GET /healthz 200") && l.ends_with("127.0.0.1"))
+    );
+}
+
+#[test]
+fn keep_alive_and_pipelining_work() {
+    let s = server().start();
+    let mut c = s.connect();
+    for _ in 0..3 {
+        c.send("GET", "/healthz", &[], b"");
+        assert_eq!(c.read_response().status, 200);
+    }
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
+    assert_eq!(c.read_response().status, 200);
+    assert_eq!(c.read_response().status, 200);
+    c.send("GET", "/healthz", &[("Connection", "close")], b"");
+    let r = c.read_response();
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.closed_within(Duration::from_secs(2)));
+}
+
+#[test]
+fn expect_continue_gets_100_then_the_answer() {
+    let s = server().plain_http().start();
+    let mut c = s.connect();
+    c.write_all(
+        b"POST /api/x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    )
+    .expect("send");
+    let mut buf = [0u8; 25];
+    c.read_exact(&mut buf).expect("100 continue");
+    assert_eq!(&buf, b"HTTP/1.1 100 Continue\r\n\r\n");
+    c.write_all(b"hello").expect("body");
+    assert_eq!(c.read_response().status, 404);
+}
+
+#[test]
+fn file_descriptor_exhaustion_never_leaves_a_dead_port() {
+    let mut s = server().ulimit_nofile(128).start();
+    // Far more connections than descriptors.
+    let flood: Vec<TcpStream> = (0..300)
+        .filter_map(|_| TcpStream::connect(s.addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(flood);
+    std::thread::sleep(Duration::from_millis(500));
+    // Either it kept serving, or it exited non-zero for the supervisor to restart it.
+    if let Some(status) = s.wait_exit(Duration::from_millis(10)) {
+        assert!(!status.success(), "exited with success after fd exhaustion");
+        return;
+    }
+    let started = Instant::now();
+    let mut ok = false;
+    while started.elapsed() < Duration::from_secs(5) {
+        if let Ok(mut c) = std::panic::catch_unwind(|| s.connect()) {
+            c.send("GET", "/healthz", &[], b"");
+            if matches!(c.try_read_response(), Ok(r) if r.status == 200) {
+                ok = true;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        ok,
+        "the port must serve again once descriptors are free; log:\n{}",
+        s.log()
+    );
+    assert!(
+        s.log().contains("out of file descriptors"),
+        "exhaustion was logged"
+    );
+}

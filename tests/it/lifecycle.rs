@@ -1,0 +1,419 @@
+//! First run, restart, shutdown, reload, backup and restore, and bad state at start —
+//! through the real binary and a real data directory.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::support::{assert_still_serving, run_cli, server};
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777
+}
+
+fn sqlite_value(db: &Path, sql: &str) -> String {
+    let conn = rusqlite::Connection::open(db).expect("open");
+    conn.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
+        .map(|v| format!("{v:?}"))
+        .expect("query")
+}
+
+#[test]
+fn first_run_initializes_a_private_data_dir_and_a_second_run_reuses_it() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("data");
+    let mut s = server().data_dir(&dir).start();
+    assert_still_serving(&s);
+    let log = s.log();
+    assert!(
+        log.contains("first-run setup: open https://127.0.0.1:"),
+        "{log}"
+    );
+
+    assert_eq!(mode(&dir), 0o700);
+    for secret in [
+        "tls/ca-key.pem",
+        "tls/server-key.pem",
+        "seatgate.db",
+        "setup-link.txt",
+    ] {
+        assert_eq!(mode(&dir.join(secret)), 0o600, "{secret}");
+    }
+    // The setup token is in the file and the log, but only its hash is in the database.
+    let link = std::fs::read_to_string(dir.join("setup-link.txt")).expect("link file");
+    let token = link
+        .lines()
+        .last()
+        .and_then(|l| l.split("/setup#").nth(1))
+        .expect("token in link")
+        .to_string();
+    assert_eq!(token.len(), 43);
+    let db = dir.join("seatgate.db");
+    let stored = sqlite_value(&db, "SELECT token_hash FROM setup_tokens");
+    assert!(!stored.contains(&token));
+    assert!(stored.contains(&sha256_hex(token.as_bytes())));
+    let ttl = sqlite_value(&db, "SELECT expires_at - created_at FROM setup_tokens");
+    assert_eq!(ttl, "Integer(1800)");
+
+    // Certificate: ≤ 397 days, serverAuth, covers loopback names.
+    let pem = std::fs::read(dir.join("tls/server.pem")).expect("cert");
+    let (_, p) = x509_parser::pem::parse_x509_pem(&pem).expect("pem");
+    let cert = p.parse_x509().expect("x509");
+    let v = cert.validity();
+    assert!(v.not_after.timestamp() - v.not_before.timestamp() <= 397 * 86_400);
+    let eku = cert
+        .extended_key_usage()
+        .expect("eku ext")
+        .expect("eku present");
+    assert!(eku.value.server_auth);
+    assert!(!cert.is_ca());
+    let ca_before = std::fs::read(dir.join("tls/ca.pem")).expect("ca");
+    assert_eq!(s.stop().code(), Some(0));
+
+    let mut again = server().data_dir(&dir).start();
+    assert_still_serving(&again);
+    assert_eq!(
+        std::fs::read(dir.join("tls/ca.pem")).expect("ca"),
+        ca_before,
+        "CA reused"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("tls/server.pem")).expect("cert"),
+        pem,
+        "leaf reused"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("setup-link.txt")).expect("link"),
+        link,
+        "link reused"
+    );
+    assert!(again.log().contains("setup link in"), "{}", again.log());
+    assert!(
+        !again.log().contains(&token),
+        "the token is printed only once"
+    );
+    assert_eq!(again.stop().code(), Some(0));
+}
+
+#[test]
+fn setup_link_command_mints_a_new_link_and_invalidates_the_old() {
+    let mut s = server().start();
+    let dir = s.data_dir.clone();
+    let (code, out, _) = run_cli(
+        &["--data-dir", dir.to_str().expect("utf8"), "setup-link"],
+        &[],
+    );
+    assert_eq!(code, 0);
+    let link = out.lines().last().expect("link line");
+    assert!(
+        link.starts_with(&format!("https://127.0.0.1:{}/setup#", s.addr.port())),
+        "{link}"
+    );
+    let count = sqlite_value(
+        &dir.join("seatgate.db"),
+        "SELECT count(*) FROM setup_tokens WHERE used_at IS NULL",
+    );
+    assert_eq!(count, "Integer(1)");
+    s.stop();
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_checkpoints_and_exits_zero() {
+    let mut s = server().start();
+    let mut c = s.connect();
+    // Half a request is in flight when the signal arrives.
+    use std::io::Write;
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
+        .expect("send");
+    std::thread::sleep(Duration::from_millis(200));
+    s.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        s.wait_exit(Duration::from_millis(10)).is_none(),
+        "waits for the request in flight"
+    );
+    c.write_all(b"67890").expect("rest of body");
+    let r = c.read_response();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection"), Some("close"));
+    let status = s.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert_eq!(status.code(), Some(0));
+    let wal = s.data_dir.join("seatgate.db-wal");
+    assert!(
+        !wal.exists() || std::fs::metadata(&wal).expect("wal").len() == 0,
+        "WAL checkpointed"
+    );
+    assert!(s.log().contains("stopped"));
+}
+
+#[test]
+fn a_second_server_on_the_same_data_dir_is_refused() {
+    let s = server().start();
+    let (code, _, err) = run_cli(
+        &[
+            "--data-dir",
+            s.data_dir.to_str().expect("utf8"),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("another seatgate process is using the data directory"),
+        "{err}"
+    );
+    assert_still_serving(&s);
+}
+
+#[test]
+fn corrupt_or_truncated_database_is_a_clear_error_and_left_untouched() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("data");
+    let mut s = server().data_dir(&dir).start();
+    s.stop();
+    let db = dir.join("seatgate.db");
+    let good = std::fs::read(&db).expect("db");
+
+    for (name, bytes) in [
+        ("garbage", vec![0x42u8; 20_000]),
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("empty", Vec::new()),
+    ] {
+        std::fs::write(&db, &bytes).expect("write bad db");
+        let (code, _, err) = run_cli(
+            &[
+                "--data-dir",
+                dir.to_str().expect("utf8"),
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            &[],
+        );
+        assert_eq!(code, 1, "{name}: {err}");
+        let line = err.lines().last().expect("error line");
+        assert!(
+            line.starts_with("seatgate: error: the database"),
+            "{name}: {err}"
+        );
+        assert!(
+            line.contains("restore"),
+            "{name}: the message says how to recover: {line}"
+        );
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        assert_eq!(
+            std::fs::read(&db).expect("db"),
+            bytes,
+            "{name}: file untouched"
+        );
+    }
+}
+
+#[test]
+fn config_typo_is_a_usage_error_naming_the_key() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = tmp.path().join("seatgate.toml");
+    std::fs::write(
+        &cfg,
+        "listen = \"127.0.0.1:0\"\n[limits]\nmax_conections = 10\n",
+    )
+    .expect("write");
+    let (code, _, err) = run_cli(
+        &["--config", cfg.to_str().expect("utf8"), "config", "check"],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("max_conections"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one sentence: {err}");
+
+    let (code, _, err) = run_cli(&["--config", cfg.to_str().expect("utf8"), "serve"], &[]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn config_check_prints_effective_values_with_secrets_redacted() {
+    let (code, out, err) = run_cli(
+        &["config", "check"],
+        &[
+            ("SEATGATE_METRICS_ENABLED", "true"),
+            ("SEATGATE_METRICS_TOKEN", "a-very-secret-metrics-token"),
+            ("SEATGATE_LIMITS_QUEUE", "77"),
+            ("SEATGATE_NO_SUCH_THING", "1"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("queue = 77"), "{out}");
+    assert!(!out.contains("a-very-secret-metrics-token"));
+    assert!(out.contains("<redacted>"));
+    assert!(
+        err.contains("SEATGATE_NO_SUCH_THING"),
+        "unknown variables are warned about: {err}"
+    );
+}
+
+#[test]
+fn sighup_reloads_operator_certificates() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let certs = tmp.path();
+    let make = |name: &str| -> Vec<u8> {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+        std::fs::write(certs.join(format!("{name}.pem")), ck.cert.pem()).expect("write");
+        std::fs::write(
+            certs.join(format!("{name}-key.pem")),
+            ck.signing_key.serialize_pem(),
+        )
+        .expect("write");
+        ck.cert.der().to_vec()
+    };
+    let first = make("a");
+    let second = make("b");
+    std::fs::copy(certs.join("a.pem"), certs.join("live.pem")).expect("copy");
+    std::fs::copy(certs.join("a-key.pem"), certs.join("live-key.pem")).expect("copy");
+    let s = server()
+        .env("SEATGATE_TLS_MODE", "files")
+        .env(
+            "SEATGATE_TLS_CERT",
+            certs.join("live.pem").to_str().expect("utf8"),
+        )
+        .env(
+            "SEATGATE_TLS_KEY",
+            certs.join("live-key.pem").to_str().expect("utf8"),
+        )
+        .start();
+    let served = |ca: &str| -> Vec<u8> {
+        let config = crate::support::client_config(&certs.join(ca));
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let mut conn = rustls::ClientConnection::new(config, name).expect("client");
+        let mut tcp = std::net::TcpStream::connect(s.addr).expect("connect");
+        conn.complete_io(&mut tcp).expect("handshake");
+        conn.peer_certificates().expect("certs")[0].to_vec()
+    };
+    assert_eq!(served("a.pem"), first);
+    std::fs::copy(certs.join("b.pem"), certs.join("live.pem")).expect("copy");
+    std::fs::copy(certs.join("b-key.pem"), certs.join("live-key.pem")).expect("copy");
+    s.signal(libc::SIGHUP);
+    assert!(
+        s.wait_for_log("reloaded the TLS certificate", Duration::from_secs(5)),
+        "{}",
+        s.log()
+    );
+    assert_eq!(served("b.pem"), second);
+
+    // A broken file on SIGHUP keeps the current certificate.
+    std::fs::write(certs.join("live.pem"), "not a certificate").expect("write");
+    s.signal(libc::SIGHUP);
+    assert!(s.wait_for_log("keeping the current certificate", Duration::from_secs(5)));
+    assert_eq!(served("b.pem"), second);
+}
+
+#[test]
+fn backup_while_serving_and_restore_only_offline() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("data");
+    let d = dir.to_str().expect("utf8");
+    let mut s = server().data_dir(&dir).start();
+    let backup = tmp.path().join("snap.db");
+    let (code, out, err) = run_cli(
+        &[
+            "--data-dir",
+            d,
+            "backup",
+            "--out",
+            backup.to_str().expect("utf8"),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("integrity ok"), "{out}");
+    assert_eq!(mode(&backup), 0o600);
+    let marker_before = sqlite_value(&backup, "SELECT count(*) FROM setup_tokens");
+
+    // Refuses to overwrite, and refuses to restore under a running server.
+    let (code, _, err) = run_cli(
+        &[
+            "--data-dir",
+            d,
+            "backup",
+            "--out",
+            backup.to_str().expect("utf8"),
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = run_cli(
+        &["--data-dir", d, "restore", backup.to_str().expect("utf8")],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("restore only works offline"), "{err}");
+    assert_still_serving(&s);
+    s.stop();
+
+    // Change the live database, then restore the snapshot over it.
+    let live = dir.join("seatgate.db");
+    rusqlite::Connection::open(&live)
+        .expect("open")
+        .execute("DELETE FROM setup_tokens", [])
+        .expect("delete");
+    let (code, out, err) = run_cli(
+        &["--data-dir", d, "restore", backup.to_str().expect("utf8")],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("previous database was kept"), "{out}");
+    assert_eq!(
+        sqlite_value(&live, "SELECT count(*) FROM setup_tokens"),
+        marker_before
+    );
+
+    // A damaged backup is refused before anything is touched.
+    let bad = tmp.path().join("bad.db");
+    std::fs::write(&bad, b"SQLite format 3\0garbage").expect("write");
+    let (code, _, err) = run_cli(
+        &["--data-dir", d, "restore", bad.to_str().expect("utf8")],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("damaged"), "{err}");
+    assert_eq!(
+        sqlite_value(&live, "SELECT count(*) FROM setup_tokens"),
+        marker_before
+    );
+}
+
+#[test]
+fn scheduled_backups_run_and_keep_only_the_newest() {
+    let s = server()
+        .env("SEATGATE_BACKUP_INTERVAL", "1s")
+        .env("SEATGATE_BACKUP_RETAIN", "2")
+        .start();
+    std::thread::sleep(Duration::from_millis(5500));
+    let backups: Vec<_> = std::fs::read_dir(s.data_dir.join("backups"))
+        .expect("backups dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("seatgate-"))
+        .collect();
+    assert_eq!(backups.len(), 2, "retention keeps 2; log:\n{}", s.log());
+    assert!(s.log().matches("scheduled backup written").count() >= 3);
+}
+
+#[test]
+fn losing_the_inner_server_exits_non_zero() {
+    let mut s = server().start();
+    std::fs::remove_file(s.data_dir.join("run/inner.sock")).expect("remove socket");
+    // Workers connect lazily; the first one to need the socket finds it gone.
+    let r = s.get("/healthz");
+    assert_eq!(r.status, 503);
+    let status = s.wait_exit(Duration::from_secs(5)).expect("process exits");
+    assert_eq!(status.code(), Some(1), "{}", s.log());
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

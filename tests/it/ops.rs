@@ -1,0 +1,123 @@
+//! Health, readiness, metrics and request logging, over real HTTPS.
+
+use std::time::Duration;
+
+use crate::support::server;
+
+#[test]
+fn healthz_and_readyz_answer_pass() {
+    let s = server().start();
+    let r = s.get("/healthz");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), serde_json::json!({"status": "pass"}));
+    assert_eq!(
+        r.header("strict-transport-security"),
+        Some("max-age=31536000")
+    );
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    let r = s.get("/readyz");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["status"], "pass");
+    let r = s.request("HEAD", "/healthz", &[], b"");
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+    let r = s.request("POST", "/healthz", &[], b"{}");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.json()["reason"], "METHOD_NOT_ALLOWED");
+}
+
+#[test]
+fn readyz_fails_when_the_database_is_unusable() {
+    let s = server().start();
+    assert_eq!(s.get("/readyz").status, 200);
+    // Make the schema version wrong behind the server's back.
+    let conn = rusqlite::Connection::open(s.data_dir.join("seatgate.db")).expect("open");
+    conn.execute_batch("PRAGMA user_version = 999")
+        .expect("bump");
+    let r = s.get("/readyz");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["reason"], "DATABASE_UNAVAILABLE");
+    assert_eq!(
+        s.get("/healthz").status,
+        200,
+        "liveness does not touch the database"
+    );
+}
+
+#[test]
+fn metrics_are_off_by_default_and_need_the_token_when_on() {
+    let s = server().start();
+    assert_eq!(s.get("/metrics").status, 404);
+
+    let token = "metrics-token-0123456789";
+    let s = server()
+        .env("SEATGATE_METRICS_ENABLED", "true")
+        .env("SEATGATE_METRICS_TOKEN", token)
+        .start();
+    assert_eq!(s.get("/healthz").status, 200);
+    let r = s.get("/metrics");
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"seatgate metrics\"")
+    );
+    let r = s.request(
+        "GET",
+        "/metrics",
+        &[("Authorization", "Bearer wrong-token-000000000")],
+        b"",
+    );
+    assert_eq!(r.status, 401);
+    let r = s.request(
+        "GET",
+        "/metrics",
+        &[("Authorization", &format!("Bearer {token}"))],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    assert!(
+        text.contains(
+            "seatgate_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE seatgate_http_request_duration_seconds histogram"));
+    assert!(text.contains("seatgate_connections_open"));
+    assert!(!s.log().contains(token), "the token is never logged");
+}
+
+#[test]
+fn one_log_line_per_request_with_route_status_duration_and_client() {
+    let s = server().start();
+    s.get("/healthz");
+    s.get("/no/such/thing?secret=abc");
+    assert!(s.wait_for_log("(unmatched) 404", Duration::from_secs(2)));
+    let log = s.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("seatgate::access"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(
+        lines[0].contains("GET /healthz 200") && lines[0].contains("ms 127.0.0.1"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        !log.contains("secret=abc"),
+        "raw paths and queries are not logged"
+    );
+}
+
+#[test]
+fn every_route_but_the_public_ones_requires_authentication() {
+    // The route table today: public health endpoints, and metrics behind a token.
+    let s = server()
+        .env("SEATGATE_METRICS_ENABLED", "true")
+        .env("SEATGATE_METRICS_TOKEN", "metrics-token-0123456789")
+        .start();
+    for (path, expected) in [("/healthz", 200), ("/readyz", 200), ("/metrics", 401)] {
+        assert_eq!(s.get(path).status, expected, "{path}");
+    }
+}

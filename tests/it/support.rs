@@ -1,0 +1,448 @@
+//! Test kit: starts the real `seatgate` binary on a free loopback port with its own data
+//! directory, and talks to it over real sockets with a real TLS client.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_seatgate");
+
+/// A running server. Killed on drop if the test did not stop it.
+pub struct TestServer {
+    pub child: Option<Child>,
+    pub data_dir: PathBuf,
+    pub addr: SocketAddr,
+    pub tls: bool,
+    log: Arc<Mutex<String>>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+pub struct Builder {
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+    data_dir: Option<PathBuf>,
+    tls: bool,
+    ulimit_nofile: Option<u32>,
+    config_file: Option<String>,
+}
+
+pub fn server() -> Builder {
+    Builder {
+        env: Vec::new(),
+        args: Vec::new(),
+        data_dir: None,
+        tls: true,
+        ulimit_nofile: None,
+        config_file: None,
+    }
+}
+
+impl Builder {
+    pub fn env(mut self, k: &str, v: &str) -> Builder {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn arg(mut self, a: &str) -> Builder {
+        self.args.push(a.into());
+        self
+    }
+
+    /// Use (and keep) this data directory instead of a fresh temporary one.
+    pub fn data_dir(mut self, dir: &Path) -> Builder {
+        self.data_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    pub fn plain_http(mut self) -> Builder {
+        self.tls = false;
+        self.env("SEATGATE_TLS_MODE", "off")
+    }
+
+    pub fn ulimit_nofile(mut self, n: u32) -> Builder {
+        self.ulimit_nofile = Some(n);
+        self
+    }
+
+    pub fn config(mut self, toml: &str) -> Builder {
+        self.config_file = Some(toml.into());
+        self
+    }
+
+    /// Starts the server and waits for its `listening on` line.
+    pub fn start(self) -> TestServer {
+        let (tmp, data_dir) = match self.data_dir {
+            Some(d) => (None, d),
+            None => {
+                let t = tempfile::tempdir().expect("tempdir");
+                let d = t.path().join("data");
+                (Some(t), d)
+            }
+        };
+        let mut cmd = match self.ulimit_nofile {
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        cmd.arg("--data-dir").arg(&data_dir);
+        if let Some(text) = &self.config_file {
+            let path = data_dir.with_extension("toml");
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&path, text).expect("write config");
+            cmd.arg("--config").arg(path);
+        }
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(&self.args);
+        cmd.env_remove("RUST_LOG").env("SEATGATE_LOG_LEVEL", "info");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn seatgate");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let mut sent = false;
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if !sent && let Some(addr) = line.split("listening on ").nth(1) {
+                        let addr = addr
+                            .trim_start_matches("https://")
+                            .trim_start_matches("http://")
+                            .trim();
+                        let _ = tx.send(addr.to_string());
+                        sent = true;
+                    }
+                    let mut l = log.lock().expect("log");
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a.parse().expect("address in log line"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("seatgate did not start; log:\n{}", log.lock().expect("log"));
+            }
+        };
+        TestServer {
+            child: Some(child),
+            data_dir,
+            addr,
+            tls: self.tls,
+            log,
+            _tmp: tmp,
+        }
+    }
+}
+
+impl TestServer {
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait_exit(Duration::from_secs(20))
+            .expect("seatgate exits after SIGTERM")
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + timeout;
+        let child = self.child.as_mut()?;
+        while Instant::now() < end {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        None
+    }
+
+    pub fn ca_path(&self) -> PathBuf {
+        self.data_dir.join("tls/ca.pem")
+    }
+
+    /// A new client connection (TLS when the server uses TLS).
+    pub fn connect(&self) -> Conn {
+        let tcp = TcpStream::connect(self.addr).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        if !self.tls {
+            return Conn::Plain(tcp);
+        }
+        let config = client_config(&self.ca_path());
+        let name = ServerName::try_from("localhost").expect("name");
+        let conn = ClientConnection::new(config, name).expect("client");
+        Conn::Tls(Box::new(StreamOwned::new(conn, tcp)))
+    }
+
+    /// One request on a fresh connection.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> HttpResponse {
+        let mut c = self.connect();
+        c.send(method, path, headers, body);
+        c.read_response()
+    }
+
+    pub fn get(&self, path: &str) -> HttpResponse {
+        self.request("GET", path, &[], b"")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn client_config(ca: &Path) -> Arc<ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).expect("ca file") {
+        roots.add(cert.expect("ca cert")).expect("add root");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+pub enum Conn {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Conn {
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Conn::Plain(t) => t,
+            Conn::Tls(s) => s.get_ref(),
+        }
+    }
+
+    pub fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if !body.is_empty()
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(body);
+        self.write_all(&bytes).expect("send request");
+    }
+
+    /// Reads one response (Content-Length framing).
+    pub fn read_response(&mut self) -> HttpResponse {
+        self.try_read_response().expect("a response")
+    }
+
+    pub fn try_read_response(&mut self) -> std::io::Result<HttpResponse> {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            let mut slots = [httparse::EMPTY_HEADER; 64];
+            let mut r = httparse::Response::new(&mut slots);
+            if let Ok(httparse::Status::Complete(head_len)) = r.parse(&buf) {
+                let status = r.code.unwrap_or(0);
+                let headers: Vec<(String, String)> = r
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_ascii_lowercase(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
+                    .collect();
+                let len: usize = headers
+                    .iter()
+                    .find(|(k, _)| k == "content-length")
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0);
+                if status == 100 {
+                    buf.drain(..head_len);
+                    continue;
+                }
+                while buf.len() < head_len + len {
+                    let n = self.read(&mut chunk)?;
+                    if n == 0 {
+                        return Err(std::io::ErrorKind::UnexpectedEof.into());
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                return Ok(HttpResponse {
+                    status,
+                    headers,
+                    body: buf[head_len..head_len + len].to_vec(),
+                });
+            }
+            let n = self.read(&mut chunk)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// True if the server closed the connection (EOF or reset) within `timeout`.
+    pub fn closed_within(&mut self, timeout: Duration) -> bool {
+        self.tcp().set_read_timeout(Some(timeout)).expect("timeout");
+        let mut b = [0u8; 1024];
+        loop {
+            match self.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return false;
+                }
+                Err(_) => return true,
+            }
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(t) => t.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(t) => t.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(t) => t.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Runs the binary with arguments and returns (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run seatgate");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Asserts that the server still answers a normal request promptly.
+pub fn assert_still_serving(server: &TestServer) {
+    let started = Instant::now();
+    let r = server.get("/healthz");
+    assert_eq!(r.status, 200, "server stopped serving: {}", r.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "healthz took {:?}",
+        started.elapsed()
+    );
+}
