@@ -6,9 +6,9 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -17,10 +17,10 @@ use crate::config::{Config, TlsMode};
 use crate::datadir::{DataDir, LockError, ensure_private_dir};
 use crate::db::{Db, DbError, backup};
 use crate::metrics::Metrics;
-use crate::net::forward;
 use crate::net::front::{self, Front, FrontError, Signals};
 use crate::net::inner::InnerServer;
 use crate::net::tls::{self, TlsError, TlsFiles};
+use crate::net::upstream::Upstream;
 use crate::{clock, setup};
 
 #[derive(Debug, thiserror::Error)]
@@ -109,30 +109,14 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     )?;
 
     let poll = mio::Poll::new().map_err(io_err("cannot create the event loop"))?;
-    let waker = Arc::new(
-        mio::Waker::new(poll.registry(), front::WAKER)
-            .map_err(io_err("cannot create the waker"))?,
+    // The application threads are the bounded worker pool; the gatekeeper keeps at most
+    // one upstream connection per thread, and `limits.queue` requests waiting beyond that.
+    let upstream = Upstream::new(
+        socket_path.clone(),
+        workers,
+        config.limits.queue,
+        config.limits.app_timeout,
     );
-    let (job_tx, job_rx) = mpsc::sync_channel(config.limits.queue);
-    let (done_tx, done_rx) = mpsc::channel();
-    let worker_ctx = forward::WorkerContext {
-        jobs: Arc::new(Mutex::new(job_rx)),
-        done: done_tx,
-        waker,
-        socket: socket_path.clone(),
-        app_timeout: config.limits.app_timeout,
-        inner_failed: Arc::clone(&inner_failed),
-    };
-    let worker_threads = (0..workers)
-        .map(|i| {
-            let ctx = worker_ctx.clone();
-            std::thread::Builder::new()
-                .name(format!("worker-{i}"))
-                .spawn(move || forward::run_worker(ctx))
-        })
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(io_err("cannot start the worker threads"))?;
-    drop(worker_ctx);
 
     let signals = install_signals(&poll, tls_files.clone(), Arc::clone(&metrics))?;
     let mut listener = mio::net::TcpListener::from_std(std_listener);
@@ -163,8 +147,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         listener,
         tls: tls_config,
         limits: config.limits.clone(),
-        jobs: job_tx,
-        done: done_rx,
+        upstream,
         metrics,
         signals,
         inner_failed: Arc::clone(&inner_failed),
@@ -179,9 +162,6 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
             log::warn!("WAL checkpoint at exit failed: {e}");
         }
         return result.map_err(ServeError::from);
-    }
-    for t in worker_threads {
-        let _ = t.join();
     }
     inner.stop();
     if let Some(t) = backup_thread {

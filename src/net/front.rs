@@ -3,9 +3,9 @@
 //! One thread runs a readiness loop (mio) over every client connection, so an idle or slow
 //! connection costs a few kilobytes, never a thread. For each connection it terminates TLS
 //! (rustls), reads one request head at a time under a deadline, vets it ([`super::head`]),
-//! reads the body up to its route's cap under a deadline, and hands the complete request to
-//! the bounded worker pool ([`super::forward`]). Answers come back through a channel and a
-//! waker and are written out under a deadline. Connection caps (total and per client) are
+//! reads the body up to its route's cap under a deadline, and sends the complete request to
+//! the inner server over a pooled Unix socket connection driven by this same loop
+//! ([`super::upstream`]). Answers are written out under a deadline. Connection caps (total and per client) are
 //! enforced at accept time by evicting the oldest idle connection, or refusing.
 
 use std::collections::HashMap;
@@ -13,24 +13,22 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use rustls::{ServerConfig, ServerConnection};
 
-use super::forward::{Done, InnerResponse, Job};
 use super::head::{self, Parsed};
+use super::upstream::{self, Done, InnerResponse, Job, Submitted, Upstream};
 use crate::config::Limits;
 use crate::error::{HttpError, Reason, Surface};
 use crate::http::reason_phrase;
 use crate::metrics::{Metrics, Refusal};
 
 pub const LISTENER: Token = Token(0);
-pub const WAKER: Token = Token(1);
-pub const SIGNALS: Token = Token(2);
-const FIRST_CONN: usize = 3;
+pub const SIGNALS: Token = Token(1);
+const FIRST_CONN: usize = 2;
 
 /// How often deadlines are checked.
 const TICK: Duration = Duration::from_millis(100);
@@ -42,8 +40,7 @@ pub struct Front {
     pub listener: TcpListener,
     pub tls: Option<Arc<ServerConfig>>,
     pub limits: Limits,
-    pub jobs: SyncSender<Job>,
-    pub done: Receiver<Done>,
+    pub upstream: Upstream,
     pub metrics: Arc<Metrics>,
     pub signals: Signals,
     pub inner_failed: Arc<AtomicBool>,
@@ -112,17 +109,36 @@ struct Conn {
 enum After {
     Keep,
     Close,
+    /// A complete, vetted request to send to the application.
+    Dispatch(Job),
 }
 
-pub fn run(mut front: Front) -> Result<(), FrontError> {
-    let mut gate = Gate::new(&front.limits);
+pub fn run(front: Front) -> Result<(), FrontError> {
+    let Front {
+        poll,
+        mut listener,
+        tls,
+        limits,
+        upstream,
+        metrics,
+        mut signals,
+        inner_failed,
+    } = front;
+    let mut gate = Gate::new(&limits, upstream);
+    let mut ctx = Ctx {
+        poll,
+        tls,
+        limits,
+        metrics,
+    };
     let mut events = Events::with_capacity(1024);
+    let mut done = Vec::new();
     let mut draining: Option<Instant> = None;
     let mut accept_retry: Option<Instant> = None;
     let mut next_sweep = Instant::now() + TICK;
     let mut reserve_fd = open_reserve_fd();
     loop {
-        if let Err(e) = front.poll.poll(&mut events, Some(TICK)) {
+        if let Err(e) = ctx.poll.poll(&mut events, Some(TICK)) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
@@ -132,48 +148,55 @@ pub fn run(mut front: Front) -> Result<(), FrontError> {
             match event.token() {
                 LISTENER => {
                     if draining.is_none() {
-                        accept_retry = gate.accept_all(&mut front, &mut reserve_fd)?;
+                        accept_retry = gate.accept_all(&ctx, &listener, &mut reserve_fd)?;
                     }
                 }
-                WAKER => {}
-                SIGNALS => drain_pipe(&mut front.signals.pipe),
+                SIGNALS => drain_pipe(&mut signals.pipe),
+                token if token.0 >= upstream::TOKEN_BASE => {
+                    let (readable, writable) = (event.is_readable(), event.is_writable());
+                    gate.upstream.on_event(
+                        ctx.poll.registry(),
+                        token,
+                        readable,
+                        writable,
+                        &mut done,
+                    );
+                    gate.deliver(&ctx, &mut done);
+                }
                 Token(t) => gate.on_event(
-                    &front,
+                    &ctx,
                     t - FIRST_CONN,
                     event.is_readable(),
                     event.is_writable(),
                 ),
             }
         }
-        while let Ok(done) = front.done.try_recv() {
-            gate.on_done(&front, done);
-        }
         let now = Instant::now();
         if accept_retry.is_some_and(|at| now >= at) && draining.is_none() {
-            accept_retry = gate.accept_all(&mut front, &mut reserve_fd)?;
+            accept_retry = gate.accept_all(&ctx, &listener, &mut reserve_fd)?;
         }
         if now >= next_sweep {
-            gate.sweep(&front, now);
+            gate.sweep(&ctx, now);
             next_sweep = now + TICK;
         }
-        if front.signals.reload.swap(false, Ordering::SeqCst)
-            && front.tls.is_some()
-            && let Some(config) = (front.signals.reload_tls)()
+        if signals.reload.swap(false, Ordering::SeqCst)
+            && ctx.tls.is_some()
+            && let Some(config) = (signals.reload_tls)()
         {
-            front.tls = Some(config);
+            ctx.tls = Some(config);
             log::info!("reloaded the TLS certificate; new connections use it");
         }
-        if front.inner_failed.load(Ordering::SeqCst) {
+        if gate.upstream.failed || inner_failed.load(Ordering::SeqCst) {
             return Err(FrontError::InnerFailed);
         }
-        if draining.is_none() && front.signals.terminate.load(Ordering::SeqCst) {
+        if draining.is_none() && signals.terminate.load(Ordering::SeqCst) {
             log::info!("shutting down: no new connections; finishing requests in flight");
             gate.draining = true;
-            let _ = front.poll.registry().deregister(&mut front.listener);
-            draining = Some(now + front.limits.shutdown_grace);
+            let _ = ctx.poll.registry().deregister(&mut listener);
+            draining = Some(now + ctx.limits.shutdown_grace);
         }
         if let Some(until) = draining {
-            gate.close_idle(&front);
+            gate.close_idle(&ctx);
             if gate.open == 0 {
                 return Ok(());
             }
@@ -188,6 +211,14 @@ pub fn run(mut front: Front) -> Result<(), FrontError> {
     }
 }
 
+/// What the connection handlers share: the poll registry, TLS config, limits, metrics.
+struct Ctx {
+    poll: Poll,
+    tls: Option<Arc<ServerConfig>>,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+}
+
 struct Gate {
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
@@ -197,10 +228,11 @@ struct Gate {
     last_fd_warning: Option<Instant>,
     /// Shutting down: every answer from now on closes its connection.
     draining: bool,
+    upstream: Upstream,
 }
 
 impl Gate {
-    fn new(limits: &Limits) -> Gate {
+    fn new(limits: &Limits, upstream: Upstream) -> Gate {
         let largest_body = [
             limits.body_max_scim,
             limits.body_max_saml,
@@ -219,6 +251,7 @@ impl Gate {
             max_inbuf: limits.max_header_bytes + largest_body + READ_CHUNK,
             last_fd_warning: None,
             draining: false,
+            upstream,
         }
     }
 
@@ -226,11 +259,12 @@ impl Gate {
     /// ran out; fails only when the listener itself is broken.
     fn accept_all(
         &mut self,
-        front: &mut Front,
+        front: &Ctx,
+        listener: &TcpListener,
         reserve: &mut Option<std::fs::File>,
     ) -> Result<Option<Instant>, FrontError> {
         loop {
-            match front.listener.accept() {
+            match listener.accept() {
                 Ok((sock, addr)) => self.admit(front, sock, addr),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e)
@@ -253,7 +287,7 @@ impl Gate {
                     // Free the reserve descriptor to accept and immediately close the
                     // waiting connection, so clients get a refusal instead of a hang.
                     reserve.take();
-                    if let Ok((sock, _)) = front.listener.accept() {
+                    if let Ok((sock, _)) = listener.accept() {
                         drop(sock);
                     }
                     *reserve = open_reserve_fd();
@@ -265,7 +299,7 @@ impl Gate {
         }
     }
 
-    fn admit(&mut self, front: &Front, sock: TcpStream, addr: SocketAddr) {
+    fn admit(&mut self, front: &Ctx, sock: TcpStream, addr: SocketAddr) {
         let peer = canonical_ip(addr.ip());
         let limits = &front.limits;
         let from_peer = self.per_client.get(&peer).copied().unwrap_or(0);
@@ -347,7 +381,7 @@ impl Gate {
     }
 
     /// Closes the least recently active idle connection (of `peer`, or of anyone).
-    fn close_idle_oldest(&mut self, front: &Front, peer: Option<IpAddr>) -> bool {
+    fn close_idle_oldest(&mut self, front: &Ctx, peer: Option<IpAddr>) -> bool {
         let victim = self
             .conns
             .iter()
@@ -367,7 +401,7 @@ impl Gate {
     }
 
     /// During shutdown: close every connection that has no request in progress.
-    fn close_idle(&mut self, front: &Front) {
+    fn close_idle(&mut self, front: &Ctx) {
         let idle: Vec<usize> = self
             .conns
             .iter()
@@ -383,7 +417,7 @@ impl Gate {
         }
     }
 
-    fn close(&mut self, front: &Front, slot: usize) {
+    fn close(&mut self, front: &Ctx, slot: usize) {
         if let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) {
             let _ = front.poll.registry().deregister(&mut conn.sock);
             self.open -= 1;
@@ -398,7 +432,7 @@ impl Gate {
         }
     }
 
-    fn on_event(&mut self, front: &Front, slot: usize, readable: bool, writable: bool) {
+    fn on_event(&mut self, front: &Ctx, slot: usize, readable: bool, writable: bool) {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
@@ -412,11 +446,23 @@ impl Gate {
         if matches!(after, After::Keep) && (writable || wants_write(conn)) {
             after = flush(conn, slot, front, self.max_inbuf);
         }
-        self.settle(front, slot, after);
+        let mut done = Vec::new();
+        self.settle(front, slot, after, &mut done);
+        self.deliver(front, &mut done);
     }
 
-    fn on_done(&mut self, front: &Front, done: Done) {
-        let Some(conn) = self.conns.get_mut(done.slot).and_then(Option::as_mut) else {
+    /// Writes out answers from the upstream. Delivering one can start a pipelined request
+    /// that is answered at once, so this loops until nothing is left.
+    fn deliver(&mut self, front: &Ctx, done: &mut Vec<Done>) {
+        while !done.is_empty() {
+            for d in std::mem::take(done) {
+                self.on_done(front, d, done);
+            }
+        }
+    }
+
+    fn on_done(&mut self, front: &Ctx, done: Done, more: &mut Vec<Done>) {
+        let Some(conn) = self.conns.get_mut(done.client).and_then(Option::as_mut) else {
             return;
         };
         if conn.generation != done.generation || conn.phase != Phase::Dispatched {
@@ -430,14 +476,31 @@ impl Gate {
                 serialize_error(&e, &conn.path, false)
             }
         };
-        let after = start_write(conn, bytes, done.slot, front, self.max_inbuf);
-        self.settle(front, done.slot, after);
+        let after = start_write(conn, bytes, done.client, front, self.max_inbuf);
+        self.settle(front, done.client, after, more);
     }
 
     /// Applies the result of handling an event: close, or update what we wait for.
-    fn settle(&mut self, front: &Front, slot: usize, after: After) {
+    fn settle(&mut self, front: &Ctx, slot: usize, after: After, done: &mut Vec<Done>) {
         match after {
             After::Close => self.close(front, slot),
+            After::Dispatch(job) => match self.upstream.submit(front.poll.registry(), job, done) {
+                Submitted::Accepted => self.settle(front, slot, After::Keep, done),
+                Submitted::Overloaded => {
+                    front.metrics.gate_rejected(503);
+                    let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+                        return;
+                    };
+                    let e = HttpError::new(
+                        Reason::Overloaded,
+                        "The gateway is busy; try again in a moment.",
+                    )
+                    .with_retry_after(1);
+                    let bytes = serialize_error(&e, &conn.path, conn.keep_alive);
+                    let after = start_write(conn, bytes, slot, front, self.max_inbuf);
+                    self.settle(front, slot, after, done);
+                }
+            },
             After::Keep => {
                 let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
                     return;
@@ -447,10 +510,11 @@ impl Gate {
                     want |= Interest::WRITABLE;
                 }
                 if want != conn.interest {
+                    let token = Token(slot + FIRST_CONN);
                     if front
                         .poll
                         .registry()
-                        .reregister(&mut conn.sock, Token(slot + FIRST_CONN), want)
+                        .reregister(&mut conn.sock, token, want)
                         .is_err()
                     {
                         self.close(front, slot);
@@ -463,7 +527,10 @@ impl Gate {
     }
 
     /// Enforces deadlines.
-    fn sweep(&mut self, front: &Front, now: Instant) {
+    fn sweep(&mut self, front: &Ctx, now: Instant) {
+        let mut done = Vec::new();
+        self.upstream.sweep(front.poll.registry(), now, &mut done);
+        self.deliver(front, &mut done);
         let expired: Vec<usize> = self
             .conns
             .iter()
@@ -505,7 +572,8 @@ impl Gate {
                 }
                 other => other,
             };
-            self.settle(front, slot, after);
+            self.settle(front, slot, after, &mut done);
+            self.deliver(front, &mut done);
         }
     }
 }
@@ -530,7 +598,7 @@ fn phase_name(p: Phase) -> &'static str {
 }
 
 /// Reads what the socket has, decrypting with TLS when on.
-fn read_in(conn: &mut Conn, max_inbuf: usize, front: &Front) -> After {
+fn read_in(conn: &mut Conn, max_inbuf: usize, front: &Ctx) -> After {
     let mut chunk = [0u8; READ_CHUNK];
     loop {
         if conn.inbuf.len() >= max_inbuf {
@@ -601,7 +669,7 @@ fn close_unless_answering(conn: &mut Conn) -> After {
 }
 
 /// Moves the connection's state machine forward over the bytes received.
-fn advance(conn: &mut Conn, slot: usize, front: &Front) -> After {
+fn advance(conn: &mut Conn, slot: usize, front: &Ctx) -> After {
     let limits = &front.limits;
     loop {
         match conn.phase {
@@ -679,26 +747,13 @@ fn advance(conn: &mut Conn, slot: usize, front: &Front) -> After {
                 let idempotent =
                     matches!(method, b"GET" | b"HEAD" | b"PUT" | b"DELETE" | b"OPTIONS");
                 let job = Job {
-                    slot,
+                    client: slot,
                     generation: conn.generation,
                     request,
                     head_only: h.method_is_head,
                     idempotent,
                 };
-                return match front.jobs.try_send(job) {
-                    Ok(()) => After::Keep,
-                    Err(TrySendError::Full(_)) => {
-                        front.metrics.gate_rejected(503);
-                        let e = HttpError::new(
-                            Reason::Overloaded,
-                            "The gateway is busy; try again in a moment.",
-                        )
-                        .with_retry_after(1);
-                        let bytes = serialize_error(&e, &conn.path, conn.keep_alive);
-                        queue_write(conn, bytes)
-                    }
-                    Err(TrySendError::Disconnected(_)) => After::Close,
-                };
+                return After::Dispatch(job);
             }
             Phase::Dispatched | Phase::Writing => return After::Keep,
         }
@@ -717,7 +772,7 @@ fn start_write(
     conn: &mut Conn,
     bytes: Vec<u8>,
     slot: usize,
-    front: &Front,
+    front: &Ctx,
     max_inbuf: usize,
 ) -> After {
     conn.phase = Phase::Writing;
@@ -750,7 +805,7 @@ fn wants_write(conn: &Conn) -> bool {
 
 /// Writes what is pending; when a response is fully written, closes or goes back to
 /// reading the next request.
-fn flush(conn: &mut Conn, slot: usize, front: &Front, max_inbuf: usize) -> After {
+fn flush(conn: &mut Conn, slot: usize, front: &Ctx, max_inbuf: usize) -> After {
     loop {
         let result = match &mut conn.tls {
             Some(tls) => {

@@ -5,11 +5,14 @@
 //! client ──TLS──▶ front (mio loop: caps, deadlines, head vetting, body caps)
 //!                   │ complete, vetted request
 //!                   ▼
-//!                 forward (N workers) ──Unix socket──▶ inner (tiny_http) ──▶ app
+//!                 upstream (pool of Unix socket connections, same loop)
+//!                   │
+//!                   ▼
+//!                 inner (tiny_http) ──▶ app threads (the bounded worker pool)
 //! ```
 
-pub mod forward;
 pub mod front;
 pub mod head;
 pub mod inner;
 pub mod tls;
+pub mod upstream;
