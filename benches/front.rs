@@ -17,6 +17,11 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_seatgate");
 const ROLE: &str = "SEATGATE_BENCH_ROLE";
+const TARGETS: [&str; 3] = [
+    "bare tiny_http hello-world (HTTP)",
+    "seatgate, HTTPS",
+    "seatgate, TLS off",
+];
 
 fn main() {
     if std::env::var(ROLE).as_deref() == Ok("bare") {
@@ -86,31 +91,52 @@ fn main() {
     // Throughput and latency.
     let bare = start_bare();
     let (mut plain, _) = start_seatgate(&tmp.join("plain"), &[("SEATGATE_TLS_MODE", "off")]);
-    println!("\n## `GET /healthz`, keep-alive, wrk -t2 -d{duration}s\n");
+    println!(
+        "\n## `GET /healthz`, keep-alive, wrk -t2 -d{duration}s, best of 2 interleaved rounds\n"
+    );
     println!("| target | clients | requests/s | p50 | p99 | vs bare |\n|---|---|---|---|---|---|");
     let mut peak_rss = 0;
+    let mut raw = Vec::new();
     for clients in [8, 64] {
-        let ceiling = wrk(&format!("http://{}/", bare.addr), clients, &duration);
-        let https = wrk(&format!("https://{}/healthz", s.addr), clients, &duration);
-        peak_rss = peak_rss.max(rss_kib(s.child.id()));
-        let http = wrk(
-            &format!("http://{}/healthz", plain.addr),
-            clients,
-            &duration,
-        );
-        for (name, r) in [
-            ("bare tiny_http hello-world (HTTP)", &ceiling),
-            ("seatgate, HTTPS", &https),
-            ("seatgate, TLS off", &http),
-        ] {
+        // Interleave the targets and keep each one's best of two rounds, so a burst of
+        // noise on this shared 2-core machine does not decide a ratio.
+        let mut best: Vec<Option<WrkResult>> = vec![None, None, None];
+        for round in 1..=2 {
+            let runs = [
+                wrk(&format!("http://{}/", bare.addr), clients, &duration),
+                wrk(&format!("https://{}/healthz", s.addr), clients, &duration),
+                wrk(
+                    &format!("http://{}/healthz", plain.addr),
+                    clients,
+                    &duration,
+                ),
+            ];
+            peak_rss = peak_rss.max(rss_kib(s.child.id()));
+            for (i, r) in runs.into_iter().enumerate() {
+                raw.push(format!(
+                    "{clients} clients, round {round}, {}: {:.0} req/s",
+                    TARGETS[i], r.rps
+                ));
+                if best[i].as_ref().is_none_or(|b| r.rps > b.rps) {
+                    best[i] = Some(r);
+                }
+            }
+        }
+        let ceiling = best[0].as_ref().map_or(f64::NAN, |r| r.rps);
+        for (name, r) in TARGETS.iter().zip(&best) {
+            let Some(r) = r else { continue };
             println!(
                 "| {name} | {clients} | {:.0} | {:.2} ms | {:.2} ms | {:.0}% |",
                 r.rps,
                 r.p50_ms,
                 r.p99_ms,
-                100.0 * r.rps / ceiling.rps
+                100.0 * r.rps / ceiling
             );
         }
+    }
+    println!("\nEvery round:\n");
+    for line in raw {
+        println!("- {line}");
     }
     println!(
         "\nseatgate RSS right after the 64-client HTTPS run: {:.1} MiB",
