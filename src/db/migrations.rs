@@ -4,14 +4,14 @@
 
 use rusqlite::Connection;
 
-const STEPS: &[&str] = &[include_str!("migrations/0001_foundation.sql")];
+pub const STEPS: &[&str] = &[include_str!("migrations/0001_foundation.sql")];
 
 /// The schema version this binary writes.
 pub const LATEST_VERSION: i64 = STEPS.len() as i64;
 
-/// Applies every step after `current`.
-pub fn apply(conn: &Connection, current: i64) -> Result<(), rusqlite::Error> {
-    for (index, sql) in STEPS.iter().enumerate().skip(current.max(0) as usize) {
+/// Applies every step of `steps` after `current`.
+pub fn apply(conn: &Connection, steps: &[&str], current: i64) -> Result<(), rusqlite::Error> {
+    for (index, sql) in steps.iter().enumerate().skip(current.max(0) as usize) {
         let version = index as i64 + 1;
         conn.execute_batch(&format!(
             "BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;"

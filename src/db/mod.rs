@@ -75,28 +75,39 @@ impl Db {
     /// Opens (or creates) the database, refusing damaged or too-new files, and applies
     /// pending migrations after taking a backup into `backup_dir`.
     pub fn open(path: &Path, backup_dir: &Path, synchronous: Synchronous) -> Result<Db, DbError> {
+        Db::open_with_steps(path, backup_dir, synchronous, migrations::STEPS)
+    }
+
+    /// [`Db::open`] with an explicit migration list (tests exercise upgrades with it).
+    fn open_with_steps(
+        path: &Path,
+        backup_dir: &Path,
+        synchronous: Synchronous,
+        steps: &[&str],
+    ) -> Result<Db, DbError> {
+        let latest = steps.len() as i64;
         let existed = path.exists();
         if existed {
             check_file_header(path)?;
         }
         let writer = open_connection(path, synchronous, existed)?;
         let version = read_version(&writer, path)?;
-        if version > LATEST_VERSION {
+        if version > latest {
             return Err(DbError::TooNew {
                 path: path.to_path_buf(),
                 found: version,
-                supported: LATEST_VERSION,
+                supported: latest,
             });
         }
-        if version > 0 && version < LATEST_VERSION {
+        if version > 0 && version < latest {
             let out = backup::pre_migration_path(backup_dir, version);
             log::info!(
-                "migrating the database from version {version} to {LATEST_VERSION}; backup first: {}",
+                "migrating the database from version {version} to {latest}; backup first: {}",
                 out.display()
             );
             backup::vacuum_into(&writer, &out)?;
         }
-        migrations::apply(&writer, version)?;
+        migrations::apply(&writer, steps, version)?;
         let db = Db {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
@@ -410,6 +421,67 @@ mod tests {
             .expect("refused");
         assert!(matches!(err, DbError::Corrupt { .. }), "{err}");
         assert_eq!(fs::read(&truncated).expect("read").len(), bytes.len() / 2);
+    }
+
+    #[test]
+    fn upgrading_backs_up_first_then_migrates_one_step_at_a_time() {
+        let tmp = Tmp::new();
+        let path = tmp.0.join("up.db");
+        let backups = tmp.0.join("backups");
+        let v1 = Db::open_with_steps(&path, &backups, Synchronous::Normal, migrations::STEPS)
+            .expect("v1");
+        v1.write(|tx| {
+            tx.execute(
+                "INSERT INTO settings (key, value, updated_at) VALUES ('k', 'v', 0)",
+                [],
+            )
+        })
+        .expect("row");
+        drop(v1);
+        assert!(!backups.exists(), "no backup for a fresh database");
+
+        let mut steps = migrations::STEPS.to_vec();
+        steps.push("CREATE TABLE upgraded (id INTEGER PRIMARY KEY) STRICT;");
+        let v2 = Db::open_with_steps(&path, &backups, Synchronous::Normal, &steps).expect("v2");
+        let version: i64 = v2
+            .read(|tx| tx.query_row("PRAGMA user_version", [], |r| r.get(0)))
+            .expect("version");
+        assert_eq!(version, steps.len() as i64);
+        let saved: Vec<PathBuf> = fs::read_dir(&backups)
+            .expect("backups")
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert_eq!(saved.len(), 1);
+        let name = saved[0]
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("name")
+            .to_string();
+        assert!(name.starts_with("pre-migration-v1-"), "{name}");
+        let old = Connection::open(&saved[0]).expect("backup opens");
+        let (v, rows): (i64, i64) = old
+            .query_row(
+                "SELECT (SELECT user_version FROM pragma_user_version), count(*) FROM settings",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("backup content");
+        assert_eq!(
+            (v, rows),
+            (1, 1),
+            "the backup is the pre-migration database"
+        );
+
+        // A failing step leaves the database at the last good version.
+        drop(v2);
+        steps.push("CREATE TABLE broken (;");
+        assert!(Db::open_with_steps(&path, &backups, Synchronous::Normal, &steps).is_err());
+        let conn = Connection::open(&path).expect("open");
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(v, steps.len() as i64 - 1);
     }
 
     #[test]

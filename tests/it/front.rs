@@ -288,3 +288,37 @@ fn file_descriptor_exhaustion_never_leaves_a_dead_port() {
         "exhaustion was logged"
     );
 }
+
+#[test]
+fn body_that_stops_arriving_is_408_and_idle_keep_alive_is_closed() {
+    let s = server()
+        .env("SEATGATE_LIMITS_BODY_TIMEOUT", "1s")
+        .env("SEATGATE_LIMITS_IDLE_TIMEOUT", "1s")
+        .start();
+    let mut c = s.connect();
+    c.write_all(b"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly part")
+        .expect("send");
+    let started = Instant::now();
+    let r = c.read_response();
+    assert_eq!(r.status, 408);
+    assert_eq!(r.json()["reason"], "REQUEST_TIMEOUT");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert!(c.closed_within(Duration::from_secs(2)));
+
+    let mut idle = s.connect();
+    idle.send("GET", "/healthz", &[], b"");
+    assert_eq!(idle.read_response().status, 200);
+    assert!(
+        !idle.closed_within(Duration::from_millis(300)),
+        "kept alive for a while"
+    );
+    assert!(
+        idle.closed_within(Duration::from_secs(3)),
+        "closed after the idle deadline"
+    );
+    assert_still_serving(&s);
+}
