@@ -14,6 +14,10 @@ pub enum Reason {
     BadRequest,
     Unauthorized,
     NotFound,
+    Conflict,
+    PreconditionFailed,
+    UnsupportedMediaType,
+    TooManyRequests,
     MethodNotAllowed,
     RequestTimeout,
     LengthRequired,
@@ -31,6 +35,10 @@ impl Reason {
             Reason::BadRequest => "BAD_REQUEST",
             Reason::Unauthorized => "UNAUTHORIZED",
             Reason::NotFound => "NOT_FOUND",
+            Reason::Conflict => "CONFLICT",
+            Reason::PreconditionFailed => "PRECONDITION_FAILED",
+            Reason::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Reason::TooManyRequests => "TOO_MANY_REQUESTS",
             Reason::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Reason::RequestTimeout => "REQUEST_TIMEOUT",
             Reason::LengthRequired => "LENGTH_REQUIRED",
@@ -49,6 +57,10 @@ impl Reason {
             Reason::BadRequest => 400,
             Reason::Unauthorized => 401,
             Reason::NotFound => 404,
+            Reason::Conflict => 409,
+            Reason::PreconditionFailed => 412,
+            Reason::UnsupportedMediaType => 415,
+            Reason::TooManyRequests => 429,
             Reason::MethodNotAllowed => 405,
             Reason::RequestTimeout => 408,
             Reason::LengthRequired => 411,
@@ -93,6 +105,8 @@ pub struct HttpError {
     pub message: String,
     /// Seconds for a `Retry-After` header (429/503).
     pub retry_after: Option<u32>,
+    /// The SCIM `scimType` (RFC 7644 §3.12), when the error is about SCIM input.
+    pub scim_type: Option<&'static str>,
 }
 
 impl HttpError {
@@ -102,6 +116,15 @@ impl HttpError {
             reason,
             message: message.into(),
             retry_after: None,
+            scim_type: None,
+        }
+    }
+
+    /// A SCIM error with its `scimType`.
+    pub fn scim(reason: Reason, scim_type: &'static str, message: impl Into<String>) -> HttpError {
+        HttpError {
+            scim_type: Some(scim_type),
+            ..HttpError::new(reason, message)
         }
     }
 
@@ -138,7 +161,7 @@ impl HttpError {
                     "status": self.status.to_string(),
                     "detail": self.message,
                 });
-                if let Some(scim_type) = scim_type(self.reason) {
+                if let Some(scim_type) = self.scim_type.or_else(|| scim_type(self.reason)) {
                     body["scimType"] = scim_type.into();
                 }
                 Response::json(self.status, &body)
@@ -188,6 +211,8 @@ fn error_word(status: u16) -> &'static str {
         405 => "method_not_allowed",
         408 => "request_timeout",
         409 => "conflict",
+        412 => "precondition_failed",
+        415 => "unsupported_media_type",
         411 => "length_required",
         413 => "payload_too_large",
         429 => "too_many_requests",

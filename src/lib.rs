@@ -25,5 +25,6 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod net;
+pub mod scim;
 pub mod server;
 pub mod setup;

@@ -4,7 +4,10 @@
 
 use rusqlite::Connection;
 
-pub const STEPS: &[&str] = &[include_str!("migrations/0001_foundation.sql")];
+pub const STEPS: &[&str] = &[
+    include_str!("migrations/0001_foundation.sql"),
+    include_str!("migrations/0002_directory.sql"),
+];
 
 /// The schema version this binary writes.
 pub const LATEST_VERSION: i64 = STEPS.len() as i64;

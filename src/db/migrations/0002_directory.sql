@@ -1,0 +1,78 @@
+-- Bearer tokens for machine clients. Only the SHA-256 of a token is stored. Scopes keep a
+-- SCIM token from ever being an admin token and vice versa.
+CREATE TABLE api_tokens (
+    id            INTEGER PRIMARY KEY,
+    scope         TEXT NOT NULL CHECK (scope IN ('scim', 'admin')),
+    name          TEXT NOT NULL,
+    token_hash    TEXT NOT NULL UNIQUE,
+    created_at    INTEGER NOT NULL,
+    last_used_at  INTEGER,
+    revoked_at    INTEGER
+) STRICT;
+
+-- Directory users, pushed by SCIM or created just in time from a sign-in. `resource` is the
+-- SCIM representation as stored (without id, meta, groups and any password); the other
+-- columns are extracted from it for lookups and constraints.
+CREATE TABLE users (
+    id             TEXT PRIMARY KEY,
+    user_name      TEXT NOT NULL,
+    user_name_key  TEXT NOT NULL UNIQUE,   -- case-folded: userName is unique case-insensitively
+    external_id    TEXT,
+    active         INTEGER NOT NULL CHECK (active IN (0, 1)),
+    display_name   TEXT,
+    email_key      TEXT,                   -- primary (else work, else first) email, case-folded
+    resource       TEXT NOT NULL,
+    version        INTEGER NOT NULL,
+    created_at     INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL
+) STRICT;
+CREATE INDEX users_external_id ON users (external_id);
+CREATE INDEX users_email_key ON users (email_key);
+
+CREATE TABLE groups (
+    id                 TEXT PRIMARY KEY,
+    display_name       TEXT NOT NULL,
+    display_name_key   TEXT NOT NULL,     -- case-folded
+    external_id        TEXT,
+    resource           TEXT NOT NULL,     -- without id, meta and members
+    version            INTEGER NOT NULL,
+    created_at         INTEGER NOT NULL,
+    updated_at         INTEGER NOT NULL
+) STRICT;
+CREATE INDEX groups_display_name_key ON groups (display_name_key);
+CREATE INDEX groups_external_id ON groups (external_id);
+
+CREATE TABLE group_members (
+    group_id  TEXT NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    user_id   TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    PRIMARY KEY (group_id, user_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX group_members_user ON group_members (user_id);
+
+-- Every SCIM request and its outcome, so an admin can see what the IdP sent and why
+-- anything failed. Bodies are stored with secrets removed and truncated.
+CREATE TABLE scim_requests (
+    id           INTEGER PRIMARY KEY,
+    at           INTEGER NOT NULL,
+    token_id     INTEGER,
+    client       TEXT NOT NULL,
+    method       TEXT NOT NULL,
+    path         TEXT NOT NULL,
+    status       INTEGER NOT NULL,
+    scim_type    TEXT,
+    detail       TEXT,
+    request      TEXT,
+    duration_us  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX scim_requests_at ON scim_requests (at);
+
+-- Directory changes, in order, for the licensing layer to act on.
+CREATE TABLE directory_events (
+    id        INTEGER PRIMARY KEY,
+    at        INTEGER NOT NULL,
+    kind      TEXT NOT NULL,
+    user_id   TEXT,
+    group_id  TEXT,
+    detail    TEXT
+) STRICT;
+CREATE INDEX directory_events_user ON directory_events (user_id);
