@@ -30,11 +30,23 @@ pub fn file_stamp(unix: i64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
+/// Parses an RFC 3339 timestamp (as SCIM `dateTime` values are) to Unix seconds.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn formats_utc() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(super::file_stamp(1_795_355_100), "20261122T134500Z");
+        assert_eq!(
+            super::parse_rfc3339("2026-11-22T13:45:00Z"),
+            Some(1_795_355_100)
+        );
+        assert_eq!(super::parse_rfc3339("yesterday"), None);
     }
 }

@@ -7,6 +7,7 @@
 //! synchronous = "full"` fsyncs every commit for power-loss durability at a throughput cost.
 
 pub mod backup;
+pub mod filter_sql;
 mod migrations;
 
 use std::fs;
