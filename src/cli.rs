@@ -70,6 +70,26 @@ pub enum Command {
     },
     /// Mint a new one-time first-run setup link (invalidates earlier ones)
     SetupLink,
+    /// Manage the bearer tokens identity providers use for SCIM provisioning
+    #[command(subcommand)]
+    ScimToken(ScimTokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScimTokenCommand {
+    /// Create a token; it is printed once, alone on the last line of stdout
+    Create {
+        /// A name to recognize it by, e.g. the IdP it is for
+        #[arg(long)]
+        name: String,
+    },
+    /// List tokens (never their secrets) with creation, last use and revocation times
+    List,
+    /// Revoke a token by id or name; the IdP using it is refused from then on
+    Revoke {
+        /// The token's id or name
+        token: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -114,7 +134,66 @@ pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
         Command::Backup { out } => backup_command(&config, &out),
         Command::Restore { file } => restore_command(&config, &file),
         Command::SetupLink => setup_link_command(&config),
+        Command::ScimToken(cmd) => scim_token_command(&config, cmd),
     }
+}
+
+fn scim_token_command(config: &Config, cmd: ScimTokenCommand) -> Result<(), CliError> {
+    use crate::db::tokens::{self, Scope};
+    let db = open_existing_db(config)?;
+    match cmd {
+        ScimTokenCommand::Create { name } => {
+            let name = name.trim();
+            if name.is_empty() {
+                return Err(CliError::Usage("--name must not be empty".into()));
+            }
+            let (id, token) = db
+                .write(|tx| tokens::create(tx, Scope::Scim, name))
+                .map_err(runtime)?;
+            eprintln!(
+                "created SCIM token {id} ({name}); it is shown only now. Give it to your identity provider as the bearer token:"
+            );
+            println!("{token}");
+        }
+        ScimTokenCommand::List => {
+            let all = db
+                .read(|tx| tokens::list(tx, Scope::Scim))
+                .map_err(runtime)?;
+            if all.is_empty() {
+                println!(
+                    "no SCIM tokens; create one with `seatgate scim-token create --name NAME`"
+                );
+            }
+            let when = |t: Option<i64>| t.map_or("-".to_string(), crate::clock::rfc3339);
+            for t in all {
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{}\t{}\t{state}\tcreated {}\tlast used {}\trevoked {}",
+                    t.id,
+                    t.name,
+                    crate::clock::rfc3339(t.created_at),
+                    when(t.last_used_at),
+                    when(t.revoked_at)
+                );
+            }
+        }
+        ScimTokenCommand::Revoke { token } => {
+            let n = db
+                .write(|tx| tokens::revoke(tx, Scope::Scim, &token))
+                .map_err(runtime)?;
+            if n == 0 {
+                return Err(CliError::Runtime(format!(
+                    "no active SCIM token has the id or name {token:?}"
+                )));
+            }
+            println!("revoked {n} SCIM token(s)");
+        }
+    }
+    Ok(())
 }
 
 /// Opens the database of an existing data directory for an admin command.

@@ -7,8 +7,10 @@
 //! synchronous = "full"` fsyncs every commit for power-loss durability at a throughput cost.
 
 pub mod backup;
+pub mod directory;
 pub mod filter_sql;
 mod migrations;
+pub mod tokens;
 
 use std::fs;
 use std::io::Read;

@@ -1,0 +1,350 @@
+//! Directory storage: users, groups, memberships and directory events. Plain SQL over one
+//! transaction handed in by the caller; the rules (uniqueness answers, relinking, PATCH
+//! semantics) live in the SCIM layer.
+
+use rusqlite::types::Value as Sql;
+use rusqlite::{OptionalExtension, Row, Transaction, params};
+
+use super::filter_sql::Clause;
+use crate::scim::resource::{GroupFields, UserFields};
+
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub id: String,
+    pub user_name: String,
+    pub external_id: Option<String>,
+    pub active: bool,
+    pub display_name: Option<String>,
+    pub resource: String,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupRow {
+    pub id: String,
+    pub display_name: String,
+    pub external_id: Option<String>,
+    pub resource: String,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const USER_COLS: &str =
+    "id, user_name, external_id, active, display_name, resource, version, created_at, updated_at";
+const GROUP_COLS: &str = "id, display_name, external_id, resource, version, created_at, updated_at";
+
+fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        id: r.get(0)?,
+        user_name: r.get(1)?,
+        external_id: r.get(2)?,
+        active: r.get::<_, i64>(3)? == 1,
+        display_name: r.get(4)?,
+        resource: r.get(5)?,
+        version: r.get(6)?,
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
+    })
+}
+
+fn group_row(r: &Row<'_>) -> rusqlite::Result<GroupRow> {
+    Ok(GroupRow {
+        id: r.get(0)?,
+        display_name: r.get(1)?,
+        external_id: r.get(2)?,
+        resource: r.get(3)?,
+        version: r.get(4)?,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+    })
+}
+
+pub fn user_by_id(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<UserRow>> {
+    tx.prepare_cached(&format!("SELECT {USER_COLS} FROM users WHERE id = ?1"))?
+        .query_row([id], user_row)
+        .optional()
+}
+
+pub fn user_by_name_key(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<Option<UserRow>> {
+    tx.prepare_cached(&format!(
+        "SELECT {USER_COLS} FROM users WHERE user_name_key = ?1"
+    ))?
+    .query_row([key], user_row)
+    .optional()
+}
+
+/// Users with this externalId, oldest first.
+pub fn users_by_external_id(
+    tx: &Transaction<'_>,
+    external_id: &str,
+) -> rusqlite::Result<Vec<UserRow>> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {USER_COLS} FROM users WHERE external_id = ?1 ORDER BY rowid"
+    ))?;
+    let rows = stmt.query_map([external_id], user_row)?;
+    rows.collect()
+}
+
+pub fn insert_user(
+    tx: &Transaction<'_>,
+    id: &str,
+    f: &UserFields,
+    resource: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO users (id, user_name, user_name_key, external_id, active, display_name, email_key, resource, version, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9)",
+    )?
+    .execute(params![id, f.user_name, f.user_name_key, f.external_id, f.active, f.display_name, f.email_key, resource, now])?;
+    Ok(())
+}
+
+/// Replaces a user's resource; returns the new version.
+pub fn update_user(
+    tx: &Transaction<'_>,
+    id: &str,
+    f: &UserFields,
+    resource: &str,
+    now: i64,
+) -> rusqlite::Result<i64> {
+    tx.prepare_cached(
+        "UPDATE users SET user_name = ?2, user_name_key = ?3, external_id = ?4, active = ?5, display_name = ?6,
+                email_key = ?7, resource = ?8, version = version + 1, updated_at = ?9
+         WHERE id = ?1 RETURNING version",
+    )?
+    .query_row(params![id, f.user_name, f.user_name_key, f.external_id, f.active, f.display_name, f.email_key, resource, now], |r| r.get(0))
+}
+
+pub fn delete_user(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<bool> {
+    Ok(tx
+        .prepare_cached("DELETE FROM users WHERE id = ?1")?
+        .execute([id])?
+        > 0)
+}
+
+/// The groups a user is in, as (id, displayName), by name.
+pub fn groups_of_user(
+    tx: &Transaction<'_>,
+    user_id: &str,
+) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT g.id, g.display_name FROM group_members gm JOIN groups g ON g.id = gm.group_id
+         WHERE gm.user_id = ?1 ORDER BY g.display_name_key",
+    )?;
+    let rows = stmt.query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// One page of a listing and the total number of matches.
+pub struct Page<T> {
+    pub total: i64,
+    pub rows: Vec<T>,
+}
+
+/// Ordering for a listing: a sort expression (with its parameters) and direction.
+pub struct Order {
+    pub expr: String,
+    pub params: Vec<Sql>,
+    pub descending: bool,
+}
+
+pub fn list_users(
+    tx: &Transaction<'_>,
+    filter: Option<&Clause>,
+    order: Option<&Order>,
+    offset: i64,
+    limit: i64,
+) -> rusqlite::Result<Page<UserRow>> {
+    list(
+        tx, "users", USER_COLS, filter, order, offset, limit, user_row,
+    )
+}
+
+pub fn list_groups(
+    tx: &Transaction<'_>,
+    filter: Option<&Clause>,
+    order: Option<&Order>,
+    offset: i64,
+    limit: i64,
+) -> rusqlite::Result<Page<GroupRow>> {
+    list(
+        tx, "groups", GROUP_COLS, filter, order, offset, limit, group_row,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn list<T>(
+    tx: &Transaction<'_>,
+    table: &str,
+    cols: &str,
+    filter: Option<&Clause>,
+    order: Option<&Order>,
+    offset: i64,
+    limit: i64,
+    map: fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Page<T>> {
+    let (where_sql, mut params): (String, Vec<Sql>) = match filter {
+        Some(c) => (format!(" WHERE {}", c.sql), c.params.clone()),
+        None => (String::new(), Vec::new()),
+    };
+    let total: i64 = tx
+        .prepare_cached(&format!("SELECT count(*) FROM {table}{where_sql}"))?
+        .query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0))?;
+    if limit == 0 {
+        return Ok(Page {
+            total,
+            rows: Vec::new(),
+        });
+    }
+    // Stable order: the requested sort, then insertion order.
+    let order_sql = match order {
+        Some(o) => {
+            params.extend(o.params.iter().cloned());
+            let dir = if o.descending { "DESC" } else { "ASC" };
+            format!(" ORDER BY {} {dir}, {table}.rowid", o.expr)
+        }
+        None => format!(" ORDER BY {table}.rowid"),
+    };
+    params.push(Sql::Integer(limit));
+    params.push(Sql::Integer(offset));
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {cols} FROM {table}{where_sql}{order_sql} LIMIT ? OFFSET ?"
+    ))?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(params.iter()), map)?;
+    Ok(Page {
+        total,
+        rows: rows.collect::<rusqlite::Result<_>>()?,
+    })
+}
+
+pub fn group_by_id(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<GroupRow>> {
+    tx.prepare_cached(&format!("SELECT {GROUP_COLS} FROM groups WHERE id = ?1"))?
+        .query_row([id], group_row)
+        .optional()
+}
+
+pub fn insert_group(
+    tx: &Transaction<'_>,
+    id: &str,
+    f: &GroupFields,
+    resource: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO groups (id, display_name, display_name_key, external_id, resource, version, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)",
+    )?
+    .execute(params![id, f.display_name, f.display_name_key, f.external_id, resource, now])?;
+    Ok(())
+}
+
+pub fn update_group(
+    tx: &Transaction<'_>,
+    id: &str,
+    f: &GroupFields,
+    resource: &str,
+    now: i64,
+) -> rusqlite::Result<i64> {
+    tx.prepare_cached(
+        "UPDATE groups SET display_name = ?2, display_name_key = ?3, external_id = ?4, resource = ?5,
+                version = version + 1, updated_at = ?6
+         WHERE id = ?1 RETURNING version",
+    )?
+    .query_row(params![id, f.display_name, f.display_name_key, f.external_id, resource, now], |r| r.get(0))
+}
+
+/// Bumps a group's version after a membership change.
+pub fn touch_group(tx: &Transaction<'_>, id: &str, now: i64) -> rusqlite::Result<i64> {
+    tx.prepare_cached(
+        "UPDATE groups SET version = version + 1, updated_at = ?2 WHERE id = ?1 RETURNING version",
+    )?
+    .query_row(params![id, now], |r| r.get(0))
+}
+
+pub fn delete_group(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<bool> {
+    Ok(tx
+        .prepare_cached("DELETE FROM groups WHERE id = ?1")?
+        .execute([id])?
+        > 0)
+}
+
+/// Members as (user id, displayName or userName), in userName order.
+pub fn members(tx: &Transaction<'_>, group_id: &str) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT u.id, coalesce(u.display_name, u.user_name) FROM group_members gm JOIN users u ON u.id = gm.user_id
+         WHERE gm.group_id = ?1 ORDER BY u.user_name_key",
+    )?;
+    let rows = stmt.query_map([group_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+pub fn member_ids(tx: &Transaction<'_>, group_id: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = tx.prepare_cached("SELECT user_id FROM group_members WHERE group_id = ?1")?;
+    let rows = stmt.query_map([group_id], |r| r.get(0))?;
+    rows.collect()
+}
+
+/// The ids among `ids` that are not users.
+pub fn unknown_users(tx: &Transaction<'_>, ids: &[String]) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = tx.prepare_cached("SELECT 1 FROM users WHERE id = ?1")?;
+    let mut unknown = Vec::new();
+    for id in ids {
+        if !stmt.exists([id])? {
+            unknown.push(id.clone());
+        }
+    }
+    Ok(unknown)
+}
+
+/// Adds members (already present ones are left alone); returns the ids actually added.
+pub fn add_members(
+    tx: &Transaction<'_>,
+    group_id: &str,
+    ids: &[String],
+) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?1, ?2)",
+    )?;
+    let mut added = Vec::new();
+    for id in ids {
+        if stmt.execute([group_id, id.as_str()])? > 0 {
+            added.push(id.clone());
+        }
+    }
+    Ok(added)
+}
+
+/// Removes members (absent ones are ignored); returns the ids actually removed.
+pub fn remove_members(
+    tx: &Transaction<'_>,
+    group_id: &str,
+    ids: &[String],
+) -> rusqlite::Result<Vec<String>> {
+    let mut stmt =
+        tx.prepare_cached("DELETE FROM group_members WHERE group_id = ?1 AND user_id = ?2")?;
+    let mut removed = Vec::new();
+    for id in ids {
+        if stmt.execute([group_id, id.as_str()])? > 0 {
+            removed.push(id.clone());
+        }
+    }
+    Ok(removed)
+}
+
+/// Records a directory change for the licensing layer, in the caller's transaction.
+pub fn record_event(
+    tx: &Transaction<'_>,
+    kind: &str,
+    user_id: Option<&str>,
+    group_id: Option<&str>,
+    detail: Option<&str>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached("INSERT INTO directory_events (at, kind, user_id, group_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![now, kind, user_id, group_id, detail])?;
+    Ok(())
+}
