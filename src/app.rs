@@ -14,6 +14,7 @@ pub struct App {
     pub db: Arc<Db>,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
+    pub scim: crate::scim::Scim,
 }
 
 type Handled = Result<Response, HttpError>;
@@ -65,6 +66,10 @@ impl App {
     /// path, which could carry identifiers) and the handler's result.
     fn route(&self, req: &Request) -> (&'static str, Handled) {
         let get = matches!(req.method.as_str(), "GET" | "HEAD");
+        if req.path == crate::scim::api::BASE_PATH || req.path.starts_with("/scim/v2/") {
+            let (route, response) = self.scim.handle(req);
+            return (route, Ok(response));
+        }
         match req.path.as_str() {
             "/healthz" => ("/healthz", only(get, || Ok(health()))),
             "/readyz" => ("/readyz", only(get, || Ok(self.ready()))),

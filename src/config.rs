@@ -43,8 +43,30 @@ pub struct Config {
     pub tls: TlsConfig,
     pub limits: Limits,
     pub database: DatabaseConfig,
+    pub scim: ScimConfig,
     pub metrics: MetricsConfig,
     pub backup: BackupConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScimConfig {
+    /// Requests per second allowed per SCIM token (0 = unlimited); beyond it, 429.
+    pub requests_per_second: u32,
+    /// Requests a token may send in a burst above the steady rate.
+    pub burst: u32,
+    /// SCIM request-log rows kept (oldest deleted first).
+    pub request_log_rows: u32,
+}
+
+impl Default for ScimConfig {
+    fn default() -> Self {
+        ScimConfig {
+            requests_per_second: 2000,
+            burst: 4000,
+            request_log_rows: 100_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -149,6 +171,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             limits: Limits::default(),
             database: DatabaseConfig::default(),
+            scim: ScimConfig::default(),
             metrics: MetricsConfig::default(),
             backup: BackupConfig::default(),
         }

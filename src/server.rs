@@ -95,18 +95,25 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
 
     let (socket_path, socket_dir_is_temp) = inner_socket_path(&data)?;
     let inner_failed = Arc::new(AtomicBool::new(false));
+    let scim = crate::scim::Scim::new(Arc::clone(&db), &public_url, &config.scim)
+        .map_err(io_err("cannot start the SCIM request log"))?;
     let app = Arc::new(App {
         db: Arc::clone(&db),
         config: Arc::clone(&config),
         metrics: Arc::clone(&metrics),
+        scim,
     });
     let workers = config.worker_count();
-    let inner = InnerServer::start(&socket_path, app, workers, Arc::clone(&inner_failed)).map_err(
-        io_err(format!(
-            "cannot start the inner server on {}",
-            socket_path.display()
-        )),
-    )?;
+    let inner = InnerServer::start(
+        &socket_path,
+        Arc::clone(&app),
+        workers,
+        Arc::clone(&inner_failed),
+    )
+    .map_err(io_err(format!(
+        "cannot start the inner server on {}",
+        socket_path.display()
+    )))?;
 
     let poll = mio::Poll::new().map_err(io_err("cannot create the event loop"))?;
     // The application threads are the bounded worker pool; the gatekeeper keeps at most
@@ -164,6 +171,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         return result.map_err(ServeError::from);
     }
     inner.stop();
+    app.scim.close();
     if let Some(t) = backup_thread {
         let _ = t.join();
     }

@@ -1,0 +1,477 @@
+//! `/scim/v2` dispatch: bearer authentication, rate limiting, routing, the shared request
+//! and response helpers, and one request-log entry per request.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::ratelimit::RateLimiter;
+use super::reqlog::{self, Entry, RequestLog};
+use super::{discovery, groups, users};
+use crate::clock::now_unix;
+use crate::db::Db;
+use crate::db::tokens::{self, Scope};
+use crate::error::{HttpError, Reason, Surface};
+use crate::http::{Request, Response};
+
+pub const BASE_PATH: &str = "/scim/v2";
+/// The largest page a client may ask for (advertised as filter.maxResults).
+pub const MAX_RESULTS: i64 = 1000;
+const DEFAULT_COUNT: i64 = 100;
+
+/// Everything the SCIM endpoints share.
+pub struct Scim {
+    pub db: Arc<Db>,
+    /// `{public_url}/scim/v2`, for `location` and `$ref`.
+    pub base_url: String,
+    limiter: RateLimiter,
+    log: RequestLog,
+}
+
+impl Scim {
+    pub fn new(
+        db: Arc<Db>,
+        public_url: &str,
+        config: &crate::config::ScimConfig,
+    ) -> std::io::Result<Scim> {
+        Ok(Scim {
+            log: RequestLog::start(Arc::clone(&db), config.request_log_rows as i64)?,
+            db,
+            base_url: format!("{public_url}{BASE_PATH}"),
+            limiter: RateLimiter::new(config.requests_per_second, config.burst),
+        })
+    }
+
+    /// Flushes the request log (at shutdown).
+    pub fn close(&self) {
+        self.log.close();
+    }
+
+    /// Answers a request under `/scim/v2`. Returns the route pattern and the response.
+    pub fn handle(&self, req: &Request) -> (&'static str, Response) {
+        let started = Instant::now();
+        let rest = req.path.strip_prefix(BASE_PATH).unwrap_or("");
+        let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+        let route = route_name(&segments);
+        let mut token_id = None;
+        let result = self.authenticate(req).and_then(|id| {
+            token_id = Some(id);
+            self.limiter.check(id).map_err(|retry| {
+                HttpError::scim(
+                    Reason::TooManyRequests,
+                    "tooMany",
+                    "Too many requests; slow down and retry.",
+                )
+                .with_retry_after(retry)
+            })?;
+            self.dispatch(req, &segments)
+        });
+        let response = match &result {
+            Ok(r) => r.clone(),
+            Err(e) => {
+                let mut r = e.render(Surface::Scim);
+                if e.status == 401 {
+                    r = r.with_header("WWW-Authenticate", "Bearer realm=\"seatgate SCIM\"");
+                }
+                r
+            }
+        };
+        let (scim_type, detail) = match &result {
+            Ok(_) => (None, None),
+            Err(e) => (e.scim_type.map(str::to_string), Some(e.message.clone())),
+        };
+        self.log.record(Entry {
+            at: now_unix(),
+            token_id,
+            client: req.client.to_string(),
+            method: req.method.clone(),
+            path: req.path.chars().take(512).collect(),
+            status: response.status,
+            scim_type,
+            detail,
+            request: reqlog::sanitize_body(&req.body),
+            duration_us: started.elapsed().as_micros() as i64,
+        });
+        (route, response)
+    }
+
+    fn authenticate(&self, req: &Request) -> Result<i64, HttpError> {
+        let unauthorized = || {
+            HttpError::new(
+                Reason::Unauthorized,
+                "Send a SCIM token from `seatgate scim-token create` as 'Authorization: Bearer <token>'.",
+            )
+        };
+        let presented = req
+            .bearer_token()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(unauthorized)?;
+        let found = self
+            .db
+            .read(|tx| tokens::authenticate(tx, Scope::Scim, presented))?;
+        let (id, last_used) = found.ok_or_else(unauthorized)?;
+        if tokens::needs_touch(last_used) {
+            self.db.write(|tx| tokens::touch(tx, id))?;
+        }
+        Ok(id)
+    }
+
+    fn dispatch(&self, req: &Request, segments: &[&str]) -> Result<Response, HttpError> {
+        let m = req.method.as_str();
+        match (m, segments) {
+            (_, ["ServiceProviderConfig"]) => {
+                read_only(m, || discovery::service_provider_config(&self.base_url))
+            }
+            (_, ["ResourceTypes"]) => read_only(m, || discovery::resource_types(&self.base_url)),
+            (_, ["ResourceTypes", name]) => {
+                read_only(m, || discovery::resource_type(&self.base_url, name))
+            }
+            (_, ["Schemas"]) => read_only(m, || discovery::schemas(&self.base_url)),
+            (_, ["Schemas", id]) => read_only(m, || discovery::schema(&self.base_url, id)),
+            ("GET" | "HEAD", ["Users"]) => users::list(self, &ListQuery::from_query(&req.query)?),
+            ("POST", ["Users"]) => users::create(self, read_json(req)?),
+            ("POST", ["Users", ".search"]) => {
+                users::list(self, &ListQuery::from_search(&read_json(req)?)?)
+            }
+            ("GET" | "HEAD", ["Users", id]) => {
+                users::get(self, id, &ListQuery::from_query(&req.query)?)
+            }
+            ("PUT", ["Users", id]) => users::replace(self, id, if_match(req), read_json(req)?),
+            ("PATCH", ["Users", id]) => users::patch(self, id, if_match(req), read_json(req)?),
+            ("DELETE", ["Users", id]) => users::delete(self, id, if_match(req)),
+            ("GET" | "HEAD", ["Groups"]) => groups::list(self, &ListQuery::from_query(&req.query)?),
+            ("POST", ["Groups"]) => groups::create(self, read_json(req)?),
+            ("POST", ["Groups", ".search"]) => {
+                groups::list(self, &ListQuery::from_search(&read_json(req)?)?)
+            }
+            ("GET" | "HEAD", ["Groups", id]) => {
+                groups::get(self, id, &ListQuery::from_query(&req.query)?)
+            }
+            ("PUT", ["Groups", id]) => groups::replace(self, id, if_match(req), read_json(req)?),
+            ("PATCH", ["Groups", id]) => groups::patch(
+                self,
+                id,
+                if_match(req),
+                read_json(req)?,
+                &ListQuery::from_query(&req.query)?,
+            ),
+            ("DELETE", ["Groups", id]) => groups::delete(self, id, if_match(req)),
+            ("POST", [".search"]) => {
+                let q = ListQuery::from_search(&read_json(req)?)?;
+                discovery::search_all(self, &q)
+            }
+            ("POST", ["Bulk"]) => Err(HttpError::scim(
+                Reason::UnsupportedFeature,
+                "invalidSyntax",
+                "Bulk operations are not supported (see /ServiceProviderConfig).",
+            )),
+            (_, ["Users" | "Groups", ..] | [".search"] | ["Bulk"]) => Err(method_not_allowed()),
+            _ => Err(HttpError::scim(
+                Reason::NotFound,
+                "invalidPath",
+                "There is no SCIM resource at this address.",
+            )),
+        }
+    }
+}
+
+fn route_name(segments: &[&str]) -> &'static str {
+    match segments {
+        ["Users"] => "/scim/v2/Users",
+        ["Users", ".search"] => "/scim/v2/Users/.search",
+        ["Users", _] => "/scim/v2/Users/{id}",
+        ["Groups"] => "/scim/v2/Groups",
+        ["Groups", ".search"] => "/scim/v2/Groups/.search",
+        ["Groups", _] => "/scim/v2/Groups/{id}",
+        ["ServiceProviderConfig"] => "/scim/v2/ServiceProviderConfig",
+        ["ResourceTypes", ..] => "/scim/v2/ResourceTypes",
+        ["Schemas", ..] => "/scim/v2/Schemas",
+        [".search"] => "/scim/v2/.search",
+        _ => "/scim/v2/(unmatched)",
+    }
+}
+
+fn method_not_allowed() -> HttpError {
+    HttpError::new(
+        Reason::MethodNotAllowed,
+        "This SCIM address does not accept that method.",
+    )
+}
+
+fn read_only(
+    method: &str,
+    f: impl FnOnce() -> Result<Value, HttpError>,
+) -> Result<Response, HttpError> {
+    if matches!(method, "GET" | "HEAD") {
+        Ok(scim_json(200, &f()?))
+    } else {
+        Err(method_not_allowed())
+    }
+}
+
+/// A SCIM JSON response.
+pub fn scim_json(status: u16, v: &Value) -> Response {
+    Response::json(status, v).with_header("Content-Type", "application/scim+json")
+}
+
+/// Parses a request body as JSON, accepting `application/scim+json` and `application/json`.
+pub fn read_json(req: &Request) -> Result<Value, HttpError> {
+    if let Some(ct) = req.header("content-type") {
+        let media = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if media != "application/scim+json" && media != "application/json" {
+            return Err(HttpError::scim(
+                Reason::UnsupportedMediaType,
+                "invalidSyntax",
+                format!(
+                    "Send SCIM requests as application/scim+json or application/json, not {media}."
+                ),
+            ));
+        }
+    }
+    if req.body.is_empty() {
+        return Err(HttpError::scim(
+            Reason::BadRequest,
+            "invalidSyntax",
+            "The request needs a JSON body.",
+        ));
+    }
+    serde_json::from_slice(&req.body).map_err(|e| {
+        HttpError::scim(
+            Reason::BadRequest,
+            "invalidSyntax",
+            format!("The request body is not valid JSON: {e}."),
+        )
+    })
+}
+
+/// The version an `If-Match` header requires: `None` when absent or `*`.
+pub fn if_match(req: &Request) -> Option<String> {
+    let v = req.header("if-match")?.trim();
+    if v == "*" {
+        return None;
+    }
+    Some(v.trim_start_matches("W/").trim_matches('"').to_string())
+}
+
+/// 412 unless `required` (from If-Match) is the current version.
+pub fn check_version(required: &Option<String>, current: i64) -> Result<(), HttpError> {
+    match required {
+        Some(v) if *v != current.to_string() => Err(HttpError::scim(
+            Reason::PreconditionFailed,
+            "invalidVers",
+            "The resource changed since you read it (If-Match does not match its version).",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Query parameters (or SearchRequest fields) of a listing or read.
+#[derive(Debug, Default, Clone)]
+pub struct ListQuery {
+    pub filter: Option<String>,
+    /// 1-based.
+    pub start_index: i64,
+    pub count: i64,
+    pub attributes: Vec<String>,
+    pub excluded: Vec<String>,
+    pub sort_by: Option<String>,
+    pub descending: bool,
+}
+
+impl ListQuery {
+    pub fn from_query(query: &str) -> Result<ListQuery, HttpError> {
+        let mut q = ListQuery {
+            start_index: 1,
+            count: DEFAULT_COUNT,
+            ..ListQuery::default()
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = percent_decode(v)?;
+            match k.to_ascii_lowercase().as_str() {
+                "filter" => q.filter = Some(v),
+                "startindex" => q.start_index = parse_int("startIndex", &v)?,
+                "count" => q.count = parse_int("count", &v)?,
+                "attributes" => q.attributes = split_list(&v),
+                "excludedattributes" => q.excluded = split_list(&v),
+                "sortby" => q.sort_by = Some(v),
+                "sortorder" => q.descending = v.eq_ignore_ascii_case("descending"),
+                _ => {} // Unknown parameters (e.g. Entra's aadOptscim062020) are ignored.
+            }
+        }
+        Ok(q.clamped())
+    }
+
+    pub fn from_search(body: &Value) -> Result<ListQuery, HttpError> {
+        let o = body.as_object().ok_or_else(|| {
+            HttpError::scim(
+                Reason::BadRequest,
+                "invalidSyntax",
+                "A search body must be a SearchRequest object.",
+            )
+        })?;
+        let get = |name: &str| {
+            o.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        };
+        let int = |name: &str, default: i64| match get(name) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::Number(n)) => n.as_i64().ok_or_else(|| bad_param(name)),
+            Some(Value::String(s)) => parse_int(name, s),
+            Some(_) => Err(bad_param(name)),
+        };
+        let list = |name: &str| match get(name) {
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+            Some(Value::String(s)) => split_list(s),
+            _ => Vec::new(),
+        };
+        let q = ListQuery {
+            filter: get("filter").and_then(Value::as_str).map(str::to_string),
+            start_index: int("startIndex", 1)?,
+            count: int("count", DEFAULT_COUNT)?,
+            attributes: list("attributes"),
+            excluded: list("excludedAttributes"),
+            sort_by: get("sortBy").and_then(Value::as_str).map(str::to_string),
+            descending: get("sortOrder")
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.eq_ignore_ascii_case("descending")),
+        };
+        Ok(q.clamped())
+    }
+
+    fn clamped(mut self) -> ListQuery {
+        self.start_index = self.start_index.max(1);
+        self.count = self.count.clamp(0, MAX_RESULTS);
+        self
+    }
+
+    /// Whether `attr` is left out of responses by `attributes`/`excludedAttributes`.
+    pub fn omits(&self, attr: &str) -> bool {
+        if !self.attributes.is_empty() {
+            return !self.attributes.iter().any(|a| {
+                a.eq_ignore_ascii_case(attr)
+                    || a.to_ascii_lowercase()
+                        .starts_with(&format!("{}.", attr.to_ascii_lowercase()))
+            });
+        }
+        self.excluded.iter().any(|a| a.eq_ignore_ascii_case(attr))
+    }
+}
+
+fn bad_param(name: &str) -> HttpError {
+    HttpError::scim(
+        Reason::BadRequest,
+        "invalidValue",
+        format!("{name} must be an integer."),
+    )
+}
+
+fn parse_int(name: &str, v: &str) -> Result<i64, HttpError> {
+    v.trim().parse().map_err(|_| bad_param(name))
+}
+
+fn split_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Decodes `%XX` and `+` in a query value; invalid encodings are a 400.
+pub fn percent_decode(s: &str) -> Result<String, HttpError> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| {
+                        HttpError::scim(
+                            Reason::BadRequest,
+                            "invalidValue",
+                            "The query string has an invalid %-escape.",
+                        )
+                    })?;
+                out.push(hex);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| {
+        HttpError::scim(
+            Reason::BadRequest,
+            "invalidValue",
+            "The query string is not valid UTF-8.",
+        )
+    })
+}
+
+/// A new resource id: a random (version 4) UUID.
+pub fn new_id() -> String {
+    let mut b = crate::crypto::random_bytes(16);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = crate::crypto::hex(&b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// A ListResponse body.
+pub fn list_response(total: i64, start_index: i64, resources: Vec<Value>) -> Value {
+    serde_json::json!({
+        "schemas": [super::schema::LIST],
+        "totalResults": total,
+        "startIndex": start_index,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters_are_decoded_and_clamped() {
+        let q = ListQuery::from_query("filter=userName%20eq%20%22a%2Bb%40x%22&startIndex=0&count=5000&excludedAttributes=members&aadOptscim062020")
+            .expect("parses");
+        assert_eq!(q.filter.as_deref(), Some("userName eq \"a+b@x\""));
+        assert_eq!((q.start_index, q.count), (1, MAX_RESULTS));
+        assert!(q.omits("members"));
+        assert!(ListQuery::from_query("count=many").is_err());
+        assert!(ListQuery::from_query("filter=%zz").is_err());
+    }
+
+    #[test]
+    fn ids_are_uuid_v4() {
+        let id = new_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert_ne!(id, new_id());
+    }
+}

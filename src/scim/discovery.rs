@@ -1,0 +1,161 @@
+//! Discovery (`/ServiceProviderConfig`, `/ResourceTypes`, `/Schemas`), advertising exactly
+//! what is implemented, and the root-level `POST /.search`.
+
+use serde_json::{Value, json};
+
+use super::api::{ListQuery, MAX_RESULTS, Scim, list_response, scim_json};
+use super::resource::{self, Meta};
+use super::schema::{self, ENTERPRISE, GROUP, USER};
+use crate::db::directory::{self as dir};
+use crate::db::filter_sql::Table;
+use crate::error::{HttpError, Reason};
+use crate::http::Response;
+
+pub fn service_provider_config(base: &str) -> Result<Value, HttpError> {
+    Ok(json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+        "documentationUri": "https://github.com/seatgate/seatgate#scim",
+        "patch": {"supported": true},
+        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        "filter": {"supported": true, "maxResults": MAX_RESULTS},
+        "changePassword": {"supported": false},
+        "sort": {"supported": true},
+        "etag": {"supported": true},
+        "authenticationSchemes": [{
+            "type": "oauthbearertoken",
+            "name": "Bearer token",
+            "description": "A token created with `seatgate scim-token create`, sent as 'Authorization: Bearer <token>'.",
+            "primary": true,
+        }],
+        "meta": {"resourceType": "ServiceProviderConfig", "location": format!("{base}/ServiceProviderConfig")},
+    }))
+}
+
+fn user_type(base: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+        "id": "User",
+        "name": "User",
+        "endpoint": "/Users",
+        "description": "A person who may hold a license seat.",
+        "schema": USER,
+        "schemaExtensions": [{"schema": ENTERPRISE, "required": false}],
+        "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/User")},
+    })
+}
+
+fn group_type(base: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+        "id": "Group",
+        "name": "Group",
+        "endpoint": "/Groups",
+        "description": "A group of users; groups map to admin rights and license pools.",
+        "schema": GROUP,
+        "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/Group")},
+    })
+}
+
+pub fn resource_types(base: &str) -> Result<Value, HttpError> {
+    Ok(list_response(2, 1, vec![user_type(base), group_type(base)]))
+}
+
+pub fn resource_type(base: &str, name: &str) -> Result<Value, HttpError> {
+    match name {
+        "User" => Ok(user_type(base)),
+        "Group" => Ok(group_type(base)),
+        _ => Err(HttpError::scim(
+            Reason::NotFound,
+            "invalidValue",
+            format!("There is no resource type {name}."),
+        )),
+    }
+}
+
+fn all_schemas(base: &str) -> Vec<Value> {
+    vec![
+        schema::schema_resource(USER, "User", "User account", schema::USER_ATTRS, base),
+        schema::schema_resource(
+            ENTERPRISE,
+            "EnterpriseUser",
+            "Enterprise user",
+            schema::ENTERPRISE_ATTRS,
+            base,
+        ),
+        schema::schema_resource(GROUP, "Group", "Group", schema::GROUP_ATTRS, base),
+    ]
+}
+
+pub fn schemas(base: &str) -> Result<Value, HttpError> {
+    let all = all_schemas(base);
+    Ok(list_response(all.len() as i64, 1, all))
+}
+
+pub fn schema(base: &str, id: &str) -> Result<Value, HttpError> {
+    all_schemas(base)
+        .into_iter()
+        .find(|s| s["id"] == id)
+        .ok_or_else(|| {
+            HttpError::scim(
+                Reason::NotFound,
+                "invalidValue",
+                format!("There is no schema {id}."),
+            )
+        })
+}
+
+/// `POST /scim/v2/.search`: users then groups matching the filter, paged together.
+pub fn search_all(scim: &Scim, q: &ListQuery) -> Result<Response, HttpError> {
+    let (total, items) = scim.db.read(|tx| {
+        let user_clause = super::users::compile_filter(Table::Users, q.filter.as_deref())?;
+        let group_clause = super::users::compile_filter(Table::Groups, q.filter.as_deref())?;
+        let offset = q.start_index - 1;
+        let users = dir::list_users(tx, user_clause.as_ref(), None, offset, q.count)?;
+        let group_offset = (offset - users.total).max(0);
+        let group_limit = q.count - users.rows.len() as i64;
+        let groups = dir::list_groups(
+            tx,
+            group_clause.as_ref(),
+            None,
+            group_offset,
+            group_limit.max(0),
+        )?;
+        let mut items = Vec::new();
+        for row in &users.rows {
+            let meta = Meta {
+                resource_type: "User",
+                location: format!("{}/Users/{}", scim.base_url, row.id),
+                created: row.created_at,
+                updated: row.updated_at,
+                version: row.version,
+            };
+            let groups = dir::groups_of_user(tx, &row.id)?;
+            let v = resource::render_user(&row.id, &row.resource, &meta, &groups, &scim.base_url);
+            items.push(resource::project(v, &q.attributes, &q.excluded));
+        }
+        for row in &groups.rows {
+            let meta = Meta {
+                resource_type: "Group",
+                location: format!("{}/Groups/{}", scim.base_url, row.id),
+                created: row.created_at,
+                updated: row.updated_at,
+                version: row.version,
+            };
+            let members = if q.omits("members") {
+                None
+            } else {
+                Some(dir::members(tx, &row.id)?)
+            };
+            let v = resource::render_group(
+                &row.id,
+                &row.resource,
+                &meta,
+                members.as_deref(),
+                &scim.base_url,
+            );
+            items.push(resource::project(v, &q.attributes, &q.excluded));
+        }
+        Ok::<_, HttpError>((users.total + groups.total, items))
+    })?;
+    Ok(scim_json(200, &list_response(total, q.start_index, items)))
+}

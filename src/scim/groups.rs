@@ -1,0 +1,309 @@
+//! `/scim/v2/Groups`. Membership lives in its own table, so adding or removing hundreds of
+//! members touches only those rows; every change is one transaction with its events.
+
+use serde_json::{Map, Value, json};
+
+use super::api::{ListQuery, Scim, check_version, list_response, new_id, scim_json};
+use super::patch::{self, MemberOp};
+use super::resource::{self, Meta};
+use super::users::{compile_filter, sort_order};
+use crate::clock::now_unix;
+use crate::db::directory::{self as dir, GroupRow};
+use crate::db::filter_sql::Table;
+use crate::error::{HttpError, Reason};
+use crate::http::Response;
+
+type Tx<'a> = rusqlite::Transaction<'a>;
+/// Members as (user id, display name).
+type Members = Vec<(String, String)>;
+
+fn not_found(id: &str) -> HttpError {
+    HttpError::scim(
+        Reason::NotFound,
+        "invalidValue",
+        format!("There is no group with id {id}."),
+    )
+}
+
+fn render(scim: &Scim, row: &GroupRow, members: Option<&[(String, String)]>) -> Value {
+    let meta = Meta {
+        resource_type: "Group",
+        location: format!("{}/Groups/{}", scim.base_url, row.id),
+        created: row.created_at,
+        updated: row.updated_at,
+        version: row.version,
+    };
+    resource::render_group(&row.id, &row.resource, &meta, members, &scim.base_url)
+}
+
+/// Reads a group for a response, fetching members only if they will be shown.
+fn load(
+    tx: &Tx<'_>,
+    id: &str,
+    q: Option<&ListQuery>,
+) -> Result<(GroupRow, Option<Members>), HttpError> {
+    let row = dir::group_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
+    let members = if q.is_some_and(|q| q.omits("members")) {
+        None
+    } else {
+        Some(dir::members(tx, id)?)
+    };
+    Ok((row, members))
+}
+
+fn respond(
+    scim: &Scim,
+    status: u16,
+    row: &GroupRow,
+    members: Option<&[(String, String)]>,
+    q: Option<&ListQuery>,
+) -> Response {
+    let mut v = render(scim, row, members);
+    if let Some(q) = q {
+        v = resource::project(v, &q.attributes, &q.excluded);
+    }
+    let mut r = scim_json(status, &v).with_header("ETag", &resource::etag(row.version));
+    if status == 201 {
+        r = r.with_header("Location", &format!("{}/Groups/{}", scim.base_url, row.id));
+    }
+    r
+}
+
+/// Refuses member ids that are not users (a 4xx that names them, never a 5xx).
+fn require_users(tx: &Tx<'_>, ids: &[String]) -> Result<(), HttpError> {
+    let unknown = dir::unknown_users(tx, ids)?;
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&str> = unknown.iter().take(5).map(String::as_str).collect();
+    Err(HttpError::scim(
+        Reason::BadRequest,
+        "invalidValue",
+        format!(
+            "{} member id(s) are not users here (groups cannot be members): {}{}.",
+            unknown.len(),
+            shown.join(", "),
+            if unknown.len() > 5 { ", …" } else { "" }
+        ),
+    ))
+}
+
+/// Applies membership changes in order; returns whether anything changed.
+fn apply_members(
+    tx: &Tx<'_>,
+    group_id: &str,
+    ops: &[MemberOp],
+    now: i64,
+) -> Result<bool, HttpError> {
+    let mut added: Vec<String> = Vec::new();
+    let mut removed: Vec<String> = Vec::new();
+    for op in ops {
+        match op {
+            MemberOp::Add(ids) => {
+                require_users(tx, ids)?;
+                added.extend(dir::add_members(tx, group_id, ids)?);
+            }
+            MemberOp::Remove(ids) => removed.extend(dir::remove_members(tx, group_id, ids)?),
+            MemberOp::RemoveAll => {
+                let all = dir::member_ids(tx, group_id)?;
+                removed.extend(dir::remove_members(tx, group_id, &all)?);
+            }
+            MemberOp::Replace(ids) => {
+                require_users(tx, ids)?;
+                let current = dir::member_ids(tx, group_id)?;
+                let gone: Vec<String> = current
+                    .iter()
+                    .filter(|c| !ids.contains(c))
+                    .cloned()
+                    .collect();
+                removed.extend(dir::remove_members(tx, group_id, &gone)?);
+                added.extend(dir::add_members(tx, group_id, ids)?);
+            }
+        }
+    }
+    // A user both removed and re-added in one request ends up a member: report net change.
+    let net_added: Vec<&String> = added.iter().filter(|a| !removed.contains(a)).collect();
+    let net_removed: Vec<&String> = removed.iter().filter(|r| !added.contains(r)).collect();
+    if !net_added.is_empty() {
+        dir::record_event(
+            tx,
+            "members_added",
+            None,
+            Some(group_id),
+            Some(&json!({"users": net_added}).to_string()),
+            now,
+        )?;
+    }
+    if !net_removed.is_empty() {
+        dir::record_event(
+            tx,
+            "members_removed",
+            None,
+            Some(group_id),
+            Some(&json!({"users": net_removed}).to_string()),
+            now,
+        )?;
+    }
+    Ok(!added.is_empty() || !removed.is_empty())
+}
+
+pub fn create(scim: &Scim, body: Value) -> Result<Response, HttpError> {
+    let (stored, fields, members) = resource::prepare_group(body)?;
+    let text = stored.to_string();
+    let (row, listed) = scim.db.write(|tx| {
+        let now = now_unix();
+        let id = new_id();
+        dir::insert_group(tx, &id, &fields, &text, now)?;
+        dir::record_event(
+            tx,
+            "group_created",
+            None,
+            Some(&id),
+            Some(&json!({"displayName": fields.display_name}).to_string()),
+            now,
+        )?;
+        if let Some(ids) = &members {
+            apply_members(tx, &id, &[MemberOp::Add(ids.clone())], now)?;
+        }
+        load(tx, &id, None)
+    })?;
+    Ok(respond(scim, 201, &row, listed.as_deref(), None))
+}
+
+pub fn get(scim: &Scim, id: &str, q: &ListQuery) -> Result<Response, HttpError> {
+    let (row, members) = scim.db.read(|tx| load(tx, id, Some(q)))?;
+    Ok(respond(scim, 200, &row, members.as_deref(), Some(q)))
+}
+
+/// PUT replaces the group's attributes; its members are replaced when the body lists
+/// them and kept when it does not (an omitted list must not silently revoke seats).
+pub fn replace(
+    scim: &Scim,
+    id: &str,
+    required: Option<String>,
+    body: Value,
+) -> Result<Response, HttpError> {
+    let (stored, fields, members) = resource::prepare_group(body)?;
+    let text = stored.to_string();
+    let (row, listed) = scim.db.write(|tx| {
+        let before = dir::group_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
+        check_version(&required, before.version)?;
+        let now = now_unix();
+        dir::update_group(tx, id, &fields, &text, now)?;
+        dir::record_event(
+            tx,
+            "group_updated",
+            None,
+            Some(id),
+            Some(&json!({"displayName": fields.display_name}).to_string()),
+            now,
+        )?;
+        if let Some(ids) = members {
+            apply_members(tx, id, &[MemberOp::Replace(ids)], now)?;
+        }
+        load(tx, id, None)
+    })?;
+    Ok(respond(scim, 200, &row, listed.as_deref(), None))
+}
+
+/// PATCH answers 204 (what IdPs expect from group PATCHes, fast) unless the client asked
+/// for attributes back.
+pub fn patch(
+    scim: &Scim,
+    id: &str,
+    required: Option<String>,
+    body: Value,
+    q: &ListQuery,
+) -> Result<Response, HttpError> {
+    let ops = patch::parse_ops(&body)?;
+    let wants_body = !q.attributes.is_empty() || !q.excluded.is_empty();
+    let result = scim.db.write(|tx| {
+        let before = dir::group_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
+        check_version(&required, before.version)?;
+        let mut obj: Map<String, Value> =
+            serde_json::from_str(&before.resource).unwrap_or_default();
+        let member_ops = patch::apply_group(&mut obj, &ops)?;
+        let now = now_unix();
+        let stored = Value::Object(obj);
+        let text = stored.to_string();
+        if text != before.resource {
+            let fields =
+                resource::group_fields(stored.as_object().ok_or_else(HttpError::internal)?)?;
+            dir::update_group(tx, id, &fields, &text, now)?;
+            dir::record_event(
+                tx,
+                "group_updated",
+                None,
+                Some(id),
+                Some(&json!({"displayName": fields.display_name}).to_string()),
+                now,
+            )?;
+        }
+        if apply_members(tx, id, &member_ops, now)? && text == before.resource {
+            dir::touch_group(tx, id, now)?;
+        }
+        if wants_body {
+            load(tx, id, Some(q)).map(Some)
+        } else {
+            Ok(None)
+        }
+    })?;
+    Ok(match result {
+        Some((row, members)) => respond(scim, 200, &row, members.as_deref(), Some(q)),
+        None => Response::new(204, "application/scim+json", Vec::new()),
+    })
+}
+
+pub fn delete(scim: &Scim, id: &str, required: Option<String>) -> Result<Response, HttpError> {
+    scim.db.write(|tx| {
+        let before = dir::group_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
+        check_version(&required, before.version)?;
+        let members = dir::member_ids(tx, id)?;
+        dir::delete_group(tx, id)?;
+        let detail = json!({"displayName": before.display_name, "users": members});
+        dir::record_event(
+            tx,
+            "group_deleted",
+            None,
+            Some(id),
+            Some(&detail.to_string()),
+            now_unix(),
+        )?;
+        Ok::<_, HttpError>(())
+    })?;
+    Ok(Response::new(204, "application/scim+json", Vec::new()))
+}
+
+pub fn list(scim: &Scim, q: &ListQuery) -> Result<Response, HttpError> {
+    let (total, items) = scim.db.read(|tx| {
+        let (total, rows) = page(tx, q)?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            let members = if q.omits("members") {
+                None
+            } else {
+                Some(dir::members(tx, &row.id)?)
+            };
+            items.push(resource::project(
+                render(scim, &row, members.as_deref()),
+                &q.attributes,
+                &q.excluded,
+            ));
+        }
+        Ok::<_, HttpError>((total, items))
+    })?;
+    Ok(scim_json(200, &list_response(total, q.start_index, items)))
+}
+
+pub fn page(tx: &Tx<'_>, q: &ListQuery) -> Result<(i64, Vec<GroupRow>), HttpError> {
+    let clause = compile_filter(Table::Groups, q.filter.as_deref())?;
+    let order = sort_order(Table::Groups, q)?;
+    let page = dir::list_groups(
+        tx,
+        clause.as_ref(),
+        order.as_ref(),
+        q.start_index - 1,
+        q.count,
+    )?;
+    Ok((page.total, page.rows))
+}

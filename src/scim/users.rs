@@ -1,0 +1,276 @@
+//! `/scim/v2/Users`. Every write is one transaction that also records the directory event
+//! the licensing layer acts on.
+
+use serde_json::{Map, Value};
+
+use super::api::{ListQuery, Scim, check_version, list_response, new_id, scim_json};
+use super::resource::{self, Meta, UserFields};
+use super::{filter, patch};
+use crate::clock::now_unix;
+use crate::db::directory::{self as dir, Order, UserRow};
+use crate::db::filter_sql::{self, Table};
+use crate::error::{HttpError, Reason};
+use crate::http::Response;
+
+fn not_found(id: &str) -> HttpError {
+    HttpError::scim(
+        Reason::NotFound,
+        "invalidValue",
+        format!("There is no user with id {id}."),
+    )
+}
+
+fn taken(user_name: &str) -> HttpError {
+    HttpError::scim(
+        Reason::Conflict,
+        "uniqueness",
+        format!("The userName {user_name} is already taken by another user."),
+    )
+}
+
+fn render(scim: &Scim, row: &UserRow, groups: &[(String, String)]) -> Value {
+    let meta = Meta {
+        resource_type: "User",
+        location: format!("{}/Users/{}", scim.base_url, row.id),
+        created: row.created_at,
+        updated: row.updated_at,
+        version: row.version,
+    };
+    resource::render_user(&row.id, &row.resource, &meta, groups, &scim.base_url)
+}
+
+fn respond(
+    scim: &Scim,
+    status: u16,
+    row: &UserRow,
+    groups: &[(String, String)],
+    q: Option<&ListQuery>,
+) -> Response {
+    let mut v = render(scim, row, groups);
+    if let Some(q) = q {
+        v = resource::project(v, &q.attributes, &q.excluded);
+    }
+    let mut r = scim_json(status, &v).with_header("ETag", &resource::etag(row.version));
+    if status == 201 {
+        r = r.with_header("Location", &format!("{}/Users/{}", scim.base_url, row.id));
+    }
+    r
+}
+
+pub fn create(scim: &Scim, body: Value) -> Result<Response, HttpError> {
+    let (stored, fields) = resource::prepare_user(body)?;
+    let text = stored.to_string();
+    let now = now_unix();
+    let row = scim.db.write(|tx| {
+        // A user the IdP deactivated and now sends again (same externalId, or the same
+        // userName while inactive) is relinked and updated instead of refused: Entra and
+        // Okta both re-POST after a deactivation.
+        let by_name = dir::user_by_name_key(tx, &fields.user_name_key)?;
+        let relink = match &by_name {
+            Some(existing) if !existing.active && compatible_external_id(existing, &fields) => {
+                Some(existing.id.clone())
+            }
+            Some(_) => return Err(taken(&fields.user_name)),
+            None => match &fields.external_id {
+                Some(ext) => dir::users_by_external_id(tx, ext)?
+                    .into_iter()
+                    .find(|u| !u.active)
+                    .map(|u| u.id),
+                None => None,
+            },
+        };
+        let id = match relink {
+            Some(id) => {
+                dir::update_user(tx, &id, &fields, &text, now)?;
+                let kind = if fields.active {
+                    "user_reactivated"
+                } else {
+                    "user_updated"
+                };
+                dir::record_event(
+                    tx,
+                    kind,
+                    Some(&id),
+                    None,
+                    Some("relinked by a new POST"),
+                    now,
+                )?;
+                id
+            }
+            None => {
+                let id = new_id();
+                dir::insert_user(tx, &id, &fields, &text, now)?;
+                dir::record_event(tx, "user_created", Some(&id), None, None, now)?;
+                if !fields.active {
+                    dir::record_event(tx, "user_deactivated", Some(&id), None, None, now)?;
+                }
+                id
+            }
+        };
+        let row = dir::user_by_id(tx, &id)?.ok_or_else(HttpError::internal)?;
+        let groups = dir::groups_of_user(tx, &id)?;
+        Ok::<_, HttpError>((row, groups))
+    })?;
+    Ok(respond(scim, 201, &row.0, &row.1, None))
+}
+
+fn compatible_external_id(existing: &UserRow, fields: &UserFields) -> bool {
+    match (&existing.external_id, &fields.external_id) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
+pub fn get(scim: &Scim, id: &str, q: &ListQuery) -> Result<Response, HttpError> {
+    let (row, groups) = scim.db.read(|tx| {
+        let row = dir::user_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
+        let groups = if q.omits("groups") {
+            Vec::new()
+        } else {
+            dir::groups_of_user(tx, id)?
+        };
+        Ok::<_, HttpError>((row, groups))
+    })?;
+    Ok(respond(scim, 200, &row, &groups, Some(q)))
+}
+
+pub fn replace(
+    scim: &Scim,
+    id: &str,
+    required: Option<String>,
+    body: Value,
+) -> Result<Response, HttpError> {
+    let (stored, fields) = resource::prepare_user(body)?;
+    let text = stored.to_string();
+    let (row, groups) = scim.db.write(|tx| {
+        let before = dir::user_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
+        check_version(&required, before.version)?;
+        store(tx, &before, &fields, &text)
+    })?;
+    Ok(respond(scim, 200, &row, &groups, None))
+}
+
+pub fn patch(
+    scim: &Scim,
+    id: &str,
+    required: Option<String>,
+    body: Value,
+) -> Result<Response, HttpError> {
+    let ops = patch::parse_ops(&body)?;
+    let (row, groups) = scim.db.write(|tx| {
+        let before = dir::user_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
+        check_version(&required, before.version)?;
+        let mut obj: Map<String, Value> =
+            serde_json::from_str(&before.resource).unwrap_or_default();
+        patch::apply_user(&mut obj, &ops)?;
+        let fields = resource::user_fields(&obj)?;
+        store(tx, &before, &fields, &Value::Object(obj).to_string())
+    })?;
+    Ok(respond(scim, 200, &row, &groups, None))
+}
+
+/// Writes a changed user and its events; refuses a userName another user has.
+fn store(
+    tx: &rusqlite::Transaction<'_>,
+    before: &UserRow,
+    fields: &UserFields,
+    text: &str,
+) -> Result<(UserRow, Vec<(String, String)>), HttpError> {
+    if let Some(other) = dir::user_by_name_key(tx, &fields.user_name_key)?
+        && other.id != before.id
+    {
+        return Err(taken(&fields.user_name));
+    }
+    let now = now_unix();
+    dir::update_user(tx, &before.id, fields, text, now)?;
+    let kind = match (before.active, fields.active) {
+        (true, false) => "user_deactivated",
+        (false, true) => "user_reactivated",
+        _ => "user_updated",
+    };
+    dir::record_event(tx, kind, Some(&before.id), None, None, now)?;
+    let row = dir::user_by_id(tx, &before.id)?.ok_or_else(HttpError::internal)?;
+    let groups = dir::groups_of_user(tx, &before.id)?;
+    Ok((row, groups))
+}
+
+pub fn delete(scim: &Scim, id: &str, required: Option<String>) -> Result<Response, HttpError> {
+    scim.db.write(|tx| {
+        let before = dir::user_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
+        check_version(&required, before.version)?;
+        let groups = dir::groups_of_user(tx, id)?;
+        dir::delete_user(tx, id)?;
+        let now = now_unix();
+        let detail = serde_json::json!({"userName": before.user_name, "groups": groups.iter().map(|g| &g.0).collect::<Vec<_>>()});
+        dir::record_event(tx, "user_deleted", Some(id), None, Some(&detail.to_string()), now)?;
+        Ok::<_, HttpError>(())
+    })?;
+    Ok(Response::new(204, "application/scim+json", Vec::new()))
+}
+
+pub fn list(scim: &Scim, q: &ListQuery) -> Result<Response, HttpError> {
+    let (total, items) = scim.db.read(|tx| {
+        let (total, rows) = page(tx, q)?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            let groups = if q.omits("groups") {
+                Vec::new()
+            } else {
+                dir::groups_of_user(tx, &row.id)?
+            };
+            items.push(resource::project(
+                render(scim, &row, &groups),
+                &q.attributes,
+                &q.excluded,
+            ));
+        }
+        Ok::<_, HttpError>((total, items))
+    })?;
+    Ok(scim_json(200, &list_response(total, q.start_index, items)))
+}
+
+/// One page of users for a listing query.
+pub fn page(
+    tx: &rusqlite::Transaction<'_>,
+    q: &ListQuery,
+) -> Result<(i64, Vec<UserRow>), HttpError> {
+    let clause = compile_filter(Table::Users, q.filter.as_deref())?;
+    let order = sort_order(Table::Users, q)?;
+    let page = dir::list_users(
+        tx,
+        clause.as_ref(),
+        order.as_ref(),
+        q.start_index - 1,
+        q.count,
+    )?;
+    Ok((page.total, page.rows))
+}
+
+pub fn compile_filter(
+    table: Table,
+    text: Option<&str>,
+) -> Result<Option<filter_sql::Clause>, HttpError> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let parsed = filter::parse_filter(text).map_err(|e| {
+        HttpError::scim(
+            Reason::BadRequest,
+            "invalidFilter",
+            format!("Invalid filter: {e}."),
+        )
+    })?;
+    Ok(Some(filter_sql::compile(table, &parsed)?))
+}
+
+pub fn sort_order(table: Table, q: &ListQuery) -> Result<Option<Order>, HttpError> {
+    let Some(by) = q.sort_by.as_deref().filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let (expr, params) = filter_sql::sort_expr(table, by)?;
+    Ok(Some(Order {
+        expr,
+        params,
+        descending: q.descending,
+    }))
+}
