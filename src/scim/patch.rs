@@ -266,6 +266,9 @@ fn apply_path(
     attrs: &[Attr],
     user: bool,
 ) -> Result<(), HttpError> {
+    if user && path.filter.is_none() && is_whole_extension(&path.attr) {
+        return apply_whole_extension(obj, kind, value);
+    }
     let name = &path.attr.attr;
     if ["id", "meta", "schemas"]
         .iter()
@@ -508,6 +511,42 @@ fn apply_path(
             {
                 container.remove(&key);
             }
+        }
+    }
+    Ok(())
+}
+
+/// `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User` as a path parses as schema
+/// `…:2.0` + attribute `User`; it means the whole extension.
+fn is_whole_extension(p: &AttrPath) -> bool {
+    p.sub.is_none()
+        && p.schema
+            .as_ref()
+            .is_some_and(|s| format!("{s}:{}", p.attr).eq_ignore_ascii_case(schema::ENTERPRISE))
+}
+
+fn apply_whole_extension(
+    obj: &mut Map<String, Value>,
+    kind: OpKind,
+    value: Option<Value>,
+) -> Result<(), HttpError> {
+    match (kind, value) {
+        (OpKind::Remove, _) => {
+            obj.remove(schema::ENTERPRISE);
+        }
+        (_, Some(Value::Object(mut new))) => {
+            super::resource::canonicalize_object(&mut new, schema::ENTERPRISE_ATTRS);
+            match (kind, obj.get_mut(schema::ENTERPRISE)) {
+                (OpKind::Add, Some(Value::Object(existing))) => existing.extend(new),
+                _ => {
+                    obj.insert(schema::ENTERPRISE.to_string(), Value::Object(new));
+                }
+            }
+        }
+        _ => {
+            return Err(invalid_value(
+                "The enterprise extension's value must be an object.",
+            ));
         }
     }
     Ok(())

@@ -264,10 +264,7 @@ pub fn render_user(
     }
     obj.insert("schemas".into(), Value::Array(schemas));
     obj.insert("id".into(), json!(id));
-    obj.insert(
-        "active".into(),
-        obj.get("active").cloned().unwrap_or(json!(true)),
-    );
+
     if !groups.is_empty() {
         let list: Vec<Value> = groups
             .iter()
@@ -294,7 +291,7 @@ pub fn render_group(
     if let Some(members) = members {
         let list: Vec<Value> = members
             .iter()
-            .map(|(uid, name)| json!({"value": uid, "display": name, "$ref": format!("{base}/Users/{uid}"), "type": "User"}))
+                        .map(|(uid, _)| json!({"value": uid, "$ref": format!("{base}/Users/{uid}"), "type": "User"}))
             .collect();
         obj.insert("members".into(), Value::Array(list));
     }
@@ -369,6 +366,9 @@ pub fn project(value: Value, attributes: &[String], excluded: &[String]) -> Valu
 /// `urn:...:User:department` → (`urn:...:User`, `department`); `name.givenName` →
 /// (`name`, `givenName`); `userName` → (`userName`, None).
 fn split_attr(path: &str) -> (String, Option<String>) {
+    if path.eq_ignore_ascii_case(schema::ENTERPRISE) {
+        return (schema::ENTERPRISE.to_string(), None);
+    }
     if let Some(i) = path.rfind(':') {
         return (path[..i].to_string(), Some(path[i + 1..].to_string()));
     }

@@ -32,6 +32,8 @@ pub enum Mutability {
 #[derive(Debug)]
 pub struct Attr {
     pub name: &'static str,
+    /// Advertised `canonicalValues` (empty: any value).
+    pub canonical: &'static [&'static str],
     pub kind: Kind,
     pub multi: bool,
     pub case_exact: bool,
@@ -44,6 +46,7 @@ pub struct Attr {
 const fn s(name: &'static str, description: &'static str) -> Attr {
     Attr {
         name,
+        canonical: &[],
         kind: Kind::String,
         multi: false,
         case_exact: false,
@@ -207,11 +210,8 @@ const MEMBER: &[Attr] = &[
         ..s("$ref", "The URI of the user.")
     },
     Attr {
-        mutability: Mutability::ReadOnly,
-        ..s("display", "The member's display name.")
-    },
-    Attr {
         mutability: Mutability::Immutable,
+        canonical: &["User"],
         ..s("type", "'User' (nested groups are not supported).")
     },
 ];
@@ -271,6 +271,9 @@ fn attr_json(a: &Attr) -> Value {
     });
     if matches!(a.kind, Kind::String | Kind::Reference) {
         v["caseExact"] = json!(a.case_exact);
+    }
+    if !a.canonical.is_empty() {
+        v["canonicalValues"] = json!(a.canonical);
     }
     if a.kind == Kind::Reference {
         v["referenceTypes"] = json!(if a.name == "$ref" {
