@@ -37,6 +37,10 @@ impl App {
 
     /// Answers one request. Never panics on bad input; every error becomes a response here.
     pub fn handle(&self, req: &Request) -> Response {
+        if req.header(crate::http::PROBE_HEADER).is_some() {
+            // The gatekeeper checking a new connection is served; not a client request.
+            return Response::new(204, "text/plain", Vec::new());
+        }
         let started = Instant::now();
         let (route, result) = self.route(req);
         let response = match result {

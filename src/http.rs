@@ -7,6 +7,10 @@ use std::net::IpAddr;
 /// The gatekeeper strips any copy a client sends.
 pub const CLIENT_ADDR_HEADER: &str = "x-seatgate-client";
 
+/// The header of the gatekeeper's connection probes (answered, never logged). The
+/// gatekeeper strips any copy a client sends.
+pub const PROBE_HEADER: &str = "x-seatgate-probe";
+
 #[derive(Debug, Clone)]
 pub struct Request {
     pub method: String,

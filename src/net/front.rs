@@ -33,6 +33,10 @@ const FIRST_CONN: usize = 2;
 /// How often deadlines are checked.
 const TICK: Duration = Duration::from_millis(100);
 const READ_CHUNK: usize = 16 * 1024;
+/// How long, and how many bytes, a closing connection drains input (as nginx's lingering
+/// close does).
+const LINGER: Duration = Duration::from_secs(5);
+const LINGER_BYTES: u64 = 32 * 1024 * 1024;
 
 /// What the gatekeeper needs from the rest of the process.
 pub struct Front {
@@ -79,6 +83,9 @@ enum Phase {
     Dispatched,
     /// Writing the answer.
     Writing,
+    /// The last answer is out and our side is shut; input is read and dropped for a short
+    /// while so the client sees that answer (e.g. a 413) instead of a reset.
+    Lingering,
 }
 
 struct Conn {
@@ -408,7 +415,9 @@ impl Gate {
             .enumerate()
             .filter_map(|(i, c)| {
                 c.as_ref()
-                    .filter(|c| matches!(c.phase, Phase::Idle | Phase::Handshake))
+                    .filter(|c| {
+                        matches!(c.phase, Phase::Idle | Phase::Handshake | Phase::Lingering)
+                    })
                     .map(|_| i)
             })
             .collect();
@@ -582,6 +591,7 @@ fn is_idle(c: &Conn) -> bool {
     match c.phase {
         Phase::Idle => c.inbuf.is_empty(),
         Phase::Handshake => c.bytes_in == 0,
+        Phase::Lingering => true,
         _ => false,
     }
 }
@@ -594,11 +604,15 @@ fn phase_name(p: Phase) -> &'static str {
         Phase::Body => "body",
         Phase::Dispatched => "app",
         Phase::Writing => "write",
+        Phase::Lingering => "linger",
     }
 }
 
 /// Reads what the socket has, decrypting with TLS when on.
 fn read_in(conn: &mut Conn, max_inbuf: usize, front: &Ctx) -> After {
+    if conn.phase == Phase::Lingering {
+        return drain(conn);
+    }
     let mut chunk = [0u8; READ_CHUNK];
     loop {
         if conn.inbuf.len() >= max_inbuf {
@@ -658,13 +672,34 @@ fn read_in(conn: &mut Conn, max_inbuf: usize, front: &Ctx) -> After {
     }
 }
 
+/// Reads and drops input of a lingering connection; closes at EOF or when the budget is spent.
+fn drain(conn: &mut Conn) -> After {
+    let mut chunk = [0u8; READ_CHUNK];
+    loop {
+        match conn.sock.read(&mut chunk) {
+            Ok(0) => return After::Close,
+            Ok(n) => {
+                conn.bytes_in += n as u64;
+                if conn.bytes_in > LINGER_BYTES {
+                    return After::Close;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return After::Keep,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return After::Close,
+        }
+    }
+}
+
 /// A peer that closed its side while its request is complete may still read the answer
 /// (half-close); anything else is finished.
 fn close_unless_answering(conn: &mut Conn) -> After {
     conn.keep_alive = false;
     match conn.phase {
         Phase::Dispatched | Phase::Writing => After::Keep,
-        Phase::Head | Phase::Body | Phase::Idle | Phase::Handshake => After::Close,
+        Phase::Head | Phase::Body | Phase::Idle | Phase::Handshake | Phase::Lingering => {
+            After::Close
+        }
     }
 }
 
@@ -755,7 +790,7 @@ fn advance(conn: &mut Conn, slot: usize, front: &Ctx) -> After {
                 };
                 return After::Dispatch(job);
             }
-            Phase::Dispatched | Phase::Writing => return After::Keep,
+            Phase::Dispatched | Phase::Writing | Phase::Lingering => return After::Keep,
         }
     }
 }
@@ -843,7 +878,15 @@ fn flush(conn: &mut Conn, slot: usize, front: &Ctx, max_inbuf: usize) -> After {
             let _ = tls.write_tls(&mut conn.sock);
         }
         let _ = conn.sock.shutdown(std::net::Shutdown::Write);
-        return After::Close;
+        if conn.peer_closed {
+            return After::Close;
+        }
+        conn.phase = Phase::Lingering;
+        conn.deadline = Instant::now() + LINGER;
+        conn.inbuf = Vec::new();
+        conn.read_paused = false;
+        conn.bytes_in = 0;
+        return drain(conn);
     }
     let now = Instant::now();
     conn.phase = Phase::Idle;

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use crate::config::Limits;
 use crate::error::{HttpError, Reason};
-use crate::http::CLIENT_ADDR_HEADER;
+use crate::http::{CLIENT_ADDR_HEADER, PROBE_HEADER};
 
 /// Headers that describe one hop; never forwarded.
 const HOP_BY_HOP: &[&str] = &[
@@ -21,6 +21,7 @@ const HOP_BY_HOP: &[&str] = &[
     "expect",
     "http2-settings",
     CLIENT_ADDR_HEADER,
+    PROBE_HEADER,
 ];
 
 /// Route classes, each with its own body cap.
@@ -99,7 +100,7 @@ pub fn parse(buf: &[u8], limits: &Limits, client: IpAddr) -> Parsed {
                 return reject(
                     Reason::HeadersTooLarge,
                     "The request head is larger than this gateway accepts.",
-                    "",
+                    &path_hint(buf),
                 );
             }
             return Parsed::Partial;
@@ -108,20 +109,30 @@ pub fn parse(buf: &[u8], limits: &Limits, client: IpAddr) -> Parsed {
             return reject(
                 Reason::HeadersTooLarge,
                 "The request has more header fields than this gateway accepts.",
-                "",
+                &path_hint(buf),
             );
         }
-        Err(_) => return reject(Reason::BadRequest, "The request is not valid HTTP/1.1.", ""),
+        Err(_) => {
+            return reject(
+                Reason::BadRequest,
+                "The request is not valid HTTP/1.1.",
+                &path_hint(buf),
+            );
+        }
     };
     if head_len > limits.max_header_bytes {
         return reject(
             Reason::HeadersTooLarge,
             "The request head is larger than this gateway accepts.",
-            "",
+            &path_hint(buf),
         );
     }
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
-        return reject(Reason::BadRequest, "The request line is incomplete.", "");
+        return reject(
+            Reason::BadRequest,
+            "The request line is incomplete.",
+            &path_hint(buf),
+        );
     };
     let path = target.split('?').next().unwrap_or("").to_string();
     if method == "CONNECT" {
@@ -251,6 +262,26 @@ pub fn parse(buf: &[u8], limits: &Limits, client: IpAddr) -> Parsed {
         expects_continue,
         path,
     })
+}
+
+/// The path of a request whose head could not be fully parsed (too large, too many
+/// headers), read from the start of the request line, so the refusal still comes in the
+/// right shape (e.g. the SCIM error schema under /scim).
+fn path_hint(buf: &[u8]) -> String {
+    let after_method = match buf.iter().position(|b| *b == b' ') {
+        Some(i) if i < 16 => &buf[i + 1..],
+        _ => return String::new(),
+    };
+    let path: Vec<u8> = after_method
+        .iter()
+        .take(256)
+        .take_while(|b| !matches!(b, b'?' | b' ' | b'\r' | b'\n'))
+        .copied()
+        .collect();
+    match String::from_utf8(path) {
+        Ok(p) if p.starts_with('/') => p,
+        _ => String::new(),
+    }
 }
 
 fn reject(reason: Reason, message: &str, path: &str) -> Parsed {
@@ -390,6 +421,17 @@ mod tests {
         assert_eq!(rejected(&many), (431, "HEADERS_TOO_LARGE"));
         let long = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n", "a".repeat(20_000));
         assert_eq!(rejected(&long), (431, "HEADERS_TOO_LARGE"));
+        let huge_query = format!(
+            "GET /scim/v2/Users?filter={} HTTP/1.1\r\n",
+            "a".repeat(100_000)
+        );
+        match run(&huge_query) {
+            Parsed::Reject { path, error } => {
+                assert_eq!(error.status, 431);
+                assert_eq!(path, "/scim/v2/Users", "the refusal is shaped for SCIM");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -410,6 +452,18 @@ mod tests {
             rejected("GET http://evil/ HTTP/1.1\r\n\r\n"),
             (400, "BAD_REQUEST")
         );
+    }
+
+    #[test]
+    fn internal_headers_from_clients_are_dropped() {
+        let h =
+            complete("GET / HTTP/1.1\r\nX-Seatgate-Probe: 1\r\nx-seatgate-client: 1.2.3.4\r\n\r\n");
+        let fwd = String::from_utf8(h.forward)
+            .expect("utf8")
+            .to_ascii_lowercase();
+        assert!(!fwd.contains("probe"), "{fwd}");
+        assert_eq!(fwd.matches("x-seatgate-client").count(), 1, "{fwd}");
+        assert!(fwd.contains("x-seatgate-client: 192.0.2.7"), "{fwd}");
     }
 
     #[test]

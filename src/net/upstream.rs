@@ -12,6 +12,7 @@ use mio::net::UnixStream;
 use mio::{Interest, Registry, Token};
 
 use crate::error::{HttpError, Reason};
+use crate::http::PROBE_HEADER;
 
 /// Tokens at and above this belong to upstream connections.
 pub const TOKEN_BASE: usize = 1 << 30;
@@ -51,13 +52,20 @@ pub enum Submitted {
     Overloaded,
 }
 
+/// The pool. New connections are opened one at a time and used only after a probe request
+/// has been answered on them: tiny_http's task pool (0.12) hands a burst of new connections
+/// to too few threads and, as each task is a keep-alive connection that never ends, the
+/// surplus connections would wait forever. A probe answered proves a thread serves it.
 pub struct Upstream {
     socket: PathBuf,
     conns: Vec<Option<UpstreamConn>>,
     idle: Vec<usize>,
     live: usize,
     max_conns: usize,
-    waiting: VecDeque<Job>,
+    /// A connection is being opened and probed.
+    warming: bool,
+    /// Requests waiting for a connection, with whether each is a retry.
+    waiting: VecDeque<(Job, bool)>,
     max_waiting: usize,
     app_timeout: Duration,
     /// The inner server cannot be reached: the process must exit so it is restarted.
@@ -77,6 +85,19 @@ struct Exchange {
     retried: bool,
 }
 
+/// The `client` of the probe exchange that proves a new connection is served.
+const PROBE: usize = usize::MAX;
+
+fn probe_job() -> Job {
+    Job {
+        client: PROBE,
+        generation: 0,
+        request: format!("GET /healthz HTTP/1.1\r\nHost: seatgate\r\n{PROBE_HEADER}: 1\r\nConnection: keep-alive\r\n\r\n").into_bytes(),
+        head_only: false,
+        idempotent: true,
+    }
+}
+
 impl Upstream {
     pub fn new(
         socket: PathBuf,
@@ -90,41 +111,24 @@ impl Upstream {
             idle: Vec::new(),
             live: 0,
             max_conns: max_conns.max(1),
+            warming: false,
             waiting: VecDeque::new(),
-            max_waiting,
+            max_waiting: max_waiting.max(1),
             app_timeout,
             failed: false,
         }
     }
 
-    /// Requests sent or waiting.
-    pub fn in_flight(&self) -> usize {
-        self.waiting.len()
-            + self
-                .conns
-                .iter()
-                .flatten()
-                .filter(|c| c.busy.is_some())
-                .count()
-    }
-
     pub fn submit(&mut self, registry: &Registry, job: Job, done: &mut Vec<Done>) -> Submitted {
-        let slot = match self.idle.pop() {
-            Some(slot) => slot,
-            None if self.live < self.max_conns => match self.connect(registry) {
-                Ok(slot) => slot,
-                Err(e) => {
-                    done.push(unavailable(&job, e));
-                    return Submitted::Accepted;
-                }
-            },
-            None if self.waiting.len() < self.max_waiting => {
-                self.waiting.push_back(job);
-                return Submitted::Accepted;
-            }
-            None => return Submitted::Overloaded,
-        };
-        self.start(registry, slot, job, false, done);
+        if let Some(slot) = self.idle.pop() {
+            self.start(registry, slot, job, false, done);
+            return Submitted::Accepted;
+        }
+        if self.waiting.len() >= self.max_waiting {
+            return Submitted::Overloaded;
+        }
+        self.waiting.push_back((job, false));
+        self.grow(registry, done);
         Submitted::Accepted
     }
 
@@ -160,22 +164,58 @@ impl Upstream {
             })
             .collect();
         for slot in late {
-            if let Some(x) = self.drop_conn(registry, slot) {
-                log::warn!(
-                    "the application did not answer within {:?}",
-                    self.app_timeout
-                );
-                let e = HttpError {
-                    status: 504,
-                    ..HttpError::new(
-                        Reason::Unavailable,
-                        "The gateway took too long to answer; try again.",
-                    )
-                };
-                done.push(finish(x.job, Err(e)));
+            let Some(x) = self.drop_conn(registry, slot) else {
+                continue;
+            };
+            log::warn!(
+                "the application did not answer within {:?}",
+                self.app_timeout
+            );
+            let timeout = || HttpError {
+                status: 504,
+                ..HttpError::new(
+                    Reason::Unavailable,
+                    "The gateway took too long to answer; try again.",
+                )
+            };
+            if x.job.client == PROBE {
+                self.warming = false;
+                self.fail_waiting(done, timeout);
+            } else {
+                done.push(finish(x.job, Err(timeout())));
             }
         }
         self.drain_waiting(registry, done);
+    }
+
+    /// Opens one more connection, if requests wait, none is being opened, and the pool has
+    /// room. It is probed before any request uses it.
+    fn grow(&mut self, registry: &Registry, done: &mut Vec<Done>) {
+        if self.waiting.is_empty() || self.warming || self.live >= self.max_conns {
+            return;
+        }
+        match self.connect(registry) {
+            Ok(slot) => {
+                self.warming = true;
+                self.start(registry, slot, probe_job(), false, done);
+            }
+            Err(e) => {
+                log::error!("cannot reach the application: {e}");
+                self.fail_waiting(done, || {
+                    HttpError::new(
+                        Reason::Unavailable,
+                        "The gateway is restarting; try again in a moment.",
+                    )
+                    .with_retry_after(2)
+                });
+            }
+        }
+    }
+
+    fn fail_waiting(&mut self, done: &mut Vec<Done>, error: impl Fn() -> HttpError) {
+        while let Some((job, _)) = self.waiting.pop_front() {
+            done.push(finish(job, Err(error())));
+        }
     }
 
     fn connect(&mut self, registry: &Registry) -> io::Result<usize> {
@@ -279,8 +319,10 @@ impl Upstream {
                     } else {
                         self.drop_conn(registry, slot);
                     }
-                    if let Some(job) = job {
-                        done.push(finish(job, Ok(response)));
+                    match job {
+                        Some(job) if job.client == PROBE => self.warming = false,
+                        Some(job) => done.push(finish(job, Ok(response))),
+                        None => {}
                     }
                     self.drain_waiting(registry, done);
                     return;
@@ -288,7 +330,7 @@ impl Upstream {
                 Err(detail) => {
                     log::error!("the application sent a malformed response: {detail}");
                     if let Some(x) = self.drop_conn(registry, slot) {
-                        done.push(finish(x.job, Err(bad_gateway())));
+                        self.finish_failed(x, done, bad_gateway);
                     }
                     self.drain_waiting(registry, done);
                     return;
@@ -297,22 +339,29 @@ impl Upstream {
         }
     }
 
-    /// The connection broke. A request that got no byte back and is safe to repeat is sent
-    /// once more on a new connection; anything else is a 502.
+    /// The connection broke. A request that got no byte back and is safe to repeat waits
+    /// for another connection (once); anything else is a 502.
     fn fail(&mut self, registry: &Registry, slot: usize, done: &mut Vec<Done>) {
         let Some(x) = self.drop_conn(registry, slot) else {
             return;
         };
-        if x.response.is_empty() && x.job.idempotent && !x.retried {
-            match self.connect(registry) {
-                Ok(fresh) => self.start(registry, fresh, x.job, true, done),
-                Err(e) => done.push(unavailable(&x.job, e)),
-            }
+        if x.job.client != PROBE && x.response.is_empty() && x.job.idempotent && !x.retried {
+            self.waiting.push_front((x.job, true));
         } else {
             log::error!("the application connection closed in the middle of a request");
-            done.push(finish(x.job, Err(bad_gateway())));
+            self.finish_failed(x, done, bad_gateway);
         }
         self.drain_waiting(registry, done);
+    }
+
+    /// Answers a failed exchange; a failed probe fails the requests waiting for it.
+    fn finish_failed(&mut self, x: Exchange, done: &mut Vec<Done>, error: fn() -> HttpError) {
+        if x.job.client == PROBE {
+            self.warming = false;
+            self.fail_waiting(done, error);
+        } else {
+            done.push(finish(x.job, Err(error())));
+        }
     }
 
     fn drop_conn(&mut self, registry: &Registry, slot: usize) -> Option<Exchange> {
@@ -323,26 +372,15 @@ impl Upstream {
         conn.busy
     }
 
-    /// Starts waiting requests on free connections.
+    /// Starts waiting requests on idle connections, and opens another if some still wait.
     fn drain_waiting(&mut self, registry: &Registry, done: &mut Vec<Done>) {
         while !self.waiting.is_empty() {
-            let slot = match self.idle.pop() {
-                Some(slot) => slot,
-                None if self.live < self.max_conns => match self.connect(registry) {
-                    Ok(slot) => slot,
-                    Err(e) => {
-                        while let Some(job) = self.waiting.pop_front() {
-                            done.push(unavailable(&job, io::Error::new(e.kind(), e.to_string())));
-                        }
-                        return;
-                    }
-                },
-                None => return,
-            };
-            if let Some(job) = self.waiting.pop_front() {
-                self.start(registry, slot, job, false, done);
+            let Some(slot) = self.idle.pop() else { break };
+            if let Some((job, retried)) = self.waiting.pop_front() {
+                self.start(registry, slot, job, retried, done);
             }
         }
+        self.grow(registry, done);
     }
 }
 
@@ -351,19 +389,6 @@ fn finish(job: Job, response: Result<InnerResponse, HttpError>) -> Done {
         client: job.client,
         generation: job.generation,
         response,
-    }
-}
-
-fn unavailable(job: &Job, e: io::Error) -> Done {
-    log::error!("cannot reach the application: {e}");
-    Done {
-        client: job.client,
-        generation: job.generation,
-        response: Err(HttpError::new(
-            Reason::Unavailable,
-            "The gateway is restarting; try again in a moment.",
-        )
-        .with_retry_after(2)),
     }
 }
 

@@ -4,4 +4,5 @@
 mod front;
 mod lifecycle;
 mod ops;
+mod scim;
 mod support;

@@ -241,6 +241,13 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- seatgate log ({}) ---\n{}--- end of log ---",
+                self.data_dir.display(),
+                self.log()
+            );
+        }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -279,6 +286,18 @@ impl Conn {
     }
 
     pub fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) {
+        self.try_send(method, path, headers, body)
+            .expect("send request");
+    }
+
+    /// Like `send`, but a failed write (e.g. the server died) is returned, not a panic.
+    pub fn try_send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<()> {
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
@@ -293,7 +312,7 @@ impl Conn {
         head.push_str("\r\n");
         let mut bytes = head.into_bytes();
         bytes.extend_from_slice(body);
-        self.write_all(&bytes).expect("send request");
+        self.write_all(&bytes)
     }
 
     /// Reads one response (Content-Length framing).
@@ -445,4 +464,120 @@ pub fn assert_still_serving(server: &TestServer) {
         "healthz took {:?}",
         started.elapsed()
     );
+}
+
+/// A SCIM client for one server and token.
+pub struct Scim<'a> {
+    pub server: &'a TestServer,
+    pub token: String,
+}
+
+impl TestServer {
+    /// Creates a SCIM token with the CLI (as an admin would, while the server runs).
+    pub fn scim(&self) -> Scim<'_> {
+        let (code, out, err) = run_cli(
+            &[
+                "--data-dir",
+                self.data_dir.to_str().expect("utf8"),
+                "scim-token",
+                "create",
+                "--name",
+                "test",
+            ],
+            &[],
+        );
+        assert_eq!(code, 0, "{err}");
+        Scim {
+            server: self,
+            token: out.lines().last().expect("token line").trim().to_string(),
+        }
+    }
+}
+
+impl Scim<'_> {
+    pub fn call(&self, method: &str, path: &str, body: Option<&serde_json::Value>) -> HttpResponse {
+        let auth = format!("Bearer {}", self.token);
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let mut headers = vec![("Authorization", auth.as_str())];
+        if body.is_some() {
+            headers.push(("Content-Type", "application/scim+json"));
+        }
+        self.server
+            .request(method, &format!("/scim/v2{path}"), &headers, &bytes)
+    }
+
+    pub fn get(&self, path: &str) -> HttpResponse {
+        self.call("GET", path, None)
+    }
+
+    pub fn post(&self, path: &str, body: serde_json::Value) -> HttpResponse {
+        self.call("POST", path, Some(&body))
+    }
+
+    pub fn put(&self, path: &str, body: serde_json::Value) -> HttpResponse {
+        self.call("PUT", path, Some(&body))
+    }
+
+    pub fn patch(&self, path: &str, body: serde_json::Value) -> HttpResponse {
+        self.call("PATCH", path, Some(&body))
+    }
+
+    pub fn delete(&self, path: &str) -> HttpResponse {
+        self.call("DELETE", path, None)
+    }
+
+    /// GET with a filter, URL-encoded.
+    pub fn filter(&self, resource: &str, filter: &str) -> HttpResponse {
+        self.get(&format!("/{resource}?filter={}", encode(filter)))
+    }
+
+    /// The raw request with arbitrary headers and body bytes.
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> HttpResponse {
+        let auth = format!("Bearer {}", self.token);
+        let mut all = vec![("Authorization", auth.as_str())];
+        all.extend_from_slice(headers);
+        self.server
+            .request(method, &format!("/scim/v2{path}"), &all, body)
+    }
+}
+
+/// Percent-encodes a query value.
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Runs a query against the server's database file (read-only use in assertions).
+pub fn db_query(server: &TestServer, sql: &str) -> Vec<Vec<String>> {
+    let conn = rusqlite::Connection::open(server.data_dir.join("seatgate.db")).expect("open db");
+    let mut stmt = conn.prepare(sql).expect("prepare");
+    let n = stmt.column_count();
+    stmt.query_map([], |r| {
+        (0..n)
+            .map(|i| {
+                r.get::<_, rusqlite::types::Value>(i).map(|v| match v {
+                    rusqlite::types::Value::Null => "NULL".to_string(),
+                    rusqlite::types::Value::Integer(i) => i.to_string(),
+                    rusqlite::types::Value::Real(f) => f.to_string(),
+                    rusqlite::types::Value::Text(t) => t,
+                    rusqlite::types::Value::Blob(_) => "<blob>".to_string(),
+                })
+            })
+            .collect()
+    })
+    .expect("query")
+    .collect::<Result<_, _>>()
+    .expect("rows")
 }
