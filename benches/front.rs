@@ -54,12 +54,13 @@ fn main() {
     let mut restart = Vec::new();
     for i in 0..5 {
         let dir = tmp.join(format!("start-{i}"));
-        let (mut s, t) = start_seatgate(&dir, &[]);
+        // Each server is stopped (dropped) before the next start on the same data dir.
+        let (s, t) = start_seatgate(&dir, &[]);
         first.push(t);
-        stop(&mut s.child);
-        let (mut s, t) = start_seatgate(&dir, &[]);
+        drop(s);
+        let (s, t) = start_seatgate(&dir, &[]);
         restart.push(t);
-        stop(&mut s.child);
+        drop(s);
     }
     println!("## Cold start to ready (spawn → first `GET /healthz` 200 over HTTPS), 5 runs\n");
     println!("| case | min | median | max |\n|---|---|---|---|");
@@ -77,7 +78,7 @@ fn main() {
     }
 
     // Idle RSS.
-    let (mut s, _) = start_seatgate(&tmp.join("rss"), &[]);
+    let (s, _) = start_seatgate(&tmp.join("rss"), &[]);
     for _ in 0..50 {
         https_get(&s, "/healthz");
     }
@@ -90,7 +91,7 @@ fn main() {
 
     // Throughput and latency.
     let bare = start_bare();
-    let (mut plain, _) = start_seatgate(&tmp.join("plain"), &[("SEATGATE_TLS_MODE", "off")]);
+    let (plain, _) = start_seatgate(&tmp.join("plain"), &[("SEATGATE_TLS_MODE", "off")]);
     println!(
         "\n## `GET /healthz`, keep-alive, wrk -t2 -d{duration}s, best of 2 interleaved rounds\n"
     );
@@ -142,11 +143,7 @@ fn main() {
         "\nseatgate RSS right after the 64-client HTTPS run: {:.1} MiB",
         peak_rss as f64 / 1024.0
     );
-    stop(&mut s.child);
-    stop(&mut plain.child);
-    let mut bare_child = bare.child;
-    let _ = bare_child.kill();
-    let _ = bare_child.wait();
+    drop((s, plain, bare));
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
@@ -155,6 +152,20 @@ struct Running {
     addr: SocketAddr,
     ca: std::path::PathBuf,
     tls: bool,
+}
+
+/// A panicking bench must not leave servers behind.
+impl Drop for Running {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
+impl Drop for Bare {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Starts seatgate on a fresh port and returns once `GET /healthz` answers 200.

@@ -73,6 +73,18 @@ pub enum Command {
     /// Manage the bearer tokens identity providers use for SCIM provisioning
     #[command(subcommand)]
     ScimToken(ScimTokenCommand),
+    /// Show recent SCIM requests: what each IdP sent and how it went (newest first)
+    ScimLog {
+        /// How many requests to show
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Only requests that failed (status 400 and above)
+        #[arg(long)]
+        failures: bool,
+        /// Also print each request body (passwords are never stored)
+        #[arg(long)]
+        bodies: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,7 +147,50 @@ pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
         Command::Restore { file } => restore_command(&config, &file),
         Command::SetupLink => setup_link_command(&config),
         Command::ScimToken(cmd) => scim_token_command(&config, cmd),
+        Command::ScimLog {
+            limit,
+            failures,
+            bodies,
+        } => scim_log_command(&config, limit, failures, bodies),
     }
+}
+
+fn scim_log_command(
+    config: &Config,
+    limit: u32,
+    failures: bool,
+    bodies: bool,
+) -> Result<(), CliError> {
+    let db = open_existing_db(config)?;
+    let min_status = if failures { 400 } else { 0 };
+    let rows = db
+        .read(|tx| crate::db::directory::recent_scim_requests(tx, min_status, limit))
+        .map_err(runtime)?;
+    if rows.is_empty() {
+        println!(
+            "no SCIM requests recorded{}",
+            if failures { " that failed" } else { "" }
+        );
+    }
+    for r in rows {
+        let what = [r.scim_type.as_deref(), r.detail.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        println!(
+            "{} {} {} {} {} {what}",
+            crate::clock::rfc3339(r.at),
+            r.client,
+            r.method,
+            r.path,
+            r.status
+        );
+        if bodies && let Some(body) = r.request {
+            println!("    {body}");
+        }
+    }
+    Ok(())
 }
 
 fn scim_token_command(config: &Config, cmd: ScimTokenCommand) -> Result<(), CliError> {

@@ -335,6 +335,44 @@ pub fn remove_members(
     Ok(removed)
 }
 
+/// One recorded SCIM request.
+#[derive(Debug, Clone)]
+pub struct ScimRequest {
+    pub at: i64,
+    pub client: String,
+    pub method: String,
+    pub path: String,
+    pub status: i64,
+    pub scim_type: Option<String>,
+    pub detail: Option<String>,
+    pub request: Option<String>,
+}
+
+/// The newest recorded SCIM requests with at least `min_status`.
+pub fn recent_scim_requests(
+    tx: &Transaction<'_>,
+    min_status: i64,
+    limit: u32,
+) -> rusqlite::Result<Vec<ScimRequest>> {
+    let mut stmt = tx.prepare(
+        "SELECT at, client, method, path, status, scim_type, detail, request FROM scim_requests
+         WHERE status >= ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![min_status, limit], |r| {
+        Ok(ScimRequest {
+            at: r.get(0)?,
+            client: r.get(1)?,
+            method: r.get(2)?,
+            path: r.get(3)?,
+            status: r.get(4)?,
+            scim_type: r.get(5)?,
+            detail: r.get(6)?,
+            request: r.get(7)?,
+        })
+    })?;
+    rows.collect()
+}
+
 /// Records a directory change for the licensing layer, in the caller's transaction.
 pub fn record_event(
     tx: &Transaction<'_>,

@@ -21,7 +21,9 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 pub use migrations::LATEST_VERSION;
 
-const READERS: usize = 4;
+/// Read connections kept open for reuse. Must cover the app threads that read at once: a
+/// connection beyond the pool is opened per request and loses its prepared statements.
+const READERS: usize = 32;
 const BUSY_TIMEOUT_MS: u64 = 5000;
 
 #[derive(Debug, thiserror::Error)]

@@ -58,12 +58,13 @@ pub fn authenticate(
 ) -> rusqlite::Result<Option<(i64, Option<i64>)>> {
     let hash = sha256_hex(presented.as_bytes());
     let row: Option<(i64, String, Option<i64>)> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT id, token_hash, last_used_at FROM api_tokens
              WHERE token_hash = ?1 AND scope = ?2 AND revoked_at IS NULL",
-            (&hash, scope.as_str()),
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        )?
+        .query_row((&hash, scope.as_str()), |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()?;
     // The lookup is by hash of a 256-bit secret; the constant-time comparison guards the
     // final equality anyway.

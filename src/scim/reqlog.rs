@@ -108,12 +108,14 @@ pub fn sanitize_body(body: &[u8]) -> Option<String> {
     if body.is_empty() {
         return None;
     }
-    let text = match serde_json::from_slice::<Value>(body) {
-        Ok(mut v) => {
-            strip_passwords(&mut v);
-            v.to_string()
-        }
-        Err(_) => format!("(not JSON, {} bytes)", body.len()),
+    // Most bodies carry no password: keep them as sent instead of re-serializing.
+    let has_password = body.windows(8).any(|w| w.eq_ignore_ascii_case(b"password"));
+    let plain = std::str::from_utf8(body)
+        .ok()
+        .filter(|_| !has_password && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok());
+    let text = match plain {
+        Some(s) => s.to_string(),
+        None => sanitize_json(body),
     };
     Some(if text.chars().count() > MAX_BODY_CHARS {
         let cut: String = text.chars().take(MAX_BODY_CHARS).collect();
@@ -121,6 +123,16 @@ pub fn sanitize_body(body: &[u8]) -> Option<String> {
     } else {
         text
     })
+}
+
+fn sanitize_json(body: &[u8]) -> String {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(mut v) => {
+            strip_passwords(&mut v);
+            v.to_string()
+        }
+        Err(_) => format!("(not JSON, {} bytes)", body.len()),
+    }
 }
 
 fn strip_passwords(v: &mut Value) {

@@ -104,7 +104,20 @@ pub fn create(scim: &Scim, body: Value) -> Result<Response, HttpError> {
                 if !fields.active {
                     dir::record_event(tx, "user_deactivated", Some(&id), None, None, now)?;
                 }
-                id
+                // A new user has no groups and its row is exactly what was inserted: no
+                // need to read it back (this is the hot path of an initial sync).
+                let row = UserRow {
+                    id,
+                    user_name: fields.user_name.clone(),
+                    external_id: fields.external_id.clone(),
+                    active: fields.active,
+                    display_name: fields.display_name.clone(),
+                    resource: text.clone(),
+                    version: 1,
+                    created_at: now,
+                    updated_at: now,
+                };
+                return Ok((row, Vec::new()));
             }
         };
         let row = dir::user_by_id(tx, &id)?.ok_or_else(HttpError::internal)?;

@@ -612,3 +612,62 @@ fn every_created_user_survives_sigkill() {
         );
     }
 }
+
+#[test]
+fn a_runaway_client_gets_429_with_an_integer_retry_after() {
+    let s = server()
+        .env("SEATGATE_SCIM_REQUESTS_PER_SECOND", "1")
+        .env("SEATGATE_SCIM_BURST", "2")
+        .start();
+    let scim = s.scim();
+    let statuses: Vec<u16> = (0..4).map(|_| scim.get("/Users").status).collect();
+    assert_eq!(&statuses[..2], &[200, 200]);
+    let limited = scim.get("/Users");
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.json()["status"], "429");
+    let retry = limited.header("retry-after").expect("Retry-After");
+    assert!(
+        retry.parse::<u32>().is_ok_and(|n| n >= 1),
+        "integer Retry-After: {retry}"
+    );
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(
+        scim.get("/Users").status,
+        200,
+        "allowed again after waiting"
+    );
+}
+
+#[test]
+fn scim_log_shows_what_the_idp_sent_and_why_it_failed() {
+    let s = server().start();
+    let scim = s.scim();
+    scim.post(
+        "/Users",
+        json!({"userName": "ok@example.com", "password": "hunter2"}),
+    );
+    scim.post("/Users", json!({"displayName": "no user name"}));
+    std::thread::sleep(Duration::from_millis(300));
+    let dir = s.data_dir.to_str().expect("utf8");
+    let (code, out, err) =
+        crate::support::run_cli(&["--data-dir", dir, "scim-log", "--failures"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("POST /scim/v2/Users 400 invalidValue userName is required."),
+        "{out}"
+    );
+    assert!(
+        !out.contains("ok@example.com"),
+        "--failures shows only failures: {out}"
+    );
+    let (code, out, _) = crate::support::run_cli(
+        &["--data-dir", dir, "scim-log", "--limit", "5", "--bodies"],
+        &[],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("ok@example.com"), "{out}");
+    assert!(
+        !out.contains("hunter2"),
+        "passwords never reach the log: {out}"
+    );
+}
