@@ -30,7 +30,7 @@ pub struct Metrics {
     tls_failures: AtomicU64,
     timeouts: Mutex<BTreeMap<&'static str, u64>>,
     gate_rejections: Mutex<BTreeMap<u16, u64>>,
-    requests: Mutex<BTreeMap<(&'static str, String, u16), u64>>,
+    requests: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -87,8 +87,14 @@ impl Metrics {
     /// Records one request answered by the application.
     pub fn observe(&self, route: &'static str, method: &str, status: u16, elapsed: Duration) {
         let method = match method {
-            "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method.to_string(),
-            _ => "OTHER".to_string(),
+            "GET" => "GET",
+            "HEAD" => "HEAD",
+            "POST" => "POST",
+            "PUT" => "PUT",
+            "PATCH" => "PATCH",
+            "DELETE" => "DELETE",
+            "OPTIONS" => "OPTIONS",
+            _ => "OTHER",
         };
         *self
             .requests

@@ -257,6 +257,18 @@ fn okta_import_create_deactivate_and_group_push() {
         page.json()["Resources"][0]["userName"],
         "user1@okta.example"
     );
+    // The last, partial page and a page past the end still report the true total.
+    let last = scim.get("/Users?startIndex=3&count=2").json();
+    assert_eq!(
+        (last["totalResults"].clone(), last["itemsPerPage"].clone()),
+        (json!(3), json!(1))
+    );
+    let past = scim.get("/Users?startIndex=10&count=2").json();
+    assert_eq!(
+        (past["totalResults"].clone(), past["itemsPerPage"].clone()),
+        (json!(3), json!(0))
+    );
+    assert_eq!(scim.get("/Users?count=0").json()["totalResults"], 3);
 
     let u0 = first_id(&scim.filter("Users", "userName eq \"user0@okta.example\""));
     // Deactivation as Okta sends it: path-less replace.
