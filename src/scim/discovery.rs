@@ -4,7 +4,6 @@
 use serde_json::{Value, json};
 
 use super::api::{ListQuery, MAX_RESULTS, Scim, list_response, scim_json};
-use super::resource::{self, Meta};
 use super::schema::{self, ENTERPRISE, GROUP, USER};
 use crate::db::directory::{self as dir};
 use crate::db::filter_sql::Table;
@@ -120,40 +119,12 @@ pub fn search_all(scim: &Scim, q: &ListQuery) -> Result<Response, HttpError> {
             group_offset,
             group_limit.max(0),
         )?;
-        let mut items = Vec::new();
+        let mut items = Vec::with_capacity(users.rows.len() + groups.rows.len());
         for row in &users.rows {
-            let meta = Meta {
-                resource_type: "User",
-                location: format!("{}/Users/{}", scim.base_url, row.id),
-                created: row.created_at,
-                updated: row.updated_at,
-                version: row.version,
-            };
-            let groups = dir::groups_of_user(tx, &row.id)?;
-            let v = resource::render_user(&row.id, &row.resource, &meta, &groups, &scim.base_url);
-            items.push(resource::project(v, &q.attributes, &q.excluded));
+            items.push(super::users::listed(scim, tx, row, q)?);
         }
         for row in &groups.rows {
-            let meta = Meta {
-                resource_type: "Group",
-                location: format!("{}/Groups/{}", scim.base_url, row.id),
-                created: row.created_at,
-                updated: row.updated_at,
-                version: row.version,
-            };
-            let members = if q.omits("members") {
-                None
-            } else {
-                Some(dir::members(tx, &row.id)?)
-            };
-            let v = resource::render_group(
-                &row.id,
-                &row.resource,
-                &meta,
-                members.as_deref(),
-                &scim.base_url,
-            );
-            items.push(resource::project(v, &q.attributes, &q.excluded));
+            items.push(super::groups::listed(scim, tx, row, q)?);
         }
         Ok::<_, HttpError>((users.total + groups.total, items))
     })?;

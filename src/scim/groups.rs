@@ -278,21 +278,31 @@ pub fn list(scim: &Scim, q: &ListQuery) -> Result<Response, HttpError> {
     let (total, items) = scim.db.read(|tx| {
         let (total, rows) = page(tx, q)?;
         let mut items = Vec::with_capacity(rows.len());
-        for row in rows {
-            let members = if q.omits("members") {
-                None
-            } else {
-                Some(dir::members(tx, &row.id)?)
-            };
-            items.push(resource::project(
-                render(scim, &row, members.as_deref()),
-                &q.attributes,
-                &q.excluded,
-            ));
+        for row in &rows {
+            items.push(listed(scim, tx, row, q)?);
         }
         Ok::<_, HttpError>((total, items))
     })?;
     Ok(scim_json(200, &list_response(total, q.start_index, items)))
+}
+
+/// A group as a listing shows it: members unless omitted, then attribute projection.
+pub(super) fn listed(
+    scim: &Scim,
+    tx: &Tx<'_>,
+    row: &GroupRow,
+    q: &ListQuery,
+) -> Result<Value, HttpError> {
+    let members = if q.omits("members") {
+        None
+    } else {
+        Some(dir::members(tx, &row.id)?)
+    };
+    Ok(resource::project(
+        render(scim, row, members.as_deref()),
+        &q.attributes,
+        &q.excluded,
+    ))
 }
 
 pub fn page(tx: &Tx<'_>, q: &ListQuery) -> Result<(i64, Vec<GroupRow>), HttpError> {

@@ -225,21 +225,31 @@ pub fn list(scim: &Scim, q: &ListQuery) -> Result<Response, HttpError> {
     let (total, items) = scim.db.read(|tx| {
         let (total, rows) = page(tx, q)?;
         let mut items = Vec::with_capacity(rows.len());
-        for row in rows {
-            let groups = if q.omits("groups") {
-                Vec::new()
-            } else {
-                dir::groups_of_user(tx, &row.id)?
-            };
-            items.push(resource::project(
-                render(scim, &row, &groups),
-                &q.attributes,
-                &q.excluded,
-            ));
+        for row in &rows {
+            items.push(listed(scim, tx, row, q)?);
         }
         Ok::<_, HttpError>((total, items))
     })?;
     Ok(scim_json(200, &list_response(total, q.start_index, items)))
+}
+
+/// A user as a listing shows it: groups unless omitted, then attribute projection.
+pub(super) fn listed(
+    scim: &Scim,
+    tx: &rusqlite::Transaction<'_>,
+    row: &UserRow,
+    q: &ListQuery,
+) -> Result<Value, HttpError> {
+    let groups = if q.omits("groups") {
+        Vec::new()
+    } else {
+        dir::groups_of_user(tx, &row.id)?
+    };
+    Ok(resource::project(
+        render(scim, row, &groups),
+        &q.attributes,
+        &q.excluded,
+    ))
 }
 
 /// One page of users for a listing query.
