@@ -25,6 +25,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod net;
+pub mod saml;
 pub mod scim;
 pub mod server;
 pub mod setup;
