@@ -15,6 +15,7 @@ pub struct App {
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     pub scim: crate::scim::Scim,
+    pub public_url: String,
 }
 
 type Handled = Result<Response, HttpError>;
@@ -78,8 +79,36 @@ impl App {
             "/healthz" => ("/healthz", only(get, || Ok(health()))),
             "/readyz" => ("/readyz", only(get, || Ok(self.ready()))),
             "/metrics" => ("/metrics", only(get, || self.metrics_page(req))),
+            "/saml/metadata" => ("/saml/metadata", only(get, || self.sp_metadata(None))),
+            p if p.starts_with("/saml/metadata/") => (
+                "/saml/metadata/{connection}",
+                only(get, || {
+                    self.sp_metadata(Some(&p["/saml/metadata/".len()..]))
+                }),
+            ),
             _ => ("(unmatched)", Err(HttpError::not_found())),
         }
+    }
+
+    /// SP metadata: every connection's ACS, or one connection's (for IdPs that take one).
+    fn sp_metadata(&self, connection: Option<&str>) -> Handled {
+        let mut ids = self.db.read(crate::db::idp::ids)?;
+        if let Some(one) = connection {
+            ids.retain(|id| id == one);
+            if ids.is_empty() {
+                return Err(HttpError::new(
+                    Reason::NotFound,
+                    "There is no IdP connection with that id.",
+                ));
+            }
+        }
+        let xml =
+            crate::saml::metadata::sp_metadata(&self.public_url, &ids, crate::clock::now_unix());
+        Ok(Response::new(
+            200,
+            "application/samlmetadata+xml",
+            xml.into_bytes(),
+        ))
     }
 
     fn ready(&self) -> Response {

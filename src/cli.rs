@@ -73,6 +73,9 @@ pub enum Command {
     /// Manage the bearer tokens identity providers use for SCIM provisioning
     #[command(subcommand)]
     ScimToken(ScimTokenCommand),
+    /// Manage SAML identity provider connections
+    #[command(subcommand)]
+    Idp(IdpCommand),
     /// Show recent SCIM requests: what each IdP sent and how it went (newest first)
     ScimLog {
         /// How many requests to show
@@ -85,6 +88,27 @@ pub enum Command {
         #[arg(long)]
         bodies: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IdpCommand {
+    /// Add a SAML IdP connection from its metadata XML; prints what to enter at the IdP
+    Add {
+        /// A name for the connection, e.g. "Contoso Entra"
+        #[arg(long)]
+        name: String,
+        /// The IdP's SAML metadata XML file
+        #[arg(long, value_name = "FILE")]
+        metadata: PathBuf,
+        /// An email domain this IdP signs users in for (repeatable); a domain belongs to one IdP
+        #[arg(long = "domain", value_name = "DOMAIN", required = true)]
+        domains: Vec<String>,
+        /// entra, okta, google, jumpcloud, ping or generic
+        #[arg(long, default_value = "generic")]
+        preset: String,
+    },
+    /// List IdP connections with their domains and signing certificates
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,12 +171,87 @@ pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
         Command::Restore { file } => restore_command(&config, &file),
         Command::SetupLink => setup_link_command(&config),
         Command::ScimToken(cmd) => scim_token_command(&config, cmd),
+        Command::Idp(cmd) => idp_command(&config, cmd),
         Command::ScimLog {
             limit,
             failures,
             bodies,
         } => scim_log_command(&config, limit, failures, bodies),
     }
+}
+
+fn idp_command(config: &Config, cmd: IdpCommand) -> Result<(), CliError> {
+    let db = open_existing_db(config)?;
+    match cmd {
+        IdpCommand::Add {
+            name,
+            metadata,
+            domains,
+            preset,
+        } => {
+            if metadata
+                .to_str()
+                .is_some_and(|m| m.starts_with("https://") || m.starts_with("http://"))
+            {
+                return Err(CliError::Usage(
+                    "--metadata takes a file; download the IdP's metadata XML first (URL refresh is not supported yet)".into(),
+                ));
+            }
+            let xml = std::fs::read_to_string(&metadata).map_err(|e| {
+                CliError::Runtime(format!("cannot read {}: {e}", metadata.display()))
+            })?;
+            let request = crate::saml::connections::AddRequest {
+                name: &name,
+                preset: &preset,
+                metadata_xml: &xml,
+                metadata_source: &metadata.display().to_string(),
+                domains: &domains,
+            };
+            let added = crate::saml::connections::add(&db, &request).map_err(|e| match e {
+                crate::saml::connections::AddError::Db(e) => CliError::Runtime(e.to_string()),
+                other => CliError::Usage(other.to_string()),
+            })?;
+            let public_url = public_url_for_cli(config, &db)?;
+            print!(
+                "{}",
+                crate::saml::connections::setup_text(&public_url, &added)
+            );
+        }
+        IdpCommand::List => {
+            let all = db.read(crate::db::idp::list).map_err(runtime)?;
+            if all.is_empty() {
+                println!("no IdP connections; add one with `seatgate idp add`");
+            }
+            for c in all {
+                println!(
+                    "{}\t{}\t{}\t{}\tdomains: {}",
+                    c.id,
+                    c.name,
+                    c.preset,
+                    c.idp_entity_id,
+                    c.domains.join(", ")
+                );
+                for (sha, subject, not_after) in c.certificates {
+                    println!(
+                        "    signing certificate {subject} (SHA-256 {sha}) valid until {}",
+                        crate::clock::rfc3339(not_after)
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The public URL for links an offline command prints: configured, else the one the last
+/// `serve` used, else derived from `listen`.
+fn public_url_for_cli(config: &Config, db: &Db) -> Result<String, CliError> {
+    if !config.public_url.is_empty() {
+        return Ok(config.public_url.clone());
+    }
+    Ok(crate::server::last_public_url(db)
+        .map_err(runtime)?
+        .unwrap_or_else(|| crate::server::resolve_public_url(config, config.listen)))
 }
 
 fn scim_log_command(
@@ -308,13 +407,7 @@ fn restore_command(config: &Config, file: &Path) -> Result<(), CliError> {
 
 fn setup_link_command(config: &Config) -> Result<(), CliError> {
     let db = open_existing_db(config)?;
-    let public_url = if config.public_url.is_empty() {
-        crate::server::last_public_url(&db)
-            .map_err(runtime)?
-            .unwrap_or_else(|| crate::server::resolve_public_url(config, config.listen))
-    } else {
-        config.public_url.clone()
-    };
+    let public_url = public_url_for_cli(config, &db)?;
     let data = DataDir::existing(&config.data_dir).map_err(runtime)?;
     let (link, expires_at) =
         crate::setup::mint(&db, &data.setup_link_path(), &public_url).map_err(runtime)?;

@@ -102,6 +102,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         config: Arc::clone(&config),
         metrics: Arc::clone(&metrics),
         scim,
+        public_url: public_url.clone(),
     });
     let workers = config.worker_count();
     let inner = InnerServer::start(

@@ -7,6 +7,7 @@ use rusqlite::Connection;
 pub const STEPS: &[&str] = &[
     include_str!("migrations/0001_foundation.sql"),
     include_str!("migrations/0002_directory.sql"),
+    include_str!("migrations/0003_idp_connections.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -9,6 +9,7 @@
 pub mod backup;
 pub mod directory;
 pub mod filter_sql;
+pub mod idp;
 mod migrations;
 pub mod tokens;
 

@@ -1,5 +1,8 @@
 //! SAML 2.0 service provider. So far: the pre-filter every SAMLResponse passes before
-//! signature verification (see SECURITY.md, "SAML SP"); samael-based verification, IdP
-//! connections and the ACS build on it.
+//! signature verification, IdP metadata parsing, SP metadata, per-IdP presets and IdP
+//! connections; samael-based verification and the ACS build on them.
 
+pub mod connections;
+pub mod metadata;
 pub mod prefilter;
+pub mod preset;

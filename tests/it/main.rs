@@ -4,5 +4,6 @@
 mod front;
 mod lifecycle;
 mod ops;
+mod saml;
 mod scim;
 mod support;

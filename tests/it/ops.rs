@@ -112,12 +112,24 @@ fn one_log_line_per_request_with_route_status_duration_and_client() {
 
 #[test]
 fn every_route_but_the_public_ones_requires_authentication() {
-    // The route table today: public health endpoints, and metrics behind a token.
+    // The route table today: public health endpoints and SAML metadata; metrics and every
+    // SCIM resource behind their tokens.
     let s = server()
         .env("SEATGATE_METRICS_ENABLED", "true")
         .env("SEATGATE_METRICS_TOKEN", "metrics-token-0123456789")
         .start();
-    for (path, expected) in [("/healthz", 200), ("/readyz", 200), ("/metrics", 401)] {
+    for (path, expected) in [
+        ("/healthz", 200),
+        ("/readyz", 200),
+        ("/saml/metadata", 200),
+        ("/metrics", 401),
+        ("/scim/v2/Users", 401),
+        ("/scim/v2/Groups", 401),
+        ("/scim/v2/ServiceProviderConfig", 401),
+        ("/scim/v2/Schemas", 401),
+        ("/scim/v2/ResourceTypes", 401),
+        ("/scim/v2/.search", 401),
+    ] {
         assert_eq!(s.get(path).status, expected, "{path}");
     }
 }

@@ -1,0 +1,101 @@
+//! IdP connections, their signing certificates and their email domains.
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use crate::saml::metadata::IdpMetadata;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub id: String,
+    pub name: String,
+    pub preset: String,
+    pub idp_entity_id: String,
+    pub sso_url: String,
+    pub domains: Vec<String>,
+    /// (SHA-256 fingerprint, subject, not_after) per signing certificate.
+    pub certificates: Vec<(String, String, i64)>,
+}
+
+pub struct NewConnection<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub preset: &'a str,
+    pub metadata: &'a IdpMetadata,
+    pub metadata_xml: &'a str,
+    pub metadata_source: &'a str,
+    pub domains: &'a [String],
+}
+
+pub fn id_exists(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<bool> {
+    tx.prepare_cached("SELECT 1 FROM idp_connections WHERE id = ?1")?
+        .exists([id])
+}
+
+/// The connection that owns `domain`, if any.
+pub fn domain_owner(tx: &Transaction<'_>, domain: &str) -> rusqlite::Result<Option<String>> {
+    tx.prepare_cached("SELECT connection_id FROM idp_domains WHERE domain = ?1")?
+        .query_row([domain], |r| r.get(0))
+        .optional()
+}
+
+pub fn insert(tx: &Transaction<'_>, c: &NewConnection<'_>, now: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO idp_connections (id, name, preset, idp_entity_id, sso_url, metadata_xml, metadata_source, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+        params![c.id, c.name, c.preset, c.metadata.entity_id, c.metadata.sso_url, c.metadata_xml, c.metadata_source, now],
+    )?;
+    for cert in &c.metadata.certificates {
+        tx.execute(
+            "INSERT INTO idp_certificates (connection_id, sha256, der, subject, not_after) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![c.id, cert.sha256, cert.der, cert.subject, cert.not_after],
+        )?;
+    }
+    for d in c.domains {
+        tx.execute(
+            "INSERT INTO idp_domains (domain, connection_id) VALUES (?1, ?2)",
+            params![d, c.id],
+        )?;
+    }
+    Ok(())
+}
+
+pub fn list(tx: &Transaction<'_>) -> rusqlite::Result<Vec<Connection>> {
+    let mut stmt = tx.prepare("SELECT id, name, preset, idp_entity_id, sso_url FROM idp_connections ORDER BY created_at, id")?;
+    let rows: Vec<Connection> = stmt
+        .query_map([], |r| {
+            Ok(Connection {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                preset: r.get(2)?,
+                idp_entity_id: r.get(3)?,
+                sso_url: r.get(4)?,
+                domains: Vec::new(),
+                certificates: Vec::new(),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = Vec::with_capacity(rows.len());
+    for mut c in rows {
+        let mut d = tx.prepare_cached(
+            "SELECT domain FROM idp_domains WHERE connection_id = ?1 ORDER BY domain",
+        )?;
+        c.domains = d
+            .query_map([&c.id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut k = tx.prepare_cached(
+            "SELECT sha256, subject, not_after FROM idp_certificates WHERE connection_id = ?1 ORDER BY not_after",
+        )?;
+        c.certificates = k
+            .query_map([&c.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// Connection ids in creation order (for the SP metadata's ACS list).
+pub fn ids(tx: &Transaction<'_>) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = tx.prepare_cached("SELECT id FROM idp_connections ORDER BY created_at, id")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    rows.collect()
+}

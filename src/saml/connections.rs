@@ -1,0 +1,294 @@
+//! Adding IdP connections: the rules shared by the CLI (and later the portal). A connection
+//! needs IdP metadata with a signing certificate, a preset, and at least one email domain
+//! that no other connection owns.
+
+use crate::clock::{now_unix, rfc3339};
+use crate::db::idp::{self, NewConnection};
+use crate::db::{Db, DbError};
+use crate::saml::metadata::{self, MetadataError};
+use crate::saml::preset::{self, Preset};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AddError {
+    #[error("{0}")]
+    Metadata(#[from] MetadataError),
+    #[error("unknown preset {0:?}; use one of: {list}", list = preset::keys())]
+    UnknownPreset(String),
+    #[error("{0:?} is not an email domain (expected e.g. contoso.com)")]
+    BadDomain(String),
+    #[error("the domain {domain} already belongs to the connection {owner}")]
+    DomainTaken { domain: String, owner: String },
+    #[error("give at least one email domain (--domain) this IdP may sign users in for")]
+    NoDomain,
+    #[error("the name must contain letters or digits")]
+    BadName,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<rusqlite::Error> for AddError {
+    fn from(e: rusqlite::Error) -> AddError {
+        AddError::Db(DbError::Sqlite(e))
+    }
+}
+
+pub struct AddRequest<'a> {
+    pub name: &'a str,
+    pub preset: &'a str,
+    pub metadata_xml: &'a str,
+    /// Where the metadata came from (a file path), for the record.
+    pub metadata_source: &'a str,
+    pub domains: &'a [String],
+}
+
+pub struct Added {
+    pub id: String,
+    pub preset: &'static Preset,
+    pub metadata: metadata::IdpMetadata,
+    pub domains: Vec<String>,
+}
+
+pub fn add(db: &Db, req: &AddRequest<'_>) -> Result<Added, AddError> {
+    let preset =
+        preset::find(req.preset).ok_or_else(|| AddError::UnknownPreset(req.preset.to_string()))?;
+    let meta = metadata::parse_idp_metadata(req.metadata_xml)?;
+    let mut domains = Vec::new();
+    for d in req.domains {
+        let d = normalize_domain(d)?;
+        if !domains.contains(&d) {
+            domains.push(d);
+        }
+    }
+    if domains.is_empty() {
+        return Err(AddError::NoDomain);
+    }
+    let base = slug(req.name);
+    if base.is_empty() {
+        return Err(AddError::BadName);
+    }
+    let id = db.write(|tx| {
+        for d in &domains {
+            if let Some(owner) = idp::domain_owner(tx, d)? {
+                return Err(AddError::DomainTaken {
+                    domain: d.clone(),
+                    owner,
+                });
+            }
+        }
+        let mut id = base.clone();
+        let mut n = 2;
+        while idp::id_exists(tx, &id)? {
+            id = format!("{base}-{n}");
+            n += 1;
+        }
+        idp::insert(
+            tx,
+            &NewConnection {
+                id: &id,
+                name: req.name.trim(),
+                preset: preset.key,
+                metadata: &meta,
+                metadata_xml: req.metadata_xml,
+                metadata_source: req.metadata_source,
+                domains: &domains,
+            },
+            now_unix(),
+        )?;
+        Ok::<_, AddError>(id)
+    })?;
+    Ok(Added {
+        id,
+        preset,
+        metadata: meta,
+        domains,
+    })
+}
+
+/// Lower-case ASCII domain names with at least one dot.
+pub fn normalize_domain(d: &str) -> Result<String, AddError> {
+    let d = d
+        .trim()
+        .trim_start_matches('@')
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if d.len() > 253 || !d.contains('.') || !d.split('.').all(label_ok) {
+        return Err(AddError::BadDomain(d));
+    }
+    Ok(d)
+}
+
+/// A URL-safe id from a name: lower-case letters, digits and hyphens (no underscores:
+/// Okta refuses ACS URLs with them).
+pub fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.trim().chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').chars().take(40).collect()
+}
+
+/// What the IdP admin must enter, and what seatgate learned from the metadata.
+pub fn setup_text(public_url: &str, added: &Added) -> String {
+    let p = added.preset;
+    let login_url = format!("{public_url}/saml/login/{}", added.id);
+    let metadata_url = format!("{public_url}/saml/metadata/{}", added.id);
+    let mut s = format!(
+        "IdP connection {id} ({label}) for {domains}\n\nEnter these values at the IdP:\n  Entity ID (Identifier, Audience):  {entity}\n  ACS URL (Reply URL, Single sign-on URL, HTTP-POST):  {acs}\n  Sign-on URL (to start sign-in from seatgate):  {login}\n  SP metadata:  {metadata}\n",
+        id = added.id,
+        label = p.label,
+        domains = added.domains.join(", "),
+        entity = metadata::sp_entity_id(public_url),
+        acs = metadata::acs_url(public_url, &added.id),
+        login = login_url,
+        metadata = metadata_url,
+    );
+    for step in p.instructions {
+        s.push_str(&format!("  - {step}\n"));
+    }
+    s.push_str(&format!(
+        "\nFrom the IdP metadata:\n  IdP entity ID:  {}\n  Sign-on URL:  {}\n",
+        added.metadata.entity_id, added.metadata.sso_url
+    ));
+    for c in &added.metadata.certificates {
+        s.push_str(&format!(
+            "  Signing certificate:  {} (SHA-256 {}), valid until {}\n",
+            c.subject,
+            c.sha256,
+            rfc3339(c.not_after)
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::saml::metadata::tests::{cert_b64, idp_metadata};
+
+    fn db() -> (Db, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("seatgate-idp-{}", crate::crypto::random_hex(6)));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let db = Db::open(&dir.join("t.db"), &dir, crate::db::Synchronous::Normal).expect("db");
+        (db, dir)
+    }
+
+    #[test]
+    fn adds_a_connection_with_a_url_safe_id_and_owned_domains() {
+        let (db, dir) = db();
+        let xml = idp_metadata("https://sts.windows.net/t/", &[(None, &cert_b64("a"))]);
+        let req = AddRequest {
+            name: "Contoso Entra_ID",
+            preset: "Entra",
+            metadata_xml: &xml,
+            metadata_source: "contoso.xml",
+            domains: &[
+                "Contoso.COM".into(),
+                "@contoso.com".into(),
+                "eu.contoso.com".into(),
+            ],
+        };
+        let added = add(&db, &req).expect("added");
+        assert_eq!(added.id, "contoso-entra-id");
+        assert_eq!(added.domains, ["contoso.com", "eu.contoso.com"]);
+        let text = setup_text("https://gw.example", &added);
+        assert!(text.contains("https://gw.example/saml/acs/contoso-entra-id"));
+        assert!(text.contains("https://gw.example/saml/metadata"));
+
+        // Same name again: a new id; a domain already owned: refused.
+        let other = AddRequest {
+            domains: &["fabrikam.com".into()],
+            ..req
+        };
+        assert_eq!(add(&db, &other).expect("second").id, "contoso-entra-id-2");
+        let clash = AddRequest {
+            domains: &["eu.contoso.com".into()],
+            ..other
+        };
+        assert!(matches!(
+            add(&db, &clash),
+            Err(AddError::DomainTaken { .. })
+        ));
+        let listed = db.read(idp::list).expect("list");
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].certificates.len(), 1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn refuses_bad_domains_presets_and_unsigned_metadata() {
+        let (db, dir) = db();
+        let xml = idp_metadata("https://idp", &[(None, &cert_b64("a"))]);
+        let base = AddRequest {
+            name: "x",
+            preset: "okta",
+            metadata_xml: &xml,
+            metadata_source: "f",
+            domains: &["ok.example".into()],
+        };
+        for bad in ["localhost", "a..b", "-a.com", "a b.com", "ex_ample.com"] {
+            let req = AddRequest {
+                domains: &[bad.into()],
+                ..base
+            };
+            assert!(
+                matches!(add(&db, &req), Err(AddError::BadDomain(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            add(
+                &db,
+                &AddRequest {
+                    domains: &[],
+                    ..base
+                }
+            ),
+            Err(AddError::NoDomain)
+        ));
+        assert!(matches!(
+            add(
+                &db,
+                &AddRequest {
+                    preset: "adfs",
+                    ..base
+                }
+            ),
+            Err(AddError::UnknownPreset(_))
+        ));
+        let unsigned = idp_metadata("https://idp", &[(Some("encryption"), &cert_b64("e"))]);
+        let r = add(
+            &db,
+            &AddRequest {
+                metadata_xml: &unsigned,
+                ..base
+            },
+        );
+        assert!(matches!(
+            r,
+            Err(AddError::Metadata(MetadataError::NoSigningCertificate))
+        ));
+        assert!(matches!(
+            add(
+                &db,
+                &AddRequest {
+                    name: "!!!",
+                    ..base
+                }
+            ),
+            Err(AddError::BadName)
+        ));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
