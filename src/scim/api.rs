@@ -441,6 +441,24 @@ pub fn new_id() -> String {
     )
 }
 
+/// A listing: one page of rows, each rendered as the listing shows it, in a ListResponse.
+pub fn list_with<R>(
+    scim: &Scim,
+    q: &ListQuery,
+    page: fn(&rusqlite::Transaction<'_>, &ListQuery) -> Result<(i64, Vec<R>), HttpError>,
+    listed: fn(&Scim, &rusqlite::Transaction<'_>, &R, &ListQuery) -> Result<Value, HttpError>,
+) -> Result<Response, HttpError> {
+    let (total, items) = scim.db.read(|tx| {
+        let (total, rows) = page(tx, q)?;
+        let items = rows
+            .iter()
+            .map(|row| listed(scim, tx, row, q))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok::<_, HttpError>((total, items))
+    })?;
+    Ok(scim_json(200, &list_response(total, q.start_index, items)))
+}
+
 /// A ListResponse body.
 pub fn list_response(total: i64, start_index: i64, resources: Vec<Value>) -> Value {
     serde_json::json!({

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::api::{ListQuery, Scim, check_version, list_response, new_id, scim_json};
+use super::api::{ListQuery, Scim, check_version, new_id, scim_json};
 use super::patch::{self, MemberOp};
 use super::resource::{self, Meta};
 use super::users::{compile_filter, sort_order};
@@ -147,6 +147,20 @@ fn apply_members(
     Ok(!added.is_empty() || !removed.is_empty())
 }
 
+/// Writes a group's new attributes and records the change.
+fn store_update(
+    tx: &Tx<'_>,
+    id: &str,
+    fields: &resource::GroupFields,
+    text: &str,
+    now: i64,
+) -> Result<(), HttpError> {
+    dir::update_group(tx, id, fields, text, now)?;
+    let detail = json!({"displayName": fields.display_name}).to_string();
+    dir::record_event(tx, "group_updated", None, Some(id), Some(&detail), now)?;
+    Ok(())
+}
+
 pub fn create(scim: &Scim, body: Value) -> Result<Response, HttpError> {
     let (stored, fields, members) = resource::prepare_group(body)?;
     let text = stored.to_string();
@@ -189,15 +203,7 @@ pub fn replace(
         let before = dir::group_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
         let now = now_unix();
-        dir::update_group(tx, id, &fields, &text, now)?;
-        dir::record_event(
-            tx,
-            "group_updated",
-            None,
-            Some(id),
-            Some(&json!({"displayName": fields.display_name}).to_string()),
-            now,
-        )?;
+        store_update(tx, id, &fields, &text, now)?;
         if let Some(ids) = members {
             apply_members(tx, id, &[MemberOp::Replace(ids)], now)?;
         }
@@ -229,15 +235,7 @@ pub fn patch(
         if text != before.resource {
             let fields =
                 resource::group_fields(stored.as_object().ok_or_else(HttpError::internal)?)?;
-            dir::update_group(tx, id, &fields, &text, now)?;
-            dir::record_event(
-                tx,
-                "group_updated",
-                None,
-                Some(id),
-                Some(&json!({"displayName": fields.display_name}).to_string()),
-                now,
-            )?;
+            store_update(tx, id, &fields, &text, now)?;
         }
         if apply_members(tx, id, &member_ops, now)? && text == before.resource {
             dir::touch_group(tx, id, now)?;
@@ -275,15 +273,7 @@ pub fn delete(scim: &Scim, id: &str, required: Option<String>) -> Result<Respons
 }
 
 pub fn list(scim: &Scim, q: &ListQuery) -> Result<Response, HttpError> {
-    let (total, items) = scim.db.read(|tx| {
-        let (total, rows) = page(tx, q)?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            items.push(listed(scim, tx, row, q)?);
-        }
-        Ok::<_, HttpError>((total, items))
-    })?;
-    Ok(scim_json(200, &list_response(total, q.start_index, items)))
+    super::api::list_with(scim, q, page, listed)
 }
 
 /// A group as a listing shows it: members unless omitted, then attribute projection.

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::api::{ListQuery, Scim, check_version, list_response, new_id, scim_json};
+use super::api::{ListQuery, Scim, check_version, new_id, scim_json};
 use super::resource::{self, Meta, UserFields};
 use super::{filter, patch};
 use crate::clock::now_unix;
@@ -222,15 +222,7 @@ pub fn delete(scim: &Scim, id: &str, required: Option<String>) -> Result<Respons
 }
 
 pub fn list(scim: &Scim, q: &ListQuery) -> Result<Response, HttpError> {
-    let (total, items) = scim.db.read(|tx| {
-        let (total, rows) = page(tx, q)?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            items.push(listed(scim, tx, row, q)?);
-        }
-        Ok::<_, HttpError>((total, items))
-    })?;
-    Ok(scim_json(200, &list_response(total, q.start_index, items)))
+    super::api::list_with(scim, q, page, listed)
 }
 
 /// A user as a listing shows it: groups unless omitted, then attribute projection.
