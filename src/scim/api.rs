@@ -441,12 +441,18 @@ pub fn new_id() -> String {
     )
 }
 
+/// Reads one page of rows and the total for a listing query.
+pub type PageFn<R> = fn(&rusqlite::Transaction<'_>, &ListQuery) -> Result<(i64, Vec<R>), HttpError>;
+/// Renders one row as a listing shows it.
+pub type ListedFn<R> =
+    fn(&Scim, &rusqlite::Transaction<'_>, &R, &ListQuery) -> Result<Value, HttpError>;
+
 /// A listing: one page of rows, each rendered as the listing shows it, in a ListResponse.
 pub fn list_with<R>(
     scim: &Scim,
     q: &ListQuery,
-    page: fn(&rusqlite::Transaction<'_>, &ListQuery) -> Result<(i64, Vec<R>), HttpError>,
-    listed: fn(&Scim, &rusqlite::Transaction<'_>, &R, &ListQuery) -> Result<Value, HttpError>,
+    page: PageFn<R>,
+    listed: ListedFn<R>,
 ) -> Result<Response, HttpError> {
     let (total, items) = scim.db.read(|tx| {
         let (total, rows) = page(tx, q)?;
