@@ -80,6 +80,13 @@ impl App {
             "/readyz" => ("/readyz", only(get, || Ok(self.ready()))),
             "/metrics" => ("/metrics", only(get, || self.metrics_page(req))),
             "/saml/metadata" => ("/saml/metadata", only(get, || self.sp_metadata(None))),
+            "/saml/login" => ("/saml/login", only(get, || self.saml_login(req, None))),
+            p if p.starts_with("/saml/login/") => (
+                "/saml/login/{connection}",
+                only(get, || {
+                    self.saml_login(req, Some(&p["/saml/login/".len()..]))
+                }),
+            ),
             p if p.starts_with("/saml/metadata/") => (
                 "/saml/metadata/{connection}",
                 only(get, || {
@@ -88,6 +95,27 @@ impl App {
             ),
             _ => ("(unmatched)", Err(HttpError::not_found())),
         }
+    }
+
+    /// Starts SP-initiated sign-in: 302 to the IdP with the browser-binding cookie.
+    fn saml_login(&self, req: &Request, connection: Option<&str>) -> Handled {
+        let email = query_param(&req.query, "email")?;
+        let return_to = query_param(&req.query, "return")?;
+        let target = match (connection, email.as_deref()) {
+            (Some(c), _) => crate::saml::login::Target::Connection(c),
+            (None, Some(e)) => crate::saml::login::Target::Email(e),
+            (None, None) => {
+                return Err(HttpError::new(
+                    Reason::BadRequest,
+                    "Start sign-in with your work email address (?email=).",
+                ));
+            }
+        };
+        let started =
+            crate::saml::login::start(&self.db, &self.public_url, target, return_to.as_deref())?;
+        Ok(Response::new(302, "text/plain; charset=utf-8", Vec::new())
+            .with_header("Location", &started.location)
+            .with_header("Set-Cookie", &started.set_cookie))
     }
 
     /// SP metadata: every connection's ACS, or one connection's (for IdPs that take one).
@@ -150,6 +178,17 @@ impl App {
             self.metrics.render().into_bytes(),
         ))
     }
+}
+
+/// One decoded query parameter.
+fn query_param(query: &str, name: &str) -> Result<Option<String>, HttpError> {
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k == name {
+            return crate::http::percent_decode(v).map(Some);
+        }
+    }
+    Ok(None)
 }
 
 fn health() -> Response {

@@ -3,6 +3,8 @@
 
 use std::net::IpAddr;
 
+use crate::error::{HttpError, Reason};
+
 /// The header the gatekeeper uses to pass the real client address to the application.
 /// The gatekeeper strips any copy a client sends.
 pub const CLIENT_ADDR_HEADER: &str = "x-seatgate-client";
@@ -86,6 +88,50 @@ impl Response {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (for query values).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Decodes `%XX` and `+` in a query value; invalid encodings are a 400.
+pub fn percent_decode(s: &str) -> Result<String, HttpError> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| {
+                        HttpError::new(
+                            Reason::BadRequest,
+                            "The query string has an invalid %-escape.",
+                        )
+                    })?;
+                out.push(hex);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out)
+        .map_err(|_| HttpError::new(Reason::BadRequest, "The query string is not valid UTF-8."))
 }
 
 /// The standard reason phrase for the statuses seatgate sends.

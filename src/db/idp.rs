@@ -99,3 +99,64 @@ pub fn ids(tx: &Transaction<'_>) -> rusqlite::Result<Vec<String>> {
     let rows = stmt.query_map([], |r| r.get(0))?;
     rows.collect()
 }
+
+/// What starting a sign-in needs to know about a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginTarget {
+    pub id: String,
+    pub preset: String,
+    pub sso_url: String,
+}
+
+fn login_target(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoginTarget> {
+    Ok(LoginTarget {
+        id: r.get(0)?,
+        preset: r.get(1)?,
+        sso_url: r.get(2)?,
+    })
+}
+
+pub fn target_by_id(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<LoginTarget>> {
+    tx.prepare_cached("SELECT id, preset, sso_url FROM idp_connections WHERE id = ?1")?
+        .query_row([id], login_target)
+        .optional()
+}
+
+pub fn target_by_domain(
+    tx: &Transaction<'_>,
+    domain: &str,
+) -> rusqlite::Result<Option<LoginTarget>> {
+    tx.prepare_cached(
+        "SELECT c.id, c.preset, c.sso_url FROM idp_domains d JOIN idp_connections c ON c.id = d.connection_id
+         WHERE d.domain = ?1",
+    )?
+    .query_row([domain], login_target)
+    .optional()
+}
+
+/// An outstanding AuthnRequest.
+pub struct PendingRequest<'a> {
+    pub id: &'a str,
+    pub relay_key: &'a str,
+    pub connection_id: &'a str,
+    pub browser_hash: &'a str,
+    pub email_hint: Option<&'a str>,
+    pub return_to: Option<&'a str>,
+    pub expires_at: i64,
+}
+
+/// Stores an outstanding request and drops ones expired for an hour.
+pub fn insert_request(
+    tx: &Transaction<'_>,
+    r: &PendingRequest<'_>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM saml_requests WHERE expires_at < ?1")?
+        .execute([now - 3600])?;
+    tx.prepare_cached(
+        "INSERT INTO saml_requests (id, relay_key, connection_id, browser_hash, email_hint, return_to, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![r.id, r.relay_key, r.connection_id, r.browser_hash, r.email_hint, r.return_to, now, r.expires_at])?;
+    Ok(())
+}

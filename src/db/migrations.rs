@@ -8,6 +8,7 @@ pub const STEPS: &[&str] = &[
     include_str!("migrations/0001_foundation.sql"),
     include_str!("migrations/0002_directory.sql"),
     include_str!("migrations/0003_idp_connections.sql"),
+    include_str!("migrations/0004_saml_requests.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -3,6 +3,7 @@
 //! connections; samael-based verification and the ACS build on them.
 
 pub mod connections;
+pub mod login;
 pub mod metadata;
 pub mod prefilter;
 pub mod preset;

@@ -13,7 +13,7 @@ use crate::clock::now_unix;
 use crate::db::Db;
 use crate::db::tokens::{self, Scope};
 use crate::error::{HttpError, Reason, Surface};
-use crate::http::{Request, Response};
+use crate::http::{Request, Response, percent_decode};
 
 pub const BASE_PATH: &str = "/scim/v2";
 /// The largest page a client may ask for (advertised as filter.maxResults).
@@ -387,42 +387,6 @@ fn split_list(v: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect()
-}
-
-/// Decodes `%XX` and `+` in a query value; invalid encodings are a 400.
-pub fn percent_decode(s: &str) -> Result<String, HttpError> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| {
-                        HttpError::scim(
-                            Reason::BadRequest,
-                            "invalidValue",
-                            "The query string has an invalid %-escape.",
-                        )
-                    })?;
-                out.push(hex);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| {
-        HttpError::scim(
-            Reason::BadRequest,
-            "invalidValue",
-            "The query string is not valid UTF-8.",
-        )
-    })
 }
 
 /// A new resource id: a random (version 4) UUID.

@@ -174,3 +174,154 @@ fn idp_add_refuses_metadata_without_a_signing_certificate_and_urls() {
         "metadata with no connections is still served"
     );
 }
+
+fn inflate_request(location: &str) -> String {
+    use std::io::Read;
+    let query = location.split_once('?').map(|(_, q)| q).expect("query");
+    let value = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("SAMLRequest="))
+        .expect("SAMLRequest");
+    let b64 = seatgate::http::percent_decode(value).expect("decoded");
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("base64");
+    let mut xml = String::new();
+    flate2::read::DeflateDecoder::new(&raw[..])
+        .read_to_string(&mut xml)
+        .expect("inflate");
+    xml
+}
+
+#[test]
+fn sp_initiated_login_redirects_with_a_bound_single_use_request() {
+    let s = server().start();
+    let dir = s.data_dir.to_str().expect("utf8").to_string();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = tmp.path().join("entra.xml");
+    std::fs::write(
+        &file,
+        metadata(
+            "https://sts.windows.net/tenant/",
+            "signing",
+            &cert_b64("idp"),
+        ),
+    )
+    .expect("write");
+    let (code, _, err) = run_cli(
+        &[
+            "--data-dir",
+            &dir,
+            "idp",
+            "add",
+            "--name",
+            "Contoso",
+            "--metadata",
+            file.to_str().expect("utf8"),
+            "--domain",
+            "contoso.com",
+            "--preset",
+            "entra",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let base = format!("https://127.0.0.1:{}", s.addr.port());
+
+    let r = s.get("/saml/login?email=Ryan%40Contoso.com&return=%2Fadmin%2Fusers");
+    assert_eq!(r.status, 302, "{}", r.text());
+    let location = r.header("location").expect("Location").to_string();
+    assert!(
+        location.starts_with("https://login.microsoftonline.com/t/saml2?SAMLRequest="),
+        "{location}"
+    );
+    assert!(
+        location.ends_with("&login_hint=ryan%40contoso.com"),
+        "Entra gets login_hint: {location}"
+    );
+    let relay = location
+        .split('&')
+        .find_map(|p| p.strip_prefix("RelayState="))
+        .expect("RelayState")
+        .to_string();
+    assert_eq!(relay.len(), 32, "an opaque key, not a URL");
+
+    let xml = inflate_request(&location);
+    let doc = roxmltree::Document::parse(&xml).expect("well-formed");
+    let root = doc.root_element();
+    let id = root.attribute("ID").expect("ID");
+    assert!(
+        id.starts_with("id") && id.len() == 34 && id[2..].chars().all(|c| c.is_ascii_hexdigit()),
+        "128-bit id not starting with a digit: {id}"
+    );
+    assert_eq!(
+        root.attribute("Destination"),
+        Some("https://login.microsoftonline.com/t/saml2")
+    );
+    assert_eq!(
+        root.attribute("AssertionConsumerServiceURL"),
+        Some(format!("{base}/saml/acs/contoso").as_str())
+    );
+    assert!(xml.contains(&format!("<saml:Issuer>{base}/saml/metadata</saml:Issuer>")));
+    assert!(!xml.contains("NameIDPolicy"));
+
+    let cookie = r.header("set-cookie").expect("binding cookie").to_string();
+    for part in [
+        "Path=/saml/acs",
+        "HttpOnly",
+        "SameSite=None",
+        "Secure",
+        "Max-Age=600",
+    ] {
+        assert!(cookie.contains(part), "{part} in {cookie}");
+    }
+    let secret = cookie
+        .split(';')
+        .next()
+        .and_then(|c| c.strip_prefix("sg_saml="))
+        .expect("value");
+    let rows = crate::support::db_query(
+        &s,
+        &format!(
+            "SELECT connection_id, browser_hash, return_to, email_hint, expires_at - created_at, consumed_at, relay_key FROM saml_requests WHERE id = '{id}'"
+        ),
+    );
+    let hash: String = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![vec![
+            "contoso".to_string(),
+            hash,
+            "/admin/users".into(),
+            "ryan@contoso.com".into(),
+            "600".into(),
+            "NULL".into(),
+            relay
+        ]],
+        "the request is stored, bound to the browser by the cookie's hash, and not yet used"
+    );
+
+    // By connection: no email, so no login_hint; every request gets a fresh id.
+    let by_name = s.get("/saml/login/contoso");
+    assert_eq!(by_name.status, 302);
+    let second = by_name.header("location").expect("Location");
+    assert!(!second.contains("login_hint"));
+    assert_ne!(inflate_request(second), xml);
+
+    // Unknown domains and foreign return addresses get a readable page with a reason code.
+    let unknown = s.get("/saml/login?email=someone%40elsewhere.example");
+    assert_eq!(unknown.status, 404);
+    assert!(
+        unknown.text().contains("DOMAIN_UNKNOWN"),
+        "{}",
+        unknown.text()
+    );
+    let evil = s.get("/saml/login?email=a%40contoso.com&return=https%3A%2F%2Fevil.example%2F");
+    assert_eq!(evil.status, 400);
+    assert_eq!(s.get("/saml/login").status, 400);
+    assert_eq!(s.get("/saml/login/nope").status, 404);
+}
