@@ -16,6 +16,7 @@ use crate::app::App;
 use crate::config::{Config, TlsMode};
 use crate::datadir::{DataDir, LockError, ensure_private_dir};
 use crate::db::{Db, DbError, backup};
+use crate::logging::STARTUP;
 use crate::metrics::Metrics;
 use crate::net::front::{self, Front, FrontError, Signals};
 use crate::net::inner::InnerServer;
@@ -140,7 +141,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     } else {
         "http"
     };
-    log::info!("listening on {scheme}://{bound}");
+    log::info!(target: STARTUP, "listening on {scheme}://{bound}");
     announce(
         &config,
         &data,
@@ -426,6 +427,7 @@ fn announce(
     started: Instant,
 ) -> Result<(), ServeError> {
     log::info!(
+        target: STARTUP,
         "seatgate {} ready at {public_url} in {} ms (data directory {})",
         env!("CARGO_PKG_VERSION"),
         started.elapsed().as_millis(),
@@ -436,6 +438,7 @@ fn announce(
             .map(|i| i.sha256)
             .unwrap_or_else(|e| format!("unreadable: {e}"));
         log::info!(
+            target: STARTUP,
             "local CA certificate: {} (SHA-256 {fp}); trust it once on each Mac",
             ca.display()
         );
@@ -448,11 +451,13 @@ fn announce(
     match setup::on_start(db, &data.setup_link_path(), public_url)? {
         setup::SetupState::Done => {}
         setup::SetupState::StillValid { expires_at } => log::info!(
+            target: STARTUP,
             "first-run setup is not finished; the setup link in {} is valid until {}",
             data.setup_link_path().display(),
             clock::rfc3339(expires_at)
         ),
         setup::SetupState::Minted { link, expires_at } => log::info!(
+            target: STARTUP,
             "first-run setup: open {link} (valid until {}, usable once; also in {})",
             clock::rfc3339(expires_at),
             data.setup_link_path().display()
