@@ -137,8 +137,12 @@ fn every_route_but_the_public_ones_requires_authentication() {
 #[test]
 fn the_startup_banner_is_logged_even_at_warn_level() {
     let s = server().env("SEATGATE_LOG_LEVEL", "warn").start();
-        assert!(s.log().contains("listening on https://127.0.0.1:"));
-    assert!(s.wait_for_log("first-run setup: open https://", Duration::from_secs(3)), "{}", s.log());
+    assert!(s.log().contains("listening on https://127.0.0.1:"));
+    assert!(
+        s.wait_for_log("first-run setup: open https://", Duration::from_secs(3)),
+        "{}",
+        s.log()
+    );
     s.get("/healthz");
     std::thread::sleep(Duration::from_millis(200));
     assert!(

@@ -123,6 +123,13 @@ impl Builder {
                 let mut sent = false;
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
+                    // Record the line before announcing the address, so a test that reads
+                    // the log right after start() sees it.
+                    {
+                        let mut l = log.lock().expect("log");
+                        l.push_str(&line);
+                        l.push('\n');
+                    }
                     if !sent && let Some(addr) = line.split("listening on ").nth(1) {
                         let addr = addr
                             .trim_start_matches("https://")
@@ -131,9 +138,6 @@ impl Builder {
                         let _ = tx.send(addr.to_string());
                         sent = true;
                     }
-                    let mut l = log.lock().expect("log");
-                    l.push_str(&line);
-                    l.push('\n');
                 }
             });
         }
