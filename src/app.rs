@@ -81,6 +81,12 @@ impl App {
             "/metrics" => ("/metrics", only(get, || self.metrics_page(req))),
             "/saml/metadata" => ("/saml/metadata", only(get, || self.sp_metadata(None))),
             "/saml/login" => ("/saml/login", only(get, || self.saml_login(req, None))),
+            p if p.starts_with("/saml/acs/") => (
+                "/saml/acs/{connection}",
+                only(req.method == "POST", || {
+                    self.saml_acs(req, &p["/saml/acs/".len()..])
+                }),
+            ),
             p if p.starts_with("/saml/login/") => (
                 "/saml/login/{connection}",
                 only(get, || {
@@ -116,6 +122,47 @@ impl App {
         Ok(Response::new(302, "text/plain; charset=utf-8", Vec::new())
             .with_header("Location", &started.location)
             .with_header("Set-Cookie", &started.set_cookie))
+    }
+
+    /// The ACS. Until admin sessions and activations consume sign-ins, a verified sign-in
+    /// shows who signed in and what the IdP sent: the "test sign-in" an admin runs after
+    /// configuring an IdP.
+    fn saml_acs(&self, req: &Request, connection: &str) -> Handled {
+        let signed_in = crate::saml::acs::consume(
+            &self.db,
+            &self.public_url,
+            connection,
+            &req.body,
+            req.header("cookie"),
+        )?;
+        let esc = crate::error::html_escape;
+        let groups = if signed_in.groups.is_empty() {
+            "none".to_string()
+        } else {
+            signed_in
+                .groups
+                .iter()
+                .map(|g| esc(g))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let page = format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>seatgate: signed in</title></head>\
+<body style=\"font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto; padding: 0 1rem\">\
+<h1>Signed in</h1><p>Your identity provider signed you in as <strong>{}</strong> through the connection <code>{}</code>.</p>\
+<p>Email: {}<br>Groups: {}</p></body></html>\n",
+            esc(&signed_in.identity),
+            esc(&signed_in.connection),
+            esc(signed_in.email.as_deref().unwrap_or("none")),
+            groups
+        );
+        Ok(Response::html(200, page).with_header(
+            "Set-Cookie",
+            &format!(
+                "{}=; Path=/saml/acs; Max-Age=0; HttpOnly; SameSite=None",
+                crate::saml::login::BINDING_COOKIE
+            ),
+        ))
     }
 
     /// SP metadata: every connection's ACS, or one connection's (for IdPs that take one).

@@ -160,3 +160,101 @@ pub fn insert_request(
     .execute(params![r.id, r.relay_key, r.connection_id, r.browser_hash, r.email_hint, r.return_to, now, r.expires_at])?;
     Ok(())
 }
+
+/// What verifying a response from a connection needs.
+pub struct VerificationKeys {
+    pub idp_entity_id: String,
+    pub sso_url: String,
+    pub preset: String,
+    pub certificates_der: Vec<Vec<u8>>,
+    pub allow_sha1: bool,
+    pub domains: Vec<String>,
+}
+
+pub fn verification_keys(
+    tx: &Transaction<'_>,
+    id: &str,
+) -> rusqlite::Result<Option<VerificationKeys>> {
+    let Some((idp_entity_id, sso_url, preset, allow_sha1)) = tx
+        .prepare_cached(
+            "SELECT idp_entity_id, sso_url, preset, allow_sha1 FROM idp_connections WHERE id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? == 1))
+        })
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let certificates_der = tx
+        .prepare_cached("SELECT der FROM idp_certificates WHERE connection_id = ?1")?
+        .query_map([id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let domains = tx
+        .prepare_cached("SELECT domain FROM idp_domains WHERE connection_id = ?1")?
+        .query_map([id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(VerificationKeys {
+        idp_entity_id,
+        sso_url,
+        preset,
+        certificates_der,
+        allow_sha1,
+        domains,
+    }))
+}
+
+/// An outstanding request as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRequest {
+    pub connection_id: String,
+    pub browser_hash: String,
+    pub return_to: Option<String>,
+    pub email_hint: Option<String>,
+    pub expires_at: i64,
+    pub consumed_at: Option<i64>,
+}
+
+pub fn request(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<StoredRequest>> {
+    tx.prepare_cached(
+        "SELECT connection_id, browser_hash, return_to, email_hint, expires_at, consumed_at FROM saml_requests WHERE id = ?1",
+    )?
+    .query_row([id], |r| {
+        Ok(StoredRequest {
+            connection_id: r.get(0)?,
+            browser_hash: r.get(1)?,
+            return_to: r.get(2)?,
+            email_hint: r.get(3)?,
+            expires_at: r.get(4)?,
+            consumed_at: r.get(5)?,
+        })
+    })
+    .optional()
+}
+
+/// Marks a request used; false if it already was (a concurrent second use).
+pub fn consume_request(tx: &Transaction<'_>, id: &str, now: i64) -> rusqlite::Result<bool> {
+    Ok(tx
+        .prepare_cached(
+            "UPDATE saml_requests SET consumed_at = ?2 WHERE id = ?1 AND consumed_at IS NULL",
+        )?
+        .execute(params![id, now])?
+        == 1)
+}
+
+/// Records an accepted assertion ID; false if it was seen before (a replay).
+pub fn remember_assertion(
+    tx: &Transaction<'_>,
+    id: &str,
+    expires_at: i64,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    tx.prepare_cached("DELETE FROM saml_seen_assertions WHERE expires_at < ?1")?
+        .execute([now])?;
+    Ok(tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO saml_seen_assertions (id, expires_at) VALUES (?1, ?2)",
+        )?
+        .execute(params![id, expires_at])?
+        == 1)
+}

@@ -2,6 +2,7 @@
 //! signature verification, IdP metadata parsing, SP metadata, per-IdP presets and IdP
 //! connections; samael-based verification and the ACS build on them.
 
+pub mod acs;
 pub mod connections;
 pub mod login;
 pub mod metadata;

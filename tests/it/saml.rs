@@ -325,3 +325,390 @@ fn sp_initiated_login_redirects_with_a_bound_single_use_request() {
     assert_eq!(s.get("/saml/login").status, 400);
     assert_eq!(s.get("/saml/login/nope").status, 404);
 }
+
+/// A test IdP that signs like real ones: an RSA key from `openssl`, signatures made by the
+/// `xmlsec1` CLI (independent of the server's samael), SHA-256, assertion-only.
+struct TestIdp {
+    dir: tempfile::TempDir,
+    entity_id: String,
+}
+
+impl TestIdp {
+    fn new(entity_id: &str) -> TestIdp {
+        let dir = tempfile::tempdir().expect("tmp");
+        let status = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=test-idp",
+            ])
+            .arg("-keyout")
+            .arg(dir.path().join("key.pem"))
+            .arg("-out")
+            .arg(dir.path().join("cert.pem"))
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(status.success());
+        TestIdp {
+            dir,
+            entity_id: entity_id.into(),
+        }
+    }
+
+    fn cert_b64(&self) -> String {
+        let pem = std::fs::read_to_string(self.dir.path().join("cert.pem")).expect("cert");
+        pem.lines().filter(|l| !l.starts_with("-----")).collect()
+    }
+
+    fn metadata(&self) -> String {
+        metadata(&self.entity_id, "signing", &self.cert_b64())
+    }
+
+    /// Signs the assertion of `xml` (which carries a signature template).
+    fn sign(&self, xml: &str) -> String {
+        let input = self
+            .dir
+            .path()
+            .join(format!("in-{}.xml", seatgate::crypto::random_hex(4)));
+        let output = input.with_extension("signed.xml");
+        std::fs::write(&input, xml).expect("write");
+        let key = format!(
+            "{},{}",
+            self.dir.path().join("key.pem").display(),
+            self.dir.path().join("cert.pem").display()
+        );
+        let out = std::process::Command::new("xmlsec1")
+            .args([
+                "--sign",
+                "--privkey-pem",
+                &key,
+                "--id-attr:ID",
+                "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
+                "--output",
+            ])
+            .arg(&output)
+            .arg(&input)
+            .output()
+            .expect("xmlsec1");
+        assert!(
+            out.status.success(),
+            "xmlsec1: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(output).expect("signed")
+    }
+}
+
+/// The knobs of a minted response; `Mint::valid` is what a well-behaved IdP sends.
+#[derive(Clone)]
+struct Mint {
+    in_response_to: Option<String>,
+    acs: String,
+    recipient: String,
+    audience: Option<String>,
+    issuer: String,
+    name_id: String,
+    email: String,
+    issue_offset: i64,
+    not_on_or_after_offset: i64,
+    signature_method: &'static str,
+    digest_method: &'static str,
+}
+
+impl Mint {
+    fn valid(idp: &TestIdp, base: &str, request_id: &str) -> Mint {
+        Mint {
+            in_response_to: Some(request_id.into()),
+            acs: format!("{base}/saml/acs/contoso"),
+            recipient: format!("{base}/saml/acs/contoso"),
+            audience: Some(format!("{base}/saml/metadata")),
+            issuer: idp.entity_id.clone(),
+            name_id: "Ryan@Contoso.com".into(),
+            email: "ryan@contoso.com".into(),
+            issue_offset: 0,
+            not_on_or_after_offset: 300,
+            signature_method: "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+            digest_method: "http://www.w3.org/2001/04/xmlenc#sha256",
+        }
+    }
+
+    fn xml(&self) -> String {
+        let now = seatgate::clock::now_unix();
+        let t = |off: i64| seatgate::clock::rfc3339(now + off);
+        let aid = format!("_a{}", seatgate::crypto::random_hex(8));
+        let irt = self
+            .in_response_to
+            .as_ref()
+            .map(|i| format!(" InResponseTo=\"{i}\""))
+            .unwrap_or_default();
+        let audience = self.audience.as_ref().map(|a| format!("<saml:AudienceRestriction><saml:Audience>{a}</saml:Audience></saml:AudienceRestriction>")).unwrap_or_default();
+        format!(
+            r##"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_r{rid}" Version="2.0" IssueInstant="{issue}" Destination="{acs}"{irt}><saml:Issuer>{issuer}</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status><saml:Assertion ID="{aid}" Version="2.0" IssueInstant="{issue}"><saml:Issuer>{issuer}</saml:Issuer><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="{sm}"/><ds:Reference URI="#{aid}"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms><ds:DigestMethod Algorithm="{dm}"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/><ds:KeyInfo><ds:X509Data/></ds:KeyInfo></ds:Signature><saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified">{name}</saml:NameID><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData{irt} NotOnOrAfter="{noa}" Recipient="{recipient}"/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="{issue}" NotOnOrAfter="{noa}">{audience}</saml:Conditions><saml:AuthnStatement AuthnInstant="{issue}" SessionIndex="_s1"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement><saml:AttributeStatement><saml:Attribute Name="email"><saml:AttributeValue>{email}</saml:AttributeValue></saml:Attribute><saml:Attribute Name="groups"><saml:AttributeValue>Engineers</saml:AttributeValue><saml:AttributeValue>Seatgate Users</saml:AttributeValue></saml:Attribute></saml:AttributeStatement></saml:Assertion></samlp:Response>"##,
+            rid = seatgate::crypto::random_hex(8),
+            issue = t(self.issue_offset),
+            noa = t(self.issue_offset + self.not_on_or_after_offset),
+            acs = self.acs,
+            issuer = self.issuer,
+            sm = self.signature_method,
+            dm = self.digest_method,
+            name = self.name_id,
+            recipient = self.recipient,
+            email = self.email,
+        )
+    }
+}
+
+/// Starts a sign-in; returns (request id, relay state, binding cookie "sg_saml=…").
+fn begin(s: &crate::support::TestServer) -> (String, String, String) {
+    let r = s.get("/saml/login/contoso");
+    assert_eq!(r.status, 302, "{}", r.text());
+    let location = r.header("location").expect("Location");
+    let xml = inflate_request(location);
+    let doc = roxmltree::Document::parse(&xml).expect("xml");
+    let id = doc.root_element().attribute("ID").expect("id").to_string();
+    let relay = location
+        .split('&')
+        .find_map(|p| p.strip_prefix("RelayState="))
+        .expect("relay")
+        .to_string();
+    let cookie = r
+        .header("set-cookie")
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_string();
+    (id, relay, cookie)
+}
+
+fn post_acs(
+    s: &crate::support::TestServer,
+    signed_xml: &str,
+    relay: &str,
+    cookie: Option<&str>,
+) -> crate::support::HttpResponse {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(signed_xml.as_bytes());
+    let body = format!(
+        "SAMLResponse={}&RelayState={relay}",
+        seatgate::http::percent_encode(&b64)
+    );
+    let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    if let Some(c) = cookie {
+        headers.push(("Cookie", c));
+    }
+    s.request("POST", "/saml/acs/contoso", &headers, body.as_bytes())
+}
+
+#[test]
+fn acs_accepts_a_valid_signed_response_once_and_refuses_every_forgery() {
+    let s = server().start();
+    let dir = s.data_dir.to_str().expect("utf8").to_string();
+    let idp = TestIdp::new("http://www.okta.com/exk1");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = tmp.path().join("okta.xml");
+    std::fs::write(&file, idp.metadata()).expect("write");
+    let (code, _, err) = run_cli(
+        &[
+            "--data-dir",
+            &dir,
+            "idp",
+            "add",
+            "--name",
+            "Contoso",
+            "--metadata",
+            file.to_str().expect("utf8"),
+            "--domain",
+            "contoso.com",
+            "--preset",
+            "okta",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let base = format!("https://127.0.0.1:{}", s.addr.port());
+
+    // A good sign-in.
+    let (id, relay, cookie) = begin(&s);
+    let good = idp.sign(&Mint::valid(&idp, &base, &id).xml());
+    let r = post_acs(&s, &good, &relay, Some(&cookie));
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), s.log());
+    let page = r.text();
+    assert!(
+        page.contains("ryan@contoso.com") && page.contains("Engineers, Seatgate Users"),
+        "{page}"
+    );
+    // The same response again: refused (single-use request, replay cache).
+    let again = post_acs(&s, &good, &relay, Some(&cookie));
+    assert_eq!(again.status, 400);
+    assert!(again.text().contains("SIGN_IN_EXPIRED"), "{}", again.text());
+
+    // Each forgery gets its own fresh request, so only the forgery itself can fail it.
+    let other_key = TestIdp::new("http://www.okta.com/exk1");
+    type Case = (&'static str, Box<dyn Fn(&mut Mint)>, bool, &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            "wrong audience",
+            Box::new(|m: &mut Mint| m.audience = Some("https://other-sp.example".into())),
+            true,
+            "SAML_RESPONSE_REJECTED",
+        ),
+        (
+            "no audience",
+            Box::new(|m: &mut Mint| m.audience = None),
+            true,
+            "SAML_RESPONSE_REJECTED",
+        ),
+        (
+            "wrong recipient",
+            Box::new(|m: &mut Mint| m.recipient = "https://evil.example/acs".into()),
+            true,
+            "SAML_RESPONSE_REJECTED",
+        ),
+        (
+            "wrong destination",
+            Box::new(|m: &mut Mint| m.acs = "https://evil.example/acs".into()),
+            true,
+            "SAML_RESPONSE_REJECTED",
+        ),
+        (
+            "wrong issuer",
+            Box::new(|m: &mut Mint| m.issuer = "https://evil-idp.example".into()),
+            true,
+            "SAML_RESPONSE_REJECTED",
+        ),
+        (
+            "foreign InResponseTo",
+            Box::new(|m: &mut Mint| {
+                m.in_response_to = Some("idfeedfacefeedfacefeedfacefeedface".into())
+            }),
+            true,
+            "SIGN_IN_EXPIRED",
+        ),
+        (
+            "no InResponseTo (IdP-initiated)",
+            Box::new(|m: &mut Mint| m.in_response_to = None),
+            true,
+            "SAML_RESPONSE_REJECTED",
+        ),
+        (
+            "expired",
+            Box::new(|m: &mut Mint| {
+                m.issue_offset = -3600;
+                m.not_on_or_after_offset = 300;
+            }),
+            true,
+            "SAML_RESPONSE_REJECTED",
+        ),
+        (
+            "future-dated",
+            Box::new(|m: &mut Mint| m.issue_offset = 3600),
+            true,
+            "CLOCK_SKEW",
+        ),
+        (
+            "user of another domain",
+            Box::new(|m: &mut Mint| {
+                m.name_id = "ceo@fabrikam.com".into();
+                m.email = "ceo@fabrikam.com".into();
+            }),
+            true,
+            "DOMAIN_NOT_ALLOWED",
+        ),
+        (
+            "SHA-1",
+            Box::new(|m: &mut Mint| {
+                m.signature_method = "http://www.w3.org/2000/09/xmldsig#rsa-sha1";
+                m.digest_method = "http://www.w3.org/2000/09/xmldsig#sha1";
+            }),
+            true,
+            "SAML_RESPONSE_REJECTED",
+        ),
+        (
+            "signed by another key",
+            Box::new(|_: &mut Mint| {}),
+            false,
+            "SAML_RESPONSE_REJECTED",
+        ),
+    ];
+    for (name, change, use_real_key, reason) in cases {
+        let (id, relay, cookie) = begin(&s);
+        let mut m = Mint::valid(&idp, &base, &id);
+        change(&mut m);
+        let signer = if use_real_key { &idp } else { &other_key };
+        let r = post_acs(&s, &signer.sign(&m.xml()), &relay, Some(&cookie));
+        assert!(
+            r.status >= 400 && r.status < 500,
+            "{name}: {} {}",
+            r.status,
+            r.text()
+        );
+        assert!(
+            r.text().contains(reason),
+            "{name}: expected {reason}: {}",
+            r.text()
+        );
+    }
+
+    // Not from this browser; tampered after signing; unsigned; hostile shapes.
+    let (id, relay, _) = begin(&s);
+    let r = post_acs(
+        &s,
+        &idp.sign(&Mint::valid(&idp, &base, &id).xml()),
+        &relay,
+        None,
+    );
+    assert!(
+        r.text().contains("SIGN_IN_EXPIRED"),
+        "no binding cookie: {}",
+        r.text()
+    );
+    let (id, relay, cookie) = begin(&s);
+    let tampered = idp
+        .sign(&Mint::valid(&idp, &base, &id).xml())
+        .replace("Ryan@Contoso.com", "Admin@Contoso.com");
+    assert!(
+        post_acs(&s, &tampered, &relay, Some(&cookie))
+            .text()
+            .contains("SAML_RESPONSE_REJECTED"),
+        "tampered"
+    );
+    let (id, relay, cookie) = begin(&s);
+    let unsigned = Mint::valid(&idp, &base, &id).xml();
+    assert!(
+        post_acs(&s, &unsigned, &relay, Some(&cookie))
+            .text()
+            .contains("SAML_RESPONSE_REJECTED"),
+        "unsigned template"
+    );
+    let (id, relay, cookie) = begin(&s);
+    let dev_zero = idp.sign(&Mint::valid(&idp, &base, &id).xml()).replacen(
+        "URI=\"#_a",
+        "URI=\"file:///dev/zero#_a",
+        1,
+    );
+    assert!(
+        post_acs(&s, &dev_zero, &relay, Some(&cookie))
+            .text()
+            .contains("SAML_RESPONSE_REJECTED"),
+        "file reference"
+    );
+    let garbage = s.request(
+        "POST",
+        "/saml/acs/contoso",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"SAMLResponse=%%%not-base64",
+    );
+    assert_eq!(garbage.status, 400);
+    crate::support::assert_still_serving(&s);
+    assert!(
+        !s.log().contains("Seatgate Users"),
+        "assertion contents are not logged beyond the identity"
+    );
+}
