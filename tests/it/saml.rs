@@ -409,6 +409,9 @@ impl TestIdp {
 /// The knobs of a minted response; `Mint::valid` is what a well-behaved IdP sends.
 #[derive(Clone)]
 struct Mint {
+    name_id_format: Option<String>,
+    /// Attribute statements as (name, values); replaces the default email + groups.
+    attributes: Option<Vec<(String, Vec<String>)>>,
     in_response_to: Option<String>,
     acs: String,
     recipient: String,
@@ -425,6 +428,8 @@ struct Mint {
 impl Mint {
     fn valid(idp: &TestIdp, base: &str, request_id: &str) -> Mint {
         Mint {
+            name_id_format: Some("urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified".into()),
+            attributes: None,
             in_response_to: Some(request_id.into()),
             acs: format!("{base}/saml/acs/contoso"),
             recipient: format!("{base}/saml/acs/contoso"),
@@ -449,8 +454,32 @@ impl Mint {
             .map(|i| format!(" InResponseTo=\"{i}\""))
             .unwrap_or_default();
         let audience = self.audience.as_ref().map(|a| format!("<saml:AudienceRestriction><saml:Audience>{a}</saml:Audience></saml:AudienceRestriction>")).unwrap_or_default();
+        let format = self
+            .name_id_format
+            .as_ref()
+            .map(|f| format!(" Format=\"{f}\""))
+            .unwrap_or_default();
+        let attributes = self.attributes.clone().unwrap_or_else(|| {
+            vec![
+                ("email".into(), vec![self.email.clone()]),
+                (
+                    "groups".into(),
+                    vec!["Engineers".into(), "Seatgate Users".into()],
+                ),
+            ]
+        });
+        let statements: String = attributes
+            .iter()
+            .map(|(name, values)| {
+                let v: String = values
+                    .iter()
+                    .map(|v| format!("<saml:AttributeValue>{v}</saml:AttributeValue>"))
+                    .collect();
+                format!("<saml:Attribute Name=\"{name}\">{v}</saml:Attribute>")
+            })
+            .collect();
         format!(
-            r##"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_r{rid}" Version="2.0" IssueInstant="{issue}" Destination="{acs}"{irt}><saml:Issuer>{issuer}</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status><saml:Assertion ID="{aid}" Version="2.0" IssueInstant="{issue}"><saml:Issuer>{issuer}</saml:Issuer><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="{sm}"/><ds:Reference URI="#{aid}"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms><ds:DigestMethod Algorithm="{dm}"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/><ds:KeyInfo><ds:X509Data/></ds:KeyInfo></ds:Signature><saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified">{name}</saml:NameID><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData{irt} NotOnOrAfter="{noa}" Recipient="{recipient}"/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="{issue}" NotOnOrAfter="{noa}">{audience}</saml:Conditions><saml:AuthnStatement AuthnInstant="{issue}" SessionIndex="_s1"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement><saml:AttributeStatement><saml:Attribute Name="email"><saml:AttributeValue>{email}</saml:AttributeValue></saml:Attribute><saml:Attribute Name="groups"><saml:AttributeValue>Engineers</saml:AttributeValue><saml:AttributeValue>Seatgate Users</saml:AttributeValue></saml:Attribute></saml:AttributeStatement></saml:Assertion></samlp:Response>"##,
+            r##"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_r{rid}" Version="2.0" IssueInstant="{issue}" Destination="{acs}"{irt}><saml:Issuer>{issuer}</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status><saml:Assertion ID="{aid}" Version="2.0" IssueInstant="{issue}"><saml:Issuer>{issuer}</saml:Issuer><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="{sm}"/><ds:Reference URI="#{aid}"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms><ds:DigestMethod Algorithm="{dm}"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/><ds:KeyInfo><ds:X509Data/></ds:KeyInfo></ds:Signature><saml:Subject><saml:NameID{format}>{name}</saml:NameID><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData{irt} NotOnOrAfter="{noa}" Recipient="{recipient}"/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="{issue}" NotOnOrAfter="{noa}">{audience}</saml:Conditions><saml:AuthnStatement AuthnInstant="{issue}" SessionIndex="_s1"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement><saml:AttributeStatement>{statements}</saml:AttributeStatement></saml:Assertion></samlp:Response>"##,
             rid = seatgate::crypto::random_hex(8),
             issue = t(self.issue_offset),
             noa = t(self.issue_offset + self.not_on_or_after_offset),
@@ -460,14 +489,17 @@ impl Mint {
             dm = self.digest_method,
             name = self.name_id,
             recipient = self.recipient,
-            email = self.email,
         )
     }
 }
 
 /// Starts a sign-in; returns (request id, relay state, binding cookie "sg_saml=…").
 fn begin(s: &crate::support::TestServer) -> (String, String, String) {
-    let r = s.get("/saml/login/contoso");
+    begin_at(s, "contoso")
+}
+
+fn begin_at(s: &crate::support::TestServer, connection: &str) -> (String, String, String) {
+    let r = s.get(&format!("/saml/login/{connection}"));
     assert_eq!(r.status, 302, "{}", r.text());
     let location = r.header("location").expect("Location");
     let xml = inflate_request(location);
@@ -494,6 +526,16 @@ fn post_acs(
     relay: &str,
     cookie: Option<&str>,
 ) -> crate::support::HttpResponse {
+    post_acs_at(s, "contoso", signed_xml, relay, cookie)
+}
+
+fn post_acs_at(
+    s: &crate::support::TestServer,
+    connection: &str,
+    signed_xml: &str,
+    relay: &str,
+    cookie: Option<&str>,
+) -> crate::support::HttpResponse {
     let b64 = base64::engine::general_purpose::STANDARD.encode(signed_xml.as_bytes());
     let body = format!(
         "SAMLResponse={}&RelayState={relay}",
@@ -503,7 +545,12 @@ fn post_acs(
     if let Some(c) = cookie {
         headers.push(("Cookie", c));
     }
-    s.request("POST", "/saml/acs/contoso", &headers, body.as_bytes())
+    s.request(
+        "POST",
+        &format!("/saml/acs/{connection}"),
+        &headers,
+        body.as_bytes(),
+    )
 }
 
 #[test]
@@ -711,4 +758,159 @@ fn acs_accepts_a_valid_signed_response_once_and_refuses_every_forgery() {
         !s.log().contains("Seatgate Users"),
         "assertion contents are not logged beyond the identity"
     );
+}
+
+/// Registers `idp` as a connection; returns its id.
+fn connect(
+    s: &crate::support::TestServer,
+    name: &str,
+    preset: &str,
+    domain: &str,
+    metadata_xml: &str,
+) -> String {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = tmp.path().join("md.xml");
+    std::fs::write(&file, metadata_xml).expect("write");
+    let dir = s.data_dir.to_str().expect("utf8");
+    let (code, out, err) = run_cli(
+        &[
+            "--data-dir",
+            dir,
+            "idp",
+            "add",
+            "--name",
+            name,
+            "--metadata",
+            file.to_str().expect("utf8"),
+            "--domain",
+            domain,
+            "--preset",
+            preset,
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    out.split_whitespace()
+        .nth(2)
+        .expect("connection id")
+        .to_string()
+}
+
+/// Signs in through `connection` with the response `shape` gives; returns the page.
+fn sign_in(
+    s: &crate::support::TestServer,
+    idp: &TestIdp,
+    connection: &str,
+    shape: impl Fn(&mut Mint),
+) -> crate::support::HttpResponse {
+    let base = format!("https://127.0.0.1:{}", s.addr.port());
+    let (id, relay, cookie) = begin_at(s, connection);
+    let mut m = Mint::valid(idp, &base, &id);
+    m.acs = format!("{base}/saml/acs/{connection}");
+    m.recipient = m.acs.clone();
+    shape(&mut m);
+    post_acs_at(s, connection, &idp.sign(&m.xml()), &relay, Some(&cookie))
+}
+
+#[test]
+fn each_presets_response_shape_signs_in() {
+    let s = server().start();
+
+    // Entra: NameID is the UPN in emailAddress format; email claim URI; groups as object ids.
+    let entra = TestIdp::new("https://sts.windows.net/72f988bf/");
+    let c = connect(&s, "Entra", "entra", "contoso.com", &entra.metadata());
+    let r = sign_in(&s, &entra, &c, |m| {
+        m.name_id_format = Some("urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".into());
+        m.name_id = "Ryan@Contoso.com".into();
+        m.attributes = Some(vec![
+            (
+                "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress".into(),
+                vec!["ryan@contoso.com".into()],
+            ),
+            (
+                "http://schemas.microsoft.com/identity/claims/objectidentifier".into(),
+                vec!["a1b2c3d4-0000-4000-8000-000000000001".into()],
+            ),
+            (
+                "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups".into(),
+                vec![
+                    "0b9d7e4a-1111-4111-8111-111111111111".into(),
+                    "5c2e8f3b-2222-4222-8222-222222222222".into(),
+                ],
+            ),
+        ]);
+    });
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), s.log());
+    assert!(
+        r.text().contains("ryan@contoso.com")
+            && r.text().contains("0b9d7e4a-1111-4111-8111-111111111111"),
+        "{}",
+        r.text()
+    );
+
+    // PingOne: the NameID is a UUID with no Format; the identity is the email attribute.
+    let ping = TestIdp::new("https://auth.pingone.com/env-1");
+    let c = connect(&s, "Ping", "ping", "fabrikam.com", &ping.metadata());
+    let r = sign_in(&s, &ping, &c, |m| {
+        m.name_id_format = None;
+        m.name_id = "4f1e2d3c-9a8b-4c7d-8e6f-5a4b3c2d1e0f".into();
+        m.attributes = Some(vec![
+            ("email".into(), vec!["Lee@Fabrikam.com".into()]),
+            ("memberOf".into(), vec!["Designers".into()]),
+        ]);
+    });
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), s.log());
+    assert!(
+        r.text().contains("<strong>lee@fabrikam.com</strong>") && r.text().contains("Designers"),
+        "{}",
+        r.text()
+    );
+
+    // JumpCloud: the non-standard SAML 1.0 unspecified NameID format.
+    let jc = TestIdp::new("jumpcloud-free-text-entity");
+    let c = connect(
+        &s,
+        "JumpCloud",
+        "jumpcloud",
+        "tailspin.example",
+        &jc.metadata(),
+    );
+    let r = sign_in(&s, &jc, &c, |m| {
+        m.name_id_format = Some("urn:oasis:names:tc:SAML:1.0:nameid-format:unspecified".into());
+        m.name_id = "kim@tailspin.example".into();
+        m.attributes = Some(vec![
+            ("email".into(), vec!["kim@tailspin.example".into()]),
+            ("memberOf".into(), vec!["Ops".into()]),
+        ]);
+    });
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), s.log());
+    assert!(r.text().contains("kim@tailspin.example") && r.text().contains("Ops"));
+
+    // Rollover: metadata with the old and the new certificate; responses signed with either work.
+    let (old, new) = (
+        TestIdp::new("https://idp.northwind.example"),
+        TestIdp::new("https://idp.northwind.example"),
+    );
+    let both = metadata("https://idp.northwind.example", "signing", &old.cert_b64()).replace(
+        "</md:KeyDescriptor>",
+        &format!(
+            "</md:KeyDescriptor><md:KeyDescriptor use=\"signing\"><ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>",
+            new.cert_b64()
+        ),
+    );
+    let c = connect(&s, "Northwind", "generic", "northwind.example", &both);
+    for signer in [&old, &new] {
+        let r = sign_in(&s, signer, &c, |m| {
+            m.name_id = "pat@northwind.example".into();
+            m.email = "pat@northwind.example".into();
+        });
+        assert_eq!(r.status, 200, "{}\n{}", r.text(), s.log());
+    }
+    // An IdP cannot sign in users of another connection's domain.
+    let r = sign_in(&s, &jc, "jumpcloud", |m| {
+        m.name_id = "ryan@contoso.com".into();
+        m.attributes = Some(vec![("email".into(), vec!["ryan@contoso.com".into()])]);
+    });
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("DOMAIN_NOT_ALLOWED"));
 }
