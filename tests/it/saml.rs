@@ -914,3 +914,89 @@ fn each_presets_response_shape_signs_in() {
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(r.text().contains("DOMAIN_NOT_ALLOWED"));
 }
+
+#[test]
+fn hostile_responses_are_refused_without_side_effects() {
+    let s = server().start();
+    let idp = TestIdp::new("http://www.okta.com/exk1");
+    let c = connect(&s, "Contoso", "okta", "contoso.com", &idp.metadata());
+    assert_eq!(c, "contoso");
+    let base = format!("https://127.0.0.1:{}", s.addr.port());
+    let refused = |r: crate::support::HttpResponse, what: &str| {
+        assert!(
+            r.status >= 400 && r.status < 500,
+            "{what}: {} {}",
+            r.status,
+            r.text()
+        );
+    };
+
+    // An external Reference URI: the server must never connect to it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let (id, relay, cookie) = begin(&s);
+    let ssrf = idp.sign(&Mint::valid(&idp, &base, &id).xml()).replacen(
+        "URI=\"#_a",
+        &format!("URI=\"http://127.0.0.1:{port}/x#_a"),
+        1,
+    );
+    refused(post_acs(&s, &ssrf, &relay, Some(&cookie)), "http reference");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        listener.accept().is_err(),
+        "the server fetched the external reference"
+    );
+
+    // Signature wrapping: the genuine signed assertion plus an attacker's unsigned one.
+    let (id, relay, cookie) = begin(&s);
+    let genuine = idp.sign(&Mint::valid(&idp, &base, &id).xml());
+    let evil_assertion = format!(
+        "<saml:Assertion ID=\"_evil\" Version=\"2.0\" IssueInstant=\"{}\"><saml:Issuer>http://www.okta.com/exk1</saml:Issuer><saml:Subject><saml:NameID>ceo@contoso.com</saml:NameID></saml:Subject></saml:Assertion>",
+        seatgate::clock::rfc3339(seatgate::clock::now_unix())
+    );
+    let wrapped = genuine.replacen(
+        "<saml:Assertion ",
+        &format!("{evil_assertion}<saml:Assertion "),
+        1,
+    );
+    refused(post_acs(&s, &wrapped, &relay, Some(&cookie)), "wrapping");
+
+    // Comment injection in the NameID, signed after the injection (c14n drops comments).
+    let (id, relay, cookie) = begin(&s);
+    let mut m = Mint::valid(&idp, &base, &id);
+    m.name_id = "admin@contoso.com<!---->.evil.example".into();
+    refused(
+        post_acs(&s, &idp.sign(&m.xml()), &relay, Some(&cookie)),
+        "comment injection",
+    );
+
+    // DOCTYPE with an entity, and an XSLT transform.
+    let (id, relay, cookie) = begin(&s);
+    let doctype = format!(
+        "<!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>{}",
+        idp.sign(&Mint::valid(&idp, &base, &id).xml())
+    );
+    refused(post_acs(&s, &doctype, &relay, Some(&cookie)), "doctype");
+    let (id, relay, cookie) = begin(&s);
+    let xslt = idp.sign(&Mint::valid(&idp, &base, &id).xml()).replacen(
+        "<ds:Transform Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/>",
+        "<ds:Transform Algorithm=\"http://www.w3.org/TR/1999/REC-xslt-19991116\"/>",
+        1,
+    );
+    refused(post_acs(&s, &xslt, &relay, Some(&cookie)), "xslt");
+
+    // 5 MB: refused at the gatekeeper before the application reads it.
+    let big = format!("SAMLResponse={}", "A".repeat(5 * 1024 * 1024));
+    let r = s.request(
+        "POST",
+        "/saml/acs/contoso",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        big.as_bytes(),
+    );
+    assert_eq!(r.status, 413);
+
+    // None of it left a trace beyond refusals; the server still signs real users in.
+    let r = sign_in(&s, &idp, "contoso", |_| {});
+    assert_eq!(r.status, 200, "{}", r.text());
+}
