@@ -136,6 +136,20 @@ impl App {
             req.header("cookie"),
         )?;
         let esc = crate::error::html_escape;
+        let directory = match crate::saml::identity::resolve(&self.db, &signed_in)? {
+            crate::saml::identity::Resolved::User {
+                user_name, active, ..
+            } => {
+                format!(
+                    "{} ({})",
+                    esc(&user_name),
+                    if active { "active" } else { "inactive" }
+                )
+            }
+            crate::saml::identity::Resolved::NotProvisioned => {
+                "not provisioned (SCIM has not pushed this user)".into()
+            }
+        };
         let groups = if signed_in.groups.is_empty() {
             "none".to_string()
         } else {
@@ -150,11 +164,12 @@ impl App {
             "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>seatgate: signed in</title></head>\
 <body style=\"font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto; padding: 0 1rem\">\
 <h1>Signed in</h1><p>Your identity provider signed you in as <strong>{}</strong> through the connection <code>{}</code>.</p>\
-<p>Email: {}<br>Groups: {}</p></body></html>\n",
+<p>Email: {}<br>Groups: {}<br>Directory user: {}</p></body></html>\n",
             esc(&signed_in.identity),
             esc(&signed_in.connection),
             esc(signed_in.email.as_deref().unwrap_or("none")),
-            groups
+            groups,
+            directory
         );
         Ok(Response::html(200, page).with_header(
             "Set-Cookie",

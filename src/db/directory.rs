@@ -394,3 +394,15 @@ pub fn record_event(
         .execute(params![now, kind, user_id, group_id, detail])?;
     Ok(())
 }
+
+/// The user whose primary email is `email_key` (case-folded), oldest first if several.
+pub fn user_by_email_key(
+    tx: &Transaction<'_>,
+    email_key: &str,
+) -> rusqlite::Result<Option<UserRow>> {
+    tx.prepare_cached(&format!(
+        "SELECT {USER_COLS} FROM users WHERE email_key = ?1 ORDER BY rowid LIMIT 1"
+    ))?
+    .query_row([email_key], user_row)
+    .optional()
+}

@@ -42,6 +42,8 @@ pub struct SignedIn {
     /// The identity per the preset (NameID or a named attribute), lower-cased if an email.
     pub identity: String,
     pub email: Option<String>,
+    /// The IdP's immutable user id (Entra's object id), when its preset names one.
+    pub immutable_id: Option<String>,
     pub groups: Vec<String>,
     pub attributes: BTreeMap<String, Vec<String>>,
     pub return_to: Option<String>,
@@ -176,6 +178,9 @@ pub fn consume(
         .group_attribute
         .and_then(|a| attributes.get(a).cloned())
         .unwrap_or_default();
+    let immutable_id = preset
+        .immutable_id_attribute
+        .and_then(|a| first(&attributes, a));
 
     // Replay cache and single use, together.
     let replay_until = assertion
@@ -202,6 +207,7 @@ pub fn consume(
             identity
         },
         email,
+        immutable_id,
         groups,
         attributes,
         return_to: request.return_to,

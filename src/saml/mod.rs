@@ -4,6 +4,7 @@
 
 pub mod acs;
 pub mod connections;
+pub mod identity;
 pub mod login;
 pub mod metadata;
 pub mod prefilter;

@@ -1000,3 +1000,57 @@ fn hostile_responses_are_refused_without_side_effects() {
     let r = sign_in(&s, &idp, "contoso", |_| {});
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+#[test]
+fn a_sign_in_is_matched_to_the_scim_directory() {
+    let s = server().start();
+    let scim = s.scim();
+    let post = |body: serde_json::Value| assert_eq!(scim.post("/Users", body).status, 201);
+    post(serde_json::json!({"userName": "Ryan@Contoso.com"}));
+    post(
+        serde_json::json!({"userName": "kim.upn@contoso.com", "emails": [{"value": "Kim@Contoso.com", "primary": true}], "active": false}),
+    );
+    post(
+        serde_json::json!({"userName": "lee@contoso.com", "externalId": "a1b2c3d4-0000-4000-8000-00000000beef"}),
+    );
+
+    let entra = TestIdp::new("https://sts.windows.net/72f988bf/");
+    let c = connect(&s, "Entra", "entra", "contoso.com", &entra.metadata());
+    let as_user = |name_id: &str, email: &str, object_id: &str| {
+        let r = sign_in(&s, &entra, &c, |m| {
+            m.name_id = name_id.into();
+            m.attributes = Some(vec![
+                (
+                    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress".into(),
+                    vec![email.into()],
+                ),
+                (
+                    "http://schemas.microsoft.com/identity/claims/objectidentifier".into(),
+                    vec![object_id.into()],
+                ),
+            ]);
+        });
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.text()
+    };
+    // By userName, case-insensitively.
+    assert!(
+        as_user("ryan@contoso.com", "ryan@contoso.com", "x1")
+            .contains("Directory user: Ryan@Contoso.com (active)")
+    );
+    // By email when the UPN differs; the inactive state is shown.
+    assert!(
+        as_user("kim@contoso.com", "kim@contoso.com", "x2")
+            .contains("Directory user: kim.upn@contoso.com (inactive)")
+    );
+    // By Entra's object id against externalId, whatever the UPN says.
+    assert!(
+        as_user(
+            "lee.renamed@contoso.com",
+            "lee.renamed@contoso.com",
+            "a1b2c3d4-0000-4000-8000-00000000beef"
+        )
+        .contains("Directory user: lee@contoso.com (active)")
+    );
+    assert!(as_user("new@contoso.com", "new@contoso.com", "x4").contains("not provisioned"));
+}
