@@ -136,20 +136,21 @@ impl App {
             req.header("cookie"),
         )?;
         let esc = crate::error::html_escape;
-        let directory = match crate::saml::identity::resolve(&self.db, &signed_in)? {
-            crate::saml::identity::Resolved::User {
-                user_name, active, ..
-            } => {
-                format!(
-                    "{} ({})",
-                    esc(&user_name),
-                    if active { "active" } else { "inactive" }
-                )
-            }
-            crate::saml::identity::Resolved::NotProvisioned => {
-                "not provisioned (SCIM has not pushed this user)".into()
-            }
-        };
+        let directory =
+            match crate::saml::identity::resolve(&self.db, &signed_in, signed_in.jit_users)? {
+                crate::saml::identity::Resolved::User {
+                    user_name, active, ..
+                } => {
+                    format!(
+                        "{} ({})",
+                        esc(&user_name),
+                        if active { "active" } else { "inactive" }
+                    )
+                }
+                crate::saml::identity::Resolved::NotProvisioned => {
+                    "not provisioned (SCIM has not pushed this user)".into()
+                }
+            };
         let groups = if signed_in.groups.is_empty() {
             "none".to_string()
         } else {

@@ -106,6 +106,12 @@ pub enum IdpCommand {
         /// entra, okta, google, jumpcloud, ping or generic
         #[arg(long, default_value = "generic")]
         preset: String,
+        /// Create users unknown to the directory on their first sign-in (default for google)
+        #[arg(long, conflicts_with = "no_jit")]
+        jit: bool,
+        /// Never create users from sign-ins (they must come from SCIM)
+        #[arg(long)]
+        no_jit: bool,
     },
     /// List IdP connections with their domains and signing certificates
     List,
@@ -188,6 +194,8 @@ fn idp_command(config: &Config, cmd: IdpCommand) -> Result<(), CliError> {
             metadata,
             domains,
             preset,
+            jit,
+            no_jit,
         } => {
             if metadata
                 .to_str()
@@ -206,6 +214,13 @@ fn idp_command(config: &Config, cmd: IdpCommand) -> Result<(), CliError> {
                 metadata_xml: &xml,
                 metadata_source: &metadata.display().to_string(),
                 domains: &domains,
+                jit_users: if jit {
+                    Some(true)
+                } else if no_jit {
+                    Some(false)
+                } else {
+                    None
+                },
             };
             let added = crate::saml::connections::add(&db, &request).map_err(|e| match e {
                 crate::saml::connections::AddError::Db(e) => CliError::Runtime(e.to_string()),

@@ -406,3 +406,29 @@ pub fn user_by_email_key(
     .query_row([email_key], user_row)
     .optional()
 }
+
+/// The group with this externalId, if any (oldest first).
+pub fn group_by_external_id(
+    tx: &Transaction<'_>,
+    external_id: &str,
+) -> rusqlite::Result<Option<GroupRow>> {
+    tx.prepare_cached(&format!(
+        "SELECT {GROUP_COLS} FROM groups WHERE external_id = ?1 ORDER BY rowid LIMIT 1"
+    ))?
+    .query_row([external_id], group_row)
+    .optional()
+}
+
+/// The user's groups whose externalId starts with `prefix`, as (id, externalId).
+pub fn groups_of_user_with_external_prefix(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    prefix: &str,
+) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT g.id, g.external_id FROM group_members gm JOIN groups g ON g.id = gm.group_id
+         WHERE gm.user_id = ?1 AND substr(g.external_id, 1, length(?2)) = ?2",
+    )?;
+    let rows = stmt.query_map(params![user_id, prefix], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}

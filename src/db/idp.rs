@@ -18,6 +18,7 @@ pub struct Connection {
 
 pub struct NewConnection<'a> {
     pub id: &'a str,
+    pub jit_users: bool,
     pub name: &'a str,
     pub preset: &'a str,
     pub metadata: &'a IdpMetadata,
@@ -40,9 +41,9 @@ pub fn domain_owner(tx: &Transaction<'_>, domain: &str) -> rusqlite::Result<Opti
 
 pub fn insert(tx: &Transaction<'_>, c: &NewConnection<'_>, now: i64) -> rusqlite::Result<()> {
     tx.execute(
-        "INSERT INTO idp_connections (id, name, preset, idp_entity_id, sso_url, metadata_xml, metadata_source, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-        params![c.id, c.name, c.preset, c.metadata.entity_id, c.metadata.sso_url, c.metadata_xml, c.metadata_source, now],
+        "INSERT INTO idp_connections (id, name, preset, idp_entity_id, sso_url, metadata_xml, metadata_source, jit_users, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+        params![c.id, c.name, c.preset, c.metadata.entity_id, c.metadata.sso_url, c.metadata_xml, c.metadata_source, c.jit_users, now],
     )?;
     for cert in &c.metadata.certificates {
         tx.execute(
@@ -167,7 +168,8 @@ pub struct VerificationKeys {
     pub sso_url: String,
     pub preset: String,
     pub certificates_der: Vec<Vec<u8>>,
-    pub allow_sha1: bool,
+    /// Users unknown to the directory are created from their sign-in.
+    pub jit_users: bool,
     pub domains: Vec<String>,
 }
 
@@ -175,9 +177,9 @@ pub fn verification_keys(
     tx: &Transaction<'_>,
     id: &str,
 ) -> rusqlite::Result<Option<VerificationKeys>> {
-    let Some((idp_entity_id, sso_url, preset, allow_sha1)) = tx
+    let Some((idp_entity_id, sso_url, preset, jit_users)) = tx
         .prepare_cached(
-            "SELECT idp_entity_id, sso_url, preset, allow_sha1 FROM idp_connections WHERE id = ?1",
+            "SELECT idp_entity_id, sso_url, preset, jit_users FROM idp_connections WHERE id = ?1",
         )?
         .query_row([id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? == 1))
@@ -199,7 +201,7 @@ pub fn verification_keys(
         sso_url,
         preset,
         certificates_der,
-        allow_sha1,
+        jit_users,
         domains,
     }))
 }

@@ -46,6 +46,8 @@ pub struct SignedIn {
     pub immutable_id: Option<String>,
     pub groups: Vec<String>,
     pub attributes: BTreeMap<String, Vec<String>>,
+    /// The connection creates users unknown to the directory (no SCIM).
+    pub jit_users: bool,
     pub return_to: Option<String>,
 }
 
@@ -210,6 +212,7 @@ pub fn consume(
         immutable_id,
         groups,
         attributes,
+        jit_users: keys.jit_users,
         return_to: request.return_to,
     })
 }

@@ -39,6 +39,8 @@ pub struct AddRequest<'a> {
     /// Where the metadata came from (a file path), for the record.
     pub metadata_source: &'a str,
     pub domains: &'a [String],
+    /// Create unknown users from their sign-in; `None`: the preset's default.
+    pub jit_users: Option<bool>,
 }
 
 pub struct Added {
@@ -46,6 +48,7 @@ pub struct Added {
     pub preset: &'static Preset,
     pub metadata: metadata::IdpMetadata,
     pub domains: Vec<String>,
+    pub jit_users: bool,
 }
 
 pub fn add(db: &Db, req: &AddRequest<'_>) -> Result<Added, AddError> {
@@ -66,6 +69,7 @@ pub fn add(db: &Db, req: &AddRequest<'_>) -> Result<Added, AddError> {
     if base.is_empty() {
         return Err(AddError::BadName);
     }
+    let jit_users = req.jit_users.unwrap_or(preset.jit_by_default);
     let id = db.write(|tx| {
         for d in &domains {
             if let Some(owner) = idp::domain_owner(tx, d)? {
@@ -85,6 +89,7 @@ pub fn add(db: &Db, req: &AddRequest<'_>) -> Result<Added, AddError> {
             tx,
             &NewConnection {
                 id: &id,
+                jit_users,
                 name: req.name.trim(),
                 preset: preset.key,
                 metadata: &meta,
@@ -101,6 +106,7 @@ pub fn add(db: &Db, req: &AddRequest<'_>) -> Result<Added, AddError> {
         preset,
         metadata: meta,
         domains,
+        jit_users,
     })
 }
 
@@ -156,6 +162,9 @@ pub fn setup_text(public_url: &str, added: &Added) -> String {
     for step in p.instructions {
         s.push_str(&format!("  - {step}\n"));
     }
+    if added.jit_users {
+        s.push_str("  - Users unknown to the directory are created on their first sign-in, with the groups it names.\n");
+    }
     s.push_str(&format!(
         "\nFrom the IdP metadata:\n  IdP entity ID:  {}\n  Sign-on URL:  {}\n",
         added.metadata.entity_id, added.metadata.sso_url
@@ -198,6 +207,7 @@ mod tests {
                 "@contoso.com".into(),
                 "eu.contoso.com".into(),
             ],
+            jit_users: None,
         };
         let added = add(&db, &req).expect("added");
         assert_eq!(added.id, "contoso-entra-id");
@@ -236,6 +246,7 @@ mod tests {
             metadata_xml: &xml,
             metadata_source: "f",
             domains: &["ok.example".into()],
+            jit_users: None,
         };
         for bad in ["localhost", "a..b", "-a.com", "a b.com", "ex_ample.com"] {
             let req = AddRequest {

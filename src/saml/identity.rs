@@ -1,12 +1,21 @@
 //! Matching a signed-in identity to the SCIM directory: by the IdP's immutable id (against
 //! externalId), then the identity (against userName, case-insensitively), then the email
 //! (against the primary email). The first match wins.
+//!
+//! For connections without SCIM (Google Workspace), users unknown to the directory are
+//! created just in time, and their memberships in the groups the assertion names are kept
+//! in step at each sign-in. Those groups are recognizable by their externalId
+//! `saml:{connection}:{name}`; groups pushed by SCIM are never touched.
 
+use rusqlite::Transaction;
+use serde_json::json;
+
+use crate::clock::now_unix;
 use crate::db::Db;
 use crate::db::directory::{self, UserRow};
 use crate::error::HttpError;
 use crate::saml::acs::SignedIn;
-use crate::scim::resource::fold;
+use crate::scim::resource::{self, fold};
 
 /// What the directory knows about a signed-in identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,23 +28,14 @@ pub enum Resolved {
     NotProvisioned,
 }
 
-pub fn resolve(db: &Db, s: &SignedIn) -> Result<Resolved, HttpError> {
-    let found: Option<UserRow> = db.read(|tx| {
-        if let Some(immutable) = &s.immutable_id
-            && let Some(u) = directory::users_by_external_id(tx, immutable)?
-                .into_iter()
-                .next()
-        {
-            return Ok::<_, HttpError>(Some(u));
-        }
-        if let Some(u) = directory::user_by_name_key(tx, &fold(&s.identity))? {
-            return Ok(Some(u));
-        }
-        match &s.email {
-            Some(e) => Ok(directory::user_by_email_key(tx, &fold(e))?),
-            None => Ok(None),
-        }
-    })?;
+/// Finds the directory user of a sign-in; for JIT connections, creates it and keeps its
+/// JIT group memberships in step with the assertion.
+pub fn resolve(db: &Db, s: &SignedIn, jit: bool) -> Result<Resolved, HttpError> {
+    let found = if jit {
+        Some(db.write(|tx| provision(tx, s))?)
+    } else {
+        db.read(|tx| find(tx, s))?
+    };
     Ok(match found {
         Some(u) => Resolved::User {
             id: u.id,
@@ -44,4 +44,93 @@ pub fn resolve(db: &Db, s: &SignedIn) -> Result<Resolved, HttpError> {
         },
         None => Resolved::NotProvisioned,
     })
+}
+
+fn find(tx: &Transaction<'_>, s: &SignedIn) -> Result<Option<UserRow>, HttpError> {
+    if let Some(immutable) = &s.immutable_id
+        && let Some(u) = directory::users_by_external_id(tx, immutable)?
+            .into_iter()
+            .next()
+    {
+        return Ok(Some(u));
+    }
+    if let Some(u) = directory::user_by_name_key(tx, &fold(&s.identity))? {
+        return Ok(Some(u));
+    }
+    match &s.email {
+        Some(e) => Ok(directory::user_by_email_key(tx, &fold(e))?),
+        None => Ok(None),
+    }
+}
+
+fn provision(tx: &Transaction<'_>, s: &SignedIn) -> Result<UserRow, HttpError> {
+    let now = now_unix();
+    let user = match find(tx, s)? {
+        Some(u) => u,
+        None => {
+            let user_name = s.email.clone().unwrap_or_else(|| s.identity.clone());
+            let mut body = json!({"userName": user_name, "active": true});
+            if let Some(e) = &s.email {
+                body["emails"] = json!([{"value": e, "type": "work", "primary": true}]);
+            }
+            if let Some(immutable) = &s.immutable_id {
+                body["externalId"] = json!(immutable);
+            }
+            let (stored, fields) = resource::prepare_user(body)?;
+            let id = crate::scim::api::new_id();
+            directory::insert_user(tx, &id, &fields, &stored.to_string(), now)?;
+            let detail = json!({"just_in_time": s.connection}).to_string();
+            directory::record_event(tx, "user_created", Some(&id), None, Some(&detail), now)?;
+            directory::user_by_id(tx, &id)?.ok_or_else(HttpError::internal)?
+        }
+    };
+    let prefix = format!("saml:{}:", s.connection);
+    let wanted: Vec<(String, &String)> = s
+        .groups
+        .iter()
+        .map(|g| (format!("{prefix}{}", fold(g)), g))
+        .collect();
+    for (external_id, name) in &wanted {
+        let group_id = match directory::group_by_external_id(tx, external_id)? {
+            Some(g) => g.id,
+            None => {
+                let (stored, fields, _) = resource::prepare_group(
+                    json!({"displayName": name, "externalId": external_id}),
+                )?;
+                let id = crate::scim::api::new_id();
+                directory::insert_group(tx, &id, &fields, &stored.to_string(), now)?;
+                let detail = json!({"displayName": name}).to_string();
+                directory::record_event(tx, "group_created", None, Some(&id), Some(&detail), now)?;
+                id
+            }
+        };
+        if !directory::add_members(tx, &group_id, std::slice::from_ref(&user.id))?.is_empty() {
+            let detail = json!({"users": [user.id]}).to_string();
+            directory::record_event(
+                tx,
+                "members_added",
+                None,
+                Some(&group_id),
+                Some(&detail),
+                now,
+            )?;
+        }
+    }
+    for (group_id, external_id) in
+        directory::groups_of_user_with_external_prefix(tx, &user.id, &prefix)?
+    {
+        if !wanted.iter().any(|(w, _)| *w == external_id) {
+            directory::remove_members(tx, &group_id, std::slice::from_ref(&user.id))?;
+            let detail = json!({"users": [user.id]}).to_string();
+            directory::record_event(
+                tx,
+                "members_removed",
+                None,
+                Some(&group_id),
+                Some(&detail),
+                now,
+            )?;
+        }
+    }
+    Ok(user)
 }

@@ -22,6 +22,8 @@ pub struct Preset {
     pub immutable_id_attribute: Option<&'static str>,
     /// Add `login_hint=<email>` to the sign-on URL (Entra).
     pub login_hint: bool,
+    /// Create users from sign-ins by default (IdPs without SCIM for custom apps).
+    pub jit_by_default: bool,
     /// Steps for the IdP admin, beyond entity ID and ACS URL.
     pub instructions: &'static [&'static str],
 }
@@ -38,6 +40,7 @@ pub const PRESETS: &[Preset] = &[
             "http://schemas.microsoft.com/identity/claims/objectidentifier",
         ),
         login_hint: true,
+        jit_by_default: false,
         instructions: &[
             "Enterprise application > Single sign-on > SAML: set Identifier (Entity ID) and Reply URL (ACS URL) as shown.",
             "Unique User Identifier (Name ID): user.userprincipalname, format Email address.",
@@ -54,6 +57,7 @@ pub const PRESETS: &[Preset] = &[
         groups_are_ids: false,
         immutable_id_attribute: None,
         login_hint: false,
+        jit_by_default: false,
         instructions: &[
             "SAML 2.0 app: Single sign on URL = ACS URL, Audience URI (SP Entity ID) = Entity ID, as shown.",
             "Name ID format: Unspecified or EmailAddress; Application username: Email.",
@@ -70,6 +74,7 @@ pub const PRESETS: &[Preset] = &[
         groups_are_ids: false,
         immutable_id_attribute: None,
         login_hint: false,
+        jit_by_default: true,
         instructions: &[
             "Admin console > Apps > Web and mobile apps > Add custom SAML app: ACS URL and Entity ID as shown.",
             "Name ID format: EMAIL, Name ID: Basic Information > Primary email.",
@@ -86,6 +91,7 @@ pub const PRESETS: &[Preset] = &[
         groups_are_ids: false,
         immutable_id_attribute: None,
         login_hint: false,
+        jit_by_default: false,
         instructions: &[
             "Custom SAML App: SP Entity ID and ACS URL as shown; IdP Entity ID is free text of your choice.",
             "SAMLSubject NameID: email. Enable Include group attribute with the name memberOf.",
@@ -101,6 +107,7 @@ pub const PRESETS: &[Preset] = &[
         groups_are_ids: false,
         immutable_id_attribute: None,
         login_hint: false,
+        jit_by_default: false,
         instructions: &[
             "SAML application: ACS URL and Entity ID as shown.",
             "PingOne sends the user's UUID as Name ID: map an attribute named email to the user's email.",
@@ -116,6 +123,7 @@ pub const PRESETS: &[Preset] = &[
         groups_are_ids: false,
         immutable_id_attribute: None,
         login_hint: false,
+        jit_by_default: false,
         instructions: &[
             "ACS URL (HTTP-POST) and SP Entity ID as shown; sign the assertion with SHA-256.",
             "Send the user's email as Name ID, or as an attribute named email; groups as an attribute named groups.",

@@ -1054,3 +1054,94 @@ fn a_sign_in_is_matched_to_the_scim_directory() {
     );
     assert!(as_user("new@contoso.com", "new@contoso.com", "x4").contains("not provisioned"));
 }
+
+#[test]
+fn google_sign_ins_create_users_and_keep_their_groups_in_step() {
+    let s = server().start();
+    let google = TestIdp::new("https://accounts.google.com/o/saml2?idpid=C01abc");
+    let c = connect(&s, "Google", "google", "contoso.com", &google.metadata());
+    let as_kim = |groups: &[&str]| {
+        let r = sign_in(&s, &google, &c, |m| {
+            m.name_id_format =
+                Some("urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".into());
+            m.name_id = "Kim@Contoso.com".into();
+            m.attributes = Some(vec![(
+                "groups".into(),
+                groups.iter().map(|g| g.to_string()).collect(),
+            )]);
+        });
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.text()
+    };
+    // A group SCIM or an admin created is never managed by JIT.
+    let scim = s.scim();
+    assert_eq!(
+        scim.post(
+            "/Groups",
+            serde_json::json!({"displayName": "Managed Elsewhere"})
+        )
+        .status,
+        201
+    );
+
+    assert!(
+        as_kim(&["Engineers", "Seatgate Users"])
+            .contains("Directory user: kim@contoso.com (active)")
+    );
+    let members = |name: &str| {
+        crate::support::db_query(
+            &s,
+            &format!("SELECT count(*) FROM group_members gm JOIN groups g ON g.id = gm.group_id WHERE g.display_name = '{name}'"),
+        )[0][0]
+            .clone()
+    };
+    assert_eq!(
+        (members("Engineers"), members("Seatgate Users")),
+        ("1".to_string(), "1".to_string())
+    );
+    let found = scim
+        .filter("Users", "userName eq \"kim@contoso.com\"")
+        .json();
+    assert_eq!(found["totalResults"], 1, "the JIT user is in the directory");
+
+    // Next sign-in: Engineers dropped, Designers added; the user is not duplicated.
+    as_kim(&["Seatgate Users", "Designers"]);
+    assert_eq!(members("Engineers"), "0");
+    assert_eq!(
+        (members("Seatgate Users"), members("Designers")),
+        ("1".to_string(), "1".to_string())
+    );
+    assert_eq!(
+        crate::support::db_query(&s, "SELECT count(*) FROM users")[0][0],
+        "1"
+    );
+    assert_eq!(members("Managed Elsewhere"), "0");
+    let kinds: Vec<String> =
+        crate::support::db_query(&s, "SELECT kind FROM directory_events ORDER BY id")
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect();
+    assert_eq!(
+        kinds,
+        [
+            "group_created", // Managed Elsewhere (SCIM)
+            "user_created",
+            "group_created",
+            "members_added",
+            "group_created",
+            "members_added",
+            "group_created",
+            "members_added",
+            "members_removed"
+        ]
+    );
+
+    // Without JIT (the default for other presets) an unknown user stays unknown.
+    let okta = TestIdp::new("http://www.okta.com/exk2");
+    let o = connect(&s, "Okta", "okta", "fabrikam.com", &okta.metadata());
+    let r = sign_in(&s, &okta, &o, |m| {
+        m.name_id = "new@fabrikam.com".into();
+        m.email = "new@fabrikam.com".into();
+    });
+    assert!(r.text().contains("not provisioned"), "{}", r.text());
+}

@@ -8,7 +8,8 @@ CREATE TABLE idp_connections (
     sso_url              TEXT NOT NULL,
     metadata_xml         TEXT NOT NULL,
     metadata_source      TEXT NOT NULL,
-    allow_sha1           INTEGER NOT NULL DEFAULT 0 CHECK (allow_sha1 IN (0, 1)),
+    -- Create users (and their groups, by name) from sign-ins, for IdPs without SCIM.
+    jit_users            INTEGER NOT NULL DEFAULT 0 CHECK (jit_users IN (0, 1)),
     allow_idp_initiated  INTEGER NOT NULL DEFAULT 0 CHECK (allow_idp_initiated IN (0, 1)),
     created_at           INTEGER NOT NULL,
     updated_at           INTEGER NOT NULL
