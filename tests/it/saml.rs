@@ -196,36 +196,15 @@ fn inflate_request(location: &str) -> String {
 #[test]
 fn sp_initiated_login_redirects_with_a_bound_single_use_request() {
     let s = server().start();
-    let dir = s.data_dir.to_str().expect("utf8").to_string();
-    let tmp = tempfile::tempdir().expect("tmp");
-    let file = tmp.path().join("entra.xml");
-    std::fs::write(
-        &file,
-        metadata(
-            "https://sts.windows.net/tenant/",
-            "signing",
-            &cert_b64("idp"),
-        ),
-    )
-    .expect("write");
-    let (code, _, err) = run_cli(
-        &[
-            "--data-dir",
-            &dir,
-            "idp",
-            "add",
-            "--name",
-            "Contoso",
-            "--metadata",
-            file.to_str().expect("utf8"),
-            "--domain",
-            "contoso.com",
-            "--preset",
-            "entra",
-        ],
-        &[],
+    let idp_metadata = metadata(
+        "https://sts.windows.net/tenant/",
+        "signing",
+        &cert_b64("idp"),
     );
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        connect(&s, "Contoso", "entra", "contoso.com", &idp_metadata),
+        "contoso"
+    );
     let base = format!("https://127.0.0.1:{}", s.addr.port());
 
     let r = s.get("/saml/login?email=Ryan%40Contoso.com&return=%2Fadmin%2Fusers");
@@ -556,29 +535,11 @@ fn post_acs_at(
 #[test]
 fn acs_accepts_a_valid_signed_response_once_and_refuses_every_forgery() {
     let s = server().start();
-    let dir = s.data_dir.to_str().expect("utf8").to_string();
     let idp = TestIdp::new("http://www.okta.com/exk1");
-    let tmp = tempfile::tempdir().expect("tmp");
-    let file = tmp.path().join("okta.xml");
-    std::fs::write(&file, idp.metadata()).expect("write");
-    let (code, _, err) = run_cli(
-        &[
-            "--data-dir",
-            &dir,
-            "idp",
-            "add",
-            "--name",
-            "Contoso",
-            "--metadata",
-            file.to_str().expect("utf8"),
-            "--domain",
-            "contoso.com",
-            "--preset",
-            "okta",
-        ],
-        &[],
+    assert_eq!(
+        connect(&s, "Contoso", "okta", "contoso.com", &idp.metadata()),
+        "contoso"
     );
-    assert_eq!(code, 0, "{err}");
     let base = format!("https://127.0.0.1:{}", s.addr.port());
 
     // A good sign-in.
