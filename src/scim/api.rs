@@ -43,6 +43,11 @@ impl Scim {
         })
     }
 
+    /// The `location` of a resource, e.g. `{base}/Users/{id}`.
+    pub fn location(&self, endpoint: &str, id: &str) -> String {
+        format!("{}/{endpoint}/{id}", self.base_url)
+    }
+
     /// Flushes the request log (at shutdown).
     pub fn close(&self) {
         self.log.close();
@@ -207,6 +212,27 @@ fn read_only(
         Ok(scim_json(200, &f()?))
     } else {
         Err(method_not_allowed())
+    }
+}
+
+/// The response for one rendered resource: `attributes`/`excludedAttributes` applied, its
+/// ETag, and a Location when it was just created.
+pub fn resource_response(
+    status: u16,
+    value: Value,
+    version: i64,
+    location: &str,
+    q: Option<&ListQuery>,
+) -> Response {
+    let value = match q {
+        Some(q) => super::resource::project(value, &q.attributes, &q.excluded),
+        None => value,
+    };
+    let response = scim_json(status, &value).with_header("ETag", &super::resource::etag(version));
+    if status == 201 {
+        response.with_header("Location", location)
+    } else {
+        response
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::api::{ListQuery, Scim, check_version, new_id, scim_json};
+use super::api::{ListQuery, Scim, check_version, new_id, resource_response};
 use super::patch::{self, MemberOp};
 use super::resource::{self, Meta};
 use super::users::{compile_filter, sort_order};
@@ -28,7 +28,7 @@ fn not_found(id: &str) -> HttpError {
 fn render(scim: &Scim, row: &GroupRow, members: Option<&[(String, String)]>) -> Value {
     let meta = Meta {
         resource_type: "Group",
-        location: format!("{}/Groups/{}", scim.base_url, row.id),
+        location: scim.location("Groups", &row.id),
         created: row.created_at,
         updated: row.updated_at,
         version: row.version,
@@ -58,15 +58,14 @@ fn respond(
     members: Option<&[(String, String)]>,
     q: Option<&ListQuery>,
 ) -> Response {
-    let mut v = render(scim, row, members);
-    if let Some(q) = q {
-        v = resource::project(v, &q.attributes, &q.excluded);
-    }
-    let mut r = scim_json(status, &v).with_header("ETag", &resource::etag(row.version));
-    if status == 201 {
-        r = r.with_header("Location", &format!("{}/Groups/{}", scim.base_url, row.id));
-    }
-    r
+    let location = scim.location("Groups", &row.id);
+    resource_response(
+        status,
+        render(scim, row, members),
+        row.version,
+        &location,
+        q,
+    )
 }
 
 /// Refuses member ids that are not users (a 4xx that names them, never a 5xx).

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::api::{ListQuery, Scim, check_version, new_id, scim_json};
+use super::api::{ListQuery, Scim, check_version, new_id, resource_response};
 use super::resource::{self, Meta, UserFields};
 use super::{filter, patch};
 use crate::clock::now_unix;
@@ -31,7 +31,7 @@ fn taken(user_name: &str) -> HttpError {
 fn render(scim: &Scim, row: &UserRow, groups: &[(String, String)]) -> Value {
     let meta = Meta {
         resource_type: "User",
-        location: format!("{}/Users/{}", scim.base_url, row.id),
+        location: scim.location("Users", &row.id),
         created: row.created_at,
         updated: row.updated_at,
         version: row.version,
@@ -46,15 +46,8 @@ fn respond(
     groups: &[(String, String)],
     q: Option<&ListQuery>,
 ) -> Response {
-    let mut v = render(scim, row, groups);
-    if let Some(q) = q {
-        v = resource::project(v, &q.attributes, &q.excluded);
-    }
-    let mut r = scim_json(status, &v).with_header("ETag", &resource::etag(row.version));
-    if status == 201 {
-        r = r.with_header("Location", &format!("{}/Users/{}", scim.base_url, row.id));
-    }
-    r
+    let location = scim.location("Users", &row.id);
+    resource_response(status, render(scim, row, groups), row.version, &location, q)
 }
 
 pub fn create(scim: &Scim, body: Value) -> Result<Response, HttpError> {
