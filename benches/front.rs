@@ -8,6 +8,8 @@
 //!
 //! Needs `wrk` on PATH (Debian: `apt-get install wrk`). Prints a Markdown report.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -15,7 +17,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_seatgate");
 const ROLE: &str = "SEATGATE_BENCH_ROLE";
 const TARGETS: [&str; 3] = [
     "bare tiny_http hello-world (HTTP)",
@@ -38,12 +39,13 @@ fn main() {
 
     println!("# seatgate front benchmark\n");
     println!(
-        "machine: {} cores; binary: {BIN}\n",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        "machine: {} cores; binary: {}\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        common::BIN
     );
 
     // Binary size.
-    let size = std::fs::metadata(BIN).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(common::BIN).map(|m| m.len()).unwrap_or(0);
     println!(
         "release binary size: {:.1} MiB ({size} bytes)\n",
         size as f64 / 1048576.0
@@ -83,7 +85,7 @@ fn main() {
         https_get(&s, "/healthz");
     }
     std::thread::sleep(Duration::from_secs(2));
-    let idle_rss = rss_kib(s.child.id());
+    let idle_rss = rss_kib(s.server.id());
     println!(
         "\n## Memory\n\nidle RSS after start and 50 requests: {:.1} MiB",
         idle_rss as f64 / 1024.0
@@ -105,14 +107,18 @@ fn main() {
         for round in 1..=2 {
             let runs = [
                 wrk(&format!("http://{}/", bare.addr), clients, &duration),
-                wrk(&format!("https://{}/healthz", s.addr), clients, &duration),
                 wrk(
-                    &format!("http://{}/healthz", plain.addr),
+                    &format!("https://{}/healthz", s.server.addr),
+                    clients,
+                    &duration,
+                ),
+                wrk(
+                    &format!("http://{}/healthz", plain.server.addr),
                     clients,
                     &duration,
                 ),
             ];
-            peak_rss = peak_rss.max(rss_kib(s.child.id()));
+            peak_rss = peak_rss.max(rss_kib(s.server.id()));
             for (i, r) in runs.into_iter().enumerate() {
                 raw.push(format!(
                     "{clients} clients, round {round}, {}: {:.0} req/s",
@@ -148,17 +154,8 @@ fn main() {
 }
 
 struct Running {
-    child: Child,
-    addr: SocketAddr,
+    server: common::Server,
     ca: std::path::PathBuf,
-    tls: bool,
-}
-
-/// A panicking bench must not leave servers behind.
-impl Drop for Running {
-    fn drop(&mut self) {
-        stop(&mut self.child);
-    }
 }
 
 impl Drop for Bare {
@@ -171,65 +168,24 @@ impl Drop for Bare {
 /// Starts seatgate on a fresh port and returns once `GET /healthz` answers 200.
 fn start_seatgate(dir: &Path, env: &[(&str, &str)]) -> (Running, Duration) {
     let started = Instant::now();
-    let mut cmd = Command::new(BIN);
-    cmd.arg("--data-dir")
-        .arg(dir)
-        .args(["serve", "--listen", "127.0.0.1:0"]);
-    cmd.env_remove("RUST_LOG")
-        .env("SEATGATE_BACKUP_ENABLED", "false");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn seatgate");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stderr).lines();
-        for line in lines.by_ref().map_while(Result::ok) {
-            if let Some(a) = line.split("listening on ").nth(1) {
-                let _ = tx.send(a.trim().to_string());
-                break;
-            }
-        }
-        // Keep draining so the server never blocks on a full pipe.
-        for _ in lines {}
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("seatgate started");
-    let tls = url.starts_with("https://");
-    let addr: SocketAddr = url
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .parse()
-        .expect("address");
     let running = Running {
-        child,
-        addr,
+        server: common::spawn(dir, env),
         ca: dir.join("tls/ca.pem"),
-        tls,
     };
-    loop {
-        if https_get(&running, "/healthz") == 200 {
-            break;
-        }
+    while https_get(&running, "/healthz") != 200 {
         std::thread::sleep(Duration::from_millis(1));
     }
     (running, started.elapsed())
 }
 
 fn https_get(s: &Running, path: &str) -> u16 {
-    let Ok(tcp) = TcpStream::connect(s.addr) else {
+    let Ok(tcp) = TcpStream::connect(s.server.addr) else {
         return 0;
     };
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     let mut response = Vec::new();
-    if s.tls {
-        let config = client_config(&s.ca);
+    if s.server.tls {
+        let config = common::client_config(&s.ca);
         let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
         let conn = rustls::ClientConnection::new(config, name).expect("client");
         let mut stream = rustls::StreamOwned::new(conn, tcp);
@@ -249,32 +205,6 @@ fn https_get(s: &Running, path: &str) -> u16 {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
-}
-
-fn client_config(ca: &Path) -> Arc<rustls::ClientConfig> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).expect("ca").flatten() {
-        let _ = roots.add(cert);
-    }
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    )
-}
-
-fn stop(child: &mut Child) {
-    // SAFETY: signalling our own child.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let _ = child.wait();
 }
 
 struct Bare {

@@ -8,29 +8,18 @@
 //!
 //! Needs `openssl` and `xmlsec1` on PATH. `LOGINS` (default 2000) sets the count.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use base64::Engine;
 
-const BIN: &str = env!("CARGO_BIN_EXE_seatgate");
 const CLIENTS: usize = 8;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe {
-            libc::kill(self.0.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.0.wait();
-    }
-}
 
 fn main() {
     let logins: usize = std::env::var("LOGINS")
@@ -71,35 +60,10 @@ fn main() {
     std::fs::write(tmp.join("md.xml"), metadata(entity, &cert_b64)).expect("md");
 
     let data = tmp.join("data");
-    let mut cmd = Command::new(BIN);
-    cmd.arg("--data-dir")
-        .arg(&data)
-        .args(["serve", "--listen", "127.0.0.1:0"]);
-    cmd.env_remove("RUST_LOG")
-        .env("SEATGATE_BACKUP_ENABLED", "false")
-        .env("SEATGATE_LOG_LEVEL", "warn");
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let server = Proc(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stderr).lines();
-        for line in lines.by_ref().map_while(Result::ok) {
-            if let Some(a) = line.split("listening on ").nth(1) {
-                let _ = tx.send(a.trim().to_string());
-                break;
-            }
-        }
-        for _ in lines {}
-    });
-    let url = rx.recv_timeout(Duration::from_secs(30)).expect("started");
-    let addr: SocketAddr = url.trim_start_matches("https://").parse().expect("addr");
+    let server = common::spawn(&data, &[("SEATGATE_LOG_LEVEL", "warn")]);
+    let addr = server.addr;
     let base = format!("https://127.0.0.1:{}", addr.port());
-    let out = Command::new(BIN)
+    let out = Command::new(common::BIN)
         .arg("--data-dir")
         .arg(&data)
         .args([
@@ -121,7 +85,7 @@ fn main() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let tls = client_config(&data.join("tls/ca.pem"));
+    let tls = common::client_config(&data.join("tls/ca.pem"));
 
     // Mint: a request per login, then its signed response (xmlsec1, both cores).
     println!("# seatgate SAML ACS benchmark\n\nminting {logins} signed responses with xmlsec1 …");
@@ -268,24 +232,6 @@ fn service_provider(
         ]),
         ..Default::default()
     }
-}
-
-fn client_config(ca: &Path) -> Arc<rustls::ClientConfig> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).expect("ca").flatten() {
-        let _ = roots.add(cert);
-    }
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    )
 }
 
 struct Client {

@@ -11,7 +11,9 @@
 //! 0 skips the reference run), `SCIM2_SERVER` (path to the `scim2-server` executable; default looks in
 //! `$HOME/.cache/seatgate-scim2-server/bin`).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -21,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_seatgate");
 const CLIENTS: usize = 8;
 
 fn env_num(name: &str, default: usize) -> usize {
@@ -84,42 +85,14 @@ struct Target {
     base: String,
 }
 
-fn start_seatgate(dir: &Path, tls: bool) -> (Proc, Target) {
+fn start_seatgate(dir: &Path, tls: bool) -> (common::Server, Target) {
     std::fs::create_dir_all(dir).expect("dir");
-    let mut cmd = Command::new(BIN);
-    cmd.arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(["serve", "--listen", "127.0.0.1:0"]);
-    cmd.env_remove("RUST_LOG")
-        .env("SEATGATE_BACKUP_ENABLED", "false")
-        .env("SEATGATE_SCIM_REQUESTS_PER_SECOND", "0");
+    let mut env = vec![("SEATGATE_SCIM_REQUESTS_PER_SECOND", "0")];
     if !tls {
-        cmd.env("SEATGATE_TLS_MODE", "off");
+        env.push(("SEATGATE_TLS_MODE", "off"));
     }
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stderr).lines();
-        for line in lines.by_ref().map_while(Result::ok) {
-            if let Some(a) = line.split("listening on ").nth(1) {
-                let _ = tx.send(a.trim().to_string());
-                break;
-            }
-        }
-        for _ in lines {}
-    });
-    let url = rx.recv_timeout(Duration::from_secs(30)).expect("started");
-    let addr = url
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .parse()
-        .expect("addr");
-    let out = Command::new(BIN)
+    let server = common::spawn(&dir.join("data"), &env);
+    let out = Command::new(common::BIN)
         .arg("--data-dir")
         .arg(dir.join("data"))
         .args(["scim-token", "create", "--name", "bench"])
@@ -131,58 +104,13 @@ fn start_seatgate(dir: &Path, tls: bool) -> (Proc, Target) {
         .expect("token")
         .trim()
         .to_string();
-    let tls = tls.then(|| client_config(&dir.join("data/tls/ca.pem")));
-    (
-        Proc(child),
-        Target {
-            addr,
-            tls,
-            token,
-            base: "/scim/v2".into(),
-        },
-    )
-}
-
-/// A child process that is stopped when dropped, so a panicking bench leaves no server
-/// behind.
-struct Proc(Child);
-
-impl Proc {
-    fn id(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        stop(&mut self.0);
-    }
-}
-
-fn stop(child: &mut Child) {
-    // SAFETY: signalling our own child.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let _ = child.wait();
-}
-
-fn client_config(ca: &Path) -> Arc<rustls::ClientConfig> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).expect("ca").flatten() {
-        let _ = roots.add(cert);
-    }
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    )
+    let target = Target {
+        addr: server.addr,
+        tls: tls.then(|| common::client_config(&dir.join("data/tls/ca.pem"))),
+        token,
+        base: "/scim/v2".into(),
+    };
+    (server, target)
 }
 
 /// One keep-alive HTTP/1.1 connection.
@@ -587,6 +515,16 @@ impl RssSampler {
 }
 
 /// The same workload, scaled down, against scim2-server and seatgate, both over HTTP.
+/// The Python reference server, killed when dropped.
+struct ReferenceServer(Child);
+
+impl Drop for ReferenceServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn reference_comparison(tmp: &Path, users: usize, groups: usize) {
     let exe = std::env::var("SCIM2_SERVER")
         .map(PathBuf::from)
@@ -614,7 +552,7 @@ fn reference_comparison(tmp: &Path, users: usize, groups: usize) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn scim2-server");
-    let reference = Proc(reference);
+    let reference = ReferenceServer(reference);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(addr).is_err() {
