@@ -135,11 +135,13 @@ CREATE INDEX idp_domains_connection ON idp_domains (connection_id);
 
 -- Outstanding SP-initiated sign-ins. Each AuthnRequest ID (128 random bits, starting with
 -- a letter) is single-use, expires quickly and is bound to the browser that started it by
--- a cookie whose hash is stored. RelayState is the opaque relay_key, never a URL.
+-- a cookie whose hash is stored. RelayState is the opaque relay_key, never a URL. purpose
+-- says what the sign-in is for: a test sign-in, the admin portal, or a device activation.
 CREATE TABLE saml_requests (
     id             TEXT PRIMARY KEY,
     relay_key      TEXT NOT NULL UNIQUE,
     connection_id  TEXT NOT NULL REFERENCES idp_connections (id) ON DELETE CASCADE,
+    purpose        TEXT NOT NULL CHECK (purpose IN ('test', 'admin', 'activation')),
     browser_hash   TEXT NOT NULL,
     email_hint     TEXT,
     return_to      TEXT,
@@ -157,4 +159,59 @@ CREATE TABLE saml_seen_assertions (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX saml_seen_assertions_expires ON saml_seen_assertions (expires_at);
 
-PRAGMA user_version = 5;
+-- IdP group -> role. A group is named as the IdP knows it: a SCIM displayName or
+-- externalId (Entra object id), or a value of the SAML group attribute. group_key is its
+-- case-folded form, which matching uses. Licensing adds the seat roles' details.
+CREATE TABLE group_mappings (
+    id             TEXT PRIMARY KEY,
+    group_ref      TEXT NOT NULL,
+    group_key      TEXT NOT NULL,
+    role           TEXT NOT NULL CHECK (role IN ('admins', 'primary', 'sublicense')),
+    sublicense_id  TEXT,
+    created_at     INTEGER NOT NULL,
+    UNIQUE (group_key, role)
+) STRICT;
+
+-- Break-glass administrators: local accounts that work when the IdP does not.
+-- password_hash is an Argon2id PHC string.
+CREATE TABLE local_admins (
+    username       TEXT PRIMARY KEY COLLATE NOCASE,
+    password_hash  TEXT NOT NULL,
+    created_at     INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL,
+    last_login_at  INTEGER
+) STRICT;
+
+-- Admin portal sessions. Only the SHA-256 of the cookie value is stored. A session ends
+-- at expires_at (absolute), after the idle timeout past last_seen_at, or at logout.
+CREATE TABLE admin_sessions (
+    id_hash        TEXT PRIMARY KEY,
+    kind           TEXT NOT NULL CHECK (kind IN ('local', 'sso')),
+    subject        TEXT NOT NULL,
+    display_name   TEXT NOT NULL,
+    connection_id  TEXT,
+    csrf_token     TEXT NOT NULL,
+    client         TEXT NOT NULL,
+    created_at     INTEGER NOT NULL,
+    last_seen_at   INTEGER NOT NULL,
+    expires_at     INTEGER NOT NULL,
+    ended_at       INTEGER
+) STRICT, WITHOUT ROWID;
+CREATE INDEX admin_sessions_expires ON admin_sessions (expires_at);
+
+-- Every sign-in attempt (SSO and break-glass) with its outcome and the detail an admin
+-- needs; never the assertion or a password.
+CREATE TABLE sign_in_log (
+    id             INTEGER PRIMARY KEY,
+    at             INTEGER NOT NULL,
+    method         TEXT NOT NULL CHECK (method IN ('saml', 'local')),
+    purpose        TEXT NOT NULL,
+    connection_id  TEXT,
+    identity       TEXT,
+    outcome        TEXT NOT NULL,
+    detail         TEXT,
+    client         TEXT NOT NULL
+) STRICT;
+CREATE INDEX sign_in_log_at ON sign_in_log (at);
+
+PRAGMA user_version = 6;

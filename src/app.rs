@@ -6,15 +6,19 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::db::admin::SignIn;
+use crate::db::idp::Purpose;
 use crate::error::{HttpError, Reason, Surface};
 use crate::http::{Request, Response};
 use crate::metrics::Metrics;
+use crate::saml::identity::Resolved;
 
 pub struct App {
     pub db: Arc<Db>,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     pub scim: crate::scim::Scim,
+    pub admin: crate::admin::Admin,
     pub public_url: String,
 }
 
@@ -75,6 +79,9 @@ impl App {
             let (route, response) = self.scim.handle(req);
             return (route, Ok(response));
         }
+        if req.path == "/admin" || req.path.starts_with("/admin/") {
+            return self.admin.handle(req);
+        }
         match req.path.as_str() {
             "/healthz" => ("/healthz", only(get, || Ok(health()))),
             "/readyz" => ("/readyz", only(get, || Ok(self.ready()))),
@@ -105,8 +112,8 @@ impl App {
 
     /// Starts SP-initiated sign-in: 302 to the IdP with the browser-binding cookie.
     fn saml_login(&self, req: &Request, connection: Option<&str>) -> Handled {
-        let email = query_param(&req.query, "email")?;
-        let return_to = query_param(&req.query, "return")?;
+        let email = crate::http::query_param(&req.query, "email")?;
+        let return_to = crate::http::query_param(&req.query, "return")?;
         let target = match (connection, email.as_deref()) {
             (Some(c), _) => crate::saml::login::Target::Connection(c),
             (None, Some(e)) => crate::saml::login::Target::Email(e),
@@ -117,17 +124,45 @@ impl App {
                 ));
             }
         };
-        let started =
-            crate::saml::login::start(&self.db, &self.public_url, target, return_to.as_deref())?;
+        let started = crate::saml::login::start(
+            &self.db,
+            &self.public_url,
+            target,
+            Purpose::Test,
+            return_to.as_deref(),
+        )?;
         Ok(Response::new(302, "text/plain; charset=utf-8", Vec::new())
             .with_header("Location", &started.location)
             .with_header("Set-Cookie", &started.set_cookie))
     }
 
-    /// The ACS. Until admin sessions and activations consume sign-ins, a verified sign-in
-    /// shows who signed in and what the IdP sent: the "test sign-in" an admin runs after
-    /// configuring an IdP.
+    /// The ACS: validates the response, records the attempt in the sign-in log, and
+    /// completes what the sign-in was started for.
     fn saml_acs(&self, req: &Request, connection: &str) -> Handled {
+        let mut entry = SignIn {
+            at: crate::clock::now_unix(),
+            method: "saml".into(),
+            purpose: "unknown".into(),
+            connection_id: Some(connection.to_string()),
+            identity: None,
+            outcome: "OK".into(),
+            detail: None,
+            client: req.client.to_string(),
+        };
+        let result = self.complete_sign_in(req, connection, &mut entry);
+        if let Err(e) = &result {
+            entry.outcome = e.reason.code().to_string();
+            entry.detail = e.detail.clone();
+        }
+        crate::admin::record(&self.db, &entry);
+        let clear_binding = format!(
+            "{}=; Path=/saml/acs; Max-Age=0; HttpOnly; SameSite=None",
+            crate::saml::login::BINDING_COOKIE
+        );
+        result.map(|r| r.with_extra_header("Set-Cookie", &clear_binding))
+    }
+
+    fn complete_sign_in(&self, req: &Request, connection: &str, entry: &mut SignIn) -> Handled {
         let signed_in = crate::saml::acs::consume(
             &self.db,
             &self.public_url,
@@ -135,50 +170,44 @@ impl App {
             &req.body,
             req.header("cookie"),
         )?;
-        let esc = crate::error::html_escape;
-        let directory =
-            match crate::saml::identity::resolve(&self.db, &signed_in, signed_in.jit_users)? {
-                crate::saml::identity::Resolved::User {
-                    user_name, active, ..
-                } => {
-                    format!(
-                        "{} ({})",
-                        esc(&user_name),
-                        if active { "active" } else { "inactive" }
-                    )
-                }
-                crate::saml::identity::Resolved::NotProvisioned => {
-                    "not provisioned (SCIM has not pushed this user)".into()
-                }
-            };
-        let groups = if signed_in.groups.is_empty() {
-            "none".to_string()
-        } else {
-            signed_in
-                .groups
-                .iter()
-                .map(|g| esc(g))
-                .collect::<Vec<_>>()
-                .join(", ")
+        entry.purpose = signed_in.purpose.as_str().into();
+        entry.identity = Some(signed_in.identity.clone());
+        let resolved = crate::saml::identity::resolve(&self.db, &signed_in, signed_in.jit_users)?;
+        let user_id = match &resolved {
+            Resolved::User { id, .. } => Some(id.as_str()),
+            Resolved::NotProvisioned => None,
         };
-        let page = format!(
-            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>seatgate: signed in</title></head>\
-<body style=\"font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto; padding: 0 1rem\">\
-<h1>Signed in</h1><p>Your identity provider signed you in as <strong>{}</strong> through the connection <code>{}</code>.</p>\
-<p>Email: {}<br>Groups: {}<br>Directory user: {}</p></body></html>\n",
-            esc(&signed_in.identity),
-            esc(&signed_in.connection),
-            esc(signed_in.email.as_deref().unwrap_or("none")),
-            groups,
-            directory
-        );
-        Ok(Response::html(200, page).with_header(
-            "Set-Cookie",
-            &format!(
-                "{}=; Path=/saml/acs; Max-Age=0; HttpOnly; SameSite=None",
-                crate::saml::login::BINDING_COOKIE
-            ),
-        ))
+        let admin_groups = self
+            .db
+            .read(|tx| crate::db::admin::admin_groups_matching(tx, user_id, &signed_in.groups))?;
+        match signed_in.purpose {
+            Purpose::Admin => {
+                self.admin
+                    .complete_sso(&signed_in, &resolved, &admin_groups, req.client)
+            }
+            Purpose::Test | Purpose::Activation => {
+                let directory = match &resolved {
+                    Resolved::User {
+                        user_name, active, ..
+                    } => format!(
+                        "{user_name} ({})",
+                        if *active { "active" } else { "inactive" }
+                    ),
+                    Resolved::NotProvisioned => {
+                        "not provisioned (SCIM has not pushed this user)".into()
+                    }
+                };
+                let page = crate::admin::pages::test_result(&crate::admin::pages::TestResult {
+                    identity: &signed_in.identity,
+                    connection: &signed_in.connection,
+                    email: signed_in.email.as_deref(),
+                    groups: &signed_in.groups,
+                    directory: &directory,
+                    admin_groups: &admin_groups,
+                });
+                Ok(Response::html(200, page))
+            }
+        }
     }
 
     /// SP metadata: every connection's ACS, or one connection's (for IdPs that take one).
@@ -241,17 +270,6 @@ impl App {
             self.metrics.render().into_bytes(),
         ))
     }
-}
-
-/// One decoded query parameter.
-fn query_param(query: &str, name: &str) -> Result<Option<String>, HttpError> {
-    for pair in query.split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if k == name {
-            return crate::http::percent_decode(v).map(Some);
-        }
-    }
-    Ok(None)
 }
 
 fn health() -> Response {

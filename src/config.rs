@@ -46,6 +46,55 @@ pub struct Config {
     pub scim: ScimConfig,
     pub metrics: MetricsConfig,
     pub backup: BackupConfig,
+    pub admin: AdminConfig,
+    pub saml: SamlConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// An admin session ends after this long without a request.
+    #[serde(with = "duration_str")]
+    pub session_idle: Duration,
+    /// An admin session ends this long after sign-in, however active.
+    #[serde(with = "duration_str")]
+    pub session_lifetime: Duration,
+    /// Failed break-glass passwords allowed per username (and 4x per client address)
+    /// within `login_window`; beyond them, 429 until the window passes.
+    pub login_failures: u32,
+    #[serde(with = "duration_str")]
+    pub login_window: Duration,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            session_idle: Duration::from_secs(30 * 60),
+            session_lifetime: Duration::from_secs(12 * 3600),
+            login_failures: 5,
+            login_window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamlConfig {
+    /// How often IdP metadata added by URL is fetched again (new signing certificates).
+    #[serde(with = "duration_str")]
+    pub metadata_refresh: Duration,
+    /// Extra PEM CA certificates trusted when fetching metadata URLs, on top of the
+    /// system's roots (for an IdP behind an internal CA); empty = none.
+    pub metadata_ca_file: String,
+}
+
+impl Default for SamlConfig {
+    fn default() -> Self {
+        SamlConfig {
+            metadata_refresh: Duration::from_secs(24 * 3600),
+            metadata_ca_file: String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -174,6 +223,8 @@ impl Default for Config {
             scim: ScimConfig::default(),
             metrics: MetricsConfig::default(),
             backup: BackupConfig::default(),
+            admin: AdminConfig::default(),
+            saml: SamlConfig::default(),
         }
     }
 }
@@ -328,6 +379,18 @@ impl Config {
             return invalid(
                 "limits.max_headers must be at least 1 and limits.max_header_bytes at least 1024",
             );
+        }
+        let a = &self.admin;
+        if a.session_idle < Duration::from_secs(60)
+            || a.session_lifetime < a.session_idle
+            || a.login_failures == 0
+        {
+            return invalid(
+                "admin.session_idle must be at least 1m, admin.session_lifetime at least admin.session_idle, and admin.login_failures at least 1",
+            );
+        }
+        if self.saml.metadata_refresh < Duration::from_secs(60) {
+            return invalid("saml.metadata_refresh must be at least 1m");
         }
         if self.backup.enabled
             && (self.backup.retain == 0 || self.backup.interval < Duration::from_secs(1))

@@ -23,6 +23,12 @@ pub enum Reason {
     SamlRejected,
     SignInExpired,
     ClockSkew,
+    UserNotProvisioned,
+    UserInactive,
+    NotAdmin,
+    InvalidCredentials,
+    SessionExpired,
+    CsrfFailed,
     MethodNotAllowed,
     RequestTimeout,
     LengthRequired,
@@ -49,6 +55,12 @@ impl Reason {
             Reason::SamlRejected => "SAML_RESPONSE_REJECTED",
             Reason::SignInExpired => "SIGN_IN_EXPIRED",
             Reason::ClockSkew => "CLOCK_SKEW",
+            Reason::UserNotProvisioned => "USER_NOT_PROVISIONED",
+            Reason::UserInactive => "USER_INACTIVE",
+            Reason::NotAdmin => "NOT_ADMIN",
+            Reason::InvalidCredentials => "INVALID_CREDENTIALS",
+            Reason::SessionExpired => "SESSION_EXPIRED",
+            Reason::CsrfFailed => "CSRF_FAILED",
             Reason::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Reason::RequestTimeout => "REQUEST_TIMEOUT",
             Reason::LengthRequired => "LENGTH_REQUIRED",
@@ -76,6 +88,12 @@ impl Reason {
             Reason::SamlRejected => 400,
             Reason::SignInExpired => 400,
             Reason::ClockSkew => 400,
+            Reason::UserNotProvisioned => 403,
+            Reason::UserInactive => 403,
+            Reason::NotAdmin => 403,
+            Reason::InvalidCredentials => 401,
+            Reason::SessionExpired => 401,
+            Reason::CsrfFailed => 403,
             Reason::MethodNotAllowed => 405,
             Reason::RequestTimeout => 408,
             Reason::LengthRequired => 411,
@@ -122,6 +140,9 @@ pub struct HttpError {
     pub retry_after: Option<u32>,
     /// The SCIM `scimType` (RFC 7644 §3.12), when the error is about SCIM input.
     pub scim_type: Option<&'static str>,
+    /// What an admin needs to know about a refusal (the sign-in log); never shown to
+    /// the user, never secret material.
+    pub detail: Option<String>,
 }
 
 impl HttpError {
@@ -132,6 +153,7 @@ impl HttpError {
             message: message.into(),
             retry_after: None,
             scim_type: None,
+            detail: None,
         }
     }
 
@@ -145,6 +167,11 @@ impl HttpError {
 
     pub fn with_retry_after(mut self, seconds: u32) -> HttpError {
         self.retry_after = Some(seconds);
+        self
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> HttpError {
+        self.detail = Some(detail.into());
         self
     }
 

@@ -82,12 +82,49 @@ impl Response {
         self
     }
 
+    /// Adds a header even if one of that name exists (several `Set-Cookie`s).
+    pub fn with_extra_header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// One decoded query parameter.
+pub fn query_param(query: &str, name: &str) -> Result<Option<String>, HttpError> {
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k == name {
+            return percent_decode(v).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// An `application/x-www-form-urlencoded` body; a later duplicate field wins.
+pub fn parse_form(body: &[u8]) -> Result<std::collections::BTreeMap<String, String>, HttpError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| HttpError::new(Reason::BadRequest, "The form is not valid UTF-8."))?;
+    let mut out = std::collections::BTreeMap::new();
+    for pair in text.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        out.insert(percent_decode(k)?, percent_decode(v)?);
+    }
+    Ok(out)
+}
+
+/// The value of one cookie in a `Cookie` header.
+pub fn cookie<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
+    header?
+        .split(';')
+        .map(str::trim)
+        .find_map(|c| c.strip_prefix(name)?.strip_prefix('='))
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters (for query values).

@@ -10,9 +10,11 @@
 //! - [`net`]: the network front (TLS, gatekeeper, workers, inner tiny_http).
 //! - [`app`]: routing and handlers behind the gatekeeper; [`error`] turns errors into
 //!   responses; [`http`] holds the request/response values both sides share.
+//! - [`admin`]: the admin portal's sign-in, sessions and pages.
 //! - [`db`]: SQLite connections, migrations, backups.
 //! - [`datadir`], [`setup`], [`metrics`], [`crypto`], [`clock`]: the appliance's habits.
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod clock;

@@ -103,6 +103,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         config: Arc::clone(&config),
         metrics: Arc::clone(&metrics),
         scim,
+        admin: crate::admin::Admin::new(Arc::clone(&db), config.admin.clone(), public_url.clone()),
         public_url: public_url.clone(),
     });
     let workers = config.worker_count();

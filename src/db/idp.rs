@@ -140,6 +140,7 @@ pub struct PendingRequest<'a> {
     pub id: &'a str,
     pub relay_key: &'a str,
     pub connection_id: &'a str,
+    pub purpose: Purpose,
     pub browser_hash: &'a str,
     pub email_hint: Option<&'a str>,
     pub return_to: Option<&'a str>,
@@ -155,10 +156,10 @@ pub fn insert_request(
     tx.prepare_cached("DELETE FROM saml_requests WHERE expires_at < ?1")?
         .execute([now - 3600])?;
     tx.prepare_cached(
-        "INSERT INTO saml_requests (id, relay_key, connection_id, browser_hash, email_hint, return_to, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO saml_requests (id, relay_key, connection_id, purpose, browser_hash, email_hint, return_to, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
-    .execute(params![r.id, r.relay_key, r.connection_id, r.browser_hash, r.email_hint, r.return_to, now, r.expires_at])?;
+    .execute(params![r.id, r.relay_key, r.connection_id, r.purpose.as_str(), r.browser_hash, r.email_hint, r.return_to, now, r.expires_at])?;
     Ok(())
 }
 
@@ -206,10 +207,41 @@ pub fn verification_keys(
     }))
 }
 
+/// What a sign-in is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// An admin checking a connection: the result page shows what the IdP sent.
+    Test,
+    /// Signing into the admin portal.
+    Admin,
+    /// Completing a device activation.
+    Activation,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Test => "test",
+            Purpose::Admin => "admin",
+            Purpose::Activation => "activation",
+        }
+    }
+
+    /// The stored word; the table's CHECK admits only the three.
+    fn parse(s: &str) -> Purpose {
+        match s {
+            "admin" => Purpose::Admin,
+            "activation" => Purpose::Activation,
+            _ => Purpose::Test,
+        }
+    }
+}
+
 /// An outstanding request as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredRequest {
     pub connection_id: String,
+    pub purpose: Purpose,
     pub browser_hash: String,
     pub return_to: Option<String>,
     pub email_hint: Option<String>,
@@ -219,7 +251,7 @@ pub struct StoredRequest {
 
 pub fn request(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<StoredRequest>> {
     tx.prepare_cached(
-        "SELECT connection_id, browser_hash, return_to, email_hint, expires_at, consumed_at FROM saml_requests WHERE id = ?1",
+        "SELECT connection_id, browser_hash, return_to, email_hint, expires_at, consumed_at, purpose FROM saml_requests WHERE id = ?1",
     )?
     .query_row([id], |r| {
         Ok(StoredRequest {
@@ -229,6 +261,7 @@ pub fn request(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<Stored
             email_hint: r.get(3)?,
             expires_at: r.get(4)?,
             consumed_at: r.get(5)?,
+            purpose: Purpose::parse(&r.get::<_, String>(6)?),
         })
     })
     .optional()

@@ -10,6 +10,7 @@ pub const STEPS: &[&str] = &[
     include_str!("migrations/0003_idp_connections.sql"),
     include_str!("migrations/0004_saml_requests.sql"),
     include_str!("migrations/0005_saml_replay.sql"),
+    include_str!("migrations/0006_admin_access.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -6,6 +6,7 @@
 //! loss may lose the last commits but never corrupts the database. `[database]
 //! synchronous = "full"` fsyncs every commit for power-loss durability at a throughput cost.
 
+pub mod admin;
 pub mod backup;
 pub mod directory;
 pub mod filter_sql;

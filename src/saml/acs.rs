@@ -29,7 +29,7 @@ use super::preset::{self, Identity};
 use crate::clock::now_unix;
 use crate::crypto::sha256_hex;
 use crate::db::Db;
-use crate::db::idp::{self, VerificationKeys};
+use crate::db::idp::{self, Purpose, VerificationKeys};
 use crate::error::{HttpError, Reason};
 
 /// Allowed clock difference between the IdP and us.
@@ -49,6 +49,8 @@ pub struct SignedIn {
     /// The connection creates users unknown to the directory (no SCIM).
     pub jit_users: bool,
     pub return_to: Option<String>,
+    /// What the sign-in was started for.
+    pub purpose: Purpose,
 }
 
 fn rejected(detail: &str) -> HttpError {
@@ -57,14 +59,16 @@ fn rejected(detail: &str) -> HttpError {
         Reason::SamlRejected,
         "The sign-in response from your identity provider could not be accepted. Try again, or ask your IT administrator to check the sign-in log.",
     )
+    .with_detail(detail)
 }
 
-fn clock_skew() -> HttpError {
-    log::warn!("SAML response refused: it is not valid yet (the IdP's clock is ahead of ours)");
+fn clock_skew(detail: &str) -> HttpError {
+    log::warn!("SAML response refused: {detail}");
     HttpError::new(
         Reason::ClockSkew,
         "The sign-in response is dated in the future: the clocks of this gateway and your identity provider differ too much.",
     )
+    .with_detail(detail)
 }
 
 fn expired(detail: &str) -> HttpError {
@@ -73,6 +77,7 @@ fn expired(detail: &str) -> HttpError {
         Reason::SignInExpired,
         "This sign-in has expired or was started in another browser. Start the sign-in again.",
     )
+    .with_detail(detail)
 }
 
 /// Validates a POST to `/saml/acs/{connection}`.
@@ -83,7 +88,7 @@ pub fn consume(
     form: &[u8],
     cookie_header: Option<&str>,
 ) -> Result<SignedIn, HttpError> {
-    let fields = parse_form(form)?;
+    let fields = crate::http::parse_form(form).map_err(|e| rejected(&e.message))?;
     let encoded = fields
         .get("SAMLResponse")
         .ok_or_else(|| rejected("no SAMLResponse field"))?;
@@ -100,7 +105,8 @@ pub fn consume(
     }
 
     let now = now_unix();
-    let browser = cookie(cookie_header, BINDING_COOKIE).map(|v| sha256_hex(v.as_bytes()));
+    let browser =
+        crate::http::cookie(cookie_header, BINDING_COOKIE).map(|v| sha256_hex(v.as_bytes()));
     let (request, keys) = db.read(|tx| {
         Ok::<_, HttpError>((
             idp::request(tx, &in_response_to)?,
@@ -132,11 +138,11 @@ pub fn consume(
     let sp = service_provider(public_url, connection, &keys)?;
     let assertion = sp
         .parse_xml_response(&vetted.xml, Some(&[in_response_to.as_str()]))
-        .map_err(|e| match e {
+        .map_err(|e| match &e {
             samael::service_provider::Error::AssertionConditionExpiredBefore { .. }
             | samael::service_provider::Error::AssertionSubjectConfirmationExpiredBefore {
                 ..
-            } => clock_skew(),
+            } => clock_skew(&format!("samael: {e}")),
             other => rejected(&format!("samael: {other}")),
         })?;
     check_assertion(&assertion, &sp_entity_id(public_url), &acs, now)?;
@@ -174,7 +180,11 @@ pub fn consume(
         return Err(HttpError::new(
             Reason::DomainNotAllowed,
             "Your identity provider is not allowed to sign in accounts of this email domain.",
-        ));
+        )
+        .with_detail(format!(
+            "{identity} is outside the connection's domains {:?}",
+            keys.domains
+        )));
     }
     let groups = preset
         .group_attribute
@@ -214,6 +224,7 @@ pub fn consume(
         attributes,
         jit_users: keys.jit_users,
         return_to: request.return_to,
+        purpose: request.purpose,
     })
 }
 
@@ -279,7 +290,10 @@ fn check_assertion(a: &Assertion, entity_id: &str, acs: &str, now: i64) -> Resul
         )));
     }
     if a.issue_instant.timestamp() > now + CLOCK_SKEW_SECS {
-        return Err(clock_skew());
+        return Err(clock_skew(&format!(
+            "IssueInstant {} is ahead of our clock by more than {CLOCK_SKEW_SECS} s",
+            a.issue_instant
+        )));
     }
     let confirmations: Vec<_> = a
         .subject
@@ -329,24 +343,4 @@ fn first(attributes: &BTreeMap<String, Vec<String>>, name: &str) -> Option<Strin
 fn response_attribute(xml: &str, name: &str) -> Option<String> {
     let doc = roxmltree::Document::parse(xml).ok()?;
     doc.root_element().attribute(name).map(str::to_string)
-}
-
-fn cookie<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
-    header?
-        .split(';')
-        .map(str::trim)
-        .find_map(|c| c.strip_prefix(name)?.strip_prefix('='))
-}
-
-fn parse_form(body: &[u8]) -> Result<BTreeMap<String, String>, HttpError> {
-    let text = std::str::from_utf8(body).map_err(|_| rejected("the form is not UTF-8"))?;
-    let mut out = BTreeMap::new();
-    for pair in text.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        out.insert(
-            crate::http::percent_decode(k)?,
-            crate::http::percent_decode(v)?,
-        );
-    }
-    Ok(out)
 }

@@ -16,7 +16,7 @@ use super::preset;
 use crate::clock::{now_unix, rfc3339};
 use crate::crypto::{random_hex, sha256_hex};
 use crate::db::Db;
-use crate::db::idp::{self, LoginTarget, PendingRequest};
+use crate::db::idp::{self, LoginTarget, PendingRequest, Purpose};
 use crate::error::{HttpError, Reason, html_escape};
 use crate::http::percent_encode;
 
@@ -43,6 +43,7 @@ pub fn start(
     db: &Db,
     public_url: &str,
     target: Target<'_>,
+    purpose: Purpose,
     return_to: Option<&str>,
 ) -> Result<Started, HttpError> {
     let email = match &target {
@@ -77,6 +78,7 @@ pub fn start(
                 id: &request_id,
                 relay_key: &relay_key,
                 connection_id: &connection.id,
+                purpose,
                 browser_hash: &sha256_hex(browser_secret.as_bytes()),
                 email_hint: email.as_deref(),
                 return_to: return_to.as_deref(),

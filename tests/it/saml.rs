@@ -175,7 +175,7 @@ fn idp_add_refuses_metadata_without_a_signing_certificate_and_urls() {
     );
 }
 
-fn inflate_request(location: &str) -> String {
+pub(crate) fn inflate_request(location: &str) -> String {
     use std::io::Read;
     let query = location.split_once('?').map(|(_, q)| q).expect("query");
     let value = query
@@ -307,13 +307,13 @@ fn sp_initiated_login_redirects_with_a_bound_single_use_request() {
 
 /// A test IdP that signs like real ones: an RSA key from `openssl`, signatures made by the
 /// `xmlsec1` CLI (independent of the server's samael), SHA-256, assertion-only.
-struct TestIdp {
+pub(crate) struct TestIdp {
     dir: tempfile::TempDir,
     entity_id: String,
 }
 
 impl TestIdp {
-    fn new(entity_id: &str) -> TestIdp {
+    pub(crate) fn new(entity_id: &str) -> TestIdp {
         let dir = tempfile::tempdir().expect("tmp");
         let status = std::process::Command::new("openssl")
             .args([
@@ -346,12 +346,12 @@ impl TestIdp {
         pem.lines().filter(|l| !l.starts_with("-----")).collect()
     }
 
-    fn metadata(&self) -> String {
+    pub(crate) fn metadata(&self) -> String {
         metadata(&self.entity_id, "signing", &self.cert_b64())
     }
 
     /// Signs the assertion of `xml` (which carries a signature template).
-    fn sign(&self, xml: &str) -> String {
+    pub(crate) fn sign(&self, xml: &str) -> String {
         let input = self
             .dir
             .path()
@@ -387,25 +387,25 @@ impl TestIdp {
 
 /// The knobs of a minted response; `Mint::valid` is what a well-behaved IdP sends.
 #[derive(Clone)]
-struct Mint {
-    name_id_format: Option<String>,
+pub(crate) struct Mint {
+    pub(crate) name_id_format: Option<String>,
     /// Attribute statements as (name, values); replaces the default email + groups.
-    attributes: Option<Vec<(String, Vec<String>)>>,
-    in_response_to: Option<String>,
-    acs: String,
-    recipient: String,
-    audience: Option<String>,
-    issuer: String,
-    name_id: String,
-    email: String,
-    issue_offset: i64,
-    not_on_or_after_offset: i64,
-    signature_method: &'static str,
-    digest_method: &'static str,
+    pub(crate) attributes: Option<Vec<(String, Vec<String>)>>,
+    pub(crate) in_response_to: Option<String>,
+    pub(crate) acs: String,
+    pub(crate) recipient: String,
+    pub(crate) audience: Option<String>,
+    pub(crate) issuer: String,
+    pub(crate) name_id: String,
+    pub(crate) email: String,
+    pub(crate) issue_offset: i64,
+    pub(crate) not_on_or_after_offset: i64,
+    pub(crate) signature_method: &'static str,
+    pub(crate) digest_method: &'static str,
 }
 
 impl Mint {
-    fn valid(idp: &TestIdp, base: &str, request_id: &str) -> Mint {
+    pub(crate) fn valid(idp: &TestIdp, base: &str, request_id: &str) -> Mint {
         Mint {
             name_id_format: Some("urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified".into()),
             attributes: None,
@@ -423,7 +423,7 @@ impl Mint {
         }
     }
 
-    fn xml(&self) -> String {
+    pub(crate) fn xml(&self) -> String {
         let now = seatgate::clock::now_unix();
         let t = |off: i64| seatgate::clock::rfc3339(now + off);
         let aid = format!("_a{}", seatgate::crypto::random_hex(8));
@@ -508,7 +508,7 @@ fn post_acs(
     post_acs_at(s, "contoso", signed_xml, relay, cookie)
 }
 
-fn post_acs_at(
+pub(crate) fn post_acs_at(
     s: &crate::support::TestServer,
     connection: &str,
     signed_xml: &str,
@@ -722,7 +722,7 @@ fn acs_accepts_a_valid_signed_response_once_and_refuses_every_forgery() {
 }
 
 /// Registers `idp` as a connection; returns its id.
-fn connect(
+pub(crate) fn connect(
     s: &crate::support::TestServer,
     name: &str,
     preset: &str,
@@ -758,7 +758,7 @@ fn connect(
 }
 
 /// Signs in through `connection` with the response `shape` gives; returns the page.
-fn sign_in(
+pub(crate) fn sign_in(
     s: &crate::support::TestServer,
     idp: &TestIdp,
     connection: &str,

@@ -433,6 +433,27 @@ impl HttpResponse {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The `name=value` pair of the cookie `name` this response sets.
+    pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == "set-cookie")
+            .find_map(|(_, v)| {
+                let pair = v.split(';').next()?;
+                pair.starts_with(&format!("{name}="))
+                    .then(|| pair.to_string())
+            })
+    }
+
+    /// The whole `Set-Cookie` header value of the cookie `name`.
+    pub fn set_cookie_header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == "set-cookie")
+            .map(|(_, v)| v.as_str())
+            .find(|v| v.starts_with(&format!("{name}=")))
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
@@ -564,6 +585,14 @@ pub fn encode(s: &str) -> String {
 }
 
 /// Runs a query against the server's database file (read-only use in assertions).
+/// Runs one statement that changes the database behind the server.
+pub fn db_exec(server: &TestServer, sql: &str) -> usize {
+    let conn = rusqlite::Connection::open(server.data_dir.join("seatgate.db")).expect("open db");
+    conn.busy_timeout(Duration::from_secs(5))
+        .expect("busy timeout");
+    conn.execute(sql, []).expect("execute")
+}
+
 pub fn db_query(server: &TestServer, sql: &str) -> Vec<Vec<String>> {
     let conn = rusqlite::Connection::open(server.data_dir.join("seatgate.db")).expect("open db");
     let mut stmt = conn.prepare(sql).expect("prepare");

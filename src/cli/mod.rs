@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
+mod access;
+
 use crate::config::{Config, Overrides};
 use crate::datadir::DataDir;
 use crate::db::{Db, backup};
@@ -87,6 +89,21 @@ pub enum Command {
         /// Also print each request body (passwords are never stored)
         #[arg(long)]
         bodies: bool,
+    },
+    /// Map an IdP group to a role (the admins group; licensing roles come with licenses)
+    #[command(subcommand)]
+    GroupMap(access::GroupMapCommand),
+    /// Manage break-glass administrators (local accounts that work when the IdP is down)
+    #[command(subcommand)]
+    Admin(access::AdminCommand),
+    /// Show recent sign-ins (SSO and break-glass) with their outcome, newest first
+    SignInLog {
+        /// How many sign-ins to show
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Only refused sign-ins
+        #[arg(long)]
+        failures: bool,
     },
 }
 
@@ -183,6 +200,11 @@ pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
             failures,
             bodies,
         } => scim_log_command(&config, limit, failures, bodies),
+        Command::GroupMap(cmd) => access::group_map(&open_existing_db(&config)?, cmd),
+        Command::Admin(cmd) => access::admin(&open_existing_db(&config)?, cmd),
+        Command::SignInLog { limit, failures } => {
+            access::sign_in_log(&open_existing_db(&config)?, limit, failures)
+        }
     }
 }
 

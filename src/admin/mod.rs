@@ -1,0 +1,414 @@
+//! The admin portal's access layer: sign-in (SSO for the admins group, break-glass
+//! passwords), sessions, CSRF, and the pages behind them.
+//!
+//! Sessions: a 256-bit cookie `__Host-sg_admin` (Secure, HttpOnly, SameSite=Lax, Path=/);
+//! only its SHA-256 is stored. A session ends at logout, after `admin.session_idle` without
+//! a request, at `admin.session_lifetime` after sign-in, when its break-glass password
+//! changes, and (SSO) as soon as the directory user is deactivated or deleted.
+//!
+//! CSRF: every form carries the session's token, compared in constant time, and a POST
+//! whose Origin is not ours is refused. The sign-in form, before any session exists, uses
+//! a double-submit cookie.
+
+mod limiter;
+pub mod pages;
+pub mod password;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use limiter::FailureLimiter;
+
+use crate::clock::now_unix;
+use crate::config::AdminConfig;
+use crate::crypto::{constant_time_eq, new_secret_token, sha256_hex};
+use crate::db::Db;
+use crate::db::admin::{self as store, NewSession, Session, SessionKind, SignIn};
+use crate::db::idp::Purpose;
+use crate::error::{HttpError, Reason};
+use crate::http::{Request, Response};
+use crate::saml::acs::SignedIn;
+use crate::saml::identity::Resolved;
+
+pub const SESSION_COOKIE: &str = "__Host-sg_admin";
+const LOGIN_COOKIE: &str = "__Host-sg_login";
+/// `last_seen_at` is written at most this often, so browsing does not write every request.
+const TOUCH_RESOLUTION_SECS: i64 = 30;
+
+type Handled = Result<Response, HttpError>;
+
+pub struct Admin {
+    db: Arc<Db>,
+    config: AdminConfig,
+    public_url: String,
+    failures: FailureLimiter,
+}
+
+impl Admin {
+    pub fn new(db: Arc<Db>, config: AdminConfig, public_url: String) -> Admin {
+        let failures = FailureLimiter::new(config.login_failures, config.login_window);
+        Admin {
+            db,
+            config,
+            public_url,
+            failures,
+        }
+    }
+
+    /// Routes `/admin` and `/admin/…`. Returns the route pattern and the result.
+    pub fn handle(&self, req: &Request) -> (&'static str, Handled) {
+        let get = matches!(req.method.as_str(), "GET" | "HEAD");
+        let post = req.method == "POST";
+        match (req.path.as_str(), get, post) {
+            ("/admin/login", true, _) => ("/admin/login", Ok(self.login_page(None, ""))),
+            ("/admin/login", _, true) => ("/admin/login", self.password_login(req)),
+            ("/admin/sso", true, _) => ("/admin/sso", self.start_sso(req)),
+            ("/admin/logout", _, true) => ("/admin/logout", self.logout(req)),
+            (pages::STYLESHEET_PATH, true, _) => (
+                "/admin/assets/portal.css",
+                Ok(Response::new(
+                    200,
+                    "text/css; charset=utf-8",
+                    pages::STYLESHEET.as_bytes().to_vec(),
+                )
+                .with_header("Cache-Control", "max-age=3600")),
+            ),
+            ("/admin" | "/admin/", true, _) => {
+                ("/admin", self.with_session(req, |s| self.overview(s)))
+            }
+            ("/admin/login" | "/admin/sso" | "/admin/logout" | "/admin" | "/admin/", _, _) => (
+                "/admin",
+                Err(HttpError::new(
+                    Reason::MethodNotAllowed,
+                    "This address does not accept that method.",
+                )),
+            ),
+            _ => (
+                "/admin/(unmatched)",
+                self.with_session(req, |_| Err(HttpError::not_found())),
+            ),
+        }
+    }
+
+    /// Runs `page` for a signed-in admin; a browser without a session is sent to sign in.
+    fn with_session(&self, req: &Request, page: impl FnOnce(&Session) -> Handled) -> Handled {
+        match self.session(req)? {
+            Some((_, session)) => page(&session),
+            None => Ok(redirect("/admin/login")),
+        }
+    }
+
+    /// The live session of this request, if any; ends it if it has timed out.
+    fn session(&self, req: &Request) -> Result<Option<(String, Session)>, HttpError> {
+        let Some(token) = crate::http::cookie(req.header("cookie"), SESSION_COOKIE) else {
+            return Ok(None);
+        };
+        let id_hash = sha256_hex(token.as_bytes());
+        let now = now_unix();
+        let idle = self.config.session_idle.as_secs() as i64;
+        let found = self.db.read(|tx| {
+            let Some(s) = store::session(tx, &id_hash)? else {
+                return Ok::<_, HttpError>(None);
+            };
+            // An SSO admin whose directory account was deactivated or deleted loses the
+            // session at once (an unprovisioned admin has no account to check).
+            let account_gone = s.kind == SessionKind::Sso.as_str()
+                && !s.subject.starts_with("idp:")
+                && !crate::db::directory::user_by_id(tx, &s.subject)?.is_some_and(|u| u.active);
+            Ok(Some((s, account_gone)))
+        })?;
+        let Some((session, account_gone)) = found else {
+            return Ok(None);
+        };
+        let live = session.ended_at.is_none()
+            && now < session.expires_at
+            && now - session.last_seen_at < idle
+            && !account_gone;
+        if !live {
+            if session.ended_at.is_none() {
+                self.db.write(|tx| store::end_session(tx, &id_hash, now))?;
+            }
+            return Ok(None);
+        }
+        if now - session.last_seen_at >= TOUCH_RESOLUTION_SECS {
+            self.db
+                .write(|tx| store::touch_session(tx, &id_hash, now))?;
+        }
+        Ok(Some((id_hash, session)))
+    }
+
+    fn overview(&self, session: &Session) -> Handled {
+        let (connections, mappings, local_admins, sign_ins) = self.db.read(|tx| {
+            Ok::<_, HttpError>((
+                crate::db::idp::list(tx)?,
+                store::mappings(tx)?,
+                store::local_admins(tx)?,
+                store::recent_sign_ins(tx, false, 20)?,
+            ))
+        })?;
+        Ok(html(pages::overview(&pages::Overview {
+            session,
+            connections: &connections,
+            mappings: &mappings,
+            local_admins: &local_admins,
+            sign_ins: &sign_ins,
+            public_url: &self.public_url,
+        })))
+    }
+
+    fn login_page(&self, notice: Option<&str>, username: &str) -> Response {
+        let token = new_secret_token();
+        html(pages::login(&token, notice, username))
+            .with_header("Set-Cookie", &login_cookie(&token, 1800))
+    }
+
+    fn start_sso(&self, req: &Request) -> Handled {
+        let email = crate::http::query_param(&req.query, "email")?.unwrap_or_default();
+        if email.trim().is_empty() {
+            return Ok(self.login_page(Some("Enter your work email to sign in with SSO."), ""));
+        }
+        let started = crate::saml::login::start(
+            &self.db,
+            &self.public_url,
+            crate::saml::login::Target::Email(&email),
+            Purpose::Admin,
+            Some("/admin"),
+        )?;
+        Ok(redirect(&started.location).with_header("Set-Cookie", &started.set_cookie))
+    }
+
+    fn password_login(&self, req: &Request) -> Handled {
+        let form = crate::http::parse_form(&req.body)?;
+        let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+        let presented = crate::http::cookie(req.header("cookie"), LOGIN_COOKIE).unwrap_or("");
+        if !same_origin(req, &self.public_url)
+            || presented.is_empty()
+            || !constant_time_eq(presented.as_bytes(), field("csrf").as_bytes())
+        {
+            return Ok(self.login_page(
+                Some("The sign-in form had expired. Please sign in again."),
+                field("username"),
+            ));
+        }
+        let username = field("username").trim().to_string();
+        let client = req.client.to_string();
+        let user_key = format!("user:{}", username.to_lowercase());
+        let client_key = format!("client:{client}");
+        let limited = self
+            .failures
+            .check(&user_key, self.failures.per_user())
+            .and_then(|()| self.failures.check(&client_key, self.failures.per_client()));
+        if let Err(seconds) = limited {
+            self.record_local(
+                &username,
+                "TOO_MANY_REQUESTS",
+                Some("too many failed passwords"),
+                &client,
+            );
+            return Err(HttpError::new(
+                Reason::TooManyRequests,
+                "Too many failed sign-ins. Wait a few minutes, then try again.",
+            )
+            .with_retry_after(seconds));
+        }
+        let stored = self.db.read(|tx| store::local_admin(tx, &username))?;
+        let verified = match &stored {
+            Some((_, hash)) => password::verify(field("password"), hash),
+            None => {
+                password::verify_nothing(field("password"));
+                false
+            }
+        };
+        let Some((canonical, _)) = stored.filter(|_| verified) else {
+            self.failures.record_failure(&user_key);
+            self.failures.record_failure(&client_key);
+            self.record_local(&username, Reason::InvalidCredentials.code(), None, &client);
+            log::warn!("break-glass sign-in refused for {username:?} from {client}");
+            let page = pages::login(
+                presented,
+                Some("That username and password do not match. (Reason code INVALID_CREDENTIALS)"),
+                &username,
+            );
+            return Ok(html_status(401, page));
+        };
+        self.failures.clear(&user_key);
+        let now = now_unix();
+        self.db
+            .write(|tx| store::note_local_login(tx, &canonical, now))?;
+        self.record_local(&canonical, "OK", None, &client);
+        log::info!("break-glass admin {canonical} signed in from {client}");
+        self.begin(
+            SessionKind::Local,
+            &canonical,
+            &canonical,
+            None,
+            req.client,
+            "/admin",
+        )
+    }
+
+    fn record_local(&self, username: &str, outcome: &str, detail: Option<&str>, client: &str) {
+        record(
+            &self.db,
+            &SignIn {
+                at: now_unix(),
+                method: "local".into(),
+                purpose: Purpose::Admin.as_str().into(),
+                connection_id: None,
+                identity: Some(username.to_string()),
+                outcome: outcome.to_string(),
+                detail: detail.map(str::to_string),
+                client: client.to_string(),
+            },
+        );
+    }
+
+    /// Completes an SSO sign-in for the portal: an active account in a group mapped to the
+    /// admins role gets a session.
+    pub fn complete_sso(
+        &self,
+        signed_in: &SignedIn,
+        resolved: &Resolved,
+        admin_groups: &[String],
+        client: IpAddr,
+    ) -> Handled {
+        let subject = match resolved {
+            Resolved::User { active: false, .. } => {
+                return Err(HttpError::new(
+                    Reason::UserInactive,
+                    "Your account is deactivated in the directory, so it cannot sign in to the admin portal.",
+                )
+                .with_detail("the directory user is inactive"));
+            }
+            Resolved::User { id, .. } => id.clone(),
+            Resolved::NotProvisioned => {
+                format!("idp:{}:{}", signed_in.connection, signed_in.identity)
+            }
+        };
+        if admin_groups.is_empty() {
+            return Err(HttpError::new(
+                Reason::NotAdmin,
+                "You signed in, but your account is not in a group mapped to the admins role. Ask an administrator to add you.",
+            )
+            .with_detail(format!(
+                "no admins mapping matches the directory groups or the asserted groups {:?}",
+                signed_in.groups
+            )));
+        }
+        let target = signed_in
+            .return_to
+            .as_deref()
+            .filter(|r| r.starts_with("/admin"))
+            .unwrap_or("/admin");
+        self.begin(
+            SessionKind::Sso,
+            &subject,
+            &signed_in.identity,
+            Some(&signed_in.connection),
+            client,
+            target,
+        )
+    }
+
+    /// Starts a session and sends the browser to `target`.
+    fn begin(
+        &self,
+        kind: SessionKind,
+        subject: &str,
+        display_name: &str,
+        connection_id: Option<&str>,
+        client: IpAddr,
+        target: &str,
+    ) -> Handled {
+        let token = new_secret_token();
+        let now = now_unix();
+        let expires_at = now + self.config.session_lifetime.as_secs() as i64;
+        self.db.write(|tx| {
+            store::create_session(
+                tx,
+                &NewSession {
+                    id_hash: &sha256_hex(token.as_bytes()),
+                    kind,
+                    subject,
+                    display_name,
+                    connection_id,
+                    csrf_token: &new_secret_token(),
+                    client: &client.to_string(),
+                    expires_at,
+                },
+                now,
+            )
+        })?;
+        let max_age = self.config.session_lifetime.as_secs();
+        Ok(redirect(target)
+            .with_header(
+                "Set-Cookie",
+                &format!("{SESSION_COOKIE}={token}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax"),
+            )
+            .with_extra_header("Set-Cookie", &login_cookie("", 0)))
+    }
+
+    fn logout(&self, req: &Request) -> Handled {
+        let Some((id_hash, session)) = self.session(req)? else {
+            return Ok(redirect("/admin/login"));
+        };
+        self.check_csrf(req, &session)?;
+        self.db
+            .write(|tx| store::end_session(tx, &id_hash, now_unix()))?;
+        Ok(redirect("/admin/login").with_header(
+            "Set-Cookie",
+            &format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax"),
+        ))
+    }
+
+    /// Every state-changing form: the session's token, and an Origin (when sent) of ours.
+    fn check_csrf(&self, req: &Request, session: &Session) -> Result<(), HttpError> {
+        let form = crate::http::parse_form(&req.body)?;
+        let sent = form.get("csrf").map(String::as_str).unwrap_or("");
+        if same_origin(req, &self.public_url)
+            && constant_time_eq(sent.as_bytes(), session.csrf_token.as_bytes())
+        {
+            Ok(())
+        } else {
+            log::warn!("admin form refused: CSRF check failed from {}", req.client);
+            Err(HttpError::new(
+                Reason::CsrfFailed,
+                "This form was not sent from an open admin page. Reload the page and try again.",
+            ))
+        }
+    }
+}
+
+/// Records a sign-in attempt; a failure to record is logged, never fatal to the sign-in.
+pub fn record(db: &Db, entry: &SignIn) {
+    if let Err(e) = db.write(|tx| store::record_sign_in(tx, entry)) {
+        log::error!("cannot record a sign-in: {e}");
+    }
+}
+
+/// A POST's Origin header, when present, must be this gateway's.
+fn same_origin(req: &Request, public_url: &str) -> bool {
+    match req.header("origin") {
+        Some(origin) => origin == public_url,
+        None => true,
+    }
+}
+
+fn login_cookie(token: &str, max_age: u64) -> String {
+    format!("{LOGIN_COOKIE}={token}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Strict")
+}
+
+fn redirect(location: &str) -> Response {
+    Response::new(303, "text/plain; charset=utf-8", Vec::new()).with_header("Location", location)
+}
+
+fn html(page: String) -> Response {
+    html_status(200, page)
+}
+
+fn html_status(status: u16, page: String) -> Response {
+    Response::html(status, page).with_header(
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+    )
+}

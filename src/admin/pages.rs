@@ -1,0 +1,194 @@
+//! The admin portal's HTML, rendered on the server with maud (which escapes every value
+//! it interpolates). No JavaScript; one stylesheet served from `/admin/assets/`.
+
+use maud::{DOCTYPE, Markup, html};
+
+use crate::clock::rfc3339;
+use crate::db::admin::{LocalAdmin, Mapping, Session, SignIn};
+use crate::db::idp::Connection;
+
+pub const STYLESHEET_PATH: &str = "/admin/assets/portal.css";
+pub const STYLESHEET: &str = include_str!("portal.css");
+
+/// The frame of every page: title, header, and (when signed in) the session bar.
+fn layout(title: &str, session: Option<&Session>, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · seatgate" }
+                link rel="stylesheet" href=(STYLESHEET_PATH);
+            }
+            body {
+                header {
+                    a.brand href="/admin" { "seatgate" }
+                    @if let Some(s) = session {
+                        nav {
+                            a href="/admin" { "Overview" }
+                        }
+                        form.session method="post" action="/admin/logout" {
+                            span { "Signed in as " strong { (s.display_name) } }
+                            input type="hidden" name="csrf" value=(s.csrf_token);
+                            button type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+    .into_string()
+}
+
+/// The sign-in page: SSO by work email first, the break-glass form second.
+pub fn login(login_csrf: &str, notice: Option<&str>, username: &str) -> String {
+    layout(
+        "Sign in",
+        None,
+        html! {
+            h1 { "Sign in to the admin portal" }
+            @if let Some(n) = notice { p.notice role="alert" { (n) } }
+            section.card {
+                h2 { "Single sign-on" }
+                p { "Members of a group mapped to the admins role sign in with their identity provider." }
+                form method="get" action="/admin/sso" {
+                    label for="email" { "Work email" }
+                    input #email type="email" name="email" autocomplete="email" required;
+                    button type="submit" { "Continue with SSO" }
+                }
+            }
+            section.card {
+                h2 { "Break-glass administrator" }
+                p.muted { "A local account for setup and for when the identity provider is unavailable." }
+                form method="post" action="/admin/login" {
+                    input type="hidden" name="csrf" value=(login_csrf);
+                    label for="username" { "Username" }
+                    input #username type="text" name="username" value=(username) autocomplete="username" required;
+                    label for="password" { "Password" }
+                    input #password type="password" name="password" autocomplete="current-password" required;
+                    button type="submit" { "Sign in" }
+                }
+            }
+        },
+    )
+}
+
+/// What the overview shows.
+pub struct Overview<'a> {
+    pub session: &'a Session,
+    pub connections: &'a [Connection],
+    pub mappings: &'a [Mapping],
+    pub local_admins: &'a [LocalAdmin],
+    pub sign_ins: &'a [SignIn],
+    pub public_url: &'a str,
+}
+
+pub fn overview(o: &Overview<'_>) -> String {
+    let admin_mappings: Vec<&Mapping> = o.mappings.iter().filter(|m| m.role == "admins").collect();
+    layout(
+        "Overview",
+        Some(o.session),
+        html! {
+            h1 { "Overview" }
+            p.muted {
+                "Signed in " (rfc3339(o.session.created_at))
+                @if let Some(c) = &o.session.connection_id { " through " code { (c) } }
+                @else { " with the break-glass account" }
+                "; this session ends at " (rfc3339(o.session.expires_at)) " at the latest."
+            }
+            section.card {
+                h2 { "Identity provider connections" }
+                @if o.connections.is_empty() {
+                    p { "None yet. Add one with " code { "seatgate idp add" } "." }
+                } @else {
+                    table {
+                        thead { tr { th { "Connection" } th { "Preset" } th { "Domains" } th { "Signing certificates" } th { "Test" } } }
+                        tbody {
+                            @for c in o.connections {
+                                tr {
+                                    td { strong { (c.name) } br; code { (c.id) } }
+                                    td { (c.preset) }
+                                    td { (c.domains.join(", ")) }
+                                    td {
+                                        @for (_, subject, not_after) in &c.certificates {
+                                            (subject) ", until " (rfc3339(*not_after)) br;
+                                        }
+                                    }
+                                    td { a href={ "/saml/login/" (c.id) } { "Test sign-in" } }
+                                }
+                            }
+                        }
+                    }
+                    p.muted { "SP metadata for the identity provider: " code { (o.public_url) "/saml/metadata" } }
+                }
+            }
+            section.card {
+                h2 { "Who may administer" }
+                @if admin_mappings.is_empty() {
+                    p { "No group is mapped to the admins role: only break-glass administrators can sign in. Map one with "
+                        code { "seatgate group-map add --group GROUP --admins" } "." }
+                } @else {
+                    ul { @for m in &admin_mappings { li { "Group " strong { (m.group_ref) } } } }
+                }
+                p.muted {
+                    "Break-glass administrators: "
+                    @if o.local_admins.is_empty() { "none" }
+                    @for (i, a) in o.local_admins.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        (a.username)
+                    }
+                }
+            }
+            section.card {
+                h2 { "Recent sign-ins" }
+                @if o.sign_ins.is_empty() { p { "None yet." } } @else {
+                    table {
+                        thead { tr { th { "When" } th { "How" } th { "Who" } th { "Outcome" } th { "Detail" } } }
+                        tbody {
+                            @for s in o.sign_ins {
+                                tr {
+                                    td { (rfc3339(s.at)) }
+                                    td { (s.method) " · " (s.purpose) @if let Some(c) = &s.connection_id { br; code { (c) } } }
+                                    td { (s.identity.as_deref().unwrap_or("—")) }
+                                    td { @if s.outcome == "OK" { span.ok { "OK" } } @else { code.bad { (s.outcome) } } }
+                                    td.detail { (s.detail.as_deref().unwrap_or("")) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// What a test sign-in received: the page an admin checks after configuring an IdP.
+pub struct TestResult<'a> {
+    pub identity: &'a str,
+    pub connection: &'a str,
+    pub email: Option<&'a str>,
+    pub groups: &'a [String],
+    pub directory: &'a str,
+    pub admin_groups: &'a [String],
+}
+
+pub fn test_result(t: &TestResult<'_>) -> String {
+    layout(
+        "Test sign-in",
+        None,
+        html! {
+            h1 { "Signed in" }
+            p { "Your identity provider signed you in as " strong { (t.identity) } " through the connection " code { (t.connection) } "." }
+            p {
+                "Email: " (t.email.unwrap_or("none")) br;
+                "Groups: " @if t.groups.is_empty() { "none" } @else { (t.groups.join(", ")) } br;
+                "Directory user: " (t.directory) br;
+                "Admin: "
+                @if t.admin_groups.is_empty() { "no (no group mapped to the admins role matches)" }
+                @else { "yes, through " (t.admin_groups.join(", ")) }
+            }
+        },
+    )
+}

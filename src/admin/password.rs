@@ -1,0 +1,86 @@
+//! Break-glass passwords: Argon2id (the `argon2` crate's defaults: 19 MiB, 2 passes, one
+//! lane — OWASP's recommendation) in PHC string form.
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+
+/// Break-glass passwords are typed rarely and must resist guessing: at least this long.
+pub const MIN_LENGTH: usize = 12;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("the password must be at least {MIN_LENGTH} characters long")]
+    TooShort,
+    #[error("the password could not be hashed: {0}")]
+    Hash(String),
+}
+
+pub fn hash(password: &str) -> Result<String, PasswordError> {
+    if password.chars().count() < MIN_LENGTH {
+        return Err(PasswordError::TooShort);
+    }
+    let salt = SaltString::encode_b64(&crate::crypto::random_bytes(16))
+        .map_err(|e| PasswordError::Hash(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| PasswordError::Hash(e.to_string()))
+}
+
+/// True if `password` matches `stored`. An unparsable stored hash never matches.
+pub fn verify(password: &str, stored: &str) -> bool {
+    PasswordHash::new(stored)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Spends the time of one verification, so an unknown username is not told apart from a
+/// wrong password by how long the answer takes.
+pub fn verify_nothing(password: &str) {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let stored = DUMMY.get_or_init(|| hash("not a password of anyone").unwrap_or_default());
+    let _ = verify(password, stored);
+}
+
+/// A random password for `admin set-password --generate`: 20 characters from an
+/// unambiguous alphabet (about 115 bits).
+pub fn generate() -> String {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ23456789";
+    crate::crypto::random_bytes(20)
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_verify_and_differ_per_salt() {
+        let a = hash("correct horse battery").expect("hash");
+        let b = hash("correct horse battery").expect("hash");
+        assert!(a.starts_with("$argon2id$"), "{a}");
+        assert_ne!(a, b);
+        assert!(verify("correct horse battery", &a));
+        assert!(!verify("correct horse batterz", &a));
+        assert!(!verify("correct horse battery", "garbage"));
+    }
+
+    #[test]
+    fn short_passwords_are_refused() {
+        assert!(matches!(hash("short"), Err(PasswordError::TooShort)));
+    }
+
+    #[test]
+    fn generated_passwords_are_long_enough_and_distinct() {
+        let (a, b) = (generate(), generate());
+        assert_eq!(a.len(), 20);
+        assert_ne!(a, b);
+        assert!(hash(&a).is_ok());
+    }
+}

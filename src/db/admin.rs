@@ -1,0 +1,354 @@
+//! Admin access storage: group mappings, break-glass admins, admin sessions and the
+//! sign-in log. Plain SQL over the caller's transaction; the rules live in `crate::admin`.
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+/// Sign-in log rows kept; older ones are deleted as new ones arrive.
+const SIGN_IN_LOG_ROWS: i64 = 100_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admins,
+    Primary,
+    Sublicense,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admins => "admins",
+            Role::Primary => "primary",
+            Role::Sublicense => "sublicense",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    pub id: String,
+    pub group_ref: String,
+    pub role: String,
+    pub sublicense_id: Option<String>,
+    pub created_at: i64,
+}
+
+/// Adds a mapping; `None` if this group already has this role.
+pub fn add_mapping(
+    tx: &Transaction<'_>,
+    id: &str,
+    group_ref: &str,
+    role: Role,
+    now: i64,
+) -> rusqlite::Result<Option<String>> {
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO group_mappings (id, group_ref, group_key, role, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![id, group_ref, fold(group_ref), role.as_str(), now])?;
+    Ok((inserted == 1).then(|| id.to_string()))
+}
+
+pub fn mappings(tx: &Transaction<'_>) -> rusqlite::Result<Vec<Mapping>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, group_ref, role, sublicense_id, created_at FROM group_mappings
+         ORDER BY role, group_key",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Mapping {
+            id: r.get(0)?,
+            group_ref: r.get(1)?,
+            role: r.get(2)?,
+            sublicense_id: r.get(3)?,
+            created_at: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
+pub fn remove_mapping(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<bool> {
+    Ok(tx
+        .prepare_cached("DELETE FROM group_mappings WHERE id = ?1")?
+        .execute([id])?
+        == 1)
+}
+
+/// The admins-mapped groups that a directory user's groups (by displayName or externalId)
+/// or the group values of a sign-in match, as the mappings name them.
+pub fn admin_groups_matching(
+    tx: &Transaction<'_>,
+    user_id: Option<&str>,
+    asserted_groups: &[String],
+) -> rusqlite::Result<Vec<String>> {
+    let mut found = Vec::new();
+    if let Some(user_id) = user_id {
+        let mut stmt = tx.prepare_cached(
+            "SELECT DISTINCT m.group_ref FROM group_mappings m
+             JOIN groups g ON m.group_key = g.display_name_key OR m.group_key = lower(g.external_id)
+             JOIN group_members gm ON gm.group_id = g.id
+             WHERE m.role = 'admins' AND gm.user_id = ?1",
+        )?;
+        for row in stmt.query_map([user_id], |r| r.get::<_, String>(0))? {
+            found.push(row?);
+        }
+    }
+    let mut stmt = tx.prepare_cached(
+        "SELECT group_ref FROM group_mappings WHERE role = 'admins' AND group_key = ?1",
+    )?;
+    for group in asserted_groups {
+        if let Some(g) = stmt
+            .query_row([fold(group)], |r| r.get::<_, String>(0))
+            .optional()?
+            && !found.contains(&g)
+        {
+            found.push(g);
+        }
+    }
+    Ok(found)
+}
+
+fn fold(s: &str) -> String {
+    s.trim().to_lowercase()
+}
+
+/// Creates or replaces a break-glass admin's password; true if the admin is new.
+pub fn set_local_admin(
+    tx: &Transaction<'_>,
+    username: &str,
+    password_hash: &str,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let updated = tx
+        .prepare_cached(
+            "UPDATE local_admins SET password_hash = ?2, updated_at = ?3 WHERE username = ?1",
+        )?
+        .execute(params![username, password_hash, now])?;
+    if updated == 1 {
+        return Ok(false);
+    }
+    tx.prepare_cached(
+        "INSERT INTO local_admins (username, password_hash, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+    )?
+    .execute(params![username, password_hash, now])?;
+    Ok(true)
+}
+
+/// A break-glass admin's stored name (its original casing) and password hash.
+pub fn local_admin(
+    tx: &Transaction<'_>,
+    username: &str,
+) -> rusqlite::Result<Option<(String, String)>> {
+    tx.prepare_cached("SELECT username, password_hash FROM local_admins WHERE username = ?1")?
+        .query_row([username], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalAdmin {
+    pub username: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_login_at: Option<i64>,
+}
+
+pub fn local_admins(tx: &Transaction<'_>) -> rusqlite::Result<Vec<LocalAdmin>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT username, created_at, updated_at, last_login_at FROM local_admins ORDER BY username",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(LocalAdmin {
+            username: r.get(0)?,
+            created_at: r.get(1)?,
+            updated_at: r.get(2)?,
+            last_login_at: r.get(3)?,
+        })
+    })?;
+    rows.collect()
+}
+
+pub fn delete_local_admin(tx: &Transaction<'_>, username: &str) -> rusqlite::Result<bool> {
+    Ok(tx
+        .prepare_cached("DELETE FROM local_admins WHERE username = ?1")?
+        .execute([username])?
+        == 1)
+}
+
+pub fn note_local_login(tx: &Transaction<'_>, username: &str, now: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE local_admins SET last_login_at = ?2 WHERE username = ?1")?
+        .execute(params![username, now])?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    Local,
+    Sso,
+}
+
+impl SessionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Local => "local",
+            SessionKind::Sso => "sso",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub kind: String,
+    /// The break-glass username, or the directory user id (the identity when unprovisioned).
+    pub subject: String,
+    pub display_name: String,
+    pub connection_id: Option<String>,
+    pub csrf_token: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+    pub ended_at: Option<i64>,
+}
+
+pub struct NewSession<'a> {
+    pub id_hash: &'a str,
+    pub kind: SessionKind,
+    pub subject: &'a str,
+    pub display_name: &'a str,
+    pub connection_id: Option<&'a str>,
+    pub csrf_token: &'a str,
+    pub client: &'a str,
+    pub expires_at: i64,
+}
+
+/// Stores a new session and drops sessions that ended more than a day ago.
+pub fn create_session(tx: &Transaction<'_>, s: &NewSession<'_>, now: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM admin_sessions WHERE expires_at < ?1 OR ended_at < ?1")?
+        .execute([now - 86_400])?;
+    tx.prepare_cached(
+        "INSERT INTO admin_sessions (id_hash, kind, subject, display_name, connection_id, csrf_token, client, created_at, last_seen_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
+    )?
+    .execute(params![
+        s.id_hash,
+        s.kind.as_str(),
+        s.subject,
+        s.display_name,
+        s.connection_id,
+        s.csrf_token,
+        s.client,
+        now,
+        s.expires_at
+    ])?;
+    Ok(())
+}
+
+pub fn session(tx: &Transaction<'_>, id_hash: &str) -> rusqlite::Result<Option<Session>> {
+    tx.prepare_cached(
+        "SELECT kind, subject, display_name, connection_id, csrf_token, created_at, last_seen_at, expires_at, ended_at
+         FROM admin_sessions WHERE id_hash = ?1",
+    )?
+    .query_row([id_hash], |r| {
+        Ok(Session {
+            kind: r.get(0)?,
+            subject: r.get(1)?,
+            display_name: r.get(2)?,
+            connection_id: r.get(3)?,
+            csrf_token: r.get(4)?,
+            created_at: r.get(5)?,
+            last_seen_at: r.get(6)?,
+            expires_at: r.get(7)?,
+            ended_at: r.get(8)?,
+        })
+    })
+    .optional()
+}
+
+pub fn touch_session(tx: &Transaction<'_>, id_hash: &str, now: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE admin_sessions SET last_seen_at = ?2 WHERE id_hash = ?1")?
+        .execute(params![id_hash, now])?;
+    Ok(())
+}
+
+pub fn end_session(tx: &Transaction<'_>, id_hash: &str, now: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE admin_sessions SET ended_at = ?2 WHERE id_hash = ?1 AND ended_at IS NULL",
+    )?
+    .execute(params![id_hash, now])?;
+    Ok(())
+}
+
+/// Ends every open session of one subject (a changed password, a removed admin).
+pub fn end_sessions_of(
+    tx: &Transaction<'_>,
+    kind: SessionKind,
+    subject: &str,
+    now: i64,
+) -> rusqlite::Result<usize> {
+    tx.prepare_cached(
+        "UPDATE admin_sessions SET ended_at = ?3
+         WHERE kind = ?1 AND subject = ?2 COLLATE NOCASE AND ended_at IS NULL",
+    )?
+    .execute(params![kind.as_str(), subject, now])
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignIn {
+    pub at: i64,
+    /// `saml` or `local`.
+    pub method: String,
+    /// `test`, `admin` or `activation`.
+    pub purpose: String,
+    pub connection_id: Option<String>,
+    pub identity: Option<String>,
+    /// `OK` or the reason code the user saw.
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub client: String,
+}
+
+pub fn record_sign_in(tx: &Transaction<'_>, s: &SignIn) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO sign_in_log (at, method, purpose, connection_id, identity, outcome, detail, client)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        s.at,
+        s.method,
+        s.purpose,
+        s.connection_id,
+        s.identity,
+        s.outcome,
+        s.detail,
+        s.client
+    ])?;
+    let last = tx.last_insert_rowid();
+    if last % 1000 == 0 {
+        tx.prepare_cached("DELETE FROM sign_in_log WHERE id <= ?1")?
+            .execute([last - SIGN_IN_LOG_ROWS])?;
+    }
+    Ok(())
+}
+
+/// The newest sign-ins first; only refusals when `failures_only`.
+pub fn recent_sign_ins(
+    tx: &Transaction<'_>,
+    failures_only: bool,
+    limit: u32,
+) -> rusqlite::Result<Vec<SignIn>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT at, method, purpose, connection_id, identity, outcome, detail, client FROM sign_in_log
+         WHERE (?1 = 0 OR outcome <> 'OK') ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![failures_only as i64, limit], |r| {
+        Ok(SignIn {
+            at: r.get(0)?,
+            method: r.get(1)?,
+            purpose: r.get(2)?,
+            connection_id: r.get(3)?,
+            identity: r.get(4)?,
+            outcome: r.get(5)?,
+            detail: r.get(6)?,
+            client: r.get(7)?,
+        })
+    })?;
+    rows.collect()
+}
