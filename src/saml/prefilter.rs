@@ -81,6 +81,10 @@ pub struct Vetted {
 /// Decodes the `SAMLResponse` form field: whitespace (line-wrapped base64, which samael
 /// refuses) is removed first.
 pub fn decode(form_value: &str) -> Result<String, Rejected> {
+    // Refuse before copying anything: base64 of the largest allowed XML, line-wrapped.
+    if form_value.len() > MAX_XML_BYTES / 3 * 4 * 11 / 10 + 1024 {
+        return Err(Rejected::TooLarge);
+    }
     let compact: String = form_value
         .chars()
         .filter(|c| !c.is_ascii_whitespace())
