@@ -112,7 +112,7 @@ CREATE TABLE idp_connections (
     allow_idp_initiated  INTEGER NOT NULL DEFAULT 0 CHECK (allow_idp_initiated IN (0, 1)),
     created_at           INTEGER NOT NULL,
     updated_at           INTEGER NOT NULL
-) STRICT;
+, sign_requests INTEGER NOT NULL DEFAULT 0 CHECK (sign_requests IN (0, 1))) STRICT;
 
 -- The IdP's signing certificates (several during a rollover). A connection without one is
 -- refused: samael skips signature checks when it has no certificate.
@@ -171,6 +171,16 @@ CREATE TABLE group_mappings (
     created_at     INTEGER NOT NULL,
     UNIQUE (group_key, role)
 ) STRICT;
+
+-- Connections whose metadata came from a URL are refreshed from it on a schedule; a
+-- failed fetch keeps the last good copy (in idp_connections and idp_certificates).
+CREATE TABLE idp_metadata_urls (
+    connection_id    TEXT PRIMARY KEY REFERENCES idp_connections (id) ON DELETE CASCADE,
+    url              TEXT NOT NULL,
+    last_attempt_at  INTEGER,
+    last_success_at  INTEGER,
+    last_error       TEXT
+) STRICT, WITHOUT ROWID;
 
 -- Break-glass administrators: local accounts that work when the IdP does not.
 -- password_hash is an Argon2id PHC string.

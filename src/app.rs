@@ -12,6 +12,7 @@ use crate::error::{HttpError, Reason, Surface};
 use crate::http::{Request, Response};
 use crate::metrics::Metrics;
 use crate::saml::identity::Resolved;
+use crate::saml::signing::SpSigningKey;
 
 pub struct App {
     pub db: Arc<Db>,
@@ -19,6 +20,7 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub scim: crate::scim::Scim,
     pub admin: crate::admin::Admin,
+    pub sp_key: Arc<SpSigningKey>,
     pub public_url: String,
 }
 
@@ -127,6 +129,7 @@ impl App {
         let started = crate::saml::login::start(
             &self.db,
             &self.public_url,
+            &self.sp_key,
             target,
             Purpose::Test,
             return_to.as_deref(),
@@ -212,18 +215,26 @@ impl App {
 
     /// SP metadata: every connection's ACS, or one connection's (for IdPs that take one).
     fn sp_metadata(&self, connection: Option<&str>) -> Handled {
-        let mut ids = self.db.read(crate::db::idp::ids)?;
+        let mut connections = self.db.read(crate::db::idp::list)?;
         if let Some(one) = connection {
-            ids.retain(|id| id == one);
-            if ids.is_empty() {
+            connections.retain(|c| c.id == one);
+            if connections.is_empty() {
                 return Err(HttpError::new(
                     Reason::NotFound,
                     "There is no IdP connection with that id.",
                 ));
             }
         }
-        let xml =
-            crate::saml::metadata::sp_metadata(&self.public_url, &ids, crate::clock::now_unix());
+        // Tell IdPs requests are signed only if every connection listed gets them signed.
+        let signed = !connections.is_empty() && connections.iter().all(|c| c.options.sign_requests);
+        let ids: Vec<String> = connections.into_iter().map(|c| c.id).collect();
+        let xml = crate::saml::metadata::sp_metadata(
+            &self.public_url,
+            &ids,
+            &self.sp_key.certificate_b64(),
+            signed,
+            crate::clock::now_unix(),
+        );
         Ok(Response::new(
             200,
             "application/samlmetadata+xml",

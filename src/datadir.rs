@@ -61,6 +61,11 @@ impl DataDir {
         self.root.join("tls")
     }
 
+    /// The SAML request-signing key and certificate.
+    pub fn saml_dir(&self) -> PathBuf {
+        self.root.join("saml")
+    }
+
     pub fn run_dir(&self) -> PathBuf {
         self.root.join("run")
     }

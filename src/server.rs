@@ -5,7 +5,7 @@
 //! listener or the inner server fails, so launchd/systemd restart the process.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -44,6 +44,10 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Front(#[from] FrontError),
+    #[error(transparent)]
+    Signing(#[from] crate::saml::signing::SigningError),
+    #[error(transparent)]
+    Fetch(#[from] crate::saml::fetch::FetchError),
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
@@ -98,12 +102,21 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     let inner_failed = Arc::new(AtomicBool::new(false));
     let scim = crate::scim::Scim::new(Arc::clone(&db), &public_url, &config.scim)
         .map_err(io_err("cannot start the SCIM request log"))?;
+    let sp_key = Arc::new(crate::saml::signing::SpSigningKey::load_or_create(
+        &data.saml_dir(),
+    )?);
     let app = Arc::new(App {
         db: Arc::clone(&db),
         config: Arc::clone(&config),
         metrics: Arc::clone(&metrics),
         scim,
-        admin: crate::admin::Admin::new(Arc::clone(&db), config.admin.clone(), public_url.clone()),
+        admin: crate::admin::Admin::new(
+            Arc::clone(&db),
+            Arc::clone(&sp_key),
+            config.admin.clone(),
+            public_url.clone(),
+        ),
+        sp_key,
         public_url: public_url.clone(),
     });
     let workers = config.worker_count();
@@ -135,6 +148,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         .map_err(io_err("cannot watch the listener"))?;
 
     let (stop_backups, backup_thread) = start_backup_schedule(&config, &db, &metrics)?;
+    let (stop_refresh, refresh_thread) = start_metadata_refresh(&config, &db)?;
     remember_public_url(&db, &public_url)?;
 
     let scheme = if tls_config.is_some() {
@@ -164,6 +178,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     });
 
     drop(stop_backups);
+    drop(stop_refresh);
     if let Err(e) = &result {
         // Something is broken; do the minimum that keeps data safe and let the supervisor
         // restart us.
@@ -175,7 +190,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     }
     inner.stop();
     app.scim.close();
-    if let Some(t) = backup_thread {
+    for t in [backup_thread, refresh_thread].into_iter().flatten() {
         let _ = t.join();
     }
     if socket_dir_is_temp && let Some(dir) = socket_path.parent() {
@@ -338,13 +353,44 @@ fn install_signals(
     })
 }
 
-type BackupSchedule = (Option<mpsc::Sender<()>>, Option<JoinHandle<()>>);
+/// A background thread and the sender whose drop stops it.
+type Schedule = (Option<mpsc::Sender<()>>, Option<JoinHandle<()>>);
+
+/// Refreshes URL-backed IdP metadata every `saml.metadata_refresh`, checking for due
+/// connections a few times per interval (at most once a minute).
+fn start_metadata_refresh(config: &Config, db: &Arc<Db>) -> Result<Schedule, ServeError> {
+    let ca = &config.saml.metadata_ca_file;
+    let fetcher =
+        crate::saml::fetch::MetadataFetcher::new((!ca.is_empty()).then(|| Path::new(ca)))?;
+    let interval = config.saml.metadata_refresh;
+    let tick = (interval / 10).min(Duration::from_secs(60));
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let db = Arc::clone(db);
+    let handle = std::thread::Builder::new()
+        .name("metadata-refresh".into())
+        .spawn(move || {
+            loop {
+                match stop_rx.recv_timeout(tick) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+                let tried_before = clock::now_unix() - interval.as_secs() as i64;
+                if let Err(e) =
+                    crate::saml::connections::refresh_metadata(&db, &fetcher, Some(tried_before))
+                {
+                    log::error!("IdP metadata refresh failed: {e}");
+                }
+            }
+        })
+        .map_err(io_err("cannot start the metadata refresh thread"))?;
+    Ok((Some(stop_tx), Some(handle)))
+}
 
 fn start_backup_schedule(
     config: &Config,
     db: &Arc<Db>,
     metrics: &Arc<Metrics>,
-) -> Result<BackupSchedule, ServeError> {
+) -> Result<Schedule, ServeError> {
     if !config.backup.enabled {
         return Ok((None, None));
     }

@@ -29,6 +29,7 @@ use crate::error::{HttpError, Reason};
 use crate::http::{Request, Response};
 use crate::saml::acs::SignedIn;
 use crate::saml::identity::Resolved;
+use crate::saml::signing::SpSigningKey;
 
 pub const SESSION_COOKIE: &str = "__Host-sg_admin";
 const LOGIN_COOKIE: &str = "__Host-sg_login";
@@ -39,16 +40,23 @@ type Handled = Result<Response, HttpError>;
 
 pub struct Admin {
     db: Arc<Db>,
+    sp_key: Arc<SpSigningKey>,
     config: AdminConfig,
     public_url: String,
     failures: FailureLimiter,
 }
 
 impl Admin {
-    pub fn new(db: Arc<Db>, config: AdminConfig, public_url: String) -> Admin {
+    pub fn new(
+        db: Arc<Db>,
+        sp_key: Arc<SpSigningKey>,
+        config: AdminConfig,
+        public_url: String,
+    ) -> Admin {
         let failures = FailureLimiter::new(config.login_failures, config.login_window);
         Admin {
             db,
+            sp_key,
             config,
             public_url,
             failures,
@@ -170,6 +178,7 @@ impl Admin {
         let started = crate::saml::login::start(
             &self.db,
             &self.public_url,
+            &self.sp_key,
             crate::saml::login::Target::Email(&email),
             Purpose::Admin,
             Some("/admin"),

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 mod access;
+mod idp;
 
 use crate::config::{Config, Overrides};
 use crate::datadir::DataDir;
@@ -77,7 +78,7 @@ pub enum Command {
     ScimToken(ScimTokenCommand),
     /// Manage SAML identity provider connections
     #[command(subcommand)]
-    Idp(IdpCommand),
+    Idp(idp::IdpCommand),
     /// Show recent SCIM requests: what each IdP sent and how it went (newest first)
     ScimLog {
         /// How many requests to show
@@ -105,33 +106,6 @@ pub enum Command {
         #[arg(long)]
         failures: bool,
     },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum IdpCommand {
-    /// Add a SAML IdP connection from its metadata XML; prints what to enter at the IdP
-    Add {
-        /// A name for the connection, e.g. "Contoso Entra"
-        #[arg(long)]
-        name: String,
-        /// The IdP's SAML metadata XML file
-        #[arg(long, value_name = "FILE")]
-        metadata: PathBuf,
-        /// An email domain this IdP signs users in for (repeatable); a domain belongs to one IdP
-        #[arg(long = "domain", value_name = "DOMAIN", required = true)]
-        domains: Vec<String>,
-        /// entra, okta, google, jumpcloud, ping or generic
-        #[arg(long, default_value = "generic")]
-        preset: String,
-        /// Create users unknown to the directory on their first sign-in (default for google)
-        #[arg(long, conflicts_with = "no_jit")]
-        jit: bool,
-        /// Never create users from sign-ins (they must come from SCIM)
-        #[arg(long)]
-        no_jit: bool,
-    },
-    /// List IdP connections with their domains and signing certificates
-    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,7 +168,7 @@ pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
         Command::Restore { file } => restore_command(&config, &file),
         Command::SetupLink => setup_link_command(&config),
         Command::ScimToken(cmd) => scim_token_command(&config, cmd),
-        Command::Idp(cmd) => idp_command(&config, cmd),
+        Command::Idp(cmd) => idp::run(&config, cmd),
         Command::ScimLog {
             limit,
             failures,
@@ -206,78 +180,6 @@ pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
             access::sign_in_log(&open_existing_db(&config)?, limit, failures)
         }
     }
-}
-
-fn idp_command(config: &Config, cmd: IdpCommand) -> Result<(), CliError> {
-    let db = open_existing_db(config)?;
-    match cmd {
-        IdpCommand::Add {
-            name,
-            metadata,
-            domains,
-            preset,
-            jit,
-            no_jit,
-        } => {
-            if metadata
-                .to_str()
-                .is_some_and(|m| m.starts_with("https://") || m.starts_with("http://"))
-            {
-                return Err(CliError::Usage(
-                    "--metadata takes a file; download the IdP's metadata XML first (URL refresh is not supported yet)".into(),
-                ));
-            }
-            let xml = std::fs::read_to_string(&metadata).map_err(|e| {
-                CliError::Runtime(format!("cannot read {}: {e}", metadata.display()))
-            })?;
-            let request = crate::saml::connections::AddRequest {
-                name: &name,
-                preset: &preset,
-                metadata_xml: &xml,
-                metadata_source: &metadata.display().to_string(),
-                domains: &domains,
-                jit_users: if jit {
-                    Some(true)
-                } else if no_jit {
-                    Some(false)
-                } else {
-                    None
-                },
-            };
-            let added = crate::saml::connections::add(&db, &request).map_err(|e| match e {
-                crate::saml::connections::AddError::Db(e) => CliError::Runtime(e.to_string()),
-                other => CliError::Usage(other.to_string()),
-            })?;
-            let public_url = public_url_for_cli(config, &db)?;
-            print!(
-                "{}",
-                crate::saml::connections::setup_text(&public_url, &added)
-            );
-        }
-        IdpCommand::List => {
-            let all = db.read(crate::db::idp::list).map_err(runtime)?;
-            if all.is_empty() {
-                println!("no IdP connections; add one with `seatgate idp add`");
-            }
-            for c in all {
-                println!(
-                    "{}\t{}\t{}\t{}\tdomains: {}",
-                    c.id,
-                    c.name,
-                    c.preset,
-                    c.idp_entity_id,
-                    c.domains.join(", ")
-                );
-                for (sha, subject, not_after) in c.certificates {
-                    println!(
-                        "    signing certificate {subject} (SHA-256 {sha}) valid until {}",
-                        crate::clock::rfc3339(not_after)
-                    );
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The public URL for links an offline command prints: configured, else the one the last

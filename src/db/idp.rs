@@ -14,11 +14,35 @@ pub struct Connection {
     pub domains: Vec<String>,
     /// (SHA-256 fingerprint, subject, not_after) per signing certificate.
     pub certificates: Vec<(String, String, i64)>,
+    pub options: Options,
+    /// Where the metadata came from: a file path or a URL.
+    pub metadata_source: String,
+    /// For metadata from a URL: the last successful and the last failed refresh.
+    pub refresh: Option<RefreshState>,
+}
+
+/// Per-connection switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Create users unknown to the directory from their sign-in (IdPs without SCIM).
+    pub jit_users: bool,
+    /// Sign AuthnRequests with the SP key.
+    pub sign_requests: bool,
+    /// Accept unsolicited (IdP-initiated) responses, for the admin portal only.
+    pub allow_idp_initiated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshState {
+    pub url: String,
+    pub last_attempt_at: Option<i64>,
+    pub last_success_at: Option<i64>,
+    pub last_error: Option<String>,
 }
 
 pub struct NewConnection<'a> {
     pub id: &'a str,
-    pub jit_users: bool,
+    pub options: Options,
     pub name: &'a str,
     pub preset: &'a str,
     pub metadata: &'a IdpMetadata,
@@ -41,14 +65,15 @@ pub fn domain_owner(tx: &Transaction<'_>, domain: &str) -> rusqlite::Result<Opti
 
 pub fn insert(tx: &Transaction<'_>, c: &NewConnection<'_>, now: i64) -> rusqlite::Result<()> {
     tx.execute(
-        "INSERT INTO idp_connections (id, name, preset, idp_entity_id, sso_url, metadata_xml, metadata_source, jit_users, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-        params![c.id, c.name, c.preset, c.metadata.entity_id, c.metadata.sso_url, c.metadata_xml, c.metadata_source, c.jit_users, now],
+        "INSERT INTO idp_connections (id, name, preset, idp_entity_id, sso_url, metadata_xml, metadata_source, jit_users, sign_requests, allow_idp_initiated, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+        params![c.id, c.name, c.preset, c.metadata.entity_id, c.metadata.sso_url, c.metadata_xml, c.metadata_source, c.options.jit_users, c.options.sign_requests, c.options.allow_idp_initiated, now],
     )?;
-    for cert in &c.metadata.certificates {
+    insert_certificates(tx, c.id, c.metadata)?;
+    if c.metadata_source.starts_with("https://") {
         tx.execute(
-            "INSERT INTO idp_certificates (connection_id, sha256, der, subject, not_after) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![c.id, cert.sha256, cert.der, cert.subject, cert.not_after],
+            "INSERT INTO idp_metadata_urls (connection_id, url, last_attempt_at, last_success_at) VALUES (?1, ?2, ?3, ?3)",
+            params![c.id, c.metadata_source, now],
         )?;
     }
     for d in c.domains {
@@ -60,8 +85,93 @@ pub fn insert(tx: &Transaction<'_>, c: &NewConnection<'_>, now: i64) -> rusqlite
     Ok(())
 }
 
+fn insert_certificates(
+    tx: &Transaction<'_>,
+    id: &str,
+    metadata: &IdpMetadata,
+) -> rusqlite::Result<()> {
+    for cert in &metadata.certificates {
+        tx.execute(
+            "INSERT INTO idp_certificates (connection_id, sha256, der, subject, not_after) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, cert.sha256, cert.der, cert.subject, cert.not_after],
+        )?;
+    }
+    Ok(())
+}
+
+/// Replaces a connection's sign-on URL and signing certificates with fresh metadata.
+pub fn replace_metadata(
+    tx: &Transaction<'_>,
+    id: &str,
+    metadata: &IdpMetadata,
+    xml: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE idp_connections SET sso_url = ?2, metadata_xml = ?3, updated_at = ?4 WHERE id = ?1",
+        params![id, metadata.sso_url, xml, now],
+    )?;
+    tx.execute(
+        "DELETE FROM idp_certificates WHERE connection_id = ?1",
+        [id],
+    )?;
+    insert_certificates(tx, id, metadata)
+}
+
+/// Connections with a metadata URL not tried since `tried_before` (all with `None`).
+pub fn metadata_urls_due(
+    tx: &Transaction<'_>,
+    tried_before: Option<i64>,
+) -> rusqlite::Result<Vec<(String, String, String)>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT u.connection_id, u.url, c.idp_entity_id FROM idp_metadata_urls u
+         JOIN idp_connections c ON c.id = u.connection_id
+         WHERE ?1 IS NULL OR coalesce(u.last_attempt_at, 0) < ?1 ORDER BY u.connection_id",
+    )?;
+    let rows = stmt.query_map([tried_before], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
+}
+
+/// Records a refresh attempt: success clears the error, failure keeps the last success.
+pub fn record_refresh(
+    tx: &Transaction<'_>,
+    id: &str,
+    now: i64,
+    error: Option<&str>,
+) -> rusqlite::Result<()> {
+    match error {
+        None => tx.execute(
+            "UPDATE idp_metadata_urls SET last_attempt_at = ?2, last_success_at = ?2, last_error = NULL WHERE connection_id = ?1",
+            params![id, now],
+        )?,
+        Some(e) => tx.execute(
+            "UPDATE idp_metadata_urls SET last_attempt_at = ?2, last_error = ?3 WHERE connection_id = ?1",
+            params![id, now, e],
+        )?,
+    };
+    Ok(())
+}
+
+/// Changes a connection's switches; false if there is no such connection.
+pub fn set_options(
+    tx: &Transaction<'_>,
+    id: &str,
+    o: &Options,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    Ok(tx.execute(
+        "UPDATE idp_connections SET jit_users = ?2, sign_requests = ?3, allow_idp_initiated = ?4, updated_at = ?5 WHERE id = ?1",
+        params![id, o.jit_users, o.sign_requests, o.allow_idp_initiated, now],
+    )? == 1)
+}
+
 pub fn list(tx: &Transaction<'_>) -> rusqlite::Result<Vec<Connection>> {
-    let mut stmt = tx.prepare("SELECT id, name, preset, idp_entity_id, sso_url FROM idp_connections ORDER BY created_at, id")?;
+    let mut stmt = tx.prepare(
+        "SELECT c.id, c.name, c.preset, c.idp_entity_id, c.sso_url, c.jit_users, c.sign_requests, c.allow_idp_initiated,
+                c.metadata_source, u.url, u.last_attempt_at, u.last_success_at, u.last_error
+         FROM idp_connections c LEFT JOIN idp_metadata_urls u ON u.connection_id = c.id
+         ORDER BY c.created_at, c.id",
+    )?;
     let rows: Vec<Connection> = stmt
         .query_map([], |r| {
             Ok(Connection {
@@ -72,6 +182,21 @@ pub fn list(tx: &Transaction<'_>) -> rusqlite::Result<Vec<Connection>> {
                 sso_url: r.get(4)?,
                 domains: Vec::new(),
                 certificates: Vec::new(),
+                options: Options {
+                    jit_users: r.get(5)?,
+                    sign_requests: r.get(6)?,
+                    allow_idp_initiated: r.get(7)?,
+                },
+                metadata_source: r.get(8)?,
+                refresh: match r.get::<_, Option<String>>(9)? {
+                    Some(url) => Some(RefreshState {
+                        url,
+                        last_attempt_at: r.get(10)?,
+                        last_success_at: r.get(11)?,
+                        last_error: r.get(12)?,
+                    }),
+                    None => None,
+                },
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -107,6 +232,7 @@ pub struct LoginTarget {
     pub id: String,
     pub preset: String,
     pub sso_url: String,
+    pub sign_requests: bool,
 }
 
 fn login_target(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoginTarget> {
@@ -114,13 +240,16 @@ fn login_target(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoginTarget> {
         id: r.get(0)?,
         preset: r.get(1)?,
         sso_url: r.get(2)?,
+        sign_requests: r.get(3)?,
     })
 }
 
 pub fn target_by_id(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<LoginTarget>> {
-    tx.prepare_cached("SELECT id, preset, sso_url FROM idp_connections WHERE id = ?1")?
-        .query_row([id], login_target)
-        .optional()
+    tx.prepare_cached(
+        "SELECT id, preset, sso_url, sign_requests FROM idp_connections WHERE id = ?1",
+    )?
+    .query_row([id], login_target)
+    .optional()
 }
 
 pub fn target_by_domain(
@@ -128,7 +257,7 @@ pub fn target_by_domain(
     domain: &str,
 ) -> rusqlite::Result<Option<LoginTarget>> {
     tx.prepare_cached(
-        "SELECT c.id, c.preset, c.sso_url FROM idp_domains d JOIN idp_connections c ON c.id = d.connection_id
+        "SELECT c.id, c.preset, c.sso_url, c.sign_requests FROM idp_domains d JOIN idp_connections c ON c.id = d.connection_id
          WHERE d.domain = ?1",
     )?
     .query_row([domain], login_target)
@@ -171,6 +300,8 @@ pub struct VerificationKeys {
     pub certificates_der: Vec<Vec<u8>>,
     /// Users unknown to the directory are created from their sign-in.
     pub jit_users: bool,
+    /// Unsolicited responses are accepted (for the admin portal only).
+    pub allow_idp_initiated: bool,
     pub domains: Vec<String>,
 }
 
@@ -178,12 +309,12 @@ pub fn verification_keys(
     tx: &Transaction<'_>,
     id: &str,
 ) -> rusqlite::Result<Option<VerificationKeys>> {
-    let Some((idp_entity_id, sso_url, preset, jit_users)) = tx
+    let Some((idp_entity_id, sso_url, preset, jit_users, allow_idp_initiated)) = tx
         .prepare_cached(
-            "SELECT idp_entity_id, sso_url, preset, jit_users FROM idp_connections WHERE id = ?1",
+            "SELECT idp_entity_id, sso_url, preset, jit_users, allow_idp_initiated FROM idp_connections WHERE id = ?1",
         )?
         .query_row([id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? == 1))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
         .optional()?
     else {
@@ -203,6 +334,7 @@ pub fn verification_keys(
         preset,
         certificates_der,
         jit_users,
+        allow_idp_initiated,
         domains,
     }))
 }

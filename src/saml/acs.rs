@@ -2,7 +2,9 @@
 //!
 //! 1. the strict pre-filter ([`super::prefilter`]), before any signature code runs;
 //! 2. the outstanding request named by InResponseTo: known, for this connection, unexpired,
-//!    unused, and started in this browser (cookie hash); IdP-initiated responses are refused;
+//!    unused, and started in this browser (cookie hash). A response without InResponseTo
+//!    (IdP-initiated) is refused unless the connection allows it, and then only opens the
+//!    admin portal;
 //! 3. samael verifies the signature against metadata rebuilt from *our stored* signing
 //!    certificates (never a key from the response), with an algorithm allowlist, and checks
 //!    issuer, conditions, InResponseTo;
@@ -93,8 +95,7 @@ pub fn consume(
         .get("SAMLResponse")
         .ok_or_else(|| rejected("no SAMLResponse field"))?;
     let vetted = prefilter::vet_form_value(encoded).map_err(|e| rejected(&e.to_string()))?;
-    let in_response_to = response_attribute(&vetted.xml, "InResponseTo")
-        .ok_or_else(|| rejected("no InResponseTo: IdP-initiated sign-in is disabled"))?;
+    let in_response_to = response_attribute(&vetted.xml, "InResponseTo");
     let acs = acs_url(public_url, connection);
     if let Some(destination) = response_attribute(&vetted.xml, "Destination")
         && destination != acs
@@ -108,10 +109,11 @@ pub fn consume(
     let browser =
         crate::http::cookie(cookie_header, BINDING_COOKIE).map(|v| sha256_hex(v.as_bytes()));
     let (request, keys) = db.read(|tx| {
-        Ok::<_, HttpError>((
-            idp::request(tx, &in_response_to)?,
-            idp::verification_keys(tx, connection)?,
-        ))
+        let request = match &in_response_to {
+            Some(id) => idp::request(tx, id)?,
+            None => None,
+        };
+        Ok::<_, HttpError>((request, idp::verification_keys(tx, connection)?))
     })?;
     let keys = keys.ok_or_else(|| {
         HttpError::new(
@@ -119,25 +121,39 @@ pub fn consume(
             "There is no sign-in connection with that name.",
         )
     })?;
-    let request = request.ok_or_else(|| expired("InResponseTo names no request we sent"))?;
-    if request.connection_id != connection {
-        return Err(expired("the request was sent to another connection"));
-    }
-    if request.consumed_at.is_some() {
-        return Err(expired("the request was already used"));
-    }
-    if request.expires_at < now {
-        return Err(expired("the request expired"));
-    }
-    if browser.as_deref() != Some(request.browser_hash.as_str()) {
-        return Err(expired(
-            "the response arrived in a browser other than the one that started the sign-in",
-        ));
-    }
+    // An unsolicited response is accepted only where the connection allows it, and only
+    // ever opens the admin portal (never a device activation).
+    let (purpose, return_to) = match (&in_response_to, request) {
+        (None, _) if keys.allow_idp_initiated => (Purpose::Admin, None),
+        (None, _) => {
+            return Err(rejected(
+                "no InResponseTo: IdP-initiated sign-in is off for this connection",
+            ));
+        }
+        (Some(_), None) => return Err(expired("InResponseTo names no request we sent")),
+        (Some(_), Some(request)) => {
+            if request.connection_id != connection {
+                return Err(expired("the request was sent to another connection"));
+            }
+            if request.consumed_at.is_some() {
+                return Err(expired("the request was already used"));
+            }
+            if request.expires_at < now {
+                return Err(expired("the request expired"));
+            }
+            if browser.as_deref() != Some(request.browser_hash.as_str()) {
+                return Err(expired(
+                    "the response arrived in a browser other than the one that started the sign-in",
+                ));
+            }
+            (request.purpose, request.return_to)
+        }
+    };
 
-    let sp = service_provider(public_url, connection, &keys)?;
+    let sp = service_provider(public_url, connection, &keys, in_response_to.is_none())?;
+    let expected_ids: Option<[&str; 1]> = in_response_to.as_deref().map(|id| [id]);
     let assertion = sp
-        .parse_xml_response(&vetted.xml, Some(&[in_response_to.as_str()]))
+        .parse_xml_response(&vetted.xml, expected_ids.as_ref().map(|ids| &ids[..]))
         .map_err(|e| match &e {
             samael::service_provider::Error::AssertionConditionExpiredBefore { .. }
             | samael::service_provider::Error::AssertionSubjectConfirmationExpiredBefore {
@@ -205,7 +221,9 @@ pub fn consume(
         if !idp::remember_assertion(tx, &assertion.id, replay_until, now)? {
             return Err(rejected("the assertion was already used (replay)"));
         }
-        if !idp::consume_request(tx, &in_response_to, now)? {
+        if let Some(id) = &in_response_to
+            && !idp::consume_request(tx, id, now)?
+        {
             return Err(expired("the request was already used"));
         }
         Ok(())
@@ -223,8 +241,8 @@ pub fn consume(
         groups,
         attributes,
         jit_users: keys.jit_users,
-        return_to: request.return_to,
-        purpose: request.purpose,
+        return_to,
+        purpose,
     })
 }
 
@@ -234,6 +252,7 @@ fn service_provider(
     public_url: &str,
     connection: &str,
     keys: &VerificationKeys,
+    unsolicited: bool,
 ) -> Result<ServiceProvider, HttpError> {
     if keys.certificates_der.is_empty() {
         return Err(rejected("the connection has no signing certificate"));
@@ -267,7 +286,7 @@ fn service_provider(
         entity_id: Some(sp_entity_id(public_url)),
         acs_url: Some(acs_url(public_url, connection)),
         idp_metadata,
-        allow_idp_initiated: false,
+        allow_idp_initiated: unsolicited,
         allowed_signature_algorithms: Some(allowed),
         ..ServiceProvider::default()
     })

@@ -3,7 +3,7 @@
 //! that no other connection owns.
 
 use crate::clock::{now_unix, rfc3339};
-use crate::db::idp::{self, NewConnection};
+use crate::db::idp::{self, NewConnection, Options};
 use crate::db::{Db, DbError};
 use crate::saml::metadata::{self, MetadataError};
 use crate::saml::preset::{self, Preset};
@@ -22,6 +22,10 @@ pub enum AddError {
     NoDomain,
     #[error("the name must contain letters or digits")]
     BadName,
+    #[error("{0} does not accept signed AuthnRequests; leave request signing off for it")]
+    SigningNotSupported(&'static str),
+    #[error("there is no IdP connection {0:?}")]
+    UnknownConnection(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -41,6 +45,8 @@ pub struct AddRequest<'a> {
     pub domains: &'a [String],
     /// Create unknown users from their sign-in; `None`: the preset's default.
     pub jit_users: Option<bool>,
+    pub sign_requests: bool,
+    pub allow_idp_initiated: bool,
 }
 
 pub struct Added {
@@ -48,7 +54,7 @@ pub struct Added {
     pub preset: &'static Preset,
     pub metadata: metadata::IdpMetadata,
     pub domains: Vec<String>,
-    pub jit_users: bool,
+    pub options: Options,
 }
 
 pub fn add(db: &Db, req: &AddRequest<'_>) -> Result<Added, AddError> {
@@ -69,7 +75,14 @@ pub fn add(db: &Db, req: &AddRequest<'_>) -> Result<Added, AddError> {
     if base.is_empty() {
         return Err(AddError::BadName);
     }
-    let jit_users = req.jit_users.unwrap_or(preset.jit_by_default);
+    if req.sign_requests && !preset.accepts_signed_requests {
+        return Err(AddError::SigningNotSupported(preset.label));
+    }
+    let options = Options {
+        jit_users: req.jit_users.unwrap_or(preset.jit_by_default),
+        sign_requests: req.sign_requests,
+        allow_idp_initiated: req.allow_idp_initiated,
+    };
     let id = db.write(|tx| {
         for d in &domains {
             if let Some(owner) = idp::domain_owner(tx, d)? {
@@ -89,7 +102,7 @@ pub fn add(db: &Db, req: &AddRequest<'_>) -> Result<Added, AddError> {
             tx,
             &NewConnection {
                 id: &id,
-                jit_users,
+                options,
                 name: req.name.trim(),
                 preset: preset.key,
                 metadata: &meta,
@@ -106,8 +119,82 @@ pub fn add(db: &Db, req: &AddRequest<'_>) -> Result<Added, AddError> {
         preset,
         metadata: meta,
         domains,
-        jit_users,
+        options,
     })
+}
+
+/// Changes a connection's switches, with the same rules as when adding it.
+pub fn set_options(db: &Db, id: &str, options: &Options) -> Result<(), AddError> {
+    let preset_key = db
+        .read(|tx| idp::target_by_id(tx, id))?
+        .ok_or_else(|| AddError::UnknownConnection(id.to_string()))?
+        .preset;
+    let preset = preset::find(&preset_key).ok_or(AddError::UnknownPreset(preset_key))?;
+    if options.sign_requests && !preset.accepts_signed_requests {
+        return Err(AddError::SigningNotSupported(preset.label));
+    }
+    db.write(|tx| idp::set_options(tx, id, options, now_unix()))?;
+    Ok(())
+}
+
+/// How refreshing one connection's metadata went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refreshed {
+    pub connection: String,
+    /// `Ok(certificates now stored)` or why the last good copy was kept.
+    pub outcome: Result<usize, String>,
+}
+
+/// Fetches the metadata of every URL-backed connection not tried since `tried_before`
+/// (all with `None`) and stores what parses; a failure keeps the last good copy. The
+/// entity ID must not change: a different IdP behind the same URL is not followed.
+pub fn refresh_metadata(
+    db: &Db,
+    fetcher: &super::fetch::MetadataFetcher,
+    tried_before: Option<i64>,
+) -> Result<Vec<Refreshed>, DbError> {
+    let due = db.read(|tx| idp::metadata_urls_due(tx, tried_before))?;
+    let mut out = Vec::with_capacity(due.len());
+    for (id, url, entity_id) in due {
+        let fetched = fetcher
+            .fetch(&url)
+            .map_err(|e| e.to_string())
+            .and_then(|xml| {
+                let meta = metadata::parse_idp_metadata(&xml).map_err(|e| e.to_string())?;
+                if meta.entity_id != entity_id {
+                    return Err(format!(
+                        "the metadata now names the entity ID {:?} instead of {entity_id:?}; add it as a new connection if the IdP really changed",
+                        meta.entity_id
+                    ));
+                }
+                Ok((meta, xml))
+            });
+        let now = now_unix();
+        let outcome = db.write(|tx| match &fetched {
+            Ok((meta, xml)) => {
+                idp::replace_metadata(tx, &id, meta, xml, now)?;
+                idp::record_refresh(tx, &id, now, None)?;
+                Ok::<_, rusqlite::Error>(Ok(meta.certificates.len()))
+            }
+            Err(e) => {
+                idp::record_refresh(tx, &id, now, Some(e))?;
+                Ok(Err(e.clone()))
+            }
+        })?;
+        match &outcome {
+            Ok(n) => log::info!(
+                "refreshed the metadata of IdP connection {id}: {n} signing certificate(s)"
+            ),
+            Err(e) => log::warn!(
+                "IdP connection {id}: metadata refresh failed, keeping the last good copy: {e}"
+            ),
+        }
+        out.push(Refreshed {
+            connection: id,
+            outcome,
+        });
+    }
+    Ok(out)
 }
 
 /// Lower-case ASCII domain names with at least one dot.
@@ -162,7 +249,13 @@ pub fn setup_text(public_url: &str, added: &Added) -> String {
     for step in p.instructions {
         s.push_str(&format!("  - {step}\n"));
     }
-    if added.jit_users {
+    if added.options.sign_requests {
+        s.push_str("  - seatgate signs its AuthnRequests (RSA-SHA256); the IdP finds the signing certificate in the SP metadata.\n");
+    }
+    if added.options.allow_idp_initiated {
+        s.push_str("  - IdP-initiated sign-in (a tile in the IdP's app portal) opens the admin portal; it never activates a device.\n");
+    }
+    if added.options.jit_users {
         s.push_str("  - Users unknown to the directory are created on their first sign-in, with the groups it names.\n");
     }
     s.push_str(&format!(
@@ -208,6 +301,8 @@ mod tests {
                 "eu.contoso.com".into(),
             ],
             jit_users: None,
+            sign_requests: false,
+            allow_idp_initiated: false,
         };
         let added = add(&db, &req).expect("added");
         assert_eq!(added.id, "contoso-entra-id");
@@ -247,6 +342,8 @@ mod tests {
             metadata_source: "f",
             domains: &["ok.example".into()],
             jit_users: None,
+            sign_requests: false,
+            allow_idp_initiated: false,
         };
         for bad in ["localhost", "a..b", "-a.com", "a b.com", "ex_ample.com"] {
             let req = AddRequest {

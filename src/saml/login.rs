@@ -19,6 +19,7 @@ use crate::db::Db;
 use crate::db::idp::{self, LoginTarget, PendingRequest, Purpose};
 use crate::error::{HttpError, Reason, html_escape};
 use crate::http::percent_encode;
+use crate::saml::signing::{SIG_ALG, SpSigningKey};
 
 /// How long a user may take at the IdP (MFA included).
 pub const REQUEST_TTL_SECS: i64 = 10 * 60;
@@ -42,6 +43,7 @@ pub struct Started {
 pub fn start(
     db: &Db,
     public_url: &str,
+    signer: &SpSigningKey,
     target: Target<'_>,
     purpose: Purpose,
     return_to: Option<&str>,
@@ -103,7 +105,13 @@ pub fn start(
         ""
     };
     Ok(Started {
-        location: redirect_url(&connection.sso_url, &xml, &relay_key, login_hint),
+        location: redirect_url(
+            &connection.sso_url,
+            &xml,
+            &relay_key,
+            login_hint,
+            connection.sign_requests.then_some(signer),
+        )?,
         // SameSite=None: the ACS POST comes from the IdP's site; Lax cookies would not be sent.
         set_cookie: format!(
             "{BINDING_COOKIE}={browser_secret}; Path=/saml/acs; Max-Age={REQUEST_TTL_SECS}; HttpOnly; SameSite=None{secure}"
@@ -165,7 +173,8 @@ pub fn redirect_url(
     request_xml: &str,
     relay_state: &str,
     login_hint: Option<&str>,
-) -> String {
+    signer: Option<&SpSigningKey>,
+) -> Result<String, HttpError> {
     let mut deflater =
         flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
     // Writing to a Vec cannot fail.
@@ -173,15 +182,26 @@ pub fn redirect_url(
     let deflated = deflater.finish().unwrap_or_default();
     let encoded = base64::engine::general_purpose::STANDARD.encode(deflated);
     let sep = if sso_url.contains('?') { '&' } else { '?' };
-    let mut url = format!(
-        "{sso_url}{sep}SAMLRequest={}&RelayState={}",
+    // The signed octets are exactly the parameters as sent, in this order (SAML Bindings
+    // §3.4.4.1); the IdP's own query parameters and login_hint are not part of them.
+    let mut signed = format!(
+        "SAMLRequest={}&RelayState={}",
         percent_encode(&encoded),
         percent_encode(relay_state)
     );
+    if let Some(key) = signer {
+        signed.push_str(&format!("&SigAlg={}", percent_encode(SIG_ALG)));
+        let signature = key.sign(signed.as_bytes()).map_err(|e| {
+            log::error!("cannot sign an AuthnRequest: {e}");
+            HttpError::internal()
+        })?;
+        signed.push_str(&format!("&Signature={}", percent_encode(&signature)));
+    }
+    let mut url = format!("{sso_url}{sep}{signed}");
     if let Some(hint) = login_hint {
         url.push_str(&format!("&login_hint={}", percent_encode(hint)));
     }
-    url
+    Ok(url)
 }
 
 #[cfg(test)]
@@ -220,7 +240,9 @@ mod tests {
             &xml,
             "k1",
             None,
-        );
+            None,
+        )
+        .expect("url");
         assert!(
             url.starts_with("https://accounts.google.com/o/saml2/idp?idpid=C01&SAMLRequest="),
             "{url}"
@@ -232,7 +254,9 @@ mod tests {
             &xml,
             "k",
             Some("a+b@contoso.com"),
-        );
+            None,
+        )
+        .expect("url");
         assert!(
             entra.contains("?SAMLRequest=") && entra.ends_with("&login_hint=a%2Bb%40contoso.com"),
             "{entra}"

@@ -54,6 +54,9 @@ pub fn parse_idp_metadata(xml: &str) -> Result<IdpMetadata, MetadataError> {
     if xml.to_ascii_lowercase().contains("<!doctype") {
         return Err(MetadataError::Doctype);
     }
+    // samael's reader tolerates undeclared prefixes and other breakage; insist on XML.
+    roxmltree::Document::parse(xml)
+        .map_err(|e| MetadataError::NotMetadata(format!("not well-formed XML: {e}")))?;
     let entity = xml
         .parse::<EntityDescriptor>()
         .map_err(|e| MetadataError::NotMetadata(e.to_string().chars().take(200).collect()))?;
@@ -130,7 +133,15 @@ pub fn acs_url(public_url: &str, connection: &str) -> String {
 
 /// SP metadata listing one Assertion Consumer Service per connection. It advertises no
 /// encryption (TLS protects the POST) and asks for signed assertions.
-pub fn sp_metadata(public_url: &str, connections: &[String], now: i64) -> String {
+/// SP metadata listing the ACS of `connections`. `signing_cert_b64` is the request-signing
+/// certificate; `requests_signed` says whether these connections get signed requests.
+pub fn sp_metadata(
+    public_url: &str,
+    connections: &[String],
+    signing_cert_b64: &str,
+    requests_signed: bool,
+    now: i64,
+) -> String {
     let valid_until = crate::clock::rfc3339(now + SP_METADATA_VALID_DAYS * 86_400);
     let mut acs = String::new();
     for (i, id) in connections.iter().enumerate() {
@@ -141,7 +152,7 @@ pub fn sp_metadata(public_url: &str, connections: &[String], now: i64) -> String
         ));
     }
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"{}\" validUntil=\"{valid_until}\">\n  <md:SPSSODescriptor AuthnRequestsSigned=\"false\" WantAssertionsSigned=\"true\" protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\n    <md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified</md:NameIDFormat>\n    <md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress</md:NameIDFormat>\n{acs}  </md:SPSSODescriptor>\n</md:EntityDescriptor>\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"{}\" validUntil=\"{valid_until}\">\n  <md:SPSSODescriptor AuthnRequestsSigned=\"{requests_signed}\" WantAssertionsSigned=\"true\" protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\n    <md:KeyDescriptor use=\"signing\"><ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:X509Data><ds:X509Certificate>{signing_cert_b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>\n    <md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified</md:NameIDFormat>\n    <md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress</md:NameIDFormat>\n{acs}  </md:SPSSODescriptor>\n</md:EntityDescriptor>\n",
         html_escape(&sp_entity_id(public_url))
     )
 }
@@ -237,10 +248,25 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn malformed_xml_is_refused_even_where_samael_would_read_it() {
+        let good = idp_metadata("https://idp", &[(Some("signing"), &cert_b64("a"))]);
+        assert!(parse_idp_metadata(&good).is_ok());
+        let undeclared = good
+            .replace("<KeyDescriptor", "<md:KeyDescriptor")
+            .replace("</KeyDescriptor>", "</md:KeyDescriptor>");
+        assert!(matches!(
+            parse_idp_metadata(&undeclared),
+            Err(MetadataError::NotMetadata(m)) if m.contains("well-formed")
+        ));
+    }
+
+    #[test]
     fn sp_metadata_lists_each_acs_and_no_encryption() {
         let xml = sp_metadata(
             "https://gw.example",
             &["contoso-entra".into(), "fabrikam-okta".into()],
+            "MIIB",
+            false,
             0,
         );
         assert!(xml.contains("entityID=\"https://gw.example/saml/metadata\""));
@@ -250,7 +276,13 @@ pub(crate) mod tests {
         assert!(xml.contains(
             "Location=\"https://gw.example/saml/acs/fabrikam-okta\" index=\"1\" isDefault=\"false\""
         ));
-        assert!(!xml.contains("encryption") && !xml.contains("KeyDescriptor"));
+        assert!(
+            !xml.contains("encryption"),
+            "no encryption key is advertised"
+        );
+        assert!(xml.contains("<md:KeyDescriptor use=\"signing\">"));
+        assert!(xml.contains("<ds:X509Certificate>MIIB</ds:X509Certificate>"));
+        assert!(xml.contains("AuthnRequestsSigned=\"false\""));
         assert!(xml.contains("validUntil=\"1970-01-08T00:00:00Z\""));
         roxmltree::Document::parse(&xml).expect("well-formed");
     }

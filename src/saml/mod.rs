@@ -4,8 +4,10 @@
 
 pub mod acs;
 pub mod connections;
+pub mod fetch;
 pub mod identity;
 pub mod login;
 pub mod metadata;
 pub mod prefilter;
 pub mod preset;
+pub mod signing;

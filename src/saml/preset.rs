@@ -24,6 +24,8 @@ pub struct Preset {
     pub login_hint: bool,
     /// Create users from sign-ins by default (IdPs without SCIM for custom apps).
     pub jit_by_default: bool,
+    /// The IdP can verify signed AuthnRequests (Google Workspace cannot).
+    pub accepts_signed_requests: bool,
     /// Steps for the IdP admin, beyond entity ID and ACS URL.
     pub instructions: &'static [&'static str],
 }
@@ -41,11 +43,12 @@ pub const PRESETS: &[Preset] = &[
         ),
         login_hint: true,
         jit_by_default: false,
+        accepts_signed_requests: true,
         instructions: &[
             "Enterprise application > Single sign-on > SAML: set Identifier (Entity ID) and Reply URL (ACS URL) as shown.",
             "Unique User Identifier (Name ID): user.userprincipalname, format Email address.",
             "Add a group claim: Groups assigned to the application, source attribute Group ID (object ids are matched).",
-            "Download Federation Metadata XML and pass it to `seatgate idp add --metadata`.",
+            "Pass the App Federation Metadata Url (refreshed daily, so certificate rollovers need no action) or the downloaded Federation Metadata XML to `seatgate idp add --metadata`.",
         ],
     },
     Preset {
@@ -58,6 +61,7 @@ pub const PRESETS: &[Preset] = &[
         immutable_id_attribute: None,
         login_hint: false,
         jit_by_default: false,
+        accepts_signed_requests: true,
         instructions: &[
             "SAML 2.0 app: Single sign on URL = ACS URL, Audience URI (SP Entity ID) = Entity ID, as shown.",
             "Name ID format: Unspecified or EmailAddress; Application username: Email.",
@@ -75,6 +79,7 @@ pub const PRESETS: &[Preset] = &[
         immutable_id_attribute: None,
         login_hint: false,
         jit_by_default: true,
+        accepts_signed_requests: false,
         instructions: &[
             "Admin console > Apps > Web and mobile apps > Add custom SAML app: ACS URL and Entity ID as shown.",
             "Name ID format: EMAIL, Name ID: Basic Information > Primary email.",
@@ -92,6 +97,7 @@ pub const PRESETS: &[Preset] = &[
         immutable_id_attribute: None,
         login_hint: false,
         jit_by_default: false,
+        accepts_signed_requests: true,
         instructions: &[
             "Custom SAML App: SP Entity ID and ACS URL as shown; IdP Entity ID is free text of your choice.",
             "SAMLSubject NameID: email. Enable Include group attribute with the name memberOf.",
@@ -108,6 +114,7 @@ pub const PRESETS: &[Preset] = &[
         immutable_id_attribute: None,
         login_hint: false,
         jit_by_default: false,
+        accepts_signed_requests: true,
         instructions: &[
             "SAML application: ACS URL and Entity ID as shown.",
             "PingOne sends the user's UUID as Name ID: map an attribute named email to the user's email.",
@@ -124,6 +131,7 @@ pub const PRESETS: &[Preset] = &[
         immutable_id_attribute: None,
         login_hint: false,
         jit_by_default: false,
+        accepts_signed_requests: true,
         instructions: &[
             "ACS URL (HTTP-POST) and SP Entity ID as shown; sign the assertion with SHA-256.",
             "Send the user's email as Name ID, or as an attribute named email; groups as an attribute named groups.",

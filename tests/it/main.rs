@@ -6,5 +6,6 @@ mod front;
 mod lifecycle;
 mod ops;
 mod saml;
+mod saml_options;
 mod scim;
 mod support;

@@ -55,6 +55,19 @@ CREATE TABLE sign_in_log (
 ) STRICT;
 CREATE INDEX sign_in_log_at ON sign_in_log (at);
 
+-- Connections may ask for signed AuthnRequests (the SP key is in <data_dir>/saml/).
+ALTER TABLE idp_connections ADD COLUMN sign_requests INTEGER NOT NULL DEFAULT 0 CHECK (sign_requests IN (0, 1));
+
+-- Connections whose metadata came from a URL are refreshed from it on a schedule; a
+-- failed fetch keeps the last good copy (in idp_connections and idp_certificates).
+CREATE TABLE idp_metadata_urls (
+    connection_id    TEXT PRIMARY KEY REFERENCES idp_connections (id) ON DELETE CASCADE,
+    url              TEXT NOT NULL,
+    last_attempt_at  INTEGER,
+    last_success_at  INTEGER,
+    last_error       TEXT
+) STRICT, WITHOUT ROWID;
+
 -- Sign-ins now say what they are for. Outstanding requests live minutes, so the table
 -- is recreated rather than altered.
 DROP TABLE saml_requests;
