@@ -233,6 +233,8 @@ pub struct LoginTarget {
     pub preset: String,
     pub sso_url: String,
     pub sign_requests: bool,
+    /// Signing certificates on file; without one no sign-in can be verified.
+    pub certificates: i64,
 }
 
 fn login_target(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoginTarget> {
@@ -241,12 +243,16 @@ fn login_target(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoginTarget> {
         preset: r.get(1)?,
         sso_url: r.get(2)?,
         sign_requests: r.get(3)?,
+        certificates: r.get(4)?,
     })
 }
 
+const CERTIFICATE_COUNT: &str =
+    "(SELECT count(*) FROM idp_certificates k WHERE k.connection_id = c.id)";
+
 pub fn target_by_id(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<LoginTarget>> {
     tx.prepare_cached(
-        "SELECT id, preset, sso_url, sign_requests FROM idp_connections WHERE id = ?1",
+        &format!("SELECT c.id, c.preset, c.sso_url, c.sign_requests, {CERTIFICATE_COUNT} FROM idp_connections c WHERE c.id = ?1"),
     )?
     .query_row([id], login_target)
     .optional()
@@ -257,8 +263,8 @@ pub fn target_by_domain(
     domain: &str,
 ) -> rusqlite::Result<Option<LoginTarget>> {
     tx.prepare_cached(
-        "SELECT c.id, c.preset, c.sso_url, c.sign_requests FROM idp_domains d JOIN idp_connections c ON c.id = d.connection_id
-         WHERE d.domain = ?1",
+        &format!("SELECT c.id, c.preset, c.sso_url, c.sign_requests, {CERTIFICATE_COUNT} FROM idp_domains d JOIN idp_connections c ON c.id = d.connection_id
+         WHERE d.domain = ?1"),
     )?
     .query_row([domain], login_target)
     .optional()

@@ -255,7 +255,11 @@ fn service_provider(
     unsolicited: bool,
 ) -> Result<ServiceProvider, HttpError> {
     if keys.certificates_der.is_empty() {
-        return Err(rejected("the connection has no signing certificate"));
+        return Err(HttpError::new(
+            Reason::ConnectionIncomplete,
+            "Single sign-on for your organization is not completely set up yet. Ask your IT administrator.",
+        )
+        .with_detail("the connection has no signing certificate"));
     }
     let certs: String = keys
         .certificates_der

@@ -69,6 +69,16 @@ pub fn start(
         Target::Connection(_) => HttpError::new(Reason::NotFound, "There is no sign-in connection with that name."),
     })?;
 
+    if connection.certificates == 0 {
+        log::warn!(
+            "sign-in refused: IdP connection {} has no signing certificate",
+            connection.id
+        );
+        return Err(HttpError::new(
+            Reason::ConnectionIncomplete,
+            "Single sign-on for your organization is not completely set up yet (the identity provider's signing certificate is missing). Ask your IT administrator.",
+        ));
+    }
     let request_id = format!("id{}", random_hex(16));
     let relay_key = random_hex(16);
     let browser_secret = crate::crypto::new_secret_token();

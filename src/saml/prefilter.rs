@@ -28,6 +28,18 @@ const DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
 const XENC: &str = "http://www.w3.org/2001/04/xmlenc#";
 const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
 const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
+/// The signature algorithms accepted (the same list samael is given): SHA-2 only.
+pub const SIGNATURE_METHODS: &[&str] = &[
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+];
+const DIGEST_METHODS: &[&str] = &[
+    "http://www.w3.org/2001/04/xmlenc#sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#sha384",
+    "http://www.w3.org/2001/04/xmlenc#sha512",
+];
 
 /// Why a response was refused. The message is for the admin log; users see a generic page.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -233,6 +245,13 @@ fn check_signature(sig: Node<'_, '_>, parent_id: &str) -> Result<(), Rejected> {
     if c14n != EXC_C14N {
         return Err(Rejected::Algorithm(format!("canonicalization {c14n:?}")));
     }
+    let method = children(info, "SignatureMethod")
+        .next()
+        .and_then(|m| m.attribute("Algorithm"))
+        .unwrap_or("");
+    if !SIGNATURE_METHODS.contains(&method) {
+        return Err(Rejected::Algorithm(format!("signature method {method:?}")));
+    }
     let references: Vec<Node<'_, '_>> = children(info, "Reference").collect();
     if references.len() != 1 {
         return Err(Rejected::Reference(format!(
@@ -245,6 +264,13 @@ fn check_signature(sig: Node<'_, '_>, parent_id: &str) -> Result<(), Rejected> {
         return Err(Rejected::Reference(format!(
             "URI {uri:?} instead of \"#{parent_id}\""
         )));
+    }
+    let digest = children(references[0], "DigestMethod")
+        .next()
+        .and_then(|d| d.attribute("Algorithm"))
+        .unwrap_or("");
+    if !DIGEST_METHODS.contains(&digest) {
+        return Err(Rejected::Algorithm(format!("digest method {digest:?}")));
     }
     for transforms in children(references[0], "Transforms") {
         for t in transforms.children().filter(Node::is_element) {
@@ -278,6 +304,31 @@ mod tests {
 
     fn good_sig(uri: &str) -> String {
         signature(uri, EXC_C14N, STD_TRANSFORMS, "")
+    }
+
+    #[test]
+    fn only_sha2_signatures_and_digests_pass() {
+        let sha1_sig = good_sig("#_a1").replace(
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+            "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+        );
+        assert!(matches!(
+            vet(&response(&sha1_sig, "", "")),
+            Err(Rejected::Algorithm(m)) if m.contains("rsa-sha1")
+        ));
+        let sha1_digest = good_sig("#_a1").replace(
+            "http://www.w3.org/2001/04/xmlenc#sha256",
+            "http://www.w3.org/2000/09/xmldsig#sha1",
+        );
+        assert!(matches!(
+            vet(&response(&sha1_digest, "", "")),
+            Err(Rejected::Algorithm(m)) if m.contains("sha1")
+        ));
+        let hmac = good_sig("#_a1").replace(
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+            "http://www.w3.org/2000/09/xmldsig#hmac-sha1",
+        );
+        assert!(vet(&response(&hmac, "", "")).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod admin;
 mod front;
 mod lifecycle;
 mod ops;
+mod pysaml2;
 mod saml;
 mod saml_options;
 mod scim;

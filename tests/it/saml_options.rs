@@ -413,3 +413,41 @@ fn key_descriptor(idp: &TestIdp) -> String {
     let end = md.find("</md:KeyDescriptor>").expect("end") + "</md:KeyDescriptor>".len();
     md[start..end].to_string()
 }
+
+#[test]
+fn a_connection_without_signing_certificates_is_reported_incomplete() {
+    let s = server().start();
+    let idp = TestIdp::new("https://idp.contoso.example/saml");
+    let c = connect(&s, "Contoso", "okta", "contoso.com", &idp.metadata());
+    let (id, relay, cookie) = {
+        let r = s.get(&format!("/saml/login/{c}"));
+        let location = r.header("location").expect("location").to_string();
+        let id = roxmltree::Document::parse(&crate::saml::inflate_request(&location))
+            .expect("xml")
+            .root_element()
+            .attribute("ID")
+            .expect("id")
+            .to_string();
+        let relay = query_value(&location, "RelayState")
+            .expect("relay")
+            .to_string();
+        (id, relay, r.set_cookie("sg_saml").expect("cookie"))
+    };
+    db_exec(&s, "DELETE FROM idp_certificates");
+
+    let start = s.get("/saml/login?email=ryan%40contoso.com");
+    assert_eq!(start.status, 503);
+    assert!(
+        start.text().contains("CONNECTION_INCOMPLETE"),
+        "{}",
+        start.text()
+    );
+
+    let base = format!("https://127.0.0.1:{}", s.addr.port());
+    let mut m = Mint::valid(&idp, &base, &id);
+    m.acs = format!("{base}/saml/acs/{c}");
+    m.recipient = m.acs.clone();
+    let r = post_acs_at(&s, &c, &idp.sign(&m.xml()), &relay, Some(&cookie));
+    assert_eq!(r.status, 503);
+    assert!(r.text().contains("CONNECTION_INCOMPLETE"));
+}
