@@ -12,7 +12,7 @@ use crate::error::{HttpError, Reason, Surface};
 use crate::http::{Request, Response};
 use crate::metrics::Metrics;
 use crate::saml::identity::Resolved;
-use crate::saml::signing::SpSigningKey;
+use crate::saml::signing::LazySpKey;
 
 pub struct App {
     pub db: Arc<Db>,
@@ -20,7 +20,7 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub scim: crate::scim::Scim,
     pub admin: crate::admin::Admin,
-    pub sp_key: Arc<SpSigningKey>,
+    pub sp_key: Arc<LazySpKey>,
     pub public_url: String,
 }
 
@@ -231,7 +231,14 @@ impl App {
         let xml = crate::saml::metadata::sp_metadata(
             &self.public_url,
             &ids,
-            &self.sp_key.certificate_b64(),
+            &self
+                .sp_key
+                .get()
+                .map_err(|e| {
+                    log::error!("cannot load the SAML request-signing key: {e}");
+                    HttpError::internal()
+                })?
+                .certificate_b64(),
             signed,
             crate::clock::now_unix(),
         );

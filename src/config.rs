@@ -392,6 +392,14 @@ impl Config {
         if self.saml.metadata_refresh < Duration::from_secs(60) {
             return invalid("saml.metadata_refresh must be at least 1m");
         }
+        if !self.saml.metadata_ca_file.is_empty()
+            && !Path::new(&self.saml.metadata_ca_file).is_file()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "saml.metadata_ca_file {} is not a readable file",
+                self.saml.metadata_ca_file
+            )));
+        }
         if self.backup.enabled
             && (self.backup.retain == 0 || self.backup.interval < Duration::from_secs(1))
         {

@@ -44,10 +44,6 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Front(#[from] FrontError),
-    #[error(transparent)]
-    Signing(#[from] crate::saml::signing::SigningError),
-    #[error(transparent)]
-    Fetch(#[from] crate::saml::fetch::FetchError),
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
@@ -102,9 +98,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     let inner_failed = Arc::new(AtomicBool::new(false));
     let scim = crate::scim::Scim::new(Arc::clone(&db), &public_url, &config.scim)
         .map_err(io_err("cannot start the SCIM request log"))?;
-    let sp_key = Arc::new(crate::saml::signing::SpSigningKey::load_or_create(
-        &data.saml_dir(),
-    )?);
+    let sp_key = Arc::new(crate::saml::signing::LazySpKey::new(data.saml_dir()));
     let app = Arc::new(App {
         db: Arc::clone(&db),
         config: Arc::clone(&config),
@@ -359,9 +353,7 @@ type Schedule = (Option<mpsc::Sender<()>>, Option<JoinHandle<()>>);
 /// Refreshes URL-backed IdP metadata every `saml.metadata_refresh`, checking for due
 /// connections a few times per interval (at most once a minute).
 fn start_metadata_refresh(config: &Config, db: &Arc<Db>) -> Result<Schedule, ServeError> {
-    let ca = &config.saml.metadata_ca_file;
-    let fetcher =
-        crate::saml::fetch::MetadataFetcher::new((!ca.is_empty()).then(|| Path::new(ca)))?;
+    let ca = config.saml.metadata_ca_file.clone();
     let interval = config.saml.metadata_refresh;
     let tick = (interval / 10).min(Duration::from_secs(60));
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
@@ -369,14 +361,42 @@ fn start_metadata_refresh(config: &Config, db: &Arc<Db>) -> Result<Schedule, Ser
     let handle = std::thread::Builder::new()
         .name("metadata-refresh".into())
         .spawn(move || {
+            // Built at the first tick: loading the system's roots costs start-up time and
+            // memory that a gateway without URL-backed metadata never needs.
+            let mut fetcher = None;
             loop {
                 match stop_rx.recv_timeout(tick) {
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     _ => return,
                 }
                 let tried_before = clock::now_unix() - interval.as_secs() as i64;
+                let due =
+                    match db.read(|tx| crate::db::idp::metadata_urls_due(tx, Some(tried_before))) {
+                        Ok(due) => due,
+                        Err(e) => {
+                            log::error!("IdP metadata refresh: {e}");
+                            continue;
+                        }
+                    };
+                if due.is_empty() {
+                    continue;
+                }
+                if fetcher.is_none() {
+                    match crate::saml::fetch::MetadataFetcher::new(
+                        (!ca.is_empty()).then(|| Path::new(ca.as_str())),
+                    ) {
+                        Ok(f) => fetcher = Some(f),
+                        Err(e) => {
+                            log::error!("IdP metadata refresh: {e}");
+                            continue;
+                        }
+                    }
+                }
+                let Some(fetcher) = fetcher.as_ref() else {
+                    continue;
+                };
                 if let Err(e) =
-                    crate::saml::connections::refresh_metadata(&db, &fetcher, Some(tried_before))
+                    crate::saml::connections::refresh_metadata(&db, fetcher, Some(tried_before))
                 {
                     log::error!("IdP metadata refresh failed: {e}");
                 }

@@ -29,7 +29,7 @@ use crate::error::{HttpError, Reason};
 use crate::http::{Request, Response};
 use crate::saml::acs::SignedIn;
 use crate::saml::identity::Resolved;
-use crate::saml::signing::SpSigningKey;
+use crate::saml::signing::LazySpKey;
 
 pub const SESSION_COOKIE: &str = "__Host-sg_admin";
 const LOGIN_COOKIE: &str = "__Host-sg_login";
@@ -40,7 +40,7 @@ type Handled = Result<Response, HttpError>;
 
 pub struct Admin {
     db: Arc<Db>,
-    sp_key: Arc<SpSigningKey>,
+    sp_key: Arc<LazySpKey>,
     config: AdminConfig,
     public_url: String,
     failures: FailureLimiter,
@@ -49,7 +49,7 @@ pub struct Admin {
 impl Admin {
     pub fn new(
         db: Arc<Db>,
-        sp_key: Arc<SpSigningKey>,
+        sp_key: Arc<LazySpKey>,
         config: AdminConfig,
         public_url: String,
     ) -> Admin {

@@ -19,7 +19,7 @@ use crate::db::Db;
 use crate::db::idp::{self, LoginTarget, PendingRequest, Purpose};
 use crate::error::{HttpError, Reason, html_escape};
 use crate::http::percent_encode;
-use crate::saml::signing::{SIG_ALG, SpSigningKey};
+use crate::saml::signing::{LazySpKey, SIG_ALG, SpSigningKey};
 
 /// How long a user may take at the IdP (MFA included).
 pub const REQUEST_TTL_SECS: i64 = 10 * 60;
@@ -43,7 +43,7 @@ pub struct Started {
 pub fn start(
     db: &Db,
     public_url: &str,
-    signer: &SpSigningKey,
+    signer: &LazySpKey,
     target: Target<'_>,
     purpose: Purpose,
     return_to: Option<&str>,
@@ -79,6 +79,14 @@ pub fn start(
             "Single sign-on for your organization is not completely set up yet (the identity provider's signing certificate is missing). Ask your IT administrator.",
         ));
     }
+    let signing_key = if connection.sign_requests {
+        Some(signer.get().map_err(|e| {
+            log::error!("cannot load the SAML request-signing key: {e}");
+            HttpError::internal()
+        })?)
+    } else {
+        None
+    };
     let request_id = format!("id{}", random_hex(16));
     let relay_key = random_hex(16);
     let browser_secret = crate::crypto::new_secret_token();
@@ -120,7 +128,7 @@ pub fn start(
             &xml,
             &relay_key,
             login_hint,
-            connection.sign_requests.then_some(signer),
+            signing_key.as_deref(),
         )?,
         // SameSite=None: the ACS POST comes from the IdP's site; Lax cookies would not be sent.
         set_cookie: format!(

@@ -35,6 +35,32 @@ pub enum SigningError {
     Invalid { path: PathBuf, detail: String },
 }
 
+/// The SP key, loaded (or created, which takes RSA key generation's ~0.1 s) on first use,
+/// so neither start-up nor idle memory pays for it when no one needs it.
+pub struct LazySpKey {
+    dir: PathBuf,
+    key: std::sync::Mutex<Option<std::sync::Arc<SpSigningKey>>>,
+}
+
+impl LazySpKey {
+    pub fn new(dir: PathBuf) -> LazySpKey {
+        LazySpKey {
+            dir,
+            key: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn get(&self) -> Result<std::sync::Arc<SpSigningKey>, SigningError> {
+        let mut slot = self.key.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(key) = slot.as_ref() {
+            return Ok(std::sync::Arc::clone(key));
+        }
+        let key = std::sync::Arc::new(SpSigningKey::load_or_create(&self.dir)?);
+        *slot = Some(std::sync::Arc::clone(&key));
+        Ok(key)
+    }
+}
+
 pub struct SpSigningKey {
     key: PKey<Private>,
     cert_der: Vec<u8>,

@@ -1,30 +1,21 @@
 //! The admin portal's access: break-glass passwords, SSO for the admins group, sessions,
 //! CSRF, timeouts, and the sign-in log.
 
-use crate::saml::{Mint, TestIdp, connect, inflate_request, post_acs_at};
-use crate::support::{HttpResponse, TestServer, db_exec, db_query, run_cli, server};
+use crate::saml::{Mint, TestIdp, begin_with, connect, post_acs_at};
+use crate::support::{HttpResponse, TestServer, db_exec, db_query, server};
 
 const SESSION: &str = "__Host-sg_admin";
 const LOGIN: &str = "__Host-sg_login";
 
-fn cli(s: &TestServer, args: &[&str]) -> (i32, String, String) {
-    let mut all = vec!["--data-dir", s.data_dir.to_str().expect("utf8")];
-    all.extend_from_slice(args);
-    run_cli(&all, &[])
-}
-
 /// Creates a break-glass admin; returns its generated password.
 fn make_admin(s: &TestServer, username: &str) -> String {
-    let (code, out, err) = cli(
-        s,
-        &[
-            "admin",
-            "set-password",
-            "--username",
-            username,
-            "--generate",
-        ],
-    );
+    let (code, out, err) = s.cli(&[
+        "admin",
+        "set-password",
+        "--username",
+        username,
+        "--generate",
+    ]);
     assert_eq!(code, 0, "{err}");
     out.lines().last().expect("password").to_string()
 }
@@ -219,7 +210,7 @@ fn break_glass_admins_sign_in_and_out_behind_csrf_checks() {
             "TOO_MANY_REQUESTS"
         ]
     );
-    let (code, log, _) = cli(&s, &["sign-in-log", "--failures"]);
+    let (code, log, _) = s.cli(&["sign-in-log", "--failures"]);
     assert_eq!(code, 0);
     assert!(
         log.contains("local admin/- nobody INVALID_CREDENTIALS"),
@@ -295,7 +286,7 @@ fn sessions_end_when_idle_at_their_lifetime_and_on_password_change() {
     );
     assert_eq!(code, 2);
     assert!(err.contains("at least 12 characters"), "{err}");
-    let (code, listed, _) = cli(&s, &["admin", "list"]);
+    let (code, listed, _) = s.cli(&["admin", "list"]);
     assert_eq!(code, 0);
     assert!(listed.starts_with("ops\t"), "{listed}");
     assert!(!listed.contains("argon2"), "hashes are never printed");
@@ -333,21 +324,10 @@ fn run_cli_stdin(s: &TestServer, args: &[&str], stdin: &str) -> (i32, String, St
 
 /// Starts an admin SSO sign-in for `email`; returns (request id, relay state, binding cookie).
 fn begin_admin_sso(s: &TestServer, email: &str) -> (String, String, String) {
-    let r = s.get(&format!(
-        "/admin/sso?email={}",
-        seatgate::http::percent_encode(email)
-    ));
-    assert_eq!(r.status, 303, "{}", r.text());
-    let location = r.header("location").expect("Location");
-    let xml = inflate_request(location);
-    let doc = roxmltree::Document::parse(&xml).expect("xml");
-    let id = doc.root_element().attribute("ID").expect("id").to_string();
-    let relay = location
-        .split('&')
-        .find_map(|p| p.strip_prefix("RelayState="))
-        .expect("relay")
-        .to_string();
-    (id, relay, r.set_cookie("sg_saml").expect("binding cookie"))
+    crate::saml::begin_with(
+        s,
+        &format!("/admin/sso?email={}", seatgate::http::percent_encode(email)),
+    )
 }
 
 fn admin_sso(
@@ -379,16 +359,11 @@ fn members_of_the_admins_group_sign_in_by_sso_and_leavers_lose_the_session() {
     let s = server().start();
     let idp = TestIdp::new("https://idp.contoso.example/saml");
     let c = connect(&s, "Contoso", "okta", "contoso.com", &idp.metadata());
-    let (code, mapped, err) = cli(
-        &s,
-        &["group-map", "add", "--group", "Seatgate Admins", "--admins"],
-    );
+    let (code, mapped, err) =
+        s.cli(&["group-map", "add", "--group", "Seatgate Admins", "--admins"]);
     assert_eq!(code, 0, "{err}");
     assert!(mapped.contains("admins"), "{mapped}");
-    let (code, _, err) = cli(
-        &s,
-        &["group-map", "add", "--group", "seatgate admins", "--admins"],
-    );
+    let (code, _, err) = s.cli(&["group-map", "add", "--group", "seatgate admins", "--admins"]);
     assert_eq!(
         code, 2,
         "groups are matched case-insensitively, so this is a duplicate"
@@ -403,12 +378,11 @@ fn members_of_the_admins_group_sign_in_by_sso_and_leavers_lose_the_session() {
             serde_json::json!({"userName": "ryan@contoso.com", "active": true}),
         )
         .json();
-    let kim = scim
-        .post(
-            "/Users",
-            serde_json::json!({"userName": "kim@contoso.com", "active": true}),
-        )
-        .json();
+    scim.post(
+        "/Users",
+        serde_json::json!({"userName": "kim@contoso.com", "active": true}),
+    )
+    .json();
     let group = scim.post(
         "/Groups",
         serde_json::json!({"displayName": "Seatgate Admins", "members": [{"value": ryan["id"]}]}),
@@ -466,22 +440,8 @@ fn members_of_the_admins_group_sign_in_by_sso_and_leavers_lose_the_session() {
     assert!(again.text().contains("USER_INACTIVE"));
 
     // A test sign-in shows what the IdP sent but never opens a portal session.
-    let _ = kim;
     let base = format!("https://127.0.0.1:{}", s.addr.port());
-    let r = s.get(&format!("/saml/login/{c}"));
-    let location = r.header("location").expect("location");
-    let id = roxmltree::Document::parse(&inflate_request(location))
-        .expect("xml")
-        .root_element()
-        .attribute("ID")
-        .expect("id")
-        .to_string();
-    let relay = location
-        .split('&')
-        .find_map(|p| p.strip_prefix("RelayState="))
-        .expect("relay")
-        .to_string();
-    let cookie = r.set_cookie("sg_saml").expect("cookie");
+    let (id, relay, cookie) = begin_with(&s, &format!("/saml/login/{c}"));
     let mut m = Mint::valid(&idp, &base, &id);
     m.acs = format!("{base}/saml/acs/{c}");
     m.recipient = m.acs.clone();
@@ -518,7 +478,7 @@ fn every_refused_sso_sign_in_is_in_the_sign_in_log_with_its_detail() {
         !r.text().contains("someone-else"),
         "the detail is for admins, not the page"
     );
-    let (code, log, _) = cli(&s, &["sign-in-log", "--failures"]);
+    let (code, log, _) = s.cli(&["sign-in-log", "--failures"]);
     assert_eq!(code, 0);
     assert!(log.contains("saml unknown/"), "{log}");
     assert!(log.contains("SAML_RESPONSE_REJECTED samael:"), "{log}");

@@ -39,27 +39,7 @@ struct PyIdp {
 impl PyIdp {
     fn new(entity_id: &str) -> PyIdp {
         let dir = tempfile::tempdir().expect("tmp");
-        let ok = Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=pysaml2-idp",
-            ])
-            .arg("-keyout")
-            .arg(dir.path().join("key.pem"))
-            .arg("-out")
-            .arg(dir.path().join("cert.pem"))
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("openssl")
-            .success();
-        assert!(ok);
+        crate::saml::rsa_key_and_certificate(dir.path(), "pysaml2-idp");
         PyIdp {
             dir,
             entity_id: entity_id.into(),

@@ -305,6 +305,23 @@ fn sp_initiated_login_redirects_with_a_bound_single_use_request() {
     assert_eq!(s.get("/saml/login/nope").status, 404);
 }
 
+/// Writes `key.pem` and `cert.pem` (RSA-2048, self-signed, 2 days) into `dir` with openssl.
+pub(crate) fn rsa_key_and_certificate(dir: &std::path::Path, cn: &str) {
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        ])
+        .arg(format!("/CN={cn}"))
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success());
+}
+
 /// A test IdP that signs like real ones: an RSA key from `openssl`, signatures made by the
 /// `xmlsec1` CLI (independent of the server's samael), SHA-256, assertion-only.
 pub(crate) struct TestIdp {
@@ -315,26 +332,7 @@ pub(crate) struct TestIdp {
 impl TestIdp {
     pub(crate) fn new(entity_id: &str) -> TestIdp {
         let dir = tempfile::tempdir().expect("tmp");
-        let status = std::process::Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=test-idp",
-            ])
-            .arg("-keyout")
-            .arg(dir.path().join("key.pem"))
-            .arg("-out")
-            .arg(dir.path().join("cert.pem"))
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("openssl");
-        assert!(status.success());
+        rsa_key_and_certificate(dir.path(), "test-idp");
         TestIdp {
             dir,
             entity_id: entity_id.into(),
@@ -478,8 +476,14 @@ fn begin(s: &crate::support::TestServer) -> (String, String, String) {
 }
 
 fn begin_at(s: &crate::support::TestServer, connection: &str) -> (String, String, String) {
-    let r = s.get(&format!("/saml/login/{connection}"));
-    assert_eq!(r.status, 302, "{}", r.text());
+    begin_with(s, &format!("/saml/login/{connection}"))
+}
+
+/// Starts a sign-in at `path` (any address that redirects to the IdP); returns (request
+/// id, relay state, binding cookie "sg_saml=…").
+pub(crate) fn begin_with(s: &crate::support::TestServer, path: &str) -> (String, String, String) {
+    let r = s.get(path);
+    assert!(matches!(r.status, 302 | 303), "{}", r.text());
     let location = r.header("location").expect("Location");
     let xml = inflate_request(location);
     let doc = roxmltree::Document::parse(&xml).expect("xml");
@@ -489,14 +493,7 @@ fn begin_at(s: &crate::support::TestServer, connection: &str) -> (String, String
         .find_map(|p| p.strip_prefix("RelayState="))
         .expect("relay")
         .to_string();
-    let cookie = r
-        .header("set-cookie")
-        .expect("cookie")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_string();
-    (id, relay, cookie)
+    (id, relay, r.set_cookie("sg_saml").expect("binding cookie"))
 }
 
 fn post_acs(

@@ -6,13 +6,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use crate::saml::{Mint, TestIdp, connect, post_acs_at};
-use crate::support::{TestServer, db_exec, db_query, run_cli, server};
-
-fn cli(s: &TestServer, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut all = vec!["--data-dir", s.data_dir.to_str().expect("utf8")];
-    all.extend_from_slice(args);
-    run_cli(&all, env)
-}
+use crate::support::{db_exec, db_query, server};
 
 fn query_value<'a>(url: &'a str, name: &str) -> Option<&'a str> {
     url.split_once('?')?
@@ -34,7 +28,7 @@ fn requests_are_signed_for_connections_that_ask_and_verify_with_the_published_ke
     let metadata = s.get(&format!("/saml/metadata/{c}")).text();
     assert!(metadata.contains("AuthnRequestsSigned=\"false\""));
 
-    let (code, out, err) = cli(&s, &["idp", "set", &c, "--sign-requests", "on"], &[]);
+    let (code, out, err) = s.cli_env(&["idp", "set", &c, "--sign-requests", "on"], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("sign-requests on"), "{out}");
     let metadata = s.get(&format!("/saml/metadata/{c}")).text();
@@ -130,8 +124,7 @@ fn requests_are_signed_for_connections_that_ask_and_verify_with_the_published_ke
     let google = TestIdp::new("https://accounts.google.com/o/saml2?idpid=C0");
     let tmp_md = tmp.path().join("g.xml");
     std::fs::write(&tmp_md, google.metadata()).expect("write");
-    let (code, _, err) = cli(
-        &s,
+    let (code, _, err) = s.cli_env(
         &[
             "idp",
             "add",
@@ -159,8 +152,7 @@ fn idp_initiated_sign_in_is_off_by_default_and_when_on_only_opens_the_admin_port
     let s = server().start();
     let idp = TestIdp::new("https://idp.contoso.example/saml");
     let c = connect(&s, "Contoso", "okta", "contoso.com", &idp.metadata());
-    let (code, _, err) = cli(
-        &s,
+    let (code, _, err) = s.cli_env(
         &["group-map", "add", "--group", "Seatgate Admins", "--admins"],
         &[],
     );
@@ -192,7 +184,7 @@ fn idp_initiated_sign_in_is_off_by_default_and_when_on_only_opens_the_admin_port
     assert_eq!(off.status, 400);
     assert!(off.text().contains("SAML_RESPONSE_REJECTED"));
 
-    let (code, _, err) = cli(&s, &["idp", "set", &c, "--idp-initiated", "on"], &[]);
+    let (code, _, err) = s.cli_env(&["idp", "set", &c, "--idp-initiated", "on"], &[]);
     assert_eq!(code, 0, "{err}");
     let response = unsolicited("ryan@contoso.com", &["Seatgate Admins"]);
     let on = post_acs_at(&s, &c, &response, "/admin/evil-relay", None);
@@ -292,8 +284,7 @@ fn metadata_from_a_url_is_refreshed_and_a_bad_fetch_keeps_the_last_good_copy() {
     let url = format!("https://127.0.0.1:{}/federationmetadata.xml", md.port);
 
     // Without trusting the IdP's CA, the fetch fails: no connection is added.
-    let (code, _, err) = cli(
-        &s,
+    let (code, _, err) = s.cli_env(
         &[
             "idp",
             "add",
@@ -308,8 +299,7 @@ fn metadata_from_a_url_is_refreshed_and_a_bad_fetch_keeps_the_last_good_copy() {
     );
     assert_eq!(code, 2);
     assert!(err.contains("fetching") && err.contains("failed"), "{err}");
-    let (code, _, err) = cli(
-        &s,
+    let (code, _, err) = s.cli_env(
         &[
             "idp",
             "add",
@@ -325,8 +315,7 @@ fn metadata_from_a_url_is_refreshed_and_a_bad_fetch_keeps_the_last_good_copy() {
     assert_eq!(code, 2);
     assert!(err.contains("https://"), "{err}");
 
-    let (code, out, err) = cli(
-        &s,
+    let (code, out, err) = s.cli_env(
         &[
             "idp",
             "add",
@@ -352,7 +341,7 @@ fn metadata_from_a_url_is_refreshed_and_a_bad_fetch_keeps_the_last_good_copy() {
         key_descriptor(&rolled),
     );
     md.serve(200, both.clone());
-    let (code, out, err) = cli(&s, &["idp", "refresh"], &env);
+    let (code, out, err) = s.cli_env(&["idp", "refresh"], &env);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("contoso: refreshed, 2 signing certificate(s)"),
@@ -373,7 +362,7 @@ fn metadata_from_a_url_is_refreshed_and_a_bad_fetch_keeps_the_last_good_copy() {
         ),
     ] {
         md.serve(status, body);
-        let (code, out, _) = cli(&s, &["idp", "refresh"], &env);
+        let (code, out, _) = s.cli_env(&["idp", "refresh"], &env);
         assert_eq!(code, 1, "{out}");
         assert!(
             out.contains("kept the last good metadata") && out.contains(expect),
@@ -381,7 +370,7 @@ fn metadata_from_a_url_is_refreshed_and_a_bad_fetch_keeps_the_last_good_copy() {
         );
         assert_eq!(certs(), "2");
     }
-    let (_, listed, _) = cli(&s, &["idp", "list"], &env);
+    let (_, listed, _) = s.cli_env(&["idp", "list"], &env);
     assert!(listed.contains(&format!("metadata from {url}")), "{listed}");
     assert!(listed.contains("last attempt failed"), "{listed}");
     assert_eq!(
@@ -419,20 +408,7 @@ fn a_connection_without_signing_certificates_is_reported_incomplete() {
     let s = server().start();
     let idp = TestIdp::new("https://idp.contoso.example/saml");
     let c = connect(&s, "Contoso", "okta", "contoso.com", &idp.metadata());
-    let (id, relay, cookie) = {
-        let r = s.get(&format!("/saml/login/{c}"));
-        let location = r.header("location").expect("location").to_string();
-        let id = roxmltree::Document::parse(&crate::saml::inflate_request(&location))
-            .expect("xml")
-            .root_element()
-            .attribute("ID")
-            .expect("id")
-            .to_string();
-        let relay = query_value(&location, "RelayState")
-            .expect("relay")
-            .to_string();
-        (id, relay, r.set_cookie("sg_saml").expect("cookie"))
-    };
+    let (id, relay, cookie) = crate::saml::begin_with(&s, &format!("/saml/login/{c}"));
     db_exec(&s, "DELETE FROM idp_certificates");
 
     let start = s.get("/saml/login?email=ryan%40contoso.com");

@@ -241,6 +241,17 @@ impl TestServer {
     pub fn get(&self, path: &str) -> HttpResponse {
         self.request("GET", path, &[], b"")
     }
+
+    /// Runs a command of the binary on this server's data directory.
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        self.cli_env(args, &[])
+    }
+
+    pub fn cli_env(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+        let mut all = vec!["--data-dir", self.data_dir.to_str().expect("utf8")];
+        all.extend_from_slice(args);
+        run_cli(&all, env)
+    }
 }
 
 impl Drop for TestServer {
