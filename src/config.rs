@@ -48,6 +48,46 @@ pub struct Config {
     pub backup: BackupConfig,
     pub admin: AdminConfig,
     pub saml: SamlConfig,
+    pub lease: LeaseConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeaseConfig {
+    /// How long a lease is valid before the device must renew it (its `renew_after`), and
+    /// how long past that it still works offline (its `exp`).
+    #[serde(with = "duration_str")]
+    pub renew_after: Duration,
+    #[serde(with = "duration_str")]
+    pub offline_grace: Duration,
+    /// Devices one user may have active at once; beyond it, DEVICE_LIMIT.
+    pub device_limit: u32,
+    /// A device that has not renewed for this long is released (its seat stays with the user).
+    #[serde(with = "duration_str")]
+    pub release_silent_after: Duration,
+    /// How long a started activation waits for the browser sign-in.
+    #[serde(with = "duration_str")]
+    pub activation_timeout: Duration,
+    /// Seconds between a client's activation polls (slower polls get slow_down).
+    pub poll_interval_secs: u32,
+    /// A new lease-signing key is made this often; old keys stay published until every
+    /// lease they signed has expired.
+    #[serde(with = "duration_str")]
+    pub key_rotation: Duration,
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        LeaseConfig {
+            renew_after: Duration::from_secs(7 * 86_400),
+            offline_grace: Duration::from_secs(14 * 86_400),
+            device_limit: 3,
+            release_silent_after: Duration::from_secs(90 * 86_400),
+            activation_timeout: Duration::from_secs(10 * 60),
+            poll_interval_secs: 5,
+            key_rotation: Duration::from_secs(90 * 86_400),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -225,6 +265,7 @@ impl Default for Config {
             backup: BackupConfig::default(),
             admin: AdminConfig::default(),
             saml: SamlConfig::default(),
+            lease: LeaseConfig::default(),
         }
     }
 }
@@ -387,6 +428,17 @@ impl Config {
         {
             return invalid(
                 "admin.session_idle must be at least 1m, admin.session_lifetime at least admin.session_idle, and admin.login_failures at least 1",
+            );
+        }
+        let lease = &self.lease;
+        if lease.renew_after < Duration::from_secs(60)
+            || lease.device_limit == 0
+            || lease.poll_interval_secs == 0
+            || lease.activation_timeout < Duration::from_secs(60)
+            || lease.key_rotation < Duration::from_secs(86_400)
+        {
+            return invalid(
+                "lease.renew_after and lease.activation_timeout must be at least 1m, lease.key_rotation at least 1 day, lease.device_limit and lease.poll_interval_secs at least 1",
             );
         }
         if self.saml.metadata_refresh < Duration::from_secs(60) {

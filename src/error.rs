@@ -24,6 +24,12 @@ pub enum Reason {
     SignInExpired,
     ClockSkew,
     ConnectionIncomplete,
+    NotEntitled,
+    NoSeats,
+    LicenseExpired,
+    DeviceLimit,
+    Revoked,
+    ActivationExpired,
     UserNotProvisioned,
     UserInactive,
     NotAdmin,
@@ -42,6 +48,11 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The reason with this code (stored reasons are read back with it).
+    pub fn from_code(code: &str) -> Option<Reason> {
+        ALL_REASONS.iter().copied().find(|r| r.code() == code)
+    }
+
     pub fn code(self) -> &'static str {
         match self {
             Reason::BadRequest => "BAD_REQUEST",
@@ -57,6 +68,12 @@ impl Reason {
             Reason::SignInExpired => "SIGN_IN_EXPIRED",
             Reason::ClockSkew => "CLOCK_SKEW",
             Reason::ConnectionIncomplete => "CONNECTION_INCOMPLETE",
+            Reason::NotEntitled => "NOT_ENTITLED",
+            Reason::NoSeats => "NO_SEATS",
+            Reason::LicenseExpired => "LICENSE_EXPIRED",
+            Reason::DeviceLimit => "DEVICE_LIMIT",
+            Reason::Revoked => "REVOKED",
+            Reason::ActivationExpired => "ACTIVATION_EXPIRED",
             Reason::UserNotProvisioned => "USER_NOT_PROVISIONED",
             Reason::UserInactive => "USER_INACTIVE",
             Reason::NotAdmin => "NOT_ADMIN",
@@ -91,6 +108,12 @@ impl Reason {
             Reason::SignInExpired => 400,
             Reason::ClockSkew => 400,
             Reason::ConnectionIncomplete => 503,
+            Reason::NotEntitled => 403,
+            Reason::NoSeats => 403,
+            Reason::LicenseExpired => 403,
+            Reason::DeviceLimit => 403,
+            Reason::Revoked => 403,
+            Reason::ActivationExpired => 400,
             Reason::UserNotProvisioned => 403,
             Reason::UserInactive => 403,
             Reason::NotAdmin => 403,
@@ -109,6 +132,20 @@ impl Reason {
         }
     }
 }
+
+const ALL_REASONS: &[Reason] = &[
+    Reason::NotEntitled,
+    Reason::NoSeats,
+    Reason::LicenseExpired,
+    Reason::DeviceLimit,
+    Reason::Revoked,
+    Reason::ActivationExpired,
+    Reason::UserInactive,
+    Reason::UserNotProvisioned,
+    Reason::DomainUnknown,
+    Reason::DomainNotAllowed,
+    Reason::ConnectionIncomplete,
+];
 
 /// Which kind of client a path serves, which decides the error's shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,6 +24,7 @@ pub mod datadir;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod licensing;
 pub mod logging;
 pub mod metrics;
 pub mod net;

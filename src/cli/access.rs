@@ -8,18 +8,33 @@ use super::{CliError, runtime};
 use crate::admin::password;
 use crate::clock::{now_unix, rfc3339};
 use crate::db::Db;
-use crate::db::admin::{self as store, Role, SessionKind};
+use crate::db::admin::{self as store, SessionKind};
+use crate::licensing::manage::{self, MapTo};
+use crate::licensing::reconcile::Summary;
+
+/// Who the audit log says made changes from the command line.
+pub const ACTOR: &str = "admin:cli";
 
 #[derive(Debug, Subcommand)]
 pub enum GroupMapCommand {
     /// Map a group, named as the IdP knows it: SCIM displayName, externalId (Entra object
-    /// id), or SAML group value
+    /// id), or SAML group value. Seats follow at once.
+    #[command(group(clap::ArgGroup::new("role").required(true).args(["admins", "primary", "sublicense"])))]
     Add {
         #[arg(long)]
         group: String,
         /// Members may sign in to the admin portal
-        #[arg(long, required = true)]
+        #[arg(long)]
         admins: bool,
+        /// Members get a seat from a license's primary pool
+        #[arg(long)]
+        primary: bool,
+        /// With --primary when there are several licenses: which (id or product)
+        #[arg(long, requires = "primary", value_name = "LICENSE")]
+        license: Option<String>,
+        /// Members get a seat from this sublicense (id or name)
+        #[arg(long, value_name = "SUBLICENSE")]
+        sublicense: Option<String>,
     },
     /// List group mappings
     List,
@@ -48,25 +63,34 @@ pub enum AdminCommand {
 
 pub fn group_map(db: &Db, cmd: GroupMapCommand) -> Result<(), CliError> {
     match cmd {
-        GroupMapCommand::Add { group, admins } => {
-            let group = group.trim();
-            if group.is_empty() || !admins {
-                return Err(CliError::Usage(
-                    "give --group GROUP and the role (--admins)".into(),
-                ));
-            }
-            let id = format!("map-{}", crate::crypto::random_hex(6));
-            let added = db
-                .write(|tx| store::add_mapping(tx, &id, group, Role::Admins, now_unix()))
-                .map_err(runtime)?;
-            match added {
-                Some(id) => println!("{id}\tgroup {group:?} → admins"),
-                None => {
-                    return Err(CliError::Usage(format!(
-                        "group {group:?} is already mapped to admins"
-                    )));
+        GroupMapCommand::Add {
+            group,
+            admins,
+            primary,
+            license,
+            sublicense,
+        } => {
+            let to = if admins {
+                MapTo::Admins
+            } else if primary {
+                MapTo::Primary {
+                    license: license.as_deref(),
                 }
-            }
+            } else if let Some(s) = sublicense.as_deref() {
+                MapTo::Sublicense(s)
+            } else {
+                return Err(CliError::Usage(
+                    "give the role: --admins, --primary or --sublicense S".into(),
+                ));
+            };
+            let role = match &to {
+                MapTo::Admins => "admins".to_string(),
+                MapTo::Primary { .. } => "the primary pool".to_string(),
+                MapTo::Sublicense(s) => format!("sublicense {s}"),
+            };
+            let (id, summary) = manage::add_mapping(db, ACTOR, &group, to).map_err(manage_error)?;
+            println!("{id}\tgroup {:?} → {role}", group.trim());
+            print_summary(&summary);
         }
         GroupMapCommand::List => {
             let all = db.read(store::mappings).map_err(runtime)?;
@@ -76,17 +100,14 @@ pub fn group_map(db: &Db, cmd: GroupMapCommand) -> Result<(), CliError> {
                 );
             }
             for m in all {
-                println!("{}\t{}\t{}", m.id, m.role, m.group_ref);
+                let to = m.sublicense_id.or(m.license_id).unwrap_or_default();
+                println!("{}\t{}\t{}\t{to}", m.id, m.role, m.group_ref);
             }
         }
         GroupMapCommand::Remove { id } => {
-            if !db
-                .write(|tx| store::remove_mapping(tx, &id))
-                .map_err(runtime)?
-            {
-                return Err(CliError::Usage(format!("there is no group mapping {id:?}")));
-            }
+            let summary = manage::remove_mapping(db, ACTOR, &id).map_err(manage_error)?;
             println!("removed group mapping {id}");
+            print_summary(&summary);
         }
     }
     Ok(())
@@ -212,4 +233,21 @@ pub fn sign_in_log(db: &Db, limit: u32, failures: bool) -> Result<(), CliError> 
         );
     }
     Ok(())
+}
+
+pub fn manage_error(e: manage::ManageError) -> CliError {
+    match e {
+        manage::ManageError::Db(e) => CliError::Runtime(e.to_string()),
+        other => CliError::Usage(other.to_string()),
+    }
+}
+
+/// One line on what a change did to seats, when it did anything.
+pub fn print_summary(s: &Summary) {
+    if *s != Summary::default() {
+        println!(
+            "seats: {} granted, {} pending, {} revoked ({} devices revoked)",
+            s.granted, s.pending, s.revoked, s.devices_revoked
+        );
+    }
 }

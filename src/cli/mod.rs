@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod access;
 mod idp;
+mod licensing;
 
 use crate::config::{Config, Overrides};
 use crate::datadir::DataDir;
@@ -97,6 +98,30 @@ pub enum Command {
     /// Manage break-glass administrators (local accounts that work when the IdP is down)
     #[command(subcommand)]
     Admin(access::AdminCommand),
+    /// Licenses: register, list with seat usage per pool, change seats or expiry
+    #[command(subcommand)]
+    License(licensing::LicenseCommand),
+    /// Sublicenses: named slices of a license for the groups mapped to them
+    #[command(subcommand)]
+    Sublicense(licensing::SublicenseCommand),
+    /// Explain what happens when this person activates now, and why
+    Explain {
+        email: String,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// The audit log (newest first): seat grants, revocations, activations, admin changes
+    Audit {
+        /// Only entries about this user (email or directory id)
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this action, e.g. seat_granted, seat_revoked, device_revoked
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
     /// Show recent sign-ins (SSO and break-glass) with their outcome, newest first
     SignInLog {
         /// How many sign-ins to show
@@ -176,6 +201,21 @@ pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
         } => scim_log_command(&config, limit, failures, bodies),
         Command::GroupMap(cmd) => access::group_map(&open_existing_db(&config)?, cmd),
         Command::Admin(cmd) => access::admin(&open_existing_db(&config)?, cmd),
+        Command::License(cmd) => licensing::license(&open_existing_db(&config)?, cmd),
+        Command::Sublicense(cmd) => licensing::sublicense(&open_existing_db(&config)?, cmd),
+        Command::Explain { email, json } => {
+            licensing::explain(&open_existing_db(&config)?, &config, &email, json)
+        }
+        Command::Audit {
+            user,
+            action,
+            limit,
+        } => licensing::audit(
+            &open_existing_db(&config)?,
+            user.as_deref(),
+            action.as_deref(),
+            limit,
+        ),
         Command::SignInLog { limit, failures } => {
             access::sign_in_log(&open_existing_db(&config)?, limit, failures)
         }

@@ -28,8 +28,22 @@ pub struct Mapping {
     pub id: String,
     pub group_ref: String,
     pub role: String,
+    pub license_id: Option<String>,
     pub sublicense_id: Option<String>,
     pub created_at: i64,
+}
+
+/// What a new mapping grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    Admins,
+    Primary {
+        license_id: &'a str,
+    },
+    Sublicense {
+        license_id: &'a str,
+        sublicense_id: &'a str,
+    },
 }
 
 /// Adds a mapping; `None` if this group already has this role.
@@ -37,32 +51,51 @@ pub fn add_mapping(
     tx: &Transaction<'_>,
     id: &str,
     group_ref: &str,
-    role: Role,
+    target: Target<'_>,
     now: i64,
 ) -> rusqlite::Result<Option<String>> {
+    let (role, license_id, sublicense_id) = match target {
+        Target::Admins => (Role::Admins, None, None),
+        Target::Primary { license_id } => (Role::Primary, Some(license_id), None),
+        Target::Sublicense {
+            license_id,
+            sublicense_id,
+        } => (Role::Sublicense, Some(license_id), Some(sublicense_id)),
+    };
     let inserted = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO group_mappings (id, group_ref, group_key, role, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR IGNORE INTO group_mappings (id, group_ref, group_key, role, license_id, sublicense_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
-        .execute(params![id, group_ref, fold(group_ref), role.as_str(), now])?;
+        .execute(params![id, group_ref, fold(group_ref), role.as_str(), license_id, sublicense_id, now])?;
     Ok((inserted == 1).then(|| id.to_string()))
+}
+
+pub fn mapping(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<Mapping>> {
+    tx.prepare_cached(
+        "SELECT id, group_ref, role, license_id, sublicense_id, created_at FROM group_mappings WHERE id = ?1",
+    )?
+    .query_row([id], mapping_row)
+    .optional()
+}
+
+fn mapping_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Mapping> {
+    Ok(Mapping {
+        id: r.get(0)?,
+        group_ref: r.get(1)?,
+        role: r.get(2)?,
+        license_id: r.get(3)?,
+        sublicense_id: r.get(4)?,
+        created_at: r.get(5)?,
+    })
 }
 
 pub fn mappings(tx: &Transaction<'_>) -> rusqlite::Result<Vec<Mapping>> {
     let mut stmt = tx.prepare_cached(
-        "SELECT id, group_ref, role, sublicense_id, created_at FROM group_mappings
+        "SELECT id, group_ref, role, license_id, sublicense_id, created_at FROM group_mappings
          ORDER BY role, group_key",
     )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(Mapping {
-            id: r.get(0)?,
-            group_ref: r.get(1)?,
-            role: r.get(2)?,
-            sublicense_id: r.get(3)?,
-            created_at: r.get(4)?,
-        })
-    })?;
+    let rows = stmt.query_map([], mapping_row)?;
     rows.collect()
 }
 
@@ -107,7 +140,7 @@ pub fn admin_groups_matching(
     Ok(found)
 }
 
-fn fold(s: &str) -> String {
+pub fn fold(s: &str) -> String {
     s.trim().to_lowercase()
 }
 

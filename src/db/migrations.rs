@@ -11,6 +11,7 @@ pub const STEPS: &[&str] = &[
     include_str!("migrations/0004_saml_requests.sql"),
     include_str!("migrations/0005_saml_replay.sql"),
     include_str!("migrations/0006_admin_access.sql"),
+    include_str!("migrations/0007_licensing.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -11,6 +11,7 @@ pub mod backup;
 pub mod directory;
 pub mod filter_sql;
 pub mod idp;
+pub mod licensing;
 mod migrations;
 pub mod tokens;
 

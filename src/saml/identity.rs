@@ -32,7 +32,13 @@ pub enum Resolved {
 /// JIT group memberships in step with the assertion.
 pub fn resolve(db: &Db, s: &SignedIn, jit: bool) -> Result<Resolved, HttpError> {
     let found = if jit {
-        Some(db.write(|tx| provision(tx, s))?)
+        Some(db.write(|tx| {
+            let mark = crate::db::licensing::last_event_id(tx)?;
+            let user = provision(tx, s)?;
+            let actor = format!("saml:{}", s.connection);
+            crate::licensing::reconcile::after_directory_change(tx, mark, &actor, now_unix())?;
+            Ok::<_, HttpError>(user)
+        })?)
     } else {
         db.read(|tx| find(tx, s))?
     };

@@ -30,6 +30,20 @@ pub struct Scim {
 }
 
 impl Scim {
+    /// A directory write: `f`'s changes, and the seat changes they cause, in one
+    /// transaction (a 2xx means both are committed).
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, HttpError>,
+    ) -> Result<T, HttpError> {
+        self.db.write(|tx| {
+            let mark = crate::db::licensing::last_event_id(tx)?;
+            let value = f(tx)?;
+            crate::licensing::reconcile::after_directory_change(tx, mark, "scim", now_unix())?;
+            Ok(value)
+        })
+    }
+
     pub fn new(
         db: Arc<Db>,
         public_url: &str,

@@ -163,7 +163,7 @@ fn store_update(
 pub fn create(scim: &Scim, body: Value) -> Result<Response, HttpError> {
     let (stored, fields, members) = resource::prepare_group(body)?;
     let text = stored.to_string();
-    let (row, listed) = scim.db.write(|tx| {
+    let (row, listed) = scim.write(|tx| {
         let now = now_unix();
         let id = new_id();
         dir::insert_group(tx, &id, &fields, &text, now)?;
@@ -198,7 +198,7 @@ pub fn replace(
 ) -> Result<Response, HttpError> {
     let (stored, fields, members) = resource::prepare_group(body)?;
     let text = stored.to_string();
-    let (row, listed) = scim.db.write(|tx| {
+    let (row, listed) = scim.write(|tx| {
         let before = dir::group_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
         let now = now_unix();
@@ -222,7 +222,7 @@ pub fn patch(
 ) -> Result<Response, HttpError> {
     let ops = patch::parse_ops(&body)?;
     let wants_body = !q.attributes.is_empty() || !q.excluded.is_empty();
-    let result = scim.db.write(|tx| {
+    let result = scim.write(|tx| {
         let before = dir::group_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
         let mut obj: Map<String, Value> =
@@ -252,7 +252,7 @@ pub fn patch(
 }
 
 pub fn delete(scim: &Scim, id: &str, required: Option<String>) -> Result<Response, HttpError> {
-    scim.db.write(|tx| {
+    scim.write(|tx| {
         let before = dir::group_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
         let members = dir::member_ids(tx, id)?;

@@ -54,7 +54,7 @@ pub fn create(scim: &Scim, body: Value) -> Result<Response, HttpError> {
     let (stored, fields) = resource::prepare_user(body)?;
     let text = stored.to_string();
     let now = now_unix();
-    let row = scim.db.write(|tx| {
+    let row = scim.write(|tx| {
         // A user the IdP deactivated and now sends again (same externalId, or the same
         // userName while inactive) is relinked and updated instead of refused: Entra and
         // Okta both re-POST after a deactivation.
@@ -148,7 +148,7 @@ pub fn replace(
 ) -> Result<Response, HttpError> {
     let (stored, fields) = resource::prepare_user(body)?;
     let text = stored.to_string();
-    let (row, groups) = scim.db.write(|tx| {
+    let (row, groups) = scim.write(|tx| {
         let before = dir::user_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
         store(tx, &before, &fields, &text)
@@ -163,7 +163,7 @@ pub fn patch(
     body: Value,
 ) -> Result<Response, HttpError> {
     let ops = patch::parse_ops(&body)?;
-    let (row, groups) = scim.db.write(|tx| {
+    let (row, groups) = scim.write(|tx| {
         let before = dir::user_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
         let mut obj: Map<String, Value> =
@@ -201,7 +201,7 @@ fn store(
 }
 
 pub fn delete(scim: &Scim, id: &str, required: Option<String>) -> Result<Response, HttpError> {
-    scim.db.write(|tx| {
+    scim.write(|tx| {
         let before = dir::user_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
         let groups = dir::groups_of_user(tx, id)?;

@@ -368,7 +368,7 @@ fn members_of_the_admins_group_sign_in_by_sso_and_leavers_lose_the_session() {
         code, 2,
         "groups are matched case-insensitively, so this is a duplicate"
     );
-    assert!(err.contains("already mapped"), "{err}");
+    assert!(err.contains("already has a mapping"), "{err}");
 
     // The directory says who is in the admins group.
     let scim = s.scim();

@@ -3,6 +3,7 @@
 
 mod admin;
 mod front;
+mod licensing;
 mod lifecycle;
 mod ops;
 mod pysaml2;

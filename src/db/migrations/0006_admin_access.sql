@@ -1,18 +1,5 @@
 -- Who may administer the gateway, and how they are signed in.
 
--- IdP group -> role. A group is named as the IdP knows it: a SCIM displayName or
--- externalId (Entra object id), or a value of the SAML group attribute. group_key is its
--- case-folded form, which matching uses. Licensing adds the seat roles' details.
-CREATE TABLE group_mappings (
-    id             TEXT PRIMARY KEY,
-    group_ref      TEXT NOT NULL,
-    group_key      TEXT NOT NULL,
-    role           TEXT NOT NULL CHECK (role IN ('admins', 'primary', 'sublicense')),
-    sublicense_id  TEXT,
-    created_at     INTEGER NOT NULL,
-    UNIQUE (group_key, role)
-) STRICT;
-
 -- Break-glass administrators: local accounts that work when the IdP does not.
 -- password_hash is an Argon2id PHC string.
 CREATE TABLE local_admins (

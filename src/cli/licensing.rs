@@ -1,0 +1,250 @@
+//! `seatgate license …`, `sublicense …`, `explain`, `audit`.
+
+use clap::Subcommand;
+
+use super::access::{ACTOR, manage_error, print_summary};
+use super::{CliError, runtime};
+use crate::clock::{now_unix, rfc3339};
+use crate::config::Config;
+use crate::db::Db;
+use crate::db::licensing as store;
+use crate::licensing::manage::{self, NewLicense, NewSublicense};
+
+#[derive(Debug, Subcommand)]
+pub enum LicenseCommand {
+    /// Register a license; prints its id
+    Add {
+        #[arg(long)]
+        product: String,
+        #[arg(long)]
+        seats: i64,
+        /// Last day of validity (UTC), e.g. 2027-06-30
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        expires: Option<String>,
+        /// The vendor's license key, kept for reference
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Licenses and their pools: seats used, pending and free
+    List,
+    /// Change a license's seats or expiry; seats are re-decided at once
+    Set {
+        /// The license's id or product name
+        license: String,
+        #[arg(long)]
+        seats: Option<i64>,
+        /// Last day of validity, or "never"
+        #[arg(long, value_name = "YYYY-MM-DD|never")]
+        expires: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SublicenseCommand {
+    /// Create a named slice of a license; prints its id
+    #[command(group(clap::ArgGroup::new("allocation").args(["reserved", "dynamic"])))]
+    Add {
+        /// The license's id or product name
+        #[arg(long)]
+        license: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        seats: i64,
+        /// Its own seats, carved out of the license's
+        #[arg(long)]
+        reserved: bool,
+        /// Seats taken from the license's primary pool, up to --seats (the default)
+        #[arg(long)]
+        dynamic: bool,
+        /// Last day of validity (UTC); afterwards its seats return to the primary pool
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        expires: Option<String>,
+    },
+}
+
+pub fn license(db: &Db, cmd: LicenseCommand) -> Result<(), CliError> {
+    match cmd {
+        LicenseCommand::Add {
+            product,
+            seats,
+            expires,
+            key,
+        } => {
+            let expires_at = expires
+                .as_deref()
+                .map(manage::parse_expiry)
+                .transpose()
+                .map_err(manage_error)?;
+            let id = manage::add_license(
+                db,
+                ACTOR,
+                &NewLicense {
+                    product: &product,
+                    seats,
+                    expires_at,
+                    key: key.as_deref(),
+                },
+            )
+            .map_err(manage_error)?;
+            println!("{id}");
+        }
+        LicenseCommand::List => print_licenses(db)?,
+        LicenseCommand::Set {
+            license,
+            seats,
+            expires,
+        } => {
+            let expires_at = match expires.as_deref() {
+                None => None,
+                Some("never") => Some(None),
+                Some(d) => Some(Some(manage::parse_expiry(d).map_err(manage_error)?)),
+            };
+            let summary = manage::set_license(db, ACTOR, &license, seats, expires_at)
+                .map_err(manage_error)?;
+            println!("license {license} changed");
+            print_summary(&summary);
+        }
+    }
+    Ok(())
+}
+
+pub fn sublicense(db: &Db, cmd: SublicenseCommand) -> Result<(), CliError> {
+    match cmd {
+        SublicenseCommand::Add {
+            license,
+            name,
+            seats,
+            reserved,
+            dynamic: _,
+            expires,
+        } => {
+            let expires_at = expires
+                .as_deref()
+                .map(manage::parse_expiry)
+                .transpose()
+                .map_err(manage_error)?;
+            let id = manage::add_sublicense(
+                db,
+                ACTOR,
+                &NewSublicense {
+                    license: &license,
+                    name: &name,
+                    seats,
+                    reserved,
+                    expires_at,
+                },
+            )
+            .map_err(manage_error)?;
+            println!("{id}");
+        }
+    }
+    Ok(())
+}
+
+fn print_licenses(db: &Db) -> Result<(), CliError> {
+    let now = now_unix();
+    let (licenses, subs, counts, catalog) = db
+        .read(|tx| {
+            Ok::<_, rusqlite::Error>((
+                store::licenses(tx)?,
+                store::sublicenses(tx)?,
+                store::pool_counts(tx)?,
+                store::catalog(tx)?,
+            ))
+        })
+        .map_err(runtime)?;
+    if licenses.is_empty() {
+        println!("no licenses; add one with `seatgate license add --product NAME --seats N`");
+    }
+    let count = |l: &str, p: Option<&str>| {
+        counts
+            .iter()
+            .find(|(cl, cp, _, _)| cl == l && cp.as_deref() == p)
+            .map_or((0, 0), |c| (c.2, c.3))
+    };
+    let expiry = |t: Option<i64>| {
+        t.map_or_else(
+            || "no expiry".to_string(),
+            |t| format!("expires {}", rfc3339(t)),
+        )
+    };
+    for l in &licenses {
+        println!(
+            "{}\t{}\t{} seats\t{}",
+            l.id,
+            l.product,
+            l.seats,
+            expiry(l.expires_at)
+        );
+        let (used, pending) = count(&l.id, None);
+        let capacity = catalog.primary_capacity(&l.id, now);
+        println!(
+            "    primary pool: {used} used, {pending} pending, {} free of {capacity}",
+            (capacity - used).max(0)
+        );
+        for s in subs.iter().filter(|s| s.license_id == l.id) {
+            let (used, pending) = count(&l.id, Some(&s.id));
+            println!(
+                "    {} {} ({}, {}): {used} used, {pending} pending, {} free of {}",
+                s.id,
+                s.name,
+                if s.reserved { "reserved" } else { "dynamic" },
+                expiry(s.expires_at),
+                (s.seats - used).max(0),
+                s.seats
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn explain(db: &Db, config: &Config, email: &str, json: bool) -> Result<(), CliError> {
+    let e = crate::licensing::explain::explain(db, email, config.lease.device_limit, now_unix())
+        .map_err(|e| CliError::Runtime(e.message))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&e).map_err(runtime)?);
+    } else {
+        print!("{}", crate::licensing::explain::render(&e));
+    }
+    Ok(())
+}
+
+pub fn audit(
+    db: &Db,
+    user: Option<&str>,
+    action: Option<&str>,
+    limit: u32,
+) -> Result<(), CliError> {
+    let entries = db
+        .read(|tx| {
+            let user_id = match user {
+                Some(u) if u.contains('@') => {
+                    let key = crate::scim::resource::fold(u);
+                    crate::db::directory::user_by_name_key(tx, &key)?
+                        .or(crate::db::directory::user_by_email_key(tx, &key)?)
+                        .map(|u| u.id)
+                        .or(Some(u.to_string()))
+                }
+                other => other.map(str::to_string),
+            };
+            store::audit_entries(tx, user_id.as_deref(), action, limit)
+        })
+        .map_err(runtime)?;
+    if entries.is_empty() {
+        println!("no audit entries");
+    }
+    for e in entries {
+        println!(
+            "{} {} {} user={} {} {} {}",
+            rfc3339(e.at),
+            e.actor,
+            e.action,
+            e.user_id.as_deref().unwrap_or("-"),
+            e.subject.as_deref().unwrap_or("-"),
+            e.reason.as_deref().unwrap_or(""),
+            e.detail.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
+}

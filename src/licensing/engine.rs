@@ -1,0 +1,320 @@
+//! The assignment engine, pure: who is entitled to which pool of which license, and whether
+//! a pool has room. Reconciliation (`super::reconcile`) feeds it rows and applies its
+//! answers inside the transaction of the change that prompted them.
+//!
+//! Rules:
+//! - Only an active user in at least one mapped group is entitled; a user is entitled to
+//!   each license its mappings name.
+//! - Within a license a user draws from exactly one pool. Precedence when several mapped
+//!   groups match: reserved sublicenses, then dynamic sublicenses (each by name, then id),
+//!   then the primary pool. A full pool means pending `NO_SEATS`; there is no silent
+//!   fallback to another pool.
+//! - An expired license entitles no one (`LICENSE_EXPIRED`). An expired sublicense gives its
+//!   seats back to the primary pool, and its users draw from the primary pool.
+//! - Reserved sublicenses are carved out of the license; the primary pool is what is left.
+//!   Dynamic sublicenses take seats from the primary pool, up to their own limit.
+
+use std::collections::HashMap;
+
+use crate::error::Reason;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct License {
+    pub id: String,
+    pub seats: i64,
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sublicense {
+    pub id: String,
+    pub license_id: String,
+    pub name: String,
+    pub seats: i64,
+    pub reserved: bool,
+    pub expires_at: Option<i64>,
+}
+
+/// A mapping the user's groups match: to a license's primary pool, or to a sublicense.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    Primary { license_id: String },
+    Sublicense { sublicense_id: String },
+}
+
+/// A pool within a license: `None` is the primary pool.
+pub type Pool = Option<String>;
+
+/// Everything about licenses and pools the engine needs, with usage counts.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub licenses: Vec<License>,
+    pub sublicenses: Vec<Sublicense>,
+}
+
+fn expired(expires_at: Option<i64>, now: i64) -> bool {
+    expires_at.is_some_and(|t| t < now)
+}
+
+impl Catalog {
+    pub fn license(&self, id: &str) -> Option<&License> {
+        self.licenses.iter().find(|l| l.id == id)
+    }
+
+    pub fn sublicense(&self, id: &str) -> Option<&Sublicense> {
+        self.sublicenses.iter().find(|s| s.id == id)
+    }
+
+    /// Seats of the primary pool: the license's, less its live reserved sublicenses'.
+    pub fn primary_capacity(&self, license_id: &str, now: i64) -> i64 {
+        let Some(l) = self.license(license_id) else {
+            return 0;
+        };
+        if expired(l.expires_at, now) {
+            return 0;
+        }
+        let reserved: i64 = self
+            .sublicenses
+            .iter()
+            .filter(|s| s.license_id == license_id && s.reserved && !expired(s.expires_at, now))
+            .map(|s| s.seats)
+            .sum();
+        (l.seats - reserved).max(0)
+    }
+
+    /// Which pool of each license a user with these grants draws from, or why none.
+    pub fn entitle(&self, active: bool, grants: &[Grant], now: i64) -> Entitlements {
+        let mut out: Entitlements = Vec::new();
+        if !active {
+            return out;
+        }
+        let mut by_license: HashMap<&str, Vec<Candidate<'_>>> = HashMap::new();
+        for g in grants {
+            match g {
+                Grant::Primary { license_id } => {
+                    if let Some(l) = self.license(license_id) {
+                        by_license
+                            .entry(&l.id)
+                            .or_default()
+                            .push(Candidate::Primary);
+                    }
+                }
+                Grant::Sublicense { sublicense_id } => {
+                    if let Some(s) = self.sublicense(sublicense_id)
+                        && self.license(&s.license_id).is_some()
+                    {
+                        let c = if expired(s.expires_at, now) {
+                            Candidate::Primary
+                        } else {
+                            Candidate::Sub(s)
+                        };
+                        by_license.entry(&s.license_id).or_default().push(c);
+                    }
+                }
+            }
+        }
+        let mut licenses: Vec<&str> = by_license.keys().copied().collect();
+        licenses.sort_unstable();
+        for license_id in licenses {
+            let Some(license) = self.license(license_id) else {
+                continue;
+            };
+            if expired(license.expires_at, now) {
+                out.push((license_id.to_string(), Err(Reason::LicenseExpired)));
+                continue;
+            }
+            let mut candidates = by_license.remove(license_id).unwrap_or_default();
+            candidates.sort_by(|a, b| a.rank().cmp(&b.rank()));
+            let pool = match candidates.first() {
+                Some(Candidate::Sub(s)) => Some(s.id.clone()),
+                _ => None,
+            };
+            out.push((license_id.to_string(), Ok(pool)));
+        }
+        out
+    }
+
+    /// Whether `pool` of `license_id` has a free seat, given the assigned seats per pool.
+    pub fn has_room(&self, license_id: &str, pool: &Pool, usage: &Usage, now: i64) -> bool {
+        let primary_free = || {
+            let used_primary: i64 = usage
+                .iter()
+                .filter(|((l, p), _)| {
+                    l == license_id
+                        && match p {
+                            None => true,
+                            Some(s) => self.sublicense(s).is_some_and(|s| !s.reserved),
+                        }
+                })
+                .map(|(_, n)| *n)
+                .sum();
+            used_primary < self.primary_capacity(license_id, now)
+        };
+        match pool {
+            None => primary_free(),
+            Some(sub_id) => {
+                let Some(s) = self.sublicense(sub_id) else {
+                    return false;
+                };
+                if expired(s.expires_at, now) {
+                    return false;
+                }
+                let used = usage
+                    .get(&(license_id.to_string(), Some(sub_id.clone())))
+                    .copied()
+                    .unwrap_or(0);
+                used < s.seats && (s.reserved || primary_free())
+            }
+        }
+    }
+}
+
+/// Assigned seats per (license, pool).
+pub type Usage = HashMap<(String, Pool), i64>;
+
+/// Per license: the pool to draw from, or why the user cannot have a seat of it.
+pub type Entitlements = Vec<(String, Result<Pool, Reason>)>;
+
+enum Candidate<'a> {
+    Sub(&'a Sublicense),
+    Primary,
+}
+
+impl Candidate<'_> {
+    fn rank(&self) -> (u8, &str, &str) {
+        match self {
+            Candidate::Sub(s) if s.reserved => (0, &s.name, &s.id),
+            Candidate::Sub(s) => (1, &s.name, &s.id),
+            Candidate::Primary => (2, "", ""),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Catalog {
+        Catalog {
+            licenses: vec![License {
+                id: "L".into(),
+                seats: 10,
+                expires_at: None,
+            }],
+            sublicenses: vec![
+                Sublicense {
+                    id: "eng".into(),
+                    license_id: "L".into(),
+                    name: "Engineering".into(),
+                    seats: 4,
+                    reserved: true,
+                    expires_at: None,
+                },
+                Sublicense {
+                    id: "des".into(),
+                    license_id: "L".into(),
+                    name: "Design".into(),
+                    seats: 3,
+                    reserved: false,
+                    expires_at: None,
+                },
+            ],
+        }
+    }
+
+    fn primary() -> Grant {
+        Grant::Primary {
+            license_id: "L".into(),
+        }
+    }
+
+    fn sub(id: &str) -> Grant {
+        Grant::Sublicense {
+            sublicense_id: id.into(),
+        }
+    }
+
+    #[test]
+    fn inactive_or_unmapped_users_are_entitled_to_nothing() {
+        let c = catalog();
+        assert!(c.entitle(false, &[primary()], 0).is_empty());
+        assert!(c.entitle(true, &[], 0).is_empty());
+    }
+
+    #[test]
+    fn precedence_is_reserved_then_dynamic_then_primary() {
+        let c = catalog();
+        let all = [primary(), sub("des"), sub("eng")];
+        assert_eq!(
+            c.entitle(true, &all, 0),
+            vec![("L".to_string(), Ok(Some("eng".to_string())))]
+        );
+        assert_eq!(
+            c.entitle(true, &[primary(), sub("des")], 0),
+            vec![("L".to_string(), Ok(Some("des".to_string())))]
+        );
+        assert_eq!(
+            c.entitle(true, &[primary()], 0),
+            vec![("L".to_string(), Ok(None))]
+        );
+    }
+
+    #[test]
+    fn expiry_of_a_license_refuses_and_of_a_sublicense_falls_back_to_the_primary_pool() {
+        let mut c = catalog();
+        c.sublicenses[0].expires_at = Some(100);
+        assert_eq!(
+            c.entitle(true, &[sub("eng")], 200),
+            vec![("L".to_string(), Ok(None))]
+        );
+        assert_eq!(
+            c.primary_capacity("L", 50),
+            6,
+            "reserved seats are carved out"
+        );
+        assert_eq!(
+            c.primary_capacity("L", 200),
+            10,
+            "and return when it expires"
+        );
+        c.licenses[0].expires_at = Some(300);
+        assert_eq!(
+            c.entitle(true, &[sub("des")], 400),
+            vec![("L".to_string(), Err(Reason::LicenseExpired))]
+        );
+        assert_eq!(c.primary_capacity("L", 400), 0);
+    }
+
+    #[test]
+    fn pools_have_room_by_their_own_rules() {
+        let c = catalog();
+        let mut usage = Usage::new();
+        let eng = Some("eng".to_string());
+        let des = Some("des".to_string());
+        assert!(c.has_room("L", &eng, &usage, 0));
+        usage.insert(("L".into(), eng.clone()), 4);
+        assert!(
+            !c.has_room("L", &eng, &usage, 0),
+            "reserved: its own 4 seats"
+        );
+        assert!(
+            c.has_room("L", &None, &usage, 0),
+            "reserved use leaves the primary pool alone"
+        );
+        usage.insert(("L".into(), des.clone()), 3);
+        assert!(!c.has_room("L", &des, &usage, 0), "dynamic: its own limit");
+        usage.insert(("L".into(), des.clone()), 2);
+        usage.insert(("L".into(), None), 4);
+        assert!(
+            !c.has_room("L", &None, &usage, 0),
+            "primary: 10 - 4 reserved = 6, all used"
+        );
+        assert!(
+            !c.has_room("L", &des, &usage, 0),
+            "dynamic seats come out of the primary pool"
+        );
+        usage.insert(("L".into(), None), 3);
+        assert!(c.has_room("L", &des, &usage, 0));
+        assert!(!c.has_room("L", &Some("nope".into()), &usage, 0));
+    }
+}

@@ -1,0 +1,276 @@
+//! `seatgate explain EMAIL`: what happens when this person activates now, and why, step by
+//! step: domain → IdP connection → provisioned? active? → groups → mappings → pool and
+//! seat counts → devices → verdict. The verdict uses the reason codes the API returns.
+
+use serde::Serialize;
+
+use crate::db::Db;
+use crate::db::licensing::{self as store, DeviceRow};
+use crate::error::{HttpError, Reason};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    pub email: String,
+    pub domain: String,
+    /// The IdP connection that signs this domain in.
+    pub connection: Option<String>,
+    pub jit: bool,
+    pub user: Option<UserState>,
+    pub groups: Vec<GroupState>,
+    pub licenses: Vec<LicenseState>,
+    pub devices: Vec<DeviceRow>,
+    /// What activation would do now: `OK`, or the reason code it would refuse with.
+    pub verdict: String,
+    /// The verdict in one sentence.
+    pub because: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UserState {
+    pub id: String,
+    pub user_name: String,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupState {
+    pub name: String,
+    pub external_id: Option<String>,
+    /// Mappings this group matches: `admins`, `primary:{license}`, `sublicense:{id}`.
+    pub mappings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LicenseState {
+    pub license: String,
+    pub product: String,
+    /// The pool the user draws from (`primary` or a sublicense id), if entitled.
+    pub pool: Option<String>,
+    /// `assigned`, `pending` or `none`.
+    pub seat: String,
+    pub reason: Option<String>,
+    pub pool_used: i64,
+    pub pool_capacity: i64,
+    pub pending_in_pool: i64,
+}
+
+pub fn explain(
+    db: &Db,
+    email: &str,
+    device_limit: u32,
+    now: i64,
+) -> Result<Explanation, HttpError> {
+    let email = email.trim().to_lowercase();
+    let domain = email
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_string())
+        .unwrap_or_default();
+    db.read(|tx| {
+        let mut e = Explanation {
+            email: email.clone(),
+            domain: domain.clone(),
+            connection: None,
+            jit: false,
+            user: None,
+            groups: Vec::new(),
+            licenses: Vec::new(),
+            devices: Vec::new(),
+            verdict: String::new(),
+            because: String::new(),
+        };
+        let verdict = |e: &mut Explanation, reason: Option<Reason>, because: String| {
+            e.verdict = reason.map_or("OK".to_string(), |r| r.code().to_string());
+            e.because = because;
+        };
+        let Some(target) = crate::db::idp::target_by_domain(tx, &domain)? else {
+            verdict(&mut e, Some(Reason::DomainUnknown), format!("no IdP connection is bound to the domain {domain:?}"));
+            return Ok(e);
+        };
+        e.connection = Some(target.id.clone());
+        e.jit = crate::db::idp::verification_keys(tx, &target.id)?.is_some_and(|k| k.jit_users);
+        if target.certificates == 0 {
+            verdict(&mut e, Some(Reason::ConnectionIncomplete), format!("the connection {} has no signing certificate", target.id));
+            return Ok(e);
+        }
+        let fold = crate::scim::resource::fold(&email);
+        let user = match crate::db::directory::user_by_name_key(tx, &fold)? {
+            Some(u) => Some(u),
+            None => crate::db::directory::user_by_email_key(tx, &fold)?,
+        };
+        let Some(user) = user else {
+            let because = if e.jit {
+                "the user is not in the directory yet; the connection creates users at their first sign-in, with the groups the IdP sends".to_string()
+            } else {
+                "the IdP has not provisioned this user over SCIM".to_string()
+            };
+            verdict(&mut e, Some(Reason::UserNotProvisioned), because);
+            return Ok(e);
+        };
+        e.user = Some(UserState {
+            id: user.id.clone(),
+            user_name: user.user_name.clone(),
+            active: user.active,
+        });
+        let mappings = crate::db::admin::mappings(tx)?;
+        for (gid, name) in crate::db::directory::groups_of_user(tx, &user.id)? {
+            let external_id = crate::db::directory::group_by_id(tx, &gid)?.and_then(|g| g.external_id);
+            let keys = [Some(name.to_lowercase()), external_id.as_ref().map(|x| x.to_lowercase())];
+            let matched = mappings
+                .iter()
+                .filter(|m| keys.iter().flatten().any(|k| *k == crate::db::admin::fold(&m.group_ref)))
+                .map(|m| match (m.role.as_str(), &m.sublicense_id, &m.license_id) {
+                    ("sublicense", Some(s), _) => format!("sublicense:{s}"),
+                    ("primary", _, Some(l)) => format!("primary:{l}"),
+                    (role, _, _) => role.to_string(),
+                })
+                .collect();
+            e.groups.push(GroupState { name, external_id, mappings: matched });
+        }
+        e.devices = store::devices_of_user(tx, &user.id)?;
+        if !user.active {
+            verdict(&mut e, Some(Reason::UserInactive), "the user is deactivated in the directory".into());
+            return Ok(e);
+        }
+
+        let catalog = store::catalog(tx)?;
+        let usage = store::usage(tx)?;
+        let seats = store::seats_of_user(tx, &user.id)?;
+        let counts = store::pool_counts(tx)?;
+        let products = store::licenses(tx)?;
+        let grants = store::grants_of_user(tx, &user.id)?;
+        for (license, decision) in catalog.entitle(true, &grants, now) {
+            let seat = seats.iter().find(|s| s.license_id == license);
+            let pool = decision.as_ref().ok().cloned().flatten();
+            let capacity = match &pool {
+                Some(s) => catalog.sublicense(s).map_or(0, |s| s.seats),
+                None => catalog.primary_capacity(&license, now),
+            };
+            let used = usage.get(&(license.clone(), pool.clone())).copied().unwrap_or(0);
+            let pending = counts
+                .iter()
+                .find(|(l, p, _, _)| *l == license && *p == pool)
+                .map_or(0, |c| c.3);
+            e.licenses.push(LicenseState {
+                product: products.iter().find(|p| p.id == license).map(|p| p.product.clone()).unwrap_or_default(),
+                license,
+                pool: decision.as_ref().ok().map(|p| p.clone().unwrap_or_else(|| "primary".into())),
+                seat: match seat {
+                    Some(s) if s.assigned => "assigned".into(),
+                    Some(_) => "pending".into(),
+                    None => "none".into(),
+                },
+                reason: match &decision {
+                    Err(r) => Some(r.code().to_string()),
+                    Ok(_) => seat.and_then(|s| s.reason.clone()),
+                },
+                pool_used: used,
+                pool_capacity: capacity,
+                pending_in_pool: pending,
+            });
+        }
+        let live = e.devices.iter().filter(|d| d.revoked_at.is_none()).count();
+        if e.licenses.is_empty() {
+            verdict(&mut e, Some(Reason::NotEntitled), "none of the user's groups is mapped to a license or sublicense".into());
+        } else if let Some(l) = e.licenses.iter().find(|l| l.seat == "assigned") {
+            if live >= device_limit as usize {
+                verdict(&mut e, Some(Reason::DeviceLimit), format!("the user already has {live} active devices (limit {device_limit}); deactivate one first"));
+            } else {
+                let because = format!("the user holds a seat of {} ({}) from the {} pool", l.license, l.product, l.pool.clone().unwrap_or_default());
+                verdict(&mut e, None, because);
+            }
+        } else {
+            let l = &e.licenses[0];
+            let reason = l.reason.as_deref().and_then(Reason::from_code).unwrap_or(Reason::NoSeats);
+            let because = match reason {
+                Reason::LicenseExpired => format!("the license {} has expired", l.license),
+                _ => format!(
+                    "the {} pool of {} is full ({} of {} seats used, {} waiting); the user gets a seat as soon as one frees up",
+                    l.pool.clone().unwrap_or_default(), l.license, l.pool_used, l.pool_capacity, l.pending_in_pool
+                ),
+            };
+            verdict(&mut e, Some(reason), because);
+        }
+        Ok(e)
+    })
+}
+
+/// The human-readable form `seatgate explain` prints.
+pub fn render(e: &Explanation) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "{}", e.email);
+    let _ = writeln!(
+        s,
+        "  domain       {} → {}",
+        e.domain,
+        e.connection
+            .as_deref()
+            .map_or("no IdP connection".to_string(), |c| format!(
+                "IdP connection {c}{}",
+                if e.jit {
+                    " (creates users at first sign-in)"
+                } else {
+                    ""
+                }
+            ))
+    );
+    match &e.user {
+        Some(u) => {
+            let _ = writeln!(
+                s,
+                "  directory    {} ({}), {}",
+                u.user_name,
+                u.id,
+                if u.active { "active" } else { "INACTIVE" }
+            );
+        }
+        None if e.connection.is_some() => {
+            let _ = writeln!(s, "  directory    not provisioned");
+        }
+        None => {}
+    }
+    for g in &e.groups {
+        let m = if g.mappings.is_empty() {
+            "no mapping".to_string()
+        } else {
+            g.mappings.join(", ")
+        };
+        let _ = writeln!(s, "  group        {} → {m}", g.name);
+    }
+    for l in &e.licenses {
+        let _ = writeln!(
+            s,
+            "  license      {} ({}): pool {}, seat {}{}; pool {} of {} used, {} pending",
+            l.license,
+            l.product,
+            l.pool.as_deref().unwrap_or("-"),
+            l.seat,
+            l.reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
+            l.pool_used,
+            l.pool_capacity,
+            l.pending_in_pool
+        );
+    }
+    for d in &e.devices {
+        let state = match (&d.revoked_at, &d.revoke_reason) {
+            (Some(_), r) => format!("revoked ({})", r.as_deref().unwrap_or("")),
+            (None, _) => format!(
+                "active, lease until {}",
+                crate::clock::rfc3339(d.lease_expires_at)
+            ),
+        };
+        let _ = writeln!(
+            s,
+            "  device       {} {} ({}): {state}, last seen {}",
+            d.id,
+            d.name,
+            d.os,
+            crate::clock::rfc3339(d.last_seen_at)
+        );
+    }
+    let _ = writeln!(s, "  activation   {}: {}", e.verdict, e.because);
+    s
+}

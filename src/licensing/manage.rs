@@ -1,0 +1,278 @@
+//! Admin changes to licenses, sublicenses and group mappings: validated, audited, and
+//! followed by a reconciliation in the same transaction (shared by the CLI and the portal).
+
+use crate::clock::now_unix;
+use crate::db::Db;
+use crate::db::admin::{self as access, Target};
+use crate::db::licensing::{self as store, LicenseRow, SublicenseRow};
+
+use super::reconcile::{self, Summary};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManageError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("there is no license {0:?} (give its id or product name)")]
+    UnknownLicense(String),
+    #[error("there is no sublicense {0:?} (give its id or name)")]
+    UnknownSublicense(String),
+    #[error("{0:?} names several; give the id instead")]
+    Ambiguous(String),
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+}
+
+pub struct NewLicense<'a> {
+    pub product: &'a str,
+    pub seats: i64,
+    pub expires_at: Option<i64>,
+    pub key: Option<&'a str>,
+}
+
+/// Registers a license; returns its id.
+pub fn add_license(db: &Db, actor: &str, l: &NewLicense<'_>) -> Result<String, ManageError> {
+    let product = l.product.trim();
+    if product.is_empty() || l.seats < 0 {
+        return Err(ManageError::Invalid(
+            "a license needs a product name and a seat count of 0 or more".into(),
+        ));
+    }
+    let id = format!("lic-{}", crate::crypto::random_hex(4));
+    let now = now_unix();
+    db.write(|tx| {
+        store::insert_license(
+            tx,
+            &LicenseRow {
+                id: id.clone(),
+                product: product.to_string(),
+                license_key: l.key.map(str::to_string),
+                seats: l.seats,
+                model: "per-user".into(),
+                expires_at: l.expires_at,
+                created_at: now,
+            },
+        )?;
+        let detail =
+            serde_json::json!({"product": product, "seats": l.seats, "expires_at": l.expires_at});
+        store::audit(
+            tx,
+            now,
+            actor,
+            "license_added",
+            None,
+            Some(&id),
+            None,
+            Some(&detail.to_string()),
+        )?;
+        Ok::<_, ManageError>(())
+    })?;
+    Ok(id)
+}
+
+/// Changes a license's seats and/or expiry, then re-decides every seat.
+pub fn set_license(
+    db: &Db,
+    actor: &str,
+    license: &str,
+    seats: Option<i64>,
+    expires_at: Option<Option<i64>>,
+) -> Result<Summary, ManageError> {
+    let now = now_unix();
+    db.write(|tx| {
+        let current = find_license(tx, license)?;
+        let seats = seats.unwrap_or(current.seats);
+        if seats < 0 {
+            return Err(ManageError::Invalid("seats must be 0 or more".into()));
+        }
+        let expires_at = expires_at.unwrap_or(current.expires_at);
+        store::update_license(tx, &current.id, seats, expires_at, now)?;
+        let detail = serde_json::json!({"seats": seats, "expires_at": expires_at});
+        store::audit(
+            tx,
+            now,
+            actor,
+            "license_changed",
+            None,
+            Some(&current.id),
+            None,
+            Some(&detail.to_string()),
+        )?;
+        Ok(reconcile::reconcile(tx, None, actor, now)?)
+    })
+}
+
+pub struct NewSublicense<'a> {
+    pub license: &'a str,
+    pub name: &'a str,
+    pub seats: i64,
+    pub reserved: bool,
+    pub expires_at: Option<i64>,
+}
+
+pub fn add_sublicense(db: &Db, actor: &str, s: &NewSublicense<'_>) -> Result<String, ManageError> {
+    let name = s.name.trim();
+    if name.is_empty() || s.seats < 0 {
+        return Err(ManageError::Invalid(
+            "a sublicense needs a name and a seat count of 0 or more".into(),
+        ));
+    }
+    let id = format!("sub-{}", crate::crypto::random_hex(4));
+    let now = now_unix();
+    db.write(|tx| {
+        let license = find_license(tx, s.license)?;
+        if store::sublicenses(tx)?.iter().any(|x| x.license_id == license.id && x.name.eq_ignore_ascii_case(name)) {
+            return Err(ManageError::Invalid(format!("license {} already has a sublicense {name:?}", license.id)));
+        }
+        if s.reserved {
+            let reserved: i64 = store::sublicenses(tx)?
+                .iter()
+                .filter(|x| x.license_id == license.id && x.reserved)
+                .map(|x| x.seats)
+                .sum();
+            if reserved + s.seats > license.seats {
+                return Err(ManageError::Invalid(format!(
+                    "reserved sublicenses of {} would hold {} seats, more than the license's {}",
+                    license.id,
+                    reserved + s.seats,
+                    license.seats
+                )));
+            }
+        }
+        store::insert_sublicense(tx, &SublicenseRow {
+            id: id.clone(),
+            license_id: license.id.clone(),
+            name: name.to_string(),
+            seats: s.seats,
+            reserved: s.reserved,
+            expires_at: s.expires_at,
+        }, now)?;
+        let detail = serde_json::json!({"license": license.id, "name": name, "seats": s.seats, "reserved": s.reserved, "expires_at": s.expires_at});
+        store::audit(tx, now, actor, "sublicense_added", None, Some(&id), None, Some(&detail.to_string()))?;
+        reconcile::reconcile(tx, None, actor, now)?;
+        Ok(id.clone())
+    })
+}
+
+/// What a mapping should grant, as the admin named it.
+pub enum MapTo<'a> {
+    Admins,
+    Primary { license: Option<&'a str> },
+    Sublicense(&'a str),
+}
+
+/// Maps a group; returns the mapping id and what the reconciliation changed.
+pub fn add_mapping(
+    db: &Db,
+    actor: &str,
+    group: &str,
+    to: MapTo<'_>,
+) -> Result<(String, Summary), ManageError> {
+    let group = group.trim();
+    if group.is_empty() {
+        return Err(ManageError::Invalid(
+            "the group name must not be empty".into(),
+        ));
+    }
+    let id = format!("map-{}", crate::crypto::random_hex(6));
+    let now = now_unix();
+    db.write(|tx| {
+        let (target_license, target_sub);
+        let target = match to {
+            MapTo::Admins => Target::Admins,
+            MapTo::Primary { license } => {
+                target_license = match license {
+                    Some(l) => find_license(tx, l)?.id,
+                    None => {
+                        let all = store::licenses(tx)?;
+                        match all.as_slice() {
+                            [only] => only.id.clone(),
+                            [] => return Err(ManageError::Invalid("add a license first (seatgate license add)".into())),
+                            _ => return Err(ManageError::Invalid("there are several licenses; say which with --license".into())),
+                        }
+                    }
+                };
+                Target::Primary { license_id: &target_license }
+            }
+            MapTo::Sublicense(s) => {
+                target_sub = find_sublicense(tx, s)?;
+                Target::Sublicense { license_id: &target_sub.license_id, sublicense_id: &target_sub.id }
+            }
+        };
+        if access::add_mapping(tx, &id, group, target, now)?.is_none() {
+            return Err(ManageError::Invalid(format!(
+                "group {group:?} already has a mapping of that kind (a group maps to at most one sublicense); remove it first"
+            )));
+        }
+        let detail = serde_json::json!({"group": group, "mapping": format!("{target:?}")});
+        store::audit(tx, now, actor, "mapping_added", None, Some(&id), None, Some(&detail.to_string()))?;
+        let summary = reconcile::reconcile(tx, None, actor, now)?;
+        Ok((id.clone(), summary))
+    })
+}
+
+pub fn remove_mapping(db: &Db, actor: &str, id: &str) -> Result<Summary, ManageError> {
+    let now = now_unix();
+    db.write(|tx| {
+        let Some(m) = access::mapping(tx, id)? else {
+            return Err(ManageError::Invalid(format!(
+                "there is no group mapping {id:?}"
+            )));
+        };
+        access::remove_mapping(tx, id)?;
+        let detail = serde_json::json!({"group": m.group_ref, "role": m.role});
+        store::audit(
+            tx,
+            now,
+            actor,
+            "mapping_removed",
+            None,
+            Some(id),
+            None,
+            Some(&detail.to_string()),
+        )?;
+        Ok(reconcile::reconcile(tx, None, actor, now)?)
+    })
+}
+
+pub fn find_license(tx: &rusqlite::Transaction<'_>, key: &str) -> Result<LicenseRow, ManageError> {
+    let all = store::licenses(tx)?;
+    if let Some(l) = all.iter().find(|l| l.id == key) {
+        return Ok(l.clone());
+    }
+    let named: Vec<&LicenseRow> = all
+        .iter()
+        .filter(|l| l.product.eq_ignore_ascii_case(key))
+        .collect();
+    match named.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(ManageError::UnknownLicense(key.to_string())),
+        _ => Err(ManageError::Ambiguous(key.to_string())),
+    }
+}
+
+pub fn find_sublicense(
+    tx: &rusqlite::Transaction<'_>,
+    key: &str,
+) -> Result<SublicenseRow, ManageError> {
+    let all = store::sublicenses(tx)?;
+    if let Some(s) = all.iter().find(|s| s.id == key) {
+        return Ok(s.clone());
+    }
+    let named: Vec<&SublicenseRow> = all
+        .iter()
+        .filter(|s| s.name.eq_ignore_ascii_case(key))
+        .collect();
+    match named.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(ManageError::UnknownSublicense(key.to_string())),
+        _ => Err(ManageError::Ambiguous(key.to_string())),
+    }
+}
+
+/// `YYYY-MM-DD` → the end of that day, UTC.
+pub fn parse_expiry(date: &str) -> Result<i64, ManageError> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let day = time::Date::parse(date.trim(), &format)
+        .map_err(|_| ManageError::Invalid(format!("{date:?} is not a date like 2027-06-30")))?;
+    Ok(day.midnight().assume_utc().unix_timestamp() + 86_399)
+}

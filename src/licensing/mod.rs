@@ -1,0 +1,9 @@
+//! Licensing: seats derived from the directory, device activations and signed leases.
+//!
+//! - [`engine`]: pure rules: entitlement, pool precedence, capacity.
+//! - [`reconcile`]: applies them in the transaction of each directory or admin change.
+
+pub mod engine;
+pub mod explain;
+pub mod manage;
+pub mod reconcile;
