@@ -289,6 +289,7 @@ CREATE TABLE devices (
     last_seen_at    INTEGER NOT NULL,
     lease_id        TEXT NOT NULL,
     lease_expires_at INTEGER NOT NULL,
+    last_proof_at   INTEGER NOT NULL DEFAULT 0,
     revoked_at      INTEGER,
     revoke_reason   TEXT
 ) STRICT;
@@ -312,6 +313,8 @@ CREATE TABLE activations (
     reason            TEXT,
     user_id           TEXT,
     device_id         TEXT,
+    user_code         TEXT NOT NULL,
+    lease             TEXT,
     auth_code_hash    TEXT,
     interval_secs     INTEGER NOT NULL,
     last_polled_at    INTEGER,

@@ -20,6 +20,7 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub scim: crate::scim::Scim,
     pub admin: crate::admin::Admin,
+    pub licensing: crate::licensing::api::LicensingApi,
     pub sp_key: Arc<LazySpKey>,
     pub public_url: String,
 }
@@ -83,6 +84,9 @@ impl App {
         }
         if req.path == "/admin" || req.path.starts_with("/admin/") {
             return self.admin.handle(req);
+        }
+        if let Some(handled) = self.licensing.handle(req) {
+            return handled;
         }
         match req.path.as_str() {
             "/healthz" => ("/healthz", only(get, || Ok(health()))),
@@ -188,7 +192,8 @@ impl App {
                 self.admin
                     .complete_sso(&signed_in, &resolved, &admin_groups, req.client)
             }
-            Purpose::Test | Purpose::Activation => {
+            Purpose::Activation => self.licensing.complete_activation(&signed_in, &resolved),
+            Purpose::Test => {
                 let directory = match &resolved {
                     Resolved::User {
                         user_name, active, ..

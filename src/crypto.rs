@@ -53,9 +53,93 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
+/// base64url without padding (JOSE).
+pub fn b64url(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
+}
+
+pub fn b64url_decode(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text.as_bytes())
+        .ok()
+}
+
+/// A new Ed25519 key: (PKCS#8 document, raw 32-byte public key).
+pub fn ed25519_generate() -> Result<(Vec<u8>, Vec<u8>), ring::error::Unspecified> {
+    use ring::signature::KeyPair;
+    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())?;
+    let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+        .map_err(|_| ring::error::Unspecified)?;
+    Ok((pkcs8.as_ref().to_vec(), pair.public_key().as_ref().to_vec()))
+}
+
+/// Signs `message` with an Ed25519 PKCS#8 key.
+pub fn ed25519_sign(pkcs8: &[u8], message: &[u8]) -> Result<Vec<u8>, ring::error::Unspecified> {
+    let pair =
+        ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| ring::error::Unspecified)?;
+    Ok(pair.sign(message).as_ref().to_vec())
+}
+
+/// The device key algorithms accepted: Ed25519 (`EdDSA`) and P-256 (`ES256`, what the
+/// Secure Enclave of a Mac holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceAlg {
+    EdDsa,
+    Es256,
+}
+
+impl DeviceAlg {
+    pub fn jose_name(self) -> &'static str {
+        match self {
+            DeviceAlg::EdDsa => "EdDSA",
+            DeviceAlg::Es256 => "ES256",
+        }
+    }
+}
+
+/// Verifies a signature by a raw public key: Ed25519 (32 bytes) or P-256 (65-byte
+/// uncompressed point, signature as JOSE's r||s).
+pub fn verify_signature(
+    alg: DeviceAlg,
+    public_key: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> bool {
+    let algorithm: &dyn ring::signature::VerificationAlgorithm = match alg {
+        DeviceAlg::EdDsa => &ring::signature::ED25519,
+        DeviceAlg::Es256 => &ring::signature::ECDSA_P256_SHA256_FIXED,
+    };
+    ring::signature::UnparsedPublicKey::new(algorithm, public_key)
+        .verify(message, signature)
+        .is_ok()
+}
+
+/// SHA-256 of `data`, raw.
+pub fn sha256(data: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ed25519_keys_sign_and_verify() {
+        let (pkcs8, public) = ed25519_generate().expect("key");
+        let sig = ed25519_sign(&pkcs8, b"lease").expect("sign");
+        assert!(verify_signature(DeviceAlg::EdDsa, &public, b"lease", &sig));
+        assert!(!verify_signature(
+            DeviceAlg::EdDsa,
+            &public,
+            b"lease!",
+            &sig
+        ));
+        assert!(!verify_signature(DeviceAlg::Es256, &public, b"lease", &sig));
+    }
 
     #[test]
     fn tokens_are_long_and_distinct() {

@@ -162,6 +162,7 @@ impl Surface {
         } else if path.starts_with("/admin")
             || path.starts_with("/setup")
             || path.starts_with("/saml/")
+            || path.starts_with("/activate")
         {
             Surface::Html
         } else {

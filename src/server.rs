@@ -110,6 +110,12 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
             config.admin.clone(),
             public_url.clone(),
         ),
+        licensing: crate::licensing::api::LicensingApi {
+            db: Arc::clone(&db),
+            config: config.lease.clone(),
+            public_url: public_url.clone(),
+            sp_key: Arc::clone(&sp_key),
+        },
         sp_key,
         public_url: public_url.clone(),
     });
@@ -142,7 +148,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         .map_err(io_err("cannot watch the listener"))?;
 
     let (stop_backups, backup_thread) = start_backup_schedule(&config, &db, &metrics)?;
-    let (stop_refresh, refresh_thread) = start_metadata_refresh(&config, &db)?;
+    let (stop_refresh, refresh_thread) = start_housekeeping(&config, &db)?;
     remember_public_url(&db, &public_url)?;
 
     let scheme = if tls_config.is_some() {
@@ -350,16 +356,18 @@ fn install_signals(
 /// A background thread and the sender whose drop stops it.
 type Schedule = (Option<mpsc::Sender<()>>, Option<JoinHandle<()>>);
 
-/// Refreshes URL-backed IdP metadata every `saml.metadata_refresh`, checking for due
-/// connections a few times per interval (at most once a minute).
-fn start_metadata_refresh(config: &Config, db: &Arc<Db>) -> Result<Schedule, ServeError> {
+/// Periodic upkeep, checked a few times per `saml.metadata_refresh` (at most once a
+/// minute): refreshes URL-backed IdP metadata that is due, and releases devices silent for
+/// `lease.release_silent_after`.
+fn start_housekeeping(config: &Config, db: &Arc<Db>) -> Result<Schedule, ServeError> {
+    let lease = config.lease.clone();
     let ca = config.saml.metadata_ca_file.clone();
     let interval = config.saml.metadata_refresh;
     let tick = (interval / 10).min(Duration::from_secs(60));
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let db = Arc::clone(db);
     let handle = std::thread::Builder::new()
-        .name("metadata-refresh".into())
+        .name("housekeeping".into())
         .spawn(move || {
             // Built at the first tick: loading the system's roots costs start-up time and
             // memory that a gateway without URL-backed metadata never needs.
@@ -368,6 +376,13 @@ fn start_metadata_refresh(config: &Config, db: &Arc<Db>) -> Result<Schedule, Ser
                 match stop_rx.recv_timeout(tick) {
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     _ => return,
+                }
+                match crate::licensing::leases::release_silent(&db, &lease, clock::now_unix()) {
+                    Ok(0) => {}
+                    Ok(n) => log::info!(
+                        "released {n} device(s) silent for longer than lease.release_silent_after"
+                    ),
+                    Err(e) => log::error!("releasing silent devices failed: {e}"),
                 }
                 let tried_before = clock::now_unix() - interval.as_secs() as i64;
                 let due =
@@ -402,7 +417,7 @@ fn start_metadata_refresh(config: &Config, db: &Arc<Db>) -> Result<Schedule, Ser
                 }
             }
         })
-        .map_err(io_err("cannot start the metadata refresh thread"))?;
+        .map_err(io_err("cannot start the housekeeping thread"))?;
     Ok((Some(stop_tx), Some(handle)))
 }
 

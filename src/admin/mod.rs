@@ -407,15 +407,15 @@ fn login_cookie(token: &str, max_age: u64) -> String {
     format!("{LOGIN_COOKIE}={token}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Strict")
 }
 
-fn redirect(location: &str) -> Response {
+pub fn redirect(location: &str) -> Response {
     Response::new(303, "text/plain; charset=utf-8", Vec::new()).with_header("Location", location)
 }
 
-fn html(page: String) -> Response {
+pub fn html(page: String) -> Response {
     html_status(200, page)
 }
 
-fn html_status(status: u16, page: String) -> Response {
+pub fn html_status(status: u16, page: String) -> Response {
     Response::html(status, page).with_header(
         "Content-Security-Policy",
         "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",

@@ -11,7 +11,7 @@ pub const STYLESHEET_PATH: &str = "/admin/assets/portal.css";
 pub const STYLESHEET: &str = include_str!("portal.css");
 
 /// The frame of every page: title, header, and (when signed in) the session bar.
-fn layout(title: &str, session: Option<&Session>, body: Markup) -> String {
+pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> String {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -189,6 +189,49 @@ pub fn test_result(t: &TestResult<'_>) -> String {
                 @if t.admin_groups.is_empty() { "no (no group mapped to the admins role matches)" }
                 @else { "yes, through " (t.admin_groups.join(", ")) }
             }
+        },
+    )
+}
+
+/// The confirmation an end user sees before signing in to activate a device.
+pub fn activation_confirm(
+    device: &str,
+    os: &str,
+    user_code: &str,
+    email: &str,
+    csrf: &str,
+    action: &str,
+) -> String {
+    layout(
+        "Activate this Mac",
+        None,
+        html! {
+            h1 { "Activate " (device) }
+            section.card {
+                p { "A device asked to be activated for " strong { (email) } ":" }
+                p { strong { (device) } " (" (os) ")" }
+                p { "It shows the code " code.big { (user_code) } ". Continue only if the app on your Mac shows the same code." }
+                form method="post" action=(action) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    button type="submit" { "Continue with single sign-on" }
+                }
+            }
+        },
+    )
+}
+
+/// The end of an activation in the browser.
+pub fn activation_result(device: &str, approved: bool, message: &str) -> String {
+    layout(
+        if approved {
+            "Activated"
+        } else {
+            "Activation refused"
+        },
+        None,
+        html! {
+            h1 { @if approved { (device) " is activated" } @else { "Activation refused" } }
+            p.notice[!approved] { (message) }
         },
     )
 }

@@ -63,6 +63,72 @@ pub enum SublicenseCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// A user's devices (email or directory id)
+    List { user: String },
+    /// Deactivate a device (its user keeps the seat)
+    Deactivate { id: String },
+    /// Release devices silent for longer than [lease] release_silent_after, now
+    ReleaseSilent,
+}
+
+pub fn device(db: &Db, config: &Config, cmd: DeviceCommand) -> Result<(), CliError> {
+    let now = now_unix();
+    match cmd {
+        DeviceCommand::List { user } => {
+            let devices = db
+                .read(|tx| {
+                    let key = crate::scim::resource::fold(&user);
+                    let id = crate::db::directory::user_by_name_key(tx, &key)?
+                        .or(crate::db::directory::user_by_email_key(tx, &key)?)
+                        .map_or(user.clone(), |u| u.id);
+                    store::devices_of_user(tx, &id)
+                })
+                .map_err(runtime)?;
+            if devices.is_empty() {
+                println!("no devices");
+            }
+            for d in devices {
+                let state = match &d.revoked_at {
+                    Some(at) => format!(
+                        "revoked {} ({})",
+                        rfc3339(*at),
+                        d.revoke_reason.as_deref().unwrap_or("")
+                    ),
+                    None => format!("active, lease until {}", rfc3339(d.lease_expires_at)),
+                };
+                println!(
+                    "{}\t{}\t{}\t{state}\tlast seen {}",
+                    d.id,
+                    d.name,
+                    d.os,
+                    rfc3339(d.last_seen_at)
+                );
+            }
+        }
+        DeviceCommand::Deactivate { id } => {
+            db.write(|tx| {
+                let d = store::device(tx, &id)?.ok_or_else(|| {
+                    crate::error::HttpError::new(
+                        crate::error::Reason::NotFound,
+                        format!("there is no device {id:?}"),
+                    )
+                })?;
+                crate::licensing::leases::release_device(tx, &d, ACTOR, "DEACTIVATED", now)
+            })
+            .map_err(|e| CliError::Usage(e.message))?;
+            println!("deactivated {id}");
+        }
+        DeviceCommand::ReleaseSilent => {
+            let n = crate::licensing::leases::release_silent(db, &config.lease, now)
+                .map_err(|e| CliError::Runtime(e.message))?;
+            println!("released {n} silent device(s)");
+        }
+    }
+    Ok(())
+}
+
 pub fn license(db: &Db, cmd: LicenseCommand) -> Result<(), CliError> {
     match cmd {
         LicenseCommand::Add {

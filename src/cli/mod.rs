@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 mod access;
+mod client;
 mod idp;
 mod licensing;
 
@@ -122,6 +123,17 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// The reference client: activate this machine, renew, status, deactivate, verify
+    Client {
+        /// Where the device key and lease live [default: SEATGATE_CLIENT_DIR, else ~/.seatgate-client]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        command: client::ClientCommand,
+    },
+    /// Activated devices: list a user's, or deactivate one
+    #[command(subcommand)]
+    Device(licensing::DeviceCommand),
     /// Show recent sign-ins (SSO and break-glass) with their outcome, newest first
     SignInLog {
         /// How many sign-ins to show
@@ -216,6 +228,8 @@ pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
             action.as_deref(),
             limit,
         ),
+        Command::Client { state_dir, command } => client::run(state_dir, command),
+        Command::Device(cmd) => licensing::device(&open_existing_db(&config)?, &config, cmd),
         Command::SignInLog { limit, failures } => {
             access::sign_in_log(&open_existing_db(&config)?, limit, failures)
         }

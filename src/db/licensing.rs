@@ -365,9 +365,11 @@ pub struct DeviceRow {
     pub lease_expires_at: i64,
     pub revoked_at: Option<i64>,
     pub revoke_reason: Option<String>,
+    #[serde(skip)]
+    pub public_jwk: String,
 }
 
-const DEVICE_COLS: &str = "id, user_id, license_id, thumbprint, name, os, created_at, last_seen_at, lease_id, lease_expires_at, revoked_at, revoke_reason";
+const DEVICE_COLS: &str = "id, user_id, license_id, thumbprint, name, os, created_at, last_seen_at, lease_id, lease_expires_at, revoked_at, revoke_reason, public_jwk";
 
 fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRow> {
     Ok(DeviceRow {
@@ -383,6 +385,7 @@ fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRow> {
         lease_expires_at: r.get(9)?,
         revoked_at: r.get(10)?,
         revoke_reason: r.get(11)?,
+        public_jwk: r.get(12)?,
     })
 }
 
@@ -414,4 +417,252 @@ pub fn device_by_thumbprint(
 pub fn live_device_count(tx: &Transaction<'_>, user_id: &str) -> rusqlite::Result<i64> {
     tx.prepare_cached("SELECT count(*) FROM devices WHERE user_id = ?1 AND revoked_at IS NULL")?
         .query_row([user_id], |r| r.get(0))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    pub kid: String,
+    pub pkcs8: Vec<u8>,
+    pub public_key: Vec<u8>,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+    pub publish_until: Option<i64>,
+}
+
+fn signing_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SigningKey> {
+    Ok(SigningKey {
+        kid: r.get(0)?,
+        pkcs8: r.get(1)?,
+        public_key: r.get(2)?,
+        created_at: r.get(3)?,
+        retired_at: r.get(4)?,
+        publish_until: r.get(5)?,
+    })
+}
+
+/// The key that signs now: the newest unretired one.
+pub fn active_signing_key(tx: &Transaction<'_>) -> rusqlite::Result<Option<SigningKey>> {
+    tx.prepare_cached(
+        "SELECT kid, pkcs8, public_key, created_at, retired_at, publish_until FROM signing_keys
+         WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
+    )?
+    .query_row([], signing_key_row)
+    .optional()
+}
+
+/// Keys to publish: unretired ones and retired ones whose leases may still be valid.
+pub fn published_signing_keys(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<Vec<SigningKey>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT kid, pkcs8, public_key, created_at, retired_at, publish_until FROM signing_keys
+         WHERE retired_at IS NULL OR publish_until > ?1 ORDER BY created_at DESC",
+    )?;
+    let rows = stmt.query_map([now], signing_key_row)?;
+    rows.collect()
+}
+
+pub fn insert_signing_key(tx: &Transaction<'_>, k: &SigningKey) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO signing_keys (kid, pkcs8, public_key, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![k.kid, k.pkcs8, k.public_key, k.created_at],
+    )?;
+    Ok(())
+}
+
+/// Retires every unretired key but `keep`; they stay published until `publish_until`.
+pub fn retire_signing_keys(
+    tx: &Transaction<'_>,
+    keep: &str,
+    now: i64,
+    publish_until: i64,
+) -> rusqlite::Result<usize> {
+    tx.execute(
+        "UPDATE signing_keys SET retired_at = ?2, publish_until = ?3 WHERE retired_at IS NULL AND kid <> ?1",
+        params![keep, now, publish_until],
+    )
+}
+
+pub struct NewDevice<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub license_id: &'a str,
+    pub thumbprint: &'a str,
+    pub public_jwk: &'a str,
+    pub name: &'a str,
+    pub os: &'a str,
+    pub lease_id: &'a str,
+    pub lease_expires_at: i64,
+}
+
+/// Stores a device; an earlier (revoked) device with the same key is replaced.
+pub fn insert_device(tx: &Transaction<'_>, d: &NewDevice<'_>, now: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "DELETE FROM devices WHERE thumbprint = ?1 AND revoked_at IS NOT NULL",
+        [d.thumbprint],
+    )?;
+    tx.execute(
+        "INSERT INTO devices (id, user_id, license_id, thumbprint, public_jwk, name, os, created_at, last_seen_at, lease_id, lease_expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
+        params![d.id, d.user_id, d.license_id, d.thumbprint, d.public_jwk, d.name, d.os, now, d.lease_id, d.lease_expires_at],
+    )?;
+    Ok(())
+}
+
+/// Records a renewal: the new lease, the proof time, and that the device was seen.
+pub fn renew_device(
+    tx: &Transaction<'_>,
+    id: &str,
+    lease_id: &str,
+    lease_expires_at: i64,
+    proof_at: i64,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE devices SET lease_id = ?2, lease_expires_at = ?3, last_proof_at = ?4, last_seen_at = ?5 WHERE id = ?1",
+        params![id, lease_id, lease_expires_at, proof_at, now],
+    )?;
+    Ok(())
+}
+
+/// The time of the device's last accepted proof (proofs must be newer: no replays).
+pub fn last_proof_at(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<i64> {
+    tx.prepare_cached("SELECT last_proof_at FROM devices WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+}
+
+pub fn set_last_proof(tx: &Transaction<'_>, id: &str, proof_at: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE devices SET last_proof_at = ?2 WHERE id = ?1",
+        params![id, proof_at],
+    )?;
+    Ok(())
+}
+
+pub fn revoke_device(
+    tx: &Transaction<'_>,
+    id: &str,
+    reason: &str,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    Ok(tx.execute(
+        "UPDATE devices SET revoked_at = ?2, revoke_reason = ?3 WHERE id = ?1 AND revoked_at IS NULL",
+        params![id, now, reason],
+    )? == 1)
+}
+
+/// Live devices not seen since `before`.
+pub fn silent_devices(tx: &Transaction<'_>, before: i64) -> rusqlite::Result<Vec<DeviceRow>> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {DEVICE_COLS} FROM devices WHERE revoked_at IS NULL AND last_seen_at < ?1"
+    ))?;
+    let rows = stmt.query_map([before], device_row)?;
+    rows.collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activation {
+    pub device_code_hash: String,
+    pub browser_key: String,
+    pub email: String,
+    pub public_jwk: String,
+    pub thumbprint: String,
+    pub device_name: String,
+    pub device_os: String,
+    pub redirect_uri: Option<String>,
+    pub code_challenge: Option<String>,
+    pub saml_request_id: Option<String>,
+    pub state: String,
+    pub reason: Option<String>,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub user_code: String,
+    pub lease: Option<String>,
+    pub auth_code_hash: Option<String>,
+    pub interval_secs: i64,
+    pub last_polled_at: Option<i64>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+const ACTIVATION_COLS: &str = "device_code_hash, browser_key, email, public_jwk, thumbprint, device_name, device_os, redirect_uri, code_challenge, saml_request_id, state, reason, user_id, device_id, user_code, lease, auth_code_hash, interval_secs, last_polled_at, created_at, expires_at";
+
+fn activation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Activation> {
+    Ok(Activation {
+        device_code_hash: r.get(0)?,
+        browser_key: r.get(1)?,
+        email: r.get(2)?,
+        public_jwk: r.get(3)?,
+        thumbprint: r.get(4)?,
+        device_name: r.get(5)?,
+        device_os: r.get(6)?,
+        redirect_uri: r.get(7)?,
+        code_challenge: r.get(8)?,
+        saml_request_id: r.get(9)?,
+        state: r.get(10)?,
+        reason: r.get(11)?,
+        user_id: r.get(12)?,
+        device_id: r.get(13)?,
+        user_code: r.get(14)?,
+        lease: r.get(15)?,
+        auth_code_hash: r.get(16)?,
+        interval_secs: r.get(17)?,
+        last_polled_at: r.get(18)?,
+        created_at: r.get(19)?,
+        expires_at: r.get(20)?,
+    })
+}
+
+/// Stores a new activation and drops ones expired for a day.
+pub fn insert_activation(tx: &Transaction<'_>, a: &Activation) -> rusqlite::Result<()> {
+    tx.execute(
+        "DELETE FROM activations WHERE expires_at < ?1",
+        [a.created_at - 86_400],
+    )?;
+    tx.execute(
+        &format!("INSERT INTO activations ({ACTIVATION_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"),
+        params![
+            a.device_code_hash, a.browser_key, a.email, a.public_jwk, a.thumbprint, a.device_name, a.device_os,
+            a.redirect_uri, a.code_challenge, a.saml_request_id, a.state, a.reason, a.user_id, a.device_id,
+            a.user_code, a.lease, a.auth_code_hash, a.interval_secs, a.last_polled_at, a.created_at, a.expires_at
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn activation_by(
+    tx: &Transaction<'_>,
+    column: ActivationKey,
+    value: &str,
+) -> rusqlite::Result<Option<Activation>> {
+    let column = match column {
+        ActivationKey::DeviceCodeHash => "device_code_hash",
+        ActivationKey::BrowserKey => "browser_key",
+        ActivationKey::SamlRequest => "saml_request_id",
+        ActivationKey::AuthCodeHash => "auth_code_hash",
+    };
+    tx.prepare_cached(&format!(
+        "SELECT {ACTIVATION_COLS} FROM activations WHERE {column} = ?1"
+    ))?
+    .query_row([value], activation_row)
+    .optional()
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum ActivationKey {
+    DeviceCodeHash,
+    BrowserKey,
+    SamlRequest,
+    AuthCodeHash,
+}
+
+/// Writes an activation's mutable fields back.
+pub fn update_activation(tx: &Transaction<'_>, a: &Activation) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE activations SET saml_request_id = ?2, state = ?3, reason = ?4, user_id = ?5, device_id = ?6,
+           lease = ?7, auth_code_hash = ?8, interval_secs = ?9, last_polled_at = ?10 WHERE device_code_hash = ?1",
+        params![
+            a.device_code_hash, a.saml_request_id, a.state, a.reason, a.user_id, a.device_id, a.lease,
+            a.auth_code_hash, a.interval_secs, a.last_polled_at
+        ],
+    )?;
+    Ok(())
 }

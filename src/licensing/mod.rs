@@ -3,7 +3,11 @@
 //! - [`engine`]: pure rules: entitlement, pool precedence, capacity.
 //! - [`reconcile`]: applies them in the transaction of each directory or admin change.
 
+pub mod activation;
+pub mod api;
 pub mod engine;
 pub mod explain;
+pub mod jose;
+pub mod leases;
 pub mod manage;
 pub mod reconcile;

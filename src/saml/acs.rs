@@ -53,6 +53,8 @@ pub struct SignedIn {
     pub return_to: Option<String>,
     /// What the sign-in was started for.
     pub purpose: Purpose,
+    /// The AuthnRequest it answers (none for IdP-initiated sign-in).
+    pub request_id: Option<String>,
 }
 
 fn rejected(detail: &str) -> HttpError {
@@ -243,6 +245,7 @@ pub fn consume(
         jit_users: keys.jit_users,
         return_to,
         purpose,
+        request_id: in_response_to,
     })
 }
 

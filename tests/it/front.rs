@@ -29,9 +29,10 @@ fn body_over_the_route_cap_is_413_without_reading_it() {
     let r = s.request("POST", "/api/v1/activations", &[], &vec![b'x'; 2048]);
     assert_eq!(r.status, 413);
     assert_eq!(r.json()["reason"], "PAYLOAD_TOO_LARGE");
-    // Exactly at the cap passes the gatekeeper (and reaches the app, which has no such route yet).
+    // Exactly at the cap passes the gatekeeper and reaches the app, which finds no JSON.
     let r = s.request("POST", "/api/v1/activations", &[], &vec![b'x'; 1024]);
-    assert_eq!(r.status, 404);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["reason"], "BAD_REQUEST");
     assert_still_serving(&s);
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests: the real binary, a real data directory, real sockets.
 //! One test binary (faster to build and link than one per file).
 
+mod activation;
 mod admin;
 mod front;
 mod licensing;

@@ -16,7 +16,7 @@ const EMAIL_FORMAT: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddre
 const UNSPECIFIED_11: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified";
 const PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
 
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     let path = std::env::var_os("SEATGATE_TEST_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -31,13 +31,13 @@ fn python() -> PathBuf {
 }
 
 /// A pysaml2 IdP with its own RSA key.
-struct PyIdp {
+pub(crate) struct PyIdp {
     dir: tempfile::TempDir,
     entity_id: String,
 }
 
 impl PyIdp {
-    fn new(entity_id: &str) -> PyIdp {
+    pub(crate) fn new(entity_id: &str) -> PyIdp {
         let dir = tempfile::tempdir().expect("tmp");
         crate::saml::rsa_key_and_certificate(dir.path(), "pysaml2-idp");
         PyIdp {
@@ -73,19 +73,19 @@ impl PyIdp {
         String::from_utf8(out.stdout).expect("utf8")
     }
 
-    fn metadata(&self) -> String {
+    pub(crate) fn metadata(&self) -> String {
         self.run(&["metadata"])
     }
 }
 
 /// What the IdP answers with.
-struct Answer<'a> {
-    name_id: &'a str,
-    name_id_format: &'a str,
-    attributes: serde_json::Value,
-    sign_response: bool,
-    sign_assertion: bool,
-    sign_alg: &'a str,
+pub(crate) struct Answer<'a> {
+    pub(crate) name_id: &'a str,
+    pub(crate) name_id_format: &'a str,
+    pub(crate) attributes: serde_json::Value,
+    pub(crate) sign_response: bool,
+    pub(crate) sign_assertion: bool,
+    pub(crate) sign_alg: &'a str,
 }
 
 impl Default for Answer<'_> {
@@ -105,6 +105,18 @@ impl Default for Answer<'_> {
 fn sign_in(s: &TestServer, idp: &PyIdp, connection: &str, answer: &Answer<'_>) -> HttpResponse {
     let start = s.get(&format!("/saml/login/{connection}"));
     assert_eq!(start.status, 302, "{}", start.text());
+    answer_redirect(s, idp, connection, &start, answer)
+}
+
+/// Lets pysaml2 answer the AuthnRequest of a redirect to the IdP (`start`, with its binding
+/// cookie) and posts the response to the ACS like a browser.
+pub(crate) fn answer_redirect(
+    s: &TestServer,
+    idp: &PyIdp,
+    connection: &str,
+    start: &HttpResponse,
+    answer: &Answer<'_>,
+) -> HttpResponse {
     let location = start.header("location").expect("location").to_string();
     let cookie = start.set_cookie("sg_saml").expect("binding cookie");
     let relay = location

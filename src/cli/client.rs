@@ -1,0 +1,161 @@
+//! `seatgate client …`: the reference client, and `seatgate device …` for admins.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use super::{CliError, runtime};
+use crate::client::{Client, ClientError, verify_lease};
+use crate::clock::{now_unix, rfc3339};
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Activate this machine: prints the address to open in a browser, waits for the
+    /// sign-in, stores the lease
+    Activate {
+        /// The gateway, e.g. https://seatgate.example.com:8443
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        email: String,
+        /// A CA certificate to trust (the gateway's local CA, tls/ca.pem)
+        #[arg(long, value_name = "FILE")]
+        ca_cert: Option<PathBuf>,
+        /// The device name the gateway shows
+        #[arg(long, default_value = "this machine")]
+        name: String,
+    },
+    /// Renew the lease (proof of possession of the device key)
+    Renew,
+    /// Show the device, the lease and whether it verifies now
+    Status,
+    /// Deactivate this device at the gateway and forget its lease
+    Deactivate,
+    /// Verify a lease file offline against a JWKS (from --jwks FILE, else the gateway)
+    Verify {
+        file: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        jwks: Option<PathBuf>,
+    },
+}
+
+/// Where the client keeps its key and lease: `--state-dir`, else `SEATGATE_CLIENT_DIR`, else
+/// `~/.seatgate-client`.
+fn state_dir(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os("SEATGATE_CLIENT_DIR").map(PathBuf::from))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".seatgate-client")))
+        .unwrap_or_else(|| PathBuf::from(".seatgate-client"))
+}
+
+fn client_error(e: ClientError) -> CliError {
+    match e {
+        ClientError::Usage(m) => CliError::Usage(m),
+        ClientError::Failed(m) => CliError::Runtime(m),
+    }
+}
+
+pub fn run(state: Option<PathBuf>, cmd: ClientCommand) -> Result<(), CliError> {
+    let dir = state_dir(state);
+    match cmd {
+        ClientCommand::Activate {
+            server,
+            email,
+            ca_cert,
+            name,
+        } => {
+            let client = Client::open(&dir, ca_cert.as_deref()).map_err(client_error)?;
+            let claims = client
+                .activate(
+                    &server,
+                    &email,
+                    &name,
+                    ca_cert.as_deref(),
+                    &mut std::io::stdout(),
+                )
+                .map_err(client_error)?;
+            println!(
+                "activated: {} for {} ({}), renew after {}, valid offline until {}",
+                claims["device"].as_str().unwrap_or(""),
+                claims["email"].as_str().unwrap_or(""),
+                claims["product"].as_str().unwrap_or(""),
+                rfc3339(claims["renew_after"].as_i64().unwrap_or(0)),
+                rfc3339(claims["exp"].as_i64().unwrap_or(0))
+            );
+        }
+        ClientCommand::Renew => {
+            let client = open_activated(&dir)?;
+            let claims = client.renew().map_err(client_error)?;
+            println!(
+                "renewed: lease {} valid offline until {}",
+                claims["jti"].as_str().unwrap_or(""),
+                rfc3339(claims["exp"].as_i64().unwrap_or(0))
+            );
+        }
+        ClientCommand::Status => {
+            let client = open_activated(&dir)?;
+            let state = client
+                .state()
+                .ok_or_else(|| CliError::Usage("not activated".into()))?;
+            println!("server     {}", state.server);
+            println!("email      {}", state.email);
+            println!(
+                "device     {} (key {})",
+                state.device_id.as_deref().unwrap_or("none"),
+                client.thumbprint()
+            );
+            match std::fs::read_to_string(client.lease_path()) {
+                Ok(lease) => {
+                    let verdict = client
+                        .jwks(&state.server)
+                        .and_then(|jwks| verify_lease(&lease, &jwks, now_unix()));
+                    match verdict {
+                        Ok(c) => println!(
+                            "lease      {} valid; renew after {}, offline until {}",
+                            c["jti"].as_str().unwrap_or(""),
+                            rfc3339(c["renew_after"].as_i64().unwrap_or(0)),
+                            rfc3339(c["exp"].as_i64().unwrap_or(0))
+                        ),
+                        Err(e) => println!("lease      does not verify: {e}"),
+                    }
+                }
+                Err(_) => println!("lease      none"),
+            }
+        }
+        ClientCommand::Deactivate => {
+            let client = open_activated(&dir)?;
+            client.deactivate().map_err(client_error)?;
+            println!("deactivated");
+        }
+        ClientCommand::Verify { file, jwks } => {
+            let lease = std::fs::read_to_string(&file)
+                .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
+            let jwks = match jwks {
+                Some(path) => serde_json::from_slice(&std::fs::read(&path).map_err(runtime)?)
+                    .map_err(|e| {
+                        CliError::Usage(format!("{} is not a JWKS: {e}", path.display()))
+                    })?,
+                None => {
+                    let client = open_activated(&dir)?;
+                    let state = client.state().ok_or_else(|| {
+                        CliError::Usage("give --jwks FILE, or activate first".into())
+                    })?;
+                    client.jwks(&state.server).map_err(client_error)?
+                }
+            };
+            let claims = verify_lease(lease.trim(), &jwks, now_unix()).map_err(client_error)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&claims).map_err(runtime)?
+            );
+        }
+    }
+    Ok(())
+}
+
+fn open_activated(dir: &std::path::Path) -> Result<Client, CliError> {
+    let ca = std::fs::read(dir.join("state.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<crate::client::State>(&b).ok())
+        .and_then(|s| s.ca_cert);
+    Client::open(dir, ca.as_deref()).map_err(client_error)
+}

@@ -1,0 +1,340 @@
+//! The reference client: the activation protocol exactly as a Mac app speaks it. It keeps
+//! its device key (Ed25519, PKCS#8, 0600) and its lease in a state directory, activates
+//! through the browser (device authorization with polling), renews with a proof signed by
+//! the device key, deactivates, and verifies leases offline against the JWKS.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::crypto::{b64url, ed25519_generate};
+use crate::licensing::jose::{DeviceKey, Jws, sign_eddsa};
+use crate::licensing::leases::{LEASE_TYP, PROOF_TYP};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn failed(e: impl std::fmt::Display) -> ClientError {
+    ClientError::Failed(e.to_string())
+}
+
+/// What the client remembers between runs (`state.json`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct State {
+    pub server: String,
+    pub email: String,
+    pub ca_cert: Option<PathBuf>,
+    pub device_id: Option<String>,
+    pub lease_id: Option<String>,
+    pub last_proof_iat: i64,
+}
+
+pub struct Client {
+    dir: PathBuf,
+    agent: ureq::Agent,
+    key_pkcs8: Vec<u8>,
+    key: DeviceKey,
+}
+
+impl Client {
+    /// Opens (creating on first use) the state directory and the device key in it.
+    pub fn open(dir: &Path, ca_cert: Option<&Path>) -> Result<Client, ClientError> {
+        crate::datadir::ensure_private_dir(dir)
+            .map_err(|e| failed(format!("cannot use {}: {e}", dir.display())))?;
+        let key_path = dir.join("device-key.p8");
+        let pkcs8 = match std::fs::read(&key_path) {
+            Ok(k) => k,
+            Err(_) => {
+                let (pkcs8, _) =
+                    ed25519_generate().map_err(|_| failed("cannot generate a device key"))?;
+                crate::datadir::write_private_file(&key_path, &pkcs8).map_err(failed)?;
+                pkcs8
+            }
+        };
+        let public = {
+            use ring::signature::KeyPair;
+            ring::signature::Ed25519KeyPair::from_pkcs8(&pkcs8)
+                .map_err(|_| failed(format!("{} is not an Ed25519 key", key_path.display())))?
+                .public_key()
+                .as_ref()
+                .to_vec()
+        };
+        let key =
+            DeviceKey::from_jwk(&json!({"kty": "OKP", "crv": "Ed25519", "x": b64url(&public)}))
+                .map_err(failed)?;
+        Ok(Client {
+            dir: dir.to_path_buf(),
+            agent: agent(ca_cert)?,
+            key_pkcs8: pkcs8,
+            key,
+        })
+    }
+
+    pub fn thumbprint(&self) -> &str {
+        &self.key.thumbprint
+    }
+
+    pub fn state(&self) -> Option<State> {
+        std::fs::read(self.dir.join("state.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    }
+
+    fn save_state(&self, s: &State) -> Result<(), ClientError> {
+        let text = serde_json::to_vec_pretty(s).map_err(failed)?;
+        crate::datadir::write_private_file(&self.dir.join("state.json"), &text).map_err(failed)
+    }
+
+    pub fn lease_path(&self) -> PathBuf {
+        self.dir.join("lease.jws")
+    }
+
+    /// Starts an activation, prints the browser URL, polls until it is decided.
+    pub fn activate(
+        &self,
+        server: &str,
+        email: &str,
+        name: &str,
+        ca_cert: Option<&Path>,
+        out: &mut dyn std::io::Write,
+    ) -> Result<Value, ClientError> {
+        let server = server.trim_end_matches('/');
+        let started = self.post(
+            &format!("{server}/api/v1/activations"),
+            &json!({"email": email, "device": {"public_key": self.key.jwk, "name": name, "os": std::env::consts::OS}}),
+            None,
+        )?;
+        if started.0 != 201 {
+            return Err(refused(&started.1));
+        }
+        let s = &started.1;
+        let url = s["verification_uri_complete"].as_str().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "Open this address in your browser and sign in:\n\n  {url}\n\nConfirm that the page shows the code {}.",
+            s["user_code"].as_str().unwrap_or_default()
+        );
+        let _ = out.flush();
+        let device_code = s["device_code"].as_str().unwrap_or_default().to_string();
+        let mut interval = s["interval"].as_u64().unwrap_or(5);
+        let deadline = std::time::Instant::now()
+            + Duration::from_secs(s["expires_in"].as_u64().unwrap_or(600));
+        loop {
+            std::thread::sleep(Duration::from_secs(interval));
+            if std::time::Instant::now() > deadline {
+                return Err(ClientError::Failed(
+                    "the activation expired before the sign-in finished (ACTIVATION_EXPIRED)"
+                        .into(),
+                ));
+            }
+            let (status, body) = self.post(
+                &format!("{server}/api/v1/activations/token"),
+                &json!({"device_code": device_code}),
+                None,
+            )?;
+            if status == 200 {
+                let lease = body["license"].as_str().unwrap_or_default().to_string();
+                let claims = Jws::parse(&lease).map_err(failed)?.claims;
+                std::fs::write(self.lease_path(), &lease).map_err(failed)?;
+                self.save_state(&State {
+                    server: server.to_string(),
+                    email: email.to_string(),
+                    ca_cert: ca_cert.map(Path::to_path_buf),
+                    device_id: body["device_id"].as_str().map(str::to_string),
+                    lease_id: claims["jti"].as_str().map(str::to_string),
+                    last_proof_iat: 0,
+                })?;
+                return Ok(claims);
+            }
+            match body["error"].as_str() {
+                Some("authorization_pending") => {}
+                Some("slow_down") => interval += 5,
+                _ => return Err(refused(&body)),
+            }
+        }
+    }
+
+    /// Renews the lease with a proof signed by the device key.
+    pub fn renew(&self) -> Result<Value, ClientError> {
+        let mut state = self.state().ok_or_else(not_activated)?;
+        let proof = self.proof(&mut state, "renew")?;
+        let (status, body) = self.post(
+            &format!("{}/api/v1/leases/renew", state.server),
+            &json!({"proof": proof}),
+            None,
+        )?;
+        self.save_state(&state)?;
+        if status != 200 {
+            return Err(refused(&body));
+        }
+        let lease = body["license"].as_str().unwrap_or_default();
+        std::fs::write(self.lease_path(), lease).map_err(failed)?;
+        state.lease_id = body["lease_id"].as_str().map(str::to_string);
+        self.save_state(&state)?;
+        Ok(Jws::parse(lease).map_err(failed)?.claims)
+    }
+
+    /// Deactivates this device at the gateway and forgets the lease.
+    pub fn deactivate(&self) -> Result<(), ClientError> {
+        let mut state = self.state().ok_or_else(not_activated)?;
+        let proof = self.proof(&mut state, "deactivate")?;
+        let lease = state.lease_id.clone().unwrap_or_default();
+        let response = self
+            .agent
+            .delete(&format!("{}/api/v1/leases/{lease}", state.server))
+            .header("Authorization", &format!("Device {proof}"))
+            .call()
+            .map_err(failed)?;
+        let status = response.status().as_u16();
+        let body = json_body(response);
+        self.save_state(&state)?;
+        if status != 200 {
+            return Err(refused(&body));
+        }
+        let _ = std::fs::remove_file(self.lease_path());
+        state.lease_id = None;
+        state.device_id = None;
+        self.save_state(&state)
+    }
+
+    /// A proof of possession: a JWS by the device key, newer than the last one sent.
+    fn proof(&self, state: &mut State, action: &str) -> Result<String, ClientError> {
+        let mut iat = crate::clock::now_unix();
+        if iat <= state.last_proof_iat {
+            std::thread::sleep(Duration::from_millis(1100));
+            iat = crate::clock::now_unix().max(state.last_proof_iat + 1);
+        }
+        state.last_proof_iat = iat;
+        let device = state.device_id.clone().ok_or_else(not_activated)?;
+        sign_eddsa(
+            &self.key_pkcs8,
+            &self.key.thumbprint,
+            PROOF_TYP,
+            &json!({"action": action, "device": device, "iat": iat}),
+        )
+        .map_err(|_| failed("cannot sign the proof"))
+    }
+
+    /// Fetches the gateway's JWKS.
+    pub fn jwks(&self, server: &str) -> Result<Value, ClientError> {
+        let response = self
+            .agent
+            .get(&format!("{server}/.well-known/jwks.json"))
+            .call()
+            .map_err(failed)?;
+        let body = json_body(response);
+        if body.is_null() {
+            return Err(failed("the JWKS is not JSON"));
+        }
+        Ok(body)
+    }
+
+    fn post(
+        &self,
+        url: &str,
+        body: &Value,
+        auth: Option<&str>,
+    ) -> Result<(u16, Value), ClientError> {
+        let mut request = self
+            .agent
+            .post(url)
+            .header("Content-Type", "application/json");
+        if let Some(a) = auth {
+            request = request.header("Authorization", a);
+        }
+        let response = request.send(body.to_string()).map_err(failed)?;
+        let status = response.status().as_u16();
+        let body = json_body(response);
+        Ok((status, body))
+    }
+}
+
+/// Verifies a lease offline: signature against `jwks`, `typ`, `nbf`/`exp`; returns claims.
+pub fn verify_lease(token: &str, jwks: &Value, now: i64) -> Result<Value, ClientError> {
+    let jws = Jws::parse(token).map_err(failed)?;
+    if jws.header["typ"] != LEASE_TYP {
+        return Err(ClientError::Failed("not a seatgate lease".into()));
+    }
+    let kid = jws.header["kid"].as_str().unwrap_or_default();
+    let key = jwks["keys"]
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["kid"] == kid))
+        .ok_or_else(|| ClientError::Failed(format!("no key {kid} in the JWKS")))?;
+    let public = crate::crypto::b64url_decode(key["x"].as_str().unwrap_or_default())
+        .ok_or_else(|| failed("the JWKS key is unreadable"))?;
+    jws.verify_eddsa(&public).map_err(failed)?;
+    let claims = jws.claims;
+    if claims["nbf"].as_i64().unwrap_or(i64::MAX) > now + 300 {
+        return Err(ClientError::Failed("the lease is not valid yet".into()));
+    }
+    if claims["exp"].as_i64().unwrap_or(0) < now {
+        return Err(ClientError::Failed("the lease has expired".into()));
+    }
+    Ok(claims)
+}
+
+fn not_activated() -> ClientError {
+    ClientError::Usage("this client is not activated; run `seatgate client activate` first".into())
+}
+
+fn refused(body: &Value) -> ClientError {
+    let reason = body["reason"].as_str().unwrap_or("");
+    let message = body["message"].as_str().unwrap_or("the gateway refused");
+    let error = body["error"].as_str().unwrap_or("error");
+    ClientError::Failed(format!(
+        "{message} ({error}{})",
+        if reason.is_empty() {
+            String::new()
+        } else {
+            format!(", {reason}")
+        }
+    ))
+}
+
+fn agent(ca_cert: Option<&Path>) -> Result<ureq::Agent, ClientError> {
+    use ureq::tls::{RootCerts, TlsConfig};
+    let mut roots: Vec<ureq::tls::Certificate<'static>> = rustls_native_certs::load_native_certs()
+        .certs
+        .iter()
+        .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+        .collect();
+    if let Some(path) = ca_cert {
+        let pem = std::fs::read(path)
+            .map_err(|e| ClientError::Usage(format!("cannot read {}: {e}", path.display())))?;
+        for item in ureq::tls::parse_pem(&pem) {
+            if let Ok(ureq::tls::PemItem::Certificate(c)) = item {
+                roots.push(c);
+            }
+        }
+    }
+    let roots = if roots.is_empty() {
+        RootCerts::WebPki
+    } else {
+        RootCerts::new_with_certs(&roots)
+    };
+    Ok(ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .user_agent(concat!("seatgate-client/", env!("CARGO_PKG_VERSION")))
+        .tls_config(TlsConfig::builder().root_certs(roots).build())
+        .build()
+        .into())
+}
+
+/// A response body as JSON (`null` when it is not), read up to 1 MiB.
+fn json_body(response: ureq::http::Response<ureq::Body>) -> Value {
+    response
+        .into_body()
+        .with_config()
+        .limit(1024 * 1024)
+        .read_to_string()
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null)
+}

@@ -1,0 +1,506 @@
+//! Device activation with SSO (PRODUCT.md flow 2), in two native-app patterns:
+//!
+//! - Device authorization (RFC 8628 style): `POST /api/v1/activations` returns a
+//!   `device_code` and the browser URL; the user confirms the device in the browser
+//!   (`/activate/{key}`, showing the device's name and a code it also shows) and signs in
+//!   at the IdP; the ACS completes the activation for the entitled user; the client's poll
+//!   on `/api/v1/activations/token` returns the lease.
+//! - Loopback redirect (RFC 8252) with PKCE: the same, but the browser is sent back to the
+//!   client's `http://127.0.0.1:{port}/…` with a one-time code the client exchanges
+//!   together with its `code_verifier`.
+//!
+//! Each activation expires, is completed at most once, and only by a sign-in started from
+//! its own confirmation page (the SAML request is bound to that browser). IdP-initiated
+//! sign-ins never complete one.
+
+use serde_json::{Value, json};
+
+use super::jose::DeviceKey;
+use super::leases::{self, LeaseFor};
+use crate::config::LeaseConfig;
+use crate::crypto::{b64url, new_secret_token, random_hex, sha256, sha256_hex};
+use crate::db::Db;
+use crate::db::licensing::{self as store, Activation, ActivationKey, NewDevice};
+use crate::error::{HttpError, Reason};
+use crate::http::Response;
+use crate::saml::acs::SignedIn;
+use crate::saml::identity::Resolved;
+
+const PENDING: &str = "pending";
+const APPROVED: &str = "approved";
+const DENIED: &str = "denied";
+const CONSUMED: &str = "consumed";
+
+fn bad_request(message: &str) -> HttpError {
+    HttpError::new(Reason::BadRequest, message)
+}
+
+/// The answer to `POST /api/v1/activations`.
+pub fn start(
+    db: &Db,
+    cfg: &LeaseConfig,
+    public_url: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<Response, HttpError> {
+    let body: Value =
+        serde_json::from_slice(body).map_err(|_| bad_request("The body must be a JSON object."))?;
+    let email = body
+        .get("email")
+        .and_then(Value::as_str)
+        .map(|e| e.trim().to_lowercase())
+        .filter(|e| {
+            e.len() <= 254
+                && e.split_once('@')
+                    .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+        })
+        .ok_or_else(|| bad_request("Give the user's work email as \"email\"."))?;
+    let device = body.get("device").ok_or_else(|| {
+        bad_request("Describe the device as \"device\": {\"public_key\", \"name\", \"os\"}.")
+    })?;
+    let key = DeviceKey::from_jwk(device.get("public_key").unwrap_or(&Value::Null))
+        .map_err(|e| bad_request(&e.to_string()))?;
+    let text = |v: Option<&Value>, default: &str| -> Result<String, HttpError> {
+        let s = v
+            .and_then(Value::as_str)
+            .unwrap_or(default)
+            .trim()
+            .to_string();
+        if s.is_empty() || s.chars().count() > 200 || s.chars().any(char::is_control) {
+            return Err(bad_request(
+                "Device name and os must be 1 to 200 printable characters.",
+            ));
+        }
+        Ok(s)
+    };
+    let name = text(device.get("name"), "Mac")?;
+    let os = text(device.get("os"), "macOS")?;
+    let redirect_uri = body
+        .get("redirect_uri")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let code_challenge = match &redirect_uri {
+        Some(uri) => {
+            if !is_loopback(uri) {
+                return Err(bad_request(
+                    "redirect_uri must be a loopback URL such as http://127.0.0.1:PORT/callback (RFC 8252).",
+                ));
+            }
+            let method = body
+                .get("code_challenge_method")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let challenge = body
+                .get("code_challenge")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if method != "S256" || challenge.len() != 43 {
+                return Err(bad_request(
+                    "A redirect_uri needs PKCE: code_challenge (43 characters) with code_challenge_method S256.",
+                ));
+            }
+            Some(challenge.to_string())
+        }
+        None => None,
+    };
+    let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+    let device_code = new_secret_token();
+    let browser_key = new_secret_token();
+    let user_code = user_code();
+    let expires_in = cfg.activation_timeout.as_secs() as i64;
+    db.write(|tx| {
+        if crate::db::idp::target_by_domain(tx, domain)?.is_none() {
+            return Err(HttpError {
+                status: 404,
+                ..HttpError::new(Reason::DomainUnknown, "Single sign-on is not set up for this email domain. Check the address, or ask your IT administrator.")
+            });
+        }
+        if store::device_by_thumbprint(tx, &key.thumbprint)?.is_some_and(|d| d.revoked_at.is_none()) {
+            return Err(HttpError::new(Reason::Conflict, "This device key is already activated; renew its lease, or deactivate it first."));
+        }
+        store::insert_activation(tx, &Activation {
+            device_code_hash: sha256_hex(device_code.as_bytes()),
+            browser_key: browser_key.clone(),
+            email: email.clone(),
+            public_jwk: key.jwk.to_string(),
+            thumbprint: key.thumbprint.clone(),
+            device_name: name.clone(),
+            device_os: os.clone(),
+            redirect_uri: redirect_uri.clone(),
+            code_challenge: code_challenge.clone(),
+            saml_request_id: None,
+            state: PENDING.into(),
+            reason: None,
+            user_id: None,
+            device_id: None,
+            user_code: user_code.clone(),
+            lease: None,
+            auth_code_hash: None,
+            interval_secs: i64::from(cfg.poll_interval_secs),
+            last_polled_at: None,
+            created_at: now,
+            expires_at: now + expires_in,
+        })?;
+        Ok(())
+    })?;
+    let uri = format!("{public_url}/activate");
+    Ok(Response::json(
+        201,
+        &json!({
+            "device_code": device_code,
+            "user_code": user_code,
+            "verification_uri": uri,
+            "verification_uri_complete": format!("{uri}/{browser_key}"),
+            "interval": cfg.poll_interval_secs,
+            "expires_in": expires_in,
+        }),
+    ))
+}
+
+/// Eight letters from an alphabet without look-alikes, shown as XXXX-XXXX.
+fn user_code() -> String {
+    const ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
+    let letters: String = crate::crypto::random_bytes(8)
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect();
+    format!("{}-{}", &letters[..4], &letters[4..])
+}
+
+/// RFC 8252 §7.3: http, a loopback IP literal (or localhost), any port.
+fn is_loopback(uri: &str) -> bool {
+    let Some(rest) = uri.strip_prefix("http://") else {
+        return false;
+    };
+    let host_port = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match host_port.rsplit_once(':') {
+        Some((h, port)) if port.parse::<u16>().is_ok() => h,
+        _ => host_port,
+    };
+    matches!(host, "127.0.0.1" | "[::1]" | "localhost")
+}
+
+/// The activation a browser key names, if it can still be confirmed.
+pub fn pending_for_browser(db: &Db, browser_key: &str, now: i64) -> Result<Activation, HttpError> {
+    let a = db
+        .read(|tx| store::activation_by(tx, ActivationKey::BrowserKey, browser_key))?
+        .ok_or_else(|| {
+            HttpError::new(
+                Reason::ActivationExpired,
+                "This activation link is not valid. Start the activation again from your Mac.",
+            )
+        })?;
+    if a.state != PENDING || a.expires_at < now {
+        return Err(HttpError::new(
+            Reason::ActivationExpired,
+            "This activation link has expired or was already used. Start the activation again from your Mac.",
+        ));
+    }
+    Ok(a)
+}
+
+/// Remembers which sign-in completes the activation.
+pub fn bind_sign_in(db: &Db, browser_key: &str, request_id: &str) -> Result<(), HttpError> {
+    db.write(|tx| {
+        if let Some(mut a) = store::activation_by(tx, ActivationKey::BrowserKey, browser_key)? {
+            a.saml_request_id = Some(request_id.to_string());
+            store::update_activation(tx, &a)?;
+        }
+        Ok(())
+    })
+}
+
+/// What the ACS shows (or where it sends the browser) once an activation is decided.
+pub enum Completed {
+    Page {
+        device: String,
+        approved: bool,
+        message: String,
+    },
+    Redirect(String),
+}
+
+/// Completes the activation the sign-in `request_id` was started for.
+pub fn complete(
+    db: &Db,
+    cfg: &LeaseConfig,
+    issuer: &str,
+    request_id: Option<&str>,
+    signed_in: &SignedIn,
+    resolved: &Resolved,
+    now: i64,
+) -> Result<Completed, HttpError> {
+    let request_id = request_id.ok_or_else(|| {
+        HttpError::new(
+            Reason::ActivationExpired,
+            "Activations are completed only from their own sign-in.",
+        )
+    })?;
+    let decided = db.write(|tx| {
+        let mut a = store::activation_by(tx, ActivationKey::SamlRequest, request_id)?
+            .ok_or_else(|| HttpError::new(Reason::ActivationExpired, "This activation is not known. Start it again from your Mac."))?;
+        if a.state != PENDING || a.expires_at < now {
+            return Err(HttpError::new(Reason::ActivationExpired, "This activation has expired or was already completed. Start it again from your Mac."));
+        }
+        let actor = format!("saml:{}", signed_in.connection);
+        let decision = decide(tx, cfg, issuer, &a, resolved, now)?;
+        match &decision {
+            Ok((user_id, device_id, lease)) => {
+                a.state = APPROVED.into();
+                a.user_id = Some(user_id.clone());
+                a.device_id = Some(device_id.clone());
+                a.lease = Some(lease.token.clone());
+                store::audit(tx, now, &actor, "device_activated", Some(user_id), Some(device_id), None,
+                    Some(&json!({"name": a.device_name, "os": a.device_os, "lease": lease.id}).to_string()))?;
+            }
+            Err(reason) => {
+                a.state = DENIED.into();
+                a.reason = Some(reason.code().to_string());
+                let user_id = match resolved { Resolved::User { id, .. } => Some(id.as_str()), Resolved::NotProvisioned => None };
+                store::audit(tx, now, &actor, "activation_refused", user_id, Some(&signed_in.identity), Some(reason.code()), None)?;
+            }
+        }
+        let code = match (&decision, &a.redirect_uri) {
+            (Ok(_), Some(_)) => {
+                let code = new_secret_token();
+                a.auth_code_hash = Some(sha256_hex(code.as_bytes()));
+                Some(code)
+            }
+            _ => None,
+        };
+        store::update_activation(tx, &a)?;
+        Ok((a, decision.map(|_| ()), code))
+    })?;
+    let (a, decision, code) = decided;
+    if let Some(uri) = &a.redirect_uri {
+        let sep = if uri.contains('?') { '&' } else { '?' };
+        return Ok(Completed::Redirect(match (&decision, code) {
+            (Ok(()), Some(code)) => format!("{uri}{sep}code={code}"),
+            (Err(reason), _) => format!("{uri}{sep}error=access_denied&reason={}", reason.code()),
+            (Ok(()), None) => format!("{uri}{sep}error=server_error"),
+        }));
+    }
+    Ok(match decision {
+        Ok(()) => Completed::Page {
+            device: a.device_name,
+            approved: true,
+            message: "This Mac is activated. You can close this window and return to the app."
+                .into(),
+        },
+        Err(reason) => Completed::Page {
+            device: a.device_name,
+            approved: false,
+            message: format!("{} (Reason code {})", refusal(reason), reason.code()),
+        },
+    })
+}
+
+fn refusal(reason: Reason) -> &'static str {
+    match reason {
+        Reason::UserNotProvisioned => {
+            "Your account has not been provisioned to this gateway yet. Ask your IT administrator."
+        }
+        Reason::UserInactive => "Your account is deactivated.",
+        Reason::NotEntitled => "Your account is not in a group that gets this product.",
+        Reason::NoSeats => {
+            "All seats are taken; you are on the waiting list and get a seat as soon as one frees up."
+        }
+        Reason::LicenseExpired => "Your organization's license has expired.",
+        Reason::DeviceLimit => {
+            "You have reached the number of Macs you may activate. Deactivate one first."
+        }
+        _ => "The activation was refused.",
+    }
+}
+
+type Decision = Result<(String, String, leases::Lease), Reason>;
+
+/// Who signed in, whether they hold a seat, and the device limit; on success the device
+/// and its first lease.
+fn decide(
+    tx: &rusqlite::Transaction<'_>,
+    cfg: &LeaseConfig,
+    issuer: &str,
+    a: &Activation,
+    resolved: &Resolved,
+    now: i64,
+) -> Result<Decision, HttpError> {
+    let (user_id, active) = match resolved {
+        Resolved::User { id, active, .. } => (id, *active),
+        Resolved::NotProvisioned => return Ok(Err(Reason::UserNotProvisioned)),
+    };
+    if !active {
+        return Ok(Err(Reason::UserInactive));
+    }
+    let seats = store::seats_of_user(tx, user_id)?;
+    let Some(seat) = seats.iter().find(|s| s.assigned) else {
+        let reason = seats
+            .first()
+            .and_then(|s| s.reason.as_deref())
+            .and_then(Reason::from_code)
+            .unwrap_or(Reason::NotEntitled);
+        return Ok(Err(reason));
+    };
+    if store::live_device_count(tx, user_id)? >= i64::from(cfg.device_limit) {
+        return Ok(Err(Reason::DeviceLimit));
+    }
+    let user = crate::db::directory::user_by_id(tx, user_id)?.ok_or_else(HttpError::internal)?;
+    let device_id = format!("dev-{}", random_hex(8));
+    let lease = leases::mint(
+        tx,
+        cfg,
+        issuer,
+        &LeaseFor {
+            user_id,
+            email: &user.user_name,
+            license_id: &seat.license_id,
+            sublicense_id: seat.sublicense_id.as_deref(),
+            device_id: &device_id,
+            thumbprint: &a.thumbprint,
+        },
+        now,
+    )?;
+    store::insert_device(
+        tx,
+        &NewDevice {
+            id: &device_id,
+            user_id,
+            license_id: &seat.license_id,
+            thumbprint: &a.thumbprint,
+            public_jwk: &a.public_jwk,
+            name: &a.device_name,
+            os: &a.device_os,
+            lease_id: &lease.id,
+            lease_expires_at: lease.expires_at,
+        },
+        now,
+    )?;
+    Ok(Ok((user_id.clone(), device_id, lease)))
+}
+
+/// An RFC 8628 §3.5 error answer, with our reason code when there is one.
+fn poll_error(error: &str, reason: Option<&str>, message: &str) -> Response {
+    let mut body = json!({"error": error, "message": message});
+    if let Some(r) = reason {
+        body["reason"] = json!(r);
+    }
+    Response::json(400, &body)
+}
+
+/// The answer to `POST /api/v1/activations/token`: `{"device_code"}` for polling, or
+/// `{"code", "code_verifier"}` after a loopback redirect.
+pub fn token(db: &Db, body: &[u8], now: i64) -> Result<Response, HttpError> {
+    let body: Value =
+        serde_json::from_slice(body).map_err(|_| bad_request("The body must be a JSON object."))?;
+    let field = |k: &str| body.get(k).and_then(Value::as_str);
+    let (key, value, verifier) = match (field("device_code"), field("code")) {
+        (Some(dc), _) => (
+            ActivationKey::DeviceCodeHash,
+            sha256_hex(dc.as_bytes()),
+            None,
+        ),
+        (None, Some(code)) => (
+            ActivationKey::AuthCodeHash,
+            sha256_hex(code.as_bytes()),
+            Some(field("code_verifier").unwrap_or("")),
+        ),
+        _ => {
+            return Err(bad_request(
+                "Send {\"device_code\"} (polling) or {\"code\", \"code_verifier\"} (loopback redirect).",
+            ));
+        }
+    };
+    db.write(|tx| {
+        let Some(mut a) = store::activation_by(tx, key, &value)? else {
+            return Ok(poll_error(
+                "expired_token",
+                Some(Reason::ActivationExpired.code()),
+                "This activation is unknown, expired or already completed. Start again.",
+            ));
+        };
+        if a.state == CONSUMED || a.expires_at < now {
+            return Ok(poll_error(
+                "expired_token",
+                Some(Reason::ActivationExpired.code()),
+                "This activation expired or was already completed. Start again.",
+            ));
+        }
+        if let Some(verifier) = verifier {
+            let expected = a.code_challenge.as_deref().unwrap_or("");
+            if b64url(&sha256(verifier.as_bytes())) != expected {
+                return Ok(poll_error(
+                    "invalid_grant",
+                    None,
+                    "The code_verifier does not match the code_challenge.",
+                ));
+            }
+        } else {
+            let polled_too_soon = a.last_polled_at.is_some_and(|t| now - t < a.interval_secs);
+            a.last_polled_at = Some(now);
+            if polled_too_soon && a.state == PENDING {
+                a.interval_secs += 5;
+                store::update_activation(tx, &a)?;
+                return Ok(poll_error("slow_down", None, "Poll less often."));
+            }
+        }
+        let response = match a.state.as_str() {
+            PENDING => poll_error(
+                "authorization_pending",
+                None,
+                "Waiting for the sign-in in the browser.",
+            ),
+            DENIED => {
+                let reason = a.reason.clone().unwrap_or_default();
+                let message =
+                    Reason::from_code(&reason).map_or("The activation was refused.", refusal);
+                poll_error("access_denied", Some(&reason), message)
+            }
+            _ => {
+                a.state = CONSUMED.into();
+                let lease = a.lease.take().unwrap_or_default();
+                Response::json(
+                    200,
+                    &json!({
+                        "license": lease,
+                        "device_id": a.device_id,
+                        "token_type": "seatgate-lease",
+                    }),
+                )
+            }
+        };
+        store::update_activation(tx, &a)?;
+        Ok(response)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_redirects_are_accepted() {
+        for ok in [
+            "http://127.0.0.1:51000/cb",
+            "http://[::1]:8080/",
+            "http://localhost:9/x?y",
+            "http://127.0.0.1/cb",
+        ] {
+            assert!(is_loopback(ok), "{ok}");
+        }
+        for bad in [
+            "https://127.0.0.1/cb",
+            "http://evil.example/cb",
+            "http://127.0.0.1.evil.example/",
+            "http://localhost.evil:80/",
+        ] {
+            assert!(!is_loopback(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn user_codes_are_readable() {
+        let c = user_code();
+        assert_eq!(c.len(), 9);
+        assert_eq!(&c[4..5], "-");
+    }
+}

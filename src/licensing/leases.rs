@@ -1,0 +1,320 @@
+//! Leases: compact JWS (EdDSA) any JOSE library verifies offline against
+//! `/.well-known/jwks.json`, bound to the device key (`cnf.jkt`, RFC 7800/7638). Renewal
+//! needs a fresh proof signed by that device key; the gateway re-checks the user, the seat
+//! and the device every time, and answers a refusal with its reason code.
+//!
+//! Signing keys rotate every `[lease] key_rotation`; a retired key stays published until
+//! every lease it signed has expired, so rotation never invalidates a valid lease.
+
+use rusqlite::Transaction;
+use serde_json::{Value, json};
+
+use super::jose::{DeviceKey, Jws, okp_kid, sign_eddsa};
+use crate::config::LeaseConfig;
+use crate::db::Db;
+use crate::db::licensing::{self as store, DeviceRow, SigningKey};
+use crate::error::{HttpError, Reason};
+
+/// How far a proof's `iat` may be from our clock.
+const PROOF_SKEW_SECS: i64 = 300;
+pub const LEASE_TYP: &str = "seatgate-lease+jwt";
+pub const PROOF_TYP: &str = "seatgate-proof+jwt";
+
+fn internal(e: impl std::fmt::Display) -> HttpError {
+    log::error!("lease signing failed: {e}");
+    HttpError::internal()
+}
+
+/// The key that signs now, making the first one or rotating as configured.
+pub fn signing_key(
+    tx: &Transaction<'_>,
+    cfg: &LeaseConfig,
+    now: i64,
+) -> Result<SigningKey, HttpError> {
+    if let Some(k) = store::active_signing_key(tx)?
+        && now - k.created_at < cfg.key_rotation.as_secs() as i64
+    {
+        return Ok(k);
+    }
+    let (pkcs8, public_key) =
+        crate::crypto::ed25519_generate().map_err(|_| internal("key generation"))?;
+    let key = SigningKey {
+        kid: okp_kid(&public_key),
+        pkcs8,
+        public_key,
+        created_at: now,
+        retired_at: None,
+        publish_until: None,
+    };
+    store::insert_signing_key(tx, &key)?;
+    let longest_lease = (cfg.renew_after + cfg.offline_grace).as_secs() as i64;
+    let retired = store::retire_signing_keys(tx, &key.kid, now, now + longest_lease)?;
+    log::info!(
+        "new lease-signing key {} ({retired} older key(s) retired, still published)",
+        key.kid
+    );
+    Ok(key)
+}
+
+/// `/.well-known/jwks.json`.
+pub fn jwks(db: &Db, now: i64) -> Result<Value, HttpError> {
+    let keys = db.read(|tx| store::published_signing_keys(tx, now))?;
+    let keys: Vec<Value> = keys
+        .iter()
+        .map(|k| {
+            json!({"kty": "OKP", "crv": "Ed25519", "x": crate::crypto::b64url(&k.public_key),
+                   "kid": k.kid, "use": "sig", "alg": "EdDSA"})
+        })
+        .collect();
+    Ok(json!({ "keys": keys }))
+}
+
+/// A freshly signed lease.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub id: String,
+    pub token: String,
+    pub renew_after: i64,
+    pub expires_at: i64,
+}
+
+pub struct LeaseFor<'a> {
+    pub user_id: &'a str,
+    pub email: &'a str,
+    pub license_id: &'a str,
+    pub sublicense_id: Option<&'a str>,
+    pub device_id: &'a str,
+    pub thumbprint: &'a str,
+}
+
+pub fn mint(
+    tx: &Transaction<'_>,
+    cfg: &LeaseConfig,
+    issuer: &str,
+    who: &LeaseFor<'_>,
+    now: i64,
+) -> Result<Lease, HttpError> {
+    let key = signing_key(tx, cfg, now)?;
+    let product = store::licenses(tx)?
+        .into_iter()
+        .find(|l| l.id == who.license_id)
+        .map(|l| l.product)
+        .unwrap_or_default();
+    let id = format!("lease-{}", crate::crypto::random_hex(12));
+    let renew_after = now + cfg.renew_after.as_secs() as i64;
+    let expires_at = renew_after + cfg.offline_grace.as_secs() as i64;
+    let claims = json!({
+        "iss": issuer,
+        "sub": who.user_id,
+        "email": who.email,
+        "product": product,
+        "license": who.license_id,
+        "sublicense": who.sublicense_id,
+        "device": who.device_id,
+        "cnf": {"jkt": who.thumbprint},
+        "jti": id,
+        "iat": now,
+        "nbf": now,
+        "renew_after": renew_after,
+        "exp": expires_at,
+    });
+    let token =
+        sign_eddsa(&key.pkcs8, &key.kid, LEASE_TYP, &claims).map_err(|_| internal("signing"))?;
+    Ok(Lease {
+        id,
+        token,
+        renew_after,
+        expires_at,
+    })
+}
+
+/// A device's signed proof of possession, verified: the device it names, and its `iat`.
+pub struct Proof {
+    pub device: DeviceRow,
+    pub iat: i64,
+}
+
+fn unauthorized(detail: &str) -> HttpError {
+    log::warn!("device proof refused: {detail}");
+    HttpError::new(
+        Reason::Unauthorized,
+        "The request must carry a fresh proof signed with the device's key.",
+    )
+    .with_detail(detail)
+}
+
+/// Checks a proof (compact JWS by the device key, `kid` = the key's thumbprint, claims
+/// `action`, `device`, `iat`): signature, freshness, and that it is newer than the last one
+/// the device sent (so a captured proof cannot be replayed).
+pub fn verify_proof(
+    tx: &Transaction<'_>,
+    token: &str,
+    action: &str,
+    now: i64,
+) -> Result<Proof, HttpError> {
+    let jws = Jws::parse(token).map_err(|e| unauthorized(&e.to_string()))?;
+    if jws.header.get("typ").and_then(Value::as_str) != Some(PROOF_TYP) {
+        return Err(unauthorized("the proof's typ is not seatgate-proof+jwt"));
+    }
+    let kid = jws.header.get("kid").and_then(Value::as_str).unwrap_or("");
+    let device = store::device_by_thumbprint(tx, kid)?
+        .ok_or_else(|| unauthorized("no device has this key"))?;
+    let jwk: Value = serde_json::from_str(&device.public_jwk)
+        .map_err(|_| unauthorized("stored key unreadable"))?;
+    let key = DeviceKey::from_jwk(&jwk).map_err(|e| unauthorized(&e.to_string()))?;
+    jws.verify_device(&key)
+        .map_err(|e| unauthorized(&e.to_string()))?;
+    let claims = &jws.claims;
+    if claims.get("action").and_then(Value::as_str) != Some(action) {
+        return Err(unauthorized("the proof is for another action"));
+    }
+    if claims.get("device").and_then(Value::as_str) != Some(device.id.as_str()) {
+        return Err(unauthorized("the proof names another device"));
+    }
+    let iat = claims.get("iat").and_then(Value::as_i64).unwrap_or(0);
+    if (iat - now).abs() > PROOF_SKEW_SECS {
+        return Err(unauthorized(
+            "the proof's iat is not within 5 minutes of the gateway's clock",
+        ));
+    }
+    if iat <= store::last_proof_at(tx, &device.id)? {
+        return Err(unauthorized(
+            "the proof is not newer than the device's last one (replay)",
+        ));
+    }
+    Ok(Proof { device, iat })
+}
+
+/// Renews the lease of the device that signed `proof`.
+pub fn renew(
+    db: &Db,
+    cfg: &LeaseConfig,
+    issuer: &str,
+    proof: &str,
+    now: i64,
+) -> Result<Lease, HttpError> {
+    let outcome = db.write(|tx| {
+        let Proof { device, iat } = verify_proof(tx, proof, "renew", now)?;
+        store::set_last_proof(tx, &device.id, iat)?;
+        let refuse = |reason: Reason| -> Result<Result<Lease, (Reason, String)>, HttpError> {
+            store::audit(
+                tx,
+                now,
+                &format!("device:{}", device.id),
+                "renewal_refused",
+                Some(&device.user_id),
+                Some(&device.id),
+                Some(reason.code()),
+                None,
+            )?;
+            Ok(Err((reason, device.id.clone())))
+        };
+        if device.revoked_at.is_some() {
+            let reason = device
+                .revoke_reason
+                .as_deref()
+                .and_then(Reason::from_code)
+                .unwrap_or(Reason::Revoked);
+            return refuse(reason);
+        }
+        let Some(user) = crate::db::directory::user_by_id(tx, &device.user_id)? else {
+            return refuse(Reason::Revoked);
+        };
+        if !user.active {
+            return refuse(Reason::UserInactive);
+        }
+        let seat = store::seats_of_user(tx, &user.id)?
+            .into_iter()
+            .find(|s| s.license_id == device.license_id);
+        let Some(seat) = seat.filter(|s| s.assigned) else {
+            return refuse(Reason::NotEntitled);
+        };
+        let lease = mint(
+            tx,
+            cfg,
+            issuer,
+            &LeaseFor {
+                user_id: &user.id,
+                email: &user.user_name,
+                license_id: &seat.license_id,
+                sublicense_id: seat.sublicense_id.as_deref(),
+                device_id: &device.id,
+                thumbprint: &device.thumbprint,
+            },
+            now,
+        )?;
+        store::renew_device(tx, &device.id, &lease.id, lease.expires_at, iat, now)?;
+        Ok(Ok(lease))
+    })?;
+    outcome.map_err(|(reason, device)| {
+        let message = match reason {
+            Reason::UserInactive => {
+                "Your account is deactivated; this Mac's license cannot be renewed."
+            }
+            Reason::NotEntitled => {
+                "Your account no longer has a seat for this product; the license cannot be renewed."
+            }
+            Reason::LicenseExpired => "The organization's license has expired.",
+            _ => "This Mac's activation was revoked; activate it again if you still need it.",
+        };
+        HttpError::new(reason, message).with_detail(format!("device {device}"))
+    })
+}
+
+/// Deactivates the device that signed `proof` (self-service).
+pub fn deactivate_by_proof(
+    db: &Db,
+    lease_or_device: &str,
+    proof: &str,
+    now: i64,
+) -> Result<String, HttpError> {
+    db.write(|tx| {
+        let Proof { device, iat } = verify_proof(tx, proof, "deactivate", now)?;
+        if device.lease_id != lease_or_device && device.id != lease_or_device {
+            return Err(unauthorized("the proof's device does not hold this lease"));
+        }
+        store::set_last_proof(tx, &device.id, iat)?;
+        release_device(
+            tx,
+            &device,
+            &format!("device:{}", device.id),
+            "DEACTIVATED",
+            now,
+        )?;
+        Ok(device.id)
+    })
+}
+
+/// Revokes one device and audits it; its user keeps the seat.
+pub fn release_device(
+    tx: &Transaction<'_>,
+    device: &DeviceRow,
+    actor: &str,
+    reason: &str,
+    now: i64,
+) -> Result<(), HttpError> {
+    if store::revoke_device(tx, &device.id, reason, now)? {
+        store::audit(
+            tx,
+            now,
+            actor,
+            "device_released",
+            Some(&device.user_id),
+            Some(&device.id),
+            Some(reason),
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// Releases devices that have not renewed for `[lease] release_silent_after`.
+pub fn release_silent(db: &Db, cfg: &LeaseConfig, now: i64) -> Result<usize, HttpError> {
+    db.write(|tx| {
+        let silent = store::silent_devices(tx, now - cfg.release_silent_after.as_secs() as i64)?;
+        for d in &silent {
+            release_device(tx, d, "system", "SILENT", now)?;
+        }
+        Ok(silent.len())
+    })
+}

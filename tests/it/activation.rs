@@ -1,0 +1,452 @@
+//! End to end over real HTTPS with the real binary: SCIM provisioning into a mapped group,
+//! activation by the reference client through SAML minted by pysaml2, the lease verified
+//! with PyJWT against the JWKS, renewal with proof of possession, SCIM deactivation
+//! refusing the renewal and handing the seat to the next pending user.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::pysaml2::{Answer, PyIdp, answer_redirect, python};
+use crate::support::{HttpResponse, TestServer, db_query, server};
+
+const BIN: &str = env!("CARGO_BIN_EXE_seatgate");
+
+/// The reference client, running `args` with its own state directory.
+struct ClientRun {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+fn client(state: &std::path::Path, args: &[&str]) -> ClientRun {
+    let mut child = Command::new(BIN)
+        .arg("client")
+        .arg("--state-dir")
+        .arg(state)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("client");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    ClientRun { child, lines }
+}
+
+impl ClientRun {
+    /// Waits for the browser address the client prints.
+    fn browser_url(&self) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .expect("the client printed no address");
+            if let Some(url) = line.trim().strip_prefix("https://") {
+                return format!("https://{url}");
+            }
+        }
+    }
+
+    fn finish(mut self) -> (bool, String) {
+        let status = self.child.wait().expect("wait");
+        // The reader thread ends at EOF, which follows the exit: drain until it does.
+        let mut out: Vec<String> = self.lines.iter().collect();
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        out.push(err);
+        (status.success(), out.join("\n"))
+    }
+}
+
+fn run_client(state: &std::path::Path, args: &[&str]) -> (bool, String) {
+    client(state, args).finish()
+}
+
+/// The browser: opens the activation page, confirms, and signs in at the pysaml2 IdP.
+fn browse(s: &TestServer, idp: &PyIdp, url: &str, email: &str) -> HttpResponse {
+    let path = url
+        .split_once("127.0.0.1")
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(_, p)| format!("/{p}"))
+        .expect("path");
+    let page = s.get(&path);
+    assert_eq!(page.status, 200, "{}", page.text());
+    let text = page.text();
+    let at = text.find("name=\"csrf\" value=\"").expect("csrf");
+    let csrf = &text[at + 19..at + 19 + text[at + 19..].find('"').expect("end")];
+    let cookie = page.set_cookie("__Host-sg_activate").expect("cookie");
+    let start = s.request(
+        "POST",
+        &path,
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &cookie),
+        ],
+        format!("csrf={csrf}").as_bytes(),
+    );
+    assert_eq!(start.status, 303, "{}", start.text());
+    answer_redirect(
+        s,
+        idp,
+        "contoso",
+        &start,
+        &Answer {
+            name_id: email,
+            attributes: json!({"email": email}),
+            ..Answer::default()
+        },
+    )
+}
+
+/// Verifies a lease with PyJWT (a standard JOSE library) against the server's JWKS.
+fn pyjwt_verify(s: &TestServer, lease: &str) -> Value {
+    let jwks = s.get("/.well-known/jwks.json").text();
+    let script = r#"
+import json, sys, jwt
+jwks = json.loads(sys.argv[1]); token = sys.argv[2]
+kid = jwt.get_unverified_header(token)["kid"]
+key = next(k for k in jwks["keys"] if k["kid"] == kid)
+claims = jwt.decode(token, jwt.PyJWK(key).key, algorithms=["EdDSA"], options={"require": ["exp", "iat", "nbf", "sub"]})
+print(json.dumps(claims))
+"#;
+    let out = Command::new(python())
+        .args(["-c", script, &jwks, lease])
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "PyJWT refused the lease: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("claims")
+}
+
+fn setup(config: &str) -> (TestServer, PyIdp, String, String) {
+    let s = server().config(config).start();
+    let idp = PyIdp::new("http://www.okta.com/exk1contoso");
+    crate::saml::connect(&s, "Contoso", "okta", "contoso.com", &idp.metadata());
+    let ok = |args: &[&str]| {
+        let (code, out, err) = s.cli(args);
+        assert_eq!(code, 0, "{out}{err}");
+    };
+    ok(&[
+        "license",
+        "add",
+        "--product",
+        "Parallels Desktop",
+        "--seats",
+        "1",
+    ]);
+    ok(&["group-map", "add", "--group", "Mac Users", "--primary"]);
+    let scim = s.scim();
+    let mut ids = Vec::new();
+    for name in ["ryan@contoso.com", "kim@contoso.com"] {
+        let r = scim.post("/Users", json!({"userName": name, "active": true}));
+        ids.push(r.json()["id"].as_str().expect("id").to_string());
+    }
+    let members: Vec<Value> = ids.iter().map(|i| json!({"value": i})).collect();
+    assert_eq!(
+        scim.post(
+            "/Groups",
+            json!({"displayName": "Mac Users", "members": members})
+        )
+        .status,
+        201
+    );
+    let [ryan, kim] = [ids[0].clone(), ids[1].clone()];
+    (s, idp, ryan, kim)
+}
+
+#[test]
+fn a_mac_activates_with_sso_renews_and_loses_its_lease_when_deprovisioned() {
+    let (s, idp, ryan, kim) = setup("[lease]\npoll_interval_secs = 1\n");
+    let base = format!("https://127.0.0.1:{}", s.addr.port());
+    let ca = s.ca_path();
+    let ca = ca.to_str().expect("utf8");
+    let state = tempfile::tempdir().expect("tmp");
+
+    let run = client(
+        state.path(),
+        &[
+            "activate",
+            "--server",
+            &base,
+            "--email",
+            "ryan@contoso.com",
+            "--ca-cert",
+            ca,
+            "--name",
+            "Ryan's MacBook",
+        ],
+    );
+    let url = run.browser_url();
+    let done = browse(&s, &idp, &url, "ryan@contoso.com");
+    assert_eq!(done.status, 200, "{}", done.text());
+    assert!(done.text().contains("is activated"), "{}", done.text());
+    let (ok, out) = run.finish();
+    assert!(ok, "{out}");
+    assert!(out.contains("activated: dev-"), "{out}");
+
+    // The lease verifies with a standard JOSE library and carries what INTERFACES.md lists.
+    let lease = std::fs::read_to_string(state.path().join("lease.jws")).expect("lease");
+    let claims = pyjwt_verify(&s, &lease);
+    assert_eq!(claims["iss"], base);
+    assert_eq!(claims["sub"], ryan);
+    assert_eq!(claims["email"], "ryan@contoso.com");
+    assert_eq!(claims["product"], "Parallels Desktop");
+    assert!(
+        claims["license"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("lic-"))
+    );
+    assert!(claims["cnf"]["jkt"].as_str().is_some_and(|t| t.len() == 43));
+    assert!(claims["renew_after"].as_i64() < claims["exp"].as_i64());
+    let mode = std::fs::metadata(state.path().join("device-key.p8")).expect("key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        mode.permissions().mode() & 0o777,
+        0o600,
+        "the device key is private"
+    );
+
+    // The activation link is single-use; the device code cannot be polled again.
+    let path = format!("/{}", url.splitn(4, '/').nth(3).expect("path"));
+    assert_eq!(
+        s.get(&path).status,
+        400,
+        "a used activation link is refused"
+    );
+    assert!(s.get(&path).text().contains("ACTIVATION_EXPIRED"));
+
+    // Renewal with proof of possession; `client verify` checks offline.
+    let (ok, out) = run_client(state.path(), &["renew"]);
+    assert!(ok, "{out}");
+    let (ok, out) = run_client(state.path(), &["status"]);
+    assert!(ok && out.contains("valid; renew after"), "{out}");
+    let (ok, out) = run_client(
+        state.path(),
+        &[
+            "verify",
+            state.path().join("lease.jws").to_str().expect("utf8"),
+        ],
+    );
+    assert!(ok && out.contains("\"cnf\""), "{out}");
+    assert_eq!(
+        db_query(&s, "SELECT count(*) FROM devices WHERE revoked_at IS NULL")[0][0],
+        "1"
+    );
+    let explained = s.cli(&["explain", "ryan@contoso.com"]).1;
+    assert!(
+        explained.contains("device       dev-") && explained.contains("Ryan's MacBook"),
+        "{explained}"
+    );
+
+    // Kim waits: the only seat is Ryan's.
+    assert_eq!(
+        db_query(
+            &s,
+            &format!("SELECT state, reason FROM seats WHERE user_id = '{kim}'")
+        )[0],
+        ["pending", "NO_SEATS"]
+    );
+
+    // The IdP deactivates Ryan: seat freed, device revoked, Kim seated, in one request.
+    let off = s.scim().patch(
+        &format!("/Users/{ryan}"),
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "active", "value": false}]}),
+    );
+    assert_eq!(off.status, 200, "{}", off.text());
+    assert_eq!(
+        db_query(
+            &s,
+            &format!("SELECT state FROM seats WHERE user_id = '{kim}'")
+        )[0][0],
+        "assigned"
+    );
+    let (ok, out) = run_client(state.path(), &["renew"]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("USER_INACTIVE"), "{out}");
+    let audit = s.cli(&["audit", "--user", "ryan@contoso.com"]).1;
+    for action in [
+        "device_activated",
+        "seat_revoked",
+        "device_revoked",
+        "renewal_refused",
+    ] {
+        assert!(audit.contains(action), "{action} missing from:\n{audit}");
+    }
+}
+
+/// A proof for `device` signed by a fresh key that is not the device's.
+fn foreign_proof(device: &str) -> String {
+    let (pkcs8, public) = seatgate::crypto::ed25519_generate().expect("key");
+    let key = seatgate::licensing::jose::DeviceKey::from_jwk(
+        &json!({"kty": "OKP", "crv": "Ed25519", "x": seatgate::crypto::b64url(&public)}),
+    )
+    .expect("jwk");
+    seatgate::licensing::jose::sign_eddsa(
+        &pkcs8,
+        &key.thumbprint,
+        "seatgate-proof+jwt",
+        &json!({"action": "renew", "device": device, "iat": seatgate::clock::now_unix()}),
+    )
+    .expect("sign")
+}
+
+#[test]
+fn stolen_replayed_and_over_limit_activations_are_refused() {
+    let (s, idp, _ryan, _kim) = setup("[lease]\npoll_interval_secs = 1\ndevice_limit = 1\n");
+    let base = format!("https://127.0.0.1:{}", s.addr.port());
+    let ca = s.ca_path();
+    let ca = ca.to_str().expect("utf8");
+    let first = tempfile::tempdir().expect("tmp");
+    let run = client(
+        first.path(),
+        &[
+            "activate",
+            "--server",
+            &base,
+            "--email",
+            "ryan@contoso.com",
+            "--ca-cert",
+            ca,
+        ],
+    );
+    let url = run.browser_url();
+    assert_eq!(browse(&s, &idp, &url, "ryan@contoso.com").status, 200);
+    assert!(run.finish().0);
+    let device = db_query(&s, "SELECT id FROM devices")[0][0].clone();
+
+    // Device B cannot renew device A's lease, and a captured proof cannot be replayed.
+    let stolen = s.request(
+        "POST",
+        "/api/v1/leases/renew",
+        &[("Content-Type", "application/json")],
+        json!({"proof": foreign_proof(&device)})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(stolen.status, 401, "{}", stolen.text());
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(first.path().join("state.json")).expect("state"))
+            .expect("json");
+    let key = std::fs::read(first.path().join("device-key.p8")).expect("key");
+    let jwk_of = |pkcs8: &[u8]| {
+        use ring::signature::KeyPair;
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8).expect("key");
+        seatgate::licensing::jose::DeviceKey::from_jwk(&json!({"kty": "OKP", "crv": "Ed25519", "x": seatgate::crypto::b64url(pair.public_key().as_ref())})).expect("jwk")
+    };
+    let proof = seatgate::licensing::jose::sign_eddsa(&key, &jwk_of(&key).thumbprint, "seatgate-proof+jwt", &json!({"action": "renew", "device": state["device_id"], "iat": seatgate::clock::now_unix() - 1})).expect("sign");
+    let renew = |p: &str| {
+        s.request(
+            "POST",
+            "/api/v1/leases/renew",
+            &[("Content-Type", "application/json")],
+            json!({"proof": p}).to_string().as_bytes(),
+        )
+    };
+    let renewed = renew(&proof);
+    assert_eq!(renewed.status, 200, "{}", renewed.text());
+    // As the real client would: keep the renewed lease's id.
+    let mut state = state.clone();
+    state["lease_id"] = renewed.json()["lease_id"].clone();
+    state["last_proof_iat"] = json!(seatgate::clock::now_unix() - 1);
+    std::fs::write(first.path().join("state.json"), state.to_string()).expect("state");
+    let replay = renew(&proof);
+    assert_eq!(replay.status, 401, "a replayed proof is refused");
+    assert_eq!(renew("garbage").status, 401);
+
+    // The device limit (1): a second Mac for Ryan is refused with DEVICE_LIMIT.
+    let second = tempfile::tempdir().expect("tmp");
+    let run = client(
+        second.path(),
+        &[
+            "activate",
+            "--server",
+            &base,
+            "--email",
+            "ryan@contoso.com",
+            "--ca-cert",
+            ca,
+        ],
+    );
+    let url = run.browser_url();
+    let page = browse(&s, &idp, &url, "ryan@contoso.com");
+    assert_eq!(page.status, 403);
+    assert!(page.text().contains("DEVICE_LIMIT"), "{}", page.text());
+    let (ok, out) = run.finish();
+    assert!(
+        !ok && out.contains("access_denied") && out.contains("DEVICE_LIMIT"),
+        "{out}"
+    );
+
+    // Kim has no seat (one seat, Ryan's): refused with NO_SEATS.
+    let third = tempfile::tempdir().expect("tmp");
+    let run = client(
+        third.path(),
+        &[
+            "activate",
+            "--server",
+            &base,
+            "--email",
+            "kim@contoso.com",
+            "--ca-cert",
+            ca,
+        ],
+    );
+    let url = run.browser_url();
+    assert_eq!(browse(&s, &idp, &url, "kim@contoso.com").status, 403);
+    let (ok, out) = run.finish();
+    assert!(!ok && out.contains("NO_SEATS"), "{out}");
+
+    // A device code is single-use and unknown ones are refused like expired ones.
+    let poll = s.request(
+        "POST",
+        "/api/v1/activations/token",
+        &[("Content-Type", "application/json")],
+        br#"{"device_code": "made-up"}"#,
+    );
+    assert_eq!(poll.status, 400);
+    assert_eq!(poll.json()["error"], "expired_token");
+    // Unknown domains and bad keys are refused at the start.
+    let start = |body: Value| {
+        s.request(
+            "POST",
+            "/api/v1/activations",
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+    };
+    let unknown = start(
+        json!({"email": "a@elsewhere.com", "device": {"public_key": {"kty": "OKP", "crv": "Ed25519", "x": seatgate::crypto::b64url(&[7u8; 32])}}}),
+    );
+    assert_eq!(
+        (unknown.status, unknown.json()["reason"].clone()),
+        (404, json!("DOMAIN_UNKNOWN"))
+    );
+    let bad_key =
+        start(json!({"email": "a@contoso.com", "device": {"public_key": {"kty": "RSA"}}}));
+    assert_eq!(bad_key.status, 400);
+    let not_loopback = start(
+        json!({"email": "a@contoso.com", "redirect_uri": "https://evil.example/cb", "code_challenge": "x".repeat(43), "code_challenge_method": "S256", "device": {"public_key": {"kty": "OKP", "crv": "Ed25519", "x": seatgate::crypto::b64url(&[9u8; 32])}}}),
+    );
+    assert_eq!(not_loopback.status, 400);
+
+    // Self-service deactivation frees the device slot (the seat stays).
+    let (ok, out) = run_client(first.path(), &["deactivate"]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        db_query(&s, "SELECT count(*) FROM devices WHERE revoked_at IS NULL")[0][0],
+        "0"
+    );
+    crate::support::assert_still_serving(&s);
+}
