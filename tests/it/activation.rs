@@ -450,3 +450,108 @@ fn stolen_replayed_and_over_limit_activations_are_refused() {
     );
     crate::support::assert_still_serving(&s);
 }
+
+#[test]
+fn loopback_clients_get_a_code_exchanged_with_pkce_and_key_rotation_keeps_leases_valid() {
+    let (s, idp, _ryan, _kim) = setup("");
+    let (_, public) = seatgate::crypto::ed25519_generate().expect("key");
+    let verifier = seatgate::crypto::new_secret_token();
+    let challenge = seatgate::crypto::b64url(&seatgate::crypto::sha256(verifier.as_bytes()));
+    let started = s.request(
+        "POST",
+        "/api/v1/activations",
+        &[("Content-Type", "application/json")],
+        json!({
+            "email": "ryan@contoso.com",
+            "device": {"public_key": {"kty": "OKP", "crv": "Ed25519", "x": seatgate::crypto::b64url(&public)}, "name": "Loopback Mac", "os": "macOS 15"},
+            "redirect_uri": "http://127.0.0.1:53682/callback",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        })
+        .to_string()
+        .as_bytes(),
+    );
+    assert_eq!(started.status, 201, "{}", started.text());
+    let url = started.json()["verification_uri_complete"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    let back = browse(&s, &idp, &url, "ryan@contoso.com");
+    assert_eq!(back.status, 303, "{}", back.text());
+    let location = back.header("location").expect("location").to_string();
+    let code = location
+        .strip_prefix("http://127.0.0.1:53682/callback?code=")
+        .unwrap_or_else(|| panic!("not sent back to the loopback address: {location}"))
+        .to_string();
+    let exchange = |code: &str, verifier: &str| {
+        s.request(
+            "POST",
+            "/api/v1/activations/token",
+            &[("Content-Type", "application/json")],
+            json!({"code": code, "code_verifier": verifier})
+                .to_string()
+                .as_bytes(),
+        )
+    };
+    let wrong = exchange(&code, "not-the-verifier-not-the-verifier-not-the-verifier");
+    assert_eq!(
+        (wrong.status, wrong.json()["error"].clone()),
+        (400, json!("invalid_grant"))
+    );
+    let lease = exchange(&code, &verifier);
+    assert_eq!(lease.status, 200, "{}", lease.text());
+    let token = lease.json()["license"].as_str().expect("lease").to_string();
+    assert_eq!(pyjwt_verify(&s, &token)["email"], "ryan@contoso.com");
+    let again = exchange(&code, &verifier);
+    assert_eq!(
+        (again.status, again.json()["error"].clone()),
+        (400, json!("expired_token")),
+        "the code is single-use"
+    );
+
+    // Rotation: once the key is older than [lease] key_rotation, the next lease is signed
+    // by a new key; the old one stays published, so the earlier lease still verifies.
+    let old_kid = db_query(&s, "SELECT kid FROM signing_keys")[0][0].clone();
+    crate::support::db_exec(
+        &s,
+        "UPDATE signing_keys SET created_at = created_at - 100 * 86400",
+    );
+    let state = tempfile::tempdir().expect("tmp");
+    let base = format!("https://127.0.0.1:{}", s.addr.port());
+    let ca = s.ca_path();
+    let run = client(
+        state.path(),
+        &[
+            "activate",
+            "--server",
+            &base,
+            "--email",
+            "ryan@contoso.com",
+            "--ca-cert",
+            ca.to_str().expect("utf8"),
+        ],
+    );
+    let url = run.browser_url();
+    assert_eq!(browse(&s, &idp, &url, "ryan@contoso.com").status, 200);
+    assert!(run.finish().0);
+    let kids: Vec<String> = db_query(&s, "SELECT kid FROM signing_keys ORDER BY created_at")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    assert_eq!(kids.len(), 2);
+    assert_eq!(kids[0], old_kid);
+    let jwks = s.get("/.well-known/jwks.json").json();
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2), "{jwks}");
+    assert_eq!(
+        pyjwt_verify(&s, &token)["email"],
+        "ryan@contoso.com",
+        "the old key's lease still verifies"
+    );
+    let new_lease = std::fs::read_to_string(state.path().join("lease.jws")).expect("lease");
+    let header: Value = serde_json::from_slice(
+        &seatgate::crypto::b64url_decode(new_lease.split('.').next().expect("header"))
+            .expect("b64"),
+    )
+    .expect("json");
+    assert_eq!(header["kid"], kids[1].as_str());
+}

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Scim, TestServer, db_exec, db_query, server};
+use crate::support::{Scim, TestServer, db_query, server};
 
 fn ok(out: (i32, String, String)) -> String {
     assert_eq!(out.0, 0, "{}{}", out.1, out.2);
@@ -213,7 +213,6 @@ fn seats_follow_the_directory_and_freed_seats_go_to_the_next_pending_user() {
     assert!(refused.is_err_and(|e| e.to_string().contains("append-only")));
     assert!(conn.execute("DELETE FROM audit_log", []).is_err());
     drop(conn);
-    let _ = db_exec;
     crate::support::assert_still_serving(&s);
 }
 
