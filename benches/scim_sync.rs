@@ -13,7 +13,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -22,6 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use common::client::{Client, Target};
 
 const CLIENTS: usize = 8;
 
@@ -78,13 +79,6 @@ fn main() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
-struct Target {
-    addr: SocketAddr,
-    tls: Option<Arc<rustls::ClientConfig>>,
-    token: String,
-    base: String,
-}
-
 fn start_seatgate(dir: &Path, tls: bool) -> (common::Server, Target) {
     std::fs::create_dir_all(dir).expect("dir");
     let mut env = vec![("SEATGATE_SCIM_REQUESTS_PER_SECOND", "0")];
@@ -107,132 +101,11 @@ fn start_seatgate(dir: &Path, tls: bool) -> (common::Server, Target) {
     let target = Target {
         addr: server.addr,
         tls: tls.then(|| common::client_config(&dir.join("data/tls/ca.pem"))),
-        token,
+        authorization: Some(format!("Bearer {token}")),
+        content_type: "application/scim+json",
         base: "/scim/v2".into(),
     };
     (server, target)
-}
-
-/// One keep-alive HTTP/1.1 connection.
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.write(buf),
-            Stream::Tls(s) => s.write(buf),
-        }
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Stream::Plain(s) => s.flush(),
-            Stream::Tls(s) => s.flush(),
-        }
-    }
-}
-
-struct Client<'a> {
-    target: &'a Target,
-    stream: Stream,
-    buf: Vec<u8>,
-    /// The server said `Connection: close` (the Python reference does): reconnect.
-    closed: bool,
-}
-
-impl<'a> Client<'a> {
-    fn new(target: &'a Target) -> Client<'a> {
-        Client {
-            target,
-            stream: Self::connect(target),
-            buf: Vec::new(),
-            closed: false,
-        }
-    }
-
-    fn connect(target: &Target) -> Stream {
-        let tcp = TcpStream::connect(target.addr).expect("connect");
-        tcp.set_nodelay(true).expect("nodelay");
-        tcp.set_read_timeout(Some(Duration::from_secs(60)))
-            .expect("timeout");
-        match &target.tls {
-            Some(cfg) => {
-                let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-                Stream::Tls(Box::new(rustls::StreamOwned::new(
-                    rustls::ClientConnection::new(Arc::clone(cfg), name).expect("tls"),
-                    tcp,
-                )))
-            }
-            None => Stream::Plain(tcp),
-        }
-    }
-
-    /// Sends one request and returns (status, body, latency).
-    fn call(&mut self, method: &str, path: &str, body: Option<&Value>) -> (u16, Vec<u8>, Duration) {
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut req = format!(
-            "{method} {}{path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nAccept: application/scim+json\r\n",
-            self.target.base, self.target.token
-        );
-        if !body.is_empty() {
-            req.push_str(&format!(
-                "Content-Type: application/scim+json\r\nContent-Length: {}\r\n",
-                body.len()
-            ));
-        }
-        req.push_str("\r\n");
-        req.push_str(&body);
-        let started = Instant::now();
-        if self.closed {
-            self.stream = Self::connect(self.target);
-            self.buf.clear();
-            self.closed = false;
-        }
-        self.stream.write_all(req.as_bytes()).expect("write");
-        let (status, body) = self.read_response();
-        (status, body, started.elapsed())
-    }
-
-    fn read_response(&mut self) -> (u16, Vec<u8>) {
-        let mut chunk = [0u8; 16384];
-        loop {
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut resp = httparse::Response::new(&mut headers);
-            if let Ok(httparse::Status::Complete(head)) = resp.parse(&self.buf) {
-                let status = resp.code.unwrap_or(0);
-                let len: usize = resp
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                    .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
-                    .unwrap_or(0);
-                if self.buf.len() >= head + len {
-                    self.closed = resp.version == Some(0)
-                        || resp.headers.iter().any(|h| {
-                            h.name.eq_ignore_ascii_case("connection")
-                                && h.value.eq_ignore_ascii_case(b"close")
-                        });
-                    let body = self.buf[head..head + len].to_vec();
-                    self.buf.drain(..head + len);
-                    return (status, body);
-                }
-            }
-            let n = self.stream.read(&mut chunk).expect("read");
-            assert!(n > 0, "connection closed");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
 }
 
 fn encode(s: &str) -> String {
@@ -562,7 +435,8 @@ fn reference_comparison(tmp: &Path, users: usize, groups: usize) {
     let python = Target {
         addr,
         tls: None,
-        token: "unused".into(),
+        authorization: None,
+        content_type: "application/scim+json",
         base: String::new(),
     };
     let py = run_sync(&python, users, groups);

@@ -77,9 +77,22 @@ pub fn ed25519_generate() -> Result<(Vec<u8>, Vec<u8>), ring::error::Unspecified
 
 /// Signs `message` with an Ed25519 PKCS#8 key.
 pub fn ed25519_sign(pkcs8: &[u8], message: &[u8]) -> Result<Vec<u8>, ring::error::Unspecified> {
-    let pair =
-        ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| ring::error::Unspecified)?;
-    Ok(pair.sign(message).as_ref().to_vec())
+    use std::cell::RefCell;
+    // Parsing a key derives its public half (a scalar multiplication); the gateway signs
+    // every lease with the same key, so each thread keeps the last one parsed.
+    thread_local! {
+        static LAST: RefCell<Option<(Vec<u8>, ring::signature::Ed25519KeyPair)>> = const { RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.as_ref().is_none_or(|(k, _)| k.as_slice() != pkcs8) {
+            let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8)
+                .map_err(|_| ring::error::Unspecified)?;
+            *last = Some((pkcs8.to_vec(), pair));
+        }
+        let (_, pair) = last.as_ref().ok_or(ring::error::Unspecified)?;
+        Ok(pair.sign(message).as_ref().to_vec())
+    })
 }
 
 /// The device key algorithms accepted: Ed25519 (`EdDSA`) and P-256 (`ES256`, what the

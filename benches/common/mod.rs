@@ -11,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod client;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_seatgate");
 
 /// A running `seatgate serve`, stopped with SIGTERM when dropped.

@@ -233,13 +233,25 @@ pub fn delete_seat(tx: &Transaction<'_>, user_id: &str, license_id: &str) -> rus
     Ok(())
 }
 
-/// Assigned seats per (license, pool).
+/// Assigned seats per (license, pool), from the trigger-kept counters.
 pub fn usage(tx: &Transaction<'_>) -> rusqlite::Result<Usage> {
     let mut stmt = tx.prepare_cached(
-        "SELECT license_id, sublicense_id, count(*) FROM seats WHERE state = 'assigned' GROUP BY license_id, sublicense_id",
+        "SELECT license_id, nullif(pool, ''), assigned FROM pool_usage WHERE assigned > 0",
     )?;
     let rows = stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?;
     rows.collect()
+}
+
+/// Users waiting in one pool.
+pub fn pending_in_pool(
+    tx: &Transaction<'_>,
+    license_id: &str,
+    pool: Option<&str>,
+) -> rusqlite::Result<i64> {
+    tx.prepare_cached(
+        "SELECT count(*) FROM seats WHERE license_id = ?1 AND sublicense_id IS ?2 AND state = 'pending'",
+    )?
+    .query_row(params![license_id, pool], |r| r.get(0))
 }
 
 /// (license, pool, assigned, pending).
@@ -665,4 +677,10 @@ pub fn update_activation(tx: &Transaction<'_>, a: &Activation) -> rusqlite::Resu
         ],
     )?;
     Ok(())
+}
+
+pub fn license_product(tx: &Transaction<'_>, license_id: &str) -> rusqlite::Result<Option<String>> {
+    tx.prepare_cached("SELECT product FROM licenses WHERE id = ?1")?
+        .query_row([license_id], |r| r.get(0))
+        .optional()
 }

@@ -135,7 +135,6 @@ pub fn explain(
         let catalog = store::catalog(tx)?;
         let usage = store::usage(tx)?;
         let seats = store::seats_of_user(tx, &user.id)?;
-        let counts = store::pool_counts(tx)?;
         let products = store::licenses(tx)?;
         let grants = store::grants_of_user(tx, &user.id)?;
         for (license, decision) in catalog.entitle(true, &grants, now) {
@@ -146,10 +145,7 @@ pub fn explain(
                 None => catalog.primary_capacity(&license, now),
             };
             let used = usage.get(&(license.clone(), pool.clone())).copied().unwrap_or(0);
-            let pending = counts
-                .iter()
-                .find(|(l, p, _, _)| *l == license && *p == pool)
-                .map_or(0, |c| c.3);
+            let pending = store::pending_in_pool(tx, &license, pool.as_deref())?;
             e.licenses.push(LicenseState {
                 product: products.iter().find(|p| p.id == license).map(|p| p.product.clone()).unwrap_or_default(),
                 license,

@@ -95,11 +95,19 @@ pub fn mint(
     now: i64,
 ) -> Result<Lease, HttpError> {
     let key = signing_key(tx, cfg, now)?;
-    let product = store::licenses(tx)?
-        .into_iter()
-        .find(|l| l.id == who.license_id)
-        .map(|l| l.product)
-        .unwrap_or_default();
+    let product = store::license_product(tx, who.license_id)?.unwrap_or_default();
+    sign_lease(&key, cfg, issuer, who, &product, now)
+}
+
+/// Signs a lease with `key` (no database access: renewals sign outside the writer).
+fn sign_lease(
+    key: &SigningKey,
+    cfg: &LeaseConfig,
+    issuer: &str,
+    who: &LeaseFor<'_>,
+    product: &str,
+    now: i64,
+) -> Result<Lease, HttpError> {
     let id = format!("lease-{}", crate::crypto::random_hex(12));
     let renew_after = now + cfg.renew_after.as_secs() as i64;
     let expires_at = renew_after + cfg.offline_grace.as_secs() as i64;
@@ -144,8 +152,8 @@ fn unauthorized(detail: &str) -> HttpError {
 }
 
 /// Checks a proof (compact JWS by the device key, `kid` = the key's thumbprint, claims
-/// `action`, `device`, `iat`): signature, freshness, and that it is newer than the last one
-/// the device sent (so a captured proof cannot be replayed).
+/// `action`, `device`, `iat`): signature and freshness. The caller checks, in its write
+/// transaction, that it is newer than the device's last one (no replays).
 pub fn verify_proof(
     tx: &Transaction<'_>,
     token: &str,
@@ -185,7 +193,52 @@ pub fn verify_proof(
     Ok(Proof { device, iat })
 }
 
-/// Renews the lease of the device that signed `proof`.
+/// What a device's renewal depends on, read fresh: its user, seat and revocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Standing {
+    user_id: String,
+    email: String,
+    license_id: String,
+    sublicense_id: Option<String>,
+    product: String,
+}
+
+fn standing(
+    tx: &Transaction<'_>,
+    device: &DeviceRow,
+) -> Result<Result<Standing, Reason>, HttpError> {
+    if device.revoked_at.is_some() {
+        let reason = device
+            .revoke_reason
+            .as_deref()
+            .and_then(Reason::from_code)
+            .unwrap_or(Reason::Revoked);
+        return Ok(Err(reason));
+    }
+    let Some(user) = crate::db::directory::user_by_id(tx, &device.user_id)? else {
+        return Ok(Err(Reason::Revoked));
+    };
+    if !user.active {
+        return Ok(Err(Reason::UserInactive));
+    }
+    let seat = store::seats_of_user(tx, &user.id)?
+        .into_iter()
+        .find(|s| s.license_id == device.license_id && s.assigned);
+    let Some(seat) = seat else {
+        return Ok(Err(Reason::NotEntitled));
+    };
+    Ok(Ok(Standing {
+        product: store::license_product(tx, &seat.license_id)?.unwrap_or_default(),
+        user_id: user.id,
+        email: user.user_name,
+        license_id: seat.license_id,
+        sublicense_id: seat.sublicense_id,
+    }))
+}
+
+/// Renews the lease of the device that signed `proof`. The costly part (signature checks,
+/// signing the new lease) runs on a read snapshot, in parallel with other renewals; the
+/// single writer then only re-checks the standing and the replay guard and records it.
 pub fn renew(
     db: &Db,
     cfg: &LeaseConfig,
@@ -193,56 +246,54 @@ pub fn renew(
     proof: &str,
     now: i64,
 ) -> Result<Lease, HttpError> {
-    let outcome = db.write(|tx| {
+    let prepared = db.read(|tx| {
         let Proof { device, iat } = verify_proof(tx, proof, "renew", now)?;
-        store::set_last_proof(tx, &device.id, iat)?;
-        let refuse = |reason: Reason| -> Result<Result<Lease, (Reason, String)>, HttpError> {
-            store::audit(
-                tx,
+        let standing = standing(tx, &device)?;
+        let key = store::active_signing_key(tx)?
+            .filter(|k| now - k.created_at < cfg.key_rotation.as_secs() as i64);
+        let lease = match (&standing, &key) {
+            (Ok(s), Some(key)) => Some(sign_lease(
+                key,
+                cfg,
+                issuer,
+                &lease_for(s, &device),
+                &s.product,
                 now,
-                &format!("device:{}", device.id),
-                "renewal_refused",
-                Some(&device.user_id),
-                Some(&device.id),
-                Some(reason.code()),
-                None,
-            )?;
-            Ok(Err((reason, device.id.clone())))
+            )?),
+            _ => None,
         };
-        if device.revoked_at.is_some() {
-            let reason = device
-                .revoke_reason
-                .as_deref()
-                .and_then(Reason::from_code)
-                .unwrap_or(Reason::Revoked);
-            return refuse(reason);
+        Ok::<_, HttpError>((device, iat, standing, lease))
+    })?;
+    let (device, iat, read_standing, signed) = prepared;
+    let outcome = db.write(|tx| {
+        if iat <= store::last_proof_at(tx, &device.id)? {
+            return Err(unauthorized(
+                "the proof is not newer than the device's last one (replay)",
+            ));
         }
-        let Some(user) = crate::db::directory::user_by_id(tx, &device.user_id)? else {
-            return refuse(Reason::Revoked);
+        let device =
+            store::device(tx, &device.id)?.ok_or_else(|| unauthorized("the device is gone"))?;
+        let now_standing = standing(tx, &device)?;
+        let lease = match (&now_standing, signed) {
+            (Err(reason), _) => {
+                store::set_last_proof(tx, &device.id, iat)?;
+                store::audit(
+                    tx,
+                    now,
+                    &format!("device:{}", device.id),
+                    "renewal_refused",
+                    Some(&device.user_id),
+                    Some(&device.id),
+                    Some(reason.code()),
+                    None,
+                )?;
+                return Ok(Err((*reason, device.id.clone())));
+            }
+            // Unchanged since the snapshot: the lease signed outside the writer stands.
+            (Ok(s), Some(lease)) if read_standing.as_ref() == Ok(s) => lease,
+            // Changed meanwhile, or the signing key is due for rotation: sign here.
+            (Ok(s), _) => mint(tx, cfg, issuer, &lease_for(s, &device), now)?,
         };
-        if !user.active {
-            return refuse(Reason::UserInactive);
-        }
-        let seat = store::seats_of_user(tx, &user.id)?
-            .into_iter()
-            .find(|s| s.license_id == device.license_id);
-        let Some(seat) = seat.filter(|s| s.assigned) else {
-            return refuse(Reason::NotEntitled);
-        };
-        let lease = mint(
-            tx,
-            cfg,
-            issuer,
-            &LeaseFor {
-                user_id: &user.id,
-                email: &user.user_name,
-                license_id: &seat.license_id,
-                sublicense_id: seat.sublicense_id.as_deref(),
-                device_id: &device.id,
-                thumbprint: &device.thumbprint,
-            },
-            now,
-        )?;
         store::renew_device(tx, &device.id, &lease.id, lease.expires_at, iat, now)?;
         Ok(Ok(lease))
     })?;
@@ -261,6 +312,17 @@ pub fn renew(
     })
 }
 
+fn lease_for<'a>(s: &'a Standing, device: &'a DeviceRow) -> LeaseFor<'a> {
+    LeaseFor {
+        user_id: &s.user_id,
+        email: &s.email,
+        license_id: &s.license_id,
+        sublicense_id: s.sublicense_id.as_deref(),
+        device_id: &device.id,
+        thumbprint: &device.thumbprint,
+    }
+}
+
 /// Deactivates the device that signed `proof` (self-service).
 pub fn deactivate_by_proof(
     db: &Db,
@@ -270,6 +332,11 @@ pub fn deactivate_by_proof(
 ) -> Result<String, HttpError> {
     db.write(|tx| {
         let Proof { device, iat } = verify_proof(tx, proof, "deactivate", now)?;
+        if iat <= store::last_proof_at(tx, &device.id)? {
+            return Err(unauthorized(
+                "the proof is not newer than the device's last one (replay)",
+            ));
+        }
         if device.lease_id != lease_or_device && device.id != lease_or_device {
             return Err(unauthorized("the proof's device does not hold this lease"));
         }

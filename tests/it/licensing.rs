@@ -213,6 +213,7 @@ fn seats_follow_the_directory_and_freed_seats_go_to_the_next_pending_user() {
     assert!(refused.is_err_and(|e| e.to_string().contains("append-only")));
     assert!(conn.execute("DELETE FROM audit_log", []).is_err());
     drop(conn);
+    assert_usage_consistent(&s);
     crate::support::assert_still_serving(&s);
 }
 
@@ -273,4 +274,18 @@ fn concurrent_grants_never_oversubscribe_a_pool() {
             ["pending".to_string(), "30".to_string()]
         ]
     );
+    assert_usage_consistent(&s);
+}
+
+/// The trigger-kept pool counters agree with the seats themselves.
+fn assert_usage_consistent(s: &TestServer) {
+    let counted = db_query(
+        s,
+        "SELECT license_id, coalesce(sublicense_id, ''), count(*) FROM seats WHERE state = 'assigned' GROUP BY 1, 2 ORDER BY 1, 2",
+    );
+    let kept = db_query(
+        s,
+        "SELECT license_id, pool, assigned FROM pool_usage WHERE assigned <> 0 ORDER BY 1, 2",
+    );
+    assert_eq!(counted, kept);
 }

@@ -60,7 +60,35 @@ CREATE TABLE seats (
     since          INTEGER NOT NULL,
     PRIMARY KEY (user_id, license_id)
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX seats_pool ON seats (license_id, sublicense_id, state, since);
+CREATE INDEX seats_waiting ON seats (license_id, state, since);
+
+-- Assigned seats per pool (pool '' is the primary pool), kept by the triggers below, so
+-- deciding whether a pool has room never counts its seats.
+CREATE TABLE pool_usage (
+    license_id  TEXT NOT NULL,
+    pool        TEXT NOT NULL,
+    assigned    INTEGER NOT NULL,
+    PRIMARY KEY (license_id, pool)
+) STRICT, WITHOUT ROWID;
+CREATE TRIGGER seats_usage_insert AFTER INSERT ON seats WHEN NEW.state = 'assigned'
+BEGIN
+    INSERT INTO pool_usage (license_id, pool, assigned)
+    VALUES (NEW.license_id, coalesce(NEW.sublicense_id, ''), 1)
+    ON CONFLICT (license_id, pool) DO UPDATE SET assigned = assigned + 1;
+END;
+CREATE TRIGGER seats_usage_delete AFTER DELETE ON seats WHEN OLD.state = 'assigned'
+BEGIN
+    UPDATE pool_usage SET assigned = assigned - 1
+    WHERE license_id = OLD.license_id AND pool = coalesce(OLD.sublicense_id, '');
+END;
+CREATE TRIGGER seats_usage_update AFTER UPDATE OF license_id, sublicense_id, state ON seats
+BEGIN
+    UPDATE pool_usage SET assigned = assigned - 1
+    WHERE OLD.state = 'assigned' AND license_id = OLD.license_id AND pool = coalesce(OLD.sublicense_id, '');
+    INSERT INTO pool_usage (license_id, pool, assigned)
+    SELECT NEW.license_id, coalesce(NEW.sublicense_id, ''), 1 WHERE NEW.state = 'assigned'
+    ON CONFLICT (license_id, pool) DO UPDATE SET assigned = assigned + 1;
+END;
 
 -- Activated devices. The device proves possession of its key (public_jwk, RFC 7638
 -- thumbprint) at every renewal. A revoked device is never renewed again.
