@@ -555,3 +555,70 @@ fn loopback_clients_get_a_code_exchanged_with_pkce_and_key_rotation_keeps_leases
     .expect("json");
     assert_eq!(header["kid"], kids[1].as_str());
 }
+
+#[test]
+fn admins_deactivate_devices_and_silent_devices_are_released() {
+    let (s, idp, _ryan, _kim) =
+        setup("[lease]\npoll_interval_secs = 1\nrelease_silent_after = \"2s\"\n");
+    let base = format!("https://127.0.0.1:{}", s.addr.port());
+    let ca = s.ca_path();
+    let ca = ca.to_str().expect("utf8");
+    let mut devices = Vec::new();
+    for _ in 0..2 {
+        let state = tempfile::tempdir().expect("tmp");
+        let run = client(
+            state.path(),
+            &[
+                "activate",
+                "--server",
+                &base,
+                "--email",
+                "ryan@contoso.com",
+                "--ca-cert",
+                ca,
+            ],
+        );
+        let url = run.browser_url();
+        assert_eq!(browse(&s, &idp, &url, "ryan@contoso.com").status, 200);
+        assert!(run.finish().0);
+        devices.push(state);
+    }
+    let listed = s.cli(&["device", "list", "ryan@contoso.com"]).1;
+    assert_eq!(listed.matches("active, lease until").count(), 2, "{listed}");
+    let first = listed.split('\t').next().expect("id").to_string();
+
+    // An admin deactivates one: its renewal is refused, the other keeps working.
+    let (code, out, err) = s.cli(&["device", "deactivate", &first]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (ok, out) = run_client(devices[0].path(), &["renew"]);
+    assert!(!ok && out.contains("REVOKED"), "{out}");
+    let (ok, out) = run_client(devices[1].path(), &["renew"]);
+    assert!(ok, "{out}");
+
+    // Silent for longer than release_silent_after (2 s here): released.
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    let (code, out, _) = s.cli_env(
+        &["device", "release-silent"],
+        &[("SEATGATE_LEASE_RELEASE_SILENT_AFTER", "2s")],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("released 1 silent device"), "{out}");
+    let audit = s.cli(&["audit", "--action", "device_released"]).1;
+    assert!(
+        audit.contains("admin:cli device_released") && audit.contains("DEACTIVATED"),
+        "{audit}"
+    );
+    assert!(
+        audit.contains("system device_released") && audit.contains("SILENT"),
+        "{audit}"
+    );
+    assert_eq!(
+        db_query(&s, "SELECT count(*) FROM devices WHERE revoked_at IS NULL")[0][0],
+        "0"
+    );
+    // The user keeps the seat: devices come and go, the seat follows the directory.
+    assert_eq!(
+        db_query(&s, "SELECT count(*) FROM seats WHERE state = 'assigned'")[0][0],
+        "1"
+    );
+}
