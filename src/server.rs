@@ -149,6 +149,8 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
 
     let (stop_backups, backup_thread) = start_backup_schedule(&config, &db, &metrics)?;
     let (stop_refresh, refresh_thread) = start_housekeeping(&config, &db)?;
+    let (stop_checkpoints, checkpoint_thread) =
+        db.checkpoint_in_background(Duration::from_secs(1))?;
     remember_public_url(&db, &public_url)?;
 
     let scheme = if tls_config.is_some() {
@@ -179,6 +181,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
 
     drop(stop_backups);
     drop(stop_refresh);
+    drop(stop_checkpoints);
     if let Err(e) = &result {
         // Something is broken; do the minimum that keeps data safe and let the supervisor
         // restart us.
@@ -190,7 +193,10 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     }
     inner.stop();
     app.scim.close();
-    for t in [backup_thread, refresh_thread].into_iter().flatten() {
+    for t in [backup_thread, refresh_thread, Some(checkpoint_thread)]
+        .into_iter()
+        .flatten()
+    {
         let _ = t.join();
     }
     if socket_dir_is_temp && let Some(dir) = socket_path.parent() {

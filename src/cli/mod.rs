@@ -93,7 +93,7 @@ pub enum Command {
         #[arg(long)]
         bodies: bool,
     },
-    /// Map an IdP group to a role (the admins group; licensing roles come with licenses)
+    /// Map an IdP group to a role: the admins group, a license's primary pool, or a sublicense
     #[command(subcommand)]
     GroupMap(access::GroupMapCommand),
     /// Manage break-glass administrators (local accounts that work when the IdP is down)

@@ -180,6 +180,40 @@ impl Db {
         })
     }
 
+    /// For a long-running server: the writer stops checkpointing at commit (a checkpoint
+    /// copies the WAL into the database file and fsyncs it, which stalled the committing
+    /// request for 10-20 ms every thousand pages) and a background thread runs passive
+    /// checkpoints, which never block readers or the writer, every `period`. The thread
+    /// ends when `stop` is dropped.
+    pub fn checkpoint_in_background(
+        &self,
+        period: std::time::Duration,
+    ) -> Result<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>), DbError> {
+        let conn = open_connection(&self.path, self.synchronous, true)?;
+        self.writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let handle = std::thread::Builder::new()
+            .name("checkpoints".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(period)
+                {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        log::warn!("background WAL checkpoint failed: {e}");
+                    }
+                }
+            })
+            .map_err(|e| DbError::Io {
+                context: "cannot start the checkpoint thread".into(),
+                source: e,
+            })?;
+        Ok((stop, handle))
+    }
+
     /// Moves the WAL into the main file (at shutdown, so the file is self-contained).
     pub fn checkpoint(&self) -> Result<(), rusqlite::Error> {
         self.readers
