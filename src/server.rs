@@ -369,7 +369,9 @@ fn start_housekeeping(config: &Config, db: &Arc<Db>) -> Result<Schedule, ServeEr
     let lease = config.lease.clone();
     let ca = config.saml.metadata_ca_file.clone();
     let interval = config.saml.metadata_refresh;
-    let tick = (interval / 10).min(Duration::from_secs(60));
+    // Short enough that a license expiry takes effect within seconds; each tick is a few
+    // indexed queries.
+    let tick = (interval / 10).min(Duration::from_secs(5));
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let db = Arc::clone(db);
     let handle = std::thread::Builder::new()
@@ -389,6 +391,16 @@ fn start_housekeeping(config: &Config, db: &Arc<Db>) -> Result<Schedule, ServeEr
                         "released {n} device(s) silent for longer than lease.release_silent_after"
                     ),
                     Err(e) => log::error!("releasing silent devices failed: {e}"),
+                }
+                match crate::licensing::reconcile::apply_expiries(&db, clock::now_unix()) {
+                    Ok(Some(s)) => log::info!(
+                        "a license or sublicense expired: {} seat(s) granted, {} pending, {} revoked",
+                        s.granted,
+                        s.pending,
+                        s.revoked
+                    ),
+                    Ok(None) => {}
+                    Err(e) => log::error!("applying license expiries failed: {e}"),
                 }
                 let tried_before = clock::now_unix() - interval.as_secs() as i64;
                 let due =

@@ -234,6 +234,10 @@ impl Db {
     }
 }
 
+/// Page cache per connection, in KiB. SQLite's default (2 MiB) held too little of a
+/// 100k-user directory: renewals spent 6% of their time in `pread`. Grows only with use.
+const CACHE_KIB: u32 = 16 * 1024;
+
 /// Per-connection setup. `busy_timeout` comes first so that even the WAL switch waits for
 /// a concurrent writer instead of failing.
 fn configure(conn: &Connection, synchronous: Synchronous) -> Result<(), rusqlite::Error> {
@@ -243,7 +247,7 @@ fn configure(conn: &Connection, synchronous: Synchronous) -> Result<(), rusqlite
         log::warn!("SQLite refused WAL mode (got {mode}); continuing with {mode}");
     }
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;",
+        "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{CACHE_KIB};",
         synchronous.pragma()
     ))?;
     Ok(())

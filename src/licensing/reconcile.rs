@@ -24,6 +24,39 @@ pub struct Summary {
     pub devices_revoked: usize,
 }
 
+/// Runs a full reconciliation when a license or sublicense expiry has passed since the
+/// last check, so seats in an expired sublicense move to the primary pool (or end, for an
+/// expired license) without waiting for a directory change. Called by the housekeeping
+/// thread; returns `None` when nothing expired.
+pub fn apply_expiries(db: &crate::db::Db, now: i64) -> rusqlite::Result<Option<Summary>> {
+    db.write(|tx| {
+        let checked: i64 = tx
+            .query_row(
+                "SELECT value FROM settings WHERE key = 'licensing_expiry_checked_at'",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let expired: i64 = tx.query_row(
+            "SELECT (SELECT count(*) FROM licenses WHERE expires_at > ?1 AND expires_at <= ?2)
+                  + (SELECT count(*) FROM sublicenses WHERE expires_at > ?1 AND expires_at <= ?2)",
+            [checked, now],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO settings (key, value, updated_at) VALUES ('licensing_expiry_checked_at', ?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            rusqlite::params![now.to_string(), now],
+        )?;
+        if expired == 0 {
+            return Ok(None);
+        }
+        reconcile(tx, None, "system", now).map(Some)
+    })
+}
+
 /// Reconciles the users the directory events after `mark` touched.
 pub fn after_directory_change(
     tx: &Transaction<'_>,

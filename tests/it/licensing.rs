@@ -218,6 +218,71 @@ fn seats_follow_the_directory_and_freed_seats_go_to_the_next_pending_user() {
 }
 
 #[test]
+fn a_sublicense_expiring_while_running_moves_its_users_to_the_primary_pool() {
+    let s = server().start();
+    ok(s.cli(&["license", "add", "--product", "Pro", "--seats", "3"]));
+    let contractors = ok(s.cli(&[
+        "sublicense",
+        "add",
+        "--license",
+        "Pro",
+        "--name",
+        "Contractors",
+        "--seats",
+        "2",
+        "--reserved",
+        "--expires",
+        "2099-12-31",
+    ]))
+    .trim()
+    .to_string();
+    ok(s.cli(&[
+        "group-map",
+        "add",
+        "--group",
+        "Contractors",
+        "--sublicense",
+        "Contractors",
+    ]));
+    ok(s.cli(&["group-map", "add", "--group", "Staff", "--primary"]));
+    let scim = s.scim();
+    let [ann, bob, cat] = ["ann", "bob", "cat"].map(|n| user(&scim, &format!("{n}@contoso.com")));
+    group(&scim, "Contractors", &[&ann, &bob]);
+    group(&scim, "Staff", &[&cat]);
+    assert_eq!(
+        seat(&s, &ann),
+        Some(("assigned".into(), contractors.clone()))
+    );
+    assert_eq!(
+        seat(&s, &bob),
+        Some(("assigned".into(), contractors.clone()))
+    );
+    assert_eq!(seat(&s, &cat), Some(("assigned".into(), "primary".into())));
+
+    // The sublicense expires a second from now, with no directory change after it: the
+    // server notices on its own. Its 2 seats return to the primary pool (now 3), where
+    // Ann and Bob draw next to Cat.
+    crate::support::db_exec(
+        &s,
+        &format!("UPDATE sublicenses SET expires_at = unixepoch() + 1 WHERE id = '{contractors}'"),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while seat(&s, &ann).is_some_and(|(_, pool)| pool != "primary") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expiry was never applied"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for u in [&ann, &bob, &cat] {
+        assert_eq!(seat(&s, u), Some(("assigned".into(), "primary".into())));
+    }
+    let story = ok(s.cli(&["audit", "--user", "ann@contoso.com"]));
+    assert!(story.contains("system seat_"), "{story}");
+    assert_usage_consistent(&s);
+}
+
+#[test]
 fn concurrent_grants_never_oversubscribe_a_pool() {
     let s = server().start();
     ok(s.cli(&["license", "add", "--product", "Pro", "--seats", "5"]));
