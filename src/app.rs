@@ -162,9 +162,12 @@ impl App {
             entry.detail = e.detail.clone();
         }
         crate::admin::record(&self.db, &entry);
-        let clear_binding = format!(
-            "{}=; Path=/saml/acs; Max-Age=0; HttpOnly; SameSite=None",
-            crate::saml::login::BINDING_COOKIE
+        let clear_binding = crate::http::Cookies::for_public_url(&self.public_url).set(
+            crate::saml::login::BINDING_COOKIE,
+            "",
+            crate::saml::login::BINDING_PATH,
+            0,
+            crate::http::SameSite::None,
         );
         result.map(|r| r.with_extra_header("Set-Cookie", &clear_binding))
     }

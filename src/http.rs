@@ -127,6 +127,68 @@ pub fn cookie<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
         .find_map(|c| c.strip_prefix(name)?.strip_prefix('='))
 }
 
+/// How this deployment names and flags its cookies. Behind an `https://` public URL every
+/// cookie is `Secure` and prefixed (`__Host-` for path `/`, `__Secure-` otherwise), so a
+/// network attacker cannot plant one. Over plain `http://` (the loopback demo) browsers
+/// would drop such cookies (Safari keeps no `Secure` cookie on http, and no browser
+/// accepts `SameSite=None` without `Secure`), so they are plain and at most `Lax`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cookies {
+    secure: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    Strict,
+    Lax,
+    /// Sent on cross-site POSTs (a SAML response from the IdP). Needs HTTPS; over plain
+    /// HTTP it becomes `Lax`.
+    None,
+}
+
+impl Cookies {
+    pub fn for_public_url(public_url: &str) -> Cookies {
+        Cookies {
+            secure: public_url.starts_with("https://"),
+        }
+    }
+
+    /// The full name of cookie `base` at `path`.
+    pub fn name(&self, base: &str, path: &str) -> String {
+        match (self.secure, path) {
+            (false, _) => base.to_string(),
+            (true, "/") => format!("__Host-{base}"),
+            (true, _) => format!("__Secure-{base}"),
+        }
+    }
+
+    /// A `Set-Cookie` value (always HttpOnly); `max_age` 0 deletes the cookie.
+    pub fn set(
+        &self,
+        base: &str,
+        value: &str,
+        path: &str,
+        max_age: u64,
+        same_site: SameSite,
+    ) -> String {
+        let same_site = match (same_site, self.secure) {
+            (SameSite::Strict, _) => "Strict",
+            (SameSite::None, true) => "None",
+            _ => "Lax",
+        };
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!(
+            "{}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite={same_site}{secure}",
+            self.name(base, path)
+        )
+    }
+
+    /// The value of cookie `base` (set at `path`) in this request.
+    pub fn get<'a>(&self, req: &'a Request, base: &str, path: &str) -> Option<&'a str> {
+        cookie(req.header("cookie"), &self.name(base, path))
+    }
+}
+
 /// Percent-encodes everything but RFC 3986 unreserved characters (for query values).
 pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
@@ -200,5 +262,43 @@ pub fn reason_phrase(status: u16) -> &'static str {
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
         _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_prefixed_and_secure_only_behind_https() {
+        let https = Cookies::for_public_url("https://gw.example");
+        assert_eq!(
+            https.set("sg_admin", "v", "/", 60, SameSite::Lax),
+            "__Host-sg_admin=v; Path=/; Max-Age=60; HttpOnly; SameSite=Lax; Secure"
+        );
+        // __Host- requires Path=/; a narrower path takes __Secure-.
+        assert_eq!(
+            https.set("sg_saml", "v", "/saml/acs", 600, SameSite::None),
+            "__Secure-sg_saml=v; Path=/saml/acs; Max-Age=600; HttpOnly; SameSite=None; Secure"
+        );
+        let http = Cookies::for_public_url("http://127.0.0.1:7070");
+        // Browsers drop SameSite=None without Secure: plain HTTP gets Lax.
+        assert_eq!(
+            http.set("sg_saml", "v", "/saml/acs", 600, SameSite::None),
+            "sg_saml=v; Path=/saml/acs; Max-Age=600; HttpOnly; SameSite=Lax"
+        );
+        let req = Request {
+            method: "GET".into(),
+            path: "/".into(),
+            query: String::new(),
+            headers: vec![(
+                "cookie".into(),
+                "sg_admin=plain; __Host-sg_admin=prefixed".into(),
+            )],
+            body: Vec::new(),
+            client: std::net::IpAddr::from([127, 0, 0, 1]),
+        };
+        assert_eq!(https.get(&req, "sg_admin", "/"), Some("prefixed"));
+        assert_eq!(http.get(&req, "sg_admin", "/"), Some("plain"));
     }
 }

@@ -26,13 +26,14 @@ use crate::db::Db;
 use crate::db::admin::{self as store, NewSession, Session, SessionKind, SignIn};
 use crate::db::idp::Purpose;
 use crate::error::{HttpError, Reason};
-use crate::http::{Request, Response};
+use crate::http::{Cookies, Request, Response, SameSite};
 use crate::saml::acs::SignedIn;
 use crate::saml::identity::Resolved;
 use crate::saml::signing::LazySpKey;
 
-pub const SESSION_COOKIE: &str = "__Host-sg_admin";
-const LOGIN_COOKIE: &str = "__Host-sg_login";
+/// Cookie names before the deployment's prefix (`__Host-` over HTTPS).
+pub const SESSION_COOKIE: &str = "sg_admin";
+const LOGIN_COOKIE: &str = "sg_login";
 /// `last_seen_at` is written at most this often, so browsing does not write every request.
 const TOUCH_RESOLUTION_SECS: i64 = 30;
 
@@ -43,6 +44,7 @@ pub struct Admin {
     sp_key: Arc<LazySpKey>,
     config: AdminConfig,
     public_url: String,
+    cookies: Cookies,
     failures: FailureLimiter,
 }
 
@@ -58,6 +60,7 @@ impl Admin {
             db,
             sp_key,
             config,
+            cookies: Cookies::for_public_url(&public_url),
             public_url,
             failures,
         }
@@ -108,7 +111,7 @@ impl Admin {
 
     /// The live session of this request, if any; ends it if it has timed out.
     fn session(&self, req: &Request) -> Result<Option<(String, Session)>, HttpError> {
-        let Some(token) = crate::http::cookie(req.header("cookie"), SESSION_COOKIE) else {
+        let Some(token) = self.cookies.get(req, SESSION_COOKIE, "/") else {
             return Ok(None);
         };
         let id_hash = sha256_hex(token.as_bytes());
@@ -167,7 +170,7 @@ impl Admin {
     fn login_page(&self, notice: Option<&str>, username: &str) -> Response {
         let token = new_secret_token();
         html(pages::login(&token, notice, username))
-            .with_header("Set-Cookie", &login_cookie(&token, 1800))
+            .with_header("Set-Cookie", &self.login_cookie(&token, 1800))
     }
 
     fn start_sso(&self, req: &Request) -> Handled {
@@ -189,7 +192,7 @@ impl Admin {
     fn password_login(&self, req: &Request) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
         let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
-        let presented = crate::http::cookie(req.header("cookie"), LOGIN_COOKIE).unwrap_or("");
+        let presented = self.cookies.get(req, LOGIN_COOKIE, "/").unwrap_or("");
         if !same_origin(req, &self.public_url)
             || presented.is_empty()
             || !constant_time_eq(presented.as_bytes(), field("csrf").as_bytes())
@@ -352,9 +355,11 @@ impl Admin {
         Ok(redirect(target)
             .with_header(
                 "Set-Cookie",
-                &format!("{SESSION_COOKIE}={token}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax"),
+                &self
+                    .cookies
+                    .set(SESSION_COOKIE, &token, "/", max_age, SameSite::Lax),
             )
-            .with_extra_header("Set-Cookie", &login_cookie("", 0)))
+            .with_extra_header("Set-Cookie", &self.login_cookie("", 0)))
     }
 
     fn logout(&self, req: &Request) -> Handled {
@@ -366,8 +371,13 @@ impl Admin {
             .write(|tx| store::end_session(tx, &id_hash, now_unix()))?;
         Ok(redirect("/admin/login").with_header(
             "Set-Cookie",
-            &format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax"),
+            &self.cookies.set(SESSION_COOKIE, "", "/", 0, SameSite::Lax),
         ))
+    }
+
+    fn login_cookie(&self, token: &str, max_age: u64) -> String {
+        self.cookies
+            .set(LOGIN_COOKIE, token, "/", max_age, SameSite::Strict)
     }
 
     /// Every state-changing form: the session's token, and an Origin (when sent) of ours.
@@ -401,10 +411,6 @@ fn same_origin(req: &Request, public_url: &str) -> bool {
         Some(origin) => origin == public_url,
         None => true,
     }
-}
-
-fn login_cookie(token: &str, max_age: u64) -> String {
-    format!("{LOGIN_COOKIE}={token}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Strict")
 }
 
 pub fn redirect(location: &str) -> Response {

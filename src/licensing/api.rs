@@ -20,7 +20,7 @@ use crate::saml::signing::LazySpKey;
 
 type Handled = Result<Response, HttpError>;
 
-const CONFIRM_COOKIE: &str = "__Host-sg_activate";
+const CONFIRM_COOKIE: &str = "sg_activate";
 
 pub struct LicensingApi {
     pub db: Arc<Db>,
@@ -133,7 +133,13 @@ impl LicensingApi {
         );
         Ok(html(page).with_header(
             "Set-Cookie",
-            &format!("{CONFIRM_COOKIE}={csrf}; Path=/activate; Max-Age=900; Secure; HttpOnly; SameSite=Strict"),
+            &crate::http::Cookies::for_public_url(&self.public_url).set(
+                CONFIRM_COOKIE,
+                &csrf,
+                "/activate",
+                900,
+                crate::http::SameSite::Strict,
+            ),
         ))
     }
 
@@ -143,7 +149,9 @@ impl LicensingApi {
         let a = activation::pending_for_browser(&self.db, key, now)?;
         let form = crate::http::parse_form(&req.body)?;
         let sent = form.get("csrf").map(String::as_str).unwrap_or("");
-        let cookie = crate::http::cookie(req.header("cookie"), CONFIRM_COOKIE).unwrap_or("");
+        let cookie = crate::http::Cookies::for_public_url(&self.public_url)
+            .get(req, CONFIRM_COOKIE, "/activate")
+            .unwrap_or("");
         if cookie.is_empty() || !constant_time_eq(sent.as_bytes(), cookie.as_bytes()) {
             return Err(HttpError::new(
                 Reason::CsrfFailed,

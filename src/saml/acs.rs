@@ -24,7 +24,7 @@ use samael::metadata::EntityDescriptor;
 use samael::schema::Assertion;
 use samael::service_provider::ServiceProvider;
 
-use super::login::BINDING_COOKIE;
+use super::login::{BINDING_COOKIE, BINDING_PATH};
 use super::metadata::{REDIRECT_BINDING, acs_url, sp_entity_id};
 use super::prefilter;
 use super::preset::{self, Identity};
@@ -108,8 +108,10 @@ pub fn consume(
     }
 
     let now = now_unix();
+    let binding_cookie =
+        crate::http::Cookies::for_public_url(public_url).name(BINDING_COOKIE, BINDING_PATH);
     let browser =
-        crate::http::cookie(cookie_header, BINDING_COOKIE).map(|v| sha256_hex(v.as_bytes()));
+        crate::http::cookie(cookie_header, &binding_cookie).map(|v| sha256_hex(v.as_bytes()));
     let (request, keys) = db.read(|tx| {
         let request = match &in_response_to {
             Some(id) => idp::request(tx, id)?,

@@ -25,6 +25,7 @@ use crate::saml::signing::{LazySpKey, SIG_ALG, SpSigningKey};
 pub const REQUEST_TTL_SECS: i64 = 10 * 60;
 /// The cookie that binds an AuthnRequest to the browser that started it.
 pub const BINDING_COOKIE: &str = "sg_saml";
+pub const BINDING_PATH: &str = "/saml/acs";
 
 /// Which IdP to sign in with.
 pub enum Target<'a> {
@@ -117,11 +118,6 @@ pub fn start(
     let login_hint = email
         .as_deref()
         .filter(|_| preset::find(&connection.preset).is_some_and(|p| p.login_hint));
-    let secure = if public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
     Ok(Started {
         location: redirect_url(
             &connection.sso_url,
@@ -131,8 +127,12 @@ pub fn start(
             signing_key.as_deref(),
         )?,
         // SameSite=None: the ACS POST comes from the IdP's site; Lax cookies would not be sent.
-        set_cookie: format!(
-            "{BINDING_COOKIE}={browser_secret}; Path=/saml/acs; Max-Age={REQUEST_TTL_SECS}; HttpOnly; SameSite=None{secure}"
+        set_cookie: crate::http::Cookies::for_public_url(public_url).set(
+            BINDING_COOKIE,
+            &browser_secret,
+            BINDING_PATH,
+            REQUEST_TTL_SECS as u64,
+            crate::http::SameSite::None,
         ),
         request_id,
     })

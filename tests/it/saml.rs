@@ -257,7 +257,7 @@ fn sp_initiated_login_redirects_with_a_bound_single_use_request() {
     let secret = cookie
         .split(';')
         .next()
-        .and_then(|c| c.strip_prefix("sg_saml="))
+        .and_then(|c| c.strip_prefix("__Secure-sg_saml="))
         .expect("value");
     let rows = crate::support::db_query(
         &s,
@@ -493,7 +493,11 @@ pub(crate) fn begin_with(s: &crate::support::TestServer, path: &str) -> (String,
         .find_map(|p| p.strip_prefix("RelayState="))
         .expect("relay")
         .to_string();
-    (id, relay, r.set_cookie("sg_saml").expect("binding cookie"))
+    (
+        id,
+        relay,
+        r.set_cookie("__Secure-sg_saml").expect("binding cookie"),
+    )
 }
 
 fn post_acs(
