@@ -23,6 +23,8 @@ pub struct App {
     pub licensing: crate::licensing::api::LicensingApi,
     pub sp_key: Arc<LazySpKey>,
     pub public_url: String,
+    /// Only in `seatgate demo`.
+    pub demo_idp: Option<crate::demo::idp::DemoIdp>,
 }
 
 type Handled = Result<Response, HttpError>;
@@ -81,6 +83,11 @@ impl App {
         if req.path == crate::scim::api::BASE_PATH || req.path.starts_with("/scim/v2/") {
             let (route, response) = self.scim.handle(req);
             return (route, Ok(response));
+        }
+        if let Some(idp) = &self.demo_idp
+            && req.path.starts_with(crate::demo::idp::PATH_PREFIX)
+        {
+            return idp.handle(req);
         }
         if req.path == "/admin" || req.path.starts_with("/admin/") {
             return self.admin.handle(req);

@@ -31,6 +31,13 @@ pub fn file_stamp(unix: i64) -> String {
 }
 
 /// Parses an RFC 3339 timestamp (as SCIM `dateTime` values are) to Unix seconds.
+/// `YYYY-MM-DD` → the start of that day, UTC.
+pub fn parse_date(s: &str) -> Option<i64> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let day = time::Date::parse(s.trim(), &format).ok()?;
+    Some(day.midnight().assume_utc().unix_timestamp())
+}
+
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .ok()

@@ -13,6 +13,7 @@ use crate::http::Response;
 pub enum Reason {
     BadRequest,
     Unauthorized,
+    Forbidden,
     NotFound,
     Conflict,
     PreconditionFailed,
@@ -57,6 +58,7 @@ impl Reason {
         match self {
             Reason::BadRequest => "BAD_REQUEST",
             Reason::Unauthorized => "UNAUTHORIZED",
+            Reason::Forbidden => "FORBIDDEN",
             Reason::NotFound => "NOT_FOUND",
             Reason::Conflict => "CONFLICT",
             Reason::PreconditionFailed => "PRECONDITION_FAILED",
@@ -97,6 +99,7 @@ impl Reason {
         match self {
             Reason::BadRequest => 400,
             Reason::Unauthorized => 401,
+            Reason::Forbidden => 403,
             Reason::NotFound => 404,
             Reason::Conflict => 409,
             Reason::PreconditionFailed => 412,

@@ -6,7 +6,7 @@
 //!
 //! Module map (see README.md, "Architecture", for the invariants):
 //! - [`cli`], [`config`], [`logging`]: the command line, configuration, logging.
-//! - [`server`]: `seatgate serve` — first run, wiring, shutdown.
+//! - [`server`]: `seatgate serve` — first run, wiring, shutdown; [`demo`]: `seatgate demo`.
 //! - [`net`]: the network front (TLS, gatekeeper, workers, inner tiny_http).
 //! - [`app`]: routing and handlers behind the gatekeeper; [`error`] turns errors into
 //!   responses; [`http`] holds the request/response values both sides share.
@@ -23,6 +23,7 @@ pub mod config;
 pub mod crypto;
 pub mod datadir;
 pub mod db;
+pub mod demo;
 pub mod error;
 pub mod http;
 pub mod licensing;

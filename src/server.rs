@@ -44,6 +44,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Front(#[from] FrontError),
+    #[error("{0}")]
+    Demo(String),
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
@@ -52,6 +54,15 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeErr
 }
 
 pub fn serve(config: Config) -> Result<(), ServeError> {
+    serve_with(config, None)
+}
+
+/// Serves; `demo` (only `seatgate demo` passes one) adds the demo IdP and seeds the demo
+/// organization before the listener accepts connections.
+pub(crate) fn serve_with(
+    config: Config,
+    demo: Option<crate::demo::Demo>,
+) -> Result<(), ServeError> {
     let started = Instant::now();
     let config = Arc::new(config);
     let data = DataDir::create(&config.data_dir).map_err(io_err(format!(
@@ -99,6 +110,13 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     let scim = crate::scim::Scim::new(Arc::clone(&db), &public_url, &config.scim)
         .map_err(io_err("cannot start the SCIM request log"))?;
     let sp_key = Arc::new(crate::saml::signing::LazySpKey::new(data.saml_dir()));
+    let demo_idp = match &demo {
+        Some(_) => Some(
+            crate::demo::idp::DemoIdp::new(Arc::clone(&db), &public_url)
+                .map_err(|e| ServeError::Demo(e.to_string()))?,
+        ),
+        None => None,
+    };
     let app = Arc::new(App {
         db: Arc::clone(&db),
         config: Arc::clone(&config),
@@ -109,6 +127,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
             Arc::clone(&sp_key),
             config.admin.clone(),
             public_url.clone(),
+            config.lease.device_limit,
         ),
         licensing: crate::licensing::api::LicensingApi {
             db: Arc::clone(&db),
@@ -118,7 +137,15 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         },
         sp_key,
         public_url: public_url.clone(),
+        demo_idp,
     });
+    let seeded = match (&demo, &app.demo_idp) {
+        (Some(d), Some(idp)) => Some(
+            d.seed(&app, idp)
+                .map_err(|e| ServeError::Demo(e.to_string()))?,
+        ),
+        _ => None,
+    };
     let workers = config.worker_count();
     let inner = InnerServer::start(
         &socket_path,
@@ -167,6 +194,9 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         tls_files.as_ref(),
         started,
     )?;
+    if let (Some(d), Some(seeded)) = (&demo, &seeded) {
+        d.print_walkthrough(&public_url, seeded);
+    }
 
     let result = front::run(Front {
         poll,

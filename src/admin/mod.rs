@@ -10,9 +10,12 @@
 //! whose Origin is not ours is refused. The sign-in form, before any session exists, uses
 //! a double-submit cookie.
 
+mod audit;
+mod csv;
 mod limiter;
 pub mod pages;
 pub mod password;
+mod users;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -46,6 +49,8 @@ pub struct Admin {
     public_url: String,
     cookies: Cookies,
     failures: FailureLimiter,
+    /// For the diagnosis on a user's page.
+    device_limit: u32,
 }
 
 impl Admin {
@@ -54,6 +59,7 @@ impl Admin {
         sp_key: Arc<LazySpKey>,
         config: AdminConfig,
         public_url: String,
+        device_limit: u32,
     ) -> Admin {
         let failures = FailureLimiter::new(config.login_failures, config.login_window);
         Admin {
@@ -63,6 +69,7 @@ impl Admin {
             cookies: Cookies::for_public_url(&public_url),
             public_url,
             failures,
+            device_limit,
         }
     }
 
@@ -74,6 +81,7 @@ impl Admin {
             ("/admin/login", true, _) => ("/admin/login", Ok(self.login_page(None, ""))),
             ("/admin/login", _, true) => ("/admin/login", self.password_login(req)),
             ("/admin/sso", true, _) => ("/admin/sso", self.start_sso(req)),
+            ("/admin/login/link", true, _) => ("/admin/login/link", self.link_login(req)),
             ("/admin/logout", _, true) => ("/admin/logout", self.logout(req)),
             (pages::STYLESHEET_PATH, true, _) => (
                 "/admin/assets/portal.css",
@@ -84,21 +92,50 @@ impl Admin {
                 )
                 .with_header("Cache-Control", "max-age=3600")),
             ),
-            ("/admin" | "/admin/", true, _) => {
-                ("/admin", self.with_session(req, |s| self.overview(s)))
-            }
-            ("/admin/login" | "/admin/sso" | "/admin/logout" | "/admin" | "/admin/", _, _) => (
-                "/admin",
+            ("/admin/login" | "/admin/sso" | "/admin/logout" | "/admin/login/link", _, _) => (
+                "/admin/login",
                 Err(HttpError::new(
                     Reason::MethodNotAllowed,
                     "This address does not accept that method.",
                 )),
             ),
-            _ => (
-                "/admin/(unmatched)",
-                self.with_session(req, |_| Err(HttpError::not_found())),
-            ),
+            _ => self.portal(req, get, post),
         }
+    }
+
+    /// Everything behind a session.
+    fn portal(&self, req: &Request, get: bool, post: bool) -> (&'static str, Handled) {
+        let rest = req.path.trim_start_matches("/admin");
+        let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+        let (route, allowed): (&'static str, bool) = match segments.as_slice() {
+            [] => ("/admin", get),
+            ["users"] => ("/admin/users", get),
+            ["users.csv"] => ("/admin/users.csv", get),
+            ["users", _] => ("/admin/users/{id}", get),
+            ["devices", _, "deactivate"] => ("/admin/devices/{id}/deactivate", post),
+            ["audit"] => ("/admin/audit", get),
+            ["audit.csv"] => ("/admin/audit.csv", get),
+            _ => ("/admin/(unmatched)", true),
+        };
+        let result = self.with_session(req, |session| {
+            if !allowed {
+                return Err(HttpError::new(
+                    Reason::MethodNotAllowed,
+                    "This address does not accept that method.",
+                ));
+            }
+            match segments.as_slice() {
+                [] => self.overview(session),
+                ["users"] => self.users_page(req, session),
+                ["users.csv"] => self.users_csv(req),
+                ["users", id] => self.user_page(session, id),
+                ["devices", id, "deactivate"] => self.deactivate_device(req, session, id),
+                ["audit"] => self.audit_page(req, session),
+                ["audit.csv"] => self.audit_csv(req),
+                _ => Err(HttpError::not_found()),
+            }
+        });
+        (route, result)
     }
 
     /// Runs `page` for a signed-in admin; a browser without a session is sent to sign in.
@@ -259,6 +296,45 @@ impl Admin {
         )
     }
 
+    /// A one-time sign-in link (`seatgate admin login-link`, the demo): signs in as its
+    /// break-glass admin once.
+    fn link_login(&self, req: &Request) -> Handled {
+        let token = crate::http::query_param(&req.query, "token")?.unwrap_or_default();
+        let now = now_unix();
+        let client = req.client.to_string();
+        let username = self
+            .db
+            .write(|tx| store::consume_login_link(tx, &sha256_hex(token.as_bytes()), now))?;
+        let Some(username) = username else {
+            self.record_local(
+                "(link)",
+                Reason::InvalidCredentials.code(),
+                Some("unknown, used or expired sign-in link"),
+                &client,
+            );
+            let page = pages::login(
+                &new_secret_token(),
+                Some(
+                    "This sign-in link was already used or has expired. Sign in below, or create a new link with `seatgate admin login-link`.",
+                ),
+                "",
+            );
+            return Ok(html_status(401, page));
+        };
+        self.db
+            .write(|tx| store::note_local_login(tx, &username, now))?;
+        self.record_local(&username, "OK", Some("one-time sign-in link"), &client);
+        log::info!("break-glass admin {username} signed in with a one-time link from {client}");
+        self.begin(
+            SessionKind::Local,
+            &username,
+            &username,
+            None,
+            req.client,
+            "/admin",
+        )
+    }
+
     fn record_local(&self, username: &str, outcome: &str, detail: Option<&str>, client: &str) {
         record(
             &self.db,
@@ -396,6 +472,39 @@ impl Admin {
             ))
         }
     }
+}
+
+/// Creates a one-time sign-in link for break-glass admin `username`, valid for `ttl`.
+pub fn login_link(
+    db: &Db,
+    public_url: &str,
+    username: &str,
+    ttl: std::time::Duration,
+) -> Result<String, LinkError> {
+    let token = new_secret_token();
+    let now = now_unix();
+    db.write(|tx| {
+        let Some((canonical, _)) = store::local_admin(tx, username)? else {
+            return Err(LinkError::UnknownAdmin(username.to_string()));
+        };
+        store::create_login_link(
+            tx,
+            &canonical,
+            &sha256_hex(token.as_bytes()),
+            now,
+            now + ttl.as_secs() as i64,
+        )?;
+        Ok(())
+    })?;
+    Ok(format!("{public_url}/admin/login/link?token={token}"))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("there is no break-glass admin {0:?}; create one with `seatgate admin set-password`")]
+    UnknownAdmin(String),
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
 }
 
 /// Records a sign-in attempt; a failure to record is logged, never fatal to the sign-in.

@@ -22,11 +22,20 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> String {
                 link rel="stylesheet" href=(STYLESHEET_PATH);
             }
             body {
+                @if crate::demo::is_running() {
+                    div.demo-banner role="note" {
+                        strong { "DEMO" } " · sample organization and a built-in test identity provider; nothing here is real, and it is deleted when the demo stops."
+                    }
+                }
                 header {
                     a.brand href="/admin" { "seatgate" }
                     @if let Some(s) = session {
                         nav {
                             a href="/admin" { "Overview" }
+                            a href="/admin/users" { "Users" }
+                            a href="/admin/licenses" { "Licenses" }
+                            a href="/admin/idp" { "Identity providers" }
+                            a href="/admin/audit" { "Audit log" }
                         }
                         form.session method="post" action="/admin/logout" {
                             span { "Signed in as " strong { (s.display_name) } }
@@ -40,6 +49,29 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> String {
         }
     }
     .into_string()
+}
+
+/// "Previous / next" links for a paged listing; `params` are kept in the links.
+pub fn pager(path: &str, params: &[(&str, &str)], page: i64, size: i64, total: i64) -> Markup {
+    let pages = ((total + size - 1) / size).max(1);
+    let link = |p: i64| {
+        let mut q: Vec<String> = params
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{k}={}", crate::http::percent_encode(v)))
+            .collect();
+        q.push(format!("page={p}"));
+        format!("{path}?{}", q.join("&"))
+    };
+    html! {
+        @if pages > 1 {
+            p.pager {
+                @if page > 1 { a href=(link(page - 1)) { "← Previous" } " " }
+                "Page " (page) " of " (pages)
+                @if page < pages { " " a href=(link(page + 1)) { "Next →" } }
+            }
+        }
+    }
 }
 
 /// The sign-in page: SSO by work email first, the break-glass form second.

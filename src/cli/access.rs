@@ -59,6 +59,14 @@ pub enum AdminCommand {
     List,
     /// Remove a break-glass admin and end its sessions
     Remove { username: String },
+    /// Print a one-time sign-in link for a break-glass admin (recovery from the console)
+    LoginLink {
+        #[arg(long)]
+        username: String,
+        /// How long the link stays usable
+        #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+        valid: std::time::Duration,
+    },
 }
 
 pub fn group_map(db: &Db, cmd: GroupMapCommand) -> Result<(), CliError> {
@@ -113,7 +121,7 @@ pub fn group_map(db: &Db, cmd: GroupMapCommand) -> Result<(), CliError> {
     Ok(())
 }
 
-pub fn admin(db: &Db, cmd: AdminCommand) -> Result<(), CliError> {
+pub fn admin(db: &Db, public_url: &str, cmd: AdminCommand) -> Result<(), CliError> {
     match cmd {
         AdminCommand::SetPassword {
             username,
@@ -188,6 +196,20 @@ pub fn admin(db: &Db, cmd: AdminCommand) -> Result<(), CliError> {
                     a.last_login_at.map_or_else(|| "never".into(), rfc3339)
                 );
             }
+        }
+        AdminCommand::LoginLink { username, valid } => {
+            let link =
+                crate::admin::login_link(db, public_url, username.trim(), valid).map_err(|e| {
+                    match e {
+                        crate::admin::LinkError::UnknownAdmin(_) => CliError::Usage(e.to_string()),
+                        crate::admin::LinkError::Db(e) => runtime(e),
+                    }
+                })?;
+            eprintln!(
+                "a one-time sign-in link for {username}, usable once within {}:",
+                humantime::format_duration(valid)
+            );
+            println!("{link}");
         }
         AdminCommand::Remove { username } => {
             let now = now_unix();

@@ -59,6 +59,13 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway; on an empty data directory, initialize everything first
     Serve(ServeArgs),
+    /// Try seatgate in five minutes: a seeded demo organization and a built-in demo IdP on
+    /// loopback (plain HTTP, temporary data deleted on exit); prints a walkthrough
+    Demo {
+        /// Loopback address to listen on
+        #[arg(long, value_name = "ADDR", default_value = crate::demo::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+    },
     /// Inspect the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -196,6 +203,10 @@ pub fn load_config(cli: &Cli) -> Result<(Config, Vec<String>), CliError> {
 pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(_) => crate::server::serve(config).map_err(runtime),
+        Command::Demo { listen } => crate::demo::run(listen).map_err(|e| match e {
+            crate::demo::DemoError::NotLoopback => CliError::Usage(e.to_string()),
+            e => runtime(e),
+        }),
         Command::Config(ConfigCommand::Check) => {
             print!("{}", config.to_redacted_toml());
             eprintln!("configuration is valid");
@@ -212,7 +223,11 @@ pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
             bodies,
         } => scim_log_command(&config, limit, failures, bodies),
         Command::GroupMap(cmd) => access::group_map(&open_existing_db(&config)?, cmd),
-        Command::Admin(cmd) => access::admin(&open_existing_db(&config)?, cmd),
+        Command::Admin(cmd) => {
+            let db = open_existing_db(&config)?;
+            let public_url = public_url_for_cli(&config, &db)?;
+            access::admin(&db, &public_url, cmd)
+        }
         Command::License(cmd) => licensing::license(&open_existing_db(&config)?, cmd),
         Command::Sublicense(cmd) => licensing::sublicense(&open_existing_db(&config)?, cmd),
         Command::Explain { email, json } => {

@@ -206,6 +206,35 @@ pub fn delete_local_admin(tx: &Transaction<'_>, username: &str) -> rusqlite::Res
         == 1)
 }
 
+/// Stores a one-time sign-in link for a break-glass admin (its token's hash).
+pub fn create_login_link(
+    tx: &Transaction<'_>,
+    username: &str,
+    token_hash: &str,
+    now: i64,
+    expires_at: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO admin_login_links (token_hash, username, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![token_hash, username, now, expires_at])?;
+    Ok(())
+}
+
+/// Uses a sign-in link: the admin's name if the link exists, is unused and unexpired.
+pub fn consume_login_link(
+    tx: &Transaction<'_>,
+    token_hash: &str,
+    now: i64,
+) -> rusqlite::Result<Option<String>> {
+    tx.prepare_cached(
+        "UPDATE admin_login_links SET used_at = ?2
+         WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2 RETURNING username",
+    )?
+    .query_row(params![token_hash, now], |r| r.get(0))
+    .optional()
+}
+
 pub fn note_local_login(tx: &Transaction<'_>, username: &str, now: i64) -> rusqlite::Result<()> {
     tx.prepare_cached("UPDATE local_admins SET last_login_at = ?2 WHERE username = ?1")?
         .execute(params![username, now])?;

@@ -126,6 +126,13 @@ pub fn delete_user(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<bool> {
         > 0)
 }
 
+/// A user's email (primary, else work, else first; else the userName), case-folded.
+pub fn email_of(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<String>> {
+    tx.prepare_cached("SELECT coalesce(email_key, user_name_key) FROM users WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()
+}
+
 /// The groups a user is in, as (id, displayName), by name.
 pub fn groups_of_user(
     tx: &Transaction<'_>,

@@ -13,6 +13,7 @@ pub mod filter_sql;
 pub mod idp;
 pub mod licensing;
 mod migrations;
+pub mod portal;
 pub mod tokens;
 
 use std::fs;

@@ -271,8 +271,7 @@ pub fn find_sublicense(
 
 /// `YYYY-MM-DD` → the end of that day, UTC.
 pub fn parse_expiry(date: &str) -> Result<i64, ManageError> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    let day = time::Date::parse(date.trim(), &format)
-        .map_err(|_| ManageError::Invalid(format!("{date:?} is not a date like 2027-06-30")))?;
-    Ok(day.midnight().assume_utc().unix_timestamp() + 86_399)
+    crate::clock::parse_date(date)
+        .map(|start| start + 86_399)
+        .ok_or_else(|| ManageError::Invalid(format!("{date:?} is not a date like 2027-06-30")))
 }

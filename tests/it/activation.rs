@@ -14,12 +14,12 @@ use crate::support::{HttpResponse, TestServer, db_query, server};
 const BIN: &str = env!("CARGO_BIN_EXE_seatgate");
 
 /// The reference client, running `args` with its own state directory.
-struct ClientRun {
+pub(crate) struct ClientRun {
     child: Child,
     lines: std::sync::mpsc::Receiver<String>,
 }
 
-fn client(state: &std::path::Path, args: &[&str]) -> ClientRun {
+pub(crate) fn client(state: &std::path::Path, args: &[&str]) -> ClientRun {
     let mut child = Command::new(BIN)
         .arg("client")
         .arg("--state-dir")
@@ -41,19 +41,20 @@ fn client(state: &std::path::Path, args: &[&str]) -> ClientRun {
 
 impl ClientRun {
     /// Waits for the browser address the client prints.
-    fn browser_url(&self) -> String {
+    pub(crate) fn browser_url(&self) -> String {
         loop {
             let line = self
                 .lines
                 .recv_timeout(std::time::Duration::from_secs(20))
                 .expect("the client printed no address");
-            if let Some(url) = line.trim().strip_prefix("https://") {
-                return format!("https://{url}");
+            let line = line.trim();
+            if line.starts_with("https://") || line.starts_with("http://") {
+                return line.to_string();
             }
         }
     }
 
-    fn finish(mut self) -> (bool, String) {
+    pub(crate) fn finish(mut self) -> (bool, String) {
         let status = self.child.wait().expect("wait");
         // The reader thread ends at EOF, which follows the exit: drain until it does.
         let mut out: Vec<String> = self.lines.iter().collect();
@@ -108,7 +109,7 @@ fn browse(s: &TestServer, idp: &PyIdp, url: &str, email: &str) -> HttpResponse {
 }
 
 /// Verifies a lease with PyJWT (a standard JOSE library) against the server's JWKS.
-fn pyjwt_verify(s: &TestServer, lease: &str) -> Value {
+pub(crate) fn pyjwt_verify(s: &TestServer, lease: &str) -> Value {
     let jwks = s.get("/.well-known/jwks.json").text();
     let script = r#"
 import json, sys, jwt

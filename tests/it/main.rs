@@ -3,6 +3,7 @@
 
 mod activation;
 mod admin;
+mod demo;
 mod front;
 mod licensing;
 mod lifecycle;

@@ -129,8 +129,39 @@ fn every_route_but_the_public_ones_requires_authentication() {
         ("/scim/v2/Schemas", 401),
         ("/scim/v2/ResourceTypes", 401),
         ("/scim/v2/.search", 401),
+        ("/api/v1/admin/users", 401),
+        // The demo IdP does not exist outside `seatgate demo`.
+        ("/demo-idp/sso", 404),
+        ("/demo-idp/post.js", 404),
     ] {
         assert_eq!(s.get(path).status, expected, "{path}");
+    }
+    // Every portal page sends a browser without a session to sign in, and changes nothing.
+    for (method, path) in [
+        ("GET", "/admin"),
+        ("GET", "/admin/users"),
+        ("GET", "/admin/users.csv"),
+        ("GET", "/admin/users/u-1"),
+        ("POST", "/admin/devices/d-1/deactivate"),
+        ("GET", "/admin/audit"),
+        ("GET", "/admin/audit.csv"),
+        ("GET", "/admin/licenses"),
+        ("POST", "/admin/licenses"),
+        ("POST", "/admin/licenses/l-1"),
+        ("POST", "/admin/sublicenses"),
+        ("POST", "/admin/mappings"),
+        ("POST", "/admin/mappings/m-1/delete"),
+        ("GET", "/admin/idp"),
+        ("GET", "/admin/idp/new"),
+        ("POST", "/admin/idp"),
+        ("GET", "/admin/idp/c-1"),
+        ("POST", "/admin/idp/c-1/scim-token"),
+        ("GET", "/admin/tls/ca.pem"),
+        ("GET", "/admin/nonexistent"),
+    ] {
+        let r = s.request(method, path, &[("Content-Length", "0")], b"");
+        assert_eq!(r.status, 303, "{method} {path}");
+        assert_eq!(r.header("location"), Some("/admin/login"), "{method} {path}");
     }
 }
 

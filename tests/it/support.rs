@@ -32,6 +32,7 @@ pub struct Builder {
     tls: bool,
     ulimit_nofile: Option<u32>,
     config_file: Option<String>,
+    demo: bool,
 }
 
 pub fn server() -> Builder {
@@ -42,6 +43,7 @@ pub fn server() -> Builder {
         tls: true,
         ulimit_nofile: None,
         config_file: None,
+        demo: false,
     }
 }
 
@@ -65,6 +67,14 @@ impl Builder {
     pub fn plain_http(mut self) -> Builder {
         self.tls = false;
         self.env("SEATGATE_TLS_MODE", "off")
+    }
+
+    /// `seatgate demo` instead of `serve`: plain HTTP, its walkthrough (stdout) in the log,
+    /// and `data_dir` the demo's own.
+    pub fn demo(mut self) -> Builder {
+        self.demo = true;
+        self.tls = false;
+        self
     }
 
     pub fn ulimit_nofile(mut self, n: u32) -> Builder {
@@ -104,7 +114,7 @@ impl Builder {
             std::fs::write(&path, text).expect("write config");
             cmd.arg("--config").arg(path);
         }
-        cmd.arg("serve")
+        cmd.arg(if self.demo { "demo" } else { "serve" })
             .arg("--listen")
             .arg("127.0.0.1:0")
             .args(&self.args);
@@ -112,10 +122,25 @@ impl Builder {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.stdout(if self.demo {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn seatgate");
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(String::new()));
+        if let Some(stdout) = child.stdout.take() {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    let mut l = log.lock().expect("log");
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         {
             let log = Arc::clone(&log);
@@ -147,6 +172,26 @@ impl Builder {
                 let _ = child.kill();
                 panic!("seatgate did not start; log:\n{}", log.lock().expect("log"));
             }
+        };
+        let data_dir = if self.demo {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let text = log.lock().expect("log").clone();
+                if let Some(dir) = text
+                    .split("Data lives in ")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                {
+                    break PathBuf::from(dir).join("data");
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no walkthrough:\n{text}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        } else {
+            data_dir
         };
         TestServer {
             child: Some(child),

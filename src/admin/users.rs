@@ -1,0 +1,240 @@
+//! Portal: users and devices. Search, CSV export, a user's detail with the `explain`
+//! diagnosis inline, and device deactivation.
+
+use maud::html;
+
+use super::pages::{layout, pager};
+use super::{Admin, Handled, csv, html, redirect};
+use crate::clock::{now_unix, rfc3339};
+use crate::db::admin::Session;
+use crate::db::licensing as store;
+use crate::db::portal::{self, UserSummary};
+use crate::error::{HttpError, Reason};
+use crate::http::Request;
+
+const PAGE_SIZE: i64 = 50;
+/// A CSV export holds at most this many users (a whole 100k directory is ~10 MB).
+const CSV_MAX: i64 = 200_000;
+
+impl Admin {
+    pub(super) fn users_page(&self, req: &Request, session: &Session) -> Handled {
+        let q = crate::http::query_param(&req.query, "q")?.unwrap_or_default();
+        let page: i64 = crate::http::query_param(&req.query, "page")?
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1)
+            .max(1);
+        let (total, users) = self
+            .db
+            .read(|tx| portal::search_users(tx, &q, (page - 1) * PAGE_SIZE, PAGE_SIZE))?;
+        let csv_href = format!("/admin/users.csv?q={}", crate::http::percent_encode(&q));
+        Ok(html(layout(
+            "Users",
+            Some(session),
+            html! {
+                h1 { "Users and devices" }
+                form.search method="get" action="/admin/users" {
+                    label for="q" { "Search by name or email" }
+                    input #q type="search" name="q" value=(q) autofocus;
+                    button type="submit" { "Search" }
+                    " " a href=(csv_href) download { "Export CSV" }
+                }
+                p.muted { (total) " user(s)" @if !q.is_empty() { " matching " strong { (q) } } "." }
+                table {
+                    thead { tr { th { "User" } th { "Status" } th { "Seat" } th { "Devices" } } }
+                    tbody {
+                        @for u in &users {
+                            tr {
+                                td {
+                                    a href={ "/admin/users/" (u.id) } { (u.display_name.as_deref().unwrap_or(&u.user_name)) }
+                                    br; span.muted { (u.email) }
+                                }
+                                td { @if u.active { "active" } @else { span.bad { "deactivated" } } }
+                                td { (seat_label(u)) }
+                                td { (u.devices) }
+                            }
+                        }
+                    }
+                }
+                (pager("/admin/users", &[("q", &q)], page, PAGE_SIZE, total))
+            },
+        )))
+    }
+
+    pub(super) fn users_csv(&self, req: &Request) -> Handled {
+        let q = crate::http::query_param(&req.query, "q")?.unwrap_or_default();
+        let (_, users) = self
+            .db
+            .read(|tx| portal::search_users(tx, &q, 0, CSV_MAX))?;
+        let mut out = csv::Writer::new(&[
+            "id",
+            "user_name",
+            "display_name",
+            "email",
+            "active",
+            "seat",
+            "pool",
+            "reason",
+            "devices",
+        ]);
+        for u in &users {
+            out.row(&[
+                &u.id,
+                &u.user_name,
+                u.display_name.as_deref().unwrap_or(""),
+                &u.email,
+                if u.active { "true" } else { "false" },
+                u.seat.as_deref().unwrap_or(""),
+                u.pool.as_deref().unwrap_or(""),
+                u.reason.as_deref().unwrap_or(""),
+                &u.devices.to_string(),
+            ]);
+        }
+        Ok(out.into_response("seatgate-users.csv"))
+    }
+
+    pub(super) fn user_page(&self, session: &Session, id: &str) -> Handled {
+        let now = now_unix();
+        let (user, email, groups, seats, devices, audit) = self.db.read(|tx| {
+            let Some(user) = crate::db::directory::user_by_id(tx, id)? else {
+                return Err(HttpError::not_found());
+            };
+            Ok::<_, HttpError>((
+                user,
+                crate::db::directory::email_of(tx, id)?.unwrap_or_default(),
+                crate::db::directory::groups_of_user(tx, id)?,
+                portal_seats(tx, id)?,
+                store::devices_of_user(tx, id)?,
+                store::audit_entries(tx, Some(id), None, 20)?,
+            ))
+        })?;
+        let diagnosis =
+            crate::licensing::explain::explain(&self.db, &email, self.device_limit, now)?;
+        let name = user.display_name.clone().unwrap_or(user.user_name.clone());
+        Ok(html(layout(
+            &name,
+            Some(session),
+            html! {
+                p { a href="/admin/users" { "← Users" } }
+                h1 { (name) }
+                p.muted { (email) " · " @if user.active { "active" } @else { span.bad { "deactivated in the directory" } }
+                    " · id " code { (user.id) } }
+                section.card {
+                    h2 { "Diagnosis" }
+                    p.verdict {
+                        "If " (email) " activated a device now: "
+                        @if diagnosis.verdict == "OK" { strong.ok { "it would succeed" } }
+                        @else { strong.bad { "refused, " code { (diagnosis.verdict) } } }
+                        ". " (diagnosis.because)
+                    }
+                    pre { (crate::licensing::explain::render(&diagnosis)) }
+                }
+                section.card {
+                    h2 { "Groups" }
+                    @if groups.is_empty() { p { "In no group." } }
+                    @else { ul { @for (_, g) in &groups { li { (g) } } } }
+                }
+                section.card {
+                    h2 { "Seats" }
+                    @if seats.is_empty() { p { "No seat: not in a group mapped to a license." } }
+                    @else {
+                        table {
+                            thead { tr { th { "Product" } th { "Pool" } th { "State" } th { "Since" } } }
+                            tbody { @for s in &seats { tr {
+                                td { (s.product) }
+                                td { (s.pool) }
+                                td { @if s.state == "assigned" { span.ok { "assigned" } } @else { "pending " code { (s.reason.as_deref().unwrap_or("")) } } }
+                                td { (rfc3339(s.since)) }
+                            } } }
+                        }
+                    }
+                }
+                section.card {
+                    h2 { "Devices" }
+                    @if devices.is_empty() { p { "No device activated." } }
+                    @else {
+                        table.devices {
+                            thead { tr { th { "Device" } th { "Activated" } th { "Last seen" } th { "Lease until" } th { "State" } th {} } }
+                            tbody { @for d in &devices { tr {
+                                td { strong { (d.name) } " (" (d.os) ")" br; code.small { (d.id) } }
+                                td { (rfc3339(d.created_at)) }
+                                td { (rfc3339(d.last_seen_at)) }
+                                td { (rfc3339(d.lease_expires_at)) }
+                                td { @match &d.revoked_at {
+                                    None => span.ok { "active" },
+                                    Some(at) => { span.bad { "revoked" } " " (rfc3339(*at)) br; code { (d.revoke_reason.as_deref().unwrap_or("")) } }
+                                } }
+                                td { @if d.revoked_at.is_none() {
+                                    form method="post" action={ "/admin/devices/" (d.id) "/deactivate" } {
+                                        input type="hidden" name="csrf" value=(session.csrf_token);
+                                        button.danger type="submit" { "Deactivate" }
+                                    }
+                                } }
+                            } } }
+                        }
+                    }
+                }
+                section.card {
+                    h2 { "Recent history" }
+                    (super::audit::entries_table(&audit.into_iter().map(|a| (a, None)).collect::<Vec<_>>()))
+                    p { a href={ "/admin/audit?user=" (crate::http::percent_encode(&email)) } { "Full audit log for this user" } }
+                }
+            },
+        )))
+    }
+
+    pub(super) fn deactivate_device(&self, req: &Request, session: &Session, id: &str) -> Handled {
+        self.check_csrf(req, session)?;
+        let actor = format!("admin:{}", session.display_name);
+        let user_id = self.db.write(|tx| {
+            let device = store::device(tx, id)?
+                .ok_or_else(|| HttpError::new(Reason::NotFound, "There is no such device."))?;
+            crate::licensing::leases::release_device(
+                tx,
+                &device,
+                &actor,
+                "DEACTIVATED",
+                now_unix(),
+            )?;
+            Ok::<_, HttpError>(device.user_id)
+        })?;
+        log::info!("{actor} deactivated device {id}");
+        Ok(redirect(&format!("/admin/users/{user_id}")))
+    }
+}
+
+fn seat_label(u: &UserSummary) -> maud::Markup {
+    html! {
+        @match (u.seat.as_deref(), u.pool.as_deref()) {
+            (Some("assigned"), Some(pool)) => span.ok { (pool) },
+            (Some("pending"), _) => { "pending " code { (u.reason.as_deref().unwrap_or("")) } },
+            _ => span.muted { "—" },
+        }
+    }
+}
+
+struct SeatView {
+    product: String,
+    pool: String,
+    state: String,
+    reason: Option<String>,
+    since: i64,
+}
+
+fn portal_seats(tx: &rusqlite::Transaction<'_>, user_id: &str) -> rusqlite::Result<Vec<SeatView>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT l.product, coalesce(sl.name, 'primary pool'), s.state, s.reason, s.since
+         FROM seats s JOIN licenses l ON l.id = s.license_id
+         LEFT JOIN sublicenses sl ON sl.id = s.sublicense_id
+         WHERE s.user_id = ?1 ORDER BY l.product",
+    )?;
+    let rows = stmt.query_map([user_id], |r| {
+        Ok(SeatView {
+            product: r.get(0)?,
+            pool: r.get(1)?,
+            state: r.get(2)?,
+            reason: r.get(3)?,
+            since: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}

@@ -1,0 +1,170 @@
+//! Read models for the admin portal: user search with seat state, pool usage, audit search.
+
+use rusqlite::{Transaction, params};
+
+use super::licensing::AuditEntry;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    pub id: String,
+    pub user_name: String,
+    pub display_name: Option<String>,
+    pub email: String,
+    pub active: bool,
+    /// `assigned` or `pending` (the best seat state over the user's licenses).
+    pub seat: Option<String>,
+    /// The pool (`primary` or a sublicense name) of that seat.
+    pub pool: Option<String>,
+    pub reason: Option<String>,
+    pub devices: i64,
+}
+
+/// `LIKE` pattern matching `q` anywhere, with its wildcards escaped.
+fn contains_pattern(q: &str) -> String {
+    let escaped = q
+        .trim()
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// Users whose userName, email or display name contains `q` (all when empty), by name.
+pub fn search_users(
+    tx: &Transaction<'_>,
+    q: &str,
+    offset: i64,
+    limit: i64,
+) -> rusqlite::Result<(i64, Vec<UserSummary>)> {
+    let pattern = contains_pattern(q);
+    const MATCH: &str = "(?1 = '%%' OR u.user_name_key LIKE ?1 ESCAPE '\\'
+        OR u.email_key LIKE ?1 ESCAPE '\\' OR lower(u.display_name) LIKE ?1 ESCAPE '\\')";
+    let total: i64 = tx.query_row(
+        &format!("SELECT count(*) FROM users u WHERE {MATCH}"),
+        [&pattern],
+        |r| r.get(0),
+    )?;
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT u.id, u.user_name, u.display_name, coalesce(u.email_key, u.user_name_key), u.active,
+                s.state, CASE WHEN s.user_id IS NULL THEN NULL ELSE coalesce(sl.name, 'primary') END,
+                s.reason,
+                (SELECT count(*) FROM devices d WHERE d.user_id = u.id AND d.revoked_at IS NULL)
+         FROM users u
+         LEFT JOIN seats s ON s.user_id = u.id AND s.license_id =
+             (SELECT license_id FROM seats WHERE user_id = u.id
+              ORDER BY state = 'assigned' DESC, license_id LIMIT 1)
+         LEFT JOIN sublicenses sl ON sl.id = s.sublicense_id
+         WHERE {MATCH}
+         ORDER BY u.user_name_key LIMIT ?2 OFFSET ?3"
+    ))?;
+    let rows = stmt.query_map(params![pattern, limit, offset], |r| {
+        Ok(UserSummary {
+            id: r.get(0)?,
+            user_name: r.get(1)?,
+            display_name: r.get(2)?,
+            email: r.get(3)?,
+            active: r.get::<_, i64>(4)? == 1,
+            seat: r.get(5)?,
+            pool: r.get(6)?,
+            reason: r.get(7)?,
+            devices: r.get(8)?,
+        })
+    })?;
+    Ok((total, rows.collect::<rusqlite::Result<_>>()?))
+}
+
+/// One pool's seats at a glance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub license_id: String,
+    /// `None` for the primary pool.
+    pub sublicense_id: Option<String>,
+    pub name: String,
+    pub reserved: bool,
+    pub expires_at: Option<i64>,
+    pub capacity: i64,
+    pub used: i64,
+    pub pending: i64,
+}
+
+/// Every pool of every license: the primary pool (seats not reserved by a sublicense) and
+/// each sublicense, with assigned and pending seats.
+pub fn pool_usage(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<Vec<PoolUsage>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT l.id, NULL, 'Primary pool', 0, l.expires_at,
+                l.seats - coalesce((SELECT sum(seats) FROM sublicenses s WHERE s.license_id = l.id
+                    AND s.reserved = 1 AND (s.expires_at IS NULL OR s.expires_at >= ?1)), 0),
+                (SELECT count(*) FROM seats WHERE license_id = l.id AND state = 'assigned'
+                    AND sublicense_id IS NULL),
+                (SELECT count(*) FROM seats WHERE license_id = l.id AND state = 'pending'
+                    AND sublicense_id IS NULL)
+         FROM licenses l
+         UNION ALL
+         SELECT s.license_id, s.id, s.name, s.reserved, s.expires_at, s.seats,
+                (SELECT count(*) FROM seats WHERE sublicense_id = s.id AND state = 'assigned'),
+                (SELECT count(*) FROM seats WHERE sublicense_id = s.id AND state = 'pending')
+         FROM sublicenses s
+         ORDER BY 1, 2 IS NOT NULL, 3",
+    )?;
+    let rows = stmt.query_map([now], |r| {
+        Ok(PoolUsage {
+            license_id: r.get(0)?,
+            sublicense_id: r.get(1)?,
+            name: r.get(2)?,
+            reserved: r.get::<_, i64>(3)? == 1,
+            expires_at: r.get(4)?,
+            capacity: r.get(5)?,
+            used: r.get(6)?,
+            pending: r.get(7)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// What the audit log view filters on.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub user_id: Option<String>,
+    pub action: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+}
+
+/// Audit entries matching `f`, newest first, with the user's name when known.
+pub fn search_audit(
+    tx: &Transaction<'_>,
+    f: &AuditFilter,
+    limit: i64,
+) -> rusqlite::Result<Vec<(AuditEntry, Option<String>)>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT a.id, a.at, a.actor, a.action, a.user_id, a.subject, a.reason, a.detail, u.user_name
+         FROM audit_log a LEFT JOIN users u ON u.id = a.user_id
+         WHERE (?1 IS NULL OR a.user_id = ?1) AND (?2 IS NULL OR a.action = ?2)
+           AND (?3 IS NULL OR a.at >= ?3) AND (?4 IS NULL OR a.at < ?4)
+         ORDER BY a.id DESC LIMIT ?5",
+    )?;
+    let rows = stmt.query_map(params![f.user_id, f.action, f.since, f.until, limit], |r| {
+        Ok((
+            AuditEntry {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                user_id: r.get(4)?,
+                subject: r.get(5)?,
+                reason: r.get(6)?,
+                detail: r.get(7)?,
+            },
+            r.get(8)?,
+        ))
+    })?;
+    rows.collect()
+}
+
+/// The distinct actions in the audit log (for the filter's choices).
+pub fn audit_actions(tx: &Transaction<'_>) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = tx.prepare_cached("SELECT DISTINCT action FROM audit_log ORDER BY action")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    rows.collect()
+}

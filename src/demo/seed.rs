@@ -1,0 +1,258 @@
+//! The demo organization, Acme (acme.example): one 25-seat license with a reserved
+//! Engineering sublicense (10) and a dynamic Design one (4), 34 people in four groups,
+//! IT Admins mapped to the admins role. More people than seats, so some wait (NO_SEATS);
+//! one is deactivated (USER_INACTIVE) and one is in no mapped group (NOT_ENTITLED).
+//!
+//! Users and groups arrive through the SCIM handler, exactly as an IdP would send them,
+//! so seats are granted by the same reconciliation as in production.
+
+use serde_json::{Value, json};
+
+use super::idp::DemoIdp;
+use crate::app::App;
+use crate::clock::now_unix;
+use crate::db::tokens::{self, Scope};
+use crate::http::Request;
+use crate::licensing::manage::{self, MapTo, NewLicense, NewSublicense};
+
+pub const DOMAIN: &str = "acme.example";
+const ACTOR: &str = "demo";
+pub const ADMIN_USER: &str = "demo-admin";
+
+const ENGINEERING: &[&str] = &[
+    "Alice Archer",
+    "Bob Baker",
+    "Carol Chen",
+    "Dave Diaz",
+    "Erin Evans",
+    "Frank Fischer",
+    "Grace Gupta",
+    "Heidi Hansen",
+    "Ivan Ivanov",
+    "Judy Jones",
+    "Mallory Moore",
+    "Niaj Nakamura",
+];
+const DESIGN: &[&str] = &[
+    "Olivia Ortiz",
+    "Peggy Park",
+    "Quentin Quinn",
+    "Rupert Russo",
+    "Sybil Singh",
+];
+const STAFF: &[&str] = &[
+    "Trent Turner",
+    "Uma Usman",
+    "Victor Vega",
+    "Walter White",
+    "Xena Xu",
+    "Yusuf Yilmaz",
+    "Zoe Zimmer",
+    "Amir Aziz",
+    "Bianca Bruno",
+    "Chen Cho",
+    "Dara Doyle",
+    "Emeka Eze",
+    "Fatima Farah",
+    "Goran Gill",
+];
+/// In Staff, but deactivated in the directory.
+const DEACTIVATED: &str = "Henry Hall";
+/// In the directory, in no mapped group.
+const UNMAPPED: &str = "Ines Ito";
+const IT_ADMIN: &str = "Ian Irving";
+
+pub struct Seeded {
+    pub login_link: String,
+    pub scim_token: String,
+    pub admin_user: String,
+    pub admin_password: String,
+    /// An entitled, seated user to activate as.
+    pub alice: String,
+    /// A user waiting for a seat.
+    pub pending: String,
+}
+
+pub fn email(name: &str) -> String {
+    let first = name.split_whitespace().next().unwrap_or(name);
+    format!("{}@{DOMAIN}", first.to_lowercase())
+}
+
+pub fn seed(app: &App, idp: &DemoIdp) -> Result<Seeded, String> {
+    let db = &app.db;
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    crate::saml::connections::add(
+        db,
+        &crate::saml::connections::AddRequest {
+            name: "Acme demo IdP",
+            preset: "generic",
+            metadata_xml: &idp.metadata_xml(),
+            metadata_source: "the demo's built-in IdP",
+            domains: &[DOMAIN.to_string()],
+            jit_users: Some(false),
+            sign_requests: false,
+            allow_idp_initiated: false,
+        },
+    )
+    .map_err(|x| e(&x))?;
+    let year = 365 * 24 * 3600;
+    let license = manage::add_license(
+        db,
+        ACTOR,
+        &NewLicense {
+            product: "Parallels Desktop Business",
+            seats: 25,
+            expires_at: Some(now_unix() + year),
+            key: Some("DEMO-0000-0000-0025"),
+        },
+    )
+    .map_err(|x| e(&x))?;
+    for (name, seats, reserved) in [("Engineering", 10, true), ("Design", 4, false)] {
+        manage::add_sublicense(
+            db,
+            ACTOR,
+            &NewSublicense {
+                license: &license,
+                name,
+                seats,
+                reserved,
+                expires_at: None,
+            },
+        )
+        .map_err(|x| e(&x))?;
+    }
+    for (group, to) in [
+        ("Engineering", MapTo::Sublicense("Engineering")),
+        ("Design", MapTo::Sublicense("Design")),
+        ("Staff", MapTo::Primary { license: None }),
+        ("IT Admins", MapTo::Admins),
+    ] {
+        manage::add_mapping(db, ACTOR, group, to).map_err(|x| e(&x))?;
+    }
+
+    let token = db
+        .write(|tx| tokens::create(tx, Scope::Scim, "demo"))
+        .map_err(|x| e(&x))?
+        .1;
+    let scim = Scim { app, token: &token };
+    let everyone =
+        ENGINEERING
+            .iter()
+            .chain(DESIGN)
+            .chain(STAFF)
+            .chain([&DEACTIVATED, &UNMAPPED, &IT_ADMIN]);
+    let mut ids = std::collections::HashMap::new();
+    for name in everyone {
+        let (given, family) = name.split_once(' ').unwrap_or((name, ""));
+        let created = scim.send(
+            "POST",
+            "/scim/v2/Users",
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": email(name),
+                "externalId": format!("demo-{}", crate::crypto::random_hex(4)),
+                "name": {"givenName": given, "familyName": family},
+                "displayName": name,
+                "emails": [{"value": email(name), "type": "work", "primary": true}],
+                "active": true
+            }),
+        )?;
+        ids.insert(
+            *name,
+            created["id"].as_str().unwrap_or_default().to_string(),
+        );
+    }
+    let members = |names: &[&str]| -> Value {
+        names
+            .iter()
+            .map(|n| json!({"value": ids.get(n).cloned().unwrap_or_default()}))
+            .collect()
+    };
+    let mut staff: Vec<&str> = STAFF.to_vec();
+    staff.push(DEACTIVATED);
+    for (group, names) in [
+        ("Engineering", ENGINEERING.to_vec()),
+        ("Design", DESIGN.to_vec()),
+        ("Staff", staff),
+        ("IT Admins", vec![ENGINEERING[0], IT_ADMIN]),
+    ] {
+        scim.send(
+            "POST",
+            "/scim/v2/Groups",
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": group,
+                "members": members(&names),
+            }),
+        )?;
+    }
+    let henry = ids.get(DEACTIVATED).cloned().unwrap_or_default();
+    scim.send(
+        "PATCH",
+        &format!("/scim/v2/Users/{henry}"),
+        json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "active", "value": false}]
+        }),
+    )?;
+
+    let admin_password = crate::admin::password::generate();
+    let hash = crate::admin::password::hash(&admin_password).map_err(|x| e(&x))?;
+    let now = now_unix();
+    db.write(|tx| {
+        crate::db::admin::set_local_admin(tx, ADMIN_USER, &hash, now)?;
+        // The demo is set up; there is no first-run link to follow.
+        tx.execute(
+            "INSERT OR REPLACE INTO settings (key, value, updated_at) VALUES ('setup_completed_at', ?1, ?1)",
+            [now],
+        )?;
+        Ok::<_, rusqlite::Error>(())
+    })
+    .map_err(|x| e(&x))?;
+    let login_link = crate::admin::login_link(
+        db,
+        &app.public_url,
+        ADMIN_USER,
+        std::time::Duration::from_secs(12 * 3600),
+    )
+    .map_err(|x| e(&x))?;
+    Ok(Seeded {
+        login_link,
+        scim_token: token,
+        admin_user: ADMIN_USER.into(),
+        admin_password,
+        alice: email(ENGINEERING[0]),
+        pending: email(ENGINEERING[ENGINEERING.len() - 1]),
+    })
+}
+
+/// The SCIM handler, called in-process with the demo's token.
+struct Scim<'a> {
+    app: &'a App,
+    token: &'a str,
+}
+
+impl Scim<'_> {
+    fn send(&self, method: &str, path: &str, body: Value) -> Result<Value, String> {
+        let req = Request {
+            method: method.into(),
+            path: path.into(),
+            query: String::new(),
+            headers: vec![
+                ("authorization".into(), format!("Bearer {}", self.token)),
+                ("content-type".into(), "application/scim+json".into()),
+            ],
+            body: serde_json::to_vec(&body).unwrap_or_default(),
+            client: std::net::IpAddr::from([127, 0, 0, 1]),
+        };
+        let (_, response) = self.app.scim.handle(&req);
+        if !(200..300).contains(&response.status) {
+            return Err(format!(
+                "SCIM {method} {path} answered {}: {}",
+                response.status,
+                String::from_utf8_lossy(&response.body)
+            ));
+        }
+        Ok(serde_json::from_slice(&response.body).unwrap_or(Value::Null))
+    }
+}

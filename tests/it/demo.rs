@@ -1,0 +1,203 @@
+//! `seatgate demo`, walked through as its printout tells a newcomer: the demo comes up, the
+//! reference client activates Alice through the demo IdP (a real signed SAML assertion
+//! through the production ACS), PyJWT verifies the lease against the JWKS, and the admin
+//! portal, entered by the printed one-time link, shows Alice's device.
+
+use crate::activation::{client, pyjwt_verify};
+use crate::support::{HttpResponse, TestServer, server};
+
+/// The fields of the first form in `html` that contains `marker`, and its action.
+pub(crate) fn form_containing(html: &str, marker: &str) -> (String, Vec<(String, String)>) {
+    let form = html
+        .split("<form")
+        .skip(1)
+        .map(|f| f.split("</form>").next().unwrap_or(""))
+        .find(|f| f.contains(marker))
+        .unwrap_or_else(|| panic!("no form with {marker:?} in:\n{html}"));
+    let attr = |tag: &str, name: &str| {
+        tag.split(&format!(" {name}=\""))
+            .nth(1)
+            .and_then(|v| v.split('"').next())
+            .map(unescape)
+    };
+    let action = attr(form, "action").unwrap_or_default();
+    let fields = form
+        .split("<input")
+        .skip(1)
+        .filter_map(|i| {
+            let tag = i.split('>').next().unwrap_or("");
+            Some((attr(tag, "name")?, attr(tag, "value").unwrap_or_default()))
+        })
+        .collect();
+    (action, fields)
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+fn form_body(fields: &[(String, String)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                crate::support::encode(k),
+                crate::support::encode(v)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The path and query of an absolute URL on this server.
+fn local(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.find('/').map_or("/".into(), |i| rest[i..].to_string())
+}
+
+fn post_form(
+    s: &TestServer,
+    path: &str,
+    fields: &[(String, String)],
+    cookie: &str,
+) -> HttpResponse {
+    s.request(
+        "POST",
+        path,
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", cookie),
+        ],
+        form_body(fields).as_bytes(),
+    )
+}
+
+/// A browser at the activation link: confirm, pick `name` at the demo IdP, post the
+/// assertion to the ACS. Returns the final page.
+pub(crate) fn activate_in_browser(s: &TestServer, url: &str, name: &str) -> HttpResponse {
+    let path = local(url);
+    let page = s.get(&path);
+    assert_eq!(page.status, 200, "{}", page.text());
+    let confirm_cookie = page
+        .set_cookie("sg_activate")
+        .expect("plain cookie over HTTP");
+    assert!(
+        !page
+            .set_cookie_header("sg_activate")
+            .unwrap_or("")
+            .contains("Secure"),
+        "a Secure cookie would be dropped by Safari on http://"
+    );
+    let (action, fields) = form_containing(&page.text(), "csrf");
+    let to_idp = post_form(s, &action, &fields, &confirm_cookie);
+    assert_eq!(to_idp.status, 303, "{}", to_idp.text());
+    let binding = to_idp.set_cookie("sg_saml").expect("binding cookie");
+    let location = to_idp.header("location").expect("to the IdP").to_string();
+    assert!(
+        location.contains("/demo-idp/sso?SAMLRequest="),
+        "{location}"
+    );
+
+    let idp_page = s.get(&local(&location));
+    assert_eq!(idp_page.status, 200, "{}", idp_page.text());
+    assert!(idp_page.text().contains("DEMO"), "the demo is labelled");
+    let (action, fields) = form_containing(&idp_page.text(), &format!("Sign in as {name}"));
+    let signed = post_form(s, &action, &fields, "");
+    assert_eq!(signed.status, 200, "{}", signed.text());
+    let (acs, fields) = form_containing(&signed.text(), "SAMLResponse");
+    assert!(acs.contains("/saml/acs/"), "{acs}");
+    post_form(s, &local(&acs), &fields, &binding)
+}
+
+#[test]
+fn the_demo_walkthrough_activates_a_mac_through_the_demo_idp() {
+    let s = server().demo().start();
+    assert!(s.wait_for_log("Break-glass admin:", std::time::Duration::from_secs(20)));
+    let log = s.log();
+    let base = format!("http://{}", s.addr);
+    assert!(
+        log.contains(&format!("--server {base} --email alice@acme.example")),
+        "{log}"
+    );
+
+    // The seeded organization: some wait for seats, for the reason the API would give.
+    let (code, out, _) = s.cli(&["explain", "niaj@acme.example", "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).expect("json")["verdict"],
+        "NO_SEATS"
+    );
+    let (_, out, _) = s.cli(&["explain", "henry@acme.example", "--json"]);
+    assert!(out.contains("USER_INACTIVE"), "{out}");
+    let (_, out, _) = s.cli(&["license", "list"]);
+    assert!(
+        out.contains("Engineering (reserved, no expiry): 10 used, 2 pending, 0 free of 10"),
+        "{out}"
+    );
+
+    // Step 2: the client command the walkthrough prints.
+    let state = tempfile::tempdir().expect("tmp");
+    let run = client(
+        state.path(),
+        &[
+            "activate",
+            "--server",
+            &base,
+            "--email",
+            "alice@acme.example",
+        ],
+    );
+    let url = run.browser_url();
+    let done = activate_in_browser(&s, &url, "Alice");
+    assert_eq!(done.status, 200, "{}", done.text());
+    let (ok, out) = run.finish();
+    assert!(ok, "{out}");
+    let lease = std::fs::read_to_string(state.path().join("lease.jws")).expect("lease");
+    let claims = pyjwt_verify(&s, lease.trim());
+    assert_eq!(claims["email"], "alice@acme.example");
+
+    // Step 1: the one-time link opens the portal, once.
+    let link = log
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix(&base)
+                .filter(|p| p.starts_with("/admin/login/link"))
+        })
+        .expect("login link")
+        .to_string();
+    let signed_in = s.get(&link);
+    assert_eq!(signed_in.status, 303, "{}", signed_in.text());
+    let session = signed_in.set_cookie("sg_admin").expect("session");
+    assert_eq!(s.get(&link).status, 401, "a one-time link works once");
+    let users = s.request("GET", "/admin/users?q=alice", &[("Cookie", &session)], b"");
+    assert_eq!(users.status, 200, "{}", users.text());
+    let listing = users.text();
+    let (detail, _) = listing
+        .split("href=\"/admin/users/")
+        .nth(1)
+        .and_then(|r| r.split_once('"'))
+        .expect("a link to Alice");
+    let page = s.request(
+        "GET",
+        &format!("/admin/users/{detail}"),
+        &[("Cookie", &session)],
+        b"",
+    );
+    assert_eq!(page.status, 200, "{}", page.text());
+    let text = page.text();
+    assert!(
+        text.contains("alice@acme.example") && text.contains("Engineering"),
+        "{text}"
+    );
+    let device = claims["device"].as_str().expect("device id");
+    assert!(
+        text.contains(device) && text.contains(">active<"),
+        "the device is listed, active: {text}"
+    );
+}
