@@ -89,6 +89,12 @@ impl App {
         {
             return idp.handle(req);
         }
+        if req.path.starts_with(crate::admin::api::PREFIX) {
+            return self.admin.api(req);
+        }
+        if req.path == "/setup" {
+            return self.admin.setup(req);
+        }
         if req.path == "/admin" || req.path.starts_with("/admin/") {
             return self.admin.handle(req);
         }

@@ -166,6 +166,7 @@ impl Surface {
             || path.starts_with("/setup")
             || path.starts_with("/saml/")
             || path.starts_with("/activate")
+            || path.starts_with("/demo-idp")
         {
             Surface::Html
         } else {
@@ -259,6 +260,18 @@ impl HttpError {
             response = response.with_header("Retry-After", &seconds.to_string());
         }
         response
+    }
+}
+
+impl From<crate::db::DbError> for HttpError {
+    fn from(e: crate::db::DbError) -> HttpError {
+        match e {
+            crate::db::DbError::Sqlite(e) => e.into(),
+            other => {
+                log::error!("database error: {other}");
+                HttpError::internal()
+            }
+        }
     }
 }
 

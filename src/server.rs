@@ -87,7 +87,11 @@ pub(crate) fn serve_with(
     let bound = std_listener
         .local_addr()
         .map_err(io_err("cannot read the listening address"))?;
-    let public_url = resolve_public_url(&config, bound);
+    // Configured, else chosen at first-run setup, else derived from the listener.
+    let public_url = match configured_public_url(&config, &db)? {
+        Some(url) => url,
+        None => resolve_public_url(&config, bound),
+    };
 
     let metrics = Arc::new(Metrics::default());
     metrics
@@ -127,7 +131,13 @@ pub(crate) fn serve_with(
             Arc::clone(&sp_key),
             config.admin.clone(),
             public_url.clone(),
-            config.lease.device_limit,
+            crate::admin::PortalOptions {
+                device_limit: config.lease.device_limit,
+                metadata_ca_file: (!config.saml.metadata_ca_file.is_empty())
+                    .then(|| config.saml.metadata_ca_file.clone()),
+                ca_cert: tls_files.as_ref().and_then(|f| f.ca.clone()),
+                server_cert: tls_files.as_ref().map(|f| f.cert.clone()),
+            },
         ),
         licensing: crate::licensing::api::LicensingApi {
             db: Arc::clone(&db),
@@ -240,6 +250,22 @@ pub(crate) fn serve_with(
 }
 
 /// The public URL: configured, or derived from the bound address.
+/// The public URL from the configuration, else the one chosen at first-run setup.
+fn configured_public_url(config: &Config, db: &Db) -> Result<Option<String>, DbError> {
+    if !config.public_url.is_empty() {
+        return Ok(Some(config.public_url.clone()));
+    }
+    Ok(db.read(|tx| {
+        use rusqlite::OptionalExtension;
+        tx.query_row(
+            "SELECT value FROM settings WHERE key = 'public_url'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+    })?)
+}
+
 pub fn resolve_public_url(config: &Config, bound: SocketAddr) -> String {
     if !config.public_url.is_empty() {
         return config.public_url.clone();

@@ -10,8 +10,12 @@
 //! whose Origin is not ours is refused. The sign-in form, before any session exists, uses
 //! a double-submit cookie.
 
+pub mod api;
 mod audit;
+mod connections;
 mod csv;
+mod first_run;
+mod licenses;
 mod limiter;
 pub mod pages;
 pub mod password;
@@ -51,6 +55,20 @@ pub struct Admin {
     failures: FailureLimiter,
     /// For the diagnosis on a user's page.
     device_limit: u32,
+    /// Extra CA for fetching IdP metadata over HTTPS (`saml.metadata_ca_file`).
+    metadata_ca_file: Option<String>,
+    /// The local CA certificate browsers and Macs must trust (self-signed TLS only).
+    ca_cert: Option<std::path::PathBuf>,
+    /// The server certificate, for the TLS review after setup.
+    server_cert: Option<std::path::PathBuf>,
+}
+
+/// What the portal needs from the rest of the configuration.
+pub struct PortalOptions {
+    pub device_limit: u32,
+    pub metadata_ca_file: Option<String>,
+    pub ca_cert: Option<std::path::PathBuf>,
+    pub server_cert: Option<std::path::PathBuf>,
 }
 
 impl Admin {
@@ -59,7 +77,7 @@ impl Admin {
         sp_key: Arc<LazySpKey>,
         config: AdminConfig,
         public_url: String,
-        device_limit: u32,
+        options: PortalOptions,
     ) -> Admin {
         let failures = FailureLimiter::new(config.login_failures, config.login_window);
         Admin {
@@ -69,7 +87,10 @@ impl Admin {
             cookies: Cookies::for_public_url(&public_url),
             public_url,
             failures,
-            device_limit,
+            device_limit: options.device_limit,
+            metadata_ca_file: options.metadata_ca_file,
+            ca_cert: options.ca_cert,
+            server_cert: options.server_cert,
         }
     }
 
@@ -83,6 +104,9 @@ impl Admin {
             ("/admin/sso", true, _) => ("/admin/sso", self.start_sso(req)),
             ("/admin/login/link", true, _) => ("/admin/login/link", self.link_login(req)),
             ("/admin/logout", _, true) => ("/admin/logout", self.logout(req)),
+            (first_run::SETUP_SCRIPT_PATH, true, _) => {
+                ("/admin/assets/setup.js", Ok(first_run::setup_script()))
+            }
             (pages::STYLESHEET_PATH, true, _) => (
                 "/admin/assets/portal.css",
                 Ok(Response::new(
@@ -113,6 +137,17 @@ impl Admin {
             ["users.csv"] => ("/admin/users.csv", get),
             ["users", _] => ("/admin/users/{id}", get),
             ["devices", _, "deactivate"] => ("/admin/devices/{id}/deactivate", post),
+            ["licenses"] => ("/admin/licenses", get || post),
+            ["licenses", _] => ("/admin/licenses/{id}", post),
+            ["sublicenses"] => ("/admin/sublicenses", post),
+            ["mappings"] => ("/admin/mappings", post),
+            ["mappings", _, "delete"] => ("/admin/mappings/{id}/delete", post),
+            ["welcome"] => ("/admin/welcome", get),
+            ["idp"] => ("/admin/idp", get || post),
+            ["idp", "new"] => ("/admin/idp/new", get),
+            ["idp", "scim-token"] => ("/admin/idp/scim-token", post),
+            ["idp", _] => ("/admin/idp/{id}", get),
+            ["tls", "ca.pem"] => ("/admin/tls/ca.pem", get),
             ["audit"] => ("/admin/audit", get),
             ["audit.csv"] => ("/admin/audit.csv", get),
             _ => ("/admin/(unmatched)", true),
@@ -130,6 +165,19 @@ impl Admin {
                 ["users.csv"] => self.users_csv(req),
                 ["users", id] => self.user_page(session, id),
                 ["devices", id, "deactivate"] => self.deactivate_device(req, session, id),
+                ["licenses"] if post => self.add_license(req, session),
+                ["licenses"] => self.licenses_page(session, None),
+                ["licenses", id] => self.edit_license(req, session, id),
+                ["sublicenses"] => self.add_sublicense(req, session),
+                ["mappings"] => self.add_mapping(req, session),
+                ["mappings", id, "delete"] => self.remove_mapping(req, session, id),
+                ["welcome"] => self.welcome_page(session),
+                ["idp"] if post => self.create_connection(req, session),
+                ["idp"] => self.connections_page(session, None),
+                ["idp", "new"] => self.new_connection_page(req, session, None),
+                ["idp", "scim-token"] => self.create_scim_token(req, session),
+                ["idp", id] => self.connection_page(session, id),
+                ["tls", "ca.pem"] => self.ca_certificate(),
                 ["audit"] => self.audit_page(req, session),
                 ["audit.csv"] => self.audit_csv(req),
                 _ => Err(HttpError::not_found()),
@@ -202,6 +250,26 @@ impl Admin {
             sign_ins: &sign_ins,
             public_url: &self.public_url,
         })))
+    }
+
+    /// The local CA's certificate, to install where the gateway must be trusted.
+    fn ca_certificate(&self) -> Handled {
+        let pem = self
+            .ca_cert
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .ok_or_else(|| {
+                HttpError::new(
+                    Reason::NotFound,
+                    "This gateway does not use its own certificate authority.",
+                )
+            })?;
+        Ok(
+            Response::new(200, "application/x-pem-file", pem).with_header(
+                "Content-Disposition",
+                "attachment; filename=\"seatgate-ca.pem\"",
+            ),
+        )
     }
 
     fn login_page(&self, notice: Option<&str>, username: &str) -> Response {

@@ -85,6 +85,9 @@ pub enum Command {
     /// Manage the bearer tokens identity providers use for SCIM provisioning
     #[command(subcommand)]
     ScimToken(ScimTokenCommand),
+    /// Manage admin API tokens (bearer tokens for /api/v1/admin/…; never accepted by SCIM)
+    #[command(subcommand)]
+    AdminToken(ScimTokenCommand),
     /// Manage SAML identity provider connections
     #[command(subcommand)]
     Idp(idp::IdpCommand),
@@ -215,7 +218,8 @@ pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
         Command::Backup { out } => backup_command(&config, &out),
         Command::Restore { file } => restore_command(&config, &file),
         Command::SetupLink => setup_link_command(&config),
-        Command::ScimToken(cmd) => scim_token_command(&config, cmd),
+        Command::ScimToken(cmd) => token_command(&config, crate::db::tokens::Scope::Scim, cmd),
+        Command::AdminToken(cmd) => token_command(&config, crate::db::tokens::Scope::Admin, cmd),
         Command::Idp(cmd) => idp::run(&config, cmd),
         Command::ScimLog {
             limit,
@@ -300,8 +304,24 @@ fn scim_log_command(
     Ok(())
 }
 
-fn scim_token_command(config: &Config, cmd: ScimTokenCommand) -> Result<(), CliError> {
+fn token_command(
+    config: &Config,
+    scope: crate::db::tokens::Scope,
+    cmd: ScimTokenCommand,
+) -> Result<(), CliError> {
     use crate::db::tokens::{self, Scope};
+    let (label, command, purpose) = match scope {
+        Scope::Scim => (
+            "SCIM",
+            "scim-token",
+            "Give it to your identity provider as the bearer token",
+        ),
+        Scope::Admin => (
+            "admin API",
+            "admin-token",
+            "Use it as `Authorization: Bearer <token>` on /api/v1/admin/",
+        ),
+    };
     let db = open_existing_db(config)?;
     match cmd {
         ScimTokenCommand::Create { name } => {
@@ -310,20 +330,16 @@ fn scim_token_command(config: &Config, cmd: ScimTokenCommand) -> Result<(), CliE
                 return Err(CliError::Usage("--name must not be empty".into()));
             }
             let (id, token) = db
-                .write(|tx| tokens::create(tx, Scope::Scim, name))
+                .write(|tx| tokens::create(tx, scope, name))
                 .map_err(runtime)?;
-            eprintln!(
-                "created SCIM token {id} ({name}); it is shown only now. Give it to your identity provider as the bearer token:"
-            );
+            eprintln!("created {label} token {id} ({name}); it is shown only now. {purpose}:");
             println!("{token}");
         }
         ScimTokenCommand::List => {
-            let all = db
-                .read(|tx| tokens::list(tx, Scope::Scim))
-                .map_err(runtime)?;
+            let all = db.read(|tx| tokens::list(tx, scope)).map_err(runtime)?;
             if all.is_empty() {
                 println!(
-                    "no SCIM tokens; create one with `seatgate scim-token create --name NAME`"
+                    "no {label} tokens; create one with `seatgate {command} create --name NAME`"
                 );
             }
             let when = |t: Option<i64>| t.map_or("-".to_string(), crate::clock::rfc3339);
@@ -345,14 +361,14 @@ fn scim_token_command(config: &Config, cmd: ScimTokenCommand) -> Result<(), CliE
         }
         ScimTokenCommand::Revoke { token } => {
             let n = db
-                .write(|tx| tokens::revoke(tx, Scope::Scim, &token))
+                .write(|tx| tokens::revoke(tx, scope, &token))
                 .map_err(runtime)?;
             if n == 0 {
                 return Err(CliError::Runtime(format!(
-                    "no active SCIM token has the id or name {token:?}"
+                    "no active {label} token has the id or name {token:?}"
                 )));
             }
-            println!("revoked {n} SCIM token(s)");
+            println!("revoked {n} {label} token(s)");
         }
     }
     Ok(())

@@ -161,7 +161,11 @@ fn every_route_but_the_public_ones_requires_authentication() {
     ] {
         let r = s.request(method, path, &[("Content-Length", "0")], b"");
         assert_eq!(r.status, 303, "{method} {path}");
-        assert_eq!(r.header("location"), Some("/admin/login"), "{method} {path}");
+        assert_eq!(
+            r.header("location"),
+            Some("/admin/login"),
+            "{method} {path}"
+        );
     }
 }
 

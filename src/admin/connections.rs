@@ -1,0 +1,337 @@
+//! Portal: identity provider connections. A guided setup per preset (the values to copy
+//! into the IdP, then its metadata), each connection's details (certificate expiry,
+//! metadata refresh, a test sign-in), SCIM tokens shown once, and the last SCIM requests.
+
+use maud::{Markup, html};
+
+use super::licenses::field;
+use super::pages::layout;
+use super::{Admin, Handled, html, html_status, redirect};
+use crate::clock::{now_unix, rfc3339};
+use crate::db::admin::Session;
+use crate::db::idp::Connection;
+use crate::db::tokens::{self, Scope};
+use crate::error::{HttpError, Reason};
+use crate::http::Request;
+use crate::saml::connections::{self, AddRequest};
+use crate::saml::metadata::{acs_url, sp_entity_id};
+use crate::saml::preset::{self, PRESETS, Preset};
+
+/// Certificates closer than this to expiry are flagged.
+const CERT_WARNING_SECS: i64 = 30 * 24 * 3600;
+
+impl Admin {
+    pub(super) fn connections_page(
+        &self,
+        session: &Session,
+        token: Option<(&str, &str)>,
+    ) -> Handled {
+        let (connections, scim_tokens, requests) = self.db.read(|tx| {
+            Ok::<_, HttpError>((
+                crate::db::idp::list(tx)?,
+                tokens::list(tx, Scope::Scim)?,
+                crate::db::directory::recent_scim_requests(tx, 0, 20)?,
+            ))
+        })?;
+        let now = now_unix();
+        let scim_base = format!("{}/scim/v2", self.public_url);
+        Ok(html(layout(
+            "Identity providers",
+            Some(session),
+            html! {
+                h1 { "Identity providers" }
+                @if let Some((name, secret)) = token { (token_once(name, secret, &scim_base)) }
+                section.card {
+                    h2 { "SAML connections" }
+                    @if connections.is_empty() { p { "None yet." } }
+                    @else {
+                        table {
+                            thead { tr { th { "Connection" } th { "Domains" } th { "Signing certificate" } th {} } }
+                            tbody { @for c in &connections { tr {
+                                td { a href={ "/admin/idp/" (c.id) } { strong { (c.name) } } br; span.muted { (preset_label(&c.preset)) } }
+                                td { (c.domains.join(", ")) }
+                                td { (cert_expiry(c, now)) }
+                                td { a.button href={ "/saml/login/" (c.id) } { "Test sign-in" } }
+                            } } }
+                        }
+                    }
+                    p { a.button href="/admin/idp/new" { "Connect an identity provider" } }
+                }
+                section.card {
+                    h2 { "SCIM provisioning" }
+                    p { "SCIM base URL (Tenant URL): " code { (scim_base) } }
+                    @if scim_tokens.is_empty() { p { "No SCIM token yet." } }
+                    @else {
+                        table {
+                            thead { tr { th { "Token" } th { "Created" } th { "Last used" } th { "State" } } }
+                            tbody { @for t in &scim_tokens { tr {
+                                td { (t.name) }
+                                td { (rfc3339(t.created_at)) }
+                                td { (t.last_used_at.map_or_else(|| "never".into(), rfc3339)) }
+                                td { @if t.revoked_at.is_some() { span.bad { "revoked" } } @else { span.ok { "active" } } }
+                            } } }
+                        }
+                    }
+                    form.inline method="post" action="/admin/idp/scim-token" {
+                        input type="hidden" name="csrf" value=(session.csrf_token);
+                        label { "Name " input type="text" name="name" required placeholder="e.g. Okta provisioning"; }
+                        button type="submit" { "Create a SCIM token" }
+                    }
+                    h3 { "Last SCIM requests" }
+                    @if requests.is_empty() { p { "None received yet." } }
+                    @else {
+                        table {
+                            thead { tr { th { "When" } th { "Request" } th { "Outcome" } th { "Detail" } } }
+                            tbody { @for r in &requests { tr {
+                                td { (rfc3339(r.at)) }
+                                td { code { (r.method) " " (r.path) } }
+                                td { @if r.status < 400 { span.ok { (r.status) } } @else { span.bad { (r.status) } " " (r.scim_type.as_deref().unwrap_or("")) } }
+                                td.detail { (r.detail.as_deref().unwrap_or("")) }
+                            } } }
+                        }
+                    }
+                }
+            },
+        )))
+    }
+
+    pub(super) fn create_scim_token(&self, req: &Request, session: &Session) -> Handled {
+        let form = self.checked_form(req, session)?;
+        let name = field(&form, "name").trim().to_string();
+        if name.is_empty() {
+            return Err(HttpError::new(Reason::BadRequest, "Give the token a name."));
+        }
+        let (_, secret) = self.db.write(|tx| tokens::create(tx, Scope::Scim, &name))?;
+        log::info!("admin:{} created SCIM token {name:?}", session.display_name);
+        // Shown once, in this response only; never stored in clear, never in a URL.
+        self.connections_page(session, Some((&name, &secret)))
+            .map(|r| r.with_header("Cache-Control", "no-store"))
+    }
+
+    /// Step 1: preset and name. Step 2 (both given): the values to copy into the IdP, and
+    /// the form for its metadata.
+    pub(super) fn new_connection_page(
+        &self,
+        req: &Request,
+        session: &Session,
+        notice: Option<&str>,
+    ) -> Handled {
+        let query = crate::http::parse_form(req.query.as_bytes())?;
+        let form = if req.method == "POST" {
+            crate::http::parse_form(&req.body)?
+        } else {
+            query
+        };
+        let chosen = preset::find(field(&form, "preset"));
+        let name = field(&form, "name").trim();
+        let id = connections::slug(name);
+        let taken = !id.is_empty() && self.db.read(|tx| crate::db::idp::id_exists(tx, &id))?;
+        let body = html! {
+            p { a href="/admin/idp" { "← Identity providers" } }
+            h1 { "Connect an identity provider" }
+            @if let Some(n) = notice { p.notice role="alert" { (n) } }
+            section.card {
+                h2 { "1. Which identity provider, and a name for it" }
+                form.inline method="get" action="/admin/idp/new" {
+                    label { "Identity provider "
+                        select name="preset" {
+                            @for p in PRESETS { option value=(p.key) selected[chosen.is_some_and(|c| c.key == p.key)] { (p.label) } }
+                        }
+                    }
+                    label { "Name " input type="text" name="name" value=(name) required placeholder="e.g. Contoso Entra"; }
+                    button type="submit" { "Next" }
+                }
+                @if taken { p.notice { "A connection named like that exists; choose another name." } }
+            }
+            @if let (Some(p), false, false) = (chosen, id.is_empty(), taken) {
+                (copy_values(p, &self.public_url, &id))
+                section.card {
+                    h2 { "3. Give seatgate the IdP's metadata" }
+                    form method="post" action="/admin/idp" {
+                        input type="hidden" name="csrf" value=(session.csrf_token);
+                        input type="hidden" name="preset" value=(p.key);
+                        input type="hidden" name="name" value=(name);
+                        label for="domains" { "Email domains this IdP signs in (comma-separated)" }
+                        input #domains type="text" name="domains" value=(field(&form, "domains")) required placeholder="contoso.com";
+                        label for="metadata_url" { "Metadata URL (preferred: refreshed daily, so certificate rollovers need no action)" }
+                        input #metadata_url type="url" name="metadata_url" value=(field(&form, "metadata_url")) placeholder="https://…";
+                        label for="metadata_xml" { "…or the metadata XML" }
+                        textarea #metadata_xml name="metadata_xml" rows="6" { (field(&form, "metadata_xml")) }
+                        button type="submit" { "Create the connection" }
+                    }
+                }
+            }
+        };
+        let status = if notice.is_some() { 400 } else { 200 };
+        Ok(html_status(
+            status,
+            layout("Connect an identity provider", Some(session), body),
+        ))
+    }
+
+    pub(super) fn create_connection(&self, req: &Request, session: &Session) -> Handled {
+        let form = self.checked_form(req, session)?;
+        let url = field(&form, "metadata_url").trim();
+        let (xml, source) = if !url.is_empty() {
+            let ca = self.metadata_ca_file.as_deref().map(std::path::Path::new);
+            let fetched = crate::saml::fetch::MetadataFetcher::new(ca).and_then(|f| f.fetch(url));
+            match fetched {
+                Ok(xml) => (xml, url.to_string()),
+                Err(e) => return self.new_connection_page(req, session, Some(&e.to_string())),
+            }
+        } else {
+            (
+                field(&form, "metadata_xml").to_string(),
+                "uploaded in the admin portal".to_string(),
+            )
+        };
+        let domains: Vec<String> = field(&form, "domains")
+            .split([',', ' '])
+            .filter(|d| !d.trim().is_empty())
+            .map(str::to_string)
+            .collect();
+        let added = connections::add(
+            &self.db,
+            &AddRequest {
+                name: field(&form, "name"),
+                preset: field(&form, "preset"),
+                metadata_xml: &xml,
+                metadata_source: &source,
+                domains: &domains,
+                jit_users: None,
+                sign_requests: false,
+                allow_idp_initiated: false,
+            },
+        );
+        match added {
+            Ok(a) => {
+                log::info!(
+                    "admin:{} added IdP connection {}",
+                    session.display_name,
+                    a.id
+                );
+                Ok(redirect(&format!("/admin/idp/{}", a.id)))
+            }
+            Err(connections::AddError::Db(e)) => Err(e.into()),
+            Err(e) => self.new_connection_page(req, session, Some(&e.to_string())),
+        }
+    }
+
+    pub(super) fn connection_page(&self, session: &Session, id: &str) -> Handled {
+        let (connection, sign_ins) = self.db.read(|tx| {
+            let c = crate::db::idp::list(tx)?.into_iter().find(|c| c.id == id);
+            Ok::<_, HttpError>((c, crate::db::admin::recent_sign_ins(tx, false, 200)?))
+        })?;
+        let Some(c) = connection else {
+            return Err(HttpError::not_found());
+        };
+        let p = preset::find(&c.preset).unwrap_or(&PRESETS[PRESETS.len() - 1]);
+        let now = now_unix();
+        let sign_ins: Vec<_> = sign_ins
+            .iter()
+            .filter(|s| s.connection_id.as_deref() == Some(id))
+            .take(10)
+            .collect();
+        Ok(html(layout(
+            &c.name,
+            Some(session),
+            html! {
+                p { a href="/admin/idp" { "← Identity providers" } }
+                h1 { (c.name) " " span.muted { (p.label) } }
+                p { a.button href={ "/saml/login/" (c.id) } { "Test sign-in" }
+                    span.muted { " Signs you in at the IdP and shows what it sent: identity, email, groups, and whether you are an admin." } }
+                (copy_values(p, &self.public_url, &c.id))
+                section.card {
+                    h2 { "What seatgate knows about the IdP" }
+                    dl {
+                        dt { "Email domains" } dd { (c.domains.join(", ")) }
+                        dt { "IdP entity ID" } dd { code { (c.idp_entity_id) } }
+                        dt { "IdP sign-on URL" } dd { code { (c.sso_url) } }
+                        dt { "Signing certificates" } dd { (cert_expiry(&c, now)) }
+                        dt { "Metadata" } dd {
+                            (c.metadata_source)
+                            @if let Some(r) = &c.refresh {
+                                br; "Refreshed daily; last success "
+                                (r.last_success_at.map_or_else(|| "never".into(), rfc3339))
+                                @if let Some(e) = &r.last_error { br; span.bad { "Last refresh failed: " (e) } }
+                            }
+                        }
+                        dt { "Options" } dd {
+                            "Users created at first sign-in: " (yes_no(c.options.jit_users)) br;
+                            "Signed AuthnRequests: " (yes_no(c.options.sign_requests)) br;
+                            "IdP-initiated sign-in: " (yes_no(c.options.allow_idp_initiated)) br;
+                            span.muted { "Change with " code { "seatgate idp set " (c.id) " --jit on|off --sign-requests on|off --idp-initiated on|off" } }
+                        }
+                    }
+                }
+                section.card {
+                    h2 { "Recent sign-ins through this connection" }
+                    @if sign_ins.is_empty() { p { "None yet. Use Test sign-in above." } }
+                    @else {
+                        table {
+                            thead { tr { th { "When" } th { "Who" } th { "Purpose" } th { "Outcome" } th { "Detail" } } }
+                            tbody { @for s in &sign_ins { tr {
+                                td { (rfc3339(s.at)) }
+                                td { (s.identity.as_deref().unwrap_or("—")) }
+                                td { (s.purpose) }
+                                td { @if s.outcome == "OK" { span.ok { "OK" } } @else { code.bad { (s.outcome) } } }
+                                td.detail { (s.detail.as_deref().unwrap_or("")) }
+                            } } }
+                        }
+                    }
+                }
+            },
+        )))
+    }
+}
+
+/// The values the IdP admin copies, for connection `id`, with the preset's own steps.
+fn copy_values(p: &Preset, public_url: &str, id: &str) -> Markup {
+    html! {
+        section.card {
+            h2 { "2. Enter these values at " (p.label) }
+            dl.copy {
+                dt { "Entity ID (Identifier, Audience URI)" } dd { code.copy { (sp_entity_id(public_url)) } }
+                dt { "ACS URL (Reply URL, Single sign-on URL; HTTP-POST)" } dd { code.copy { (acs_url(public_url, id)) } }
+                dt { "Sign-on URL (starts sign-in from seatgate)" } dd { code.copy { (public_url) "/saml/login/" (id) } }
+                dt { "SP metadata (if the IdP imports it)" } dd { code.copy { (public_url) "/saml/metadata/" (id) } }
+                dt { "SCIM base URL (Tenant URL)" } dd { code.copy { (public_url) "/scim/v2" } " with a SCIM token from " a href="/admin/idp" { "Identity providers" } }
+                @if let Some(a) = p.email_attribute { dt { "Email attribute / claim" } dd { code { (a) } } }
+                @if let Some(a) = p.group_attribute {
+                    dt { "Group attribute / claim" }
+                    dd { code { (a) } @if p.groups_are_ids { " (group object ids; map groups by their id)" } }
+                }
+            }
+            ol { @for step in p.instructions { li { (step) } } }
+        }
+    }
+}
+
+fn token_once(name: &str, secret: &str, scim_base: &str) -> Markup {
+    html! {
+        section.card.secret role="alert" {
+            h2 { "SCIM token “" (name) "”" }
+            p { strong { "Copy it now: it is shown only once." } " Enter it at the IdP as the Secret Token (Bearer), with the SCIM base URL " code { (scim_base) } "." }
+            p { code.copy.token { (secret) } }
+        }
+    }
+}
+
+fn cert_expiry(c: &Connection, now: i64) -> Markup {
+    html! {
+        @for (_, subject, not_after) in &c.certificates {
+            @if *not_after < now { span.bad { "EXPIRED " (rfc3339(*not_after)) } }
+            @else if *not_after - now < CERT_WARNING_SECS { span.bad { "expires " (rfc3339(*not_after)) } }
+            @else { "valid until " (rfc3339(*not_after)) }
+            " " span.muted { (subject) } br;
+        }
+    }
+}
+
+fn preset_label(key: &str) -> &'static str {
+    preset::find(key).map_or("generic SAML", |p| p.label)
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}

@@ -1,0 +1,242 @@
+//! First-run setup from the one-time link `seatgate serve` prints: create the break-glass
+//! admin, confirm the public URL, then review TLS (download the CA to trust).
+//!
+//! The token travels in the link's fragment, which browsers never send; a small
+//! same-origin script copies it into the form (without JavaScript, paste it).
+
+use maud::html;
+
+use super::licenses::field;
+use super::pages::layout;
+use super::{Admin, Handled, html_status, password, redirect};
+use crate::clock::{now_unix, rfc3339};
+use crate::crypto::sha256_hex;
+use crate::db::admin::{self as store, Session, SessionKind};
+use crate::error::{HttpError, Reason};
+use crate::http::{Request, Response};
+
+pub const SETUP_SCRIPT_PATH: &str = "/admin/assets/setup.js";
+pub const SETUP_SCRIPT: &str = "(function () {\n  var t = decodeURIComponent(location.hash.slice(1));\n  var f = document.getElementById('token');\n  if (t && f) { f.value = t; history.replaceState(null, '', location.pathname); }\n})();\n";
+const CSP_WITH_SCRIPT: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
+
+impl Admin {
+    pub fn setup(&self, req: &Request) -> (&'static str, Handled) {
+        let result = match req.method.as_str() {
+            "GET" | "HEAD" => self.setup_page(None, "admin", &self.public_url.clone(), 200),
+            "POST" => self.complete_setup(req),
+            _ => Err(HttpError::new(
+                Reason::MethodNotAllowed,
+                "This address does not accept that method.",
+            )),
+        };
+        ("/setup", result)
+    }
+
+    fn setup_done(&self) -> Result<bool, HttpError> {
+        Ok(self.db.read(|tx| {
+            tx.query_row(
+                "SELECT count(*) > 0 FROM settings WHERE key = 'setup_completed_at'",
+                [],
+                |r| r.get(0),
+            )
+        })?)
+    }
+
+    fn setup_page(
+        &self,
+        notice: Option<&str>,
+        username: &str,
+        public_url: &str,
+        status: u16,
+    ) -> Handled {
+        if self.setup_done()? {
+            return Ok(redirect("/admin/login"));
+        }
+        let page = layout(
+            "Set up seatgate",
+            None,
+            html! {
+                h1 { "Set up seatgate" }
+                @if let Some(n) = notice { p.notice role="alert" { (n) } }
+                form method="post" action="/setup" {
+                    section.card {
+                        h2 { "1. Setup code" }
+                        p.muted { "Filled in from the setup link. Without JavaScript, paste the part of the link after #." }
+                        input #token type="password" name="token" required autocomplete="off";
+                    }
+                    section.card {
+                        h2 { "2. Break-glass administrator" }
+                        p.muted { "A local account for setup and for when your identity provider is unavailable. Admins sign in by SSO once an IdP is connected." }
+                        label for="username" { "Username" }
+                        input #username type="text" name="username" value=(username) required autocomplete="username";
+                        label for="password" { "Password (at least 12 characters)" }
+                        input #password type="password" name="password" required minlength="12" autocomplete="new-password";
+                        label for="confirm" { "Password again" }
+                        input #confirm type="password" name="confirm" required minlength="12" autocomplete="new-password";
+                    }
+                    section.card {
+                        h2 { "3. Public URL" }
+                        p.muted { "Where Macs, browsers and your identity provider reach this gateway. IdPs are given URLs under it, so choose the final one now." }
+                        input #public_url type="url" name="public_url" value=(public_url) required;
+                    }
+                    button type="submit" { "Finish setup" }
+                }
+                script src=(SETUP_SCRIPT_PATH) {}
+            },
+        );
+        Ok(html_status(status, page).with_header("Content-Security-Policy", CSP_WITH_SCRIPT))
+    }
+
+    fn complete_setup(&self, req: &Request) -> Handled {
+        let form = crate::http::parse_form(&req.body)?;
+        let username = field(&form, "username").trim();
+        let public_url = field(&form, "public_url").trim().trim_end_matches('/');
+        let again = |notice: &str| self.setup_page(Some(notice), username, public_url, 400);
+        if self.setup_done()? {
+            return Ok(redirect("/admin/login"));
+        }
+        let client_key = format!("setup:{}", req.client);
+        if let Err(seconds) = self.failures.check(&client_key, self.failures.per_client()) {
+            return Err(HttpError::new(
+                Reason::TooManyRequests,
+                "Too many wrong setup codes. Wait a few minutes, then try again.",
+            )
+            .with_retry_after(seconds));
+        }
+        if field(&form, "password") != field(&form, "confirm") {
+            return again("The two passwords differ.");
+        }
+        let valid_name = !username.is_empty()
+            && username.len() <= 64
+            && username
+                .chars()
+                .all(|c| c.is_alphanumeric() || "._@-".contains(c));
+        if !valid_name {
+            return again("The username takes 1 to 64 letters, digits, '.', '_', '@' or '-'.");
+        }
+        if !(public_url.starts_with("https://") || public_url.starts_with("http://"))
+            || public_url.contains(['?', '#', ' '])
+        {
+            return again("The public URL must be like https://seatgate.example.com.");
+        }
+        let hash = match password::hash(field(&form, "password")) {
+            Ok(h) => h,
+            Err(e) => return again(&e.to_string()),
+        };
+        let now = now_unix();
+        let token_hash = sha256_hex(field(&form, "token").trim().as_bytes());
+        let accepted = self.db.write(|tx| {
+            let used = tx.execute(
+                "UPDATE setup_tokens SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
+                rusqlite::params![token_hash, now],
+            )?;
+            if used == 0 {
+                return Ok::<_, HttpError>(false);
+            }
+            store::set_local_admin(tx, username, &hash, now)?;
+            for (key, value) in [("setup_completed_at", now.to_string()), ("public_url", public_url.to_string())] {
+                tx.execute(
+                    "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    rusqlite::params![key, value, now],
+                )?;
+            }
+            Ok(true)
+        })?;
+        if !accepted {
+            self.failures.record_failure(&client_key);
+            return again(
+                "That setup code is wrong, used or expired. Mint a new link with `seatgate setup-link`.",
+            );
+        }
+        log::info!(
+            "first-run setup completed by {username} from {}",
+            req.client
+        );
+        self.record_local_sign_in(username, &req.client.to_string(), "first-run setup");
+        self.begin(
+            SessionKind::Local,
+            username,
+            username,
+            None,
+            req.client,
+            "/admin/welcome",
+        )
+    }
+
+    /// After setup: TLS review and the next steps.
+    pub(super) fn welcome_page(&self, session: &Session) -> Handled {
+        let configured: Option<String> = self.db.read(|tx| {
+            use rusqlite::OptionalExtension;
+            tx.query_row(
+                "SELECT value FROM settings WHERE key = 'public_url'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+        })?;
+        let cert = self
+            .server_cert
+            .as_ref()
+            .and_then(|p| crate::net::tls::describe(p).ok());
+        let restart = configured.as_deref().is_some_and(|u| u != self.public_url);
+        Ok(super::html(layout(
+            "Welcome",
+            Some(session),
+            html! {
+                h1 { "seatgate is set up" }
+                @if restart {
+                    p.notice { "The public URL becomes " code { (configured.as_deref().unwrap_or("")) } " at the next restart of the service." }
+                }
+                section.card {
+                    h2 { "TLS" }
+                    @match &cert {
+                        Some(c) => {
+                            p { "This gateway serves HTTPS with a certificate for " strong { (c.names.join(", ")) } ", valid until " (rfc3339(c.not_after)) "." }
+                            @if self.ca_cert.is_some() {
+                                p { "It is issued by seatgate's own certificate authority. Macs and browsers must trust that CA once:" }
+                                p { a.button href="/admin/tls/ca.pem" download { "Download the CA certificate" } }
+                                p.muted { "On a Mac: " code { "sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain seatgate-ca.pem" }
+                                    ", or deploy it with your MDM. To use your own certificate instead, set " code { "[tls] mode = \"files\"" } "." }
+                            }
+                        },
+                        None => p { "TLS is off: put seatgate behind a reverse proxy that serves HTTPS." },
+                    }
+                }
+                section.card {
+                    h2 { "Next steps" }
+                    ol {
+                        li { a href="/admin/idp/new" { "Connect your identity provider" } " (SAML, then SCIM provisioning)." }
+                        li { a href="/admin/licenses" { "Register your license" } " and map IdP groups to seats and to the admins role." }
+                        li { "Point the Macs at " code { (self.public_url) } "; users activate with their work email." }
+                    }
+                }
+            },
+        )))
+    }
+
+    fn record_local_sign_in(&self, username: &str, client: &str, detail: &str) {
+        super::record(
+            &self.db,
+            &crate::db::admin::SignIn {
+                at: now_unix(),
+                method: "local".into(),
+                purpose: crate::db::idp::Purpose::Admin.as_str().into(),
+                connection_id: None,
+                identity: Some(username.to_string()),
+                outcome: "OK".into(),
+                detail: Some(detail.to_string()),
+                client: client.to_string(),
+            },
+        );
+    }
+}
+
+pub fn setup_script() -> Response {
+    Response::new(
+        200,
+        "text/javascript; charset=utf-8",
+        SETUP_SCRIPT.as_bytes().to_vec(),
+    )
+    .with_header("Cache-Control", "max-age=3600")
+}

@@ -1,0 +1,345 @@
+//! Portal: licenses, sublicenses and group mappings, with seat usage per pool. Every
+//! change goes through `licensing::manage` (validated, audited, reconciled in the same
+//! transaction), the code the CLI uses.
+
+use std::collections::BTreeMap;
+
+use maud::{Markup, html};
+
+use super::pages::layout;
+use super::{Admin, Handled, html_status, redirect};
+use crate::clock::{now_unix, rfc3339};
+use crate::db::admin::{Mapping, Session};
+use crate::db::licensing::{LicenseRow, SublicenseRow};
+use crate::db::portal::{self, PoolUsage};
+use crate::error::{HttpError, Reason};
+use crate::http::Request;
+use crate::licensing::manage::{self, ManageError, MapTo, NewLicense, NewSublicense};
+
+struct Catalog {
+    licenses: Vec<LicenseRow>,
+    sublicenses: Vec<SublicenseRow>,
+    pools: Vec<PoolUsage>,
+    mappings: Vec<Mapping>,
+}
+
+impl Admin {
+    pub(super) fn licenses_page(&self, session: &Session, notice: Option<&str>) -> Handled {
+        let now = now_unix();
+        let catalog = self.db.read(|tx| {
+            Ok::<_, HttpError>(Catalog {
+                licenses: crate::db::licensing::licenses(tx)?,
+                sublicenses: crate::db::licensing::sublicenses(tx)?,
+                pools: portal::pool_usage(tx, now)?,
+                mappings: crate::db::admin::mappings(tx)?,
+            })
+        })?;
+        let status = if notice.is_some() { 400 } else { 200 };
+        Ok(html_status(
+            status,
+            layout(
+                "Licenses",
+                Some(session),
+                page(session, &catalog, notice, now),
+            ),
+        ))
+    }
+
+    /// Runs a change and shows the page again, with the change's error if it failed.
+    fn after_change(
+        &self,
+        session: &Session,
+        change: impl FnOnce(&str) -> Result<(), ManageError>,
+    ) -> Handled {
+        let actor = format!("admin:{}", session.display_name);
+        match change(&actor) {
+            Ok(()) => Ok(redirect("/admin/licenses")),
+            Err(ManageError::Db(e)) => Err(e.into()),
+            Err(e) => self.licenses_page(session, Some(&e.to_string())),
+        }
+    }
+
+    pub(super) fn add_license(&self, req: &Request, session: &Session) -> Handled {
+        let form = self.checked_form(req, session)?;
+        self.after_change(session, |actor| {
+            let seats = parse_seats(field(&form, "seats"))?;
+            let expires_at = parse_optional_date(field(&form, "expires"))?;
+            let key = field(&form, "key").trim();
+            manage::add_license(
+                &self.db,
+                actor,
+                &NewLicense {
+                    product: field(&form, "product"),
+                    seats,
+                    expires_at,
+                    key: (!key.is_empty()).then_some(key),
+                },
+            )
+            .map(drop)
+        })
+    }
+
+    pub(super) fn edit_license(&self, req: &Request, session: &Session, id: &str) -> Handled {
+        let form = self.checked_form(req, session)?;
+        self.after_change(session, |actor| {
+            let seats = parse_seats(field(&form, "seats"))?;
+            let expires_at = parse_optional_date(field(&form, "expires"))?;
+            manage::set_license(&self.db, actor, id, Some(seats), Some(expires_at)).map(drop)
+        })
+    }
+
+    pub(super) fn add_sublicense(&self, req: &Request, session: &Session) -> Handled {
+        let form = self.checked_form(req, session)?;
+        self.after_change(session, |actor| {
+            let seats = parse_seats(field(&form, "seats"))?;
+            let expires_at = parse_optional_date(field(&form, "expires"))?;
+            manage::add_sublicense(
+                &self.db,
+                actor,
+                &NewSublicense {
+                    license: field(&form, "license"),
+                    name: field(&form, "name"),
+                    seats,
+                    reserved: field(&form, "allocation") == "reserved",
+                    expires_at,
+                },
+            )
+            .map(drop)
+        })
+    }
+
+    pub(super) fn add_mapping(&self, req: &Request, session: &Session) -> Handled {
+        let form = self.checked_form(req, session)?;
+        self.after_change(session, |actor| {
+            // "admins", "primary:{license id}" or "sublicense:{sublicense id}".
+            let role = field(&form, "role");
+            let to = match role.split_once(':') {
+                None if role == "admins" => MapTo::Admins,
+                Some(("primary", license)) => MapTo::Primary {
+                    license: Some(license),
+                },
+                Some(("sublicense", id)) => MapTo::Sublicense(id),
+                _ => return Err(ManageError::Invalid("Choose what the group grants.".into())),
+            };
+            manage::add_mapping(&self.db, actor, field(&form, "group"), to).map(drop)
+        })
+    }
+
+    pub(super) fn remove_mapping(&self, req: &Request, session: &Session, id: &str) -> Handled {
+        self.checked_form(req, session)?;
+        self.after_change(session, |actor| {
+            manage::remove_mapping(&self.db, actor, id).map(drop)
+        })
+    }
+
+    /// The form of a state-changing POST, after the CSRF check.
+    pub(super) fn checked_form(
+        &self,
+        req: &Request,
+        session: &Session,
+    ) -> Result<BTreeMap<String, String>, HttpError> {
+        self.check_csrf(req, session)?;
+        crate::http::parse_form(&req.body)
+    }
+}
+
+pub(super) fn field<'a>(form: &'a BTreeMap<String, String>, k: &str) -> &'a str {
+    form.get(k).map(String::as_str).unwrap_or("")
+}
+
+fn parse_seats(s: &str) -> Result<i64, ManageError> {
+    s.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| (0..=10_000_000).contains(n))
+        .ok_or_else(|| ManageError::Invalid("Seats must be a whole number, 0 or more.".into()))
+}
+
+fn parse_optional_date(s: &str) -> Result<Option<i64>, ManageError> {
+    let s = s.trim();
+    if s.is_empty() {
+        Ok(None)
+    } else {
+        manage::parse_expiry(s).map(Some)
+    }
+}
+
+fn date_value(t: Option<i64>) -> String {
+    t.map(|t| rfc3339(t)[..10].to_string()).unwrap_or_default()
+}
+
+fn page(s: &Session, c: &Catalog, notice: Option<&str>, now: i64) -> Markup {
+    html! {
+        h1 { "Licenses" }
+        @if let Some(n) = notice { p.notice role="alert" { (n) } }
+        @if c.licenses.is_empty() {
+            p { "No license yet. Register the one you bought below." }
+        }
+        @for l in &c.licenses {
+            section.card.license {
+                h2 { (l.product) " " span.muted { code { (l.id) } } }
+                p.muted {
+                    (l.seats) " seats · "
+                    @match l.expires_at {
+                        Some(t) if t < now => span.bad { "expired " (rfc3339(t)) },
+                        Some(t) => { "expires " (rfc3339(t)) },
+                        None => "no expiry",
+                    }
+                    @if let Some(k) = &l.license_key { " · key " code { (mask(k)) } }
+                }
+                table.pools {
+                    thead { tr { th { "Pool" } th { "Used / pending / free" } th.bar {} } }
+                    tbody {
+                        @for p in c.pools.iter().filter(|p| p.license_id == l.id) {
+                            tr {
+                                td {
+                                    strong { (p.name) }
+                                    @if p.sublicense_id.is_some() {
+                                        br; span.muted {
+                                            @if p.reserved { "reserved" } @else { "dynamic" }
+                                            @if let Some(t) = p.expires_at {
+                                                @if t < now { " · " span.bad { "expired" } } @else { " · until " (date_value(Some(t))) }
+                                            }
+                                        }
+                                    }
+                                }
+                                td { (p.used) " / " (p.pending) " / " ((p.capacity - p.used).max(0)) " of " (p.capacity) }
+                                td.bar { (usage_bar(p)) }
+                            }
+                        }
+                    }
+                }
+                details {
+                    summary { "Change seats or expiry" }
+                    form.inline method="post" action={ "/admin/licenses/" (l.id) } {
+                        input type="hidden" name="csrf" value=(s.csrf_token);
+                        label { "Seats " input type="number" name="seats" min="0" value=(l.seats) required; }
+                        label { "Expires (empty: never) " input type="date" name="expires" value=(date_value(l.expires_at)); }
+                        button type="submit" { "Save" }
+                    }
+                }
+            }
+        }
+        section.card {
+            h2 { "Group mappings" }
+            p.muted { "An IdP group (its SCIM displayName or externalId, or the SAML group value) grants a role: a seat from a pool, or admin access." }
+            @if c.mappings.is_empty() { p { "No mapping yet." } }
+            @else {
+                table {
+                    thead { tr { th { "Group" } th { "Grants" } th {} } }
+                    tbody { @for m in &c.mappings { tr {
+                        td { strong { (m.group_ref) } }
+                        td { (grant_label(m, c)) }
+                        td {
+                            form method="post" action={ "/admin/mappings/" (m.id) "/delete" } {
+                                input type="hidden" name="csrf" value=(s.csrf_token);
+                                button.danger type="submit" { "Remove" }
+                            }
+                        }
+                    } } }
+                }
+            }
+            h3 { "Map a group" }
+            form.inline method="post" action="/admin/mappings" {
+                input type="hidden" name="csrf" value=(s.csrf_token);
+                label { "Group " input type="text" name="group" required placeholder="e.g. Engineering"; }
+                label { "Grants "
+                    select name="role" required {
+                        option value="admins" { "Admin access to this portal" }
+                        @for l in &c.licenses {
+                            option value={ "primary:" (l.id) } { "A seat of " (l.product) " (primary pool)" }
+                            @for sub in c.sublicenses.iter().filter(|x| x.license_id == l.id) {
+                                option value={ "sublicense:" (sub.id) } { "A seat of " (l.product) " from " (sub.name) }
+                            }
+                        }
+                    }
+                }
+                button type="submit" { "Add mapping" }
+            }
+        }
+        @if !c.licenses.is_empty() {
+            section.card {
+                h2 { "Add a sublicense" }
+                p.muted { "A named slice of a license for a group. " strong { "Reserved" } ": its seats are set aside for it. "
+                    strong { "Dynamic" } ": it draws from the primary pool, up to its limit." }
+                form.inline method="post" action="/admin/sublicenses" {
+                    input type="hidden" name="csrf" value=(s.csrf_token);
+                    label { "License " select name="license" { @for l in &c.licenses { option value=(l.id) { (l.product) } } } }
+                    label { "Name " input type="text" name="name" required placeholder="e.g. Engineering"; }
+                    label { "Seats " input type="number" name="seats" min="0" required; }
+                    label { "Allocation " select name="allocation" { option value="reserved" { "reserved" } option value="dynamic" { "dynamic" } } }
+                    label { "Expires (optional) " input type="date" name="expires"; }
+                    button type="submit" { "Add sublicense" }
+                }
+            }
+        }
+        section.card {
+            h2 { "Register a license" }
+            form.inline method="post" action="/admin/licenses" {
+                input type="hidden" name="csrf" value=(s.csrf_token);
+                label { "Product " input type="text" name="product" required; }
+                label { "Seats " input type="number" name="seats" min="0" required; }
+                label { "Expires (optional) " input type="date" name="expires"; }
+                label { "License key (optional) " input type="text" name="key"; }
+                button type="submit" { "Register" }
+            }
+        }
+    }
+}
+
+fn grant_label(m: &Mapping, c: &Catalog) -> Markup {
+    let product = |id: &Option<String>| {
+        id.as_ref()
+            .and_then(|id| c.licenses.iter().find(|l| &l.id == id))
+            .map_or_else(|| "a license".to_string(), |l| l.product.clone())
+    };
+    html! {
+        @match m.role.as_str() {
+            "admins" => "admin access",
+            "sublicense" => {
+                "a seat of " (product(&m.license_id)) " from "
+                strong { (m.sublicense_id.as_ref().and_then(|id| c.sublicenses.iter().find(|s| &s.id == id)).map_or("?", |s| s.name.as_str())) }
+            },
+            _ => { "a seat of " (product(&m.license_id)) " (primary pool)" },
+        }
+    }
+}
+
+/// A stacked bar: used seats, then free ones, with the waiting list drawn past the end.
+/// SVG attributes rather than inline styles, which the pages' CSP forbids.
+fn usage_bar(p: &PoolUsage) -> Markup {
+    let scale = (p.capacity + p.pending).max(1) as f64;
+    let w = |n: i64| format!("{:.1}", n.max(0) as f64 / scale * 300.0);
+    let used = p.used.min(p.capacity);
+    let free = (p.capacity - used).max(0);
+    html! {
+        svg.bar width="300" height="14" viewBox="0 0 300 14" role="img"
+            aria-label={ (p.used) " used, " (p.pending) " pending, " (free) " free" } {
+            rect.used x="0" y="0" height="14" width=(w(used)) {}
+            rect.free x=(w(used)) y="0" height="14" width=(w(free)) {}
+            rect.pending x=(w(used + free)) y="0" height="14" width=(w(p.pending)) {}
+        }
+    }
+}
+
+/// Shows only the end of a license key.
+fn mask(key: &str) -> String {
+    let tail: String = key
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("…{tail}")
+}
+
+impl From<ManageError> for HttpError {
+    fn from(e: ManageError) -> HttpError {
+        match e {
+            ManageError::Db(e) => e.into(),
+            other => HttpError::new(Reason::BadRequest, other.to_string()),
+        }
+    }
+}
