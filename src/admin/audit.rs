@@ -60,11 +60,15 @@ impl Admin {
         let mut unknown_user = false;
         if !user.is_empty() {
             let found = self.db.read(|tx| {
-                let by_email = crate::db::directory::user_by_email_key(tx, &user.to_lowercase())?;
-                Ok::<_, HttpError>(match by_email {
-                    Some(u) => Some(u.id),
-                    None => crate::db::directory::user_by_id(tx, &user)?.map(|u| u.id),
-                })
+                let key = user.to_lowercase();
+                let found = match crate::db::directory::user_by_email_key(tx, &key)? {
+                    Some(u) => Some(u),
+                    None => match crate::db::directory::user_by_name_key(tx, &key)? {
+                        Some(u) => Some(u),
+                        None => crate::db::directory::user_by_id(tx, &user)?,
+                    },
+                };
+                Ok::<_, HttpError>(found.map(|u| u.id))
             })?;
             unknown_user = found.is_none();
             filter.user_id = found;

@@ -92,20 +92,21 @@ pub struct PoolUsage {
 /// each sublicense, with assigned and pending seats.
 pub fn pool_usage(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<Vec<PoolUsage>> {
     let mut stmt = tx.prepare_cached(
-        "SELECT l.id, NULL, 'Primary pool', 0, l.expires_at,
+        "SELECT * FROM (
+         SELECT l.id AS license_id, NULL AS sublicense_id, 'Primary pool' AS name, 0, l.expires_at,
                 l.seats - coalesce((SELECT sum(seats) FROM sublicenses s WHERE s.license_id = l.id
-                    AND s.reserved = 1 AND (s.expires_at IS NULL OR s.expires_at >= ?1)), 0),
+                    AND s.allocation = 'reserved' AND (s.expires_at IS NULL OR s.expires_at >= ?1)), 0),
                 (SELECT count(*) FROM seats WHERE license_id = l.id AND state = 'assigned'
                     AND sublicense_id IS NULL),
                 (SELECT count(*) FROM seats WHERE license_id = l.id AND state = 'pending'
                     AND sublicense_id IS NULL)
          FROM licenses l
          UNION ALL
-         SELECT s.license_id, s.id, s.name, s.reserved, s.expires_at, s.seats,
+         SELECT s.license_id, s.id, s.name, s.allocation = 'reserved', s.expires_at, s.seats,
                 (SELECT count(*) FROM seats WHERE sublicense_id = s.id AND state = 'assigned'),
                 (SELECT count(*) FROM seats WHERE sublicense_id = s.id AND state = 'pending')
-         FROM sublicenses s
-         ORDER BY 1, 2 IS NOT NULL, 3",
+         FROM sublicenses s)
+         ORDER BY license_id, sublicense_id IS NOT NULL, name",
     )?;
     let rows = stmt.query_map([now], |r| {
         Ok(PoolUsage {

@@ -21,7 +21,7 @@ pub(crate) fn form_containing(html: &str, marker: &str) -> (String, Vec<(String,
             .map(unescape)
     };
     let action = attr(form, "action").unwrap_or_default();
-    let fields = form
+    let mut fields: Vec<(String, String)> = form
         .split("<input")
         .skip(1)
         .filter_map(|i| {
@@ -29,6 +29,27 @@ pub(crate) fn form_containing(html: &str, marker: &str) -> (String, Vec<(String,
             Some((attr(tag, "name")?, attr(tag, "value").unwrap_or_default()))
         })
         .collect();
+    // A <select> sends its selected option, else its first.
+    for select in form.split("<select").skip(1) {
+        let tag = select.split('>').next().unwrap_or("");
+        let Some(name) = attr(tag, "name") else {
+            continue;
+        };
+        let options: Vec<&str> = select
+            .split("</select>")
+            .next()
+            .unwrap_or("")
+            .split("<option")
+            .skip(1)
+            .collect();
+        let chosen = options
+            .iter()
+            .find(|o| o.split('>').next().unwrap_or("").contains(" selected"))
+            .or(options.first());
+        if let Some(value) = chosen.and_then(|o| attr(o.split('>').next().unwrap_or(""), "value")) {
+            fields.push((name, value));
+        }
+    }
     (action, fields)
 }
 

@@ -8,6 +8,7 @@ mod front;
 mod licensing;
 mod lifecycle;
 mod ops;
+mod portal;
 mod pysaml2;
 mod saml;
 mod saml_options;

@@ -1,0 +1,449 @@
+//! The admin portal over real HTTPS with the real binary: first-run setup, licenses and
+//! mappings through forms, IdP connection setup, SCIM tokens shown once, users and the
+//! audit log with CSV exports, and the admin JSON API with its own tokens.
+
+use serde_json::{Value, json};
+
+use crate::demo::form_containing;
+use crate::support::{HttpResponse, TestServer, server};
+
+const SESSION: &str = "__Host-sg_admin";
+
+/// A signed-in portal session (break-glass admin through a one-time link).
+fn session(s: &TestServer) -> String {
+    let (code, _, err) = s.cli(&["admin", "set-password", "--username", "root", "--generate"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, link, err) = s.cli(&["admin", "login-link", "--username", "root"]);
+    assert_eq!(code, 0, "{err}");
+    let path = link
+        .trim()
+        .split_once("/admin/")
+        .map(|(_, p)| format!("/admin/{p}"))
+        .expect("link");
+    let r = s.get(&path);
+    assert_eq!(r.status, 303, "{}", r.text());
+    r.set_cookie(SESSION).expect("session")
+}
+
+fn get(s: &TestServer, path: &str, cookie: &str) -> HttpResponse {
+    s.request("GET", path, &[("Cookie", cookie)], b"")
+}
+
+fn encode_form(fields: &[(String, String)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                crate::support::encode(k),
+                crate::support::encode(v)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Fills the form of `page` holding `marker` with `values` and submits it.
+fn submit(
+    s: &TestServer,
+    cookie: &str,
+    page: &str,
+    marker: &str,
+    values: &[(&str, &str)],
+) -> HttpResponse {
+    let (action, mut fields) = form_containing(page, marker);
+    for (k, v) in values {
+        fields.retain(|(name, _)| name != k);
+        fields.push((k.to_string(), v.to_string()));
+    }
+    s.request(
+        "POST",
+        &action,
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", cookie),
+        ],
+        encode_form(&fields).as_bytes(),
+    )
+}
+
+#[test]
+fn first_run_setup_creates_the_admin_and_offers_the_ca() {
+    let s = server().start();
+    assert!(s.wait_for_log("first-run setup", std::time::Duration::from_secs(5)));
+    let link = std::fs::read_to_string(s.data_dir.join("setup-link.txt")).expect("link file");
+    let token = link
+        .lines()
+        .last()
+        .and_then(|l| l.split_once('#'))
+        .map(|(_, t)| t.to_string())
+        .expect("token");
+    let page = s.get("/setup");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text().contains("/admin/assets/setup.js"),
+        "the fragment is read by a script"
+    );
+    assert_eq!(s.get("/admin/assets/setup.js").status, 200);
+    let public_url = format!("https://localhost:{}", s.addr.port());
+    let form = |token: &str, password: &str, confirm: &str| {
+        format!(
+            "token={token}&username=owner&password={password}&confirm={confirm}&public_url={}",
+            crate::support::encode(&public_url)
+        )
+    };
+    let post = |body: String| {
+        s.request(
+            "POST",
+            "/setup",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            body.as_bytes(),
+        )
+    };
+    let wrong = post(form(
+        "not-the-token",
+        "correct horse battery",
+        "correct horse battery",
+    ));
+    assert_eq!(wrong.status, 400);
+    assert!(
+        wrong.text().contains("setup code is wrong"),
+        "{}",
+        wrong.text()
+    );
+    let mismatch = post(form(
+        &token,
+        "correct horse battery",
+        "correct horse batterY",
+    ));
+    assert_eq!(mismatch.status, 400);
+    let short = post(form(&token, "short", "short"));
+    assert_eq!(short.status, 400, "{}", short.text());
+
+    let done = post(form(
+        &token,
+        "correct horse battery",
+        "correct horse battery",
+    ));
+    assert_eq!(done.status, 303, "{}", done.text());
+    assert_eq!(done.header("location"), Some("/admin/welcome"));
+    let cookie = done.set_cookie(SESSION).expect("signed in");
+    let welcome = get(&s, "/admin/welcome", &cookie);
+    assert!(
+        welcome.text().contains("/admin/tls/ca.pem"),
+        "{}",
+        welcome.text()
+    );
+    let ca = get(&s, "/admin/tls/ca.pem", &cookie);
+    assert_eq!(ca.status, 200);
+    assert!(ca.text().starts_with("-----BEGIN CERTIFICATE-----"));
+    assert_eq!(ca.text(), std::fs::read_to_string(s.ca_path()).expect("ca"));
+
+    // Used once: the link is spent and setup is over.
+    let again = post(form(
+        &token,
+        "another good password",
+        "another good password",
+    ));
+    assert_eq!(again.status, 303);
+    assert_eq!(again.header("location"), Some("/admin/login"));
+    let (_, admins, _) = s.cli(&["admin", "list"]);
+    assert!(admins.starts_with("owner\t"), "{admins}");
+}
+
+#[test]
+fn licenses_mappings_users_and_audit_through_the_portal() {
+    let s = server().start();
+    let cookie = session(&s);
+    let page = get(&s, "/admin/licenses", &cookie).text();
+    let r = submit(
+        &s,
+        &cookie,
+        &page,
+        "Register",
+        &[("product", "Pro"), ("seats", "3"), ("key", "PRO-1234-5678")],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let page = get(&s, "/admin/licenses", &cookie).text();
+    assert!(
+        page.contains("…5678") && !page.contains("PRO-1234-5678"),
+        "the key is masked"
+    );
+    // A reserved sublicense larger than the license is refused with the reason, on the page.
+    let r = submit(
+        &s,
+        &cookie,
+        &page,
+        "Add sublicense",
+        &[("name", "Eng"), ("seats", "4"), ("allocation", "reserved")],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("more than the license"), "{}", r.text());
+    let r = submit(
+        &s,
+        &cookie,
+        &page,
+        "Add sublicense",
+        &[("name", "Eng"), ("seats", "1"), ("allocation", "reserved")],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let page = get(&s, "/admin/licenses", &cookie).text();
+    let (_, fields) = form_containing(&page, "Add mapping");
+    let _ = fields;
+    let eng_option = page
+        .split("option value=\"sublicense:")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("sublicense option")
+        .to_string();
+    let r = submit(
+        &s,
+        &cookie,
+        &page,
+        "Add mapping",
+        &[
+            ("group", "Engineers"),
+            ("role", &format!("sublicense:{eng_option}")),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    // A form without the session's CSRF token changes nothing.
+    let forged = s.request(
+        "POST",
+        "/admin/mappings",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &cookie),
+        ],
+        b"csrf=forged&group=Everyone&role=admins",
+    );
+    assert_eq!(forged.status, 403);
+    let (_, maps, _) = s.cli(&["group-map", "list"]);
+    assert!(
+        maps.contains("Engineers") && !maps.contains("Everyone"),
+        "{maps}"
+    );
+
+    let scim = s.scim();
+    let ids: Vec<String> = ["ann", "=cmd|' /C calc'!A0"]
+        .iter()
+        .map(|n| {
+            let r = scim.post(
+                "/Users",
+                json!({"userName": format!("{n}@contoso.com"), "active": true}),
+            );
+            assert_eq!(r.status, 201, "{}", r.text());
+            r.json()["id"].as_str().expect("id").to_string()
+        })
+        .collect();
+    let members: Vec<Value> = ids.iter().map(|i| json!({"value": i})).collect();
+    assert_eq!(
+        scim.post(
+            "/Groups",
+            json!({"displayName": "Engineers", "members": members})
+        )
+        .status,
+        201
+    );
+
+    let licenses = get(&s, "/admin/licenses", &cookie).text();
+    assert!(
+        licenses.contains("1 / 1 / 0 of 1"),
+        "Eng: one used, one pending: {licenses}"
+    );
+    assert!(licenses.contains("<svg"), "usage bars");
+
+    let users = get(&s, "/admin/users?q=ann", &cookie).text();
+    assert!(
+        users.contains("ann@contoso.com") && users.contains("1 user(s)"),
+        "{users}"
+    );
+    let csv = get(&s, "/admin/users.csv", &cookie);
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    let text = csv.text();
+    assert!(text.starts_with("\"id\",\"user_name\""), "{text}");
+    assert!(text.contains("\"'=cmd|"), "formulas are defused: {text}");
+
+    let audit = get(
+        &s,
+        "/admin/audit?user=ann%40contoso.com&action=seat_granted",
+        &cookie,
+    )
+    .text();
+    assert!(
+        audit.contains("<code>seat_granted</code>") && !audit.contains("<code>seat_pending</code>"),
+        "{audit}"
+    );
+    let all = get(&s, "/admin/audit.csv?action=mapping_added", &cookie).text();
+    assert!(
+        all.contains("admin:root") && all.contains("Engineers"),
+        "{all}"
+    );
+    assert_eq!(all.lines().count(), 2, "{all}");
+    let nobody = get(&s, "/admin/audit?user=ghost%40contoso.com", &cookie).text();
+    assert!(nobody.contains("No user"), "{nobody}");
+}
+
+#[test]
+fn idp_setup_shows_the_values_then_creates_the_connection_and_a_scim_token_once() {
+    let s = server().start();
+    let cookie = session(&s);
+    let step2 = get(&s, "/admin/idp/new?preset=okta&name=Contoso+Okta", &cookie);
+    assert_eq!(step2.status, 200);
+    let text = step2.text();
+    let acs = format!("https://localhost:{}/saml/acs/contoso-okta", s.addr.port());
+    let _ = acs;
+    assert!(
+        text.contains("/saml/acs/contoso-okta"),
+        "the ACS URL before the metadata: {text}"
+    );
+    assert!(text.contains("/saml/metadata"), "{text}");
+    let idp = crate::saml::TestIdp::new("http://www.okta.com/exk1contoso");
+    let r = submit(
+        &s,
+        &cookie,
+        &text,
+        "Create the connection",
+        &[
+            ("domains", "contoso.com"),
+            ("metadata_xml", &idp.metadata()),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(r.header("location"), Some("/admin/idp/contoso-okta"));
+    let detail = get(&s, "/admin/idp/contoso-okta", &cookie).text();
+    assert!(
+        detail.contains("http://www.okta.com/exk1contoso") && detail.contains("CN=test-idp"),
+        "{detail}"
+    );
+    assert!(detail.contains("/saml/login/contoso-okta"), "test sign-in");
+    // The same domain cannot be claimed twice.
+    let again = submit(
+        &s,
+        &cookie,
+        &get(&s, "/admin/idp/new?preset=okta&name=Other", &cookie).text(),
+        "Create the connection",
+        &[
+            ("domains", "contoso.com"),
+            ("metadata_xml", &idp.metadata()),
+        ],
+    );
+    assert_eq!(again.status, 400);
+    assert!(again.text().contains("contoso.com"), "{}", again.text());
+
+    let list = get(&s, "/admin/idp", &cookie).text();
+    let created = submit(
+        &s,
+        &cookie,
+        &list,
+        "Create a SCIM token",
+        &[("name", "Okta provisioning")],
+    );
+    assert_eq!(created.status, 200);
+    assert_eq!(created.header("cache-control"), Some("no-store"));
+    let text = created.text();
+    let token = text
+        .split("code class=\"copy token\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .expect("token shown")
+        .to_string();
+    let r = s.request(
+        "GET",
+        "/scim/v2/Users",
+        &[("Authorization", &format!("Bearer {token}"))],
+        b"",
+    );
+    assert_eq!(r.status, 200, "the token works");
+    // The SCIM request log is written in the background.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let list = loop {
+        let list = get(&s, "/admin/idp", &cookie).text();
+        if list.contains("GET /scim/v2/Users") || std::time::Instant::now() > deadline {
+            break list;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(!list.contains(&token), "shown once");
+    assert!(
+        list.contains("GET /scim/v2/Users"),
+        "the last SCIM requests: {list}"
+    );
+}
+
+#[test]
+fn the_admin_api_takes_admin_tokens_and_sessions_never_scim_tokens() {
+    let s = server().start();
+    let (_, out, _) = s.cli(&["admin-token", "create", "--name", "ops"]);
+    let admin_token = out.lines().last().expect("token").to_string();
+    let (_, out, _) = s.cli(&["scim-token", "create", "--name", "idp"]);
+    let scim_token = out.lines().last().expect("token").to_string();
+    s.cli(&["license", "add", "--product", "Pro", "--seats", "1"]);
+    s.cli(&["group-map", "add", "--group", "All", "--primary"]);
+    let scim = s.scim();
+    let id = scim
+        .post("/Users", json!({"userName": "ann@contoso.com"}))
+        .json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    scim.post(
+        "/Groups",
+        json!({"displayName": "All", "members": [{"value": id}]}),
+    );
+
+    let call = |method: &str, path: &str, auth: &str| {
+        s.request(
+            method,
+            path,
+            &[("Authorization", &format!("Bearer {auth}"))],
+            b"",
+        )
+    };
+    let users = call("GET", "/api/v1/admin/users?q=ann", &admin_token);
+    assert_eq!(users.status, 200, "{}", users.text());
+    assert_eq!(users.json()["users"][0]["seat"], "assigned");
+    let explain = call(
+        "GET",
+        "/api/v1/admin/explain?email=ann%40contoso.com",
+        &admin_token,
+    );
+    assert_eq!(
+        explain.json()["verdict"],
+        "DOMAIN_UNKNOWN",
+        "no IdP connection yet"
+    );
+    let licenses = call("GET", "/api/v1/admin/licenses", &admin_token).json();
+    assert_eq!(licenses["licenses"][0]["pools"][0]["used"], 1);
+    let audit = call(
+        "GET",
+        "/api/v1/admin/audit?action=seat_granted",
+        &admin_token,
+    )
+    .json();
+    assert_eq!(audit["entries"][0]["user"], "ann@contoso.com");
+    let missing = call("DELETE", "/api/v1/admin/devices/nope", &admin_token);
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["reason"], "NOT_FOUND");
+
+    // Scopes do not cross.
+    let refused = call("GET", "/api/v1/admin/users", &scim_token);
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.json()["reason"], "UNAUTHORIZED");
+    assert_eq!(call("GET", "/scim/v2/Users", &admin_token).status, 401);
+    s.cli(&["admin-token", "revoke", "ops"]);
+    assert_eq!(call("GET", "/api/v1/admin/users", &admin_token).status, 401);
+
+    // A portal session reads, and changes only with its CSRF token.
+    let cookie = session(&s);
+    let r = s.request("GET", "/api/v1/admin/users", &[("Cookie", &cookie)], b"");
+    assert_eq!(r.status, 200);
+    let r = s.request(
+        "DELETE",
+        "/api/v1/admin/devices/nope",
+        &[("Cookie", &cookie)],
+        b"",
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["reason"], "CSRF_FAILED");
+}
