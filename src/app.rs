@@ -334,7 +334,10 @@ fn with_security_headers(mut r: Response, tls: bool) -> Response {
         }
     };
     add("X-Content-Type-Options", "nosniff");
-    add("Referrer-Policy", "no-referrer");
+    // Not `no-referrer`: with it, browsers send `Origin: null` on same-origin form POSTs,
+    // which the portal's CSRF check must refuse. `same-origin` still sends nothing to
+    // other sites (tokens in URLs never leave).
+    add("Referrer-Policy", "same-origin");
     add("X-Frame-Options", "DENY");
     add("Cache-Control", "no-store");
     if tls {

@@ -528,12 +528,24 @@ impl Admin {
     fn check_csrf(&self, req: &Request, session: &Session) -> Result<(), HttpError> {
         let form = crate::http::parse_form(&req.body)?;
         let sent = form.get("csrf").map(String::as_str).unwrap_or("");
-        if same_origin(req, &self.public_url)
-            && constant_time_eq(sent.as_bytes(), session.csrf_token.as_bytes())
-        {
+        let origin_ok = same_origin(req, &self.public_url);
+        let token_ok = constant_time_eq(sent.as_bytes(), session.csrf_token.as_bytes());
+        if origin_ok && token_ok {
             Ok(())
         } else {
-            log::warn!("admin form refused: CSRF check failed from {}", req.client);
+            log::warn!(
+                "admin form refused from {}: {}",
+                req.client,
+                if origin_ok {
+                    "missing or wrong CSRF token".to_string()
+                } else {
+                    format!(
+                        "Origin {:?} is not {}",
+                        req.header("origin").unwrap_or(""),
+                        self.public_url
+                    )
+                }
+            );
             Err(HttpError::new(
                 Reason::CsrfFailed,
                 "This form was not sent from an open admin page. Reload the page and try again.",

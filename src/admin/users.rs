@@ -124,7 +124,7 @@ impl Admin {
                         "If " (email) " activated a device now: "
                         @if diagnosis.verdict == "OK" { strong.ok { "it would succeed" } }
                         @else { strong.bad { "refused, " code { (diagnosis.verdict) } } }
-                        ". " (diagnosis.because)
+                        " — " (diagnosis.because)
                     }
                     pre { (crate::licensing::explain::render(&diagnosis)) }
                 }

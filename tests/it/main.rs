@@ -3,6 +3,7 @@
 
 mod activation;
 mod admin;
+mod browser;
 mod demo;
 mod front;
 mod licensing;

@@ -1,0 +1,377 @@
+//! The admin portal in a real browser: headless Chromium driven over WebDriver (Debian's
+//! `chromium` and `chromium-driver`, which `.ci/run` installs). Screenshots of each step
+//! are saved under `target/browser-screenshots/` as test artifacts.
+//!
+//! 1. A fresh gateway over HTTPS: first-run setup from the setup link (its fragment read
+//!    by the page's script), IdP connection setup, a license and a group mapping.
+//! 2. The demo: a Mac activation through the demo IdP entirely in the browser (its
+//!    auto-posting form included), the admin portal by the one-time link, the user's
+//!    detail with the diagnosis, and the device's deactivation.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::activation::client;
+use crate::support::{TestServer, server};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+    agent: ureq::Agent,
+    shots: PathBuf,
+}
+
+impl Browser {
+    fn start(name: &str) -> Browser {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian package chromium-driver) must be installed; .ci/run installs it");
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while agent.get(&format!("{base}/status")).call().is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "acceptInsecureCerts": true,
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1100"]
+            }
+        }}});
+        let mut b = Browser {
+            driver,
+            base,
+            session: String::new(),
+            agent,
+            shots: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("target/browser-screenshots")
+                .join(name),
+        };
+        let created = b.call("POST", "/session", Some(caps));
+        b.session = created["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {created}"))
+            .to_string();
+        std::fs::create_dir_all(&b.shots).expect("screenshot dir");
+        b
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.base);
+        let response = match (method, body) {
+            ("GET", _) => self.agent.get(&url).call(),
+            ("DELETE", _) => self.agent.delete(&url).call(),
+            (_, body) => self
+                .agent
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .send(body.unwrap_or(json!({})).to_string()),
+        };
+        let mut response = response.unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"));
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .expect("WebDriver body");
+        let value: Value = serde_json::from_str(&text).expect("WebDriver JSON");
+        if let Some(error) = value["value"]["error"].as_str() {
+            panic!(
+                "WebDriver {method} {path}: {error}: {}",
+                value["value"]["message"]
+            );
+        }
+        value["value"].clone()
+    }
+
+    fn s(&self, rest: &str) -> String {
+        format!("/session/{}{rest}", self.session)
+    }
+
+    fn go(&self, url: &str) {
+        self.call("POST", &self.s("/url"), Some(json!({ "url": url })));
+    }
+
+    fn find(&self, css: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let url = format!("{}{}", self.base, self.s("/element"));
+            let mut r = self
+                .agent
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .send(json!({"using": "css selector", "value": css}).to_string())
+                .expect("find");
+            let v: Value =
+                serde_json::from_str(&r.body_mut().read_to_string().expect("body")).expect("json");
+            if let Some(id) = v["value"][ELEMENT].as_str() {
+                return id.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no element {css:?} on {}:\n{}",
+                self.url(),
+                self.source()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.find(css);
+        self.call(
+            "POST",
+            &self.s(&format!("/element/{id}/click")),
+            Some(json!({})),
+        );
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css);
+        self.call(
+            "POST",
+            &self.s(&format!("/element/{id}/clear")),
+            Some(json!({})),
+        );
+        self.call(
+            "POST",
+            &self.s(&format!("/element/{id}/value")),
+            Some(json!({ "text": text })),
+        );
+    }
+
+    /// Sets a field's value directly (long texts such as metadata XML).
+    fn set_value(&self, css: &str, text: &str) {
+        let id = self.find(css);
+        self.call(
+            "POST",
+            &self.s("/execute/sync"),
+            Some(json!({"script": "arguments[0].value = arguments[1];", "args": [{ELEMENT: id}, text]})),
+        );
+    }
+
+    fn value_of(&self, css: &str) -> String {
+        let id = self.find(css);
+        self.call(
+            "GET",
+            &self.s(&format!("/element/{id}/property/value")),
+            None,
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    }
+
+    fn url(&self) -> String {
+        self.call("GET", &self.s("/url"), None)
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn source(&self) -> String {
+        self.call("GET", &self.s("/source"), None)
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Waits until the page holds `text`.
+    fn wait_for(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self.source().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "{text:?} never appeared on {}:\n{}",
+                self.url(),
+                self.source()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn screenshot(&self, name: &str) {
+        use base64::Engine;
+        let png = self.call("GET", &self.s("/screenshot"), None);
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap_or_default())
+            .expect("png");
+        std::fs::write(self.shots.join(format!("{name}.png")), bytes).expect("write screenshot");
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = self
+                .agent
+                .delete(&format!("{}/session/{}", self.base, self.session))
+                .call();
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn base(s: &TestServer) -> String {
+    let scheme = if s.tls { "https" } else { "http" };
+    format!("{scheme}://127.0.0.1:{}", s.addr.port())
+}
+
+#[test]
+fn browser_first_run_setup_idp_connection_license_and_mapping() {
+    let s = server().start();
+    assert!(s.wait_for_log("first-run setup", Duration::from_secs(5)));
+    let link = std::fs::read_to_string(s.data_dir.join("setup-link.txt")).expect("link");
+    let link = link.lines().last().expect("link").to_string();
+    let b = Browser::start("setup");
+
+    // First-run setup: the script moves the fragment's token into the form.
+    b.go(&link);
+    b.wait_for("Set up seatgate");
+    assert!(
+        !b.value_of("#token").is_empty(),
+        "the setup code was filled in from the link"
+    );
+    assert!(
+        !b.url().contains('#'),
+        "the token is removed from the address bar"
+    );
+    b.type_into("#username", "owner");
+    b.type_into("#password", "correct horse battery");
+    b.type_into("#confirm", "correct horse battery");
+    b.screenshot("01-setup");
+    b.click("form[action='/setup'] button[type=submit]");
+    b.wait_for("seatgate is set up");
+    assert!(b.source().contains("Download the CA certificate"));
+    b.screenshot("02-welcome-tls");
+
+    // IdP connection: preset and name, the values to copy, then the metadata.
+    b.click("a[href='/admin/idp/new']");
+    b.wait_for("Connect an identity provider");
+    b.click("select[name=preset] option[value=okta]");
+    b.type_into("input[name=name]", "Contoso Okta");
+    b.click("form[action='/admin/idp/new'] button");
+    b.wait_for("/saml/acs/contoso-okta");
+    b.screenshot("03-idp-values-to-copy");
+    let idp = crate::saml::TestIdp::new("http://www.okta.com/exk1contoso");
+    b.type_into("#domains", "contoso.com");
+    b.set_value("#metadata_xml", &idp.metadata());
+    b.click("form[action='/admin/idp'] button[type=submit]");
+    b.wait_for("What seatgate knows about the IdP");
+    assert!(b.url().ends_with("/admin/idp/contoso-okta"), "{}", b.url());
+    b.screenshot("04-idp-connection");
+
+    // A license, then a mapping of a group to its primary pool.
+    b.click("a[href='/admin/licenses']");
+    b.wait_for("Register a license");
+    b.type_into(
+        "form[action='/admin/licenses'] input[name=product]",
+        "Parallels Desktop",
+    );
+    b.type_into("form[action='/admin/licenses'] input[name=seats]", "10");
+    b.click("form[action='/admin/licenses'] button");
+    b.wait_for("Primary pool");
+    b.type_into(
+        "form[action='/admin/mappings'] input[name=group]",
+        "Engineers",
+    );
+    b.click("form[action='/admin/mappings'] select[name=role] option[value^='primary:']");
+    b.click("form[action='/admin/mappings'] button");
+    b.wait_for("Remove");
+    b.screenshot("05-license-and-mapping");
+    let (_, maps, _) = s.cli(&["group-map", "list"]);
+    assert!(maps.contains("Engineers"), "{maps}");
+    let (_, list, _) = s.cli(&["license", "list"]);
+    assert!(
+        list.contains("Parallels Desktop") && list.contains("of 10"),
+        "{list}"
+    );
+}
+
+#[test]
+fn browser_demo_activation_user_detail_and_device_deactivation() {
+    let s = server().demo().start();
+    assert!(s.wait_for_log("Break-glass admin:", Duration::from_secs(20)));
+    let url = base(&s);
+    let b = Browser::start("demo");
+
+    // A Mac asks to be activated; the user finishes in the browser.
+    let state = tempfile::tempdir().expect("tmp");
+    let run = client(
+        state.path(),
+        &[
+            "activate",
+            "--server",
+            &url,
+            "--email",
+            "alice@acme.example",
+        ],
+    );
+    let activation = run.browser_url();
+    b.go(&activation);
+    b.wait_for("Continue with single sign-on");
+    b.screenshot("01-activation-confirm");
+    b.click("button[type=submit]");
+    b.wait_for("Demo identity provider");
+    b.screenshot("02-demo-idp");
+    b.click("tr.highlight button, input[value='alice@acme.example'] ~ button");
+    // The demo IdP's page posts the assertion on its own (same-origin script).
+    b.wait_for("ctivated");
+    b.screenshot("03-activated");
+    let (ok, out) = run.finish();
+    assert!(ok, "{out}");
+
+    // The admin portal by the printed one-time link; Alice's detail; her device.
+    let link = s
+        .log()
+        .lines()
+        .find(|l| l.contains("/admin/login/link?token="))
+        .expect("link")
+        .trim()
+        .to_string();
+    b.go(&link);
+    b.wait_for("Overview");
+    b.click("a[href='/admin/users']");
+    b.type_into("#q", "alice");
+    b.click("form.search button");
+    b.wait_for("alice@acme.example");
+    b.screenshot("04-users");
+    b.click("td a[href^='/admin/users/']");
+    b.wait_for("Diagnosis");
+    assert!(b.source().contains("it would succeed"), "{}", b.source());
+    b.screenshot("05-user-detail");
+    b.click("form[action$='/deactivate'] button");
+    b.wait_for("DEACTIVATED");
+    b.screenshot("06-device-deactivated");
+
+    // The client learns at its next renewal.
+    let renew = std::process::Command::new(env!("CARGO_BIN_EXE_seatgate"))
+        .args(["client", "--state-dir"])
+        .arg(state.path())
+        .arg("renew")
+        .output()
+        .expect("renew");
+    assert!(!renew.status.success());
+    let said = String::from_utf8_lossy(&renew.stderr).to_string()
+        + &String::from_utf8_lossy(&renew.stdout);
+    assert!(said.contains("REVOKED"), "{said}");
+}
