@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::app::App;
 use crate::config::{Config, TlsMode};
 use crate::datadir::{DataDir, LockError, ensure_private_dir};
-use crate::db::{Db, DbError, backup};
+use crate::db::{Db, DbError, backup, settings};
 use crate::logging::STARTUP;
 use crate::metrics::Metrics;
 use crate::net::front::{self, Front, FrontError, Signals};
@@ -255,15 +255,7 @@ fn configured_public_url(config: &Config, db: &Db) -> Result<Option<String>, DbE
     if !config.public_url.is_empty() {
         return Ok(Some(config.public_url.clone()));
     }
-    Ok(db.read(|tx| {
-        use rusqlite::OptionalExtension;
-        tx.query_row(
-            "SELECT value FROM settings WHERE key = 'public_url'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()
-    })?)
+    Ok(db.read(|tx| settings::get(tx, settings::PUBLIC_URL))?)
 }
 
 pub fn resolve_public_url(config: &Config, bound: SocketAddr) -> String {
@@ -551,27 +543,14 @@ fn start_backup_schedule(
 
 fn remember_public_url(db: &Db, public_url: &str) -> Result<(), DbError> {
     db.write(|tx| {
-        tx.execute(
-            "INSERT INTO settings (key, value, updated_at) VALUES ('last_public_url', ?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            (public_url, clock::now_unix()),
-        )?;
+        settings::put(tx, settings::LAST_PUBLIC_URL, public_url, clock::now_unix())?;
         Ok(())
     })
 }
 
 /// The public URL recorded by the last `serve`, for offline commands.
 pub fn last_public_url(db: &Db) -> Result<Option<String>, DbError> {
-    use rusqlite::OptionalExtension;
-    db.read(|tx| {
-        Ok(tx
-            .query_row(
-                "SELECT value FROM settings WHERE key = 'last_public_url'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?)
-    })
+    db.read(|tx| Ok(settings::get(tx, settings::LAST_PUBLIC_URL)?))
 }
 
 fn announce(

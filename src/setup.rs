@@ -4,12 +4,10 @@
 
 use std::path::Path;
 
-use rusqlite::OptionalExtension;
-
 use crate::clock::{now_unix, rfc3339};
 use crate::crypto::{new_secret_token, sha256_hex};
 use crate::datadir::write_private_file;
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, settings};
 
 pub const TOKEN_TTL_SECS: i64 = 30 * 60;
 
@@ -27,16 +25,8 @@ pub enum SetupState {
 pub fn on_start(db: &Db, link_file: &Path, public_url: &str) -> Result<SetupState, DbError> {
     let now = now_unix();
     let (done, valid_until) = db.read(|tx| {
-        let done: bool = tx.query_row("SELECT count(*) > 0 FROM settings WHERE key = 'setup_completed_at'", [], |r| r.get(0))?;
-        let valid: Option<i64> = tx
-            .query_row(
-                "SELECT max(expires_at) FROM setup_tokens WHERE used_at IS NULL AND expires_at > ?1",
-                [now],
-                |r| r.get(0),
-            )
-            .optional()?
-            .flatten();
-        Ok::<_, DbError>((done, valid))
+        let done = settings::get(tx, settings::SETUP_COMPLETED_AT)?.is_some();
+        Ok::<_, DbError>((done, settings::setup_token_valid_until(tx, now)?))
     })?;
     if done {
         return Ok(SetupState::Done);
@@ -54,12 +44,7 @@ pub fn mint(db: &Db, link_file: &Path, public_url: &str) -> Result<(String, i64)
     let now = now_unix();
     let expires_at = now + TOKEN_TTL_SECS;
     db.write(|tx| {
-        tx.execute("DELETE FROM setup_tokens WHERE used_at IS NULL", [])?;
-        tx.execute(
-            "INSERT INTO setup_tokens (token_hash, created_at, expires_at) VALUES (?1, ?2, ?3)",
-            (sha256_hex(token.as_bytes()), now, expires_at),
-        )?;
-        Ok::<_, DbError>(())
+        settings::replace_setup_token(tx, &sha256_hex(token.as_bytes()), now, expires_at)
     })?;
     let link = format!("{public_url}/setup#{token}");
     let text = format!(

@@ -12,6 +12,7 @@ use super::{Admin, Handled, html_status, password, redirect};
 use crate::clock::{now_unix, rfc3339};
 use crate::crypto::sha256_hex;
 use crate::db::admin::{self as store, Session, SessionKind};
+use crate::db::settings;
 use crate::error::{HttpError, Reason};
 use crate::http::{Request, Response};
 
@@ -33,13 +34,10 @@ impl Admin {
     }
 
     fn setup_done(&self) -> Result<bool, HttpError> {
-        Ok(self.db.read(|tx| {
-            tx.query_row(
-                "SELECT count(*) > 0 FROM settings WHERE key = 'setup_completed_at'",
-                [],
-                |r| r.get(0),
-            )
-        })?)
+        Ok(self
+            .db
+            .read(|tx| settings::get(tx, settings::SETUP_COMPLETED_AT))?
+            .is_some())
     }
 
     fn setup_page(
@@ -126,21 +124,12 @@ impl Admin {
         let now = now_unix();
         let token_hash = sha256_hex(field(&form, "token").trim().as_bytes());
         let accepted = self.db.write(|tx| {
-            let used = tx.execute(
-                "UPDATE setup_tokens SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
-                rusqlite::params![token_hash, now],
-            )?;
-            if used == 0 {
+            if !settings::consume_setup_token(tx, &token_hash, now)? {
                 return Ok::<_, HttpError>(false);
             }
             store::set_local_admin(tx, username, &hash, now)?;
-            for (key, value) in [("setup_completed_at", now.to_string()), ("public_url", public_url.to_string())] {
-                tx.execute(
-                    "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                    rusqlite::params![key, value, now],
-                )?;
-            }
+            settings::put(tx, settings::SETUP_COMPLETED_AT, &now.to_string(), now)?;
+            settings::put(tx, settings::PUBLIC_URL, public_url, now)?;
             Ok(true)
         })?;
         if !accepted {
@@ -166,15 +155,7 @@ impl Admin {
 
     /// After setup: TLS review and the next steps.
     pub(super) fn welcome_page(&self, session: &Session) -> Handled {
-        let configured: Option<String> = self.db.read(|tx| {
-            use rusqlite::OptionalExtension;
-            tx.query_row(
-                "SELECT value FROM settings WHERE key = 'public_url'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-        })?;
+        let configured = self.db.read(|tx| settings::get(tx, settings::PUBLIC_URL))?;
         let cert = self
             .server_cert
             .as_ref()

@@ -102,7 +102,7 @@ impl Admin {
                 user,
                 crate::db::directory::email_of(tx, id)?.unwrap_or_default(),
                 crate::db::directory::groups_of_user(tx, id)?,
-                portal_seats(tx, id)?,
+                crate::db::portal::user_seats(tx, id)?,
                 store::devices_of_user(tx, id)?,
                 store::audit_entries(tx, Some(id), None, 20)?,
             ))
@@ -210,31 +210,4 @@ fn seat_label(u: &UserSummary) -> maud::Markup {
             _ => span.muted { "—" },
         }
     }
-}
-
-struct SeatView {
-    product: String,
-    pool: String,
-    state: String,
-    reason: Option<String>,
-    since: i64,
-}
-
-fn portal_seats(tx: &rusqlite::Transaction<'_>, user_id: &str) -> rusqlite::Result<Vec<SeatView>> {
-    let mut stmt = tx.prepare_cached(
-        "SELECT l.product, coalesce(sl.name, 'primary pool'), s.state, s.reason, s.since
-         FROM seats s JOIN licenses l ON l.id = s.license_id
-         LEFT JOIN sublicenses sl ON sl.id = s.sublicense_id
-         WHERE s.user_id = ?1 ORDER BY l.product",
-    )?;
-    let rows = stmt.query_map([user_id], |r| {
-        Ok(SeatView {
-            product: r.get(0)?,
-            pool: r.get(1)?,
-            state: r.get(2)?,
-            reason: r.get(3)?,
-            since: r.get(4)?,
-        })
-    })?;
-    rows.collect()
 }

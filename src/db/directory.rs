@@ -439,3 +439,52 @@ pub fn groups_of_user_with_external_prefix(
     let rows = stmt.query_map(params![user_id, prefix], |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect()
 }
+
+/// One SCIM request as the request log stores it.
+#[derive(Debug, Clone)]
+pub struct ScimRequestEntry {
+    pub at: i64,
+    pub token_id: Option<i64>,
+    pub client: String,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub scim_type: Option<String>,
+    pub detail: Option<String>,
+    pub request: Option<String>,
+    pub duration_us: i64,
+}
+
+pub fn append_scim_requests(
+    tx: &Transaction<'_>,
+    entries: &[ScimRequestEntry],
+) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO scim_requests (at, token_id, client, method, path, status, scim_type, detail, request, duration_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for e in entries {
+        stmt.execute(params![
+            e.at,
+            e.token_id,
+            e.client,
+            e.method,
+            e.path,
+            e.status,
+            e.scim_type,
+            e.detail,
+            e.request,
+            e.duration_us
+        ])?;
+    }
+    Ok(())
+}
+
+/// Keeps the newest `keep_rows` logged requests.
+pub fn prune_scim_requests(tx: &Transaction<'_>, keep_rows: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "DELETE FROM scim_requests WHERE id <= (SELECT max(id) FROM scim_requests) - ?1",
+    )?
+    .execute([keep_rows])?;
+    Ok(())
+}

@@ -684,3 +684,12 @@ pub fn license_product(tx: &Transaction<'_>, license_id: &str) -> rusqlite::Resu
         .query_row([license_id], |r| r.get(0))
         .optional()
 }
+
+/// How many licenses and sublicenses expire in `(after, until]`.
+pub fn expiries_between(tx: &Transaction<'_>, after: i64, until: i64) -> rusqlite::Result<i64> {
+    tx.prepare_cached(
+        "SELECT (SELECT count(*) FROM licenses WHERE expires_at > ?1 AND expires_at <= ?2)
+              + (SELECT count(*) FROM sublicenses WHERE expires_at > ?1 AND expires_at <= ?2)",
+    )?
+    .query_row(params![after, until], |r| r.get(0))
+}

@@ -14,6 +14,7 @@ pub mod idp;
 pub mod licensing;
 mod migrations;
 pub mod portal;
+pub mod settings;
 pub mod tokens;
 
 use std::fs;

@@ -169,3 +169,61 @@ pub fn audit_actions(tx: &Transaction<'_>) -> rusqlite::Result<Vec<String>> {
     let rows = stmt.query_map([], |r| r.get(0))?;
     rows.collect()
 }
+
+/// One of a user's seats, for the user detail page.
+pub struct SeatView {
+    pub product: String,
+    pub pool: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub since: i64,
+}
+
+pub fn user_seats(tx: &Transaction<'_>, user_id: &str) -> rusqlite::Result<Vec<SeatView>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT l.product, coalesce(sl.name, 'primary pool'), s.state, s.reason, s.since
+         FROM seats s JOIN licenses l ON l.id = s.license_id
+         LEFT JOIN sublicenses sl ON sl.id = s.sublicense_id
+         WHERE s.user_id = ?1 ORDER BY l.product",
+    )?;
+    let rows = stmt.query_map([user_id], |r| {
+        Ok(SeatView {
+            product: r.get(0)?,
+            pool: r.get(1)?,
+            state: r.get(2)?,
+            reason: r.get(3)?,
+            since: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// A person in the directory with their group names (the demo IdP's sign-in list).
+pub struct Person {
+    pub email: String,
+    pub name: String,
+    pub active: bool,
+    pub groups: Vec<String>,
+}
+
+/// The first `limit` people, active first, by name.
+pub fn people(tx: &Transaction<'_>, limit: i64) -> rusqlite::Result<Vec<Person>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT u.user_name, coalesce(u.display_name, u.user_name), u.active,
+                (SELECT group_concat(g.display_name, char(10)) FROM group_members gm
+                   JOIN groups g ON g.id = gm.group_id WHERE gm.user_id = u.id)
+         FROM users u ORDER BY u.active DESC, coalesce(u.display_name, u.user_name) LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit], |r| {
+        let groups: Option<String> = r.get(3)?;
+        Ok(Person {
+            email: r.get(0)?,
+            name: r.get(1)?,
+            active: r.get::<_, i64>(2)? == 1,
+            groups: groups
+                .map(|g| g.lines().map(str::to_string).collect())
+                .unwrap_or_default(),
+        })
+    })?;
+    rows.collect()
+}

@@ -15,6 +15,7 @@ use samael::crypto::CryptoProvider;
 
 use crate::clock::{now_unix, rfc3339};
 use crate::db::Db;
+use crate::db::portal::Person;
 use crate::error::{HttpError, Reason};
 use crate::http::{Request, Response};
 
@@ -103,10 +104,17 @@ impl DemoIdp {
     fn sign_in_page(&self, req: &Request) -> Handled {
         let encoded = crate::http::query_param(&req.query, "SAMLRequest")?.unwrap_or_default();
         let relay = crate::http::query_param(&req.query, "RelayState")?.unwrap_or_default();
-        let hint = crate::http::query_param(&req.query, "login_hint")?.unwrap_or_default();
         let request = AuthnRequest::decode(&encoded)?;
         self.check_acs(&request.acs)?;
-        let users = self.db.read(demo_users)?;
+        // The email the sign-in was started for (an activation's), listed first.
+        let (mut users, hint) = self.db.read(|tx| {
+            let hint = crate::db::idp::request(tx, &request.id)?.and_then(|r| r.email_hint);
+            Ok::<_, HttpError>((
+                crate::db::portal::people(tx, 500)?,
+                hint.unwrap_or_default(),
+            ))
+        })?;
+        users.sort_by_key(|u| !u.email.eq_ignore_ascii_case(&hint));
         let page = crate::admin::pages::layout(
             "Demo identity provider",
             None,
@@ -135,7 +143,7 @@ impl DemoIdp {
                                         input type="hidden" name="audience" value=(request.issuer);
                                         input type="hidden" name="relay" value=(relay);
                                         input type="hidden" name="email" value=(u.email);
-                                        button type="submit" { "Sign in as " (u.first_name()) }
+                                        button type="submit" { "Sign in as " (first_name(u)) }
                                     }
                                 }
                             }
@@ -156,7 +164,7 @@ impl DemoIdp {
         let email = field("email");
         let user = self
             .db
-            .read(demo_users)?
+            .read(|tx| crate::db::portal::people(tx, 500))?
             .into_iter()
             .find(|u| u.email.eq_ignore_ascii_case(email))
             .ok_or_else(|| {
@@ -201,7 +209,7 @@ impl DemoIdp {
         }
     }
 
-    fn response_xml(&self, user: &DemoUser, request_id: &str, audience: &str, acs: &str) -> String {
+    fn response_xml(&self, user: &Person, request_id: &str, audience: &str, acs: &str) -> String {
         let now = now_unix();
         let issue = rfc3339(now);
         let expires = rfc3339(now + 300);
@@ -275,39 +283,13 @@ impl AuthnRequest {
     }
 }
 
-pub struct DemoUser {
-    pub email: String,
-    pub name: String,
-    pub active: bool,
-    pub groups: Vec<String>,
-}
-
-impl DemoUser {
-    fn first_name(&self) -> &str {
-        self.name.split_whitespace().next().unwrap_or(&self.email)
-    }
-}
-
-/// Everyone in the directory (the demo's is a few dozen people), with their groups.
-fn demo_users(tx: &rusqlite::Transaction<'_>) -> Result<Vec<DemoUser>, HttpError> {
-    let mut stmt = tx.prepare_cached(
-        "SELECT u.user_name, coalesce(u.display_name, u.user_name), u.active,
-                (SELECT group_concat(g.display_name, char(10)) FROM group_members gm
-                   JOIN groups g ON g.id = gm.group_id WHERE gm.user_id = u.id)
-         FROM users u ORDER BY u.active DESC, coalesce(u.display_name, u.user_name) LIMIT 500",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        let groups: Option<String> = r.get(3)?;
-        Ok(DemoUser {
-            email: r.get(0)?,
-            name: r.get(1)?,
-            active: r.get::<_, i64>(2)? == 1,
-            groups: groups
-                .map(|g| g.lines().map(str::to_string).collect())
-                .unwrap_or_default(),
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+/// The name to greet a person by.
+fn first_name(person: &Person) -> &str {
+    person
+        .name
+        .split_whitespace()
+        .next()
+        .unwrap_or(&person.email)
 }
 
 fn xml_escape(s: &str) -> String {

@@ -202,9 +202,11 @@ pub fn seed(app: &App, idp: &DemoIdp) -> Result<Seeded, String> {
     db.write(|tx| {
         crate::db::admin::set_local_admin(tx, ADMIN_USER, &hash, now)?;
         // The demo is set up; there is no first-run link to follow.
-        tx.execute(
-            "INSERT OR REPLACE INTO settings (key, value, updated_at) VALUES ('setup_completed_at', ?1, ?1)",
-            [now],
+        crate::db::settings::put(
+            tx,
+            crate::db::settings::SETUP_COMPLETED_AT,
+            &now.to_string(),
+            now,
         )?;
         Ok::<_, rusqlite::Error>(())
     })

@@ -30,26 +30,12 @@ pub struct Summary {
 /// thread; returns `None` when nothing expired.
 pub fn apply_expiries(db: &crate::db::Db, now: i64) -> rusqlite::Result<Option<Summary>> {
     db.write(|tx| {
-        let checked: i64 = tx
-            .query_row(
-                "SELECT value FROM settings WHERE key = 'licensing_expiry_checked_at'",
-                [],
-                |r| r.get::<_, String>(0),
-            )
-            .ok()
+        use crate::db::settings;
+        let checked: i64 = settings::get(tx, settings::EXPIRY_CHECKED_AT)?
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        let expired: i64 = tx.query_row(
-            "SELECT (SELECT count(*) FROM licenses WHERE expires_at > ?1 AND expires_at <= ?2)
-                  + (SELECT count(*) FROM sublicenses WHERE expires_at > ?1 AND expires_at <= ?2)",
-            [checked, now],
-            |r| r.get(0),
-        )?;
-        tx.execute(
-            "INSERT INTO settings (key, value, updated_at) VALUES ('licensing_expiry_checked_at', ?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            rusqlite::params![now.to_string(), now],
-        )?;
+        let expired = store::expiries_between(tx, checked, now)?;
+        settings::put(tx, settings::EXPIRY_CHECKED_AT, &now.to_string(), now)?;
         if expired == 0 {
             return Ok(None);
         }

@@ -15,19 +15,7 @@ use crate::db::Db;
 const QUEUE: usize = 16 * 1024;
 const MAX_BODY_CHARS: usize = 4096;
 
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub at: i64,
-    pub token_id: Option<i64>,
-    pub client: String,
-    pub method: String,
-    pub path: String,
-    pub status: u16,
-    pub scim_type: Option<String>,
-    pub detail: Option<String>,
-    pub request: Option<String>,
-    pub duration_us: i64,
-}
+pub use crate::db::directory::ScimRequestEntry as Entry;
 
 pub struct RequestLog {
     tx: Mutex<Option<SyncSender<Entry>>>,
@@ -79,20 +67,9 @@ fn writer(db: &Db, rx: &Receiver<Entry>, keep_rows: i64) {
         batches += 1;
         let prune = batches.is_multiple_of(64);
         let result = db.write(|tx| {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO scim_requests (at, token_id, client, method, path, status, scim_type, detail, request, duration_us)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?;
-            for e in &batch {
-                stmt.execute(rusqlite::params![
-                    e.at, e.token_id, e.client, e.method, e.path, e.status, e.scim_type, e.detail, e.request, e.duration_us
-                ])?;
-            }
+            crate::db::directory::append_scim_requests(tx, &batch)?;
             if prune {
-                tx.execute(
-                    "DELETE FROM scim_requests WHERE id <= (SELECT max(id) FROM scim_requests) - ?1",
-                    [keep_rows],
-                )?;
+                crate::db::directory::prune_scim_requests(tx, keep_rows)?;
             }
             Ok::<_, rusqlite::Error>(())
         });

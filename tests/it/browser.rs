@@ -50,13 +50,19 @@ impl Browser {
             assert!(Instant::now() < deadline, "chromedriver did not start");
             std::thread::sleep(Duration::from_millis(100));
         }
+        let mut options = json!({
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1100"]
+        });
+        // Debian's Chromium; elsewhere chromedriver finds Chrome itself.
+        let binary =
+            std::env::var("SEATGATE_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        if std::path::Path::new(&binary).exists() {
+            options["binary"] = json!(binary);
+        }
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "acceptInsecureCerts": true,
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1100"]
-            }
+            "goog:chromeOptions": options
         }}});
         let mut b = Browser {
             driver,

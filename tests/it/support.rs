@@ -21,6 +21,7 @@ pub struct TestServer {
     pub data_dir: PathBuf,
     pub addr: SocketAddr,
     pub tls: bool,
+    demo: bool,
     log: Arc<Mutex<String>>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -198,6 +199,7 @@ impl Builder {
             data_dir,
             addr,
             tls: self.tls,
+            demo: self.demo,
             log,
             _tmp: tmp,
         }
@@ -309,6 +311,15 @@ impl Drop for TestServer {
             );
         }
         if let Some(mut c) = self.child.take() {
+            // A demo deletes its temporary directory when stopped gracefully.
+            if self.demo {
+                unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+                let deadline = std::time::Instant::now() + Duration::from_secs(5);
+                while c.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
