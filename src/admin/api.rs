@@ -166,7 +166,7 @@ impl Admin {
                     .map(|p| {
                         json!({"sublicense": p.sublicense_id, "name": p.name, "reserved": p.reserved,
                                "expires_at": p.expires_at.map(rfc3339), "capacity": p.capacity,
-                               "used": p.used, "pending": p.pending})
+                               "used": p.used, "pending": p.pending, "free": p.free})
                     })
                     .collect();
                 json!({"id": l.id, "product": l.product, "seats": l.seats,

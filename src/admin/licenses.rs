@@ -203,7 +203,15 @@ fn page(s: &Session, c: &Catalog, notice: Option<&str>, now: i64) -> Markup {
                                         }
                                     }
                                 }
-                                td { (p.used) " / " (p.pending) " / " ((p.capacity - p.used).max(0)) " of " (p.capacity) }
+                                td {
+                                    (p.used) " / " (p.pending) " / " (p.free) " of " (p.capacity)
+                                    @if p.used_by_dynamic > 0 {
+                                        br; span.muted { (p.used_by_dynamic) " of the used seats are held through dynamic sublicenses" }
+                                    }
+                                    @if p.sublicense_id.is_some() && !p.reserved && p.free < (p.capacity - p.used).max(0) {
+                                        br; span.muted { "limited by the primary pool it draws from" }
+                                    }
+                                }
                                 td.bar { (usage_bar(p)) }
                             }
                         }
@@ -305,19 +313,20 @@ fn grant_label(m: &Mapping, c: &Catalog) -> Markup {
     }
 }
 
-/// A stacked bar: used seats, then free ones, with the waiting list drawn past the end.
+/// A stacked bar: used seats, free ones, seats a dynamic sublicense cannot use while the
+/// primary pool is full (outlined), and the waiting list drawn past the end.
 /// SVG attributes rather than inline styles, which the pages' CSP forbids.
-fn usage_bar(p: &PoolUsage) -> Markup {
-    let scale = (p.capacity + p.pending).max(1) as f64;
+pub(super) fn usage_bar(p: &PoolUsage) -> Markup {
+    let scale = (p.capacity.max(p.used) + p.pending).max(1) as f64;
     let w = |n: i64| format!("{:.1}", n.max(0) as f64 / scale * 300.0);
-    let used = p.used.min(p.capacity);
-    let free = (p.capacity - used).max(0);
+    let blocked = (p.capacity - p.used - p.free).max(0);
     html! {
         svg.bar width="300" height="14" viewBox="0 0 300 14" role="img"
-            aria-label={ (p.used) " used, " (p.pending) " pending, " (free) " free" } {
-            rect.used x="0" y="0" height="14" width=(w(used)) {}
-            rect.free x=(w(used)) y="0" height="14" width=(w(free)) {}
-            rect.pending x=(w(used + free)) y="0" height="14" width=(w(p.pending)) {}
+            aria-label={ (p.used) " used, " (p.pending) " pending, " (p.free) " free" } {
+            rect.used x="0" y="0" height="14" width=(w(p.used)) {}
+            rect.free x=(w(p.used)) y="0" height="14" width=(w(p.free)) {}
+            rect.blocked x=(w(p.used + p.free)) y="0.5" height="13" width=(w(blocked)) {}
+            rect.pending x=(w(p.used + p.free + blocked)) y="0" height="14" width=(w(p.pending)) {}
         }
     }
 }

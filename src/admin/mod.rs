@@ -234,16 +234,21 @@ impl Admin {
     }
 
     fn overview(&self, session: &Session) -> Handled {
-        let (connections, mappings, local_admins, sign_ins) = self.db.read(|tx| {
-            Ok::<_, HttpError>((
-                crate::db::idp::list(tx)?,
-                store::mappings(tx)?,
-                store::local_admins(tx)?,
-                store::recent_sign_ins(tx, false, 20)?,
-            ))
-        })?;
+        let (licenses, pools, connections, mappings, local_admins, sign_ins) =
+            self.db.read(|tx| {
+                Ok::<_, HttpError>((
+                    crate::db::licensing::licenses(tx)?,
+                    crate::db::portal::pool_usage(tx, crate::clock::now_unix())?,
+                    crate::db::idp::list(tx)?,
+                    store::mappings(tx)?,
+                    store::local_admins(tx)?,
+                    store::recent_sign_ins(tx, false, 20)?,
+                ))
+            })?;
         Ok(html(pages::overview(&pages::Overview {
             session,
+            licenses: &licenses,
+            pools: &pools,
             connections: &connections,
             mappings: &mappings,
             local_admins: &local_admins,

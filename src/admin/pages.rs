@@ -110,6 +110,8 @@ pub fn login(login_csrf: &str, notice: Option<&str>, username: &str) -> String {
 /// What the overview shows.
 pub struct Overview<'a> {
     pub session: &'a Session,
+    pub licenses: &'a [crate::db::licensing::LicenseRow],
+    pub pools: &'a [crate::db::portal::PoolUsage],
     pub connections: &'a [Connection],
     pub mappings: &'a [Mapping],
     pub local_admins: &'a [LocalAdmin],
@@ -131,9 +133,30 @@ pub fn overview(o: &Overview<'_>) -> String {
                 "; this session ends at " (rfc3339(o.session.expires_at)) " at the latest."
             }
             section.card {
+                h2 { "Seats" }
+                @if o.licenses.is_empty() {
+                    p { "No license yet. " a href="/admin/licenses" { "Add one" } "." }
+                }
+                @for l in o.licenses {
+                    h3 { a href="/admin/licenses" { (l.product) } }
+                    table.pools {
+                        thead { tr { th { "Pool" } th { "Used / pending / free" } th.bar {} } }
+                        tbody {
+                            @for p in o.pools.iter().filter(|p| p.license_id == l.id) {
+                                tr {
+                                    td { (p.name) }
+                                    td { (p.used) " / " (p.pending) " / " (p.free) " of " (p.capacity) }
+                                    td.bar { (super::licenses::usage_bar(p)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            section.card {
                 h2 { "Identity provider connections" }
                 @if o.connections.is_empty() {
-                    p { "None yet. Add one with " code { "seatgate idp add" } "." }
+                    p { "None yet. " a href="/admin/idp" { "Set one up" } " (guided, per identity provider)." }
                 } @else {
                     table {
                         thead { tr { th { "Connection" } th { "Preset" } th { "Domains" } th { "Signing certificates" } th { "Test" } } }

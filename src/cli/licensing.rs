@@ -210,25 +210,17 @@ pub fn sublicense(db: &Db, cmd: SublicenseCommand) -> Result<(), CliError> {
 
 fn print_licenses(db: &Db) -> Result<(), CliError> {
     let now = now_unix();
-    let (licenses, subs, counts, catalog) = db
+    let (licenses, pools) = db
         .read(|tx| {
             Ok::<_, rusqlite::Error>((
                 store::licenses(tx)?,
-                store::sublicenses(tx)?,
-                store::pool_counts(tx)?,
-                store::catalog(tx)?,
+                crate::db::portal::pool_usage(tx, now)?,
             ))
         })
         .map_err(runtime)?;
     if licenses.is_empty() {
         println!("no licenses; add one with `seatgate license add --product NAME --seats N`");
     }
-    let count = |l: &str, p: Option<&str>| {
-        counts
-            .iter()
-            .find(|(cl, cp, _, _)| cl == l && cp.as_deref() == p)
-            .map_or((0, 0), |c| (c.2, c.3))
-    };
     let expiry = |t: Option<i64>| {
         t.map_or_else(
             || "no expiry".to_string(),
@@ -243,23 +235,24 @@ fn print_licenses(db: &Db) -> Result<(), CliError> {
             l.seats,
             expiry(l.expires_at)
         );
-        let (used, pending) = count(&l.id, None);
-        let capacity = catalog.primary_capacity(&l.id, now);
-        println!(
-            "    primary pool: {used} used, {pending} pending, {} free of {capacity}",
-            (capacity - used).max(0)
-        );
-        for s in subs.iter().filter(|s| s.license_id == l.id) {
-            let (used, pending) = count(&l.id, Some(&s.id));
-            println!(
-                "    {} {} ({}, {}): {used} used, {pending} pending, {} free of {}",
-                s.id,
-                s.name,
-                if s.reserved { "reserved" } else { "dynamic" },
-                expiry(s.expires_at),
-                (s.seats - used).max(0),
-                s.seats
+        for p in pools.iter().filter(|p| p.license_id == l.id) {
+            let figures = format!(
+                "{} used, {} pending, {} free of {}",
+                p.used, p.pending, p.free, p.capacity
             );
+            match &p.sublicense_id {
+                None if p.used_by_dynamic > 0 => println!(
+                    "    primary pool: {figures} ({} used through dynamic sublicenses)",
+                    p.used_by_dynamic
+                ),
+                None => println!("    primary pool: {figures}"),
+                Some(id) => println!(
+                    "    {id} {} ({}, {}): {figures}",
+                    p.name,
+                    if p.reserved { "reserved" } else { "dynamic" },
+                    expiry(p.expires_at),
+                ),
+            }
         }
     }
     Ok(())

@@ -254,19 +254,6 @@ pub fn pending_in_pool(
     .query_row(params![license_id, pool], |r| r.get(0))
 }
 
-/// (license, pool, assigned, pending).
-pub type PoolCount = (String, Option<String>, i64, i64);
-
-/// Seat counts per (license, pool).
-pub fn pool_counts(tx: &Transaction<'_>) -> rusqlite::Result<Vec<PoolCount>> {
-    let mut stmt = tx.prepare_cached(
-        "SELECT license_id, sublicense_id, sum(state = 'assigned'), sum(state = 'pending') FROM seats
-         GROUP BY license_id, sublicense_id ORDER BY license_id, sublicense_id",
-    )?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-    rows.collect()
-}
-
 /// Revokes a user's live devices for a license; returns their ids.
 pub fn revoke_devices(
     tx: &Transaction<'_>,

@@ -84,43 +84,71 @@ pub struct PoolUsage {
     pub reserved: bool,
     pub expires_at: Option<i64>,
     pub capacity: i64,
+    /// Assigned seats; for the primary pool including those of dynamic sublicenses.
     pub used: i64,
+    /// Of `used` in the primary pool, the seats held through dynamic sublicenses.
+    pub used_by_dynamic: i64,
     pub pending: i64,
+    /// Seats the pool can still grant (the engine's rule: a dynamic sublicense is also
+    /// bounded by the primary pool).
+    pub free: i64,
 }
 
 /// Every pool of every license: the primary pool (seats not reserved by a sublicense) and
-/// each sublicense, with assigned and pending seats.
+/// each sublicense, with assigned, pending and free seats as the seat engine counts them.
 pub fn pool_usage(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<Vec<PoolUsage>> {
+    let catalog = super::licensing::catalog(tx)?;
+    let usage = super::licensing::usage(tx)?;
     let mut stmt = tx.prepare_cached(
         "SELECT * FROM (
-         SELECT l.id AS license_id, NULL AS sublicense_id, 'Primary pool' AS name, 0, l.expires_at,
-                l.seats - coalesce((SELECT sum(seats) FROM sublicenses s WHERE s.license_id = l.id
-                    AND s.allocation = 'reserved' AND (s.expires_at IS NULL OR s.expires_at >= ?1)), 0),
-                (SELECT count(*) FROM seats WHERE license_id = l.id AND state = 'assigned'
-                    AND sublicense_id IS NULL),
-                (SELECT count(*) FROM seats WHERE license_id = l.id AND state = 'pending'
-                    AND sublicense_id IS NULL)
+         SELECT l.id AS license_id, NULL AS sublicense_id, 'Primary pool' AS name, 0, l.expires_at
          FROM licenses l
          UNION ALL
-         SELECT s.license_id, s.id, s.name, s.allocation = 'reserved', s.expires_at, s.seats,
-                (SELECT count(*) FROM seats WHERE sublicense_id = s.id AND state = 'assigned'),
-                (SELECT count(*) FROM seats WHERE sublicense_id = s.id AND state = 'pending')
+         SELECT s.license_id, s.id, s.name, s.allocation = 'reserved', s.expires_at
          FROM sublicenses s)
          ORDER BY license_id, sublicense_id IS NOT NULL, name",
     )?;
-    let rows = stmt.query_map([now], |r| {
-        Ok(PoolUsage {
-            license_id: r.get(0)?,
-            sublicense_id: r.get(1)?,
-            name: r.get(2)?,
-            reserved: r.get::<_, i64>(3)? == 1,
-            expires_at: r.get(4)?,
-            capacity: r.get(5)?,
-            used: r.get(6)?,
-            pending: r.get(7)?,
-        })
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Option<String>>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)? == 1,
+            r.get::<_, Option<i64>>(4)?,
+        ))
     })?;
-    rows.collect()
+    let mut pools = Vec::new();
+    for row in rows {
+        let (license_id, sublicense_id, name, reserved, expires_at) = row?;
+        let own = usage
+            .get(&(license_id.clone(), sublicense_id.clone()))
+            .copied()
+            .unwrap_or(0);
+        let (capacity, used) = match &sublicense_id {
+            None => (
+                catalog.primary_capacity(&license_id, now),
+                catalog.primary_used(&license_id, &usage),
+            ),
+            Some(s) => (catalog.sublicense(s).map_or(0, |s| s.seats), own),
+        };
+        pools.push(PoolUsage {
+            pending: super::licensing::pending_in_pool(tx, &license_id, sublicense_id.as_deref())?,
+            free: catalog.free_seats(&license_id, &sublicense_id, &usage, now),
+            used_by_dynamic: if sublicense_id.is_none() {
+                used - own
+            } else {
+                0
+            },
+            license_id,
+            sublicense_id,
+            name,
+            reserved,
+            expires_at,
+            capacity,
+            used,
+        });
+    }
+    Ok(pools)
 }
 
 /// What the audit log view filters on.

@@ -134,38 +134,54 @@ impl Catalog {
         out
     }
 
-    /// Whether `pool` of `license_id` has a free seat, given the assigned seats per pool.
-    pub fn has_room(&self, license_id: &str, pool: &Pool, usage: &Usage, now: i64) -> bool {
+    /// Seats held from the primary pool: its own and those of dynamic sublicenses, which
+    /// compete for it.
+    pub fn primary_used(&self, license_id: &str, usage: &Usage) -> i64 {
+        usage
+            .iter()
+            .filter(|((l, p), _)| {
+                l == license_id
+                    && match p {
+                        None => true,
+                        Some(s) => self.sublicense(s).is_some_and(|s| !s.reserved),
+                    }
+            })
+            .map(|(_, n)| *n)
+            .sum()
+    }
+
+    /// How many more seats `pool` of `license_id` can grant now. A dynamic sublicense is
+    /// bounded by its own limit and by what is left in the primary pool.
+    pub fn free_seats(&self, license_id: &str, pool: &Pool, usage: &Usage, now: i64) -> i64 {
         let primary_free = || {
-            let used_primary: i64 = usage
-                .iter()
-                .filter(|((l, p), _)| {
-                    l == license_id
-                        && match p {
-                            None => true,
-                            Some(s) => self.sublicense(s).is_some_and(|s| !s.reserved),
-                        }
-                })
-                .map(|(_, n)| *n)
-                .sum();
-            used_primary < self.primary_capacity(license_id, now)
+            (self.primary_capacity(license_id, now) - self.primary_used(license_id, usage)).max(0)
         };
         match pool {
             None => primary_free(),
             Some(sub_id) => {
                 let Some(s) = self.sublicense(sub_id) else {
-                    return false;
+                    return 0;
                 };
                 if expired(s.expires_at, now) {
-                    return false;
+                    return 0;
                 }
                 let used = usage
                     .get(&(license_id.to_string(), Some(sub_id.clone())))
                     .copied()
                     .unwrap_or(0);
-                used < s.seats && (s.reserved || primary_free())
+                let own = (s.seats - used).max(0);
+                if s.reserved {
+                    own
+                } else {
+                    own.min(primary_free())
+                }
             }
         }
+    }
+
+    /// Whether `pool` of `license_id` has a free seat, given the assigned seats per pool.
+    pub fn has_room(&self, license_id: &str, pool: &Pool, usage: &Usage, now: i64) -> bool {
+        self.free_seats(license_id, pool, usage, now) > 0
     }
 }
 
@@ -316,5 +332,34 @@ mod tests {
         usage.insert(("L".into(), None), 3);
         assert!(c.has_room("L", &des, &usage, 0));
         assert!(!c.has_room("L", &Some("nope".into()), &usage, 0));
+    }
+
+    #[test]
+    fn free_seats_count_dynamic_use_against_the_primary_pool() {
+        let c = catalog();
+        let mut usage = Usage::new();
+        let des = Some("des".to_string());
+        // primary capacity 6 (10 - 4 reserved); des is dynamic with 3 seats.
+        usage.insert(("L".into(), None), 2);
+        usage.insert(("L".into(), des.clone()), 2);
+        assert_eq!(
+            c.primary_used("L", &usage),
+            4,
+            "dynamic seats are primary seats"
+        );
+        assert_eq!(c.free_seats("L", &None, &usage, 0), 2);
+        assert_eq!(c.free_seats("L", &des, &usage, 0), 1, "its own limit binds");
+        usage.insert(("L".into(), None), 4);
+        assert_eq!(c.free_seats("L", &None, &usage, 0), 0);
+        assert_eq!(
+            c.free_seats("L", &des, &usage, 0),
+            0,
+            "a full primary pool leaves a dynamic sublicense nothing"
+        );
+        assert_eq!(
+            c.free_seats("L", &Some("eng".into()), &usage, 0),
+            4,
+            "reserved seats stay free"
+        );
     }
 }

@@ -49,9 +49,15 @@ pub struct LicenseState {
     /// `assigned`, `pending` or `none`.
     pub seat: String,
     pub reason: Option<String>,
+    /// Seats used in the pool; for the primary pool including dynamic sublicenses' seats.
     pub pool_used: i64,
     pub pool_capacity: i64,
     pub pending_in_pool: i64,
+    /// Seats the pool can still grant.
+    pub pool_free: i64,
+    /// For a dynamic sublicense with seats of its own left: the primary pool it draws
+    /// from is full, as (used, capacity).
+    pub primary_full: Option<(i64, i64)>,
 }
 
 pub fn explain(
@@ -144,7 +150,14 @@ pub fn explain(
                 Some(s) => catalog.sublicense(s).map_or(0, |s| s.seats),
                 None => catalog.primary_capacity(&license, now),
             };
-            let used = usage.get(&(license.clone(), pool.clone())).copied().unwrap_or(0);
+            let used = match &pool {
+                Some(_) => usage.get(&(license.clone(), pool.clone())).copied().unwrap_or(0),
+                None => catalog.primary_used(&license, &usage),
+            };
+            let free = catalog.free_seats(&license, &pool, &usage, now);
+            let primary_full = (pool.is_some() && free == 0 && used < capacity).then(|| {
+                (catalog.primary_used(&license, &usage), catalog.primary_capacity(&license, now))
+            });
             let pending = store::pending_in_pool(tx, &license, pool.as_deref())?;
             e.licenses.push(LicenseState {
                 product: products.iter().find(|p| p.id == license).map(|p| p.product.clone()).unwrap_or_default(),
@@ -162,6 +175,8 @@ pub fn explain(
                 pool_used: used,
                 pool_capacity: capacity,
                 pending_in_pool: pending,
+                pool_free: free,
+                primary_full,
             });
         }
         let live = e.devices.iter().filter(|d| d.revoked_at.is_none()).count();
@@ -177,8 +192,12 @@ pub fn explain(
         } else {
             let l = &e.licenses[0];
             let reason = l.reason.as_deref().and_then(Reason::from_code).unwrap_or(Reason::NoSeats);
-            let because = match reason {
-                Reason::LicenseExpired => format!("the license {} has expired", l.license),
+            let because = match (reason, l.primary_full) {
+                (Reason::LicenseExpired, _) => format!("the license {} has expired", l.license),
+                (_, Some((used, capacity))) => format!(
+                    "the {} pool of {} has {} of {} seats used, but it is dynamic and the primary pool it draws from is full ({used} of {capacity} seats used); the user gets a seat as soon as one frees up",
+                    l.pool.clone().unwrap_or_default(), l.license, l.pool_used, l.pool_capacity
+                ),
                 _ => format!(
                     "the {} pool of {} is full ({} of {} seats used, {} waiting); the user gets a seat as soon as one frees up",
                     l.pool.clone().unwrap_or_default(), l.license, l.pool_used, l.pool_capacity, l.pending_in_pool

@@ -160,6 +160,19 @@ fn the_demo_walkthrough_activates_a_mac_through_the_demo_idp() {
         out.contains("Engineering (reserved, no expiry): 10 used, 2 pending, 0 free of 10"),
         "{out}"
     );
+    // Design's dynamic seats are primary-pool seats: the primary pool is full, not 4 free.
+    assert!(
+        out.contains(
+            "primary pool: 15 used, 3 pending, 0 free of 15 (4 used through dynamic sublicenses)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("Design (dynamic, no expiry): 4 used, 1 pending, 0 free of 4"),
+        "{out}"
+    );
+    let (_, out, _) = s.cli(&["explain", "goran@acme.example"]);
+    assert!(out.contains("pool 15 of 15 used, 3 pending"), "{out}");
 
     // Step 2: the client command the walkthrough prints.
     let state = tempfile::tempdir().expect("tmp");

@@ -218,6 +218,82 @@ fn seats_follow_the_directory_and_freed_seats_go_to_the_next_pending_user() {
 }
 
 #[test]
+fn a_dynamic_sublicense_competes_for_the_primary_pool_and_says_so() {
+    let s = server().start();
+    let idp = crate::saml::TestIdp::new("https://idp.contoso.example/saml");
+    crate::saml::connect(&s, "Contoso", "okta", "contoso.com", &idp.metadata());
+    ok(s.cli(&[
+        "license",
+        "add",
+        "--product",
+        "Parallels Desktop",
+        "--seats",
+        "3",
+    ]));
+    let design = ok(s.cli(&[
+        "sublicense",
+        "add",
+        "--license",
+        "Parallels Desktop",
+        "--name",
+        "Design",
+        "--seats",
+        "2",
+    ]))
+    .trim()
+    .to_string();
+    ok(s.cli(&[
+        "group-map",
+        "add",
+        "--group",
+        "Designers",
+        "--sublicense",
+        "Design",
+    ]));
+    ok(s.cli(&["group-map", "add", "--group", "Staff", "--primary"]));
+    let scim = s.scim();
+    let [ann, bob, cat, dan] =
+        ["ann", "bob", "cat", "dan"].map(|n| user(&scim, &format!("{n}@contoso.com")));
+    group(&scim, "Designers", &[&ann]);
+    group(&scim, "Staff", &[&bob, &cat, &dan]);
+    // 3 seats: Ann holds one through Design, Bob and Cat the other two; Dan waits.
+    assert_eq!(seat(&s, &ann), Some(("assigned".into(), design.clone())));
+    assert_eq!(seat(&s, &dan), Some(("pending".into(), "primary".into())));
+    let list = ok(s.cli(&["license", "list"]));
+    assert!(
+        list.contains(
+            "primary pool: 3 used, 1 pending, 0 free of 3 (1 used through dynamic sublicenses)"
+        ),
+        "{list}"
+    );
+    assert!(
+        list.contains("Design (dynamic, no expiry): 1 used, 0 pending, 0 free of 2"),
+        "Design has a seat of its own left but the primary pool is full: {list}"
+    );
+
+    // A second designer waits, and explain names the primary pool as the cause.
+    let eve = user(&scim, "eve@contoso.com");
+    let designers = db_query(&s, "SELECT id FROM groups WHERE display_name = 'Designers'");
+    patch_members(&scim, &designers[0][0], "add", &[&eve]);
+    assert_eq!(seat(&s, &eve), Some(("pending".into(), design.clone())));
+    let e = explain(&s, "eve@contoso.com");
+    assert_eq!(e["verdict"], "NO_SEATS", "{e}");
+    assert_eq!(e["licenses"][0]["pool_free"], 0, "{e}");
+    assert_eq!(e["licenses"][0]["primary_full"], json!([3, 3]), "{e}");
+    assert!(
+        e["because"].as_str().is_some_and(
+            |b| b.contains("the primary pool it draws from is full (3 of 3 seats used)")
+        ),
+        "{e}"
+    );
+
+    // Bob leaves: the oldest waiter (Dan, primary) gets the seat, not Eve.
+    set_active(&scim, &bob, false);
+    assert_eq!(seat(&s, &dan), Some(("assigned".into(), "primary".into())));
+    assert_eq!(seat(&s, &eve), Some(("pending".into(), design)));
+}
+
+#[test]
 fn a_sublicense_expiring_while_running_moves_its_users_to_the_primary_pool() {
     let s = server().start();
     ok(s.cli(&["license", "add", "--product", "Pro", "--seats", "3"]));

@@ -252,6 +252,12 @@ fn licenses_mappings_users_and_audit_through_the_portal() {
         "Eng: one used, one pending: {licenses}"
     );
     assert!(licenses.contains("<svg"), "usage bars");
+    let overview = get(&s, "/admin", &cookie).text();
+    assert!(
+        overview.contains("<h2>Seats</h2>")
+            && overview.contains("Primary pool</td><td>0 / 0 / 2 of 2"),
+        "the overview shows every pool: {overview}"
+    );
 
     let users = get(&s, "/admin/users?q=ann", &cookie).text();
     assert!(
