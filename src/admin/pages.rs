@@ -285,7 +285,7 @@ pub fn activation_result(device: &str, approved: bool, message: &str) -> String 
         },
         None,
         html! {
-            h1 { @if approved { (device) " is activated" } @else { "Activation refused" } }
+            h1 { @if approved { "Activated: " (device) } @else { "Activation refused" } }
             p.notice[!approved] { (message) }
         },
     )

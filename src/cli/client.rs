@@ -21,9 +21,9 @@ pub enum ClientCommand {
         /// A CA certificate to trust (the gateway's local CA, tls/ca.pem)
         #[arg(long, value_name = "FILE")]
         ca_cert: Option<PathBuf>,
-        /// The device name the gateway shows
-        #[arg(long, default_value = "this machine")]
-        name: String,
+        /// The device name the gateway shows [default: this machine's host name]
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Renew the lease (proof of possession of the device key)
     Renew,
@@ -64,6 +64,9 @@ pub fn run(state: Option<PathBuf>, cmd: ClientCommand) -> Result<(), CliError> {
             name,
         } => {
             let client = Client::open(&dir, ca_cert.as_deref()).map_err(client_error)?;
+            let name = name
+                .or_else(crate::server::host_name)
+                .unwrap_or_else(|| "this machine".into());
             let claims = client
                 .activate(
                     &server,

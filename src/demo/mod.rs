@@ -65,10 +65,15 @@ pub fn run(listen: SocketAddr) -> Result<(), DemoError> {
         ..Config::default()
     };
     let _ = DEMO_RUNNING.set(());
-    let program = std::env::args()
-        .next()
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "seatgate".into());
+    // The commands it prints must work from any directory: an absolute path unless the
+    // binary was found on PATH.
+    let program = match std::env::args().next() {
+        Some(p) if p.contains('/') => std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or(p),
+        Some(p) if !p.is_empty() => p,
+        _ => "seatgate".into(),
+    };
     let demo = Demo {
         dir: dir.clone(),
         program,

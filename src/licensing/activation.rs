@@ -284,7 +284,7 @@ pub fn complete(
         Ok(()) => Completed::Page {
             device: a.device_name,
             approved: true,
-            message: "This Mac is activated. You can close this window and return to the app."
+            message: "This device is activated. You can close this window and return to the app."
                 .into(),
         },
         Err(reason) => Completed::Page {

@@ -46,6 +46,8 @@ pub struct LicenseState {
     pub product: String,
     /// The pool the user draws from (`primary` or a sublicense id), if entitled.
     pub pool: Option<String>,
+    /// That pool as people call it: `primary pool` or `sublicense NAME`.
+    pub pool_name: Option<String>,
     /// `assigned`, `pending` or `none`.
     pub seat: String,
     pub reason: Option<String>,
@@ -163,6 +165,10 @@ pub fn explain(
                 product: products.iter().find(|p| p.id == license).map(|p| p.product.clone()).unwrap_or_default(),
                 license,
                 pool: decision.as_ref().ok().map(|p| p.clone().unwrap_or_else(|| "primary".into())),
+                pool_name: decision.as_ref().ok().map(|p| match p {
+                    Some(id) => format!("sublicense {}", catalog.sublicense(id).map_or(id.as_str(), |s| s.name.as_str())),
+                    None => "primary pool".into(),
+                }),
                 seat: match seat {
                     Some(s) if s.assigned => "assigned".into(),
                     Some(_) => "pending".into(),
@@ -186,7 +192,7 @@ pub fn explain(
             if live >= device_limit as usize {
                 verdict(&mut e, Some(Reason::DeviceLimit), format!("the user already has {live} active devices (limit {device_limit}); deactivate one first"));
             } else {
-                let because = format!("the user holds a seat of {} ({}) from the {} pool", l.license, l.product, l.pool.clone().unwrap_or_default());
+                let because = format!("the user holds a seat of {} ({}) from the {}", l.product, l.license, l.pool_name.clone().unwrap_or_default());
                 verdict(&mut e, None, because);
             }
         } else {
@@ -195,12 +201,12 @@ pub fn explain(
             let because = match (reason, l.primary_full) {
                 (Reason::LicenseExpired, _) => format!("the license {} has expired", l.license),
                 (_, Some((used, capacity))) => format!(
-                    "the {} pool of {} has {} of {} seats used, but it is dynamic and the primary pool it draws from is full ({used} of {capacity} seats used); the user gets a seat as soon as one frees up",
-                    l.pool.clone().unwrap_or_default(), l.license, l.pool_used, l.pool_capacity
+                    "the {} of {} has {} of {} seats used, but it is dynamic and the primary pool it draws from is full ({used} of {capacity} seats used); the user gets a seat as soon as one frees up",
+                    l.pool_name.clone().unwrap_or_default(), l.license, l.pool_used, l.pool_capacity
                 ),
                 _ => format!(
-                    "the {} pool of {} is full ({} of {} seats used, {} waiting); the user gets a seat as soon as one frees up",
-                    l.pool.clone().unwrap_or_default(), l.license, l.pool_used, l.pool_capacity, l.pending_in_pool
+                    "the {} of {} is full ({} of {} seats used, {} waiting); the user gets a seat as soon as one frees up",
+                    l.pool_name.clone().unwrap_or_default(), l.license, l.pool_used, l.pool_capacity, l.pending_in_pool
                 ),
             };
             verdict(&mut e, Some(reason), because);
@@ -255,10 +261,14 @@ pub fn render(e: &Explanation) -> String {
     for l in &e.licenses {
         let _ = writeln!(
             s,
-            "  license      {} ({}): pool {}, seat {}{}; pool {} of {} used, {} pending",
+            "  license      {} ({}): {}, seat {}{}; pool {} of {} used, {} pending",
             l.license,
             l.product,
-            l.pool.as_deref().unwrap_or("-"),
+            match (&l.pool, &l.pool_name) {
+                (Some(id), Some(name)) if id != "primary" => format!("{name} ({id})"),
+                (_, Some(name)) => name.clone(),
+                _ => "no pool".into(),
+            },
             l.seat,
             l.reason
                 .as_deref()
