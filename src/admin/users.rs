@@ -126,7 +126,7 @@ impl Admin {
                         @else { strong.bad { "refused, " code { (diagnosis.verdict) } } }
                         " — " (diagnosis.because)
                     }
-                    pre { (crate::licensing::explain::render(&diagnosis)) }
+                    pre.diagnosis { (crate::licensing::explain::render(&diagnosis)) }
                 }
                 section.card {
                     h2 { "Groups" }
