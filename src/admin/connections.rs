@@ -144,7 +144,7 @@ impl Admin {
                 @if taken { p.notice { "A connection named like that exists; choose another name." } }
             }
             @if let (Some(p), false, false) = (chosen, id.is_empty(), taken) {
-                (copy_values(p, &self.public_url, &id))
+                (copy_values(p, &self.public_url, &id, ScimToken::AfterCreation))
                 section.card {
                     h2 { "3. Give seatgate the IdP's metadata" }
                     form method="post" action="/admin/idp" {
@@ -217,7 +217,34 @@ impl Admin {
         }
     }
 
-    pub(super) fn connection_page(&self, session: &Session, id: &str) -> Handled {
+    /// A SCIM token for one connection's provisioning, shown once on its page.
+    pub(super) fn create_connection_scim_token(
+        &self,
+        req: &Request,
+        session: &Session,
+        id: &str,
+    ) -> Handled {
+        self.checked_form(req, session)?;
+        let connection = self
+            .db
+            .read(crate::db::idp::list)?
+            .into_iter()
+            .find(|c| c.id == id)
+            .ok_or_else(HttpError::not_found)?;
+        let name = format!("{} provisioning", connection.name);
+        let (_, secret) = self.db.write(|tx| tokens::create(tx, Scope::Scim, &name))?;
+        log::info!("admin:{} created SCIM token {name:?}", session.display_name);
+        // Shown once, in this response only; never stored in clear, never in a URL.
+        self.connection_page(session, id, Some((&name, &secret)))
+            .map(|r| r.with_header("Cache-Control", "no-store"))
+    }
+
+    pub(super) fn connection_page(
+        &self,
+        session: &Session,
+        id: &str,
+        new_token: Option<(&str, &str)>,
+    ) -> Handled {
         let (connection, sign_ins) = self.db.read(|tx| {
             let c = crate::db::idp::list(tx)?.into_iter().find(|c| c.id == id);
             Ok::<_, HttpError>((c, crate::db::admin::recent_sign_ins(tx, false, 200)?))
@@ -238,9 +265,12 @@ impl Admin {
             html! {
                 p { a href="/admin/idp" { "← Identity providers" } }
                 h1 { (c.name) " " span.muted { (p.label) } }
+                @if let Some((name, secret)) = new_token {
+                    (token_once(name, secret, &format!("{}/scim/v2", self.public_url)))
+                }
                 p { a.button href={ "/saml/login/" (c.id) } { "Test sign-in" }
                     span.muted { " Signs you in at the IdP and shows what it sent: identity, email, groups, and whether you are an admin." } }
-                (copy_values(p, &self.public_url, &c.id))
+                (copy_values(p, &self.public_url, &c.id, ScimToken::Generate { csrf: &session.csrf_token }))
                 section.card {
                     h2 { "What seatgate knows about the IdP" }
                     dl {
@@ -285,8 +315,16 @@ impl Admin {
     }
 }
 
+/// Where the SCIM token comes from, next to the SCIM base URL.
+enum ScimToken<'a> {
+    /// The connection exists: a button generates one, shown once.
+    Generate { csrf: &'a str },
+    /// Before the connection is created.
+    AfterCreation,
+}
+
 /// The values the IdP admin copies, for connection `id`, with the preset's own steps.
-fn copy_values(p: &Preset, public_url: &str, id: &str) -> Markup {
+fn copy_values(p: &Preset, public_url: &str, id: &str, token: ScimToken<'_>) -> Markup {
     html! {
         section.card {
             h2 { "2. Enter these values at " (p.label) }
@@ -295,7 +333,17 @@ fn copy_values(p: &Preset, public_url: &str, id: &str) -> Markup {
                 dt { "ACS URL (Reply URL, Single sign-on URL; HTTP-POST)" } dd { code.copy { (acs_url(public_url, id)) } }
                 dt { "Sign-on URL (starts sign-in from seatgate)" } dd { code.copy { (public_url) "/saml/login/" (id) } }
                 dt { "SP metadata (if the IdP imports it)" } dd { code.copy { (public_url) "/saml/metadata/" (id) } }
-                dt { "SCIM base URL (Tenant URL)" } dd { code.copy { (public_url) "/scim/v2" } " with a SCIM token from " a href="/admin/idp" { "Identity providers" } }
+                dt { "SCIM base URL (Tenant URL)" } dd { code.copy { (public_url) "/scim/v2" } }
+                dt { "SCIM token (Secret Token, Bearer)" } dd {
+                    @match token {
+                        ScimToken::Generate { csrf } => form.inline method="post" action={ "/admin/idp/" (id) "/scim-token" } {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button type="submit" { "Generate a SCIM token" }
+                            span.muted { " shown once; earlier tokens keep working until revoked" }
+                        },
+                        ScimToken::AfterCreation => span.muted { "generated on the connection's page, once it is created (step 3)" },
+                    }
+                }
                 @if let Some(a) = p.email_attribute { dt { "Email attribute / claim" } dd { code { (a) } } }
                 @if let Some(a) = p.group_attribute {
                     dt { "Group attribute / claim" }

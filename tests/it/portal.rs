@@ -323,6 +323,31 @@ fn idp_setup_shows_the_values_then_creates_the_connection_and_a_scim_token_once(
         "{detail}"
     );
     assert!(detail.contains("/saml/login/contoso-okta"), "test sign-in");
+    // The guided values include a SCIM token for this connection, generated on request.
+    let generated = submit(&s, &cookie, &detail, "Generate a SCIM token", &[]);
+    assert_eq!(generated.status, 200, "{}", generated.text());
+    assert_eq!(generated.header("cache-control"), Some("no-store"));
+    let text = generated.text();
+    assert!(text.contains("Contoso Okta provisioning"), "{text}");
+    let connection_token = text
+        .split("code class=\"copy token\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .expect("token shown")
+        .to_string();
+    let r = s.request(
+        "GET",
+        "/scim/v2/ServiceProviderConfig",
+        &[("Authorization", &format!("Bearer {connection_token}"))],
+        b"",
+    );
+    assert_eq!(r.status, 200, "the connection's token works");
+    assert!(
+        !get(&s, "/admin/idp/contoso-okta", &cookie)
+            .text()
+            .contains(&connection_token),
+        "shown once"
+    );
     // The same domain cannot be claimed twice.
     let again = submit(
         &s,
