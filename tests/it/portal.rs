@@ -29,6 +29,15 @@ fn get(s: &TestServer, path: &str, cookie: &str) -> HttpResponse {
     s.request("GET", path, &[("Cookie", cookie)], b"")
 }
 
+/// The secret a page shows once.
+fn shown_token(page: &str) -> String {
+    page.split("code class=\"copy token\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .expect("token shown")
+        .to_string()
+}
+
 fn encode_form(fields: &[(String, String)]) -> String {
     fields
         .iter()
@@ -329,12 +338,7 @@ fn idp_setup_shows_the_values_then_creates_the_connection_and_a_scim_token_once(
     assert_eq!(generated.header("cache-control"), Some("no-store"));
     let text = generated.text();
     assert!(text.contains("Contoso Okta provisioning"), "{text}");
-    let connection_token = text
-        .split("code class=\"copy token\">")
-        .nth(1)
-        .and_then(|r| r.split('<').next())
-        .expect("token shown")
-        .to_string();
+    let connection_token = shown_token(&text);
     let r = s.request(
         "GET",
         "/scim/v2/ServiceProviderConfig",
@@ -373,12 +377,7 @@ fn idp_setup_shows_the_values_then_creates_the_connection_and_a_scim_token_once(
     assert_eq!(created.status, 200);
     assert_eq!(created.header("cache-control"), Some("no-store"));
     let text = created.text();
-    let token = text
-        .split("code class=\"copy token\">")
-        .nth(1)
-        .and_then(|r| r.split('<').next())
-        .expect("token shown")
-        .to_string();
+    let token = shown_token(&text);
     let r = s.request(
         "GET",
         "/scim/v2/Users",
