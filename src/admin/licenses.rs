@@ -108,6 +108,22 @@ impl Admin {
         })
     }
 
+    pub(super) fn edit_sublicense(&self, req: &Request, session: &Session, id: &str) -> Handled {
+        let form = self.checked_form(req, session)?;
+        self.after_change(session, |actor| {
+            let seats = parse_seats(field(&form, "seats"))?;
+            let expires_at = parse_optional_date(field(&form, "expires"))?;
+            manage::set_sublicense(&self.db, actor, id, Some(seats), Some(expires_at)).map(drop)
+        })
+    }
+
+    pub(super) fn remove_sublicense(&self, req: &Request, session: &Session, id: &str) -> Handled {
+        self.checked_form(req, session)?;
+        self.after_change(session, |actor| {
+            manage::remove_sublicense(&self.db, actor, id)
+        })
+    }
+
     pub(super) fn add_mapping(&self, req: &Request, session: &Session) -> Handled {
         let form = self.checked_form(req, session)?;
         self.after_change(session, |actor| {
@@ -194,11 +210,25 @@ fn page(s: &Session, c: &Catalog, notice: Option<&str>, now: i64) -> Markup {
                             tr {
                                 td {
                                     strong { (p.name) }
-                                    @if p.sublicense_id.is_some() {
+                                    @if let Some(sub_id) = &p.sublicense_id {
                                         br; span.muted {
                                             @if p.reserved { "reserved" } @else { "dynamic" }
                                             @if let Some(t) = p.expires_at {
                                                 @if t < now { " · " span.bad { "expired" } } @else { " · until " (date_value(Some(t))) }
+                                            }
+                                        }
+                                        details {
+                                            summary { "Change or remove " (p.name) }
+                                            form.inline method="post" action={ "/admin/sublicenses/" (sub_id) } {
+                                                input type="hidden" name="csrf" value=(s.csrf_token);
+                                                label { "Seats " input type="number" name="seats" min="0" value=(p.capacity) required; }
+                                                label { "Expires (empty: never) " input type="date" name="expires" value=(date_value(p.expires_at)); }
+                                                button type="submit" { "Save " (p.name) }
+                                            }
+                                            form.inline method="post" action={ "/admin/sublicenses/" (sub_id) "/delete" } {
+                                                input type="hidden" name="csrf" value=(s.csrf_token);
+                                                button.danger type="submit" { "Remove " (p.name) }
+                                                span.muted { " only once no group mapping and no user draws from it" }
                                             }
                                         }
                                     }

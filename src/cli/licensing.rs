@@ -61,6 +61,22 @@ pub enum SublicenseCommand {
         #[arg(long, value_name = "YYYY-MM-DD")]
         expires: Option<String>,
     },
+    /// Change a sublicense's seats or expiry; seats are re-decided at once (fewer seats than
+    /// in use takes none away: the pool grants nothing until it is under its limit)
+    Set {
+        /// The sublicense's id or name
+        sublicense: String,
+        #[arg(long)]
+        seats: Option<i64>,
+        /// Last day of validity, or "never"
+        #[arg(long, value_name = "YYYY-MM-DD|never")]
+        expires: Option<String>,
+    },
+    /// Remove a sublicense no group mapping and no user draws from any more
+    Remove {
+        /// The sublicense's id or name
+        sublicense: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,11 +177,7 @@ pub fn license(db: &Db, cmd: LicenseCommand) -> Result<(), CliError> {
             seats,
             expires,
         } => {
-            let expires_at = match expires.as_deref() {
-                None => None,
-                Some("never") => Some(None),
-                Some(d) => Some(Some(manage::parse_expiry(d).map_err(manage_error)?)),
-            };
+            let expires_at = expiry_change(expires.as_deref())?;
             let summary = manage::set_license(db, ACTOR, &license, seats, expires_at)
                 .map_err(manage_error)?;
             println!("license {license} changed");
@@ -204,8 +216,32 @@ pub fn sublicense(db: &Db, cmd: SublicenseCommand) -> Result<(), CliError> {
             .map_err(manage_error)?;
             println!("{id}");
         }
+        SublicenseCommand::Set {
+            sublicense,
+            seats,
+            expires,
+        } => {
+            let expires_at = expiry_change(expires.as_deref())?;
+            let summary = manage::set_sublicense(db, ACTOR, &sublicense, seats, expires_at)
+                .map_err(manage_error)?;
+            println!("sublicense {sublicense} changed");
+            print_summary(&summary);
+        }
+        SublicenseCommand::Remove { sublicense } => {
+            manage::remove_sublicense(db, ACTOR, &sublicense).map_err(manage_error)?;
+            println!("sublicense {sublicense} removed");
+        }
     }
     Ok(())
+}
+
+/// `--expires`: absent (no change), `never`, or a date.
+fn expiry_change(expires: Option<&str>) -> Result<Option<Option<i64>>, CliError> {
+    Ok(match expires {
+        None => None,
+        Some("never") => Some(None),
+        Some(d) => Some(Some(manage::parse_expiry(d).map_err(manage_error)?)),
+    })
 }
 
 fn print_licenses(db: &Db) -> Result<(), CliError> {

@@ -88,6 +88,33 @@ pub fn insert_sublicense(
     Ok(())
 }
 
+/// Changes a sublicense's seats and expiry.
+pub fn update_sublicense(
+    tx: &Transaction<'_>,
+    id: &str,
+    seats: i64,
+    expires_at: Option<i64>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE sublicenses SET seats = ?2, expires_at = ?3, updated_at = ?4 WHERE id = ?1",
+    )?
+    .execute(params![id, seats, expires_at, now])?;
+    Ok(())
+}
+
+/// Seats (assigned or pending) drawn from a sublicense.
+pub fn seats_in_sublicense(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<i64> {
+    tx.prepare_cached("SELECT count(*) FROM seats WHERE sublicense_id = ?1")?
+        .query_row([id], |r| r.get(0))
+}
+
+pub fn delete_sublicense(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM sublicenses WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
 pub fn sublicenses(tx: &Transaction<'_>) -> rusqlite::Result<Vec<SublicenseRow>> {
     let mut stmt = tx.prepare_cached(
         "SELECT id, license_id, name, seats, allocation, expires_at FROM sublicenses ORDER BY license_id, name",

@@ -84,6 +84,13 @@ pub fn set_license(
         if seats < 0 {
             return Err(ManageError::Invalid("seats must be 0 or more".into()));
         }
+        let reserved = reserved_seats(tx, &current.id, None)?;
+        if seats < reserved {
+            return Err(ManageError::Invalid(format!(
+                "reserved sublicenses of {} hold {reserved} seats, more than {seats}; shrink them first",
+                current.id
+            )));
+        }
         let expires_at = expires_at.unwrap_or(current.expires_at);
         store::update_license(tx, &current.id, seats, expires_at, now)?;
         let detail = serde_json::json!({"seats": seats, "expires_at": expires_at});
@@ -124,11 +131,7 @@ pub fn add_sublicense(db: &Db, actor: &str, s: &NewSublicense<'_>) -> Result<Str
             return Err(ManageError::Invalid(format!("license {} already has a sublicense {name:?}", license.id)));
         }
         if s.reserved {
-            let reserved: i64 = store::sublicenses(tx)?
-                .iter()
-                .filter(|x| x.license_id == license.id && x.reserved)
-                .map(|x| x.seats)
-                .sum();
+            let reserved = reserved_seats(tx, &license.id, None)?;
             if reserved + s.seats > license.seats {
                 return Err(ManageError::Invalid(format!(
                     "reserved sublicenses of {} would hold {} seats, more than the license's {}",
@@ -150,6 +153,83 @@ pub fn add_sublicense(db: &Db, actor: &str, s: &NewSublicense<'_>) -> Result<Str
         store::audit(tx, now, actor, "sublicense_added", None, Some(&id), None, Some(&detail.to_string()))?;
         reconcile::reconcile(tx, None, actor, now)?;
         Ok(id.clone())
+    })
+}
+
+/// Seats held by the reserved sublicenses of `license_id`, leaving out `except`.
+fn reserved_seats(
+    tx: &rusqlite::Transaction<'_>,
+    license_id: &str,
+    except: Option<&str>,
+) -> rusqlite::Result<i64> {
+    Ok(store::sublicenses(tx)?
+        .iter()
+        .filter(|x| x.license_id == license_id && x.reserved && Some(x.id.as_str()) != except)
+        .map(|x| x.seats)
+        .sum())
+}
+
+/// Changes a sublicense's seats and/or expiry, then re-decides every seat. Fewer seats
+/// than are in use takes no seat away: the pool grants nothing until it is under its limit.
+pub fn set_sublicense(
+    db: &Db,
+    actor: &str,
+    sublicense: &str,
+    seats: Option<i64>,
+    expires_at: Option<Option<i64>>,
+) -> Result<Summary, ManageError> {
+    let now = now_unix();
+    db.write(|tx| {
+        let current = find_sublicense(tx, sublicense)?;
+        let seats = seats.unwrap_or(current.seats);
+        if seats < 0 {
+            return Err(ManageError::Invalid("seats must be 0 or more".into()));
+        }
+        if current.reserved {
+            let license = find_license(tx, &current.license_id)?;
+            let reserved = reserved_seats(tx, &license.id, Some(&current.id))? + seats;
+            if reserved > license.seats {
+                return Err(ManageError::Invalid(format!(
+                    "reserved sublicenses of {} would hold {reserved} seats, more than the license's {}",
+                    license.id, license.seats
+                )));
+            }
+        }
+        let expires_at = expires_at.unwrap_or(current.expires_at);
+        store::update_sublicense(tx, &current.id, seats, expires_at, now)?;
+        let detail = serde_json::json!({"name": current.name, "seats": seats, "expires_at": expires_at});
+        store::audit(tx, now, actor, "sublicense_changed", None, Some(&current.id), None, Some(&detail.to_string()))?;
+        Ok(reconcile::reconcile(tx, None, actor, now)?)
+    })
+}
+
+/// Removes a sublicense nobody draws from any more: its group mappings must be gone and
+/// its users moved or released (which removing the mappings does, room permitting).
+pub fn remove_sublicense(db: &Db, actor: &str, sublicense: &str) -> Result<(), ManageError> {
+    let now = now_unix();
+    db.write(|tx| {
+        let current = find_sublicense(tx, sublicense)?;
+        let mapped = access::mappings(tx)?
+            .iter()
+            .filter(|m| m.sublicense_id.as_deref() == Some(current.id.as_str()))
+            .count();
+        if mapped > 0 {
+            return Err(ManageError::Invalid(format!(
+                "{mapped} group mapping(s) still grant seats of sublicense {:?}; remove them first (their users move to the pools their other groups give)",
+                current.name
+            )));
+        }
+        let seats = store::seats_in_sublicense(tx, &current.id)?;
+        if seats > 0 {
+            return Err(ManageError::Invalid(format!(
+                "{seats} user(s) still hold or wait for seats of sublicense {:?} (the pool they would move to is full); free seats there first",
+                current.name
+            )));
+        }
+        store::delete_sublicense(tx, &current.id)?;
+        let detail = serde_json::json!({"license": current.license_id, "name": current.name});
+        store::audit(tx, now, actor, "sublicense_removed", None, Some(&current.id), None, Some(&detail.to_string()))?;
+        Ok(())
     })
 }
 

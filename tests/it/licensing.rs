@@ -185,6 +185,14 @@ fn seats_follow_the_directory_and_freed_seats_go_to_the_next_pending_user() {
     ok(s.cli(&["license", "set", &license, "--expires", "never"]));
     assert_eq!(seat(&s, bob), Some(("assigned".into(), "primary".into())));
 
+    // Reserved seats cannot outgrow the license, either way round.
+    let (code, _, err) = s.cli(&["license", "set", &license, "--seats", "1"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("shrink them first"), "{err}");
+    let (code, _, err) = s.cli(&["sublicense", "set", "Engineering", "--seats", "5"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("more than the license"), "{err}");
+
     let list = ok(s.cli(&["license", "list"]));
     assert!(
         list.contains("primary pool: 2 used, 0 pending, 0 free of 2"),
@@ -292,7 +300,34 @@ fn a_dynamic_sublicense_competes_for_the_primary_pool_and_says_so() {
     // Bob leaves: the oldest waiter (Dan, primary) gets the seat, not Eve.
     set_active(&scim, &bob, false);
     assert_eq!(seat(&s, &dan), Some(("assigned".into(), "primary".into())));
-    assert_eq!(seat(&s, &eve), Some(("pending".into(), design)));
+    assert_eq!(seat(&s, &eve), Some(("pending".into(), design.clone())));
+
+    // Shrinking a pool below its use takes no seat away; it grants nothing until under.
+    let out = ok(s.cli(&["sublicense", "set", "Design", "--seats", "0"]));
+    assert!(out.contains("sublicense Design changed"), "{out}");
+    assert_eq!(seat(&s, &ann), Some(("assigned".into(), design.clone())));
+    let list = ok(s.cli(&["license", "list"]));
+    assert!(
+        list.contains("Design (dynamic, no expiry): 1 used, 1 pending, 0 free of 0"),
+        "{list}"
+    );
+
+    // A sublicense goes only once nothing draws from it.
+    let (code, _, err) = s.cli(&["sublicense", "remove", "Design"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("group mapping(s) still grant seats"), "{err}");
+    let mapping = db_query(
+        &s,
+        "SELECT id FROM group_mappings WHERE group_ref = 'Designers'",
+    );
+    ok(s.cli(&["group-map", "remove", &mapping[0][0]]));
+    assert_eq!(seat(&s, &ann), None, "Ann is in no other mapped group");
+    assert_eq!(seat(&s, &eve), None);
+    let out = ok(s.cli(&["sublicense", "remove", &design]));
+    assert!(out.contains("removed"), "{out}");
+    let audit = ok(s.cli(&["audit", "--action", "sublicense_removed"]));
+    assert!(audit.contains("admin:cli sublicense_removed"), "{audit}");
+    assert!(!ok(s.cli(&["license", "list"])).contains("Design"));
 }
 
 #[test]

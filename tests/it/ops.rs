@@ -149,6 +149,8 @@ fn every_route_but_the_public_ones_requires_authentication() {
         ("POST", "/admin/licenses"),
         ("POST", "/admin/licenses/l-1"),
         ("POST", "/admin/sublicenses"),
+        ("POST", "/admin/sublicenses/s-1"),
+        ("POST", "/admin/sublicenses/s-1/delete"),
         ("POST", "/admin/mappings"),
         ("POST", "/admin/mappings/m-1/delete"),
         ("GET", "/admin/idp"),

@@ -261,10 +261,22 @@ fn licenses_mappings_users_and_audit_through_the_portal() {
         "Eng: one used, one pending: {licenses}"
     );
     assert!(licenses.contains("<svg"), "usage bars");
+    // Sublicenses are edited in place: one more seat, and the waiting engineer gets it.
+    let r = submit(&s, &cookie, &licenses, "Save Eng", &[("seats", "2")]);
+    assert_eq!(r.status, 303, "{}", r.text());
+    let licenses = get(&s, "/admin/licenses", &cookie).text();
+    assert!(licenses.contains("2 / 0 / 0 of 2"), "{licenses}");
+    let r = submit(&s, &cookie, &licenses, "Remove Eng", &[]);
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text().contains("group mapping(s) still grant seats"),
+        "{}",
+        r.text()
+    );
     let overview = get(&s, "/admin", &cookie).text();
     assert!(
         overview.contains("<h2>Seats</h2>")
-            && overview.contains("Primary pool</td><td>0 / 0 / 2 of 2"),
+            && overview.contains("Primary pool</td><td>0 / 0 / 1 of 1"),
         "the overview shows every pool: {overview}"
     );
 
