@@ -17,11 +17,8 @@ pub struct LicenseRow {
 }
 
 pub fn insert_license(tx: &Transaction<'_>, l: &LicenseRow) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO licenses (id, product, license_key, seats, model, expires_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-        params![l.id, l.product, l.license_key, l.seats, l.model, l.expires_at, l.created_at],
-    )?;
+    tx.prepare_cached("INSERT INTO licenses (id, product, license_key, seats, model, expires_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)")?.execute(params![l.id, l.product, l.license_key, l.seats, l.model, l.expires_at, l.created_at])?;
     Ok(())
 }
 
@@ -51,10 +48,12 @@ pub fn update_license(
     expires_at: Option<i64>,
     now: i64,
 ) -> rusqlite::Result<bool> {
-    Ok(tx.execute(
-        "UPDATE licenses SET seats = ?2, expires_at = ?3, updated_at = ?4 WHERE id = ?1",
-        params![id, seats, expires_at, now],
-    )? == 1)
+    Ok(tx
+        .prepare_cached(
+            "UPDATE licenses SET seats = ?2, expires_at = ?3, updated_at = ?4 WHERE id = ?1",
+        )?
+        .execute(params![id, seats, expires_at, now])?
+        == 1)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,10 +71,8 @@ pub fn insert_sublicense(
     s: &SublicenseRow,
     now: i64,
 ) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO sublicenses (id, license_id, name, seats, allocation, expires_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-        params![
+    tx.prepare_cached("INSERT INTO sublicenses (id, license_id, name, seats, allocation, expires_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)")?.execute(params![
             s.id,
             s.license_id,
             s.name,
@@ -83,8 +80,7 @@ pub fn insert_sublicense(
             if s.reserved { "reserved" } else { "dynamic" },
             s.expires_at,
             now
-        ],
-    )?;
+        ])?;
     Ok(())
 }
 
@@ -487,10 +483,10 @@ pub fn published_signing_keys(tx: &Transaction<'_>, now: i64) -> rusqlite::Resul
 }
 
 pub fn insert_signing_key(tx: &Transaction<'_>, k: &SigningKey) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO signing_keys (kid, pkcs8, public_key, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![k.kid, k.pkcs8, k.public_key, k.created_at],
-    )?;
+    )?
+    .execute(params![k.kid, k.pkcs8, k.public_key, k.created_at])?;
     Ok(())
 }
 
@@ -501,10 +497,7 @@ pub fn retire_signing_keys(
     now: i64,
     publish_until: i64,
 ) -> rusqlite::Result<usize> {
-    tx.execute(
-        "UPDATE signing_keys SET retired_at = ?2, publish_until = ?3 WHERE retired_at IS NULL AND kid <> ?1",
-        params![keep, now, publish_until],
-    )
+    tx.prepare_cached("UPDATE signing_keys SET retired_at = ?2, publish_until = ?3 WHERE retired_at IS NULL AND kid <> ?1")?.execute(params![keep, now, publish_until])
 }
 
 pub struct NewDevice<'a> {
@@ -521,15 +514,10 @@ pub struct NewDevice<'a> {
 
 /// Stores a device; an earlier (revoked) device with the same key is replaced.
 pub fn insert_device(tx: &Transaction<'_>, d: &NewDevice<'_>, now: i64) -> rusqlite::Result<()> {
-    tx.execute(
-        "DELETE FROM devices WHERE thumbprint = ?1 AND revoked_at IS NOT NULL",
-        [d.thumbprint],
-    )?;
-    tx.execute(
-        "INSERT INTO devices (id, user_id, license_id, thumbprint, public_jwk, name, os, created_at, last_seen_at, lease_id, lease_expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
-        params![d.id, d.user_id, d.license_id, d.thumbprint, d.public_jwk, d.name, d.os, now, d.lease_id, d.lease_expires_at],
-    )?;
+    tx.prepare_cached("DELETE FROM devices WHERE thumbprint = ?1 AND revoked_at IS NOT NULL")?
+        .execute([d.thumbprint])?;
+    tx.prepare_cached("INSERT INTO devices (id, user_id, license_id, thumbprint, public_jwk, name, os, created_at, last_seen_at, lease_id, lease_expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)")?.execute(params![d.id, d.user_id, d.license_id, d.thumbprint, d.public_jwk, d.name, d.os, now, d.lease_id, d.lease_expires_at])?;
     Ok(())
 }
 
@@ -542,10 +530,7 @@ pub fn renew_device(
     proof_at: i64,
     now: i64,
 ) -> rusqlite::Result<()> {
-    tx.execute(
-        "UPDATE devices SET lease_id = ?2, lease_expires_at = ?3, last_proof_at = ?4, last_seen_at = ?5 WHERE id = ?1",
-        params![id, lease_id, lease_expires_at, proof_at, now],
-    )?;
+    tx.prepare_cached("UPDATE devices SET lease_id = ?2, lease_expires_at = ?3, last_proof_at = ?4, last_seen_at = ?5 WHERE id = ?1")?.execute(params![id, lease_id, lease_expires_at, proof_at, now])?;
     Ok(())
 }
 
@@ -556,10 +541,8 @@ pub fn last_proof_at(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<i64> {
 }
 
 pub fn set_last_proof(tx: &Transaction<'_>, id: &str, proof_at: i64) -> rusqlite::Result<()> {
-    tx.execute(
-        "UPDATE devices SET last_proof_at = ?2 WHERE id = ?1",
-        params![id, proof_at],
-    )?;
+    tx.prepare_cached("UPDATE devices SET last_proof_at = ?2 WHERE id = ?1")?
+        .execute(params![id, proof_at])?;
     Ok(())
 }
 
@@ -569,10 +552,7 @@ pub fn revoke_device(
     reason: &str,
     now: i64,
 ) -> rusqlite::Result<bool> {
-    Ok(tx.execute(
-        "UPDATE devices SET revoked_at = ?2, revoke_reason = ?3 WHERE id = ?1 AND revoked_at IS NULL",
-        params![id, now, reason],
-    )? == 1)
+    Ok(tx.prepare_cached("UPDATE devices SET revoked_at = ?2, revoke_reason = ?3 WHERE id = ?1 AND revoked_at IS NULL")?.execute(params![id, now, reason])? == 1)
 }
 
 /// Live devices not seen since `before`.
@@ -639,10 +619,8 @@ fn activation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Activation> {
 
 /// Stores a new activation and drops ones expired for a day.
 pub fn insert_activation(tx: &Transaction<'_>, a: &Activation) -> rusqlite::Result<()> {
-    tx.execute(
-        "DELETE FROM activations WHERE expires_at < ?1",
-        [a.created_at - 86_400],
-    )?;
+    tx.prepare_cached("DELETE FROM activations WHERE expires_at < ?1")?
+        .execute([a.created_at - 86_400])?;
     tx.execute(
         &format!("INSERT INTO activations ({ACTIVATION_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"),
         params![
@@ -682,14 +660,11 @@ pub enum ActivationKey {
 
 /// Writes an activation's mutable fields back.
 pub fn update_activation(tx: &Transaction<'_>, a: &Activation) -> rusqlite::Result<()> {
-    tx.execute(
-        "UPDATE activations SET saml_request_id = ?2, state = ?3, reason = ?4, user_id = ?5, device_id = ?6,
-           lease = ?7, auth_code_hash = ?8, interval_secs = ?9, last_polled_at = ?10 WHERE device_code_hash = ?1",
-        params![
+    tx.prepare_cached("UPDATE activations SET saml_request_id = ?2, state = ?3, reason = ?4, user_id = ?5, device_id = ?6,
+           lease = ?7, auth_code_hash = ?8, interval_secs = ?9, last_polled_at = ?10 WHERE device_code_hash = ?1")?.execute(params![
             a.device_code_hash, a.saml_request_id, a.state, a.reason, a.user_id, a.device_id, a.lease,
             a.auth_code_hash, a.interval_secs, a.last_polled_at
-        ],
-    )?;
+        ])?;
     Ok(())
 }
 
