@@ -262,7 +262,8 @@ CREATE TABLE group_mappings (
 CREATE INDEX group_mappings_key ON group_mappings (group_key);
 
 -- One row per user and license: a seat from a pool (sublicense_id NULL = the primary
--- pool), or pending with the reason. No foreign key to users: a deleted user's seat is
+-- pool), or pending with the reason (queued_us: when it started waiting, in microseconds,
+-- which orders the waiting list within a second). No foreign key to users: a deleted user's seat is
 -- released (and audited) by the same transaction that deleted the user.
 CREATE TABLE seats (
     user_id        TEXT NOT NULL,
@@ -271,6 +272,7 @@ CREATE TABLE seats (
     state          TEXT NOT NULL CHECK (state IN ('assigned', 'pending')),
     reason         TEXT,
     since          INTEGER NOT NULL,
+    queued_us      INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (user_id, license_id)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX seats_waiting ON seats (license_id, state, since);
@@ -395,4 +397,4 @@ CREATE TABLE admin_login_links (
     used_at     INTEGER
 ) STRICT;
 
-PRAGMA user_version = 8;
+PRAGMA user_version = 9;

@@ -202,6 +202,8 @@ pub struct SeatRow {
     pub assigned: bool,
     pub reason: Option<String>,
     pub since: i64,
+    /// For a pending seat: when it started waiting, in microseconds (the queue's order).
+    pub queued_us: i64,
 }
 
 fn seat_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SeatRow> {
@@ -212,12 +214,13 @@ fn seat_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SeatRow> {
         assigned: r.get::<_, String>(3)? == "assigned",
         reason: r.get(4)?,
         since: r.get(5)?,
+        queued_us: r.get(6)?,
     })
 }
 
 pub fn seats_of_user(tx: &Transaction<'_>, user_id: &str) -> rusqlite::Result<Vec<SeatRow>> {
     let mut stmt = tx.prepare_cached(
-        "SELECT user_id, license_id, sublicense_id, state, reason, since FROM seats WHERE user_id = ?1 ORDER BY license_id",
+        "SELECT user_id, license_id, sublicense_id, state, reason, since, queued_us FROM seats WHERE user_id = ?1 ORDER BY license_id",
     )?;
     let rows = stmt.query_map([user_id], seat_row)?;
     rows.collect()
@@ -226,8 +229,8 @@ pub fn seats_of_user(tx: &Transaction<'_>, user_id: &str) -> rusqlite::Result<Ve
 /// Pending seats of a license, oldest first: the order in which freed seats are handed out.
 pub fn pending_seats(tx: &Transaction<'_>, license_id: &str) -> rusqlite::Result<Vec<SeatRow>> {
     let mut stmt = tx.prepare_cached(
-        "SELECT user_id, license_id, sublicense_id, state, reason, since FROM seats
-         WHERE license_id = ?1 AND state = 'pending' ORDER BY since, user_id",
+        "SELECT user_id, license_id, sublicense_id, state, reason, since, queued_us FROM seats
+         WHERE license_id = ?1 AND state = 'pending' ORDER BY since, queued_us, user_id",
     )?;
     let rows = stmt.query_map([license_id], seat_row)?;
     rows.collect()
@@ -235,9 +238,9 @@ pub fn pending_seats(tx: &Transaction<'_>, license_id: &str) -> rusqlite::Result
 
 pub fn put_seat(tx: &Transaction<'_>, s: &SeatRow) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT INTO seats (user_id, license_id, sublicense_id, state, reason, since) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO seats (user_id, license_id, sublicense_id, state, reason, since, queued_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (user_id, license_id) DO UPDATE SET sublicense_id = excluded.sublicense_id,
-           state = excluded.state, reason = excluded.reason, since = excluded.since",
+           state = excluded.state, reason = excluded.reason, since = excluded.since, queued_us = excluded.queued_us",
     )?
     .execute(params![
         s.user_id,
@@ -245,7 +248,8 @@ pub fn put_seat(tx: &Transaction<'_>, s: &SeatRow) -> rusqlite::Result<()> {
         s.sublicense_id,
         if s.assigned { "assigned" } else { "pending" },
         s.reason,
-        s.since
+        s.since,
+        s.queued_us
     ])?;
     Ok(())
 }

@@ -207,7 +207,7 @@ fn decide(
                         &license,
                         None,
                         reason,
-                        seat.filter(|s| !s.assigned).map(|s| s.since),
+                        seat.filter(|s| !s.assigned),
                         actor,
                         now,
                     )?;
@@ -261,7 +261,7 @@ fn decide(
                             &license,
                             pool,
                             Reason::NoSeats,
-                            seat.map(|s| s.since),
+                            seat.filter(|s| !s.assigned),
                             actor,
                             now,
                         )?;
@@ -298,6 +298,7 @@ fn grant(
             assigned: true,
             reason: None,
             since: now,
+            queued_us: 0,
         },
     )?;
     store::audit(
@@ -319,7 +320,7 @@ fn pend(
     license: &str,
     pool: Option<String>,
     reason: Reason,
-    since: Option<i64>,
+    waiting: Option<&SeatRow>,
     actor: Actor<'_>,
     now: i64,
 ) -> rusqlite::Result<()> {
@@ -332,7 +333,9 @@ fn pend(
             sublicense_id: pool,
             assigned: false,
             reason: Some(reason.code().to_string()),
-            since: since.unwrap_or(now),
+            // A user already waiting keeps their place in the queue.
+            since: waiting.map_or(now, |w| w.since),
+            queued_us: waiting.map_or_else(crate::clock::now_micros, |w| w.queued_us),
         },
     )?;
     store::audit(

@@ -279,9 +279,8 @@ fn a_dynamic_sublicense_competes_for_the_primary_pool_and_says_so() {
         "Design has a seat of its own left but the primary pool is full: {list}"
     );
 
-    // A second designer waits, and explain names the primary pool as the cause. (The
-    // waiting order is by the second a user started waiting: make Eve clearly later.)
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // A second designer waits (after Dan, within the same second), and explain names the
+    // primary pool as the cause.
     let eve = user(&scim, "eve@contoso.com");
     let designers = db_query(&s, "SELECT id FROM groups WHERE display_name = 'Designers'");
     patch_members(&scim, &designers[0][0], "add", &[&eve]);
