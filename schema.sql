@@ -193,7 +193,7 @@ CREATE TABLE admin_sessions (
     last_seen_at   INTEGER NOT NULL,
     expires_at     INTEGER NOT NULL,
     ended_at       INTEGER
-) STRICT, WITHOUT ROWID;
+, asserted_groups TEXT NOT NULL DEFAULT '[]') STRICT, WITHOUT ROWID;
 CREATE INDEX admin_sessions_expires ON admin_sessions (expires_at);
 
 -- Every sign-in attempt (SSO and break-glass) with its outcome and the detail an admin
@@ -397,4 +397,4 @@ CREATE TABLE admin_login_links (
     used_at     INTEGER
 ) STRICT;
 
-PRAGMA user_version = 9;
+PRAGMA user_version = 10;

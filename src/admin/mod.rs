@@ -212,11 +212,21 @@ impl Admin {
             let Some(s) = store::session(tx, &id_hash)? else {
                 return Ok::<_, HttpError>(None);
             };
-            // An SSO admin whose directory account was deactivated or deleted loses the
-            // session at once (an unprovisioned admin has no account to check).
-            let account_gone = s.kind == SessionKind::Sso.as_str()
-                && !s.subject.starts_with("idp:")
-                && !crate::db::directory::user_by_id(tx, &s.subject)?.is_some_and(|u| u.active);
+            // An SSO admin loses the session at once when the directory account is
+            // deactivated or deleted, or when neither its directory groups nor the groups its
+            // sign-in asserted map to the admins role any more (an unprovisioned admin has
+            // only the asserted groups).
+            let account_gone = s.kind == SessionKind::Sso.as_str() && {
+                let provisioned = (!s.subject.starts_with("idp:")).then_some(s.subject.as_str());
+                let inactive = match provisioned {
+                    Some(id) => {
+                        !crate::db::directory::user_by_id(tx, id)?.is_some_and(|u| u.active)
+                    }
+                    None => false,
+                };
+                inactive
+                    || store::admin_groups_matching(tx, provisioned, &s.asserted_groups)?.is_empty()
+            };
             Ok(Some((s, account_gone)))
         })?;
         let Some((session, account_gone)) = found else {
@@ -471,7 +481,7 @@ impl Admin {
             SessionKind::Sso,
             &subject,
             &signed_in.identity,
-            Some(&signed_in.connection),
+            Some((&signed_in.connection, &signed_in.groups)),
             client,
             target,
         )
@@ -483,7 +493,8 @@ impl Admin {
         kind: SessionKind,
         subject: &str,
         display_name: &str,
-        connection_id: Option<&str>,
+        // SSO: the connection and the group values the assertion carried.
+        sso: Option<(&str, &[String])>,
         client: IpAddr,
         target: &str,
     ) -> Handled {
@@ -498,10 +509,11 @@ impl Admin {
                     kind,
                     subject,
                     display_name,
-                    connection_id,
+                    connection_id: sso.map(|(c, _)| c),
                     csrf_token: &new_secret_token(),
                     client: &client.to_string(),
                     expires_at,
+                    asserted_groups: sso.map_or(&[], |(_, g)| g),
                 },
                 now,
             )

@@ -268,6 +268,8 @@ pub struct Session {
     pub last_seen_at: i64,
     pub expires_at: i64,
     pub ended_at: Option<i64>,
+    /// SSO only: the group values the sign-in asserted.
+    pub asserted_groups: Vec<String>,
 }
 
 pub struct NewSession<'a> {
@@ -279,6 +281,7 @@ pub struct NewSession<'a> {
     pub csrf_token: &'a str,
     pub client: &'a str,
     pub expires_at: i64,
+    pub asserted_groups: &'a [String],
 }
 
 /// Stores a new session and drops sessions that ended more than a day ago.
@@ -286,8 +289,8 @@ pub fn create_session(tx: &Transaction<'_>, s: &NewSession<'_>, now: i64) -> rus
     tx.prepare_cached("DELETE FROM admin_sessions WHERE expires_at < ?1 OR ended_at < ?1")?
         .execute([now - 86_400])?;
     tx.prepare_cached(
-        "INSERT INTO admin_sessions (id_hash, kind, subject, display_name, connection_id, csrf_token, client, created_at, last_seen_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
+        "INSERT INTO admin_sessions (id_hash, kind, subject, display_name, connection_id, csrf_token, client, created_at, last_seen_at, expires_at, asserted_groups)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
     )?
     .execute(params![
         s.id_hash,
@@ -298,14 +301,15 @@ pub fn create_session(tx: &Transaction<'_>, s: &NewSession<'_>, now: i64) -> rus
         s.csrf_token,
         s.client,
         now,
-        s.expires_at
+        s.expires_at,
+        serde_json::to_string(s.asserted_groups).unwrap_or_else(|_| "[]".into())
     ])?;
     Ok(())
 }
 
 pub fn session(tx: &Transaction<'_>, id_hash: &str) -> rusqlite::Result<Option<Session>> {
     tx.prepare_cached(
-        "SELECT kind, subject, display_name, connection_id, csrf_token, created_at, last_seen_at, expires_at, ended_at
+        "SELECT kind, subject, display_name, connection_id, csrf_token, created_at, last_seen_at, expires_at, ended_at, asserted_groups
          FROM admin_sessions WHERE id_hash = ?1",
     )?
     .query_row([id_hash], |r| {
@@ -319,6 +323,7 @@ pub fn session(tx: &Transaction<'_>, id_hash: &str) -> rusqlite::Result<Option<S
             last_seen_at: r.get(6)?,
             expires_at: r.get(7)?,
             ended_at: r.get(8)?,
+            asserted_groups: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
         })
     })
     .optional()

@@ -378,11 +378,12 @@ fn members_of_the_admins_group_sign_in_by_sso_and_leavers_lose_the_session() {
             serde_json::json!({"userName": "ryan@contoso.com", "active": true}),
         )
         .json();
-    scim.post(
-        "/Users",
-        serde_json::json!({"userName": "kim@contoso.com", "active": true}),
-    )
-    .json();
+    let kim = scim
+        .post(
+            "/Users",
+            serde_json::json!({"userName": "kim@contoso.com", "active": true}),
+        )
+        .json();
     let group = scim.post(
         "/Groups",
         serde_json::json!({"displayName": "Seatgate Admins", "members": [{"value": ryan["id"]}]}),
@@ -427,6 +428,31 @@ fn members_of_the_admins_group_sign_in_by_sso_and_leavers_lose_the_session() {
     let by_claim = admin_sso(&s, &idp, &c, "lee@contoso.com", &["SEATGATE ADMINS"]);
     assert_eq!(by_claim.status, 303, "{}", by_claim.text());
     assert_eq!(get_with(&s, "/admin", &session_of(&by_claim)).status, 200);
+
+    // Taken out of the admins group in the directory: the session ends at the next request.
+    let group_id = group.json()["id"].as_str().expect("id").to_string();
+    let members = |op: &str| {
+        let r = scim.patch(
+            &format!("/Groups/{group_id}"),
+            serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": op, "path": "members", "value": [{"value": kim["id"]}]}]}),
+        );
+        assert!(r.status == 200 || r.status == 204, "{}", r.text());
+    };
+    members("add");
+    let kim_session = session_of(&admin_sso(&s, &idp, &c, "kim@contoso.com", &[]));
+    assert_eq!(get_with(&s, "/admin", &kim_session).status, 200);
+    members("remove");
+    assert_eq!(
+        get_with(&s, "/admin", &kim_session).status,
+        303,
+        "no longer an admin"
+    );
+    assert_eq!(
+        get_with(&s, "/admin", &session_of(&by_claim)).status,
+        200,
+        "an admin by asserted group keeps the session"
+    );
 
     // A deactivated admin loses the portal at the next request, and cannot sign in again.
     let off = scim.patch(
