@@ -116,7 +116,11 @@ impl Demo {
    shows it. Alice's device then appears in the portal under Users.
 
 3. See a refusal and its reason: {pending} is in Engineering, whose seats are
-   all taken. Try step 2 with --email {pending}, or ask the gateway why:
+   all taken. Activate as them (a second client, so a second device key):
+
+     {p} client --state-dir {client}-2 activate --server {url} --email {pending}
+
+   or ask the gateway why:
 
      {p} --data-dir {data} explain {pending}
 

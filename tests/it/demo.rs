@@ -145,6 +145,14 @@ fn the_demo_walkthrough_activates_a_mac_through_the_demo_idp() {
         log.contains(&format!("--server {base} --email alice@acme.example")),
         "{log}"
     );
+    // The refusal step uses a second client state directory: the first one's device key
+    // is Alice's by then.
+    assert!(
+        log.contains(&format!(
+            "/client-2 activate --server {base} --email niaj@acme.example"
+        )),
+        "{log}"
+    );
 
     // The seeded organization: some wait for seats, for the reason the API would give.
     let (code, out, _) = s.cli(&["explain", "niaj@acme.example", "--json"]);
