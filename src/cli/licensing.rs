@@ -61,8 +61,10 @@ pub enum SublicenseCommand {
         #[arg(long, value_name = "YYYY-MM-DD")]
         expires: Option<String>,
     },
-    /// Change a sublicense's seats or expiry; seats are re-decided at once (fewer seats than
-    /// in use takes none away: the pool grants nothing until it is under its limit)
+    /// Change a sublicense's seats or expiry; seats are re-decided at once
+    ///
+    /// Fewer seats than in use takes none away: the pool grants nothing until it is under
+    /// its limit.
     Set {
         /// The sublicense's id or name
         sublicense: String,
