@@ -30,7 +30,15 @@ pub fn apply(conn: &Connection, steps: &[&str], current: i64) -> Result<(), rusq
         .inspect_err(|_| {
             let _ = conn.execute_batch("ROLLBACK;");
         })?;
-        log::info!("database schema is now at version {version}");
+        // A new database is one event, not one line per step.
+        if current > 0 {
+            log::info!("database schema migrated to version {version}");
+        } else {
+            log::debug!("database schema step {version} applied");
+        }
+    }
+    if current == 0 && !steps.is_empty() {
+        log::info!("created the database at schema version {}", steps.len());
     }
     Ok(())
 }
