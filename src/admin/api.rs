@@ -96,9 +96,10 @@ impl Admin {
         };
         let offset = num("offset", 0)?.max(0);
         let limit = num("limit", 100)?.clamp(1, 1000);
+        let filter = super::users::seat_filter(req)?;
         let (total, users) = self
             .db
-            .read(|tx| portal::search_users(tx, &q, offset, limit))?;
+            .read(|tx| portal::search_users(tx, &q, filter, offset, limit))?;
         let users: Vec<Value> = users
             .iter()
             .map(|u| {

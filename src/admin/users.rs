@@ -8,7 +8,7 @@ use super::{Admin, Handled, csv, html, redirect};
 use crate::clock::{now_unix, rfc3339};
 use crate::db::admin::Session;
 use crate::db::licensing as store;
-use crate::db::portal::{self, UserSummary};
+use crate::db::portal::{self, SeatFilter, UserSummary};
 use crate::error::{HttpError, Reason};
 use crate::http::Request;
 
@@ -19,14 +19,19 @@ const CSV_MAX: i64 = 200_000;
 impl Admin {
     pub(super) fn users_page(&self, req: &Request, session: &Session) -> Handled {
         let q = crate::http::query_param(&req.query, "q")?.unwrap_or_default();
+        let filter = seat_filter(req)?;
         let page: i64 = crate::http::query_param(&req.query, "page")?
             .and_then(|p| p.parse().ok())
             .unwrap_or(1)
             .max(1);
         let (total, users) = self
             .db
-            .read(|tx| portal::search_users(tx, &q, (page - 1) * PAGE_SIZE, PAGE_SIZE))?;
-        let csv_href = format!("/admin/users.csv?q={}", crate::http::percent_encode(&q));
+            .read(|tx| portal::search_users(tx, &q, filter, (page - 1) * PAGE_SIZE, PAGE_SIZE))?;
+        let csv_href = format!(
+            "/admin/users.csv?q={}&seat={}",
+            crate::http::percent_encode(&q),
+            filter.key()
+        );
         Ok(html(layout(
             "Users",
             Some(session),
@@ -35,10 +40,20 @@ impl Admin {
                 form.search method="get" action="/admin/users" {
                     label for="q" { "Search by name or email" }
                     input #q type="search" name="q" value=(q) autofocus;
+                    select name="seat" aria-label="Seat" {
+                        @for f in SeatFilter::ALL {
+                            option value=(f.key()) selected[f == filter] { (f.label()) }
+                        }
+                    }
                     button type="submit" { "Search" }
                     " " a href=(csv_href) download { "Export CSV" }
                 }
-                p.muted { (total) " user(s)" @if !q.is_empty() { " matching " strong { (q) } } "." }
+                p.muted {
+                    (total) " user(s)"
+                    @if filter != SeatFilter::Any { ", " (filter.label()) }
+                    @if !q.is_empty() { ", matching " strong { (q) } }
+                    "."
+                }
                 table {
                     thead { tr { th { "User" } th { "Status" } th { "Seat" } th { "Devices" } } }
                     tbody {
@@ -55,16 +70,17 @@ impl Admin {
                         }
                     }
                 }
-                (pager("/admin/users", &[("q", &q)], page, PAGE_SIZE, total))
+                (pager("/admin/users", &[("q", &q), ("seat", filter.key())], page, PAGE_SIZE, total))
             },
         )))
     }
 
     pub(super) fn users_csv(&self, req: &Request) -> Handled {
         let q = crate::http::query_param(&req.query, "q")?.unwrap_or_default();
+        let filter = seat_filter(req)?;
         let (_, users) = self
             .db
-            .read(|tx| portal::search_users(tx, &q, 0, CSV_MAX))?;
+            .read(|tx| portal::search_users(tx, &q, filter, 0, CSV_MAX))?;
         let mut out = csv::Writer::new(&[
             "id",
             "user_name",
@@ -200,6 +216,17 @@ impl Admin {
         log::info!("{actor} deactivated device {id}");
         Ok(redirect(&format!("/admin/users/{user_id}")))
     }
+}
+
+/// The `seat` query parameter: empty for everyone, else one of the filters' keys.
+pub(super) fn seat_filter(req: &Request) -> Result<SeatFilter, HttpError> {
+    let key = crate::http::query_param(&req.query, "seat")?.unwrap_or_default();
+    SeatFilter::from_key(&key).ok_or_else(|| {
+        HttpError::new(
+            Reason::BadRequest,
+            "seat must be empty, seated, waiting, none or inactive.",
+        )
+    })
 }
 
 fn seat_label(u: &UserSummary) -> maud::Markup {

@@ -30,32 +30,99 @@ fn contains_pattern(q: &str) -> String {
     format!("%{escaped}%")
 }
 
-/// Users whose userName, email or display name contains `q` (all when empty), by name.
+/// Which users a search keeps, by their seat state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SeatFilter {
+    #[default]
+    Any,
+    /// Active, with a seat.
+    Seated,
+    /// Active, waiting for a seat (no seat of any license).
+    Waiting,
+    /// Active, entitled to nothing.
+    NoSeat,
+    /// Deactivated in the directory.
+    Inactive,
+}
+
+impl SeatFilter {
+    pub const ALL: [SeatFilter; 5] = [
+        SeatFilter::Any,
+        SeatFilter::Seated,
+        SeatFilter::Waiting,
+        SeatFilter::NoSeat,
+        SeatFilter::Inactive,
+    ];
+
+    /// The query-string value.
+    pub fn key(self) -> &'static str {
+        match self {
+            SeatFilter::Any => "",
+            SeatFilter::Seated => "seated",
+            SeatFilter::Waiting => "waiting",
+            SeatFilter::NoSeat => "none",
+            SeatFilter::Inactive => "inactive",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            SeatFilter::Any => "everyone",
+            SeatFilter::Seated => "with a seat",
+            SeatFilter::Waiting => "waiting for a seat",
+            SeatFilter::NoSeat => "entitled to no seat",
+            SeatFilter::Inactive => "deactivated",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<SeatFilter> {
+        SeatFilter::ALL.into_iter().find(|f| f.key() == key)
+    }
+
+    /// The SQL condition on `u` (the user) and `s` (their best seat); constant text.
+    fn condition(self) -> &'static str {
+        match self {
+            SeatFilter::Any => "1",
+            SeatFilter::Seated => "u.active = 1 AND s.state = 'assigned'",
+            SeatFilter::Waiting => "u.active = 1 AND s.state = 'pending'",
+            SeatFilter::NoSeat => "u.active = 1 AND s.user_id IS NULL",
+            SeatFilter::Inactive => "u.active = 0",
+        }
+    }
+}
+
+/// Users whose userName, email or display name contains `q` (all when empty) and whose
+/// seat state passes `filter`, by name.
 pub fn search_users(
     tx: &Transaction<'_>,
     q: &str,
+    filter: SeatFilter,
     offset: i64,
     limit: i64,
 ) -> rusqlite::Result<(i64, Vec<UserSummary>)> {
     let pattern = contains_pattern(q);
-    const MATCH: &str = "(?1 = '%%' OR u.user_name_key LIKE ?1 ESCAPE '\\'
-        OR u.email_key LIKE ?1 ESCAPE '\\' OR lower(u.display_name) LIKE ?1 ESCAPE '\\')";
-    let total: i64 = tx.query_row(
-        &format!("SELECT count(*) FROM users u WHERE {MATCH}"),
-        [&pattern],
-        |r| r.get(0),
-    )?;
-    let mut stmt = tx.prepare_cached(&format!(
-        "SELECT u.id, u.user_name, u.display_name, coalesce(u.email_key, u.user_name_key), u.active,
-                s.state, CASE WHEN s.user_id IS NULL THEN NULL ELSE coalesce(sl.name, 'primary') END,
-                s.reason,
-                (SELECT count(*) FROM devices d WHERE d.user_id = u.id AND d.revoked_at IS NULL)
-         FROM users u
+    // Each user with their best seat: an assigned one if any, else a pending one.
+    let from = format!(
+        "FROM users u
          LEFT JOIN seats s ON s.user_id = u.id AND s.license_id =
              (SELECT license_id FROM seats WHERE user_id = u.id
               ORDER BY state = 'assigned' DESC, license_id LIMIT 1)
-         LEFT JOIN sublicenses sl ON sl.id = s.sublicense_id
-         WHERE {MATCH}
+         WHERE (?1 = '%%' OR u.user_name_key LIKE ?1 ESCAPE '\\'
+             OR u.email_key LIKE ?1 ESCAPE '\\' OR lower(u.display_name) LIKE ?1 ESCAPE '\\')
+           AND {}",
+        filter.condition()
+    );
+    let total: i64 = tx
+        .prepare_cached(&format!("SELECT count(*) {from}"))?
+        .query_row([&pattern], |r| r.get(0))?;
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT u.id, u.user_name, u.display_name, coalesce(u.email_key, u.user_name_key), u.active,
+                s.state,
+                CASE WHEN s.user_id IS NULL THEN NULL
+                     ELSE coalesce((SELECT name FROM sublicenses WHERE id = s.sublicense_id), 'primary') END,
+                s.reason,
+                (SELECT count(*) FROM devices d WHERE d.user_id = u.id AND d.revoked_at IS NULL)
+         {from}
          ORDER BY u.user_name_key LIMIT ?2 OFFSET ?3"
     ))?;
     let rows = stmt.query_map(params![pattern, limit, offset], |r| {

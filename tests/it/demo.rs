@@ -242,4 +242,45 @@ fn the_demo_walkthrough_activates_a_mac_through_the_demo_idp() {
         text.contains(device) && text.contains(">active<"),
         "the device is listed, active: {text}"
     );
+
+    // Who is waiting for a seat, who is deactivated, who is entitled to nothing.
+    let list = |filter: &str| {
+        let r = s.request(
+            "GET",
+            &format!("/admin/users?seat={filter}"),
+            &[("Cookie", &session)],
+            b"",
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.text()
+    };
+    let waiting = list("waiting");
+    assert!(
+        waiting.contains("6 user(s), waiting for a seat."),
+        "{waiting}"
+    );
+    assert!(
+        waiting.contains("niaj@acme.example") && !waiting.contains("alice@acme.example"),
+        "{waiting}"
+    );
+    let inactive = list("inactive");
+    assert!(
+        inactive.contains("henry@acme.example") && inactive.contains("1 user(s)"),
+        "{inactive}"
+    );
+    assert!(list("none").contains("ines@acme.example"));
+    let csv = s.request(
+        "GET",
+        "/admin/users.csv?seat=waiting",
+        &[("Cookie", &session)],
+        b"",
+    );
+    assert_eq!(csv.text().lines().count(), 7, "a header and six users");
+    let bad = s.request(
+        "GET",
+        "/admin/users?seat=bogus",
+        &[("Cookie", &session)],
+        b"",
+    );
+    assert_eq!(bad.status, 400);
 }
