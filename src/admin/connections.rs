@@ -365,7 +365,8 @@ fn token_once(name: &str, secret: &str, scim_base: &str) -> Markup {
     }
 }
 
-fn cert_expiry(c: &Connection, now: i64) -> Markup {
+/// Each signing certificate's expiry, flagged from 30 days ahead.
+pub(super) fn cert_expiry(c: &Connection, now: i64) -> Markup {
     html! {
         @for (_, subject, not_after) in &c.certificates {
             @if *not_after < now { span.bad { "EXPIRED " (rfc3339(*not_after)) } }

@@ -166,11 +166,7 @@ pub fn overview(o: &Overview<'_>) -> String {
                                     td { strong { (c.name) } br; code { (c.id) } }
                                     td { (c.preset) }
                                     td { (c.domains.join(", ")) }
-                                    td {
-                                        @for (_, subject, not_after) in &c.certificates {
-                                            (subject) ", until " (rfc3339(*not_after)) br;
-                                        }
-                                    }
+                                    td { (super::connections::cert_expiry(c, crate::clock::now_unix())) }
                                     td { a href={ "/saml/login/" (c.id) } { "Test sign-in" } }
                                 }
                             }

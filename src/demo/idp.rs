@@ -50,7 +50,8 @@ impl DemoIdp {
             .create_certificate(&CertificateParams {
                 common_name: "seatgate demo IdP",
                 issuer_name: "seatgate demo IdP",
-                days_until_expiration: 30,
+                // Longer than the portal's 30-day expiry warning: a demo shows no false alarm.
+                days_until_expiration: 365,
             })
             .map_err(e)?;
         Ok(DemoIdp {

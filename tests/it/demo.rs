@@ -243,6 +243,18 @@ fn the_demo_walkthrough_activates_a_mac_through_the_demo_idp() {
         "the device is listed, active: {text}"
     );
 
+    // The overview: every pool, and the demo IdP's certificate without a false alarm.
+    let overview = s.request("GET", "/admin", &[("Cookie", &session)], b"");
+    let overview = overview.text();
+    assert!(
+        overview.contains("Primary pool</td><td>15 / 3 / 0 of 15"),
+        "{overview}"
+    );
+    assert!(
+        overview.contains("valid until") && !overview.contains(">expires "),
+        "{overview}"
+    );
+
     // Who is waiting for a seat, who is deactivated, who is entitled to nothing.
     let list = |filter: &str| {
         let r = s.request(
