@@ -164,7 +164,7 @@ pub fn entries_table(entries: &[(AuditEntry, Option<String>)]) -> Markup {
             table.audit {
                 thead { tr { th { "When" } th { "Who" } th { "Action" } th { "User" } th { "Reason" } th { "Detail" } } }
                 tbody { @for (e, user) in entries { tr {
-                    td { (rfc3339(e.at)) }
+                    td.when { (rfc3339(e.at)) }
                     td { (e.actor) }
                     td { code { (e.action) } }
                     td { @if let Some(id) = &e.user_id { a href={ "/admin/users/" (id) } { (user.as_deref().unwrap_or(id)) } } }

@@ -66,7 +66,7 @@ impl Admin {
                             thead { tr { th { "Token" } th { "Created" } th { "Last used" } th { "State" } } }
                             tbody { @for t in &scim_tokens { tr {
                                 td { (t.name) }
-                                td { (rfc3339(t.created_at)) }
+                                td.when { (rfc3339(t.created_at)) }
                                 td { (t.last_used_at.map_or_else(|| "never".into(), rfc3339)) }
                                 td { @if t.revoked_at.is_some() { span.bad { "revoked" } } @else { span.ok { "active" } } }
                             } } }
@@ -83,7 +83,7 @@ impl Admin {
                         table {
                             thead { tr { th { "When" } th { "Request" } th { "Outcome" } th { "Detail" } } }
                             tbody { @for r in &requests { tr {
-                                td { (rfc3339(r.at)) }
+                                td.when { (rfc3339(r.at)) }
                                 td { code { (r.method) " " (r.path) } }
                                 td { @if r.status < 400 { span.ok { (r.status) } } @else { span.bad { (r.status) } " " (r.scim_type.as_deref().unwrap_or("")) } }
                                 td.detail { (r.detail.as_deref().unwrap_or("")) }
@@ -301,7 +301,7 @@ impl Admin {
                         table {
                             thead { tr { th { "When" } th { "Who" } th { "Purpose" } th { "Outcome" } th { "Detail" } } }
                             tbody { @for s in &sign_ins { tr {
-                                td { (rfc3339(s.at)) }
+                                td.when { (rfc3339(s.at)) }
                                 td { (s.identity.as_deref().unwrap_or("—")) }
                                 td { (s.purpose) }
                                 td { @if s.outcome == "OK" { span.ok { "OK" } } @else { code.bad { (s.outcome) } } }

@@ -200,7 +200,7 @@ pub fn overview(o: &Overview<'_>) -> String {
                         tbody {
                             @for s in o.sign_ins {
                                 tr {
-                                    td { (rfc3339(s.at)) }
+                                    td.when { (rfc3339(s.at)) }
                                     td { (s.method) " · " (s.purpose) @if let Some(c) = &s.connection_id { br; code { (c) } } }
                                     td { (s.identity.as_deref().unwrap_or("—")) }
                                     td { @if s.outcome == "OK" { span.ok { "OK" } } @else { code.bad { (s.outcome) } } }

@@ -159,7 +159,7 @@ impl Admin {
                                 td { (s.product) }
                                 td { (s.pool) }
                                 td { @if s.state == "assigned" { span.ok { "assigned" } } @else { "pending " code { (s.reason.as_deref().unwrap_or("")) } } }
-                                td { (rfc3339(s.since)) }
+                                td.when { (rfc3339(s.since)) }
                             } } }
                         }
                     }
@@ -172,9 +172,9 @@ impl Admin {
                             thead { tr { th { "Device" } th { "Activated" } th { "Last seen" } th { "Lease until" } th { "State" } th {} } }
                             tbody { @for d in &devices { tr {
                                 td { strong { (d.name) } " (" (d.os) ")" br; code.small { (d.id) } }
-                                td { (rfc3339(d.created_at)) }
-                                td { (rfc3339(d.last_seen_at)) }
-                                td { (rfc3339(d.lease_expires_at)) }
+                                td.when { (rfc3339(d.created_at)) }
+                                td.when { (rfc3339(d.last_seen_at)) }
+                                td.when { (rfc3339(d.lease_expires_at)) }
                                 td { @match &d.revoked_at {
                                     None => span.ok { "active" },
                                     Some(at) => { span.bad { "revoked" } " " (rfc3339(*at)) br; code { (d.revoke_reason.as_deref().unwrap_or("")) } }
