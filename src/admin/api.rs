@@ -60,14 +60,14 @@ impl Admin {
             let found = self
                 .db
                 .read(|tx| tokens::authenticate(tx, Scope::Admin, presented))?;
-            let Some((id, last_used)) = found else {
+            let Some(token) = found else {
                 return Err(unauthorized());
             };
-            if tokens::needs_touch(last_used) {
-                self.db.write(|tx| tokens::touch(tx, id))?;
+            if tokens::needs_touch(token.last_used_at) {
+                self.db.write(|tx| tokens::touch(tx, token.id))?;
             }
             return Ok(Caller {
-                actor: format!("admin-token:{id}"),
+                actor: format!("admin-token:{}", token.name),
             });
         }
         let Some((_, session)) = self.session(req)? else {

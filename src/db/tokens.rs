@@ -50,27 +50,42 @@ pub fn create(tx: &Transaction<'_>, scope: Scope, name: &str) -> rusqlite::Resul
     Ok((tx.last_insert_rowid(), token))
 }
 
-/// The id of the live token of `scope` whose secret is `presented`.
+/// A live token that a request presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presented {
+    pub id: i64,
+    pub name: String,
+    pub last_used_at: Option<i64>,
+}
+
+/// The live token of `scope` whose secret is `presented`.
 pub fn authenticate(
     tx: &Transaction<'_>,
     scope: Scope,
     presented: &str,
-) -> rusqlite::Result<Option<(i64, Option<i64>)>> {
+) -> rusqlite::Result<Option<Presented>> {
     let hash = sha256_hex(presented.as_bytes());
-    let row: Option<(i64, String, Option<i64>)> = tx
+    let row: Option<(Presented, String)> = tx
         .prepare_cached(
-            "SELECT id, token_hash, last_used_at FROM api_tokens
+            "SELECT id, name, last_used_at, token_hash FROM api_tokens
              WHERE token_hash = ?1 AND scope = ?2 AND revoked_at IS NULL",
         )?
         .query_row((&hash, scope.as_str()), |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((
+                Presented {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    last_used_at: r.get(2)?,
+                },
+                r.get(3)?,
+            ))
         })
         .optional()?;
     // The lookup is by hash of a 256-bit secret; the constant-time comparison guards the
     // final equality anyway.
     Ok(row
-        .filter(|(_, stored, _)| constant_time_eq(stored.as_bytes(), hash.as_bytes()))
-        .map(|(id, _, used)| (id, used)))
+        .filter(|(_, stored)| constant_time_eq(stored.as_bytes(), hash.as_bytes()))
+        .map(|(token, _)| token))
 }
 
 /// Whether `last_used_at` is stale enough to be worth a write.

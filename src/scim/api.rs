@@ -30,20 +30,6 @@ pub struct Scim {
 }
 
 impl Scim {
-    /// A directory write: `f`'s changes, and the seat changes they cause, in one
-    /// transaction (a 2xx means both are committed).
-    pub fn write<T>(
-        &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, HttpError>,
-    ) -> Result<T, HttpError> {
-        self.db.write(|tx| {
-            let mark = crate::db::licensing::last_event_id(tx)?;
-            let value = f(tx)?;
-            crate::licensing::reconcile::after_directory_change(tx, mark, "scim", now_unix())?;
-            Ok(value)
-        })
-    }
-
     pub fn new(
         db: Arc<Db>,
         public_url: &str,
@@ -74,9 +60,9 @@ impl Scim {
         let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
         let route = route_name(&segments);
         let mut token_id = None;
-        let result = self.authenticate(req).and_then(|id| {
-            token_id = Some(id);
-            self.limiter.check(id).map_err(|retry| {
+        let result = self.authenticate(req).and_then(|token| {
+            token_id = Some(token.id);
+            self.limiter.check(token.id).map_err(|retry| {
                 HttpError::scim(
                     Reason::TooManyRequests,
                     "tooMany",
@@ -84,7 +70,11 @@ impl Scim {
                 )
                 .with_retry_after(retry)
             })?;
-            self.dispatch(req, &segments)
+            let caller = Caller {
+                scim: self,
+                actor: format!("scim:{}", token.name),
+            };
+            caller.dispatch(req, &segments)
         });
         let response = match &result {
             Ok(r) => r.clone(),
@@ -115,7 +105,7 @@ impl Scim {
         (route, response)
     }
 
-    fn authenticate(&self, req: &Request) -> Result<i64, HttpError> {
+    fn authenticate(&self, req: &Request) -> Result<tokens::Presented, HttpError> {
         let unauthorized = || {
             HttpError::new(
                 Reason::Unauthorized,
@@ -129,11 +119,43 @@ impl Scim {
         let found = self
             .db
             .read(|tx| tokens::authenticate(tx, Scope::Scim, presented))?;
-        let (id, last_used) = found.ok_or_else(unauthorized)?;
-        if tokens::needs_touch(last_used) {
-            self.db.write(|tx| tokens::touch(tx, id))?;
+        let token = found.ok_or_else(unauthorized)?;
+        if tokens::needs_touch(token.last_used_at) {
+            self.db.write(|tx| tokens::touch(tx, token.id))?;
         }
-        Ok(id)
+        Ok(token)
+    }
+}
+
+/// One authenticated SCIM client's request: the handlers' view of the service, with the
+/// actor its directory changes (and the seat changes they cause) are audited under.
+pub struct Caller<'a> {
+    scim: &'a Scim,
+    /// `scim:<token name>`.
+    actor: String,
+}
+
+impl std::ops::Deref for Caller<'_> {
+    type Target = Scim;
+
+    fn deref(&self) -> &Scim {
+        self.scim
+    }
+}
+
+impl Caller<'_> {
+    /// A directory write: `f`'s changes, and the seat changes they cause, in one
+    /// transaction (a 2xx means both are committed).
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, HttpError>,
+    ) -> Result<T, HttpError> {
+        self.db.write(|tx| {
+            let mark = crate::db::licensing::last_event_id(tx)?;
+            let value = f(tx)?;
+            crate::licensing::reconcile::after_directory_change(tx, mark, &self.actor, now_unix())?;
+            Ok(value)
+        })
     }
 
     fn dispatch(&self, req: &Request, segments: &[&str]) -> Result<Response, HttpError> {
@@ -449,11 +471,11 @@ pub fn new_id() -> String {
 pub type PageFn<R> = fn(&rusqlite::Transaction<'_>, &ListQuery) -> Result<(i64, Vec<R>), HttpError>;
 /// Renders one row as a listing shows it.
 pub type ListedFn<R> =
-    fn(&Scim, &rusqlite::Transaction<'_>, &R, &ListQuery) -> Result<Value, HttpError>;
+    fn(&Caller<'_>, &rusqlite::Transaction<'_>, &R, &ListQuery) -> Result<Value, HttpError>;
 
 /// A listing: one page of rows, each rendered as the listing shows it, in a ListResponse.
 pub fn list_with<R>(
-    scim: &Scim,
+    scim: &Caller<'_>,
     q: &ListQuery,
     page: PageFn<R>,
     listed: ListedFn<R>,

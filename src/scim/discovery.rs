@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::api::{ListQuery, MAX_RESULTS, Scim, list_response, scim_json};
+use super::api::{Caller, ListQuery, MAX_RESULTS, list_response, scim_json};
 use super::schema::{self, ENTERPRISE, GROUP, USER};
 use crate::db::directory::{self as dir};
 use crate::db::filter_sql::Table;
@@ -104,7 +104,7 @@ pub fn schema(base: &str, id: &str) -> Result<Value, HttpError> {
 }
 
 /// `POST /scim/v2/.search`: users then groups matching the filter, paged together.
-pub fn search_all(scim: &Scim, q: &ListQuery) -> Result<Response, HttpError> {
+pub fn search_all(scim: &Caller<'_>, q: &ListQuery) -> Result<Response, HttpError> {
     let (total, items) = scim.db.read(|tx| {
         let user_clause = super::users::compile_filter(Table::Users, q.filter.as_deref())?;
         let group_clause = super::users::compile_filter(Table::Groups, q.filter.as_deref())?;

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::api::{ListQuery, Scim, check_version, new_id, resource_response};
+use super::api::{Caller, ListQuery, check_version, new_id, resource_response};
 use super::patch::{self, MemberOp};
 use super::resource::{self, Meta};
 use super::users::{compile_filter, sort_order};
@@ -25,7 +25,7 @@ fn not_found(id: &str) -> HttpError {
     )
 }
 
-fn render(scim: &Scim, row: &GroupRow, members: Option<&[(String, String)]>) -> Value {
+fn render(scim: &Caller<'_>, row: &GroupRow, members: Option<&[(String, String)]>) -> Value {
     let meta = Meta {
         resource_type: "Group",
         location: scim.location("Groups", &row.id),
@@ -52,7 +52,7 @@ fn load(
 }
 
 fn respond(
-    scim: &Scim,
+    scim: &Caller<'_>,
     status: u16,
     row: &GroupRow,
     members: Option<&[(String, String)]>,
@@ -160,7 +160,7 @@ fn store_update(
     Ok(())
 }
 
-pub fn create(scim: &Scim, body: Value) -> Result<Response, HttpError> {
+pub fn create(scim: &Caller<'_>, body: Value) -> Result<Response, HttpError> {
     let (stored, fields, members) = resource::prepare_group(body)?;
     let text = stored.to_string();
     let (row, listed) = scim.write(|tx| {
@@ -183,7 +183,7 @@ pub fn create(scim: &Scim, body: Value) -> Result<Response, HttpError> {
     Ok(respond(scim, 201, &row, listed.as_deref(), None))
 }
 
-pub fn get(scim: &Scim, id: &str, q: &ListQuery) -> Result<Response, HttpError> {
+pub fn get(scim: &Caller<'_>, id: &str, q: &ListQuery) -> Result<Response, HttpError> {
     let (row, members) = scim.db.read(|tx| load(tx, id, Some(q)))?;
     Ok(respond(scim, 200, &row, members.as_deref(), Some(q)))
 }
@@ -191,7 +191,7 @@ pub fn get(scim: &Scim, id: &str, q: &ListQuery) -> Result<Response, HttpError> 
 /// PUT replaces the group's attributes; its members are replaced when the body lists
 /// them and kept when it does not (an omitted list must not silently revoke seats).
 pub fn replace(
-    scim: &Scim,
+    scim: &Caller<'_>,
     id: &str,
     required: Option<String>,
     body: Value,
@@ -214,7 +214,7 @@ pub fn replace(
 /// PATCH answers 204 (what IdPs expect from group PATCHes, fast) unless the client asked
 /// for attributes back.
 pub fn patch(
-    scim: &Scim,
+    scim: &Caller<'_>,
     id: &str,
     required: Option<String>,
     body: Value,
@@ -251,7 +251,11 @@ pub fn patch(
     })
 }
 
-pub fn delete(scim: &Scim, id: &str, required: Option<String>) -> Result<Response, HttpError> {
+pub fn delete(
+    scim: &Caller<'_>,
+    id: &str,
+    required: Option<String>,
+) -> Result<Response, HttpError> {
     scim.write(|tx| {
         let before = dir::group_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
@@ -271,13 +275,13 @@ pub fn delete(scim: &Scim, id: &str, required: Option<String>) -> Result<Respons
     Ok(Response::new(204, "application/scim+json", Vec::new()))
 }
 
-pub fn list(scim: &Scim, q: &ListQuery) -> Result<Response, HttpError> {
+pub fn list(scim: &Caller<'_>, q: &ListQuery) -> Result<Response, HttpError> {
     super::api::list_with(scim, q, page, listed)
 }
 
 /// A group as a listing shows it: members unless omitted, then attribute projection.
 pub(super) fn listed(
-    scim: &Scim,
+    scim: &Caller<'_>,
     tx: &Tx<'_>,
     row: &GroupRow,
     q: &ListQuery,

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::api::{ListQuery, Scim, check_version, new_id, resource_response};
+use super::api::{Caller, ListQuery, check_version, new_id, resource_response};
 use super::resource::{self, Meta, UserFields};
 use super::{filter, patch};
 use crate::clock::now_unix;
@@ -28,7 +28,7 @@ fn taken(user_name: &str) -> HttpError {
     )
 }
 
-fn render(scim: &Scim, row: &UserRow, groups: &[(String, String)]) -> Value {
+fn render(scim: &Caller<'_>, row: &UserRow, groups: &[(String, String)]) -> Value {
     let meta = Meta {
         resource_type: "User",
         location: scim.location("Users", &row.id),
@@ -40,7 +40,7 @@ fn render(scim: &Scim, row: &UserRow, groups: &[(String, String)]) -> Value {
 }
 
 fn respond(
-    scim: &Scim,
+    scim: &Caller<'_>,
     status: u16,
     row: &UserRow,
     groups: &[(String, String)],
@@ -50,7 +50,7 @@ fn respond(
     resource_response(status, render(scim, row, groups), row.version, &location, q)
 }
 
-pub fn create(scim: &Scim, body: Value) -> Result<Response, HttpError> {
+pub fn create(scim: &Caller<'_>, body: Value) -> Result<Response, HttpError> {
     let (stored, fields) = resource::prepare_user(body)?;
     let text = stored.to_string();
     let now = now_unix();
@@ -127,7 +127,7 @@ fn compatible_external_id(existing: &UserRow, fields: &UserFields) -> bool {
     }
 }
 
-pub fn get(scim: &Scim, id: &str, q: &ListQuery) -> Result<Response, HttpError> {
+pub fn get(scim: &Caller<'_>, id: &str, q: &ListQuery) -> Result<Response, HttpError> {
     let (row, groups) = scim.db.read(|tx| {
         let row = dir::user_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
         let groups = if q.omits("groups") {
@@ -141,7 +141,7 @@ pub fn get(scim: &Scim, id: &str, q: &ListQuery) -> Result<Response, HttpError> 
 }
 
 pub fn replace(
-    scim: &Scim,
+    scim: &Caller<'_>,
     id: &str,
     required: Option<String>,
     body: Value,
@@ -157,7 +157,7 @@ pub fn replace(
 }
 
 pub fn patch(
-    scim: &Scim,
+    scim: &Caller<'_>,
     id: &str,
     required: Option<String>,
     body: Value,
@@ -200,7 +200,11 @@ fn store(
     Ok((row, groups))
 }
 
-pub fn delete(scim: &Scim, id: &str, required: Option<String>) -> Result<Response, HttpError> {
+pub fn delete(
+    scim: &Caller<'_>,
+    id: &str,
+    required: Option<String>,
+) -> Result<Response, HttpError> {
     scim.write(|tx| {
         let before = dir::user_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
@@ -214,13 +218,13 @@ pub fn delete(scim: &Scim, id: &str, required: Option<String>) -> Result<Respons
     Ok(Response::new(204, "application/scim+json", Vec::new()))
 }
 
-pub fn list(scim: &Scim, q: &ListQuery) -> Result<Response, HttpError> {
+pub fn list(scim: &Caller<'_>, q: &ListQuery) -> Result<Response, HttpError> {
     super::api::list_with(scim, q, page, listed)
 }
 
 /// A user as a listing shows it: groups unless omitted, then attribute projection.
 pub(super) fn listed(
-    scim: &Scim,
+    scim: &Caller<'_>,
     tx: &rusqlite::Transaction<'_>,
     row: &UserRow,
     q: &ListQuery,

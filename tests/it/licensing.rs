@@ -206,10 +206,10 @@ fn seats_follow_the_directory_and_freed_seats_go_to_the_next_pending_user() {
     // The audit log tells the story, per user, and cannot be rewritten.
     let story = ok(s.cli(&["audit", "--user", "ann@contoso.com"]));
     assert!(
-        story.contains("scim seat_revoked") && story.contains("USER_INACTIVE"),
+        story.contains("scim:test seat_revoked") && story.contains("USER_INACTIVE"),
         "{story}"
     );
-    assert!(story.contains("scim seat_granted"), "{story}");
+    assert!(story.contains("scim:test seat_granted"), "{story}");
     let cat_story = ok(s.cli(&["audit", "--user", "cat@contoso.com"]));
     assert!(
         cat_story.contains("seat_pending") && cat_story.contains("NO_SEATS"),
