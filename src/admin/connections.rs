@@ -63,12 +63,20 @@ impl Admin {
                     @if scim_tokens.is_empty() { p { "No SCIM token yet." } }
                     @else {
                         table {
-                            thead { tr { th { "Token" } th { "Created" } th { "Last used" } th { "State" } } }
+                            thead { tr { th { "Token" } th { "Created" } th { "Last used" } th { "State" } th {} } }
                             tbody { @for t in &scim_tokens { tr {
                                 td { (t.name) }
                                 td.when { (rfc3339(t.created_at)) }
                                 td { (t.last_used_at.map_or_else(|| "never".into(), rfc3339)) }
                                 td { @if t.revoked_at.is_some() { span.bad { "revoked" } } @else { span.ok { "active" } } }
+                                td {
+                                    @if t.revoked_at.is_none() {
+                                        form.inline method="post" action={ "/admin/idp/scim-tokens/" (t.id) "/revoke" } {
+                                            input type="hidden" name="csrf" value=(session.csrf_token);
+                                            button.danger type="submit" aria-label={ "Revoke " (t.name) } { "Revoke" }
+                                        }
+                                    }
+                                }
                             } } }
                         }
                     }
@@ -95,13 +103,33 @@ impl Admin {
         )))
     }
 
+    /// Revokes a SCIM token: the IdP using it gets 401 from its next request.
+    pub(super) fn revoke_scim_token(&self, req: &Request, session: &Session, id: &str) -> Handled {
+        self.checked_form(req, session)?;
+        let actor = format!("admin:{}", session.display_name);
+        let revoked = self
+            .db
+            .write(|tx| tokens::revoke(tx, Scope::Scim, id, &actor))?;
+        if revoked == 0 {
+            return Err(HttpError::new(
+                Reason::NotFound,
+                "There is no active SCIM token with that id.",
+            ));
+        }
+        log::info!("{actor} revoked SCIM token {id}");
+        Ok(redirect("/admin/idp"))
+    }
+
     pub(super) fn create_scim_token(&self, req: &Request, session: &Session) -> Handled {
         let form = self.checked_form(req, session)?;
         let name = field(&form, "name").trim().to_string();
         if name.is_empty() {
             return Err(HttpError::new(Reason::BadRequest, "Give the token a name."));
         }
-        let (_, secret) = self.db.write(|tx| tokens::create(tx, Scope::Scim, &name))?;
+        let actor = format!("admin:{}", session.display_name);
+        let (_, secret) = self
+            .db
+            .write(|tx| tokens::create(tx, Scope::Scim, &name, &actor))?;
         log::info!("admin:{} created SCIM token {name:?}", session.display_name);
         // Shown once, in this response only; never stored in clear, never in a URL.
         self.connections_page(session, Some((&name, &secret)))
@@ -190,9 +218,11 @@ impl Admin {
             .filter(|d| !d.trim().is_empty())
             .map(str::to_string)
             .collect();
+        let actor = format!("admin:{}", session.display_name);
         let added = connections::add(
             &self.db,
             &AddRequest {
+                actor: &actor,
                 name: field(&form, "name"),
                 preset: field(&form, "preset"),
                 metadata_xml: &xml,
@@ -232,7 +262,10 @@ impl Admin {
             .find(|c| c.id == id)
             .ok_or_else(HttpError::not_found)?;
         let name = format!("{} provisioning", connection.name);
-        let (_, secret) = self.db.write(|tx| tokens::create(tx, Scope::Scim, &name))?;
+        let actor = format!("admin:{}", session.display_name);
+        let (_, secret) = self
+            .db
+            .write(|tx| tokens::create(tx, Scope::Scim, &name, &actor))?;
         log::info!("admin:{} created SCIM token {name:?}", session.display_name);
         // Shown once, in this response only; never stored in clear, never in a URL.
         self.connection_page(session, id, Some((&name, &secret)))

@@ -128,6 +128,16 @@ impl Admin {
                 return Ok::<_, HttpError>(false);
             }
             store::set_local_admin(tx, username, &hash, now)?;
+            crate::db::licensing::audit(
+                tx,
+                now,
+                "setup",
+                "local_admin_created",
+                None,
+                Some(username),
+                None,
+                Some("first-run setup"),
+            )?;
             settings::put(tx, settings::SETUP_COMPLETED_AT, &now.to_string(), now)?;
             settings::put(tx, settings::PUBLIC_URL, public_url, now)?;
             Ok(true)

@@ -148,6 +148,7 @@ impl Admin {
             ["idp"] => ("/admin/idp", get || post),
             ["idp", "new"] => ("/admin/idp/new", get),
             ["idp", "scim-token"] => ("/admin/idp/scim-token", post),
+            ["idp", "scim-tokens", _, "revoke"] => ("/admin/idp/scim-tokens/{id}/revoke", post),
             ["idp", _] => ("/admin/idp/{id}", get),
             ["idp", _, "scim-token"] => ("/admin/idp/{id}/scim-token", post),
             ["tls", "ca.pem"] => ("/admin/tls/ca.pem", get),
@@ -181,6 +182,7 @@ impl Admin {
                 ["idp"] => self.connections_page(session, None),
                 ["idp", "new"] => self.new_connection_page(req, session, None),
                 ["idp", "scim-token"] => self.create_scim_token(req, session),
+                ["idp", "scim-tokens", id, "revoke"] => self.revoke_scim_token(req, session, id),
                 ["idp", id] => self.connection_page(session, id, None),
                 ["idp", id, "scim-token"] => self.create_connection_scim_token(req, session, id),
                 ["tls", "ca.pem"] => self.ca_certificate(),
@@ -596,6 +598,17 @@ pub fn login_link(
             &sha256_hex(token.as_bytes()),
             now,
             now + ttl.as_secs() as i64,
+        )?;
+        // Who asked is whoever could run the command or the demo; the link itself is audited.
+        crate::db::licensing::audit(
+            tx,
+            now,
+            "system",
+            "admin_login_link_created",
+            None,
+            Some(&canonical),
+            None,
+            None,
         )?;
         Ok(())
     })?;

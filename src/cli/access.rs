@@ -159,6 +159,21 @@ pub fn admin(db: &Db, public_url: &str, cmd: AdminCommand) -> Result<(), CliErro
                 .write(|tx| {
                     let created = store::set_local_admin(tx, &username, &hash, now)?;
                     let ended = store::end_sessions_of(tx, SessionKind::Local, &username, now)?;
+                    let action = if created {
+                        "local_admin_created"
+                    } else {
+                        "local_admin_password_changed"
+                    };
+                    crate::db::licensing::audit(
+                        tx,
+                        now,
+                        ACTOR,
+                        action,
+                        None,
+                        Some(&username),
+                        None,
+                        None,
+                    )?;
                     Ok::<_, rusqlite::Error>((created, ended))
                 })
                 .map_err(runtime)?;
@@ -217,6 +232,18 @@ pub fn admin(db: &Db, public_url: &str, cmd: AdminCommand) -> Result<(), CliErro
                 .write(|tx| {
                     let removed = store::delete_local_admin(tx, &username)?;
                     store::end_sessions_of(tx, SessionKind::Local, &username, now)?;
+                    if removed {
+                        crate::db::licensing::audit(
+                            tx,
+                            now,
+                            ACTOR,
+                            "local_admin_removed",
+                            None,
+                            Some(&username),
+                            None,
+                            None,
+                        )?;
+                    }
                     Ok::<_, rusqlite::Error>(removed)
                 })
                 .map_err(runtime)?;

@@ -94,6 +94,7 @@ pub fn run(config: &Config, cmd: IdpCommand) -> Result<(), CliError> {
                     .map_err(|e| CliError::Runtime(format!("cannot read {metadata}: {e}")))?
             };
             let request = AddRequest {
+                actor: super::access::ACTOR,
                 name: &name,
                 preset: &preset,
                 metadata_xml: &xml,
@@ -171,7 +172,8 @@ pub fn run(config: &Config, cmd: IdpCommand) -> Result<(), CliError> {
                 sign_requests: sign_requests.map_or(current.sign_requests, Switch::on),
                 allow_idp_initiated: idp_initiated.map_or(current.allow_idp_initiated, Switch::on),
             };
-            connections::set_options(&db, &id, &options).map_err(add_error)?;
+            connections::set_options(&db, &id, &options, super::access::ACTOR)
+                .map_err(add_error)?;
             println!(
                 "{id}: jit {}, sign-requests {}, idp-initiated {}",
                 word(options.jit_users),

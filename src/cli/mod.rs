@@ -330,7 +330,7 @@ fn token_command(
                 return Err(CliError::Usage("--name must not be empty".into()));
             }
             let (id, token) = db
-                .write(|tx| tokens::create(tx, scope, name))
+                .write(|tx| tokens::create(tx, scope, name, access::ACTOR))
                 .map_err(runtime)?;
             eprintln!("created {label} token {id} ({name}); it is shown only now. {purpose}:");
             println!("{token}");
@@ -361,7 +361,7 @@ fn token_command(
         }
         ScimTokenCommand::Revoke { token } => {
             let n = db
-                .write(|tx| tokens::revoke(tx, scope, &token))
+                .write(|tx| tokens::revoke(tx, scope, &token, access::ACTOR))
                 .map_err(runtime)?;
             if n == 0 {
                 return Err(CliError::Runtime(format!(

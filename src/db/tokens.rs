@@ -35,19 +35,45 @@ pub struct TokenInfo {
     pub revoked_at: Option<i64>,
 }
 
-/// Creates a token; returns its id and the secret (the only time it exists in clear).
-pub fn create(tx: &Transaction<'_>, scope: Scope, name: &str) -> rusqlite::Result<(i64, String)> {
+/// Creates a token (audited as `actor`); returns its id and the secret (the only time it
+/// exists in clear).
+pub fn create(
+    tx: &Transaction<'_>,
+    scope: Scope,
+    name: &str,
+    actor: &str,
+) -> rusqlite::Result<(i64, String)> {
     let token = new_secret_token();
-    tx.execute(
+    let now = now_unix();
+    tx.prepare_cached(
         "INSERT INTO api_tokens (scope, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-        (
-            scope.as_str(),
-            name,
-            sha256_hex(token.as_bytes()),
-            now_unix(),
-        ),
-    )?;
-    Ok((tx.last_insert_rowid(), token))
+    )?
+    .execute((scope.as_str(), name, sha256_hex(token.as_bytes()), now))?;
+    let id = tx.last_insert_rowid();
+    audit_token(tx, now, actor, scope, "created", id, name)?;
+    Ok((id, token))
+}
+
+fn audit_token(
+    tx: &Transaction<'_>,
+    now: i64,
+    actor: &str,
+    scope: Scope,
+    what: &str,
+    id: i64,
+    name: &str,
+) -> rusqlite::Result<()> {
+    let detail = serde_json::json!({ "name": name }).to_string();
+    super::licensing::audit(
+        tx,
+        now,
+        actor,
+        &format!("{}_token_{what}", scope.as_str()),
+        None,
+        Some(&id.to_string()),
+        None,
+        Some(&detail),
+    )
 }
 
 /// A live token that a request presented.
@@ -117,11 +143,26 @@ pub fn list(tx: &Transaction<'_>, scope: Scope) -> rusqlite::Result<Vec<TokenInf
     rows.collect()
 }
 
-/// Revokes the token with this id or name; returns how many were revoked.
-pub fn revoke(tx: &Transaction<'_>, scope: Scope, id_or_name: &str) -> rusqlite::Result<usize> {
-    tx.execute(
-        "UPDATE api_tokens SET revoked_at = ?1
-         WHERE scope = ?2 AND revoked_at IS NULL AND (CAST(id AS TEXT) = ?3 OR name = ?3)",
-        (now_unix(), scope.as_str(), id_or_name),
-    )
+/// Revokes the live tokens with this id or name (audited as `actor`); returns how many.
+pub fn revoke(
+    tx: &Transaction<'_>,
+    scope: Scope,
+    id_or_name: &str,
+    actor: &str,
+) -> rusqlite::Result<usize> {
+    let now = now_unix();
+    let revoked: Vec<(i64, String)> = tx
+        .prepare_cached(
+            "UPDATE api_tokens SET revoked_at = ?1
+             WHERE scope = ?2 AND revoked_at IS NULL AND (CAST(id AS TEXT) = ?3 OR name = ?3)
+             RETURNING id, name",
+        )?
+        .query_map((now, scope.as_str(), id_or_name), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, name) in &revoked {
+        audit_token(tx, now, actor, scope, "revoked", *id, name)?;
+    }
+    Ok(revoked.len())
 }

@@ -84,6 +84,7 @@ pub fn seed(app: &App, idp: &DemoIdp) -> Result<Seeded, String> {
     crate::saml::connections::add(
         db,
         &crate::saml::connections::AddRequest {
+            actor: "demo",
             name: "Acme demo IdP",
             preset: "generic",
             metadata_xml: &idp.metadata_xml(),
@@ -131,7 +132,7 @@ pub fn seed(app: &App, idp: &DemoIdp) -> Result<Seeded, String> {
     }
 
     let token = db
-        .write(|tx| tokens::create(tx, Scope::Scim, "demo"))
+        .write(|tx| tokens::create(tx, Scope::Scim, "demo", "demo"))
         .map_err(|x| e(&x))?
         .1;
     let scim = Scim { app, token: &token };

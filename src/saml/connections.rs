@@ -47,6 +47,8 @@ pub struct AddRequest<'a> {
     pub jit_users: Option<bool>,
     pub sign_requests: bool,
     pub allow_idp_initiated: bool,
+    /// Who adds it, for the audit log.
+    pub actor: &'a str,
 }
 
 pub struct Added {
@@ -112,6 +114,18 @@ pub fn add(db: &Db, req: &AddRequest<'_>) -> Result<Added, AddError> {
             },
             now_unix(),
         )?;
+        let detail = serde_json::json!({"name": req.name.trim(), "preset": preset.key,
+            "domains": domains, "metadata": req.metadata_source});
+        crate::db::licensing::audit(
+            tx,
+            now_unix(),
+            req.actor,
+            "idp_connection_added",
+            None,
+            Some(&id),
+            None,
+            Some(&detail.to_string()),
+        )?;
         Ok::<_, AddError>(id)
     })?;
     Ok(Added {
@@ -124,7 +138,7 @@ pub fn add(db: &Db, req: &AddRequest<'_>) -> Result<Added, AddError> {
 }
 
 /// Changes a connection's switches, with the same rules as when adding it.
-pub fn set_options(db: &Db, id: &str, options: &Options) -> Result<(), AddError> {
+pub fn set_options(db: &Db, id: &str, options: &Options, actor: &str) -> Result<(), AddError> {
     let preset_key = db
         .read(|tx| idp::target_by_id(tx, id))?
         .ok_or_else(|| AddError::UnknownConnection(id.to_string()))?
@@ -133,7 +147,13 @@ pub fn set_options(db: &Db, id: &str, options: &Options) -> Result<(), AddError>
     if options.sign_requests && !preset.accepts_signed_requests {
         return Err(AddError::SigningNotSupported(preset.label));
     }
-    db.write(|tx| idp::set_options(tx, id, options, now_unix()))?;
+    db.write(|tx| {
+        idp::set_options(tx, id, options, now_unix())?;
+        let detail = serde_json::json!({"jit_users": options.jit_users,
+            "sign_requests": options.sign_requests, "allow_idp_initiated": options.allow_idp_initiated});
+        crate::db::licensing::audit(tx, now_unix(), actor, "idp_connection_changed", None,
+            Some(id), None, Some(&detail.to_string()))
+    })?;
     Ok(())
 }
 
@@ -291,6 +311,7 @@ mod tests {
         let (db, dir) = db();
         let xml = idp_metadata("https://sts.windows.net/t/", &[(None, &cert_b64("a"))]);
         let req = AddRequest {
+            actor: "test",
             name: "Contoso Entra_ID",
             preset: "Entra",
             metadata_xml: &xml,
@@ -336,6 +357,7 @@ mod tests {
         let (db, dir) = db();
         let xml = idp_metadata("https://idp", &[(None, &cert_b64("a"))]);
         let base = AddRequest {
+            actor: "test",
             name: "x",
             preset: "okta",
             metadata_xml: &xml,

@@ -136,6 +136,8 @@ fn first_run_setup_creates_the_admin_and_offers_the_ca() {
     ));
     assert_eq!(done.status, 303, "{}", done.text());
     assert_eq!(done.header("location"), Some("/admin/welcome"));
+    let audit = s.cli(&["audit", "--action", "local_admin_created"]).1;
+    assert!(audit.contains("setup local_admin_created"), "{audit}");
     let cookie = done.set_cookie(SESSION).expect("signed in");
     let welcome = get(&s, "/admin/welcome", &cookie);
     assert!(
@@ -364,6 +366,28 @@ fn idp_setup_shows_the_values_then_creates_the_connection_and_a_scim_token_once(
             .contains(&connection_token),
         "shown once"
     );
+    // Revoked from the portal: the IdP is refused from its next request.
+    let list = get(&s, "/admin/idp", &cookie).text();
+    let r = submit(&s, &cookie, &list, "Revoke Contoso Okta provisioning", &[]);
+    assert_eq!(r.status, 303, "{}", r.text());
+    let r = s.request(
+        "GET",
+        "/scim/v2/ServiceProviderConfig",
+        &[("Authorization", &format!("Bearer {connection_token}"))],
+        b"",
+    );
+    assert_eq!(r.status, 401, "a revoked token is refused");
+    // Each of these admin actions is in the audit log, with who did it.
+    let audit = s.cli(&["audit", "--limit", "50"]).1;
+    for action in [
+        "admin:root idp_connection_added",
+        "admin:root scim_token_created",
+        "admin:root scim_token_revoked",
+        "admin:cli local_admin_created",
+        "system admin_login_link_created",
+    ] {
+        assert!(audit.contains(action), "{action}: {audit}");
+    }
     // The same domain cannot be claimed twice.
     let again = submit(
         &s,
