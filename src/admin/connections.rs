@@ -247,6 +247,27 @@ impl Admin {
         }
     }
 
+    /// Removes a connection once the admin confirmed it.
+    pub(super) fn remove_connection(&self, req: &Request, session: &Session, id: &str) -> Handled {
+        let form = self.checked_form(req, session)?;
+        if field(&form, "confirm") != "yes" {
+            return Err(HttpError::new(
+                Reason::BadRequest,
+                "Tick the box to confirm that this connection's users can no longer sign in.",
+            ));
+        }
+        let actor = format!("admin:{}", session.display_name);
+        connections::remove(&self.db, id, &actor).map_err(|e| match e {
+            connections::AddError::UnknownConnection(_) => HttpError::not_found(),
+            e => {
+                log::error!("cannot remove IdP connection {id}: {e}");
+                HttpError::internal()
+            }
+        })?;
+        log::info!("{actor} removed IdP connection {id}");
+        Ok(redirect("/admin/idp"))
+    }
+
     /// A SCIM token for one connection's provisioning, shown once on its page.
     pub(super) fn create_connection_scim_token(
         &self,
@@ -341,6 +362,15 @@ impl Admin {
                                 td.detail { (s.detail.as_deref().unwrap_or("")) }
                             } } }
                         }
+                    }
+                }
+                section.card {
+                    h2 { "Remove this connection" }
+                    p { "Users of " strong { (c.domains.join(", ")) } " can then no longer sign in or activate devices, and admin sessions opened through it end. Directory users, their seats and their devices stay; SCIM tokens are separate (revoke them on the Identity providers page)." }
+                    form.inline method="post" action={ "/admin/idp/" (c.id) "/remove" } {
+                        input type="hidden" name="csrf" value=(session.csrf_token);
+                        label { input type="checkbox" name="confirm" value="yes" required; " I understand" }
+                        button.danger type="submit" { "Remove " (c.name) }
                     }
                 }
             },

@@ -70,6 +70,12 @@ pub enum IdpCommand {
     },
     /// Fetch the metadata of URL-backed connections now (a failure keeps the last good copy)
     Refresh,
+    /// Remove a connection: its email domains can no longer sign in and admin sessions
+    /// opened through it end; directory users, seats and devices stay
+    Remove {
+        /// The connection's id
+        id: String,
+    },
 }
 
 pub fn run(config: &Config, cmd: IdpCommand) -> Result<(), CliError> {
@@ -180,6 +186,10 @@ pub fn run(config: &Config, cmd: IdpCommand) -> Result<(), CliError> {
                 word(options.sign_requests),
                 word(options.allow_idp_initiated)
             );
+        }
+        IdpCommand::Remove { id } => {
+            connections::remove(&db, &id, super::access::ACTOR).map_err(add_error)?;
+            println!("removed IdP connection {id}");
         }
         IdpCommand::Refresh => {
             let outcomes =

@@ -419,3 +419,15 @@ pub fn recent_sign_ins(
     })?;
     rows.collect()
 }
+
+/// Ends the live SSO sessions opened through a connection; returns how many.
+pub fn end_sessions_through(
+    tx: &Transaction<'_>,
+    connection_id: &str,
+    now: i64,
+) -> rusqlite::Result<usize> {
+    tx.prepare_cached(
+        "UPDATE admin_sessions SET ended_at = ?2 WHERE connection_id = ?1 AND ended_at IS NULL",
+    )?
+    .execute(params![connection_id, now])
+}

@@ -431,3 +431,12 @@ pub fn remember_assertion(
         .execute(params![id, expires_at])?
         == 1)
 }
+
+/// Deletes a connection with its domains, certificates, metadata URL and outstanding
+/// sign-in requests; false if there was none.
+pub fn delete(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<bool> {
+    Ok(tx
+        .prepare_cached("DELETE FROM idp_connections WHERE id = ?1")?
+        .execute([id])?
+        == 1)
+}

@@ -137,6 +137,32 @@ pub fn add(db: &Db, req: &AddRequest<'_>) -> Result<Added, AddError> {
     })
 }
 
+/// Removes a connection: its domains can no longer sign in (until another connection
+/// claims them), and admin sessions opened through it end. Directory users stay.
+pub fn remove(db: &Db, id: &str, actor: &str) -> Result<(), AddError> {
+    let now = now_unix();
+    db.write(|tx| {
+        let Some(c) = idp::list(tx)?.into_iter().find(|c| c.id == id) else {
+            return Err(AddError::UnknownConnection(id.to_string()));
+        };
+        idp::delete(tx, id)?;
+        let ended = crate::db::admin::end_sessions_through(tx, id, now)?;
+        let detail =
+            serde_json::json!({"name": c.name, "domains": c.domains, "sessions_ended": ended});
+        crate::db::licensing::audit(
+            tx,
+            now,
+            actor,
+            "idp_connection_removed",
+            None,
+            Some(id),
+            None,
+            Some(&detail.to_string()),
+        )?;
+        Ok(())
+    })
+}
+
 /// Changes a connection's switches, with the same rules as when adding it.
 pub fn set_options(db: &Db, id: &str, options: &Options, actor: &str) -> Result<(), AddError> {
     let preset_key = db

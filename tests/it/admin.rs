@@ -484,6 +484,15 @@ fn members_of_the_admins_group_sign_in_by_sso_and_leavers_lose_the_session() {
         test.text()
     );
     assert!(test.set_cookie(SESSION).is_none());
+
+    // Removing the connection ends the sessions opened through it.
+    let lee = session_of(&by_claim);
+    assert_eq!(get_with(&s, "/admin", &lee).status, 200);
+    let (code, out, err) = s.cli(&["idp", "remove", &c]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(get_with(&s, "/admin", &lee).status, 303);
+    let audit = s.cli(&["audit", "--action", "idp_connection_removed"]).1;
+    assert!(audit.contains("sessions_ended"), "{audit}");
 }
 
 #[test]

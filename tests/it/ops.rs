@@ -158,6 +158,8 @@ fn every_route_but_the_public_ones_requires_authentication() {
         ("POST", "/admin/idp"),
         ("GET", "/admin/idp/c-1"),
         ("POST", "/admin/idp/c-1/scim-token"),
+        ("POST", "/admin/idp/c-1/remove"),
+        ("POST", "/admin/idp/scim-tokens/1/revoke"),
         ("GET", "/admin/tls/ca.pem"),
         ("GET", "/admin/nonexistent"),
     ] {

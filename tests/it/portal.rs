@@ -377,17 +377,6 @@ fn idp_setup_shows_the_values_then_creates_the_connection_and_a_scim_token_once(
         b"",
     );
     assert_eq!(r.status, 401, "a revoked token is refused");
-    // Each of these admin actions is in the audit log, with who did it.
-    let audit = s.cli(&["audit", "--limit", "50"]).1;
-    for action in [
-        "admin:root idp_connection_added",
-        "admin:root scim_token_created",
-        "admin:root scim_token_revoked",
-        "admin:cli local_admin_created",
-        "system admin_login_link_created",
-    ] {
-        assert!(audit.contains(action), "{action}: {audit}");
-    }
     // The same domain cannot be claimed twice.
     let again = submit(
         &s,
@@ -435,6 +424,46 @@ fn idp_setup_shows_the_values_then_creates_the_connection_and_a_scim_token_once(
         list.contains("GET /scim/v2/Users"),
         "the last SCIM requests: {list}"
     );
+
+    // Removing the connection needs a confirmation; then its domain no longer signs in.
+    let detail = get(&s, "/admin/idp/contoso-okta", &cookie).text();
+    let unconfirmed = submit(
+        &s,
+        &cookie,
+        &detail,
+        "Remove Contoso Okta",
+        &[("confirm", "")],
+    );
+    assert_eq!(unconfirmed.status, 400, "{}", unconfirmed.text());
+    let removed = submit(
+        &s,
+        &cookie,
+        &detail,
+        "Remove Contoso Okta",
+        &[("confirm", "yes")],
+    );
+    assert_eq!(removed.status, 303, "{}", removed.text());
+    assert_eq!(get(&s, "/admin/idp/contoso-okta", &cookie).status, 404);
+    let login = s.get("/saml/login?email=ann%40contoso.com");
+    assert!(
+        login.status >= 400 && login.text().contains("DOMAIN_UNKNOWN"),
+        "{} {}",
+        login.status,
+        login.text()
+    );
+
+    // Each of these admin actions is in the audit log, with who did it.
+    let audit = s.cli(&["audit", "--limit", "50"]).1;
+    for action in [
+        "admin:root idp_connection_added",
+        "admin:root scim_token_created",
+        "admin:root scim_token_revoked",
+        "admin:root idp_connection_removed",
+        "admin:cli local_admin_created",
+        "system admin_login_link_created",
+    ] {
+        assert!(audit.contains(action), "{action}: {audit}");
+    }
 }
 
 #[test]
