@@ -11,6 +11,7 @@
 //! a double-submit cookie.
 
 pub mod api;
+mod api_tokens;
 mod audit;
 mod connections;
 mod csv;
@@ -139,6 +140,8 @@ impl Admin {
             ["devices", _, "deactivate"] => ("/admin/devices/{id}/deactivate", post),
             ["licenses"] => ("/admin/licenses", get || post),
             ["licenses", _] => ("/admin/licenses/{id}", post),
+            ["api-tokens"] => ("/admin/api-tokens", get || post),
+            ["api-tokens", _, "revoke"] => ("/admin/api-tokens/{id}/revoke", post),
             ["sublicenses"] => ("/admin/sublicenses", post),
             ["sublicenses", _] => ("/admin/sublicenses/{id}", post),
             ["sublicenses", _, "delete"] => ("/admin/sublicenses/{id}/delete", post),
@@ -173,6 +176,9 @@ impl Admin {
                 ["licenses"] if post => self.add_license(req, session),
                 ["licenses"] => self.licenses_page(session, None),
                 ["licenses", id] => self.edit_license(req, session, id),
+                ["api-tokens"] if post => self.create_api_token(req, session),
+                ["api-tokens"] => self.api_tokens_page(session, None),
+                ["api-tokens", id, "revoke"] => self.revoke_api_token(req, session, id),
                 ["sublicenses"] => self.add_sublicense(req, session),
                 ["sublicenses", id] => self.edit_sublicense(req, session, id),
                 ["sublicenses", id, "delete"] => self.remove_sublicense(req, session, id),

@@ -191,6 +191,7 @@ pub fn overview(o: &Overview<'_>) -> String {
                         (a.username)
                     }
                 }
+                p { a href="/admin/api-tokens" { "Admin API tokens" } " for scripts" }
             }
             section.card {
                 h2 { "Recent sign-ins" }

@@ -497,6 +497,35 @@ fn the_admin_api_takes_admin_tokens_and_sessions_never_scim_tokens() {
     };
     let users = call("GET", "/api/v1/admin/users?q=ann", &admin_token);
     assert_eq!(users.status, 200, "{}", users.text());
+
+    // Admin API tokens are also created (shown once) and revoked in the portal.
+    let cookie = session(&s);
+    let page = get(&s, "/admin/api-tokens", &cookie).text();
+    assert!(page.contains("ops") && page.contains("active"), "{page}");
+    let created = submit(
+        &s,
+        &cookie,
+        &page,
+        "Create an admin API token",
+        &[("name", "nightly report")],
+    );
+    assert_eq!(created.status, 200, "{}", created.text());
+    assert_eq!(created.header("cache-control"), Some("no-store"));
+    let portal_token = shown_token(&created.text());
+    assert_eq!(
+        call("GET", "/api/v1/admin/licenses", &portal_token).status,
+        200
+    );
+    let page = get(&s, "/admin/api-tokens", &cookie).text();
+    assert!(!page.contains(&portal_token), "shown once");
+    let revoked = submit(&s, &cookie, &page, "Revoke nightly report", &[]);
+    assert_eq!(revoked.status, 303, "{}", revoked.text());
+    assert_eq!(
+        call("GET", "/api/v1/admin/licenses", &portal_token).status,
+        401
+    );
+    let audit = s.cli(&["audit", "--action", "admin_token_revoked"]).1;
+    assert!(audit.contains("admin:root admin_token_revoked"), "{audit}");
     assert_eq!(users.json()["users"][0]["seat"], "assigned");
     let explain = call(
         "GET",
