@@ -48,6 +48,7 @@ impl Admin {
                     button type="submit" { "Search" }
                     " " a href=(csv_href) download { "Export CSV" }
                 }
+                p { a href="/admin/explain" { "Why can't someone activate?" } " Explain any email, provisioned or not." }
                 p.muted {
                     (total) " user(s)"
                     @if filter != SeatFilter::Any { ", " (filter.label()) }
@@ -108,6 +109,37 @@ impl Admin {
         Ok(out.into_response("seatgate-users.csv"))
     }
 
+    /// `explain` for any email, provisioned or not: the first stop when someone cannot
+    /// activate.
+    pub(super) fn explain_page(&self, req: &Request, session: &Session) -> Handled {
+        let email = crate::http::query_param(&req.query, "email")?.unwrap_or_default();
+        let email = email.trim();
+        let diagnosis = if email.is_empty() {
+            None
+        } else {
+            Some(crate::licensing::explain::explain(
+                &self.db,
+                email,
+                self.device_limit,
+                now_unix(),
+            )?)
+        };
+        Ok(html(layout(
+            "Why can't they activate?",
+            Some(session),
+            html! {
+                p { a href="/admin/users" { "← Users" } }
+                h1 { "Why can't they activate?" }
+                form.search method="get" action="/admin/explain" {
+                    label for="email" { "Work email" }
+                    input #email type="email" name="email" value=(email) required autofocus placeholder="someone@example.com";
+                    button type="submit" { "Explain" }
+                }
+                @if let Some(d) = &diagnosis { (diagnosis_card(email, d)) }
+            },
+        )))
+    }
+
     pub(super) fn user_page(&self, session: &Session, id: &str) -> Handled {
         let now = now_unix();
         let (user, email, groups, seats, devices, audit) = self.db.read(|tx| {
@@ -134,16 +166,7 @@ impl Admin {
                 h1 { (name) }
                 p.muted { (email) " · " @if user.active { "active" } @else { span.bad { "deactivated in the directory" } }
                     " · id " code { (user.id) } }
-                section.card {
-                    h2 { "Diagnosis" }
-                    p.verdict {
-                        "If " (email) " activated a device now: "
-                        @if diagnosis.verdict == "OK" { strong.ok { "it would succeed" } }
-                        @else { strong.bad { "refused, " code { (diagnosis.verdict) } } }
-                        " — " (diagnosis.because)
-                    }
-                    pre.diagnosis { (crate::licensing::explain::render(&diagnosis)) }
-                }
+                (diagnosis_card(&email, &diagnosis))
                 section.card {
                     h2 { "Groups" }
                     @if groups.is_empty() { p { "In no group." } }
@@ -215,6 +238,22 @@ impl Admin {
         })?;
         log::info!("{actor} deactivated device {id}");
         Ok(redirect(&format!("/admin/users/{user_id}")))
+    }
+}
+
+/// What activation would answer for `email` now, and the walk that leads there.
+fn diagnosis_card(email: &str, diagnosis: &crate::licensing::explain::Explanation) -> maud::Markup {
+    html! {
+        section.card {
+            h2 { "Diagnosis" }
+            p.verdict {
+                "If " (email) " activated a device now: "
+                @if diagnosis.verdict == "OK" { strong.ok { "it would succeed" } }
+                @else { strong.bad { "refused, " code { (diagnosis.verdict) } } }
+                " — " (diagnosis.because)
+            }
+            pre.diagnosis { (crate::licensing::explain::render(diagnosis)) }
+        }
     }
 }
 

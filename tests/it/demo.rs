@@ -255,6 +255,26 @@ fn the_demo_walkthrough_activates_a_mac_through_the_demo_idp() {
         "{overview}"
     );
 
+    // Any email can be explained, provisioned or not.
+    for (email, verdict) in [
+        ("niaj%40acme.example", "NO_SEATS"),
+        ("new.hire%40acme.example", "USER_NOT_PROVISIONED"),
+        ("someone%40elsewhere.org", "DOMAIN_UNKNOWN"),
+    ] {
+        let r = s.request(
+            "GET",
+            &format!("/admin/explain?email={email}"),
+            &[("Cookie", &session)],
+            b"",
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(
+            r.text().contains(&format!("<code>{verdict}</code>")),
+            "{email}: {}",
+            r.text()
+        );
+    }
+
     // Who is waiting for a seat, who is deactivated, who is entitled to nothing.
     let list = |filter: &str| {
         let r = s.request(

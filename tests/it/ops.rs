@@ -160,6 +160,7 @@ fn every_route_but_the_public_ones_requires_authentication() {
         ("POST", "/admin/idp/c-1/scim-token"),
         ("POST", "/admin/idp/c-1/remove"),
         ("POST", "/admin/idp/scim-tokens/1/revoke"),
+        ("GET", "/admin/explain"),
         ("GET", "/admin/api-tokens"),
         ("POST", "/admin/api-tokens"),
         ("POST", "/admin/api-tokens/1/revoke"),
