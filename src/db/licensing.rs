@@ -269,6 +269,16 @@ pub fn usage(tx: &Transaction<'_>) -> rusqlite::Result<Usage> {
     rows.collect()
 }
 
+/// Users waiting, per (license, pool).
+pub fn pending_per_pool(tx: &Transaction<'_>) -> rusqlite::Result<Usage> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT license_id, sublicense_id, count(*) FROM seats WHERE state = 'pending'
+         GROUP BY license_id, sublicense_id",
+    )?;
+    let rows = stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?;
+    rows.collect()
+}
+
 /// Users waiting in one pool.
 pub fn pending_in_pool(
     tx: &Transaction<'_>,

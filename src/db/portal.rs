@@ -1,5 +1,7 @@
 //! Read models for the admin portal: user search with seat state, pool usage, audit search.
 
+use std::collections::HashMap;
+
 use rusqlite::{Transaction, params};
 
 use super::licensing::AuditEntry;
@@ -171,54 +173,42 @@ pub struct PoolUsage {
 pub fn pool_usage(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<Vec<PoolUsage>> {
     let catalog = super::licensing::catalog(tx)?;
     let usage = super::licensing::usage(tx)?;
-    let mut stmt = tx.prepare_cached(
-        "SELECT * FROM (
-         SELECT l.id AS license_id, NULL AS sublicense_id, 'Primary pool' AS name, 0, l.expires_at
-         FROM licenses l
-         UNION ALL
-         SELECT s.license_id, s.id, s.name, s.allocation = 'reserved', s.expires_at
-         FROM sublicenses s)
-         ORDER BY license_id, sublicense_id IS NOT NULL, name",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, Option<String>>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, i64>(3)? == 1,
-            r.get::<_, Option<i64>>(4)?,
-        ))
-    })?;
+    let pending = super::licensing::pending_per_pool(tx)?;
+    let count = |map: &HashMap<(String, Option<String>), i64>, l: &str, p: &Option<String>| {
+        map.get(&(l.to_string(), p.clone())).copied().unwrap_or(0)
+    };
     let mut pools = Vec::new();
-    for row in rows {
-        let (license_id, sublicense_id, name, reserved, expires_at) = row?;
-        let own = usage
-            .get(&(license_id.clone(), sublicense_id.clone()))
-            .copied()
-            .unwrap_or(0);
-        let (capacity, used) = match &sublicense_id {
-            None => (
-                catalog.primary_capacity(&license_id, now),
-                catalog.primary_used(&license_id, &usage),
-            ),
-            Some(s) => (catalog.sublicense(s).map_or(0, |s| s.seats), own),
-        };
+    for l in &catalog.licenses {
+        let primary = None;
+        let used = catalog.primary_used(&l.id, &usage);
         pools.push(PoolUsage {
-            pending: super::licensing::pending_in_pool(tx, &license_id, sublicense_id.as_deref())?,
-            free: catalog.free_seats(&license_id, &sublicense_id, &usage, now),
-            used_by_dynamic: if sublicense_id.is_none() {
-                used - own
-            } else {
-                0
-            },
-            license_id,
-            sublicense_id,
-            name,
-            reserved,
-            expires_at,
-            capacity,
+            license_id: l.id.clone(),
+            sublicense_id: None,
+            name: "Primary pool".into(),
+            reserved: false,
+            expires_at: l.expires_at,
+            capacity: catalog.primary_capacity(&l.id, now),
             used,
+            used_by_dynamic: used - count(&usage, &l.id, &primary),
+            pending: count(&pending, &l.id, &primary),
+            free: catalog.free_seats(&l.id, &primary, &usage, now),
         });
+        // The catalog lists sublicenses by license, then name.
+        for s in catalog.sublicenses.iter().filter(|s| s.license_id == l.id) {
+            let pool = Some(s.id.clone());
+            pools.push(PoolUsage {
+                license_id: l.id.clone(),
+                sublicense_id: pool.clone(),
+                name: s.name.clone(),
+                reserved: s.reserved,
+                expires_at: s.expires_at,
+                capacity: s.seats,
+                used: count(&usage, &l.id, &pool),
+                used_by_dynamic: 0,
+                pending: count(&pending, &l.id, &pool),
+                free: catalog.free_seats(&l.id, &pool, &usage, now),
+            });
+        }
     }
     Ok(pools)
 }
