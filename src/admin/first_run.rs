@@ -104,13 +104,8 @@ impl Admin {
         if field(&form, "password") != field(&form, "confirm") {
             return again("The two passwords differ.");
         }
-        let valid_name = !username.is_empty()
-            && username.len() <= 64
-            && username
-                .chars()
-                .all(|c| c.is_alphanumeric() || "._@-".contains(c));
-        if !valid_name {
-            return again("The username takes 1 to 64 letters, digits, '.', '_', '@' or '-'.");
+        if !password::valid_username(username) {
+            return again(&format!("The username takes {}.", password::USERNAME_RULE));
         }
         if !(public_url.starts_with("https://") || public_url.starts_with("http://"))
             || public_url.contains(['?', '#', ' '])

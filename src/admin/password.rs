@@ -15,6 +15,18 @@ pub enum PasswordError {
     Hash(String),
 }
 
+/// What a break-glass username may be, said the same way wherever one is chosen.
+pub const USERNAME_RULE: &str = "1 to 64 letters, digits, '.', '_', '@' or '-'";
+
+/// Whether `username` follows [`USERNAME_RULE`].
+pub fn valid_username(username: &str) -> bool {
+    !username.is_empty()
+        && username.len() <= 64
+        && username
+            .chars()
+            .all(|c| c.is_alphanumeric() || "._@-".contains(c))
+}
+
 pub fn hash(password: &str) -> Result<String, PasswordError> {
     if password.chars().count() < MIN_LENGTH {
         return Err(PasswordError::TooShort);

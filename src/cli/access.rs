@@ -129,15 +129,11 @@ pub fn admin(db: &Db, public_url: &str, cmd: AdminCommand) -> Result<(), CliErro
             generate,
         } => {
             let username = username.trim().to_string();
-            let valid = !username.is_empty()
-                && username.len() <= 64
-                && username
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || "._@-".contains(c));
-            if !valid {
-                return Err(CliError::Usage(
-                    "--username takes 1 to 64 letters, digits, '.', '_', '@' or '-'".into(),
-                ));
+            if !password::valid_username(&username) {
+                return Err(CliError::Usage(format!(
+                    "--username takes {}",
+                    password::USERNAME_RULE
+                )));
             }
             let secret = if generate {
                 password::generate()
