@@ -4,9 +4,8 @@
 use maud::html;
 
 use super::licenses::field;
-use super::pages::layout;
+use super::pages::{layout, token_list, token_shown_once};
 use super::{Admin, Handled, html, redirect};
-use crate::clock::rfc3339;
 use crate::db::admin::Session;
 use crate::db::tokens::{self, Scope};
 use crate::error::{HttpError, Reason};
@@ -31,38 +30,11 @@ impl Admin {
                     "explain, and deactivate devices. SCIM tokens are refused there, and these by SCIM."
                 }
                 @if let Some((name, secret)) = created {
-                    section.card.secret role="alert" {
-                        h2 { "Admin API token “" (name) "”" }
-                        p { strong { "Copy it now: it is shown only once." } }
-                        p { code.copy.token { (secret) } }
-                    }
+                    (token_shown_once(&format!("Admin API token “{name}”"), secret, html! {}))
                 }
                 section.card {
-                    @if all.is_empty() { p { "No admin API token yet." } }
-                    @else {
-                        table {
-                            thead { tr { th { "Token" } th { "Created" } th { "Last used" } th { "State" } th {} } }
-                            tbody { @for t in &all { tr {
-                                td { (t.name) }
-                                td.when { (rfc3339(t.created_at)) }
-                                td { (t.last_used_at.map_or_else(|| "never".into(), rfc3339)) }
-                                td { @if t.revoked_at.is_some() { span.bad { "revoked" } } @else { span.ok { "active" } } }
-                                td {
-                                    @if t.revoked_at.is_none() {
-                                        form.inline method="post" action={ "/admin/api-tokens/" (t.id) "/revoke" } {
-                                            input type="hidden" name="csrf" value=(session.csrf_token);
-                                            button.danger type="submit" aria-label={ "Revoke " (t.name) } { "Revoke" }
-                                        }
-                                    }
-                                }
-                            } } }
-                        }
-                    }
-                    form.inline method="post" action="/admin/api-tokens" {
-                        input type="hidden" name="csrf" value=(session.csrf_token);
-                        label { "Name " input type="text" name="name" required placeholder="e.g. nightly report"; }
-                        button type="submit" { "Create an admin API token" }
-                    }
+                    (token_list(&all, &session.csrf_token, "/admin/api-tokens", "/admin/api-tokens",
+                        "Create an admin API token", "e.g. nightly report"))
                 }
             },
         )))

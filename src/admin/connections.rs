@@ -5,7 +5,7 @@
 use maud::{Markup, html};
 
 use super::licenses::field;
-use super::pages::layout;
+use super::pages::{layout, token_list, token_shown_once};
 use super::{Admin, Handled, html, html_status, redirect};
 use crate::clock::{now_unix, rfc3339};
 use crate::db::admin::Session;
@@ -60,31 +60,8 @@ impl Admin {
                 section.card {
                     h2 { "SCIM provisioning" }
                     p { "SCIM base URL (Tenant URL): " code { (scim_base) } }
-                    @if scim_tokens.is_empty() { p { "No SCIM token yet." } }
-                    @else {
-                        table {
-                            thead { tr { th { "Token" } th { "Created" } th { "Last used" } th { "State" } th {} } }
-                            tbody { @for t in &scim_tokens { tr {
-                                td { (t.name) }
-                                td.when { (rfc3339(t.created_at)) }
-                                td { (t.last_used_at.map_or_else(|| "never".into(), rfc3339)) }
-                                td { @if t.revoked_at.is_some() { span.bad { "revoked" } } @else { span.ok { "active" } } }
-                                td {
-                                    @if t.revoked_at.is_none() {
-                                        form.inline method="post" action={ "/admin/idp/scim-tokens/" (t.id) "/revoke" } {
-                                            input type="hidden" name="csrf" value=(session.csrf_token);
-                                            button.danger type="submit" aria-label={ "Revoke " (t.name) } { "Revoke" }
-                                        }
-                                    }
-                                }
-                            } } }
-                        }
-                    }
-                    form.inline method="post" action="/admin/idp/scim-token" {
-                        input type="hidden" name="csrf" value=(session.csrf_token);
-                        label { "Name " input type="text" name="name" required placeholder="e.g. Okta provisioning"; }
-                        button type="submit" { "Create a SCIM token" }
-                    }
+                    (token_list(&scim_tokens, &session.csrf_token, "/admin/idp/scim-tokens",
+                        "/admin/idp/scim-token", "Create a SCIM token", "e.g. Okta provisioning"))
                     h3 { "Last SCIM requests" }
                     @if requests.is_empty() { p { "None received yet." } }
                     @else {
@@ -419,13 +396,11 @@ fn copy_values(p: &Preset, public_url: &str, id: &str, token: ScimToken<'_>) -> 
 }
 
 fn token_once(name: &str, secret: &str, scim_base: &str) -> Markup {
-    html! {
-        section.card.secret role="alert" {
-            h2 { "SCIM token “" (name) "”" }
-            p { strong { "Copy it now: it is shown only once." } " Enter it at the IdP as the Secret Token (Bearer), with the SCIM base URL " code { (scim_base) } "." }
-            p { code.copy.token { (secret) } }
-        }
-    }
+    token_shown_once(
+        &format!("SCIM token “{name}”"),
+        secret,
+        html! { "Enter it at the IdP as the Secret Token (Bearer), with the SCIM base URL " code { (scim_base) } "." },
+    )
 }
 
 /// Each signing certificate's expiry, flagged from 30 days ahead.

@@ -287,3 +287,54 @@ pub fn activation_result(device: &str, approved: bool, message: &str) -> String 
         },
     )
 }
+
+/// API tokens of one kind (SCIM or admin): when made and used, a Revoke button for live
+/// ones (posting to `{revoke_prefix}/{id}/revoke`), and a form creating one at
+/// `create_action`.
+pub fn token_list(
+    tokens: &[crate::db::tokens::TokenInfo],
+    csrf: &str,
+    revoke_prefix: &str,
+    create_action: &str,
+    create_label: &str,
+    placeholder: &str,
+) -> Markup {
+    html! {
+        @if tokens.is_empty() { p { "No token yet." } }
+        @else {
+            table {
+                thead { tr { th { "Token" } th { "Created" } th { "Last used" } th { "State" } th {} } }
+                tbody { @for t in tokens { tr {
+                    td { (t.name) }
+                    td.when { (rfc3339(t.created_at)) }
+                    td { (t.last_used_at.map_or_else(|| "never".into(), rfc3339)) }
+                    td { @if t.revoked_at.is_some() { span.bad { "revoked" } } @else { span.ok { "active" } } }
+                    td {
+                        @if t.revoked_at.is_none() {
+                            form.inline method="post" action={ (revoke_prefix) "/" (t.id) "/revoke" } {
+                                input type="hidden" name="csrf" value=(csrf);
+                                button.danger type="submit" aria-label={ "Revoke " (t.name) } { "Revoke" }
+                            }
+                        }
+                    }
+                } } }
+            }
+        }
+        form.inline method="post" action=(create_action) {
+            input type="hidden" name="csrf" value=(csrf);
+            label { "Name " input type="text" name="name" required placeholder=(placeholder); }
+            button type="submit" { (create_label) }
+        }
+    }
+}
+
+/// A token's secret, in the one response that shows it.
+pub fn token_shown_once(title: &str, secret: &str, how_to_use: Markup) -> Markup {
+    html! {
+        section.card.secret role="alert" {
+            h2 { (title) }
+            p { strong { "Copy it now: it is shown only once." } " " (how_to_use) }
+            p { code.copy.token { (secret) } }
+        }
+    }
+}
