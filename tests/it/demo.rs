@@ -61,20 +61,6 @@ fn unescape(s: &str) -> String {
         .replace("&amp;", "&")
 }
 
-fn form_body(fields: &[(String, String)]) -> String {
-    fields
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "{}={}",
-                crate::support::encode(k),
-                crate::support::encode(v)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
 /// The path and query of an absolute URL on this server.
 fn local(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
@@ -94,7 +80,7 @@ fn post_form(
             ("Content-Type", "application/x-www-form-urlencoded"),
             ("Cookie", cookie),
         ],
-        form_body(fields).as_bytes(),
+        crate::support::form_body(fields).as_bytes(),
     )
 }
 

@@ -38,20 +38,6 @@ fn shown_token(page: &str) -> String {
         .to_string()
 }
 
-fn encode_form(fields: &[(String, String)]) -> String {
-    fields
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "{}={}",
-                crate::support::encode(k),
-                crate::support::encode(v)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
 /// Fills the form of `page` holding `marker` with `values` and submits it.
 fn submit(
     s: &TestServer,
@@ -72,7 +58,7 @@ fn submit(
             ("Content-Type", "application/x-www-form-urlencoded"),
             ("Cookie", cookie),
         ],
-        encode_form(&fields).as_bytes(),
+        crate::support::form_body(&fields).as_bytes(),
     )
 }
 

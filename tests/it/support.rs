@@ -640,6 +640,15 @@ impl Scim<'_> {
 }
 
 /// Percent-encodes a query value.
+/// An `application/x-www-form-urlencoded` body.
+pub fn form_body(fields: &[(String, String)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 pub fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
