@@ -70,8 +70,9 @@ pub enum IdpCommand {
     },
     /// Fetch the metadata of URL-backed connections now (a failure keeps the last good copy)
     Refresh,
-    /// Remove a connection: its email domains can no longer sign in and admin sessions
-    /// opened through it end; directory users, seats and devices stay
+    /// Remove a connection; its domains can no longer sign in
+    ///
+    /// Admin sessions opened through it end; directory users, seats and devices stay.
     Remove {
         /// The connection's id
         id: String,
