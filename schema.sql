@@ -19,7 +19,9 @@ CREATE TABLE setup_tokens (
 ) STRICT;
 
 -- Bearer tokens for machine clients. Only the SHA-256 of a token is stored. Scopes keep a
--- SCIM token from ever being an admin token and vice versa.
+-- SCIM token from ever being an admin token and vice versa. A SCIM token's connection_id is
+-- the IdP connection it provisions for (NULL: the unassigned scope); it sees only that
+-- scope's users and groups.
 CREATE TABLE api_tokens (
     id            INTEGER PRIMARY KEY,
     scope         TEXT NOT NULL CHECK (scope IN ('scim', 'admin')),
@@ -28,11 +30,13 @@ CREATE TABLE api_tokens (
     created_at    INTEGER NOT NULL,
     last_used_at  INTEGER,
     revoked_at    INTEGER
-) STRICT;
+, connection_id TEXT) STRICT;
 
 -- Directory users, pushed by SCIM or created just in time from a sign-in. `resource` is the
 -- SCIM representation as stored (without id, meta, groups and any password); the other
--- columns are extracted from it for lookups and constraints.
+-- columns are extracted from it for lookups and constraints. connection_id is the IdP
+-- connection that provisioned the user or group (its SCIM token or its just-in-time
+-- sign-ins; NULL: the unassigned scope): no other connection reaches it.
 CREATE TABLE users (
     id             TEXT PRIMARY KEY,
     user_name      TEXT NOT NULL,
@@ -45,9 +49,10 @@ CREATE TABLE users (
     version        INTEGER NOT NULL,
     created_at     INTEGER NOT NULL,
     updated_at     INTEGER NOT NULL
-) STRICT;
+, connection_id TEXT) STRICT;
 CREATE INDEX users_external_id ON users (external_id);
 CREATE INDEX users_email_key ON users (email_key);
+CREATE INDEX users_connection ON users (connection_id);
 
 CREATE TABLE groups (
     id                 TEXT PRIMARY KEY,
@@ -58,9 +63,10 @@ CREATE TABLE groups (
     version            INTEGER NOT NULL,
     created_at         INTEGER NOT NULL,
     updated_at         INTEGER NOT NULL
-) STRICT;
+, connection_id TEXT) STRICT;
 CREATE INDEX groups_display_name_key ON groups (display_name_key);
 CREATE INDEX groups_external_id ON groups (external_id);
+CREATE INDEX groups_connection ON groups (connection_id);
 
 CREATE TABLE group_members (
     group_id  TEXT NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
@@ -244,9 +250,11 @@ CREATE TABLE sublicenses (
 -- IdP group -> role. A group is named as the IdP knows it: a SCIM displayName or
 -- externalId (Entra object id), or a value of the SAML group attribute. group_key is its
 -- case-folded form, which matching uses. Roles: admins (the admin portal), primary (a seat
--- from license_id's primary pool), sublicense (a seat from sublicense_id). A group has at
--- most one mapping per role, so at most one sublicense.
-CREATE TABLE group_mappings (
+-- from license_id's primary pool), sublicense (a seat from sublicense_id). A mapping
+-- applies only to the groups of its connection_id (pushed by its SCIM tokens, created by
+-- its just-in-time sign-ins, asserted by its sign-ins; NULL: the unassigned scope). A group
+-- has at most one mapping per role and connection, so at most one sublicense.
+CREATE TABLE "group_mappings" (
     id             TEXT PRIMARY KEY,
     group_ref      TEXT NOT NULL,
     group_key      TEXT NOT NULL,
@@ -254,11 +262,12 @@ CREATE TABLE group_mappings (
     license_id     TEXT REFERENCES licenses (id) ON DELETE CASCADE,
     sublicense_id  TEXT REFERENCES sublicenses (id) ON DELETE CASCADE,
     created_at     INTEGER NOT NULL,
-    UNIQUE (group_key, role),
+    connection_id  TEXT,
     CHECK ((role = 'admins' AND license_id IS NULL AND sublicense_id IS NULL)
         OR (role = 'primary' AND license_id IS NOT NULL AND sublicense_id IS NULL)
         OR (role = 'sublicense' AND sublicense_id IS NOT NULL AND license_id IS NOT NULL))
 ) STRICT;
+CREATE UNIQUE INDEX group_mappings_unique ON group_mappings (group_key, role, coalesce(connection_id, ''));
 CREATE INDEX group_mappings_key ON group_mappings (group_key);
 
 -- One row per user and license: a seat from a pool (sublicense_id NULL = the primary
@@ -397,4 +406,4 @@ CREATE TABLE admin_login_links (
     used_at     INTEGER
 ) STRICT;
 
-PRAGMA user_version = 10;
+PRAGMA user_version = 11;

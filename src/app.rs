@@ -202,7 +202,12 @@ impl App {
         };
         let admin_groups = self
             .db
-            .read(|tx| crate::db::admin::admin_groups_matching(tx, user_id, &signed_in.groups))?;
+            .read(|tx| crate::db::admin::admin_groups_matching(
+                tx,
+                user_id,
+                Some(&signed_in.connection),
+                &signed_in.groups,
+            ))?;
         match signed_in.purpose {
             Purpose::Admin => {
                 self.admin

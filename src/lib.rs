@@ -24,6 +24,7 @@ pub mod crypto;
 pub mod datadir;
 pub mod db;
 pub mod demo;
+pub mod email;
 pub mod error;
 pub mod http;
 pub mod licensing;

@@ -34,7 +34,7 @@ impl Admin {
                 }
                 section.card {
                     (token_list(&all, &session.csrf_token, "/admin/api-tokens", "/admin/api-tokens",
-                        "Create an admin API token", "e.g. nightly report"))
+                        "Create an admin API token", "e.g. nightly report", None))
                 }
             },
         )))
@@ -49,7 +49,7 @@ impl Admin {
         let actor = format!("admin:{}", session.display_name);
         let (_, secret) = self
             .db
-            .write(|tx| tokens::create(tx, Scope::Admin, &name, &actor))?;
+            .write(|tx| tokens::create(tx, Scope::Admin, &name, &actor, None))?;
         log::info!("{actor} created admin API token {name:?}");
         // Shown once, in this response only; never stored in clear, never in a URL.
         self.api_tokens_page(session, Some((&name, &secret)))

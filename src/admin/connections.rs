@@ -35,6 +35,10 @@ impl Admin {
         })?;
         let now = now_unix();
         let scim_base = format!("{}/scim/v2", self.public_url);
+        let scopes: Vec<(String, String)> = connections
+            .iter()
+            .map(|c| (c.id.clone(), c.name.clone()))
+            .collect();
         Ok(html(layout(
             "Identity providers",
             Some(session),
@@ -61,7 +65,7 @@ impl Admin {
                     h2 { "SCIM provisioning" }
                     p { "SCIM base URL (Tenant URL): " code { (scim_base) } }
                     (token_list(&scim_tokens, &session.csrf_token, "/admin/idp/scim-tokens",
-                        "/admin/idp/scim-token", "Create a SCIM token", "e.g. Okta provisioning"))
+                        "/admin/idp/scim-token", "Create a SCIM token", "e.g. Okta provisioning", Some(&scopes)))
                     h3 { "Last SCIM requests" }
                     @if requests.is_empty() { p { "None received yet." } }
                     @else {
@@ -103,10 +107,19 @@ impl Admin {
         if name.is_empty() {
             return Err(HttpError::new(Reason::BadRequest, "Give the token a name."));
         }
+        let connection = Some(field(&form, "connection").trim()).filter(|c| !c.is_empty());
         let actor = format!("admin:{}", session.display_name);
-        let (_, secret) = self
-            .db
-            .write(|tx| tokens::create(tx, Scope::Scim, &name, &actor))?;
+        let (_, secret) = self.db.write(|tx| {
+            if let Some(c) = connection
+                && crate::db::idp::verification_keys(tx, c)?.is_none()
+            {
+                return Err(HttpError::new(
+                    Reason::BadRequest,
+                    "There is no IdP connection with that id.",
+                ));
+            }
+            Ok(tokens::create(tx, Scope::Scim, &name, &actor, connection)?)
+        })?;
         log::info!("admin:{} created SCIM token {name:?}", session.display_name);
         // Shown once, in this response only; never stored in clear, never in a URL.
         self.connections_page(session, Some((&name, &secret)))
@@ -263,7 +276,7 @@ impl Admin {
         let actor = format!("admin:{}", session.display_name);
         let (_, secret) = self
             .db
-            .write(|tx| tokens::create(tx, Scope::Scim, &name, &actor))?;
+            .write(|tx| tokens::create(tx, Scope::Scim, &name, &actor, Some(id)))?;
         log::info!("admin:{} created SCIM token {name:?}", session.display_name);
         // Shown once, in this response only; never stored in clear, never in a URL.
         self.connection_page(session, id, Some((&name, &secret)))

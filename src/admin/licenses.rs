@@ -21,6 +21,8 @@ struct Catalog {
     sublicenses: Vec<SublicenseRow>,
     pools: Vec<PoolUsage>,
     mappings: Vec<Mapping>,
+    /// IdP connections as (id, name), for the scope of a mapping.
+    connections: Vec<(String, String)>,
 }
 
 impl Admin {
@@ -32,6 +34,10 @@ impl Admin {
                 sublicenses: crate::db::licensing::sublicenses(tx)?,
                 pools: portal::pool_usage(tx, now)?,
                 mappings: crate::db::admin::mappings(tx)?,
+                connections: crate::db::idp::list(tx)?
+                    .into_iter()
+                    .map(|c| (c.id, c.name))
+                    .collect(),
             })
         })?;
         let status = if notice.is_some() { 400 } else { 200 };
@@ -137,7 +143,8 @@ impl Admin {
                 Some(("sublicense", id)) => MapTo::Sublicense(id),
                 _ => return Err(ManageError::Invalid("Choose what the group grants.".into())),
             };
-            manage::add_mapping(&self.db, actor, field(&form, "group"), to).map(drop)
+            let connection = Some(field(&form, "connection")).filter(|c| !c.is_empty());
+            manage::add_mapping(&self.db, actor, field(&form, "group"), connection, to).map(drop)
         })
     }
 
@@ -260,13 +267,14 @@ fn page(s: &Session, c: &Catalog, notice: Option<&str>, now: i64) -> Markup {
         }
         section.card {
             h2 { "Group mappings" }
-            p.muted { "An IdP group (its SCIM displayName or externalId, or the SAML group value) grants a role: a seat from a pool, or admin access." }
+            p.muted { "An IdP group (its SCIM displayName or externalId, or the SAML group value) grants a role: a seat from a pool, or admin access. A mapping applies only to the groups of the connection it names: a group pushed or asserted by one connection never grants anything to another connection's users." }
             @if c.mappings.is_empty() { p { "No mapping yet." } }
             @else {
                 table {
-                    thead { tr { th { "Group" } th { "Grants" } th {} } }
+                    thead { tr { th { "Group" } th { "From" } th { "Grants" } th {} } }
                     tbody { @for m in &c.mappings { tr {
                         td { strong { (m.group_ref) } }
+                        td { (crate::saml::connections::scope_label(m.connection_id.as_deref())) }
                         td { (grant_label(m, c)) }
                         td {
                             form method="post" action={ "/admin/mappings/" (m.id) "/delete" } {
@@ -281,6 +289,14 @@ fn page(s: &Session, c: &Catalog, notice: Option<&str>, now: i64) -> Markup {
             form.inline method="post" action="/admin/mappings" {
                 input type="hidden" name="csrf" value=(s.csrf_token);
                 label { "Group " input type="text" name="group" required placeholder="e.g. Engineering"; }
+                label { "From "
+                    select name="connection" {
+                        @for (id, name) in &c.connections {
+                            option value=(id) { (name) " (" (id) ")" }
+                        }
+                        option value="" { "SCIM tokens without a connection" }
+                    }
+                }
                 label { "Grants "
                     select name="role" required {
                         option value="admins" { "Admin access to this portal" }

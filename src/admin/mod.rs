@@ -237,7 +237,13 @@ impl Admin {
                     None => false,
                 };
                 inactive
-                    || store::admin_groups_matching(tx, provisioned, &s.asserted_groups)?.is_empty()
+                    || store::admin_groups_matching(
+                        tx,
+                        provisioned,
+                        s.connection_id.as_deref(),
+                        &s.asserted_groups,
+                    )?
+                    .is_empty()
             };
             Ok(Some((s, account_gone)))
         })?;

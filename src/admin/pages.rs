@@ -290,7 +290,8 @@ pub fn activation_result(device: &str, approved: bool, message: &str) -> String 
 
 /// API tokens of one kind (SCIM or admin): when made and used, a Revoke button for live
 /// ones (posting to `{revoke_prefix}/{id}/revoke`), and a form creating one at
-/// `create_action`.
+/// `create_action`. SCIM tokens (`connections` given, as (id, name)) also show and take
+/// the connection they provision for.
 pub fn token_list(
     tokens: &[crate::db::tokens::TokenInfo],
     csrf: &str,
@@ -298,14 +299,17 @@ pub fn token_list(
     create_action: &str,
     create_label: &str,
     placeholder: &str,
+    connections: Option<&[(String, String)]>,
 ) -> Markup {
+    let scope = crate::saml::connections::scope_label;
     html! {
         @if tokens.is_empty() { p { "No token yet." } }
         @else {
             table {
-                thead { tr { th { "Token" } th { "Created" } th { "Last used" } th { "State" } th {} } }
+                thead { tr { th { "Token" } @if connections.is_some() { th { "Provisions for" } } th { "Created" } th { "Last used" } th { "State" } th {} } }
                 tbody { @for t in tokens { tr {
                     td { (t.name) }
+                    @if connections.is_some() { td { (scope(t.connection_id.as_deref())) } }
                     td.when { (rfc3339(t.created_at)) }
                     td { (t.last_used_at.map_or_else(|| "never".into(), rfc3339)) }
                     td { @if t.revoked_at.is_some() { span.bad { "revoked" } } @else { span.ok { "active" } } }
@@ -323,6 +327,14 @@ pub fn token_list(
         form.inline method="post" action=(create_action) {
             input type="hidden" name="csrf" value=(csrf);
             label { "Name " input type="text" name="name" required placeholder=(placeholder); }
+            @if let Some(connections) = connections {
+                label { "For "
+                    select name="connection" {
+                        @for (id, name) in connections { option value=(id) { (name) " (" (id) ")" } }
+                        option value="" { "no connection (a scope of its own)" }
+                    }
+                }
+            }
             button type="submit" { (create_label) }
         }
     }

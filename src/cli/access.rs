@@ -35,6 +35,12 @@ pub enum GroupMapCommand {
         /// Members get a seat from this sublicense (id or name)
         #[arg(long, value_name = "SUBLICENSE")]
         sublicense: Option<String>,
+        /// The IdP connection whose groups this maps: groups its SCIM tokens push, its
+        /// just-in-time sign-ins create, and its assertions name. Without it, the mapping
+        /// applies to groups pushed by SCIM tokens made without --connection. A group
+        /// asserted or pushed by one connection never grants anything to another's users.
+        #[arg(long, value_name = "CONNECTION")]
+        connection: Option<String>,
     },
     /// List group mappings
     List,
@@ -77,6 +83,7 @@ pub fn group_map(db: &Db, cmd: GroupMapCommand) -> Result<(), CliError> {
             primary,
             license,
             sublicense,
+            connection,
         } => {
             let to = if admins {
                 MapTo::Admins
@@ -96,9 +103,29 @@ pub fn group_map(db: &Db, cmd: GroupMapCommand) -> Result<(), CliError> {
                 MapTo::Primary { .. } => "the primary pool".to_string(),
                 MapTo::Sublicense(s) => format!("sublicense {s}"),
             };
-            let (id, summary) = manage::add_mapping(db, ACTOR, &group, to).map_err(manage_error)?;
-            println!("{id}\tgroup {:?} → {role}", group.trim());
+            let connection = connection.as_deref().map(str::trim);
+            let (id, summary) =
+                manage::add_mapping(db, ACTOR, &group, connection, to).map_err(manage_error)?;
+            println!(
+                "{id}\tgroup {:?} of {} → {role}",
+                group.trim(),
+                crate::saml::connections::scope_label(connection)
+            );
             print_summary(&summary);
+            let elsewhere: Vec<String> = db
+                .read(|tx| crate::db::directory::group_scopes(tx, &store::fold(&group)))
+                .map_err(runtime)?
+                .into_iter()
+                .filter(|s| s.as_deref() != connection)
+                .map(|s| crate::saml::connections::scope_label(s.as_deref()))
+                .collect();
+            if !elsewhere.is_empty() {
+                eprintln!(
+                    "note: a group {:?} is also in the directory for {}; this mapping does not apply there (add one with --connection for each)",
+                    group.trim(),
+                    elsewhere.join(", ")
+                );
+            }
         }
         GroupMapCommand::List => {
             let all = db.read(store::mappings).map_err(runtime)?;
@@ -109,7 +136,8 @@ pub fn group_map(db: &Db, cmd: GroupMapCommand) -> Result<(), CliError> {
             }
             for m in all {
                 let to = m.sublicense_id.or(m.license_id).unwrap_or_default();
-                println!("{}\t{}\t{}\t{to}", m.id, m.role, m.group_ref);
+                let scope = crate::saml::connections::scope_label(m.connection_id.as_deref());
+                println!("{}\t{}\t{}\t{to}\t{scope}", m.id, m.role, m.group_ref);
             }
         }
         GroupMapCommand::Remove { id } => {

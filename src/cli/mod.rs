@@ -162,6 +162,12 @@ pub enum ScimTokenCommand {
         /// A name to recognize it by, e.g. the IdP it is for
         #[arg(long)]
         name: String,
+        /// SCIM tokens: the IdP connection it provisions for. It then sees and changes only
+        /// that connection's users and groups, and cannot take names in another
+        /// connection's domains. Without it, the token works in a scope of its own shared
+        /// by every token made without --connection.
+        #[arg(long, value_name = "CONNECTION")]
+        connection: Option<String>,
     },
     /// List tokens (never their secrets) with creation, last use and revocation times
     List,
@@ -324,14 +330,34 @@ fn token_command(
     };
     let db = open_existing_db(config)?;
     match cmd {
-        ScimTokenCommand::Create { name } => {
+        ScimTokenCommand::Create { name, connection } => {
             let name = name.trim();
             if name.is_empty() {
                 return Err(CliError::Usage("--name must not be empty".into()));
             }
+            let connection = connection.as_deref().map(str::trim);
+            if scope == Scope::Admin && connection.is_some() {
+                return Err(CliError::Usage(
+                    "--connection is for SCIM tokens; admin API tokens are not bound to a connection"
+                        .into(),
+                ));
+            }
+            if let Some(c) = connection
+                && db
+                    .read(|tx| crate::db::idp::verification_keys(tx, c))
+                    .map_err(runtime)?
+                    .is_none()
+            {
+                return Err(CliError::Usage(format!(
+                    "there is no IdP connection {c:?} (see `seatgate idp list`)"
+                )));
+            }
             let (id, token) = db
-                .write(|tx| tokens::create(tx, scope, name, access::ACTOR))
+                .write(|tx| tokens::create(tx, scope, name, access::ACTOR, connection))
                 .map_err(runtime)?;
+            if scope == Scope::Scim {
+                eprintln!("it provisions for {}", crate::saml::connections::scope_label(connection));
+            }
             eprintln!("created {label} token {id} ({name}); it is shown only now. {purpose}:");
             println!("{token}");
         }
@@ -349,8 +375,12 @@ fn token_command(
                 } else {
                     "active"
                 };
+                let bound = match scope {
+                    Scope::Scim => format!("\t{}", crate::saml::connections::scope_label(t.connection_id.as_deref())),
+                    Scope::Admin => String::new(),
+                };
                 println!(
-                    "{}\t{}\t{state}\tcreated {}\tlast used {}\trevoked {}",
+                    "{}\t{}\t{state}\tcreated {}\tlast used {}\trevoked {}{bound}",
                     t.id,
                     t.name,
                     crate::clock::rfc3339(t.created_at),

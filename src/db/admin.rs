@@ -31,6 +31,8 @@ pub struct Mapping {
     pub license_id: Option<String>,
     pub sublicense_id: Option<String>,
     pub created_at: i64,
+    /// The connection whose groups this mapping applies to (None: the unassigned scope).
+    pub connection_id: Option<String>,
 }
 
 /// What a new mapping grants.
@@ -46,11 +48,13 @@ pub enum Target<'a> {
     },
 }
 
-/// Adds a mapping; `None` if this group already has this role.
+/// Adds a mapping for the groups of `connection` (None: the unassigned scope); `None` if
+/// this group already has this role there.
 pub fn add_mapping(
     tx: &Transaction<'_>,
     id: &str,
     group_ref: &str,
+    connection: Option<&str>,
     target: Target<'_>,
     now: i64,
 ) -> rusqlite::Result<Option<String>> {
@@ -64,16 +68,16 @@ pub fn add_mapping(
     };
     let inserted = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO group_mappings (id, group_ref, group_key, role, license_id, sublicense_id, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT OR IGNORE INTO group_mappings (id, group_ref, group_key, role, license_id, sublicense_id, created_at, connection_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?
-        .execute(params![id, group_ref, fold(group_ref), role.as_str(), license_id, sublicense_id, now])?;
+        .execute(params![id, group_ref, fold(group_ref), role.as_str(), license_id, sublicense_id, now, connection])?;
     Ok((inserted == 1).then(|| id.to_string()))
 }
 
 pub fn mapping(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<Mapping>> {
     tx.prepare_cached(
-        "SELECT id, group_ref, role, license_id, sublicense_id, created_at FROM group_mappings WHERE id = ?1",
+        "SELECT id, group_ref, role, license_id, sublicense_id, created_at, connection_id FROM group_mappings WHERE id = ?1",
     )?
     .query_row([id], mapping_row)
     .optional()
@@ -87,13 +91,14 @@ fn mapping_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Mapping> {
         license_id: r.get(3)?,
         sublicense_id: r.get(4)?,
         created_at: r.get(5)?,
+        connection_id: r.get(6)?,
     })
 }
 
 pub fn mappings(tx: &Transaction<'_>) -> rusqlite::Result<Vec<Mapping>> {
     let mut stmt = tx.prepare_cached(
-        "SELECT id, group_ref, role, license_id, sublicense_id, created_at FROM group_mappings
-         ORDER BY role, group_key",
+        "SELECT id, group_ref, role, license_id, sublicense_id, created_at, connection_id FROM group_mappings
+         ORDER BY role, group_key, connection_id",
     )?;
     let rows = stmt.query_map([], mapping_row)?;
     rows.collect()
@@ -107,17 +112,21 @@ pub fn remove_mapping(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<bool> 
 }
 
 /// The admins-mapped groups that a directory user's groups (by displayName or externalId)
-/// or the group values of a sign-in match, as the mappings name them.
+/// or the group values a sign-in through `connection` asserted match, as the mappings name
+/// them. A mapping matches only groups of its own connection: a directory group of the
+/// same scope, or a value asserted by that connection (never by another one).
 pub fn admin_groups_matching(
     tx: &Transaction<'_>,
     user_id: Option<&str>,
+    connection: Option<&str>,
     asserted_groups: &[String],
 ) -> rusqlite::Result<Vec<String>> {
     let mut found = Vec::new();
     if let Some(user_id) = user_id {
         let mut stmt = tx.prepare_cached(
             "SELECT DISTINCT m.group_ref FROM group_mappings m
-             JOIN groups g ON m.group_key = g.display_name_key OR m.group_key = lower(g.external_id)
+             JOIN groups g ON (m.group_key = g.display_name_key OR m.group_key = lower(g.external_id))
+                  AND m.connection_id IS g.connection_id
              JOIN group_members gm ON gm.group_id = g.id
              WHERE m.role = 'admins' AND gm.user_id = ?1",
         )?;
@@ -125,12 +134,15 @@ pub fn admin_groups_matching(
             found.push(row?);
         }
     }
+    let Some(connection) = connection else {
+        return Ok(found);
+    };
     let mut stmt = tx.prepare_cached(
-        "SELECT group_ref FROM group_mappings WHERE role = 'admins' AND group_key = ?1",
+        "SELECT group_ref FROM group_mappings WHERE role = 'admins' AND group_key = ?1 AND connection_id = ?2",
     )?;
     for group in asserted_groups {
         if let Some(g) = stmt
-            .query_row([fold(group)], |r| r.get::<_, String>(0))
+            .query_row([fold(group), connection.to_string()], |r| r.get::<_, String>(0))
             .optional()?
             && !found.contains(&g)
         {

@@ -19,6 +19,10 @@ pub struct UserRow {
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The IdP connection that provisioned the user (None: the unassigned scope).
+    pub connection_id: Option<String>,
+    /// The primary (else work, else first) email, case-folded.
+    pub email_key: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -30,11 +34,17 @@ pub struct GroupRow {
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The IdP connection that provisioned the group (None: the unassigned scope).
+    pub connection_id: Option<String>,
 }
 
-const USER_COLS: &str =
-    "id, user_name, external_id, active, display_name, resource, version, created_at, updated_at";
-const GROUP_COLS: &str = "id, display_name, external_id, resource, version, created_at, updated_at";
+/// A directory scope: the connection whose users and groups a SCIM token or a sign-in
+/// may reach (None: the unassigned scope of SCIM tokens made without a connection).
+pub type Scope<'a> = Option<&'a str>;
+
+const USER_COLS: &str = "id, user_name, external_id, active, display_name, resource, version, created_at, updated_at, connection_id, email_key";
+const GROUP_COLS: &str =
+    "id, display_name, external_id, resource, version, created_at, updated_at, connection_id";
 
 fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
     Ok(UserRow {
@@ -47,6 +57,8 @@ fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
         version: r.get(6)?,
         created_at: r.get(7)?,
         updated_at: r.get(8)?,
+        connection_id: r.get(9)?,
+        email_key: r.get(10)?,
     })
 }
 
@@ -59,6 +71,7 @@ fn group_row(r: &Row<'_>) -> rusqlite::Result<GroupRow> {
         version: r.get(4)?,
         created_at: r.get(5)?,
         updated_at: r.get(6)?,
+        connection_id: r.get(7)?,
     })
 }
 
@@ -76,30 +89,33 @@ pub fn user_by_name_key(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<Opt
     .optional()
 }
 
-/// Users with this externalId, oldest first.
+/// Users of one scope with this externalId, oldest first.
 pub fn users_by_external_id(
     tx: &Transaction<'_>,
+    scope: Scope<'_>,
     external_id: &str,
 ) -> rusqlite::Result<Vec<UserRow>> {
     let mut stmt = tx.prepare_cached(&format!(
-        "SELECT {USER_COLS} FROM users WHERE external_id = ?1 ORDER BY rowid"
+        "SELECT {USER_COLS} FROM users WHERE external_id = ?1 AND connection_id IS ?2 ORDER BY rowid"
     ))?;
-    let rows = stmt.query_map([external_id], user_row)?;
+    let rows = stmt.query_map(params![external_id, scope], user_row)?;
     rows.collect()
 }
 
+/// Inserts a user provisioned in `scope`.
 pub fn insert_user(
     tx: &Transaction<'_>,
+    scope: Scope<'_>,
     id: &str,
     f: &UserFields,
     resource: &str,
     now: i64,
 ) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT INTO users (id, user_name, user_name_key, external_id, active, display_name, email_key, resource, version, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9)",
+        "INSERT INTO users (id, user_name, user_name_key, external_id, active, display_name, email_key, resource, version, created_at, updated_at, connection_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9, ?10)",
     )?
-    .execute(params![id, f.user_name, f.user_name_key, f.external_id, f.active, f.display_name, f.email_key, resource, now])?;
+    .execute(params![id, f.user_name, f.user_name_key, f.external_id, f.active, f.display_name, f.email_key, resource, now, scope])?;
     Ok(())
 }
 
@@ -159,44 +175,42 @@ pub struct Order {
     pub descending: bool,
 }
 
-pub fn list_users(
-    tx: &Transaction<'_>,
-    filter: Option<&Clause>,
-    order: Option<&Order>,
-    offset: i64,
-    limit: i64,
-) -> rusqlite::Result<Page<UserRow>> {
-    list(
-        tx, "users", USER_COLS, filter, order, offset, limit, user_row,
-    )
+/// A listing query: which scope, which filter, which order, which page.
+pub struct Listing<'a> {
+    pub scope: Scope<'a>,
+    pub filter: Option<&'a Clause>,
+    pub order: Option<&'a Order>,
+    pub offset: i64,
+    pub limit: i64,
 }
 
-pub fn list_groups(
-    tx: &Transaction<'_>,
-    filter: Option<&Clause>,
-    order: Option<&Order>,
-    offset: i64,
-    limit: i64,
-) -> rusqlite::Result<Page<GroupRow>> {
-    list(
-        tx, "groups", GROUP_COLS, filter, order, offset, limit, group_row,
-    )
+pub fn list_users(tx: &Transaction<'_>, q: &Listing<'_>) -> rusqlite::Result<Page<UserRow>> {
+    list(tx, "users", USER_COLS, q, user_row)
 }
 
-#[allow(clippy::too_many_arguments)]
+pub fn list_groups(tx: &Transaction<'_>, q: &Listing<'_>) -> rusqlite::Result<Page<GroupRow>> {
+    list(tx, "groups", GROUP_COLS, q, group_row)
+}
+
 fn list<T>(
     tx: &Transaction<'_>,
     table: &str,
     cols: &str,
-    filter: Option<&Clause>,
-    order: Option<&Order>,
-    offset: i64,
-    limit: i64,
+    q: &Listing<'_>,
     map: fn(&Row<'_>) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<Page<T>> {
-    let (where_sql, mut params): (String, Vec<Sql>) = match filter {
-        Some(c) => (format!(" WHERE {}", c.sql), c.params.clone()),
-        None => (String::new(), Vec::new()),
+    let (order, offset, limit) = (q.order, q.offset, q.limit);
+    let scope = Sql::from(q.scope.map(str::to_string));
+    let (where_sql, mut params): (String, Vec<Sql>) = match q.filter {
+        Some(c) => {
+            let mut params = vec![scope];
+            params.extend(c.params.iter().cloned());
+            (
+                format!(" WHERE {table}.connection_id IS ? AND ({})", c.sql),
+                params,
+            )
+        }
+        None => (format!(" WHERE {table}.connection_id IS ?"), vec![scope]),
     };
     let count = |params: &[Sql]| -> rusqlite::Result<i64> {
         tx.prepare_cached(&format!("SELECT count(*) FROM {table}{where_sql}"))?
@@ -242,18 +256,20 @@ pub fn group_by_id(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<Gr
         .optional()
 }
 
+/// Inserts a group provisioned in `scope`.
 pub fn insert_group(
     tx: &Transaction<'_>,
+    scope: Scope<'_>,
     id: &str,
     f: &GroupFields,
     resource: &str,
     now: i64,
 ) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT INTO groups (id, display_name, display_name_key, external_id, resource, version, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)",
+        "INSERT INTO groups (id, display_name, display_name_key, external_id, resource, version, created_at, updated_at, connection_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6, ?7)",
     )?
-    .execute(params![id, f.display_name, f.display_name_key, f.external_id, resource, now])?;
+    .execute(params![id, f.display_name, f.display_name_key, f.external_id, resource, now, scope])?;
     Ok(())
 }
 
@@ -303,12 +319,18 @@ pub fn member_ids(tx: &Transaction<'_>, group_id: &str) -> rusqlite::Result<Vec<
     rows.collect()
 }
 
-/// The ids among `ids` that are not users.
-pub fn unknown_users(tx: &Transaction<'_>, ids: &[String]) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = tx.prepare_cached("SELECT 1 FROM users WHERE id = ?1")?;
+/// The ids among `ids` that are not users of `scope` (another scope's users are unknown:
+/// a group only ever holds users of its own connection).
+pub fn unknown_users(
+    tx: &Transaction<'_>,
+    scope: Scope<'_>,
+    ids: &[String],
+) -> rusqlite::Result<Vec<String>> {
+    let mut stmt =
+        tx.prepare_cached("SELECT 1 FROM users WHERE id = ?1 AND connection_id IS ?2")?;
     let mut unknown = Vec::new();
     for id in ids {
-        if !stmt.exists([id])? {
+        if !stmt.exists(params![id, scope])? {
             unknown.push(id.clone());
         }
     }
@@ -414,15 +436,53 @@ pub fn user_by_email_key(
     .optional()
 }
 
-/// The group with this externalId, if any (oldest first).
+/// The users a sign-in through `connection` may resolve to by a key (`user_name_key` or
+/// `email_key`): the connection's own users first, then the unassigned scope's, oldest
+/// first.
+pub fn sign_in_candidates(
+    tx: &Transaction<'_>,
+    connection: &str,
+    column: SignInKey,
+    key: &str,
+) -> rusqlite::Result<Vec<UserRow>> {
+    let column = match column {
+        SignInKey::UserName => "user_name_key",
+        SignInKey::Email => "email_key",
+    };
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {USER_COLS} FROM users WHERE {column} = ?1 AND (connection_id = ?2 OR connection_id IS NULL)
+         ORDER BY connection_id IS NULL, rowid"
+    ))?;
+    let rows = stmt.query_map(params![key, connection], user_row)?;
+    rows.collect()
+}
+
+/// The scopes that hold a group with this displayName or externalId (case-folded).
+pub fn group_scopes(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<Vec<Option<String>>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT DISTINCT connection_id FROM groups WHERE display_name_key = ?1 OR lower(external_id) = ?1",
+    )?;
+    let rows = stmt.query_map([key], |r| r.get(0))?;
+    rows.collect()
+}
+
+/// Which key [`sign_in_candidates`] looks users up by.
+#[derive(Debug, Clone, Copy)]
+pub enum SignInKey {
+    UserName,
+    Email,
+}
+
+/// The group of `scope` with this externalId, if any (oldest first).
 pub fn group_by_external_id(
     tx: &Transaction<'_>,
+    scope: Scope<'_>,
     external_id: &str,
 ) -> rusqlite::Result<Option<GroupRow>> {
     tx.prepare_cached(&format!(
-        "SELECT {GROUP_COLS} FROM groups WHERE external_id = ?1 ORDER BY rowid LIMIT 1"
+        "SELECT {GROUP_COLS} FROM groups WHERE external_id = ?1 AND connection_id IS ?2 ORDER BY rowid LIMIT 1"
     ))?
-    .query_row([external_id], group_row)
+    .query_row(params![external_id, scope], group_row)
     .optional()
 }
 

@@ -159,6 +159,7 @@ pub fn grants_of_user(tx: &Transaction<'_>, user_id: &str) -> rusqlite::Result<V
         "SELECT DISTINCT m.role, m.license_id, m.sublicense_id FROM group_members gm
          JOIN groups g ON g.id = gm.group_id
          JOIN group_mappings m ON m.group_key IN (g.display_name_key, lower(g.external_id))
+              AND m.connection_id IS g.connection_id
          WHERE gm.user_id = ?1 AND m.role IN ('primary', 'sublicense')",
     )?;
     let rows = stmt.query_map([user_id], |r| {
@@ -182,6 +183,7 @@ pub fn users_to_reconcile(tx: &Transaction<'_>) -> rusqlite::Result<Vec<String>>
         "SELECT gm.user_id FROM group_members gm
          JOIN groups g ON g.id = gm.group_id
          JOIN group_mappings m ON m.group_key IN (g.display_name_key, lower(g.external_id))
+              AND m.connection_id IS g.connection_id
          WHERE m.role IN ('primary', 'sublicense')
          UNION SELECT user_id FROM seats",
     )?;

@@ -33,22 +33,26 @@ pub struct TokenInfo {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The IdP connection a SCIM token provisions for (None: the unassigned scope).
+    pub connection_id: Option<String>,
 }
 
 /// Creates a token (audited as `actor`); returns its id and the secret (the only time it
-/// exists in clear).
+/// exists in clear). A SCIM token bound to `connection` reads and writes only that
+/// connection's users and groups; unbound, only the unassigned scope's.
 pub fn create(
     tx: &Transaction<'_>,
     scope: Scope,
     name: &str,
     actor: &str,
+    connection: Option<&str>,
 ) -> rusqlite::Result<(i64, String)> {
     let token = new_secret_token();
     let now = now_unix();
     tx.prepare_cached(
-        "INSERT INTO api_tokens (scope, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO api_tokens (scope, name, token_hash, created_at, connection_id) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute((scope.as_str(), name, sha256_hex(token.as_bytes()), now))?;
+    .execute((scope.as_str(), name, sha256_hex(token.as_bytes()), now, connection))?;
     let id = tx.last_insert_rowid();
     audit_token(tx, now, actor, scope, "created", id, name)?;
     Ok((id, token))
@@ -82,6 +86,8 @@ pub struct Presented {
     pub id: i64,
     pub name: String,
     pub last_used_at: Option<i64>,
+    /// The connection whose directory resources this token may see (None: unassigned).
+    pub connection_id: Option<String>,
 }
 
 /// The live token of `scope` whose secret is `presented`.
@@ -93,7 +99,7 @@ pub fn authenticate(
     let hash = sha256_hex(presented.as_bytes());
     let row: Option<(Presented, String)> = tx
         .prepare_cached(
-            "SELECT id, name, last_used_at, token_hash FROM api_tokens
+            "SELECT id, name, last_used_at, token_hash, connection_id FROM api_tokens
              WHERE token_hash = ?1 AND scope = ?2 AND revoked_at IS NULL",
         )?
         .query_row((&hash, scope.as_str()), |r| {
@@ -102,6 +108,7 @@ pub fn authenticate(
                     id: r.get(0)?,
                     name: r.get(1)?,
                     last_used_at: r.get(2)?,
+                    connection_id: r.get(4)?,
                 },
                 r.get(3)?,
             ))
@@ -129,7 +136,7 @@ pub fn touch(tx: &Transaction<'_>, id: i64) -> rusqlite::Result<()> {
 
 pub fn list(tx: &Transaction<'_>, scope: Scope) -> rusqlite::Result<Vec<TokenInfo>> {
     let mut stmt = tx.prepare(
-        "SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens WHERE scope = ?1 ORDER BY id",
+        "SELECT id, name, created_at, last_used_at, revoked_at, connection_id FROM api_tokens WHERE scope = ?1 ORDER BY id",
     )?;
     let rows = stmt.query_map([scope.as_str()], |r| {
         Ok(TokenInfo {
@@ -138,6 +145,7 @@ pub fn list(tx: &Transaction<'_>, scope: Scope) -> rusqlite::Result<Vec<TokenInf
             created_at: r.get(2)?,
             last_used_at: r.get(3)?,
             revoked_at: r.get(4)?,
+            connection_id: r.get(5)?,
         })
     })?;
     rows.collect()
@@ -163,6 +171,28 @@ pub fn revoke(
         .collect::<rusqlite::Result<_>>()?;
     for (id, name) in &revoked {
         audit_token(tx, now, actor, scope, "revoked", *id, name)?;
+    }
+    Ok(revoked.len())
+}
+
+/// Revokes every live SCIM token bound to a connection (when it is removed); returns how
+/// many.
+pub fn revoke_of_connection(
+    tx: &Transaction<'_>,
+    connection: &str,
+    actor: &str,
+) -> rusqlite::Result<usize> {
+    let now = now_unix();
+    let revoked: Vec<(i64, String)> = tx
+        .prepare_cached(
+            "UPDATE api_tokens SET revoked_at = ?1
+             WHERE scope = 'scim' AND revoked_at IS NULL AND connection_id = ?2
+             RETURNING id, name",
+        )?
+        .query_map((now, connection), |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, name) in &revoked {
+        audit_token(tx, now, actor, Scope::Scim, "revoked", *id, name)?;
     }
     Ok(revoked.len())
 }

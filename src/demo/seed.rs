@@ -81,7 +81,7 @@ pub fn email(name: &str) -> String {
 pub fn seed(app: &App, idp: &DemoIdp) -> Result<Seeded, String> {
     let db = &app.db;
     let e = |e: &dyn std::fmt::Display| e.to_string();
-    crate::saml::connections::add(
+    let connection = crate::saml::connections::add(
         db,
         &crate::saml::connections::AddRequest {
             actor: "demo",
@@ -95,7 +95,8 @@ pub fn seed(app: &App, idp: &DemoIdp) -> Result<Seeded, String> {
             allow_idp_initiated: false,
         },
     )
-    .map_err(|x| e(&x))?;
+    .map_err(|x| e(&x))?
+    .id;
     let year = 365 * 24 * 3600;
     let license = manage::add_license(
         db,
@@ -128,11 +129,11 @@ pub fn seed(app: &App, idp: &DemoIdp) -> Result<Seeded, String> {
         ("Staff", MapTo::Primary { license: None }),
         ("IT Admins", MapTo::Admins),
     ] {
-        manage::add_mapping(db, ACTOR, group, to).map_err(|x| e(&x))?;
+        manage::add_mapping(db, ACTOR, group, Some(&connection), to).map_err(|x| e(&x))?;
     }
 
     let token = db
-        .write(|tx| tokens::create(tx, Scope::Scim, "demo", "demo"))
+        .write(|tx| tokens::create(tx, Scope::Scim, "demo", "demo", Some(&connection)))
         .map_err(|x| e(&x))?
         .1;
     let scim = Scim { app, token: &token };

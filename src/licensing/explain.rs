@@ -101,9 +101,15 @@ pub fn explain(
             return Ok(e);
         }
         let fold = crate::scim::resource::fold(&email);
-        let user = match crate::db::directory::user_by_name_key(tx, &fold)? {
+        // Only the users this connection's sign-ins can reach (its own and the
+        // unassigned scope's), as the ACS resolves them.
+        let candidates = |key| {
+            crate::db::directory::sign_in_candidates(tx, &target.id, key, &fold)
+                .map(|users| users.into_iter().next())
+        };
+        let user = match candidates(crate::db::directory::SignInKey::UserName)? {
             Some(u) => Some(u),
-            None => crate::db::directory::user_by_email_key(tx, &fold)?,
+            None => candidates(crate::db::directory::SignInKey::Email)?,
         };
         let Some(user) = user else {
             let because = if e.jit {
@@ -121,10 +127,13 @@ pub fn explain(
         });
         let mappings = crate::db::admin::mappings(tx)?;
         for (gid, name) in crate::db::directory::groups_of_user(tx, &user.id)? {
-            let external_id = crate::db::directory::group_by_id(tx, &gid)?.and_then(|g| g.external_id);
+            let group = crate::db::directory::group_by_id(tx, &gid)?;
+            let scope = group.as_ref().and_then(|g| g.connection_id.clone());
+            let external_id = group.and_then(|g| g.external_id);
             let keys = [Some(name.to_lowercase()), external_id.as_ref().map(|x| x.to_lowercase())];
             let matched = mappings
                 .iter()
+                .filter(|m| m.connection_id == scope)
                 .filter(|m| keys.iter().flatten().any(|k| *k == crate::db::admin::fold(&m.group_ref)))
                 .map(|m| match (m.role.as_str(), &m.sublicense_id, &m.license_id) {
                     ("sublicense", Some(s), _) => format!("sublicense:{s}"),

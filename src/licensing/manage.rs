@@ -240,11 +240,13 @@ pub enum MapTo<'a> {
     Sublicense(&'a str),
 }
 
-/// Maps a group; returns the mapping id and what the reconciliation changed.
+/// Maps a group of `connection` (its SCIM tokens' and sign-ins' groups; None: the
+/// unassigned scope's); returns the mapping id and what the reconciliation changed.
 pub fn add_mapping(
     db: &Db,
     actor: &str,
     group: &str,
+    connection: Option<&str>,
     to: MapTo<'_>,
 ) -> Result<(String, Summary), ManageError> {
     let group = group.trim();
@@ -256,6 +258,13 @@ pub fn add_mapping(
     let id = format!("map-{}", crate::crypto::random_hex(6));
     let now = now_unix();
     db.write(|tx| {
+        if let Some(c) = connection
+            && crate::db::idp::verification_keys(tx, c)?.is_none()
+        {
+            return Err(ManageError::Invalid(format!(
+                "there is no IdP connection {c:?} (seatgate idp list)"
+            )));
+        }
         let (target_license, target_sub);
         let target = match to {
             MapTo::Admins => Target::Admins,
@@ -278,12 +287,12 @@ pub fn add_mapping(
                 Target::Sublicense { license_id: &target_sub.license_id, sublicense_id: &target_sub.id }
             }
         };
-        if access::add_mapping(tx, &id, group, target, now)?.is_none() {
+        if access::add_mapping(tx, &id, group, connection, target, now)?.is_none() {
             return Err(ManageError::Invalid(format!(
                 "group {group:?} already has a mapping of that kind (a group maps to at most one sublicense); remove it first"
             )));
         }
-        let detail = serde_json::json!({"group": group, "mapping": format!("{target:?}")});
+        let detail = serde_json::json!({"group": group, "connection": connection, "mapping": format!("{target:?}")});
         store::audit(tx, now, actor, "mapping_added", None, Some(&id), None, Some(&detail.to_string()))?;
         let summary = reconcile::reconcile(tx, None, actor, now)?;
         Ok((id.clone(), summary))

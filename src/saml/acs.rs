@@ -11,7 +11,14 @@
 //! 4. our own checks: an AudienceRestriction that names us, an identity, IssueInstant not in
 //!    the future beyond the skew, Recipient and Destination equal to this ACS;
 //! 5. replay cache and request consumption, in one transaction;
-//! 6. the identity per the connection's preset, which must be in the connection's domains.
+//! 6. the identity per the connection's preset: every identifier the assertion offers for
+//!    matching (NameID, identity and email attributes, immutable id) that looks like an
+//!    email must be in the connection's domains, and at least one must.
+//!
+//! The unsigned wrapper is held to what the signature cannot vouch for: a signed Response
+//! names this ACS as its Destination, the Status is Success, the Issuer (when present) is
+//! the connection's; an unsolicited response carries no InResponseTo anywhere (an
+//! assertion answering a request made in another browser is not IdP-initiated).
 //!
 //! Users see one sentence and a reason code; the detail goes to the log (never the
 //! assertion itself).
@@ -32,6 +39,7 @@ use crate::clock::now_unix;
 use crate::crypto::sha256_hex;
 use crate::db::Db;
 use crate::db::idp::{self, Purpose, VerificationKeys};
+use crate::email::{Shape, shape};
 use crate::error::{HttpError, Reason};
 
 /// Allowed clock difference between the IdP and us.
@@ -55,6 +63,8 @@ pub struct SignedIn {
     pub purpose: Purpose,
     /// The AuthnRequest it answers (none for IdP-initiated sign-in).
     pub request_id: Option<String>,
+    /// The connection's email domains (case-folded), which the resolved user must be in.
+    pub domains: Vec<String>,
 }
 
 fn rejected(detail: &str) -> HttpError {
@@ -97,13 +107,26 @@ pub fn consume(
         .get("SAMLResponse")
         .ok_or_else(|| rejected("no SAMLResponse field"))?;
     let vetted = prefilter::vet_form_value(encoded).map_err(|e| rejected(&e.to_string()))?;
-    let in_response_to = response_attribute(&vetted.xml, "InResponseTo");
+    let wrapper = Wrapper::read(&vetted.xml).ok_or_else(|| rejected("unreadable Response"))?;
+    let in_response_to = wrapper.in_response_to.clone();
     let acs = acs_url(public_url, connection);
-    if let Some(destination) = response_attribute(&vetted.xml, "Destination")
-        && destination != acs
-    {
+    match &wrapper.destination {
+        Some(destination) if *destination != acs => {
+            return Err(rejected(&format!(
+                "Destination {destination:?} is not this ACS"
+            )));
+        }
+        // SAML bindings 3.5.5.2: a signed message must say where it was meant to go, or
+        // it could be replayed at any SP that trusts the IdP.
+        None if vetted.response_signed => {
+            return Err(rejected("the signed Response carries no Destination"));
+        }
+        _ => {}
+    }
+    if wrapper.status.as_deref() != Some(STATUS_SUCCESS) {
         return Err(rejected(&format!(
-            "Destination {destination:?} is not this ACS"
+            "the Response status is {:?}, not Success",
+            wrapper.status.as_deref().unwrap_or("missing")
         )));
     }
 
@@ -127,7 +150,21 @@ pub fn consume(
     })?;
     // An unsolicited response is accepted only where the connection allows it, and only
     // ever opens the admin portal (never a device activation).
+    if let Some(issuer) = &wrapper.issuer
+        && *issuer != keys.idp_entity_id
+    {
+        return Err(rejected(&format!(
+            "the Response Issuer {issuer:?} is not this connection's IdP"
+        )));
+    }
     let (purpose, return_to) = match (&in_response_to, request) {
+        // An assertion that answers a request (solicited in some browser) with the
+        // wrapper's InResponseTo stripped is not an IdP-initiated sign-in.
+        (None, _) if !wrapper.confirmation_in_response_to.is_empty() => {
+            return Err(rejected(
+                "an unsolicited Response carries an assertion that answers a request",
+            ));
+        }
         (None, _) if keys.allow_idp_initiated => (Purpose::Admin, None),
         (None, _) => {
             return Err(rejected(
@@ -144,6 +181,15 @@ pub fn consume(
             }
             if request.expires_at < now {
                 return Err(expired("the request expired"));
+            }
+            if wrapper
+                .confirmation_in_response_to
+                .iter()
+                .any(|id| Some(id) != in_response_to.as_ref())
+            {
+                return Err(rejected(
+                    "the assertion answers another request than the Response",
+                ));
             }
             if browser.as_deref() != Some(request.browser_hash.as_str()) {
                 return Err(expired(
@@ -185,27 +231,6 @@ pub fn consume(
         .and_then(|a| first(&attributes, a))
         .or_else(|| identity.contains('@').then(|| identity.clone()))
         .map(|e| e.to_lowercase());
-    let domain_of = |e: &str| e.rsplit_once('@').map(|(_, d)| d.to_string());
-    let checked = email
-        .as_deref()
-        .or(Some(identity.as_str()))
-        .and_then(domain_of);
-    if !checked
-        .as_ref()
-        .is_some_and(|d| keys.domains.iter().any(|own| own == d))
-    {
-        log::warn!(
-            "SAML sign-in refused: {identity} is outside the domains of connection {connection}"
-        );
-        return Err(HttpError::new(
-            Reason::DomainNotAllowed,
-            "Your identity provider is not allowed to sign in accounts of this email domain.",
-        )
-        .with_detail(format!(
-            "{identity} is outside the connection's domains {:?}",
-            keys.domains
-        )));
-    }
     let groups = preset
         .group_attribute
         .and_then(|a| attributes.get(a).cloned())
@@ -213,6 +238,13 @@ pub fn consume(
     let immutable_id = preset
         .immutable_id_attribute
         .and_then(|a| first(&attributes, a));
+    let offered = [
+        ("NameID", name_id.as_deref()),
+        ("identity", Some(identity.as_str())),
+        ("email", email.as_deref()),
+        ("immutable id", immutable_id.as_deref()),
+    ];
+    check_domains(connection, &offered, &keys.domains)?;
 
     // Replay cache and single use, together.
     let replay_until = assertion
@@ -248,7 +280,104 @@ pub fn consume(
         return_to,
         purpose,
         request_id: in_response_to,
+        domains: keys.domains.clone(),
     })
+}
+
+/// Every email-shaped identifier the assertion offers must be in the connection's
+/// domains, at least one must be, and none may be malformed (two `@`, an empty local
+/// part): otherwise one connection could reach another's users through whichever
+/// identifier the directory matches first.
+fn check_domains(
+    connection: &str,
+    offered: &[(&str, Option<&str>)],
+    domains: &[String],
+) -> Result<(), HttpError> {
+    let refuse = |why: String| {
+        log::warn!("SAML sign-in refused: {why}");
+        HttpError::new(
+            Reason::DomainNotAllowed,
+            "Your identity provider is not allowed to sign in accounts of this email domain.",
+        )
+        .with_detail(why)
+    };
+    let mut inside = None;
+    for (what, value) in offered {
+        let Some(value) = value else { continue };
+        match shape(value) {
+            Shape::Opaque => {}
+            Shape::Malformed => {
+                return Err(refuse(format!(
+                    "the {what} {value:?} is not a valid email address"
+                )));
+            }
+            Shape::Email { domain } if domains.contains(&domain) => {
+                inside.get_or_insert(format!("{what} {value}"));
+            }
+            Shape::Email { .. } => {
+                let agreeing = inside
+                    .as_deref()
+                    .map(|i| format!(", while the {i} is"))
+                    .unwrap_or_default();
+                return Err(refuse(format!(
+                    "the {what} {value} is outside the domains {domains:?} of connection {connection}{agreeing}"
+                )));
+            }
+        }
+    }
+    if inside.is_none() {
+        return Err(refuse(format!(
+            "the assertion offers no email in the domains {domains:?} of connection {connection}"
+        )));
+    }
+    Ok(())
+}
+
+const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
+
+/// What the unsigned Response wrapper says, read from vetted XML.
+struct Wrapper {
+    destination: Option<String>,
+    in_response_to: Option<String>,
+    issuer: Option<String>,
+    status: Option<String>,
+    /// InResponseTo of the assertion's SubjectConfirmationData elements.
+    confirmation_in_response_to: Vec<String>,
+}
+
+impl Wrapper {
+    fn read(xml: &str) -> Option<Wrapper> {
+        const PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+        const ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+        let doc = roxmltree::Document::parse(xml).ok()?;
+        let root = doc.root_element();
+        fn child<'a, 'i>(
+            parent: roxmltree::Node<'a, 'i>,
+            ns: &str,
+            name: &str,
+        ) -> Option<roxmltree::Node<'a, 'i>> {
+            parent.children().find(|n| n.has_tag_name((ns, name)))
+        }
+        let status = child(root, PROTOCOL, "Status")
+            .and_then(|s| child(s, PROTOCOL, "StatusCode"))
+            .and_then(|c| c.attribute("Value"))
+            .map(str::to_string);
+        let confirmation_in_response_to = root
+            .descendants()
+            .filter(|n| n.has_tag_name((ASSERTION, "SubjectConfirmationData")))
+            .filter_map(|n| n.attribute("InResponseTo"))
+            .map(str::to_string)
+            .collect();
+        Some(Wrapper {
+            destination: root.attribute("Destination").map(str::to_string),
+            in_response_to: root.attribute("InResponseTo").map(str::to_string),
+            issuer: child(root, ASSERTION, "Issuer")
+                .and_then(|i| i.text())
+                .map(|t| t.trim().to_string()),
+            status,
+            confirmation_in_response_to,
+        })
+    }
 }
 
 /// One samael service provider for this connection, verifying only with our stored
@@ -367,8 +496,3 @@ fn first(attributes: &BTreeMap<String, Vec<String>>, name: &str) -> Option<Strin
         .cloned()
 }
 
-/// An attribute of the root Response element of vetted XML.
-fn response_attribute(xml: &str, name: &str) -> Option<String> {
-    let doc = roxmltree::Document::parse(xml).ok()?;
-    doc.root_element().attribute(name).map(str::to_string)
-}

@@ -147,8 +147,10 @@ pub fn remove(db: &Db, id: &str, actor: &str) -> Result<(), AddError> {
         };
         idp::delete(tx, id)?;
         let ended = crate::db::admin::end_sessions_through(tx, id, now)?;
-        let detail =
-            serde_json::json!({"name": c.name, "domains": c.domains, "sessions_ended": ended});
+        // Its SCIM tokens stop working with it; its users and groups stay, unreachable.
+        let revoked = crate::db::tokens::revoke_of_connection(tx, id, actor)?;
+        let detail = serde_json::json!({"name": c.name, "domains": c.domains,
+            "sessions_ended": ended, "scim_tokens_revoked": revoked});
         crate::db::licensing::audit(
             tx,
             now,
@@ -448,3 +450,12 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+/// How a directory scope is named to admins.
+pub fn scope_label(connection: Option<&str>) -> String {
+    match connection {
+        Some(c) => format!("connection {c}"),
+        None => "SCIM tokens without a connection".to_string(),
+    }
+}
+

@@ -2,6 +2,12 @@
 //! externalId), then the identity (against userName, case-insensitively), then the email
 //! (against the primary email). The first match wins.
 //!
+//! A connection only ever reaches its own users (provisioned by its SCIM tokens or its
+//! just-in-time sign-ins) and those of the unassigned scope (SCIM tokens made without a
+//! connection); immutable ids match only its own users. Whoever is found must also be
+//! inside the connection's domains: every email-shaped userName or email of the user, and
+//! for an unassigned user at least one of them (SECURITY.md, SAML SP 6).
+//!
 //! For connections without SCIM (Google Workspace), users unknown to the directory are
 //! created just in time, and their memberships in the groups the assertion names are kept
 //! in step at each sign-in. Those groups are recognizable by their externalId
@@ -12,8 +18,9 @@ use serde_json::json;
 
 use crate::clock::now_unix;
 use crate::db::Db;
-use crate::db::directory::{self, UserRow};
-use crate::error::HttpError;
+use crate::db::directory::{self, SignInKey, UserRow};
+use crate::email::{Shape, shape};
+use crate::error::{HttpError, Reason};
 use crate::saml::acs::SignedIn;
 use crate::scim::resource::{self, fold};
 
@@ -42,6 +49,9 @@ pub fn resolve(db: &Db, s: &SignedIn, jit: bool) -> Result<Resolved, HttpError> 
     } else {
         db.read(|tx| find(tx, s))?
     };
+    if let Some(user) = &found {
+        check_domains(s, user)?;
+    }
     Ok(match found {
         Some(u) => Resolved::User {
             id: u.id,
@@ -53,28 +63,92 @@ pub fn resolve(db: &Db, s: &SignedIn, jit: bool) -> Result<Resolved, HttpError> 
 }
 
 fn find(tx: &Transaction<'_>, s: &SignedIn) -> Result<Option<UserRow>, HttpError> {
+    let connection = s.connection.as_str();
     if let Some(immutable) = &s.immutable_id
-        && let Some(u) = directory::users_by_external_id(tx, immutable)?
+        && let Some(u) = directory::users_by_external_id(tx, Some(connection), immutable)?
             .into_iter()
             .next()
     {
         return Ok(Some(u));
     }
-    if let Some(u) = directory::user_by_name_key(tx, &fold(&s.identity))? {
+    let by = |key: SignInKey, value: &str| {
+        directory::sign_in_candidates(tx, connection, key, &fold(value))
+            .map(|users| users.into_iter().next())
+    };
+    if let Some(u) = by(SignInKey::UserName, &s.identity)? {
         return Ok(Some(u));
     }
     match &s.email {
-        Some(e) => Ok(directory::user_by_email_key(tx, &fold(e))?),
+        Some(e) => Ok(by(SignInKey::Email, e)?),
         None => Ok(None),
     }
 }
 
+/// The directory user a sign-in resolved to must be inside the connection's domains.
+fn check_domains(s: &SignedIn, user: &UserRow) -> Result<(), HttpError> {
+    let refuse = |why: String| {
+        log::warn!("SAML sign-in refused: {why}");
+        HttpError::new(
+            Reason::DomainNotAllowed,
+            "Your identity provider is not allowed to sign in accounts of this email domain.",
+        )
+        .with_detail(why)
+    };
+    let values = std::iter::once(user.user_name.as_str()).chain(user.email_key.as_deref());
+    let mut inside = false;
+    for value in values {
+        match shape(value) {
+            Shape::Opaque => {}
+            Shape::Malformed => {
+                return Err(refuse(format!(
+                    "{} matched the directory user {value:?}, which is not a valid email address",
+                    s.identity
+                )));
+            }
+            Shape::Email { domain } if s.domains.contains(&domain) => inside = true,
+            Shape::Email { .. } => {
+                return Err(refuse(format!(
+                    "{} matched the directory user {value}, outside the domains {:?} of connection {}",
+                    s.identity, s.domains, s.connection
+                )));
+            }
+        }
+    }
+    // An unassigned user carries no connection: only its domain says who may sign it in.
+    if user.connection_id.is_none() && !inside {
+        return Err(refuse(format!(
+            "{} matched the directory user {}, which has no email in the domains {:?} of connection {}",
+            s.identity, user.user_name, s.domains, s.connection
+        )));
+    }
+    Ok(())
+}
+
 fn provision(tx: &Transaction<'_>, s: &SignedIn) -> Result<UserRow, HttpError> {
     let now = now_unix();
+    let scope = Some(s.connection.as_str());
     let user = match find(tx, s)? {
-        Some(u) => u,
+        Some(u) => {
+            check_domains(s, &u)?;
+            u
+        }
         None => {
             let user_name = s.email.clone().unwrap_or_else(|| s.identity.clone());
+            if let Some(other) = directory::user_by_name_key(tx, &fold(&user_name))? {
+                // The name is taken outside this connection's reach.
+                log::warn!(
+                    "SAML sign-in refused: {user_name} is a directory user of another connection"
+                );
+                return Err(HttpError::new(
+                    Reason::DomainNotAllowed,
+                    "Your identity provider is not allowed to sign in accounts of this email domain.",
+                )
+                .with_detail(format!(
+                    "{user_name} is already a directory user of {}, not of connection {}",
+                    other.connection_id.as_deref().unwrap_or("the unassigned scope"),
+                    s.connection
+                )));
+            }
             let mut body = json!({"userName": user_name, "active": true});
             if let Some(e) = &s.email {
                 body["emails"] = json!([{"value": e, "type": "work", "primary": true}]);
@@ -84,7 +158,7 @@ fn provision(tx: &Transaction<'_>, s: &SignedIn) -> Result<UserRow, HttpError> {
             }
             let (stored, fields) = resource::prepare_user(body)?;
             let id = crate::scim::api::new_id();
-            directory::insert_user(tx, &id, &fields, &stored.to_string(), now)?;
+            directory::insert_user(tx, scope, &id, &fields, &stored.to_string(), now)?;
             let detail = json!({"just_in_time": s.connection}).to_string();
             directory::record_event(tx, "user_created", Some(&id), None, Some(&detail), now)?;
             directory::user_by_id(tx, &id)?.ok_or_else(HttpError::internal)?
@@ -97,14 +171,14 @@ fn provision(tx: &Transaction<'_>, s: &SignedIn) -> Result<UserRow, HttpError> {
         .map(|g| (format!("{prefix}{}", fold(g)), g))
         .collect();
     for (external_id, name) in &wanted {
-        let group_id = match directory::group_by_external_id(tx, external_id)? {
+        let group_id = match directory::group_by_external_id(tx, scope, external_id)? {
             Some(g) => g.id,
             None => {
                 let (stored, fields, _) = resource::prepare_group(
                     json!({"displayName": name, "externalId": external_id}),
                 )?;
                 let id = crate::scim::api::new_id();
-                directory::insert_group(tx, &id, &fields, &stored.to_string(), now)?;
+                directory::insert_group(tx, scope, &id, &fields, &stored.to_string(), now)?;
                 let detail = json!({"displayName": name}).to_string();
                 directory::record_event(tx, "group_created", None, Some(&id), Some(&detail), now)?;
                 id

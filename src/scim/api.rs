@@ -73,6 +73,7 @@ impl Scim {
             let caller = Caller {
                 scim: self,
                 actor: format!("scim:{}", token.name),
+                scope: token.connection_id,
             };
             caller.dispatch(req, &segments)
         });
@@ -133,6 +134,8 @@ pub struct Caller<'a> {
     scim: &'a Scim,
     /// `scim:<token name>`.
     actor: String,
+    /// The connection the token provisions for: the only users and groups it sees.
+    scope: Option<String>,
 }
 
 impl std::ops::Deref for Caller<'_> {
@@ -144,6 +147,31 @@ impl std::ops::Deref for Caller<'_> {
 }
 
 impl Caller<'_> {
+    /// The directory scope of this token: everything else is 404 to it.
+    pub fn scope(&self) -> crate::db::directory::Scope<'_> {
+        self.scope.as_deref()
+    }
+
+    /// The user with this id if this token may see it.
+    pub fn user(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        id: &str,
+    ) -> rusqlite::Result<Option<crate::db::directory::UserRow>> {
+        Ok(crate::db::directory::user_by_id(tx, id)?
+            .filter(|u| u.connection_id.as_deref() == self.scope()))
+    }
+
+    /// The group with this id if this token may see it.
+    pub fn group(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        id: &str,
+    ) -> rusqlite::Result<Option<crate::db::directory::GroupRow>> {
+        Ok(crate::db::directory::group_by_id(tx, id)?
+            .filter(|g| g.connection_id.as_deref() == self.scope()))
+    }
+
     /// A directory write: `f`'s changes, and the seat changes they cause, in one
     /// transaction (a 2xx means both are committed).
     pub fn write<T>(
@@ -468,7 +496,11 @@ pub fn new_id() -> String {
 }
 
 /// Reads one page of rows and the total for a listing query.
-pub type PageFn<R> = fn(&rusqlite::Transaction<'_>, &ListQuery) -> Result<(i64, Vec<R>), HttpError>;
+pub type PageFn<R> = fn(
+    &rusqlite::Transaction<'_>,
+    crate::db::directory::Scope<'_>,
+    &ListQuery,
+) -> Result<(i64, Vec<R>), HttpError>;
 /// Renders one row as a listing shows it.
 pub type ListedFn<R> =
     fn(&Caller<'_>, &rusqlite::Transaction<'_>, &R, &ListQuery) -> Result<Value, HttpError>;
@@ -481,7 +513,7 @@ pub fn list_with<R>(
     listed: ListedFn<R>,
 ) -> Result<Response, HttpError> {
     let (total, items) = scim.db.read(|tx| {
-        let (total, rows) = page(tx, q)?;
+        let (total, rows) = page(tx, scim.scope(), q)?;
         let items = rows
             .iter()
             .map(|row| listed(scim, tx, row, q))

@@ -109,15 +109,27 @@ pub fn search_all(scim: &Caller<'_>, q: &ListQuery) -> Result<Response, HttpErro
         let user_clause = super::users::compile_filter(Table::Users, q.filter.as_deref())?;
         let group_clause = super::users::compile_filter(Table::Groups, q.filter.as_deref())?;
         let offset = q.start_index - 1;
-        let users = dir::list_users(tx, user_clause.as_ref(), None, offset, q.count)?;
+        let users = dir::list_users(
+            tx,
+            &dir::Listing {
+                scope: scim.scope(),
+                filter: user_clause.as_ref(),
+                order: None,
+                offset,
+                limit: q.count,
+            },
+        )?;
         let group_offset = (offset - users.total).max(0);
         let group_limit = q.count - users.rows.len() as i64;
         let groups = dir::list_groups(
             tx,
-            group_clause.as_ref(),
-            None,
-            group_offset,
-            group_limit.max(0),
+            &dir::Listing {
+                scope: scim.scope(),
+                filter: group_clause.as_ref(),
+                order: None,
+                offset: group_offset,
+                limit: group_limit.max(0),
+            },
         )?;
         let mut items = Vec::with_capacity(users.rows.len() + groups.rows.len());
         for row in &users.rows {

@@ -38,11 +38,12 @@ fn render(scim: &Caller<'_>, row: &GroupRow, members: Option<&[(String, String)]
 
 /// Reads a group for a response, fetching members only if they will be shown.
 fn load(
+    scim: &Caller<'_>,
     tx: &Tx<'_>,
     id: &str,
     q: Option<&ListQuery>,
 ) -> Result<(GroupRow, Option<Members>), HttpError> {
-    let row = dir::group_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
+    let row = scim.group(tx, id)?.ok_or_else(|| not_found(id))?;
     let members = if q.is_some_and(|q| q.omits("members")) {
         None
     } else {
@@ -69,8 +70,8 @@ fn respond(
 }
 
 /// Refuses member ids that are not users (a 4xx that names them, never a 5xx).
-fn require_users(tx: &Tx<'_>, ids: &[String]) -> Result<(), HttpError> {
-    let unknown = dir::unknown_users(tx, ids)?;
+fn require_users(tx: &Tx<'_>, scope: dir::Scope<'_>, ids: &[String]) -> Result<(), HttpError> {
+    let unknown = dir::unknown_users(tx, scope, ids)?;
     if unknown.is_empty() {
         return Ok(());
     }
@@ -90,6 +91,7 @@ fn require_users(tx: &Tx<'_>, ids: &[String]) -> Result<(), HttpError> {
 /// Applies membership changes in order; returns whether anything changed.
 fn apply_members(
     tx: &Tx<'_>,
+    scope: dir::Scope<'_>,
     group_id: &str,
     ops: &[MemberOp],
     now: i64,
@@ -99,7 +101,7 @@ fn apply_members(
     for op in ops {
         match op {
             MemberOp::Add(ids) => {
-                require_users(tx, ids)?;
+                require_users(tx, scope, ids)?;
                 added.extend(dir::add_members(tx, group_id, ids)?);
             }
             MemberOp::Remove(ids) => removed.extend(dir::remove_members(tx, group_id, ids)?),
@@ -108,7 +110,7 @@ fn apply_members(
                 removed.extend(dir::remove_members(tx, group_id, &all)?);
             }
             MemberOp::Replace(ids) => {
-                require_users(tx, ids)?;
+                require_users(tx, scope, ids)?;
                 let current = dir::member_ids(tx, group_id)?;
                 let gone: Vec<String> = current
                     .iter()
@@ -166,7 +168,7 @@ pub fn create(scim: &Caller<'_>, body: Value) -> Result<Response, HttpError> {
     let (row, listed) = scim.write(|tx| {
         let now = now_unix();
         let id = new_id();
-        dir::insert_group(tx, &id, &fields, &text, now)?;
+        dir::insert_group(tx, scim.scope(), &id, &fields, &text, now)?;
         dir::record_event(
             tx,
             "group_created",
@@ -176,15 +178,15 @@ pub fn create(scim: &Caller<'_>, body: Value) -> Result<Response, HttpError> {
             now,
         )?;
         if let Some(ids) = &members {
-            apply_members(tx, &id, &[MemberOp::Add(ids.clone())], now)?;
+            apply_members(tx, scim.scope(), &id, &[MemberOp::Add(ids.clone())], now)?;
         }
-        load(tx, &id, None)
+        load(scim, tx, &id, None)
     })?;
     Ok(respond(scim, 201, &row, listed.as_deref(), None))
 }
 
 pub fn get(scim: &Caller<'_>, id: &str, q: &ListQuery) -> Result<Response, HttpError> {
-    let (row, members) = scim.db.read(|tx| load(tx, id, Some(q)))?;
+    let (row, members) = scim.db.read(|tx| load(scim, tx, id, Some(q)))?;
     Ok(respond(scim, 200, &row, members.as_deref(), Some(q)))
 }
 
@@ -199,14 +201,14 @@ pub fn replace(
     let (stored, fields, members) = resource::prepare_group(body)?;
     let text = stored.to_string();
     let (row, listed) = scim.write(|tx| {
-        let before = dir::group_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
+        let before = scim.group(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
         let now = now_unix();
         store_update(tx, id, &fields, &text, now)?;
         if let Some(ids) = members {
-            apply_members(tx, id, &[MemberOp::Replace(ids)], now)?;
+            apply_members(tx, scim.scope(), id, &[MemberOp::Replace(ids)], now)?;
         }
-        load(tx, id, None)
+        load(scim, tx, id, None)
     })?;
     Ok(respond(scim, 200, &row, listed.as_deref(), None))
 }
@@ -223,7 +225,7 @@ pub fn patch(
     let ops = patch::parse_ops(&body)?;
     let wants_body = !q.attributes.is_empty() || !q.excluded.is_empty();
     let result = scim.write(|tx| {
-        let before = dir::group_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
+        let before = scim.group(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
         let mut obj: Map<String, Value> =
             serde_json::from_str(&before.resource).unwrap_or_default();
@@ -236,11 +238,11 @@ pub fn patch(
                 resource::group_fields(stored.as_object().ok_or_else(HttpError::internal)?)?;
             store_update(tx, id, &fields, &text, now)?;
         }
-        if apply_members(tx, id, &member_ops, now)? && text == before.resource {
+        if apply_members(tx, scim.scope(), id, &member_ops, now)? && text == before.resource {
             dir::touch_group(tx, id, now)?;
         }
         if wants_body {
-            load(tx, id, Some(q)).map(Some)
+            load(scim, tx, id, Some(q)).map(Some)
         } else {
             Ok(None)
         }
@@ -257,7 +259,7 @@ pub fn delete(
     required: Option<String>,
 ) -> Result<Response, HttpError> {
     scim.write(|tx| {
-        let before = dir::group_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
+        let before = scim.group(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
         let members = dir::member_ids(tx, id)?;
         dir::delete_group(tx, id)?;
@@ -298,15 +300,22 @@ pub(super) fn listed(
     ))
 }
 
-pub fn page(tx: &Tx<'_>, q: &ListQuery) -> Result<(i64, Vec<GroupRow>), HttpError> {
+pub fn page(
+    tx: &Tx<'_>,
+    scope: dir::Scope<'_>,
+    q: &ListQuery,
+) -> Result<(i64, Vec<GroupRow>), HttpError> {
     let clause = compile_filter(Table::Groups, q.filter.as_deref())?;
     let order = sort_order(Table::Groups, q)?;
     let page = dir::list_groups(
         tx,
-        clause.as_ref(),
-        order.as_ref(),
-        q.start_index - 1,
-        q.count,
+        &dir::Listing {
+            scope,
+            filter: clause.as_ref(),
+            order: order.as_ref(),
+            offset: q.start_index - 1,
+            limit: q.count,
+        },
     )?;
     Ok((page.total, page.rows))
 }

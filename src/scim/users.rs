@@ -55,22 +55,15 @@ pub fn create(scim: &Caller<'_>, body: Value) -> Result<Response, HttpError> {
     let text = stored.to_string();
     let now = now_unix();
     let row = scim.write(|tx| {
-        // A user the IdP deactivated and now sends again (same externalId, or the same
-        // userName while inactive) is relinked and updated instead of refused: Entra and
-        // Okta both re-POST after a deactivation.
-        let by_name = dir::user_by_name_key(tx, &fields.user_name_key)?;
-        let relink = match &by_name {
-            Some(existing) if !existing.active && compatible_external_id(existing, &fields) => {
-                Some(existing.id.clone())
-            }
+        check_domains(tx, scim.scope(), &fields)?;
+        // A user the IdP deactivated and now sends again is relinked and updated instead
+        // of refused (Entra and Okta both re-POST after a deactivation), but only when it
+        // is the same person from the same connection: same userName and same externalId.
+        // Anything else reusing a deactivated record's externalId is a new user.
+        let relink = match dir::user_by_name_key(tx, &fields.user_name_key)? {
+            Some(existing) if same_person(scim, &existing, &fields) => Some(existing.id),
             Some(_) => return Err(taken(&fields.user_name)),
-            None => match &fields.external_id {
-                Some(ext) => dir::users_by_external_id(tx, ext)?
-                    .into_iter()
-                    .find(|u| !u.active)
-                    .map(|u| u.id),
-                None => None,
-            },
+            None => None,
         };
         let id = match relink {
             Some(id) => {
@@ -92,7 +85,7 @@ pub fn create(scim: &Caller<'_>, body: Value) -> Result<Response, HttpError> {
             }
             None => {
                 let id = new_id();
-                dir::insert_user(tx, &id, &fields, &text, now)?;
+                dir::insert_user(tx, scim.scope(), &id, &fields, &text, now)?;
                 dir::record_event(tx, "user_created", Some(&id), None, None, now)?;
                 if !fields.active {
                     dir::record_event(tx, "user_deactivated", Some(&id), None, None, now)?;
@@ -109,6 +102,8 @@ pub fn create(scim: &Caller<'_>, body: Value) -> Result<Response, HttpError> {
                     version: 1,
                     created_at: now,
                     updated_at: now,
+                    connection_id: scim.scope().map(str::to_string),
+                    email_key: fields.email_key.clone(),
                 };
                 return Ok((row, Vec::new()));
             }
@@ -120,16 +115,45 @@ pub fn create(scim: &Caller<'_>, body: Value) -> Result<Response, HttpError> {
     Ok(respond(scim, 201, &row.0, &row.1, None))
 }
 
-fn compatible_external_id(existing: &UserRow, fields: &UserFields) -> bool {
-    match (&existing.external_id, &fields.external_id) {
-        (Some(a), Some(b)) => a == b,
-        _ => true,
+/// Whether a POST re-creates a deactivated user: same scope, same userName (the caller
+/// looked it up by it) and the same externalId (both absent counts as the same).
+fn same_person(scim: &Caller<'_>, existing: &UserRow, fields: &UserFields) -> bool {
+    !existing.active
+        && existing.connection_id.as_deref() == scim.scope()
+        && existing.external_id == fields.external_id
+}
+
+/// A connection's token may not provision a userName or email in a domain another
+/// connection owns: that name belongs to the other connection's people, and taking it
+/// would block (or impersonate) them.
+fn check_domains(
+    tx: &rusqlite::Transaction<'_>,
+    scope: dir::Scope<'_>,
+    fields: &UserFields,
+) -> Result<(), HttpError> {
+    let Some(own) = scope else {
+        return Ok(());
+    };
+    for value in std::iter::once(&fields.user_name_key).chain(fields.email_key.iter()) {
+        if let crate::email::Shape::Email { domain } = crate::email::shape(value)
+            && let Some(owner) = crate::db::idp::connection_of_domain(tx, &domain)?
+            && owner != own
+        {
+            return Err(HttpError::scim(
+                Reason::BadRequest,
+                "invalidValue",
+                format!(
+                    "The domain of {value} belongs to another IdP connection; this token provisions only for {own}."
+                ),
+            ));
+        }
     }
+    Ok(())
 }
 
 pub fn get(scim: &Caller<'_>, id: &str, q: &ListQuery) -> Result<Response, HttpError> {
     let (row, groups) = scim.db.read(|tx| {
-        let row = dir::user_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
+        let row = scim.user(tx, id)?.ok_or_else(|| not_found(id))?;
         let groups = if q.omits("groups") {
             Vec::new()
         } else {
@@ -149,8 +173,9 @@ pub fn replace(
     let (stored, fields) = resource::prepare_user(body)?;
     let text = stored.to_string();
     let (row, groups) = scim.write(|tx| {
-        let before = dir::user_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
+        let before = scim.user(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
+        check_domains(tx, scim.scope(), &fields)?;
         store(tx, &before, &fields, &text)
     })?;
     Ok(respond(scim, 200, &row, &groups, None))
@@ -164,12 +189,13 @@ pub fn patch(
 ) -> Result<Response, HttpError> {
     let ops = patch::parse_ops(&body)?;
     let (row, groups) = scim.write(|tx| {
-        let before = dir::user_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
+        let before = scim.user(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
         let mut obj: Map<String, Value> =
             serde_json::from_str(&before.resource).unwrap_or_default();
         patch::apply_user(&mut obj, &ops)?;
         let fields = resource::user_fields(&obj)?;
+        check_domains(tx, scim.scope(), &fields)?;
         store(tx, &before, &fields, &Value::Object(obj).to_string())
     })?;
     Ok(respond(scim, 200, &row, &groups, None))
@@ -206,7 +232,7 @@ pub fn delete(
     required: Option<String>,
 ) -> Result<Response, HttpError> {
     scim.write(|tx| {
-        let before = dir::user_by_id(tx, id)?.ok_or_else(|| not_found(id))?;
+        let before = scim.user(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
         let groups = dir::groups_of_user(tx, id)?;
         dir::delete_user(tx, id)?;
@@ -244,16 +270,20 @@ pub(super) fn listed(
 /// One page of users for a listing query.
 pub fn page(
     tx: &rusqlite::Transaction<'_>,
+    scope: dir::Scope<'_>,
     q: &ListQuery,
 ) -> Result<(i64, Vec<UserRow>), HttpError> {
     let clause = compile_filter(Table::Users, q.filter.as_deref())?;
     let order = sort_order(Table::Users, q)?;
     let page = dir::list_users(
         tx,
-        clause.as_ref(),
-        order.as_ref(),
-        q.start_index - 1,
-        q.count,
+        &dir::Listing {
+            scope,
+            filter: clause.as_ref(),
+            order: order.as_ref(),
+            offset: q.start_index - 1,
+            limit: q.count,
+        },
     )?;
     Ok((page.total, page.rows))
 }
