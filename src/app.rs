@@ -200,14 +200,14 @@ impl App {
             Resolved::User { id, .. } => Some(id.as_str()),
             Resolved::NotProvisioned => None,
         };
-        let admin_groups = self
-            .db
-            .read(|tx| crate::db::admin::admin_groups_matching(
+        let admin_groups = self.db.read(|tx| {
+            crate::db::admin::admin_groups_matching(
                 tx,
                 user_id,
                 Some(&signed_in.connection),
                 &signed_in.groups,
-            ))?;
+            )
+        })?;
         match signed_in.purpose {
             Purpose::Admin => {
                 self.admin

@@ -356,7 +356,10 @@ fn token_command(
                 .write(|tx| tokens::create(tx, scope, name, access::ACTOR, connection))
                 .map_err(runtime)?;
             if scope == Scope::Scim {
-                eprintln!("it provisions for {}", crate::saml::connections::scope_label(connection));
+                eprintln!(
+                    "it provisions for {}",
+                    crate::saml::connections::scope_label(connection)
+                );
             }
             eprintln!("created {label} token {id} ({name}); it is shown only now. {purpose}:");
             println!("{token}");
@@ -376,7 +379,10 @@ fn token_command(
                     "active"
                 };
                 let bound = match scope {
-                    Scope::Scim => format!("\t{}", crate::saml::connections::scope_label(t.connection_id.as_deref())),
+                    Scope::Scim => format!(
+                        "\t{}",
+                        crate::saml::connections::scope_label(t.connection_id.as_deref())
+                    ),
                     Scope::Admin => String::new(),
                 };
                 println!(

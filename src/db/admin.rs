@@ -142,7 +142,9 @@ pub fn admin_groups_matching(
     )?;
     for group in asserted_groups {
         if let Some(g) = stmt
-            .query_row([fold(group), connection.to_string()], |r| r.get::<_, String>(0))
+            .query_row([fold(group), connection.to_string()], |r| {
+                r.get::<_, String>(0)
+            })
             .optional()?
             && !found.contains(&g)
         {

@@ -442,7 +442,10 @@ pub fn delete(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<bool> {
 }
 
 /// The connection that owns an email domain, if any.
-pub fn connection_of_domain(tx: &Transaction<'_>, domain: &str) -> rusqlite::Result<Option<String>> {
+pub fn connection_of_domain(
+    tx: &Transaction<'_>,
+    domain: &str,
+) -> rusqlite::Result<Option<String>> {
     tx.prepare_cached("SELECT connection_id FROM idp_domains WHERE domain = ?1")?
         .query_row([domain], |r| r.get(0))
         .optional()

@@ -301,23 +301,27 @@ fn check_domains(
         )
         .with_detail(why)
     };
-    let mut inside = None;
-    for (what, value) in offered {
-        let Some(value) = value else { continue };
-        match shape(value) {
+    let present = offered
+        .iter()
+        .filter_map(|(what, value)| value.map(|v| (*what, v, shape(v))));
+    let inside = present
+        .clone()
+        .find(|(_, _, shape)| matches!(shape, Shape::Email { domain } if domains.contains(domain)))
+        .map(|(what, value, _)| format!("{what} {value}"));
+    for (what, value, shape) in present {
+        match shape {
             Shape::Opaque => {}
             Shape::Malformed => {
                 return Err(refuse(format!(
                     "the {what} {value:?} is not a valid email address"
                 )));
             }
-            Shape::Email { domain } if domains.contains(&domain) => {
-                inside.get_or_insert(format!("{what} {value}"));
-            }
+            Shape::Email { domain } if domains.contains(&domain) => {}
             Shape::Email { .. } => {
+                // Both values, so the admin sees which identifiers disagree.
                 let agreeing = inside
                     .as_deref()
-                    .map(|i| format!(", while the {i} is"))
+                    .map(|i| format!(", while the {i} is inside"))
                     .unwrap_or_default();
                 return Err(refuse(format!(
                     "the {what} {value} is outside the domains {domains:?} of connection {connection}{agreeing}"
@@ -495,4 +499,3 @@ fn first(attributes: &BTreeMap<String, Vec<String>>, name: &str) -> Option<Strin
         .find(|v| !v.is_empty())
         .cloned()
 }
-

@@ -321,6 +321,14 @@ pub fn setup_text(public_url: &str, added: &Added) -> String {
     s
 }
 
+/// How a directory scope is named to admins.
+pub fn scope_label(connection: Option<&str>) -> String {
+    match connection {
+        Some(c) => format!("connection {c}"),
+        None => "SCIM tokens without a connection".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,12 +458,3 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
-
-/// How a directory scope is named to admins.
-pub fn scope_label(connection: Option<&str>) -> String {
-    match connection {
-        Some(c) => format!("connection {c}"),
-        None => "SCIM tokens without a connection".to_string(),
-    }
-}
-

@@ -71,6 +71,7 @@ def main():
     p.add_argument("--attributes", default="{}")
     p.add_argument("--sign-response", action="store_true")
     p.add_argument("--no-sign-assertion", action="store_true")
+    p.add_argument("--no-destination", action="store_true")
     p.add_argument("--sign-alg", default="rsa-sha256", choices=sorted(SIGN_ALGS))
     args = p.parse_args()
 
@@ -88,7 +89,7 @@ def main():
     response = server.create_authn_response(
         identity,
         in_response_to=request.id,
-        destination=acs,
+        destination=None if args.no_destination else acs,
         sp_entity_id=request.issuer.text,
         name_id=NameID(format=args.name_id_format, text=args.name_id),
         authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"},

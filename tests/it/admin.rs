@@ -359,19 +359,34 @@ fn members_of_the_admins_group_sign_in_by_sso_and_leavers_lose_the_session() {
     let s = server().start();
     let idp = TestIdp::new("https://idp.contoso.example/saml");
     let c = connect(&s, "Contoso", "okta", "contoso.com", &idp.metadata());
-    let (code, mapped, err) =
-        s.cli(&["group-map", "add", "--group", "Seatgate Admins", "--admins"]);
+    let (code, mapped, err) = s.cli(&[
+        "group-map",
+        "add",
+        "--group",
+        "Seatgate Admins",
+        "--admins",
+        "--connection",
+        &c,
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(mapped.contains("admins"), "{mapped}");
-    let (code, _, err) = s.cli(&["group-map", "add", "--group", "seatgate admins", "--admins"]);
+    let (code, _, err) = s.cli(&[
+        "group-map",
+        "add",
+        "--group",
+        "seatgate admins",
+        "--admins",
+        "--connection",
+        &c,
+    ]);
     assert_eq!(
         code, 2,
         "groups are matched case-insensitively, so this is a duplicate"
     );
     assert!(err.contains("already has a mapping"), "{err}");
 
-    // The directory says who is in the admins group.
-    let scim = s.scim();
+    // The directory says who is in the admins group (pushed by the connection's token).
+    let scim = s.scim_for(&c);
     let ryan = scim
         .post(
             "/Users",

@@ -15,3 +15,4 @@ mod saml;
 mod saml_options;
 mod scim;
 mod support;
+mod trust;

@@ -86,6 +86,8 @@ pub(crate) struct Answer<'a> {
     pub(crate) sign_response: bool,
     pub(crate) sign_assertion: bool,
     pub(crate) sign_alg: &'a str,
+    /// Leave out the Response's Destination.
+    pub(crate) no_destination: bool,
 }
 
 impl Default for Answer<'_> {
@@ -97,6 +99,7 @@ impl Default for Answer<'_> {
             sign_response: false,
             sign_assertion: true,
             sign_alg: "rsa-sha256",
+            no_destination: false,
         }
     }
 }
@@ -153,6 +156,9 @@ pub(crate) fn answer_redirect(
     }
     if !answer.sign_assertion {
         args.push("--no-sign-assertion");
+    }
+    if answer.no_destination {
+        args.push("--no-destination");
     }
     let b64 = idp.run(&args);
     let body = format!(
@@ -352,9 +358,32 @@ fn pysaml2_responses_seatgate_must_refuse_are_refused() {
     );
     assert!(details[1].contains("unsigned"), "{details:?}");
     assert!(details[2].contains("signed"), "{details:?}");
-    assert!(
-        details[3].contains("outside the connection's domains"),
-        "{details:?}"
-    );
+    assert!(details[3].contains("outside the domains"), "{details:?}");
     crate::support::assert_still_serving(&s);
+}
+
+#[test]
+fn item8_a_signed_response_must_name_this_acs_as_its_destination() {
+    let s = server().start();
+    let okta = PyIdp::new("http://www.okta.com/exk1a2b3c4d5e6f7g8h9");
+    let c = connect(&s, "Okta", "okta", "fabrikam.com", &okta.metadata());
+    let answer = |sign_response: bool, no_destination: bool| Answer {
+        name_id: "kim@fabrikam.com",
+        attributes: serde_json::json!({"email": "kim@fabrikam.com"}),
+        sign_response,
+        no_destination,
+        ..Answer::default()
+    };
+    // Control: a signed Response with its Destination signs in.
+    let r = sign_in(&s, &okta, &c, &answer(true, false));
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The same without Destination could be replayed at any SP trusting the IdP.
+    let r = sign_in(&s, &okta, &c, &answer(true, true));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("SAML_RESPONSE_REJECTED"));
+    let detail = crate::support::db_query(
+        &s,
+        "SELECT detail FROM sign_in_log WHERE outcome <> 'OK' ORDER BY id DESC LIMIT 1",
+    );
+    assert!(detail[0][0].contains("Destination"), "{detail:?}");
 }

@@ -966,7 +966,10 @@ fn hostile_responses_are_refused_without_side_effects() {
 #[test]
 fn a_sign_in_is_matched_to_the_scim_directory() {
     let s = server().start();
-    let scim = s.scim();
+    let entra = TestIdp::new("https://sts.windows.net/72f988bf/");
+    let c = connect(&s, "Entra", "entra", "contoso.com", &entra.metadata());
+    // The connection's own SCIM token: immutable ids match only its users.
+    let scim = s.scim_for(&c);
     let post = |body: serde_json::Value| assert_eq!(scim.post("/Users", body).status, 201);
     post(serde_json::json!({"userName": "Ryan@Contoso.com"}));
     post(
@@ -976,8 +979,6 @@ fn a_sign_in_is_matched_to_the_scim_directory() {
         serde_json::json!({"userName": "lee@contoso.com", "externalId": "a1b2c3d4-0000-4000-8000-00000000beef"}),
     );
 
-    let entra = TestIdp::new("https://sts.windows.net/72f988bf/");
-    let c = connect(&s, "Entra", "entra", "contoso.com", &entra.metadata());
     let as_user = |name_id: &str, email: &str, object_id: &str| {
         let r = sign_in(&s, &entra, &c, |m| {
             m.name_id = name_id.into();
@@ -1036,7 +1037,7 @@ fn google_sign_ins_create_users_and_keep_their_groups_in_step() {
         r.text()
     };
     // A group SCIM or an admin created is never managed by JIT.
-    let scim = s.scim();
+    let scim = s.scim_for(&c);
     assert_eq!(
         scim.post(
             "/Groups",

@@ -153,7 +153,15 @@ fn idp_initiated_sign_in_is_off_by_default_and_when_on_only_opens_the_admin_port
     let idp = TestIdp::new("https://idp.contoso.example/saml");
     let c = connect(&s, "Contoso", "okta", "contoso.com", &idp.metadata());
     let (code, _, err) = s.cli_env(
-        &["group-map", "add", "--group", "Seatgate Admins", "--admins"],
+        &[
+            "group-map",
+            "add",
+            "--group",
+            "Seatgate Admins",
+            "--admins",
+            "--connection",
+            &c,
+        ],
         &[],
     );
     assert_eq!(code, 0, "{err}");

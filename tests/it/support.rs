@@ -565,19 +565,30 @@ pub struct Scim<'a> {
 }
 
 impl TestServer {
-    /// Creates a SCIM token with the CLI (as an admin would, while the server runs).
+    /// Creates a SCIM token with the CLI (as an admin would, while the server runs), in
+    /// the unassigned scope.
     pub fn scim(&self) -> Scim<'_> {
-        let (code, out, err) = run_cli(
-            &[
-                "--data-dir",
-                self.data_dir.to_str().expect("utf8"),
-                "scim-token",
-                "create",
-                "--name",
-                "test",
-            ],
-            &[],
-        );
+        self.scim_token(None)
+    }
+
+    /// A SCIM token that provisions for one IdP connection.
+    pub fn scim_for(&self, connection: &str) -> Scim<'_> {
+        self.scim_token(Some(connection))
+    }
+
+    fn scim_token(&self, connection: Option<&str>) -> Scim<'_> {
+        let mut args = vec![
+            "--data-dir",
+            self.data_dir.to_str().expect("utf8"),
+            "scim-token",
+            "create",
+            "--name",
+            "test",
+        ];
+        if let Some(c) = connection {
+            args.extend(["--connection", c]);
+        }
+        let (code, out, err) = run_cli(&args, &[]);
         assert_eq!(code, 0, "{err}");
         Scim {
             server: self,

@@ -1,0 +1,549 @@
+//! Trust boundaries between IdP connections (issue 11): one connection never signs in,
+//! reads, changes or grants anything to another connection's users; the SCIM relink rule;
+//! what the unsigned Response wrapper may and may not say.
+
+use crate::saml::{Mint, TestIdp, begin_with, connect, post_acs_at};
+use crate::support::{HttpResponse, Scim, TestServer, db_query, server};
+
+const SESSION: &str = "__Host-sg_admin";
+const ENTRA_EMAIL: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress";
+const ENTRA_GROUPS: &str = "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups";
+const ENTRA_OID: &str = "http://schemas.microsoft.com/identity/claims/objectidentifier";
+
+/// Two organizations on one gateway: A (Entra, a.example) and B (Okta, b.example), each
+/// with its own signing key, SCIM token and admins group.
+struct TwoOrgs {
+    s: TestServer,
+    idp_a: TestIdp,
+    idp_b: TestIdp,
+    a: String,
+    b: String,
+}
+
+impl TwoOrgs {
+    fn new() -> TwoOrgs {
+        let s = server().start();
+        let idp_a = TestIdp::new("https://sts.windows.net/aaaa/");
+        let idp_b = TestIdp::new("https://b.okta.example/");
+        let a = connect(&s, "Org A", "entra", "a.example", &idp_a.metadata());
+        let b = connect(&s, "Org B", "okta", "b.example", &idp_b.metadata());
+        for c in [&a, &b] {
+            let (code, _, err) = s.cli(&[
+                "group-map",
+                "add",
+                "--group",
+                "IT Admins",
+                "--admins",
+                "--connection",
+                c,
+            ]);
+            assert_eq!(code, 0, "{err}");
+        }
+        TwoOrgs {
+            s,
+            idp_a,
+            idp_b,
+            a,
+            b,
+        }
+    }
+
+    fn scim_a(&self) -> Scim<'_> {
+        self.s.scim_for(&self.a)
+    }
+
+    fn scim_b(&self) -> Scim<'_> {
+        self.s.scim_for(&self.b)
+    }
+
+    /// B's admin: boss@b.example, externalId 00u-BOSS, in B's "IT Admins".
+    fn provision_boss(&self) -> String {
+        let scim = self.scim_b();
+        let boss = scim.post(
+            "/Users",
+            serde_json::json!({"userName": "boss@b.example", "externalId": "00u-BOSS",
+                "emails": [{"value": "boss@b.example", "primary": true}], "active": true}),
+        );
+        assert_eq!(boss.status, 201, "{}", boss.text());
+        let id = boss.json()["id"].as_str().expect("id").to_string();
+        let group = scim.post(
+            "/Groups",
+            serde_json::json!({"displayName": "IT Admins", "members": [{"value": id}]}),
+        );
+        assert_eq!(group.status, 201, "{}", group.text());
+        id
+    }
+
+    /// An admin sign-in started for `start_email`, answered by `idp` at `connection`'s ACS
+    /// with the given NameID and attributes.
+    fn admin_sso(
+        &self,
+        idp: &TestIdp,
+        connection: &str,
+        start_email: &str,
+        name_id: &str,
+        attributes: Vec<(String, Vec<String>)>,
+    ) -> HttpResponse {
+        let s = &self.s;
+        let base = format!("https://127.0.0.1:{}", s.addr.port());
+        let (id, relay, cookie) = begin_with(
+            s,
+            &format!(
+                "/admin/sso?email={}",
+                seatgate::http::percent_encode(start_email)
+            ),
+        );
+        let mut m = Mint::valid(idp, &base, &id);
+        m.acs = format!("{base}/saml/acs/{connection}");
+        m.recipient = m.acs.clone();
+        m.name_id = name_id.to_string();
+        m.attributes = Some(attributes);
+        post_acs_at(s, connection, &idp.sign(&m.xml()), &relay, Some(&cookie))
+    }
+
+    fn last_refusal(&self) -> (String, String) {
+        let rows = db_query(
+            &self.s,
+            "SELECT outcome, detail FROM sign_in_log WHERE outcome <> 'OK' ORDER BY id DESC LIMIT 1",
+        );
+        (rows[0][0].clone(), rows[0][1].clone())
+    }
+}
+
+fn attrs(pairs: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.iter().map(|x| x.to_string()).collect()))
+        .collect()
+}
+
+fn refused_with(r: &HttpResponse, reason: &str) {
+    assert!(r.status >= 400, "{} {}", r.status, r.text());
+    assert!(r.text().contains(reason), "{}", r.text());
+    assert!(r.set_cookie(SESSION).is_none(), "no admin session");
+}
+
+#[test]
+fn item1_a_connection_cannot_sign_in_as_another_connections_users_or_admins() {
+    let o = TwoOrgs::new();
+    o.provision_boss();
+
+    // NameID in B's domain, email attribute in A's (the reported reproduction).
+    let r = o.admin_sso(
+        &o.idp_a,
+        &o.a,
+        "mallory@a.example",
+        "boss@b.example",
+        attrs(&[(ENTRA_EMAIL, &["mallory@a.example"])]),
+    );
+    refused_with(&r, "DOMAIN_NOT_ALLOWED");
+    let (outcome, detail) = o.last_refusal();
+    assert_eq!(outcome, "DOMAIN_NOT_ALLOWED");
+    assert!(
+        detail.contains("boss@b.example") && detail.contains("mallory@a.example"),
+        "both values are in the sign-in log: {detail}"
+    );
+
+    // The other way round: NameID in A's domain, email attribute in B's.
+    let r = o.admin_sso(
+        &o.idp_a,
+        &o.a,
+        "mallory@a.example",
+        "mallory@a.example",
+        attrs(&[(ENTRA_EMAIL, &["boss@b.example"])]),
+    );
+    refused_with(&r, "DOMAIN_NOT_ALLOWED");
+
+    // Entra's object id set to B's user's externalId: never matched across connections.
+    let r = o.admin_sso(
+        &o.idp_a,
+        &o.a,
+        "mallory@a.example",
+        "mallory@a.example",
+        attrs(&[
+            (ENTRA_EMAIL, &["mallory@a.example"]),
+            (ENTRA_OID, &["00u-BOSS"]),
+        ]),
+    );
+    refused_with(&r, "NOT_ADMIN");
+
+    // A group name asserted by A grants nothing through B's mapping... and A's own
+    // "IT Admins" mapping needs A's users: mallory is not provisioned, so the asserted
+    // group alone makes her an admin of A only, never boss.
+    let r = o.admin_sso(
+        &o.idp_a,
+        &o.a,
+        "mallory@a.example",
+        "mallory@a.example",
+        attrs(&[
+            (ENTRA_EMAIL, &["mallory@a.example"]),
+            (ENTRA_OID, &["00u-BOSS"]),
+            (ENTRA_GROUPS, &["IT Admins"]),
+        ]),
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let session = r.set_cookie(SESSION).expect("session");
+    let overview =
+        o.s.request("GET", "/admin", &[("Cookie", session.as_str())], b"");
+    assert!(
+        overview
+            .text()
+            .contains("Signed in as <strong>mallory@a.example</strong>"),
+        "signed in as mallory, never as boss"
+    );
+
+    // Malformed identities: two @, an empty local part.
+    for bad in ["boss@b.example@a.example", "@a.example"] {
+        let r = o.admin_sso(
+            &o.idp_a,
+            &o.a,
+            "mallory@a.example",
+            bad,
+            attrs(&[(ENTRA_EMAIL, &["mallory@a.example"])]),
+        );
+        refused_with(&r, "DOMAIN_NOT_ALLOWED");
+    }
+
+    // The rightful IdP still signs boss in.
+    let r = o.admin_sso(
+        &o.idp_b,
+        &o.b,
+        "boss@b.example",
+        "boss@b.example",
+        attrs(&[("email", &["boss@b.example"])]),
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert!(r.set_cookie(SESSION).is_some());
+}
+
+#[test]
+fn item1_a_group_asserted_by_one_connection_never_makes_another_connections_user_admin() {
+    let o = TwoOrgs::new();
+    // Only B maps "Portal Admins"; A asserts that group for its own, provisioned user.
+    let (code, _, err) = o.s.cli(&[
+        "group-map",
+        "add",
+        "--group",
+        "Portal Admins",
+        "--admins",
+        "--connection",
+        &o.b,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let eve = o.scim_a().post(
+        "/Users",
+        serde_json::json!({"userName": "eve@a.example", "active": true}),
+    );
+    assert_eq!(eve.status, 201);
+    let r = o.admin_sso(
+        &o.idp_a,
+        &o.a,
+        "eve@a.example",
+        "eve@a.example",
+        attrs(&[
+            (ENTRA_EMAIL, &["eve@a.example"]),
+            (ENTRA_GROUPS, &["Portal Admins"]),
+        ]),
+    );
+    refused_with(&r, "NOT_ADMIN");
+    // A directory group of A with the name B mapped grants nothing either.
+    let id = eve.json()["id"].as_str().expect("id").to_string();
+    let g = o.scim_a().post(
+        "/Groups",
+        serde_json::json!({"displayName": "Portal Admins", "members": [{"value": id}]}),
+    );
+    assert_eq!(g.status, 201);
+    let r = o.admin_sso(
+        &o.idp_a,
+        &o.a,
+        "eve@a.example",
+        "eve@a.example",
+        attrs(&[(ENTRA_EMAIL, &["eve@a.example"])]),
+    );
+    refused_with(&r, "NOT_ADMIN");
+    // Nor does it give a seat through B's license mapping.
+    let ok = |args: &[&str]| {
+        let (code, out, err) = o.s.cli(args);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    ok(&["license", "add", "--product", "Desktop", "--seats", "5"]);
+    ok(&[
+        "group-map",
+        "add",
+        "--group",
+        "Portal Admins",
+        "--primary",
+        "--connection",
+        &o.b,
+    ]);
+    let (_, explained, _) = o.s.cli(&["explain", "eve@a.example"]);
+    assert!(explained.contains("NOT_ENTITLED"), "{explained}");
+    let seats = db_query(&o.s, "SELECT count(*) FROM seats");
+    assert_eq!(seats[0][0], "0");
+}
+
+#[test]
+fn item1_an_unassigned_user_is_reached_only_inside_the_connections_domains() {
+    let o = TwoOrgs::new();
+    // An unbound token's user whose userName is in A's domain but whose email is B's.
+    let mixed = o.s.scim().post(
+        "/Users",
+        serde_json::json!({"userName": "shared@a.example",
+            "emails": [{"value": "boss2@b.example", "primary": true}], "active": true}),
+    );
+    assert_eq!(mixed.status, 201);
+    let r = o.admin_sso(
+        &o.idp_a,
+        &o.a,
+        "shared@a.example",
+        "shared@a.example",
+        attrs(&[(ENTRA_EMAIL, &["shared@a.example"])]),
+    );
+    refused_with(&r, "DOMAIN_NOT_ALLOWED");
+    let (_, detail) = o.last_refusal();
+    assert!(detail.contains("boss2@b.example"), "{detail}");
+}
+
+#[test]
+fn item1_a_connections_scim_token_sees_and_changes_only_its_own_users_and_groups() {
+    let o = TwoOrgs::new();
+    let boss = o.provision_boss();
+    let a = o.scim_a();
+    for r in [
+        a.get(&format!("/Users/{boss}")),
+        a.patch(
+            &format!("/Users/{boss}"),
+            serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "active", "value": false}]}),
+        ),
+        a.put(
+            &format!("/Users/{boss}"),
+            serde_json::json!({"userName": "boss@b.example", "active": false}),
+        ),
+        a.delete(&format!("/Users/{boss}")),
+    ] {
+        assert_eq!(r.status, 404, "{}", r.text());
+    }
+    let listed = a.filter("Users", "userName eq \"boss@b.example\"").json();
+    assert_eq!(listed["totalResults"], 0);
+    assert_eq!(a.get("/Users").json()["totalResults"], 0);
+    assert_eq!(a.get("/Groups").json()["totalResults"], 0);
+    let b_group = o
+        .scim_b()
+        .filter("Groups", "displayName eq \"IT Admins\"")
+        .json()["Resources"][0]["id"]
+        .as_str()
+        .expect("group")
+        .to_string();
+    assert_eq!(a.get(&format!("/Groups/{b_group}")).status, 404);
+    assert_eq!(a.delete(&format!("/Groups/{b_group}")).status, 404);
+    // B's user cannot be put in A's group.
+    let r = a.post(
+        "/Groups",
+        serde_json::json!({"displayName": "Mine", "members": [{"value": boss}]}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    // A name in B's domain is B's to provision.
+    let r = a.post(
+        "/Users",
+        serde_json::json!({"userName": "ceo@b.example", "active": true}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["scimType"], "invalidValue");
+    // The unbound token does not see connection users either.
+    assert_eq!(o.s.scim().get(&format!("/Users/{boss}")).status, 404);
+    // And boss is untouched.
+    let still = o.scim_b().get(&format!("/Users/{boss}")).json();
+    assert_eq!(still["active"], true);
+    assert_eq!(still["groups"][0]["display"], "IT Admins");
+}
+
+#[test]
+fn item2_a_scim_re_post_never_takes_over_a_deactivated_record() {
+    let o = TwoOrgs::new();
+    let a = o.scim_a();
+    let alice = a.post(
+        "/Users",
+        serde_json::json!({"userName": "alice@a.example", "externalId": "00u-X", "active": true}),
+    );
+    assert_eq!(alice.status, 201);
+    let alice = alice.json()["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        a.post(
+            "/Groups",
+            serde_json::json!({"displayName": "IT Admins", "members": [{"value": alice}]})
+        )
+        .status,
+        201
+    );
+    let off = a.patch(
+        &format!("/Users/{alice}"),
+        serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "active", "value": false}]}),
+    );
+    assert_eq!(off.status, 200);
+
+    // Another connection's token reusing the externalId: a new user of its own.
+    let bob = o.scim_b().post(
+        "/Users",
+        serde_json::json!({"userName": "bob@b.example", "externalId": "00u-X", "active": true}),
+    );
+    assert_eq!(bob.status, 201, "{}", bob.text());
+    assert_ne!(bob.json()["id"], alice.as_str());
+    assert!(bob.json()["groups"].as_array().is_none_or(|g| g.is_empty()));
+    // The same token, same externalId, another userName: a new user too.
+    let other = a.post(
+        "/Users",
+        serde_json::json!({"userName": "bob@a.example", "externalId": "00u-X", "active": true}),
+    );
+    assert_eq!(other.status, 201);
+    assert_ne!(other.json()["id"], alice.as_str());
+    // Same userName, another externalId: the name is taken.
+    let clash = a.post(
+        "/Users",
+        serde_json::json!({"userName": "Alice@A.example", "externalId": "00u-Y", "active": true}),
+    );
+    assert_eq!(clash.status, 409, "{}", clash.text());
+    assert_eq!(clash.json()["scimType"], "uniqueness");
+    // An unbound token re-creating the same person: not its record, the name is taken.
+    let foreign = o.s.scim().post(
+        "/Users",
+        serde_json::json!({"userName": "alice@a.example", "externalId": "00u-X", "active": true}),
+    );
+    assert_eq!(foreign.status, 409, "{}", foreign.text());
+    let still = a.get(&format!("/Users/{alice}")).json();
+    assert_eq!(still["active"], false);
+    assert_eq!(still["userName"], "alice@a.example");
+
+    // The same connection re-creating the same person relinks the record.
+    let back = a.post(
+        "/Users",
+        serde_json::json!({"userName": "alice@a.example", "externalId": "00u-X", "active": true,
+            "displayName": "Alice"}),
+    );
+    assert_eq!(back.status, 201, "{}", back.text());
+    assert_eq!(back.json()["id"], alice.as_str());
+    assert_eq!(back.json()["active"], true);
+    assert_eq!(back.json()["displayName"], "Alice");
+}
+
+/// Signs the assertion, then lets `tamper` change the unsigned wrapper.
+fn tampered_sign_in(
+    o: &TwoOrgs,
+    shape: impl Fn(&mut Mint),
+    tamper: impl Fn(String) -> String,
+) -> HttpResponse {
+    let s = &o.s;
+    let base = format!("https://127.0.0.1:{}", s.addr.port());
+    let (id, relay, cookie) = begin_with(s, &format!("/saml/login/{}", o.b));
+    let mut m = Mint::valid(&o.idp_b, &base, &id);
+    m.acs = format!("{base}/saml/acs/{}", o.b);
+    m.recipient = m.acs.clone();
+    m.name_id = "boss@b.example".into();
+    m.attributes = Some(attrs(&[("email", &["boss@b.example"])]));
+    shape(&mut m);
+    let signed = tamper(o.idp_b.sign(&m.xml()));
+    post_acs_at(s, &o.b, &signed, &relay, Some(&cookie))
+}
+
+#[test]
+fn item8_the_unsigned_wrapper_must_say_success_and_name_the_connections_issuer() {
+    let o = TwoOrgs::new();
+    let ok = tampered_sign_in(&o, |_| {}, |x| x);
+    assert_eq!(ok.status, 200, "control: {}", ok.text());
+    // An unsigned wrapper may leave its Destination out (SAML bindings 3.5.5.2: only a
+    // signed message must carry it).
+    let no_destination = tampered_sign_in(
+        &o,
+        |_| {},
+        |x| {
+            let start = x.find(" Destination=\"").expect("destination");
+            let end = start + x[start + 14..].find('"').expect("end") + 15;
+            format!("{}{}", &x[..start], &x[end..])
+        },
+    );
+    assert_eq!(no_destination.status, 200, "{}", no_destination.text());
+
+    let failed = tampered_sign_in(
+        &o,
+        |_| {},
+        |x| {
+            x.replacen(
+                "status:Success",
+                "status:Requester\"/><samlp:StatusMessage>no</samlp:StatusMessage><x a=\"",
+                1,
+            )
+        },
+    );
+    refused_with(&failed, "SAML_RESPONSE_REJECTED");
+    let failed = tampered_sign_in(
+        &o,
+        |_| {},
+        |x| x.replacen("status:Success", "status:Responder", 1),
+    );
+    refused_with(&failed, "SAML_RESPONSE_REJECTED");
+    assert!(
+        o.last_refusal().1.contains("status"),
+        "{:?}",
+        o.last_refusal()
+    );
+
+    // The wrapper's Issuer names A's IdP while B's key signed the assertion.
+    let a_entity = "https://sts.windows.net/aaaa/";
+    let wrong_issuer = tampered_sign_in(
+        &o,
+        |_| {},
+        |x| {
+            x.replacen(
+                "<saml:Issuer>https://b.okta.example/</saml:Issuer>",
+                &format!("<saml:Issuer>{a_entity}</saml:Issuer>"),
+                1,
+            )
+        },
+    );
+    refused_with(&wrong_issuer, "SAML_RESPONSE_REJECTED");
+    assert!(
+        o.last_refusal().1.contains("Issuer"),
+        "{:?}",
+        o.last_refusal()
+    );
+}
+
+#[test]
+fn item8_an_assertion_answering_a_request_is_never_accepted_unsolicited() {
+    let o = TwoOrgs::new();
+    o.provision_boss();
+    let (code, _, err) = o.s.cli(&["idp", "set", &o.b, "--idp-initiated", "on"]);
+    assert_eq!(code, 0, "{err}");
+    let s = &o.s;
+    let base = format!("https://127.0.0.1:{}", s.addr.port());
+    // Solicited in browser 1 (its request id is in the assertion), then the wrapper's
+    // InResponseTo is stripped and the response posted from browser 2, without a cookie.
+    let (id, _relay, _cookie) = begin_with(s, "/admin/sso?email=boss%40b.example");
+    let mut m = Mint::valid(&o.idp_b, &base, &id);
+    m.acs = format!("{base}/saml/acs/{}", o.b);
+    m.recipient = m.acs.clone();
+    m.name_id = "boss@b.example".into();
+    m.attributes = Some(attrs(&[("email", &["boss@b.example"])]));
+    let signed = o.idp_b.sign(&m.xml());
+    let stripped = signed.replacen(&format!(" InResponseTo=\"{id}\""), "", 1);
+    assert_ne!(stripped, signed);
+    let r = post_acs_at(s, &o.b, &stripped, "", None);
+    refused_with(&r, "SAML_RESPONSE_REJECTED");
+    assert!(
+        o.last_refusal().1.contains("answers a request"),
+        "{:?}",
+        o.last_refusal()
+    );
+
+    // A truly unsolicited response (no InResponseTo anywhere) still opens the portal.
+    let mut m = Mint::valid(&o.idp_b, &base, "unused");
+    m.in_response_to = None;
+    m.acs = format!("{base}/saml/acs/{}", o.b);
+    m.recipient = m.acs.clone();
+    m.name_id = "boss@b.example".into();
+    m.attributes = Some(attrs(&[("email", &["boss@b.example"])]));
+    let r = post_acs_at(s, &o.b, &o.idp_b.sign(&m.xml()), "", None);
+    assert_eq!(r.status, 303, "{}", r.text());
+}
