@@ -1,6 +1,8 @@
 //! The application behind the gatekeeper: routing, the one log line per request, and the
 //! conversion of handler errors into responses (through [`crate::error`]).
 
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -8,7 +10,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::db::admin::SignIn;
 use crate::db::idp::Purpose;
-use crate::error::{HttpError, Reason, Surface};
+use crate::error::{HttpError, Reason, Surface, new_request_id};
 use crate::http::{Request, Response};
 use crate::metrics::Metrics;
 use crate::saml::identity::Resolved;
@@ -52,7 +54,12 @@ impl App {
             return Response::new(204, "text/plain", Vec::new());
         }
         let started = Instant::now();
-        let (route, result) = self.route(req);
+        // A panicking handler costs its request a 500, never the app thread (the pool is
+        // small, and a lost thread is never replaced). Unwind safety: the shared state
+        // behind `self` is mutexes that recover from poisoning and SQLite transactions
+        // that roll back when dropped.
+        let (route, result) = std::panic::catch_unwind(AssertUnwindSafe(|| self.route(req)))
+            .unwrap_or_else(|payload| ("(panicked)", Err(panicked(payload.as_ref()))));
         let response = match result {
             Ok(r) => r,
             Err(e) => e.render(Surface::for_path(&req.path)),
@@ -100,6 +107,10 @@ impl App {
         }
         if let Some(handled) = self.licensing.handle(req) {
             return handled;
+        }
+        #[cfg(debug_assertions)]
+        if req.path == TEST_PANIC_PATH && test_panic_route_enabled() {
+            panic!("the test panic route panicked on purpose");
         }
         match req.path.as_str() {
             "/healthz" => ("/healthz", only(get, || Ok(health()))),
@@ -309,6 +320,30 @@ impl App {
             self.metrics.render().into_bytes(),
         ))
     }
+}
+
+/// Logs a handler's panic with its message under a new request id, which the 500 names.
+fn panicked(payload: &(dyn Any + Send)) -> HttpError {
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    let id = new_request_id();
+    log::error!("request {id} panicked: {message}");
+    HttpError::internal_logged(&id)
+}
+
+/// A route that panics, so the integration tests can show that a panic costs one request
+/// and never an app thread. Debug builds only, and there only with
+/// `SEATGATE_TEST_PANIC_ROUTE=1`: a release build has no such route at all.
+#[cfg(debug_assertions)]
+const TEST_PANIC_PATH: &str = "/test/panic";
+
+#[cfg(debug_assertions)]
+fn test_panic_route_enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var_os("SEATGATE_TEST_PANIC_ROUTE").is_some_and(|v| v == "1"))
 }
 
 fn health() -> Response {

@@ -188,6 +188,9 @@ pub struct HttpError {
     /// What an admin needs to know about a refusal (the sign-in log); never shown to
     /// the user, never secret material.
     pub detail: Option<String>,
+    /// Names the log line that explains an internal error, so a user's report can be
+    /// matched to it.
+    pub request_id: Option<String>,
 }
 
 impl HttpError {
@@ -199,6 +202,7 @@ impl HttpError {
             retry_after: None,
             scim_type: None,
             detail: None,
+            request_id: None,
         }
     }
 
@@ -231,17 +235,33 @@ impl HttpError {
         )
     }
 
+    /// An internal error whose cause was logged under `request_id`.
+    pub fn internal_logged(request_id: &str) -> HttpError {
+        HttpError {
+            request_id: Some(request_id.to_string()),
+            ..HttpError::new(
+                Reason::Internal,
+                format!(
+                    "The gateway hit an internal error; its log explains it under request id {request_id}."
+                ),
+            )
+        }
+    }
+
     /// The response for a request that arrived on `surface`.
     pub fn render(&self, surface: Surface) -> Response {
         let mut response = match surface {
-            Surface::Api => Response::json(
-                self.status,
-                &serde_json::json!({
+            Surface::Api => {
+                let mut body = serde_json::json!({
                     "error": error_word(self.status),
                     "reason": self.reason.code(),
                     "message": self.message,
-                }),
-            ),
+                });
+                if let Some(id) = &self.request_id {
+                    body["request_id"] = id.as_str().into();
+                }
+                Response::json(self.status, &body)
+            }
             Surface::Scim => {
                 let mut body = serde_json::json!({
                     "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
@@ -261,6 +281,11 @@ impl HttpError {
         }
         response
     }
+}
+
+/// A fresh id for a request whose failure is logged (64 random bits, hex).
+pub fn new_request_id() -> String {
+    crate::crypto::random_hex(8)
 }
 
 impl From<crate::db::DbError> for HttpError {
@@ -387,6 +412,26 @@ mod tests {
         let text = String::from_utf8(r.body).expect("utf8");
         assert!(text.contains("&lt;script&gt;"));
         assert!(!text.contains("<script>"));
+    }
+
+    #[test]
+    fn logged_internal_errors_name_their_request_id_on_every_surface() {
+        let e = HttpError::internal_logged("0123abcd");
+        let api = e.render(Surface::Api);
+        assert_eq!(api.status, 500);
+        assert_eq!(body(&api)["request_id"], "0123abcd");
+        assert!(
+            body(&api)["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("0123abcd"))
+        );
+        assert!(
+            body(&e.render(Surface::Scim))["detail"]
+                .as_str()
+                .is_some_and(|m| m.contains("0123abcd"))
+        );
+        let page = String::from_utf8(e.render(Surface::Html).body).expect("utf8");
+        assert!(page.contains("0123abcd"), "{page}");
     }
 
     #[test]
