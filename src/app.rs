@@ -60,10 +60,12 @@ impl App {
         // that roll back when dropped.
         let (route, result) = std::panic::catch_unwind(AssertUnwindSafe(|| self.route(req)))
             .unwrap_or_else(|payload| ("(panicked)", Err(panicked(payload.as_ref()))));
+        let surface = Surface::for_path(&req.path);
         let response = match result {
             Ok(r) => r,
-            Err(e) => e.render(Surface::for_path(&req.path)),
+            Err(e) => e.render(surface),
         };
+        let response = with_safe_headers(response, surface);
         let response = with_security_headers(
             response,
             self.config.tls.mode != crate::config::TlsMode::Off,
@@ -362,6 +364,19 @@ fn only(method_ok: bool, f: impl FnOnce() -> Handled) -> Handled {
     }
 }
 
+/// Defence in depth against header injection: a response with CR, LF or NUL in a header
+/// is never sent (its handler let unvetted input into a header); the request is answered
+/// 500 with a request id, and one line logged instead.
+fn with_safe_headers(response: Response, surface: Surface) -> Response {
+    let Some(name) = response.unsafe_header() else {
+        return response;
+    };
+    let id = new_request_id();
+    // Debug formatting: the name is escaped, so the log line stays one line.
+    log::error!("request {id}: refused to send a {name:?} header that contains CR, LF or NUL");
+    HttpError::internal_logged(&id).render(surface)
+}
+
 fn with_security_headers(mut r: Response, tls: bool) -> Response {
     let mut add = |k: &str, v: &str| {
         if r.header(k).is_none() {
@@ -379,4 +394,36 @@ fn with_security_headers(mut r: Response, tls: bool) -> Response {
         add("Strict-Transport-Security", "max-age=31536000");
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item3_headers_with_line_breaks_or_nul_are_never_sent() {
+        for bad in [
+            "http://127.0.0.1:1/cb\r\nSet-Cookie: sg=x",
+            "a\nb",
+            "a\rb",
+            "a\0b",
+        ] {
+            let split = Response::new(303, "text/plain", Vec::new())
+                .with_header("Location", bad)
+                .with_header("Set-Cookie", "sg_saml=; Max-Age=0");
+            let r = with_safe_headers(split, Surface::Api);
+            assert_eq!(r.status, 500, "{bad:?}");
+            assert!(r.header("location").is_none(), "{bad:?}");
+            assert!(r.header("set-cookie").is_none(), "{bad:?}");
+            assert!(r.unsafe_header().is_none());
+            let body: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+            assert_eq!(body["reason"], "INTERNAL_ERROR");
+            assert!(body["request_id"].is_string(), "{body}");
+        }
+        let ok = Response::new(303, "text/plain", Vec::new())
+            .with_header("Location", "http://127.0.0.1:1/cb?code=a%0D%0A");
+        assert_eq!(with_safe_headers(ok.clone(), Surface::Html), ok);
+        let bad_name = Response::new(200, "text/plain", Vec::new()).with_header("X\r\nA", "v");
+        assert_eq!(with_safe_headers(bad_name, Surface::Html).status, 500);
+    }
 }

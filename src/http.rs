@@ -94,6 +94,17 @@ impl Response {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+
+    /// The name of the first header that must not reach the wire: CR or LF in it would end
+    /// the header early and let the rest be read as headers of their own (a split
+    /// response), and NUL truncates it in some clients.
+    pub fn unsafe_header(&self) -> Option<&str> {
+        let unsafe_byte = |s: &str| s.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'\0'));
+        self.headers
+            .iter()
+            .find(|(k, v)| unsafe_byte(k) || unsafe_byte(v))
+            .map(|(k, _)| k.as_str())
+    }
 }
 
 /// One decoded query parameter.
