@@ -242,7 +242,7 @@ impl App {
                     directory: &directory,
                     admin_groups: &admin_groups,
                 });
-                Ok(Response::html(200, page))
+                Ok(crate::admin::html(page))
             }
         }
     }
@@ -378,6 +378,9 @@ fn with_safe_headers(response: Response, surface: Surface) -> Response {
 }
 
 fn with_security_headers(mut r: Response, tls: bool) -> Response {
+    let html = r
+        .header("Content-Type")
+        .is_some_and(|t| t.starts_with("text/html"));
     let mut add = |k: &str, v: &str| {
         if r.header(k).is_none() {
             r.headers.push((k.to_string(), v.to_string()));
@@ -390,6 +393,10 @@ fn with_security_headers(mut r: Response, tls: bool) -> Response {
     add("Referrer-Policy", "same-origin");
     add("X-Frame-Options", "DENY");
     add("Cache-Control", "no-store");
+    // Any HTML page that did not choose its own policy gets the pages' one.
+    if html {
+        add("Content-Security-Policy", crate::http::PAGE_CSP);
+    }
     if tls {
         add("Strict-Transport-Security", "max-age=31536000");
     }

@@ -277,7 +277,8 @@ impl HttpError {
                 Response::json(self.status, &body)
                     .with_header("Content-Type", "application/scim+json")
             }
-            Surface::Html => Response::html(self.status, error_page(self)),
+            Surface::Html => Response::html(self.status, error_page(self))
+                .with_header("Content-Security-Policy", crate::http::PAGE_CSP),
         };
         if let Some(seconds) = self.retry_after {
             response = response.with_header("Retry-After", &seconds.to_string());
@@ -350,14 +351,17 @@ fn error_word(status: u16) -> &'static str {
     }
 }
 
+/// The page of an HTML error: styled by the portal's stylesheet, no inline style (the
+/// pages' CSP allows none).
 fn error_page(e: &HttpError) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>seatgate: {status}</title>\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head>\
-<body style=\"font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto; padding: 0 1rem\">\
-<h1>Something went wrong</h1><p>{message}</p><p style=\"color:#666\">Reason code: <code>{reason}</code> (HTTP {status})</p>\
-</body></html>\n",
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<link rel=\"stylesheet\" href=\"{stylesheet}\"></head>\
+<body><main><h1>Something went wrong</h1><p>{message}</p><p class=\"muted\">Reason code: <code>{reason}</code> (HTTP {status})</p>\
+</main></body></html>\n",
         status = e.status,
+        stylesheet = crate::admin::pages::STYLESHEET_PATH,
         message = html_escape(&e.message),
         reason = e.reason.code(),
     )

@@ -13,6 +13,10 @@ pub const CLIENT_ADDR_HEADER: &str = "x-seatgate-client";
 /// gatekeeper strips any copy a client sends.
 pub const PROBE_HEADER: &str = "x-seatgate-probe";
 
+/// The Content-Security-Policy of seatgate's own HTML pages (portal, SAML, activation,
+/// error pages): no script, styles only from the portal's stylesheet, never framed.
+pub const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
+
 #[derive(Debug, Clone)]
 pub struct Request {
     pub method: String,
