@@ -1,6 +1,8 @@
 //! The application behind the gatekeeper: routing, the one log line per request, and the
 //! conversion of handler errors into responses (through [`crate::error`]).
 
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -8,7 +10,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::db::admin::SignIn;
 use crate::db::idp::Purpose;
-use crate::error::{HttpError, Reason, Surface};
+use crate::error::{HttpError, Reason, Surface, new_request_id};
 use crate::http::{Request, Response};
 use crate::metrics::Metrics;
 use crate::saml::identity::Resolved;
@@ -52,11 +54,18 @@ impl App {
             return Response::new(204, "text/plain", Vec::new());
         }
         let started = Instant::now();
-        let (route, result) = self.route(req);
+        // A panicking handler costs its request a 500, never the app thread (the pool is
+        // small, and a lost thread is never replaced). Unwind safety: the shared state
+        // behind `self` is mutexes that recover from poisoning and SQLite transactions
+        // that roll back when dropped.
+        let (route, result) = std::panic::catch_unwind(AssertUnwindSafe(|| self.route(req)))
+            .unwrap_or_else(|payload| ("(panicked)", Err(panicked(payload.as_ref()))));
+        let surface = Surface::for_path(&req.path);
         let response = match result {
             Ok(r) => r,
-            Err(e) => e.render(Surface::for_path(&req.path)),
+            Err(e) => e.render(surface),
         };
+        let response = with_safe_headers(response, surface);
         let response = with_security_headers(
             response,
             self.config.tls.mode != crate::config::TlsMode::Off,
@@ -100,6 +109,10 @@ impl App {
         }
         if let Some(handled) = self.licensing.handle(req) {
             return handled;
+        }
+        #[cfg(debug_assertions)]
+        if req.path == TEST_PANIC_PATH && test_panic_route_enabled() {
+            panic!("the test panic route panicked on purpose");
         }
         match req.path.as_str() {
             "/healthz" => ("/healthz", only(get, || Ok(health()))),
@@ -234,7 +247,7 @@ impl App {
                     directory: &directory,
                     admin_groups: &admin_groups,
                 });
-                Ok(Response::html(200, page))
+                Ok(crate::admin::html(page))
             }
         }
     }
@@ -316,6 +329,30 @@ impl App {
     }
 }
 
+/// Logs a handler's panic with its message under a new request id, which the 500 names.
+fn panicked(payload: &(dyn Any + Send)) -> HttpError {
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    let id = new_request_id();
+    log::error!("request {id} panicked: {message}");
+    HttpError::internal_logged(&id)
+}
+
+/// A route that panics, so the integration tests can show that a panic costs one request
+/// and never an app thread. Debug builds only, and there only with
+/// `SEATGATE_TEST_PANIC_ROUTE=1`: a release build has no such route at all.
+#[cfg(debug_assertions)]
+const TEST_PANIC_PATH: &str = "/test/panic";
+
+#[cfg(debug_assertions)]
+fn test_panic_route_enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var_os("SEATGATE_TEST_PANIC_ROUTE").is_some_and(|v| v == "1"))
+}
+
 fn health() -> Response {
     Response::json(200, &serde_json::json!({"status": "pass"}))
 }
@@ -332,7 +369,23 @@ fn only(method_ok: bool, f: impl FnOnce() -> Handled) -> Handled {
     }
 }
 
+/// Defence in depth against header injection: a response with CR, LF or NUL in a header
+/// is never sent (its handler let unvetted input into a header); the request is answered
+/// 500 with a request id, and one line logged instead.
+fn with_safe_headers(response: Response, surface: Surface) -> Response {
+    let Some(name) = response.unsafe_header() else {
+        return response;
+    };
+    let id = new_request_id();
+    // Debug formatting: the name is escaped, so the log line stays one line.
+    log::error!("request {id}: refused to send a {name:?} header that contains CR, LF or NUL");
+    HttpError::internal_logged(&id).render(surface)
+}
+
 fn with_security_headers(mut r: Response, tls: bool) -> Response {
+    let html = r
+        .header("Content-Type")
+        .is_some_and(|t| t.starts_with("text/html"));
     let mut add = |k: &str, v: &str| {
         if r.header(k).is_none() {
             r.headers.push((k.to_string(), v.to_string()));
@@ -345,8 +398,44 @@ fn with_security_headers(mut r: Response, tls: bool) -> Response {
     add("Referrer-Policy", "same-origin");
     add("X-Frame-Options", "DENY");
     add("Cache-Control", "no-store");
+    // Any HTML page that did not choose its own policy gets the pages' one.
+    if html {
+        add("Content-Security-Policy", crate::http::PAGE_CSP);
+    }
     if tls {
         add("Strict-Transport-Security", "max-age=31536000");
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item3_headers_with_line_breaks_or_nul_are_never_sent() {
+        for bad in [
+            "http://127.0.0.1:1/cb\r\nSet-Cookie: sg=x",
+            "a\nb",
+            "a\rb",
+            "a\0b",
+        ] {
+            let split = Response::new(303, "text/plain", Vec::new())
+                .with_header("Location", bad)
+                .with_header("Set-Cookie", "sg_saml=; Max-Age=0");
+            let r = with_safe_headers(split, Surface::Api);
+            assert_eq!(r.status, 500, "{bad:?}");
+            assert!(r.header("location").is_none(), "{bad:?}");
+            assert!(r.header("set-cookie").is_none(), "{bad:?}");
+            assert!(r.unsafe_header().is_none());
+            let body: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+            assert_eq!(body["reason"], "INTERNAL_ERROR");
+            assert!(body["request_id"].is_string(), "{body}");
+        }
+        let ok = Response::new(303, "text/plain", Vec::new())
+            .with_header("Location", "http://127.0.0.1:1/cb?code=a%0D%0A");
+        assert_eq!(with_safe_headers(ok.clone(), Surface::Html), ok);
+        let bad_name = Response::new(200, "text/plain", Vec::new()).with_header("X\r\nA", "v");
+        assert_eq!(with_safe_headers(bad_name, Surface::Html).status, 500);
+    }
 }

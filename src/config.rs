@@ -507,7 +507,10 @@ fn apply_env(
     let mut sorted: Vec<&(String, String)> = env.iter().collect();
     sorted.sort();
     for (var, raw) in sorted {
-        if NON_KEY_ENV.contains(&var.as_str()) {
+        // The test-only panic route's switch is ours too, but only where it exists.
+        if NON_KEY_ENV.contains(&var.as_str())
+            || (cfg!(debug_assertions) && var == "SEATGATE_TEST_PANIC_ROUTE")
+        {
             continue;
         }
         let key = var["SEATGATE_".len()..].to_ascii_lowercase();

@@ -31,6 +31,7 @@ pub enum Reason {
     DeviceLimit,
     Revoked,
     ActivationExpired,
+    InvalidRedirectUri,
     UserNotProvisioned,
     UserInactive,
     NotAdmin,
@@ -76,6 +77,7 @@ impl Reason {
             Reason::DeviceLimit => "DEVICE_LIMIT",
             Reason::Revoked => "REVOKED",
             Reason::ActivationExpired => "ACTIVATION_EXPIRED",
+            Reason::InvalidRedirectUri => "INVALID_REDIRECT_URI",
             Reason::UserNotProvisioned => "USER_NOT_PROVISIONED",
             Reason::UserInactive => "USER_INACTIVE",
             Reason::NotAdmin => "NOT_ADMIN",
@@ -117,6 +119,7 @@ impl Reason {
             Reason::DeviceLimit => 403,
             Reason::Revoked => 403,
             Reason::ActivationExpired => 400,
+            Reason::InvalidRedirectUri => 400,
             Reason::UserNotProvisioned => 403,
             Reason::UserInactive => 403,
             Reason::NotAdmin => 403,
@@ -188,6 +191,9 @@ pub struct HttpError {
     /// What an admin needs to know about a refusal (the sign-in log); never shown to
     /// the user, never secret material.
     pub detail: Option<String>,
+    /// Names the log line that explains an internal error, so a user's report can be
+    /// matched to it.
+    pub request_id: Option<String>,
 }
 
 impl HttpError {
@@ -199,6 +205,7 @@ impl HttpError {
             retry_after: None,
             scim_type: None,
             detail: None,
+            request_id: None,
         }
     }
 
@@ -231,17 +238,33 @@ impl HttpError {
         )
     }
 
+    /// An internal error whose cause was logged under `request_id`.
+    pub fn internal_logged(request_id: &str) -> HttpError {
+        HttpError {
+            request_id: Some(request_id.to_string()),
+            ..HttpError::new(
+                Reason::Internal,
+                format!(
+                    "The gateway hit an internal error; its log explains it under request id {request_id}."
+                ),
+            )
+        }
+    }
+
     /// The response for a request that arrived on `surface`.
     pub fn render(&self, surface: Surface) -> Response {
         let mut response = match surface {
-            Surface::Api => Response::json(
-                self.status,
-                &serde_json::json!({
+            Surface::Api => {
+                let mut body = serde_json::json!({
                     "error": error_word(self.status),
                     "reason": self.reason.code(),
                     "message": self.message,
-                }),
-            ),
+                });
+                if let Some(id) = &self.request_id {
+                    body["request_id"] = id.as_str().into();
+                }
+                Response::json(self.status, &body)
+            }
             Surface::Scim => {
                 let mut body = serde_json::json!({
                     "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
@@ -254,13 +277,19 @@ impl HttpError {
                 Response::json(self.status, &body)
                     .with_header("Content-Type", "application/scim+json")
             }
-            Surface::Html => Response::html(self.status, error_page(self)),
+            Surface::Html => Response::html(self.status, error_page(self))
+                .with_header("Content-Security-Policy", crate::http::PAGE_CSP),
         };
         if let Some(seconds) = self.retry_after {
             response = response.with_header("Retry-After", &seconds.to_string());
         }
         response
     }
+}
+
+/// A fresh id for a request whose failure is logged (64 random bits, hex).
+pub fn new_request_id() -> String {
+    crate::crypto::random_hex(8)
 }
 
 impl From<crate::db::DbError> for HttpError {
@@ -322,14 +351,17 @@ fn error_word(status: u16) -> &'static str {
     }
 }
 
+/// The page of an HTML error: styled by the portal's stylesheet, no inline style (the
+/// pages' CSP allows none).
 fn error_page(e: &HttpError) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>seatgate: {status}</title>\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head>\
-<body style=\"font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto; padding: 0 1rem\">\
-<h1>Something went wrong</h1><p>{message}</p><p style=\"color:#666\">Reason code: <code>{reason}</code> (HTTP {status})</p>\
-</body></html>\n",
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<link rel=\"stylesheet\" href=\"{stylesheet}\"></head>\
+<body><main><h1>Something went wrong</h1><p>{message}</p><p class=\"muted\">Reason code: <code>{reason}</code> (HTTP {status})</p>\
+</main></body></html>\n",
         status = e.status,
+        stylesheet = crate::admin::pages::STYLESHEET_PATH,
         message = html_escape(&e.message),
         reason = e.reason.code(),
     )
@@ -387,6 +419,26 @@ mod tests {
         let text = String::from_utf8(r.body).expect("utf8");
         assert!(text.contains("&lt;script&gt;"));
         assert!(!text.contains("<script>"));
+    }
+
+    #[test]
+    fn logged_internal_errors_name_their_request_id_on_every_surface() {
+        let e = HttpError::internal_logged("0123abcd");
+        let api = e.render(Surface::Api);
+        assert_eq!(api.status, 500);
+        assert_eq!(body(&api)["request_id"], "0123abcd");
+        assert!(
+            body(&api)["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("0123abcd"))
+        );
+        assert!(
+            body(&e.render(Surface::Scim))["detail"]
+                .as_str()
+                .is_some_and(|m| m.contains("0123abcd"))
+        );
+        let page = String::from_utf8(e.render(Surface::Html).body).expect("utf8");
+        assert!(page.contains("0123abcd"), "{page}");
     }
 
     #[test]

@@ -13,6 +13,10 @@ pub const CLIENT_ADDR_HEADER: &str = "x-seatgate-client";
 /// gatekeeper strips any copy a client sends.
 pub const PROBE_HEADER: &str = "x-seatgate-probe";
 
+/// The Content-Security-Policy of seatgate's own HTML pages (portal, SAML, activation,
+/// error pages): no script, styles only from the portal's stylesheet, never framed.
+pub const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
+
 #[derive(Debug, Clone)]
 pub struct Request {
     pub method: String,
@@ -93,6 +97,17 @@ impl Response {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The name of the first header that must not reach the wire: CR or LF in it would end
+    /// the header early and let the rest be read as headers of their own (a split
+    /// response), and NUL truncates it in some clients.
+    pub fn unsafe_header(&self) -> Option<&str> {
+        let unsafe_byte = |s: &str| s.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'\0'));
+        self.headers
+            .iter()
+            .find(|(k, v)| unsafe_byte(k) || unsafe_byte(v))
+            .map(|(k, _)| k.as_str())
     }
 }
 

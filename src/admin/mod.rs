@@ -663,8 +663,5 @@ pub fn html(page: String) -> Response {
 }
 
 pub fn html_status(status: u16, page: String) -> Response {
-    Response::html(status, page).with_header(
-        "Content-Security-Policy",
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
-    )
+    Response::html(status, page).with_header("Content-Security-Policy", crate::http::PAGE_CSP)
 }

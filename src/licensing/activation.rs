@@ -13,7 +13,10 @@
 //! its own confirmation page (the SAML request is bound to that browser). IdP-initiated
 //! sign-ins never complete one.
 
+use std::net::{Ipv4Addr, Ipv6Addr};
+
 use serde_json::{Value, json};
+use url::{Host, Url};
 
 use super::jose::DeviceKey;
 use super::leases::{self, LeaseFor};
@@ -81,11 +84,7 @@ pub fn start(
         .map(str::to_string);
     let code_challenge = match &redirect_uri {
         Some(uri) => {
-            if !is_loopback(uri) {
-                return Err(bad_request(
-                    "redirect_uri must be a loopback URL such as http://127.0.0.1:PORT/callback (RFC 8252).",
-                ));
-            }
+            loopback_redirect(uri)?;
             let method = body
                 .get("code_challenge_method")
                 .and_then(Value::as_str)
@@ -167,17 +166,39 @@ fn user_code() -> String {
     format!("{}-{}", &letters[..4], &letters[4..])
 }
 
-/// RFC 8252 §7.3: http, a loopback IP literal (or localhost), any port.
-fn is_loopback(uri: &str) -> bool {
-    let Some(rest) = uri.strip_prefix("http://") else {
-        return false;
+/// The longest `redirect_uri` accepted: loopback callbacks are short, and it is stored
+/// before anyone has signed in.
+const REDIRECT_URI_MAX: usize = 512;
+
+/// A loopback redirect URI as RFC 8252 §7.3 has it: `http`, the host exactly `127.0.0.1`
+/// or `[::1]` (not `localhost`, which the RFC calls NOT RECOMMENDED: it may resolve
+/// elsewhere), an explicit port, a path, no user info, no fragment. It must also be the
+/// parser's own serialization byte for byte, so anything a parser would clean up (line
+/// breaks, tabs, dot segments, `0x7f.1`, upper case) is refused rather than repaired.
+fn loopback_redirect(uri: &str) -> Result<Url, HttpError> {
+    let refuse = || {
+        HttpError::new(
+            Reason::InvalidRedirectUri,
+            "redirect_uri must be a loopback URL such as http://127.0.0.1:PORT/callback (RFC 8252): http, host 127.0.0.1 or [::1], an explicit port and a path, no user info or fragment, at most 512 bytes.",
+        )
     };
-    let host_port = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = match host_port.rsplit_once(':') {
-        Some((h, port)) if port.parse::<u16>().is_ok() => h,
-        _ => host_port,
+    if uri.len() > REDIRECT_URI_MAX {
+        return Err(refuse());
+    }
+    let url = Url::parse(uri).map_err(|_| refuse())?;
+    let loopback_host = match url.host() {
+        Some(Host::Ipv4(ip)) => ip == Ipv4Addr::LOCALHOST,
+        Some(Host::Ipv6(ip)) => ip == Ipv6Addr::LOCALHOST,
+        _ => false,
     };
-    matches!(host, "127.0.0.1" | "[::1]" | "localhost")
+    let ok = url.scheme() == "http"
+        && loopback_host
+        && url.port().is_some_and(|p| p != 0)
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.fragment().is_none()
+        && url.as_str() == uri;
+    if ok { Ok(url) } else { Err(refuse()) }
 }
 
 /// The activation a browser key names, if it can still be confirmed.
@@ -242,6 +263,8 @@ pub fn complete(
         if a.state != PENDING || a.expires_at < now {
             return Err(HttpError::new(Reason::ActivationExpired, "This activation has expired or was already completed. Start it again from your Mac."));
         }
+        // Checked again before anything is decided: the stored value may predate the rules.
+        let redirect = a.redirect_uri.as_deref().map(loopback_redirect).transpose()?;
         let actor = format!("saml:{}", signed_in.connection);
         let decision = decide(tx, cfg, issuer, &a, resolved, now)?;
         match &decision {
@@ -260,7 +283,7 @@ pub fn complete(
                 store::audit(tx, now, &actor, "activation_refused", user_id, Some(&signed_in.identity), Some(reason.code()), None)?;
             }
         }
-        let code = match (&decision, &a.redirect_uri) {
+        let code = match (&decision, &redirect) {
             (Ok(_), Some(_)) => {
                 let code = new_secret_token();
                 a.auth_code_hash = Some(sha256_hex(code.as_bytes()));
@@ -269,16 +292,21 @@ pub fn complete(
             _ => None,
         };
         store::update_activation(tx, &a)?;
-        Ok((a, decision.map(|_| ()), code))
+        Ok((a, decision.map(|_| ()), code, redirect))
     })?;
-    let (a, decision, code) = decided;
-    if let Some(uri) = &a.redirect_uri {
-        let sep = if uri.contains('?') { '&' } else { '?' };
-        return Ok(Completed::Redirect(match (&decision, code) {
-            (Ok(()), Some(code)) => format!("{uri}{sep}code={code}"),
-            (Err(reason), _) => format!("{uri}{sep}error=access_denied&reason={}", reason.code()),
-            (Ok(()), None) => format!("{uri}{sep}error=server_error"),
-        }));
+    let (a, decision, code, redirect) = decided;
+    if let Some(mut url) = redirect {
+        // The serializer encodes each pair; nothing is spliced into the URL as text.
+        let mut query = url.query_pairs_mut();
+        match (&decision, code) {
+            (Ok(()), Some(code)) => query.append_pair("code", &code),
+            (Err(reason), _) => query
+                .append_pair("error", "access_denied")
+                .append_pair("reason", reason.code()),
+            (Ok(()), None) => query.append_pair("error", "server_error"),
+        };
+        drop(query);
+        return Ok(Completed::Redirect(url.into()));
     }
     Ok(match decision {
         Ok(()) => Completed::Page {
@@ -482,18 +510,24 @@ mod tests {
         for ok in [
             "http://127.0.0.1:51000/cb",
             "http://[::1]:8080/",
-            "http://localhost:9/x?y",
-            "http://127.0.0.1/cb",
+            "http://127.0.0.1:9/x?y=1",
         ] {
-            assert!(is_loopback(ok), "{ok}");
+            assert!(loopback_redirect(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "https://127.0.0.1/cb",
-            "http://evil.example/cb",
-            "http://127.0.0.1.evil.example/",
-            "http://localhost.evil:80/",
+            "https://127.0.0.1:1/cb",
+            "http://evil.example:1/cb",
+            "http://127.0.0.1.evil.example:1/",
+            "http://localhost:9/x",
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:1/cb\r\nSet-Cookie: a=b",
+            "http://127.0.0.1:1/c\tb",
+            "http://u@127.0.0.1:1/cb",
+            "http://127.0.0.1:1/cb#f",
+            "http://127.1:1/cb",
         ] {
-            assert!(!is_loopback(bad), "{bad}");
+            let e = loopback_redirect(bad).expect_err(bad);
+            assert_eq!(e.reason, Reason::InvalidRedirectUri, "{bad}");
         }
     }
 

@@ -231,7 +231,7 @@ pub fn parse(buf: &[u8], limits: &Limits, client: IpAddr) -> Parsed {
     let mut forward = Vec::with_capacity(head_len + 64);
     forward.extend_from_slice(method.as_bytes());
     forward.push(b' ');
-    forward.extend_from_slice(target.as_bytes());
+    forward.extend_from_slice(&ascii_target(target));
     forward.extend_from_slice(b" HTTP/1.1\r\n");
     for h in req.headers.iter() {
         if HOP_BY_HOP
@@ -243,7 +243,7 @@ pub fn parse(buf: &[u8], limits: &Limits, client: IpAddr) -> Parsed {
         }
         forward.extend_from_slice(h.name.as_bytes());
         forward.extend_from_slice(b": ");
-        forward.extend_from_slice(h.value);
+        forward.extend(ascii_value(h.value));
         forward.extend_from_slice(b"\r\n");
     }
     if body_len > 0 || matches!(method, "POST" | "PUT" | "PATCH") {
@@ -262,6 +262,30 @@ pub fn parse(buf: &[u8], limits: &Limits, client: IpAddr) -> Parsed {
         expects_continue,
         path,
     })
+}
+
+/// A header value as the application can read it. obs-text (RFC 9110 §5.5: bytes 0x80 to
+/// 0xFF, e.g. `User-Agent: café` in UTF-8 or Latin-1) is valid HTTP, but the inner server
+/// reads heads as ASCII and drops the connection on anything else, so each such byte is
+/// forwarded as `?`. No value seatgate interprets (tokens, cookies, media types) is
+/// legitimately non-ASCII: a token with such bytes still fails to match, as it should.
+fn ascii_value(value: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    value.iter().map(|&b| if b.is_ascii() { b } else { b'?' })
+}
+
+/// The request target as the application can read it: httparse accepts UTF-8 in it, which
+/// RFC 3986 allows only percent-encoded, so non-ASCII bytes are percent-encoded (the same
+/// URL a browser would have sent).
+fn ascii_target(target: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(target.len());
+    for b in target.bytes() {
+        if b.is_ascii() {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
+    out
 }
 
 /// The path of a request whose head could not be fully parsed (too large, too many
@@ -475,6 +499,34 @@ mod tests {
         assert!(!complete("GET / HTTP/1.0\r\n\r\n").keep_alive);
         assert!(complete("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").keep_alive);
         assert!(!complete("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive);
+    }
+
+    #[test]
+    fn item7_obs_text_and_utf8_targets_are_forwarded_as_ascii() {
+        let h = match parse(
+            b"GET /caf\xc3\xa9?q=\xc3\xa9 HTTP/1.1\r\nUser-Agent: caf\xc3\xa9 caf\xe9\r\nAuthorization: Bearer \xff\r\n\r\n",
+            &Limits::default(),
+            CLIENT,
+        ) {
+            Parsed::Complete(h) => h,
+            other => panic!("expected a complete head, got {other:?}"),
+        };
+        assert!(
+            h.forward.is_ascii(),
+            "{:?}",
+            String::from_utf8_lossy(&h.forward)
+        );
+        let fwd = String::from_utf8(h.forward).expect("ascii");
+        assert!(
+            fwd.starts_with("GET /caf%C3%A9?q=%C3%A9 HTTP/1.1\r\n"),
+            "{fwd}"
+        );
+        assert!(fwd.contains("\r\nUser-Agent: caf?? caf?\r\n"), "{fwd}");
+        assert!(fwd.contains("\r\nAuthorization: Bearer ?\r\n"), "{fwd}");
+        // Tab and visible ASCII pass unchanged.
+        let fwd = String::from_utf8(complete("GET / HTTP/1.1\r\nX-A: a\tb ~\r\n\r\n").forward)
+            .expect("utf8");
+        assert!(fwd.contains("X-A: a\tb ~\r\n"), "{fwd}");
     }
 
     #[test]

@@ -624,3 +624,85 @@ fn admins_deactivate_devices_and_silent_devices_are_released() {
         "1"
     );
 }
+
+/// Issue 11 item 3: an unauthenticated client could register
+/// `http://127.0.0.1:1/cb\r\nSet-Cookie: …` and, once the victim signed in, the ACS answer
+/// carried its headers. `redirect_uri` is now parsed and held to RFC 8252 §7.3, and the
+/// `Location` that brings the code back is built by a URL serializer.
+#[test]
+fn item3_redirect_uri_header_injection_refused() {
+    let (s, idp, _ryan, _kim) = setup("");
+    let (_, public) = seatgate::crypto::ed25519_generate().expect("key");
+    let verifier = seatgate::crypto::new_secret_token();
+    let challenge = seatgate::crypto::b64url(&seatgate::crypto::sha256(verifier.as_bytes()));
+    let start = |redirect_uri: &str| {
+        s.request(
+            "POST",
+            "/api/v1/activations",
+            &[("Content-Type", "application/json")],
+            json!({
+                "email": "ryan@contoso.com",
+                "device": {"public_key": {"kty": "OKP", "crv": "Ed25519", "x": seatgate::crypto::b64url(&public)}},
+                "redirect_uri": redirect_uri,
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            })
+            .to_string()
+            .as_bytes(),
+        )
+    };
+    let long_path = format!("http://127.0.0.1:5000/{}", "a".repeat(500));
+    for hostile in [
+        "http://127.0.0.1:1/cb\r\nSet-Cookie: sg=x; Max-Age=31536000",
+        "http://127.0.0.1:1/cb\nSet-Cookie: sg=x",
+        "http://127.0.0.1:1/cb\0",
+        "http://127.0.0.1:1/cb?x=\r\nLocation: https://evil.example/",
+        "http://localhost:8080/cb",
+        "http://127.0.0.2:8080/cb",
+        "http://127.0.0.1/cb",
+        "http://127.0.0.1:0/cb",
+        "http://127.0.0.1:8080",
+        "http://user:pw@127.0.0.1:8080/cb",
+        "http://127.0.0.1:8080/cb#fragment",
+        "https://127.0.0.1:8080/cb",
+        "http://[::1]:8080/cb/../../x",
+        "http://0x7f.1:8080/cb",
+        "HTTP://127.0.0.1:8080/cb",
+        " http://127.0.0.1:8080/cb",
+        "http:127.0.0.1:8080/cb",
+        long_path.as_str(),
+    ] {
+        let r = start(hostile);
+        assert_eq!(r.status, 400, "{hostile:?} was accepted: {}", r.text());
+        assert_eq!(r.json()["reason"], "INVALID_REDIRECT_URI", "{hostile:?}");
+    }
+    assert_eq!(
+        db_query(&s, "SELECT count(*) FROM activations")[0][0],
+        "0",
+        "nothing was stored"
+    );
+
+    // A well-formed loopback URI with a query keeps it; the code is appended as a pair.
+    let ok = start("http://[::1]:53682/callback?state=a%20b");
+    assert_eq!(ok.status, 201, "{}", ok.text());
+    let url = ok.json()["verification_uri_complete"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    let back = browse(&s, &idp, &url, "ryan@contoso.com");
+    assert_eq!(back.status, 303, "{}", back.text());
+    let location = back.header("location").expect("location");
+    let code = location
+        .strip_prefix("http://[::1]:53682/callback?state=a%20b&code=")
+        .unwrap_or_else(|| panic!("unexpected Location: {location}"));
+    assert_eq!(code.len(), 43, "{location}");
+    let lease = s.request(
+        "POST",
+        "/api/v1/activations/token",
+        &[("Content-Type", "application/json")],
+        json!({"code": code, "code_verifier": verifier})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(lease.status, 200, "{}", lease.text());
+}

@@ -323,3 +323,43 @@ fn body_that_stops_arriving_is_408_and_idle_keep_alive_is_closed() {
     );
     assert_still_serving(&s);
 }
+
+/// Issue 11 item 7: obs-text (RFC 9110 §5.5) in a header value, or UTF-8 in the request
+/// target, used to reach tiny_http verbatim, which dropped the connection: a 502 on every
+/// route. Raw bytes over TLS; a token that cannot match is a 401, never a 502.
+#[test]
+fn item7_non_ascii_header_bytes_are_served_never_502() {
+    let s = server().start();
+    let raw = |head: &[u8]| {
+        let mut c = s.connect();
+        c.write_all(head).expect("send");
+        c.read_response()
+    };
+    let with_header = |path: &str, name: &str, value: &[u8]| {
+        let mut head = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{name}: ").into_bytes();
+        head.extend_from_slice(value);
+        head.extend_from_slice(b"\r\n\r\n");
+        raw(&head)
+    };
+    for user_agent in [b"caf\xc3\xa9/1.0".as_slice(), b"caf\xe9/1.0"] {
+        let r = with_header("/healthz", "User-Agent", user_agent);
+        assert_eq!(r.status, 200, "User-Agent {user_agent:?}: {}", r.text());
+        let r = with_header("/admin/login", "User-Agent", user_agent);
+        assert_eq!(r.status, 200, "User-Agent {user_agent:?}: {}", r.text());
+    }
+    for path in ["/scim/v2/Users", "/api/v1/admin/users"] {
+        let r = with_header(path, "Authorization", b"Bearer \xff");
+        assert_eq!(r.status, 401, "{path}: {}", r.text());
+        let r = with_header(path, "Authorization", b"Bearer caf\xc3\xa9");
+        assert_eq!(r.status, 401, "{path}: {}", r.text());
+    }
+    let r = raw(b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(
+        !s.log()
+            .contains("the application connection closed in the middle of a request"),
+        "{}",
+        s.log()
+    );
+    assert_still_serving(&s);
+}

@@ -193,3 +193,51 @@ fn the_startup_banner_is_logged_even_at_warn_level() {
         "request lines follow the level"
     );
 }
+
+/// Issue 11 item 6: a panic in a handler used to end its app thread for good; once every
+/// thread was gone nothing was answered. The panic route exists only in debug builds, and
+/// there only with SEATGATE_TEST_PANIC_ROUTE=1.
+#[test]
+fn item6_a_panicking_handler_costs_one_request_never_a_worker() {
+    let plain = server().start();
+    assert_eq!(
+        plain.get("/test/panic").status,
+        404,
+        "off without the variable"
+    );
+
+    let s = server()
+        .env("SEATGATE_LIMITS_WORKERS", "2")
+        .env("SEATGATE_LIMITS_APP_TIMEOUT", "5s")
+        .env("SEATGATE_TEST_PANIC_ROUTE", "1")
+        .start();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let r = s.get("/test/panic");
+        assert_eq!(r.status, 500, "{}", r.text());
+        let body = r.json();
+        assert_eq!(body["reason"], "INTERNAL_ERROR", "{body}");
+        let id = body["request_id"].as_str().expect("request_id").to_string();
+        assert!(
+            body["message"].as_str().is_some_and(|m| m.contains(&id)),
+            "{body}"
+        );
+        ids.push(id);
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 5, "one request id per panic");
+    for id in &ids {
+        assert!(
+            s.wait_for_log(
+                &format!("request {id} panicked: the test panic route panicked on purpose"),
+                Duration::from_secs(2)
+            ),
+            "{}",
+            s.log()
+        );
+    }
+    for _ in 0..5 {
+        crate::support::assert_still_serving(&s);
+    }
+}

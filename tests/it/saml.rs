@@ -1108,3 +1108,48 @@ fn google_sign_ins_create_users_and_keep_their_groups_in_step() {
     });
     assert!(r.text().contains("not provisioned"), "{}", r.text());
 }
+
+/// Issue 11 item 9.5: SAML's HTML pages (the test sign-in result, refusals of the ACS and
+/// of sign-in starts) are sent with the portal's Content-Security-Policy, and need no
+/// inline style that it would block.
+#[test]
+fn item9_5_saml_test_sign_in_and_error_pages_carry_the_portal_csp() {
+    let s = server().start();
+    let idp = TestIdp::new("http://www.okta.com/exk1");
+    let c = connect(&s, "Contoso", "okta", "contoso.com", &idp.metadata());
+    let portal = s.get("/admin/login");
+    let csp = portal
+        .header("content-security-policy")
+        .expect("the portal's CSP")
+        .to_string();
+
+    let garbage = s.request(
+        "POST",
+        &format!("/saml/acs/{c}"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"SAMLResponse=bm90IFNBTUw%3D&RelayState=x",
+    );
+    assert_eq!(garbage.status, 400, "{}", garbage.text());
+    assert!(
+        garbage.text().contains("SAML_RESPONSE_REJECTED"),
+        "{}",
+        garbage.text()
+    );
+    let unknown = s.get("/saml/login/nope");
+    assert_eq!(unknown.status, 404);
+    let test = sign_in(&s, &idp, &c, |_| {});
+    assert_eq!(test.status, 200, "{}", test.text());
+    assert!(test.text().contains("Signed in"), "{}", test.text());
+    for (what, page) in [
+        ("ACS refusal", &garbage),
+        ("unknown connection", &unknown),
+        ("test sign-in", &test),
+    ] {
+        assert_eq!(
+            page.header("content-security-policy"),
+            Some(csp.as_str()),
+            "{what}"
+        );
+        assert!(!page.text().contains("style="), "{what}: {}", page.text());
+    }
+}
