@@ -14,4 +14,5 @@ mod pysaml2;
 mod saml;
 mod saml_options;
 mod scim;
+mod scim_filters;
 mod support;
