@@ -255,8 +255,32 @@ impl Client {
     }
 }
 
-/// Verifies a lease offline: signature against `jwks`, `typ`, `nbf`/`exp`; returns claims.
-pub fn verify_lease(token: &str, jwks: &Value, now: i64) -> Result<Value, ClientError> {
+/// What makes a lease this client's: issued by the gateway it activated against (`iss`),
+/// and bound to its device key (`cnf.jkt`). A lease copied from another device, or signed
+/// by a key the JWKS shares with another gateway, is not.
+pub struct Binding<'a> {
+    pub issuer: &'a str,
+    pub thumbprint: &'a str,
+}
+
+impl Client {
+    /// This client's binding, once activated against `state.server`.
+    pub fn binding<'a>(&'a self, state: &'a State) -> Binding<'a> {
+        Binding {
+            issuer: &state.server,
+            thumbprint: self.thumbprint(),
+        }
+    }
+}
+
+/// Verifies a lease offline: signature against `jwks`, `typ`, `nbf`/`exp`, and, given a
+/// binding, `iss` and `cnf.jkt`; returns the claims.
+pub fn verify_lease(
+    token: &str,
+    jwks: &Value,
+    now: i64,
+    binding: Option<&Binding<'_>>,
+) -> Result<Value, ClientError> {
     let jws = Jws::parse(token).map_err(failed)?;
     if jws.header["typ"] != LEASE_TYP {
         return Err(ClientError::Failed("not a seatgate lease".into()));
@@ -275,6 +299,22 @@ pub fn verify_lease(token: &str, jwks: &Value, now: i64) -> Result<Value, Client
     }
     if claims["exp"].as_i64().unwrap_or(0) < now {
         return Err(ClientError::Failed("the lease has expired".into()));
+    }
+    if let Some(b) = binding {
+        let issuer = claims["iss"].as_str().unwrap_or("no one");
+        if issuer.trim_end_matches('/') != b.issuer.trim_end_matches('/') {
+            return Err(ClientError::Failed(format!(
+                "the lease was issued by {issuer}, not by {}, the gateway this client activated against",
+                b.issuer
+            )));
+        }
+        let jkt = claims["cnf"]["jkt"].as_str().unwrap_or("none");
+        if jkt != b.thumbprint {
+            return Err(ClientError::Failed(format!(
+                "the lease is bound to another device's key (cnf.jkt {jkt}), not to this device's ({})",
+                b.thumbprint
+            )));
+        }
     }
     Ok(claims)
 }

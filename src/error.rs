@@ -3,7 +3,8 @@
 //! Handlers and the gatekeeper return an [`HttpError`]: an HTTP status, a stable reason
 //! code and one sentence for the user. [`HttpError::render`] shapes it for the surface the
 //! request came in on: JSON on `/api` (and anything machine-facing), the SCIM error schema
-//! on `/scim/v2`, a readable page on HTML routes.
+//! on `/scim/v2` (always with a `scimType`, see [`HttpError::effective_scim_type`]), a
+//! readable page on HTML routes.
 
 use crate::http::Response;
 
@@ -186,7 +187,7 @@ pub struct HttpError {
     pub message: String,
     /// Seconds for a `Retry-After` header (429/503).
     pub retry_after: Option<u32>,
-    /// The SCIM `scimType` (RFC 7644 §3.12), when the error is about SCIM input.
+    /// The SCIM `scimType` (RFC 7644 §3.12) the handler chose; see `effective_scim_type`.
     pub scim_type: Option<&'static str>,
     /// What an admin needs to know about a refusal (the sign-in log); never shown to
     /// the user, never secret material.
@@ -225,6 +226,13 @@ impl HttpError {
     pub fn with_detail(mut self, detail: impl Into<String>) -> HttpError {
         self.detail = Some(detail.into());
         self
+    }
+
+    /// The `scimType` this error carries on the SCIM surface: the handler's, else the
+    /// one for its status (every SCIM error body has one).
+    pub fn effective_scim_type(&self) -> &'static str {
+        self.scim_type
+            .unwrap_or_else(|| default_scim_type(self.status))
     }
 
     pub fn not_found() -> HttpError {
@@ -271,9 +279,7 @@ impl HttpError {
                     "status": self.status.to_string(),
                     "detail": self.message,
                 });
-                if let Some(scim_type) = self.scim_type.or_else(|| scim_type(self.reason)) {
-                    body["scimType"] = scim_type.into();
-                }
+                body["scimType"] = self.effective_scim_type().into();
                 Response::json(self.status, &body)
                     .with_header("Content-Type", "application/scim+json")
             }
@@ -321,11 +327,21 @@ impl From<rusqlite::Error> for HttpError {
     }
 }
 
-fn scim_type(reason: Reason) -> Option<&'static str> {
-    match reason {
-        Reason::BadRequest => Some("invalidValue"),
-        Reason::PayloadTooLarge => Some("tooMany"),
-        _ => None,
+/// The `scimType` of a SCIM error whose handler named none. RFC 7644 §3.12 defines the
+/// values for 400 only, but IdPs log and branch on `scimType`, and some clients parse it
+/// into an enum of exactly the RFC's ten values, so every status gets the nearest of
+/// those: 401/403 `invalidValue` (the credential presented), 404/405 `noTarget` (nothing
+/// here takes that request), 409 `uniqueness`, 412 `invalidVers` (the resource version in
+/// `If-Match`), 408/411/415/501 `invalidSyntax` (the request's form), 413/429/431/503
+/// `tooMany` (more than the server takes now), anything else `invalidValue`.
+fn default_scim_type(status: u16) -> &'static str {
+    match status {
+        404 | 405 => "noTarget",
+        409 => "uniqueness",
+        412 => "invalidVers",
+        408 | 411 | 415 | 501 => "invalidSyntax",
+        413 | 429 | 431 | 503 => "tooMany",
+        _ => "invalidValue",
     }
 }
 
@@ -411,6 +427,44 @@ mod tests {
             "urn:ietf:params:scim:api:messages:2.0:Error"
         );
         assert_eq!(r.header("content-type"), Some("application/scim+json"));
+    }
+
+    #[test]
+    fn item9_2_every_scim_error_has_an_rfc_scim_type() {
+        const RFC_7644_TYPES: &[&str] = &[
+            "invalidFilter",
+            "tooMany",
+            "uniqueness",
+            "mutability",
+            "invalidSyntax",
+            "invalidPath",
+            "noTarget",
+            "invalidValue",
+            "invalidVers",
+            "sensitive",
+        ];
+        for reason in [
+            Reason::Unauthorized,
+            Reason::Forbidden,
+            Reason::NotFound,
+            Reason::MethodNotAllowed,
+            Reason::Conflict,
+            Reason::PreconditionFailed,
+            Reason::PayloadTooLarge,
+            Reason::TooManyRequests,
+            Reason::HeadersTooLarge,
+            Reason::Overloaded,
+            Reason::Internal,
+        ] {
+            let b = body(&HttpError::new(reason, "No.").render(Surface::Scim));
+            let t = b["scimType"].as_str().unwrap_or_default();
+            assert!(RFC_7644_TYPES.contains(&t), "{reason:?}: {b}");
+        }
+        let explicit = HttpError::scim(Reason::BadRequest, "invalidFilter", "Bad filter.");
+        assert_eq!(
+            body(&explicit.render(Surface::Scim))["scimType"],
+            "invalidFilter"
+        );
     }
 
     #[test]

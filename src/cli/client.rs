@@ -31,9 +31,11 @@ pub enum ClientCommand {
     Status,
     /// Deactivate this device at the gateway and forget its lease
     Deactivate,
-    /// Verify a lease file offline against a JWKS (from --jwks FILE, else the gateway)
+    /// Verify a lease offline against a JWKS (from --jwks FILE, else the gateway): this
+    /// client's stored lease, or FILE; once activated, also that it was issued by the
+    /// gateway this client activated against and is bound to this device's key
     Verify {
-        file: PathBuf,
+        file: Option<PathBuf>,
         #[arg(long, value_name = "FILE")]
         jwks: Option<PathBuf>,
     },
@@ -108,9 +110,9 @@ pub fn run(state: Option<PathBuf>, cmd: ClientCommand) -> Result<(), CliError> {
             );
             match std::fs::read_to_string(client.lease_path()) {
                 Ok(lease) => {
-                    let verdict = client
-                        .jwks(&state.server)
-                        .and_then(|jwks| verify_lease(&lease, &jwks, now_unix()));
+                    let verdict = client.jwks(&state.server).and_then(|jwks| {
+                        verify_lease(&lease, &jwks, now_unix(), Some(&client.binding(&state)))
+                    });
                     match verdict {
                         Ok(c) => println!(
                             "lease      {} valid; renew after {}, offline until {}",
@@ -130,22 +132,48 @@ pub fn run(state: Option<PathBuf>, cmd: ClientCommand) -> Result<(), CliError> {
             println!("deactivated");
         }
         ClientCommand::Verify { file, jwks } => {
+            // Only an activated state directory is opened: verifying a lease file with
+            // --jwks must not create a device key where there was none.
+            let activated = match read_state(&dir) {
+                Some(state) => Some((open_activated(&dir)?, state)),
+                None => None,
+            };
+            let file = match (file, &activated) {
+                (Some(file), _) => file,
+                (None, Some((client, _))) => client.lease_path(),
+                (None, None) => {
+                    return Err(CliError::Usage(
+                        "give a lease FILE, or activate this client first".into(),
+                    ));
+                }
+            };
             let lease = std::fs::read_to_string(&file)
                 .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
-            let jwks = match jwks {
-                Some(path) => serde_json::from_slice(&std::fs::read(&path).map_err(runtime)?)
+            let jwks = match (jwks, &activated) {
+                (Some(path), _) => serde_json::from_slice(&std::fs::read(&path).map_err(runtime)?)
                     .map_err(|e| {
                         CliError::Usage(format!("{} is not a JWKS: {e}", path.display()))
                     })?,
-                None => {
-                    let client = open_activated(&dir)?;
-                    let state = client.state().ok_or_else(|| {
-                        CliError::Usage("give --jwks FILE, or activate first".into())
-                    })?;
+                (None, Some((client, state))) => {
                     client.jwks(&state.server).map_err(client_error)?
                 }
+                (None, None) => {
+                    return Err(CliError::Usage(
+                        "give --jwks FILE, or activate first".into(),
+                    ));
+                }
             };
-            let claims = verify_lease(lease.trim(), &jwks, now_unix()).map_err(client_error)?;
+            let binding = activated
+                .as_ref()
+                .map(|(client, state)| client.binding(state));
+            if binding.is_none() {
+                eprintln!(
+                    "note: {} holds no activated client, so the lease's issuer and device key were not checked",
+                    dir.display()
+                );
+            }
+            let claims = verify_lease(lease.trim(), &jwks, now_unix(), binding.as_ref())
+                .map_err(client_error)?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&claims).map_err(runtime)?
@@ -155,10 +183,14 @@ pub fn run(state: Option<PathBuf>, cmd: ClientCommand) -> Result<(), CliError> {
     Ok(())
 }
 
-fn open_activated(dir: &std::path::Path) -> Result<Client, CliError> {
-    let ca = std::fs::read(dir.join("state.json"))
+/// The client's state, if it was activated, without creating anything.
+fn read_state(dir: &std::path::Path) -> Option<crate::client::State> {
+    std::fs::read(dir.join("state.json"))
         .ok()
-        .and_then(|b| serde_json::from_slice::<crate::client::State>(&b).ok())
-        .and_then(|s| s.ca_cert);
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+fn open_activated(dir: &std::path::Path) -> Result<Client, CliError> {
+    let ca = read_state(dir).and_then(|s| s.ca_cert);
     Client::open(dir, ca.as_deref()).map_err(client_error)
 }

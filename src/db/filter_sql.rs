@@ -199,6 +199,20 @@ impl Compiler {
                 let e = self.json_expr(&t);
                 self.push(&format!("coalesce({e}, '') <> ''"));
             }
+            // `addresses.locality pr`: some element has that sub-attribute.
+            Target::Multi { array, sub } if path.sub.is_some() => {
+                let alias = self.alias();
+                self.push(&format!(
+                    "EXISTS (SELECT 1 FROM json_each({}.resource, ",
+                    self.table.name()
+                ));
+                self.param(Sql::Text(array));
+                self.push(&format!(
+                    ") AS {alias} WHERE coalesce(json_extract({alias}.value, "
+                ));
+                self.param(Sql::Text(format!("$.{}", json_key(&sub))));
+                self.push("), '') <> '')");
+            }
             Target::Multi { array, .. } => {
                 self.push(&format!(
                     "coalesce(json_array_length({}.resource, ",
@@ -207,7 +221,13 @@ impl Compiler {
                 self.param(Sql::Text(array));
                 self.push("), 0) > 0");
             }
-            Target::Membership { .. } => self.push(&format!("EXISTS ({})", self.membership_from())),
+            Target::Membership { display } => {
+                let col = self.membership_column(display);
+                self.push(&format!(
+                    "EXISTS ({} AND coalesce({col}, '') <> '')",
+                    self.membership_from()
+                ));
+            }
         }
         Ok(())
     }
@@ -274,22 +294,7 @@ impl Compiler {
             }
             Target::Membership { display } => {
                 self.push(&format!("EXISTS ({} AND ", self.membership_from()));
-                if display {
-                    self.emit_compare(
-                        "g.display_name_key",
-                        Kind::String,
-                        true,
-                        op,
-                        &fold_value(value),
-                    )?;
-                } else {
-                    let col = if self.table == Table::Users {
-                        "gm.group_id"
-                    } else {
-                        "gm.user_id"
-                    };
-                    self.emit_compare(col, Kind::String, true, op, value)?;
-                }
+                self.membership_compare(display, op, value)?;
                 self.push(")");
                 Ok(())
             }
@@ -357,6 +362,12 @@ impl Compiler {
                     CompareOp::Lt => "<",
                     _ => "<=",
                 };
+                // `ne` matches an absent value too (as `not (x eq v)` does): NULL <> v is
+                // NULL in SQL, which would drop it.
+                let ne = op == CompareOp::Ne;
+                if ne {
+                    self.push("coalesce(");
+                }
                 self.push(&format!("{lhs} {sym} "));
                 if insensitive {
                     self.push("lower(");
@@ -364,6 +375,9 @@ impl Compiler {
                     self.push(")");
                 } else {
                     self.param(v);
+                }
+                if ne {
+                    self.push(", 1)");
                 }
             }
             CompareOp::Co | CompareOp::Sw | CompareOp::Ew => {
@@ -432,37 +446,80 @@ impl Compiler {
         }
     }
 
-    /// `members[value eq "x"]` / `groups[value eq "x"]`.
+    /// `members[value eq "x"]` / `groups[display sw "E"]`: one membership row satisfies
+    /// the whole value filter.
     fn membership_value_path(&mut self, filter: &Filter) -> Result<(), HttpError> {
-        let Filter::Compare { path, op, value } = filter else {
-            return Err(invalid_filter(
-                "membership filters support one comparison on value or display",
-            ));
-        };
-        let display = path.attr.eq_ignore_ascii_case("display");
-        if !display && !path.attr.eq_ignore_ascii_case("value") {
-            return Err(invalid_filter(
-                "membership filters compare value or display",
-            ));
-        }
         self.push(&format!("EXISTS ({} AND ", self.membership_from()));
-        if display {
-            let col = if self.table == Table::Users {
-                "g.display_name_key"
-            } else {
-                "g.user_name_key"
-            };
-            self.emit_compare(col, Kind::String, true, *op, &fold_value(value))?;
-        } else {
-            let col = if self.table == Table::Users {
-                "gm.group_id"
-            } else {
-                "gm.user_id"
-            };
-            self.emit_compare(col, Kind::String, true, *op, value)?;
-        }
+        self.membership_filter(filter)?;
         self.push(")");
         Ok(())
+    }
+
+    fn membership_filter(&mut self, f: &Filter) -> Result<(), HttpError> {
+        match f {
+            Filter::And(items) | Filter::Or(items) => {
+                let joiner = if matches!(f, Filter::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
+                self.push("(");
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.push(joiner);
+                    }
+                    self.membership_filter(item)?;
+                }
+                self.push(")");
+            }
+            Filter::Not(inner) => {
+                self.push("NOT coalesce((");
+                self.membership_filter(inner)?;
+                self.push("), 0)");
+            }
+            Filter::Compare { path, op, value } => {
+                let display = membership_sub(&path.attr, path.sub.as_deref())?;
+                self.membership_compare(display, *op, value)?;
+            }
+            Filter::Present(path) => {
+                let display = membership_sub(&path.attr, path.sub.as_deref())?;
+                let col = self.membership_column(display);
+                self.push(&format!("coalesce({col}, '') <> ''"));
+            }
+            Filter::ValuePath { .. } => {
+                return Err(invalid_filter("value filters cannot be nested"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The column a membership comparison reads, joined as `gm` (group_members) and `g`
+    /// (the other side: the group of a user, or the user of a group). A member's display
+    /// is what a Group renders: its displayName, else its userName.
+    fn membership_column(&self, display: bool) -> &'static str {
+        match (self.table, display) {
+            (Table::Users, false) => "gm.group_id",
+            (Table::Users, true) => "g.display_name_key",
+            (Table::Groups, false) => "gm.user_id",
+            (Table::Groups, true) => "coalesce(g.display_name, g.user_name)",
+        }
+    }
+
+    fn membership_compare(
+        &mut self,
+        display: bool,
+        op: CompareOp,
+        value: &Value,
+    ) -> Result<(), HttpError> {
+        let col = self.membership_column(display);
+        match (self.table, display) {
+            // Group names are stored folded; compare folded values exactly.
+            (Table::Users, true) => {
+                self.emit_compare(col, Kind::String, true, op, &fold_value(value))
+            }
+            (Table::Groups, true) => self.emit_compare(col, Kind::String, false, op, value),
+            (_, false) => self.emit_compare(col, Kind::String, true, op, value),
+        }
     }
 
     fn resolve(&mut self, path: &AttrPath) -> Result<Target, HttpError> {
@@ -530,6 +587,16 @@ impl Compiler {
             (Table::Groups, "members", Some("display")) => {
                 return Ok(Target::Membership { display: true });
             }
+            (Table::Users, "groups", Some(other)) | (Table::Groups, "members", Some(other)) => {
+                return Err(invalid_filter(&format!(
+                    "{}.{other} cannot be filtered on; use value or display",
+                    path.attr
+                )));
+            }
+            // Never stored, so a filter on it could only ever answer "nobody".
+            (Table::Users, "password", _) => {
+                return Err(invalid_filter("password cannot be filtered on"));
+            }
             _ => {}
         }
         let attrs = if t == Table::Users {
@@ -565,6 +632,17 @@ impl Compiler {
             case_exact,
             kind,
         })
+    }
+}
+
+/// Whether a path inside a membership value filter is `display` (else `value`).
+fn membership_sub(attr: &str, sub: Option<&str>) -> Result<bool, HttpError> {
+    match (attr.to_ascii_lowercase().as_str(), sub) {
+        ("display", None) => Ok(true),
+        ("value", None) => Ok(false),
+        _ => Err(invalid_filter(
+            "membership filters compare value or display",
+        )),
     }
 }
 
@@ -780,6 +858,12 @@ mod tests {
         assert_eq!(g(r#"members[value eq "u2"]"#), ["g1", "g2"]);
         assert_eq!(g(r#"members eq "u1""#), ["g1"]);
         assert_eq!(g(r#"displayName sw "adm""#), ["g2"]);
+        assert_eq!(
+            g(r#"members.display eq "RYAN@contoso.com""#),
+            ["g1", "g2"],
+            "item 9.1: a member's display is its displayName, else its userName"
+        );
+        assert_eq!(g(r#"members[display co "jensen"]"#), ["g1"]);
     }
 
     #[test]

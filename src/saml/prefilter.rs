@@ -9,7 +9,9 @@
 //! enveloped-signature transform, and nothing else that makes a verifier reach out, loop
 //! or expand: no DOCTYPE or entities, no processing instructions, no comments, no
 //! `ds:Object`/`Manifest`/`RetrievalMethod`/XPath/XPointer/XSLT, no encryption; bounded
-//! size, depth and node count. Pure: text in, a verdict out.
+//! size, depth and node count, and at most [`MAX_ATTRIBUTES_PER_ELEMENT`] (64) attributes
+//! on one element and [`MAX_ATTRIBUTES`] (4,096) in all, counted by a byte scan before
+//! the XML parser runs. Pure: text in, a verdict out.
 
 use std::collections::HashSet;
 
@@ -21,6 +23,13 @@ use roxmltree::{Document, Node, NodeType, ParsingOptions};
 pub const MAX_XML_BYTES: usize = 192 * 1024;
 pub const MAX_DEPTH: usize = 24;
 pub const MAX_NODES: u32 = 10_000;
+/// Attributes (namespace declarations included) on one element, and in the whole
+/// document. Real IdPs stay far below: Entra and Okta put fewer than 20 on any element and
+/// a few hundred in a response (three per AttributeValue with 150 group ids); pysaml2 a
+/// handful per element. The per-element cap keeps roxmltree's quadratic duplicate check
+/// cheap (18,000 attributes on one element cost seconds of CPU).
+pub const MAX_ATTRIBUTES_PER_ELEMENT: usize = 64;
+pub const MAX_ATTRIBUTES: usize = 4_096;
 
 const PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 const ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
@@ -78,6 +87,8 @@ pub enum Rejected {
     Forbidden(String),
     #[error("element IDs are missing or repeated: {0}")]
     Ids(String),
+    #[error("the SAMLResponse has too many XML attributes: {0}")]
+    TooManyAttributes(String),
 }
 
 /// A response that passed the filter, with what later stages need.
@@ -125,6 +136,7 @@ pub fn vet(xml: &str) -> Result<Vetted, Rejected> {
     if lower.contains("<!doctype") || lower.contains("<!entity") {
         return Err(Rejected::Doctype);
     }
+    attribute_counts(xml)?;
     let options = ParsingOptions {
         allow_dtd: false,
         nodes_limit: MAX_NODES,
@@ -218,6 +230,68 @@ pub fn vet(xml: &str) -> Result<Vetted, Rejected> {
         response_signed,
         assertion_signed,
     })
+}
+
+/// Counts attributes (namespace declarations included) per start tag and in total with
+/// one pass over the bytes, before roxmltree parses: its duplicate-attribute check is
+/// quadratic in the attributes of one element. Every attribute has exactly one quoted
+/// value, so opening quotes inside a start tag are counted; comments, CDATA, processing
+/// instructions and end tags are skipped whole. Malformed input may be miscounted, but
+/// only upwards of what roxmltree would accept, and roxmltree refuses it anyway.
+fn attribute_counts(xml: &str) -> Result<(), Rejected> {
+    let bytes = xml.as_bytes();
+    let mut total = 0usize;
+    let mut i = 0;
+    while let Some(offset) = bytes[i..].iter().position(|b| *b == b'<') {
+        i += offset + 1;
+        let rest = &bytes[i..];
+        let skip_to: Option<&[u8]> = if rest.starts_with(b"!--") {
+            Some(b"-->")
+        } else if rest.starts_with(b"![CDATA[") {
+            Some(b"]]>")
+        } else if rest.starts_with(b"?") {
+            Some(b"?>")
+        } else if rest.starts_with(b"/") || rest.starts_with(b"!") {
+            Some(b">")
+        } else {
+            None
+        };
+        if let Some(end) = skip_to {
+            match rest.windows(end.len()).position(|w| w == end) {
+                Some(at) => i += at + end.len(),
+                None => return Ok(()),
+            }
+            continue;
+        }
+        // A start tag: count opening quotes until the `>` outside a quoted value.
+        let mut in_element = 0usize;
+        let mut quote = None;
+        while let Some(&b) = bytes.get(i) {
+            i += 1;
+            match (quote, b) {
+                (Some(q), _) if b == q => quote = None,
+                (Some(_), _) => {}
+                (None, b'"' | b'\'') => {
+                    quote = Some(b);
+                    in_element += 1;
+                    total += 1;
+                    if in_element > MAX_ATTRIBUTES_PER_ELEMENT {
+                        return Err(Rejected::TooManyAttributes(format!(
+                            "more than {MAX_ATTRIBUTES_PER_ELEMENT} on one element"
+                        )));
+                    }
+                    if total > MAX_ATTRIBUTES {
+                        return Err(Rejected::TooManyAttributes(format!(
+                            "more than {MAX_ATTRIBUTES} in the document"
+                        )));
+                    }
+                }
+                (None, b'>') => break,
+                (None, _) => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 fn is(node: Node<'_, '_>, ns: &str, name: &str) -> bool {
@@ -546,5 +620,62 @@ mod tests {
             let _ = vet(&text);
             let _ = vet_form_value(&text);
         }
+    }
+
+    /// Item 8.3 of issue 11: 18,000 attributes on one element are refused by the byte scan
+    /// before roxmltree's duplicate-attribute check (quadratic) ever sees them.
+    #[test]
+    fn item8_3_many_attributes_on_one_element_are_refused_before_parsing() {
+        let attrs: String = (0..18_000).map(|i| format!(" a{i}=\"\"")).collect();
+        let xml = response(&good_sig("#_a1"), "", "").replacen(
+            "<samlp:Status>",
+            &format!("<samlp:Status{attrs}>"),
+            1,
+        );
+        assert!(
+            xml.len() <= MAX_XML_BYTES,
+            "the size cap must not be what refuses it"
+        );
+        assert_eq!(
+            vet(&xml).err(),
+            Some(Rejected::TooManyAttributes(format!(
+                "more than {MAX_ATTRIBUTES_PER_ELEMENT} on one element"
+            )))
+        );
+    }
+
+    #[test]
+    fn item8_3_attributes_are_capped_in_total() {
+        let per = "<x a=\"1\" b=\"2\" c=\"3\" d=\"4\"/>".repeat(MAX_ATTRIBUTES / 4 + 1);
+        assert_eq!(
+            vet(&response(&good_sig("#_a1"), "", &per)).err(),
+            Some(Rejected::TooManyAttributes(format!(
+                "more than {MAX_ATTRIBUTES} in the document"
+            )))
+        );
+    }
+
+    /// What pysaml2 (and Entra with 150 group ids) send: namespace declarations and
+    /// `xsi:type` on every AttributeValue stay well inside the caps, and quoted `>` or
+    /// quotes in text, CDATA and attribute values do not confuse the count.
+    #[test]
+    fn item8_3_pysaml2_shaped_responses_pass_the_attribute_caps() {
+        let values: String = (0..150)
+            .map(|i| {
+                format!(
+                    r#"<saml:AttributeValue xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="xs:string">group-{i} "quoted" &gt; 'x'</saml:AttributeValue>"#
+                )
+            })
+            .collect();
+        let statement = format!(
+            r#"<saml:AttributeStatement xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"><saml:Attribute Name="email" NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:basic" FriendlyName="mail"><saml:AttributeValue xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="xs:string" note="a > b">ryan@contoso.com</saml:AttributeValue></saml:Attribute><saml:Attribute Name="groups" NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:basic">{values}<saml:AttributeValue><![CDATA[<x a="1" b='2'>]]></saml:AttributeValue></saml:Attribute></saml:AttributeStatement>"#
+        );
+        let xml = response(&good_sig("#_a1"), &good_sig("#_r1"), &statement).replacen(
+            "<samlp:Response ",
+            r#"<samlp:Response xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" "#,
+            1,
+        );
+        vet(&xml).expect("a pysaml2-shaped response passes");
+        assert!(attribute_counts(&xml).is_ok());
     }
 }

@@ -89,7 +89,10 @@ impl Scim {
         };
         let (scim_type, detail) = match &result {
             Ok(_) => (None, None),
-            Err(e) => (e.scim_type.map(str::to_string), Some(e.message.clone())),
+            Err(e) => (
+                Some(e.effective_scim_type().to_string()),
+                Some(e.message.clone()),
+            ),
         };
         self.log.record(Entry {
             at: now_unix(),

@@ -63,9 +63,8 @@ pub fn resource_type(base: &str, name: &str) -> Result<Value, HttpError> {
     match name {
         "User" => Ok(user_type(base)),
         "Group" => Ok(group_type(base)),
-        _ => Err(HttpError::scim(
+        _ => Err(HttpError::new(
             Reason::NotFound,
-            "invalidValue",
             format!("There is no resource type {name}."),
         )),
     }
@@ -94,13 +93,7 @@ pub fn schema(base: &str, id: &str) -> Result<Value, HttpError> {
     all_schemas(base)
         .into_iter()
         .find(|s| s["id"] == id)
-        .ok_or_else(|| {
-            HttpError::scim(
-                Reason::NotFound,
-                "invalidValue",
-                format!("There is no schema {id}."),
-            )
-        })
+        .ok_or_else(|| HttpError::new(Reason::NotFound, format!("There is no schema {id}.")))
 }
 
 /// `POST /scim/v2/.search`: users then groups matching the filter, paged together.

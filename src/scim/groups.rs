@@ -18,11 +18,7 @@ type Tx<'a> = rusqlite::Transaction<'a>;
 type Members = Vec<(String, String)>;
 
 fn not_found(id: &str) -> HttpError {
-    HttpError::scim(
-        Reason::NotFound,
-        "invalidValue",
-        format!("There is no group with id {id}."),
-    )
+    HttpError::new(Reason::NotFound, format!("There is no group with id {id}."))
 }
 
 fn render(scim: &Caller<'_>, row: &GroupRow, members: Option<&[(String, String)]>) -> Value {

@@ -13,11 +13,7 @@ use crate::error::{HttpError, Reason};
 use crate::http::Response;
 
 fn not_found(id: &str) -> HttpError {
-    HttpError::scim(
-        Reason::NotFound,
-        "invalidValue",
-        format!("There is no user with id {id}."),
-    )
+    HttpError::new(Reason::NotFound, format!("There is no user with id {id}."))
 }
 
 fn taken(user_name: &str) -> HttpError {

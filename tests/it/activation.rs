@@ -287,6 +287,106 @@ fn a_mac_activates_with_sso_renews_and_loses_its_lease_when_deprovisioned() {
     }
 }
 
+/// Item 9.3 of issue 11: `client verify` checks that the lease was issued by the gateway
+/// this client activated against and is bound to this device's key, and verifies the
+/// stored lease when given no file. Activation goes through the demo IdP (real SAML).
+#[test]
+fn item9_3_client_verify_checks_issuer_and_device_and_defaults_to_the_stored_lease() {
+    let s = server().demo().start();
+    assert!(s.wait_for_log("Break-glass admin:", std::time::Duration::from_secs(20)));
+    let base = format!("http://{}", s.addr);
+    let mine = tempfile::tempdir().expect("tmp");
+    let run = client(
+        mine.path(),
+        &[
+            "activate",
+            "--server",
+            &base,
+            "--email",
+            "alice@acme.example",
+        ],
+    );
+    let url = run.browser_url();
+    let done = crate::demo::activate_in_browser(&s, &url, "Alice");
+    assert_eq!(done.status, 200, "{}", done.text());
+    let (ok, out) = run.finish();
+    assert!(ok, "{out}");
+    let lease_file = mine.path().join("lease.jws");
+    let lease_path = lease_file.to_str().expect("utf8");
+
+    // No FILE: the stored lease, against the gateway's JWKS.
+    let (ok, out) = run_client(mine.path(), &["verify"]);
+    assert!(ok && out.contains("\"alice@acme.example\""), "{out}");
+    // As documented: a FILE, with the JWKS from the gateway or from --jwks.
+    let (ok, out) = run_client(mine.path(), &["verify", lease_path]);
+    assert!(ok && out.contains("\"cnf\""), "{out}");
+    let jwks = mine.path().join("jwks.json");
+    std::fs::write(&jwks, s.get("/.well-known/jwks.json").text()).expect("jwks");
+    let jwks = jwks.to_str().expect("utf8");
+    let (ok, out) = run_client(mine.path(), &["verify", lease_path, "--jwks", jwks]);
+    assert!(ok && out.contains("\"cnf\""), "{out}");
+
+    // Another device (its own key) holding Alice's lease and state refuses it.
+    let other = tempfile::tempdir().expect("tmp");
+    let (ok, out) = run_client(other.path(), &["verify", lease_path, "--jwks", jwks]);
+    assert!(
+        ok,
+        "no activated client here: signature and time only: {out}"
+    );
+    std::fs::copy(
+        mine.path().join("state.json"),
+        other.path().join("state.json"),
+    )
+    .expect("copy");
+    std::fs::copy(&lease_file, other.path().join("lease.jws")).expect("copy");
+    for args in [vec!["verify"], vec!["verify", lease_path, "--jwks", jwks]] {
+        let run = client(other.path(), &args);
+        let (ok, out) = run.finish();
+        assert!(!ok, "{args:?}: {out}");
+        assert!(
+            out.contains("error: the lease is bound to another device's key"),
+            "{args:?}: {out}"
+        );
+        assert_eq!(
+            out.lines().filter(|l| l.contains("error:")).count(),
+            1,
+            "one sentence: {out}"
+        );
+    }
+
+    let code = Command::new(BIN)
+        .args(["client", "--state-dir"])
+        .arg(other.path())
+        .arg("verify")
+        .output()
+        .expect("client")
+        .status
+        .code();
+    assert_eq!(code, Some(1), "a refused lease is a runtime failure");
+
+    // A client activated against another gateway refuses this gateway's lease.
+    let state_file = mine.path().join("state.json");
+    let state = std::fs::read_to_string(&state_file).expect("state");
+    std::fs::write(
+        &state_file,
+        state.replace(&base, "https://gateway.other.example:8443"),
+    )
+    .expect("state");
+    let (ok, out) = run_client(mine.path(), &["verify", lease_path, "--jwks", jwks]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "error: the lease was issued by {base}, not by https://gateway.other.example:8443"
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.contains("error:")).count(),
+        1,
+        "one sentence: {out}"
+    );
+}
+
 /// A proof for `device` signed by a fresh key that is not the device's.
 fn foreign_proof(device: &str) -> String {
     let (pkcs8, public) = seatgate::crypto::ed25519_generate().expect("key");

@@ -14,5 +14,7 @@ mod pysaml2;
 mod saml;
 mod saml_options;
 mod scim;
+mod scim_errors;
+mod scim_filters;
 mod support;
 mod trust;

@@ -299,6 +299,42 @@ fn licenses_mappings_users_and_audit_through_the_portal() {
     assert!(nobody.contains("No user"), "{nobody}");
 }
 
+/// Item 9.4 of issue 11: a displayName that is a formula behind blanks or in full-width
+/// form is exported with a leading `'`, so a spreadsheet shows it as text.
+#[test]
+fn item9_4_csv_export_defuses_formulas_behind_blanks_and_full_width_signs() {
+    let s = server().start();
+    let scim = s.scim();
+    let names = [
+        (
+            "nbsp@contoso.com",
+            "\u{a0}=HYPERLINK(\"https://evil.example\",\"x\")",
+        ),
+        ("lines@contoso.com", "\r\n+cmd|' /C calc'!A0"),
+        ("wide@contoso.com", " ＠SUM(1+1)"),
+        ("plain@contoso.com", "Plain Person"),
+    ];
+    for (user_name, display) in names {
+        let r = scim.post(
+            "/Users",
+            json!({"userName": user_name, "displayName": display, "emails": [{"value": user_name, "primary": true}]}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let cookie = session(&s);
+    let text = get(&s, "/admin/users.csv", &cookie).text();
+    for (user_name, display) in names {
+        // user_name and display_name are adjacent columns; a cell may hold a line break.
+        let quoted = display.replace('"', "\"\"");
+        let expected = if display == "Plain Person" {
+            format!("\"{user_name}\",\"{quoted}\",")
+        } else {
+            format!("\"{user_name}\",\"'{quoted}\",")
+        };
+        assert!(text.contains(&expected), "{expected:?} not in {text:?}");
+    }
+}
+
 #[test]
 fn idp_setup_shows_the_values_then_creates_the_connection_and_a_scim_token_once() {
     let s = server().start();
