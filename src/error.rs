@@ -12,6 +12,7 @@ use crate::http::Response;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     BadRequest,
+    FieldTooLong,
     Unauthorized,
     Forbidden,
     NotFound,
@@ -57,6 +58,7 @@ impl Reason {
     pub fn code(self) -> &'static str {
         match self {
             Reason::BadRequest => "BAD_REQUEST",
+            Reason::FieldTooLong => "FIELD_TOO_LONG",
             Reason::Unauthorized => "UNAUTHORIZED",
             Reason::Forbidden => "FORBIDDEN",
             Reason::NotFound => "NOT_FOUND",
@@ -98,6 +100,7 @@ impl Reason {
     pub fn status(self) -> u16 {
         match self {
             Reason::BadRequest => 400,
+            Reason::FieldTooLong => 400,
             Reason::Unauthorized => 401,
             Reason::Forbidden => 403,
             Reason::NotFound => 404,
@@ -294,7 +297,7 @@ impl From<rusqlite::Error> for HttpError {
 
 fn scim_type(reason: Reason) -> Option<&'static str> {
     match reason {
-        Reason::BadRequest => Some("invalidValue"),
+        Reason::BadRequest | Reason::FieldTooLong => Some("invalidValue"),
         Reason::PayloadTooLarge => Some("tooMany"),
         _ => None,
     }
