@@ -58,7 +58,10 @@ pub struct SignedIn {
 }
 
 fn rejected(detail: &str) -> HttpError {
-    log::warn!("SAML response refused: {detail}");
+    log::warn!(
+        "SAML response refused: {}",
+        crate::logging::client_text(detail)
+    );
     HttpError::new(
         Reason::SamlRejected,
         "The sign-in response from your identity provider could not be accepted. Try again, or ask your IT administrator to check the sign-in log.",
@@ -67,7 +70,10 @@ fn rejected(detail: &str) -> HttpError {
 }
 
 fn clock_skew(detail: &str) -> HttpError {
-    log::warn!("SAML response refused: {detail}");
+    log::warn!(
+        "SAML response refused: {}",
+        crate::logging::client_text(detail)
+    );
     HttpError::new(
         Reason::ClockSkew,
         "The sign-in response is dated in the future: the clocks of this gateway and your identity provider differ too much.",
@@ -76,7 +82,10 @@ fn clock_skew(detail: &str) -> HttpError {
 }
 
 fn expired(detail: &str) -> HttpError {
-    log::warn!("SAML response refused: {detail}");
+    log::warn!(
+        "SAML response refused: {}",
+        crate::logging::client_text(detail)
+    );
     HttpError::new(
         Reason::SignInExpired,
         "This sign-in has expired or was started in another browser. Start the sign-in again.",
@@ -195,7 +204,8 @@ pub fn consume(
         .is_some_and(|d| keys.domains.iter().any(|own| own == d))
     {
         log::warn!(
-            "SAML sign-in refused: {identity} is outside the domains of connection {connection}"
+            "SAML sign-in refused: \"{}\" is outside the domains of connection {connection}",
+            crate::logging::client_text(&identity)
         );
         return Err(HttpError::new(
             Reason::DomainNotAllowed,
@@ -232,7 +242,10 @@ pub fn consume(
         }
         Ok(())
     })?;
-    log::info!("SAML sign-in: {identity} via {connection}");
+    log::info!(
+        "SAML sign-in: \"{}\" via {connection}",
+        crate::logging::client_text(&identity)
+    );
     Ok(SignedIn {
         connection: connection.to_string(),
         identity: if identity.contains('@') {
