@@ -216,7 +216,7 @@ impl FailureLimiter {
                 (holds, entry.last_used, key.clone())
             })
             .collect();
-        ranked.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        ranked.sort_unstable_by_key(|&(holds, used, _)| (holds, used));
         let excess = map.len() - target;
         for (_, _, key) in ranked.into_iter().take(excess) {
             map.remove(&key);

@@ -231,10 +231,7 @@ fn break_glass_admins_sign_in_and_out_behind_csrf_checks() {
     );
     let (code, log, _) = s.cli(&["sign-in-log", "--failures"]);
     assert_eq!(code, 0);
-    assert!(
-        log.contains("local admin/- unknown (sha256 "),
-        "{log}"
-    );
+    assert!(log.contains("local admin/- unknown (sha256 "), "{log}");
     assert!(!log.contains(&password), "passwords are never logged");
     assert!(!s.log().contains(&password), "passwords are never logged");
 }
