@@ -203,7 +203,8 @@ CREATE TABLE admin_sessions (
 CREATE INDEX admin_sessions_expires ON admin_sessions (expires_at);
 
 -- Every sign-in attempt (SSO and break-glass) with its outcome and the detail an admin
--- needs; never the assertion or a password.
+-- needs; never the assertion or a password. Limiter refusals are one row per client and
+-- window, with how many attempts it stands for in `count`.
 CREATE TABLE sign_in_log (
     id             INTEGER PRIMARY KEY,
     at             INTEGER NOT NULL,
@@ -214,7 +215,7 @@ CREATE TABLE sign_in_log (
     outcome        TEXT NOT NULL,
     detail         TEXT,
     client         TEXT NOT NULL
-) STRICT;
+, count INTEGER NOT NULL DEFAULT 1) STRICT;
 CREATE INDEX sign_in_log_at ON sign_in_log (at);
 
 -- Licensing: licenses, their sublicenses, seats derived from the directory, devices and
@@ -406,4 +407,4 @@ CREATE TABLE admin_login_links (
     used_at     INTEGER
 ) STRICT;
 
-PRAGMA user_version = 11;
+PRAGMA user_version = 12;

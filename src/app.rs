@@ -181,6 +181,7 @@ impl App {
             outcome: "OK".into(),
             detail: None,
             client: req.client.to_string(),
+            count: 1,
         };
         let result = self.complete_sign_in(req, connection, &mut entry);
         if let Err(e) = &result {

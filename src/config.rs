@@ -99,8 +99,9 @@ pub struct AdminConfig {
     /// An admin session ends this long after sign-in, however active.
     #[serde(with = "duration_str")]
     pub session_lifetime: Duration,
-    /// Failed break-glass passwords allowed per username (and 4x per client address)
-    /// within `login_window`; beyond them, 429 until the window passes.
+    /// Failed break-glass passwords allowed per (username, client address), and 4x per
+    /// address, within `login_window`; beyond them that address gets 429 until the window
+    /// passes. Per username, failures only slow sign-in down (`admin::limiter`).
     pub login_failures: u32,
     #[serde(with = "duration_str")]
     pub login_window: Duration,

@@ -13,6 +13,7 @@ use crate::http::Response;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     BadRequest,
+    FieldTooLong,
     Unauthorized,
     Forbidden,
     NotFound,
@@ -59,6 +60,7 @@ impl Reason {
     pub fn code(self) -> &'static str {
         match self {
             Reason::BadRequest => "BAD_REQUEST",
+            Reason::FieldTooLong => "FIELD_TOO_LONG",
             Reason::Unauthorized => "UNAUTHORIZED",
             Reason::Forbidden => "FORBIDDEN",
             Reason::NotFound => "NOT_FOUND",
@@ -101,6 +103,7 @@ impl Reason {
     pub fn status(self) -> u16 {
         match self {
             Reason::BadRequest => 400,
+            Reason::FieldTooLong => 400,
             Reason::Unauthorized => 401,
             Reason::Forbidden => 403,
             Reason::NotFound => 404,

@@ -11,11 +11,13 @@
 //! - [`app`]: routing and handlers behind the gatekeeper; [`error`] turns errors into
 //!   responses; [`http`] holds the request/response values both sides share.
 //! - [`admin`]: the admin portal's sign-in, sessions and pages.
+//! - [`caps`]: length caps on every field an unauthenticated client sends.
 //! - [`db`]: SQLite connections, migrations, backups.
 //! - [`datadir`], [`setup`], [`metrics`], [`crypto`], [`clock`]: the appliance's habits.
 
 pub mod admin;
 pub mod app;
+pub mod caps;
 pub mod cli;
 pub mod client;
 pub mod clock;

@@ -348,7 +348,7 @@ impl Admin {
                                 td.when { (rfc3339(s.at)) }
                                 td { (s.identity.as_deref().unwrap_or("—")) }
                                 td { (s.purpose) }
-                                td { @if s.outcome == "OK" { span.ok { "OK" } } @else { code.bad { (s.outcome) } } }
+                                td { (super::pages::outcome(s)) }
                                 td.detail { (s.detail.as_deref().unwrap_or("")) }
                             } } }
                         }

@@ -87,19 +87,19 @@ impl Admin {
 
     fn complete_setup(&self, req: &Request) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
-        let username = field(&form, "username").trim();
+        let username = crate::caps::USERNAME.check(field(&form, "username").trim())?;
+        crate::caps::PASSWORD.check(field(&form, "password"))?;
         let public_url = field(&form, "public_url").trim().trim_end_matches('/');
         let again = |notice: &str| self.setup_page(Some(notice), username, public_url, 400);
         if self.setup_done()? {
             return Ok(redirect("/admin/login"));
         }
-        let client_key = format!("setup:{}", req.client);
-        if let Err(seconds) = self.failures.check(&client_key, self.failures.per_client()) {
+        if let Err(refused) = self.failures.check_client(req.client) {
             return Err(HttpError::new(
                 Reason::TooManyRequests,
                 "Too many wrong setup codes. Wait a few minutes, then try again.",
             )
-            .with_retry_after(seconds));
+            .with_retry_after(refused.retry_after));
         }
         if field(&form, "password") != field(&form, "confirm") {
             return again("The two passwords differ.");
@@ -138,7 +138,7 @@ impl Admin {
             Ok(true)
         })?;
         if !accepted {
-            self.failures.record_failure(&client_key);
+            self.failures.record_client_failure(req.client);
             return again(
                 "That setup code is wrong, used or expired. Mint a new link with `seatgate setup-link`.",
             );
@@ -213,6 +213,7 @@ impl Admin {
                 outcome: "OK".into(),
                 detail: Some(detail.to_string()),
                 client: client.to_string(),
+                count: 1,
             },
         );
     }

@@ -336,6 +336,9 @@ impl Admin {
     fn password_login(&self, req: &Request) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
         let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+        // Capped before anything is echoed, hashed, stored or logged.
+        let username = crate::caps::USERNAME.check(field("username").trim())?;
+        let password = crate::caps::PASSWORD.check(field("password"))?;
         let presented = self.cookies.get(req, LOGIN_COOKIE, "/").unwrap_or("");
         if !same_origin(req, &self.public_url)
             || presented.is_empty()
@@ -343,51 +346,44 @@ impl Admin {
         {
             return Ok(self.login_page(
                 Some("The sign-in form had expired. Please sign in again."),
-                field("username"),
+                username,
             ));
         }
-        let username = field("username").trim().to_string();
         let client = req.client.to_string();
-        let user_key = format!("user:{}", username.to_lowercase());
-        let client_key = format!("client:{client}");
-        let limited = self
-            .failures
-            .check(&user_key, self.failures.per_user())
-            .and_then(|()| self.failures.check(&client_key, self.failures.per_client()));
-        if let Err(seconds) = limited {
-            self.record_local(
-                &username,
-                "TOO_MANY_REQUESTS",
-                Some("too many failed passwords"),
-                &client,
-            );
-            return Err(HttpError::new(
-                Reason::TooManyRequests,
-                "Too many failed sign-ins. Wait a few minutes, then try again.",
-            )
-            .with_retry_after(seconds));
+        let stored = self.db.read(|tx| store::local_admin(tx, username))?;
+        let logged_as = sign_in_name(username, stored.as_ref().map(|(name, _)| name.as_str()));
+        match self.failures.check(username, req.client) {
+            Err(refused) => {
+                self.record_refusal(&logged_as, refused.scope, &client);
+                return Err(HttpError::new(
+                    Reason::TooManyRequests,
+                    "Too many failed sign-ins. Wait a few minutes, then try again.",
+                )
+                .with_retry_after(refused.retry_after));
+            }
+            // Failures for this username from elsewhere slow it down; they never refuse.
+            Ok(delay) if !delay.is_zero() => std::thread::sleep(delay),
+            Ok(_) => {}
         }
-        let stored = self.db.read(|tx| store::local_admin(tx, &username))?;
         let verified = match &stored {
-            Some((_, hash)) => password::verify(field("password"), hash),
+            Some((_, hash)) => password::verify(password, hash),
             None => {
-                password::verify_nothing(field("password"));
+                password::verify_nothing(password);
                 false
             }
         };
         let Some((canonical, _)) = stored.filter(|_| verified) else {
-            self.failures.record_failure(&user_key);
-            self.failures.record_failure(&client_key);
-            self.record_local(&username, Reason::InvalidCredentials.code(), None, &client);
-            log::warn!("break-glass sign-in refused for {username:?} from {client}");
+            self.failures.record_failure(username, req.client);
+            self.record_local(&logged_as, Reason::InvalidCredentials.code(), None, &client);
+            log::warn!("break-glass sign-in refused for {logged_as} from {client}");
             let page = pages::login(
                 presented,
                 Some("That username and password do not match. (Reason code INVALID_CREDENTIALS)"),
-                &username,
+                username,
             );
             return Ok(html_status(401, page));
         };
-        self.failures.clear(&user_key);
+        self.failures.record_success(username, req.client);
         let now = now_unix();
         self.db
             .write(|tx| store::note_local_login(tx, &canonical, now))?;
@@ -401,6 +397,33 @@ impl Admin {
             req.client,
             "/admin",
         )
+    }
+
+    /// A limiter refusal, counted into one sign-in log row per client and window.
+    fn record_refusal(&self, logged_as: &str, scope: limiter::Scope, client: &str) {
+        let now = now_unix();
+        let (identity, detail) = match scope {
+            limiter::Scope::UserAtClient => (
+                Some(logged_as.to_string()),
+                "too many failed passwords for this username from this address",
+            ),
+            limiter::Scope::Client => (None, "too many failed passwords from this address"),
+        };
+        let entry = SignIn {
+            at: now,
+            method: "local".into(),
+            purpose: Purpose::Admin.as_str().into(),
+            connection_id: None,
+            identity,
+            outcome: Reason::TooManyRequests.code().into(),
+            detail: Some(detail.into()),
+            client: client.to_string(),
+            count: 1,
+        };
+        let since = now - self.config.login_window.as_secs() as i64;
+        if let Err(e) = self.db.write(|tx| store::record_refusal(tx, &entry, since)) {
+            log::error!("cannot record a sign-in: {e}");
+        }
     }
 
     /// A one-time sign-in link (`seatgate admin login-link`, the demo): signs in as its
@@ -454,6 +477,7 @@ impl Admin {
                 outcome: outcome.to_string(),
                 detail: detail.map(str::to_string),
                 client: client.to_string(),
+                count: 1,
             },
         );
     }
@@ -581,8 +605,8 @@ impl Admin {
                     "missing or wrong CSRF token".to_string()
                 } else {
                     format!(
-                        "Origin {:?} is not {}",
-                        req.header("origin").unwrap_or(""),
+                        "Origin \"{}\" is not {}",
+                        crate::logging::client_text(req.header("origin").unwrap_or("")),
                         self.public_url
                     )
                 }
@@ -643,6 +667,19 @@ pub enum LinkError {
 pub fn record(db: &Db, entry: &SignIn) {
     if let Err(e) = db.write(|tx| store::record_sign_in(tx, entry)) {
         log::error!("cannot record a sign-in: {e}");
+    }
+}
+
+/// How a break-glass attempt's username is recorded: a known admin by name; anything else
+/// (often a password typed into the wrong field) only as a short hash, which tells
+/// repeated attempts apart without keeping what was typed.
+fn sign_in_name(username: &str, known: Option<&str>) -> String {
+    match known {
+        Some(name) => name.to_string(),
+        None => format!(
+            "unknown (sha256 {})",
+            &sha256_hex(username.to_lowercase().as_bytes())[..8]
+        ),
     }
 }
 

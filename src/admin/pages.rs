@@ -204,7 +204,7 @@ pub fn overview(o: &Overview<'_>) -> String {
                                     td.when { (rfc3339(s.at)) }
                                     td { (s.method) " · " (s.purpose) @if let Some(c) = &s.connection_id { br; code { (c) } } }
                                     td { (s.identity.as_deref().unwrap_or("—")) }
-                                    td { @if s.outcome == "OK" { span.ok { "OK" } } @else { code.bad { (s.outcome) } } }
+                                    td { (outcome(s)) }
                                     td.detail { (s.detail.as_deref().unwrap_or("")) }
                                 }
                             }
@@ -214,6 +214,17 @@ pub fn overview(o: &Overview<'_>) -> String {
             }
         },
     )
+}
+
+/// A sign-in's outcome: OK, or the reason code (with how many attempts a counted refusal
+/// stands for).
+pub fn outcome(s: &SignIn) -> Markup {
+    html! {
+        @if s.outcome == "OK" { span.ok { "OK" } } @else {
+            code.bad { (s.outcome) }
+            @if s.count > 1 { " (" (s.count) " attempts)" }
+        }
+    }
 }
 
 /// What a test sign-in received: the page an admin checks after configuring an IdP.

@@ -21,7 +21,7 @@ pub const USERNAME_RULE: &str = "1 to 64 letters, digits, '.', '_', '@' or '-'";
 /// Whether `username` follows [`USERNAME_RULE`].
 pub fn valid_username(username: &str) -> bool {
     !username.is_empty()
-        && username.len() <= 64
+        && username.len() <= crate::caps::USERNAME.max_bytes
         && username
             .chars()
             .all(|c| c.is_alphanumeric() || "._@-".contains(c))

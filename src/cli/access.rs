@@ -294,7 +294,7 @@ pub fn sign_in_log(db: &Db, limit: u32, failures: bool) -> Result<(), CliError> 
     }
     for r in rows {
         println!(
-            "{} {} {} {}/{} {} {} {}",
+            "{} {} {} {}/{} {} {}{} {}",
             rfc3339(r.at),
             r.client,
             r.method,
@@ -302,10 +302,20 @@ pub fn sign_in_log(db: &Db, limit: u32, failures: bool) -> Result<(), CliError> 
             r.connection_id.as_deref().unwrap_or("-"),
             r.identity.as_deref().unwrap_or("-"),
             r.outcome,
+            attempts(r.count),
             r.detail.as_deref().unwrap_or("")
         );
     }
     Ok(())
+}
+
+/// " (N attempts)" for a row that counts several refused attempts.
+fn attempts(count: i64) -> String {
+    if count > 1 {
+        format!(" ({count} attempts)")
+    } else {
+        String::new()
+    }
 }
 
 pub fn manage_error(e: manage::ManageError) -> CliError {

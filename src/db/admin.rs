@@ -1,10 +1,17 @@
 //! Admin access storage: group mappings, break-glass admins, admin sessions and the
 //! sign-in log. Plain SQL over the caller's transaction; the rules live in `crate::admin`.
 
+use std::borrow::Cow;
+
 use rusqlite::{OptionalExtension, Transaction, params};
 
 /// Sign-in log rows kept; older ones are deleted as new ones arrive.
 const SIGN_IN_LOG_ROWS: i64 = 100_000;
+/// Sign-in log fields come from clients and IdPs: at most this many bytes each are kept,
+/// so that a row stays small whatever was sent.
+const IDENTITY_MAX_BYTES: usize = 256;
+const DETAIL_MAX_BYTES: usize = 1024;
+const CLIENT_MAX_BYTES: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -384,22 +391,28 @@ pub struct SignIn {
     pub outcome: String,
     pub detail: Option<String>,
     pub client: String,
+    /// How many attempts the row stands for (limiter refusals are counted, see
+    /// [`record_refusal`]); 1 for everything else.
+    pub count: i64,
 }
 
+/// Records one attempt; identity, detail and client are cut to their caps here, whoever
+/// the caller is.
 pub fn record_sign_in(tx: &Transaction<'_>, s: &SignIn) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT INTO sign_in_log (at, method, purpose, connection_id, identity, outcome, detail, client)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO sign_in_log (at, method, purpose, connection_id, identity, outcome, detail, client, count)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         s.at,
         s.method,
         s.purpose,
         s.connection_id,
-        s.identity,
+        s.identity.as_deref().map(|i| clip(i, IDENTITY_MAX_BYTES)),
         s.outcome,
-        s.detail,
-        s.client
+        s.detail.as_deref().map(|d| clip(d, DETAIL_MAX_BYTES)),
+        clip(&s.client, CLIENT_MAX_BYTES),
+        s.count.max(1)
     ])?;
     let last = tx.last_insert_rowid();
     if last % 1000 == 0 {
@@ -409,6 +422,45 @@ pub fn record_sign_in(tx: &Transaction<'_>, s: &SignIn) -> rusqlite::Result<()> 
     Ok(())
 }
 
+/// Records a refusal by a rate limiter: counted into the newest row recorded since
+/// `since` with the same method, purpose, identity, outcome, detail and client, else a new
+/// row. A flood of refused attempts is then one row per key and window, not a row each.
+pub fn record_refusal(tx: &Transaction<'_>, s: &SignIn, since: i64) -> rusqlite::Result<()> {
+    let counted = tx
+        .prepare_cached(
+            "UPDATE sign_in_log SET count = count + 1 WHERE id = (
+                 SELECT id FROM sign_in_log
+                 WHERE at >= ?1 AND method = ?2 AND purpose = ?3 AND identity IS ?4
+                   AND outcome = ?5 AND detail IS ?6 AND client = ?7
+                 ORDER BY id DESC LIMIT 1)",
+        )?
+        .execute(params![
+            since,
+            s.method,
+            s.purpose,
+            s.identity.as_deref().map(|i| clip(i, IDENTITY_MAX_BYTES)),
+            s.outcome,
+            s.detail.as_deref().map(|d| clip(d, DETAIL_MAX_BYTES)),
+            clip(&s.client, CLIENT_MAX_BYTES),
+        ])?;
+    if counted == 0 {
+        record_sign_in(tx, s)?;
+    }
+    Ok(())
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, with `…` when cut.
+fn clip(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return Cow::Borrowed(text);
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}…", &text[..end]))
+}
+
 /// The newest sign-ins first; only refusals when `failures_only`.
 pub fn recent_sign_ins(
     tx: &Transaction<'_>,
@@ -416,7 +468,7 @@ pub fn recent_sign_ins(
     limit: u32,
 ) -> rusqlite::Result<Vec<SignIn>> {
     let mut stmt = tx.prepare_cached(
-        "SELECT at, method, purpose, connection_id, identity, outcome, detail, client FROM sign_in_log
+        "SELECT at, method, purpose, connection_id, identity, outcome, detail, client, count FROM sign_in_log
          WHERE (?1 = 0 OR outcome <> 'OK') ORDER BY id DESC LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![failures_only as i64, limit], |r| {
@@ -429,6 +481,7 @@ pub fn recent_sign_ins(
             outcome: r.get(5)?,
             detail: r.get(6)?,
             client: r.get(7)?,
+            count: r.get(8)?,
         })
     })?;
     rows.collect()
@@ -444,4 +497,17 @@ pub fn end_sessions_through(
         "UPDATE admin_sessions SET ended_at = ?2 WHERE connection_id = ?1 AND ended_at IS NULL",
     )?
     .execute(params![connection_id, now])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_keeps_short_text_and_cuts_long_text_on_a_character_boundary() {
+        assert_eq!(clip("alice", 8), "alice");
+        let cut = clip("ééééé", 8);
+        assert!(cut.len() <= 8 && cut.ends_with('…'), "{cut}");
+        assert_eq!(cut, "éé…");
+    }
 }

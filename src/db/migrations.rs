@@ -16,6 +16,7 @@ pub const STEPS: &[&str] = &[
     include_str!("migrations/0009_waiting_order.sql"),
     include_str!("migrations/0010_admin_session_groups.sql"),
     include_str!("migrations/0011_connection_scope.sql"),
+    include_str!("migrations/0012_sign_in_counts.sql"),
 ];
 
 /// The schema version this binary writes.

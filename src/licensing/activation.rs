@@ -51,11 +51,12 @@ pub fn start(
     let email = body
         .get("email")
         .and_then(Value::as_str)
-        .map(|e| e.trim().to_lowercase())
+        .map(|e| crate::caps::EMAIL.check(e.trim()))
+        .transpose()?
+        .map(str::to_lowercase)
         .filter(|e| {
-            e.len() <= 254
-                && e.split_once('@')
-                    .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+            e.split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
         })
         .ok_or_else(|| bad_request("Give the user's work email as \"email\"."))?;
     let device = body.get("device").ok_or_else(|| {
@@ -63,21 +64,17 @@ pub fn start(
     })?;
     let key = DeviceKey::from_jwk(device.get("public_key").unwrap_or(&Value::Null))
         .map_err(|e| bad_request(&e.to_string()))?;
-    let text = |v: Option<&Value>, default: &str| -> Result<String, HttpError> {
-        let s = v
-            .and_then(Value::as_str)
-            .unwrap_or(default)
-            .trim()
-            .to_string();
-        if s.is_empty() || s.chars().count() > 200 || s.chars().any(char::is_control) {
+    let text = |v: Option<&Value>, default: &str, cap: crate::caps::Cap| {
+        let s = cap.check(v.and_then(Value::as_str).unwrap_or(default).trim())?;
+        if s.is_empty() || s.chars().any(char::is_control) {
             return Err(bad_request(
-                "Device name and os must be 1 to 200 printable characters.",
+                "Device name and os must be printable text, not empty.",
             ));
         }
-        Ok(s)
+        Ok::<_, HttpError>(s.to_string())
     };
-    let name = text(device.get("name"), "Mac")?;
-    let os = text(device.get("os"), "macOS")?;
+    let name = text(device.get("name"), "Mac", crate::caps::DEVICE_NAME)?;
+    let os = text(device.get("os"), "macOS", crate::caps::DEVICE_OS)?;
     let redirect_uri = body
         .get("redirect_uri")
         .and_then(Value::as_str)

@@ -68,7 +68,10 @@ pub struct SignedIn {
 }
 
 fn rejected(detail: &str) -> HttpError {
-    log::warn!("SAML response refused: {detail}");
+    log::warn!(
+        "SAML response refused: {}",
+        crate::logging::client_text(detail)
+    );
     HttpError::new(
         Reason::SamlRejected,
         "The sign-in response from your identity provider could not be accepted. Try again, or ask your IT administrator to check the sign-in log.",
@@ -77,7 +80,10 @@ fn rejected(detail: &str) -> HttpError {
 }
 
 fn clock_skew(detail: &str) -> HttpError {
-    log::warn!("SAML response refused: {detail}");
+    log::warn!(
+        "SAML response refused: {}",
+        crate::logging::client_text(detail)
+    );
     HttpError::new(
         Reason::ClockSkew,
         "The sign-in response is dated in the future: the clocks of this gateway and your identity provider differ too much.",
@@ -86,7 +92,10 @@ fn clock_skew(detail: &str) -> HttpError {
 }
 
 fn expired(detail: &str) -> HttpError {
-    log::warn!("SAML response refused: {detail}");
+    log::warn!(
+        "SAML response refused: {}",
+        crate::logging::client_text(detail)
+    );
     HttpError::new(
         Reason::SignInExpired,
         "This sign-in has expired or was started in another browser. Start the sign-in again.",
@@ -264,7 +273,10 @@ pub fn consume(
         }
         Ok(())
     })?;
-    log::info!("SAML sign-in: {identity} via {connection}");
+    log::info!(
+        "SAML sign-in: \"{}\" via {connection}",
+        crate::logging::client_text(&identity)
+    );
     Ok(SignedIn {
         connection: connection.to_string(),
         identity: if identity.contains('@') {
@@ -294,7 +306,10 @@ fn check_domains(
     domains: &[String],
 ) -> Result<(), HttpError> {
     let refuse = |why: String| {
-        log::warn!("SAML sign-in refused: {why}");
+        log::warn!(
+            "SAML sign-in refused: {}",
+            crate::logging::client_text(&why)
+        );
         HttpError::new(
             Reason::DomainNotAllowed,
             "Your identity provider is not allowed to sign in accounts of this email domain.",

@@ -87,7 +87,10 @@ fn find(tx: &Transaction<'_>, s: &SignedIn) -> Result<Option<UserRow>, HttpError
 /// The directory user a sign-in resolved to must be inside the connection's domains.
 fn check_domains(s: &SignedIn, user: &UserRow) -> Result<(), HttpError> {
     let refuse = |why: String| {
-        log::warn!("SAML sign-in refused: {why}");
+        log::warn!(
+            "SAML sign-in refused: {}",
+            crate::logging::client_text(&why)
+        );
         HttpError::new(
             Reason::DomainNotAllowed,
             "Your identity provider is not allowed to sign in accounts of this email domain.",
@@ -137,7 +140,8 @@ fn provision(tx: &Transaction<'_>, s: &SignedIn) -> Result<UserRow, HttpError> {
             if let Some(other) = directory::user_by_name_key(tx, &fold(&user_name))? {
                 // The name is taken outside this connection's reach.
                 log::warn!(
-                    "SAML sign-in refused: {user_name} is a directory user of another connection"
+                    "SAML sign-in refused: {} is a directory user of another connection",
+                    crate::logging::client_text(&user_name)
                 );
                 return Err(HttpError::new(
                     Reason::DomainNotAllowed,

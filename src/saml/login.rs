@@ -139,11 +139,10 @@ pub fn start(
 }
 
 fn normalize_email(email: &str) -> Result<String, HttpError> {
-    let e = email.trim().to_lowercase();
-    let valid = e.len() <= 254
-        && e.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.contains('@')
-        });
+    let e = crate::caps::EMAIL.check(email.trim())?.to_lowercase();
+    let valid = e.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && domain.contains('.') && !domain.contains('@')
+    });
     if valid {
         Ok(e)
     } else {
@@ -157,10 +156,10 @@ fn normalize_email(email: &str) -> Result<String, HttpError> {
 /// Only local paths are accepted, and they are stored server-side, never echoed into a
 /// redirect from the request itself.
 fn validate_return(path: &str) -> Result<String, HttpError> {
+    let path = crate::caps::RETURN_PATH.check(path)?;
     let ok = path.starts_with('/')
         && !path.starts_with("//")
         && !path.contains('\\')
-        && path.len() <= 512
         && !path.chars().any(char::is_control);
     if ok {
         Ok(path.to_string())

@@ -3,6 +3,7 @@
 
 mod activation;
 mod admin;
+mod bounds;
 mod browser;
 mod demo;
 mod front;

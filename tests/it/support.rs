@@ -260,7 +260,61 @@ impl TestServer {
 
     /// A new client connection (TLS when the server uses TLS).
     pub fn connect(&self) -> Conn {
-        let tcp = TcpStream::connect(self.addr).expect("connect");
+        self.wrap(TcpStream::connect(self.addr).expect("connect"))
+    }
+
+    /// A new connection from another loopback address (`127.0.0.2`, …; Linux routes all
+    /// of 127/8 to `lo`), so that a test can be several clients the server tells apart.
+    pub fn connect_from(&self, source: std::net::Ipv4Addr) -> Conn {
+        use std::os::fd::FromRawFd;
+        let std::net::IpAddr::V4(server_ip) = self.addr.ip() else {
+            panic!("the test server listens on IPv4");
+        };
+        let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(ip).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        // SAFETY: a fresh socket is owned by the TcpStream at once; the addresses are
+        // valid sockaddr_in values that outlive the calls.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let tcp = TcpStream::from_raw_fd(fd);
+            let local = sockaddr(source, 0);
+            let bound = libc::bind(fd, (&raw const local).cast(), len);
+            assert_eq!(
+                bound,
+                0,
+                "bind {source}: {}",
+                std::io::Error::last_os_error()
+            );
+            let remote = sockaddr(server_ip, self.addr.port());
+            let connected = libc::connect(fd, (&raw const remote).cast(), len);
+            assert_eq!(connected, 0, "connect: {}", std::io::Error::last_os_error());
+            self.wrap(tcp)
+        }
+    }
+
+    /// One request on a fresh connection from `source` (see [`TestServer::connect_from`]).
+    pub fn request_from(
+        &self,
+        source: std::net::Ipv4Addr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> HttpResponse {
+        let mut c = self.connect_from(source);
+        c.send(method, path, headers, body);
+        c.read_response()
+    }
+
+    fn wrap(&self, tcp: TcpStream) -> Conn {
         tcp.set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");
         if !self.tls {

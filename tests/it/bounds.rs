@@ -1,0 +1,220 @@
+//! Issue 11 item 4: what an unauthenticated client sends is bounded. Every field has a
+//! length cap (400 FIELD_TOO_LONG, nothing stored), refused sign-ins do not grow the
+//! database or the log, and client text cannot forge log lines.
+
+use serde_json::json;
+
+use crate::saml::{Mint, TestIdp, begin_with, connect, post_acs_at};
+use crate::support::{HttpResponse, TestServer, db_query, encode, server};
+
+const LOGIN: &str = "__Host-sg_login";
+
+/// A login form's cookie and its CSRF value, reusable for many POSTs.
+fn login_form(s: &TestServer) -> (String, String) {
+    let page = s.get("/admin/login");
+    assert_eq!(page.status, 200);
+    let text = page.text();
+    let at = text.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
+    let csrf = text[at..at + text[at..].find('"').expect("end")].to_string();
+    (page.set_cookie(LOGIN).expect("login cookie"), csrf)
+}
+
+fn post_login(
+    s: &TestServer,
+    form: &(String, String),
+    username: &str,
+    password: &str,
+) -> HttpResponse {
+    let body = format!(
+        "csrf={}&username={}&password={}",
+        form.1,
+        encode(username),
+        encode(password)
+    );
+    s.request(
+        "POST",
+        "/admin/login",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", form.0.as_str()),
+        ],
+        body.as_bytes(),
+    )
+}
+
+/// The database file's size after moving the WAL into it.
+fn db_bytes(s: &TestServer) -> u64 {
+    db_query(s, "PRAGMA wal_checkpoint(TRUNCATE)");
+    let file = |name: &str| std::fs::metadata(s.data_dir.join(name)).map_or(0, |m| m.len());
+    file("seatgate.db") + file("seatgate.db-wal")
+}
+
+fn reason(r: &HttpResponse) -> String {
+    let text = r.text();
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["reason"].as_str().map(str::to_string))
+        .unwrap_or(text)
+}
+
+#[test]
+fn item4_refused_sign_ins_do_not_grow_the_database_or_the_log() {
+    let s = server().config("[admin]\nlogin_failures = 1\n").start();
+    let form = login_form(&s);
+    let db_before = db_bytes(&s);
+    let log_before = s.log().len();
+
+    // The largest username the front admits for /admin (256 KiB bodies).
+    let huge = "u".repeat(250 * 1024);
+    for i in 0..200 {
+        let r = post_login(&s, &form, &format!("{i}{huge}"), "guess-guess-guess");
+        assert_eq!(r.status, 400, "attempt {i}");
+        assert!(r.text().contains("FIELD_TOO_LONG"), "{}", r.text());
+    }
+    // Usernames within the cap: the limiter refuses after 4 failures (4 × 1 per address),
+    // and its refusals are one row with a count.
+    for i in 0..200 {
+        let name = format!("{i:04}{}", "n".repeat(60));
+        let r = post_login(&s, &form, &name, &"p".repeat(1024));
+        assert_eq!(r.status, if i < 4 { 401 } else { 429 }, "attempt {i}");
+    }
+    assert_eq!(
+        post_login(&s, &form, "x", &"p".repeat(1025)).status,
+        400,
+        "passwords are capped too"
+    );
+    assert_eq!(
+        post_login(&s, &form, &"u".repeat(1024 * 1024), "x").status,
+        413,
+        "above the body cap the front refuses"
+    );
+
+    let grown = db_bytes(&s).saturating_sub(db_before);
+    assert!(grown < 1024 * 1024, "the database grew by {grown} bytes");
+    let logged = s.log().len() - log_before;
+    assert!(logged < 256 * 1024, "stderr grew by {logged} bytes");
+
+    let rows = db_query(
+        &s,
+        "SELECT outcome, count, length(identity) FROM sign_in_log ORDER BY id",
+    );
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    assert!(rows[..4].iter().all(|r| r[0] == "INVALID_CREDENTIALS"));
+    assert_eq!(rows[4][..2], ["TOO_MANY_REQUESTS", "196"], "{rows:?}");
+    let (code, out, _) = s.cli(&["sign-in-log", "--failures", "--limit", "1"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("TOO_MANY_REQUESTS") && out.contains("196 attempts"),
+        "{out}"
+    );
+}
+
+#[test]
+fn item4_oversized_emails_and_device_fields_are_refused_and_nothing_stored() {
+    let s = server().start();
+    let idp = TestIdp::new("https://idp.contoso.example/saml");
+    connect(&s, "Contoso", "okta", "contoso.com", &idp.metadata());
+    let long_email = format!("{}@contoso.com", "a".repeat(8 * 1024));
+    let megabyte = format!("{}@contoso.com", "a".repeat(1024 * 1024));
+
+    for path in ["/admin/sso", "/saml/login"] {
+        let r = s.get(&format!("{path}?email={}", encode(&long_email)));
+        assert_eq!(r.status, 400, "{path}");
+        assert!(r.text().contains("FIELD_TOO_LONG"), "{path}: {}", r.text());
+        let r = s.get(&format!("{path}?email={}", encode(&megabyte)));
+        assert_eq!(r.status, 431, "{path}: the front caps the head");
+        let email_255 = format!("{}@contoso.com", "a".repeat(255 - 12));
+        let r = s.get(&format!("{path}?email={}", encode(&email_255)));
+        assert!(r.text().contains("FIELD_TOO_LONG"), "{path}: 255 bytes");
+    }
+
+    let activation = |email: &str, name: &str, os: &str| {
+        let body = json!({
+            "email": email,
+            "device": {
+                "public_key": {"kty": "OKP", "crv": "Ed25519", "x": seatgate::crypto::b64url(&seatgate::crypto::random_bytes(32))},
+                "name": name,
+                "os": os,
+            },
+        });
+        s.request(
+            "POST",
+            "/api/v1/activations",
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+    };
+    let ok = activation("ryan@contoso.com", &"M".repeat(128), &"m".repeat(128));
+    assert_eq!(ok.status, 201, "{}", ok.text());
+    for (what, r) in [
+        ("email", activation(&long_email, "Mac", "macOS")),
+        (
+            "name",
+            activation("ryan@contoso.com", &"M".repeat(129), "macOS"),
+        ),
+        (
+            "name (UTF-8)",
+            activation("ryan@contoso.com", &"é".repeat(65), "macOS"),
+        ),
+        (
+            "os",
+            activation("ryan@contoso.com", "Mac", &"m".repeat(129)),
+        ),
+    ] {
+        assert_eq!(
+            (r.status, reason(&r)),
+            (400, "FIELD_TOO_LONG".into()),
+            "{what}"
+        );
+    }
+    assert_eq!(activation(&megabyte, "Mac", "macOS").status, 413);
+
+    let stored = db_query(
+        &s,
+        "SELECT (SELECT count(*) FROM activations), (SELECT count(*) FROM saml_requests),
+                (SELECT count(*) FROM sign_in_log)",
+    );
+    assert_eq!(
+        stored,
+        [["1", "0", "0"]],
+        "only the valid activation is stored"
+    );
+}
+
+#[test]
+fn item4_control_characters_from_clients_do_not_forge_log_lines() {
+    let s = server().start();
+    let form = login_form(&s);
+    let r = post_login(
+        &s,
+        &form,
+        "x\nFORGED-LINE admin signed in",
+        "guess-guess-guess",
+    );
+    assert_eq!(r.status, 401);
+
+    // An IdP's NameID is client text too (the IdP is not the log's author).
+    let idp = TestIdp::new("https://idp.contoso.example/saml");
+    let c = connect(&s, "Contoso", "okta", "contoso.com", &idp.metadata());
+    let base = format!("https://127.0.0.1:{}", s.addr.port());
+    let (id, relay, cookie) = begin_with(&s, &format!("/saml/login/{c}"));
+    let mut m = Mint::valid(&idp, &base, &id);
+    m.acs = format!("{base}/saml/acs/{c}");
+    m.recipient = m.acs.clone();
+    m.name_id = "ryan\r\nFORGED-LINE ryan@contoso.com".into();
+    let r = post_acs_at(&s, &c, &idp.sign(&m.xml()), &relay, Some(&cookie));
+    assert!(r.status < 500, "{}", r.text());
+    let attempts = db_query(&s, "SELECT method FROM sign_in_log ORDER BY id");
+    assert_eq!(
+        attempts,
+        [["local"], ["saml"]],
+        "both attempts were handled"
+    );
+    let log = s.log();
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("FORGED-LINE"))
+            .all(|l| l.starts_with('[')),
+        "a client started a log line:\n{log}"
+    );
+}
