@@ -42,6 +42,13 @@ pub const RETURN_PATH: Cap = Cap {
     max_bytes: 512,
 };
 
+/// A loopback `redirect_uri` (RFC 8252): callbacks are short, and it is stored before
+/// anyone has signed in. Refused as `INVALID_REDIRECT_URI` with the rest of its rules.
+pub const REDIRECT_URI: Cap = Cap {
+    field: "redirect_uri",
+    max_bytes: 512,
+};
+
 impl Cap {
     /// `value`, or the refusal when it is longer than the cap.
     pub fn check<'a>(&self, value: &'a str) -> Result<&'a str, HttpError> {

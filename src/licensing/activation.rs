@@ -163,10 +163,6 @@ fn user_code() -> String {
     format!("{}-{}", &letters[..4], &letters[4..])
 }
 
-/// The longest `redirect_uri` accepted: loopback callbacks are short, and it is stored
-/// before anyone has signed in.
-const REDIRECT_URI_MAX: usize = 512;
-
 /// A loopback redirect URI as RFC 8252 §7.3 has it: `http`, the host exactly `127.0.0.1`
 /// or `[::1]` (not `localhost`, which the RFC calls NOT RECOMMENDED: it may resolve
 /// elsewhere), an explicit port, a path, no user info, no fragment. It must also be the
@@ -179,7 +175,7 @@ fn loopback_redirect(uri: &str) -> Result<Url, HttpError> {
             "redirect_uri must be a loopback URL such as http://127.0.0.1:PORT/callback (RFC 8252): http, host 127.0.0.1 or [::1], an explicit port and a path, no user info or fragment, at most 512 bytes.",
         )
     };
-    if uri.len() > REDIRECT_URI_MAX {
+    if uri.len() > crate::caps::REDIRECT_URI.max_bytes {
         return Err(refuse());
     }
     let url = Url::parse(uri).map_err(|_| refuse())?;
