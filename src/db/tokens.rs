@@ -158,21 +158,13 @@ pub fn revoke(
     id_or_name: &str,
     actor: &str,
 ) -> rusqlite::Result<usize> {
-    let now = now_unix();
-    let revoked: Vec<(i64, String)> = tx
-        .prepare_cached(
-            "UPDATE api_tokens SET revoked_at = ?1
-             WHERE scope = ?2 AND revoked_at IS NULL AND (CAST(id AS TEXT) = ?3 OR name = ?3)
-             RETURNING id, name",
-        )?
-        .query_map((now, scope.as_str(), id_or_name), |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    for (id, name) in &revoked {
-        audit_token(tx, now, actor, scope, "revoked", *id, name)?;
-    }
-    Ok(revoked.len())
+    revoke_where(
+        tx,
+        scope,
+        "(CAST(id AS TEXT) = ?3 OR name = ?3)",
+        id_or_name,
+        actor,
+    )
 }
 
 /// Revokes every live SCIM token bound to a connection (when it is removed); returns how
@@ -182,17 +174,29 @@ pub fn revoke_of_connection(
     connection: &str,
     actor: &str,
 ) -> rusqlite::Result<usize> {
+    revoke_where(tx, Scope::Scim, "connection_id = ?3", connection, actor)
+}
+
+/// Revokes the live tokens of `scope` that `condition` (on `?3` = `value`) selects, each
+/// audited.
+fn revoke_where(
+    tx: &Transaction<'_>,
+    scope: Scope,
+    condition: &str,
+    value: &str,
+    actor: &str,
+) -> rusqlite::Result<usize> {
     let now = now_unix();
     let revoked: Vec<(i64, String)> = tx
-        .prepare_cached(
+        .prepare_cached(&format!(
             "UPDATE api_tokens SET revoked_at = ?1
-             WHERE scope = 'scim' AND revoked_at IS NULL AND connection_id = ?2
-             RETURNING id, name",
-        )?
-        .query_map((now, connection), |r| Ok((r.get(0)?, r.get(1)?)))?
+             WHERE scope = ?2 AND revoked_at IS NULL AND {condition}
+             RETURNING id, name"
+        ))?
+        .query_map((now, scope.as_str(), value), |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     for (id, name) in &revoked {
-        audit_token(tx, now, actor, Scope::Scim, "revoked", *id, name)?;
+        audit_token(tx, now, actor, scope, "revoked", *id, name)?;
     }
     Ok(revoked.len())
 }

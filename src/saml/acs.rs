@@ -296,6 +296,20 @@ pub fn consume(
     })
 }
 
+/// The refusal of an identity outside a connection's domains; `why` (with the values that
+/// disagree) goes to the sign-in log, escaped into the process log.
+pub fn domain_not_allowed(why: String) -> HttpError {
+    log::warn!(
+        "SAML sign-in refused: {}",
+        crate::logging::client_text(&why)
+    );
+    HttpError::new(
+        Reason::DomainNotAllowed,
+        "Your identity provider is not allowed to sign in accounts of this email domain.",
+    )
+    .with_detail(why)
+}
+
 /// Every email-shaped identifier the assertion offers must be in the connection's
 /// domains, at least one must be, and none may be malformed (two `@`, an empty local
 /// part): otherwise one connection could reach another's users through whichever
@@ -305,17 +319,7 @@ fn check_domains(
     offered: &[(&str, Option<&str>)],
     domains: &[String],
 ) -> Result<(), HttpError> {
-    let refuse = |why: String| {
-        log::warn!(
-            "SAML sign-in refused: {}",
-            crate::logging::client_text(&why)
-        );
-        HttpError::new(
-            Reason::DomainNotAllowed,
-            "Your identity provider is not allowed to sign in accounts of this email domain.",
-        )
-        .with_detail(why)
-    };
+    let refuse = domain_not_allowed;
     let present = offered
         .iter()
         .filter_map(|(what, value)| value.map(|v| (*what, v, shape(v))));

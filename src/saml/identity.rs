@@ -20,7 +20,7 @@ use crate::clock::now_unix;
 use crate::db::Db;
 use crate::db::directory::{self, SignInKey, UserRow};
 use crate::email::{Shape, shape};
-use crate::error::{HttpError, Reason};
+use crate::error::HttpError;
 use crate::saml::acs::SignedIn;
 use crate::scim::resource::{self, fold};
 
@@ -86,17 +86,7 @@ fn find(tx: &Transaction<'_>, s: &SignedIn) -> Result<Option<UserRow>, HttpError
 
 /// The directory user a sign-in resolved to must be inside the connection's domains.
 fn check_domains(s: &SignedIn, user: &UserRow) -> Result<(), HttpError> {
-    let refuse = |why: String| {
-        log::warn!(
-            "SAML sign-in refused: {}",
-            crate::logging::client_text(&why)
-        );
-        HttpError::new(
-            Reason::DomainNotAllowed,
-            "Your identity provider is not allowed to sign in accounts of this email domain.",
-        )
-        .with_detail(why)
-    };
+    let refuse = crate::saml::acs::domain_not_allowed;
     let values = std::iter::once(user.user_name.as_str()).chain(user.email_key.as_deref());
     let mut inside = false;
     for value in values {
@@ -139,17 +129,12 @@ fn provision(tx: &Transaction<'_>, s: &SignedIn) -> Result<UserRow, HttpError> {
             let user_name = s.email.clone().unwrap_or_else(|| s.identity.clone());
             if let Some(other) = directory::user_by_name_key(tx, &fold(&user_name))? {
                 // The name is taken outside this connection's reach.
-                log::warn!(
-                    "SAML sign-in refused: {} is a directory user of another connection",
-                    crate::logging::client_text(&user_name)
-                );
-                return Err(HttpError::new(
-                    Reason::DomainNotAllowed,
-                    "Your identity provider is not allowed to sign in accounts of this email domain.",
-                )
-                .with_detail(format!(
+                return Err(crate::saml::acs::domain_not_allowed(format!(
                     "{user_name} is already a directory user of {}, not of connection {}",
-                    other.connection_id.as_deref().unwrap_or("the unassigned scope"),
+                    other
+                        .connection_id
+                        .as_deref()
+                        .unwrap_or("the unassigned scope"),
                     s.connection
                 )));
             }
