@@ -314,6 +314,9 @@ fn classify(path: &Path, e: rusqlite::Error) -> DbError {
     }
 }
 
+/// A write-ahead log this long holds no frame yet.
+const WAL_HEADER_BYTES: u64 = 32;
+
 /// Rejects files that cannot be a healthy SQLite database before SQLite touches them:
 /// empty files (SQLite would silently treat them as new), a wrong magic header, or a file
 /// shorter than the page count its header records (truncation).
@@ -345,8 +348,18 @@ pub fn check_file_header(path: &Path) -> Result<(), DbError> {
     let pages = u32::from_be_bytes([header[28], header[29], header[30], header[31]]) as u64;
     let change = &header[24..28];
     let valid_for = &header[92..96];
-    // The in-header size is only trustworthy when written by a version-valid-for writer.
-    if change == valid_for && pages > 0 && len < pages * page_size {
+    // The in-header size is only trustworthy when written by a version-valid-for writer,
+    // and only when no write-ahead log holds frames: a checkpoint writes page 1 before it
+    // extends the file, so a live checkpoint (or a crash in the middle of one) leaves the
+    // header ahead of the file, and SQLite completes it from the WAL on open.
+    let wal = path.with_file_name(format!(
+        "{}-wal",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+    ));
+    let wal_has_frames = fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_HEADER_BYTES);
+    if change == valid_for && pages > 0 && len < pages * page_size && !wal_has_frames {
         return Err(corrupt(&format!(
             "the file is {len} bytes but its header records {pages} pages of {page_size} bytes; it was truncated"
         )));
@@ -469,6 +482,48 @@ mod tests {
             .expect("refused");
         assert!(matches!(err, DbError::Corrupt { .. }), "{err}");
         assert_eq!(fs::read(&truncated).expect("read").len(), bytes.len() / 2);
+    }
+
+    /// kill -9 in the middle of a checkpoint: page 1 (with the new page count) is in the
+    /// file, the pages it counts are still only in the WAL. SQLite recovers from the WAL,
+    /// so the gateway must start, not call the file truncated.
+    #[test]
+    fn a_header_ahead_of_the_file_with_the_wal_beside_it_opens() {
+        let tmp = Tmp::new();
+        let live = tmp.0.join("live.db");
+        let db = Db::open(&live, &tmp.0, Synchronous::Normal).expect("open");
+        db.checkpoint().expect("checkpoint");
+        let raw = Connection::open(&live).expect("raw");
+        raw.execute_batch("PRAGMA wal_autocheckpoint = 0")
+            .expect("no checkpoint");
+        raw.execute_batch("BEGIN").expect("begin");
+        for i in 0..2000 {
+            raw.execute(
+                "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, 0)",
+                (format!("k{i}"), "x".repeat(200)),
+            )
+            .expect("insert");
+        }
+        raw.execute_batch("COMMIT").expect("commit");
+        let copy = tmp.0.join("crashed.db");
+        fs::copy(&live, &copy).expect("copy db");
+        fs::copy(tmp.0.join("live.db-wal"), tmp.0.join("crashed.db-wal")).expect("copy wal");
+        drop(raw);
+        drop(db);
+        // What a checkpoint that wrote page 1 and died leaves: a header counting pages the
+        // file does not have yet.
+        let mut bytes = fs::read(&copy).expect("read");
+        let pages = (bytes.len() / 4096) as u32 + 100;
+        bytes[28..32].copy_from_slice(&pages.to_be_bytes());
+        let change: [u8; 4] = bytes[24..28].try_into().expect("4 bytes");
+        bytes[92..96].copy_from_slice(&change);
+        fs::write(&copy, &bytes).expect("write");
+        assert!(check_file_header(&copy).is_ok());
+        let reopened = Db::open(&copy, &tmp.0, Synchronous::Normal).expect("recovers");
+        let n: i64 = reopened
+            .read(|tx| tx.query_row("SELECT count(*) FROM settings", [], |r| r.get(0)))
+            .expect("count");
+        assert_eq!(n, 2000);
     }
 
     #[test]

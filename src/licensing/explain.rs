@@ -112,7 +112,21 @@ pub fn explain(
             None => candidates(crate::db::directory::SignInKey::Email)?,
         };
         let Some(user) = user else {
-            let because = if e.jit {
+            // Someone of that name may exist in another connection's reach: say so, since
+            // that is a provisioning mistake an admin can fix.
+            let elsewhere = match crate::db::directory::user_by_name_key(tx, &fold)? {
+                Some(u) => Some(u),
+                None => crate::db::directory::user_by_email_key(tx, &fold)?,
+            };
+            let because = if let Some(other) = elsewhere {
+                format!(
+                    "the directory user {} belongs to {}, and connection {} signs in only its own users (and those of SCIM tokens without a connection); provision it with a SCIM token of connection {}",
+                    other.user_name,
+                    crate::saml::connections::scope_label(other.connection_id.as_deref()),
+                    target.id,
+                    target.id
+                )
+            } else if e.jit {
                 "the user is not in the directory yet; the connection creates users at their first sign-in, with the groups the IdP sends".to_string()
             } else {
                 "the IdP has not provisioned this user over SCIM".to_string()

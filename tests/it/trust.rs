@@ -351,6 +351,29 @@ fn item1_a_connections_scim_token_sees_and_changes_only_its_own_users_and_groups
     );
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(r.json()["scimType"], "invalidValue");
+    // A name in a domain nobody owns yet may be provisioned; once another connection
+    // owns the domain, that connection still cannot reach the user, and explain says why.
+    let early = a.post(
+        "/Users",
+        serde_json::json!({"userName": "u@c.example", "active": true}),
+    );
+    assert_eq!(early.status, 201, "{}", early.text());
+    let idp_c = TestIdp::new("https://c.example/idp");
+    let c = connect(&o.s, "Org C", "okta", "c.example", &idp_c.metadata());
+    let (_, explained, _) = o.s.cli(&["explain", "u@c.example"]);
+    assert!(
+        explained.contains("USER_NOT_PROVISIONED")
+            && explained.contains(&format!("connection {}", o.a)),
+        "{explained}"
+    );
+    let r = o.admin_sso(
+        &idp_c,
+        &c,
+        "u@c.example",
+        "u@c.example",
+        attrs(&[("email", &["u@c.example"])]),
+    );
+    refused_with(&r, "NOT_ADMIN");
     // The unbound token does not see connection users either.
     assert_eq!(o.s.scim().get(&format!("/Users/{boss}")).status, 404);
     // And boss is untouched.
