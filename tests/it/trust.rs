@@ -570,3 +570,90 @@ fn item8_an_assertion_answering_a_request_is_never_accepted_unsolicited() {
     let r = post_acs_at(s, &o.b, &o.idp_b.sign(&m.xml()), "", None);
     assert_eq!(r.status, 303, "{}", r.text());
 }
+
+#[test]
+fn item1_an_activation_for_one_connections_user_never_leases_another_connections_user() {
+    let o = TwoOrgs::new();
+    o.provision_boss();
+    let ok = |args: &[&str]| {
+        let (code, out, err) = o.s.cli(args);
+        assert_eq!(code, 0, "{out}{err}");
+    };
+    ok(&["license", "add", "--product", "Desktop", "--seats", "5"]);
+    ok(&[
+        "group-map",
+        "add",
+        "--group",
+        "IT Admins",
+        "--primary",
+        "--connection",
+        &o.b,
+    ]);
+    // Mallory starts an activation for her own address at A...
+    let started = o.s.request(
+        "POST",
+        "/api/v1/activations",
+        &[("Content-Type", "application/json")],
+        serde_json::json!({"email": "mallory@a.example", "device": {"public_key":
+            {"kty": "OKP", "crv": "Ed25519", "x": seatgate::crypto::b64url(&[5u8; 32])},
+            "name": "Mallory's Mac", "os": "macOS"}})
+        .to_string()
+        .as_bytes(),
+    );
+    assert_eq!(started.status, 201, "{}", started.text());
+    let started = started.json();
+    let device_code = started["device_code"]
+        .as_str()
+        .expect("device code")
+        .to_string();
+    let url = started["verification_uri_complete"].as_str().expect("url");
+    let path = format!("/{}", url.splitn(4, '/').nth(3).expect("path"));
+    let page = o.s.get(&path);
+    assert_eq!(page.status, 200, "{}", page.text());
+    let text = page.text();
+    let at = text.find("name=\"csrf\" value=\"").expect("csrf") + 19;
+    let csrf = &text[at..at + text[at..].find('"').expect("end")];
+    let cookie = page.set_cookie("__Secure-sg_activate").expect("cookie");
+    let confirmed = o.s.request(
+        "POST",
+        &path,
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &cookie),
+        ],
+        format!("csrf={csrf}").as_bytes(),
+    );
+    assert_eq!(confirmed.status, 303, "{}", confirmed.text());
+    // ...and A's IdP answers with B's admin as the NameID.
+    let location = confirmed.header("location").expect("location");
+    let xml = crate::saml::inflate_request(location);
+    let doc = roxmltree::Document::parse(&xml).expect("xml");
+    let id = doc.root_element().attribute("ID").expect("id");
+    let relay = location
+        .split('&')
+        .find_map(|p| p.strip_prefix("RelayState="))
+        .expect("relay");
+    let binding = confirmed
+        .set_cookie("__Secure-sg_saml")
+        .expect("binding cookie");
+    let base = format!("https://127.0.0.1:{}", o.s.addr.port());
+    let mut m = Mint::valid(&o.idp_a, &base, id);
+    m.acs = format!("{base}/saml/acs/{}", o.a);
+    m.recipient = m.acs.clone();
+    m.name_id = "boss@b.example".into();
+    m.attributes = Some(attrs(&[(ENTRA_EMAIL, &["mallory@a.example"])]));
+    let r = post_acs_at(&o.s, &o.a, &o.idp_a.sign(&m.xml()), relay, Some(&binding));
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("DOMAIN_NOT_ALLOWED"), "{}", r.text());
+    // No lease, and no device for boss.
+    let poll = o.s.request(
+        "POST",
+        "/api/v1/activations/token",
+        &[("Content-Type", "application/json")],
+        serde_json::json!({"device_code": device_code})
+            .to_string()
+            .as_bytes(),
+    );
+    assert!(poll.json().get("license").is_none(), "{}", poll.text());
+    assert_eq!(db_query(&o.s, "SELECT count(*) FROM devices")[0][0], "0");
+}
