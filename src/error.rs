@@ -335,15 +335,17 @@ impl From<rusqlite::Error> for HttpError {
 /// into an enum of exactly the RFC's ten values, so every status gets the nearest of
 /// those: 401/403 `invalidValue` (the credential presented), 404/405 `noTarget` (nothing
 /// here takes that request), 409 `uniqueness`, 412 `invalidVers` (the resource version in
-/// `If-Match`), 408/411/415/501 `invalidSyntax` (the request's form), 413/429/431/503
-/// `tooMany` (more than the server takes now), anything else `invalidValue`.
+/// `If-Match`), 408/411/415/501 `invalidSyntax` (the request's form), 429/503 `tooMany`
+/// (more requests than the server takes now), anything else `invalidValue` (413 and 431
+/// too: a body or head too large is a value the server cannot take, not "too many
+/// results", which is what `tooMany` means to a client reading it on a 400).
 fn default_scim_type(status: u16) -> &'static str {
     match status {
         404 | 405 => "noTarget",
         409 => "uniqueness",
         412 => "invalidVers",
         408 | 411 | 415 | 501 => "invalidSyntax",
-        413 | 429 | 431 | 503 => "tooMany",
+        429 | 503 => "tooMany",
         _ => "invalidValue",
     }
 }

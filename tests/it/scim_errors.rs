@@ -94,7 +94,7 @@ fn item9_2_every_scim_error_status_carries_a_scim_type() {
         ],
         b"{}",
     );
-    assert_scim_error(&huge, 413, "tooMany");
+    assert_scim_error(&huge, 413, "invalidValue");
     assert_scim_error(&scim.raw("POST", "/Users", &[], b""), 400, "invalidSyntax");
 
     // The request log keeps the type the client saw (the gatekeeper's refusals never
