@@ -21,6 +21,7 @@ pub enum GroupMapCommand {
     /// id), or SAML group value. Seats follow at once.
     #[command(group(clap::ArgGroup::new("role").required(true).args(["admins", "primary", "sublicense"])))]
     Add {
+        /// The group as the IdP names it: SCIM displayName, externalId or SAML group value
         #[arg(long)]
         group: String,
         /// Members may sign in to the admin portal
