@@ -10,36 +10,46 @@ pub struct Cap {
     /// How the refusal names the field.
     pub field: &'static str,
     pub max_bytes: usize,
+    /// Refuse control characters and invisible formatting (bidi overrides, line
+    /// separators): text shown to people (a device name on the confirmation page) or
+    /// that must be an address. Passwords may hold anything.
+    pub printable: bool,
 }
 
 /// RFC 5321 §4.5.3.1.3: a path is at most 256 octets including the angle brackets.
 pub const EMAIL: Cap = Cap {
     field: "email address",
     max_bytes: 254,
+    printable: true,
 };
 /// The break-glass username rule (`admin::password::USERNAME_RULE`) allows 64.
 pub const USERNAME: Cap = Cap {
     field: "username",
     max_bytes: 64,
+    printable: true,
 };
 /// Generous for any passphrase; keeps Argon2's input small.
 pub const PASSWORD: Cap = Cap {
     field: "password",
     max_bytes: 1024,
+    printable: false,
 };
 /// What the activation page and the portal show for a device.
 pub const DEVICE_NAME: Cap = Cap {
     field: "device name",
     max_bytes: 128,
+    printable: true,
 };
 pub const DEVICE_OS: Cap = Cap {
     field: "device os",
     max_bytes: 128,
+    printable: true,
 };
 /// `return=` of a sign-in: a local path stored with the request.
 pub const RETURN_PATH: Cap = Cap {
     field: "return address",
     max_bytes: 512,
+    printable: true,
 };
 
 /// A loopback `redirect_uri` (RFC 8252): callbacks are short, and it is stored before
@@ -47,28 +57,63 @@ pub const RETURN_PATH: Cap = Cap {
 pub const REDIRECT_URI: Cap = Cap {
     field: "redirect_uri",
     max_bytes: 512,
+    printable: true,
 };
 
 impl Cap {
-    /// `value`, or the refusal when it is longer than the cap.
+    /// `value`, or the refusal when it is longer than the cap or, for printable fields,
+    /// holds a control or invisible formatting character.
     pub fn check<'a>(&self, value: &'a str) -> Result<&'a str, HttpError> {
-        if value.len() <= self.max_bytes {
-            Ok(value)
-        } else {
-            Err(HttpError::new(
+        if value.len() > self.max_bytes {
+            return Err(HttpError::new(
                 Reason::FieldTooLong,
                 format!(
                     "The {} is too long: at most {} bytes are accepted.",
                     self.field, self.max_bytes
                 ),
-            ))
+            ));
         }
+        if self.printable && value.chars().any(invisible) {
+            return Err(HttpError::new(
+                Reason::BadRequest,
+                format!(
+                    "The {} contains a control or invisible formatting character.",
+                    self.field
+                ),
+            ));
+        }
+        Ok(value)
     }
+}
+
+/// Characters that change how text around them is shown rather than showing themselves:
+/// C0/C1 controls, bidi embeddings, overrides and isolates, line and paragraph separators,
+/// zero-width joiners and marks.
+pub fn invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shown_fields_refuse_controls_and_invisible_formatting_passwords_do_not() {
+        for bad in [
+            "Mallory\u{202E}caM",
+            "a\u{2028}b",
+            "x\r\ny",
+            "esc\u{1b}[2K",
+            "zero\u{200B}width",
+        ] {
+            let e = DEVICE_NAME.check(bad).expect_err(bad);
+            assert_eq!((e.status, e.reason.code()), (400, "BAD_REQUEST"));
+        }
+        assert!(EMAIL.check("kim@contoso.com\r\nX: y").is_err());
+        assert!(DEVICE_NAME.check("Kim's MacBook Pro — 14\"").is_ok());
+        assert!(PASSWORD.check("tab\there\u{202E}").is_ok());
+    }
 
     #[test]
     fn a_value_at_the_cap_passes_and_one_byte_more_is_field_too_long() {

@@ -143,7 +143,7 @@ impl Admin {
         let chosen = preset::find(field(&form, "preset"));
         let name = field(&form, "name").trim();
         let id = connections::slug(name);
-        let taken = !id.is_empty() && self.db.read(|tx| crate::db::idp::id_exists(tx, &id))?;
+        let taken = !id.is_empty() && self.db.read(|tx| crate::db::idp::id_taken(tx, &id))?;
         let body = html! {
             p { a href="/admin/idp" { "← Identity providers" } }
             h1 { "Connect an identity provider" }

@@ -11,12 +11,15 @@ pub const MIN_LENGTH: usize = 12;
 pub enum PasswordError {
     #[error("the password must be at least {MIN_LENGTH} characters long")]
     TooShort,
+    /// Longer than the sign-in form accepts: such an admin could never sign in.
+    #[error("the password must be at most {} bytes long", crate::caps::PASSWORD.max_bytes)]
+    TooLong,
     #[error("the password could not be hashed: {0}")]
     Hash(String),
 }
 
 /// What a break-glass username may be, said the same way wherever one is chosen.
-pub const USERNAME_RULE: &str = "1 to 64 letters, digits, '.', '_', '@' or '-'";
+pub const USERNAME_RULE: &str = "1 to 64 ASCII letters, digits, '.', '_', '@' or '-'";
 
 /// Whether `username` follows [`USERNAME_RULE`].
 pub fn valid_username(username: &str) -> bool {
@@ -24,12 +27,16 @@ pub fn valid_username(username: &str) -> bool {
         && username.len() <= crate::caps::USERNAME.max_bytes
         && username
             .chars()
-            .all(|c| c.is_alphanumeric() || "._@-".contains(c))
+            // ASCII only: no look-alikes of another admin's name (`ｏｐｓ` for `ops`).
+            .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
 }
 
 pub fn hash(password: &str) -> Result<String, PasswordError> {
     if password.chars().count() < MIN_LENGTH {
         return Err(PasswordError::TooShort);
+    }
+    if password.len() > crate::caps::PASSWORD.max_bytes {
+        return Err(PasswordError::TooLong);
     }
     let salt = SaltString::encode_b64(&crate::crypto::random_bytes(16))
         .map_err(|e| PasswordError::Hash(e.to_string()))?;

@@ -138,7 +138,12 @@ pub fn group_map(db: &Db, cmd: GroupMapCommand) -> Result<(), CliError> {
             for m in all {
                 let to = m.sublicense_id.or(m.license_id).unwrap_or_default();
                 let scope = crate::saml::connections::scope_label(m.connection_id.as_deref());
-                println!("{}\t{}\t{}\t{to}\t{scope}", m.id, m.role, m.group_ref);
+                println!(
+                    "{}\t{}\t{}\t{to}\t{scope}",
+                    m.id,
+                    m.role,
+                    super::terminal_safe(&m.group_ref)
+                );
             }
         }
         GroupMapCommand::Remove { id } => {

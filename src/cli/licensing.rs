@@ -119,8 +119,8 @@ pub fn device(db: &Db, config: &Config, cmd: DeviceCommand) -> Result<(), CliErr
                 println!(
                     "{}\t{}\t{}\t{state}\tlast seen {}",
                     d.id,
-                    d.name,
-                    d.os,
+                    super::terminal_safe(&d.name),
+                    super::terminal_safe(&d.os),
                     rfc3339(d.last_seen_at)
                 );
             }
@@ -302,7 +302,10 @@ pub fn explain(db: &Db, config: &Config, email: &str, json: bool) -> Result<(), 
     if json {
         println!("{}", serde_json::to_string_pretty(&e).map_err(runtime)?);
     } else {
-        print!("{}", crate::licensing::explain::render(&e));
+        print!(
+            "{}",
+            super::terminal_safe(&crate::licensing::explain::render(&e))
+        );
     }
     Ok(())
 }

@@ -310,6 +310,21 @@ fn scim_log_command(
     Ok(())
 }
 
+/// Text from the directory or a client, fit for a terminal: control characters and
+/// invisible formatting (which could move the cursor, retitle the window or reorder what
+/// an admin reads) escaped; line breaks and tabs of our own layout kept.
+pub(crate) fn terminal_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c == '\n' || c == '\t' || !crate::caps::invisible(c) {
+                c.to_string()
+            } else {
+                c.escape_unicode().to_string()
+            }
+        })
+        .collect()
+}
+
 fn token_command(
     config: &Config,
     scope: crate::db::tokens::Scope,

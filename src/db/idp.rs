@@ -51,9 +51,19 @@ pub struct NewConnection<'a> {
     pub domains: &'a [String],
 }
 
-pub fn id_exists(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<bool> {
-    tx.prepare_cached("SELECT 1 FROM idp_connections WHERE id = ?1")?
-        .exists([id])
+/// Whether a connection has, or ever had, this id. Ids are never reused: a removed
+/// connection's users, groups, SCIM tokens and mappings keep naming it, and a new
+/// connection must not inherit them.
+pub fn id_taken(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<bool> {
+    tx.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM idp_connections WHERE id = ?1)
+             OR EXISTS (SELECT 1 FROM audit_log WHERE action = 'idp_connection_added' AND subject = ?1)
+             OR EXISTS (SELECT 1 FROM users WHERE connection_id = ?1)
+             OR EXISTS (SELECT 1 FROM groups WHERE connection_id = ?1)
+             OR EXISTS (SELECT 1 FROM api_tokens WHERE connection_id = ?1)
+             OR EXISTS (SELECT 1 FROM group_mappings WHERE connection_id = ?1)",
+    )?
+    .query_row([id], |r| r.get(0))
 }
 
 /// The connection that owns `domain`, if any.

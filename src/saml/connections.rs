@@ -96,7 +96,7 @@ pub fn add(db: &Db, req: &AddRequest<'_>) -> Result<Added, AddError> {
         }
         let mut id = base.clone();
         let mut n = 2;
-        while idp::id_exists(tx, &id)? {
+        while idp::id_taken(tx, &id)? {
             id = format!("{base}-{n}");
             n += 1;
         }
@@ -147,10 +147,34 @@ pub fn remove(db: &Db, id: &str, actor: &str) -> Result<(), AddError> {
         };
         idp::delete(tx, id)?;
         let ended = crate::db::admin::end_sessions_through(tx, id, now)?;
-        // Its SCIM tokens stop working with it; its users and groups stay, unreachable.
+        // Its SCIM tokens stop working with it. Its users and groups stay (the id is never
+        // reused, so no later connection reaches them), but nothing it provisioned keeps
+        // a grant: its mappings go, so its users' seats are released and their devices
+        // revoked in this transaction, since no IdP is left to deprovision them.
         let revoked = crate::db::tokens::revoke_of_connection(tx, id, actor)?;
+        let mut mappings_removed = 0;
+        for m in crate::db::admin::mappings(tx)? {
+            if m.connection_id.as_deref() == Some(id) {
+                crate::db::admin::remove_mapping(tx, &m.id)?;
+                let detail = serde_json::json!({"group": m.group_ref, "role": m.role,
+                    "connection_removed": id});
+                crate::db::licensing::audit(
+                    tx,
+                    now,
+                    actor,
+                    "mapping_removed",
+                    None,
+                    Some(&m.id),
+                    None,
+                    Some(&detail.to_string()),
+                )?;
+                mappings_removed += 1;
+            }
+        }
+        crate::licensing::reconcile::reconcile(tx, None, actor, now)?;
         let detail = serde_json::json!({"name": c.name, "domains": c.domains,
-            "sessions_ended": ended, "scim_tokens_revoked": revoked});
+            "sessions_ended": ended, "scim_tokens_revoked": revoked,
+            "mappings_removed": mappings_removed});
         crate::db::licensing::audit(
             tx,
             now,

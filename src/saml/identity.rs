@@ -153,6 +153,12 @@ fn provision(tx: &Transaction<'_>, s: &SignedIn) -> Result<UserRow, HttpError> {
             directory::user_by_id(tx, &id)?.ok_or_else(HttpError::internal)?
         }
     };
+    // Only the connection's own users get its just-in-time groups: a user of the
+    // unassigned scope keeps the groups its SCIM token gives it, and a group never holds
+    // members of another scope.
+    if user.connection_id.as_deref() != scope {
+        return Ok(user);
+    }
     let prefix = format!("saml:{}:", s.connection);
     let wanted: Vec<(String, &String)> = s
         .groups

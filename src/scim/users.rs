@@ -51,7 +51,7 @@ pub fn create(scim: &Caller<'_>, body: Value) -> Result<Response, HttpError> {
     let text = stored.to_string();
     let now = now_unix();
     let row = scim.write(|tx| {
-        check_domains(tx, scim.scope(), &fields)?;
+        check_domains(tx, scim.scope(), &fields, &stored)?;
         // A user the IdP deactivated and now sends again is relinked and updated instead
         // of refused (Entra and Okta both re-POST after a deactivation), but only when it
         // is the same person from the same connection: same userName and same externalId.
@@ -119,18 +119,24 @@ fn same_person(scim: &Caller<'_>, existing: &UserRow, fields: &UserFields) -> bo
         && existing.external_id == fields.external_id
 }
 
-/// A connection's token may not provision a userName or email in a domain another
+/// A connection's token may not provision a userName or any email in a domain another
 /// connection owns: that name belongs to the other connection's people, and taking it
 /// would block (or impersonate) them.
 fn check_domains(
     tx: &rusqlite::Transaction<'_>,
     scope: dir::Scope<'_>,
     fields: &UserFields,
+    resource: &Value,
 ) -> Result<(), HttpError> {
     let Some(own) = scope else {
         return Ok(());
     };
-    for value in std::iter::once(&fields.user_name_key).chain(fields.email_key.iter()) {
+    let emails = resource["emails"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["value"].as_str());
+    for value in std::iter::once(fields.user_name_key.as_str()).chain(emails) {
         if let crate::email::Shape::Email { domain } = crate::email::shape(value)
             && let Some(owner) = crate::db::idp::connection_of_domain(tx, &domain)?
             && owner != own
@@ -171,7 +177,7 @@ pub fn replace(
     let (row, groups) = scim.write(|tx| {
         let before = scim.user(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
-        check_domains(tx, scim.scope(), &fields)?;
+        check_domains(tx, scim.scope(), &fields, &stored)?;
         store(tx, &before, &fields, &text)
     })?;
     Ok(respond(scim, 200, &row, &groups, None))
@@ -191,8 +197,9 @@ pub fn patch(
             serde_json::from_str(&before.resource).unwrap_or_default();
         patch::apply_user(&mut obj, &ops)?;
         let fields = resource::user_fields(&obj)?;
-        check_domains(tx, scim.scope(), &fields)?;
-        store(tx, &before, &fields, &Value::Object(obj).to_string())
+        let stored = Value::Object(obj);
+        check_domains(tx, scim.scope(), &fields, &stored)?;
+        store(tx, &before, &fields, &stored.to_string())
     })?;
     Ok(respond(scim, 200, &row, &groups, None))
 }

@@ -302,6 +302,33 @@ fn sessions_end_when_idle_at_their_lifetime_and_on_password_change() {
     );
     assert_eq!(code, 2);
     assert!(err.contains("at least 12 characters"), "{err}");
+    // Longer than the sign-in form takes: such an admin could never sign in.
+    let (code, _, err) = run_cli_stdin(
+        &s,
+        &[
+            "admin",
+            "set-password",
+            "--username",
+            "longpw",
+            "--password-stdin",
+        ],
+        &format!("{}\n", "p".repeat(1500)),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("at most 1024 bytes"), "{err}");
+    // Look-alikes of another admin's name are not break-glass usernames.
+    let (code, _, err) = run_cli_stdin(
+        &s,
+        &[
+            "admin",
+            "set-password",
+            "--username",
+            "\u{ff4f}\u{ff50}\u{ff53}",
+            "--password-stdin",
+        ],
+        "a long enough passphrase\n",
+    );
+    assert_eq!(code, 2, "{err}");
     let (code, listed, _) = s.cli(&["admin", "list"]);
     assert_eq!(code, 0);
     assert!(listed.starts_with("ops\t"), "{listed}");

@@ -657,3 +657,134 @@ fn item1_an_activation_for_one_connections_user_never_leases_another_connections
     assert!(poll.json().get("license").is_none(), "{}", poll.text());
     assert_eq!(db_query(&o.s, "SELECT count(*) FROM devices")[0][0], "0");
 }
+
+#[test]
+fn item1_a_removed_connection_leaves_no_grant_and_its_id_is_never_reused() {
+    let o = TwoOrgs::new();
+    let boss = o.provision_boss();
+    let (code, _, err) =
+        o.s.cli(&["license", "add", "--product", "Desktop", "--seats", "5"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = o.s.cli(&[
+        "group-map",
+        "add",
+        "--group",
+        "IT Admins",
+        "--primary",
+        "--connection",
+        &o.b,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let seats = |o: &TwoOrgs| {
+        db_query(
+            &o.s,
+            &format!("SELECT count(*) FROM seats WHERE user_id = '{boss}' AND state = 'assigned'"),
+        )[0][0]
+            .clone()
+    };
+    assert_eq!(seats(&o), "1");
+
+    let (code, _, err) = o.s.cli(&["idp", "remove", &o.b]);
+    assert_eq!(code, 0, "{err}");
+    // No IdP is left to deprovision boss: the removal releases the seat itself.
+    assert_eq!(seats(&o), "0");
+    let (_, maps, _) = o.s.cli(&["group-map", "list"]);
+    assert!(!maps.contains(&format!("connection {}", o.b)), "{maps}");
+
+    // The same name again: a new id, which reaches none of the old connection's users.
+    let idp_new = TestIdp::new("https://b2.okta.example/");
+    let b2 = connect(&o.s, "Org B", "okta", "b.example", &idp_new.metadata());
+    assert_ne!(b2, o.b);
+    let fresh = o.s.scim_for(&b2);
+    assert_eq!(fresh.get("/Users").json()["totalResults"], 0);
+    assert_eq!(fresh.get(&format!("/Users/{boss}")).status, 404);
+    // Boss's old admins group and record do not carry over to the new connection.
+    let r = o.admin_sso(
+        &idp_new,
+        &b2,
+        "boss@b.example",
+        "boss@b.example",
+        attrs(&[("email", &["boss@b.example"])]),
+    );
+    refused_with(&r, "NOT_ADMIN");
+    let (_, explained, _) = o.s.cli(&["explain", "boss@b.example"]);
+    assert!(
+        explained.contains(&format!("belongs to connection {}", o.b)),
+        "{explained}"
+    );
+}
+
+#[test]
+fn item1_just_in_time_groups_hold_only_the_connections_own_users() {
+    let o = TwoOrgs::new();
+    let unbound = o.s.scim();
+    let u2 = unbound.post(
+        "/Users",
+        serde_json::json!({"userName": "u2@a.example", "active": true}),
+    );
+    assert_eq!(u2.status, 201);
+    let u2 = u2.json()["id"].as_str().expect("id").to_string();
+    let (code, _, err) = o.s.cli(&["idp", "set", &o.a, "--jit", "on"]);
+    assert_eq!(code, 0, "{err}");
+    let r = o.admin_sso(
+        &o.idp_a,
+        &o.a,
+        "u2@a.example",
+        "u2@a.example",
+        attrs(&[
+            (ENTRA_EMAIL, &["u2@a.example"]),
+            (ENTRA_GROUPS, &["Sneaky"]),
+        ]),
+    );
+    refused_with(&r, "NOT_ADMIN");
+    let seen = unbound.get(&format!("/Users/{u2}")).json();
+    assert!(
+        seen["groups"].as_array().is_none_or(|g| g.is_empty()),
+        "{seen}"
+    );
+    let members = db_query(
+        &o.s,
+        &format!("SELECT count(*) FROM group_members WHERE user_id = '{u2}'"),
+    );
+    assert_eq!(members[0][0], "0");
+}
+
+#[test]
+fn item1_a_token_cannot_put_any_email_in_another_connections_domain() {
+    let o = TwoOrgs::new();
+    let r = o.scim_a().post(
+        "/Users",
+        serde_json::json!({"userName": "zed@a.example", "active": true,
+            "emails": [{"value": "zed@a.example", "primary": true},
+                       {"value": "zed@b.example", "type": "home"}]}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("zed@b.example"), "{}", r.text());
+}
+
+#[test]
+fn item1_directory_text_cannot_drive_the_admins_terminal() {
+    let o = TwoOrgs::new();
+    let a = o.scim_a();
+    let id = a
+        .post(
+            "/Users",
+            serde_json::json!({"userName": "alice@a.example", "active": true}),
+        )
+        .json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let g = a.post(
+        "/Groups",
+        serde_json::json!({"displayName": "Eng\u{1b}]0;PWNED\u{7}\u{1b}[2K\u{202e}", "members": [{"value": id}]}),
+    );
+    assert_eq!(g.status, 201);
+    let (code, out, err) = o.s.cli(&["explain", "alice@a.example"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Eng"), "{out}");
+    assert!(
+        !out.contains('\u{1b}') && !out.contains('\u{7}') && !out.contains('\u{202e}'),
+        "{out:?}"
+    );
+}
