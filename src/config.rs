@@ -228,6 +228,8 @@ pub struct Limits {
     pub body_max_api: usize,
     pub body_max_admin: usize,
     pub body_max_other: usize,
+    /// Reverse proxies (addresses or blocks) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<crate::net::proxy::Cidr>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -303,6 +305,7 @@ impl Default for Limits {
             body_max_api: 64 * 1024,
             body_max_admin: 256 * 1024,
             body_max_other: 16 * 1024,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -249,6 +249,13 @@ pub fn parse(buf: &[u8], limits: &Limits, client: IpAddr) -> Parsed {
     if body_len > 0 || matches!(method, "POST" | "PUT" | "PATCH") {
         forward.extend_from_slice(format!("Content-Length: {body_len}\r\n").as_bytes());
     }
+    let forwarded_for: Vec<&str> = req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
+        .filter_map(|h| std::str::from_utf8(h.value).ok())
+        .collect();
+    let client = super::proxy::client(client, &forwarded_for, &limits.trusted_proxies);
     forward.extend_from_slice(
         format!("{CLIENT_ADDR_HEADER}: {client}\r\nConnection: keep-alive\r\n\r\n").as_bytes(),
     );

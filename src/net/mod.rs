@@ -14,5 +14,6 @@
 pub mod front;
 pub mod head;
 pub mod inner;
+pub mod proxy;
 pub mod tls;
 pub mod upstream;

@@ -64,6 +64,17 @@ fn password_sign_in_from(
     username: &str,
     password: &str,
 ) -> HttpResponse {
+    password_sign_in_via(s, from, None, username, password)
+}
+
+/// The same through a proxy at `from` that says the client is `forwarded_for`.
+fn password_sign_in_via(
+    s: &TestServer,
+    from: Ipv4Addr,
+    forwarded_for: Option<&str>,
+    username: &str,
+    password: &str,
+) -> HttpResponse {
     let page = s.get("/admin/login");
     assert_eq!(page.status, 200);
     let login_cookie = page.set_cookie(LOGIN).expect("login cookie");
@@ -73,10 +84,13 @@ fn password_sign_in_from(
         seatgate::http::percent_encode(username),
         seatgate::http::percent_encode(password)
     );
-    let headers = [
+    let mut headers = vec![
         ("Content-Type", "application/x-www-form-urlencoded"),
         ("Cookie", login_cookie.as_str()),
     ];
+    if let Some(f) = forwarded_for {
+        headers.push(("X-Forwarded-For", f));
+    }
     s.request_from(from, "POST", "/admin/login", &headers, body.as_bytes())
 }
 
@@ -619,6 +633,35 @@ fn item5_failures_from_other_addresses_never_refuse_the_right_password() {
         303,
         "other addresses are unaffected"
     );
+}
+
+#[test]
+fn item5_behind_a_trusted_proxy_each_client_is_limited_by_its_own_address() {
+    let s = server()
+        .config("[admin]\nlogin_failures = 2\n[limits]\ntrusted_proxies = [\"127.0.0.9\"]\n")
+        .start();
+    let password = make_admin(&s, "breakglass");
+    let proxy = Ipv4Addr::new(127, 0, 0, 9);
+    for expected in [401, 401, 429, 429] {
+        let r = password_sign_in_via(&s, proxy, Some("198.51.100.7"), "breakglass", "guess-guess");
+        assert_eq!(r.status, expected, "{}", r.text());
+    }
+    // Another client behind the same proxy is not refused.
+    let admin = password_sign_in_via(&s, proxy, Some("198.51.100.8"), "breakglass", &password);
+    assert_eq!(admin.status, 303, "{}", admin.text());
+    let clients = db_query(
+        &s,
+        "SELECT DISTINCT client FROM sign_in_log WHERE outcome <> 'OK'",
+    );
+    assert_eq!(clients, vec![vec!["198.51.100.7".to_string()]]);
+    // A client that is not a trusted proxy cannot pick its address to escape the limit.
+    let direct = Ipv4Addr::new(127, 0, 0, 2);
+    let mut last = 0;
+    for i in 0..4 {
+        let claimed = format!("203.0.113.{i}");
+        last = password_sign_in_via(&s, direct, Some(&claimed), "breakglass", "guess-guess").status;
+    }
+    assert_eq!(last, 429);
 }
 
 #[test]
