@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::app::App;
 use crate::config::{Config, TlsMode};
 use crate::datadir::{DataDir, LockError, ensure_private_dir};
-use crate::db::{Db, DbError, backup, settings};
+use crate::db::{Db, DbError, backup, health, settings};
 use crate::logging::STARTUP;
 use crate::metrics::Metrics;
 use crate::net::front::{self, Front, FrontError, Signals};
@@ -75,6 +75,17 @@ pub(crate) fn serve_with(
         &config.backup_dir(),
         config.database.synchronous,
     )?);
+    // Before anything is written: damage found here stops every write (`db::health`).
+    let health = health::global();
+    health.configure(
+        data.root(),
+        &config.backup_dir(),
+        config.database.min_free_space,
+    );
+    if let Ok(bytes) = crate::datadir::free_bytes(data.root()) {
+        health.record_free_space(bytes);
+    }
+    health.check(&db);
 
     let std_listener =
         std::net::TcpListener::bind(config.listen).map_err(|source| ServeError::Bind {
@@ -188,7 +199,16 @@ pub(crate) fn serve_with(
     let (stop_refresh, refresh_thread) = start_housekeeping(&config, &db)?;
     let (stop_checkpoints, checkpoint_thread) =
         db.checkpoint_in_background(Duration::from_secs(1))?;
-    remember_public_url(&db, &public_url)?;
+    let qc = config.database.quick_check_interval;
+    let (stop_health, health_thread) =
+        health::watch(health, Arc::clone(&db), (!qc.is_zero()).then_some(qc))
+            .map_err(io_err("cannot start the health thread"))?;
+    if !health.writes_stopped() {
+        // Only a convenience for offline commands: a full disk must not stop the start.
+        if let Err(e) = remember_public_url(&db, &public_url) {
+            log::warn!("cannot record the public URL for offline commands: {e}");
+        }
+    }
 
     let scheme = if tls_config.is_some() {
         "https"
@@ -222,6 +242,7 @@ pub(crate) fn serve_with(
     drop(stop_backups);
     drop(stop_refresh);
     drop(stop_checkpoints);
+    drop(stop_health);
     if let Err(e) = &result {
         // Something is broken; do the minimum that keeps data safe and let the supervisor
         // restart us.
@@ -233,14 +254,23 @@ pub(crate) fn serve_with(
     }
     inner.stop();
     app.scim.close();
-    for t in [backup_thread, refresh_thread, Some(checkpoint_thread)]
-        .into_iter()
-        .flatten()
+    for t in [
+        backup_thread,
+        refresh_thread,
+        Some(checkpoint_thread),
+        Some(health_thread),
+    ]
+    .into_iter()
+    .flatten()
     {
         let _ = t.join();
     }
     if socket_dir_is_temp && let Some(dir) = socket_path.parent() {
         let _ = std::fs::remove_dir_all(dir);
+    }
+    if health.writes_stopped() {
+        log::warn!("stopped; the damaged database and its WAL were left as they are");
+        return Ok(());
     }
     match db.checkpoint() {
         Ok(()) => log::info!("database checkpointed; stopped"),
@@ -520,6 +550,12 @@ fn start_backup_schedule(
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     _ => return,
                 }
+                due = SystemTime::now() + interval;
+                if health::global().writes_stopped() {
+                    // A copy of damage is no backup, and its pruning would delete good ones.
+                    log::warn!("scheduled backup skipped: the database is damaged");
+                    continue;
+                }
                 let out = backup::scheduled_path(&dir);
                 match db.backup_to(&out) {
                     Ok(()) => {
@@ -534,7 +570,6 @@ fn start_backup_schedule(
                     }
                     Err(e) => log::error!("scheduled backup failed: {e}"),
                 }
-                due = SystemTime::now() + interval;
             }
         })
         .map_err(io_err("cannot start the backup thread"))?;
@@ -582,6 +617,9 @@ fn announce(
         log::warn!(
             "TLS is off and seatgate listens beyond loopback: put a TLS-terminating proxy in front"
         );
+    }
+    if health::global().writes_stopped() {
+        return Ok(());
     }
     match setup::on_start(db, &data.setup_link_path(), public_url)? {
         setup::SetupState::Done => {}

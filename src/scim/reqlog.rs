@@ -73,7 +73,10 @@ fn writer(db: &Db, rx: &Receiver<Entry>, keep_rows: i64) {
             }
             Ok::<_, rusqlite::Error>(())
         });
-        if let Err(e) = result {
+        // Damage was logged once with what to restore; every lost batch would repeat it.
+        if let Err(e) = result
+            && !crate::db::health::global().writes_stopped()
+        {
             log::error!("cannot write the SCIM request log: {e}");
         }
     }
