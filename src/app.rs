@@ -310,6 +310,12 @@ impl App {
                     "The disk is full: changes fail until space is freed on the data directory's file system.",
                 );
             }
+            State::Ok if !crate::db::health::global().start_check_done() => {
+                return fail(
+                    Reason::DatabaseChecking,
+                    "seatgate is checking the database for damage (PRAGMA quick_check) and is ready when it passes.",
+                );
+            }
             State::Ok => {}
         }
         match self.db.ping() {

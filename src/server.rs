@@ -53,6 +53,9 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeErr
     move |source| ServeError::Io { context, source }
 }
 
+/// How long the start waits for the damage check before serving without it.
+const START_CHECK_WAIT: Duration = Duration::from_secs(1);
+
 pub fn serve(config: Config) -> Result<(), ServeError> {
     serve_with(config, None)
 }
@@ -75,7 +78,8 @@ pub(crate) fn serve_with(
         &config.backup_dir(),
         config.database.synchronous,
     )?);
-    // Before anything is written: damage found here stops every write (`db::health`).
+    // The damage check starts at once and runs beside the rest of the start-up; nothing
+    // is checkpointed into the file before it passes (`db::health`).
     let health = health::global();
     health.configure(
         data.root(),
@@ -85,7 +89,11 @@ pub(crate) fn serve_with(
     if let Ok(bytes) = crate::datadir::free_bytes(data.root()) {
         health.record_free_space(bytes);
     }
-    health.check(&db);
+    health.begin_start_check();
+    let qc = config.database.quick_check_interval;
+    let (stop_health, health_thread, start_check) =
+        health::watch(health, Arc::clone(&db), (!qc.is_zero()).then_some(qc))
+            .map_err(io_err("cannot start the health thread"))?;
 
     let std_listener =
         std::net::TcpListener::bind(config.listen).map_err(|source| ServeError::Bind {
@@ -199,10 +207,13 @@ pub(crate) fn serve_with(
     let (stop_refresh, refresh_thread) = start_housekeeping(&config, &db)?;
     let (stop_checkpoints, checkpoint_thread) =
         db.checkpoint_in_background(Duration::from_secs(1))?;
-    let qc = config.database.quick_check_interval;
-    let (stop_health, health_thread) =
-        health::watch(health, Arc::clone(&db), (!qc.is_zero()).then_some(qc))
-            .map_err(io_err("cannot start the health thread"))?;
+    // A small database is checked by now; a large one is served while the check goes
+    // on, with /readyz failing until it passes.
+    if start_check.recv_timeout(START_CHECK_WAIT).is_err() {
+        log::info!(
+            "the database check is still running (a large database); /readyz answers 503 until it passes"
+        );
+    }
     if !health.writes_stopped() {
         // Only a convenience for offline commands: a full disk must not stop the start.
         if let Err(e) = remember_public_url(&db, &public_url) {
@@ -268,8 +279,8 @@ pub(crate) fn serve_with(
     if socket_dir_is_temp && let Some(dir) = socket_path.parent() {
         let _ = std::fs::remove_dir_all(dir);
     }
-    if health.writes_stopped() {
-        log::warn!("stopped; the damaged database and its WAL were left as they are");
+    if let Err(e) = health.refuse_checkpoint() {
+        log::warn!("stopped; the database and its WAL were left as they are ({e})");
         return Ok(());
     }
     match db.checkpoint() {

@@ -8,7 +8,7 @@
 //! own [`Health`].
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -51,6 +51,8 @@ pub struct FreeSpace {
 pub struct Health {
     /// The kind of the state, read on every write without taking the lock.
     kind: AtomicU8,
+    /// False while the check at start runs: nothing is checkpointed into the file yet.
+    checked: AtomicBool,
     inner: Mutex<Inner>,
 }
 
@@ -79,6 +81,7 @@ impl Health {
     pub const fn new() -> Health {
         Health {
             kind: AtomicU8::new(OK),
+            checked: AtomicBool::new(true),
             inner: Mutex::new(Inner {
                 data_dir: None,
                 backup_dir: None,
@@ -115,6 +118,29 @@ impl Health {
     /// True once damage was found: nothing may write to the database file any more.
     pub fn writes_stopped(&self) -> bool {
         self.kind.load(Ordering::Acquire) == CORRUPT
+    }
+
+    /// Until [`watch`] has run the first check, `/readyz` fails and nothing is
+    /// checkpointed into the file (writes wait in the WAL).
+    pub fn begin_start_check(&self) {
+        self.checked.store(false, Ordering::Release);
+    }
+
+    /// The first check has finished (whatever it found).
+    pub fn start_check_done(&self) -> bool {
+        self.checked.load(Ordering::Acquire)
+    }
+
+    /// Refuses to copy the WAL into the file while the file is damaged or not yet checked.
+    pub fn refuse_checkpoint(&self) -> Result<(), rusqlite::Error> {
+        self.refuse_write()?;
+        if self.start_check_done() {
+            return Ok(());
+        }
+        Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+            Some("the database check at start has not finished".into()),
+        ))
     }
 
     /// The error every write gets once writes are stopped: SQLite's "read-only", which
@@ -275,19 +301,23 @@ impl Health {
     }
 }
 
-/// Measures free space every few seconds and runs `quick_check` every `check_every`
-/// (never, if `None`), until the returned sender is dropped. The first check ran at
-/// start, before anything was written.
+/// Runs the first `quick_check` at once (a sender in the returned receiver says it is
+/// done), then measures free space every few seconds and checks again every
+/// `check_every` (never, if `None`), until the returned sender is dropped.
 pub fn watch(
     health: &'static Health,
     db: Arc<Db>,
     check_every: Option<Duration>,
-) -> std::io::Result<(mpsc::Sender<()>, JoinHandle<()>)> {
+) -> std::io::Result<(mpsc::Sender<()>, JoinHandle<()>, mpsc::Receiver<()>)> {
     let (stop, stopped) = mpsc::channel::<()>();
+    let (first_done, first) = mpsc::channel::<()>();
     let dir = health.lock().data_dir.clone();
     let handle = std::thread::Builder::new()
         .name("health".into())
         .spawn(move || {
+            health.check(&db);
+            health.checked.store(true, Ordering::Release);
+            let _ = first_done.send(());
             let mut last_check = Instant::now();
             loop {
                 if let Some(dir) = &dir {
@@ -309,7 +339,7 @@ pub fn watch(
                 }
             }
         })?;
-    Ok((stop, handle))
+    Ok((stop, handle, first))
 }
 
 impl Db {
@@ -471,6 +501,60 @@ mod tests {
         h.record_free_space(5 * 1024 * 1024);
         assert_eq!(h.state(), State::Ok);
         assert_eq!(h.banner(), None);
+    }
+
+    /// The scheduled check finds damage that appears while serving, and nothing is
+    /// checkpointed into the file before the check at start has passed.
+    #[test]
+    fn item4_damage_found_while_serving_stops_writes() {
+        use std::io::{Seek, SeekFrom, Write};
+        let dir = std::env::temp_dir().join(format!("seatgate-h-{}", crate::crypto::random_hex(6)));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("live.db");
+        let db = Arc::new(Db::open(&path, &dir, super::super::Synchronous::Normal).expect("open"));
+        db.write(|tx| {
+            for i in 0..3000 {
+                tx.execute(
+                    "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, 0)",
+                    (format!("k{i}"), "x".repeat(300)),
+                )?;
+            }
+            Ok::<_, rusqlite::Error>(())
+        })
+        .expect("fill");
+        db.checkpoint().expect("checkpoint");
+
+        let h: &'static Health = Box::leak(Box::new(Health::new()));
+        h.begin_start_check();
+        assert!(h.refuse_checkpoint().is_err(), "not before the check");
+        assert!(h.refuse_write().is_ok(), "writes wait in the WAL meanwhile");
+        let (_stop, _thread, first) =
+            watch(h, Arc::clone(&db), Some(Duration::ZERO)).expect("watch");
+        first
+            .recv_timeout(Duration::from_secs(30))
+            .expect("first check");
+        assert!(h.refuse_checkpoint().is_ok());
+        assert_eq!(h.state(), State::Ok);
+
+        let len = std::fs::metadata(&path).expect("len").len();
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open file");
+        f.seek(SeekFrom::Start(len / 2 / 4096 * 4096))
+            .expect("seek");
+        f.write_all(&[0x5a; 8 * 4096]).expect("damage");
+        f.sync_all().expect("sync");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !h.writes_stopped() {
+            assert!(
+                Instant::now() < deadline,
+                "the scheduled check missed the damage"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(h.refuse_checkpoint().is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

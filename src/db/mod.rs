@@ -217,7 +217,7 @@ impl Db {
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(period)
                 {
-                    if health::global().writes_stopped() {
+                    if health::global().refuse_checkpoint().is_err() {
                         continue;
                     }
                     match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
@@ -242,7 +242,7 @@ impl Db {
 
     /// Moves the WAL into the main file (at shutdown, so the file is self-contained).
     pub fn checkpoint(&self) -> Result<(), rusqlite::Error> {
-        health::global().refuse_write()?;
+        health::global().refuse_checkpoint()?;
         self.readers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -261,11 +261,11 @@ impl Db {
     }
 }
 
-/// A damaged database keeps its WAL: without this, the last connection to close would
-/// checkpoint it into the damaged file.
+/// A damaged (or not yet checked) database keeps its WAL: without this, the last
+/// connection to close would checkpoint it into the file.
 impl Drop for Db {
     fn drop(&mut self) {
-        if !health::global().writes_stopped() {
+        if health::global().refuse_checkpoint().is_ok() {
             return;
         }
         let keep_wal = |c: &Connection| {

@@ -56,6 +56,20 @@ fn damage_mid_file_pages(db: &Path, count: u64) {
     file.sync_all().expect("sync");
 }
 
+/// `/readyz` once the check at start has finished (a large database is checked while
+/// the server already serves).
+fn readiness_after_the_start_check(s: &TestServer) -> HttpResponse {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = s.get("/readyz");
+        if r.status != 503 || r.json()["reason"] != "DATABASE_CHECKING" {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "{}", s.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn assert_scim_503(r: &HttpResponse, what: &str) {
     assert_eq!(r.status, 503, "{what}: {}", r.text());
     assert_eq!(
@@ -95,7 +109,7 @@ fn item4_corrupt_pages_stop_writes_and_name_the_backup_to_restore() {
 
     let s = server().data_dir(&data).start();
     let scim = Scim { server: &s, token };
-    let ready = s.get("/readyz");
+    let ready = readiness_after_the_start_check(&s);
     assert_eq!(ready.status, 503, "{}", ready.text());
     let body = ready.json();
     assert_eq!(body["status"], "fail");
