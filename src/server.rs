@@ -265,14 +265,12 @@ pub(crate) fn serve_with(
     }
     inner.stop();
     app.scim.close();
-    for t in [
-        backup_thread,
-        refresh_thread,
-        Some(checkpoint_thread),
-        Some(health_thread),
-    ]
-    .into_iter()
-    .flatten()
+    // The health thread is not waited for: a check of a large database may read for
+    // seconds, and it writes nothing.
+    drop(health_thread);
+    for t in [backup_thread, refresh_thread, Some(checkpoint_thread)]
+        .into_iter()
+        .flatten()
     {
         let _ = t.join();
     }

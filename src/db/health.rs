@@ -258,7 +258,7 @@ impl Health {
     pub fn banner(&self) -> Option<String> {
         match self.state() {
             State::Corrupt { detail, advice } => Some(format!(
-                "The database is damaged ({detail}), so seatgate accepts no changes. {advice}"
+                "The database is damaged, so seatgate accepts no changes. {advice} (SQLite found: {detail})"
             )),
             State::DiskFull => Some(format!(
                 "The disk is full: changes fail until space is freed on the file system holding {}.",
@@ -400,7 +400,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// `512 MiB`, `3.2 GiB`: for people reading the log and the banner.
-pub fn human_bytes(bytes: u64) -> String {
+fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;
