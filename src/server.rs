@@ -472,11 +472,15 @@ fn start_housekeeping(config: &Config, db: &Arc<Db>) -> Result<Schedule, ServeEr
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     _ => return,
                 }
+                // These writes keep being tried on a full disk (the first to succeed ends
+                // that state), but failures `health` already reported are not repeated.
+                let quiet = || health::global().reported();
                 match crate::licensing::leases::release_silent(&db, &lease, clock::now_unix()) {
                     Ok(0) => {}
                     Ok(n) => log::info!(
                         "released {n} device(s) silent for longer than lease.release_silent_after"
                     ),
+                    Err(_) if quiet() => {}
                     Err(e) => log::error!("releasing silent devices failed: {e}"),
                 }
                 match crate::licensing::reconcile::apply_expiries(&db, clock::now_unix()) {
@@ -487,7 +491,12 @@ fn start_housekeeping(config: &Config, db: &Arc<Db>) -> Result<Schedule, ServeEr
                         s.revoked
                     ),
                     Ok(None) => {}
-                    Err(e) => log::error!("applying license expiries failed: {e}"),
+                    Err(e) => {
+                        health::global().observe(&e);
+                        if !quiet() {
+                            log::error!("applying license expiries failed: {e}");
+                        }
+                    }
                 }
                 let tried_before = clock::now_unix() - interval.as_secs() as i64;
                 let due =

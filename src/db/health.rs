@@ -120,6 +120,12 @@ impl Health {
         self.kind.load(Ordering::Acquire) == CORRUPT
     }
 
+    /// True while damage or a full disk has been reported (once, in the log): background
+    /// jobs then stay quiet about the failures it explains instead of repeating them.
+    pub fn reported(&self) -> bool {
+        self.kind.load(Ordering::Acquire) != OK
+    }
+
     /// Until [`watch`] has run the first check, `/readyz` fails and nothing is
     /// checkpointed into the file (writes wait in the WAL).
     pub fn begin_start_check(&self) {

@@ -73,9 +73,9 @@ fn writer(db: &Db, rx: &Receiver<Entry>, keep_rows: i64) {
             }
             Ok::<_, rusqlite::Error>(())
         });
-        // Damage was logged once with what to restore; every lost batch would repeat it.
+        // Damage or a full disk was logged once; every lost batch would repeat it.
         if let Err(e) = result
-            && !crate::db::health::global().writes_stopped()
+            && !crate::db::health::global().reported()
         {
             log::error!("cannot write the SCIM request log: {e}");
         }

@@ -91,9 +91,11 @@ fn item4_corrupt_pages_stop_writes_and_name_the_backup_to_restore() {
     let data = tmp.path().join("data");
     let mut first = server().data_dir(&data).start();
     let scim = first.scim();
+    let mut ids = Vec::new();
     for i in 0..300 {
         let r = scim.post("/Users", user(&format!("user{i:03}@contoso.com"), 3000));
         assert_eq!(r.status, 201, "{}", r.text());
+        ids.push(r.json()["id"].as_str().expect("id").to_string());
     }
     let backup = data.join("backups").join("seatgate-nightly.db");
     let (code, _, err) = first.cli(&["backup", "--out", backup.to_str().expect("utf8")]);
@@ -126,12 +128,20 @@ fn item4_corrupt_pages_stop_writes_and_name_the_backup_to_restore() {
         .unwrap_or_default()
         .to_string();
     assert!(detail.contains("damaged"), "{detail}");
-    let deleted = scim.delete("/Users/00000000000000000000000000000000");
-    assert!(
-        deleted.status == 503 || deleted.status == 404,
-        "{}",
-        deleted.text()
+    assert_scim_503(&scim.delete(&format!("/Users/{}", ids[0])), "SCIM delete");
+    assert_scim_503(
+        &scim.patch(
+            &format!("/Users/{}", ids[1]),
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                   "Operations": [{"op": "replace", "path": "active", "value": false}]}),
+        ),
+        "SCIM patch",
     );
+    // A list reading damaged pages is the same 503, never a 500 "malformed".
+    let listed = scim.get("/Users?count=1000");
+    if listed.status != 200 {
+        assert_scim_503(&listed, "SCIM list");
+    }
     // The JSON API too: an admin token's first use records it (a write).
     let auth = format!("Bearer {admin_token}");
     let api = s.request(
