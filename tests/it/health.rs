@@ -290,6 +290,10 @@ fn item5_full_disk_is_503_with_retry_after_and_recovers_without_restart() {
         ready.text()
     );
     assert_eq!(s.get("/healthz").status, 200);
+    assert_eq!(
+        metric(&s, "seatgate_database_state{state=\"disk_full\"}"),
+        Some(1.0)
+    );
     let page = s.get("/admin/login").text();
     assert!(page.contains("class=\"health-banner\""), "{page}");
     assert!(page.contains("disk is full"), "{page}");
@@ -306,5 +310,9 @@ fn item5_full_disk_is_503_with_retry_after_and_recovers_without_restart() {
         201
     );
     assert_eq!(metric(&s, "seatgate_disk_free_low"), Some(0.0));
+    assert_eq!(
+        metric(&s, "seatgate_database_state{state=\"ok\"}"),
+        Some(1.0)
+    );
     assert!(!s.get("/admin/login").text().contains("health-banner"));
 }
