@@ -154,17 +154,19 @@ fn item4_corrupt_pages_stop_writes_and_name_the_backup_to_restore() {
     assert_eq!(api.json()["reason"], "DATABASE_CORRUPT");
 
     // The portal says what happened and exactly what to do, on every page.
+    let command = format!(
+        "seatgate --data-dir {} restore {}",
+        data.display(),
+        backup.display()
+    );
     let page = s.get("/admin/login");
     let html = page.text();
     assert!(html.contains("class=\"health-banner\""), "{html}");
-    assert!(html.contains("seatgate-nightly.db"), "{html}");
-    assert!(html.contains("restore"), "{html}");
+    assert!(html.contains(&command), "{html}");
+    assert!(html.contains("stop seatgate"), "{html}");
     // So does the log.
     let log = s.log();
-    assert!(
-        log.contains("seatgate-nightly.db") && log.contains("restore"),
-        "{log}"
-    );
+    assert!(log.contains(&command), "{log}");
 
     // Nothing more reaches the damaged file, not even at shutdown.
     let mut s = s;
