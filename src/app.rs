@@ -9,6 +9,7 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::db::Db;
 use crate::db::admin::SignIn;
+use crate::db::health::State;
 use crate::db::idp::Purpose;
 use crate::error::{HttpError, Reason, Surface, new_request_id};
 use crate::http::{Request, Response};
@@ -290,6 +291,33 @@ impl App {
     }
 
     fn ready(&self) -> Response {
+        let fail = |reason: Reason, message: &str| {
+            Response::json(
+                503,
+                &serde_json::json!({"status": "fail", "reason": reason.code(), "message": message}),
+            )
+        };
+        match crate::db::health::global().state() {
+            State::Corrupt { .. } => {
+                return fail(
+                    Reason::DatabaseCorrupt,
+                    "The database is damaged and seatgate accepts no changes: restore a backup (the log and the admin portal say which, and how).",
+                );
+            }
+            State::DiskFull => {
+                return fail(
+                    Reason::DiskFull,
+                    "The disk is full: changes fail until space is freed on the data directory's file system.",
+                );
+            }
+            State::Ok if !crate::db::health::global().start_check_done() => {
+                return fail(
+                    Reason::DatabaseChecking,
+                    "seatgate is checking the database for damage (PRAGMA quick_check) and is ready when it passes.",
+                );
+            }
+            State::Ok => {}
+        }
         match self.db.ping() {
             Ok(()) => Response::json(200, &serde_json::json!({"status": "pass"})),
             Err(e) => {

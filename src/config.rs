@@ -164,12 +164,22 @@ impl Default for ScimConfig {
 pub struct DatabaseConfig {
     /// `normal`: commits survive a killed process; `full`: they also survive power loss.
     pub synchronous: crate::db::Synchronous,
+    /// How often `PRAGMA quick_check` looks for damage while serving (it also runs at
+    /// start); 0 = only at start.
+    #[serde(with = "duration_str")]
+    pub quick_check_interval: Duration,
+    /// Free space on the data directory's file system below which seatgate warns (log,
+    /// portal, `/metrics`), in bytes; written like `"512MiB"`.
+    #[serde(with = "bytes_str")]
+    pub min_free_space: u64,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             synchronous: crate::db::Synchronous::Normal,
+            quick_check_interval: Duration::from_secs(6 * 3600),
+            min_free_space: 512 * 1024 * 1024,
         }
     }
 }
@@ -445,6 +455,12 @@ impl Config {
                 "lease.renew_after and lease.activation_timeout must be at least 1m, lease.key_rotation at least 1 day, lease.device_limit and lease.poll_interval_secs at least 1",
             );
         }
+        let qc = self.database.quick_check_interval;
+        if !qc.is_zero() && qc < Duration::from_secs(60) {
+            return invalid(
+                "database.quick_check_interval must be 0 (only at start) or at least 1m",
+            );
+        }
         if self.saml.metadata_refresh < Duration::from_secs(60) {
             return invalid("saml.metadata_refresh must be at least 1m");
         }
@@ -604,6 +620,49 @@ mod duration_str {
     }
 }
 
+/// Sizes in the config are strings with a binary unit: `"512MiB"`, `"2GiB"`, `"0"`.
+mod bytes_str {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    const UNITS: [(&str, u64); 5] = [
+        ("TiB", 1 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+        ("B", 1),
+    ];
+
+    pub fn serialize<S: Serializer>(bytes: &u64, s: S) -> Result<S::Ok, S::Error> {
+        let (unit, size) = UNITS
+            .iter()
+            .find(|(_, size)| bytes.is_multiple_of(*size) && *bytes >= *size)
+            .copied()
+            .unwrap_or(("B", 1));
+        s.serialize_str(&format!("{}{unit}", bytes / size))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "invalid size {text:?}; use e.g. \"512MiB\", \"2GiB\" or \"0\""
+            ))
+        })
+    }
+
+    pub(super) fn parse(text: &str) -> Option<u64> {
+        let t = text.trim();
+        let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let number: u64 = t[..digits].parse().ok()?;
+        let unit = t[digits..].trim();
+        let size = match unit {
+            "" => 1,
+            _ => UNITS.iter().find(|(name, _)| *name == unit)?.1,
+        };
+        number.checked_mul(size)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -741,6 +800,25 @@ mod tests {
         assert_eq!(c.limits.idle_timeout, Duration::from_secs(120));
         let (_d2, bad) = write("[limits]\nidle_timeout = \"soon\"\n");
         assert!(Config::load_from(Some(&bad), &[], &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn item5_sizes_have_binary_units() {
+        assert_eq!(bytes_str::parse("512MiB"), Some(512 << 20));
+        assert_eq!(bytes_str::parse("2 GiB"), Some(2 << 30));
+        assert_eq!(bytes_str::parse("0"), Some(0));
+        assert_eq!(bytes_str::parse("4096"), Some(4096));
+        assert_eq!(bytes_str::parse("lots"), None);
+        assert_eq!(bytes_str::parse("5MB"), None);
+        let c = Config::load_from(
+            None,
+            &env(&[("SEATGATE_DATABASE_MIN_FREE_SPACE", "2MiB")]),
+            &Overrides::default(),
+        )
+        .expect("loads")
+        .config;
+        assert_eq!(c.database.min_free_space, 2 << 20);
+        assert!(c.to_redacted_toml().contains("min_free_space = \"2MiB\""));
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub enum Reason {
     UnsupportedFeature,
     Overloaded,
     Unavailable,
+    DatabaseChecking,
+    DatabaseCorrupt,
+    DiskFull,
+    StorageError,
     Internal,
 }
 
@@ -95,6 +99,10 @@ impl Reason {
             Reason::UnsupportedFeature => "UNSUPPORTED_FEATURE",
             Reason::Overloaded => "OVERLOADED",
             Reason::Unavailable => "UNAVAILABLE",
+            Reason::DatabaseChecking => "DATABASE_CHECKING",
+            Reason::DatabaseCorrupt => "DATABASE_CORRUPT",
+            Reason::DiskFull => "DISK_FULL",
+            Reason::StorageError => "STORAGE_ERROR",
             Reason::Internal => "INTERNAL_ERROR",
         }
     }
@@ -138,6 +146,10 @@ impl Reason {
             Reason::UnsupportedFeature => 501,
             Reason::Overloaded => 503,
             Reason::Unavailable => 503,
+            Reason::DatabaseChecking => 503,
+            Reason::DatabaseCorrupt => 503,
+            Reason::DiskFull => 503,
+            Reason::StorageError => 503,
             Reason::Internal => 500,
         }
     }
@@ -313,20 +325,53 @@ impl From<crate::db::DbError> for HttpError {
     }
 }
 
+/// Seconds an IdP is told to wait after a full disk or an I/O error refused its write.
+const STORAGE_RETRY_AFTER: u32 = 30;
+
 impl From<rusqlite::Error> for HttpError {
     fn from(e: rusqlite::Error) -> HttpError {
-        log::error!("database error: {e}");
-        if matches!(
-            e.sqlite_error_code(),
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-        ) {
-            return HttpError::new(
-                Reason::Unavailable,
-                "The database is busy; try again in a moment.",
+        let health = crate::db::health::global();
+        health.observe(&e);
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                log::error!("database error: {e}");
+                HttpError::new(
+                    Reason::Unavailable,
+                    "The database is busy; try again in a moment.",
+                )
+                .with_retry_after(1)
+            }
+            // The damage was logged once, with what to restore; each refusal is not.
+            _ if health.writes_stopped() => HttpError::database_corrupt(),
+            Some(rusqlite::ErrorCode::DiskFull) => HttpError::new(
+                Reason::DiskFull,
+                "The gateway's disk is full, so it cannot store this change; try again once space is freed.",
             )
-            .with_retry_after(1);
+            .with_retry_after(STORAGE_RETRY_AFTER),
+            Some(rusqlite::ErrorCode::SystemIoFailure) => {
+                log::error!("database error: {e}");
+                HttpError::new(
+                    Reason::StorageError,
+                    "The gateway could not read or write its database (an I/O error); try again in a moment.",
+                )
+                .with_retry_after(STORAGE_RETRY_AFTER)
+            }
+            _ => {
+                log::error!("database error: {e}");
+                HttpError::internal()
+            }
         }
-        HttpError::internal()
+    }
+}
+
+impl HttpError {
+    /// Every change while the database is damaged (the portal and the log say what to
+    /// restore; clients only learn that it is not their fault).
+    pub fn database_corrupt() -> HttpError {
+        HttpError::new(
+            Reason::DatabaseCorrupt,
+            "The gateway's database is damaged, so it accepts no changes until an administrator restores a backup.",
+        )
     }
 }
 
@@ -379,12 +424,13 @@ fn error_page(e: &HttpError) -> String {
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>seatgate: {status}</title>\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <link rel=\"stylesheet\" href=\"{stylesheet}\"></head>\
-<body><main><h1>Something went wrong</h1><p>{message}</p><p class=\"muted\">Reason code: <code>{reason}</code> (HTTP {status})</p>\
+<body>{banner}<main><h1>Something went wrong</h1><p>{message}</p><p class=\"muted\">Reason code: <code>{reason}</code> (HTTP {status})</p>\
 </main></body></html>\n",
         status = e.status,
         stylesheet = crate::admin::pages::STYLESHEET_PATH,
         message = html_escape(&e.message),
         reason = e.reason.code(),
+        banner = crate::admin::pages::health_banner().into_string(),
     )
 }
 
@@ -498,6 +544,32 @@ mod tests {
         );
         let page = String::from_utf8(e.render(Surface::Html).body).expect("utf8");
         assert!(page.contains("0123abcd"), "{page}");
+    }
+
+    #[test]
+    fn item5_full_disk_and_io_errors_are_503_with_retry_after() {
+        let sqlite = |code| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+        for (code, reason) in [
+            (rusqlite::ffi::SQLITE_FULL, "DISK_FULL"),
+            (rusqlite::ffi::SQLITE_IOERR_WRITE, "STORAGE_ERROR"),
+        ] {
+            let e = HttpError::from(sqlite(code));
+            let api = e.render(Surface::Api);
+            assert_eq!(api.status, 503, "{reason}");
+            assert_eq!(body(&api)["reason"], reason);
+            assert!(api.header("retry-after").is_some(), "{reason}");
+            let scim = e.render(Surface::Scim);
+            assert_eq!(body(&scim)["status"], "503");
+            assert_eq!(
+                body(&scim)["schemas"][0],
+                "urn:ietf:params:scim:api:messages:2.0:Error"
+            );
+            assert!(scim.header("retry-after").is_some(), "{reason}");
+        }
+        // What is not the storage's fault stays an internal error.
+        let other = HttpError::from(sqlite(rusqlite::ffi::SQLITE_MISMATCH));
+        assert_eq!(other.status, 500);
+        crate::db::health::global().wrote();
     }
 
     #[test]

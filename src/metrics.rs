@@ -271,6 +271,43 @@ impl Metrics {
                 self.last_backup_unix.load(Ordering::Relaxed).to_string(),
             )],
         );
+        let health = crate::db::health::global();
+        let free = health.free_space();
+        metric(
+            "seatgate_disk_free_bytes",
+            "gauge",
+            "Bytes free on the data directory's file system (measured every few seconds).",
+            free.map(|f| (String::new(), f.bytes.to_string()))
+                .into_iter()
+                .collect(),
+        );
+        metric(
+            "seatgate_disk_free_low",
+            "gauge",
+            "1 while the free space is below [database] min_free_space.",
+            free.map(|f| (String::new(), u8::from(f.low).to_string()))
+                .into_iter()
+                .collect(),
+        );
+        let state = match health.state() {
+            crate::db::health::State::Ok => "ok",
+            crate::db::health::State::Corrupt { .. } => "corrupt",
+            crate::db::health::State::DiskFull => "disk_full",
+        };
+        metric(
+            "seatgate_database_state",
+            "gauge",
+            "1 for the database's state: ok, corrupt (writes stopped) or disk_full.",
+            ["ok", "corrupt", "disk_full"]
+                .iter()
+                .map(|s| {
+                    (
+                        format!("{{state=\"{s}\"}}"),
+                        u8::from(*s == state).to_string(),
+                    )
+                })
+                .collect(),
+        );
         out
     }
 }

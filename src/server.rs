@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::app::App;
 use crate::config::{Config, TlsMode};
 use crate::datadir::{DataDir, LockError, ensure_private_dir};
-use crate::db::{Db, DbError, backup, settings};
+use crate::db::{Db, DbError, backup, health, settings};
 use crate::logging::STARTUP;
 use crate::metrics::Metrics;
 use crate::net::front::{self, Front, FrontError, Signals};
@@ -53,6 +53,9 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeErr
     move |source| ServeError::Io { context, source }
 }
 
+/// How long the start waits for the damage check before serving without it.
+const START_CHECK_WAIT: Duration = Duration::from_secs(1);
+
 pub fn serve(config: Config) -> Result<(), ServeError> {
     serve_with(config, None)
 }
@@ -75,6 +78,22 @@ pub(crate) fn serve_with(
         &config.backup_dir(),
         config.database.synchronous,
     )?);
+    // The damage check starts at once and runs beside the rest of the start-up; nothing
+    // is checkpointed into the file before it passes (`db::health`).
+    let health = health::global();
+    health.configure(
+        data.root(),
+        &config.backup_dir(),
+        config.database.min_free_space,
+    );
+    if let Ok(bytes) = crate::datadir::free_bytes(data.root()) {
+        health.record_free_space(bytes);
+    }
+    health.begin_start_check();
+    let qc = config.database.quick_check_interval;
+    let (stop_health, health_thread, start_check) =
+        health::watch(health, Arc::clone(&db), (!qc.is_zero()).then_some(qc))
+            .map_err(io_err("cannot start the health thread"))?;
 
     let std_listener =
         std::net::TcpListener::bind(config.listen).map_err(|source| ServeError::Bind {
@@ -188,7 +207,19 @@ pub(crate) fn serve_with(
     let (stop_refresh, refresh_thread) = start_housekeeping(&config, &db)?;
     let (stop_checkpoints, checkpoint_thread) =
         db.checkpoint_in_background(Duration::from_secs(1))?;
-    remember_public_url(&db, &public_url)?;
+    // A small database is checked by now; a large one is served while the check goes
+    // on, with /readyz failing until it passes.
+    if start_check.recv_timeout(START_CHECK_WAIT).is_err() {
+        log::info!(
+            "the database check is still running (a large database); /readyz answers 503 until it passes"
+        );
+    }
+    if !health.writes_stopped() {
+        // Only a convenience for offline commands: a full disk must not stop the start.
+        if let Err(e) = remember_public_url(&db, &public_url) {
+            log::warn!("cannot record the public URL for offline commands: {e}");
+        }
+    }
 
     let scheme = if tls_config.is_some() {
         "https"
@@ -222,6 +253,7 @@ pub(crate) fn serve_with(
     drop(stop_backups);
     drop(stop_refresh);
     drop(stop_checkpoints);
+    drop(stop_health);
     if let Err(e) = &result {
         // Something is broken; do the minimum that keeps data safe and let the supervisor
         // restart us.
@@ -233,6 +265,9 @@ pub(crate) fn serve_with(
     }
     inner.stop();
     app.scim.close();
+    // The health thread is not waited for: a check of a large database may read for
+    // seconds, and it writes nothing.
+    drop(health_thread);
     for t in [backup_thread, refresh_thread, Some(checkpoint_thread)]
         .into_iter()
         .flatten()
@@ -241,6 +276,10 @@ pub(crate) fn serve_with(
     }
     if socket_dir_is_temp && let Some(dir) = socket_path.parent() {
         let _ = std::fs::remove_dir_all(dir);
+    }
+    if let Err(e) = health.refuse_checkpoint() {
+        log::warn!("stopped; the database and its WAL were left as they are ({e})");
+        return Ok(());
     }
     match db.checkpoint() {
         Ok(()) => log::info!("database checkpointed; stopped"),
@@ -433,11 +472,15 @@ fn start_housekeeping(config: &Config, db: &Arc<Db>) -> Result<Schedule, ServeEr
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     _ => return,
                 }
+                // These writes keep being tried on a full disk (the first to succeed ends
+                // that state), but failures `health` already reported are not repeated.
+                let quiet = || health::global().reported();
                 match crate::licensing::leases::release_silent(&db, &lease, clock::now_unix()) {
                     Ok(0) => {}
                     Ok(n) => log::info!(
                         "released {n} device(s) silent for longer than lease.release_silent_after"
                     ),
+                    Err(_) if quiet() => {}
                     Err(e) => log::error!("releasing silent devices failed: {e}"),
                 }
                 match crate::licensing::reconcile::apply_expiries(&db, clock::now_unix()) {
@@ -448,7 +491,12 @@ fn start_housekeeping(config: &Config, db: &Arc<Db>) -> Result<Schedule, ServeEr
                         s.revoked
                     ),
                     Ok(None) => {}
-                    Err(e) => log::error!("applying license expiries failed: {e}"),
+                    Err(e) => {
+                        health::global().observe(&e);
+                        if !quiet() {
+                            log::error!("applying license expiries failed: {e}");
+                        }
+                    }
                 }
                 let tried_before = clock::now_unix() - interval.as_secs() as i64;
                 let due =
@@ -520,6 +568,12 @@ fn start_backup_schedule(
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     _ => return,
                 }
+                due = SystemTime::now() + interval;
+                if health::global().writes_stopped() {
+                    // A copy of damage is no backup, and its pruning would delete good ones.
+                    log::warn!("scheduled backup skipped: the database is damaged");
+                    continue;
+                }
                 let out = backup::scheduled_path(&dir);
                 match db.backup_to(&out) {
                     Ok(()) => {
@@ -534,7 +588,6 @@ fn start_backup_schedule(
                     }
                     Err(e) => log::error!("scheduled backup failed: {e}"),
                 }
-                due = SystemTime::now() + interval;
             }
         })
         .map_err(io_err("cannot start the backup thread"))?;
@@ -582,6 +635,9 @@ fn announce(
         log::warn!(
             "TLS is off and seatgate listens beyond loopback: put a TLS-terminating proxy in front"
         );
+    }
+    if health::global().writes_stopped() {
+        return Ok(());
     }
     match setup::on_start(db, &data.setup_link_path(), public_url)? {
         setup::SetupState::Done => {}

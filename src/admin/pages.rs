@@ -22,6 +22,7 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> String {
                 link rel="stylesheet" href=(STYLESHEET_PATH);
             }
             body {
+                (health_banner())
                 @if crate::demo::is_running() {
                     div.demo-banner role="note" {
                         strong { "DEMO" } " · sample organization and a built-in test identity provider; nothing here is real, and it is deleted when the demo stops."
@@ -49,6 +50,16 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> String {
         }
     }
     .into_string()
+}
+
+/// What is wrong with the database, on every page while something is (see
+/// `db::health`): damage and which backup to restore, a full disk, low free space.
+pub fn health_banner() -> Markup {
+    html! {
+        @if let Some(text) = crate::db::health::global().banner() {
+            div.health-banner role="alert" { strong { "Attention" } " · " (text) }
+        }
+    }
 }
 
 /// "Previous / next" links for a paged listing; `params` are kept in the links.

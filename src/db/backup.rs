@@ -158,6 +158,23 @@ pub fn newest_scheduled(dir: &Path) -> Option<std::time::SystemTime> {
         .and_then(|p| fs::metadata(p).ok()?.modified().ok())
 }
 
+/// The backup to restore after damage: the newest `.db` file in `dir` by modification
+/// time, scheduled or pre-migration. `pre-restore-` copies are the databases a restore
+/// replaced, and dot-files are unfinished backups: neither is advised.
+pub fn newest(dir: &Path) -> Option<PathBuf> {
+    fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(".db") && !name.starts_with('.') && !name.starts_with("pre-restore-")
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .max()
+        .map(|(_, path)| path)
+}
+
 /// Deletes the oldest scheduled backups beyond `retain`. Returns how many were deleted.
 pub fn prune(dir: &Path, retain: usize) -> usize {
     let all = scheduled_backups(dir);

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod backup;
 pub mod directory;
 pub mod filter_sql;
+pub mod health;
 pub mod idp;
 pub mod licensing;
 mod migrations;
@@ -136,13 +137,23 @@ impl Db {
     where
         E: From<rusqlite::Error>,
     {
+        let health = health::global();
+        // Once damage is found nothing more is written to the file (see `health`).
+        health.refuse_write()?;
         let mut conn = self
             .writer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let observed = |e: rusqlite::Error| {
+            health.observe(&e);
+            e
+        };
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(observed)?;
         let value = f(&tx)?;
-        tx.commit()?;
+        tx.commit().map_err(observed)?;
+        health.wrote();
         Ok(value)
     }
 
@@ -200,12 +211,25 @@ impl Db {
         let handle = std::thread::Builder::new()
             .name("checkpoints".into())
             .spawn(move || {
+                // Said when checkpoints start and stop failing, not every second (a full
+                // disk fails them until space is freed).
+                let mut failing = false;
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(period)
                 {
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        log::warn!("background WAL checkpoint failed: {e}");
+                    if health::global().refuse_checkpoint().is_err() {
+                        continue;
+                    }
+                    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        Err(e) if !failing => {
+                            log::warn!("background WAL checkpoints fail: {e}");
+                            failing = true;
+                        }
+                        Ok(()) if failing => {
+                            log::info!("background WAL checkpoints work again");
+                            failing = false;
+                        }
+                        _ => {}
                     }
                 }
             })
@@ -218,6 +242,7 @@ impl Db {
 
     /// Moves the WAL into the main file (at shutdown, so the file is self-contained).
     pub fn checkpoint(&self) -> Result<(), rusqlite::Error> {
+        health::global().refuse_checkpoint()?;
         self.readers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -233,6 +258,28 @@ impl Db {
     pub fn backup_to(&self, out: &Path) -> Result<(), DbError> {
         let conn = open_connection(&self.path, self.synchronous, true)?;
         backup::vacuum_into(&conn, out)
+    }
+}
+
+/// A damaged (or not yet checked) database keeps its WAL: without this, the last
+/// connection to close would checkpoint it into the file.
+impl Drop for Db {
+    fn drop(&mut self) {
+        if health::global().refuse_checkpoint().is_ok() {
+            return;
+        }
+        let keep_wal = |c: &Connection| {
+            let _ = c.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            );
+        };
+        keep_wal(&self.writer.lock().unwrap_or_else(|p| p.into_inner()));
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .for_each(keep_wal);
     }
 }
 

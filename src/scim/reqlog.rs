@@ -73,7 +73,10 @@ fn writer(db: &Db, rx: &Receiver<Entry>, keep_rows: i64) {
             }
             Ok::<_, rusqlite::Error>(())
         });
-        if let Err(e) = result {
+        // Damage or a full disk was logged once; every lost batch would repeat it.
+        if let Err(e) = result
+            && !crate::db::health::global().reported()
+        {
             log::error!("cannot write the SCIM request log: {e}");
         }
     }

@@ -7,6 +7,7 @@ mod bounds;
 mod browser;
 mod demo;
 mod front;
+mod health;
 mod licensing;
 mod lifecycle;
 mod ops;
