@@ -87,11 +87,31 @@ impl Cap {
 }
 
 /// Characters that change how text around them is shown rather than showing themselves:
-/// C0/C1 controls, bidi embeddings, overrides and isolates, line and paragraph separators,
-/// zero-width joiners and marks.
+/// C0/C1 controls, line and paragraph separators, and Unicode's default-ignorable code
+/// points (bidi marks, embeddings, overrides and isolates, zero-width characters, soft
+/// hyphens, Hangul fillers, tag characters, interlinear annotations), except variation
+/// selectors, which emoji need.
 pub fn invisible(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'..='\u{1160}'
+                | '\u{17B4}'..='\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFFB}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E0FFF}'
+        )
 }
 
 #[cfg(test)]
@@ -112,6 +132,7 @@ mod tests {
         }
         assert!(EMAIL.check("kim@contoso.com\r\nX: y").is_err());
         assert!(DEVICE_NAME.check("Kim's MacBook Pro — 14\"").is_ok());
+        assert!(DEVICE_NAME.check("Kim's \u{2764}\u{FE0F} Mac").is_ok());
         assert!(PASSWORD.check("tab\there\u{202E}").is_ok());
     }
 

@@ -237,14 +237,14 @@ impl Key {
     fn user_at_client(username: &str, client: IpAddr) -> Key {
         Key {
             kind: Kind::UserAtClient,
-            name: format!("{}\n{client}", fold(username)),
+            name: format!("{}\n{}", fold(username), network(client)),
         }
     }
 
     fn client(client: IpAddr) -> Key {
         Key {
             kind: Kind::Client,
-            name: client.to_string(),
+            name: network(client),
         }
     }
 
@@ -258,6 +258,22 @@ impl Key {
 
 fn fold(username: &str) -> String {
     username.trim().to_lowercase()
+}
+
+/// The address a limit counts: an IPv4 address (IPv4-mapped IPv6 included) as itself, an
+/// IPv6 address as its /64, since one subscriber or host typically holds a whole /64 and
+/// could otherwise try from a fresh address every time.
+fn network(client: IpAddr) -> String {
+    match client {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
 }
 
 #[cfg(test)]
@@ -300,6 +316,27 @@ mod tests {
             Err(Scope::Client)
         );
         assert_eq!(l.check("someone", B), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn item5_an_ipv6_64_counts_as_one_address_and_mapped_ipv4_as_ipv4() {
+        let l = FailureLimiter::new(1, Duration::from_secs(600));
+        let host = |n: u16| IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, n));
+        for n in 1..=4 {
+            if l.check("ops", host(n)).is_ok() {
+                l.record_failure("ops", host(n));
+            }
+        }
+        assert!(
+            l.check("ops", host(99)).is_err(),
+            "a fresh address in the same /64"
+        );
+        let other = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 2, 0, 0, 0, 1));
+        assert!(l.check("ops", other).is_ok(), "another /64");
+        let v4: IpAddr = "192.0.2.1".parse().expect("v4");
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().expect("mapped");
+        l.record_failure("ops", v4);
+        assert!(l.check("ops", mapped).is_err());
     }
 
     #[test]

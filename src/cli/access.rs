@@ -107,7 +107,7 @@ pub fn group_map(db: &Db, cmd: GroupMapCommand) -> Result<(), CliError> {
             let connection = connection.as_deref().map(str::trim);
             let (id, summary) =
                 manage::add_mapping(db, ACTOR, &group, connection, to).map_err(manage_error)?;
-            println!(
+            outln!(
                 "{id}\tgroup {:?} of {} → {role}",
                 group.trim(),
                 crate::saml::connections::scope_label(connection)
@@ -131,24 +131,19 @@ pub fn group_map(db: &Db, cmd: GroupMapCommand) -> Result<(), CliError> {
         GroupMapCommand::List => {
             let all = db.read(store::mappings).map_err(runtime)?;
             if all.is_empty() {
-                println!(
+                outln!(
                     "no group mappings; add one with `seatgate group-map add --group GROUP --admins`"
                 );
             }
             for m in all {
                 let to = m.sublicense_id.or(m.license_id).unwrap_or_default();
                 let scope = crate::saml::connections::scope_label(m.connection_id.as_deref());
-                println!(
-                    "{}\t{}\t{}\t{to}\t{scope}",
-                    m.id,
-                    m.role,
-                    super::terminal_safe(&m.group_ref)
-                );
+                outln!("{}\t{}\t{}\t{to}\t{scope}", m.id, m.role, m.group_ref);
             }
         }
         GroupMapCommand::Remove { id } => {
             let summary = manage::remove_mapping(db, ACTOR, &id).map_err(manage_error)?;
-            println!("removed group mapping {id}");
+            outln!("removed group mapping {id}");
             print_summary(&summary);
         }
     }
@@ -222,18 +217,18 @@ pub fn admin(db: &Db, public_url: &str, cmd: AdminCommand) -> Result<(), CliErro
             );
             if generate {
                 eprintln!("its password is shown only now:");
-                println!("{secret}");
+                outln!("{secret}");
             }
         }
         AdminCommand::List => {
             let all = db.read(store::local_admins).map_err(runtime)?;
             if all.is_empty() {
-                println!(
+                outln!(
                     "no break-glass admins; create one with `seatgate admin set-password --username NAME --generate`"
                 );
             }
             for a in all {
-                println!(
+                outln!(
                     "{}\tcreated {}\tpassword set {}\tlast sign-in {}",
                     a.username,
                     rfc3339(a.created_at),
@@ -254,7 +249,7 @@ pub fn admin(db: &Db, public_url: &str, cmd: AdminCommand) -> Result<(), CliErro
                 "a one-time sign-in link for {username}, usable once within {}:",
                 humantime::format_duration(valid)
             );
-            println!("{link}");
+            outln!("{link}");
         }
         AdminCommand::Remove { username } => {
             let now = now_unix();
@@ -282,7 +277,7 @@ pub fn admin(db: &Db, public_url: &str, cmd: AdminCommand) -> Result<(), CliErro
                     "there is no break-glass admin {username:?}"
                 )));
             }
-            println!("removed break-glass admin {username} and ended its sessions");
+            outln!("removed break-glass admin {username} and ended its sessions");
         }
     }
     Ok(())
@@ -293,13 +288,13 @@ pub fn sign_in_log(db: &Db, limit: u32, failures: bool) -> Result<(), CliError> 
         .read(|tx| store::recent_sign_ins(tx, failures, limit))
         .map_err(runtime)?;
     if rows.is_empty() {
-        println!(
+        outln!(
             "no sign-ins recorded{}",
             if failures { " that were refused" } else { "" }
         );
     }
     for r in rows {
-        println!(
+        outln!(
             "{} {} {} {}/{} {} {}{} {}",
             rfc3339(r.at),
             r.client,
@@ -334,9 +329,12 @@ pub fn manage_error(e: manage::ManageError) -> CliError {
 /// One line on what a change did to seats, when it did anything.
 pub fn print_summary(s: &Summary) {
     if *s != Summary::default() {
-        println!(
+        outln!(
             "seats: {} granted, {} pending, {} revoked ({} devices revoked)",
-            s.granted, s.pending, s.revoked, s.devices_revoked
+            s.granted,
+            s.pending,
+            s.revoked,
+            s.devices_revoked
         );
     }
 }

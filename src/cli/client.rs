@@ -78,7 +78,7 @@ pub fn run(state: Option<PathBuf>, cmd: ClientCommand) -> Result<(), CliError> {
                     &mut std::io::stdout(),
                 )
                 .map_err(client_error)?;
-            println!(
+            outln!(
                 "activated: {} for {} ({}), renew after {}, valid offline until {}",
                 claims["device"].as_str().unwrap_or(""),
                 claims["email"].as_str().unwrap_or(""),
@@ -90,7 +90,7 @@ pub fn run(state: Option<PathBuf>, cmd: ClientCommand) -> Result<(), CliError> {
         ClientCommand::Renew => {
             let client = open_activated(&dir)?;
             let claims = client.renew().map_err(client_error)?;
-            println!(
+            outln!(
                 "renewed: lease {} valid offline until {}",
                 claims["jti"].as_str().unwrap_or(""),
                 rfc3339(claims["exp"].as_i64().unwrap_or(0))
@@ -101,9 +101,9 @@ pub fn run(state: Option<PathBuf>, cmd: ClientCommand) -> Result<(), CliError> {
             let state = client
                 .state()
                 .ok_or_else(|| CliError::Usage("not activated".into()))?;
-            println!("server     {}", state.server);
-            println!("email      {}", state.email);
-            println!(
+            outln!("server     {}", state.server);
+            outln!("email      {}", state.email);
+            outln!(
                 "device     {} (key {})",
                 state.device_id.as_deref().unwrap_or("none"),
                 client.thumbprint()
@@ -114,22 +114,22 @@ pub fn run(state: Option<PathBuf>, cmd: ClientCommand) -> Result<(), CliError> {
                         verify_lease(&lease, &jwks, now_unix(), Some(&client.binding(&state)))
                     });
                     match verdict {
-                        Ok(c) => println!(
+                        Ok(c) => outln!(
                             "lease      {} valid; renew after {}, offline until {}",
                             c["jti"].as_str().unwrap_or(""),
                             rfc3339(c["renew_after"].as_i64().unwrap_or(0)),
                             rfc3339(c["exp"].as_i64().unwrap_or(0))
                         ),
-                        Err(e) => println!("lease      does not verify: {e}"),
+                        Err(e) => outln!("lease      does not verify: {e}"),
                     }
                 }
-                Err(_) => println!("lease      none"),
+                Err(_) => outln!("lease      none"),
             }
         }
         ClientCommand::Deactivate => {
             let client = open_activated(&dir)?;
             client.deactivate().map_err(client_error)?;
-            println!("deactivated");
+            outln!("deactivated");
         }
         ClientCommand::Verify { file, jwks } => {
             // Only an activated state directory is opened: verifying a lease file with
@@ -174,7 +174,7 @@ pub fn run(state: Option<PathBuf>, cmd: ClientCommand) -> Result<(), CliError> {
             }
             let claims = verify_lease(lease.trim(), &jwks, now_unix(), binding.as_ref())
                 .map_err(client_error)?;
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&claims).map_err(runtime)?
             );

@@ -124,11 +124,11 @@ pub fn run(config: &Config, cmd: IdpCommand) -> Result<(), CliError> {
         IdpCommand::List => {
             let all = db.read(crate::db::idp::list).map_err(runtime)?;
             if all.is_empty() {
-                println!("no IdP connections; add one with `seatgate idp add`");
+                outln!("no IdP connections; add one with `seatgate idp add`");
             }
             for c in all {
                 let o = c.options;
-                println!(
+                outln!(
                     "{}\t{}\t{}\t{}\tdomains: {}",
                     c.id,
                     c.name,
@@ -136,20 +136,20 @@ pub fn run(config: &Config, cmd: IdpCommand) -> Result<(), CliError> {
                     c.idp_entity_id,
                     c.domains.join(", ")
                 );
-                println!(
+                outln!(
                     "    jit {}, sign-requests {}, idp-initiated {}",
                     word(o.jit_users),
                     word(o.sign_requests),
                     word(o.allow_idp_initiated)
                 );
                 for (sha, subject, not_after) in c.certificates {
-                    println!(
+                    outln!(
                         "    signing certificate {subject} (SHA-256 {sha}) valid until {}",
                         rfc3339(not_after)
                     );
                 }
                 match c.refresh {
-                    Some(r) => println!(
+                    Some(r) => outln!(
                         "    metadata from {} (last refreshed {}{})",
                         r.url,
                         r.last_success_at.map_or_else(|| "never".into(), rfc3339),
@@ -157,7 +157,7 @@ pub fn run(config: &Config, cmd: IdpCommand) -> Result<(), CliError> {
                             .map(|e| format!("; last attempt failed: {e}"))
                             .unwrap_or_default()
                     ),
-                    None => println!("    metadata from {}", c.metadata_source),
+                    None => outln!("    metadata from {}", c.metadata_source),
                 }
             }
         }
@@ -181,7 +181,7 @@ pub fn run(config: &Config, cmd: IdpCommand) -> Result<(), CliError> {
             };
             connections::set_options(&db, &id, &options, super::access::ACTOR)
                 .map_err(add_error)?;
-            println!(
+            outln!(
                 "{id}: jit {}, sign-requests {}, idp-initiated {}",
                 word(options.jit_users),
                 word(options.sign_requests),
@@ -190,21 +190,21 @@ pub fn run(config: &Config, cmd: IdpCommand) -> Result<(), CliError> {
         }
         IdpCommand::Remove { id } => {
             connections::remove(&db, &id, super::access::ACTOR).map_err(add_error)?;
-            println!("removed IdP connection {id}");
+            outln!("removed IdP connection {id}");
         }
         IdpCommand::Refresh => {
             let outcomes =
                 connections::refresh_metadata(&db, &fetcher(config)?, None).map_err(runtime)?;
             if outcomes.is_empty() {
-                println!("no connection takes its metadata from a URL");
+                outln!("no connection takes its metadata from a URL");
             }
             let mut failed = false;
             for r in outcomes {
                 match r.outcome {
-                    Ok(n) => println!("{}: refreshed, {n} signing certificate(s)", r.connection),
+                    Ok(n) => outln!("{}: refreshed, {n} signing certificate(s)", r.connection),
                     Err(e) => {
                         failed = true;
-                        println!("{}: kept the last good metadata; {e}", r.connection);
+                        outln!("{}: kept the last good metadata; {e}", r.connection);
                     }
                 }
             }

@@ -105,7 +105,7 @@ pub fn device(db: &Db, config: &Config, cmd: DeviceCommand) -> Result<(), CliErr
                 })
                 .map_err(runtime)?;
             if devices.is_empty() {
-                println!("no devices");
+                outln!("no devices");
             }
             for d in devices {
                 let state = match &d.revoked_at {
@@ -116,11 +116,11 @@ pub fn device(db: &Db, config: &Config, cmd: DeviceCommand) -> Result<(), CliErr
                     ),
                     None => format!("active, lease until {}", rfc3339(d.lease_expires_at)),
                 };
-                println!(
+                outln!(
                     "{}\t{}\t{}\t{state}\tlast seen {}",
                     d.id,
-                    super::terminal_safe(&d.name),
-                    super::terminal_safe(&d.os),
+                    d.name,
+                    d.os,
                     rfc3339(d.last_seen_at)
                 );
             }
@@ -136,12 +136,12 @@ pub fn device(db: &Db, config: &Config, cmd: DeviceCommand) -> Result<(), CliErr
                 crate::licensing::leases::release_device(tx, &d, ACTOR, "DEACTIVATED", now)
             })
             .map_err(|e| CliError::Usage(e.message))?;
-            println!("deactivated {id}");
+            outln!("deactivated {id}");
         }
         DeviceCommand::ReleaseSilent => {
             let n = crate::licensing::leases::release_silent(db, &config.lease, now)
                 .map_err(|e| CliError::Runtime(e.message))?;
-            println!("released {n} silent device(s)");
+            outln!("released {n} silent device(s)");
         }
     }
     Ok(())
@@ -171,7 +171,7 @@ pub fn license(db: &Db, cmd: LicenseCommand) -> Result<(), CliError> {
                 },
             )
             .map_err(manage_error)?;
-            println!("{id}");
+            outln!("{id}");
         }
         LicenseCommand::List => print_licenses(db)?,
         LicenseCommand::Set {
@@ -182,7 +182,7 @@ pub fn license(db: &Db, cmd: LicenseCommand) -> Result<(), CliError> {
             let expires_at = expiry_change(expires.as_deref())?;
             let summary = manage::set_license(db, ACTOR, &license, seats, expires_at)
                 .map_err(manage_error)?;
-            println!("license {license} changed");
+            outln!("license {license} changed");
             print_summary(&summary);
         }
     }
@@ -216,7 +216,7 @@ pub fn sublicense(db: &Db, cmd: SublicenseCommand) -> Result<(), CliError> {
                 },
             )
             .map_err(manage_error)?;
-            println!("{id}");
+            outln!("{id}");
         }
         SublicenseCommand::Set {
             sublicense,
@@ -226,12 +226,12 @@ pub fn sublicense(db: &Db, cmd: SublicenseCommand) -> Result<(), CliError> {
             let expires_at = expiry_change(expires.as_deref())?;
             let summary = manage::set_sublicense(db, ACTOR, &sublicense, seats, expires_at)
                 .map_err(manage_error)?;
-            println!("sublicense {sublicense} changed");
+            outln!("sublicense {sublicense} changed");
             print_summary(&summary);
         }
         SublicenseCommand::Remove { sublicense } => {
             manage::remove_sublicense(db, ACTOR, &sublicense).map_err(manage_error)?;
-            println!("sublicense {sublicense} removed");
+            outln!("sublicense {sublicense} removed");
         }
     }
     Ok(())
@@ -257,7 +257,7 @@ fn print_licenses(db: &Db) -> Result<(), CliError> {
         })
         .map_err(runtime)?;
     if licenses.is_empty() {
-        println!("no licenses; add one with `seatgate license add --product NAME --seats N`");
+        outln!("no licenses; add one with `seatgate license add --product NAME --seats N`");
     }
     let expiry = |t: Option<i64>| {
         t.map_or_else(
@@ -266,7 +266,7 @@ fn print_licenses(db: &Db) -> Result<(), CliError> {
         )
     };
     for l in &licenses {
-        println!(
+        outln!(
             "{}\t{}\t{} seats\t{}",
             l.id,
             l.product,
@@ -279,12 +279,12 @@ fn print_licenses(db: &Db) -> Result<(), CliError> {
                 p.used, p.pending, p.free, p.capacity
             );
             match &p.sublicense_id {
-                None if p.used_by_dynamic > 0 => println!(
+                None if p.used_by_dynamic > 0 => outln!(
                     "    primary pool: {figures} ({} used through dynamic sublicenses)",
                     p.used_by_dynamic
                 ),
-                None => println!("    primary pool: {figures}"),
-                Some(id) => println!(
+                None => outln!("    primary pool: {figures}"),
+                Some(id) => outln!(
                     "    {id} {} ({}, {}): {figures}",
                     p.name,
                     if p.reserved { "reserved" } else { "dynamic" },
@@ -300,7 +300,7 @@ pub fn explain(db: &Db, config: &Config, email: &str, json: bool) -> Result<(), 
     let e = crate::licensing::explain::explain(db, email, config.lease.device_limit, now_unix())
         .map_err(|e| CliError::Runtime(e.message))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&e).map_err(runtime)?);
+        outln!("{}", serde_json::to_string_pretty(&e).map_err(runtime)?);
     } else {
         print!(
             "{}",
@@ -332,10 +332,10 @@ pub fn audit(
         })
         .map_err(runtime)?;
     if entries.is_empty() {
-        println!("no audit entries");
+        outln!("no audit entries");
     }
     for e in entries {
-        println!(
+        outln!(
             "{} {} {} user={} {} {} {}",
             rfc3339(e.at),
             e.actor,

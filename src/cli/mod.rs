@@ -4,6 +4,18 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
+/// `println!` for everything the command line prints: text that came from the directory,
+/// an IdP or a client has its control and invisible formatting characters escaped
+/// ([`terminal_safe`]), so none of it can drive the admin's terminal.
+macro_rules! outln {
+    () => {
+        println!()
+    };
+    ($($arg:tt)*) => {
+        println!("{}", $crate::cli::terminal_safe(&format!($($arg)*)))
+    };
+}
+
 mod access;
 mod client;
 mod idp;
@@ -284,7 +296,7 @@ fn scim_log_command(
         .read(|tx| crate::db::directory::recent_scim_requests(tx, min_status, limit))
         .map_err(runtime)?;
     if rows.is_empty() {
-        println!(
+        outln!(
             "no SCIM requests recorded{}",
             if failures { " that failed" } else { "" }
         );
@@ -295,7 +307,7 @@ fn scim_log_command(
             .flatten()
             .collect::<Vec<_>>()
             .join(" ");
-        println!(
+        outln!(
             "{} {} {} {} {} {what}",
             crate::clock::rfc3339(r.at),
             r.client,
@@ -304,7 +316,7 @@ fn scim_log_command(
             r.status
         );
         if bodies && let Some(body) = r.request {
-            println!("    {body}");
+            outln!("    {body}");
         }
     }
     Ok(())
@@ -377,12 +389,12 @@ fn token_command(
                 );
             }
             eprintln!("created {label} token {id} ({name}); it is shown only now. {purpose}:");
-            println!("{token}");
+            outln!("{token}");
         }
         ScimTokenCommand::List => {
             let all = db.read(|tx| tokens::list(tx, scope)).map_err(runtime)?;
             if all.is_empty() {
-                println!(
+                outln!(
                     "no {label} tokens; create one with `seatgate {command} create --name NAME`"
                 );
             }
@@ -400,7 +412,7 @@ fn token_command(
                     ),
                     Scope::Admin => String::new(),
                 };
-                println!(
+                outln!(
                     "{}\t{}\t{state}\tcreated {}\tlast used {}\trevoked {}{bound}",
                     t.id,
                     t.name,
@@ -419,7 +431,7 @@ fn token_command(
                     "no active {label} token has the id or name {token:?}"
                 )));
             }
-            println!("revoked {n} {label} token(s)");
+            outln!("revoked {n} {label} token(s)");
         }
     }
     Ok(())
@@ -452,7 +464,7 @@ fn backup_command(config: &Config, out: &Path) -> Result<(), CliError> {
     let db = open_existing_db(config)?;
     db.backup_to(out).map_err(runtime)?;
     let verified = backup::verify(out).map_err(runtime)?;
-    println!(
+    outln!(
         "backup written to {} ({} bytes, schema version {}, integrity ok)",
         out.display(),
         verified.bytes,
@@ -469,9 +481,9 @@ fn restore_command(config: &Config, file: &Path) -> Result<(), CliError> {
     let verified = backup::verify(file).map_err(runtime)?;
     let kept = backup::restore(file, &data.db_path(), &config.backup_dir()).map_err(runtime)?;
     if let Some(kept) = kept {
-        println!("the previous database was kept as {}", kept.display());
+        outln!("the previous database was kept as {}", kept.display());
     }
-    println!(
+    outln!(
         "restored {} into {} (schema version {}); start seatgate to use it",
         file.display(),
         data.db_path().display(),
@@ -490,6 +502,6 @@ fn setup_link_command(config: &Config) -> Result<(), CliError> {
         "valid until {} and usable once:",
         crate::clock::rfc3339(expires_at)
     );
-    println!("{link}");
+    outln!("{link}");
     Ok(())
 }

@@ -457,6 +457,34 @@ pub fn sign_in_candidates(
     rows.collect()
 }
 
+/// Deletes every user and group of a connection's scope, each with its directory event
+/// (for the licensing layer); returns how many users and groups.
+pub fn delete_scope(
+    tx: &Transaction<'_>,
+    connection: &str,
+    now: i64,
+) -> rusqlite::Result<(usize, usize)> {
+    let ids = |sql: &str| -> rusqlite::Result<Vec<(String, String)>> {
+        let mut stmt = tx.prepare(sql)?;
+        let rows = stmt.query_map([connection], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect()
+    };
+    let groups = ids("SELECT id, display_name FROM groups WHERE connection_id = ?1")?;
+    for (id, name) in &groups {
+        let members = member_ids(tx, id)?;
+        delete_group(tx, id)?;
+        let detail = serde_json::json!({"displayName": name, "users": members}).to_string();
+        record_event(tx, "group_deleted", None, Some(id), Some(&detail), now)?;
+    }
+    let users = ids("SELECT id, user_name FROM users WHERE connection_id = ?1")?;
+    for (id, user_name) in &users {
+        delete_user(tx, id)?;
+        let detail = serde_json::json!({"userName": user_name, "groups": []}).to_string();
+        record_event(tx, "user_deleted", Some(id), None, Some(&detail), now)?;
+    }
+    Ok((users.len(), groups.len()))
+}
+
 /// The scopes that hold a group with this displayName or externalId (case-folded).
 pub fn group_scopes(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<Vec<Option<String>>> {
     let mut stmt = tx.prepare_cached(

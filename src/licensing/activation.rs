@@ -476,6 +476,17 @@ pub fn token(db: &Db, body: &[u8], now: i64) -> Result<Response, HttpError> {
                     Reason::from_code(&reason).map_or("The activation was refused.", refusal);
                 poll_error("access_denied", Some(&reason), message)
             }
+            _ if revoked_since(tx, &a)?.is_some() => {
+                // The device was revoked between the sign-in and this poll (an admin,
+                // deprovisioning, a removed connection): its lease is never handed out.
+                let reason = revoked_since(tx, &a)?.unwrap_or_default();
+                a.state = DENIED.into();
+                a.lease = None;
+                a.reason = Some(reason.clone());
+                let message =
+                    Reason::from_code(&reason).map_or("The activation was refused.", refusal);
+                poll_error("access_denied", Some(&reason), message)
+            }
             _ => {
                 a.state = CONSUMED.into();
                 let lease = a.lease.take().unwrap_or_default();
@@ -492,6 +503,22 @@ pub fn token(db: &Db, body: &[u8], now: i64) -> Result<Response, HttpError> {
         store::update_activation(tx, &a)?;
         Ok(response)
     })
+}
+
+/// The reason code a completed activation's device was revoked with since, if it was.
+fn revoked_since(
+    tx: &rusqlite::Transaction<'_>,
+    a: &store::Activation,
+) -> rusqlite::Result<Option<String>> {
+    let Some(device_id) = a.device_id.as_deref() else {
+        return Ok(None);
+    };
+    Ok(store::device(tx, device_id)?
+        .filter(|d| d.revoked_at.is_some())
+        .map(|d| {
+            d.revoke_reason
+                .unwrap_or_else(|| Reason::Revoked.code().to_string())
+        }))
 }
 
 #[cfg(test)]

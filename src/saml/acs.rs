@@ -328,6 +328,13 @@ fn check_domains(
         .find(|(_, _, shape)| matches!(shape, Shape::Email { domain } if domains.contains(domain)))
         .map(|(what, value, _)| format!("{what} {value}"));
     for (what, value, shape) in present {
+        // A line break, a C1 control or a bidi override has no place in an identifier,
+        // and would travel on into logs and terminals.
+        if value.chars().any(crate::caps::invisible) {
+            return Err(refuse(format!(
+                "the {what} {value:?} contains control or invisible formatting characters"
+            )));
+        }
         match shape {
             Shape::Opaque => {}
             Shape::Malformed => {

@@ -147,11 +147,14 @@ pub fn remove(db: &Db, id: &str, actor: &str) -> Result<(), AddError> {
         };
         idp::delete(tx, id)?;
         let ended = crate::db::admin::end_sessions_through(tx, id, now)?;
-        // Its SCIM tokens stop working with it. Its users and groups stay (the id is never
-        // reused, so no later connection reaches them), but nothing it provisioned keeps
-        // a grant: its mappings go, so its users' seats are released and their devices
-        // revoked in this transaction, since no IdP is left to deprovision them.
+        // No IdP is left to deprovision what it provisioned, so the removal does: its SCIM
+        // tokens are revoked, its users and groups deleted (seats released, devices
+        // revoked, all in this transaction, as if its IdP had deleted them; the audit log
+        // keeps the record), and its mappings removed. Its id is never reused.
         let revoked = crate::db::tokens::revoke_of_connection(tx, id, actor)?;
+        let mark = crate::db::licensing::last_event_id(tx)?;
+        let (users_deleted, groups_deleted) = crate::db::directory::delete_scope(tx, id, now)?;
+        crate::licensing::reconcile::after_directory_change(tx, mark, actor, now)?;
         let mut mappings_removed = 0;
         for m in crate::db::admin::mappings(tx)? {
             if m.connection_id.as_deref() == Some(id) {
@@ -174,6 +177,7 @@ pub fn remove(db: &Db, id: &str, actor: &str) -> Result<(), AddError> {
         crate::licensing::reconcile::reconcile(tx, None, actor, now)?;
         let detail = serde_json::json!({"name": c.name, "domains": c.domains,
             "sessions_ended": ended, "scim_tokens_revoked": revoked,
+            "users_deleted": users_deleted, "groups_deleted": groups_deleted,
             "mappings_removed": mappings_removed});
         crate::db::licensing::audit(
             tx,

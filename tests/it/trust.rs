@@ -571,32 +571,23 @@ fn item8_an_assertion_answering_a_request_is_never_accepted_unsolicited() {
     assert_eq!(r.status, 303, "{}", r.text());
 }
 
-#[test]
-fn item1_an_activation_for_one_connections_user_never_leases_another_connections_user() {
-    let o = TwoOrgs::new();
-    o.provision_boss();
-    let ok = |args: &[&str]| {
-        let (code, out, err) = o.s.cli(args);
-        assert_eq!(code, 0, "{out}{err}");
-    };
-    ok(&["license", "add", "--product", "Desktop", "--seats", "5"]);
-    ok(&[
-        "group-map",
-        "add",
-        "--group",
-        "IT Admins",
-        "--primary",
-        "--connection",
-        &o.b,
-    ]);
-    // Mallory starts an activation for her own address at A...
+/// Starts an activation for `email` and answers its sign-in at `connection` with `idp`
+/// signing `name_id` and `attributes`; returns the device code and the ACS answer.
+fn activate(
+    o: &TwoOrgs,
+    idp: &TestIdp,
+    connection: &str,
+    email: &str,
+    name_id: &str,
+    attributes: Vec<(String, Vec<String>)>,
+) -> (String, HttpResponse) {
     let started = o.s.request(
         "POST",
         "/api/v1/activations",
         &[("Content-Type", "application/json")],
-        serde_json::json!({"email": "mallory@a.example", "device": {"public_key":
-            {"kty": "OKP", "crv": "Ed25519", "x": seatgate::crypto::b64url(&[5u8; 32])},
-            "name": "Mallory's Mac", "os": "macOS"}})
+        serde_json::json!({"email": email, "device": {"public_key":
+            {"kty": "OKP", "crv": "Ed25519", "x": seatgate::crypto::b64url(&seatgate::crypto::random_bytes(32))},
+            "name": "A Mac", "os": "macOS"}})
         .to_string()
         .as_bytes(),
     );
@@ -624,7 +615,6 @@ fn item1_an_activation_for_one_connections_user_never_leases_another_connections
         format!("csrf={csrf}").as_bytes(),
     );
     assert_eq!(confirmed.status, 303, "{}", confirmed.text());
-    // ...and A's IdP answers with B's admin as the NameID.
     let location = confirmed.header("location").expect("location");
     let xml = crate::saml::inflate_request(location);
     let doc = roxmltree::Document::parse(&xml).expect("xml");
@@ -637,25 +627,144 @@ fn item1_an_activation_for_one_connections_user_never_leases_another_connections
         .set_cookie("__Secure-sg_saml")
         .expect("binding cookie");
     let base = format!("https://127.0.0.1:{}", o.s.addr.port());
-    let mut m = Mint::valid(&o.idp_a, &base, id);
-    m.acs = format!("{base}/saml/acs/{}", o.a);
+    let mut m = Mint::valid(idp, &base, id);
+    m.acs = format!("{base}/saml/acs/{connection}");
     m.recipient = m.acs.clone();
-    m.name_id = "boss@b.example".into();
-    m.attributes = Some(attrs(&[(ENTRA_EMAIL, &["mallory@a.example"])]));
-    let r = post_acs_at(&o.s, &o.a, &o.idp_a.sign(&m.xml()), relay, Some(&binding));
-    assert_eq!(r.status, 403, "{}", r.text());
-    assert!(r.text().contains("DOMAIN_NOT_ALLOWED"), "{}", r.text());
-    // No lease, and no device for boss.
-    let poll = o.s.request(
+    m.name_id = name_id.into();
+    m.attributes = Some(attributes);
+    let r = post_acs_at(&o.s, connection, &idp.sign(&m.xml()), relay, Some(&binding));
+    (device_code, r)
+}
+
+fn poll(o: &TwoOrgs, device_code: &str) -> HttpResponse {
+    o.s.request(
         "POST",
         "/api/v1/activations/token",
         &[("Content-Type", "application/json")],
         serde_json::json!({"device_code": device_code})
             .to_string()
             .as_bytes(),
+    )
+}
+
+fn seats_for(o: &TwoOrgs, group: &str, connection: &str) {
+    for args in [
+        vec!["license", "add", "--product", "Desktop", "--seats", "5"],
+        vec![
+            "group-map",
+            "add",
+            "--group",
+            group,
+            "--primary",
+            "--connection",
+            connection,
+        ],
+    ] {
+        let (code, out, err) = o.s.cli(&args);
+        assert!(code == 0 || out.contains("already"), "{out}{err}");
+    }
+}
+
+#[test]
+fn item1_an_activation_for_one_connections_user_never_leases_another_connections_user() {
+    let o = TwoOrgs::new();
+    o.provision_boss();
+    seats_for(&o, "IT Admins", &o.b);
+    // Mallory starts an activation for her own address at A, and A's IdP answers with
+    // B's admin as the NameID.
+    let (device_code, r) = activate(
+        &o,
+        &o.idp_a,
+        &o.a,
+        "mallory@a.example",
+        "boss@b.example",
+        attrs(&[(ENTRA_EMAIL, &["mallory@a.example"])]),
     );
-    assert!(poll.json().get("license").is_none(), "{}", poll.text());
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("DOMAIN_NOT_ALLOWED"), "{}", r.text());
+    // No lease, and no device for boss.
+    let polled = poll(&o, &device_code);
+    assert!(polled.json().get("license").is_none(), "{}", polled.text());
     assert_eq!(db_query(&o.s, "SELECT count(*) FROM devices")[0][0], "0");
+}
+
+#[test]
+fn item1_a_device_revoked_before_the_poll_never_gets_its_lease() {
+    let o = TwoOrgs::new();
+    o.provision_boss();
+    seats_for(&o, "IT Admins", &o.b);
+    let (device_code, r) = activate(
+        &o,
+        &o.idp_b,
+        &o.b,
+        "boss@b.example",
+        "boss@b.example",
+        attrs(&[("email", &["boss@b.example"])]),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Revoked by an admin between the sign-in and the client's poll.
+    let device = db_query(&o.s, "SELECT id FROM devices")[0][0].clone();
+    let (code, _, err) = o.s.cli(&["device", "deactivate", &device]);
+    assert_eq!(code, 0, "{err}");
+    let polled = poll(&o, &device_code);
+    assert_eq!(polled.status, 400, "{}", polled.text());
+    assert_eq!(polled.json()["error"], "access_denied", "{}", polled.text());
+    assert!(polled.json().get("license").is_none());
+    // And it stays refused.
+    assert!(poll(&o, &device_code).json().get("license").is_none());
+
+    // Deprovisioned between the sign-in and the poll: the same.
+    let (device_code, r) = activate(
+        &o,
+        &o.idp_b,
+        &o.b,
+        "boss@b.example",
+        "boss@b.example",
+        attrs(&[("email", &["boss@b.example"])]),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let boss = db_query(
+        &o.s,
+        "SELECT id FROM users WHERE user_name_key = 'boss@b.example'",
+    )[0][0]
+        .clone();
+    let off = o.scim_b().patch(
+        &format!("/Users/{boss}"),
+        serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "active", "value": false}]}),
+    );
+    assert_eq!(off.status, 200);
+    let polled = poll(&o, &device_code);
+    assert_eq!(polled.json()["error"], "access_denied", "{}", polled.text());
+    assert_eq!(
+        polled.json()["reason"],
+        "USER_INACTIVE",
+        "{}",
+        polled.text()
+    );
+}
+
+#[test]
+fn item1_identifiers_with_controls_never_reach_logs_or_terminals() {
+    let o = TwoOrgs::new();
+    let r = o.admin_sso(
+        &o.idp_a,
+        &o.a,
+        "mallory@a.example",
+        "zz\u{9b}31m&#13;&#10;FAKE\u{2028}LINE\u{202e}@a.example",
+        attrs(&[(ENTRA_EMAIL, &["mallory@a.example"])]),
+    );
+    refused_with(&r, "DOMAIN_NOT_ALLOWED");
+    let (code, out, err) = o.s.cli(&["sign-in-log"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("zz"), "{out}");
+    for raw in ['\u{9b}', '\r', '\u{2028}', '\u{202e}'] {
+        assert!(!out.contains(raw), "{raw:?} in {out:?}");
+    }
+    assert!(
+        !out.lines().any(|l| l.starts_with("FAKE")),
+        "a forged line: {out:?}"
+    );
 }
 
 #[test]
@@ -707,11 +816,14 @@ fn item1_a_removed_connection_leaves_no_grant_and_its_id_is_never_reused() {
         attrs(&[("email", &["boss@b.example"])]),
     );
     refused_with(&r, "NOT_ADMIN");
-    let (_, explained, _) = o.s.cli(&["explain", "boss@b.example"]);
-    assert!(
-        explained.contains(&format!("belongs to connection {}", o.b)),
-        "{explained}"
+    // The removal deleted what the old connection provisioned, so the new one can
+    // provision the same people afresh.
+    let again = fresh.post(
+        "/Users",
+        serde_json::json!({"userName": "boss@b.example", "active": true}),
     );
+    assert_eq!(again.status, 201, "{}", again.text());
+    assert_ne!(again.json()["id"], boss.as_str());
 }
 
 #[test]
