@@ -14,6 +14,12 @@ use serde::{Deserialize, Serialize};
 /// Environment variables that are not configuration keys but are still ours.
 const NON_KEY_ENV: &[&str] = &["SEATGATE_CONFIG", "SEATGATE_DATA_DIR"];
 
+/// Switches of debug-build test hooks: ours too, but only where they exist.
+const TEST_HOOK_ENV: &[&str] = &[
+    "SEATGATE_TEST_PANIC_ROUTE",
+    "SEATGATE_TEST_CRASH_IN_CHECKPOINT_US",
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -164,12 +170,22 @@ impl Default for ScimConfig {
 pub struct DatabaseConfig {
     /// `normal`: commits survive a killed process; `full`: they also survive power loss.
     pub synchronous: crate::db::Synchronous,
+    /// The write-ahead log is checkpointed and reset, pausing writes briefly, once it
+    /// passes this many MiB; it is also truncated back to it whenever it starts over.
+    pub wal_max_mib: u64,
+}
+
+impl DatabaseConfig {
+    pub fn wal_max_bytes(&self) -> u64 {
+        self.wal_max_mib * 1024 * 1024
+    }
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             synchronous: crate::db::Synchronous::Normal,
+            wal_max_mib: 64,
         }
     }
 }
@@ -458,6 +474,9 @@ impl Config {
         {
             return invalid("backup.retain must be at least 1 and backup.interval at least 1s");
         }
+        if !(1..=65_536).contains(&self.database.wal_max_mib) {
+            return invalid("database.wal_max_mib must be between 1 and 65536");
+        }
         if !matches!(
             self.log_level.as_str(),
             "error" | "warn" | "info" | "debug" | "trace" | "off"
@@ -508,9 +527,8 @@ fn apply_env(
     let mut sorted: Vec<&(String, String)> = env.iter().collect();
     sorted.sort();
     for (var, raw) in sorted {
-        // The test-only panic route's switch is ours too, but only where it exists.
         if NON_KEY_ENV.contains(&var.as_str())
-            || (cfg!(debug_assertions) && var == "SEATGATE_TEST_PANIC_ROUTE")
+            || (cfg!(debug_assertions) && TEST_HOOK_ENV.contains(&var.as_str()))
         {
             continue;
         }

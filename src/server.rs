@@ -187,7 +187,7 @@ pub(crate) fn serve_with(
     let (stop_backups, backup_thread) = start_backup_schedule(&config, &db, &metrics)?;
     let (stop_refresh, refresh_thread) = start_housekeeping(&config, &db)?;
     let (stop_checkpoints, checkpoint_thread) =
-        db.checkpoint_in_background(Duration::from_secs(1))?;
+        db.checkpoint_in_background(Duration::from_secs(1), config.database.wal_max_bytes())?;
     remember_public_url(&db, &public_url)?;
 
     let scheme = if tls_config.is_some() {

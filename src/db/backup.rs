@@ -158,6 +158,11 @@ pub fn newest_scheduled(dir: &Path) -> Option<std::time::SystemTime> {
         .and_then(|p| fs::metadata(p).ok()?.modified().ok())
 }
 
+/// The newest scheduled backup, the one to restore after damage.
+pub fn newest(dir: &Path) -> Option<PathBuf> {
+    scheduled_backups(dir).pop()
+}
+
 /// Deletes the oldest scheduled backups beyond `retain`. Returns how many were deleted.
 pub fn prune(dir: &Path, retain: usize) -> usize {
     let all = scheduled_backups(dir);
