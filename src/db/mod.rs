@@ -428,7 +428,15 @@ pub fn quick_check(conn: &Connection) -> Result<Integrity, rusqlite::Error> {
         .collect::<Result<Vec<_>, _>>()?;
     Ok(match findings.as_slice() {
         [ok] if ok == "ok" => Integrity::Intact,
-        _ => Integrity::Damaged(findings.join("; ")),
+        // One line for a one-sentence error: findings span lines, under a banner.
+        _ => Integrity::Damaged(
+            findings
+                .iter()
+                .flat_map(|f| f.lines())
+                .filter(|l| !l.starts_with("***"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
     })
 }
 

@@ -63,6 +63,35 @@ fn scim_token(data_dir: &Path) -> String {
     out.lines().last().expect("token line").trim().to_string()
 }
 
+/// Runs `serve` for at most 20 s: its exit code (None: it kept serving) and stderr.
+fn serve_briefly(dir: &Path) -> (Option<i32>, String) {
+    let mut child = std::process::Command::new(crate::support::BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("SEATGATE_TLS_MODE", "off")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+        .expect("stderr");
+    (code, err)
+}
+
 fn wal_len(s: &TestServer) -> u64 {
     std::fs::metadata(s.data_dir.join("seatgate.db-wal")).map_or(0, |m| m.len())
 }
@@ -210,4 +239,57 @@ fn item2_wal_stays_bounded_under_sustained_writes() {
         largest < 6 * 1024 * 1024,
         "the WAL reached {largest} bytes with a 1 MiB bound"
     );
+}
+
+/// The refusal is for real damage only, and says which backup to restore: garbage in
+/// mid-file pages (which SQLite opens without complaint) is found by `quick_check` at
+/// start; nothing is written to the file; the named backup brings the gateway back.
+#[test]
+fn item1_real_damage_is_refused_naming_the_backup_to_restore() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("data");
+    let d = dir.to_str().expect("utf8");
+    let mut s = server()
+        .data_dir(&dir)
+        .plain_http()
+        .env("SEATGATE_BACKUP_INTERVAL", "1s")
+        .start();
+    assert!(s.wait_for_log("scheduled backup written", Duration::from_secs(20)));
+    let token = scim_token(&dir);
+    let written = create_users(&s, &token, "d", 300, &AtomicBool::new(false));
+    assert_eq!(written.len(), 300);
+    s.stop();
+    // The newest scheduled backup is the one the refusal must name.
+    let newest = std::fs::read_dir(dir.join("backups"))
+        .expect("backups")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains("seatgate-"))
+        .max()
+        .expect("a scheduled backup");
+
+    let db = dir.join("seatgate.db");
+    let mut bytes = std::fs::read(&db).expect("db");
+    let pages = bytes.len() / 4096;
+    for p in pages / 2..pages / 2 + 4 {
+        bytes[p * 4096..(p + 1) * 4096].fill(0x5a);
+    }
+    std::fs::write(&db, &bytes).expect("damage");
+    let (code, err) = serve_briefly(&dir);
+    assert_eq!(code, Some(1), "refused: {err}");
+    let line = err.lines().last().expect("error line");
+    assert!(line.contains("is damaged"), "{line}");
+    assert!(
+        line.contains(&format!("`seatgate restore {}`", newest.display())),
+        "names the backup to restore: {line}"
+    );
+    assert_eq!(std::fs::read(&db).expect("db"), bytes, "nothing written");
+
+    let (code, _, err) = run_cli(
+        &["--data-dir", d, "restore", newest.to_str().expect("utf8")],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let mut s = server().data_dir(&dir).plain_http().start();
+    s.stop();
 }
