@@ -17,7 +17,7 @@ const NON_KEY_ENV: &[&str] = &["SEATGATE_CONFIG", "SEATGATE_DATA_DIR"];
 /// Switches of debug-build test hooks: ours too, but only where they exist.
 const TEST_HOOK_ENV: &[&str] = &[
     "SEATGATE_TEST_PANIC_ROUTE",
-    "SEATGATE_TEST_CRASH_IN_CHECKPOINT_US",
+    "SEATGATE_TEST_CRASH_IN_CHECKPOINT",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -756,6 +756,21 @@ mod tests {
         assert_eq!(c.limits.idle_timeout, Duration::from_secs(120));
         let (_d2, bad) = write("[limits]\nidle_timeout = \"soon\"\n");
         assert!(Config::load_from(Some(&bad), &[], &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn item2_the_wal_bound_is_at_least_one_mib() {
+        let (_d, path) = write("[database]\nwal_max_mib = 8\n");
+        let c = Config::load_from(Some(&path), &[], &Overrides::default())
+            .expect("loads")
+            .config;
+        assert_eq!(c.database.wal_max_bytes(), 8 * 1024 * 1024);
+        let (_d2, zero) = write("[database]\nwal_max_mib = 0\n");
+        let err = Config::load_from(Some(&zero), &[], &Overrides::default())
+            .err()
+            .expect("0 is refused")
+            .to_string();
+        assert!(err.contains("database.wal_max_mib"), "{err}");
     }
 
     #[test]

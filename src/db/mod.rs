@@ -26,7 +26,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
@@ -199,7 +199,7 @@ impl Db {
         let value = f(&tx)?;
         tx.commit()?;
         if let Some(bound) = self.wal_bound.get() {
-            bound.after_commit(&conn);
+            bound.after_commit();
         }
         Ok(value)
     }
@@ -247,9 +247,9 @@ impl Db {
     ///
     /// Passive checkpoints alone never let the WAL start over while writes continue, so it
     /// grew without bound (1.95 GB in 30 s of SCIM creates). Once it passes `wal_max_bytes`
-    /// the writer wakes the thread, which checkpoints passively and then resets the WAL
-    /// with the writer paused (see [`Db::reset_wal`]). The thread ends when the returned
-    /// [`CheckpointStop`] is dropped.
+    /// the writer wakes the thread, which resets the WAL with the writer paused (see
+    /// [`Db::reset_wal`]); the periodic passive checkpoints have copied most of it by then.
+    /// The thread ends when the returned [`CheckpointStop`] is dropped.
     pub fn checkpoint_in_background(
         self: &Arc<Self>,
         period: Duration,
@@ -317,27 +317,21 @@ impl Db {
     }
 }
 
-/// How long a WAL reset waits for readers to leave the WAL, with the writer paused.
-const RESET_WAIT: Duration = Duration::from_millis(500);
+/// How long a WAL reset waits for readers to leave the WAL, with the writer paused. The
+/// app's reads take milliseconds; a longer one (an online backup) postpones the reset.
+const RESET_WAIT: Duration = Duration::from_millis(100);
 
 impl WalBound {
-    /// Called by the writer after each commit, holding it: one `stat`. Past the bound it
-    /// wakes the checkpoint thread; past twice the bound (the thread's passive checkpoint
-    /// stalled on a slow fsync while writes went on) the writer resets the WAL itself.
-    fn after_commit(&self, writer: &Connection) {
-        let len = wal_len(&self.wal);
-        if len > self.max_bytes.saturating_mul(2) {
-            if let Err(e) = reset_wal(writer) {
-                log::warn!("WAL reset failed: {e}");
-            }
-        } else if len > self.max_bytes {
+    /// Called by the writer after each commit: one `stat`, and a wake-up past the bound.
+    fn after_commit(&self) {
+        if wal_len(&self.wal) > self.max_bytes {
             let _ = self.wake.try_send(Wake::WalFull);
         }
     }
 }
 
 /// `wal_checkpoint(TRUNCATE)` on the writer connection, whose holder no other write can
-/// pass. Returns false when a reader or a running checkpoint kept it from finishing.
+/// pass. Returns false when a reader kept it from finishing.
 fn reset_wal(writer: &Connection) -> Result<bool, rusqlite::Error> {
     writer.busy_timeout(RESET_WAIT)?;
     let busy = writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
@@ -364,59 +358,91 @@ fn checkpoint_loop(
     wal: &Path,
     max_bytes: u64,
 ) {
+    // After a reset a long reader kept from finishing, the next waits a period, so such
+    // a reader costs the writer one short pause per period, not one per commit.
+    let mut next_reset = Instant::now();
     loop {
-        match woken.recv_timeout(period) {
+        let full = match woken.recv_timeout(period) {
             Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-            Ok(Wake::WalFull) | Err(RecvTimeoutError::Timeout) => {}
-        }
-        #[cfg(debug_assertions)]
-        if wal_len(wal) > max_bytes && crash_hook::arm() {
-            if let Some(db) = db.upgrade() {
-                let _ = db.reset_wal();
+            Ok(Wake::WalFull) => true,
+            Err(RecvTimeoutError::Timeout) => wal_len(wal) > max_bytes,
+        };
+        if !full || Instant::now() < next_reset {
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                log::warn!("background WAL checkpoint failed: {e}");
             }
             continue;
         }
-        // Passive first: most frames are copied while writes go on, so the reset below
-        // pauses the writer only for the rest.
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            log::warn!("background WAL checkpoint failed: {e}");
-        }
-        if wal_len(wal) <= max_bytes {
-            continue;
+        #[cfg(debug_assertions)]
+        if let Some(db) = db.upgrade() {
+            crash_hook::arm(&db.path);
         }
         let Some(db) = db.upgrade() else { return };
         match db.reset_wal() {
             Ok(true) => {}
-            Ok(false) => log::debug!("WAL reset postponed: a reader is still using the WAL"),
-            Err(e) => log::warn!("WAL reset failed: {e}"),
+            Ok(false) => {
+                log::debug!("WAL reset postponed: a reader is still using the WAL");
+                next_reset = Instant::now() + period;
+            }
+            Err(e) => {
+                log::warn!("WAL reset failed: {e}");
+                next_reset = Instant::now() + period;
+            }
         }
     }
 }
 
-/// Debug builds only: `SEATGATE_TEST_CRASH_IN_CHECKPOINT_US=N` aborts the process (as a
-/// crash or `kill -9` would) N µs into the first WAL reset, which then copies the whole
-/// WAL, so the durability tests can stop a checkpoint at chosen points.
+/// Debug builds only: `SEATGATE_TEST_CRASH_IN_CHECKPOINT=N` aborts the process (as a
+/// crash or `kill -9` would) during the first WAL reset, N × 2 µs after the checkpoint
+/// wrote page 1 with a page count the file does not have yet (the window a crash leaves
+/// as a header ahead of the file), so the durability tests crash inside it at will.
 #[cfg(debug_assertions)]
 mod crash_hook {
+    use std::io::Read;
+    use std::path::{Path, PathBuf};
     use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
 
-    /// True (once) when the hook is set: the abort is then on its way.
-    pub fn arm() -> bool {
+    /// Starts watching `db`, once, when the hook is set.
+    pub fn arm(db: &Path) {
         static ARMED: AtomicBool = AtomicBool::new(false);
-        let Some(us) = std::env::var("SEATGATE_TEST_CRASH_IN_CHECKPOINT_US")
+        let Some(n) = std::env::var("SEATGATE_TEST_CRASH_IN_CHECKPOINT")
             .ok()
-            .and_then(|v| v.parse::<u64>().ok())
+            .and_then(|v| v.parse::<u32>().ok())
         else {
-            return false;
+            return;
         };
         if ARMED.swap(true, Ordering::Relaxed) {
-            return false;
+            return;
         }
+        let db = db.to_path_buf();
         std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_micros(us));
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !header_ahead(&db) && Instant::now() < deadline {
+                std::hint::spin_loop();
+            }
+            // Spinning, not sleeping: the window lasts tens of microseconds.
+            let at = Instant::now() + Duration::from_micros(2) * n;
+            while Instant::now() < at {
+                std::hint::spin_loop();
+            }
             std::process::abort();
         });
-        true
+    }
+
+    fn header_ahead(db: &PathBuf) -> bool {
+        let mut header = [0u8; 32];
+        let Ok(mut file) = std::fs::File::open(db) else {
+            return false;
+        };
+        let (Ok(meta), Ok(())) = (file.metadata(), file.read_exact(&mut header)) else {
+            return false;
+        };
+        let page_size = u64::from(u16::from_be_bytes([header[16], header[17]]));
+        let pages = u64::from(u32::from_be_bytes([
+            header[28], header[29], header[30], header[31],
+        ]));
+        meta.len() < pages * page_size
     }
 }
 
