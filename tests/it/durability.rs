@@ -195,6 +195,7 @@ fn item1_backups_under_write_load_never_fail() {
         for i in 0..12 {
             let file = out.path().join(format!("backup-{i}.db"));
             let (code, stdout, err) = s.cli(&["backup", "--out", file.to_str().expect("utf8")]);
+            // A failure stops the writers, or the scope would wait for them forever.
             stop.store(code != 0, Ordering::Relaxed);
             assert_eq!(code, 0, "backup {i} failed under load: {err}");
             assert!(stdout.contains("integrity ok"), "{stdout}");
