@@ -373,11 +373,9 @@ fn checkpoint_loop(
             }
             continue;
         }
-        #[cfg(debug_assertions)]
-        if let Some(db) = db.upgrade() {
-            crash_hook::arm(&db.path);
-        }
         let Some(db) = db.upgrade() else { return };
+        #[cfg(debug_assertions)]
+        crash_hook::arm(&db.path);
         match db.reset_wal() {
             Ok(true) => {}
             Ok(false) => {
