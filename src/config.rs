@@ -14,6 +14,12 @@ use serde::{Deserialize, Serialize};
 /// Environment variables that are not configuration keys but are still ours.
 const NON_KEY_ENV: &[&str] = &["SEATGATE_CONFIG", "SEATGATE_DATA_DIR"];
 
+/// Switches of debug-build test hooks: ours too, but only where they exist.
+const TEST_HOOK_ENV: &[&str] = &[
+    "SEATGATE_TEST_PANIC_ROUTE",
+    "SEATGATE_TEST_CRASH_IN_CHECKPOINT",
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -172,6 +178,15 @@ pub struct DatabaseConfig {
     /// portal, `/metrics`), in bytes; written like `"512MiB"`.
     #[serde(with = "bytes_str")]
     pub min_free_space: u64,
+    /// The write-ahead log is checkpointed and reset, pausing writes briefly, once it
+    /// passes this many MiB; it is also truncated back to it whenever it starts over.
+    pub wal_max_mib: u64,
+}
+
+impl DatabaseConfig {
+    pub fn wal_max_bytes(&self) -> u64 {
+        self.wal_max_mib * 1024 * 1024
+    }
 }
 
 impl Default for DatabaseConfig {
@@ -180,6 +195,7 @@ impl Default for DatabaseConfig {
             synchronous: crate::db::Synchronous::Normal,
             quick_check_interval: Duration::from_secs(6 * 3600),
             min_free_space: 512 * 1024 * 1024,
+            wal_max_mib: 64,
         }
     }
 }
@@ -477,6 +493,9 @@ impl Config {
         {
             return invalid("backup.retain must be at least 1 and backup.interval at least 1s");
         }
+        if !(1..=65_536).contains(&self.database.wal_max_mib) {
+            return invalid("database.wal_max_mib must be between 1 and 65536");
+        }
         if !matches!(
             self.log_level.as_str(),
             "error" | "warn" | "info" | "debug" | "trace" | "off"
@@ -527,9 +546,8 @@ fn apply_env(
     let mut sorted: Vec<&(String, String)> = env.iter().collect();
     sorted.sort();
     for (var, raw) in sorted {
-        // The test-only panic route's switch is ours too, but only where it exists.
         if NON_KEY_ENV.contains(&var.as_str())
-            || (cfg!(debug_assertions) && var == "SEATGATE_TEST_PANIC_ROUTE")
+            || (cfg!(debug_assertions) && TEST_HOOK_ENV.contains(&var.as_str()))
         {
             continue;
         }
@@ -819,6 +837,21 @@ mod tests {
         .config;
         assert_eq!(c.database.min_free_space, 2 << 20);
         assert!(c.to_redacted_toml().contains("min_free_space = \"2MiB\""));
+    }
+
+    #[test]
+    fn item2_the_wal_bound_is_at_least_one_mib() {
+        let (_d, path) = write("[database]\nwal_max_mib = 8\n");
+        let c = Config::load_from(Some(&path), &[], &Overrides::default())
+            .expect("loads")
+            .config;
+        assert_eq!(c.database.wal_max_bytes(), 8 * 1024 * 1024);
+        let (_d2, zero) = write("[database]\nwal_max_mib = 0\n");
+        let err = Config::load_from(Some(&zero), &[], &Overrides::default())
+            .err()
+            .expect("0 is refused")
+            .to_string();
+        assert!(err.contains("database.wal_max_mib"), "{err}");
     }
 
     #[test]

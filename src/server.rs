@@ -206,7 +206,7 @@ pub(crate) fn serve_with(
     let (stop_backups, backup_thread) = start_backup_schedule(&config, &db, &metrics)?;
     let (stop_refresh, refresh_thread) = start_housekeeping(&config, &db)?;
     let (stop_checkpoints, checkpoint_thread) =
-        db.checkpoint_in_background(Duration::from_secs(1))?;
+        db.checkpoint_in_background(Duration::from_secs(1), config.database.wal_max_bytes())?;
     // A small database is checked by now; a large one is served while the check goes
     // on, with /readyz failing until it passes.
     if start_check.recv_timeout(START_CHECK_WAIT).is_err() {

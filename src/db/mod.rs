@@ -5,6 +5,10 @@
 //! the process being killed (`kill -9`) because the WAL is in the OS page cache; a power
 //! loss may lose the last commits but never corrupts the database. `[database]
 //! synchronous = "full"` fsyncs every commit for power-loss durability at a throughput cost.
+//!
+//! Start-up trusts SQLite, not the file's size: SQLite opens the file, recovers the WAL
+//! (a crash in the middle of a checkpoint is legal and complete once replayed), and only
+//! then `PRAGMA quick_check` decides whether the database is damaged.
 
 pub mod admin;
 pub mod backup;
@@ -21,8 +25,11 @@ pub mod tokens;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 pub use migrations::LATEST_VERSION;
@@ -42,6 +49,13 @@ pub enum DbError {
         "the database {path} is damaged or not a seatgate database ({detail}); nothing was changed. Restore a backup with `seatgate restore`"
     )]
     Corrupt { path: PathBuf, detail: String },
+    /// Found at start-up: SQLite opened and recovered the file, and it is still damaged.
+    #[error("the database {path} is damaged ({detail}); nothing was written to it. {advice}")]
+    Damaged {
+        path: PathBuf,
+        detail: String,
+        advice: String,
+    },
     #[error(
         "the database {path} has schema version {found}, newer than this seatgate supports ({supported}); run a newer seatgate or restore an older backup"
     )]
@@ -80,6 +94,29 @@ pub struct Db {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     synchronous: Synchronous,
+    /// Set once a server starts [`Db::checkpoint_in_background`].
+    wal_bound: OnceLock<WalBound>,
+}
+
+/// The WAL size that makes the writer wake the checkpoint thread for a reset.
+struct WalBound {
+    wal: PathBuf,
+    max_bytes: u64,
+    wake: SyncSender<Wake>,
+}
+
+enum Wake {
+    WalFull,
+    Stop,
+}
+
+/// Stops the checkpoint thread when dropped.
+pub struct CheckpointStop(SyncSender<Wake>);
+
+impl Drop for CheckpointStop {
+    fn drop(&mut self) {
+        let _ = self.0.send(Wake::Stop);
+    }
 }
 
 impl Db {
@@ -102,7 +139,14 @@ impl Db {
             check_file_header(path)?;
         }
         let writer = open_connection(path, synchronous, existed)?;
-        let version = read_version(&writer, path)?;
+        // Until the file is known good, closing must not checkpoint the WAL into it.
+        writer.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        // Damage SQLite can open is found by the quick check `health` runs beside the
+        // server, which stops writes and says which backup to restore; a file SQLite
+        // cannot open at all is refused here with the same advice.
+        let version =
+            read_version(&writer, path).map_err(|e| with_restore_advice(e, backup_dir))?;
+        writer.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)?;
         if version > latest {
             return Err(DbError::TooNew {
                 path: path.to_path_buf(),
@@ -124,6 +168,7 @@ impl Db {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             synchronous,
+            wal_bound: OnceLock::new(),
         };
         Ok(db)
     }
@@ -154,6 +199,9 @@ impl Db {
         let value = f(&tx)?;
         tx.commit().map_err(observed)?;
         health.wrote();
+        if let Some(bound) = self.wal_bound.get() {
+            bound.after_commit();
+        }
         Ok(value)
     }
 
@@ -196,48 +244,52 @@ impl Db {
     /// For a long-running server: the writer stops checkpointing at commit (a checkpoint
     /// copies the WAL into the database file and fsyncs it, which stalled the committing
     /// request for 10-20 ms every thousand pages) and a background thread runs passive
-    /// checkpoints, which never block readers or the writer, every `period`. The thread
-    /// ends when `stop` is dropped.
+    /// checkpoints, which never block readers or the writer, every `period`.
+    ///
+    /// Passive checkpoints alone never let the WAL start over while writes continue, so it
+    /// grew without bound (1.95 GB in 30 s of SCIM creates). Once it passes `wal_max_bytes`
+    /// the writer wakes the thread, which resets the WAL with the writer paused (see
+    /// [`Db::reset_wal`]); the periodic passive checkpoints have copied most of it by then.
+    /// The thread ends when the returned [`CheckpointStop`] is dropped.
     pub fn checkpoint_in_background(
-        &self,
-        period: std::time::Duration,
-    ) -> Result<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>), DbError> {
+        self: &Arc<Self>,
+        period: Duration,
+        wal_max_bytes: u64,
+    ) -> Result<(CheckpointStop, std::thread::JoinHandle<()>), DbError> {
         let conn = open_connection(&self.path, self.synchronous, true)?;
         self.writer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .execute_batch("PRAGMA wal_autocheckpoint = 0")?;
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+            .execute_batch(&format!(
+                "PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {wal_max_bytes};"
+            ))?;
+        // One pending wake-up is enough: the writer never blocks on it.
+        let (wake, woken) = std::sync::mpsc::sync_channel(1);
+        let bound = WalBound {
+            wal: wal_path(&self.path),
+            max_bytes: wal_max_bytes,
+            wake: wake.clone(),
+        };
+        let db = Arc::downgrade(self);
+        let max = bound.max_bytes;
+        let wal = bound.wal.clone();
         let handle = std::thread::Builder::new()
             .name("checkpoints".into())
-            .spawn(move || {
-                // Said when checkpoints start and stop failing, not every second (a full
-                // disk fails them until space is freed).
-                let mut failing = false;
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(period)
-                {
-                    if health::global().refuse_checkpoint().is_err() {
-                        continue;
-                    }
-                    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                        Err(e) if !failing => {
-                            log::warn!("background WAL checkpoints fail: {e}");
-                            failing = true;
-                        }
-                        Ok(()) if failing => {
-                            log::info!("background WAL checkpoints work again");
-                            failing = false;
-                        }
-                        _ => {}
-                    }
-                }
-            })
+            .spawn(move || checkpoint_loop(&conn, &db, &woken, period, &wal, max))
             .map_err(|e| DbError::Io {
                 context: "cannot start the checkpoint thread".into(),
                 source: e,
             })?;
-        Ok((stop, handle))
+        let _ = self.wal_bound.set(bound);
+        Ok((CheckpointStop(wake), handle))
+    }
+
+    /// Checkpoints the whole WAL and truncates it, holding the writer so no write starts
+    /// meanwhile. Readers still using the WAL are waited for, briefly: a long read (an
+    /// online backup) makes this a partial checkpoint, retried at the next wake-up.
+    /// Returns whether the WAL was reset.
+    pub fn reset_wal(&self) -> Result<bool, rusqlite::Error> {
+        reset_wal(&self.writer.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Moves the WAL into the main file (at shutdown, so the file is self-contained).
@@ -280,6 +332,170 @@ impl Drop for Db {
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .for_each(keep_wal);
+    }
+}
+
+/// How long a WAL reset waits for readers to leave the WAL, with the writer paused. The
+/// app's reads take milliseconds; a longer one (an online backup) postpones the reset.
+const RESET_WAIT: Duration = Duration::from_millis(100);
+
+impl WalBound {
+    /// Called by the writer after each commit: one `stat`, and a wake-up past the bound.
+    fn after_commit(&self) {
+        if wal_len(&self.wal) > self.max_bytes {
+            let _ = self.wake.try_send(Wake::WalFull);
+        }
+    }
+}
+
+/// `wal_checkpoint(TRUNCATE)` on the writer connection, whose holder no other write can
+/// pass. Returns false when a reader kept it from finishing.
+fn reset_wal(writer: &Connection) -> Result<bool, rusqlite::Error> {
+    writer.busy_timeout(RESET_WAIT)?;
+    let busy = writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    });
+    writer.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    Ok(busy? == 0)
+}
+
+fn wal_path(db: &Path) -> PathBuf {
+    let name = db.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    db.with_file_name(format!("{name}-wal"))
+}
+
+fn wal_len(wal: &Path) -> u64 {
+    fs::metadata(wal).map_or(0, |m| m.len())
+}
+
+fn checkpoint_loop(
+    conn: &Connection,
+    db: &Weak<Db>,
+    woken: &Receiver<Wake>,
+    period: Duration,
+    wal: &Path,
+    max_bytes: u64,
+) {
+    // After a reset a long reader kept from finishing, the next waits a period, so such
+    // a reader costs the writer one short pause per period, not one per commit.
+    let mut next_reset = Instant::now();
+    let mut failing = false;
+    loop {
+        let full = match woken.recv_timeout(period) {
+            Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+            Ok(Wake::WalFull) => true,
+            Err(RecvTimeoutError::Timeout) => wal_len(wal) > max_bytes,
+        };
+        // Nothing is copied into a damaged (or not yet checked) file.
+        if health::global().refuse_checkpoint().is_err() {
+            continue;
+        }
+        if !full || Instant::now() < next_reset {
+            // Said when checkpoints start and stop failing, not every second (a full disk
+            // fails them until space is freed).
+            match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                Err(e) if !failing => {
+                    log::warn!("background WAL checkpoints fail: {e}");
+                    failing = true;
+                }
+                Ok(()) if failing => {
+                    log::info!("background WAL checkpoints work again");
+                    failing = false;
+                }
+                _ => {}
+            }
+            continue;
+        }
+        let Some(db) = db.upgrade() else { return };
+        #[cfg(debug_assertions)]
+        crash_hook::arm(&db.path);
+        match db.reset_wal() {
+            Ok(true) => {}
+            Ok(false) => {
+                log::debug!("WAL reset postponed: a reader is still using the WAL");
+                next_reset = Instant::now() + period;
+            }
+            Err(e) => {
+                log::warn!("WAL reset failed: {e}");
+                next_reset = Instant::now() + period;
+            }
+        }
+    }
+}
+
+/// Debug builds only: `SEATGATE_TEST_CRASH_IN_CHECKPOINT=N` aborts the process (as a
+/// crash or `kill -9` would) during the first WAL reset, N × 2 µs after the checkpoint
+/// wrote page 1 with a page count the file does not have yet (the window a crash leaves
+/// as a header ahead of the file), so the durability tests crash inside it at will.
+#[cfg(debug_assertions)]
+mod crash_hook {
+    use std::io::Read;
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    /// Starts watching `db`, once, when the hook is set.
+    pub fn arm(db: &Path) {
+        static ARMED: AtomicBool = AtomicBool::new(false);
+        let Some(n) = std::env::var("SEATGATE_TEST_CRASH_IN_CHECKPOINT")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+        else {
+            return;
+        };
+        if ARMED.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let db = db.to_path_buf();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !header_ahead(&db) && Instant::now() < deadline {
+                std::hint::spin_loop();
+            }
+            // Spinning, not sleeping: the window lasts tens of microseconds.
+            let at = Instant::now() + Duration::from_micros(2) * n;
+            while Instant::now() < at {
+                std::hint::spin_loop();
+            }
+            std::process::abort();
+        });
+    }
+
+    fn header_ahead(db: &PathBuf) -> bool {
+        let mut header = [0u8; 32];
+        let Ok(mut file) = std::fs::File::open(db) else {
+            return false;
+        };
+        let (Ok(meta), Ok(())) = (file.metadata(), file.read_exact(&mut header)) else {
+            return false;
+        };
+        let page_size = u64::from(u16::from_be_bytes([header[16], header[17]]));
+        let pages = u64::from(u32::from_be_bytes([
+            header[28], header[29], header[30], header[31],
+        ]));
+        meta.len() < pages * page_size
+    }
+}
+
+/// Turns a refusal of a damaged file into one that names the backup to restore.
+fn with_restore_advice(e: DbError, backup_dir: &Path) -> DbError {
+    let DbError::Corrupt { path, detail } = e else {
+        return e;
+    };
+    let advice = match backup::newest(backup_dir) {
+        Some(newest) => format!(
+            "Stop seatgate and restore the newest backup with `seatgate restore {}`",
+            newest.display()
+        ),
+        None => format!(
+            "There is no backup in {}: restore a copy from elsewhere with `seatgate restore FILE`, or move the file away to start fresh",
+            backup_dir.display()
+        ),
+    };
+    DbError::Damaged {
+        path,
+        detail,
+        advice,
     }
 }
 
@@ -361,12 +577,12 @@ fn classify(path: &Path, e: rusqlite::Error) -> DbError {
     }
 }
 
-/// A write-ahead log this long holds no frame yet.
-const WAL_HEADER_BYTES: u64 = 32;
-
-/// Rejects files that cannot be a healthy SQLite database before SQLite touches them:
-/// empty files (SQLite would silently treat them as new), a wrong magic header, or a file
-/// shorter than the page count its header records (truncation).
+/// Rejects files SQLite would misread before it touches them: an empty file (SQLite would
+/// silently treat it as a new database) and one without the SQLite header. Everything
+/// else, a header counting more pages than the file holds included, is SQLite's to judge:
+/// it accounts for the WAL (a checkpoint writes page 1 before it extends the file, so a
+/// crash or a full disk in the middle of one leaves exactly that) and reports a truly
+/// truncated file as corrupt.
 pub fn check_file_header(path: &Path) -> Result<(), DbError> {
     let io = |source| DbError::Io {
         context: format!("cannot read {}", path.display()),
@@ -389,27 +605,6 @@ pub fn check_file_header(path: &Path) -> Result<(), DbError> {
     }
     if &header[..16] != b"SQLite format 3\0" {
         return Err(corrupt("the file does not start with the SQLite header"));
-    }
-    let raw_page = u16::from_be_bytes([header[16], header[17]]) as u64;
-    let page_size = if raw_page == 1 { 65536 } else { raw_page };
-    let pages = u32::from_be_bytes([header[28], header[29], header[30], header[31]]) as u64;
-    let change = &header[24..28];
-    let valid_for = &header[92..96];
-    // The in-header size is only trustworthy when written by a version-valid-for writer,
-    // and only when no write-ahead log holds frames: a checkpoint writes page 1 before it
-    // extends the file, so a live checkpoint (or a crash in the middle of one) leaves the
-    // header ahead of the file, and SQLite completes it from the WAL on open.
-    let wal = path.with_file_name(format!(
-        "{}-wal",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-    ));
-    let wal_has_frames = fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_HEADER_BYTES);
-    if change == valid_for && pages > 0 && len < pages * page_size && !wal_has_frames {
-        return Err(corrupt(&format!(
-            "the file is {len} bytes but its header records {pages} pages of {page_size} bytes; it was truncated"
-        )));
     }
     Ok(())
 }
@@ -571,6 +766,82 @@ mod tests {
             .read(|tx| tx.query_row("SELECT count(*) FROM settings", [], |r| r.get(0)))
             .expect("count");
         assert_eq!(n, 2000);
+    }
+
+    /// kill -9 at every page of a checkpoint. SQLite copies the WAL's newest version of
+    /// each page into the file in page order, page 1 (with the new page count) first, so
+    /// a crash after k pages leaves the file with the first k of them and the WAL intact.
+    /// Every such state must open, pass validation and hold every committed row.
+    #[test]
+    fn item1_a_crash_at_any_page_of_a_checkpoint_opens_with_every_row() {
+        let tmp = Tmp::new();
+        let live = tmp.0.join("live.db");
+        let db = Db::open(&live, &tmp.0, Synchronous::Normal).expect("open");
+        db.write(|tx| {
+            tx.execute(
+                "INSERT INTO settings (key, value, updated_at) VALUES ('old', 'before', 0)",
+                [],
+            )
+        })
+        .expect("row");
+        db.checkpoint().expect("checkpoint");
+        let before = fs::read(&live).expect("read");
+        let raw = Connection::open(&live).expect("raw");
+        raw.execute_batch("PRAGMA wal_autocheckpoint = 0; BEGIN")
+            .expect("begin");
+        raw.execute("UPDATE settings SET value = 'after' WHERE key = 'old'", [])
+            .expect("update");
+        for i in 0..1500 {
+            raw.execute(
+                "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, 0)",
+                (format!("k{i}"), "x".repeat(200)),
+            )
+            .expect("insert");
+        }
+        raw.execute_batch("COMMIT").expect("commit");
+        let wal = fs::read(tmp.0.join("live.db-wal")).expect("wal");
+        drop(raw);
+        drop(db);
+        // Closing checkpointed everything: the file a finished checkpoint leaves.
+        let after = fs::read(&live).expect("read");
+        const PAGE: usize = 4096;
+        let written: Vec<usize> = (0..after.len() / PAGE)
+            .filter(|&p| {
+                before.get(p * PAGE..(p + 1) * PAGE) != after.get(p * PAGE..(p + 1) * PAGE)
+            })
+            .collect();
+        assert!(
+            written.len() > 50,
+            "a checkpoint of {} pages",
+            written.len()
+        );
+        assert_eq!(written[0], 0, "page 1 goes first");
+        let crashed = tmp.0.join("crashed.db");
+        for k in 0..=written.len() {
+            let mut file = before.clone();
+            for &p in &written[..k] {
+                let end = (p + 1) * PAGE;
+                if file.len() < end {
+                    file.resize(end, 0);
+                }
+                file[p * PAGE..end].copy_from_slice(&after[p * PAGE..end]);
+            }
+            fs::write(&crashed, &file).expect("write db");
+            fs::write(tmp.0.join("crashed.db-wal"), &wal).expect("write wal");
+            let _ = fs::remove_file(tmp.0.join("crashed.db-shm"));
+            let reopened = Db::open(&crashed, &tmp.0, Synchronous::Normal)
+                .unwrap_or_else(|e| panic!("crash after {k} of {} pages: {e}", written.len()));
+            let (n, old): (i64, String) = reopened
+                .read(|tx| {
+                    tx.query_row(
+                        "SELECT count(*), (SELECT value FROM settings WHERE key = 'old') FROM settings",
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                })
+                .expect("count");
+            assert_eq!((n, old.as_str()), (1501, "after"), "crash after {k} pages");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod admin;
 mod bounds;
 mod browser;
 mod demo;
+mod durability;
 mod front;
 mod health;
 mod licensing;

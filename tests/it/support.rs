@@ -343,6 +343,19 @@ impl TestServer {
         self.request("GET", path, &[], b"")
     }
 
+    /// Like `request`, but a server that is gone (killed, refusing) is an error, not a panic.
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<HttpResponse> {
+        let mut c = self.wrap(TcpStream::connect(self.addr)?);
+        c.try_send(method, path, headers, body)?;
+        c.try_read_response()
+    }
+
     /// Runs a command of the binary on this server's data directory.
     pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
         self.cli_env(args, &[])
