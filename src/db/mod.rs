@@ -21,6 +21,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
@@ -78,6 +79,8 @@ pub struct Db {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Readers kept open for reuse; see [`Db::limit_readers`].
+    max_readers: AtomicUsize,
     synchronous: Synchronous,
 }
 
@@ -122,9 +125,21 @@ impl Db {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
+            max_readers: AtomicUsize::new(READERS),
             synchronous,
         };
         Ok(db)
+    }
+
+    /// Keeps at most `n` idle readers (the server sets it to the reads that can run at
+    /// once), which bounds both their descriptors and their page caches.
+    pub fn limit_readers(&self, n: usize) {
+        let n = n.max(1);
+        self.max_readers.store(n, Ordering::Relaxed);
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .truncate(n);
     }
 
     pub fn path(&self) -> &Path {
@@ -164,7 +179,7 @@ impl Db {
             Ok(value)
         })();
         let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
-        if readers.len() < READERS {
+        if readers.len() < self.max_readers.load(Ordering::Relaxed) {
             readers.push(conn);
         }
         result

@@ -232,6 +232,7 @@ struct Gate {
     open: usize,
     per_client: HashMap<IpAddr, usize>,
     max_inbuf: usize,
+    /// When an accept failure was last logged (they repeat while the cause lasts).
     last_fd_warning: Option<Instant>,
     /// Shutting down: every answer from now on closes its connection.
     draining: bool,
@@ -301,7 +302,20 @@ impl Gate {
                     self.close_idle_oldest(front, None);
                     return Ok(Some(now + Duration::from_millis(50)));
                 }
-                Err(e) => return Err(FrontError::Listener(e)),
+                Err(e) if listener_is_broken(&e) => return Err(FrontError::Listener(e)),
+                Err(e) => {
+                    // A network hiccup (ENETDOWN, EPROTO, a firewall's EPERM…) is the
+                    // client's or the moment's; pause accepting instead of exiting.
+                    let now = Instant::now();
+                    if self
+                        .last_fd_warning
+                        .is_none_or(|t| now.duration_since(t) > Duration::from_secs(10))
+                    {
+                        log::warn!("accepting a connection failed ({e}); retrying shortly");
+                        self.last_fd_warning = Some(now);
+                    }
+                    return Ok(Some(now + Duration::from_millis(100)));
+                }
             }
         }
     }
@@ -953,6 +967,14 @@ fn is_resource_exhaustion(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// Errors that mean the listening socket itself is unusable, so retrying cannot help.
+fn listener_is_broken(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EBADF | libc::EINVAL | libc::ENOTSOCK | libc::EFAULT | libc::EOPNOTSUPP)
     )
 }
 
