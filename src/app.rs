@@ -24,6 +24,8 @@ pub struct App {
     pub admin: crate::admin::Admin,
     pub licensing: crate::licensing::api::LicensingApi,
     pub sp_key: Arc<LazySpKey>,
+    /// Limits on sign-in starts and activations, shared with the portal and licensing.
+    pub pre_auth: Arc<crate::preauth::PreAuth>,
     pub public_url: String,
     /// Only in `seatgate demo`.
     pub demo_idp: Option<crate::demo::idp::DemoIdp>,
@@ -163,6 +165,7 @@ impl App {
             target,
             Purpose::Test,
             return_to.as_deref(),
+            self.pre_auth.admit(req.client)?,
         )?;
         Ok(Response::new(302, "text/plain; charset=utf-8", Vec::new())
             .with_header("Location", &started.location)

@@ -127,6 +127,7 @@ pub(crate) fn serve_with(
         ),
         None => None,
     };
+    let pre_auth = Arc::new(crate::preauth::PreAuth::new(&config.pre_auth));
     let app = Arc::new(App {
         db: Arc::clone(&db),
         config: Arc::clone(&config),
@@ -139,6 +140,7 @@ pub(crate) fn serve_with(
             public_url.clone(),
             crate::admin::PortalOptions {
                 device_limit: config.lease.device_limit,
+                pre_auth: Arc::clone(&pre_auth),
                 metadata_ca_file: (!config.saml.metadata_ca_file.is_empty())
                     .then(|| config.saml.metadata_ca_file.clone()),
                 ca_cert: tls_files.as_ref().and_then(|f| f.ca.clone()),
@@ -150,8 +152,10 @@ pub(crate) fn serve_with(
             config: config.lease.clone(),
             public_url: public_url.clone(),
             sp_key: Arc::clone(&sp_key),
+            pre_auth: Arc::clone(&pre_auth),
         },
         sp_key,
+        pre_auth,
         public_url: public_url.clone(),
         demo_idp,
     });

@@ -56,6 +56,8 @@ pub struct Admin {
     failures: FailureLimiter,
     /// For the diagnosis on a user's page.
     device_limit: u32,
+    /// Limits on SSO starts (anyone may start one).
+    pre_auth: Arc<crate::preauth::PreAuth>,
     /// Extra CA for fetching IdP metadata over HTTPS (`saml.metadata_ca_file`).
     metadata_ca_file: Option<String>,
     /// The local CA certificate browsers and Macs must trust (self-signed TLS only).
@@ -67,6 +69,7 @@ pub struct Admin {
 /// What the portal needs from the rest of the configuration.
 pub struct PortalOptions {
     pub device_limit: u32,
+    pub pre_auth: Arc<crate::preauth::PreAuth>,
     pub metadata_ca_file: Option<String>,
     pub ca_cert: Option<std::path::PathBuf>,
     pub server_cert: Option<std::path::PathBuf>,
@@ -89,6 +92,7 @@ impl Admin {
             public_url,
             failures,
             device_limit: options.device_limit,
+            pre_auth: options.pre_auth,
             metadata_ca_file: options.metadata_ca_file,
             ca_cert: options.ca_cert,
             server_cert: options.server_cert,
@@ -329,6 +333,7 @@ impl Admin {
             crate::saml::login::Target::Email(&email),
             Purpose::Admin,
             Some("/admin"),
+            self.pre_auth.admit(req.client)?,
         )?;
         Ok(redirect(&started.location).with_header("Set-Cookie", &started.set_cookie))
     }

@@ -27,6 +27,7 @@ pub struct LicensingApi {
     pub config: LeaseConfig,
     pub public_url: String,
     pub sp_key: Arc<LazySpKey>,
+    pub pre_auth: Arc<crate::preauth::PreAuth>,
 }
 
 impl LicensingApi {
@@ -48,7 +49,15 @@ impl LicensingApi {
             "/api/v1/activations" => (
                 "/api/v1/activations",
                 method(post, || {
-                    activation::start(&self.db, &self.config, &self.public_url, &req.body, now)
+                    let admitted = self.pre_auth.admit(req.client)?;
+                    activation::start(
+                        &self.db,
+                        &self.config,
+                        &self.public_url,
+                        &req.body,
+                        admitted,
+                        now,
+                    )
                 }),
             ),
             "/api/v1/activations/token" => (
@@ -165,6 +174,7 @@ impl LicensingApi {
             crate::saml::login::Target::Email(&a.email),
             Purpose::Activation,
             None,
+            self.pre_auth.admit(req.client)?,
         )?;
         activation::bind_sign_in(&self.db, key, &started.request_id)?;
         Ok(redirect(&started.location).with_header("Set-Cookie", &started.set_cookie))

@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::ratelimit::RateLimiter;
 use super::reqlog::{self, Entry, RequestLog};
 use super::{discovery, groups, users};
 use crate::clock::now_unix;
@@ -14,6 +13,7 @@ use crate::db::Db;
 use crate::db::tokens::{self, Scope};
 use crate::error::{HttpError, Reason, Surface};
 use crate::http::{Request, Response, percent_decode};
+use crate::ratelimit::RateLimiter;
 
 pub const BASE_PATH: &str = "/scim/v2";
 /// The largest page a client may ask for (advertised as filter.maxResults).
@@ -39,7 +39,7 @@ impl Scim {
             log: RequestLog::start(Arc::clone(&db), config.request_log_rows as i64)?,
             db,
             base_url: format!("{public_url}{BASE_PATH}"),
-            limiter: RateLimiter::new(config.requests_per_second, config.burst),
+            limiter: RateLimiter::new(f64::from(config.requests_per_second), config.burst),
         })
     }
 
