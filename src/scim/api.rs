@@ -238,7 +238,13 @@ impl Caller<'_> {
                 "invalidSyntax",
                 "Bulk operations are not supported (see /ServiceProviderConfig).",
             )),
-            (_, ["Users" | "Groups", ..] | [".search"] | ["Bulk"]) => Err(method_not_allowed()),
+            (_, ["Users" | "Groups"]) => Err(method_not_allowed("GET, HEAD, POST")),
+            (_, ["Users" | "Groups", ".search"] | [".search"] | ["Bulk"]) => {
+                Err(method_not_allowed("POST"))
+            }
+            (_, ["Users" | "Groups", _]) => {
+                Err(method_not_allowed("GET, HEAD, PUT, PATCH, DELETE"))
+            }
             _ => Err(HttpError::scim(
                 Reason::NotFound,
                 "invalidPath",
@@ -264,11 +270,11 @@ fn route_name(segments: &[&str]) -> &'static str {
     }
 }
 
-fn method_not_allowed() -> HttpError {
-    HttpError::new(
-        Reason::MethodNotAllowed,
-        "This SCIM address does not accept that method.",
-    )
+fn method_not_allowed(allow: &'static str) -> HttpError {
+    HttpError {
+        message: "This SCIM address does not accept that method.".into(),
+        ..HttpError::method_not_allowed(allow)
+    }
 }
 
 fn read_only(
@@ -278,7 +284,7 @@ fn read_only(
     if matches!(method, "GET" | "HEAD") {
         Ok(scim_json(200, &f()?))
     } else {
-        Err(method_not_allowed())
+        Err(method_not_allowed("GET, HEAD"))
     }
 }
 

@@ -458,3 +458,67 @@ fn item3_fd_exhaustion_at_64_is_survived() {
 fn item3_fd_exhaustion_at_256_is_survived() {
     survives_fd_exhaustion(256);
 }
+
+/// Issue 12 item 7: every 405 names what the address accepts (`Allow`, RFC 9110 §15.5.6),
+/// on every surface: gatekeeper, app routes, licensing, portal, setup, admin API, SCIM.
+#[test]
+fn item7_every_405_carries_allow() {
+    let s = server().plain_http().start();
+    let scim = s.scim();
+    let cases: Vec<(crate::support::HttpResponse, &str)> = vec![
+        (s.request("POST", "/healthz", &[], b""), "GET, HEAD"),
+        (s.request("GET", "/saml/acs/x", &[], b""), "POST"),
+        (s.request("GET", "/api/v1/activations", &[], b""), "POST"),
+        (
+            s.request("PUT", "/activate/abc", &[], b""),
+            "GET, HEAD, POST",
+        ),
+        (s.request("GET", "/admin/logout", &[], b""), "POST"),
+        (
+            s.request("DELETE", "/admin/login", &[], b""),
+            "GET, HEAD, POST",
+        ),
+        (s.request("DELETE", "/setup", &[], b""), "GET, HEAD, POST"),
+        (
+            scim.raw("POST", "/ServiceProviderConfig", &[], b""),
+            "GET, HEAD",
+        ),
+        (scim.raw("DELETE", "/Users", &[], b""), "GET, HEAD, POST"),
+        (
+            scim.raw("POST", "/Users/abc", &[], b""),
+            "GET, HEAD, PUT, PATCH, DELETE",
+        ),
+        (scim.raw("GET", "/.search", &[], b""), "POST"),
+    ];
+    for (i, (r, allow)) in cases.iter().enumerate() {
+        assert_eq!(r.status, 405, "case {i}: {}", r.text());
+        assert_eq!(r.header("allow"), Some(*allow), "case {i}");
+    }
+    let mut c = s.connect();
+    c.write_all(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        .expect("send");
+    let r = c.read_response();
+    assert_eq!(r.status, 405);
+    assert!(r.header("allow").is_some_and(|a| a.contains("GET")));
+}
+
+/// Issue 12 item 7: the 417 for an unsupported `Expect` said "Unknown" in its status line.
+#[test]
+fn item7_417_has_its_reason_phrase() {
+    let s = server().plain_http().start();
+    let mut c = s.connect();
+    c.write_all(
+        b"POST /api/x HTTP/1.1\r\nHost: x\r\nExpect: magic\r\nContent-Length: 3\r\n\r\nabc",
+    )
+    .expect("send");
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        c.read_exact(&mut byte).expect("status line");
+        line.push(byte[0]);
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&line),
+        "HTTP/1.1 417 Expectation Failed\r\n"
+    );
+}
