@@ -417,3 +417,37 @@ fn sha256_hex(data: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// Issue 12 item 7: a TLS key file others can read (0644) was accepted silently. It is
+/// still served (refusing would take the gateway down over a permission), but the log
+/// says which file and how to fix it, as OpenSSH does; a 0600 key gets no warning.
+#[test]
+fn item7_world_readable_tls_key_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+    let cert = tmp.path().join("cert.pem");
+    let key = tmp.path().join("key.pem");
+    std::fs::write(&cert, ck.cert.pem()).expect("write");
+    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write");
+    let start = |mode: u32| {
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        server()
+            .env("SEATGATE_TLS_MODE", "files")
+            .env("SEATGATE_TLS_CERT", cert.to_str().expect("utf8"))
+            .env("SEATGATE_TLS_KEY", key.to_str().expect("utf8"))
+            .start()
+    };
+    let exposed = start(0o644);
+    assert!(
+        exposed.wait_for_log("accessible to other users", Duration::from_secs(5)),
+        "{}",
+        exposed.log()
+    );
+    assert!(exposed.log().contains(key.to_str().expect("utf8")));
+    assert!(exposed.log().contains("chmod 600"));
+    drop(exposed);
+    let private = start(0o600);
+    assert!(private.wait_for_log("ready at", Duration::from_secs(5)));
+    assert!(!private.log().contains("accessible to other users"));
+}
