@@ -451,3 +451,33 @@ fn item7_world_readable_tls_key_is_warned_about() {
     assert!(private.wait_for_log("ready at", Duration::from_secs(5)));
     assert!(!private.log().contains("accessible to other users"));
 }
+
+/// Issue 12 item 7: SIGTERM left requests on kept-alive connections unanswered. A request
+/// that reached the gateway before it stopped is answered; only the last answer on a
+/// connection says `Connection: close`. Here the stop arrives while a request head is half
+/// sent, and the client then sends its end together with a second, pipelined request.
+#[test]
+fn item7_sigterm_answers_pipelined_requests_on_kept_alive_connections() {
+    use std::io::Write;
+    let mut s = server().start();
+    let mut c = s.connect();
+    c.send("GET", "/healthz", &[], b"");
+    let first = c.read_response();
+    assert_eq!(first.header("connection"), Some("keep-alive"));
+    c.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\n")
+        .expect("half a head");
+    std::thread::sleep(Duration::from_millis(200));
+    s.signal(libc::SIGTERM);
+    assert!(s.wait_for_log("shutting down", Duration::from_secs(5)));
+    c.write_all(b"\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("the rest and a pipelined request");
+    let second = c.read_response();
+    assert_eq!(second.status, 200);
+    let third = c
+        .try_read_response()
+        .expect("the pipelined request is answered too");
+    assert_eq!(third.status, 200);
+    assert_eq!(third.header("connection"), Some("close"));
+    let status = s.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert_eq!(status.code(), Some(0));
+}
