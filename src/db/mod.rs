@@ -104,6 +104,7 @@ impl Db {
             check_file_header(path)?;
         }
         let writer = open_connection(path, synchronous, existed)?;
+        writer.execute_batch(&format!("PRAGMA cache_size = -{WRITER_CACHE_KIB}"))?;
         let version = read_version(&writer, path)?;
         if version > latest {
             return Err(DbError::TooNew {
@@ -251,9 +252,14 @@ impl Db {
     }
 }
 
-/// Page cache per connection, in KiB. SQLite's default (2 MiB) held too little of a
+/// The writer's page cache, in KiB. SQLite's default (2 MiB) held too little of a
 /// 100k-user directory: renewals spent 6% of their time in `pread`. Grows only with use.
-const CACHE_KIB: u32 = 16 * 1024;
+const WRITER_CACHE_KIB: u32 = 16 * 1024;
+/// Every other connection's (readers, checkpoints, backups), in KiB. Readers are many
+/// and each cache grows to what it touched, so a large one per reader added up to
+/// 100+ MB; the OS page cache serves their misses. With the server's reader limit (app
+/// connections + 2, see [`Db::limit_readers`]) the total stays at 16 + 4 × that MiB.
+const READER_CACHE_KIB: u32 = 4 * 1024;
 
 /// Per-connection setup. `busy_timeout` comes first so that even the WAL switch waits for
 /// a concurrent writer instead of failing.
@@ -264,7 +270,7 @@ fn configure(conn: &Connection, synchronous: Synchronous) -> Result<(), rusqlite
         log::warn!("SQLite refused WAL mode (got {mode}); continuing with {mode}");
     }
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{CACHE_KIB};",
+        "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{READER_CACHE_KIB};",
         synchronous.pragma()
     ))?;
     Ok(())
@@ -399,6 +405,41 @@ mod tests {
         fn drop(&mut self) {
             let _ = fs::remove_dir_all(&self.0);
         }
+    }
+
+    /// Issue 12 item 7: memory grew from 19 to 126 MB under load: 32 pooled readers with
+    /// 16 MiB page caches each. The writer keeps its large cache; readers get a small one,
+    /// and the server bounds how many are kept, so the total has a stated ceiling.
+    #[test]
+    fn item7_page_caches_are_bounded() {
+        let tmp = Tmp::new();
+        let db = Db::open(&tmp.0.join("t.db"), &tmp.0, Synchronous::Normal).expect("open");
+        let cache = |conn: &Connection| -> i64 {
+            conn.query_row("PRAGMA cache_size", [], |r| r.get(0))
+                .expect("cache_size")
+        };
+        let writer = cache(&db.writer.lock().expect("writer"));
+        assert_eq!(writer, -i64::from(WRITER_CACHE_KIB));
+        db.read(|_| Ok::<_, rusqlite::Error>(())).expect("read");
+        let reader = cache(&db.readers.lock().expect("readers")[0]);
+        assert_eq!(reader, -i64::from(READER_CACHE_KIB));
+        assert!(READER_CACHE_KIB <= 4 * 1024);
+
+        // Concurrent reads beyond the limit are served, but only `n` connections are kept.
+        db.limit_readers(2);
+        let barrier = std::sync::Barrier::new(6);
+        std::thread::scope(|scope| {
+            for _ in 0..6 {
+                scope.spawn(|| {
+                    db.read(|_| {
+                        barrier.wait();
+                        Ok::<_, rusqlite::Error>(())
+                    })
+                    .expect("read")
+                });
+            }
+        });
+        assert_eq!(db.readers.lock().expect("readers").len(), 2);
     }
 
     fn objects(conn: &Connection) -> Vec<(String, String, String, String)> {
