@@ -25,6 +25,8 @@ pub struct App {
     pub admin: crate::admin::Admin,
     pub licensing: crate::licensing::api::LicensingApi,
     pub sp_key: Arc<LazySpKey>,
+    /// Limits on sign-in starts and activations, shared with the portal and licensing.
+    pub pre_auth: Arc<crate::preauth::PreAuth>,
     pub public_url: String,
     /// Only in `seatgate demo`.
     pub demo_idp: Option<crate::demo::idp::DemoIdp>,
@@ -116,26 +118,35 @@ impl App {
             panic!("the test panic route panicked on purpose");
         }
         match req.path.as_str() {
-            "/healthz" => ("/healthz", only(get, || Ok(health()))),
-            "/readyz" => ("/readyz", only(get, || Ok(self.ready()))),
-            "/metrics" => ("/metrics", only(get, || self.metrics_page(req))),
-            "/saml/metadata" => ("/saml/metadata", only(get, || self.sp_metadata(None))),
-            "/saml/login" => ("/saml/login", only(get, || self.saml_login(req, None))),
+            "/healthz" => ("/healthz", only(get, "GET, HEAD", || Ok(health()))),
+            "/readyz" => ("/readyz", only(get, "GET, HEAD", || Ok(self.ready()))),
+            "/metrics" => (
+                "/metrics",
+                only(get, "GET, HEAD", || self.metrics_page(req)),
+            ),
+            "/saml/metadata" => (
+                "/saml/metadata",
+                only(get, "GET, HEAD", || self.sp_metadata(None)),
+            ),
+            "/saml/login" => (
+                "/saml/login",
+                only(get, "GET, HEAD", || self.saml_login(req, None)),
+            ),
             p if p.starts_with("/saml/acs/") => (
                 "/saml/acs/{connection}",
-                only(req.method == "POST", || {
+                only(req.method == "POST", "POST", || {
                     self.saml_acs(req, &p["/saml/acs/".len()..])
                 }),
             ),
             p if p.starts_with("/saml/login/") => (
                 "/saml/login/{connection}",
-                only(get, || {
+                only(get, "GET, HEAD", || {
                     self.saml_login(req, Some(&p["/saml/login/".len()..]))
                 }),
             ),
             p if p.starts_with("/saml/metadata/") => (
                 "/saml/metadata/{connection}",
-                only(get, || {
+                only(get, "GET, HEAD", || {
                     self.sp_metadata(Some(&p["/saml/metadata/".len()..]))
                 }),
             ),
@@ -164,6 +175,7 @@ impl App {
             target,
             Purpose::Test,
             return_to.as_deref(),
+            self.pre_auth.admit(req.client)?,
         )?;
         Ok(Response::new(302, "text/plain; charset=utf-8", Vec::new())
             .with_header("Location", &started.location)
@@ -386,15 +398,12 @@ fn health() -> Response {
     Response::json(200, &serde_json::json!({"status": "pass"}))
 }
 
-/// Runs `f` if the method fits, else 405.
-fn only(method_ok: bool, f: impl FnOnce() -> Handled) -> Handled {
+/// Runs `f` if the method fits, else 405 naming the methods that do (`allow`).
+fn only(method_ok: bool, allow: &'static str, f: impl FnOnce() -> Handled) -> Handled {
     if method_ok {
         f()
     } else {
-        Err(HttpError::new(
-            Reason::MethodNotAllowed,
-            "This address does not accept that method.",
-        ))
+        Err(HttpError::method_not_allowed(allow))
     }
 }
 

@@ -50,6 +50,7 @@ pub struct Config {
     pub limits: Limits,
     pub database: DatabaseConfig,
     pub scim: ScimConfig,
+    pub pre_auth: PreAuthConfig,
     pub metrics: MetricsConfig,
     pub backup: BackupConfig,
     pub admin: AdminConfig,
@@ -161,6 +162,34 @@ impl Default for ScimConfig {
             requests_per_second: 2000,
             burst: 4000,
             request_log_rows: 100_000,
+        }
+    }
+}
+
+/// Requests anyone may send before signing in that store a row: device activations and
+/// SSO starts. Beyond a limit, 429 with `Retry-After`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PreAuthConfig {
+    /// Steady rate per client address (0 = unlimited), and the burst above it.
+    pub per_client_per_minute: u32,
+    pub per_client_burst: u32,
+    /// Steady rate for all clients together (0 = unlimited), and the burst above it.
+    pub global_per_minute: u32,
+    pub global_burst: u32,
+    /// Unfinished activations, and unanswered SAML requests, kept at most; beyond it the
+    /// oldest is dropped.
+    pub max_outstanding: u32,
+}
+
+impl Default for PreAuthConfig {
+    fn default() -> Self {
+        PreAuthConfig {
+            per_client_per_minute: 120,
+            per_client_burst: 60,
+            global_per_minute: 3000,
+            global_burst: 1000,
+            max_outstanding: 5000,
         }
     }
 }
@@ -290,6 +319,7 @@ impl Default for Config {
             limits: Limits::default(),
             database: DatabaseConfig::default(),
             scim: ScimConfig::default(),
+            pre_auth: PreAuthConfig::default(),
             metrics: MetricsConfig::default(),
             backup: BackupConfig::default(),
             admin: AdminConfig::default(),
@@ -441,6 +471,9 @@ impl Config {
             }
         }
         let l = &self.limits;
+        if self.pre_auth.max_outstanding == 0 {
+            return invalid("pre_auth.max_outstanding must be at least 1");
+        }
         if l.max_connections == 0 || l.max_connections_per_client == 0 || l.queue == 0 {
             return invalid(
                 "limits.max_connections, limits.max_connections_per_client and limits.queue must be at least 1",

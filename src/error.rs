@@ -202,6 +202,8 @@ pub struct HttpError {
     pub message: String,
     /// Seconds for a `Retry-After` header (429/503).
     pub retry_after: Option<u32>,
+    /// The methods the address accepts, for the `Allow` header every 405 carries.
+    pub allow: Option<&'static str>,
     /// The SCIM `scimType` (RFC 7644 §3.12) the handler chose; see `effective_scim_type`.
     pub scim_type: Option<&'static str>,
     /// What an admin needs to know about a refusal (the sign-in log); never shown to
@@ -219,6 +221,7 @@ impl HttpError {
             reason,
             message: message.into(),
             retry_after: None,
+            allow: None,
             scim_type: None,
             detail: None,
             request_id: None,
@@ -230,6 +233,17 @@ impl HttpError {
         HttpError {
             scim_type: Some(scim_type),
             ..HttpError::new(reason, message)
+        }
+    }
+
+    /// 405 for an address that accepts only `allow` (e.g. `"GET, HEAD"`).
+    pub fn method_not_allowed(allow: &'static str) -> HttpError {
+        HttpError {
+            allow: Some(allow),
+            ..HttpError::new(
+                Reason::MethodNotAllowed,
+                "This address does not accept that method.",
+            )
         }
     }
 
@@ -303,6 +317,9 @@ impl HttpError {
         };
         if let Some(seconds) = self.retry_after {
             response = response.with_header("Retry-After", &seconds.to_string());
+        }
+        if let Some(allow) = self.allow {
+            response = response.with_header("Allow", allow);
         }
         response
     }

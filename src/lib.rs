@@ -33,6 +33,8 @@ pub mod licensing;
 pub mod logging;
 pub mod metrics;
 pub mod net;
+pub mod preauth;
+pub mod ratelimit;
 pub mod saml;
 pub mod scim;
 pub mod server;

@@ -18,6 +18,7 @@ use crate::datadir::{DataDir, LockError, ensure_private_dir};
 use crate::db::{Db, DbError, backup, health, settings};
 use crate::logging::STARTUP;
 use crate::metrics::Metrics;
+use crate::net::fds;
 use crate::net::front::{self, Front, FrontError, Signals};
 use crate::net::inner::InnerServer;
 use crate::net::tls::{self, TlsError, TlsFiles};
@@ -46,6 +47,8 @@ pub enum ServeError {
     Front(#[from] FrontError),
     #[error("{0}")]
     Demo(String),
+    #[error("{0}")]
+    Descriptors(String),
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
@@ -68,6 +71,9 @@ pub(crate) fn serve_with(
 ) -> Result<(), ServeError> {
     let started = Instant::now();
     let config = Arc::new(config);
+    // Before anything opens descriptors, so every later count is against the final limit.
+    let (fd_limit, fd_limit_before) =
+        fds::raise_limit().map_err(io_err("cannot read the open file limit"))?;
     let data = DataDir::create(&config.data_dir).map_err(io_err(format!(
         "cannot create the data directory {}",
         config.data_dir.display()
@@ -140,6 +146,7 @@ pub(crate) fn serve_with(
         ),
         None => None,
     };
+    let pre_auth = Arc::new(crate::preauth::PreAuth::new(&config.pre_auth));
     let app = Arc::new(App {
         db: Arc::clone(&db),
         config: Arc::clone(&config),
@@ -152,6 +159,7 @@ pub(crate) fn serve_with(
             public_url.clone(),
             crate::admin::PortalOptions {
                 device_limit: config.lease.device_limit,
+                pre_auth: Arc::clone(&pre_auth),
                 metadata_ca_file: (!config.saml.metadata_ca_file.is_empty())
                     .then(|| config.saml.metadata_ca_file.clone()),
                 ca_cert: tls_files.as_ref().and_then(|f| f.ca.clone()),
@@ -163,8 +171,10 @@ pub(crate) fn serve_with(
             config: config.lease.clone(),
             public_url: public_url.clone(),
             sp_key: Arc::clone(&sp_key),
+            pre_auth: Arc::clone(&pre_auth),
         },
         sp_key,
+        pre_auth,
         public_url: public_url.clone(),
         demo_idp,
     });
@@ -188,15 +198,6 @@ pub(crate) fn serve_with(
     )))?;
 
     let poll = mio::Poll::new().map_err(io_err("cannot create the event loop"))?;
-    // The application threads are the bounded worker pool; the gatekeeper keeps at most
-    // one upstream connection per thread, and `limits.queue` requests waiting beyond that.
-    let upstream = Upstream::new(
-        socket_path.clone(),
-        workers,
-        config.limits.queue,
-        config.limits.app_timeout,
-    );
-
     let signals = install_signals(&poll, tls_files.clone(), Arc::clone(&metrics))?;
     let mut listener = mio::net::TcpListener::from_std(std_listener);
     poll.registry()
@@ -221,6 +222,23 @@ pub(crate) fn serve_with(
         }
     }
 
+    let plan = plan_descriptors(&config, fd_limit, fd_limit_before, workers)?;
+    // Reads run on app threads serving upstream requests, plus housekeeping and backups.
+    db.limit_readers(plan.upstream + 2);
+    // The application threads are the bounded worker pool; the gatekeeper keeps at most
+    // one upstream connection per thread (fewer when descriptors are short), and
+    // `limits.queue` requests waiting beyond that.
+    let upstream = Upstream::new(
+        socket_path.clone(),
+        plan.upstream,
+        config.limits.queue,
+        config.limits.app_timeout,
+    );
+    let limits = crate::config::Limits {
+        max_connections: plan.max_connections,
+        ..config.limits.clone()
+    };
+
     let scheme = if tls_config.is_some() {
         "https"
     } else {
@@ -243,7 +261,7 @@ pub(crate) fn serve_with(
         poll,
         listener,
         tls: tls_config,
-        limits: config.limits.clone(),
+        limits,
         upstream,
         metrics,
         signals,
@@ -286,6 +304,37 @@ pub(crate) fn serve_with(
         Err(e) => log::warn!("WAL checkpoint at shutdown failed: {e}"),
     }
     Ok(())
+}
+
+/// Shares the open file limit between client connections, the inner pool and the rest,
+/// once everything long-lived is open.
+fn plan_descriptors(
+    config: &Config,
+    limit: usize,
+    before: usize,
+    workers: usize,
+) -> Result<fds::FdPlan, ServeError> {
+    let in_use = fds::open_count().map_err(io_err("cannot count open file descriptors"))?;
+    let plan = fds::FdPlan::new(limit, in_use, workers, config.limits.max_connections)
+        .map_err(ServeError::Descriptors)?;
+    let raised = if limit > before {
+        format!(" (raised from {before})")
+    } else {
+        String::new()
+    };
+    let line = format!(
+        "file descriptors: limit {limit}{raised}, {in_use} open, {} reserved; {} application connections, max_connections {} (configured {})",
+        fds::RESERVED,
+        plan.upstream,
+        plan.max_connections,
+        config.limits.max_connections
+    );
+    if plan.max_connections < config.limits.max_connections {
+        log::warn!("{line}; raise the open file limit to admit more");
+    } else {
+        log::info!("{line}");
+    }
+    Ok(plan)
 }
 
 /// The public URL: configured, or derived from the bound address.

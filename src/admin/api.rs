@@ -24,22 +24,20 @@ impl Admin {
         let rest = &req.path[PREFIX.len().min(req.path.len())..];
         let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
         let get = matches!(req.method.as_str(), "GET" | "HEAD");
-        let delete = req.method == "DELETE";
-        let route: (&'static str, bool) = match segments.as_slice() {
-            ["users"] => ("/api/v1/admin/users", get),
-            ["users", _] => ("/api/v1/admin/users/{id}", get),
-            ["explain"] => ("/api/v1/admin/explain", get),
-            ["devices", _] => ("/api/v1/admin/devices/{id}", delete),
-            ["licenses"] => ("/api/v1/admin/licenses", get),
-            ["audit"] => ("/api/v1/admin/audit", get),
-            _ => ("/api/v1/admin/(unmatched)", true),
+        let route: (&'static str, Option<&'static str>) = match segments.as_slice() {
+            ["users"] => ("/api/v1/admin/users", Some("GET, HEAD")),
+            ["users", _] => ("/api/v1/admin/users/{id}", Some("GET, HEAD")),
+            ["explain"] => ("/api/v1/admin/explain", Some("GET, HEAD")),
+            ["devices", _] => ("/api/v1/admin/devices/{id}", Some("DELETE")),
+            ["licenses"] => ("/api/v1/admin/licenses", Some("GET, HEAD")),
+            ["audit"] => ("/api/v1/admin/audit", Some("GET, HEAD")),
+            _ => ("/api/v1/admin/(unmatched)", None),
         };
         let result = self.api_caller(req, !get).and_then(|caller| {
-            if !route.1 {
-                return Err(HttpError::new(
-                    Reason::MethodNotAllowed,
-                    "This address does not accept that method.",
-                ));
+            if let Some(allow) = route.1
+                && !crate::http::method_allowed(allow, &req.method)
+            {
+                return Err(HttpError::method_not_allowed(allow));
             }
             match segments.as_slice() {
                 ["users"] => self.api_users(req),

@@ -25,10 +25,7 @@ impl Admin {
         let result = match req.method.as_str() {
             "GET" | "HEAD" => self.setup_page(None, "admin", &self.public_url.clone(), 200),
             "POST" => self.complete_setup(req),
-            _ => Err(HttpError::new(
-                Reason::MethodNotAllowed,
-                "This address does not accept that method.",
-            )),
+            _ => Err(HttpError::method_not_allowed("GET, HEAD, POST")),
         };
         ("/setup", result)
     }

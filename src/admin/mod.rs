@@ -56,6 +56,8 @@ pub struct Admin {
     failures: FailureLimiter,
     /// For the diagnosis on a user's page.
     device_limit: u32,
+    /// Limits on SSO starts (anyone may start one).
+    pre_auth: Arc<crate::preauth::PreAuth>,
     /// Extra CA for fetching IdP metadata over HTTPS (`saml.metadata_ca_file`).
     metadata_ca_file: Option<String>,
     /// The local CA certificate browsers and Macs must trust (self-signed TLS only).
@@ -67,6 +69,7 @@ pub struct Admin {
 /// What the portal needs from the rest of the configuration.
 pub struct PortalOptions {
     pub device_limit: u32,
+    pub pre_auth: Arc<crate::preauth::PreAuth>,
     pub metadata_ca_file: Option<String>,
     pub ca_cert: Option<std::path::PathBuf>,
     pub server_cert: Option<std::path::PathBuf>,
@@ -89,6 +92,7 @@ impl Admin {
             public_url,
             failures,
             device_limit: options.device_limit,
+            pre_auth: options.pre_auth,
             metadata_ca_file: options.metadata_ca_file,
             ca_cert: options.ca_cert,
             server_cert: options.server_cert,
@@ -117,56 +121,59 @@ impl Admin {
                 )
                 .with_header("Cache-Control", "max-age=3600")),
             ),
-            ("/admin/login" | "/admin/sso" | "/admin/logout" | "/admin/login/link", _, _) => (
+            ("/admin/login", _, _) => (
                 "/admin/login",
-                Err(HttpError::new(
-                    Reason::MethodNotAllowed,
-                    "This address does not accept that method.",
-                )),
+                Err(HttpError::method_not_allowed("GET, HEAD, POST")),
             ),
-            _ => self.portal(req, get, post),
+            ("/admin/sso" | "/admin/login/link", _, _) => (
+                "/admin/login",
+                Err(HttpError::method_not_allowed("GET, HEAD")),
+            ),
+            ("/admin/logout", _, _) => ("/admin/login", Err(HttpError::method_not_allowed("POST"))),
+            _ => self.portal(req, post),
         }
     }
 
     /// Everything behind a session.
-    fn portal(&self, req: &Request, get: bool, post: bool) -> (&'static str, Handled) {
+    fn portal(&self, req: &Request, post: bool) -> (&'static str, Handled) {
         let rest = req.path.trim_start_matches("/admin");
         let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-        let (route, allowed): (&'static str, bool) = match segments.as_slice() {
-            [] => ("/admin", get),
-            ["users"] => ("/admin/users", get),
-            ["users.csv"] => ("/admin/users.csv", get),
-            ["users", _] => ("/admin/users/{id}", get),
-            ["devices", _, "deactivate"] => ("/admin/devices/{id}/deactivate", post),
-            ["licenses"] => ("/admin/licenses", get || post),
-            ["licenses", _] => ("/admin/licenses/{id}", post),
-            ["explain"] => ("/admin/explain", get),
-            ["api-tokens"] => ("/admin/api-tokens", get || post),
-            ["api-tokens", _, "revoke"] => ("/admin/api-tokens/{id}/revoke", post),
-            ["sublicenses"] => ("/admin/sublicenses", post),
-            ["sublicenses", _] => ("/admin/sublicenses/{id}", post),
-            ["sublicenses", _, "delete"] => ("/admin/sublicenses/{id}/delete", post),
-            ["mappings"] => ("/admin/mappings", post),
-            ["mappings", _, "delete"] => ("/admin/mappings/{id}/delete", post),
-            ["welcome"] => ("/admin/welcome", get),
-            ["idp"] => ("/admin/idp", get || post),
-            ["idp", "new"] => ("/admin/idp/new", get),
-            ["idp", "scim-token"] => ("/admin/idp/scim-token", post),
-            ["idp", "scim-tokens", _, "revoke"] => ("/admin/idp/scim-tokens/{id}/revoke", post),
-            ["idp", _] => ("/admin/idp/{id}", get),
-            ["idp", _, "scim-token"] => ("/admin/idp/{id}/scim-token", post),
-            ["idp", _, "remove"] => ("/admin/idp/{id}/remove", post),
-            ["tls", "ca.pem"] => ("/admin/tls/ca.pem", get),
-            ["audit"] => ("/admin/audit", get),
-            ["audit.csv"] => ("/admin/audit.csv", get),
-            _ => ("/admin/(unmatched)", true),
+        let (route, allow): (&'static str, Option<&'static str>) = match segments.as_slice() {
+            [] => ("/admin", Some("GET, HEAD")),
+            ["users"] => ("/admin/users", Some("GET, HEAD")),
+            ["users.csv"] => ("/admin/users.csv", Some("GET, HEAD")),
+            ["users", _] => ("/admin/users/{id}", Some("GET, HEAD")),
+            ["devices", _, "deactivate"] => ("/admin/devices/{id}/deactivate", Some("POST")),
+            ["licenses"] => ("/admin/licenses", Some("GET, HEAD, POST")),
+            ["licenses", _] => ("/admin/licenses/{id}", Some("POST")),
+            ["explain"] => ("/admin/explain", Some("GET, HEAD")),
+            ["api-tokens"] => ("/admin/api-tokens", Some("GET, HEAD, POST")),
+            ["api-tokens", _, "revoke"] => ("/admin/api-tokens/{id}/revoke", Some("POST")),
+            ["sublicenses"] => ("/admin/sublicenses", Some("POST")),
+            ["sublicenses", _] => ("/admin/sublicenses/{id}", Some("POST")),
+            ["sublicenses", _, "delete"] => ("/admin/sublicenses/{id}/delete", Some("POST")),
+            ["mappings"] => ("/admin/mappings", Some("POST")),
+            ["mappings", _, "delete"] => ("/admin/mappings/{id}/delete", Some("POST")),
+            ["welcome"] => ("/admin/welcome", Some("GET, HEAD")),
+            ["idp"] => ("/admin/idp", Some("GET, HEAD, POST")),
+            ["idp", "new"] => ("/admin/idp/new", Some("GET, HEAD")),
+            ["idp", "scim-token"] => ("/admin/idp/scim-token", Some("POST")),
+            ["idp", "scim-tokens", _, "revoke"] => {
+                ("/admin/idp/scim-tokens/{id}/revoke", Some("POST"))
+            }
+            ["idp", _] => ("/admin/idp/{id}", Some("GET, HEAD")),
+            ["idp", _, "scim-token"] => ("/admin/idp/{id}/scim-token", Some("POST")),
+            ["idp", _, "remove"] => ("/admin/idp/{id}/remove", Some("POST")),
+            ["tls", "ca.pem"] => ("/admin/tls/ca.pem", Some("GET, HEAD")),
+            ["audit"] => ("/admin/audit", Some("GET, HEAD")),
+            ["audit.csv"] => ("/admin/audit.csv", Some("GET, HEAD")),
+            _ => ("/admin/(unmatched)", None),
         };
         let result = self.with_session(req, |session| {
-            if !allowed {
-                return Err(HttpError::new(
-                    Reason::MethodNotAllowed,
-                    "This address does not accept that method.",
-                ));
+            if let Some(allow) = allow
+                && !crate::http::method_allowed(allow, &req.method)
+            {
+                return Err(HttpError::method_not_allowed(allow));
             }
             match segments.as_slice() {
                 [] => self.overview(session),
@@ -329,6 +336,7 @@ impl Admin {
             crate::saml::login::Target::Email(&email),
             Purpose::Admin,
             Some("/admin"),
+            self.pre_auth.admit(req.client)?,
         )?;
         Ok(redirect(&started.location).with_header("Set-Cookie", &started.set_cookie))
     }

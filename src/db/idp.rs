@@ -292,11 +292,13 @@ pub struct PendingRequest<'a> {
     pub expires_at: i64,
 }
 
-/// Stores an outstanding request and drops ones expired for an hour.
+/// Stores an outstanding request, drops ones expired for an hour, and keeps at most
+/// `max_outstanding` unanswered ones (the oldest go first).
 pub fn insert_request(
     tx: &Transaction<'_>,
     r: &PendingRequest<'_>,
     now: i64,
+    max_outstanding: i64,
 ) -> rusqlite::Result<()> {
     tx.prepare_cached("DELETE FROM saml_requests WHERE expires_at < ?1")?
         .execute([now - 3600])?;
@@ -305,6 +307,12 @@ pub fn insert_request(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![r.id, r.relay_key, r.connection_id, r.purpose.as_str(), r.browser_hash, r.email_hint, r.return_to, now, r.expires_at])?;
+    tx.prepare_cached(
+        "DELETE FROM saml_requests WHERE rowid IN (
+           SELECT rowid FROM saml_requests WHERE consumed_at IS NULL ORDER BY created_at, rowid
+           LIMIT max(0, (SELECT count(*) FROM saml_requests WHERE consumed_at IS NULL) - ?1))",
+    )?
+    .execute([max_outstanding])?;
     Ok(())
 }
 

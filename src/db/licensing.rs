@@ -633,8 +633,14 @@ fn activation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Activation> {
     })
 }
 
-/// Stores a new activation and drops ones expired for a day.
-pub fn insert_activation(tx: &Transaction<'_>, a: &Activation) -> rusqlite::Result<()> {
+/// Stores a new activation, drops ones expired for a day, and keeps at most
+/// `max_outstanding` pending ones (the oldest go first, to the second: the table has no
+/// finer order).
+pub fn insert_activation(
+    tx: &Transaction<'_>,
+    a: &Activation,
+    max_outstanding: i64,
+) -> rusqlite::Result<()> {
     tx.prepare_cached("DELETE FROM activations WHERE expires_at < ?1")?
         .execute([a.created_at - 86_400])?;
     tx.execute(
@@ -645,6 +651,12 @@ pub fn insert_activation(tx: &Transaction<'_>, a: &Activation) -> rusqlite::Resu
             a.user_code, a.lease, a.auth_code_hash, a.interval_secs, a.last_polled_at, a.created_at, a.expires_at
         ],
     )?;
+    tx.prepare_cached(
+        "DELETE FROM activations WHERE device_code_hash IN (
+           SELECT device_code_hash FROM activations WHERE state = 'pending' ORDER BY created_at
+           LIMIT max(0, (SELECT count(*) FROM activations WHERE state = 'pending') - ?1))",
+    )?
+    .execute([max_outstanding])?;
     Ok(())
 }
 

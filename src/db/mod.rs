@@ -25,6 +25,7 @@ pub mod tokens;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -93,6 +94,8 @@ pub struct Db {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Readers kept open for reuse; see [`Db::limit_readers`].
+    max_readers: AtomicUsize,
     synchronous: Synchronous,
     /// Set once a server starts [`Db::checkpoint_in_background`].
     wal_bound: OnceLock<WalBound>,
@@ -139,6 +142,7 @@ impl Db {
             check_file_header(path)?;
         }
         let writer = open_connection(path, synchronous, existed)?;
+        writer.execute_batch(&format!("PRAGMA cache_size = -{WRITER_CACHE_KIB}"))?;
         // Until the file is known good, closing must not checkpoint the WAL into it.
         writer.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
         // Damage SQLite can open is found by the quick check `health` runs beside the
@@ -167,10 +171,22 @@ impl Db {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
+            max_readers: AtomicUsize::new(READERS),
             synchronous,
             wal_bound: OnceLock::new(),
         };
         Ok(db)
+    }
+
+    /// Keeps at most `n` idle readers (the server sets it to the reads that can run at
+    /// once), which bounds both their descriptors and their page caches.
+    pub fn limit_readers(&self, n: usize) {
+        let n = n.max(1);
+        self.max_readers.store(n, Ordering::Relaxed);
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .truncate(n);
     }
 
     pub fn path(&self) -> &Path {
@@ -223,7 +239,7 @@ impl Db {
             Ok(value)
         })();
         let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
-        if readers.len() < READERS {
+        if readers.len() < self.max_readers.load(Ordering::Relaxed) {
             readers.push(conn);
         }
         result
@@ -499,9 +515,14 @@ fn with_restore_advice(e: DbError, backup_dir: &Path) -> DbError {
     }
 }
 
-/// Page cache per connection, in KiB. SQLite's default (2 MiB) held too little of a
+/// The writer's page cache, in KiB. SQLite's default (2 MiB) held too little of a
 /// 100k-user directory: renewals spent 6% of their time in `pread`. Grows only with use.
-const CACHE_KIB: u32 = 16 * 1024;
+const WRITER_CACHE_KIB: u32 = 16 * 1024;
+/// Every other connection's (readers, checkpoints, backups), in KiB. Readers are many
+/// and each cache grows to what it touched, so a large one per reader added up to
+/// 100+ MB; the OS page cache serves their misses. With the server's reader limit (app
+/// connections + 2, see [`Db::limit_readers`]) the total stays at 16 + 4 × that MiB.
+const READER_CACHE_KIB: u32 = 4 * 1024;
 
 /// Per-connection setup. `busy_timeout` comes first so that even the WAL switch waits for
 /// a concurrent writer instead of failing.
@@ -512,7 +533,7 @@ fn configure(conn: &Connection, synchronous: Synchronous) -> Result<(), rusqlite
         log::warn!("SQLite refused WAL mode (got {mode}); continuing with {mode}");
     }
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{CACHE_KIB};",
+        "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{READER_CACHE_KIB};",
         synchronous.pragma()
     ))?;
     Ok(())
@@ -626,6 +647,42 @@ mod tests {
         fn drop(&mut self) {
             let _ = fs::remove_dir_all(&self.0);
         }
+    }
+
+    /// Issue 12 item 7: memory grew from 19 to 126 MB under load: 32 pooled readers with
+    /// 16 MiB page caches each. The writer keeps its large cache; readers get a small one,
+    /// and the server bounds how many are kept, so the total has a stated ceiling.
+    #[test]
+    fn item7_page_caches_are_bounded() {
+        let tmp = Tmp::new();
+        let db = Db::open(&tmp.0.join("t.db"), &tmp.0, Synchronous::Normal).expect("open");
+        let cache = |conn: &Connection| -> i64 {
+            conn.query_row("PRAGMA cache_size", [], |r| r.get(0))
+                .expect("cache_size")
+        };
+        let writer = cache(&db.writer.lock().expect("writer"));
+        assert_eq!(writer, -i64::from(WRITER_CACHE_KIB));
+        db.read(|_| Ok::<_, rusqlite::Error>(())).expect("read");
+        let reader = cache(&db.readers.lock().expect("readers")[0]);
+        assert_eq!(reader, -i64::from(READER_CACHE_KIB));
+        // The README states the ceiling with these sizes.
+        const { assert!(WRITER_CACHE_KIB == 16 * 1024 && READER_CACHE_KIB == 4 * 1024) };
+
+        // Concurrent reads beyond the limit are served, but only `n` connections are kept.
+        db.limit_readers(2);
+        let barrier = std::sync::Barrier::new(6);
+        std::thread::scope(|scope| {
+            for _ in 0..6 {
+                scope.spawn(|| {
+                    db.read(|_| {
+                        barrier.wait();
+                        Ok::<_, rusqlite::Error>(())
+                    })
+                    .expect("read")
+                });
+            }
+        });
+        assert_eq!(db.readers.lock().expect("readers").len(), 2);
     }
 
     fn objects(conn: &Connection) -> Vec<(String, String, String, String)> {

@@ -26,6 +26,7 @@ use crate::db::Db;
 use crate::db::licensing::{self as store, Activation, ActivationKey, NewDevice};
 use crate::error::{HttpError, Reason};
 use crate::http::Response;
+use crate::preauth::Admitted;
 use crate::saml::acs::SignedIn;
 use crate::saml::identity::Resolved;
 
@@ -39,11 +40,14 @@ fn bad_request(message: &str) -> HttpError {
 }
 
 /// The answer to `POST /api/v1/activations`.
+/// Anyone may call it, so the caller must have passed the pre-authentication limits
+/// ([`Admitted`]).
 pub fn start(
     db: &Db,
     cfg: &LeaseConfig,
     public_url: &str,
     body: &[u8],
+    admitted: Admitted,
     now: i64,
 ) -> Result<Response, HttpError> {
     let body: Value =
@@ -136,7 +140,7 @@ pub fn start(
             last_polled_at: None,
             created_at: now,
             expires_at: now + expires_in,
-        })?;
+        }, admitted.max_outstanding())?;
         Ok(())
     })?;
     let uri = format!("{public_url}/activate");

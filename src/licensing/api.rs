@@ -27,6 +27,7 @@ pub struct LicensingApi {
     pub config: LeaseConfig,
     pub public_url: String,
     pub sp_key: Arc<LazySpKey>,
+    pub pre_auth: Arc<crate::preauth::PreAuth>,
 }
 
 impl LicensingApi {
@@ -40,28 +41,36 @@ impl LicensingApi {
         Some(match req.path.as_str() {
             "/.well-known/jwks.json" => (
                 "/.well-known/jwks.json",
-                method(get, || {
+                method(get, "GET, HEAD", || {
                     Ok(Response::json(200, &leases::jwks(&self.db, now)?)
                         .with_header("Cache-Control", "max-age=300"))
                 }),
             ),
             "/api/v1/activations" => (
                 "/api/v1/activations",
-                method(post, || {
-                    activation::start(&self.db, &self.config, &self.public_url, &req.body, now)
+                method(post, "POST", || {
+                    let admitted = self.pre_auth.admit(req.client)?;
+                    activation::start(
+                        &self.db,
+                        &self.config,
+                        &self.public_url,
+                        &req.body,
+                        admitted,
+                        now,
+                    )
                 }),
             ),
             "/api/v1/activations/token" => (
                 "/api/v1/activations/token",
-                method(post, || activation::token(&self.db, &req.body, now)),
+                method(post, "POST", || activation::token(&self.db, &req.body, now)),
             ),
             "/api/v1/leases/renew" => (
                 "/api/v1/leases/renew",
-                method(post, || self.renew(req, now)),
+                method(post, "POST", || self.renew(req, now)),
             ),
             p if p.starts_with("/api/v1/leases/") => (
                 "/api/v1/leases/{id}",
-                method(req.method == "DELETE", || {
+                method(req.method == "DELETE", "DELETE", || {
                     self.deactivate(req, &p["/api/v1/leases/".len()..], now)
                 }),
             ),
@@ -74,7 +83,7 @@ impl LicensingApi {
                 } else {
                     (
                         "/activate/{key}",
-                        method(false, || Err(HttpError::internal())),
+                        method(false, "GET, HEAD, POST", || Err(HttpError::internal())),
                     )
                 }
             }
@@ -165,6 +174,7 @@ impl LicensingApi {
             crate::saml::login::Target::Email(&a.email),
             Purpose::Activation,
             None,
+            self.pre_auth.admit(req.client)?,
         )?;
         activation::bind_sign_in(&self.db, key, &started.request_id)?;
         Ok(redirect(&started.location).with_header("Set-Cookie", &started.set_cookie))
@@ -198,13 +208,11 @@ impl LicensingApi {
     }
 }
 
-fn method(ok: bool, f: impl FnOnce() -> Handled) -> Handled {
+/// Runs `f` if the method fits, else 405 naming the methods that do (`allow`).
+fn method(ok: bool, allow: &'static str, f: impl FnOnce() -> Handled) -> Handled {
     if ok {
         f()
     } else {
-        Err(HttpError::new(
-            Reason::MethodNotAllowed,
-            "This address does not accept that method.",
-        ))
+        Err(HttpError::method_not_allowed(allow))
     }
 }

@@ -37,6 +37,8 @@ const READ_CHUNK: usize = 16 * 1024;
 /// close does).
 const LINGER: Duration = Duration::from_secs(5);
 const LINGER_BYTES: u64 = 32 * 1024 * 1024;
+/// Shutting down, lingering is cut to this.
+const DRAIN_LINGER: Duration = Duration::from_secs(1);
 
 /// What the gatekeeper needs from the rest of the process.
 pub struct Front {
@@ -203,7 +205,7 @@ pub fn run(front: Front) -> Result<(), FrontError> {
             draining = Some(now + ctx.limits.shutdown_grace);
         }
         if let Some(until) = draining {
-            gate.close_idle(&ctx);
+            gate.close_idle(&ctx, now);
             if gate.open == 0 {
                 return Ok(());
             }
@@ -232,6 +234,7 @@ struct Gate {
     open: usize,
     per_client: HashMap<IpAddr, usize>,
     max_inbuf: usize,
+    /// When an accept failure was last logged (they repeat while the cause lasts).
     last_fd_warning: Option<Instant>,
     /// Shutting down: every answer from now on closes its connection.
     draining: bool,
@@ -301,7 +304,20 @@ impl Gate {
                     self.close_idle_oldest(front, None);
                     return Ok(Some(now + Duration::from_millis(50)));
                 }
-                Err(e) => return Err(FrontError::Listener(e)),
+                Err(e) if listener_is_broken(&e) => return Err(FrontError::Listener(e)),
+                Err(e) => {
+                    // A network hiccup (ENETDOWN, EPROTO, a firewall's EPERM…) is the
+                    // client's or the moment's; pause accepting instead of exiting.
+                    let now = Instant::now();
+                    if self
+                        .last_fd_warning
+                        .is_none_or(|t| now.duration_since(t) > Duration::from_secs(10))
+                    {
+                        log::warn!("accepting a connection failed ({e}); retrying shortly");
+                        self.last_fd_warning = Some(now);
+                    }
+                    return Ok(Some(now + Duration::from_millis(100)));
+                }
             }
         }
     }
@@ -407,22 +423,27 @@ impl Gate {
         }
     }
 
-    /// During shutdown: close every connection that has no request in progress.
-    fn close_idle(&mut self, front: &Ctx) {
+    /// During shutdown: close every connection that has no request in progress. Each is
+    /// read once more first, so a request that already reached the socket is answered
+    /// (with `Connection: close`) instead of cut off; answered connections that are
+    /// lingering keep draining briefly, so a late close does not reset their answer.
+    fn close_idle(&mut self, front: &Ctx, now: Instant) {
         let idle: Vec<usize> = self
             .conns
             .iter()
             .enumerate()
-            .filter_map(|(i, c)| {
-                c.as_ref()
-                    .filter(|c| {
-                        matches!(c.phase, Phase::Idle | Phase::Handshake | Phase::Lingering)
-                    })
-                    .map(|_| i)
-            })
+            .filter_map(|(i, c)| c.as_ref().filter(|c| is_idle(c)).map(|_| i))
             .collect();
         for slot in idle {
-            self.close(front, slot);
+            self.on_event(front, slot, true, false);
+            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+                continue;
+            };
+            if conn.phase == Phase::Lingering {
+                conn.deadline = conn.deadline.min(now + DRAIN_LINGER);
+            } else if is_idle(conn) {
+                self.close(front, slot);
+            }
         }
     }
 
@@ -477,7 +498,9 @@ impl Gate {
         if conn.generation != done.generation || conn.phase != Phase::Dispatched {
             return;
         }
-        conn.keep_alive &= !self.draining;
+        // Shutting down, the last answer closes the connection; a request already
+        // buffered behind this one (pipelined) is still served first.
+        conn.keep_alive &= !self.draining || !conn.inbuf.is_empty();
         let bytes = match done.response {
             Ok(r) => serialize(&r, conn.keep_alive),
             Err(e) => {
@@ -953,6 +976,14 @@ fn is_resource_exhaustion(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// Errors that mean the listening socket itself is unusable, so retrying cannot help.
+fn listener_is_broken(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EBADF | libc::EINVAL | libc::ENOTSOCK | libc::EFAULT | libc::EOPNOTSUPP)
     )
 }
 

@@ -136,7 +136,11 @@ pub fn parse(buf: &[u8], limits: &Limits, client: IpAddr) -> Parsed {
     };
     let path = target.split('?').next().unwrap_or("").to_string();
     if method == "CONNECT" {
-        let error = HttpError::new(Reason::MethodNotAllowed, "CONNECT is not supported.");
+        // No address here is a proxy; Allow lists the methods some address accepts.
+        let error = HttpError {
+            message: "CONNECT is not supported.".into(),
+            ..HttpError::method_not_allowed("GET, HEAD, POST, PUT, PATCH, DELETE")
+        };
         return Parsed::Reject { error, path };
     }
     if !target.starts_with('/') {

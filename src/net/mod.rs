@@ -11,6 +11,7 @@
 //!                 inner (tiny_http) ──▶ app threads (the bounded worker pool)
 //! ```
 
+pub mod fds;
 pub mod front;
 pub mod head;
 pub mod inner;

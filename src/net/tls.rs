@@ -220,6 +220,23 @@ pub fn describe(cert: &Path) -> Result<CertInfo, TlsError> {
     })
 }
 
+/// A key others can read is no longer secret. OpenSSH refuses such keys; a gateway that
+/// refused would be down over a permission, so this warns (at start and on SIGHUP).
+fn warn_if_exposed(key: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(key) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        log::warn!(
+            "the TLS private key {} is accessible to other users (mode {mode:04o}); restrict it with `chmod 600 {}`",
+            key.display(),
+            key.display()
+        );
+    }
+}
+
 /// Builds the rustls server configuration from PEM files.
 pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     let read_err = |path: &Path| {
@@ -239,6 +256,7 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
         });
     }
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(read_err(&files.key))?;
+    warn_if_exposed(&files.key);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])

@@ -199,6 +199,17 @@ impl Upstream {
                 self.warming = true;
                 self.start(registry, slot, probe_job(), false, done);
             }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                // Out of descriptors for a moment: the waiting requests are told to retry.
+                log::warn!("cannot open another application connection: {e}");
+                self.fail_waiting(done, || {
+                    HttpError::new(
+                        Reason::Overloaded,
+                        "The gateway is busy; try again in a moment.",
+                    )
+                    .with_retry_after(1)
+                });
+            }
             Err(e) => {
                 log::error!("cannot reach the application: {e}");
                 self.fail_waiting(done, || {

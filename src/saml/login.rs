@@ -19,6 +19,7 @@ use crate::db::Db;
 use crate::db::idp::{self, LoginTarget, PendingRequest, Purpose};
 use crate::error::{HttpError, Reason, html_escape};
 use crate::http::percent_encode;
+use crate::preauth::Admitted;
 use crate::saml::signing::{LazySpKey, SIG_ALG, SpSigningKey};
 
 /// How long a user may take at the IdP (MFA included).
@@ -41,6 +42,8 @@ pub struct Started {
     pub request_id: String,
 }
 
+/// Anyone may start a sign-in, so a start needs the caller to have passed the
+/// pre-authentication limits ([`Admitted`]).
 pub fn start(
     db: &Db,
     public_url: &str,
@@ -48,6 +51,7 @@ pub fn start(
     target: Target<'_>,
     purpose: Purpose,
     return_to: Option<&str>,
+    admitted: Admitted,
 ) -> Result<Started, HttpError> {
     let email = match &target {
         Target::Email(e) => Some(normalize_email(e)?),
@@ -106,6 +110,7 @@ pub fn start(
                 expires_at: now + REQUEST_TTL_SECS,
             },
             now,
+            admitted.max_outstanding(),
         )
     })?;
     let xml = authn_request(

@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::ratelimit::RateLimiter;
 use super::reqlog::{self, Entry, RequestLog};
 use super::{discovery, groups, users};
 use crate::clock::now_unix;
@@ -14,6 +13,7 @@ use crate::db::Db;
 use crate::db::tokens::{self, Scope};
 use crate::error::{HttpError, Reason, Surface};
 use crate::http::{Request, Response, percent_decode};
+use crate::ratelimit::RateLimiter;
 
 pub const BASE_PATH: &str = "/scim/v2";
 /// The largest page a client may ask for (advertised as filter.maxResults).
@@ -39,7 +39,7 @@ impl Scim {
             log: RequestLog::start(Arc::clone(&db), config.request_log_rows as i64)?,
             db,
             base_url: format!("{public_url}{BASE_PATH}"),
-            limiter: RateLimiter::new(config.requests_per_second, config.burst),
+            limiter: RateLimiter::new(f64::from(config.requests_per_second), config.burst),
         })
     }
 
@@ -238,7 +238,13 @@ impl Caller<'_> {
                 "invalidSyntax",
                 "Bulk operations are not supported (see /ServiceProviderConfig).",
             )),
-            (_, ["Users" | "Groups", ..] | [".search"] | ["Bulk"]) => Err(method_not_allowed()),
+            (_, ["Users" | "Groups"]) => Err(method_not_allowed("GET, HEAD, POST")),
+            (_, ["Users" | "Groups", ".search"] | [".search"] | ["Bulk"]) => {
+                Err(method_not_allowed("POST"))
+            }
+            (_, ["Users" | "Groups", _]) => {
+                Err(method_not_allowed("GET, HEAD, PUT, PATCH, DELETE"))
+            }
             _ => Err(HttpError::scim(
                 Reason::NotFound,
                 "invalidPath",
@@ -264,11 +270,11 @@ fn route_name(segments: &[&str]) -> &'static str {
     }
 }
 
-fn method_not_allowed() -> HttpError {
-    HttpError::new(
-        Reason::MethodNotAllowed,
-        "This SCIM address does not accept that method.",
-    )
+fn method_not_allowed(allow: &'static str) -> HttpError {
+    HttpError {
+        message: "This SCIM address does not accept that method.".into(),
+        ..HttpError::method_not_allowed(allow)
+    }
 }
 
 fn read_only(
@@ -278,7 +284,7 @@ fn read_only(
     if matches!(method, "GET" | "HEAD") {
         Ok(scim_json(200, &f()?))
     } else {
-        Err(method_not_allowed())
+        Err(method_not_allowed("GET, HEAD"))
     }
 }
 

@@ -10,7 +10,6 @@ pub mod discovery;
 pub mod filter;
 pub mod groups;
 pub mod patch;
-pub mod ratelimit;
 pub mod reqlog;
 pub mod resource;
 pub mod schema;

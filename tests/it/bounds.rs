@@ -219,3 +219,152 @@ fn item4_control_characters_from_clients_do_not_forge_log_lines() {
         "a client started a log line:\n{log}"
     );
 }
+
+/// A `POST /api/v1/activations` body for a fresh device key.
+fn activation_body(email: &str) -> Vec<u8> {
+    let x = seatgate::crypto::b64url(&seatgate::crypto::random_bytes(32));
+    json!({"email": email, "device": {"public_key": {"kty": "OKP", "crv": "Ed25519", "x": x}}})
+        .to_string()
+        .into_bytes()
+}
+
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+/// Issue 12 item 6: 54,006 activations and 62,895 SAML requests in 20 s took the database
+/// from 0.3 to 94 MB. Every request that stores a row before sign-in (activations, SSO
+/// starts) now passes a per-client and a global limit (429 with Retry-After), so a flood
+/// from one address stores only its burst, and another address is still served.
+#[test]
+fn item6_pre_auth_flood_is_limited_and_the_database_stays_small() {
+    let s = server().plain_http().start();
+    let idp = TestIdp::new("https://idp.contoso.example/saml");
+    connect(&s, "Contoso", "okta", "contoso.com", &idp.metadata());
+    let db_before = db_bytes(&s);
+    let started = std::time::Instant::now();
+    let (mut stored, mut limited) = (0u64, 0u64);
+    let mut c = s.connect();
+    for i in 0..3000 {
+        match i % 3 {
+            0 => c.send(
+                "POST",
+                "/api/v1/activations",
+                &[JSON],
+                &activation_body("ryan@contoso.com"),
+            ),
+            1 => c.send("GET", "/saml/login?email=ryan%40contoso.com", &[], b""),
+            _ => c.send("GET", "/admin/sso?email=ryan%40contoso.com", &[], b""),
+        }
+        let r = c.read_response();
+        match r.status {
+            201 | 302 | 303 => stored += 1,
+            429 => {
+                limited += 1;
+                let retry: u32 = r
+                    .header("retry-after")
+                    .and_then(|v| v.parse().ok())
+                    .expect("429 carries an integer Retry-After");
+                assert!(retry >= 1);
+                assert!(r.text().contains("TOO_MANY_REQUESTS"), "{}", r.text());
+            }
+            other => panic!("request {i}: unexpected {other}: {}", r.text()),
+        }
+    }
+    // The default burst (60) plus the steady rate (2/s) over the flood's duration.
+    let bound = 60 + 2 * (started.elapsed().as_secs() + 1);
+    assert!(stored <= bound, "{stored} rows stored (bound {bound})");
+    assert!(limited >= 3000 - bound, "{limited} refused");
+    let rows: u64 = db_query(
+        &s,
+        "SELECT (SELECT count(*) FROM activations) + (SELECT count(*) FROM saml_requests)",
+    )[0][0]
+        .parse()
+        .expect("count");
+    assert_eq!(
+        rows, stored,
+        "one row per admitted request, none per refusal"
+    );
+    let grown = db_bytes(&s).saturating_sub(db_before);
+    assert!(grown < 512 * 1024, "the database grew by {grown} bytes");
+
+    // Another client address is unaffected by the flooder's limit.
+    let other = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let r = s.request_from(
+        other,
+        "POST",
+        "/api/v1/activations",
+        &[JSON],
+        &activation_body("kim@contoso.com"),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = s.request_from(
+        other,
+        "GET",
+        "/saml/login?email=kim%40contoso.com",
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 302, "{}", r.text());
+    let r = s.request_from(other, "GET", "/admin/sso?email=kim%40contoso.com", &[], b"");
+    assert_eq!(r.status, 303, "{}", r.text());
+}
+
+/// Issue 12 item 6: the tables behind the limits are capped too; the oldest unfinished
+/// activation or SAML request makes room for a new one.
+#[test]
+fn item6_outstanding_activations_and_requests_are_capped_oldest_first() {
+    let s = server()
+        .plain_http()
+        .config(
+            "[pre_auth]\nmax_outstanding = 20\nper_client_per_minute = 0\nglobal_per_minute = 0\n",
+        )
+        .start();
+    let idp = TestIdp::new("https://idp.contoso.example/saml");
+    connect(&s, "Contoso", "okta", "contoso.com", &idp.metadata());
+    let mut codes = Vec::new();
+    for i in 0..30 {
+        if i == 15 {
+            // Activations are ordered to the second: the second half starts a second later.
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+        }
+        let r = s.request(
+            "POST",
+            "/api/v1/activations",
+            &[JSON],
+            &activation_body("ryan@contoso.com"),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        codes.push(r.json()["device_code"].as_str().expect("code").to_string());
+        assert_eq!(s.get("/saml/login?email=ryan%40contoso.com").status, 302);
+    }
+    let count = |sql: &str| db_query(&s, sql)[0][0].clone();
+    assert_eq!(count("SELECT count(*) FROM activations"), "20");
+    assert_eq!(count("SELECT count(*) FROM saml_requests"), "20");
+    let poll = |code: &str| {
+        s.request(
+            "POST",
+            "/api/v1/activations/token",
+            &[JSON],
+            json!({"device_code": code}).to_string().as_bytes(),
+        )
+        .json()["error"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let polls: Vec<String> = codes.iter().map(|c| poll(c)).collect();
+    let pending = |range: std::ops::Range<usize>| {
+        polls[range]
+            .iter()
+            .filter(|p| *p == "authorization_pending")
+            .count()
+    };
+    assert_eq!(pending(15..30), 15, "the newest stay: {polls:?}");
+    assert_eq!(pending(0..15), 5, "only the oldest were dropped: {polls:?}");
+    assert!(
+        polls
+            .iter()
+            .all(|p| p == "authorization_pending" || p == "expired_token")
+    );
+    let first_ids = db_query(&s, "SELECT min(rowid) FROM saml_requests")[0][0].clone();
+    assert_eq!(first_ids, "11", "SAML requests go strictly oldest first");
+}

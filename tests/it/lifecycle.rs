@@ -417,3 +417,67 @@ fn sha256_hex(data: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// Issue 12 item 7: a TLS key file others can read (0644) was accepted silently. It is
+/// still served (refusing would take the gateway down over a permission), but the log
+/// says which file and how to fix it, as OpenSSH does; a 0600 key gets no warning.
+#[test]
+fn item7_world_readable_tls_key_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+    let cert = tmp.path().join("cert.pem");
+    let key = tmp.path().join("key.pem");
+    std::fs::write(&cert, ck.cert.pem()).expect("write");
+    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write");
+    let start = |mode: u32| {
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        server()
+            .env("SEATGATE_TLS_MODE", "files")
+            .env("SEATGATE_TLS_CERT", cert.to_str().expect("utf8"))
+            .env("SEATGATE_TLS_KEY", key.to_str().expect("utf8"))
+            .start()
+    };
+    let exposed = start(0o644);
+    assert!(
+        exposed.wait_for_log("accessible to other users", Duration::from_secs(5)),
+        "{}",
+        exposed.log()
+    );
+    assert!(exposed.log().contains(key.to_str().expect("utf8")));
+    assert!(exposed.log().contains("chmod 600"));
+    drop(exposed);
+    let private = start(0o600);
+    assert!(private.wait_for_log("ready at", Duration::from_secs(5)));
+    assert!(!private.log().contains("accessible to other users"));
+}
+
+/// Issue 12 item 7: SIGTERM left requests on kept-alive connections unanswered. A request
+/// that reached the gateway before it stopped is answered; only the last answer on a
+/// connection says `Connection: close`. Here the stop arrives while a request head is half
+/// sent, and the client then sends its end together with a second, pipelined request.
+#[test]
+fn item7_sigterm_answers_pipelined_requests_on_kept_alive_connections() {
+    use std::io::Write;
+    let mut s = server().start();
+    let mut c = s.connect();
+    c.send("GET", "/healthz", &[], b"");
+    let first = c.read_response();
+    assert_eq!(first.header("connection"), Some("keep-alive"));
+    c.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\n")
+        .expect("half a head");
+    std::thread::sleep(Duration::from_millis(200));
+    s.signal(libc::SIGTERM);
+    assert!(s.wait_for_log("shutting down", Duration::from_secs(5)));
+    c.write_all(b"\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("the rest and a pipelined request");
+    let second = c.read_response();
+    assert_eq!(second.status, 200);
+    let third = c
+        .try_read_response()
+        .expect("the pipelined request is answered too");
+    assert_eq!(third.status, 200);
+    assert_eq!(third.header("connection"), Some("close"));
+    let status = s.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert_eq!(status.code(), Some(0));
+}
