@@ -315,7 +315,7 @@ impl TestServer {
     }
 
     fn wrap(&self, tcp: TcpStream) -> Conn {
-        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        tcp.set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
         if !self.tls {
             return Conn::Plain(tcp);
