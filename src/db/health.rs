@@ -211,9 +211,18 @@ impl Health {
         }
     }
 
-    /// A write committed: the disk has room again.
+    /// A write committed: the disk has room again, unless the file system still says
+    /// otherwise (a small write can fit in a freed WAL page while the next one fails; the
+    /// state would flap).
     pub fn wrote(&self) {
-        if self.kind.load(Ordering::Acquire) == DISK_FULL {
+        if self.kind.load(Ordering::Acquire) != DISK_FULL {
+            return;
+        }
+        let dir = self.lock().data_dir.clone();
+        let still_full = dir
+            .and_then(|d| crate::datadir::free_bytes(&d).ok())
+            .is_some_and(|b| b < RECOVERY_FLOOR);
+        if !still_full {
             self.clear_disk_full("a write succeeded");
         }
     }
