@@ -123,8 +123,14 @@ impl Compiler {
         self.out.params.push(v);
     }
 
-    /// `element`: inside a value filter, the json_each alias the paths are relative to.
-    fn filter(&mut self, f: &Filter, element: Option<&str>) -> Result<(), HttpError> {
+    /// `and`, `or` and `not` over `each` (how the operands compile where they stand): the
+    /// one place the combinators are written, for whole filters and membership value
+    /// filters alike. Returns false for a leaf, which the caller compiles.
+    fn combinator(
+        &mut self,
+        f: &Filter,
+        each: &mut dyn FnMut(&mut Self, &Filter) -> Result<(), HttpError>,
+    ) -> Result<bool, HttpError> {
         match f {
             Filter::And(items) | Filter::Or(items) => {
                 let joiner = if matches!(f, Filter::And(_)) {
@@ -137,7 +143,7 @@ impl Compiler {
                     if i > 0 {
                         self.push(joiner);
                     }
-                    self.filter(item, element)?;
+                    each(self, item)?;
                 }
                 self.push(")");
             }
@@ -145,9 +151,21 @@ impl Compiler {
                 // NOT over SQL three-valued logic: an absent attribute makes the inner
                 // comparison NULL, and `not` of it must match (RFC 7644 semantics).
                 self.push("NOT coalesce((");
-                self.filter(inner, element)?;
+                each(self, inner)?;
                 self.push("), 0)");
             }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// `element`: inside a value filter, the json_each alias the paths are relative to.
+    fn filter(&mut self, f: &Filter, element: Option<&str>) -> Result<(), HttpError> {
+        if self.combinator(f, &mut |c, item| c.filter(item, element))? {
+            return Ok(());
+        }
+        match f {
+            Filter::And(_) | Filter::Or(_) | Filter::Not(_) => {}
             Filter::Present(path) => self.present(path, element)?,
             Filter::Compare { path, op, value } => self.compare(path, *op, value, element)?,
             Filter::ValuePath { attr, filter } => {
@@ -456,27 +474,11 @@ impl Compiler {
     }
 
     fn membership_filter(&mut self, f: &Filter) -> Result<(), HttpError> {
+        if self.combinator(f, &mut |c, item| c.membership_filter(item))? {
+            return Ok(());
+        }
         match f {
-            Filter::And(items) | Filter::Or(items) => {
-                let joiner = if matches!(f, Filter::And(_)) {
-                    " AND "
-                } else {
-                    " OR "
-                };
-                self.push("(");
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        self.push(joiner);
-                    }
-                    self.membership_filter(item)?;
-                }
-                self.push(")");
-            }
-            Filter::Not(inner) => {
-                self.push("NOT coalesce((");
-                self.membership_filter(inner)?;
-                self.push("), 0)");
-            }
+            Filter::And(_) | Filter::Or(_) | Filter::Not(_) => {}
             Filter::Compare { path, op, value } => {
                 let display = membership_sub(&path.attr, path.sub.as_deref())?;
                 self.membership_compare(display, *op, value)?;
