@@ -13,7 +13,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -31,60 +31,13 @@ fn main() {
     std::fs::create_dir_all(&tmp).expect("tmp");
 
     // The IdP: an RSA key and certificate, as most IdPs use.
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=bench-idp",
-        ])
-        .arg("-keyout")
-        .arg(tmp.join("key.pem"))
-        .arg("-out")
-        .arg(tmp.join("cert.pem"))
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl");
-    assert!(ok.success());
-    let cert_b64: String = std::fs::read_to_string(tmp.join("cert.pem"))
-        .expect("cert")
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
     let entity = "https://idp.bench.example";
-    std::fs::write(tmp.join("md.xml"), metadata(entity, &cert_b64)).expect("md");
-
+    let cert_b64 = common::idp_certificate(&tmp);
     let data = tmp.join("data");
     let server = common::spawn(&data, &[("SEATGATE_LOG_LEVEL", "warn")]);
     let addr = server.addr;
     let base = format!("https://127.0.0.1:{}", addr.port());
-    let out = Command::new(common::BIN)
-        .arg("--data-dir")
-        .arg(&data)
-        .args([
-            "idp",
-            "add",
-            "--name",
-            "bench",
-            "--preset",
-            "generic",
-            "--domain",
-            "contoso.com",
-            "--metadata",
-        ])
-        .arg(tmp.join("md.xml"))
-        .output()
-        .expect("idp add");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::add_idp(&tmp, &data, entity, &cert_b64, "contoso.com");
     let tls = common::client_config(&data.join("tls/ca.pem"));
 
     // Mint: a request per login, then its signed response (xmlsec1, both cores).
@@ -164,12 +117,6 @@ fn main() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
-fn metadata(entity: &str, cert_b64: &str) -> String {
-    format!(
-        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{entity}"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>{cert_b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.bench.example/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>"#
-    )
-}
-
 fn response(entity: &str, base: &str, request_id: &str, i: usize) -> String {
     let now = seatgate::clock::now_unix();
     let (issue, until) = (
@@ -222,7 +169,9 @@ fn service_provider(
     samael::service_provider::ServiceProvider {
         entity_id: Some(format!("{base}/saml/metadata")),
         acs_url: Some(format!("{base}/saml/acs/bench")),
-        idp_metadata: metadata(entity, cert_b64).parse().expect("metadata"),
+        idp_metadata: common::idp_metadata(entity, cert_b64)
+            .parse()
+            .expect("metadata"),
         allow_idp_initiated: false,
         allowed_signature_algorithms: Some(vec![
             A::RsaSha256,

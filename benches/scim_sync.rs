@@ -3,8 +3,8 @@
 //! An Entra-shaped initial sync against the release binary over HTTPS with 8 keep-alive
 //! clients: for each user a match-by-filter GET (`userName eq`, empty) then a POST; then
 //! 1,000 groups, each filled by one member PATCH (100 members each). Then: `userName eq`
-//! filter latency at full size, five 1,000-member group PATCHes, and RSS sampled during the
-//! run. The same workload, scaled down, runs against the Python reference server
+//! filter latency at full size, five 1,000-member group PATCHes, and RSS and the WAL's size
+//! sampled during the run. The same workload, scaled down, runs against the Python reference server
 //! `scim2-server` (PyPI) over plain HTTP beside seatgate over plain HTTP, for a ratio.
 //!
 //! Environment: `SCIM_USERS` (default 100000), `SCIM_GROUPS` (1000), `SCIM_REF_USERS` (5000;
@@ -16,8 +16,8 @@ mod common;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -46,11 +46,11 @@ fn main() {
     );
 
     let (server, target) = start_seatgate(&tmp.join("https"), true);
-    let rss = RssSampler::start(server.id());
+    let peaks = common::Peaks::start(server.id(), &tmp.join("https/data"));
     let report = run_sync(&target, users, groups);
     let filter = filter_latency(&target, users, 4000);
     let big = big_patches(&target, users, 5);
-    let peak = rss.stop();
+    let (peak, wal) = peaks.stop();
     drop(server);
 
     println!("## Initial sync over HTTPS\n");
@@ -69,8 +69,9 @@ fn main() {
     filter.row("GET /Users?filter=userName eq (random existing user)");
     big.row("PATCH adding 1,000 members to a group");
     println!(
-        "\npeak RSS during the run: {:.1} MiB",
-        peak as f64 / 1048576.0
+        "\npeak RSS during the run: {:.1} MiB; largest WAL (sampled every 10 ms): {:.1} MiB",
+        common::mib(peak),
+        common::mib(wal)
     );
 
     if ref_users > 0 {
@@ -86,25 +87,7 @@ fn start_seatgate(dir: &Path, tls: bool) -> (common::Server, Target) {
         env.push(("SEATGATE_TLS_MODE", "off"));
     }
     let server = common::spawn(&dir.join("data"), &env);
-    let out = Command::new(common::BIN)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(["scim-token", "create", "--name", "bench"])
-        .output()
-        .expect("token");
-    let token = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .expect("token")
-        .trim()
-        .to_string();
-    let target = Target {
-        addr: server.addr,
-        tls: tls.then(|| common::client_config(&dir.join("data/tls/ca.pem"))),
-        authorization: Some(format!("Bearer {token}")),
-        content_type: "application/scim+json",
-        base: "/scim/v2".into(),
-    };
+    let target = common::scim_target(&server, &dir.join("data"));
     (server, target)
 }
 
@@ -342,48 +325,6 @@ fn big_patches(target: &Target, users: usize, n: usize) -> Sample {
     }
     Sample {
         lat: Latencies(lat),
-    }
-}
-
-struct RssSampler {
-    stop: Arc<AtomicBool>,
-    peak: Arc<AtomicU64>,
-    handle: Option<std::thread::JoinHandle<()>>,
-}
-
-impl RssSampler {
-    fn start(pid: u32) -> RssSampler {
-        let stop = Arc::new(AtomicBool::new(false));
-        let peak = Arc::new(AtomicU64::new(0));
-        let (s, p) = (Arc::clone(&stop), Arc::clone(&peak));
-        let handle = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                if let Some(kib) = std::fs::read_to_string(format!("/proc/{pid}/status"))
-                    .ok()
-                    .and_then(|t| {
-                        t.lines()
-                            .find(|l| l.starts_with("VmRSS:"))
-                            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                    })
-                {
-                    p.fetch_max(kib * 1024, Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        });
-        RssSampler {
-            stop,
-            peak,
-            handle: Some(handle),
-        }
-    }
-
-    fn stop(mut self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-        self.peak.load(Ordering::Relaxed)
     }
 }
 

@@ -59,20 +59,23 @@ pub struct Client<'a> {
 
 impl<'a> Client<'a> {
     pub fn new(target: &'a Target) -> Client<'a> {
-        Client {
-            target,
-            stream: Self::connect(target),
-            buf: Vec::new(),
-            closed: false,
-        }
+        Self::try_new(target).expect("connect")
     }
 
-    fn connect(target: &Target) -> Stream {
-        let tcp = TcpStream::connect(target.addr).expect("connect");
-        tcp.set_nodelay(true).expect("nodelay");
-        tcp.set_read_timeout(Some(Duration::from_secs(60)))
-            .expect("timeout");
-        match &target.tls {
+    pub fn try_new(target: &'a Target) -> std::io::Result<Client<'a>> {
+        Ok(Client {
+            target,
+            stream: Self::connect(target)?,
+            buf: Vec::new(),
+            closed: false,
+        })
+    }
+
+    fn connect(target: &Target) -> std::io::Result<Stream> {
+        let tcp = TcpStream::connect(target.addr)?;
+        tcp.set_nodelay(true)?;
+        tcp.set_read_timeout(Some(Duration::from_secs(60)))?;
+        Ok(match &target.tls {
             Some(cfg) => {
                 let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
                 Stream::Tls(Box::new(rustls::StreamOwned::new(
@@ -81,7 +84,7 @@ impl<'a> Client<'a> {
                 )))
             }
             None => Stream::Plain(tcp),
-        }
+        })
     }
 
     /// Sends one request and returns (status, body, latency).
@@ -91,11 +94,36 @@ impl<'a> Client<'a> {
         path: &str,
         body: Option<&Value>,
     ) -> (u16, Vec<u8>, Duration) {
+        self.try_call(method, path, body).expect("request")
+    }
+
+    /// `call`, but a refused or dropped connection is an error (the durability bench kills
+    /// the server under its clients). Connecting again is the caller's business.
+    pub fn try_call(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> std::io::Result<(u16, Vec<u8>, Duration)> {
+        self.try_call_with(method, path, &[], body)
+    }
+
+    /// `try_call` with extra request headers.
+    pub fn try_call_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> std::io::Result<(u16, Vec<u8>, Duration)> {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let mut req = format!(
             "{method} {}{path} HTTP/1.1\r\nHost: localhost\r\nAccept: {}\r\n",
             self.target.base, self.target.content_type
         );
+        for (name, value) in headers {
+            req.push_str(&format!("{name}: {value}\r\n"));
+        }
         if let Some(auth) = &self.target.authorization {
             req.push_str(&format!("Authorization: {auth}\r\n"));
         }
@@ -110,16 +138,16 @@ impl<'a> Client<'a> {
         req.push_str(&body);
         let started = Instant::now();
         if self.closed {
-            self.stream = Self::connect(self.target);
+            self.stream = Self::connect(self.target)?;
             self.buf.clear();
             self.closed = false;
         }
-        self.stream.write_all(req.as_bytes()).expect("write");
-        let (status, body) = self.read_response();
-        (status, body, started.elapsed())
+        self.stream.write_all(req.as_bytes())?;
+        let (status, body) = self.read_response()?;
+        Ok((status, body, started.elapsed()))
     }
 
-    fn read_response(&mut self) -> (u16, Vec<u8>) {
+    fn read_response(&mut self) -> std::io::Result<(u16, Vec<u8>)> {
         let mut chunk = [0u8; 16384];
         loop {
             let mut headers = [httparse::EMPTY_HEADER; 32];
@@ -140,11 +168,13 @@ impl<'a> Client<'a> {
                         });
                     let body = self.buf[head..head + len].to_vec();
                     self.buf.drain(..head + len);
-                    return (status, body);
+                    return Ok((status, body));
                 }
             }
-            let n = self.stream.read(&mut chunk).expect("read");
-            assert!(n > 0, "connection closed");
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }

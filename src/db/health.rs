@@ -269,6 +269,17 @@ impl Health {
         self.lock().free
     }
 
+    /// The measurement at start: a file system with almost no room is full before any
+    /// write fails, so `/readyz` says so from the first request (it answered 200 for
+    /// seconds after a restart on a full disk, until a write failed). It clears as any
+    /// full-disk state does: a write with room behind it, or space back above the threshold.
+    pub fn record_free_space_at_start(&self, bytes: u64) {
+        if bytes < RECOVERY_FLOOR {
+            self.mark_disk_full();
+        }
+        self.record_free_space(bytes);
+    }
+
     /// The one sentence the portal shows on every page while something is wrong.
     pub fn banner(&self) -> Option<String> {
         match self.state() {
@@ -330,6 +341,12 @@ pub fn watch(
     let handle = std::thread::Builder::new()
         .name("health".into())
         .spawn(move || {
+            if let Some(bytes) = dir
+                .as_deref()
+                .and_then(|d| crate::datadir::free_bytes(d).ok())
+            {
+                health.record_free_space_at_start(bytes);
+            }
             health.check(&db);
             health.checked.store(true, Ordering::Release);
             let _ = first_done.send(());
@@ -516,6 +533,34 @@ mod tests {
         h.record_free_space(5 * 1024 * 1024);
         assert_eq!(h.state(), State::Ok);
         assert_eq!(h.banner(), None);
+    }
+
+    /// Black-box round: restarted on a full disk, `/readyz` said 200 for ~3 s, until the
+    /// first write failed. Almost no room at start is a full disk at once.
+    #[test]
+    fn item5_a_full_disk_at_start_is_reported_before_any_write() {
+        let h = Health::new();
+        h.configure(
+            Path::new("/data"),
+            Path::new("/data/backups"),
+            4 * 1024 * 1024,
+        );
+        h.record_free_space_at_start(8 * 1024);
+        assert_eq!(h.state(), State::DiskFull);
+        // Room, but below the threshold: still full; above it: clear.
+        h.record_free_space(2 * 1024 * 1024);
+        assert_eq!(h.state(), State::DiskFull);
+        h.record_free_space(5 * 1024 * 1024);
+        assert_eq!(h.state(), State::Ok);
+
+        let h = Health::new();
+        h.configure(
+            Path::new("/data"),
+            Path::new("/data/backups"),
+            4 * 1024 * 1024,
+        );
+        h.record_free_space_at_start(2 * 1024 * 1024);
+        assert_eq!(h.state(), State::Ok, "low is a warning, not full");
     }
 
     /// The scheduled check finds damage that appears while serving, and nothing is

@@ -358,7 +358,7 @@ const RESET_WAIT: Duration = Duration::from_millis(100);
 impl WalBound {
     /// Called by the writer after each commit: one `stat`, and a wake-up past the bound.
     fn after_commit(&self) {
-        if wal_len(&self.wal) > self.max_bytes {
+        if wal_over_bound(&self.wal, self.max_bytes) {
             let _ = self.wake.try_send(Wake::WalFull);
         }
     }
@@ -384,6 +384,27 @@ fn wal_len(wal: &Path) -> u64 {
     fs::metadata(wal).map_or(0, |m| m.len())
 }
 
+/// Whether the WAL has passed its bound: `[database] wal_max_mib`, or less on a file
+/// system with little room, where a WAL of that size could fill the disk (a 16 MiB volume
+/// filled again within seconds after space was freed).
+fn wal_over_bound(wal: &Path, max_bytes: u64) -> bool {
+    let len = wal_len(wal);
+    let free = health::global().free_space().map(|f| f.bytes);
+    len > wal_bound(max_bytes, len, free)
+}
+
+/// The smallest bound a small disk makes the WAL keep.
+const MIN_WAL_BOUND: u64 = 1024 * 1024;
+
+/// `max_bytes`, but at most a quarter of the room the WAL has (its own size plus the free
+/// space as last measured), and never under [`MIN_WAL_BOUND`].
+fn wal_bound(max_bytes: u64, wal_len: u64, free: Option<u64>) -> u64 {
+    match free {
+        Some(free) => max_bytes.min(MIN_WAL_BOUND.max(wal_len.saturating_add(free) / 4)),
+        None => max_bytes,
+    }
+}
+
 fn checkpoint_loop(
     conn: &Connection,
     db: &Weak<Db>,
@@ -400,7 +421,7 @@ fn checkpoint_loop(
         let full = match woken.recv_timeout(period) {
             Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
             Ok(Wake::WalFull) => true,
-            Err(RecvTimeoutError::Timeout) => wal_len(wal) > max_bytes,
+            Err(RecvTimeoutError::Timeout) => wal_over_bound(wal, max_bytes),
         };
         // Nothing is copied into a damaged (or not yet checked) file.
         if health::global().refuse_checkpoint().is_err() {
@@ -647,6 +668,26 @@ mod tests {
         fn drop(&mut self) {
             let _ = fs::remove_dir_all(&self.0);
         }
+    }
+
+    /// Issue 12 (black-box round): with the 64 MiB bound, the WAL filled a 16 MiB volume
+    /// again after space was freed. The bound shrinks to a quarter of the room it has.
+    #[test]
+    fn item2_the_wal_bound_follows_the_free_space() {
+        const MIB: u64 = 1024 * 1024;
+        assert_eq!(
+            wal_bound(64 * MIB, 0, None),
+            64 * MIB,
+            "unmeasured: as configured"
+        );
+        assert_eq!(wal_bound(64 * MIB, 0, Some(100 * 1024 * MIB)), 64 * MIB);
+        assert_eq!(wal_bound(64 * MIB, 2 * MIB, Some(10 * MIB)), 3 * MIB);
+        assert_eq!(
+            wal_bound(64 * MIB, 0, Some(0)),
+            MIN_WAL_BOUND,
+            "never below 1 MiB"
+        );
+        assert_eq!(wal_bound(2 * MIB, 0, Some(1024 * MIB)), 2 * MIB);
     }
 
     /// Issue 12 item 7: memory grew from 19 to 126 MB under load: 32 pooled readers with

@@ -317,4 +317,22 @@ fn item5_full_disk_is_503_with_retry_after_and_recovers_without_restart() {
         Some(1.0)
     );
     assert!(!s.get("/admin/login").text().contains("health-banner"));
+
+    // Stopped and started again on a full disk: it comes up, and is not ready from the
+    // first request (it answered 200 for ~3 s, until a write failed).
+    drop(s);
+    let filler = fill(&mount);
+    let s = server()
+        .data_dir(&data)
+        .env("SEATGATE_DATABASE_MIN_FREE_SPACE", "2MiB")
+        .start();
+    let ready = s.get("/readyz");
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert_eq!(ready.json()["reason"], "DISK_FULL", "{}", ready.text());
+    std::fs::remove_file(&filler).expect("free space");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.get("/readyz").status != 200 {
+        assert!(Instant::now() < deadline, "{}", s.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
