@@ -14,6 +14,7 @@
 //! - [`caps`]: length caps on every field an unauthenticated client sends.
 //! - [`db`]: SQLite connections, migrations, backups.
 //! - [`datadir`], [`setup`], [`metrics`], [`crypto`], [`clock`]: the appliance's habits.
+//! - [`public_url`]: where the gateway is reached, where that came from, mismatches.
 
 pub mod admin;
 pub mod app;
@@ -34,6 +35,7 @@ pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod preauth;
+pub mod public_url;
 pub mod ratelimit;
 pub mod saml;
 pub mod scim;

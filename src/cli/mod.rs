@@ -281,7 +281,7 @@ fn public_url_for_cli(config: &Config, db: &Db) -> Result<String, CliError> {
     }
     Ok(crate::server::last_public_url(db)
         .map_err(runtime)?
-        .unwrap_or_else(|| crate::server::resolve_public_url(config, config.listen)))
+        .unwrap_or_else(|| crate::public_url::derived(config, config.listen)))
 }
 
 fn scim_log_command(

@@ -13,6 +13,7 @@ mod licensing;
 mod lifecycle;
 mod ops;
 mod portal;
+mod public_url;
 mod pysaml2;
 mod saml;
 mod saml_options;
