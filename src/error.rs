@@ -53,6 +53,9 @@ pub enum Reason {
     DatabaseCorrupt,
     DiskFull,
     StorageError,
+    BackupWrongPassphrase,
+    BackupPassphraseRequired,
+    BackupDamaged,
     Internal,
 }
 
@@ -105,6 +108,9 @@ impl Reason {
             Reason::DatabaseCorrupt => "DATABASE_CORRUPT",
             Reason::DiskFull => "DISK_FULL",
             Reason::StorageError => "STORAGE_ERROR",
+            Reason::BackupWrongPassphrase => "BACKUP_WRONG_PASSPHRASE",
+            Reason::BackupPassphraseRequired => "BACKUP_PASSPHRASE_REQUIRED",
+            Reason::BackupDamaged => "BACKUP_DAMAGED",
             Reason::Internal => "INTERNAL_ERROR",
         }
     }
@@ -153,6 +159,9 @@ impl Reason {
             Reason::DatabaseCorrupt => 503,
             Reason::DiskFull => 503,
             Reason::StorageError => 503,
+            // Only the command line says these (backup bundles); 400 if ever sent.
+            Reason::BackupWrongPassphrase | Reason::BackupPassphraseRequired => 400,
+            Reason::BackupDamaged => 400,
             Reason::Internal => 500,
         }
     }
