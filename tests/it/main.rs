@@ -3,6 +3,7 @@
 
 mod activation;
 mod admin;
+mod backup_keys;
 mod bounds;
 mod browser;
 mod demo;
