@@ -12,7 +12,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// Environment variables that are not configuration keys but are still ours.
-const NON_KEY_ENV: &[&str] = &["SEATGATE_CONFIG", "SEATGATE_DATA_DIR"];
+const NON_KEY_ENV: &[&str] = &[
+    "SEATGATE_CONFIG",
+    "SEATGATE_DATA_DIR",
+    // Read by `backup --include-keys` and `restore` only, never part of the configuration.
+    "SEATGATE_BACKUP_PASSPHRASE",
+];
 
 /// Switches of debug-build test hooks: ours too, but only where they exist.
 const TEST_HOOK_ENV: &[&str] = &[

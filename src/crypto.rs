@@ -136,6 +136,89 @@ pub fn sha256(data: &[u8]) -> Vec<u8> {
         .to_vec()
 }
 
+/// ChaCha20-Poly1305 under a key derived from a passphrase with Argon2id: the encryption
+/// of backup bundles (`crate::bundle`).
+pub struct PassphraseKey(ring::aead::LessSafeKey);
+
+/// Bytes an AEAD tag adds to each sealed message.
+pub const AEAD_TAG_LEN: usize = 16;
+/// Bytes of an AEAD nonce.
+pub const AEAD_NONCE_LEN: usize = 12;
+
+impl PassphraseKey {
+    /// Argon2id over `passphrase` and `salt` with `m_kib` KiB, `t` passes and `p` lanes.
+    pub fn derive(
+        passphrase: &[u8],
+        salt: &[u8],
+        m_kib: u32,
+        t: u32,
+        p: u32,
+    ) -> Result<PassphraseKey, String> {
+        use argon2::{Algorithm, Argon2, Params, Version};
+        let params = Params::new(m_kib, t, p, Some(32)).map_err(|e| e.to_string())?;
+        let mut key = [0u8; 32];
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password_into(passphrase, salt, &mut key)
+            .map_err(|e| e.to_string())?;
+        let unbound = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, &key)
+            .map_err(|_| "the derived key has the wrong length".to_string())?;
+        key.fill(0);
+        Ok(PassphraseKey(ring::aead::LessSafeKey::new(unbound)))
+    }
+
+    /// Encrypts `data` in place and appends the tag. Each nonce is used once per key.
+    pub fn seal(
+        &self,
+        nonce: [u8; AEAD_NONCE_LEN],
+        aad: &[u8],
+        data: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        self.0
+            .seal_in_place_append_tag(
+                ring::aead::Nonce::assume_unique_for_key(nonce),
+                ring::aead::Aad::from(aad),
+                data,
+            )
+            .map_err(|_| "encryption failed".to_string())
+    }
+
+    /// Decrypts `data` (ciphertext and tag) in place; `None` if it or `aad` was altered or
+    /// the key is not the one that sealed it.
+    pub fn open<'a>(
+        &self,
+        nonce: [u8; AEAD_NONCE_LEN],
+        aad: &[u8],
+        data: &'a mut [u8],
+    ) -> Option<&'a mut [u8]> {
+        self.0
+            .open_in_place(
+                ring::aead::Nonce::assume_unique_for_key(nonce),
+                ring::aead::Aad::from(aad),
+                data,
+            )
+            .ok()
+    }
+}
+
+/// SHA-256 over data arriving in pieces.
+pub struct Sha256Stream(ring::digest::Context);
+
+impl Default for Sha256Stream {
+    fn default() -> Self {
+        Sha256Stream(ring::digest::Context::new(&ring::digest::SHA256))
+    }
+}
+
+impl Sha256Stream {
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        self.0.finish().as_ref().to_vec()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

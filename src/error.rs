@@ -40,6 +40,7 @@ pub enum Reason {
     InvalidCredentials,
     SessionExpired,
     CsrfFailed,
+    OriginMismatch,
     MethodNotAllowed,
     RequestTimeout,
     LengthRequired,
@@ -52,6 +53,9 @@ pub enum Reason {
     DatabaseCorrupt,
     DiskFull,
     StorageError,
+    BackupWrongPassphrase,
+    BackupPassphraseRequired,
+    BackupDamaged,
     Internal,
 }
 
@@ -91,6 +95,7 @@ impl Reason {
             Reason::InvalidCredentials => "INVALID_CREDENTIALS",
             Reason::SessionExpired => "SESSION_EXPIRED",
             Reason::CsrfFailed => "CSRF_FAILED",
+            Reason::OriginMismatch => "ORIGIN_MISMATCH",
             Reason::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Reason::RequestTimeout => "REQUEST_TIMEOUT",
             Reason::LengthRequired => "LENGTH_REQUIRED",
@@ -103,6 +108,9 @@ impl Reason {
             Reason::DatabaseCorrupt => "DATABASE_CORRUPT",
             Reason::DiskFull => "DISK_FULL",
             Reason::StorageError => "STORAGE_ERROR",
+            Reason::BackupWrongPassphrase => "BACKUP_WRONG_PASSPHRASE",
+            Reason::BackupPassphraseRequired => "BACKUP_PASSPHRASE_REQUIRED",
+            Reason::BackupDamaged => "BACKUP_DAMAGED",
             Reason::Internal => "INTERNAL_ERROR",
         }
     }
@@ -138,6 +146,7 @@ impl Reason {
             Reason::InvalidCredentials => 401,
             Reason::SessionExpired => 401,
             Reason::CsrfFailed => 403,
+            Reason::OriginMismatch => 403,
             Reason::MethodNotAllowed => 405,
             Reason::RequestTimeout => 408,
             Reason::LengthRequired => 411,
@@ -150,6 +159,9 @@ impl Reason {
             Reason::DatabaseCorrupt => 503,
             Reason::DiskFull => 503,
             Reason::StorageError => 503,
+            // Only the command line says these (backup bundles); 400 if ever sent.
+            Reason::BackupWrongPassphrase | Reason::BackupPassphraseRequired => 400,
+            Reason::BackupDamaged => 400,
             Reason::Internal => 500,
         }
     }

@@ -12,11 +12,13 @@
 //!   responses; [`http`] holds the request/response values both sides share.
 //! - [`admin`]: the admin portal's sign-in, sessions and pages.
 //! - [`caps`]: length caps on every field an unauthenticated client sends.
-//! - [`db`]: SQLite connections, migrations, backups.
+//! - [`db`]: SQLite connections, migrations, backups; [`bundle`]: backups with the keys.
 //! - [`datadir`], [`setup`], [`metrics`], [`crypto`], [`clock`]: the appliance's habits.
+//! - [`public_url`]: where the gateway is reached, where that came from, mismatches.
 
 pub mod admin;
 pub mod app;
+pub mod bundle;
 pub mod caps;
 pub mod cli;
 pub mod client;
@@ -34,6 +36,7 @@ pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod preauth;
+pub mod public_url;
 pub mod ratelimit;
 pub mod saml;
 pub mod scim;

@@ -113,10 +113,9 @@ pub(crate) fn serve_with(
         .local_addr()
         .map_err(io_err("cannot read the listening address"))?;
     // Configured, else chosen at first-run setup, else derived from the listener.
-    let public_url = match configured_public_url(&config, &db)? {
-        Some(url) => url,
-        None => resolve_public_url(&config, bound),
-    };
+    let public = crate::public_url::resolve(&config, &db, bound)?;
+    warn_if_derived_url_moved(&db, &public);
+    let public_url = public.url.clone();
 
     let metrics = Arc::new(Metrics::default());
     metrics
@@ -164,6 +163,7 @@ pub(crate) fn serve_with(
                     .then(|| config.saml.metadata_ca_file.clone()),
                 ca_cert: tls_files.as_ref().and_then(|f| f.ca.clone()),
                 server_cert: tls_files.as_ref().map(|f| f.cert.clone()),
+                public_url_source: public.source,
             },
         ),
         licensing: crate::licensing::api::LicensingApi {
@@ -335,35 +335,6 @@ fn plan_descriptors(
         log::info!("{line}");
     }
     Ok(plan)
-}
-
-/// The public URL: configured, or derived from the bound address.
-/// The public URL from the configuration, else the one chosen at first-run setup.
-fn configured_public_url(config: &Config, db: &Db) -> Result<Option<String>, DbError> {
-    if !config.public_url.is_empty() {
-        return Ok(Some(config.public_url.clone()));
-    }
-    Ok(db.read(|tx| settings::get(tx, settings::PUBLIC_URL))?)
-}
-
-pub fn resolve_public_url(config: &Config, bound: SocketAddr) -> String {
-    if !config.public_url.is_empty() {
-        return config.public_url.clone();
-    }
-    let scheme = if config.tls.mode == TlsMode::Off {
-        "http"
-    } else {
-        "https"
-    };
-    let host = if bound.ip().is_unspecified() {
-        host_name().unwrap_or_else(|| "localhost".into())
-    } else {
-        match bound.ip() {
-            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-            v4 => v4.to_string(),
-        }
-    };
-    format!("{scheme}://{host}:{}", bound.port())
 }
 
 /// The host part of a URL (no scheme, port, brackets or path).
@@ -648,6 +619,22 @@ fn remember_public_url(db: &Db, public_url: &str) -> Result<(), DbError> {
         settings::put(tx, settings::LAST_PUBLIC_URL, public_url, clock::now_unix())?;
         Ok(())
     })
+}
+
+/// A derived public URL that moved with the listener changes the SP entity ID, the ACS
+/// URLs and lease issuers: say so once at start, with how to keep the old one.
+fn warn_if_derived_url_moved(db: &Db, public: &crate::public_url::PublicUrl) {
+    if public.source != crate::public_url::Source::Listener {
+        return;
+    }
+    match last_public_url(db) {
+        Ok(Some(last)) if last != public.url => log::warn!(
+            "the public URL follows the listening address and changed from {last} to {}: identity providers need the new entity ID and ACS URLs (`seatgate idp list`), or start with --public-url {last} to keep the old one",
+            public.url
+        ),
+        Ok(_) => {}
+        Err(e) => log::warn!("cannot read the last public URL: {e}"),
+    }
 }
 
 /// The public URL recorded by the last `serve`, for offline commands.

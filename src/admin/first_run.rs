@@ -71,7 +71,7 @@ impl Admin {
                     }
                     section.card {
                         h2 { "3. Public URL" }
-                        p.muted { "Where Macs, browsers and your identity provider reach this gateway. IdPs are given URLs under it, so choose the final one now." }
+                        p.muted { "Where Macs, browsers and your identity provider reach this gateway. IdPs are given URLs under it, so choose the final one now. Left as shown, it follows the address seatgate listens on (a new --listen port moves it); a URL you type here stays fixed." }
                         input #public_url type="url" name="public_url" value=(public_url) required;
                     }
                     button type="submit" { "Finish setup" }
@@ -131,7 +131,11 @@ impl Admin {
                 Some("first-run setup"),
             )?;
             settings::put(tx, settings::SETUP_COMPLETED_AT, &now.to_string(), now)?;
-            settings::put(tx, settings::PUBLIC_URL, public_url, now)?;
+            // The URL shown (the one in use) is kept only as "follow the listener"; a
+            // different one the admin typed is authoritative from the next start.
+            if public_url != self.public_url {
+                settings::put(tx, settings::PUBLIC_URL, public_url, now)?;
+            }
             Ok(true)
         })?;
         if !accepted {

@@ -52,6 +52,8 @@ pub struct Admin {
     sp_key: Arc<LazySpKey>,
     config: AdminConfig,
     public_url: String,
+    /// Where `public_url` came from, for the mismatch banner.
+    public_url_source: crate::public_url::Source,
     cookies: Cookies,
     failures: FailureLimiter,
     /// For the diagnosis on a user's page.
@@ -73,6 +75,7 @@ pub struct PortalOptions {
     pub metadata_ca_file: Option<String>,
     pub ca_cert: Option<std::path::PathBuf>,
     pub server_cert: Option<std::path::PathBuf>,
+    pub public_url_source: crate::public_url::Source,
 }
 
 impl Admin {
@@ -90,6 +93,7 @@ impl Admin {
             config,
             cookies: Cookies::for_public_url(&public_url),
             public_url,
+            public_url_source: options.public_url_source,
             failures,
             device_limit: options.device_limit,
             pre_auth: options.pre_auth,
@@ -99,8 +103,25 @@ impl Admin {
         }
     }
 
-    /// Routes `/admin` and `/admin/…`. Returns the route pattern and the result.
+    /// Routes `/admin` and `/admin/…`. Returns the route pattern and the result. Every
+    /// page rendered for a request that did not arrive at the public URL says so.
     pub fn handle(&self, req: &Request) -> (&'static str, Handled) {
+        let mismatch = self.mismatch(req);
+        pages::with_address_banner(mismatch.as_ref(), || self.route(req))
+    }
+
+    /// Where `req` arrived, if that is not the public URL.
+    fn mismatch(&self, req: &Request) -> Option<crate::public_url::Mismatch> {
+        crate::public_url::mismatch(
+            req,
+            &crate::public_url::PublicUrl {
+                url: self.public_url.clone(),
+                source: self.public_url_source,
+            },
+        )
+    }
+
+    fn route(&self, req: &Request) -> (&'static str, Handled) {
         let get = matches!(req.method.as_str(), "GET" | "HEAD");
         let post = req.method == "POST";
         match (req.path.as_str(), get, post) {
@@ -348,9 +369,24 @@ impl Admin {
         let username = crate::caps::USERNAME.check(field("username").trim())?;
         let password = crate::caps::PASSWORD.check(field("password"))?;
         let presented = self.cookies.get(req, LOGIN_COOKIE, "/").unwrap_or("");
-        if !same_origin(req, &self.public_url)
-            || presented.is_empty()
-            || !constant_time_eq(presented.as_bytes(), field("csrf").as_bytes())
+        if !crate::public_url::origin_matches(req, &self.public_url) {
+            // Not an expired form: the browser is at another address (a changed port, a
+            // proxy, another host name). Say which, so the admin can fix it.
+            let advice = self
+                .mismatch(req)
+                .map(|m| m.advice())
+                .unwrap_or_else(|| format!("This form was not sent from {}.", self.public_url));
+            log::warn!(
+                "break-glass sign-in refused from {}: Origin \"{}\" is not {}",
+                req.client,
+                crate::logging::client_text(req.header("origin").unwrap_or("")),
+                self.public_url
+            );
+            let notice = format!("{advice} (Reason code {})", Reason::OriginMismatch.code());
+            let page = pages::login(presented, Some(&notice), username);
+            return Ok(html_status(Reason::OriginMismatch.status(), page));
+        }
+        if presented.is_empty() || !constant_time_eq(presented.as_bytes(), field("csrf").as_bytes())
         {
             return Ok(self.login_page(
                 Some("The sign-in form had expired. Please sign in again."),
@@ -601,10 +637,18 @@ impl Admin {
     fn check_csrf(&self, req: &Request, session: &Session) -> Result<(), HttpError> {
         let form = crate::http::parse_form(&req.body)?;
         let sent = form.get("csrf").map(String::as_str).unwrap_or("");
-        let origin_ok = same_origin(req, &self.public_url);
+        let origin_ok = crate::public_url::origin_matches(req, &self.public_url);
         let token_ok = constant_time_eq(sent.as_bytes(), session.csrf_token.as_bytes());
         if origin_ok && token_ok {
             Ok(())
+        } else if !origin_ok && let Some(m) = self.mismatch(req) {
+            log::warn!(
+                "admin form refused from {}: Origin \"{}\" is not {}",
+                req.client,
+                m.seen,
+                self.public_url
+            );
+            Err(HttpError::new(Reason::OriginMismatch, m.advice()))
         } else {
             log::warn!(
                 "admin form refused from {}: {}",
@@ -688,14 +732,6 @@ fn sign_in_name(username: &str, known: Option<&str>) -> String {
             "unknown (sha256 {})",
             &sha256_hex(username.to_lowercase().as_bytes())[..8]
         ),
-    }
-}
-
-/// A POST's Origin header, when present, must be this gateway's.
-fn same_origin(req: &Request, public_url: &str) -> bool {
-    match req.header("origin") {
-        Some(origin) => origin == public_url,
-        None => true,
     }
 }
 

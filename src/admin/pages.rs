@@ -23,6 +23,9 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> String {
             }
             body {
                 (health_banner())
+                @if let Some(text) = ADDRESS_BANNER.with(|b| b.borrow().clone()) {
+                    div.health-banner role="alert" { strong { "Wrong address" } " · " (text) }
+                }
                 @if crate::demo::is_running() {
                     div.demo-banner role="note" {
                         strong { "DEMO" } " · sample organization and a built-in test identity provider; nothing here is real, and it is deleted when the demo stops."
@@ -50,6 +53,30 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> String {
         }
     }
     .into_string()
+}
+
+thread_local! {
+    /// The address mismatch of the request this app thread is answering (see
+    /// [`with_address_banner`]): set around a request, so that every page's layout shows it
+    /// without each of the many renderers taking the request.
+    static ADDRESS_BANNER: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `render` with the banner of `mismatch` (if any) on every page it lays out.
+pub fn with_address_banner<T>(
+    mismatch: Option<&crate::public_url::Mismatch>,
+    render: impl FnOnce() -> T,
+) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        // Also on a panic: the next request on this thread must not inherit the banner.
+        fn drop(&mut self) {
+            ADDRESS_BANNER.with(|b| b.borrow_mut().take());
+        }
+    }
+    ADDRESS_BANNER.with(|b| *b.borrow_mut() = mismatch.map(|m| m.advice()));
+    let _reset = Reset;
+    render()
 }
 
 /// What is wrong with the database, on every page while something is (see

@@ -1,6 +1,6 @@
 //! The command line: clap definitions and the dispatch of each command.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -17,13 +17,14 @@ macro_rules! outln {
 }
 
 mod access;
+mod backup;
 mod client;
 mod idp;
 mod licensing;
 
 use crate::config::{Config, Overrides};
 use crate::datadir::DataDir;
-use crate::db::{Db, backup};
+use crate::db::Db;
 
 /// How a command failed: configuration/usage (exit 2) or at run time (exit 1).
 #[derive(Debug, thiserror::Error)]
@@ -81,17 +82,12 @@ pub enum Command {
     /// Inspect the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Write a consistent, integrity-checked copy of the database (safe while serving)
-    Backup {
-        /// Where to write the backup
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
-    },
-    /// Replace the database with a backup (only while no server runs on the data directory)
-    Restore {
-        /// The backup file to restore
-        file: PathBuf,
-    },
+    /// Write a consistent, integrity-checked copy of the database (safe while serving);
+    /// with --include-keys, a bundle a replacement machine restores with the same CA and keys
+    Backup(backup::BackupArgs),
+    /// Replace the database (and, from a bundle, the keys) with a backup (only while no
+    /// server runs on the data directory)
+    Restore(backup::RestoreArgs),
     /// Mint a new one-time first-run setup link (invalidates earlier ones)
     SetupLink,
     /// Manage the bearer tokens identity providers use for SCIM provisioning
@@ -233,8 +229,8 @@ pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
             eprintln!("configuration is valid");
             Ok(())
         }
-        Command::Backup { out } => backup_command(&config, &out),
-        Command::Restore { file } => restore_command(&config, &file),
+        Command::Backup(args) => backup::backup(&config, &args),
+        Command::Restore(args) => backup::restore(&config, &args),
         Command::SetupLink => setup_link_command(&config),
         Command::ScimToken(cmd) => token_command(&config, crate::db::tokens::Scope::Scim, cmd),
         Command::AdminToken(cmd) => token_command(&config, crate::db::tokens::Scope::Admin, cmd),
@@ -281,7 +277,7 @@ fn public_url_for_cli(config: &Config, db: &Db) -> Result<String, CliError> {
     }
     Ok(crate::server::last_public_url(db)
         .map_err(runtime)?
-        .unwrap_or_else(|| crate::server::resolve_public_url(config, config.listen)))
+        .unwrap_or_else(|| crate::public_url::derived(config, config.listen)))
 }
 
 fn scim_log_command(
@@ -452,44 +448,6 @@ fn open_existing_db(config: &Config) -> Result<Db, CliError> {
         config.database.synchronous,
     )
     .map_err(runtime)
-}
-
-fn backup_command(config: &Config, out: &Path) -> Result<(), CliError> {
-    if out.exists() {
-        return Err(CliError::Runtime(format!(
-            "{} already exists; choose a new file name",
-            out.display()
-        )));
-    }
-    let db = open_existing_db(config)?;
-    db.backup_to(out).map_err(runtime)?;
-    let verified = backup::verify(out).map_err(runtime)?;
-    outln!(
-        "backup written to {} ({} bytes, schema version {}, integrity ok)",
-        out.display(),
-        verified.bytes,
-        verified.version
-    );
-    Ok(())
-}
-
-fn restore_command(config: &Config, file: &Path) -> Result<(), CliError> {
-    let data = DataDir::create(&config.data_dir).map_err(runtime)?;
-    let _lock = data
-        .lock()
-        .map_err(|e| CliError::Runtime(format!("{e}; restore only works offline")))?;
-    let verified = backup::verify(file).map_err(runtime)?;
-    let kept = backup::restore(file, &data.db_path(), &config.backup_dir()).map_err(runtime)?;
-    if let Some(kept) = kept {
-        outln!("the previous database was kept as {}", kept.display());
-    }
-    outln!(
-        "restored {} into {} (schema version {}); start seatgate to use it",
-        file.display(),
-        data.db_path().display(),
-        verified.version
-    );
-    Ok(())
 }
 
 fn setup_link_command(config: &Config) -> Result<(), CliError> {

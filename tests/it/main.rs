@@ -3,6 +3,7 @@
 
 mod activation;
 mod admin;
+mod backup_keys;
 mod bounds;
 mod browser;
 mod demo;
@@ -13,6 +14,7 @@ mod licensing;
 mod lifecycle;
 mod ops;
 mod portal;
+mod public_url;
 mod pysaml2;
 mod saml;
 mod saml_options;

@@ -436,7 +436,11 @@ impl Conn {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> std::io::Result<()> {
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
+        let mut head = format!("{method} {path} HTTP/1.1\r\n");
+        // `Host: localhost` unless the test names its own.
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            head.push_str("Host: localhost\r\n");
+        }
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
