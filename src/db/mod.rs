@@ -304,8 +304,8 @@ impl Db {
     /// meanwhile. Readers still using the WAL are waited for, briefly: a long read (an
     /// online backup) makes this a partial checkpoint, retried at the next wake-up.
     /// Returns whether the WAL was reset.
-    pub fn reset_wal(&self) -> Result<bool, rusqlite::Error> {
-        reset_wal(&self.writer.lock().unwrap_or_else(|p| p.into_inner()))
+    pub fn reset_wal(&self, wait: Duration) -> Result<bool, rusqlite::Error> {
+        reset_wal(&self.writer.lock().unwrap_or_else(|p| p.into_inner()), wait)
     }
 
     /// Moves the WAL into the main file (at shutdown, so the file is self-contained).
@@ -354,6 +354,17 @@ impl Drop for Db {
 /// How long a WAL reset waits for readers to leave the WAL, with the writer paused. The
 /// app's reads take milliseconds; a longer one (an online backup) postpones the reset.
 const RESET_WAIT: Duration = Duration::from_millis(100);
+/// Each reset readers kept from finishing doubles the next one's wait, up to this: under a
+/// steady stream of slow reads (six clients running `displayName co` scans) a 100 ms wait
+/// never succeeded and the WAL reached 1.8 times its bound.
+const RESET_WAIT_MAX: Duration = Duration::from_millis(1600);
+
+/// The wait of the reset after `failed` postponed ones in a row.
+fn reset_wait(failed: u32) -> Duration {
+    RESET_WAIT
+        .saturating_mul(1u32 << failed.min(8))
+        .min(RESET_WAIT_MAX)
+}
 
 impl WalBound {
     /// Called by the writer after each commit: one `stat`, and a wake-up past the bound.
@@ -366,8 +377,8 @@ impl WalBound {
 
 /// `wal_checkpoint(TRUNCATE)` on the writer connection, whose holder no other write can
 /// pass. Returns false when a reader kept it from finishing.
-fn reset_wal(writer: &Connection) -> Result<bool, rusqlite::Error> {
-    writer.busy_timeout(RESET_WAIT)?;
+fn reset_wal(writer: &Connection, wait: Duration) -> Result<bool, rusqlite::Error> {
+    writer.busy_timeout(wait)?;
     let busy = writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
         r.get::<_, i64>(0)
     });
@@ -417,6 +428,8 @@ fn checkpoint_loop(
     // a reader costs the writer one short pause per period, not one per commit.
     let mut next_reset = Instant::now();
     let mut failing = false;
+    // Resets postponed in a row while the WAL is well past its bound (half as much again).
+    let mut postponed: u32 = 0;
     loop {
         let full = match woken.recv_timeout(period) {
             Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
@@ -446,10 +459,21 @@ fn checkpoint_loop(
         let Some(db) = db.upgrade() else { return };
         #[cfg(debug_assertions)]
         crash_hook::arm(&db.path);
-        match db.reset_wal() {
-            Ok(true) => {}
+        let len = wal_len(wal);
+        let well_past = len > max_bytes.saturating_add(max_bytes / 2);
+        let wait = if well_past {
+            reset_wait(postponed)
+        } else {
+            RESET_WAIT
+        };
+        match db.reset_wal(wait) {
+            Ok(true) => postponed = 0,
             Ok(false) => {
-                log::debug!("WAL reset postponed: a reader is still using the WAL");
+                log::debug!(
+                    "WAL reset postponed after {} ms: a reader is still using the WAL ({len} bytes)",
+                    wait.as_millis()
+                );
+                postponed = if well_past { postponed + 1 } else { 0 };
                 next_reset = Instant::now() + period;
             }
             Err(e) => {
@@ -688,6 +712,17 @@ mod tests {
             "never below 1 MiB"
         );
         assert_eq!(wal_bound(2 * MIB, 0, Some(1024 * MIB)), 2 * MIB);
+    }
+
+    /// Soak: under six clients' steady slow reads a 100 ms wait never let a reset finish
+    /// and the WAL reached 1.8 times its bound; past 1.5 times it, each postponed reset
+    /// doubles the next one's wait.
+    #[test]
+    fn item2_postponed_resets_wait_longer_up_to_a_limit() {
+        assert_eq!(reset_wait(0), RESET_WAIT);
+        assert_eq!(reset_wait(1), Duration::from_millis(200));
+        assert_eq!(reset_wait(4), RESET_WAIT_MAX);
+        assert_eq!(reset_wait(40), RESET_WAIT_MAX);
     }
 
     /// Issue 12 item 7: memory grew from 19 to 126 MB under load: 32 pooled readers with
