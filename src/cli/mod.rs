@@ -87,6 +87,10 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Check, without changing anything, that this seatgate can serve the data directory's
+    /// database; exit 1 with the server's error if it is newer (installers run it before an
+    /// upgrade so a downgrade keeps the old binary)
+    CheckDb,
     /// Replace the database with a backup (only while no server runs on the data directory)
     Restore {
         /// The backup file to restore
@@ -235,6 +239,7 @@ pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
         }
         Command::Backup { out } => backup_command(&config, &out),
         Command::Restore { file } => restore_command(&config, &file),
+        Command::CheckDb => check_db_command(&config),
         Command::SetupLink => setup_link_command(&config),
         Command::ScimToken(cmd) => token_command(&config, crate::db::tokens::Scope::Scim, cmd),
         Command::AdminToken(cmd) => token_command(&config, crate::db::tokens::Scope::Admin, cmd),
@@ -470,6 +475,33 @@ fn backup_command(config: &Config, out: &Path) -> Result<(), CliError> {
         verified.bytes,
         verified.version
     );
+    Ok(())
+}
+
+fn check_db_command(config: &Config) -> Result<(), CliError> {
+    use crate::db::SchemaStatus;
+    let Ok(data) = DataDir::existing(&config.data_dir) else {
+        outln!(
+            "no data directory at {} yet; the first start creates it",
+            config.data_dir.display()
+        );
+        return Ok(());
+    };
+    let path = data.db_path();
+    match crate::db::schema_status(&path).map_err(runtime)? {
+        SchemaStatus::Missing => outln!(
+            "no database at {} yet; the first start creates it",
+            path.display()
+        ),
+        SchemaStatus::Current(v) => outln!(
+            "the database {} is at schema version {v}, the one this seatgate serves",
+            path.display()
+        ),
+        SchemaStatus::Upgradable { found, latest } => outln!(
+            "the database {} is at schema version {found}; the next start migrates it to {latest} after a backup",
+            path.display()
+        ),
+    }
     Ok(())
 }
 
