@@ -35,7 +35,8 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Vec<String>) -> Result<PathBuf, String> {
-    if args.iter().any(|a| a == "--version") {
+    // Alone, --version asks for ours; with other flags it is the package's.
+    if args == ["--version"] {
         println!("seatgate-mkpkg {}", env!("CARGO_PKG_VERSION"));
         std::process::exit(0);
     }
