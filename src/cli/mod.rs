@@ -85,6 +85,10 @@ pub enum Command {
     /// Write a consistent, integrity-checked copy of the database (safe while serving);
     /// with --include-keys, a bundle a replacement machine restores with the same CA and keys
     Backup(backup::BackupArgs),
+    /// Check, without changing anything, that this seatgate can serve the data directory's
+    /// database; exit 1 with the server's error if it is newer (installers run it before an
+    /// upgrade so a downgrade keeps the old binary)
+    CheckDb,
     /// Replace the database (and, from a bundle, the keys) with a backup (only while no
     /// server runs on the data directory)
     Restore(backup::RestoreArgs),
@@ -231,6 +235,7 @@ pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
         }
         Command::Backup(args) => backup::backup(&config, &args),
         Command::Restore(args) => backup::restore(&config, &args),
+        Command::CheckDb => check_db_command(&config),
         Command::SetupLink => setup_link_command(&config),
         Command::ScimToken(cmd) => token_command(&config, crate::db::tokens::Scope::Scim, cmd),
         Command::AdminToken(cmd) => token_command(&config, crate::db::tokens::Scope::Admin, cmd),
@@ -448,6 +453,33 @@ fn open_existing_db(config: &Config) -> Result<Db, CliError> {
         config.database.synchronous,
     )
     .map_err(runtime)
+}
+
+fn check_db_command(config: &Config) -> Result<(), CliError> {
+    use crate::db::SchemaStatus;
+    let Ok(data) = DataDir::existing(&config.data_dir) else {
+        outln!(
+            "no data directory at {} yet; the first start creates it",
+            config.data_dir.display()
+        );
+        return Ok(());
+    };
+    let path = data.db_path();
+    match crate::db::schema_status(&path).map_err(runtime)? {
+        SchemaStatus::Missing => outln!(
+            "no database at {} yet; the first start creates it",
+            path.display()
+        ),
+        SchemaStatus::Current(v) => outln!(
+            "the database {} is at schema version {v}, the one this seatgate serves",
+            path.display()
+        ),
+        SchemaStatus::Upgradable { found, latest } => outln!(
+            "the database {} is at schema version {found}; the next start migrates it to {latest} after a backup",
+            path.display()
+        ),
+    }
+    Ok(())
 }
 
 fn setup_link_command(config: &Config) -> Result<(), CliError> {

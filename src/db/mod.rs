@@ -619,6 +619,50 @@ fn set_private_mode(path: &Path) -> Result<(), DbError> {
     })
 }
 
+/// What an existing database file means for this binary, found without changing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaStatus {
+    /// No database yet: the first `serve` creates it.
+    Missing,
+    /// Already at this binary's schema version.
+    Current(i64),
+    /// Older: `serve` migrates it (taking a backup first).
+    Upgradable { found: i64, latest: i64 },
+}
+
+/// Reads the schema version of `path` read-only and says whether this binary can serve it;
+/// a newer database is [`DbError::TooNew`], the same error `serve` refuses it with.
+/// Installers run it before starting an upgraded binary (a downgrade keeps the old one).
+pub fn schema_status(path: &Path) -> Result<SchemaStatus, DbError> {
+    if !path.exists() {
+        return Ok(SchemaStatus::Missing);
+    }
+    check_file_header(path)?;
+    // Read-write but query-only: a read-only connection would leave `-wal`/`-shm` files
+    // behind (owned by whoever ran the check), where the last read-write connection to
+    // close removes them.
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| classify(path, e))?;
+    conn.execute_batch("PRAGMA query_only = ON;")?;
+    let found = read_version(&conn, path)?;
+    drop(conn);
+    match found {
+        v if v > LATEST_VERSION => Err(DbError::TooNew {
+            path: path.to_path_buf(),
+            found: v,
+            supported: LATEST_VERSION,
+        }),
+        v if v == LATEST_VERSION => Ok(SchemaStatus::Current(v)),
+        v => Ok(SchemaStatus::Upgradable {
+            found: v,
+            latest: LATEST_VERSION,
+        }),
+    }
+}
+
 /// Reads the schema version, turning "not a database" into a clear error.
 fn read_version(conn: &Connection, path: &Path) -> Result<i64, DbError> {
     let probe = || -> Result<i64, rusqlite::Error> {

@@ -11,6 +11,23 @@ fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777
 }
 
+/// Every path under `dir`, sorted.
+fn tree(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut all = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p.clone());
+            }
+            all.push(p);
+        }
+    }
+    all.sort();
+    all
+}
+
 fn sqlite_value(db: &Path, sql: &str) -> String {
     let conn = rusqlite::Connection::open(db).expect("open");
     conn.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
@@ -209,6 +226,81 @@ fn corrupt_or_truncated_database_is_a_clear_error_and_left_untouched() {
             "{name}: file untouched"
         );
     }
+}
+
+#[test]
+fn check_db_refuses_a_newer_database_with_the_servers_error_and_changes_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("data");
+    let dir_arg = dir.to_str().expect("utf8");
+    let check = || run_cli(&["--data-dir", dir_arg, "check-db"], &[]);
+
+    // A fresh install: nothing to check, nothing created.
+    let (code, out, err) = check();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("no data directory"), "{out}");
+    assert!(!dir.exists(), "check-db must not create the data directory");
+
+    let mut s = server().data_dir(&dir).start();
+    s.stop();
+    let db = dir.join("seatgate.db");
+    let (code, out, err) = check();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("the one this seatgate serves"), "{out}");
+    let latest: i64 = sqlite_value(&db, "PRAGMA user_version")
+        .trim_start_matches("Integer(")
+        .trim_end_matches(')')
+        .parse()
+        .expect("version");
+
+    let set_version = |v: i64| {
+        rusqlite::Connection::open(&db)
+            .expect("open")
+            .execute_batch(&format!("PRAGMA user_version = {v}"))
+            .expect("set version");
+    };
+    set_version(latest - 1);
+    let before = (std::fs::read(&db).expect("db"), tree(&dir));
+    let (code, out, err) = check();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("migrates it to {latest} after a backup")),
+        "{out}"
+    );
+    assert!(
+        std::fs::read(&db).expect("db") == before.0,
+        "check-db must not migrate"
+    );
+    assert_eq!(tree(&dir), before.1, "check-db must not back up");
+
+    // A downgrade: the database is newer than this binary.
+    set_version(latest + 1);
+    let before = std::fs::read(&db).expect("db");
+    let (code, _, err) = check();
+    assert_eq!(code, 1, "{err}");
+    let refused = err.lines().last().expect("error line").to_string();
+    assert!(
+        refused.contains(&format!(
+            "has schema version {}, newer than this seatgate supports ({latest})",
+            latest + 1
+        )),
+        "{err}"
+    );
+    assert!(std::fs::read(&db).expect("db") == before, "file untouched");
+
+    // The same sentence the server refuses to start with.
+    let (code, _, err) = run_cli(
+        &["--data-dir", dir_arg, "serve", "--listen", "127.0.0.1:0"],
+        &[],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.lines().last().expect("error line"), refused);
+
+    // Damage is an error too, not "compatible".
+    std::fs::write(&db, b"not a database at all, but long enough to have a header.............................................").expect("write");
+    let (code, _, err) = check();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("damaged or not a seatgate database"), "{err}");
 }
 
 #[test]
