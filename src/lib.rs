@@ -14,9 +14,11 @@
 //! - [`caps`]: length caps on every field an unauthenticated client sends.
 //! - [`db`]: SQLite connections, migrations, backups.
 //! - [`datadir`], [`setup`], [`metrics`], [`crypto`], [`clock`]: the appliance's habits.
+//! - [`buildinfo`]: `seatgate --version` (build facts, the linked C libraries' versions).
 
 pub mod admin;
 pub mod app;
+pub mod buildinfo;
 pub mod caps;
 pub mod cli;
 pub mod client;

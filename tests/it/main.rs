@@ -21,3 +21,4 @@ mod scim_errors;
 mod scim_filters;
 mod support;
 mod trust;
+mod version;
