@@ -27,16 +27,22 @@ fn main() {
     for path in ["src", "Cargo.toml", "Cargo.lock", "schema.sql", "build.rs"] {
         println!("cargo:rerun-if-changed={path}");
     }
+    let mut watched = Vec::new();
     if let Some(git_dir) = git(&["rev-parse", "--git-dir"]) {
-        println!("cargo:rerun-if-changed={git_dir}/HEAD");
-        println!("cargo:rerun-if-changed={git_dir}/index");
+        watched.push(format!("{git_dir}/HEAD"));
+        watched.push(format!("{git_dir}/index"));
     }
     if let (Some(common), Some(head_ref)) = (
         git(&["rev-parse", "--git-common-dir"]),
         git(&["symbolic-ref", "-q", "HEAD"]),
     ) {
-        println!("cargo:rerun-if-changed={common}/{head_ref}");
-        println!("cargo:rerun-if-changed={common}/packed-refs");
+        watched.push(format!("{common}/{head_ref}"));
+        watched.push(format!("{common}/packed-refs"));
+    }
+    // A watched path that does not exist would rerun this script, and so recompile the
+    // crate, on every build.
+    for path in watched.iter().filter(|p| std::path::Path::new(p).exists()) {
+        println!("cargo:rerun-if-changed={path}");
     }
 
     let commit = match git(&["rev-parse", "--short", "HEAD"]) {
