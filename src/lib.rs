@@ -15,9 +15,11 @@
 //! - [`db`]: SQLite connections, migrations, backups; [`bundle`]: backups with the keys.
 //! - [`datadir`], [`setup`], [`metrics`], [`crypto`], [`clock`]: the appliance's habits.
 //! - [`public_url`]: where the gateway is reached, where that came from, mismatches.
+//! - [`buildinfo`]: `seatgate --version` (build facts, the linked C libraries' versions).
 
 pub mod admin;
 pub mod app;
+pub mod buildinfo;
 pub mod bundle;
 pub mod caps;
 pub mod cli;

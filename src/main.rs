@@ -2,10 +2,18 @@
 //! run the command, and map failures to exit codes (0 ok, 1 runtime failure, 2 usage or
 //! configuration error) with one sentence on stderr.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() {
-    let cli = match seatgate::cli::Cli::try_parse() {
+    // `--version` (long form) adds the build facts and the linked C libraries' versions;
+    // clap wants a 'static string, and this one is made once per process.
+    let long_version: &'static str =
+        Box::leak(seatgate::buildinfo::long_version().into_boxed_str());
+    let parsed = seatgate::cli::Cli::command()
+        .long_version(long_version)
+        .try_get_matches()
+        .and_then(|matches| seatgate::cli::Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).

@@ -23,3 +23,4 @@ mod scim_errors;
 mod scim_filters;
 mod support;
 mod trust;
+mod version;

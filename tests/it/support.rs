@@ -15,6 +15,12 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_seatgate");
 
+/// The binary under test: SEATGATE_TEST_BIN when set (`.ci/check-static` runs tests against
+/// the static release build this way), else the one cargo built for this test run.
+pub fn bin() -> String {
+    std::env::var("SEATGATE_TEST_BIN").unwrap_or_else(|_| BIN.to_string())
+}
+
 /// A running server. Killed on drop if the test did not stop it.
 pub struct TestServer {
     pub child: Option<Child>,
@@ -103,10 +109,10 @@ impl Builder {
                 let mut c = Command::new("sh");
                 c.arg("-c")
                     .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
-                    .arg(BIN);
+                    .arg(bin());
                 c
             }
-            None => Command::new(BIN),
+            None => Command::new(bin()),
         };
         cmd.arg("--data-dir").arg(&data_dir);
         if let Some(text) = &self.config_file {
@@ -604,7 +610,7 @@ impl HttpResponse {
 
 /// Runs the binary with arguments and returns (exit code, stdout, stderr).
 pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.args(args).env_remove("RUST_LOG");
     for (k, v) in env {
         cmd.env(k, v);
