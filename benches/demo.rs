@@ -7,7 +7,11 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_seatgate");
+/// The binary under test: `SEATGATE_BENCH_BIN`, else the one cargo built.
+fn bin() -> String {
+    std::env::var("SEATGATE_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_seatgate").to_string())
+}
 
 fn healthz(addr: &str) -> bool {
     let Ok(mut s) = std::net::TcpStream::connect(addr) else {
@@ -41,7 +45,7 @@ fn main() {
     let mut rss = Vec::new();
     for _ in 0..5 {
         let started = Instant::now();
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .args(["demo", "--listen", "127.0.0.1:0"])
             .env("SEATGATE_LOG_LEVEL", "info")
             .stdout(Stdio::piped())

@@ -41,11 +41,13 @@ fn main() {
     println!(
         "machine: {} cores; binary: {}\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        common::BIN
+        common::bin()
     );
 
     // Binary size.
-    let size = std::fs::metadata(common::BIN).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(common::bin())
+        .map(|m| m.len())
+        .unwrap_or(0);
     println!(
         "release binary size: {:.1} MiB ({size} bytes)\n",
         size as f64 / 1048576.0

@@ -29,7 +29,7 @@ fn env_num(name: &str, default: usize) -> usize {
 }
 
 fn cli(data: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(common::BIN)
+    let out = std::process::Command::new(common::bin())
         .arg("--data-dir")
         .arg(data)
         .args(args)

@@ -6,7 +6,8 @@
 //! the timed part. The share of time spent in signature verification is measured by timing
 //! samael's verification of the same responses in-process, single-threaded.
 //!
-//! Needs `openssl` and `xmlsec1` on PATH. `LOGINS` (default 2000) sets the count.
+//! Needs `openssl` and `xmlsec1` on PATH. `LOGINS` (default 2000) sets the count;
+//! `SEATGATE_BENCH_BIN` runs another binary (e.g. the self-contained build).
 
 mod common;
 

@@ -16,6 +16,12 @@ pub mod client;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_seatgate");
 
+/// The binary under test: `SEATGATE_BENCH_BIN` (e.g. the self-contained build from
+/// `scripts/build-static`), else the one cargo built.
+pub fn bin() -> String {
+    std::env::var("SEATGATE_BENCH_BIN").unwrap_or_else(|_| BIN.to_string())
+}
+
 /// A running `seatgate serve`, stopped with SIGTERM when dropped.
 pub struct Server {
     child: Child,
@@ -56,7 +62,7 @@ pub fn spawn(data_dir: &Path, env: &[(&str, &str)]) -> Server {
 /// `spawn`, but a server that exits or stays silent for 30 s is an error carrying the last
 /// lines it wrote (the durability bench counts refused restarts).
 pub fn try_spawn(data_dir: &Path, env: &[(&str, &str)]) -> Result<Server, String> {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.arg("--data-dir")
         .arg(data_dir)
         .args(["serve", "--listen", "127.0.0.1:0"]);
@@ -109,7 +115,7 @@ pub fn try_spawn(data_dir: &Path, env: &[(&str, &str)]) -> Result<Server, String
 
 /// A SCIM target for the server on `data_dir`, with a new (unassigned) bearer token.
 pub fn scim_target(server: &Server, data_dir: &Path) -> client::Target {
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .arg("--data-dir")
         .arg(data_dir)
         .args(["scim-token", "create", "--name", "bench"])
@@ -253,7 +259,7 @@ pub fn idp_metadata(entity: &str, cert_b64: &str) -> String {
 /// Connects the IdP (`seatgate idp add`, generic preset) for `domain` on `data_dir`.
 pub fn add_idp(tmp: &Path, data_dir: &Path, entity: &str, cert_b64: &str, domain: &str) {
     std::fs::write(tmp.join("md.xml"), idp_metadata(entity, cert_b64)).expect("md");
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .arg("--data-dir")
         .arg(data_dir)
         .args(["idp", "add", "--name", "bench", "--preset", "generic"])
