@@ -640,15 +640,35 @@ pub fn schema_status(path: &Path) -> Result<SchemaStatus, DbError> {
     check_file_header(path)?;
     // Read-write but query-only: a read-only connection would leave `-wal`/`-shm` files
     // behind (owned by whoever ran the check), where the last read-write connection to
-    // close removes them.
+    // close removes them. But closing would also checkpoint a WAL left by a crash into
+    // the file: when there is one, it stays as it was (the server replays it).
+    let wal = wal_path(path);
+    let shm = path.with_file_name(format!(
+        "{}-shm",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+    ));
+    let had_wal = wal_len(&wal) > 0;
+    let had_shm = shm.exists();
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| classify(path, e))?;
+    if had_wal {
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )?;
+    }
     conn.execute_batch("PRAGMA query_only = ON;")?;
     let found = read_version(&conn, path)?;
     drop(conn);
+    if had_wal && !had_shm {
+        // The index this check rebuilt; nobody else had the file open (they would hold it).
+        let _ = fs::remove_file(&shm);
+    }
     match found {
         v if v > LATEST_VERSION => Err(DbError::TooNew {
             path: path.to_path_buf(),

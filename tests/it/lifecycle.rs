@@ -303,6 +303,50 @@ fn check_db_refuses_a_newer_database_with_the_servers_error_and_changes_nothing(
     assert!(err.contains("damaged or not a seatgate database"), "{err}");
 }
 
+/// Black-box round (issue 13): `check-db` on a database with a crash's WAL beside it
+/// checkpointed the WAL into the file and deleted it, also when it refused the database.
+#[test]
+fn check_db_leaves_a_crashs_wal_and_the_file_as_they_were() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("data");
+    let mut s = server().data_dir(&dir).start();
+    s.stop();
+    let db = dir.join("seatgate.db");
+    let wal = dir.join("seatgate.db-wal");
+    let shm = dir.join("seatgate.db-shm");
+    // A writer that dies with its commit only in the WAL.
+    {
+        let c = rusqlite::Connection::open(&db).expect("open");
+        c.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .expect("no checkpoint on close");
+        c.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE crash_probe (x); INSERT INTO crash_probe VALUES (1);")
+            .expect("write");
+    }
+    let _ = std::fs::remove_file(&shm);
+    let before = (
+        std::fs::read(&db).expect("db"),
+        std::fs::read(&wal).expect("wal"),
+    );
+    assert!(!before.1.is_empty(), "the WAL holds the commit");
+    let (code, out, err) = run_cli(
+        &["--data-dir", dir.to_str().expect("utf8"), "check-db"],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        std::fs::read(&db).expect("db") == before.0,
+        "the file is untouched"
+    );
+    assert!(
+        std::fs::read(&wal).ok().as_ref() == Some(&before.1),
+        "the WAL is left as it was"
+    );
+    assert!(!shm.exists(), "no index file left behind");
+}
+
 #[test]
 fn config_typo_is_a_usage_error_naming_the_key() {
     let tmp = tempfile::tempdir().expect("tmp");
