@@ -98,20 +98,60 @@ pub fn verify(path: &Path) -> Result<Verified, DbError> {
 pub fn restore(from: &Path, db_path: &Path, backup_dir: &Path) -> Result<Option<PathBuf>, DbError> {
     let io = |context: String| move |source| DbError::Io { context, source };
     verify(from)?;
+    // The copy comes first, beside the database: a full disk or a kill before the final
+    // rename leaves the current database in place (moving it aside first left none, and
+    // the next start created an empty gateway).
+    let tmp = db_path.with_extension("restoring");
+    let copied = (|| {
+        fs::copy(from, &tmp)?;
+        fs::File::open(&tmp)?.sync_all()?;
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
+    })();
+    if let Err(e) = copied {
+        let _ = fs::remove_file(&tmp);
+        return Err(io(format!(
+            "cannot copy {} beside the database",
+            from.display()
+        ))(e));
+    }
     let mut kept = None;
     if db_path.exists() {
-        crate::datadir::ensure_private_dir(backup_dir)
-            .map_err(io(format!("cannot create {}", backup_dir.display())))?;
-        // Fold a leftover WAL into the old file so the kept copy is complete.
-        if let Ok(conn) = Connection::open(db_path) {
-            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-        }
         let keep = backup_dir.join(format!(
             "pre-restore-{}.db",
             clock::file_stamp(clock::now_unix())
         ));
-        fs::rename(db_path, &keep)
-            .map_err(io(format!("cannot move {} aside", db_path.display())))?;
+        let kept_copy = (|| {
+            crate::datadir::ensure_private_dir(backup_dir)?;
+            // Fold a leftover WAL into the old file so the kept copy is complete; the WAL is
+            // deleted below, so a checkpoint that cannot finish stops the restore.
+            let wal = PathBuf::from(format!("{}-wal", db_path.display()));
+            if fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+                let conn = Connection::open(db_path).map_err(std::io::Error::other)?;
+                let busy: i64 = conn
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+                    .map_err(std::io::Error::other)?;
+                if busy != 0 {
+                    return Err(std::io::Error::other(
+                        "its write-ahead log could not be folded into it",
+                    ));
+                }
+            }
+            // A second name for the same file where it can be (no space needed), else a copy.
+            if fs::hard_link(db_path, &keep).is_err() {
+                fs::copy(db_path, &keep)?;
+                fs::File::open(&keep)?.sync_all()?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = kept_copy {
+            let _ = fs::remove_file(&tmp);
+            return Err(io(format!(
+                "cannot keep a copy of {} in {}",
+                db_path.display(),
+                backup_dir.display()
+            ))(e));
+        }
         kept = Some(keep);
     }
     for suffix in ["-wal", "-shm"] {
@@ -120,18 +160,14 @@ pub fn restore(from: &Path, db_path: &Path, backup_dir: &Path) -> Result<Option<
             fs::remove_file(&side).map_err(io(format!("cannot remove {}", side.display())))?;
         }
     }
-    let tmp = db_path.with_extension("restoring");
-    fs::copy(from, &tmp).map_err(io(format!("cannot copy {}", from.display())))?;
-    fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(io(format!("cannot sync {}", tmp.display())))?;
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
-        .map_err(io(format!("cannot set permissions on {}", tmp.display())))?;
+    // One atomic step from the old database to the restored one.
     fs::rename(&tmp, db_path).map_err(io(format!(
         "cannot move the restored database to {}",
         db_path.display()
     )))?;
+    if let Some(dir) = db_path.parent() {
+        let _ = fs::File::open(dir).and_then(|d| d.sync_all());
+    }
     Ok(kept)
 }
 

@@ -189,7 +189,7 @@ fn item4_corrupt_pages_stop_writes_and_name_the_backup_to_restore() {
 }
 
 /// Unmounts the tmpfs when the test ends, even when it fails.
-struct Tmpfs(PathBuf);
+pub(crate) struct Tmpfs(pub(crate) PathBuf);
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {

@@ -617,3 +617,61 @@ fn item7_sigterm_answers_pipelined_requests_on_kept_alive_connections() {
     let status = s.wait_exit(Duration::from_secs(10)).expect("exits");
     assert_eq!(status.code(), Some(0));
 }
+
+/// Black-box round (issue 13): restore moved the database aside before copying the backup
+/// in, so a full disk (or a kill) in between left no database, and the next start created
+/// an empty gateway. Now the copy comes first and the swap is one rename.
+#[test]
+fn restore_that_runs_out_of_space_leaves_the_database_in_place() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("skipped: needs root to mount tmpfs");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mount = tmp.path().join("small");
+    std::fs::create_dir(&mount).expect("mkdir");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .expect("run mount");
+    if !mounted.success() {
+        println!("skipped: mount failed: {mounted}");
+        return;
+    }
+    let _unmount = crate::health::Tmpfs(mount.clone());
+    let dir = mount.join("data");
+    let d = dir.to_str().expect("utf8");
+    let mut s = server().data_dir(&dir).start();
+    s.stop();
+    let db = dir.join("seatgate.db");
+    let users_before = sqlite_value(&db, "SELECT count(*) FROM setup_tokens");
+
+    // A valid backup larger than the room left on the small file system.
+    let big = tmp.path().join("big.db");
+    std::fs::copy(&db, &big).expect("copy");
+    rusqlite::Connection::open(&big)
+        .expect("open")
+        .execute_batch(
+            "CREATE TABLE padding (x); INSERT INTO padding VALUES (randomblob(3000000));",
+        )
+        .expect("pad");
+    let (code, _, err) = run_cli(
+        &["--data-dir", d, "restore", big.to_str().expect("utf8")],
+        &[],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(db.exists(), "the database is still there: {err}");
+    assert!(
+        !dir.join("seatgate.restoring").exists(),
+        "the partial copy is removed"
+    );
+    assert_eq!(
+        sqlite_value(&db, "SELECT count(*) FROM setup_tokens"),
+        users_before
+    );
+    let (code, out, err) = run_cli(&["--data-dir", d, "check-db"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("the one this seatgate serves"), "{out}");
+}
