@@ -9,7 +9,9 @@ Expands with bsdtar (xar), validates Distribution and PackageInfo (xmllint + the
 reads the gzip odc-cpio Payload and Scripts, lists the Bom with lsbom (stuckliste-cli) and
 compares it with the payload entry by entry (root:wheel, modes, sizes), loads the
 LaunchDaemon plist with plistlib, runs the packaged binary's `config check` on the default
-config, and shellchecks every script (preinstall, postinstall, seatgate-uninstall).
+config, and shellchecks every script (preinstall, postinstall, seatgate-uninstall). A .pkg
+whose payload binary is not Mach-O (the Linux layout check) must be named
+…-LINUX-LAYOUT-CHECK.pkg, so nobody ships it to a Mac.
 """
 
 import gzip
@@ -89,7 +91,7 @@ def lsbom(bom):
     return entries
 
 
-def check_expanded(root, binary, version, hosts):
+def check_expanded(root, binary, version, hosts, pkg_name):
     d = Defects()
     comp = os.path.join(root, "seatgate.pkg")
     names = sorted(os.path.relpath(os.path.join(p, f), root) for p, ds, fs in os.walk(root) for f in fs + ds)
@@ -162,6 +164,8 @@ def check_expanded(root, binary, version, hosts):
         want_bin = hashlib.sha256(f.read()).hexdigest()
     packaged = payload.get("./usr/local/bin/seatgate", (0, 0, 0, b""))[3]
     d.check(hashlib.sha256(packaged).hexdigest() == want_bin, "the packaged binary is not the one given")
+    d.check(payload_is_macho(packaged) or pkg_name.endswith("-LINUX-LAYOUT-CHECK.pkg"),
+            f"{pkg_name} holds a binary that is not Mach-O (cannot run on a Mac) but is not named …-LINUX-LAYOUT-CHECK.pkg")
 
     try:
         plist = plistlib.loads(payload[f"./Library/LaunchDaemons/{LABEL}.plist"][3])
@@ -215,6 +219,11 @@ def payload_is_elf(body):
     return body[:4] == b"\x7fELF"
 
 
+def payload_is_macho(body):
+    # 64-bit Mach-O (little-endian) or a universal (fat) binary.
+    return body[:4] in (b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
+
+
 def expand(pkg, dest):
     subprocess.run(["bsdtar", "-xf", pkg, "-C", dest], check=True)
 
@@ -222,7 +231,7 @@ def expand(pkg, dest):
 def check(pkg, binary, version, hosts):
     with tempfile.TemporaryDirectory() as tmp:
         expand(pkg, tmp)
-        return check_expanded(tmp, binary, version, hosts)
+        return check_expanded(tmp, binary, version, hosts, os.path.basename(pkg))
 
 
 def self_test(pkg, binary, version, hosts):
@@ -264,12 +273,20 @@ def self_test(pkg, binary, version, hosts):
                                                     b'version="0.0.0"'), "PackageInfo version"),
         ("malformed Distribution", rewrite("Distribution", b"</installer-gui-script>", b""), "well-formed"),
     ]
+    name = os.path.basename(pkg)
+    cases = [(what, breaker, expected, name) for what, breaker, expected in cases]
+    if not name.endswith("-LINUX-LAYOUT-CHECK.pkg"):
+        print(f"note: {name} is not a layout check; the shippable-name case is skipped")
+    else:
+        # The same layout check renamed as if it were a Mac installer.
+        cases.append(("a Linux binary in a shippable .pkg name", lambda root: None, "not Mach-O",
+                      name.replace("-LINUX-LAYOUT-CHECK.pkg", ".pkg")))
     failures = 0
-    for what, breaker, expected in cases:
+    for what, breaker, expected, as_name in cases:
         with tempfile.TemporaryDirectory() as tmp:
             expand(pkg, tmp)
             breaker(tmp)
-            defects = check_expanded(tmp, binary, version, hosts)
+            defects = check_expanded(tmp, binary, version, hosts, as_name)
         if any(expected in x for x in defects):
             print(f"ok: {what} is reported ({expected!r})")
         else:
