@@ -98,6 +98,11 @@ pub enum BundleError {
         code = Reason::BackupDamaged.code()
     )]
     Damaged { path: PathBuf, detail: String },
+    #[error(
+        "the backup bundle {0} is not encrypted although a passphrase was given, so anyone who could replace the file could have written it; restore it without a passphrase only if you made it with --no-encryption (reason code {code})",
+        code = Reason::BackupNotEncrypted.code()
+    )]
+    NotEncrypted(PathBuf),
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
     #[error(transparent)]
@@ -389,6 +394,10 @@ impl ChunkReader {
             )));
         }
         match start[MAGIC.len() + 1] {
+            // Given a passphrase, the admin expects a bundle only its holder could make.
+            CIPHER_NONE if passphrase.is_some() => {
+                return Err(BundleError::NotEncrypted(path.to_path_buf()));
+            }
             CIPHER_NONE => {}
             CIPHER_ARGON2ID_CHACHA20POLY1305 => {
                 let params = r.take_header(12 + SALT_LEN + PREFIX_LEN)?;

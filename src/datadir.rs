@@ -79,6 +79,30 @@ impl DataDir {
     }
 
     /// Takes the exclusive lock without waiting.
+    /// Gives `relative` paths (files and folders under the root) the root's owner, when run
+    /// as root for a data directory a service account owns: a restore run with `sudo`
+    /// left root-owned 0600 files the service could not read, and it restarted forever.
+    /// Symlinks are not followed. Returns the paths that could not be changed.
+    pub fn match_owner(&self, relative: &[&str]) -> Vec<PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Vec::new();
+        }
+        let Ok(root) = fs::symlink_metadata(&self.root) else {
+            return Vec::new();
+        };
+        if root.uid() == 0 {
+            return Vec::new();
+        }
+        relative
+            .iter()
+            .map(|r| self.root.join(r))
+            .filter(|p| p.exists())
+            .filter(|p| std::os::unix::fs::lchown(p, Some(root.uid()), Some(root.gid())).is_err())
+            .collect()
+    }
+
     pub fn lock(&self) -> Result<DirLock, LockError> {
         let path = self.lock_path();
         let file = OpenOptions::new()

@@ -56,6 +56,7 @@ pub enum Reason {
     BackupWrongPassphrase,
     BackupPassphraseRequired,
     BackupDamaged,
+    BackupNotEncrypted,
     Internal,
 }
 
@@ -111,6 +112,7 @@ impl Reason {
             Reason::BackupWrongPassphrase => "BACKUP_WRONG_PASSPHRASE",
             Reason::BackupPassphraseRequired => "BACKUP_PASSPHRASE_REQUIRED",
             Reason::BackupDamaged => "BACKUP_DAMAGED",
+            Reason::BackupNotEncrypted => "BACKUP_NOT_ENCRYPTED",
             Reason::Internal => "INTERNAL_ERROR",
         }
     }
@@ -161,7 +163,7 @@ impl Reason {
             Reason::StorageError => 503,
             // Only the command line says these (backup bundles); 400 if ever sent.
             Reason::BackupWrongPassphrase | Reason::BackupPassphraseRequired => 400,
-            Reason::BackupDamaged => 400,
+            Reason::BackupDamaged | Reason::BackupNotEncrypted => 400,
             Reason::Internal => 500,
         }
     }

@@ -147,6 +147,9 @@ pub fn restore(config: &Config, args: &RestoreArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Runtime(format!("{e}; restore only works offline")))?;
     let restored =
         bundle::restore(file, passphrase, &data, &config.backup_dir()).map_err(bundle_error)?;
+    let mut owned: Vec<&str> = vec!["tls", "saml"];
+    owned.extend(restored.files.iter().copied());
+    warn_unowned(&data, &owned);
     if let Some(kept) = &restored.kept_database {
         outln!("the previous database was kept as {}", kept.display());
     }
@@ -178,6 +181,7 @@ fn restore_database(config: &Config, file: &Path) -> Result<(), CliError> {
         .map_err(|e| CliError::Runtime(format!("{e}; restore only works offline")))?;
     let verified = backup::verify(file).map_err(runtime)?;
     let kept = backup::restore(file, &data.db_path(), &config.backup_dir()).map_err(runtime)?;
+    warn_unowned(&data, &["seatgate.db"]);
     if let Some(kept) = kept {
         outln!("the previous database was kept as {}", kept.display());
     }
@@ -188,4 +192,15 @@ fn restore_database(config: &Config, file: &Path) -> Result<(), CliError> {
         verified.version
     );
     Ok(())
+}
+
+/// Restored files get the data directory's owner (see [`DataDir::match_owner`]); any that
+/// cannot are named, since the service would not start with them.
+fn warn_unowned(data: &DataDir, relative: &[&str]) {
+    for path in data.match_owner(relative) {
+        outln!(
+            "warning: {} could not be given the data directory's owner; chown it before starting seatgate",
+            path.display()
+        );
+    }
 }

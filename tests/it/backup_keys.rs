@@ -267,6 +267,15 @@ fn item8_an_unencrypted_bundle_needs_no_encryption_and_still_finds_damage() {
     assert_eq!(code, 1);
     assert!(err.contains("BACKUP_DAMAGED"), "{err}");
     assert!(!c_dir.exists());
+    // Black-box round: given a passphrase, the admin expects a bundle only its holder could
+    // make; an unencrypted one (whose checksum anyone can forge) is refused.
+    let (code, _, err) = run_cli(
+        &["--data-dir", s(&c_dir), "restore", s(&bundle)],
+        &[("SEATGATE_BACKUP_PASSPHRASE", "correct horse battery")],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("BACKUP_NOT_ENCRYPTED"), "{err}");
+    assert!(!c_dir.exists());
     let (code, _, err) = run_cli(&["--data-dir", s(&c_dir), "restore", s(&bundle)], &[]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(

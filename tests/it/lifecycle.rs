@@ -675,3 +675,47 @@ fn restore_that_runs_out_of_space_leaves_the_database_in_place() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("the one this seatgate serves"), "{out}");
 }
+
+/// Black-box round (issue 13): `restore` run as root into a service account's data
+/// directory left root-owned 0600 files the service could not read; it restarted forever.
+#[test]
+fn restore_as_root_gives_the_files_the_data_directorys_owner() {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("skipped: needs root");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("data");
+    let d = dir.to_str().expect("utf8");
+    let mut s = server().data_dir(&dir).start();
+    s.stop();
+    let backup = tmp.path().join("snap.db");
+    let (code, _, err) = run_cli(
+        &[
+            "--data-dir",
+            d,
+            "backup",
+            "--out",
+            backup.to_str().expect("utf8"),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    // The service account (nobody) owns the data directory, as the packages arrange.
+    let status = std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&dir)
+        .status()
+        .expect("chown");
+    assert!(status.success());
+    let (code, _, err) = run_cli(
+        &["--data-dir", d, "restore", backup.to_str().expect("utf8")],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let db = std::fs::metadata(dir.join("seatgate.db")).expect("db");
+    assert_eq!((db.uid(), db.gid()), (65534, 65534), "{err}");
+    assert_eq!(db.mode() & 0o777, 0o600);
+}
