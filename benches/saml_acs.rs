@@ -35,7 +35,16 @@ fn main() {
     let entity = "https://idp.bench.example";
     let cert_b64 = common::idp_certificate(&tmp);
     let data = tmp.join("data");
-    let server = common::spawn(&data, &[("SEATGATE_LOG_LEVEL", "warn")]);
+    // Every login starts with its own SSO request from one address: lift the
+    // pre-authentication limits (issue 12), which would answer most of them 429.
+    let server = common::spawn(
+        &data,
+        &[
+            ("SEATGATE_LOG_LEVEL", "warn"),
+            ("SEATGATE_PRE_AUTH_PER_CLIENT_PER_MINUTE", "0"),
+            ("SEATGATE_PRE_AUTH_GLOBAL_PER_MINUTE", "0"),
+        ],
+    );
     let addr = server.addr;
     let base = format!("https://127.0.0.1:{}", addr.port());
     common::add_idp(&tmp, &data, entity, &cert_b64, "contoso.com");
