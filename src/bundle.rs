@@ -619,12 +619,25 @@ pub fn restore(
     data: &DataDir,
     backup_dir: &Path,
 ) -> Result<Restored, BundleError> {
+    // Staging folders a killed restore left behind hold decrypted keys: gone first.
+    if let Ok(entries) = fs::read_dir(data.root()) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(".restore-") {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
     let staging = data
         .root()
         .join(format!(".restore-{}", crate::crypto::random_hex(4)));
     crate::datadir::ensure_private_dir(&staging)
         .map_err(io_err(format!("cannot create {}", staging.display())))?;
+    let marker = data.restore_marker_path();
     let result = stage(path, passphrase, &staging).and_then(|files| {
+        // Until every file is in place, the database and the keys may not belong together:
+        // `serve` refuses to start while this marker exists.
+        crate::datadir::write_private_file(&marker, path.display().to_string().as_bytes())
+            .map_err(io_err(format!("cannot write {}", marker.display())))?;
         install(&staging, &files, data, backup_dir).map(|(version, db, keys)| Restored {
             files,
             version,
@@ -633,6 +646,9 @@ pub fn restore(
         })
     });
     let _ = fs::remove_dir_all(&staging);
+    if result.is_ok() {
+        fs::remove_file(&marker).map_err(io_err(format!("cannot remove {}", marker.display())))?;
+    }
     result
 }
 
@@ -702,14 +718,18 @@ fn install(
                 .map_err(io_err(format!("cannot create {}", parent.display())))?;
         }
         let staged = staging.join(name);
+        // Copied aside, then replaced by one rename: a key file is never missing, so a
+        // crash here cannot make the next start generate a new CA.
         if target.exists() {
             let keep = kept_keys_dir.join(name);
             if let Some(parent) = keep.parent() {
                 crate::datadir::ensure_private_dir(parent)
                     .map_err(io_err(format!("cannot create {}", parent.display())))?;
             }
-            fs::rename(&target, &keep)
-                .map_err(io_err(format!("cannot move {} aside", target.display())))?;
+            fs::copy(&target, &keep).map_err(io_err(format!(
+                "cannot keep a copy of {}",
+                target.display()
+            )))?;
             kept_keys = Some(kept_keys_dir.clone());
         }
         let mode = if kind == Kind::Public { 0o644 } else { 0o600 };

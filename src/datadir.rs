@@ -70,6 +70,22 @@ impl DataDir {
         self.root.join("run")
     }
 
+    /// Exists while a bundle restore puts the database and keys in place (see
+    /// `bundle::restore`); names the bundle.
+    pub fn restore_marker_path(&self) -> PathBuf {
+        self.root.join("restore-incomplete")
+    }
+
+    /// The sentence `serve` refuses to start with after an interrupted bundle restore.
+    pub fn interrupted_restore(&self) -> Option<String> {
+        let bundle = fs::read_to_string(self.restore_marker_path()).ok()?;
+        Some(format!(
+            "a restore of {} into {} was interrupted, so the database and the keys may not belong together; run `seatgate restore` with that bundle again before starting",
+            bundle.trim(),
+            self.root.display()
+        ))
+    }
+
     pub fn setup_link_path(&self) -> PathBuf {
         self.root.join("setup-link.txt")
     }

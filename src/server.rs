@@ -49,6 +49,8 @@ pub enum ServeError {
     Demo(String),
     #[error("{0}")]
     Descriptors(String),
+    #[error("{0}")]
+    InterruptedRestore(String),
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
@@ -79,6 +81,9 @@ pub(crate) fn serve_with(
         config.data_dir.display()
     )))?;
     let _lock = data.lock()?;
+    if let Some(refusal) = data.interrupted_restore() {
+        return Err(ServeError::InterruptedRestore(refusal));
+    }
     let db = Arc::new(Db::open(
         &data.db_path(),
         &config.backup_dir(),

@@ -134,20 +134,28 @@ pub fn restore(config: &Config, args: &RestoreArgs) -> Result<(), CliError> {
     let file = &args.file;
     let is_bundle = bundle::is_bundle(file)
         .map_err(|e| CliError::Runtime(format!("cannot read {}: {e}", file.display())))?;
+    let passphrase = passphrase(args.passphrase_file.as_deref())?;
     if !is_bundle {
+        // Given a passphrase, the admin expects an encrypted bundle; a plain database copy
+        // (which holds the lease keys) is just as forgeable as an unencrypted bundle.
+        if passphrase.is_some() {
+            return Err(CliError::Runtime(
+                bundle::BundleError::NotEncrypted(file.to_path_buf()).to_string(),
+            ));
+        }
         return restore_database(config, file);
     }
-    let passphrase = passphrase(args.passphrase_file.as_deref())?;
     let passphrase = passphrase.as_deref().map(str::as_bytes);
     // The whole bundle is checked before the data directory is touched, or even created.
     bundle::verify(file, passphrase).map_err(bundle_error)?;
+    refuse_symlinks(config)?;
     let data = DataDir::create(&config.data_dir).map_err(runtime)?;
     let _lock = data
         .lock()
         .map_err(|e| CliError::Runtime(format!("{e}; restore only works offline")))?;
     let restored =
         bundle::restore(file, passphrase, &data, &config.backup_dir()).map_err(bundle_error)?;
-    let mut owned: Vec<&str> = vec!["tls", "saml"];
+    let mut owned: Vec<&str> = vec!["seatgate.lock", "backups", "tls", "saml"];
     owned.extend(restored.files.iter().copied());
     warn_unowned(&data, &owned);
     if let Some(kept) = &restored.kept_database {
@@ -175,13 +183,14 @@ fn bundle_error(e: BundleError) -> CliError {
 }
 
 fn restore_database(config: &Config, file: &Path) -> Result<(), CliError> {
+    refuse_symlinks(config)?;
     let data = DataDir::create(&config.data_dir).map_err(runtime)?;
     let _lock = data
         .lock()
         .map_err(|e| CliError::Runtime(format!("{e}; restore only works offline")))?;
     let verified = backup::verify(file).map_err(runtime)?;
     let kept = backup::restore(file, &data.db_path(), &config.backup_dir()).map_err(runtime)?;
-    warn_unowned(&data, &["seatgate.db"]);
+    warn_unowned(&data, &["seatgate.lock", "backups", "seatgate.db"]);
     if let Some(kept) = kept {
         outln!("the previous database was kept as {}", kept.display());
     }
@@ -203,4 +212,19 @@ fn warn_unowned(data: &DataDir, relative: &[&str]) {
             path.display()
         );
     }
+}
+
+/// Restore runs as root on a folder the service account owns: a symlink it planted there
+/// (`tls -> /etc/…`) would have root write key files where it points.
+fn refuse_symlinks(config: &Config) -> Result<(), CliError> {
+    for name in ["tls", "saml", "backups", "seatgate.db"] {
+        let path = config.data_dir.join(name);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(CliError::Runtime(format!(
+                "{} is a symbolic link; restore writes only into the data directory itself: replace the link with a folder (or file) and try again",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
 }

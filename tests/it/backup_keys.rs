@@ -237,6 +237,10 @@ fn item8_a_bundle_with_keys_restores_onto_a_new_machine() {
         std::fs::read(b_dir.join("tls/ca-key.pem")).expect("key"),
         private
     );
+    assert!(
+        !b_dir.join("restore-incomplete").exists(),
+        "a finished restore leaves no marker"
+    );
 }
 
 #[test]
