@@ -188,15 +188,6 @@ fn item4_corrupt_pages_stop_writes_and_name_the_backup_to_restore() {
     assert_eq!(again.get("/readyz").status, 200);
 }
 
-/// Unmounts the tmpfs when the test ends, even when it fails.
-pub(crate) struct Tmpfs(pub(crate) PathBuf);
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 fn metric(s: &TestServer, name: &str) -> Option<f64> {
     let auth = format!("Bearer {METRICS_TOKEN}");
     let text = s
@@ -220,24 +211,11 @@ fn fill(dir: &Path) -> PathBuf {
 
 #[test]
 fn item5_full_disk_is_503_with_retry_after_and_recovers_without_restart() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("skipped: needs root to mount tmpfs");
-        return;
-    }
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mount = tmp.path().join("small");
-    std::fs::create_dir(&mount).expect("mkdir");
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
-        .arg(&mount)
-        .status()
-        .expect("run mount");
-    if !mounted.success() {
-        println!("skipped: needs root to mount tmpfs (mount failed: {mounted})");
+    let Some(small) = crate::support::Tmpfs::mount(tmp.path(), "8m") else {
         return;
-    }
-    let _unmount = Tmpfs(mount.clone());
+    };
+    let mount = small.0.clone();
     let data = mount.join("data");
     let s = server()
         .data_dir(&data)

@@ -623,24 +623,11 @@ fn item7_sigterm_answers_pipelined_requests_on_kept_alive_connections() {
 /// an empty gateway. Now the copy comes first and the swap is one rename.
 #[test]
 fn restore_that_runs_out_of_space_leaves_the_database_in_place() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("skipped: needs root to mount tmpfs");
-        return;
-    }
     let tmp = tempfile::tempdir().expect("tmp");
-    let mount = tmp.path().join("small");
-    std::fs::create_dir(&mount).expect("mkdir");
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-        .arg(&mount)
-        .status()
-        .expect("run mount");
-    if !mounted.success() {
-        println!("skipped: mount failed: {mounted}");
+    let Some(small) = crate::support::Tmpfs::mount(tmp.path(), "2m") else {
         return;
-    }
-    let _unmount = crate::health::Tmpfs(mount.clone());
+    };
+    let mount = small.0.clone();
     let dir = mount.join("data");
     let d = dir.to_str().expect("utf8");
     let mut s = server().data_dir(&dir).start();

@@ -778,3 +778,35 @@ pub fn db_query(server: &TestServer, sql: &str) -> Vec<Vec<String>> {
     .collect::<Result<_, _>>()
     .expect("rows")
 }
+
+/// A small tmpfs under `parent`, unmounted when dropped; `None` (the test then skips, saying
+/// so) when not root or the mount fails.
+pub struct Tmpfs(pub std::path::PathBuf);
+
+impl Tmpfs {
+    pub fn mount(parent: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            println!("skipped: needs root to mount tmpfs");
+            return None;
+        }
+        let mount = parent.join("small");
+        std::fs::create_dir(&mount).expect("mkdir");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&mount)
+            .status()
+            .expect("run mount");
+        if !mounted.success() {
+            println!("skipped: mount failed: {mounted}");
+            return None;
+        }
+        Some(Tmpfs(mount))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
