@@ -129,7 +129,7 @@ def check_expanded(root, binary, version, hosts, pkg_name):
 
     info = ET.parse(os.path.join(comp, "PackageInfo")).getroot()
     for attr, value in (("identifier", IDENTIFIER), ("version", version), ("install-location", "/"),
-                        ("auth", "root")):
+                        ("auth", "root"), ("overwrite-permissions", "false")):
         d.check(info.get(attr) == value, f"PackageInfo {attr} is {info.get(attr)!r}, expected {value!r}")
     hooks = {h.tag: h.get("file") for h in info.find("scripts") or []}
     d.check(hooks == {"preinstall": "./preinstall", "postinstall": "./postinstall"},
@@ -271,6 +271,10 @@ def self_test(pkg, binary, version, hosts):
                                              b'hostArchitectures="ppc"'), "hostArchitectures"),
         ("another version in PackageInfo", rewrite("seatgate.pkg/PackageInfo", f'version="{version}"'.encode(),
                                                     b'version="0.0.0"'), "PackageInfo version"),
+        ("existing directories re-permissioned", rewrite("seatgate.pkg/PackageInfo",
+                                                         b'overwrite-permissions="false"',
+                                                         b'overwrite-permissions="true"'),
+         "PackageInfo overwrite-permissions"),
         ("malformed Distribution", rewrite("Distribution", b"</installer-gui-script>", b""), "well-formed"),
     ]
     name = os.path.basename(pkg)

@@ -42,15 +42,33 @@ pub struct RestoreArgs {
     passphrase_file: Option<PathBuf>,
 }
 
+/// A passphrase others can read protects nothing; say so, but go on (the admin may be
+/// restoring from a read-only medium).
+fn warn_if_others_can_read(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o044 != 0
+    {
+        eprintln!(
+            "seatgate: warning: the passphrase file {} can be read by other users (mode {:o}); chmod 600 it",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        );
+    }
+}
+
 /// The passphrase from `--passphrase-file` (its first line), else the environment.
 fn passphrase(file: Option<&Path>) -> Result<Option<String>, CliError> {
     let text = match file {
-        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
-            CliError::Usage(format!(
-                "cannot read the passphrase file {}: {e}",
-                path.display()
-            ))
-        })?),
+        Some(path) => {
+            warn_if_others_can_read(path);
+            Some(std::fs::read_to_string(path).map_err(|e| {
+                CliError::Usage(format!(
+                    "cannot read the passphrase file {}: {e}",
+                    path.display()
+                ))
+            })?)
+        }
         None => std::env::var(PASSPHRASE_ENV).ok(),
     };
     Ok(text.map(|t| t.lines().next().unwrap_or("").to_string()))
@@ -77,6 +95,11 @@ pub fn backup(config: &Config, args: &BackupArgs) -> Result<(), CliError> {
         return Ok(());
     }
     let passphrase = if args.no_encryption {
+        if std::env::var_os(PASSPHRASE_ENV).is_some() {
+            return Err(CliError::Usage(format!(
+                "{PASSPHRASE_ENV} is set but --no-encryption asks for an unencrypted bundle; unset one of them"
+            )));
+        }
         None
     } else {
         let Some(p) = passphrase(args.passphrase_file.as_deref())? else {

@@ -82,7 +82,25 @@ fn item8_a_bundle_with_keys_restores_onto_a_new_machine() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--no-encryption"), "{err}");
     assert!(!bundle.exists());
+    // A passphrase in the environment and --no-encryption contradict each other: the
+    // admin who set the variable expects an encrypted bundle.
+    let (code, _, err) = a.cli_env(
+        &[
+            "backup",
+            "--out",
+            s(&bundle),
+            "--include-keys",
+            "--no-encryption",
+        ],
+        &[("SEATGATE_BACKUP_PASSPHRASE", PASSPHRASE)],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unset one of them"), "{err}");
+    assert!(!bundle.exists());
 
+    // A passphrase file others can read is used, with a warning.
+    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod");
     let (code, out, err) = a.cli(&[
         "backup",
         "--out",
@@ -93,6 +111,10 @@ fn item8_a_bundle_with_keys_restores_onto_a_new_machine() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("encrypted with the passphrase"), "{out}");
+    assert!(
+        err.contains("can be read by other users (mode 644)"),
+        "{err}"
+    );
     for file in [
         "seatgate.db",
         "tls/ca-key.pem",

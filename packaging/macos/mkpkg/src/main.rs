@@ -124,6 +124,20 @@ fn walk(root: &Path) -> std::io::Result<(Vec<FileSpec>, Vec<DirSpec>)> {
     Ok((files, dirs))
 }
 
+/// embala, like `pkgbuild`, writes `overwrite-permissions="true"`, which makes Installer
+/// chown/chmod directories that already exist to the payload's root:wheel 0755: on a Mac
+/// where Homebrew owns `/usr/local/bin`, installing seatgate would break `brew`.
+fn keep_directory_permissions(package_info: &[u8]) -> Result<Vec<u8>, String> {
+    let text = std::str::from_utf8(package_info).map_err(|e| format!("PackageInfo: {e}"))?;
+    let from = r#"overwrite-permissions="true""#;
+    if text.matches(from).count() != 1 {
+        return Err(format!("PackageInfo does not say {from} exactly once"));
+    }
+    Ok(text
+        .replace(from, r#"overwrite-permissions="false""#)
+        .into_bytes())
+}
+
 /// Rewrites the product archive at `pkg` with `distribution` in place of its own, keeping
 /// the component's entries byte for byte.
 fn replace_distribution(
@@ -142,6 +156,7 @@ fn replace_distribution(
     let payload = read("Payload")?.ok_or("the component has no Payload")?;
     let scripts = read("Scripts")?;
     let package_info = read("PackageInfo")?.ok_or("the component has no PackageInfo")?;
+    let package_info = keep_directory_permissions(&package_info)?;
     let file = |data, store| XarEntryKind::File {
         data,
         mode: 0o644,
