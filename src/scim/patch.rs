@@ -269,11 +269,35 @@ fn apply_path(
     if user && path.filter.is_none() && is_whole_extension(&path.attr) {
         return apply_whole_extension(obj, kind, value);
     }
-    let name = &path.attr.attr;
+    refuse_read_only(&path.attr, user)?;
+    if path.attr.attr.eq_ignore_ascii_case("password") && user {
+        return Ok(()); // Never stored.
+    }
+    let target = locate(obj, &path.attr, attrs, user);
+    let mut value = value;
+    if let (Some(v), Some(d)) = (value.as_mut(), target.def) {
+        // Entra sends manager as [{"value": id}] and booleans as strings.
+        accept_entra_forms(v, d);
+        if path.attr.sub.is_none() && path.filter.is_none() {
+            canonicalize_value(v, d);
+        }
+    }
+    match (&path.filter, &path.attr.sub) {
+        (None, None) => apply_to_attribute(target, kind, value),
+        (None, Some(sub)) => apply_to_sub_attribute(target, kind, sub, value),
+        (Some(filter), _) => {
+            let sub = path.sub.as_deref().or(path.attr.sub.as_deref());
+            apply_to_matching_elements(target, kind, filter, sub, value)
+        }
+    }
+}
+
+fn refuse_read_only(attr: &AttrPath, user: bool) -> Result<(), HttpError> {
+    let name = &attr.attr;
     if ["id", "meta", "schemas"]
         .iter()
         .any(|k| k.eq_ignore_ascii_case(name))
-        && path.attr.schema.is_none()
+        && attr.schema.is_none()
     {
         return Err(HttpError::scim(
             Reason::BadRequest,
@@ -281,19 +305,35 @@ fn apply_path(
             format!("{name} is read-only."),
         ));
     }
-    if user && name.eq_ignore_ascii_case("groups") && path.attr.schema.is_none() {
+    if user && name.eq_ignore_ascii_case("groups") && attr.schema.is_none() {
         return Err(HttpError::scim(
             Reason::BadRequest,
             "mutability",
             "A user's groups are read-only; change the group's members instead.",
         ));
     }
-    if name.eq_ignore_ascii_case("password") && user {
-        return Ok(()); // Never stored.
-    }
-    // Which object holds the attribute, and its definition.
+    Ok(())
+}
+
+/// Where an operation lands: the object holding the attribute, the attribute's key in it
+/// and its definition (none for attributes the schema does not know).
+struct Target<'o, 'a> {
+    container: &'o mut Map<String, Value>,
+    key: String,
+    def: Option<&'a Attr>,
+}
+
+/// Finds the object that holds the attribute: the resource itself, the enterprise
+/// extension, or an unknown extension kept under its URN.
+fn locate<'o, 'a>(
+    obj: &'o mut Map<String, Value>,
+    attr: &AttrPath,
+    attrs: &'a [Attr],
+    user: bool,
+) -> Target<'o, 'a> {
+    let name = &attr.attr;
     let enterprise = user
-        && match &path.attr.schema {
+        && match &attr.schema {
             Some(urn) => urn.eq_ignore_ascii_case(schema::ENTERPRISE),
             None => {
                 schema::find(attrs, name).is_none()
@@ -301,31 +341,16 @@ fn apply_path(
             }
         };
     let (container, def): (&mut Map<String, Value>, Option<&Attr>) = if enterprise {
-        let ext = obj
-            .entry(schema::ENTERPRISE.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !ext.is_object() {
-            *ext = Value::Object(Map::new());
-        }
-        let Value::Object(ext) = ext else {
-            unreachable!("just made an object")
-        };
-        (ext, schema::find(schema::ENTERPRISE_ATTRS, name))
-    } else if let Some(urn) = &path.attr.schema
+        (
+            object_at(obj, schema::ENTERPRISE),
+            schema::find(schema::ENTERPRISE_ATTRS, name),
+        )
+    } else if let Some(urn) = &attr.schema
         && !urn.eq_ignore_ascii_case(schema::USER)
         && !urn.eq_ignore_ascii_case(schema::GROUP)
     {
         // An extension we do not know: kept under its URN, never a failure.
-        let ext = obj
-            .entry(urn.clone())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !ext.is_object() {
-            *ext = Value::Object(Map::new());
-        }
-        let Value::Object(ext) = ext else {
-            unreachable!("just made an object")
-        };
-        (ext, None)
+        (object_at(obj, urn), None)
     } else {
         (obj, schema::find(attrs, name))
     };
@@ -339,181 +364,254 @@ fn apply_path(
         },
         |d| d.name.to_string(),
     );
-    let multi = def.is_some_and(|d| d.multi);
-    let mut value = value;
-    if let (Some(v), Some(d)) = (value.as_mut(), def) {
-        // Entra sends manager as [{"value": id}] and booleans as strings.
-        if d.name == "manager" {
-            *v = match v.take() {
-                Value::Array(mut items) if !items.is_empty() => items.remove(0),
-                Value::String(id) => serde_json::json!({ "value": id }),
-                other => other,
-            };
-        }
-        if path.attr.sub.is_none() && path.filter.is_none() {
-            canonicalize_value(v, d);
-        }
+    Target {
+        container,
+        key,
+        def,
     }
+}
 
-    match (&path.filter, &path.attr.sub) {
-        (None, None) => match kind {
-            OpKind::Remove => {
+/// The object under `key`, created (or replacing a non-object) when missing.
+fn object_at<'o>(obj: &'o mut Map<String, Value>, key: &str) -> &'o mut Map<String, Value> {
+    let slot = obj
+        .entry(key.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !slot.is_object() {
+        *slot = Value::Object(Map::new());
+    }
+    let Value::Object(map) = slot else {
+        unreachable!("just made an object")
+    };
+    map
+}
+
+/// Entra's manager, [{"value": id}] or a bare id, as the schema's {"value": id}.
+fn accept_entra_forms(value: &mut Value, def: &Attr) {
+    if def.name == "manager" {
+        *value = match value.take() {
+            Value::Array(mut items) if !items.is_empty() => items.remove(0),
+            Value::String(id) => serde_json::json!({ "value": id }),
+            other => other,
+        };
+    }
+}
+
+/// The schema's spelling of a sub-attribute, or the client's when the schema lacks it.
+fn sub_attr_key(def: Option<&Attr>, sub: &str) -> String {
+    def.and_then(|d| schema::find(d.sub, sub))
+        .map_or_else(|| sub.to_string(), |s| s.name.to_string())
+}
+
+/// `emails`, `displayName`: the whole attribute.
+fn apply_to_attribute(target: Target, kind: OpKind, value: Option<Value>) -> Result<(), HttpError> {
+    let Target {
+        container,
+        key,
+        def,
+    } = target;
+    let multi = def.is_some_and(|d| d.multi);
+    match kind {
+        OpKind::Remove => {
+            container.remove(&key);
+        }
+        OpKind::Replace => {
+            let v = value.unwrap_or(Value::Null);
+            if v.is_null() {
                 container.remove(&key);
+            } else {
+                container.insert(key, v);
             }
-            OpKind::Replace => {
-                let v = value.unwrap_or(Value::Null);
-                if v.is_null() {
-                    container.remove(&key);
-                } else {
+        }
+        OpKind::Add => {
+            let v = value.unwrap_or(Value::Null);
+            match (container.get_mut(&key), v) {
+                (_, Value::Null) => {}
+                (Some(Value::Array(existing)), Value::Array(new)) if multi => {
+                    for item in new {
+                        if !existing.contains(&item) {
+                            existing.push(item);
+                        }
+                    }
+                }
+                (Some(Value::Object(existing)), Value::Object(new)) => existing.extend(new),
+                (_, v) => {
                     container.insert(key, v);
                 }
-            }
-            OpKind::Add => {
-                let v = value.unwrap_or(Value::Null);
-                match (container.get_mut(&key), v) {
-                    (_, Value::Null) => {}
-                    (Some(Value::Array(existing)), Value::Array(new)) if multi => {
-                        for item in new {
-                            if !existing.contains(&item) {
-                                existing.push(item);
-                            }
-                        }
-                    }
-                    (Some(Value::Object(existing)), Value::Object(new)) => existing.extend(new),
-                    (_, v) => {
-                        container.insert(key, v);
-                    }
-                }
-            }
-        },
-        (None, Some(sub)) => {
-            let sub_key = def
-                .and_then(|d| schema::find(d.sub, sub))
-                .map_or_else(|| sub.clone(), |s| s.name.to_string());
-            let target = container
-                .entry(key)
-                .or_insert_with(|| Value::Object(Map::new()));
-            match (kind, target) {
-                (OpKind::Remove, Value::Object(o)) => {
-                    o.remove(&sub_key);
-                }
-                (OpKind::Remove, Value::Array(items)) => items
-                    .iter_mut()
-                    .filter_map(Value::as_object_mut)
-                    .for_each(|o| {
-                        o.remove(&sub_key);
-                    }),
-                (_, Value::Object(o)) => {
-                    o.insert(sub_key, value.unwrap_or(Value::Null));
-                }
-                (_, Value::Array(items)) => items
-                    .iter_mut()
-                    .filter_map(Value::as_object_mut)
-                    .for_each(|o| {
-                        o.insert(sub_key.clone(), value.clone().unwrap_or(Value::Null));
-                    }),
-                (_, other) => {
-                    let mut o = Map::new();
-                    o.insert(sub_key, value.unwrap_or(Value::Null));
-                    *other = Value::Object(o);
-                }
-            }
-        }
-        (Some(filter), _) => {
-            let sub = path.sub.as_deref().or(path.attr.sub.as_deref());
-            let sub_key = sub.map(|s| {
-                def.and_then(|d| schema::find(d.sub, s))
-                    .map_or_else(|| s.to_string(), |x| x.name.to_string())
-            });
-            let entry = container
-                .entry(key.clone())
-                .or_insert_with(|| Value::Array(Vec::new()));
-            if !entry.is_array() {
-                *entry = Value::Array(Vec::new());
-            }
-            let Value::Array(items) = entry else {
-                unreachable!("just made an array")
-            };
-            let matched: Vec<usize> = items
-                .iter()
-                .enumerate()
-                .filter(|(_, e)| element_matches(e, filter))
-                .map(|(i, _)| i)
-                .collect();
-            match kind {
-                OpKind::Remove => match &sub_key {
-                    Some(s) => {
-                        for i in matched {
-                            if let Some(o) = items[i].as_object_mut() {
-                                o.remove(s);
-                            }
-                        }
-                    }
-                    None => {
-                        let mut i = 0;
-                        items.retain(|_| {
-                            let keep = !matched.contains(&i);
-                            i += 1;
-                            keep
-                        });
-                    }
-                },
-                OpKind::Add | OpKind::Replace => {
-                    let v = value.ok_or_else(|| {
-                        invalid_value("add and replace operations need a \"value\".")
-                    })?;
-                    if matched.is_empty() {
-                        // Entra: `emails[type eq "work"].value` on a user without a work
-                        // email creates that element.
-                        let mut element = Map::new();
-                        seed_from_filter(filter, &mut element)?;
-                        match (&sub_key, v) {
-                            (Some(s), v) => {
-                                element.insert(s.clone(), v);
-                            }
-                            (None, Value::Object(o)) => element.extend(o),
-                            (None, _) => {
-                                return Err(invalid_value(
-                                    "A filtered path without a sub-attribute needs an object value.",
-                                ));
-                            }
-                        }
-                        let mut element = Value::Object(element);
-                        if let Some(d) = def {
-                            canonicalize_value(&mut element, d);
-                            if let Value::Array(mut wrapped) = element {
-                                element = wrapped.pop().unwrap_or(Value::Null);
-                            }
-                        }
-                        items.push(element);
-                    } else {
-                        for i in matched {
-                            let Some(o) = items[i].as_object_mut() else {
-                                continue;
-                            };
-                            match (&sub_key, &v) {
-                                (Some(s), v) => {
-                                    o.insert(s.clone(), v.clone());
-                                }
-                                (None, Value::Object(new)) => o.extend(new.clone()),
-                                (None, _) => {
-                                    return Err(invalid_value(
-                                        "A filtered path without a sub-attribute needs an object value.",
-                                    ));
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            if let Some(Value::Array(items)) = container.get(&key)
-                && items.is_empty()
-            {
-                container.remove(&key);
             }
         }
     }
     Ok(())
+}
+
+/// `name.givenName`: one sub-attribute, on an object or on every element of a list.
+fn apply_to_sub_attribute(
+    target: Target,
+    kind: OpKind,
+    sub: &str,
+    value: Option<Value>,
+) -> Result<(), HttpError> {
+    let sub_key = sub_attr_key(target.def, sub);
+    let slot = target
+        .container
+        .entry(target.key)
+        .or_insert_with(|| Value::Object(Map::new()));
+    match (kind, slot) {
+        (OpKind::Remove, Value::Object(o)) => {
+            o.remove(&sub_key);
+        }
+        (OpKind::Remove, Value::Array(items)) => items
+            .iter_mut()
+            .filter_map(Value::as_object_mut)
+            .for_each(|o| {
+                o.remove(&sub_key);
+            }),
+        (_, Value::Object(o)) => {
+            o.insert(sub_key, value.unwrap_or(Value::Null));
+        }
+        (_, Value::Array(items)) => {
+            items
+                .iter_mut()
+                .filter_map(Value::as_object_mut)
+                .for_each(|o| {
+                    o.insert(sub_key.clone(), value.clone().unwrap_or(Value::Null));
+                })
+        }
+        (_, other) => {
+            let mut o = Map::new();
+            o.insert(sub_key, value.unwrap_or(Value::Null));
+            *other = Value::Object(o);
+        }
+    }
+    Ok(())
+}
+
+/// `emails[type eq "work"].value`: the list elements the filter matches.
+fn apply_to_matching_elements(
+    target: Target,
+    kind: OpKind,
+    filter: &Filter,
+    sub: Option<&str>,
+    value: Option<Value>,
+) -> Result<(), HttpError> {
+    let Target {
+        container,
+        key,
+        def,
+    } = target;
+    let sub_key = sub.map(|s| sub_attr_key(def, s));
+    let entry = container
+        .entry(key.clone())
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if !entry.is_array() {
+        *entry = Value::Array(Vec::new());
+    }
+    let Value::Array(items) = entry else {
+        unreachable!("just made an array")
+    };
+    let matched: Vec<usize> = items
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| element_matches(e, filter))
+        .map(|(i, _)| i)
+        .collect();
+    match kind {
+        OpKind::Remove => remove_from_matched(items, &matched, sub_key.as_deref()),
+        OpKind::Add | OpKind::Replace => {
+            let v = value
+                .ok_or_else(|| invalid_value("add and replace operations need a \"value\"."))?;
+            if matched.is_empty() {
+                // Entra: `emails[type eq "work"].value` on a user without a work email
+                // creates that element.
+                items.push(element_from_filter(filter, sub_key, v, def)?);
+            } else {
+                set_on_matched(items, &matched, sub_key.as_deref(), &v)?;
+            }
+        }
+    }
+    // An emptied list is dropped rather than stored as [].
+    if let Some(Value::Array(items)) = container.get(&key)
+        && items.is_empty()
+    {
+        container.remove(&key);
+    }
+    Ok(())
+}
+
+/// Removes the matched elements, or only their sub-attribute.
+fn remove_from_matched(items: &mut Vec<Value>, matched: &[usize], sub_key: Option<&str>) {
+    match sub_key {
+        Some(s) => {
+            for &i in matched {
+                if let Some(o) = items[i].as_object_mut() {
+                    o.remove(s);
+                }
+            }
+        }
+        None => {
+            let mut i = 0;
+            items.retain(|_| {
+                let keep = !matched.contains(&i);
+                i += 1;
+                keep
+            });
+        }
+    }
+}
+
+fn set_on_matched(
+    items: &mut [Value],
+    matched: &[usize],
+    sub_key: Option<&str>,
+    value: &Value,
+) -> Result<(), HttpError> {
+    for &i in matched {
+        let Some(o) = items[i].as_object_mut() else {
+            continue;
+        };
+        match (sub_key, value) {
+            (Some(s), v) => {
+                o.insert(s.to_string(), v.clone());
+            }
+            (None, Value::Object(new)) => o.extend(new.clone()),
+            (None, _) => {
+                return Err(invalid_value(
+                    "A filtered path without a sub-attribute needs an object value.",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A new list element: the filter's `eq` attributes plus the value.
+fn element_from_filter(
+    filter: &Filter,
+    sub_key: Option<String>,
+    value: Value,
+    def: Option<&Attr>,
+) -> Result<Value, HttpError> {
+    let mut element = Map::new();
+    seed_from_filter(filter, &mut element)?;
+    match (sub_key, value) {
+        (Some(s), v) => {
+            element.insert(s, v);
+        }
+        (None, Value::Object(o)) => element.extend(o),
+        (None, _) => {
+            return Err(invalid_value(
+                "A filtered path without a sub-attribute needs an object value.",
+            ));
+        }
+    }
+    let mut element = Value::Object(element);
+    if let Some(d) = def {
+        // Canonicalizing a multi-valued attribute wraps the element in a list.
+        canonicalize_value(&mut element, d);
+        if let Value::Array(mut wrapped) = element {
+            element = wrapped.pop().unwrap_or(Value::Null);
+        }
+    }
+    Ok(element)
 }
 
 /// `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User` as a path parses as schema
