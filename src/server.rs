@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::app::App;
 use crate::config::{Config, TlsMode};
-use crate::datadir::{DataDir, LockError, ensure_private_dir};
+use crate::datadir::{DataDir, DirLock, LockError, ensure_private_dir};
 use crate::db::{Db, DbError, backup, health, settings};
 use crate::logging::STARTUP;
 use crate::metrics::Metrics;
@@ -73,50 +73,11 @@ pub(crate) fn serve_with(
 ) -> Result<(), ServeError> {
     let started = Instant::now();
     let config = Arc::new(config);
-    // Before anything opens descriptors, so every later count is against the final limit.
-    let (fd_limit, fd_limit_before) =
-        fds::raise_limit().map_err(io_err("cannot read the open file limit"))?;
-    let data = DataDir::create(&config.data_dir).map_err(io_err(format!(
-        "cannot create the data directory {}",
-        config.data_dir.display()
-    )))?;
-    let _lock = data.lock()?;
-    if let Some(refusal) = data.interrupted_restore() {
-        return Err(ServeError::InterruptedRestore(refusal));
-    }
-    let db = Arc::new(Db::open(
-        &data.db_path(),
-        &config.backup_dir(),
-        config.database.synchronous,
-    )?);
-    // The damage check starts at once and runs beside the rest of the start-up; nothing
-    // is checkpointed into the file before it passes (`db::health`).
+    let store = open_store(&config)?;
+    let db = Arc::clone(&store.db);
     let health = health::global();
-    health.configure(
-        data.root(),
-        &config.backup_dir(),
-        config.database.min_free_space,
-    );
-    if let Ok(bytes) = crate::datadir::free_bytes(data.root()) {
-        health.record_free_space(bytes);
-    }
-    health.begin_start_check();
-    let qc = config.database.quick_check_interval;
-    let (stop_health, health_thread, start_check) =
-        health::watch(health, Arc::clone(&db), (!qc.is_zero()).then_some(qc))
-            .map_err(io_err("cannot start the health thread"))?;
-
-    let std_listener =
-        std::net::TcpListener::bind(config.listen).map_err(|source| ServeError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    std_listener
-        .set_nonblocking(true)
-        .map_err(io_err("cannot configure the listener"))?;
-    let bound = std_listener
-        .local_addr()
-        .map_err(io_err("cannot read the listening address"))?;
+    let health_watch = watch_health(health, &config, &store)?;
+    let (std_listener, bound) = bind(&config)?;
     // Configured, else chosen at first-run setup, else derived from the listener.
     let public = crate::public_url::resolve(&config, &db, bound)?;
     warn_if_derived_url_moved(&db, &public);
@@ -126,7 +87,7 @@ pub(crate) fn serve_with(
     metrics
         .started_unix
         .store(clock::now_unix(), Ordering::Relaxed);
-    let tls_files = prepare_tls(&config, &data, &public_url)?;
+    let tls_files = prepare_tls(&config, &store.data, &public_url)?;
     let tls_config = match &tls_files {
         Some(files) => {
             let info = tls::describe(&files.cert)?;
@@ -138,51 +99,16 @@ pub(crate) fn serve_with(
         None => None,
     };
 
-    let (socket_path, socket_dir_is_temp) = inner_socket_path(&data)?;
+    let (socket_path, socket_dir_is_temp) = inner_socket_path(&store.data)?;
     let inner_failed = Arc::new(AtomicBool::new(false));
-    let scim = crate::scim::Scim::new(Arc::clone(&db), &public_url, &config.scim)
-        .map_err(io_err("cannot start the SCIM request log"))?;
-    let sp_key = Arc::new(crate::saml::signing::LazySpKey::new(data.saml_dir()));
-    let demo_idp = match &demo {
-        Some(_) => Some(
-            crate::demo::idp::DemoIdp::new(Arc::clone(&db), &public_url)
-                .map_err(|e| ServeError::Demo(e.to_string()))?,
-        ),
-        None => None,
-    };
-    let pre_auth = Arc::new(crate::preauth::PreAuth::new(&config.pre_auth));
-    let app = Arc::new(App {
-        db: Arc::clone(&db),
-        config: Arc::clone(&config),
-        metrics: Arc::clone(&metrics),
-        scim,
-        admin: crate::admin::Admin::new(
-            Arc::clone(&db),
-            Arc::clone(&sp_key),
-            config.admin.clone(),
-            public_url.clone(),
-            crate::admin::PortalOptions {
-                device_limit: config.lease.device_limit,
-                pre_auth: Arc::clone(&pre_auth),
-                metadata_ca_file: (!config.saml.metadata_ca_file.is_empty())
-                    .then(|| config.saml.metadata_ca_file.clone()),
-                ca_cert: tls_files.as_ref().and_then(|f| f.ca.clone()),
-                server_cert: tls_files.as_ref().map(|f| f.cert.clone()),
-                public_url_source: public.source,
-            },
-        ),
-        licensing: crate::licensing::api::LicensingApi {
-            db: Arc::clone(&db),
-            config: config.lease.clone(),
-            public_url: public_url.clone(),
-            sp_key: Arc::clone(&sp_key),
-            pre_auth: Arc::clone(&pre_auth),
-        },
-        sp_key,
-        pre_auth,
-        public_url: public_url.clone(),
-        demo_idp,
-    });
+    let app = build_app(
+        &config,
+        &store,
+        &metrics,
+        &public,
+        tls_files.as_ref(),
+        demo.is_some(),
+    )?;
     let seeded = match (&demo, &app.demo_idp) {
         (Some(d), Some(idp)) => Some(
             d.seed(&app, idp)
@@ -201,48 +127,10 @@ pub(crate) fn serve_with(
         "cannot start the inner server on {}",
         socket_path.display()
     )))?;
-
-    let poll = mio::Poll::new().map_err(io_err("cannot create the event loop"))?;
-    let signals = install_signals(&poll, tls_files.clone(), Arc::clone(&metrics))?;
-    let mut listener = mio::net::TcpListener::from_std(std_listener);
-    poll.registry()
-        .register(&mut listener, front::LISTENER, mio::Interest::READABLE)
-        .map_err(io_err("cannot watch the listener"))?;
-
-    let (stop_backups, backup_thread) = start_backup_schedule(&config, &db, &metrics)?;
-    let (stop_refresh, refresh_thread) = start_housekeeping(&config, &db)?;
-    let (stop_checkpoints, checkpoint_thread) =
-        db.checkpoint_in_background(Duration::from_secs(1), config.database.wal_max_bytes())?;
-    // A small database is checked by now; a large one is served while the check goes
-    // on, with /readyz failing until it passes.
-    if start_check.recv_timeout(START_CHECK_WAIT).is_err() {
-        log::info!(
-            "the database check is still running (a large database); /readyz answers 503 until it passes"
-        );
-    }
-    if !health.writes_stopped() {
-        // Only a convenience for offline commands: a full disk must not stop the start.
-        if let Err(e) = remember_public_url(&db, &public_url) {
-            log::warn!("cannot record the public URL for offline commands: {e}");
-        }
-    }
-
-    let plan = plan_descriptors(&config, fd_limit, fd_limit_before, workers)?;
-    // Reads run on app threads serving upstream requests, plus housekeeping and backups.
-    db.limit_readers(plan.upstream + 2);
-    // The application threads are the bounded worker pool; the gatekeeper keeps at most
-    // one upstream connection per thread (fewer when descriptors are short), and
-    // `limits.queue` requests waiting beyond that.
-    let upstream = Upstream::new(
-        socket_path.clone(),
-        plan.upstream,
-        config.limits.queue,
-        config.limits.app_timeout,
-    );
-    let limits = crate::config::Limits {
-        max_connections: plan.max_connections,
-        ..config.limits.clone()
-    };
+    let (poll, signals, listener) = watch_events(std_listener, tls_files.clone(), &metrics)?;
+    let background = Background::start(&config, &db, &metrics)?;
+    finish_start_check(&health_watch.start_check, health, &db, &public_url);
+    let (upstream, limits) = share_descriptors(&config, &store, &socket_path, workers)?;
 
     let scheme = if tls_config.is_some() {
         "https"
@@ -252,7 +140,7 @@ pub(crate) fn serve_with(
     log::info!(target: STARTUP, "listening on {scheme}://{bound}");
     announce(
         &config,
-        &data,
+        &store.data,
         &db,
         &public_url,
         tls_files.as_ref(),
@@ -272,11 +160,285 @@ pub(crate) fn serve_with(
         signals,
         inner_failed: Arc::clone(&inner_failed),
     });
+    shut_down(
+        result,
+        Running {
+            inner,
+            app,
+            db,
+            health,
+            health_watch,
+            background,
+            socket_path,
+            socket_dir_is_temp,
+        },
+    )
+}
 
-    drop(stop_backups);
-    drop(stop_refresh);
-    drop(stop_checkpoints);
-    drop(stop_health);
+/// The data directory, held locked for the life of the server, and its database.
+struct Store {
+    data: DataDir,
+    _lock: DirLock,
+    db: Arc<Db>,
+    fd_limit: usize,
+    fd_limit_before: usize,
+}
+
+fn open_store(config: &Config) -> Result<Store, ServeError> {
+    // Before anything opens descriptors, so every later count is against the final limit.
+    let (fd_limit, fd_limit_before) =
+        fds::raise_limit().map_err(io_err("cannot read the open file limit"))?;
+    let data = DataDir::create(&config.data_dir).map_err(io_err(format!(
+        "cannot create the data directory {}",
+        config.data_dir.display()
+    )))?;
+    let lock = data.lock()?;
+    if let Some(refusal) = data.interrupted_restore() {
+        return Err(ServeError::InterruptedRestore(refusal));
+    }
+    let db = Arc::new(Db::open(
+        &data.db_path(),
+        &config.backup_dir(),
+        config.database.synchronous,
+    )?);
+    Ok(Store {
+        data,
+        _lock: lock,
+        db,
+        fd_limit,
+        fd_limit_before,
+    })
+}
+
+/// The health thread: dropping `stop` ends it; `start_check` fires when the start-up
+/// damage check has passed.
+struct HealthWatch {
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<()>,
+    start_check: mpsc::Receiver<()>,
+}
+
+/// The damage check starts at once and runs beside the rest of the start-up; nothing is
+/// checkpointed into the file before it passes (`db::health`).
+fn watch_health(
+    health: &'static health::Health,
+    config: &Config,
+    store: &Store,
+) -> Result<HealthWatch, ServeError> {
+    health.configure(
+        store.data.root(),
+        &config.backup_dir(),
+        config.database.min_free_space,
+    );
+    if let Ok(bytes) = crate::datadir::free_bytes(store.data.root()) {
+        health.record_free_space(bytes);
+    }
+    health.begin_start_check();
+    let qc = config.database.quick_check_interval;
+    let (stop, thread, start_check) =
+        health::watch(health, Arc::clone(&store.db), (!qc.is_zero()).then_some(qc))
+            .map_err(io_err("cannot start the health thread"))?;
+    Ok(HealthWatch {
+        stop,
+        thread,
+        start_check,
+    })
+}
+
+fn bind(config: &Config) -> Result<(std::net::TcpListener, SocketAddr), ServeError> {
+    let listener =
+        std::net::TcpListener::bind(config.listen).map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(io_err("cannot configure the listener"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(io_err("cannot read the listening address"))?;
+    Ok((listener, bound))
+}
+
+/// The application every inner worker serves.
+fn build_app(
+    config: &Arc<Config>,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+    public: &crate::public_url::PublicUrl,
+    tls_files: Option<&TlsFiles>,
+    demo: bool,
+) -> Result<Arc<App>, ServeError> {
+    let db = &store.db;
+    let public_url = &public.url;
+    let scim = crate::scim::Scim::new(Arc::clone(db), public_url, &config.scim)
+        .map_err(io_err("cannot start the SCIM request log"))?;
+    let sp_key = Arc::new(crate::saml::signing::LazySpKey::new(store.data.saml_dir()));
+    let demo_idp = if demo {
+        Some(
+            crate::demo::idp::DemoIdp::new(Arc::clone(db), public_url)
+                .map_err(|e| ServeError::Demo(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+    let pre_auth = Arc::new(crate::preauth::PreAuth::new(&config.pre_auth));
+    Ok(Arc::new(App {
+        db: Arc::clone(db),
+        config: Arc::clone(config),
+        metrics: Arc::clone(metrics),
+        scim,
+        admin: crate::admin::Admin::new(
+            Arc::clone(db),
+            Arc::clone(&sp_key),
+            config.admin.clone(),
+            public_url.clone(),
+            crate::admin::PortalOptions {
+                device_limit: config.lease.device_limit,
+                pre_auth: Arc::clone(&pre_auth),
+                metadata_ca_file: (!config.saml.metadata_ca_file.is_empty())
+                    .then(|| config.saml.metadata_ca_file.clone()),
+                ca_cert: tls_files.and_then(|f| f.ca.clone()),
+                server_cert: tls_files.map(|f| f.cert.clone()),
+                public_url_source: public.source,
+            },
+        ),
+        licensing: crate::licensing::api::LicensingApi {
+            db: Arc::clone(db),
+            config: config.lease.clone(),
+            public_url: public_url.clone(),
+            sp_key: Arc::clone(&sp_key),
+            pre_auth: Arc::clone(&pre_auth),
+        },
+        sp_key,
+        pre_auth,
+        public_url: public_url.clone(),
+        demo_idp,
+    }))
+}
+
+/// The event loop with the listener and the signal pipe registered.
+fn watch_events(
+    std_listener: std::net::TcpListener,
+    tls_files: Option<TlsFiles>,
+    metrics: &Arc<Metrics>,
+) -> Result<(mio::Poll, Signals, mio::net::TcpListener), ServeError> {
+    let poll = mio::Poll::new().map_err(io_err("cannot create the event loop"))?;
+    let signals = install_signals(&poll, tls_files, Arc::clone(metrics))?;
+    let mut listener = mio::net::TcpListener::from_std(std_listener);
+    poll.registry()
+        .register(&mut listener, front::LISTENER, mio::Interest::READABLE)
+        .map_err(io_err("cannot watch the listener"))?;
+    Ok((poll, signals, listener))
+}
+
+/// The periodic jobs beside the server; each stops when its sender is dropped.
+struct Background {
+    backups: Schedule,
+    housekeeping: Schedule,
+    checkpoints: (crate::db::CheckpointStop, JoinHandle<()>),
+}
+
+impl Background {
+    fn start(config: &Config, db: &Arc<Db>, metrics: &Arc<Metrics>) -> Result<Self, ServeError> {
+        let backups = start_backup_schedule(config, db, metrics)?;
+        let housekeeping = start_housekeeping(config, db)?;
+        let checkpoints =
+            db.checkpoint_in_background(Duration::from_secs(1), config.database.wal_max_bytes())?;
+        Ok(Background {
+            backups,
+            housekeeping,
+            checkpoints,
+        })
+    }
+
+    /// Tells every job to stop; returns the threads to wait for.
+    fn stop(self) -> Vec<JoinHandle<()>> {
+        let (stop_backups, backup_thread) = self.backups;
+        let (stop_refresh, refresh_thread) = self.housekeeping;
+        let (stop_checkpoints, checkpoint_thread) = self.checkpoints;
+        drop(stop_backups);
+        drop(stop_refresh);
+        drop(stop_checkpoints);
+        [backup_thread, refresh_thread, Some(checkpoint_thread)]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+}
+
+fn finish_start_check(
+    start_check: &mpsc::Receiver<()>,
+    health: &health::Health,
+    db: &Db,
+    public_url: &str,
+) {
+    // A small database is checked by now; a large one is served while the check goes
+    // on, with /readyz failing until it passes.
+    if start_check.recv_timeout(START_CHECK_WAIT).is_err() {
+        log::info!(
+            "the database check is still running (a large database); /readyz answers 503 until it passes"
+        );
+    }
+    if !health.writes_stopped() {
+        // Only a convenience for offline commands: a full disk must not stop the start.
+        if let Err(e) = remember_public_url(db, public_url) {
+            log::warn!("cannot record the public URL for offline commands: {e}");
+        }
+    }
+}
+
+/// The gatekeeper's upstream pool and connection limits, from the descriptors left.
+fn share_descriptors(
+    config: &Config,
+    store: &Store,
+    socket_path: &Path,
+    workers: usize,
+) -> Result<(Upstream, crate::config::Limits), ServeError> {
+    let plan = plan_descriptors(config, store.fd_limit, store.fd_limit_before, workers)?;
+    // Reads run on app threads serving upstream requests, plus housekeeping and backups.
+    store.db.limit_readers(plan.upstream + 2);
+    // The application threads are the bounded worker pool; the gatekeeper keeps at most
+    // one upstream connection per thread (fewer when descriptors are short), and
+    // `limits.queue` requests waiting beyond that.
+    let upstream = Upstream::new(
+        socket_path.to_path_buf(),
+        plan.upstream,
+        config.limits.queue,
+        config.limits.app_timeout,
+    );
+    let limits = crate::config::Limits {
+        max_connections: plan.max_connections,
+        ..config.limits.clone()
+    };
+    Ok((upstream, limits))
+}
+
+/// Everything the shutdown stops, in order.
+struct Running {
+    inner: InnerServer,
+    app: Arc<App>,
+    db: Arc<Db>,
+    health: &'static health::Health,
+    health_watch: HealthWatch,
+    background: Background,
+    socket_path: PathBuf,
+    socket_dir_is_temp: bool,
+}
+
+fn shut_down(result: Result<(), FrontError>, running: Running) -> Result<(), ServeError> {
+    let Running {
+        inner,
+        app,
+        db,
+        health,
+        health_watch,
+        background,
+        socket_path,
+        socket_dir_is_temp,
+    } = running;
+    let threads = background.stop();
+    drop(health_watch.stop);
     if let Err(e) = &result {
         // Something is broken; do the minimum that keeps data safe and let the supervisor
         // restart us.
@@ -290,11 +452,8 @@ pub(crate) fn serve_with(
     app.scim.close();
     // The health thread is not waited for: a check of a large database may read for
     // seconds, and it writes nothing.
-    drop(health_thread);
-    for t in [backup_thread, refresh_thread, Some(checkpoint_thread)]
-        .into_iter()
-        .flatten()
-    {
+    drop(health_watch.thread);
+    for t in threads {
         let _ = t.join();
     }
     if socket_dir_is_temp && let Some(dir) = socket_path.parent() {
