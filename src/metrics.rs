@@ -114,15 +114,17 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(4096);
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut metric = |name: &str, kind: &str, help: &str, samples: Vec<(String, String)>| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, value) in samples {
-                let _ = writeln!(out, "{name}{labels} {value}");
-            }
-        };
-        metric(
+        let mut out = Exposition::default();
+        self.render_process(&mut out);
+        self.render_connections(&mut out);
+        self.render_requests(&mut out);
+        self.render_stored_state(&mut out);
+        out.text
+    }
+
+    /// The binary and when it started.
+    fn render_process(&self, out: &mut Exposition) {
+        out.metric(
             "seatgate_build_info",
             "gauge",
             "Version of the running binary.",
@@ -131,7 +133,7 @@ impl Metrics {
                 "1".into(),
             )],
         );
-        metric(
+        out.metric(
             "seatgate_start_time_seconds",
             "gauge",
             "Unix time the process started.",
@@ -140,13 +142,18 @@ impl Metrics {
                 self.started_unix.load(Ordering::Relaxed).to_string(),
             )],
         );
-        metric(
+    }
+
+    /// The gatekeeper: connections, TLS and requests it answered itself.
+    fn render_connections(&self, out: &mut Exposition) {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        out.metric(
             "seatgate_connections_accepted_total",
             "counter",
             "Client connections accepted.",
             vec![(String::new(), load(&self.connections_accepted).to_string())],
         );
-        metric(
+        out.metric(
             "seatgate_connections_open",
             "gauge",
             "Client connections open now.",
@@ -155,13 +162,13 @@ impl Metrics {
                 self.connections_open.load(Ordering::Relaxed).to_string(),
             )],
         );
-        metric(
+        out.metric(
             "seatgate_connections_evicted_total",
             "counter",
             "Idle connections closed to make room under a connection cap.",
             vec![(String::new(), load(&self.connections_evicted).to_string())],
         );
-        metric(
+        out.metric(
             "seatgate_connections_refused_total",
             "counter",
             "Connections refused at accept time.",
@@ -180,7 +187,7 @@ impl Metrics {
                 ),
             ],
         );
-        metric(
+        out.metric(
             "seatgate_tls_handshake_failures_total",
             "counter",
             "Connections closed because of a TLS error.",
@@ -191,7 +198,7 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        metric(
+        out.metric(
             "seatgate_connection_timeouts_total",
             "counter",
             "Connections that missed a deadline, by phase.",
@@ -205,7 +212,7 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        metric(
+        out.metric(
             "seatgate_gatekeeper_rejections_total",
             "counter",
             "Requests answered by the gatekeeper without reaching the application, by status.",
@@ -214,12 +221,17 @@ impl Metrics {
                 .map(|(status, n)| (format!("{{status=\"{status}\"}}"), n.to_string()))
                 .collect(),
         );
+    }
+
+    /// Requests the application answered, and how long it took.
+    fn render_requests(&self, out: &mut Exposition) {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let requests = self
             .requests
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        metric(
+        out.metric(
             "seatgate_http_requests_total",
             "counter",
             "Requests answered by the application, by route pattern, method and status.",
@@ -247,13 +259,17 @@ impl Metrics {
             format!("{:.6}", load(&self.latency_sum_micros) as f64 / 1e6),
         ));
         samples.push(("_count".into(), load(&self.latency_count).to_string()));
-        metric(
+        out.metric(
             "seatgate_http_request_duration_seconds",
             "histogram", // the label strings carry the _bucket/_sum/_count suffixes
             "Time the application took to answer.",
             samples,
         );
-        metric(
+    }
+
+    /// The certificate, backups, disk and database.
+    fn render_stored_state(&self, out: &mut Exposition) {
+        out.metric(
             "seatgate_tls_certificate_expiry_seconds",
             "gauge",
             "Unix time the served certificate expires (0 when TLS is off).",
@@ -262,7 +278,7 @@ impl Metrics {
                 self.tls_not_after_unix.load(Ordering::Relaxed).to_string(),
             )],
         );
-        metric(
+        out.metric(
             "seatgate_last_backup_time_seconds",
             "gauge",
             "Unix time of the last successful scheduled backup (0 if none yet).",
@@ -273,7 +289,7 @@ impl Metrics {
         );
         let health = crate::db::health::global();
         let free = health.free_space();
-        metric(
+        out.metric(
             "seatgate_disk_free_bytes",
             "gauge",
             "Bytes free on the data directory's file system (measured every few seconds).",
@@ -281,7 +297,7 @@ impl Metrics {
                 .into_iter()
                 .collect(),
         );
-        metric(
+        out.metric(
             "seatgate_disk_free_low",
             "gauge",
             "1 while the free space is below [database] min_free_space.",
@@ -294,7 +310,7 @@ impl Metrics {
             crate::db::health::State::Corrupt { .. } => "corrupt",
             crate::db::health::State::DiskFull => "disk_full",
         };
-        metric(
+        out.metric(
             "seatgate_database_state",
             "gauge",
             "1 for the database's state: ok, corrupt (writes stopped) or disk_full.",
@@ -308,6 +324,21 @@ impl Metrics {
                 })
                 .collect(),
         );
-        out
+    }
+}
+
+/// The Prometheus text format being written.
+#[derive(Default)]
+struct Exposition {
+    text: String,
+}
+
+impl Exposition {
+    /// One metric: its help and type lines, then one line per (labels, value) sample.
+    fn metric(&mut self, name: &str, kind: &str, help: &str, samples: Vec<(String, String)>) {
+        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(self.text, "{name}{labels} {value}");
+        }
     }
 }
