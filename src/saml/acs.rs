@@ -111,33 +111,10 @@ pub fn consume(
     form: &[u8],
     cookie_header: Option<&str>,
 ) -> Result<SignedIn, HttpError> {
-    let fields = crate::http::parse_form(form).map_err(|e| rejected(&e.message))?;
-    let encoded = fields
-        .get("SAMLResponse")
-        .ok_or_else(|| rejected("no SAMLResponse field"))?;
-    let vetted = prefilter::vet_form_value(encoded).map_err(|e| rejected(&e.to_string()))?;
-    let wrapper = Wrapper::read(&vetted.xml).ok_or_else(|| rejected("unreadable Response"))?;
+    let (vetted, wrapper) = read_response(form)?;
     let in_response_to = wrapper.in_response_to.clone();
     let acs = acs_url(public_url, connection);
-    match &wrapper.destination {
-        Some(destination) if *destination != acs => {
-            return Err(rejected(&format!(
-                "Destination {destination:?} is not this ACS"
-            )));
-        }
-        // SAML bindings 3.5.5.2: a signed message must say where it was meant to go, or
-        // it could be replayed at any SP that trusts the IdP.
-        None if vetted.response_signed => {
-            return Err(rejected("the signed Response carries no Destination"));
-        }
-        _ => {}
-    }
-    if wrapper.status.as_deref() != Some(STATUS_SUCCESS) {
-        return Err(rejected(&format!(
-            "the Response status is {:?}, not Success",
-            wrapper.status.as_deref().unwrap_or("missing")
-        )));
-    }
+    check_wrapper(&wrapper, vetted.response_signed, &acs)?;
 
     let now = now_unix();
     let binding_cookie =
@@ -157,8 +134,6 @@ pub fn consume(
             "There is no sign-in connection with that name.",
         )
     })?;
-    // An unsolicited response is accepted only where the connection allows it, and only
-    // ever opens the admin portal (never a device activation).
     if let Some(issuer) = &wrapper.issuer
         && *issuer != keys.idp_entity_id
     {
@@ -166,113 +141,45 @@ pub fn consume(
             "the Response Issuer {issuer:?} is not this connection's IdP"
         )));
     }
-    let (purpose, return_to) = match (&in_response_to, request) {
-        // An assertion that answers a request (solicited in some browser) with the
-        // wrapper's InResponseTo stripped is not an IdP-initiated sign-in.
-        (None, _) if !wrapper.confirmation_in_response_to.is_empty() => {
-            return Err(rejected(
-                "an unsolicited Response carries an assertion that answers a request",
-            ));
-        }
-        (None, _) if keys.allow_idp_initiated => (Purpose::Admin, None),
-        (None, _) => {
-            return Err(rejected(
-                "no InResponseTo: IdP-initiated sign-in is off for this connection",
-            ));
-        }
-        (Some(_), None) => return Err(expired("InResponseTo names no request we sent")),
-        (Some(_), Some(request)) => {
-            if request.connection_id != connection {
-                return Err(expired("the request was sent to another connection"));
-            }
-            if request.consumed_at.is_some() {
-                return Err(expired("the request was already used"));
-            }
-            if request.expires_at < now {
-                return Err(expired("the request expired"));
-            }
-            if wrapper
-                .confirmation_in_response_to
-                .iter()
-                .any(|id| Some(id) != in_response_to.as_ref())
-            {
-                return Err(rejected(
-                    "the assertion answers another request than the Response",
-                ));
-            }
-            if browser.as_deref() != Some(request.browser_hash.as_str()) {
-                return Err(expired(
-                    "the response arrived in a browser other than the one that started the sign-in",
-                ));
-            }
-            (request.purpose, request.return_to)
-        }
-    };
+    let (purpose, return_to) = match_request(
+        &wrapper,
+        request,
+        Answering {
+            connection,
+            allow_idp_initiated: keys.allow_idp_initiated,
+            browser: browser.as_deref(),
+            now,
+        },
+    )?;
 
     let sp = service_provider(public_url, connection, &keys, in_response_to.is_none())?;
-    let expected_ids: Option<[&str; 1]> = in_response_to.as_deref().map(|id| [id]);
-    let assertion = sp
-        .parse_xml_response(&vetted.xml, expected_ids.as_ref().map(|ids| &ids[..]))
-        .map_err(|e| match &e {
-            samael::service_provider::Error::AssertionConditionExpiredBefore { .. }
-            | samael::service_provider::Error::AssertionSubjectConfirmationExpiredBefore {
-                ..
-            } => clock_skew(&format!("samael: {e}")),
-            other => rejected(&format!("samael: {other}")),
-        })?;
-    check_assertion(&assertion, &sp_entity_id(public_url), &acs, now)?;
+    let assertion = verify_assertion(
+        &sp,
+        &vetted.xml,
+        in_response_to.as_deref(),
+        &sp_entity_id(public_url),
+        &acs,
+        now,
+    )?;
 
     let preset = preset::find(&keys.preset).unwrap_or(&preset::PRESETS[preset::PRESETS.len() - 1]);
-    let attributes = attributes(&assertion);
-    let name_id = assertion
-        .subject
-        .as_ref()
-        .and_then(|s| s.name_id.as_ref())
-        .map(|n| n.value.trim().to_string())
-        .filter(|v| !v.is_empty());
-    let identity = match preset.identity {
-        Identity::NameId => name_id.clone(),
-        Identity::Attribute(name) => first(&attributes, name),
-    }
-    .ok_or_else(|| rejected("the assertion carries no identity for this preset"))?;
-    let email = preset
-        .email_attribute
-        .and_then(|a| first(&attributes, a))
-        .or_else(|| identity.contains('@').then(|| identity.clone()))
-        .map(|e| e.to_lowercase());
-    let groups = preset
-        .group_attribute
-        .and_then(|a| attributes.get(a).cloned())
-        .unwrap_or_default();
-    let immutable_id = preset
-        .immutable_id_attribute
-        .and_then(|a| first(&attributes, a));
+    let claims = Claims::read(&assertion, preset)?;
     let offered = [
-        ("NameID", name_id.as_deref()),
-        ("identity", Some(identity.as_str())),
-        ("email", email.as_deref()),
-        ("immutable id", immutable_id.as_deref()),
+        ("NameID", claims.name_id.as_deref()),
+        ("identity", Some(claims.identity.as_str())),
+        ("email", claims.email.as_deref()),
+        ("immutable id", claims.immutable_id.as_deref()),
     ];
     check_domains(connection, &offered, &keys.domains)?;
-
-    // Replay cache and single use, together.
-    let replay_until = assertion
-        .conditions
-        .as_ref()
-        .and_then(|c| c.not_on_or_after)
-        .map_or(now + 3600, |t| t.timestamp())
-        + CLOCK_SKEW_SECS;
-    db.write(|tx| {
-        if !idp::remember_assertion(tx, &assertion.id, replay_until, now)? {
-            return Err(rejected("the assertion was already used (replay)"));
-        }
-        if let Some(id) = &in_response_to
-            && !idp::consume_request(tx, id, now)?
-        {
-            return Err(expired("the request was already used"));
-        }
-        Ok(())
-    })?;
+    use_once(db, &assertion, in_response_to.as_deref(), now)?;
+    let Claims {
+        identity,
+        email,
+        immutable_id,
+        groups,
+        attributes,
+        ..
+    } = claims;
     log::info!(
         "SAML sign-in: \"{}\" via {connection}",
         crate::logging::client_text(&identity)
@@ -293,6 +200,198 @@ pub fn consume(
         purpose,
         request_id: in_response_to,
         domains: keys.domains.clone(),
+    })
+}
+
+/// The form's SAMLResponse, through the pre-filter, and its unsigned wrapper.
+fn read_response(form: &[u8]) -> Result<(prefilter::Vetted, Wrapper), HttpError> {
+    let fields = crate::http::parse_form(form).map_err(|e| rejected(&e.message))?;
+    let encoded = fields
+        .get("SAMLResponse")
+        .ok_or_else(|| rejected("no SAMLResponse field"))?;
+    let vetted = prefilter::vet_form_value(encoded).map_err(|e| rejected(&e.to_string()))?;
+    let wrapper = Wrapper::read(&vetted.xml).ok_or_else(|| rejected("unreadable Response"))?;
+    Ok((vetted, wrapper))
+}
+
+/// What the signature cannot vouch for in the wrapper: where it was sent, and its status.
+fn check_wrapper(wrapper: &Wrapper, response_signed: bool, acs: &str) -> Result<(), HttpError> {
+    match &wrapper.destination {
+        Some(destination) if destination != acs => {
+            return Err(rejected(&format!(
+                "Destination {destination:?} is not this ACS"
+            )));
+        }
+        // SAML bindings 3.5.5.2: a signed message must say where it was meant to go, or
+        // it could be replayed at any SP that trusts the IdP.
+        None if response_signed => {
+            return Err(rejected("the signed Response carries no Destination"));
+        }
+        _ => {}
+    }
+    if wrapper.status.as_deref() != Some(STATUS_SUCCESS) {
+        return Err(rejected(&format!(
+            "the Response status is {:?}, not Success",
+            wrapper.status.as_deref().unwrap_or("missing")
+        )));
+    }
+    Ok(())
+}
+
+/// Who a response must answer: this connection, in this browser, now.
+struct Answering<'a> {
+    connection: &'a str,
+    allow_idp_initiated: bool,
+    /// The hash of the browser's binding cookie, when it sent one.
+    browser: Option<&'a str>,
+    now: i64,
+}
+
+/// The purpose and return address of the sign-in the response answers: a request we sent
+/// from this browser, or (where the connection allows it) none.
+fn match_request(
+    wrapper: &Wrapper,
+    request: Option<idp::StoredRequest>,
+    answering: Answering<'_>,
+) -> Result<(Purpose, Option<String>), HttpError> {
+    let in_response_to = wrapper.in_response_to.as_ref();
+    match (in_response_to, request) {
+        // An assertion that answers a request (solicited in some browser) with the
+        // wrapper's InResponseTo stripped is not an IdP-initiated sign-in.
+        (None, _) if !wrapper.confirmation_in_response_to.is_empty() => Err(rejected(
+            "an unsolicited Response carries an assertion that answers a request",
+        )),
+        // An unsolicited response is accepted only where the connection allows it, and
+        // only ever opens the admin portal (never a device activation).
+        (None, _) if answering.allow_idp_initiated => Ok((Purpose::Admin, None)),
+        (None, _) => Err(rejected(
+            "no InResponseTo: IdP-initiated sign-in is off for this connection",
+        )),
+        (Some(_), None) => Err(expired("InResponseTo names no request we sent")),
+        (Some(_), Some(request)) => {
+            if request.connection_id != answering.connection {
+                return Err(expired("the request was sent to another connection"));
+            }
+            if request.consumed_at.is_some() {
+                return Err(expired("the request was already used"));
+            }
+            if request.expires_at < answering.now {
+                return Err(expired("the request expired"));
+            }
+            if wrapper
+                .confirmation_in_response_to
+                .iter()
+                .any(|id| Some(id) != in_response_to)
+            {
+                return Err(rejected(
+                    "the assertion answers another request than the Response",
+                ));
+            }
+            if answering.browser != Some(request.browser_hash.as_str()) {
+                return Err(expired(
+                    "the response arrived in a browser other than the one that started the sign-in",
+                ));
+            }
+            Ok((request.purpose, request.return_to))
+        }
+    }
+}
+
+/// samael verifies the signature and its own conditions, then ours
+/// ([`check_assertion`]).
+fn verify_assertion(
+    sp: &ServiceProvider,
+    xml: &str,
+    in_response_to: Option<&str>,
+    entity_id: &str,
+    acs: &str,
+    now: i64,
+) -> Result<Assertion, HttpError> {
+    let expected_ids: Option<[&str; 1]> = in_response_to.map(|id| [id]);
+    let assertion = sp
+        .parse_xml_response(xml, expected_ids.as_ref().map(|ids| &ids[..]))
+        .map_err(|e| match &e {
+            samael::service_provider::Error::AssertionConditionExpiredBefore { .. }
+            | samael::service_provider::Error::AssertionSubjectConfirmationExpiredBefore {
+                ..
+            } => clock_skew(&format!("samael: {e}")),
+            other => rejected(&format!("samael: {other}")),
+        })?;
+    check_assertion(&assertion, entity_id, acs, now)?;
+    Ok(assertion)
+}
+
+/// Who the assertion says signed in, read the way the connection's preset says.
+struct Claims {
+    name_id: Option<String>,
+    identity: String,
+    email: Option<String>,
+    immutable_id: Option<String>,
+    groups: Vec<String>,
+    attributes: BTreeMap<String, Vec<String>>,
+}
+
+impl Claims {
+    fn read(assertion: &Assertion, preset: &preset::Preset) -> Result<Claims, HttpError> {
+        let attributes = attributes(assertion);
+        let name_id = assertion
+            .subject
+            .as_ref()
+            .and_then(|s| s.name_id.as_ref())
+            .map(|n| n.value.trim().to_string())
+            .filter(|v| !v.is_empty());
+        let identity = match preset.identity {
+            Identity::NameId => name_id.clone(),
+            Identity::Attribute(name) => first(&attributes, name),
+        }
+        .ok_or_else(|| rejected("the assertion carries no identity for this preset"))?;
+        let email = preset
+            .email_attribute
+            .and_then(|a| first(&attributes, a))
+            .or_else(|| identity.contains('@').then(|| identity.clone()))
+            .map(|e| e.to_lowercase());
+        let groups = preset
+            .group_attribute
+            .and_then(|a| attributes.get(a).cloned())
+            .unwrap_or_default();
+        let immutable_id = preset
+            .immutable_id_attribute
+            .and_then(|a| first(&attributes, a));
+        Ok(Claims {
+            name_id,
+            identity,
+            email,
+            immutable_id,
+            groups,
+            attributes,
+        })
+    }
+}
+
+/// Replay cache and single use, together: the assertion and the request it answers are
+/// each accepted once.
+fn use_once(
+    db: &Db,
+    assertion: &Assertion,
+    in_response_to: Option<&str>,
+    now: i64,
+) -> Result<(), HttpError> {
+    let replay_until = assertion
+        .conditions
+        .as_ref()
+        .and_then(|c| c.not_on_or_after)
+        .map_or(now + 3600, |t| t.timestamp())
+        + CLOCK_SKEW_SECS;
+    db.write(|tx| {
+        if !idp::remember_assertion(tx, &assertion.id, replay_until, now)? {
+            return Err(rejected("the assertion was already used (replay)"));
+        }
+        if let Some(id) = in_response_to
+            && !idp::consume_request(tx, id, now)?
+        {
+            return Err(expired("the request was already used"));
+        }
+        Ok(())
     })
 }
 
