@@ -93,40 +93,10 @@ pub enum Parsed {
 pub fn parse(buf: &[u8], limits: &Limits, client: IpAddr) -> Parsed {
     let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
     let mut req = httparse::Request::new(&mut slots);
-    let head_len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            if buf.len() > limits.max_header_bytes {
-                return reject(
-                    Reason::HeadersTooLarge,
-                    "The request head is larger than this gateway accepts.",
-                    &path_hint(buf),
-                );
-            }
-            return Parsed::Partial;
-        }
-        Err(httparse::Error::TooManyHeaders) => {
-            return reject(
-                Reason::HeadersTooLarge,
-                "The request has more header fields than this gateway accepts.",
-                &path_hint(buf),
-            );
-        }
-        Err(_) => {
-            return reject(
-                Reason::BadRequest,
-                "The request is not valid HTTP/1.1.",
-                &path_hint(buf),
-            );
-        }
+    let head_len = match read_head(&mut req, buf, limits) {
+        Ok(n) => n,
+        Err(outcome) => return outcome,
     };
-    if head_len > limits.max_header_bytes {
-        return reject(
-            Reason::HeadersTooLarge,
-            "The request head is larger than this gateway accepts.",
-            &path_hint(buf),
-        );
-    }
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return reject(
             Reason::BadRequest,
@@ -150,79 +120,11 @@ pub fn parse(buf: &[u8], limits: &Limits, client: IpAddr) -> Parsed {
             &path,
         );
     }
-
-    let mut content_length: Option<u64> = None;
-    let mut connection_close = minor == 0;
-    let mut expects_continue = false;
-    for h in req.headers.iter() {
-        let name = h.name;
-        if name.eq_ignore_ascii_case("transfer-encoding") {
-            // Both framings at once is the classic smuggling shape; chunked alone is not
-            // supported (a body must announce its length so its cap can be checked).
-            return if content_length.is_some()
-                || req
-                    .headers
-                    .iter()
-                    .any(|x| x.name.eq_ignore_ascii_case("content-length"))
-            {
-                reject(
-                    Reason::BadRequest,
-                    "A request must not carry both Content-Length and Transfer-Encoding.",
-                    &path,
-                )
-            } else {
-                reject(
-                    Reason::LengthRequired,
-                    "Request bodies must be sent with a Content-Length.",
-                    &path,
-                )
-            };
-        }
-        if name.eq_ignore_ascii_case("upgrade") {
-            return reject(
-                Reason::UnsupportedFeature,
-                "Protocol upgrades are not supported.",
-                &path,
-            );
-        }
-        if name.eq_ignore_ascii_case("content-length") {
-            let Some(n) = parse_length(h.value) else {
-                return reject(
-                    Reason::BadRequest,
-                    "The Content-Length header is not a valid number.",
-                    &path,
-                );
-            };
-            if content_length.is_some_and(|seen| seen != n) {
-                return reject(
-                    Reason::BadRequest,
-                    "The request has conflicting Content-Length headers.",
-                    &path,
-                );
-            }
-            content_length = Some(n);
-        } else if name.eq_ignore_ascii_case("connection") {
-            let value = String::from_utf8_lossy(h.value).to_ascii_lowercase();
-            if value.split(',').any(|t| t.trim() == "close") {
-                connection_close = true;
-            } else if value.split(',').any(|t| t.trim() == "keep-alive") {
-                connection_close = false;
-            }
-        } else if name.eq_ignore_ascii_case("expect") {
-            if !h.value.eq_ignore_ascii_case(b"100-continue") {
-                let error = HttpError {
-                    status: 417,
-                    ..HttpError::new(
-                        Reason::UnsupportedFeature,
-                        "Only 'Expect: 100-continue' is supported.",
-                    )
-                };
-                return Parsed::Reject { error, path };
-            }
-            expects_continue = true;
-        }
-    }
-    let body_len = content_length.unwrap_or(0);
+    let framing = match read_framing(req.headers, minor == 0) {
+        Ok(framing) => framing,
+        Err(error) => return Parsed::Reject { error, path },
+    };
+    let body_len = framing.content_length.unwrap_or(0);
     let cap = RouteClass::of(&path).body_cap(limits) as u64;
     if body_len > cap {
         return reject(
@@ -231,13 +133,165 @@ pub fn parse(buf: &[u8], limits: &Limits, client: IpAddr) -> Parsed {
             &path,
         );
     }
+    let client = forwarded_client(req.headers, client, limits);
+    let forward = forward_head(method, target, req.headers, body_len, client, head_len + 64);
+    Parsed::Complete(Head {
+        head_len,
+        body_len: body_len as usize,
+        forward,
+        method_is_head: method == "HEAD",
+        keep_alive: !framing.connection_close,
+        expects_continue: framing.expects_continue,
+        path,
+    })
+}
 
-    let mut forward = Vec::with_capacity(head_len + 64);
+/// The head's length once it is complete and within its caps; otherwise what to do now
+/// (wait for more bytes, or refuse).
+fn read_head<'h, 'b>(
+    req: &mut httparse::Request<'h, 'b>,
+    buf: &'b [u8],
+    limits: &Limits,
+) -> Result<usize, Parsed> {
+    let too_large = || {
+        reject(
+            Reason::HeadersTooLarge,
+            "The request head is larger than this gateway accepts.",
+            &path_hint(buf),
+        )
+    };
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() > limits.max_header_bytes => {
+            return Err(too_large());
+        }
+        Ok(httparse::Status::Partial) => return Err(Parsed::Partial),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(reject(
+                Reason::HeadersTooLarge,
+                "The request has more header fields than this gateway accepts.",
+                &path_hint(buf),
+            ));
+        }
+        Err(_) => {
+            return Err(reject(
+                Reason::BadRequest,
+                "The request is not valid HTTP/1.1.",
+                &path_hint(buf),
+            ));
+        }
+    };
+    if head_len > limits.max_header_bytes {
+        return Err(too_large());
+    }
+    Ok(head_len)
+}
+
+/// How the body is framed and what the client asked of the connection.
+struct Framing {
+    content_length: Option<u64>,
+    connection_close: bool,
+    expects_continue: bool,
+}
+
+/// Reads the framing headers, refusing any framing the gatekeeper cannot check.
+fn read_framing(headers: &[httparse::Header<'_>], http_1_0: bool) -> Result<Framing, HttpError> {
+    let refuse = |reason, message: &str| Err(HttpError::new(reason, message));
+    let mut framing = Framing {
+        content_length: None,
+        connection_close: http_1_0,
+        expects_continue: false,
+    };
+    for h in headers {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            // Both framings at once is the classic smuggling shape; chunked alone is not
+            // supported (a body must announce its length so its cap can be checked).
+            return if framing.content_length.is_some()
+                || headers
+                    .iter()
+                    .any(|x| x.name.eq_ignore_ascii_case("content-length"))
+            {
+                refuse(
+                    Reason::BadRequest,
+                    "A request must not carry both Content-Length and Transfer-Encoding.",
+                )
+            } else {
+                refuse(
+                    Reason::LengthRequired,
+                    "Request bodies must be sent with a Content-Length.",
+                )
+            };
+        }
+        if name.eq_ignore_ascii_case("upgrade") {
+            return refuse(
+                Reason::UnsupportedFeature,
+                "Protocol upgrades are not supported.",
+            );
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            let Some(n) = parse_length(h.value) else {
+                return refuse(
+                    Reason::BadRequest,
+                    "The Content-Length header is not a valid number.",
+                );
+            };
+            if framing.content_length.is_some_and(|seen| seen != n) {
+                return refuse(
+                    Reason::BadRequest,
+                    "The request has conflicting Content-Length headers.",
+                );
+            }
+            framing.content_length = Some(n);
+        } else if name.eq_ignore_ascii_case("connection") {
+            let value = String::from_utf8_lossy(h.value).to_ascii_lowercase();
+            if value.split(',').any(|t| t.trim() == "close") {
+                framing.connection_close = true;
+            } else if value.split(',').any(|t| t.trim() == "keep-alive") {
+                framing.connection_close = false;
+            }
+        } else if name.eq_ignore_ascii_case("expect") {
+            if !h.value.eq_ignore_ascii_case(b"100-continue") {
+                return Err(HttpError {
+                    status: 417,
+                    ..HttpError::new(
+                        Reason::UnsupportedFeature,
+                        "Only 'Expect: 100-continue' is supported.",
+                    )
+                });
+            }
+            framing.expects_continue = true;
+        }
+    }
+    Ok(framing)
+}
+
+/// The client's address: the peer's, or the one a trusted proxy forwarded.
+fn forwarded_client(headers: &[httparse::Header<'_>], peer: IpAddr, limits: &Limits) -> IpAddr {
+    let forwarded_for: Vec<&str> = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
+        .filter_map(|h| std::str::from_utf8(h.value).ok())
+        .collect();
+    super::proxy::client(peer, &forwarded_for, &limits.trusted_proxies)
+}
+
+/// The canonical head sent to the application: HTTP/1.1, no hop-by-hop headers, the
+/// vetted Content-Length and our client-address header.
+fn forward_head(
+    method: &str,
+    target: &str,
+    headers: &[httparse::Header<'_>],
+    body_len: u64,
+    client: IpAddr,
+    capacity: usize,
+) -> Vec<u8> {
+    let mut forward = Vec::with_capacity(capacity);
     forward.extend_from_slice(method.as_bytes());
     forward.push(b' ');
     forward.extend_from_slice(&ascii_target(target));
     forward.extend_from_slice(b" HTTP/1.1\r\n");
-    for h in req.headers.iter() {
+    for h in headers {
         if HOP_BY_HOP
             .iter()
             .any(|skip| h.name.eq_ignore_ascii_case(skip))
@@ -253,26 +307,10 @@ pub fn parse(buf: &[u8], limits: &Limits, client: IpAddr) -> Parsed {
     if body_len > 0 || matches!(method, "POST" | "PUT" | "PATCH") {
         forward.extend_from_slice(format!("Content-Length: {body_len}\r\n").as_bytes());
     }
-    let forwarded_for: Vec<&str> = req
-        .headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
-        .filter_map(|h| std::str::from_utf8(h.value).ok())
-        .collect();
-    let client = super::proxy::client(client, &forwarded_for, &limits.trusted_proxies);
     forward.extend_from_slice(
         format!("{CLIENT_ADDR_HEADER}: {client}\r\nConnection: keep-alive\r\n\r\n").as_bytes(),
     );
-
-    Parsed::Complete(Head {
-        head_len,
-        body_len: body_len as usize,
-        forward,
-        method_is_head: method == "HEAD",
-        keep_alive: !connection_close,
-        expects_continue,
-        path,
-    })
+    forward
 }
 
 /// A header value as the application can read it. obs-text (RFC 9110 §5.5: bytes 0x80 to
