@@ -117,16 +117,7 @@ pub(crate) fn serve_with(
         _ => None,
     };
     let workers = config.worker_count();
-    let inner = InnerServer::start(
-        &socket_path,
-        Arc::clone(&app),
-        workers,
-        Arc::clone(&inner_failed),
-    )
-    .map_err(io_err(format!(
-        "cannot start the inner server on {}",
-        socket_path.display()
-    )))?;
+    let inner = start_inner(&socket_path, &app, workers, &inner_failed)?;
     let (poll, signals, listener) = watch_events(std_listener, tls_files.clone(), &metrics)?;
     let background = Background::start(&config, &db, &metrics)?;
     finish_start_check(&health_watch.start_check, health, &db, &public_url);
@@ -315,6 +306,18 @@ fn build_app(
         public_url: public_url.clone(),
         demo_idp,
     }))
+}
+
+/// The inner tiny_http server: `workers` threads on the private socket.
+fn start_inner(
+    socket_path: &Path,
+    app: &Arc<App>,
+    workers: usize,
+    failed: &Arc<AtomicBool>,
+) -> Result<InnerServer, ServeError> {
+    InnerServer::start(socket_path, Arc::clone(app), workers, Arc::clone(failed)).map_err(io_err(
+        format!("cannot start the inner server on {}", socket_path.display()),
+    ))
 }
 
 /// The event loop with the listener and the signal pipe registered.
