@@ -79,10 +79,29 @@ pub fn email(name: &str) -> String {
 }
 
 pub fn seed(app: &App, idp: &DemoIdp) -> Result<Seeded, String> {
-    let db = &app.db;
-    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let connection = add_connection(app, idp)?;
+    add_licenses(app, &connection)?;
+    let token = app
+        .db
+        .write(|tx| tokens::create(tx, Scope::Scim, "demo", "demo", Some(&connection)))
+        .map_err(|x| x.to_string())?
+        .1;
+    provision_directory(&Scim { app, token: &token })?;
+    let (admin_password, login_link) = add_admin(app)?;
+    Ok(Seeded {
+        login_link,
+        scim_token: token,
+        admin_user: ADMIN_USER.into(),
+        admin_password,
+        alice: email(ENGINEERING[0]),
+        pending: email(ENGINEERING[ENGINEERING.len() - 1]),
+    })
+}
+
+/// The connection to the demo's built-in IdP; returns its id.
+fn add_connection(app: &App, idp: &DemoIdp) -> Result<String, String> {
     let connection = crate::saml::connections::add(
-        db,
+        &app.db,
         &crate::saml::connections::AddRequest {
             actor: "demo",
             name: "Acme demo IdP",
@@ -95,8 +114,14 @@ pub fn seed(app: &App, idp: &DemoIdp) -> Result<Seeded, String> {
             allow_idp_initiated: false,
         },
     )
-    .map_err(|x| e(&x))?
-    .id;
+    .map_err(|x| x.to_string())?;
+    Ok(connection.id)
+}
+
+/// The license, its two sublicenses and the group mappings.
+fn add_licenses(app: &App, connection: &str) -> Result<(), String> {
+    let db = &app.db;
+    let e = |e: &dyn std::fmt::Display| e.to_string();
     let year = 365 * 24 * 3600;
     let license = manage::add_license(
         db,
@@ -129,14 +154,13 @@ pub fn seed(app: &App, idp: &DemoIdp) -> Result<Seeded, String> {
         ("Staff", MapTo::Primary { license: None }),
         ("IT Admins", MapTo::Admins),
     ] {
-        manage::add_mapping(db, ACTOR, group, Some(&connection), to).map_err(|x| e(&x))?;
+        manage::add_mapping(db, ACTOR, group, Some(connection), to).map_err(|x| e(&x))?;
     }
+    Ok(())
+}
 
-    let token = db
-        .write(|tx| tokens::create(tx, Scope::Scim, "demo", "demo", Some(&connection)))
-        .map_err(|x| e(&x))?
-        .1;
-    let scim = Scim { app, token: &token };
+/// The people and groups, sent as an IdP would; Henry is then deactivated.
+fn provision_directory(scim: &Scim<'_>) -> Result<(), String> {
     let everyone =
         ENGINEERING
             .iter()
@@ -197,7 +221,14 @@ pub fn seed(app: &App, idp: &DemoIdp) -> Result<Seeded, String> {
             "Operations": [{"op": "replace", "path": "active", "value": false}]
         }),
     )?;
+    Ok(())
+}
 
+/// The break-glass admin with a fresh password, and a sign-in link for it; marks setup
+/// done. Returns (password, link).
+fn add_admin(app: &App) -> Result<(String, String), String> {
+    let db = &app.db;
+    let e = |e: &dyn std::fmt::Display| e.to_string();
     let admin_password = crate::admin::password::generate();
     let hash = crate::admin::password::hash(&admin_password).map_err(|x| e(&x))?;
     let now = now_unix();
@@ -220,14 +251,7 @@ pub fn seed(app: &App, idp: &DemoIdp) -> Result<Seeded, String> {
         std::time::Duration::from_secs(12 * 3600),
     )
     .map_err(|x| e(&x))?;
-    Ok(Seeded {
-        login_link,
-        scim_token: token,
-        admin_user: ADMIN_USER.into(),
-        admin_password,
-        alice: email(ENGINEERING[0]),
-        pending: email(ENGINEERING[ENGINEERING.len() - 1]),
-    })
+    Ok((admin_password, login_link))
 }
 
 /// The SCIM handler, called in-process with the demo's token.
