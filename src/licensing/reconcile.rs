@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use rusqlite::Transaction;
 
-use super::engine::Catalog;
+use super::engine::{Catalog, Entitlements, Pool, Usage};
 use crate::db::licensing::{self as store, SeatRow};
 use crate::error::Reason;
 
@@ -94,308 +94,292 @@ pub fn reconcile(
     actor: Actor<'_>,
     now: i64,
 ) -> rusqlite::Result<Summary> {
-    let catalog = store::catalog(tx)?;
-    let mut usage = store::usage(tx)?;
+    let mut pass = Pass {
+        tx,
+        catalog: store::catalog(tx)?,
+        usage: store::usage(tx)?,
+        actor,
+        now,
+        summary: Summary::default(),
+        freed: HashSet::new(),
+    };
     let everyone = users.is_none();
     let users = match users {
         Some(u) => u,
         None => store::users_to_reconcile(tx)?,
     };
-    let mut summary = Summary::default();
-    let mut freed: HashSet<String> = HashSet::new();
     for user in &users {
-        decide(
-            tx,
-            &catalog,
-            &mut usage,
-            user,
-            actor,
-            now,
-            &mut summary,
-            &mut freed,
-        )?;
+        pass.decide(user)?;
     }
     let licenses: Vec<String> = if everyone {
-        catalog.licenses.iter().map(|l| l.id.clone()).collect()
+        pass.catalog.licenses.iter().map(|l| l.id.clone()).collect()
     } else {
-        freed.into_iter().collect()
+        std::mem::take(&mut pass.freed).into_iter().collect()
     };
     for license in licenses {
-        for pending in store::pending_seats(tx, &license)? {
+        pass.seat_waiting_users(&license)?;
+    }
+    Ok(pass.summary)
+}
+
+/// One reconciliation inside the caller's transaction: what it reads once, and what it
+/// has changed so far.
+struct Pass<'p, 't> {
+    tx: &'p Transaction<'t>,
+    catalog: Catalog,
+    /// Seats in use per (license, pool), kept current as seats are granted and freed.
+    usage: Usage,
+    actor: Actor<'p>,
+    now: i64,
+    summary: Summary,
+    /// Licenses where a seat was freed: their waiting users may get it.
+    freed: HashSet<String>,
+}
+
+impl Pass<'_, '_> {
+    /// Brings one user's seats in line with what their groups entitle them to.
+    fn decide(&mut self, user: &str) -> rusqlite::Result<()> {
+        let active = store::user_active(self.tx, user)?;
+        let grants = if active == Some(true) {
+            store::grants_of_user(self.tx, user)?
+        } else {
+            Vec::new()
+        };
+        let entitled = self
+            .catalog
+            .entitle(active == Some(true), &grants, self.now);
+        let current = store::seats_of_user(self.tx, user)?;
+        self.drop_unentitled(user, active, &entitled, &current)?;
+        for (license, decision) in entitled {
+            let seat = current.iter().find(|s| s.license_id == license);
+            match decision {
+                Err(reason) => self.refuse(user, &license, reason, seat)?,
+                Ok(pool) => self.seat(user, &license, pool, seat)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Seats (held or awaited) of licenses the user is no longer entitled to.
+    fn drop_unentitled(
+        &mut self,
+        user: &str,
+        active: Option<bool>,
+        entitled: &Entitlements,
+        current: &[SeatRow],
+    ) -> rusqlite::Result<()> {
+        let lost = match active {
+            None => Reason::Revoked,
+            Some(false) => Reason::UserInactive,
+            Some(true) => Reason::NotEntitled,
+        };
+        for seat in current
+            .iter()
+            .filter(|s| !entitled.iter().any(|(l, _)| *l == s.license_id))
+        {
+            store::delete_seat(self.tx, user, &seat.license_id)?;
+            if seat.assigned {
+                self.release(seat, lost)?;
+                self.freed.insert(seat.license_id.clone());
+            } else {
+                store::audit(
+                    self.tx,
+                    self.now,
+                    self.actor,
+                    "pending_cleared",
+                    Some(user),
+                    Some(&seat.license_id),
+                    Some(lost.code()),
+                    None,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The user may not have a seat of `license`: a held one is freed, and they wait with
+    /// the reason (recorded once, not on every pass).
+    fn refuse(
+        &mut self,
+        user: &str,
+        license: &str,
+        reason: Reason,
+        seat: Option<&SeatRow>,
+    ) -> rusqlite::Result<()> {
+        if let Some(s) = seat.filter(|s| s.assigned) {
+            self.release(s, reason)?;
+            self.freed.insert(license.to_string());
+        }
+        if seat.is_none_or(|s| s.assigned || s.reason.as_deref() != Some(reason.code())) {
+            self.pend(user, license, None, reason, seat.filter(|s| !s.assigned))?;
+            self.summary.pending += 1;
+        }
+        Ok(())
+    }
+
+    /// The user is entitled to a seat from `pool`: kept, moved there, granted, or awaited.
+    fn seat(
+        &mut self,
+        user: &str,
+        license: &str,
+        pool: Pool,
+        seat: Option<&SeatRow>,
+    ) -> rusqlite::Result<()> {
+        match seat {
+            Some(s) if s.assigned && s.sublicense_id == pool => {}
+            Some(s) if s.assigned => {
+                // A better pool: move when it has room, else keep the seat held now
+                // (a full preferred pool never takes access away).
+                let mut without = self.usage.clone();
+                *without
+                    .entry((license.to_string(), s.sublicense_id.clone()))
+                    .or_default() -= 1;
+                if self.catalog.has_room(license, &pool, &without, self.now) {
+                    self.usage = without;
+                    self.freed.insert(license.to_string());
+                    self.grant(user, license, pool, "moved to the pool its groups now give")?;
+                }
+            }
+            _ => {
+                if self.catalog.has_room(license, &pool, &self.usage, self.now) {
+                    self.grant(user, license, pool, "entitled by group mapping")?;
+                    self.summary.granted += 1;
+                } else if seat.is_none_or(|s| {
+                    s.reason.as_deref() != Some(Reason::NoSeats.code()) || s.sublicense_id != pool
+                }) {
+                    self.pend(
+                        user,
+                        license,
+                        pool,
+                        Reason::NoSeats,
+                        seat.filter(|s| !s.assigned),
+                    )?;
+                    self.summary.pending += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands a license's free seats to the users waiting for one, oldest first.
+    fn seat_waiting_users(&mut self, license: &str) -> rusqlite::Result<()> {
+        for pending in store::pending_seats(self.tx, license)? {
             if pending.reason.as_deref() != Some(Reason::NoSeats.code()) {
                 continue;
             }
             let pool = pending.sublicense_id.clone();
-            if catalog.has_room(&license, &pool, &usage, now) {
-                grant(
-                    tx,
-                    &mut usage,
-                    &pending.user_id,
-                    &license,
-                    pool,
-                    actor,
-                    now,
-                    "a seat was freed",
-                )?;
-                summary.granted += 1;
+            if self.catalog.has_room(license, &pool, &self.usage, self.now) {
+                self.grant(&pending.user_id, license, pool, "a seat was freed")?;
+                self.summary.granted += 1;
             }
         }
-    }
-    Ok(summary)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn decide(
-    tx: &Transaction<'_>,
-    catalog: &Catalog,
-    usage: &mut super::engine::Usage,
-    user: &str,
-    actor: Actor<'_>,
-    now: i64,
-    summary: &mut Summary,
-    freed: &mut HashSet<String>,
-) -> rusqlite::Result<()> {
-    let active = store::user_active(tx, user)?;
-    let grants = if active == Some(true) {
-        store::grants_of_user(tx, user)?
-    } else {
-        Vec::new()
-    };
-    let entitled = catalog.entitle(active == Some(true), &grants, now);
-    let current = store::seats_of_user(tx, user)?;
-
-    // Seats of licenses the user is no longer entitled to.
-    let lost = match active {
-        None => Reason::Revoked,
-        Some(false) => Reason::UserInactive,
-        Some(true) => Reason::NotEntitled,
-    };
-    for seat in current
-        .iter()
-        .filter(|s| !entitled.iter().any(|(l, _)| *l == s.license_id))
-    {
-        store::delete_seat(tx, user, &seat.license_id)?;
-        if seat.assigned {
-            release(tx, usage, seat, lost, actor, now, summary)?;
-            freed.insert(seat.license_id.clone());
-        } else {
-            store::audit(
-                tx,
-                now,
-                actor,
-                "pending_cleared",
-                Some(user),
-                Some(&seat.license_id),
-                Some(lost.code()),
-                None,
-            )?;
-        }
+        Ok(())
     }
 
-    for (license, decision) in entitled {
-        let seat = current.iter().find(|s| s.license_id == license);
-        match decision {
-            Err(reason) => {
-                if let Some(s) = seat.filter(|s| s.assigned) {
-                    release(tx, usage, s, reason, actor, now, summary)?;
-                    freed.insert(license.clone());
-                }
-                if seat.is_none_or(|s| s.assigned || s.reason.as_deref() != Some(reason.code())) {
-                    pend(
-                        tx,
-                        user,
-                        &license,
-                        None,
-                        reason,
-                        seat.filter(|s| !s.assigned),
-                        actor,
-                        now,
-                    )?;
-                    summary.pending += 1;
-                }
-            }
-            Ok(pool) => match seat {
-                Some(s) if s.assigned && s.sublicense_id == pool => {}
-                Some(s) if s.assigned => {
-                    // A better pool: move when it has room, else keep the seat held now
-                    // (a full preferred pool never takes access away).
-                    let mut without = usage.clone();
-                    *without
-                        .entry((license.clone(), s.sublicense_id.clone()))
-                        .or_default() -= 1;
-                    if catalog.has_room(&license, &pool, &without, now) {
-                        *usage = without;
-                        freed.insert(license.clone());
-                        grant(
-                            tx,
-                            usage,
-                            user,
-                            &license,
-                            pool,
-                            actor,
-                            now,
-                            "moved to the pool its groups now give",
-                        )?;
-                    }
-                }
-                _ => {
-                    if catalog.has_room(&license, &pool, usage, now) {
-                        grant(
-                            tx,
-                            usage,
-                            user,
-                            &license,
-                            pool,
-                            actor,
-                            now,
-                            "entitled by group mapping",
-                        )?;
-                        summary.granted += 1;
-                    } else if seat.is_none_or(|s| {
-                        s.reason.as_deref() != Some(Reason::NoSeats.code())
-                            || s.sublicense_id != pool
-                    }) {
-                        pend(
-                            tx,
-                            user,
-                            &license,
-                            pool,
-                            Reason::NoSeats,
-                            seat.filter(|s| !s.assigned),
-                            actor,
-                            now,
-                        )?;
-                        summary.pending += 1;
-                    }
-                }
+    fn grant(&mut self, user: &str, license: &str, pool: Pool, why: &str) -> rusqlite::Result<()> {
+        *self
+            .usage
+            .entry((license.to_string(), pool.clone()))
+            .or_default() += 1;
+        let subject = pool.clone().unwrap_or_else(|| license.to_string());
+        store::put_seat(
+            self.tx,
+            &SeatRow {
+                user_id: user.to_string(),
+                license_id: license.to_string(),
+                sublicense_id: pool,
+                assigned: true,
+                reason: None,
+                since: self.now,
+                queued_us: 0,
             },
-        }
-    }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn grant(
-    tx: &Transaction<'_>,
-    usage: &mut super::engine::Usage,
-    user: &str,
-    license: &str,
-    pool: Option<String>,
-    actor: Actor<'_>,
-    now: i64,
-    why: &str,
-) -> rusqlite::Result<()> {
-    *usage
-        .entry((license.to_string(), pool.clone()))
-        .or_default() += 1;
-    let subject = pool.clone().unwrap_or_else(|| license.to_string());
-    store::put_seat(
-        tx,
-        &SeatRow {
-            user_id: user.to_string(),
-            license_id: license.to_string(),
-            sublicense_id: pool,
-            assigned: true,
-            reason: None,
-            since: now,
-            queued_us: 0,
-        },
-    )?;
-    store::audit(
-        tx,
-        now,
-        actor,
-        "seat_granted",
-        Some(user),
-        Some(&subject),
-        None,
-        Some(why),
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-fn pend(
-    tx: &Transaction<'_>,
-    user: &str,
-    license: &str,
-    pool: Option<String>,
-    reason: Reason,
-    waiting: Option<&SeatRow>,
-    actor: Actor<'_>,
-    now: i64,
-) -> rusqlite::Result<()> {
-    let subject = pool.clone().unwrap_or_else(|| license.to_string());
-    store::put_seat(
-        tx,
-        &SeatRow {
-            user_id: user.to_string(),
-            license_id: license.to_string(),
-            sublicense_id: pool,
-            assigned: false,
-            reason: Some(reason.code().to_string()),
-            // A user already waiting keeps their place in the queue.
-            since: waiting.map_or(now, |w| w.since),
-            queued_us: waiting.map_or_else(crate::clock::now_micros, |w| w.queued_us),
-        },
-    )?;
-    store::audit(
-        tx,
-        now,
-        actor,
-        "seat_pending",
-        Some(user),
-        Some(&subject),
-        Some(reason.code()),
-        None,
-    )
-}
-
-/// Frees an assigned seat and revokes the user's devices on that license.
-fn release(
-    tx: &Transaction<'_>,
-    usage: &mut super::engine::Usage,
-    seat: &SeatRow,
-    reason: Reason,
-    actor: Actor<'_>,
-    now: i64,
-    summary: &mut Summary,
-) -> rusqlite::Result<()> {
-    *usage
-        .entry((seat.license_id.clone(), seat.sublicense_id.clone()))
-        .or_default() -= 1;
-    let subject = seat
-        .sublicense_id
-        .clone()
-        .unwrap_or_else(|| seat.license_id.clone());
-    store::audit(
-        tx,
-        now,
-        actor,
-        "seat_revoked",
-        Some(&seat.user_id),
-        Some(&subject),
-        Some(reason.code()),
-        None,
-    )?;
-    summary.revoked += 1;
-    for device in store::revoke_devices(
-        tx,
-        &seat.user_id,
-        Some(&seat.license_id),
-        reason.code(),
-        now,
-    )? {
+        )?;
         store::audit(
-            tx,
-            now,
-            actor,
-            "device_revoked",
+            self.tx,
+            self.now,
+            self.actor,
+            "seat_granted",
+            Some(user),
+            Some(&subject),
+            None,
+            Some(why),
+        )
+    }
+
+    fn pend(
+        &self,
+        user: &str,
+        license: &str,
+        pool: Pool,
+        reason: Reason,
+        waiting: Option<&SeatRow>,
+    ) -> rusqlite::Result<()> {
+        let subject = pool.clone().unwrap_or_else(|| license.to_string());
+        store::put_seat(
+            self.tx,
+            &SeatRow {
+                user_id: user.to_string(),
+                license_id: license.to_string(),
+                sublicense_id: pool,
+                assigned: false,
+                reason: Some(reason.code().to_string()),
+                // A user already waiting keeps their place in the queue.
+                since: waiting.map_or(self.now, |w| w.since),
+                queued_us: waiting.map_or_else(crate::clock::now_micros, |w| w.queued_us),
+            },
+        )?;
+        store::audit(
+            self.tx,
+            self.now,
+            self.actor,
+            "seat_pending",
+            Some(user),
+            Some(&subject),
+            Some(reason.code()),
+            None,
+        )
+    }
+
+    /// Frees an assigned seat and revokes the user's devices on that license.
+    fn release(&mut self, seat: &SeatRow, reason: Reason) -> rusqlite::Result<()> {
+        *self
+            .usage
+            .entry((seat.license_id.clone(), seat.sublicense_id.clone()))
+            .or_default() -= 1;
+        let subject = seat
+            .sublicense_id
+            .clone()
+            .unwrap_or_else(|| seat.license_id.clone());
+        store::audit(
+            self.tx,
+            self.now,
+            self.actor,
+            "seat_revoked",
             Some(&seat.user_id),
-            Some(&device),
+            Some(&subject),
             Some(reason.code()),
             None,
         )?;
-        summary.devices_revoked += 1;
+        self.summary.revoked += 1;
+        for device in store::revoke_devices(
+            self.tx,
+            &seat.user_id,
+            Some(&seat.license_id),
+            reason.code(),
+            self.now,
+        )? {
+            store::audit(
+                self.tx,
+                self.now,
+                self.actor,
+                "device_revoked",
+                Some(&seat.user_id),
+                Some(&device),
+                Some(reason.code()),
+                None,
+            )?;
+            self.summary.devices_revoked += 1;
+        }
+        Ok(())
     }
-    Ok(())
 }
