@@ -329,25 +329,8 @@ impl Compiler {
         op: CompareOp,
         value: &Value,
     ) -> Result<(), HttpError> {
-        let lit = |v: &Value| match v {
-            Value::Str(s) => Sql::Text(s.clone()),
-            Value::Num(n) if n.fract() == 0.0 && n.abs() < 9e15 => Sql::Integer(*n as i64),
-            Value::Num(n) => Sql::Real(*n),
-            Value::Bool(b) => Sql::Integer(i64::from(*b)),
-            Value::Null => Sql::Null,
-        };
         if *value == Value::Null {
-            return match op {
-                CompareOp::Eq => {
-                    self.push(&format!("{expr} IS NULL"));
-                    Ok(())
-                }
-                CompareOp::Ne => {
-                    self.push(&format!("{expr} IS NOT NULL"));
-                    Ok(())
-                }
-                _ => Err(invalid_filter("null can only be compared with eq or ne")),
-            };
+            return self.emit_null_compare(expr, op);
         }
         if kind == Kind::Boolean && !matches!(value, Value::Bool(_)) {
             return Err(invalid_filter(
@@ -363,89 +346,108 @@ impl Compiler {
         } else {
             expr.to_string()
         };
-        let v = lit(value);
-        let rhs_is_text = matches!(v, Sql::Text(_));
-        match op {
-            CompareOp::Eq
-            | CompareOp::Ne
-            | CompareOp::Gt
-            | CompareOp::Ge
-            | CompareOp::Lt
-            | CompareOp::Le => {
-                let sym = match op {
-                    CompareOp::Eq => "=",
-                    CompareOp::Ne => "<>",
-                    CompareOp::Gt => ">",
-                    CompareOp::Ge => ">=",
-                    CompareOp::Lt => "<",
-                    _ => "<=",
-                };
-                // `ne` matches an absent value too (as `not (x eq v)` does): NULL <> v is
-                // NULL in SQL, which would drop it.
-                let ne = op == CompareOp::Ne;
-                if ne {
-                    self.push("coalesce(");
-                }
-                self.push(&format!("{lhs} {sym} "));
-                if insensitive {
-                    self.push("lower(");
-                    self.param(v);
-                    self.push(")");
-                } else {
-                    self.param(v);
-                }
-                if ne {
-                    self.push(", 1)");
-                }
-            }
-            CompareOp::Co | CompareOp::Sw | CompareOp::Ew => {
-                if !rhs_is_text {
-                    return Err(invalid_filter("co, sw and ew compare strings"));
-                }
-                let Sql::Text(text) = v else { unreachable!() };
-                let escaped = text
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_");
-                let pattern = match op {
-                    CompareOp::Co => format!("%{escaped}%"),
-                    CompareOp::Sw => format!("{escaped}%"),
-                    _ => format!("%{escaped}"),
-                };
+        match (op, sql_literal(value)) {
+            (CompareOp::Co | CompareOp::Sw | CompareOp::Ew, Sql::Text(text)) => {
                 // LIKE ignores ASCII case: right for case-insensitive attributes. Case-exact
                 // ones (and folded columns, compared with folded values) use instr/substr.
                 if insensitive || kind != Kind::String || !case_exact {
-                    self.push(&format!("{lhs} LIKE "));
-                    let pattern = if insensitive {
-                        pattern.to_lowercase()
-                    } else {
-                        pattern
-                    };
-                    self.param(Sql::Text(pattern));
-                    self.push(" ESCAPE '\\'");
+                    self.emit_like(&lhs, op, &text, insensitive);
                 } else {
-                    match op {
-                        CompareOp::Co => {
-                            self.push(&format!("instr({lhs}, "));
-                            self.param(Sql::Text(text));
-                            self.push(") > 0");
-                        }
-                        CompareOp::Sw => {
-                            self.push(&format!("substr({lhs}, 1, {}) = ", text.chars().count()));
-                            self.param(Sql::Text(text));
-                        }
-                        _ => {
-                            self.push(&format!(
-                                "substr({lhs}, -{}) = ",
-                                text.chars().count().max(1)
-                            ));
-                            self.param(Sql::Text(text));
-                        }
-                    }
+                    self.emit_exact_substring(&lhs, op, text);
                 }
             }
+            (CompareOp::Co | CompareOp::Sw | CompareOp::Ew, _) => {
+                return Err(invalid_filter("co, sw and ew compare strings"));
+            }
+            (_, v) => self.emit_ordering(&lhs, op, v, insensitive),
         }
         Ok(())
+    }
+
+    fn emit_null_compare(&mut self, expr: &str, op: CompareOp) -> Result<(), HttpError> {
+        match op {
+            CompareOp::Eq => {
+                self.push(&format!("{expr} IS NULL"));
+                Ok(())
+            }
+            CompareOp::Ne => {
+                self.push(&format!("{expr} IS NOT NULL"));
+                Ok(())
+            }
+            _ => Err(invalid_filter("null can only be compared with eq or ne")),
+        }
+    }
+
+    /// `eq`, `ne`, `gt`, `ge`, `lt`, `le`.
+    fn emit_ordering(&mut self, lhs: &str, op: CompareOp, v: Sql, insensitive: bool) {
+        let sym = match op {
+            CompareOp::Eq => "=",
+            CompareOp::Ne => "<>",
+            CompareOp::Gt => ">",
+            CompareOp::Ge => ">=",
+            CompareOp::Lt => "<",
+            _ => "<=",
+        };
+        // `ne` matches an absent value too (as `not (x eq v)` does): NULL <> v is
+        // NULL in SQL, which would drop it.
+        let ne = op == CompareOp::Ne;
+        if ne {
+            self.push("coalesce(");
+        }
+        self.push(&format!("{lhs} {sym} "));
+        if insensitive {
+            self.push("lower(");
+            self.param(v);
+            self.push(")");
+        } else {
+            self.param(v);
+        }
+        if ne {
+            self.push(", 1)");
+        }
+    }
+
+    /// `co`, `sw`, `ew` as LIKE, with the value's wildcards escaped.
+    fn emit_like(&mut self, lhs: &str, op: CompareOp, text: &str, insensitive: bool) {
+        let escaped = text
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let pattern = match op {
+            CompareOp::Co => format!("%{escaped}%"),
+            CompareOp::Sw => format!("{escaped}%"),
+            _ => format!("%{escaped}"),
+        };
+        self.push(&format!("{lhs} LIKE "));
+        let pattern = if insensitive {
+            pattern.to_lowercase()
+        } else {
+            pattern
+        };
+        self.param(Sql::Text(pattern));
+        self.push(" ESCAPE '\\'");
+    }
+
+    /// `co`, `sw`, `ew` respecting case.
+    fn emit_exact_substring(&mut self, lhs: &str, op: CompareOp, text: String) {
+        match op {
+            CompareOp::Co => {
+                self.push(&format!("instr({lhs}, "));
+                self.param(Sql::Text(text));
+                self.push(") > 0");
+            }
+            CompareOp::Sw => {
+                self.push(&format!("substr({lhs}, 1, {}) = ", text.chars().count()));
+                self.param(Sql::Text(text));
+            }
+            _ => {
+                self.push(&format!(
+                    "substr({lhs}, -{}) = ",
+                    text.chars().count().max(1)
+                ));
+                self.param(Sql::Text(text));
+            }
+        }
     }
 
     /// The expression for a JSON target; pushes its path parameter (use it exactly once).
@@ -525,115 +527,128 @@ impl Compiler {
     }
 
     fn resolve(&mut self, path: &AttrPath) -> Result<Target, HttpError> {
+        if let Some(target) = self.extension_target(path)? {
+            return Ok(target);
+        }
+        if let Some(target) = column_target(self.table, path)? {
+            return Ok(target);
+        }
+        Ok(json_target(self.table, path))
+    }
+
+    /// An enterprise extension attribute; refuses any schema other than the table's own.
+    fn extension_target(&self, path: &AttrPath) -> Result<Option<Target>, HttpError> {
         let t = self.table;
-        if let Some(urn) = &path.schema {
-            if urn.eq_ignore_ascii_case(schema::ENTERPRISE) && t == Table::Users {
-                let attr = schema::find(schema::ENTERPRISE_ATTRS, &path.attr);
-                let name = attr.map_or(path.attr.as_str(), |a| a.name);
-                let mut json = format!("$.\"{}\".{}", schema::ENTERPRISE, json_key(name));
-                if let Some(sub) = &path.sub {
-                    json.push('.');
-                    json.push_str(&json_key(sub));
-                }
-                return Ok(Target::Json {
-                    path: json,
-                    case_exact: false,
-                    kind: Kind::String,
-                });
-            }
-            let core = if t == Table::Users {
-                schema::USER
-            } else {
-                schema::GROUP
-            };
-            if !urn.eq_ignore_ascii_case(core) {
-                return Err(invalid_filter(&format!("unknown schema {urn}")));
-            }
-        }
-        let name = path.attr.to_ascii_lowercase();
-        let sub = path.sub.as_deref().map(str::to_ascii_lowercase);
-        let col = |expr, kind| Ok(Target::Column { expr, kind });
-        match (t, name.as_str(), sub.as_deref()) {
-            (Table::Users, "id", None) => return col("users.id", ColKind::Exact),
-            (Table::Users, "username", None) => return col("users.user_name_key", ColKind::Folded),
-            (Table::Users, "externalid", None) => return col("users.external_id", ColKind::Exact),
-            (Table::Users, "active", None) => return col("users.active", ColKind::Bool),
-            (Table::Users, "meta", Some("created")) => {
-                return col("users.created_at", ColKind::Time);
-            }
-            (Table::Users, "meta", Some("lastmodified")) => {
-                return col("users.updated_at", ColKind::Time);
-            }
-            (Table::Users, "groups", None | Some("value")) => {
-                return Ok(Target::Membership { display: false });
-            }
-            (Table::Users, "groups", Some("display")) => {
-                return Ok(Target::Membership { display: true });
-            }
-            (Table::Groups, "id", None) => return col("groups.id", ColKind::Exact),
-            (Table::Groups, "displayname", None) => {
-                return col("groups.display_name_key", ColKind::Folded);
-            }
-            (Table::Groups, "externalid", None) => {
-                return col("groups.external_id", ColKind::Exact);
-            }
-            (Table::Groups, "meta", Some("created")) => {
-                return col("groups.created_at", ColKind::Time);
-            }
-            (Table::Groups, "meta", Some("lastmodified")) => {
-                return col("groups.updated_at", ColKind::Time);
-            }
-            (Table::Groups, "members", None | Some("value")) => {
-                return Ok(Target::Membership { display: false });
-            }
-            (Table::Groups, "members", Some("display")) => {
-                return Ok(Target::Membership { display: true });
-            }
-            (Table::Users, "groups", Some(other)) | (Table::Groups, "members", Some(other)) => {
-                return Err(invalid_filter(&format!(
-                    "{}.{other} cannot be filtered on; use value or display",
-                    path.attr
-                )));
-            }
-            // Never stored, so a filter on it could only ever answer "nobody".
-            (Table::Users, "password", _) => {
-                return Err(invalid_filter("password cannot be filtered on"));
-            }
-            _ => {}
-        }
-        let attrs = if t == Table::Users {
-            schema::USER_ATTRS
-        } else {
-            schema::GROUP_ATTRS
+        let Some(urn) = &path.schema else {
+            return Ok(None);
         };
-        let attr = schema::find(attrs, &path.attr);
-        let canonical = attr.map_or(path.attr.clone(), |a| a.name.to_string());
-        if let Some(a) = attr.filter(|a| a.multi) {
-            let sub_name = path
-                .sub
-                .as_deref()
-                .map(|s| schema::find(a.sub, s).map_or(s.to_string(), |x| x.name.to_string()))
-                .unwrap_or_else(|| "value".into());
-            return Ok(Target::Multi {
-                array: format!("$.{}", json_key(&canonical)),
-                sub: sub_name,
-            });
+        if urn.eq_ignore_ascii_case(schema::ENTERPRISE) && t == Table::Users {
+            let attr = schema::find(schema::ENTERPRISE_ATTRS, &path.attr);
+            let name = attr.map_or(path.attr.as_str(), |a| a.name);
+            let mut json = format!("$.\"{}\".{}", schema::ENTERPRISE, json_key(name));
+            if let Some(sub) = &path.sub {
+                json.push('.');
+                json.push_str(&json_key(sub));
+            }
+            return Ok(Some(Target::Json {
+                path: json,
+                case_exact: false,
+                kind: Kind::String,
+            }));
         }
-        let mut json = format!("$.{}", json_key(&canonical));
-        let mut kind = attr.map_or(Kind::String, |a| a.kind);
-        let mut case_exact = attr.is_some_and(|a| a.case_exact);
-        if let Some(s) = &path.sub {
-            let sub_attr = attr.and_then(|a| schema::find(a.sub, s));
-            json.push('.');
-            json.push_str(&json_key(sub_attr.map_or(s.as_str(), |x| x.name)));
-            kind = sub_attr.map_or(Kind::String, |x| x.kind);
-            case_exact = sub_attr.is_some_and(|x| x.case_exact);
+        let core = if t == Table::Users {
+            schema::USER
+        } else {
+            schema::GROUP
+        };
+        if !urn.eq_ignore_ascii_case(core) {
+            return Err(invalid_filter(&format!("unknown schema {urn}")));
         }
-        Ok(Target::Json {
-            path: json,
-            case_exact,
-            kind,
-        })
+        Ok(None)
+    }
+}
+
+/// The attributes stored in their own columns (or as membership rows); `None` for those
+/// read from the stored resource.
+fn column_target(t: Table, path: &AttrPath) -> Result<Option<Target>, HttpError> {
+    let name = path.attr.to_ascii_lowercase();
+    let sub = path.sub.as_deref().map(str::to_ascii_lowercase);
+    let col = |expr, kind| Ok(Some(Target::Column { expr, kind }));
+    let membership = |display| Ok(Some(Target::Membership { display }));
+    match (t, name.as_str(), sub.as_deref()) {
+        (Table::Users, "id", None) => col("users.id", ColKind::Exact),
+        (Table::Users, "username", None) => col("users.user_name_key", ColKind::Folded),
+        (Table::Users, "externalid", None) => col("users.external_id", ColKind::Exact),
+        (Table::Users, "active", None) => col("users.active", ColKind::Bool),
+        (Table::Users, "meta", Some("created")) => col("users.created_at", ColKind::Time),
+        (Table::Users, "meta", Some("lastmodified")) => col("users.updated_at", ColKind::Time),
+        (Table::Users, "groups", None | Some("value")) => membership(false),
+        (Table::Users, "groups", Some("display")) => membership(true),
+        (Table::Groups, "id", None) => col("groups.id", ColKind::Exact),
+        (Table::Groups, "displayname", None) => col("groups.display_name_key", ColKind::Folded),
+        (Table::Groups, "externalid", None) => col("groups.external_id", ColKind::Exact),
+        (Table::Groups, "meta", Some("created")) => col("groups.created_at", ColKind::Time),
+        (Table::Groups, "meta", Some("lastmodified")) => col("groups.updated_at", ColKind::Time),
+        (Table::Groups, "members", None | Some("value")) => membership(false),
+        (Table::Groups, "members", Some("display")) => membership(true),
+        (Table::Users, "groups", Some(other)) | (Table::Groups, "members", Some(other)) => {
+            Err(invalid_filter(&format!(
+                "{}.{other} cannot be filtered on; use value or display",
+                path.attr
+            )))
+        }
+        // Never stored, so a filter on it could only ever answer "nobody".
+        (Table::Users, "password", _) => Err(invalid_filter("password cannot be filtered on")),
+        _ => Ok(None),
+    }
+}
+
+/// A core attribute read from the stored resource: one value, or some element of a
+/// multi-valued attribute.
+fn json_target(t: Table, path: &AttrPath) -> Target {
+    let attrs = if t == Table::Users {
+        schema::USER_ATTRS
+    } else {
+        schema::GROUP_ATTRS
+    };
+    let attr = schema::find(attrs, &path.attr);
+    let canonical = attr.map_or(path.attr.clone(), |a| a.name.to_string());
+    if let Some(a) = attr.filter(|a| a.multi) {
+        let sub_name = path
+            .sub
+            .as_deref()
+            .map(|s| schema::find(a.sub, s).map_or(s.to_string(), |x| x.name.to_string()))
+            .unwrap_or_else(|| "value".into());
+        return Target::Multi {
+            array: format!("$.{}", json_key(&canonical)),
+            sub: sub_name,
+        };
+    }
+    let mut json = format!("$.{}", json_key(&canonical));
+    let mut kind = attr.map_or(Kind::String, |a| a.kind);
+    let mut case_exact = attr.is_some_and(|a| a.case_exact);
+    if let Some(s) = &path.sub {
+        let sub_attr = attr.and_then(|a| schema::find(a.sub, s));
+        json.push('.');
+        json.push_str(&json_key(sub_attr.map_or(s.as_str(), |x| x.name)));
+        kind = sub_attr.map_or(Kind::String, |x| x.kind);
+        case_exact = sub_attr.is_some_and(|x| x.case_exact);
+    }
+    Target::Json {
+        path: json,
+        case_exact,
+        kind,
+    }
+}
+
+/// A filter literal as an SQL parameter (whole numbers as integers).
+fn sql_literal(v: &Value) -> Sql {
+    match v {
+        Value::Str(s) => Sql::Text(s.clone()),
+        Value::Num(n) if n.fract() == 0.0 && n.abs() < 9e15 => Sql::Integer(*n as i64),
+        Value::Num(n) => Sql::Real(*n),
+        Value::Bool(b) => Sql::Integer(i64::from(*b)),
+        Value::Null => Sql::Null,
     }
 }
 
