@@ -7,6 +7,7 @@ use clap::{Subcommand, ValueEnum};
 use super::{CliError, open_existing_db, public_url_for_cli, runtime};
 use crate::clock::rfc3339;
 use crate::config::Config;
+use crate::db::Db;
 use crate::db::idp::Options;
 use crate::saml::connections::{self, AddError, AddRequest};
 use crate::saml::fetch::MetadataFetcher;
@@ -92,14 +93,7 @@ pub fn run(config: &Config, cmd: IdpCommand) -> Result<(), CliError> {
             sign_requests,
             allow_idp_initiated,
         } => {
-            let xml = if metadata.starts_with("https://") || metadata.starts_with("http://") {
-                fetcher(config)?
-                    .fetch(&metadata)
-                    .map_err(|e| CliError::Usage(e.to_string()))?
-            } else {
-                std::fs::read_to_string(&metadata)
-                    .map_err(|e| CliError::Runtime(format!("cannot read {metadata}: {e}")))?
-            };
+            let xml = read_metadata(config, &metadata)?;
             let request = AddRequest {
                 actor: super::access::ACTOR,
                 name: &name,
@@ -121,46 +115,7 @@ pub fn run(config: &Config, cmd: IdpCommand) -> Result<(), CliError> {
             let public_url = public_url_for_cli(config, &db)?;
             print!("{}", connections::setup_text(&public_url, &added));
         }
-        IdpCommand::List => {
-            let all = db.read(crate::db::idp::list).map_err(runtime)?;
-            if all.is_empty() {
-                outln!("no IdP connections; add one with `seatgate idp add`");
-            }
-            for c in all {
-                let o = c.options;
-                outln!(
-                    "{}\t{}\t{}\t{}\tdomains: {}",
-                    c.id,
-                    c.name,
-                    c.preset,
-                    c.idp_entity_id,
-                    c.domains.join(", ")
-                );
-                outln!(
-                    "    jit {}, sign-requests {}, idp-initiated {}",
-                    word(o.jit_users),
-                    word(o.sign_requests),
-                    word(o.allow_idp_initiated)
-                );
-                for (sha, subject, not_after) in c.certificates {
-                    outln!(
-                        "    signing certificate {subject} (SHA-256 {sha}) valid until {}",
-                        rfc3339(not_after)
-                    );
-                }
-                match c.refresh {
-                    Some(r) => outln!(
-                        "    metadata from {} (last refreshed {}{})",
-                        r.url,
-                        r.last_success_at.map_or_else(|| "never".into(), rfc3339),
-                        r.last_error
-                            .map(|e| format!("; last attempt failed: {e}"))
-                            .unwrap_or_default()
-                    ),
-                    None => outln!("    metadata from {}", c.metadata_source),
-                }
-            }
-        }
+        IdpCommand::List => list(&db)?,
         IdpCommand::Set {
             id,
             jit,
@@ -192,28 +147,84 @@ pub fn run(config: &Config, cmd: IdpCommand) -> Result<(), CliError> {
             connections::remove(&db, &id, super::access::ACTOR).map_err(add_error)?;
             outln!("removed IdP connection {id}");
         }
-        IdpCommand::Refresh => {
-            let outcomes =
-                connections::refresh_metadata(&db, &fetcher(config)?, None).map_err(runtime)?;
-            if outcomes.is_empty() {
-                outln!("no connection takes its metadata from a URL");
-            }
-            let mut failed = false;
-            for r in outcomes {
-                match r.outcome {
-                    Ok(n) => outln!("{}: refreshed, {n} signing certificate(s)", r.connection),
-                    Err(e) => {
-                        failed = true;
-                        outln!("{}: kept the last good metadata; {e}", r.connection);
-                    }
-                }
-            }
-            if failed {
-                return Err(CliError::Runtime(
-                    "some metadata could not be refreshed".into(),
-                ));
+        IdpCommand::Refresh => refresh(config, &db)?,
+    }
+    Ok(())
+}
+
+/// A metadata URL is fetched (through the configured CA file); anything else is a file.
+fn read_metadata(config: &Config, metadata: &str) -> Result<String, CliError> {
+    if metadata.starts_with("https://") || metadata.starts_with("http://") {
+        fetcher(config)?
+            .fetch(metadata)
+            .map_err(|e| CliError::Usage(e.to_string()))
+    } else {
+        std::fs::read_to_string(metadata)
+            .map_err(|e| CliError::Runtime(format!("cannot read {metadata}: {e}")))
+    }
+}
+
+fn list(db: &Db) -> Result<(), CliError> {
+    let all = db.read(crate::db::idp::list).map_err(runtime)?;
+    if all.is_empty() {
+        outln!("no IdP connections; add one with `seatgate idp add`");
+    }
+    for c in all {
+        let o = c.options;
+        outln!(
+            "{}\t{}\t{}\t{}\tdomains: {}",
+            c.id,
+            c.name,
+            c.preset,
+            c.idp_entity_id,
+            c.domains.join(", ")
+        );
+        outln!(
+            "    jit {}, sign-requests {}, idp-initiated {}",
+            word(o.jit_users),
+            word(o.sign_requests),
+            word(o.allow_idp_initiated)
+        );
+        for (sha, subject, not_after) in c.certificates {
+            outln!(
+                "    signing certificate {subject} (SHA-256 {sha}) valid until {}",
+                rfc3339(not_after)
+            );
+        }
+        match c.refresh {
+            Some(r) => outln!(
+                "    metadata from {} (last refreshed {}{})",
+                r.url,
+                r.last_success_at.map_or_else(|| "never".into(), rfc3339),
+                r.last_error
+                    .map(|e| format!("; last attempt failed: {e}"))
+                    .unwrap_or_default()
+            ),
+            None => outln!("    metadata from {}", c.metadata_source),
+        }
+    }
+    Ok(())
+}
+
+fn refresh(config: &Config, db: &Db) -> Result<(), CliError> {
+    let outcomes = connections::refresh_metadata(db, &fetcher(config)?, None).map_err(runtime)?;
+    if outcomes.is_empty() {
+        outln!("no connection takes its metadata from a URL");
+    }
+    let mut failed = false;
+    for r in outcomes {
+        match r.outcome {
+            Ok(n) => outln!("{}: refreshed, {n} signing certificate(s)", r.connection),
+            Err(e) => {
+                failed = true;
+                outln!("{}: kept the last good metadata; {e}", r.connection);
             }
         }
+    }
+    if failed {
+        return Err(CliError::Runtime(
+            "some metadata could not be refreshed".into(),
+        ));
     }
     Ok(())
 }
