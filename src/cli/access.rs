@@ -220,66 +220,81 @@ pub fn admin(db: &Db, public_url: &str, cmd: AdminCommand) -> Result<(), CliErro
                 outln!("{secret}");
             }
         }
-        AdminCommand::List => {
-            let all = db.read(store::local_admins).map_err(runtime)?;
-            if all.is_empty() {
-                outln!(
-                    "no break-glass admins; create one with `seatgate admin set-password --username NAME --generate`"
-                );
-            }
-            for a in all {
-                outln!(
-                    "{}\tcreated {}\tpassword set {}\tlast sign-in {}",
-                    a.username,
-                    rfc3339(a.created_at),
-                    rfc3339(a.updated_at),
-                    a.last_login_at.map_or_else(|| "never".into(), rfc3339)
-                );
-            }
-        }
+        AdminCommand::List => list_admins(db)?,
         AdminCommand::LoginLink { username, valid } => {
-            let link =
-                crate::admin::login_link(db, public_url, username.trim(), valid).map_err(|e| {
-                    match e {
-                        crate::admin::LinkError::UnknownAdmin(_) => CliError::Usage(e.to_string()),
-                        crate::admin::LinkError::Db(e) => runtime(e),
-                    }
-                })?;
-            eprintln!(
-                "a one-time sign-in link for {username}, usable once within {}:",
-                humantime::format_duration(valid)
-            );
-            outln!("{link}");
+            print_login_link(db, public_url, &username, valid)?
         }
-        AdminCommand::Remove { username } => {
-            let now = now_unix();
-            let removed = db
-                .write(|tx| {
-                    let removed = store::delete_local_admin(tx, &username)?;
-                    store::end_sessions_of(tx, SessionKind::Local, &username, now)?;
-                    if removed {
-                        crate::db::licensing::audit(
-                            tx,
-                            now,
-                            ACTOR,
-                            "local_admin_removed",
-                            None,
-                            Some(&username),
-                            None,
-                            None,
-                        )?;
-                    }
-                    Ok::<_, rusqlite::Error>(removed)
-                })
-                .map_err(runtime)?;
-            if !removed {
-                return Err(CliError::Usage(format!(
-                    "there is no break-glass admin {username:?}"
-                )));
-            }
-            outln!("removed break-glass admin {username} and ended its sessions");
-        }
+        AdminCommand::Remove { username } => remove_admin(db, &username)?,
     }
+    Ok(())
+}
+
+fn list_admins(db: &Db) -> Result<(), CliError> {
+    let all = db.read(store::local_admins).map_err(runtime)?;
+    if all.is_empty() {
+        outln!(
+            "no break-glass admins; create one with `seatgate admin set-password --username NAME --generate`"
+        );
+    }
+    for a in all {
+        outln!(
+            "{}\tcreated {}\tpassword set {}\tlast sign-in {}",
+            a.username,
+            rfc3339(a.created_at),
+            rfc3339(a.updated_at),
+            a.last_login_at.map_or_else(|| "never".into(), rfc3339)
+        );
+    }
+    Ok(())
+}
+
+fn print_login_link(
+    db: &Db,
+    public_url: &str,
+    username: &str,
+    valid: std::time::Duration,
+) -> Result<(), CliError> {
+    let link =
+        crate::admin::login_link(db, public_url, username.trim(), valid).map_err(|e| match e {
+            crate::admin::LinkError::UnknownAdmin(_) => CliError::Usage(e.to_string()),
+            crate::admin::LinkError::Db(e) => runtime(e),
+        })?;
+    eprintln!(
+        "a one-time sign-in link for {username}, usable once within {}:",
+        humantime::format_duration(valid)
+    );
+    outln!("{link}");
+    Ok(())
+}
+
+/// Removes a break-glass admin and ends its sessions, in one transaction.
+fn remove_admin(db: &Db, username: &str) -> Result<(), CliError> {
+    let now = now_unix();
+    let removed = db
+        .write(|tx| {
+            let removed = store::delete_local_admin(tx, &username)?;
+            store::end_sessions_of(tx, SessionKind::Local, &username, now)?;
+            if removed {
+                crate::db::licensing::audit(
+                    tx,
+                    now,
+                    ACTOR,
+                    "local_admin_removed",
+                    None,
+                    Some(&username),
+                    None,
+                    None,
+                )?;
+            }
+            Ok::<_, rusqlite::Error>(removed)
+        })
+        .map_err(runtime)?;
+    if !removed {
+        return Err(CliError::Usage(format!(
+            "there is no break-glass admin {username:?}"
+        )));
+    }
+    outln!("removed break-glass admin {username} and ended its sessions");
     Ok(())
 }
 
