@@ -1,6 +1,6 @@
 //! `seatgate client …`: the reference client, and `seatgate device …` for admins.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
@@ -96,90 +96,93 @@ pub fn run(state: Option<PathBuf>, cmd: ClientCommand) -> Result<(), CliError> {
                 rfc3339(claims["exp"].as_i64().unwrap_or(0))
             );
         }
-        ClientCommand::Status => {
-            let client = open_activated(&dir)?;
-            let state = client
-                .state()
-                .ok_or_else(|| CliError::Usage("not activated".into()))?;
-            outln!("server     {}", state.server);
-            outln!("email      {}", state.email);
-            outln!(
-                "device     {} (key {})",
-                state.device_id.as_deref().unwrap_or("none"),
-                client.thumbprint()
-            );
-            match std::fs::read_to_string(client.lease_path()) {
-                Ok(lease) => {
-                    let verdict = client.jwks(&state.server).and_then(|jwks| {
-                        verify_lease(&lease, &jwks, now_unix(), Some(&client.binding(&state)))
-                    });
-                    match verdict {
-                        Ok(c) => outln!(
-                            "lease      {} valid; renew after {}, offline until {}",
-                            c["jti"].as_str().unwrap_or(""),
-                            rfc3339(c["renew_after"].as_i64().unwrap_or(0)),
-                            rfc3339(c["exp"].as_i64().unwrap_or(0))
-                        ),
-                        Err(e) => outln!("lease      does not verify: {e}"),
-                    }
-                }
-                Err(_) => outln!("lease      none"),
-            }
-        }
+        ClientCommand::Status => status(&dir)?,
         ClientCommand::Deactivate => {
             let client = open_activated(&dir)?;
             client.deactivate().map_err(client_error)?;
             outln!("deactivated");
         }
-        ClientCommand::Verify { file, jwks } => {
-            // Only an activated state directory is opened: verifying a lease file with
-            // --jwks must not create a device key where there was none.
-            let activated = match read_state(&dir) {
-                Some(state) => Some((open_activated(&dir)?, state)),
-                None => None,
-            };
-            let file = match (file, &activated) {
-                (Some(file), _) => file,
-                (None, Some((client, _))) => client.lease_path(),
-                (None, None) => {
-                    return Err(CliError::Usage(
-                        "give a lease FILE, or activate this client first".into(),
-                    ));
-                }
-            };
-            let lease = std::fs::read_to_string(&file)
-                .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
-            let jwks = match (jwks, &activated) {
-                (Some(path), _) => serde_json::from_slice(&std::fs::read(&path).map_err(runtime)?)
-                    .map_err(|e| {
-                        CliError::Usage(format!("{} is not a JWKS: {e}", path.display()))
-                    })?,
-                (None, Some((client, state))) => {
-                    client.jwks(&state.server).map_err(client_error)?
-                }
-                (None, None) => {
-                    return Err(CliError::Usage(
-                        "give --jwks FILE, or activate first".into(),
-                    ));
-                }
-            };
-            let binding = activated
-                .as_ref()
-                .map(|(client, state)| client.binding(state));
-            if binding.is_none() {
-                eprintln!(
-                    "note: {} holds no activated client, so the lease's issuer and device key were not checked",
-                    dir.display()
-                );
-            }
-            let claims = verify_lease(lease.trim(), &jwks, now_unix(), binding.as_ref())
-                .map_err(client_error)?;
-            outln!(
-                "{}",
-                serde_json::to_string_pretty(&claims).map_err(runtime)?
-            );
-        }
+        ClientCommand::Verify { file, jwks } => verify(&dir, file, jwks)?,
     }
+    Ok(())
+}
+
+fn status(dir: &Path) -> Result<(), CliError> {
+    let client = open_activated(dir)?;
+    let state = client
+        .state()
+        .ok_or_else(|| CliError::Usage("not activated".into()))?;
+    outln!("server     {}", state.server);
+    outln!("email      {}", state.email);
+    outln!(
+        "device     {} (key {})",
+        state.device_id.as_deref().unwrap_or("none"),
+        client.thumbprint()
+    );
+    match std::fs::read_to_string(client.lease_path()) {
+        Ok(lease) => {
+            let verdict = client.jwks(&state.server).and_then(|jwks| {
+                verify_lease(&lease, &jwks, now_unix(), Some(&client.binding(&state)))
+            });
+            match verdict {
+                Ok(c) => outln!(
+                    "lease      {} valid; renew after {}, offline until {}",
+                    c["jti"].as_str().unwrap_or(""),
+                    rfc3339(c["renew_after"].as_i64().unwrap_or(0)),
+                    rfc3339(c["exp"].as_i64().unwrap_or(0))
+                ),
+                Err(e) => outln!("lease      does not verify: {e}"),
+            }
+        }
+        Err(_) => outln!("lease      none"),
+    }
+    Ok(())
+}
+
+/// Verifies a lease offline; the issuer and device key too when this client is activated.
+fn verify(dir: &Path, file: Option<PathBuf>, jwks: Option<PathBuf>) -> Result<(), CliError> {
+    // Only an activated state directory is opened: verifying a lease file with
+    // --jwks must not create a device key where there was none.
+    let activated = match read_state(dir) {
+        Some(state) => Some((open_activated(dir)?, state)),
+        None => None,
+    };
+    let file = match (file, &activated) {
+        (Some(file), _) => file,
+        (None, Some((client, _))) => client.lease_path(),
+        (None, None) => {
+            return Err(CliError::Usage(
+                "give a lease FILE, or activate this client first".into(),
+            ));
+        }
+    };
+    let lease = std::fs::read_to_string(&file)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
+    let jwks = match (jwks, &activated) {
+        (Some(path), _) => serde_json::from_slice(&std::fs::read(&path).map_err(runtime)?)
+            .map_err(|e| CliError::Usage(format!("{} is not a JWKS: {e}", path.display())))?,
+        (None, Some((client, state))) => client.jwks(&state.server).map_err(client_error)?,
+        (None, None) => {
+            return Err(CliError::Usage(
+                "give --jwks FILE, or activate first".into(),
+            ));
+        }
+    };
+    let binding = activated
+        .as_ref()
+        .map(|(client, state)| client.binding(state));
+    if binding.is_none() {
+        eprintln!(
+            "note: {} holds no activated client, so the lease's issuer and device key were not checked",
+            dir.display()
+        );
+    }
+    let claims =
+        verify_lease(lease.trim(), &jwks, now_unix(), binding.as_ref()).map_err(client_error)?;
+    outln!(
+        "{}",
+        serde_json::to_string_pretty(&claims).map_err(runtime)?
+    );
     Ok(())
 }
 
