@@ -148,6 +148,49 @@ pub fn vet(xml: &str) -> Result<Vetted, Rejected> {
         other => Rejected::Malformed(other.to_string()),
     })?;
 
+    check_nodes(&doc)?;
+
+    let response = doc.root_element();
+    if !is(response, PROTOCOL, "Response") {
+        return Err(Rejected::NotAResponse);
+    }
+    let response_id = response
+        .attribute("ID")
+        .ok_or_else(|| Rejected::Ids("the Response has no ID".into()))?;
+
+    let assertions: Vec<Node<'_, '_>> = doc
+        .descendants()
+        .filter(|n| is(*n, ASSERTION, "Assertion"))
+        .collect();
+    let direct = assertions
+        .iter()
+        .filter(|a| a.parent() == Some(response))
+        .count();
+    if assertions.len() != 1 || direct != 1 {
+        return Err(Rejected::AssertionCount(assertions.len()));
+    }
+    let assertion = assertions[0];
+    let assertion_id = assertion
+        .attribute("ID")
+        .ok_or_else(|| Rejected::Ids("the Assertion has no ID".into()))?;
+
+    let (response_signed, assertion_signed) =
+        check_signatures(&doc, response, response_id, assertion, assertion_id)?;
+    if !response_signed && !assertion_signed {
+        return Err(Rejected::Unsigned);
+    }
+    Ok(Vetted {
+        xml: xml.to_string(),
+        response_id: response_id.to_string(),
+        assertion_id: assertion_id.to_string(),
+        response_signed,
+        assertion_signed,
+    })
+}
+
+/// Every element: no processing instructions or comments, bounded depth, nothing
+/// encrypted, no dangerous ds: elements, and no ID twice.
+fn check_nodes(doc: &Document<'_>) -> Result<(), Rejected> {
     let mut ids = HashSet::new();
     for node in doc.descendants() {
         match node.node_type() {
@@ -178,31 +221,18 @@ pub fn vet(xml: &str) -> Result<Vetted, Rejected> {
             return Err(Rejected::Ids(format!("ID {id:?} appears twice")));
         }
     }
+    Ok(())
+}
 
-    let response = doc.root_element();
-    if !is(response, PROTOCOL, "Response") {
-        return Err(Rejected::NotAResponse);
-    }
-    let response_id = response
-        .attribute("ID")
-        .ok_or_else(|| Rejected::Ids("the Response has no ID".into()))?;
-
-    let assertions: Vec<Node<'_, '_>> = doc
-        .descendants()
-        .filter(|n| is(*n, ASSERTION, "Assertion"))
-        .collect();
-    let direct = assertions
-        .iter()
-        .filter(|a| a.parent() == Some(response))
-        .count();
-    if assertions.len() != 1 || direct != 1 {
-        return Err(Rejected::AssertionCount(assertions.len()));
-    }
-    let assertion = assertions[0];
-    let assertion_id = assertion
-        .attribute("ID")
-        .ok_or_else(|| Rejected::Ids("the Assertion has no ID".into()))?;
-
+/// At most one signature each on the Response and the Assertion, nowhere else; returns
+/// which of them are signed.
+fn check_signatures(
+    doc: &Document<'_>,
+    response: Node<'_, '_>,
+    response_id: &str,
+    assertion: Node<'_, '_>,
+    assertion_id: &str,
+) -> Result<(bool, bool), Rejected> {
     let mut response_signed = false;
     let mut assertion_signed = false;
     for sig in doc.descendants().filter(|n| is(*n, DSIG, "Signature")) {
@@ -220,16 +250,7 @@ pub fn vet(xml: &str) -> Result<Vetted, Rejected> {
         *signed = true;
         check_signature(sig, parent_id)?;
     }
-    if !response_signed && !assertion_signed {
-        return Err(Rejected::Unsigned);
-    }
-    Ok(Vetted {
-        xml: xml.to_string(),
-        response_id: response_id.to_string(),
-        assertion_id: assertion_id.to_string(),
-        response_signed,
-        assertion_signed,
-    })
+    Ok((response_signed, assertion_signed))
 }
 
 /// Counts attributes (namespace declarations included) per start tag and in total with
