@@ -265,6 +265,15 @@ fn page(s: &Session, c: &Catalog, notice: Option<&str>, now: i64) -> Markup {
                 }
             }
         }
+        (mappings_card(s, c))
+        @if !c.licenses.is_empty() { (add_sublicense_card(s, c)) }
+        (register_card(s))
+    }
+}
+
+/// The group mappings and the form that adds one.
+fn mappings_card(s: &Session, c: &Catalog) -> Markup {
+    html! {
         section.card {
             h2 { "Group mappings" }
             p.muted { "An IdP group (its SCIM displayName or externalId, or the SAML group value) grants a role: a seat from a pool, or admin access. A mapping applies only to the groups of the connection it names: a group pushed or asserted by one connection never grants anything to another connection's users." }
@@ -311,22 +320,30 @@ fn page(s: &Session, c: &Catalog, notice: Option<&str>, now: i64) -> Markup {
                 button type="submit" { "Add mapping" }
             }
         }
-        @if !c.licenses.is_empty() {
-            section.card {
-                h2 { "Add a sublicense" }
-                p.muted { "A named slice of a license for a group. " strong { "Reserved" } ": its seats are set aside for it. "
-                    strong { "Dynamic" } ": it draws from the primary pool, up to its limit." }
-                form.inline method="post" action="/admin/sublicenses" {
-                    input type="hidden" name="csrf" value=(s.csrf_token);
-                    label { "License " select name="license" { @for l in &c.licenses { option value=(l.id) { (l.product) } } } }
-                    label { "Name " input type="text" name="name" required placeholder="e.g. Engineering"; }
-                    label { "Seats " input type="number" name="seats" min="0" required; }
-                    label { "Allocation " select name="allocation" { option value="reserved" { "reserved" } option value="dynamic" { "dynamic" } } }
-                    label { "Expires (optional) " input type="date" name="expires"; }
-                    button type="submit" { "Add sublicense" }
-                }
+    }
+}
+
+fn add_sublicense_card(s: &Session, c: &Catalog) -> Markup {
+    html! {
+        section.card {
+            h2 { "Add a sublicense" }
+            p.muted { "A named slice of a license for a group. " strong { "Reserved" } ": its seats are set aside for it. "
+                strong { "Dynamic" } ": it draws from the primary pool, up to its limit." }
+            form.inline method="post" action="/admin/sublicenses" {
+                input type="hidden" name="csrf" value=(s.csrf_token);
+                label { "License " select name="license" { @for l in &c.licenses { option value=(l.id) { (l.product) } } } }
+                label { "Name " input type="text" name="name" required placeholder="e.g. Engineering"; }
+                label { "Seats " input type="number" name="seats" min="0" required; }
+                label { "Allocation " select name="allocation" { option value="reserved" { "reserved" } option value="dynamic" { "dynamic" } } }
+                label { "Expires (optional) " input type="date" name="expires"; }
+                button type="submit" { "Add sublicense" }
             }
         }
+    }
+}
+
+fn register_card(s: &Session) -> Markup {
+    html! {
         section.card {
             h2 { "Register a license" }
             form.inline method="post" action="/admin/licenses" {
