@@ -4,6 +4,7 @@
 //! known `Content-Length`, no hop-by-hop headers, and our client-address header.
 
 use std::net::IpAddr;
+use std::ops::ControlFlow;
 
 use crate::config::Limits;
 use crate::error::{HttpError, Reason};
@@ -94,8 +95,8 @@ pub fn parse(buf: &[u8], limits: &Limits, client: IpAddr) -> Parsed {
     let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
     let mut req = httparse::Request::new(&mut slots);
     let head_len = match read_head(&mut req, buf, limits) {
-        Ok(n) => n,
-        Err(outcome) => return outcome,
+        ControlFlow::Continue(n) => n,
+        ControlFlow::Break(outcome) => return outcome,
     };
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return reject(
@@ -152,7 +153,7 @@ fn read_head<'h, 'b>(
     req: &mut httparse::Request<'h, 'b>,
     buf: &'b [u8],
     limits: &Limits,
-) -> Result<usize, Parsed> {
+) -> ControlFlow<Parsed, usize> {
     let too_large = || {
         reject(
             Reason::HeadersTooLarge,
@@ -163,18 +164,18 @@ fn read_head<'h, 'b>(
     let head_len = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() > limits.max_header_bytes => {
-            return Err(too_large());
+            return ControlFlow::Break(too_large());
         }
-        Ok(httparse::Status::Partial) => return Err(Parsed::Partial),
+        Ok(httparse::Status::Partial) => return ControlFlow::Break(Parsed::Partial),
         Err(httparse::Error::TooManyHeaders) => {
-            return Err(reject(
+            return ControlFlow::Break(reject(
                 Reason::HeadersTooLarge,
                 "The request has more header fields than this gateway accepts.",
                 &path_hint(buf),
             ));
         }
         Err(_) => {
-            return Err(reject(
+            return ControlFlow::Break(reject(
                 Reason::BadRequest,
                 "The request is not valid HTTP/1.1.",
                 &path_hint(buf),
@@ -182,9 +183,9 @@ fn read_head<'h, 'b>(
         }
     };
     if head_len > limits.max_header_bytes {
-        return Err(too_large());
+        return ControlFlow::Break(too_large());
     }
-    Ok(head_len)
+    ControlFlow::Continue(head_len)
 }
 
 /// How the body is framed and what the client asked of the connection.
