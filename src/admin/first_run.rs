@@ -126,9 +126,11 @@ impl Admin {
                 "setup",
                 "local_admin_created",
                 None,
-                Some(username),
-                None,
-                Some("first-run setup"),
+                crate::db::licensing::AuditAbout {
+                    subject: Some(username),
+                    detail: Some("first-run setup"),
+                    ..Default::default()
+                },
             )?;
             settings::put(tx, settings::SETUP_COMPLETED_AT, &now.to_string(), now)?;
             // The URL shown (the one in use) is kept only as "follow the listener"; a

@@ -698,9 +698,10 @@ pub fn login_link(
             "system",
             "admin_login_link_created",
             None,
-            Some(&canonical),
-            None,
-            None,
+            crate::db::licensing::AuditAbout {
+                subject: Some(&canonical),
+                ..Default::default()
+            },
         )?;
         Ok(())
     })?;

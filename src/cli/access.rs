@@ -195,9 +195,10 @@ pub fn admin(db: &Db, public_url: &str, cmd: AdminCommand) -> Result<(), CliErro
                         ACTOR,
                         action,
                         None,
-                        Some(&username),
-                        None,
-                        None,
+                        crate::db::licensing::AuditAbout {
+                            subject: Some(&username),
+                            ..Default::default()
+                        },
                     )?;
                     Ok::<_, rusqlite::Error>((created, ended))
                 })
@@ -272,8 +273,8 @@ fn remove_admin(db: &Db, username: &str) -> Result<(), CliError> {
     let now = now_unix();
     let removed = db
         .write(|tx| {
-            let removed = store::delete_local_admin(tx, &username)?;
-            store::end_sessions_of(tx, SessionKind::Local, &username, now)?;
+            let removed = store::delete_local_admin(tx, username)?;
+            store::end_sessions_of(tx, SessionKind::Local, username, now)?;
             if removed {
                 crate::db::licensing::audit(
                     tx,
@@ -281,9 +282,10 @@ fn remove_admin(db: &Db, username: &str) -> Result<(), CliError> {
                     ACTOR,
                     "local_admin_removed",
                     None,
-                    Some(&username),
-                    None,
-                    None,
+                    crate::db::licensing::AuditAbout {
+                        subject: Some(username),
+                        ..Default::default()
+                    },
                 )?;
             }
             Ok::<_, rusqlite::Error>(removed)

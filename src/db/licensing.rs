@@ -321,17 +321,30 @@ pub struct AuditEntry {
     pub detail: Option<String>,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What an audit entry says beyond who did what to which user.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuditAbout<'a> {
+    /// What was acted on: a license, pool, device, connection, token or admin.
+    pub subject: Option<&'a str>,
+    /// The reason code, for refusals and revocations.
+    pub reason: Option<&'a str>,
+    /// Free-form detail, often JSON.
+    pub detail: Option<&'a str>,
+}
+
 pub fn audit(
     tx: &Transaction<'_>,
     at: i64,
     actor: &str,
     action: &str,
     user_id: Option<&str>,
-    subject: Option<&str>,
-    reason: Option<&str>,
-    detail: Option<&str>,
+    about: AuditAbout<'_>,
 ) -> rusqlite::Result<()> {
+    let AuditAbout {
+        subject,
+        reason,
+        detail,
+    } = about;
     tx.prepare_cached(
         "INSERT INTO audit_log (at, actor, action, user_id, subject, reason, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?

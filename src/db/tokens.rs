@@ -74,9 +74,11 @@ fn audit_token(
         actor,
         &format!("{}_token_{what}", scope.as_str()),
         None,
-        Some(&id.to_string()),
-        None,
-        Some(&detail),
+        super::licensing::AuditAbout {
+            subject: Some(&id.to_string()),
+            detail: Some(&detail),
+            ..Default::default()
+        },
     )
 }
 

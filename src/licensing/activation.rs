@@ -270,14 +270,16 @@ pub fn complete(
                 a.user_id = Some(user_id.clone());
                 a.device_id = Some(device_id.clone());
                 a.lease = Some(lease.token.clone());
-                store::audit(tx, now, &actor, "device_activated", Some(user_id), Some(device_id), None,
-                    Some(&json!({"name": a.device_name, "os": a.device_os, "lease": lease.id}).to_string()))?;
+                let detail = json!({"name": a.device_name, "os": a.device_os, "lease": lease.id}).to_string();
+                store::audit(tx, now, &actor, "device_activated", Some(user_id),
+                    store::AuditAbout { subject: Some(device_id), detail: Some(&detail), reason: None })?;
             }
             Err(reason) => {
                 a.state = DENIED.into();
                 a.reason = Some(reason.code().to_string());
                 let user_id = match resolved { Resolved::User { id, .. } => Some(id.as_str()), Resolved::NotProvisioned => None };
-                store::audit(tx, now, &actor, "activation_refused", user_id, Some(&signed_in.identity), Some(reason.code()), None)?;
+                store::audit(tx, now, &actor, "activation_refused", user_id,
+                    store::AuditAbout { subject: Some(&signed_in.identity), reason: Some(reason.code()), detail: None })?;
             }
         }
         let code = match (&decision, &redirect) {

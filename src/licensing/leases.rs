@@ -283,9 +283,11 @@ pub fn renew(
                     &format!("device:{}", device.id),
                     "renewal_refused",
                     Some(&device.user_id),
-                    Some(&device.id),
-                    Some(reason.code()),
-                    None,
+                    store::AuditAbout {
+                        subject: Some(&device.id),
+                        reason: Some(reason.code()),
+                        ..Default::default()
+                    },
                 )?;
                 return Ok(Err((*reason, device.id.clone())));
             }
@@ -367,9 +369,11 @@ pub fn release_device(
             actor,
             "device_released",
             Some(&device.user_id),
-            Some(&device.id),
-            Some(reason),
-            None,
+            store::AuditAbout {
+                subject: Some(&device.id),
+                reason: Some(reason),
+                ..Default::default()
+            },
         )?;
     }
     Ok(())

@@ -60,9 +60,11 @@ pub fn add_license(db: &Db, actor: &str, l: &NewLicense<'_>) -> Result<String, M
             actor,
             "license_added",
             None,
-            Some(&id),
-            None,
-            Some(&detail.to_string()),
+            store::AuditAbout {
+                subject: Some(&id),
+                detail: Some(&detail.to_string()),
+                ..Default::default()
+            },
         )?;
         Ok::<_, ManageError>(())
     })?;
@@ -100,9 +102,11 @@ pub fn set_license(
             actor,
             "license_changed",
             None,
-            Some(&current.id),
-            None,
-            Some(&detail.to_string()),
+            store::AuditAbout {
+                subject: Some(&current.id),
+                detail: Some(&detail.to_string()),
+                ..Default::default()
+            },
         )?;
         Ok(reconcile::reconcile(tx, None, actor, now)?)
     })
@@ -150,7 +154,7 @@ pub fn add_sublicense(db: &Db, actor: &str, s: &NewSublicense<'_>) -> Result<Str
             expires_at: s.expires_at,
         }, now)?;
         let detail = serde_json::json!({"license": license.id, "name": name, "seats": s.seats, "reserved": s.reserved, "expires_at": s.expires_at});
-        store::audit(tx, now, actor, "sublicense_added", None, Some(&id), None, Some(&detail.to_string()))?;
+        store::audit(tx, now, actor, "sublicense_added", None, store::AuditAbout { subject: Some(&id), detail: Some(&detail.to_string()), ..Default::default() })?;
         reconcile::reconcile(tx, None, actor, now)?;
         Ok(id.clone())
     })
@@ -198,7 +202,7 @@ pub fn set_sublicense(
         let expires_at = expires_at.unwrap_or(current.expires_at);
         store::update_sublicense(tx, &current.id, seats, expires_at, now)?;
         let detail = serde_json::json!({"name": current.name, "seats": seats, "expires_at": expires_at});
-        store::audit(tx, now, actor, "sublicense_changed", None, Some(&current.id), None, Some(&detail.to_string()))?;
+        store::audit(tx, now, actor, "sublicense_changed", None, store::AuditAbout { subject: Some(&current.id), detail: Some(&detail.to_string()), ..Default::default() })?;
         Ok(reconcile::reconcile(tx, None, actor, now)?)
     })
 }
@@ -228,7 +232,7 @@ pub fn remove_sublicense(db: &Db, actor: &str, sublicense: &str) -> Result<(), M
         }
         store::delete_sublicense(tx, &current.id)?;
         let detail = serde_json::json!({"license": current.license_id, "name": current.name});
-        store::audit(tx, now, actor, "sublicense_removed", None, Some(&current.id), None, Some(&detail.to_string()))?;
+        store::audit(tx, now, actor, "sublicense_removed", None, store::AuditAbout { subject: Some(&current.id), detail: Some(&detail.to_string()), ..Default::default() })?;
         Ok(())
     })
 }
@@ -293,7 +297,7 @@ pub fn add_mapping(
             )));
         }
         let detail = serde_json::json!({"group": group, "connection": connection, "mapping": format!("{target:?}")});
-        store::audit(tx, now, actor, "mapping_added", None, Some(&id), None, Some(&detail.to_string()))?;
+        store::audit(tx, now, actor, "mapping_added", None, store::AuditAbout { subject: Some(&id), detail: Some(&detail.to_string()), ..Default::default() })?;
         let summary = reconcile::reconcile(tx, None, actor, now)?;
         Ok((id.clone(), summary))
     })
@@ -315,9 +319,11 @@ pub fn remove_mapping(db: &Db, actor: &str, id: &str) -> Result<Summary, ManageE
             actor,
             "mapping_removed",
             None,
-            Some(id),
-            None,
-            Some(&detail.to_string()),
+            store::AuditAbout {
+                subject: Some(id),
+                detail: Some(&detail.to_string()),
+                ..Default::default()
+            },
         )?;
         Ok(reconcile::reconcile(tx, None, actor, now)?)
     })

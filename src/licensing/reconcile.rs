@@ -188,9 +188,11 @@ impl Pass<'_, '_> {
                     self.actor,
                     "pending_cleared",
                     Some(user),
-                    Some(&seat.license_id),
-                    Some(lost.code()),
-                    None,
+                    store::AuditAbout {
+                        subject: Some(&seat.license_id),
+                        reason: Some(lost.code()),
+                        ..Default::default()
+                    },
                 )?;
             }
         }
@@ -300,9 +302,11 @@ impl Pass<'_, '_> {
             self.actor,
             "seat_granted",
             Some(user),
-            Some(&subject),
-            None,
-            Some(why),
+            store::AuditAbout {
+                subject: Some(&subject),
+                detail: Some(why),
+                ..Default::default()
+            },
         )
     }
 
@@ -334,9 +338,11 @@ impl Pass<'_, '_> {
             self.actor,
             "seat_pending",
             Some(user),
-            Some(&subject),
-            Some(reason.code()),
-            None,
+            store::AuditAbout {
+                subject: Some(&subject),
+                reason: Some(reason.code()),
+                ..Default::default()
+            },
         )
     }
 
@@ -356,9 +362,11 @@ impl Pass<'_, '_> {
             self.actor,
             "seat_revoked",
             Some(&seat.user_id),
-            Some(&subject),
-            Some(reason.code()),
-            None,
+            store::AuditAbout {
+                subject: Some(&subject),
+                reason: Some(reason.code()),
+                ..Default::default()
+            },
         )?;
         self.summary.revoked += 1;
         for device in store::revoke_devices(
@@ -374,9 +382,11 @@ impl Pass<'_, '_> {
                 self.actor,
                 "device_revoked",
                 Some(&seat.user_id),
-                Some(&device),
-                Some(reason.code()),
-                None,
+                store::AuditAbout {
+                    subject: Some(&device),
+                    reason: Some(reason.code()),
+                    ..Default::default()
+                },
             )?;
             self.summary.devices_revoked += 1;
         }

@@ -122,9 +122,11 @@ pub fn add(db: &Db, req: &AddRequest<'_>) -> Result<Added, AddError> {
             req.actor,
             "idp_connection_added",
             None,
-            Some(&id),
-            None,
-            Some(&detail.to_string()),
+            crate::db::licensing::AuditAbout {
+                subject: Some(&id),
+                detail: Some(&detail.to_string()),
+                ..Default::default()
+            },
         )?;
         Ok::<_, AddError>(id)
     })?;
@@ -167,9 +169,11 @@ pub fn remove(db: &Db, id: &str, actor: &str) -> Result<(), AddError> {
                     actor,
                     "mapping_removed",
                     None,
-                    Some(&m.id),
-                    None,
-                    Some(&detail.to_string()),
+                    crate::db::licensing::AuditAbout {
+                        subject: Some(&m.id),
+                        detail: Some(&detail.to_string()),
+                        ..Default::default()
+                    },
                 )?;
                 mappings_removed += 1;
             }
@@ -185,9 +189,11 @@ pub fn remove(db: &Db, id: &str, actor: &str) -> Result<(), AddError> {
             actor,
             "idp_connection_removed",
             None,
-            Some(id),
-            None,
-            Some(&detail.to_string()),
+            crate::db::licensing::AuditAbout {
+                subject: Some(id),
+                detail: Some(&detail.to_string()),
+                ..Default::default()
+            },
         )?;
         Ok(())
     })
@@ -208,7 +214,7 @@ pub fn set_options(db: &Db, id: &str, options: &Options, actor: &str) -> Result<
         let detail = serde_json::json!({"jit_users": options.jit_users,
             "sign_requests": options.sign_requests, "allow_idp_initiated": options.allow_idp_initiated});
         crate::db::licensing::audit(tx, now_unix(), actor, "idp_connection_changed", None,
-            Some(id), None, Some(&detail.to_string()))
+            crate::db::licensing::AuditAbout { subject: Some(id), detail: Some(&detail.to_string()), reason: None })
     })?;
     Ok(())
 }
