@@ -150,7 +150,7 @@ pub(crate) fn serve_with(
         ),
         None => None,
     };
-    let pre_auth = Arc::new(crate::preauth::PreAuth::new(&config.pre_auth));
+    let pre_auth = crate::preauth::PreAuth::new(&config.pre_auth);
     let app = Arc::new(App {
         db: Arc::clone(&db),
         config: Arc::clone(&config),
@@ -163,7 +163,6 @@ pub(crate) fn serve_with(
             public_url.clone(),
             crate::admin::PortalOptions {
                 device_limit: config.lease.device_limit,
-                pre_auth: Arc::clone(&pre_auth),
                 metadata_ca_file: (!config.saml.metadata_ca_file.is_empty())
                     .then(|| config.saml.metadata_ca_file.clone()),
                 ca_cert: tls_files.as_ref().and_then(|f| f.ca.clone()),
@@ -176,7 +175,6 @@ pub(crate) fn serve_with(
             config: config.lease.clone(),
             public_url: public_url.clone(),
             sp_key: Arc::clone(&sp_key),
-            pre_auth: Arc::clone(&pre_auth),
         },
         sp_key,
         pre_auth,

@@ -16,6 +16,7 @@ mod ops;
 mod portal;
 mod public_url;
 mod pysaml2;
+mod routes;
 mod saml;
 mod saml_options;
 mod scim;

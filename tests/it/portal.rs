@@ -10,7 +10,7 @@ use crate::support::{HttpResponse, TestServer, server};
 const SESSION: &str = "__Host-sg_admin";
 
 /// A signed-in portal session (break-glass admin through a one-time link).
-fn session(s: &TestServer) -> String {
+pub(crate) fn session(s: &TestServer) -> String {
     let (code, _, err) = s.cli(&["admin", "set-password", "--username", "root", "--generate"]);
     assert_eq!(code, 0, "{err}");
     let (code, link, err) = s.cli(&["admin", "login-link", "--username", "root"]);
