@@ -30,6 +30,9 @@ pub struct App {
     pub public_url: String,
     /// Only in `seatgate demo`.
     pub demo_idp: Option<crate::demo::idp::DemoIdp>,
+    /// The time the limiters and housekeeping read; handlers still call
+    /// `clock::now_unix()` directly.
+    pub clock: crate::clock::Clock,
 }
 
 type Handled = Result<Response, HttpError>;
