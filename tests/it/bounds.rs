@@ -187,6 +187,7 @@ fn item4_oversized_emails_and_device_fields_are_refused_and_nothing_stored() {
 }
 
 #[test]
+#[ignore = "needs the xmlsec1 CLI; scripts/test runs it"]
 fn item4_control_characters_from_clients_do_not_forge_log_lines() {
     let s = server().start();
     let form = login_form(&s);

@@ -415,6 +415,7 @@ pub(crate) fn post_acs_at(
 }
 
 #[test]
+#[ignore = "needs the xmlsec1 CLI; scripts/test runs it"]
 fn acs_accepts_a_valid_signed_response_once_and_refuses_every_forgery() {
     let s = server().start();
     let idp = TestIdp::new("http://www.okta.com/exk1");
@@ -631,6 +632,7 @@ pub(crate) fn sign_in(
 }
 
 #[test]
+#[ignore = "needs the xmlsec1 CLI; scripts/test runs it"]
 fn each_presets_response_shape_signs_in() {
     let s = server().start();
 
@@ -734,6 +736,7 @@ fn each_presets_response_shape_signs_in() {
 }
 
 #[test]
+#[ignore = "needs the xmlsec1 CLI; scripts/test runs it"]
 fn hostile_responses_are_refused_without_side_effects() {
     let s = server().start();
     let idp = TestIdp::new("http://www.okta.com/exk1");
@@ -820,6 +823,7 @@ fn hostile_responses_are_refused_without_side_effects() {
 }
 
 #[test]
+#[ignore = "needs the xmlsec1 CLI; scripts/test runs it"]
 fn a_sign_in_is_matched_to_the_scim_directory() {
     let s = server().start();
     let entra = TestIdp::new("https://sts.windows.net/72f988bf/");
@@ -875,6 +879,7 @@ fn a_sign_in_is_matched_to_the_scim_directory() {
 }
 
 #[test]
+#[ignore = "needs the xmlsec1 CLI; scripts/test runs it"]
 fn google_sign_ins_create_users_and_keep_their_groups_in_step() {
     let s = server().start();
     let google = TestIdp::new("https://accounts.google.com/o/saml2?idpid=C01abc");
@@ -969,6 +974,7 @@ fn google_sign_ins_create_users_and_keep_their_groups_in_step() {
 /// of sign-in starts) are sent with the portal's Content-Security-Policy, and need no
 /// inline style that it would block.
 #[test]
+#[ignore = "needs the xmlsec1 CLI; scripts/test runs it"]
 fn item9_5_saml_test_sign_in_and_error_pages_carry_the_portal_csp() {
     let s = server().start();
     let idp = TestIdp::new("http://www.okta.com/exk1");
