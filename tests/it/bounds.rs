@@ -330,7 +330,12 @@ fn item6_outstanding_activations_and_requests_are_capped_oldest_first() {
     for i in 0..30 {
         if i == 15 {
             // Activations are ordered to the second: the second half starts a second later.
-            std::thread::sleep(std::time::Duration::from_millis(1100));
+            let second = seatgate::clock::now_unix();
+            crate::support::wait_until(
+                std::time::Duration::from_secs(2),
+                "the next second",
+                || seatgate::clock::now_unix() > second,
+            );
         }
         let r = s.request(
             "POST",

@@ -763,6 +763,7 @@ fn hostile_responses_are_refused_without_side_effects() {
         1,
     );
     refused(post_acs(&s, &ssrf, &relay, Some(&cookie)), "http reference");
+    // An absence cannot be polled for: give a fetch the time it would take.
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(
         listener.accept().is_err(),

@@ -393,15 +393,11 @@ fn metadata_from_a_url_is_refreshed_and_a_bad_fetch_keeps_the_last_good_copy() {
     // The server refreshes on its own once a connection is due.
     md.serve(200, idp.metadata());
     db_exec(&s, "UPDATE idp_metadata_urls SET last_attempt_at = 0");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while certs() != "1" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no scheduled refresh; log:\n{}",
-            s.log()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    assert!(
+        crate::support::poll_until(std::time::Duration::from_secs(20), || certs() == "1"),
+        "no scheduled refresh; log:\n{}",
+        s.log()
+    );
     assert!(
         s.log()
             .contains("refreshed the metadata of IdP connection contoso")

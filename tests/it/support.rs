@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 pub use crate::kit::http::*;
 pub use crate::kit::server::*;
-pub use crate::kit::wait::wait_until;
+pub use crate::kit::wait::{poll_until, wait_until};
 
 /// Asserts that the server still answers a normal request promptly.
 pub fn assert_still_serving(server: &TestServer) {
