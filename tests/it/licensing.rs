@@ -381,7 +381,7 @@ fn a_sublicense_expiring_while_running_moves_its_users_to_the_primary_pool() {
     crate::support::wait_until(
         std::time::Duration::from_secs(15),
         "the expiry to be applied",
-        || !seat(&s, &ann).is_some_and(|(_, pool)| pool != "primary"),
+        || seat(&s, &ann).is_none_or(|(_, pool)| pool == "primary"),
     );
     for u in [&ann, &bob, &cat] {
         assert_eq!(seat(&s, u), Some(("assigned".into(), "primary".into())));
