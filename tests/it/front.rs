@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::support::{Conn, assert_still_serving, poll_until, server, wait_until};
+use crate::support::{Conn, assert_still_serving, poll_until, server};
 
 #[test]
 fn huge_content_length_is_413_and_the_process_survives() {
@@ -88,12 +88,9 @@ fn five_hundred_idle_connections_do_not_block_a_normal_request() {
     let idle: Vec<TcpStream> = (0..500)
         .map(|_| TcpStream::connect(s.addr).expect("connect"))
         .collect();
-    let open_fds = || std::fs::read_dir(format!("/proc/{}/fd", s.pid())).map_or(0, Iterator::count);
-    wait_until(
-        Duration::from_secs(10),
-        "the 500 connections accepted",
-        || open_fds() >= 500,
-    );
+    // No outward sign says all 500 were accepted (the per-client cap closes most of them
+    // again), so give the gatekeeper the time.
+    std::thread::sleep(Duration::from_millis(300));
     assert_still_serving(&s);
     let threads = std::fs::read_dir(format!("/proc/{}/task", s.pid()))
         .expect("proc")

@@ -104,7 +104,12 @@ fn first_run_initializes_a_private_data_dir_and_a_second_run_reuses_it() {
         link,
         "link reused"
     );
-    assert!(again.log().contains("setup link in"), "{}", again.log());
+    // Logged just after `listening on`, which start() returns at.
+    assert!(
+        again.wait_for_log("setup link in", Duration::from_secs(5)),
+        "{}",
+        again.log()
+    );
     assert!(
         !again.log().contains(&token),
         "the token is printed only once"
