@@ -1,5 +1,6 @@
 //! Shared by the benchmarks: start the release binary on a free loopback port, stop it when
-//! dropped (so a failing bench leaves no server behind), and trust its local CA.
+//! dropped (so a failing bench leaves no server behind), and trust its local CA; the
+//! launcher, TLS client and IdP are the test kit's (`tests/kit`, here as `common::kit`).
 //! (A subdirectory module: Cargo does not take it for a benchmark of its own.)
 
 #![allow(dead_code)] // each benchmark uses part of it

@@ -173,7 +173,9 @@ impl Builder {
             Stdio::null()
         })
         .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| format!("spawn {}: {e}", bin()))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("spawn {:?}: {e}", cmd.get_program()))?;
         let stderr = child.stderr.take().ok_or("no stderr")?;
         let log = Arc::new(Mutex::new(String::new()));
         if let Some(stdout) = child.stdout.take() {
