@@ -28,6 +28,9 @@ pub struct App {
     pub public_url: String,
     /// Only in `seatgate demo`.
     pub demo_idp: Option<crate::demo::idp::DemoIdp>,
+    /// The time the limiters and housekeeping read; handlers still call
+    /// `clock::now_unix()` directly.
+    pub clock: crate::clock::Clock,
 }
 
 use crate::pipeline::{Ctx, Handled};

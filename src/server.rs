@@ -140,7 +140,8 @@ pub(crate) fn serve_with(
 
     let (socket_path, socket_dir_is_temp) = inner_socket_path(&data)?;
     let inner_failed = Arc::new(AtomicBool::new(false));
-    let scim = crate::scim::Scim::new(Arc::clone(&db), &public_url, &config.scim)
+    let clock = clock::Clock::system();
+    let scim = crate::scim::Scim::new(Arc::clone(&db), &public_url, &config.scim, clock.clone())
         .map_err(io_err("cannot start the SCIM request log"))?;
     let sp_key = Arc::new(crate::saml::signing::LazySpKey::new(data.saml_dir()));
     let demo_idp = match &demo {
@@ -150,7 +151,7 @@ pub(crate) fn serve_with(
         ),
         None => None,
     };
-    let pre_auth = crate::preauth::PreAuth::new(&config.pre_auth);
+    let pre_auth = crate::preauth::PreAuth::new(&config.pre_auth, &clock);
     let app = Arc::new(App {
         db: Arc::clone(&db),
         config: Arc::clone(&config),
@@ -168,6 +169,7 @@ pub(crate) fn serve_with(
                 ca_cert: tls_files.as_ref().and_then(|f| f.ca.clone()),
                 server_cert: tls_files.as_ref().map(|f| f.cert.clone()),
                 public_url_source: public.source,
+                clock: clock.clone(),
             },
         ),
         licensing: crate::licensing::api::LicensingApi {
@@ -180,6 +182,7 @@ pub(crate) fn serve_with(
         pre_auth,
         public_url: public_url.clone(),
         demo_idp,
+        clock,
     });
     let seeded = match (&demo, &app.demo_idp) {
         (Some(d), Some(idp)) => Some(
@@ -207,8 +210,8 @@ pub(crate) fn serve_with(
         .register(&mut listener, front::LISTENER, mio::Interest::READABLE)
         .map_err(io_err("cannot watch the listener"))?;
 
-    let (stop_backups, backup_thread) = start_backup_schedule(&config, &db, &metrics)?;
-    let (stop_refresh, refresh_thread) = start_housekeeping(&config, &db)?;
+    let (stop_backups, backup_thread) = start_backup_schedule(&config, &db, &metrics, &app.clock)?;
+    let (stop_refresh, refresh_thread) = start_housekeeping(&config, &db, &app.clock)?;
     let (stop_checkpoints, checkpoint_thread) =
         db.checkpoint_in_background(Duration::from_secs(1), config.database.wal_max_bytes())?;
     // A small database is checked by now; a large one is served while the check goes
@@ -475,7 +478,11 @@ type Schedule = (Option<mpsc::Sender<()>>, Option<JoinHandle<()>>);
 /// Periodic upkeep, checked a few times per `saml.metadata_refresh` (at most once a
 /// minute): refreshes URL-backed IdP metadata that is due, and releases devices silent for
 /// `lease.release_silent_after`.
-fn start_housekeeping(config: &Config, db: &Arc<Db>) -> Result<Schedule, ServeError> {
+fn start_housekeeping(
+    config: &Config,
+    db: &Arc<Db>,
+    clock: &clock::Clock,
+) -> Result<Schedule, ServeError> {
     let lease = config.lease.clone();
     let ca = config.saml.metadata_ca_file.clone();
     let interval = config.saml.metadata_refresh;
@@ -484,6 +491,7 @@ fn start_housekeeping(config: &Config, db: &Arc<Db>) -> Result<Schedule, ServeEr
     let tick = (interval / 10).min(Duration::from_secs(5));
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let db = Arc::clone(db);
+    let clock = clock.clone();
     let handle = std::thread::Builder::new()
         .name("housekeeping".into())
         .spawn(move || {
@@ -498,7 +506,7 @@ fn start_housekeeping(config: &Config, db: &Arc<Db>) -> Result<Schedule, ServeEr
                 // These writes keep being tried on a full disk (the first to succeed ends
                 // that state), but failures `health` already reported are not repeated.
                 let quiet = || health::global().reported();
-                match crate::licensing::leases::release_silent(&db, &lease, clock::now_unix()) {
+                match crate::licensing::leases::release_silent(&db, &lease, clock.now_unix()) {
                     Ok(0) => {}
                     Ok(n) => log::info!(
                         "released {n} device(s) silent for longer than lease.release_silent_after"
@@ -506,7 +514,7 @@ fn start_housekeeping(config: &Config, db: &Arc<Db>) -> Result<Schedule, ServeEr
                     Err(_) if quiet() => {}
                     Err(e) => log::error!("releasing silent devices failed: {e}"),
                 }
-                match crate::licensing::reconcile::apply_expiries(&db, clock::now_unix()) {
+                match crate::licensing::reconcile::apply_expiries(&db, clock.now_unix()) {
                     Ok(Some(s)) => log::info!(
                         "a license or sublicense expired: {} seat(s) granted, {} pending, {} revoked",
                         s.granted,
@@ -521,7 +529,7 @@ fn start_housekeeping(config: &Config, db: &Arc<Db>) -> Result<Schedule, ServeEr
                         }
                     }
                 }
-                let tried_before = clock::now_unix() - interval.as_secs() as i64;
+                let tried_before = clock.now_unix() - interval.as_secs() as i64;
                 let due =
                     match db.read(|tx| crate::db::idp::metadata_urls_due(tx, Some(tried_before))) {
                         Ok(due) => due,
@@ -562,6 +570,7 @@ fn start_backup_schedule(
     config: &Config,
     db: &Arc<Db>,
     metrics: &Arc<Metrics>,
+    clock: &clock::Clock,
 ) -> Result<Schedule, ServeError> {
     if !config.backup.enabled {
         return Ok((None, None));
@@ -574,6 +583,7 @@ fn start_backup_schedule(
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let db = Arc::clone(db);
     let metrics = Arc::clone(metrics);
+    let clock = clock.clone();
     let interval = config.backup.interval;
     let retain = config.backup.retain;
     // First backup: one interval after the newest one, or soon after a first start.
@@ -602,7 +612,7 @@ fn start_backup_schedule(
                     Ok(()) => {
                         metrics
                             .last_backup_unix
-                            .store(clock::now_unix(), Ordering::Relaxed);
+                            .store(clock.now_unix(), Ordering::Relaxed);
                         let pruned = backup::prune(&dir, retain);
                         log::info!(
                             "scheduled backup written to {} ({pruned} old backups removed)",

@@ -73,6 +73,8 @@ pub struct PortalOptions {
     pub ca_cert: Option<std::path::PathBuf>,
     pub server_cert: Option<std::path::PathBuf>,
     pub public_url_source: crate::public_url::Source,
+    /// The sign-in failure windows' time.
+    pub clock: crate::clock::Clock,
 }
 
 impl Admin {
@@ -83,7 +85,11 @@ impl Admin {
         public_url: String,
         options: PortalOptions,
     ) -> Admin {
-        let failures = FailureLimiter::new(config.login_failures, config.login_window);
+        let failures = FailureLimiter::new(
+            config.login_failures,
+            config.login_window,
+            options.clock.clone(),
+        );
         Admin {
             db,
             sp_key,

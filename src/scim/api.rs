@@ -35,12 +35,13 @@ impl Scim {
         db: Arc<Db>,
         public_url: &str,
         config: &crate::config::ScimConfig,
+        clock: crate::clock::Clock,
     ) -> std::io::Result<Scim> {
         Ok(Scim {
             log: RequestLog::start(Arc::clone(&db), config.request_log_rows as i64)?,
             db,
             base_url: format!("{public_url}{BASE_PATH}"),
-            limiter: RateLimiter::new(f64::from(config.requests_per_second), config.burst),
+            limiter: RateLimiter::new(f64::from(config.requests_per_second), config.burst, clock),
         })
     }
 

@@ -1,6 +1,9 @@
 //! Integration tests: the real binary, a real data directory, real sockets.
 //! One test binary (faster to build and link than one per file).
 
+#[path = "../kit/mod.rs"]
+mod kit;
+
 mod activation;
 mod admin;
 mod backup_keys;
