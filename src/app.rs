@@ -160,7 +160,7 @@ impl App {
                         "not provisioned (SCIM has not pushed this user)".into()
                     }
                 };
-                let page = crate::admin::pages::test_result(&crate::admin::pages::TestResult {
+                let page = crate::end_user::test_result(&crate::end_user::TestResult {
                     identity: &signed_in.identity,
                     connection: &signed_in.connection,
                     email: signed_in.email.as_deref(),

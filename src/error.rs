@@ -442,10 +442,10 @@ fn error_page(e: &HttpError) -> String {
 <body>{banner}<main><h1>Something went wrong</h1><p>{message}</p><p class=\"muted\">Reason code: <code>{reason}</code> (HTTP {status})</p>\
 </main></body></html>\n",
         status = e.status,
-        stylesheet = crate::admin::pages::STYLESHEET_PATH,
+        stylesheet = crate::page::STYLESHEET_PATH,
         message = html_escape(&e.message),
         reason = e.reason.code(),
-        banner = crate::admin::pages::health_banner().into_string(),
+        banner = crate::page::health_banner().into_string(),
     )
 }
 

@@ -249,9 +249,7 @@ impl App {
             // Every portal page rendered for a request that did not arrive at the public
             // URL says so.
             let mismatch = self.admin.mismatch(req);
-            crate::admin::pages::with_address_banner(mismatch.as_ref(), || {
-                (route.handler)(self, &cx)
-            })
+            crate::page::with_address_banner(mismatch.as_ref(), || (route.handler)(self, &cx))
         } else {
             (route.handler)(self, &cx)
         }

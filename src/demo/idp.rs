@@ -98,7 +98,7 @@ impl DemoIdp {
             ))
         })?;
         users.sort_by_key(|u| !u.email.eq_ignore_ascii_case(&hint));
-        let page = crate::admin::pages::layout(
+        let page = crate::page::layout(
             "Demo identity provider",
             None,
             html! {
@@ -160,7 +160,7 @@ impl DemoIdp {
                 HttpError::internal()
             })?;
         let encoded = base64::engine::general_purpose::STANDARD.encode(signed.as_bytes());
-        let page = crate::admin::pages::layout(
+        let page = crate::page::layout(
             "Signing in",
             None,
             html! {

@@ -83,7 +83,7 @@ impl LicensingApi {
         let now = now_unix();
         let a = activation::pending_for_browser(&self.db, key, now)?;
         let csrf = new_secret_token();
-        let page = crate::admin::pages::activation_confirm(
+        let page = crate::end_user::activation_confirm(
             &a.device_name,
             &a.device_os,
             &a.user_code,
@@ -149,7 +149,7 @@ impl LicensingApi {
                 approved,
                 message,
             } => {
-                let page = crate::admin::pages::activation_result(&device, approved, &message);
+                let page = crate::end_user::activation_result(&device, approved, &message);
                 Ok(if approved {
                     html(page)
                 } else {
