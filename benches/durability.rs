@@ -253,13 +253,7 @@ fn flood(dir: &Path, secs: u64) {
     let config_env = ("SEATGATE_CONFIG", config.to_str().expect("utf8"));
     let server = common::spawn(&data, &[PLAIN, SCIM_UNLIMITED, config_env]);
     let cert = common::idp_certificate(dir);
-    common::add_idp(
-        dir,
-        &data,
-        "https://idp.flood.example",
-        &cert,
-        "contoso.com",
-    );
+    common::add_idp(&data, "https://idp.flood.example", &cert, "contoso.com");
     let scim = common::scim_target(&server, &data);
     let public = Target {
         addr: server.addr,
@@ -350,7 +344,7 @@ fn soak(dir: &Path, secs: u64, every: u64) {
     let data = dir.join("data");
     let server = common::spawn(&data, &[PLAIN, SCIM_UNLIMITED]);
     let scim = common::scim_target(&server, &data);
-    let peaks = common::Peaks::start(server.id(), &data);
+    let peaks = common::Peaks::start(server.pid() as u32, &data);
     let stop = Arc::new(AtomicBool::new(false));
     let requests = AtomicU64::new(0);
     let mut samples = Vec::new();
@@ -384,7 +378,7 @@ fn soak(dir: &Path, secs: u64, every: u64) {
         }
         while started.elapsed() < Duration::from_secs(secs) {
             std::thread::sleep(Duration::from_secs(every));
-            let rss = common::rss_bytes(server.id()).unwrap_or(0);
+            let rss = common::rss_bytes(server.pid() as u32).unwrap_or(0);
             let wal = std::fs::metadata(data.join("seatgate.db-wal"))
                 .map(|m| m.len())
                 .unwrap_or(0);

@@ -87,7 +87,7 @@ fn main() {
         https_get(&s, "/healthz");
     }
     std::thread::sleep(Duration::from_secs(2));
-    let idle_rss = rss_kib(s.server.id());
+    let idle_rss = rss_kib(s.server.pid() as u32);
     println!(
         "\n## Memory\n\nidle RSS after start and 50 requests: {:.1} MiB",
         idle_rss as f64 / 1024.0
@@ -120,7 +120,7 @@ fn main() {
                     &duration,
                 ),
             ];
-            peak_rss = peak_rss.max(rss_kib(s.server.id()));
+            peak_rss = peak_rss.max(rss_kib(s.server.pid() as u32));
             for (i, r) in runs.into_iter().enumerate() {
                 raw.push(format!(
                     "{clients} clients, round {round}, {}: {:.0} req/s",

@@ -6,19 +6,15 @@
 //! the timed part. The share of time spent in signature verification is measured by timing
 //! samael's verification of the same responses in-process, single-threaded.
 //!
-//! Needs `openssl` and `xmlsec1` on PATH. `LOGINS` (default 2000) sets the count;
+//! Needs the `xmlsec1` CLI on PATH. `LOGINS` (default 2000) sets the count;
 //! `SEATGATE_BENCH_BIN` runs another binary (e.g. the self-contained build).
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
 
-use base64::Engine;
+use common::kit::http::Conn;
 
 const CLIENTS: usize = 8;
 
@@ -33,7 +29,8 @@ fn main() {
 
     // The IdP: an RSA key and certificate, as most IdPs use.
     let entity = "https://idp.bench.example";
-    let cert_b64 = common::idp_certificate(&tmp);
+    let idp = common::kit::saml::TestIdp::new(entity);
+    let cert_b64 = idp.cert_b64();
     let data = tmp.join("data");
     // Every login starts with its own SSO request from one address: lift the
     // pre-authentication limits (issue 12), which would answer most of them 429.
@@ -45,15 +42,13 @@ fn main() {
             ("SEATGATE_PRE_AUTH_GLOBAL_PER_MINUTE", "0"),
         ],
     );
-    let addr = server.addr;
-    let base = format!("https://127.0.0.1:{}", addr.port());
-    common::add_idp(&tmp, &data, entity, &cert_b64, "contoso.com");
-    let tls = common::client_config(&data.join("tls/ca.pem"));
+    let base = format!("https://127.0.0.1:{}", server.addr.port());
+    common::add_idp(&data, entity, &cert_b64, "contoso.com");
 
     // Mint: a request per login, then its signed response (xmlsec1, both cores).
     println!("# seatgate SAML ACS benchmark\n\nminting {logins} signed responses with xmlsec1 …");
-    let mut c = Client::new(addr, &tls);
-    let requests: Vec<(String, String, String)> = (0..logins).map(|_| c.begin()).collect();
+    let mut c = connect(&server);
+    let requests: Vec<(String, String, String)> = (0..logins).map(|_| begin(&mut c)).collect();
     let signed: Vec<Mutex<String>> = (0..logins).map(|_| Mutex::new(String::new())).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
@@ -65,7 +60,7 @@ fn main() {
                         break;
                     }
                     let xml = response(entity, &base, &requests[i].0, i);
-                    *signed[i].lock().expect("lock") = sign(&tmp, &xml, i);
+                    *signed[i].lock().expect("lock") = idp.sign(&xml);
                 }
             });
         }
@@ -82,7 +77,7 @@ fn main() {
     std::thread::scope(|scope| {
         for _ in 0..CLIENTS {
             scope.spawn(|| {
-                let mut c = Client::new(addr, &tls);
+                let mut c = connect(&server);
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if i >= logins {
@@ -90,7 +85,7 @@ fn main() {
                     }
                     let (_, relay, cookie) = &requests[i];
                     let t = Instant::now();
-                    let status = c.acs(&signed[i], relay, cookie);
+                    let status = acs(&mut c, &signed[i], relay, cookie);
                     assert_eq!(status, 200, "login {i}");
                     lat.lock().expect("lock").push(t.elapsed());
                 }
@@ -139,36 +134,6 @@ fn response(entity: &str, base: &str, request_id: &str, i: usize) -> String {
     )
 }
 
-fn sign(dir: &Path, xml: &str, i: usize) -> String {
-    let input = dir.join(format!("r{i}.xml"));
-    let output = dir.join(format!("r{i}.signed.xml"));
-    std::fs::write(&input, xml).expect("write");
-    let key = format!(
-        "{},{}",
-        dir.join("key.pem").display(),
-        dir.join("cert.pem").display()
-    );
-    let out = Command::new("xmlsec1")
-        .args([
-            "--sign",
-            "--privkey-pem",
-            &key,
-            "--id-attr:ID",
-            "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
-            "--output",
-        ])
-        .arg(&output)
-        .arg(&input)
-        .output()
-        .expect("xmlsec1");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::read_to_string(output).expect("signed")
-}
-
 /// samael configured as the ACS configures it.
 fn service_provider(
     entity: &str,
@@ -179,7 +144,7 @@ fn service_provider(
     samael::service_provider::ServiceProvider {
         entity_id: Some(format!("{base}/saml/metadata")),
         acs_url: Some(format!("{base}/saml/acs/bench")),
-        idp_metadata: common::idp_metadata(entity, cert_b64)
+        idp_metadata: common::kit::saml::metadata(entity, "signing", cert_b64)
             .parse()
             .expect("metadata"),
         allow_idp_initiated: false,
@@ -193,117 +158,29 @@ fn service_provider(
     }
 }
 
-struct Client {
-    stream: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
-    buf: Vec<u8>,
+/// A keep-alive connection, one request at a time.
+fn connect(server: &common::Server) -> Conn {
+    let c = server.connect();
+    c.tcp().set_nodelay(true).expect("nodelay");
+    c
 }
 
-impl Client {
-    fn new(addr: SocketAddr, tls: &Arc<rustls::ClientConfig>) -> Client {
-        let tcp = TcpStream::connect(addr).expect("connect");
-        tcp.set_nodelay(true).expect("nodelay");
-        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-        Client {
-            stream: rustls::StreamOwned::new(
-                rustls::ClientConnection::new(Arc::clone(tls), name).expect("tls"),
-                tcp,
-            ),
-            buf: Vec::new(),
-        }
-    }
+/// Starts a sign-in: (request id, relay state, cookie).
+fn begin(c: &mut Conn) -> (String, String, String) {
+    c.send("GET", "/saml/login/bench", &[], b"");
+    common::kit::saml::started(&c.read_response())
+}
 
-    /// Starts a sign-in: (request id, relay state, cookie).
-    fn begin(&mut self) -> (String, String, String) {
-        self.stream
-            .write_all(b"GET /saml/login/bench HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            .expect("write");
-        let (status, headers, _) = self.read();
-        assert_eq!(status, 302);
-        let header = |n: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(n))
-                .map(|(_, v)| v.clone())
-                .expect(n)
-        };
-        let location = header("location");
-        let relay = location
-            .split('&')
-            .find_map(|p| p.strip_prefix("RelayState="))
-            .expect("relay")
-            .to_string();
-        let cookie = header("set-cookie")
-            .split(';')
-            .next()
-            .expect("cookie")
-            .to_string();
-        let q = location.split_once('?').expect("query").1;
-        let v = q
-            .split('&')
-            .find_map(|p| p.strip_prefix("SAMLRequest="))
-            .expect("request");
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(seatgate::http::percent_decode(v).expect("decode"))
-            .expect("b64");
-        let mut xml = String::new();
-        flate2::read::DeflateDecoder::new(&raw[..])
-            .read_to_string(&mut xml)
-            .expect("inflate");
-        let id = xml
-            .split("ID=\"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .expect("id")
-            .to_string();
-        (id, relay, cookie)
-    }
-
-    fn acs(&mut self, signed: &str, relay: &str, cookie: &str) -> u16 {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(signed.as_bytes());
-        let body = format!(
-            "SAMLResponse={}&RelayState={relay}",
-            seatgate::http::percent_encode(&b64)
-        );
-        let head = format!(
-            "POST /saml/acs/bench HTTP/1.1\r\nHost: localhost\r\nCookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        self.stream.write_all(head.as_bytes()).expect("write");
-        self.stream.write_all(body.as_bytes()).expect("write");
-        self.read().0
-    }
-
-    fn read(&mut self) -> (u16, Vec<(String, String)>, Vec<u8>) {
-        let mut chunk = [0u8; 16384];
-        loop {
-            let mut hs = [httparse::EMPTY_HEADER; 32];
-            let mut r = httparse::Response::new(&mut hs);
-            if let Ok(httparse::Status::Complete(head)) = r.parse(&self.buf) {
-                let headers: Vec<(String, String)> = r
-                    .headers
-                    .iter()
-                    .map(|h| {
-                        (
-                            h.name.to_string(),
-                            String::from_utf8_lossy(h.value).into_owned(),
-                        )
-                    })
-                    .collect();
-                let status = r.code.unwrap_or(0);
-                let len: usize = headers
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-                    .and_then(|(_, v)| v.trim().parse().ok())
-                    .unwrap_or(0);
-                if self.buf.len() >= head + len {
-                    let body = self.buf[head..head + len].to_vec();
-                    self.buf.drain(..head + len);
-                    return (status, headers, body);
-                }
-            }
-            let n = self.stream.read(&mut chunk).expect("read");
-            assert!(n > 0, "closed");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
+fn acs(c: &mut Conn, signed: &str, relay: &str, cookie: &str) -> u16 {
+    let body = common::kit::saml::acs_form(signed, relay);
+    c.send(
+        "POST",
+        "/saml/acs/bench",
+        &[
+            ("Cookie", cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        body.as_bytes(),
+    );
+    c.read_response().status
 }

@@ -46,7 +46,7 @@ fn main() {
     );
 
     let (server, target) = start_seatgate(&tmp.join("https"), true);
-    let peaks = common::Peaks::start(server.id(), &tmp.join("https/data"));
+    let peaks = common::Peaks::start(server.pid() as u32, &tmp.join("https/data"));
     let report = run_sync(&target, users, groups);
     let filter = filter_latency(&target, users, 4000);
     let big = big_patches(&target, users, 5);

@@ -183,29 +183,13 @@ const ALL_REASONS: &[Reason] = &[
     Reason::ConnectionIncomplete,
 ];
 
-/// Which kind of client a path serves, which decides the error's shape.
+/// The shape of an error response; each route's surface chooses one
+/// ([`crate::routes::Format::format`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Surface {
+pub enum Format {
     Api,
     Scim,
     Html,
-}
-
-impl Surface {
-    pub fn for_path(path: &str) -> Surface {
-        if path.starts_with("/scim/") {
-            Surface::Scim
-        } else if path.starts_with("/admin")
-            || path.starts_with("/setup")
-            || path.starts_with("/saml/")
-            || path.starts_with("/activate")
-            || path.starts_with("/demo-idp")
-        {
-            Surface::Html
-        } else {
-            Surface::Api
-        }
-    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -302,10 +286,10 @@ impl HttpError {
         }
     }
 
-    /// The response for a request that arrived on `surface`.
-    pub fn render(&self, surface: Surface) -> Response {
-        let mut response = match surface {
-            Surface::Api => {
+    /// The response in the format of the surface the request arrived on.
+    pub fn render(&self, format: Format) -> Response {
+        let mut response = match format {
+            Format::Api => {
                 let mut body = serde_json::json!({
                     "error": error_word(self.status),
                     "reason": self.reason.code(),
@@ -316,7 +300,7 @@ impl HttpError {
                 }
                 Response::json(self.status, &body)
             }
-            Surface::Scim => {
+            Format::Scim => {
                 let mut body = serde_json::json!({
                     "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
                     "status": self.status.to_string(),
@@ -326,7 +310,7 @@ impl HttpError {
                 Response::json(self.status, &body)
                     .with_header("Content-Type", "application/scim+json")
             }
-            Surface::Html => Response::html(self.status, error_page(self))
+            Format::Html => Response::html(self.status, error_page(self))
                 .with_header("Content-Security-Policy", crate::http::PAGE_CSP),
         };
         if let Some(seconds) = self.retry_after {
@@ -458,10 +442,10 @@ fn error_page(e: &HttpError) -> String {
 <body>{banner}<main><h1>Something went wrong</h1><p>{message}</p><p class=\"muted\">Reason code: <code>{reason}</code> (HTTP {status})</p>\
 </main></body></html>\n",
         status = e.status,
-        stylesheet = crate::admin::pages::STYLESHEET_PATH,
+        stylesheet = crate::page::STYLESHEET_PATH,
         message = html_escape(&e.message),
         reason = e.reason.code(),
-        banner = crate::admin::pages::health_banner().into_string(),
+        banner = crate::page::health_banner().into_string(),
     )
 }
 
@@ -491,7 +475,7 @@ mod tests {
 
     #[test]
     fn api_errors_carry_error_reason_and_message() {
-        let r = HttpError::new(Reason::PayloadTooLarge, "Too big.").render(Surface::Api);
+        let r = HttpError::new(Reason::PayloadTooLarge, "Too big.").render(Format::Api);
         assert_eq!(r.status, 413);
         assert_eq!(
             body(&r),
@@ -501,7 +485,7 @@ mod tests {
 
     #[test]
     fn scim_errors_use_the_scim_schema_with_string_status() {
-        let r = HttpError::new(Reason::BadRequest, "Bad.").render(Surface::Scim);
+        let r = HttpError::new(Reason::BadRequest, "Bad.").render(Format::Scim);
         let b = body(&r);
         assert_eq!(b["status"], "400");
         assert_eq!(
@@ -538,20 +522,20 @@ mod tests {
             Reason::Overloaded,
             Reason::Internal,
         ] {
-            let b = body(&HttpError::new(reason, "No.").render(Surface::Scim));
+            let b = body(&HttpError::new(reason, "No.").render(Format::Scim));
             let t = b["scimType"].as_str().unwrap_or_default();
             assert!(RFC_7644_TYPES.contains(&t), "{reason:?}: {b}");
         }
         let explicit = HttpError::scim(Reason::BadRequest, "invalidFilter", "Bad filter.");
         assert_eq!(
-            body(&explicit.render(Surface::Scim))["scimType"],
+            body(&explicit.render(Format::Scim))["scimType"],
             "invalidFilter"
         );
     }
 
     #[test]
     fn html_errors_escape_the_message() {
-        let r = HttpError::new(Reason::BadRequest, "<script>x</script>").render(Surface::Html);
+        let r = HttpError::new(Reason::BadRequest, "<script>x</script>").render(Format::Html);
         let text = String::from_utf8(r.body).expect("utf8");
         assert!(text.contains("&lt;script&gt;"));
         assert!(!text.contains("<script>"));
@@ -560,7 +544,7 @@ mod tests {
     #[test]
     fn logged_internal_errors_name_their_request_id_on_every_surface() {
         let e = HttpError::internal_logged("0123abcd");
-        let api = e.render(Surface::Api);
+        let api = e.render(Format::Api);
         assert_eq!(api.status, 500);
         assert_eq!(body(&api)["request_id"], "0123abcd");
         assert!(
@@ -569,11 +553,11 @@ mod tests {
                 .is_some_and(|m| m.contains("0123abcd"))
         );
         assert!(
-            body(&e.render(Surface::Scim))["detail"]
+            body(&e.render(Format::Scim))["detail"]
                 .as_str()
                 .is_some_and(|m| m.contains("0123abcd"))
         );
-        let page = String::from_utf8(e.render(Surface::Html).body).expect("utf8");
+        let page = String::from_utf8(e.render(Format::Html).body).expect("utf8");
         assert!(page.contains("0123abcd"), "{page}");
     }
 
@@ -585,11 +569,11 @@ mod tests {
             (rusqlite::ffi::SQLITE_IOERR_WRITE, "STORAGE_ERROR"),
         ] {
             let e = HttpError::from(sqlite(code));
-            let api = e.render(Surface::Api);
+            let api = e.render(Format::Api);
             assert_eq!(api.status, 503, "{reason}");
             assert_eq!(body(&api)["reason"], reason);
             assert!(api.header("retry-after").is_some(), "{reason}");
-            let scim = e.render(Surface::Scim);
+            let scim = e.render(Format::Scim);
             assert_eq!(body(&scim)["status"], "503");
             assert_eq!(
                 body(&scim)["schemas"][0],
@@ -607,7 +591,7 @@ mod tests {
     fn retry_after_is_a_header() {
         let r = HttpError::new(Reason::Overloaded, "Busy.")
             .with_retry_after(2)
-            .render(Surface::Api);
+            .render(Format::Api);
         assert_eq!(r.header("retry-after"), Some("2"));
     }
 }

@@ -6,6 +6,7 @@
 
 use std::net::IpAddr;
 
+use crate::clock::Clock;
 use crate::config::PreAuthConfig;
 use crate::error::{HttpError, Reason};
 use crate::ratelimit::RateLimiter;
@@ -17,15 +18,17 @@ pub struct PreAuth {
 }
 
 impl PreAuth {
-    pub fn new(config: &PreAuthConfig) -> PreAuth {
+    pub fn new(config: &PreAuthConfig, clock: &Clock) -> PreAuth {
         PreAuth {
             per_client: RateLimiter::new(
                 f64::from(config.per_client_per_minute) / 60.0,
                 config.per_client_burst,
+                clock.clone(),
             ),
             global: RateLimiter::new(
                 f64::from(config.global_per_minute) / 60.0,
                 config.global_burst,
+                clock.clone(),
             ),
             max_outstanding: i64::from(config.max_outstanding),
         }

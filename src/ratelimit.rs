@@ -8,6 +8,8 @@ use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use crate::clock::Clock;
+
 /// Buckets kept before full ones are forgotten (a full bucket is the same as none).
 const MAX_KEYS: usize = 16_384;
 
@@ -15,16 +17,18 @@ pub struct RateLimiter<K = i64> {
     per_second: f64,
     burst: f64,
     buckets: Mutex<HashMap<K, (f64, Instant)>>,
+    clock: Clock,
 }
 
 impl<K: Hash + Eq + Clone> RateLimiter<K> {
     /// `per_second = 0` disables limiting.
-    pub fn new(per_second: f64, burst: u32) -> RateLimiter<K> {
+    pub fn new(per_second: f64, burst: u32, clock: Clock) -> RateLimiter<K> {
         let per_second = per_second.max(0.0);
         RateLimiter {
             per_second,
             burst: f64::from(burst.max(1)).max(per_second),
             buckets: Mutex::new(HashMap::new()),
+            clock,
         }
     }
 
@@ -33,7 +37,7 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         if self.per_second <= 0.0 {
             return Ok(());
         }
-        let now = Instant::now();
+        let now = self.clock.instant();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() >= MAX_KEYS && !buckets.contains_key(&key) {
             self.forget_full(&mut buckets, now);
@@ -70,23 +74,33 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::{MAX_KEYS, RateLimiter};
+    use crate::clock::{Clock, ManualClock};
 
     #[test]
     fn limits_per_key_and_says_when_to_retry() {
-        let l = RateLimiter::new(1.0, 3);
+        let time = ManualClock::starting_at(0);
+        let l = RateLimiter::new(1.0, 3, time.clock());
         assert!((0..3).all(|_| l.check(7).is_ok()));
         assert_eq!(l.check(7), Err(1));
         assert!(l.check(8).is_ok(), "other tokens have their own bucket");
-        let off = RateLimiter::new(0.0, 0);
+        time.advance(Duration::from_secs(1));
+        assert!(l.check(7).is_ok(), "a token per second comes back");
+        assert_eq!(l.check(7), Err(1));
+        let off = RateLimiter::new(0.0, 0, Clock::system());
         assert!((0..10_000).all(|_| off.check(1).is_ok()));
     }
 
     #[test]
     fn fractional_rates_and_many_keys_stay_bounded() {
-        let l = RateLimiter::new(0.5, 1);
+        let time = ManualClock::starting_at(0);
+        let l = RateLimiter::new(0.5, 1, time.clock());
         assert!(l.check(1).is_ok());
         assert_eq!(l.check(1), Err(2), "one request every two seconds");
+        time.advance(Duration::from_secs(1));
+        assert_eq!(l.check(1), Err(1), "half a token back after a second");
         for k in 0..(3 * MAX_KEYS as i64) {
             let _ = l.check(k);
         }

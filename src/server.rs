@@ -119,7 +119,7 @@ pub(crate) fn serve_with(
     let workers = config.worker_count();
     let inner = start_inner(&socket_path, &app, workers, &inner_failed)?;
     let (poll, signals, listener) = watch_events(std_listener, tls_files.clone(), &metrics)?;
-    let background = Background::start(&config, &db, &metrics)?;
+    let background = Background::start(&config, &db, &metrics, &app.clock)?;
     finish_start_check(&health_watch.start_check, health, &db, &public_url);
     let (upstream, limits) = share_descriptors(&config, &store, &socket_path, workers)?;
 
@@ -262,7 +262,8 @@ fn build_app(
 ) -> Result<Arc<App>, ServeError> {
     let db = &store.db;
     let public_url = &public.url;
-    let scim = crate::scim::Scim::new(Arc::clone(db), public_url, &config.scim)
+    let clock = clock::Clock::system();
+    let scim = crate::scim::Scim::new(Arc::clone(db), public_url, &config.scim, clock.clone())
         .map_err(io_err("cannot start the SCIM request log"))?;
     let sp_key = Arc::new(crate::saml::signing::LazySpKey::new(store.data.saml_dir()));
     let demo_idp = if demo {
@@ -273,7 +274,7 @@ fn build_app(
     } else {
         None
     };
-    let pre_auth = Arc::new(crate::preauth::PreAuth::new(&config.pre_auth));
+    let pre_auth = crate::preauth::PreAuth::new(&config.pre_auth, &clock);
     Ok(Arc::new(App {
         db: Arc::clone(db),
         config: Arc::clone(config),
@@ -286,12 +287,12 @@ fn build_app(
             public_url.clone(),
             crate::admin::PortalOptions {
                 device_limit: config.lease.device_limit,
-                pre_auth: Arc::clone(&pre_auth),
                 metadata_ca_file: (!config.saml.metadata_ca_file.is_empty())
                     .then(|| config.saml.metadata_ca_file.clone()),
                 ca_cert: tls_files.and_then(|f| f.ca.clone()),
                 server_cert: tls_files.map(|f| f.cert.clone()),
                 public_url_source: public.source,
+                clock: clock.clone(),
             },
         ),
         licensing: crate::licensing::api::LicensingApi {
@@ -299,12 +300,12 @@ fn build_app(
             config: config.lease.clone(),
             public_url: public_url.clone(),
             sp_key: Arc::clone(&sp_key),
-            pre_auth: Arc::clone(&pre_auth),
         },
         sp_key,
         pre_auth,
         public_url: public_url.clone(),
         demo_idp,
+        clock,
     }))
 }
 
@@ -343,9 +344,14 @@ struct Background {
 }
 
 impl Background {
-    fn start(config: &Config, db: &Arc<Db>, metrics: &Arc<Metrics>) -> Result<Self, ServeError> {
-        let backups = start_backup_schedule(config, db, metrics)?;
-        let housekeeping = start_housekeeping(config, db)?;
+    fn start(
+        config: &Config,
+        db: &Arc<Db>,
+        metrics: &Arc<Metrics>,
+        clock: &clock::Clock,
+    ) -> Result<Self, ServeError> {
+        let backups = start_backup_schedule(config, db, metrics, clock)?;
+        let housekeeping = start_housekeeping(config, db, clock)?;
         let checkpoints =
             db.checkpoint_in_background(Duration::from_secs(1), config.database.wal_max_bytes())?;
         Ok(Background {
@@ -639,7 +645,11 @@ type Schedule = (Option<mpsc::Sender<()>>, Option<JoinHandle<()>>);
 /// Periodic upkeep, checked a few times per `saml.metadata_refresh` (at most once a
 /// minute): refreshes URL-backed IdP metadata that is due, and releases devices silent for
 /// `lease.release_silent_after`.
-fn start_housekeeping(config: &Config, db: &Arc<Db>) -> Result<Schedule, ServeError> {
+fn start_housekeeping(
+    config: &Config,
+    db: &Arc<Db>,
+    clock: &clock::Clock,
+) -> Result<Schedule, ServeError> {
     let lease = config.lease.clone();
     let ca = config.saml.metadata_ca_file.clone();
     let interval = config.saml.metadata_refresh;
@@ -648,6 +658,7 @@ fn start_housekeeping(config: &Config, db: &Arc<Db>) -> Result<Schedule, ServeEr
     let tick = (interval / 10).min(Duration::from_secs(5));
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let db = Arc::clone(db);
+    let clock = clock.clone();
     let handle = std::thread::Builder::new()
         .name("housekeeping".into())
         .spawn(move || {
@@ -662,7 +673,7 @@ fn start_housekeeping(config: &Config, db: &Arc<Db>) -> Result<Schedule, ServeEr
                 // These writes keep being tried on a full disk (the first to succeed ends
                 // that state), but failures `health` already reported are not repeated.
                 let quiet = || health::global().reported();
-                match crate::licensing::leases::release_silent(&db, &lease, clock::now_unix()) {
+                match crate::licensing::leases::release_silent(&db, &lease, clock.now_unix()) {
                     Ok(0) => {}
                     Ok(n) => log::info!(
                         "released {n} device(s) silent for longer than lease.release_silent_after"
@@ -670,7 +681,7 @@ fn start_housekeeping(config: &Config, db: &Arc<Db>) -> Result<Schedule, ServeEr
                     Err(_) if quiet() => {}
                     Err(e) => log::error!("releasing silent devices failed: {e}"),
                 }
-                match crate::licensing::reconcile::apply_expiries(&db, clock::now_unix()) {
+                match crate::licensing::reconcile::apply_expiries(&db, clock.now_unix()) {
                     Ok(Some(s)) => log::info!(
                         "a license or sublicense expired: {} seat(s) granted, {} pending, {} revoked",
                         s.granted,
@@ -685,7 +696,7 @@ fn start_housekeeping(config: &Config, db: &Arc<Db>) -> Result<Schedule, ServeEr
                         }
                     }
                 }
-                let tried_before = clock::now_unix() - interval.as_secs() as i64;
+                let tried_before = clock.now_unix() - interval.as_secs() as i64;
                 let due =
                     match db.read(|tx| crate::db::idp::metadata_urls_due(tx, Some(tried_before))) {
                         Ok(due) => due,
@@ -726,6 +737,7 @@ fn start_backup_schedule(
     config: &Config,
     db: &Arc<Db>,
     metrics: &Arc<Metrics>,
+    clock: &clock::Clock,
 ) -> Result<Schedule, ServeError> {
     if !config.backup.enabled {
         return Ok((None, None));
@@ -738,6 +750,7 @@ fn start_backup_schedule(
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let db = Arc::clone(db);
     let metrics = Arc::clone(metrics);
+    let clock = clock.clone();
     let interval = config.backup.interval;
     let retain = config.backup.retain;
     // First backup: one interval after the newest one, or soon after a first start.
@@ -766,7 +779,7 @@ fn start_backup_schedule(
                     Ok(()) => {
                         metrics
                             .last_backup_unix
-                            .store(clock::now_unix(), Ordering::Relaxed);
+                            .store(clock.now_unix(), Ordering::Relaxed);
                         let pruned = backup::prune(&dir, retain);
                         log::info!(
                             "scheduled backup written to {} ({pruned} old backups removed)",

@@ -83,7 +83,7 @@ impl Admin {
         })
     }
 
-    pub(super) fn audit_page(&self, req: &Request, session: &Session) -> Handled {
+    pub(crate) fn audit_page(&self, req: &Request, session: &Session) -> Handled {
         let q = self.audit_query(req)?;
         let (entries, actions) = self.db.read(|tx| {
             let entries = if q.unknown_user {
@@ -128,7 +128,7 @@ impl Admin {
         )))
     }
 
-    pub(super) fn audit_csv(&self, req: &Request) -> Handled {
+    pub(crate) fn audit_csv(&self, req: &Request) -> Handled {
         let q = self.audit_query(req)?;
         let entries = if q.unknown_user {
             Vec::new()

@@ -21,7 +21,7 @@ use crate::saml::preset::{self, PRESETS, Preset};
 const CERT_WARNING_SECS: i64 = 30 * 24 * 3600;
 
 impl Admin {
-    pub(super) fn connections_page(
+    pub(crate) fn connections_page(
         &self,
         session: &Session,
         token: Option<(&str, &str)>,
@@ -85,8 +85,7 @@ impl Admin {
     }
 
     /// Revokes a SCIM token: the IdP using it gets 401 from its next request.
-    pub(super) fn revoke_scim_token(&self, req: &Request, session: &Session, id: &str) -> Handled {
-        self.checked_form(req, session)?;
+    pub(crate) fn revoke_scim_token(&self, session: &Session, id: &str) -> Handled {
         let actor = format!("admin:{}", session.display_name);
         let revoked = self
             .db
@@ -101,8 +100,8 @@ impl Admin {
         Ok(redirect("/admin/idp"))
     }
 
-    pub(super) fn create_scim_token(&self, req: &Request, session: &Session) -> Handled {
-        let form = self.checked_form(req, session)?;
+    pub(crate) fn create_scim_token(&self, req: &Request, session: &Session) -> Handled {
+        let form = crate::http::parse_form(&req.body)?;
         let name = field(&form, "name").trim().to_string();
         if name.is_empty() {
             return Err(HttpError::new(Reason::BadRequest, "Give the token a name."));
@@ -128,7 +127,7 @@ impl Admin {
 
     /// Step 1: preset and name. Step 2 (both given): the values to copy into the IdP, and
     /// the form for its metadata.
-    pub(super) fn new_connection_page(
+    pub(crate) fn new_connection_page(
         &self,
         req: &Request,
         session: &Session,
@@ -187,8 +186,8 @@ impl Admin {
         ))
     }
 
-    pub(super) fn create_connection(&self, req: &Request, session: &Session) -> Handled {
-        let form = self.checked_form(req, session)?;
+    pub(crate) fn create_connection(&self, req: &Request, session: &Session) -> Handled {
+        let form = crate::http::parse_form(&req.body)?;
         let url = field(&form, "metadata_url").trim();
         let (xml, source) = if !url.is_empty() {
             let ca = self.metadata_ca_file.as_deref().map(std::path::Path::new);
@@ -238,8 +237,8 @@ impl Admin {
     }
 
     /// Removes a connection once the admin confirmed it.
-    pub(super) fn remove_connection(&self, req: &Request, session: &Session, id: &str) -> Handled {
-        let form = self.checked_form(req, session)?;
+    pub(crate) fn remove_connection(&self, req: &Request, session: &Session, id: &str) -> Handled {
+        let form = crate::http::parse_form(&req.body)?;
         if field(&form, "confirm") != "yes" {
             return Err(HttpError::new(
                 Reason::BadRequest,
@@ -259,13 +258,7 @@ impl Admin {
     }
 
     /// A SCIM token for one connection's provisioning, shown once on its page.
-    pub(super) fn create_connection_scim_token(
-        &self,
-        req: &Request,
-        session: &Session,
-        id: &str,
-    ) -> Handled {
-        self.checked_form(req, session)?;
+    pub(crate) fn create_connection_scim_token(&self, session: &Session, id: &str) -> Handled {
         let connection = self
             .db
             .read(crate::db::idp::list)?
@@ -283,7 +276,7 @@ impl Admin {
             .map(|r| r.with_header("Cache-Control", "no-store"))
     }
 
-    pub(super) fn connection_page(
+    pub(crate) fn connection_page(
         &self,
         session: &Session,
         id: &str,

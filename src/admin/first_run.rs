@@ -21,13 +21,9 @@ pub const SETUP_SCRIPT: &str = "(function () {\n  var t = decodeURIComponent(loc
 const CSP_WITH_SCRIPT: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
 
 impl Admin {
-    pub fn setup(&self, req: &Request) -> (&'static str, Handled) {
-        let result = match req.method.as_str() {
-            "GET" | "HEAD" => self.setup_page(None, "admin", &self.public_url.clone(), 200),
-            "POST" => self.complete_setup(req),
-            _ => Err(HttpError::method_not_allowed("GET, HEAD, POST")),
-        };
-        ("/setup", result)
+    /// `GET /setup`: the first-run form (until setup is done).
+    pub(crate) fn setup_form(&self) -> Handled {
+        self.setup_page(None, "admin", &self.public_url.clone(), 200)
     }
 
     fn setup_done(&self) -> Result<bool, HttpError> {
@@ -82,7 +78,7 @@ impl Admin {
         Ok(html_status(status, page).with_header("Content-Security-Policy", CSP_WITH_SCRIPT))
     }
 
-    fn complete_setup(&self, req: &Request) -> Handled {
+    pub(crate) fn complete_setup(&self, req: &Request) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
         let username = crate::caps::USERNAME.check(field(&form, "username").trim())?;
         crate::caps::PASSWORD.check(field(&form, "password"))?;
@@ -162,7 +158,7 @@ impl Admin {
     }
 
     /// After setup: TLS review and the next steps.
-    pub(super) fn welcome_page(&self, session: &Session) -> Handled {
+    pub(crate) fn welcome_page(&self, session: &Session) -> Handled {
         let configured = self.db.read(|tx| settings::get(tx, settings::PUBLIC_URL))?;
         let cert = self
             .server_cert

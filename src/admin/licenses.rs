@@ -26,7 +26,7 @@ struct Catalog {
 }
 
 impl Admin {
-    pub(super) fn licenses_page(&self, session: &Session, notice: Option<&str>) -> Handled {
+    pub(crate) fn licenses_page(&self, session: &Session, notice: Option<&str>) -> Handled {
         let now = now_unix();
         let catalog = self.db.read(|tx| {
             Ok::<_, HttpError>(Catalog {
@@ -65,8 +65,8 @@ impl Admin {
         }
     }
 
-    pub(super) fn add_license(&self, req: &Request, session: &Session) -> Handled {
-        let form = self.checked_form(req, session)?;
+    pub(crate) fn add_license(&self, req: &Request, session: &Session) -> Handled {
+        let form = crate::http::parse_form(&req.body)?;
         self.after_change(session, |actor| {
             let seats = parse_seats(field(&form, "seats"))?;
             let expires_at = parse_optional_date(field(&form, "expires"))?;
@@ -85,8 +85,8 @@ impl Admin {
         })
     }
 
-    pub(super) fn edit_license(&self, req: &Request, session: &Session, id: &str) -> Handled {
-        let form = self.checked_form(req, session)?;
+    pub(crate) fn edit_license(&self, req: &Request, session: &Session, id: &str) -> Handled {
+        let form = crate::http::parse_form(&req.body)?;
         self.after_change(session, |actor| {
             let seats = parse_seats(field(&form, "seats"))?;
             let expires_at = parse_optional_date(field(&form, "expires"))?;
@@ -94,8 +94,8 @@ impl Admin {
         })
     }
 
-    pub(super) fn add_sublicense(&self, req: &Request, session: &Session) -> Handled {
-        let form = self.checked_form(req, session)?;
+    pub(crate) fn add_sublicense(&self, req: &Request, session: &Session) -> Handled {
+        let form = crate::http::parse_form(&req.body)?;
         self.after_change(session, |actor| {
             let seats = parse_seats(field(&form, "seats"))?;
             let expires_at = parse_optional_date(field(&form, "expires"))?;
@@ -114,8 +114,8 @@ impl Admin {
         })
     }
 
-    pub(super) fn edit_sublicense(&self, req: &Request, session: &Session, id: &str) -> Handled {
-        let form = self.checked_form(req, session)?;
+    pub(crate) fn edit_sublicense(&self, req: &Request, session: &Session, id: &str) -> Handled {
+        let form = crate::http::parse_form(&req.body)?;
         self.after_change(session, |actor| {
             let seats = parse_seats(field(&form, "seats"))?;
             let expires_at = parse_optional_date(field(&form, "expires"))?;
@@ -123,15 +123,14 @@ impl Admin {
         })
     }
 
-    pub(super) fn remove_sublicense(&self, req: &Request, session: &Session, id: &str) -> Handled {
-        self.checked_form(req, session)?;
+    pub(crate) fn remove_sublicense(&self, session: &Session, id: &str) -> Handled {
         self.after_change(session, |actor| {
             manage::remove_sublicense(&self.db, actor, id)
         })
     }
 
-    pub(super) fn add_mapping(&self, req: &Request, session: &Session) -> Handled {
-        let form = self.checked_form(req, session)?;
+    pub(crate) fn add_mapping(&self, req: &Request, session: &Session) -> Handled {
+        let form = crate::http::parse_form(&req.body)?;
         self.after_change(session, |actor| {
             // "admins", "primary:{license id}" or "sublicense:{sublicense id}".
             let role = field(&form, "role");
@@ -148,21 +147,10 @@ impl Admin {
         })
     }
 
-    pub(super) fn remove_mapping(&self, req: &Request, session: &Session, id: &str) -> Handled {
-        self.checked_form(req, session)?;
+    pub(crate) fn remove_mapping(&self, session: &Session, id: &str) -> Handled {
         self.after_change(session, |actor| {
             manage::remove_mapping(&self.db, actor, id).map(drop)
         })
-    }
-
-    /// The form of a state-changing POST, after the CSRF check.
-    pub(super) fn checked_form(
-        &self,
-        req: &Request,
-        session: &Session,
-    ) -> Result<BTreeMap<String, String>, HttpError> {
-        self.check_csrf(req, session)?;
-        crate::http::parse_form(&req.body)
     }
 }
 

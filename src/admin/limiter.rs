@@ -15,6 +15,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::clock::Clock;
+
 /// Keys remembered at most.
 const MAX_KEYS: usize = 10_000;
 /// One eviction frees this many slots, so a stream of new keys sorts the table rarely.
@@ -66,23 +68,25 @@ pub struct FailureLimiter {
     allowed: usize,
     window: Duration,
     entries: Mutex<HashMap<Key, Entry>>,
+    clock: Clock,
 }
 
 impl FailureLimiter {
     /// `allowed` failures per (username, address) within `window` (`[admin]
     /// login_failures`, `login_window`).
-    pub fn new(allowed: u32, window: Duration) -> FailureLimiter {
+    pub fn new(allowed: u32, window: Duration, clock: Clock) -> FailureLimiter {
         FailureLimiter {
             allowed: allowed.max(1) as usize,
             window,
             entries: Mutex::new(HashMap::new()),
+            clock,
         }
     }
 
     /// Before a password is checked: `Err` if this client may not try now, else how long
     /// to wait first (zero unless the username has many recent failures).
     pub fn check(&self, username: &str, client: IpAddr) -> Result<Duration, Refused> {
-        let now = Instant::now();
+        let now = self.clock.instant();
         let mut map = self.lock();
         self.refuse(&mut map, Key::user_at_client(username, client), now)?;
         self.refuse(&mut map, Key::client(client), now)?;
@@ -95,7 +99,7 @@ impl FailureLimiter {
 
     /// A wrong password (or an unknown username) from `client`.
     pub fn record_failure(&self, username: &str, client: IpAddr) {
-        let now = Instant::now();
+        let now = self.clock.instant();
         let mut map = self.lock();
         self.note(&mut map, Key::user_at_client(username, client), now);
         self.note(&mut map, Key::client(client), now);
@@ -104,11 +108,11 @@ impl FailureLimiter {
 
     /// Guessing without a username (first-run setup codes): only the address counts.
     pub fn check_client(&self, client: IpAddr) -> Result<(), Refused> {
-        self.refuse(&mut self.lock(), Key::client(client), Instant::now())
+        self.refuse(&mut self.lock(), Key::client(client), self.clock.instant())
     }
 
     pub fn record_client_failure(&self, client: IpAddr) {
-        self.note(&mut self.lock(), Key::client(client), Instant::now());
+        self.note(&mut self.lock(), Key::client(client), self.clock.instant());
     }
 
     /// `Err` if `key` has used up its failures.
@@ -279,13 +283,14 @@ fn network(client: IpAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
 
     const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
     const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
 
     #[test]
     fn item5_failures_refuse_per_user_and_address_and_only_slow_down_per_user() {
-        let l = FailureLimiter::new(2, Duration::from_secs(600));
+        let l = FailureLimiter::new(2, Duration::from_secs(600), Clock::system());
         assert_eq!(l.check("admin", A), Ok(Duration::ZERO));
         l.record_failure("admin", A);
         l.record_failure("Admin", A);
@@ -306,7 +311,7 @@ mod tests {
 
     #[test]
     fn item5_an_address_is_limited_across_usernames() {
-        let l = FailureLimiter::new(2, Duration::from_secs(600));
+        let l = FailureLimiter::new(2, Duration::from_secs(600), Clock::system());
         for i in 0..8 {
             assert!(l.check(&format!("user{i}"), A).is_ok(), "failure {i}");
             l.record_failure(&format!("user{i}"), A);
@@ -320,7 +325,7 @@ mod tests {
 
     #[test]
     fn item5_an_ipv6_64_counts_as_one_address_and_mapped_ipv4_as_ipv4() {
-        let l = FailureLimiter::new(1, Duration::from_secs(600));
+        let l = FailureLimiter::new(1, Duration::from_secs(600), Clock::system());
         let host = |n: u16| IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, n));
         for n in 1..=4 {
             if l.check("ops", host(n)).is_ok() {
@@ -341,16 +346,18 @@ mod tests {
 
     #[test]
     fn item5_failures_expire_with_the_window() {
-        let l = FailureLimiter::new(1, Duration::from_millis(50));
+        let time = ManualClock::starting_at(0);
+        let l = FailureLimiter::new(1, Duration::from_secs(600), time.clock());
         l.record_failure("admin", A);
+        time.advance(Duration::from_secs(599));
         assert!(l.check("admin", A).is_err());
-        std::thread::sleep(Duration::from_millis(80));
+        time.advance(Duration::from_secs(1));
         assert_eq!(l.check("admin", A), Ok(Duration::ZERO));
     }
 
     #[test]
     fn item5_a_flood_of_new_keys_never_resets_a_lockout() {
-        let l = FailureLimiter::new(3, Duration::from_secs(600));
+        let l = FailureLimiter::new(3, Duration::from_secs(600), Clock::system());
         for _ in 0..3 {
             l.record_failure("breakglass", A);
         }

@@ -58,8 +58,6 @@ pub struct Admin {
     failures: FailureLimiter,
     /// For the diagnosis on a user's page.
     device_limit: u32,
-    /// Limits on SSO starts (anyone may start one).
-    pre_auth: Arc<crate::preauth::PreAuth>,
     /// Extra CA for fetching IdP metadata over HTTPS (`saml.metadata_ca_file`).
     metadata_ca_file: Option<String>,
     /// The local CA certificate browsers and Macs must trust (self-signed TLS only).
@@ -71,11 +69,12 @@ pub struct Admin {
 /// What the portal needs from the rest of the configuration.
 pub struct PortalOptions {
     pub device_limit: u32,
-    pub pre_auth: Arc<crate::preauth::PreAuth>,
     pub metadata_ca_file: Option<String>,
     pub ca_cert: Option<std::path::PathBuf>,
     pub server_cert: Option<std::path::PathBuf>,
     pub public_url_source: crate::public_url::Source,
+    /// The sign-in failure windows' time.
+    pub clock: crate::clock::Clock,
 }
 
 impl Admin {
@@ -86,7 +85,11 @@ impl Admin {
         public_url: String,
         options: PortalOptions,
     ) -> Admin {
-        let failures = FailureLimiter::new(config.login_failures, config.login_window);
+        let failures = FailureLimiter::new(
+            config.login_failures,
+            config.login_window,
+            options.clock.clone(),
+        );
         Admin {
             db,
             sp_key,
@@ -96,22 +99,14 @@ impl Admin {
             public_url_source: options.public_url_source,
             failures,
             device_limit: options.device_limit,
-            pre_auth: options.pre_auth,
             metadata_ca_file: options.metadata_ca_file,
             ca_cert: options.ca_cert,
             server_cert: options.server_cert,
         }
     }
 
-    /// Routes `/admin` and `/admin/…`. Returns the route pattern and the result. Every
-    /// page rendered for a request that did not arrive at the public URL says so.
-    pub fn handle(&self, req: &Request) -> (&'static str, Handled) {
-        let mismatch = self.mismatch(req);
-        pages::with_address_banner(mismatch.as_ref(), || self.route(req))
-    }
-
     /// Where `req` arrived, if that is not the public URL.
-    fn mismatch(&self, req: &Request) -> Option<crate::public_url::Mismatch> {
+    pub(crate) fn mismatch(&self, req: &Request) -> Option<crate::public_url::Mismatch> {
         crate::public_url::mismatch(
             req,
             &crate::public_url::PublicUrl {
@@ -121,127 +116,8 @@ impl Admin {
         )
     }
 
-    fn route(&self, req: &Request) -> (&'static str, Handled) {
-        let get = matches!(req.method.as_str(), "GET" | "HEAD");
-        let post = req.method == "POST";
-        match (req.path.as_str(), get, post) {
-            ("/admin/login", true, _) => ("/admin/login", Ok(self.login_page(None, ""))),
-            ("/admin/login", _, true) => ("/admin/login", self.password_login(req)),
-            ("/admin/sso", true, _) => ("/admin/sso", self.start_sso(req)),
-            ("/admin/login/link", true, _) => ("/admin/login/link", self.link_login(req)),
-            ("/admin/logout", _, true) => ("/admin/logout", self.logout(req)),
-            (first_run::SETUP_SCRIPT_PATH, true, _) => {
-                ("/admin/assets/setup.js", Ok(first_run::setup_script()))
-            }
-            (pages::STYLESHEET_PATH, true, _) => (
-                "/admin/assets/portal.css",
-                Ok(Response::new(
-                    200,
-                    "text/css; charset=utf-8",
-                    pages::STYLESHEET.as_bytes().to_vec(),
-                )
-                .with_header("Cache-Control", "max-age=3600")),
-            ),
-            ("/admin/login", _, _) => (
-                "/admin/login",
-                Err(HttpError::method_not_allowed("GET, HEAD, POST")),
-            ),
-            ("/admin/sso" | "/admin/login/link", _, _) => (
-                "/admin/login",
-                Err(HttpError::method_not_allowed("GET, HEAD")),
-            ),
-            ("/admin/logout", _, _) => ("/admin/login", Err(HttpError::method_not_allowed("POST"))),
-            _ => self.portal(req, post),
-        }
-    }
-
-    /// Everything behind a session.
-    fn portal(&self, req: &Request, post: bool) -> (&'static str, Handled) {
-        let rest = req.path.trim_start_matches("/admin");
-        let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-        let (route, allow): (&'static str, Option<&'static str>) = match segments.as_slice() {
-            [] => ("/admin", Some("GET, HEAD")),
-            ["users"] => ("/admin/users", Some("GET, HEAD")),
-            ["users.csv"] => ("/admin/users.csv", Some("GET, HEAD")),
-            ["users", _] => ("/admin/users/{id}", Some("GET, HEAD")),
-            ["devices", _, "deactivate"] => ("/admin/devices/{id}/deactivate", Some("POST")),
-            ["licenses"] => ("/admin/licenses", Some("GET, HEAD, POST")),
-            ["licenses", _] => ("/admin/licenses/{id}", Some("POST")),
-            ["explain"] => ("/admin/explain", Some("GET, HEAD")),
-            ["api-tokens"] => ("/admin/api-tokens", Some("GET, HEAD, POST")),
-            ["api-tokens", _, "revoke"] => ("/admin/api-tokens/{id}/revoke", Some("POST")),
-            ["sublicenses"] => ("/admin/sublicenses", Some("POST")),
-            ["sublicenses", _] => ("/admin/sublicenses/{id}", Some("POST")),
-            ["sublicenses", _, "delete"] => ("/admin/sublicenses/{id}/delete", Some("POST")),
-            ["mappings"] => ("/admin/mappings", Some("POST")),
-            ["mappings", _, "delete"] => ("/admin/mappings/{id}/delete", Some("POST")),
-            ["welcome"] => ("/admin/welcome", Some("GET, HEAD")),
-            ["idp"] => ("/admin/idp", Some("GET, HEAD, POST")),
-            ["idp", "new"] => ("/admin/idp/new", Some("GET, HEAD")),
-            ["idp", "scim-token"] => ("/admin/idp/scim-token", Some("POST")),
-            ["idp", "scim-tokens", _, "revoke"] => {
-                ("/admin/idp/scim-tokens/{id}/revoke", Some("POST"))
-            }
-            ["idp", _] => ("/admin/idp/{id}", Some("GET, HEAD")),
-            ["idp", _, "scim-token"] => ("/admin/idp/{id}/scim-token", Some("POST")),
-            ["idp", _, "remove"] => ("/admin/idp/{id}/remove", Some("POST")),
-            ["tls", "ca.pem"] => ("/admin/tls/ca.pem", Some("GET, HEAD")),
-            ["audit"] => ("/admin/audit", Some("GET, HEAD")),
-            ["audit.csv"] => ("/admin/audit.csv", Some("GET, HEAD")),
-            _ => ("/admin/(unmatched)", None),
-        };
-        let result = self.with_session(req, |session| {
-            if let Some(allow) = allow
-                && !crate::http::method_allowed(allow, &req.method)
-            {
-                return Err(HttpError::method_not_allowed(allow));
-            }
-            match segments.as_slice() {
-                [] => self.overview(session),
-                ["users"] => self.users_page(req, session),
-                ["users.csv"] => self.users_csv(req),
-                ["users", id] => self.user_page(session, id),
-                ["devices", id, "deactivate"] => self.deactivate_device(req, session, id),
-                ["licenses"] if post => self.add_license(req, session),
-                ["licenses"] => self.licenses_page(session, None),
-                ["licenses", id] => self.edit_license(req, session, id),
-                ["explain"] => self.explain_page(req, session),
-                ["api-tokens"] if post => self.create_api_token(req, session),
-                ["api-tokens"] => self.api_tokens_page(session, None),
-                ["api-tokens", id, "revoke"] => self.revoke_api_token(req, session, id),
-                ["sublicenses"] => self.add_sublicense(req, session),
-                ["sublicenses", id] => self.edit_sublicense(req, session, id),
-                ["sublicenses", id, "delete"] => self.remove_sublicense(req, session, id),
-                ["mappings"] => self.add_mapping(req, session),
-                ["mappings", id, "delete"] => self.remove_mapping(req, session, id),
-                ["welcome"] => self.welcome_page(session),
-                ["idp"] if post => self.create_connection(req, session),
-                ["idp"] => self.connections_page(session, None),
-                ["idp", "new"] => self.new_connection_page(req, session, None),
-                ["idp", "scim-token"] => self.create_scim_token(req, session),
-                ["idp", "scim-tokens", id, "revoke"] => self.revoke_scim_token(req, session, id),
-                ["idp", id] => self.connection_page(session, id, None),
-                ["idp", id, "scim-token"] => self.create_connection_scim_token(req, session, id),
-                ["idp", id, "remove"] => self.remove_connection(req, session, id),
-                ["tls", "ca.pem"] => self.ca_certificate(),
-                ["audit"] => self.audit_page(req, session),
-                ["audit.csv"] => self.audit_csv(req),
-                _ => Err(HttpError::not_found()),
-            }
-        });
-        (route, result)
-    }
-
-    /// Runs `page` for a signed-in admin; a browser without a session is sent to sign in.
-    fn with_session(&self, req: &Request, page: impl FnOnce(&Session) -> Handled) -> Handled {
-        match self.session(req)? {
-            Some((_, session)) => page(&session),
-            None => Ok(redirect("/admin/login")),
-        }
-    }
-
     /// The live session of this request, if any; ends it if it has timed out.
-    fn session(&self, req: &Request) -> Result<Option<(String, Session)>, HttpError> {
+    pub(crate) fn session(&self, req: &Request) -> Result<Option<(String, Session)>, HttpError> {
         let Some(token) = self.cookies.get(req, SESSION_COOKIE, "/") else {
             return Ok(None);
         };
@@ -295,7 +171,7 @@ impl Admin {
         Ok(Some((id_hash, session)))
     }
 
-    fn overview(&self, session: &Session) -> Handled {
+    pub(crate) fn overview(&self, session: &Session) -> Handled {
         let (licenses, pools, connections, mappings, local_admins, sign_ins) =
             self.db.read(|tx| {
                 Ok::<_, HttpError>((
@@ -320,7 +196,7 @@ impl Admin {
     }
 
     /// The local CA's certificate, to install where the gateway must be trusted.
-    fn ca_certificate(&self) -> Handled {
+    pub(crate) fn ca_certificate(&self) -> Handled {
         let pem = self
             .ca_cert
             .as_ref()
@@ -339,13 +215,19 @@ impl Admin {
         )
     }
 
+    /// `GET /admin/login`.
+    pub(crate) fn login_form(&self) -> Response {
+        self.login_page(None, "")
+    }
+
     fn login_page(&self, notice: Option<&str>, username: &str) -> Response {
         let token = new_secret_token();
         html(pages::login(&token, notice, username))
             .with_header("Set-Cookie", &self.login_cookie(&token, 1800))
     }
 
-    fn start_sso(&self, req: &Request) -> Handled {
+    pub(crate) fn start_sso(&self, cx: &crate::pipeline::Ctx<'_>) -> Handled {
+        let req = cx.req;
         let email = crate::http::query_param(&req.query, "email")?.unwrap_or_default();
         if email.trim().is_empty() {
             return Ok(self.login_page(Some("Enter your work email to sign in with SSO."), ""));
@@ -357,12 +239,12 @@ impl Admin {
             crate::saml::login::Target::Email(&email),
             Purpose::Admin,
             Some("/admin"),
-            self.pre_auth.admit(req.client)?,
+            cx.admitted()?,
         )?;
         Ok(redirect(&started.location).with_header("Set-Cookie", &started.set_cookie))
     }
 
-    fn password_login(&self, req: &Request) -> Handled {
+    pub(crate) fn password_login(&self, req: &Request) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
         let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
         // Capped before anything is echoed, hashed, stored or logged.
@@ -472,7 +354,7 @@ impl Admin {
 
     /// A one-time sign-in link (`seatgate admin login-link`, the demo): signs in as its
     /// break-glass admin once.
-    fn link_login(&self, req: &Request) -> Handled {
+    pub(crate) fn link_login(&self, req: &Request) -> Handled {
         let token = crate::http::query_param(&req.query, "token")?.unwrap_or_default();
         let now = now_unix();
         let client = req.client.to_string();
@@ -615,13 +497,10 @@ impl Admin {
             .with_extra_header("Set-Cookie", &self.login_cookie("", 0)))
     }
 
-    fn logout(&self, req: &Request) -> Handled {
-        let Some((id_hash, session)) = self.session(req)? else {
-            return Ok(redirect("/admin/login"));
-        };
-        self.check_csrf(req, &session)?;
+    /// Ends this request's session (the pipeline has checked the session and its CSRF).
+    pub(crate) fn logout(&self, id_hash: &str) -> Handled {
         self.db
-            .write(|tx| store::end_session(tx, &id_hash, now_unix()))?;
+            .write(|tx| store::end_session(tx, id_hash, now_unix()))?;
         Ok(redirect("/admin/login").with_header(
             "Set-Cookie",
             &self.cookies.set(SESSION_COOKIE, "", "/", 0, SameSite::Lax),
@@ -634,7 +513,7 @@ impl Admin {
     }
 
     /// Every state-changing form: the session's token, and an Origin (when sent) of ours.
-    fn check_csrf(&self, req: &Request, session: &Session) -> Result<(), HttpError> {
+    pub(crate) fn check_csrf(&self, req: &Request, session: &Session) -> Result<(), HttpError> {
         let form = crate::http::parse_form(&req.body)?;
         let sent = form.get("csrf").map(String::as_str).unwrap_or("");
         let origin_ok = crate::public_url::origin_matches(req, &self.public_url);
@@ -735,6 +614,18 @@ fn sign_in_name(username: &str, known: Option<&str>) -> String {
         ),
     }
 }
+
+/// The portal's stylesheet (cached: it changes only with the binary).
+pub fn stylesheet() -> Response {
+    Response::new(
+        200,
+        "text/css; charset=utf-8",
+        pages::STYLESHEET.as_bytes().to_vec(),
+    )
+    .with_header("Cache-Control", "max-age=3600")
+}
+
+pub use first_run::setup_script;
 
 pub fn redirect(location: &str) -> Response {
     Response::new(303, "text/plain; charset=utf-8", Vec::new()).with_header("Location", location)

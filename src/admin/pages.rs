@@ -1,93 +1,13 @@
 //! The admin portal's HTML, rendered on the server with maud (which escapes every value
 //! it interpolates). No JavaScript; one stylesheet served from `/admin/assets/`.
 
-use maud::{DOCTYPE, Markup, html};
+use maud::{Markup, html};
 
 use crate::clock::rfc3339;
 use crate::db::admin::{LocalAdmin, Mapping, Session, SignIn};
 use crate::db::idp::Connection;
 
-pub const STYLESHEET_PATH: &str = "/admin/assets/portal.css";
-pub const STYLESHEET: &str = include_str!("portal.css");
-
-/// The frame of every page: title, header, and (when signed in) the session bar.
-pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> String {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · seatgate" }
-                link rel="stylesheet" href=(STYLESHEET_PATH);
-            }
-            body {
-                (health_banner())
-                @if let Some(text) = ADDRESS_BANNER.with(|b| b.borrow().clone()) {
-                    div.health-banner role="alert" { strong { "Wrong address" } " · " (text) }
-                }
-                @if crate::demo::is_running() {
-                    div.demo-banner role="note" {
-                        strong { "DEMO" } " · sample organization and a built-in test identity provider; nothing here is real, and it is deleted when the demo stops."
-                    }
-                }
-                header {
-                    a.brand href="/admin" { "seatgate" }
-                    @if let Some(s) = session {
-                        nav {
-                            a href="/admin" { "Overview" }
-                            a href="/admin/users" { "Users" }
-                            a href="/admin/licenses" { "Licenses" }
-                            a href="/admin/idp" { "Identity providers" }
-                            a href="/admin/audit" { "Audit log" }
-                        }
-                        form.session method="post" action="/admin/logout" {
-                            span { "Signed in as " strong { (s.display_name) } }
-                            input type="hidden" name="csrf" value=(s.csrf_token);
-                            button type="submit" { "Sign out" }
-                        }
-                    }
-                }
-                main { (body) }
-            }
-        }
-    }
-    .into_string()
-}
-
-thread_local! {
-    /// The address mismatch of the request this app thread is answering (see
-    /// [`with_address_banner`]): set around a request, so that every page's layout shows it
-    /// without each of the many renderers taking the request.
-    static ADDRESS_BANNER: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Runs `render` with the banner of `mismatch` (if any) on every page it lays out.
-pub fn with_address_banner<T>(
-    mismatch: Option<&crate::public_url::Mismatch>,
-    render: impl FnOnce() -> T,
-) -> T {
-    struct Reset;
-    impl Drop for Reset {
-        // Also on a panic: the next request on this thread must not inherit the banner.
-        fn drop(&mut self) {
-            ADDRESS_BANNER.with(|b| b.borrow_mut().take());
-        }
-    }
-    ADDRESS_BANNER.with(|b| *b.borrow_mut() = mismatch.map(|m| m.advice()));
-    let _reset = Reset;
-    render()
-}
-
-/// What is wrong with the database, on every page while something is (see
-/// `db::health`): damage and which backup to restore, a full disk, low free space.
-pub fn health_banner() -> Markup {
-    html! {
-        @if let Some(text) = crate::db::health::global().banner() {
-            div.health-banner role="alert" { strong { "Attention" } " · " (text) }
-        }
-    }
-}
+pub use crate::page::{STYLESHEET, STYLESHEET_PATH, layout};
 
 /// "Previous / next" links for a paged listing; `params` are kept in the links.
 pub fn pager(path: &str, params: &[(&str, &str)], page: i64, size: i64, total: i64) -> Markup {
@@ -263,78 +183,6 @@ pub fn outcome(s: &SignIn) -> Markup {
             @if s.count > 1 { " (" (s.count) " attempts)" }
         }
     }
-}
-
-/// What a test sign-in received: the page an admin checks after configuring an IdP.
-pub struct TestResult<'a> {
-    pub identity: &'a str,
-    pub connection: &'a str,
-    pub email: Option<&'a str>,
-    pub groups: &'a [String],
-    pub directory: &'a str,
-    pub admin_groups: &'a [String],
-}
-
-pub fn test_result(t: &TestResult<'_>) -> String {
-    layout(
-        "Test sign-in",
-        None,
-        html! {
-            h1 { "Signed in" }
-            p { "Your identity provider signed you in as " strong { (t.identity) } " through the connection " code { (t.connection) } "." }
-            p {
-                "Email: " (t.email.unwrap_or("none")) br;
-                "Groups: " @if t.groups.is_empty() { "none" } @else { (t.groups.join(", ")) } br;
-                "Directory user: " (t.directory) br;
-                "Admin: "
-                @if t.admin_groups.is_empty() { "no (no group mapped to the admins role matches)" }
-                @else { "yes, through " (t.admin_groups.join(", ")) }
-            }
-        },
-    )
-}
-
-/// The confirmation an end user sees before signing in to activate a device.
-pub fn activation_confirm(
-    device: &str,
-    os: &str,
-    user_code: &str,
-    email: &str,
-    csrf: &str,
-    action: &str,
-) -> String {
-    layout(
-        "Activate this Mac",
-        None,
-        html! {
-            h1 { "Activate " (device) }
-            section.card {
-                p { "A device asked to be activated for " strong { (email) } ":" }
-                p { strong { (device) } " (" (os) ")" }
-                p { "It shows the code " code.big { (user_code) } ". Continue only if the app on your Mac shows the same code." }
-                form method="post" action=(action) {
-                    input type="hidden" name="csrf" value=(csrf);
-                    button type="submit" { "Continue with single sign-on" }
-                }
-            }
-        },
-    )
-}
-
-/// The end of an activation in the browser.
-pub fn activation_result(device: &str, approved: bool, message: &str) -> String {
-    layout(
-        if approved {
-            "Activated"
-        } else {
-            "Activation refused"
-        },
-        None,
-        html! {
-            h1 { @if approved { "Activated: " (device) } @else { "Activation refused" } }
-            p.notice[!approved] { (message) }
-        },
-    )
 }
 
 /// API tokens of one kind (SCIM or admin): when made and used, a Revoke button for live

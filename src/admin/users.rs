@@ -17,7 +17,7 @@ const PAGE_SIZE: i64 = 50;
 const CSV_MAX: i64 = 200_000;
 
 impl Admin {
-    pub(super) fn users_page(&self, req: &Request, session: &Session) -> Handled {
+    pub(crate) fn users_page(&self, req: &Request, session: &Session) -> Handled {
         let q = crate::http::query_param(&req.query, "q")?.unwrap_or_default();
         let filter = seat_filter(req)?;
         let page: i64 = crate::http::query_param(&req.query, "page")?
@@ -76,7 +76,7 @@ impl Admin {
         )))
     }
 
-    pub(super) fn users_csv(&self, req: &Request) -> Handled {
+    pub(crate) fn users_csv(&self, req: &Request) -> Handled {
         let q = crate::http::query_param(&req.query, "q")?.unwrap_or_default();
         let filter = seat_filter(req)?;
         let (_, users) = self
@@ -111,7 +111,7 @@ impl Admin {
 
     /// `explain` for any email, provisioned or not: the first stop when someone cannot
     /// activate.
-    pub(super) fn explain_page(&self, req: &Request, session: &Session) -> Handled {
+    pub(crate) fn explain_page(&self, req: &Request, session: &Session) -> Handled {
         let email = crate::http::query_param(&req.query, "email")?.unwrap_or_default();
         let email = email.trim();
         let diagnosis = if email.is_empty() {
@@ -140,7 +140,7 @@ impl Admin {
         )))
     }
 
-    pub(super) fn user_page(&self, session: &Session, id: &str) -> Handled {
+    pub(crate) fn user_page(&self, session: &Session, id: &str) -> Handled {
         let now = now_unix();
         let (user, email, groups, seats, devices, audit) = self.db.read(|tx| {
             let Some(user) = crate::db::directory::user_by_id(tx, id)? else {
@@ -221,8 +221,7 @@ impl Admin {
         )))
     }
 
-    pub(super) fn deactivate_device(&self, req: &Request, session: &Session, id: &str) -> Handled {
-        self.check_csrf(req, session)?;
+    pub(crate) fn deactivate_device(&self, session: &Session, id: &str) -> Handled {
         let actor = format!("admin:{}", session.display_name);
         let user_id = self.db.write(|tx| {
             let device = store::device(tx, id)?

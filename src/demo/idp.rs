@@ -20,8 +20,8 @@ use crate::error::{HttpError, Reason};
 use crate::http::{Request, Response};
 
 pub const PATH_PREFIX: &str = "/demo-idp/";
-const SSO_PATH: &str = "/demo-idp/sso";
-const POST_SCRIPT_PATH: &str = "/demo-idp/post.js";
+pub const SSO_PATH: &str = "/demo-idp/sso";
+pub const POST_SCRIPT_PATH: &str = "/demo-idp/post.js";
 /// An AuthnRequest from our own SP is a few hundred bytes; anything larger is refused.
 const MAX_REQUEST_XML: u64 = 64 * 1024;
 
@@ -74,35 +74,17 @@ impl DemoIdp {
         )
     }
 
-    /// Routes `/demo-idp/…`.
-    pub fn handle(&self, req: &Request) -> (&'static str, Handled) {
-        if !req.client.is_loopback() {
-            return (
-                "/demo-idp/*",
-                Err(HttpError::new(
-                    Reason::Forbidden,
-                    "The demo identity provider answers only on this computer.",
-                )),
-            );
-        }
-        let get = matches!(req.method.as_str(), "GET" | "HEAD");
-        match (req.path.as_str(), get, req.method == "POST") {
-            (SSO_PATH, true, _) => (SSO_PATH, self.sign_in_page(req)),
-            (SSO_PATH, _, true) => (SSO_PATH, self.respond(req)),
-            (POST_SCRIPT_PATH, true, _) => (
-                POST_SCRIPT_PATH,
-                Ok(Response::new(
-                    200,
-                    "text/javascript; charset=utf-8",
-                    b"document.getElementById('saml-post').submit();\n".to_vec(),
-                )),
-            ),
-            _ => ("/demo-idp/(unmatched)", Err(HttpError::not_found())),
-        }
+    /// The script that submits the HTTP-POST binding's form (no inline scripts).
+    pub fn post_script(&self) -> Response {
+        Response::new(
+            200,
+            "text/javascript; charset=utf-8",
+            b"document.getElementById('saml-post').submit();\n".to_vec(),
+        )
     }
 
     /// HTTP-Redirect binding: decode the AuthnRequest and show who can sign in.
-    fn sign_in_page(&self, req: &Request) -> Handled {
+    pub(crate) fn sign_in_page(&self, req: &Request) -> Handled {
         let encoded = crate::http::query_param(&req.query, "SAMLRequest")?.unwrap_or_default();
         let relay = crate::http::query_param(&req.query, "RelayState")?.unwrap_or_default();
         let request = AuthnRequest::decode(&encoded)?;
@@ -116,7 +98,7 @@ impl DemoIdp {
             ))
         })?;
         users.sort_by_key(|u| !u.email.eq_ignore_ascii_case(&hint));
-        let page = crate::admin::pages::layout(
+        let page = crate::page::layout(
             "Demo identity provider",
             None,
             html! {
@@ -157,7 +139,7 @@ impl DemoIdp {
     }
 
     /// Signs a response for the chosen user and posts it to the ACS (HTTP-POST binding).
-    fn respond(&self, req: &Request) -> Handled {
+    pub(crate) fn respond(&self, req: &Request) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
         let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
         let acs = field("acs");
@@ -178,7 +160,7 @@ impl DemoIdp {
                 HttpError::internal()
             })?;
         let encoded = base64::engine::general_purpose::STANDARD.encode(signed.as_bytes());
-        let page = crate::admin::pages::layout(
+        let page = crate::page::layout(
             "Signing in",
             None,
             html! {

@@ -254,7 +254,7 @@ fn add_admin(app: &App) -> Result<(String, String), String> {
     Ok((admin_password, login_link))
 }
 
-/// The SCIM handler, called in-process with the demo's token.
+/// The SCIM API, called in-process (through the whole pipeline) with the demo's token.
 struct Scim<'a> {
     app: &'a App,
     token: &'a str,
@@ -273,7 +273,7 @@ impl Scim<'_> {
             body: serde_json::to_vec(&body).unwrap_or_default(),
             client: std::net::IpAddr::from([127, 0, 0, 1]),
         };
-        let (_, response) = self.app.scim.handle(&req);
+        let response = self.app.handle(&req);
         if !(200..300).contains(&response.status) {
             return Err(format!(
                 "SCIM {method} {path} answered {}: {}",

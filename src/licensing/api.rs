@@ -18,7 +18,8 @@ use crate::saml::acs::SignedIn;
 use crate::saml::identity::Resolved;
 use crate::saml::signing::LazySpKey;
 
-type Handled = Result<Response, HttpError>;
+use crate::pipeline::{Ctx, Handled};
+use crate::preauth::Admitted;
 
 const CONFIRM_COOKIE: &str = "sg_activate";
 
@@ -27,79 +28,35 @@ pub struct LicensingApi {
     pub config: LeaseConfig,
     pub public_url: String,
     pub sp_key: Arc<LazySpKey>,
-    pub pre_auth: Arc<crate::preauth::PreAuth>,
 }
 
 impl LicensingApi {
-    /// Routes the paths this module serves; `None` for any other path.
-    pub fn handle(&self, req: &Request) -> Option<(&'static str, Handled)> {
-        let (get, post) = (
-            matches!(req.method.as_str(), "GET" | "HEAD"),
-            req.method == "POST",
-        );
-        let now = now_unix();
-        Some(match req.path.as_str() {
-            "/.well-known/jwks.json" => (
-                "/.well-known/jwks.json",
-                method(get, "GET, HEAD", || {
-                    Ok(Response::json(200, &leases::jwks(&self.db, now)?)
-                        .with_header("Cache-Control", "max-age=300"))
-                }),
-            ),
-            "/api/v1/activations" => (
-                "/api/v1/activations",
-                method(post, "POST", || {
-                    let admitted = self.pre_auth.admit(req.client)?;
-                    activation::start(
-                        &self.db,
-                        &self.config,
-                        &self.public_url,
-                        &req.body,
-                        admitted,
-                        now,
-                    )
-                }),
-            ),
-            "/api/v1/activations/token" => (
-                "/api/v1/activations/token",
-                method(post, "POST", || activation::token(&self.db, &req.body, now)),
-            ),
-            "/api/v1/leases/renew" => (
-                "/api/v1/leases/renew",
-                method(post, "POST", || self.renew(req, now)),
-            ),
-            p if p.starts_with("/api/v1/leases/") => (
-                "/api/v1/leases/{id}",
-                method(req.method == "DELETE", "DELETE", || {
-                    self.deactivate(req, &p["/api/v1/leases/".len()..], now)
-                }),
-            ),
-            p if p.starts_with("/activate/") => {
-                let key = &p["/activate/".len()..];
-                if get {
-                    ("/activate/{key}", self.confirm_page(key, now))
-                } else if post {
-                    ("/activate/{key}", self.confirmed(req, key, now))
-                } else {
-                    (
-                        "/activate/{key}",
-                        method(false, "GET, HEAD, POST", || Err(HttpError::internal())),
-                    )
-                }
-            }
-            _ => return None,
-        })
+    /// `GET /.well-known/jwks.json`: the lease verification keys.
+    pub fn jwks(&self) -> Handled {
+        Ok(Response::json(200, &leases::jwks(&self.db, now_unix())?)
+            .with_header("Cache-Control", "max-age=300"))
     }
 
-    fn renew(&self, req: &Request, now: i64) -> Handled {
-        let body: serde_json::Value = serde_json::from_slice(&req.body).map_err(|_| {
-            HttpError::new(
-                Reason::BadRequest,
-                "The body must be {\"proof\": \"<JWS signed by the device key>\"}.",
-            )
-        })?;
-        let proof = body.get("proof").and_then(|p| p.as_str()).unwrap_or("");
-        let lease = leases::renew(&self.db, &self.config, &self.public_url, proof, now)?;
+    /// `POST /api/v1/activations`: a device asks to be activated.
+    pub fn start_activation(&self, req: &Request, admitted: Admitted) -> Handled {
+        activation::start(
+            &self.db,
+            &self.config,
+            &self.public_url,
+            &req.body,
+            admitted,
+            now_unix(),
+        )
+    }
+
+    /// `POST /api/v1/activations/token`: the device exchanges its code for a lease.
+    pub fn token(&self, req: &Request) -> Handled {
+        activation::token(&self.db, &req.body, now_unix())
+    }
+
+    /// `POST /api/v1/leases/renew` with the device's proof.
+    pub fn renew(&self, proof: &str) -> Handled {
+        let lease = leases::renew(&self.db, &self.config, &self.public_url, proof, now_unix())?;
         Ok(Response::json(
             200,
             &json!({
@@ -112,27 +69,21 @@ impl LicensingApi {
     }
 
     /// `DELETE /api/v1/leases/{id}` with `Authorization: Device <proof>`.
-    fn deactivate(&self, req: &Request, lease: &str, now: i64) -> Handled {
-        let proof = req
-            .header("authorization")
-            .and_then(|h| h.strip_prefix("Device "))
-            .ok_or_else(|| {
-                HttpError::new(
-                    Reason::Unauthorized,
-                    "Send the device's proof as 'Authorization: Device <JWS>'.",
-                )
-            })?;
-        let device = leases::deactivate_by_proof(&self.db, lease, proof.trim(), now)?;
+    pub fn deactivate(&self, lease: &str, proof: &str) -> Handled {
+        let now = now_unix();
+        let device = leases::deactivate_by_proof(&self.db, lease, proof, now)?;
         Ok(Response::json(
             200,
             &json!({"device_id": device, "status": "deactivated"}),
         ))
     }
 
-    fn confirm_page(&self, key: &str, now: i64) -> Handled {
+    /// `GET /activate/{key}`: the user confirms the device in the browser.
+    pub fn confirm_page(&self, key: &str) -> Handled {
+        let now = now_unix();
         let a = activation::pending_for_browser(&self.db, key, now)?;
         let csrf = new_secret_token();
-        let page = crate::admin::pages::activation_confirm(
+        let page = crate::end_user::activation_confirm(
             &a.device_name,
             &a.device_os,
             &a.user_code,
@@ -154,7 +105,8 @@ impl LicensingApi {
 
     /// The user confirmed the device: off to the IdP, with the sign-in bound to this
     /// browser and to this activation.
-    fn confirmed(&self, req: &Request, key: &str, now: i64) -> Handled {
+    pub fn confirmed(&self, req: &Request, key: &str, cx: &Ctx<'_>) -> Handled {
+        let now = now_unix();
         let a = activation::pending_for_browser(&self.db, key, now)?;
         let form = crate::http::parse_form(&req.body)?;
         let sent = form.get("csrf").map(String::as_str).unwrap_or("");
@@ -174,7 +126,7 @@ impl LicensingApi {
             crate::saml::login::Target::Email(&a.email),
             Purpose::Activation,
             None,
-            self.pre_auth.admit(req.client)?,
+            cx.admitted()?,
         )?;
         activation::bind_sign_in(&self.db, key, &started.request_id)?;
         Ok(redirect(&started.location).with_header("Set-Cookie", &started.set_cookie))
@@ -197,7 +149,7 @@ impl LicensingApi {
                 approved,
                 message,
             } => {
-                let page = crate::admin::pages::activation_result(&device, approved, &message);
+                let page = crate::end_user::activation_result(&device, approved, &message);
                 Ok(if approved {
                     html(page)
                 } else {
@@ -205,14 +157,5 @@ impl LicensingApi {
                 })
             }
         }
-    }
-}
-
-/// Runs `f` if the method fits, else 405 naming the methods that do (`allow`).
-fn method(ok: bool, allow: &'static str, f: impl FnOnce() -> Handled) -> Handled {
-    if ok {
-        f()
-    } else {
-        Err(HttpError::method_not_allowed(allow))
     }
 }

@@ -22,7 +22,7 @@ use rustls::{ServerConfig, ServerConnection};
 use super::head::{self, Parsed};
 use super::upstream::{self, Done, InnerResponse, Job, Submitted, Upstream};
 use crate::config::Limits;
-use crate::error::{HttpError, Reason, Surface};
+use crate::error::{HttpError, Reason};
 use crate::http::reason_phrase;
 use crate::metrics::{Metrics, Refusal};
 
@@ -950,7 +950,7 @@ fn serialize(r: &InnerResponse, keep_alive: bool) -> Vec<u8> {
 
 /// An error answer made at the gatekeeper, shaped for the path's surface.
 fn serialize_error(e: &HttpError, path: &str, keep_alive: bool) -> Vec<u8> {
-    let response = e.render(Surface::for_path(path));
+    let response = e.render(crate::routes::format_for(path));
     let inner = InnerResponse {
         status: response.status,
         headers: response.headers,

@@ -25,42 +25,6 @@ const HOP_BY_HOP: &[&str] = &[
     PROBE_HEADER,
 ];
 
-/// Route classes, each with its own body cap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteClass {
-    Scim,
-    Saml,
-    Api,
-    Admin,
-    Other,
-}
-
-impl RouteClass {
-    pub fn of(path: &str) -> RouteClass {
-        if path.starts_with("/scim/") {
-            RouteClass::Scim
-        } else if path.starts_with("/saml/") {
-            RouteClass::Saml
-        } else if path.starts_with("/api/") {
-            RouteClass::Api
-        } else if path.starts_with("/admin") || path.starts_with("/setup") {
-            RouteClass::Admin
-        } else {
-            RouteClass::Other
-        }
-    }
-
-    pub fn body_cap(self, limits: &Limits) -> usize {
-        match self {
-            RouteClass::Scim => limits.body_max_scim,
-            RouteClass::Saml => limits.body_max_saml,
-            RouteClass::Api => limits.body_max_api,
-            RouteClass::Admin => limits.body_max_admin,
-            RouteClass::Other => limits.body_max_other,
-        }
-    }
-}
-
 /// A vetted request head, ready to forward.
 #[derive(Debug)]
 pub struct Head {
@@ -126,7 +90,7 @@ pub fn parse(buf: &[u8], limits: &Limits, client: IpAddr) -> Parsed {
         Err(error) => return Parsed::Reject { error, path },
     };
     let body_len = framing.content_length.unwrap_or(0);
-    let cap = RouteClass::of(&path).body_cap(limits) as u64;
+    let cap = crate::routes::body_cap(method, &path, limits) as u64;
     if body_len > cap {
         return reject(
             Reason::PayloadTooLarge,

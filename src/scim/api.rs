@@ -1,5 +1,6 @@
-//! `/scim/v2` dispatch: bearer authentication, rate limiting, routing, the shared request
-//! and response helpers, and one request-log entry per request.
+//! The `/scim/v2` handlers (routed, authenticated and rate limited by the pipeline from
+//! `routes::ROUTES`), the shared request and response helpers, the per-token rate limit
+//! and one request-log entry per request.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,9 +11,9 @@ use super::reqlog::{self, Entry, RequestLog};
 use super::{discovery, groups, users};
 use crate::clock::now_unix;
 use crate::db::Db;
-use crate::db::tokens::{self, Scope};
-use crate::error::{HttpError, Reason, Surface};
+use crate::error::{HttpError, Reason};
 use crate::http::{Request, Response, percent_decode};
+use crate::pipeline::{Ctx, Handled};
 use crate::ratelimit::RateLimiter;
 
 pub const BASE_PATH: &str = "/scim/v2";
@@ -34,12 +35,13 @@ impl Scim {
         db: Arc<Db>,
         public_url: &str,
         config: &crate::config::ScimConfig,
+        clock: crate::clock::Clock,
     ) -> std::io::Result<Scim> {
         Ok(Scim {
             log: RequestLog::start(Arc::clone(&db), config.request_log_rows as i64)?,
             db,
             base_url: format!("{public_url}{BASE_PATH}"),
-            limiter: RateLimiter::new(f64::from(config.requests_per_second), config.burst),
+            limiter: RateLimiter::new(f64::from(config.requests_per_second), config.burst, clock),
         })
     }
 
@@ -53,41 +55,28 @@ impl Scim {
         self.log.close();
     }
 
-    /// Answers a request under `/scim/v2`. Returns the route pattern and the response.
-    pub fn handle(&self, req: &Request) -> (&'static str, Response) {
-        let started = Instant::now();
-        let rest = req.path.strip_prefix(BASE_PATH).unwrap_or("");
-        let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-        let route = route_name(&segments);
-        let mut token_id = None;
-        let result = self.authenticate(req).and_then(|token| {
-            token_id = Some(token.id);
-            self.limiter.check(token.id).map_err(|retry| {
-                HttpError::scim(
-                    Reason::TooManyRequests,
-                    "tooMany",
-                    "Too many requests; slow down and retry.",
-                )
-                .with_retry_after(retry)
-            })?;
-            let caller = Caller {
-                scim: self,
-                actor: format!("scim:{}", token.name),
-                scope: token.connection_id,
-            };
-            caller.dispatch(req, &segments)
-        });
-        let response = match &result {
-            Ok(r) => r.clone(),
-            Err(e) => {
-                let mut r = e.render(Surface::Scim);
-                if e.status == 401 {
-                    r = r.with_header("WWW-Authenticate", "Bearer realm=\"seatgate SCIM\"");
-                }
-                r
-            }
-        };
-        let (scim_type, detail) = match &result {
+    /// A SCIM token's request rate (the pipeline's limit for SCIM routes).
+    pub fn limit(&self, token_id: i64) -> Result<(), HttpError> {
+        self.limiter.check(token_id).map_err(|retry| {
+            HttpError::scim(
+                Reason::TooManyRequests,
+                "tooMany",
+                "Too many requests; slow down and retry.",
+            )
+            .with_retry_after(retry)
+        })
+    }
+
+    /// One request-log entry per SCIM request, refused ones included.
+    pub fn record(
+        &self,
+        req: &Request,
+        result: &Result<Response, HttpError>,
+        response: &Response,
+        token_id: Option<i64>,
+        started: Instant,
+    ) {
+        let (scim_type, detail) = match result {
             Ok(_) => (None, None),
             Err(e) => (
                 Some(e.effective_scim_type().to_string()),
@@ -106,28 +95,132 @@ impl Scim {
             request: reqlog::sanitize_body(&req.body),
             duration_us: started.elapsed().as_micros() as i64,
         });
-        (route, response)
     }
 
-    fn authenticate(&self, req: &Request) -> Result<tokens::Presented, HttpError> {
-        let unauthorized = || {
-            HttpError::new(
-                Reason::Unauthorized,
-                "Send a SCIM token from `seatgate scim-token create` as 'Authorization: Bearer <token>'.",
-            )
-        };
-        let presented = req
-            .bearer_token()
-            .filter(|t| !t.is_empty())
-            .ok_or_else(unauthorized)?;
-        let found = self
-            .db
-            .read(|tx| tokens::authenticate(tx, Scope::Scim, presented))?;
-        let token = found.ok_or_else(unauthorized)?;
-        if tokens::needs_touch(token.last_used_at) {
-            self.db.write(|tx| tokens::touch(tx, token.id))?;
-        }
-        Ok(token)
+    /// The caller behind a SCIM route's token.
+    fn caller<'a>(&'a self, cx: &Ctx<'_>) -> Result<Caller<'a>, HttpError> {
+        let token = cx.scim_token()?;
+        Ok(Caller {
+            scim: self,
+            actor: format!("scim:{}", token.name),
+            scope: token.connection_id.clone(),
+        })
+    }
+}
+
+/// The SCIM routes' handlers (`routes::ROUTES`): each reads its request and calls the
+/// resource's operation as the token's caller.
+impl Scim {
+    pub fn service_provider_config(&self) -> Handled {
+        Ok(scim_json(
+            200,
+            &discovery::service_provider_config(&self.base_url)?,
+        ))
+    }
+
+    pub fn resource_types(&self) -> Handled {
+        Ok(scim_json(200, &discovery::resource_types(&self.base_url)?))
+    }
+
+    pub fn resource_type(&self, name: &str) -> Handled {
+        Ok(scim_json(
+            200,
+            &discovery::resource_type(&self.base_url, name)?,
+        ))
+    }
+
+    pub fn schemas(&self) -> Handled {
+        Ok(scim_json(200, &discovery::schemas(&self.base_url)?))
+    }
+
+    pub fn schema(&self, id: &str) -> Handled {
+        Ok(scim_json(200, &discovery::schema(&self.base_url, id)?))
+    }
+
+    pub fn list_users(&self, cx: &Ctx<'_>) -> Handled {
+        users::list(&self.caller(cx)?, &ListQuery::from_query(&cx.req.query)?)
+    }
+
+    pub fn create_user(&self, cx: &Ctx<'_>) -> Handled {
+        users::create(&self.caller(cx)?, read_json(cx.req)?)
+    }
+
+    pub fn search_users(&self, cx: &Ctx<'_>) -> Handled {
+        users::list(
+            &self.caller(cx)?,
+            &ListQuery::from_search(&read_json(cx.req)?)?,
+        )
+    }
+
+    pub fn get_user(&self, cx: &Ctx<'_>) -> Handled {
+        users::get(
+            &self.caller(cx)?,
+            cx.param("id"),
+            &ListQuery::from_query(&cx.req.query)?,
+        )
+    }
+
+    pub fn replace_user(&self, cx: &Ctx<'_>) -> Handled {
+        let body = read_json(cx.req)?;
+        users::replace(&self.caller(cx)?, cx.param("id"), if_match(cx.req), body)
+    }
+
+    pub fn patch_user(&self, cx: &Ctx<'_>) -> Handled {
+        let body = read_json(cx.req)?;
+        users::patch(&self.caller(cx)?, cx.param("id"), if_match(cx.req), body)
+    }
+
+    pub fn delete_user(&self, cx: &Ctx<'_>) -> Handled {
+        users::delete(&self.caller(cx)?, cx.param("id"), if_match(cx.req))
+    }
+
+    pub fn list_groups(&self, cx: &Ctx<'_>) -> Handled {
+        groups::list(&self.caller(cx)?, &ListQuery::from_query(&cx.req.query)?)
+    }
+
+    pub fn create_group(&self, cx: &Ctx<'_>) -> Handled {
+        groups::create(&self.caller(cx)?, read_json(cx.req)?)
+    }
+
+    pub fn search_groups(&self, cx: &Ctx<'_>) -> Handled {
+        groups::list(
+            &self.caller(cx)?,
+            &ListQuery::from_search(&read_json(cx.req)?)?,
+        )
+    }
+
+    pub fn get_group(&self, cx: &Ctx<'_>) -> Handled {
+        groups::get(
+            &self.caller(cx)?,
+            cx.param("id"),
+            &ListQuery::from_query(&cx.req.query)?,
+        )
+    }
+
+    pub fn replace_group(&self, cx: &Ctx<'_>) -> Handled {
+        let body = read_json(cx.req)?;
+        groups::replace(&self.caller(cx)?, cx.param("id"), if_match(cx.req), body)
+    }
+
+    pub fn patch_group(&self, cx: &Ctx<'_>) -> Handled {
+        let body = read_json(cx.req)?;
+        let q = ListQuery::from_query(&cx.req.query)?;
+        groups::patch(
+            &self.caller(cx)?,
+            cx.param("id"),
+            if_match(cx.req),
+            body,
+            &q,
+        )
+    }
+
+    pub fn delete_group(&self, cx: &Ctx<'_>) -> Handled {
+        groups::delete(&self.caller(cx)?, cx.param("id"), if_match(cx.req))
+    }
+
+    pub fn search_all(&self, cx: &Ctx<'_>) -> Handled {
+        let q = ListQuery::from_search(&read_json(cx.req)?)?;
+        discovery::search_all(&self.caller(cx)?, &q)
     }
 }
 
@@ -187,104 +280,6 @@ impl Caller<'_> {
             crate::licensing::reconcile::after_directory_change(tx, mark, &self.actor, now_unix())?;
             Ok(value)
         })
-    }
-
-    fn dispatch(&self, req: &Request, segments: &[&str]) -> Result<Response, HttpError> {
-        let m = req.method.as_str();
-        match (m, segments) {
-            (_, ["ServiceProviderConfig"]) => {
-                read_only(m, || discovery::service_provider_config(&self.base_url))
-            }
-            (_, ["ResourceTypes"]) => read_only(m, || discovery::resource_types(&self.base_url)),
-            (_, ["ResourceTypes", name]) => {
-                read_only(m, || discovery::resource_type(&self.base_url, name))
-            }
-            (_, ["Schemas"]) => read_only(m, || discovery::schemas(&self.base_url)),
-            (_, ["Schemas", id]) => read_only(m, || discovery::schema(&self.base_url, id)),
-            ("GET" | "HEAD", ["Users"]) => users::list(self, &ListQuery::from_query(&req.query)?),
-            ("POST", ["Users"]) => users::create(self, read_json(req)?),
-            ("POST", ["Users", ".search"]) => {
-                users::list(self, &ListQuery::from_search(&read_json(req)?)?)
-            }
-            ("GET" | "HEAD", ["Users", id]) => {
-                users::get(self, id, &ListQuery::from_query(&req.query)?)
-            }
-            ("PUT", ["Users", id]) => users::replace(self, id, if_match(req), read_json(req)?),
-            ("PATCH", ["Users", id]) => users::patch(self, id, if_match(req), read_json(req)?),
-            ("DELETE", ["Users", id]) => users::delete(self, id, if_match(req)),
-            ("GET" | "HEAD", ["Groups"]) => groups::list(self, &ListQuery::from_query(&req.query)?),
-            ("POST", ["Groups"]) => groups::create(self, read_json(req)?),
-            ("POST", ["Groups", ".search"]) => {
-                groups::list(self, &ListQuery::from_search(&read_json(req)?)?)
-            }
-            ("GET" | "HEAD", ["Groups", id]) => {
-                groups::get(self, id, &ListQuery::from_query(&req.query)?)
-            }
-            ("PUT", ["Groups", id]) => groups::replace(self, id, if_match(req), read_json(req)?),
-            ("PATCH", ["Groups", id]) => groups::patch(
-                self,
-                id,
-                if_match(req),
-                read_json(req)?,
-                &ListQuery::from_query(&req.query)?,
-            ),
-            ("DELETE", ["Groups", id]) => groups::delete(self, id, if_match(req)),
-            ("POST", [".search"]) => {
-                let q = ListQuery::from_search(&read_json(req)?)?;
-                discovery::search_all(self, &q)
-            }
-            ("POST", ["Bulk"]) => Err(HttpError::scim(
-                Reason::UnsupportedFeature,
-                "invalidSyntax",
-                "Bulk operations are not supported (see /ServiceProviderConfig).",
-            )),
-            (_, ["Users" | "Groups"]) => Err(method_not_allowed("GET, HEAD, POST")),
-            (_, ["Users" | "Groups", ".search"] | [".search"] | ["Bulk"]) => {
-                Err(method_not_allowed("POST"))
-            }
-            (_, ["Users" | "Groups", _]) => {
-                Err(method_not_allowed("GET, HEAD, PUT, PATCH, DELETE"))
-            }
-            _ => Err(HttpError::scim(
-                Reason::NotFound,
-                "invalidPath",
-                "There is no SCIM resource at this address.",
-            )),
-        }
-    }
-}
-
-fn route_name(segments: &[&str]) -> &'static str {
-    match segments {
-        ["Users"] => "/scim/v2/Users",
-        ["Users", ".search"] => "/scim/v2/Users/.search",
-        ["Users", _] => "/scim/v2/Users/{id}",
-        ["Groups"] => "/scim/v2/Groups",
-        ["Groups", ".search"] => "/scim/v2/Groups/.search",
-        ["Groups", _] => "/scim/v2/Groups/{id}",
-        ["ServiceProviderConfig"] => "/scim/v2/ServiceProviderConfig",
-        ["ResourceTypes", ..] => "/scim/v2/ResourceTypes",
-        ["Schemas", ..] => "/scim/v2/Schemas",
-        [".search"] => "/scim/v2/.search",
-        _ => "/scim/v2/(unmatched)",
-    }
-}
-
-fn method_not_allowed(allow: &'static str) -> HttpError {
-    HttpError {
-        message: "This SCIM address does not accept that method.".into(),
-        ..HttpError::method_not_allowed(allow)
-    }
-}
-
-fn read_only(
-    method: &str,
-    f: impl FnOnce() -> Result<Value, HttpError>,
-) -> Result<Response, HttpError> {
-    if matches!(method, "GET" | "HEAD") {
-        Ok(scim_json(200, &f()?))
-    } else {
-        Err(method_not_allowed("GET, HEAD"))
     }
 }
 

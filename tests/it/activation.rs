@@ -168,6 +168,7 @@ fn setup(config: &str) -> (TestServer, PyIdp, String, String) {
 }
 
 #[test]
+#[ignore = "needs Python with pysaml2 and PyJWT (scripts/test-venv); scripts/test runs it"]
 fn a_mac_activates_with_sso_renews_and_loses_its_lease_when_deprovisioned() {
     let (s, idp, ryan, kim) = setup("[lease]\npoll_interval_secs = 1\n");
     let base = format!("https://127.0.0.1:{}", s.addr.port());
@@ -404,6 +405,7 @@ fn foreign_proof(device: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs Python with pysaml2 and PyJWT (scripts/test-venv); scripts/test runs it"]
 fn stolen_replayed_and_over_limit_activations_are_refused() {
     let (s, idp, _ryan, _kim) = setup("[lease]\npoll_interval_secs = 1\ndevice_limit = 1\n");
     let base = format!("https://127.0.0.1:{}", s.addr.port());
@@ -553,6 +555,7 @@ fn stolen_replayed_and_over_limit_activations_are_refused() {
 }
 
 #[test]
+#[ignore = "needs Python with pysaml2 and PyJWT (scripts/test-venv); scripts/test runs it"]
 fn loopback_clients_get_a_code_exchanged_with_pkce_and_key_rotation_keeps_leases_valid() {
     let (s, idp, _ryan, _kim) = setup("");
     let (_, public) = seatgate::crypto::ed25519_generate().expect("key");
@@ -658,6 +661,7 @@ fn loopback_clients_get_a_code_exchanged_with_pkce_and_key_rotation_keeps_leases
 }
 
 #[test]
+#[ignore = "needs Python with pysaml2 and PyJWT (scripts/test-venv); scripts/test runs it"]
 fn admins_deactivate_devices_and_silent_devices_are_released() {
     // The server keeps the default release window so its housekeeping cannot race the
     // activations below; the CLI run at the end is given a 2 s window.
@@ -697,7 +701,8 @@ fn admins_deactivate_devices_and_silent_devices_are_released() {
     let (ok, out) = run_client(devices[1].path(), &["renew"]);
     assert!(ok, "{out}");
 
-    // Silent for longer than release_silent_after (2 s here): released.
+    // Silent for longer than release_silent_after (2 s here): released. The silence is
+    // what is tested, and the binary reads the system clock.
     std::thread::sleep(std::time::Duration::from_millis(3100));
     let (code, out, _) = s.cli_env(
         &["device", "release-silent"],
@@ -730,6 +735,7 @@ fn admins_deactivate_devices_and_silent_devices_are_released() {
 /// carried its headers. `redirect_uri` is now parsed and held to RFC 8252 §7.3, and the
 /// `Location` that brings the code back is built by a URL serializer.
 #[test]
+#[ignore = "needs Python with pysaml2 and PyJWT (scripts/test-venv); scripts/test runs it"]
 fn item3_redirect_uri_header_injection_refused() {
     let (s, idp, _ryan, _kim) = setup("");
     let (_, public) = seatgate::crypto::ed25519_generate().expect("key");

@@ -187,6 +187,7 @@ fn item4_oversized_emails_and_device_fields_are_refused_and_nothing_stored() {
 }
 
 #[test]
+#[ignore = "needs the xmlsec1 CLI; scripts/test runs it"]
 fn item4_control_characters_from_clients_do_not_forge_log_lines() {
     let s = server().start();
     let form = login_form(&s);
@@ -329,7 +330,12 @@ fn item6_outstanding_activations_and_requests_are_capped_oldest_first() {
     for i in 0..30 {
         if i == 15 {
             // Activations are ordered to the second: the second half starts a second later.
-            std::thread::sleep(std::time::Duration::from_millis(1100));
+            let second = seatgate::clock::now_unix();
+            crate::support::wait_until(
+                std::time::Duration::from_secs(2),
+                "the next second",
+                || seatgate::clock::now_unix() > second,
+            );
         }
         let r = s.request(
             "POST",

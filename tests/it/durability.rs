@@ -197,6 +197,7 @@ fn item2_wal_stays_bounded_under_sustained_writes() {
         let sampler = scope.spawn(|| {
             while !stop.load(Ordering::Relaxed) {
                 largest.fetch_max(wal_len(&s), Ordering::Relaxed);
+                // The sampling rate, not a wait.
                 std::thread::sleep(Duration::from_millis(2));
             }
         });

@@ -4,7 +4,7 @@
 
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -59,15 +59,10 @@ fn damage_mid_file_pages(db: &Path, count: u64) {
 /// `/readyz` once the check at start has finished (a large database is checked while
 /// the server already serves).
 fn readiness_after_the_start_check(s: &TestServer) -> HttpResponse {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = s.get("/readyz");
-        if r.status != 503 || r.json()["reason"] != "DATABASE_CHECKING" {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "{}", s.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let checked = |r: &HttpResponse| r.status != 503 || r.json()["reason"] != "DATABASE_CHECKING";
+    let done = crate::support::poll_until(Duration::from_secs(30), || checked(&s.get("/readyz")));
+    assert!(done, "{}", s.log());
+    s.get("/readyz")
 }
 
 fn assert_scim_503(r: &HttpResponse, what: &str) {
@@ -281,11 +276,10 @@ fn item5_full_disk_is_503_with_retry_after_and_recovers_without_restart() {
     // Space freed: ready again without a restart (a background write succeeding, or the
     // next free-space measurement, ends the state), and writes succeed.
     std::fs::remove_file(&filler).expect("free space");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while s.get("/readyz").status != 200 || metric(&s, "seatgate_disk_free_low") != Some(0.0) {
-        assert!(Instant::now() < deadline, "{}", s.log());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let ready = crate::support::poll_until(Duration::from_secs(30), || {
+        s.get("/readyz").status == 200 && metric(&s, "seatgate_disk_free_low") == Some(0.0)
+    });
+    assert!(ready, "{}", s.log());
     assert_eq!(
         scim.post("/Users", user("after@contoso.com", 10)).status,
         201
@@ -311,9 +305,7 @@ fn item5_full_disk_is_503_with_retry_after_and_recovers_without_restart() {
     assert_eq!(ready.status, 503, "{}", ready.text());
     assert_eq!(ready.json()["reason"], "DISK_FULL", "{}", ready.text());
     std::fs::remove_file(&filler).expect("free space");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while s.get("/readyz").status != 200 {
-        assert!(Instant::now() < deadline, "{}", s.log());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let ready =
+        crate::support::poll_until(Duration::from_secs(30), || s.get("/readyz").status == 200);
+    assert!(ready, "{}", s.log());
 }

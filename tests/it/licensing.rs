@@ -378,14 +378,11 @@ fn a_sublicense_expiring_while_running_moves_its_users_to_the_primary_pool() {
         &s,
         &format!("UPDATE sublicenses SET expires_at = unixepoch() + 1 WHERE id = '{contractors}'"),
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while seat(&s, &ann).is_some_and(|(_, pool)| pool != "primary") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the expiry was never applied"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    crate::support::wait_until(
+        std::time::Duration::from_secs(15),
+        "the expiry to be applied",
+        || seat(&s, &ann).is_none_or(|(_, pool)| pool == "primary"),
+    );
     for u in [&ann, &bob, &cat] {
         assert_eq!(seat(&s, u), Some(("assigned".into(), "primary".into())));
     }

@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::{assert_still_serving, run_cli, server};
+use crate::support::{assert_still_serving, poll_until, run_cli, server};
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777
@@ -104,7 +104,12 @@ fn first_run_initializes_a_private_data_dir_and_a_second_run_reuses_it() {
         link,
         "link reused"
     );
-    assert!(again.log().contains("setup link in"), "{}", again.log());
+    // Logged just after `listening on`, which start() returns at.
+    assert!(
+        again.wait_for_log("setup link in", Duration::from_secs(5)),
+        "{}",
+        again.log()
+    );
     assert!(
         !again.log().contains(&token),
         "the token is printed only once"
@@ -142,6 +147,8 @@ fn sigterm_finishes_the_request_in_flight_checkpoints_and_exits_zero() {
     use std::io::Write;
     c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
         .expect("send");
+    // Nothing to poll for: the half request must reach the server before the signal, and
+    // the server must still be waiting for the rest a while after it.
     std::thread::sleep(Duration::from_millis(200));
     s.signal(libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));
@@ -525,14 +532,15 @@ fn scheduled_backups_run_and_keep_only_the_newest() {
         .env("SEATGATE_BACKUP_INTERVAL", "1s")
         .env("SEATGATE_BACKUP_RETAIN", "2")
         .start();
-    std::thread::sleep(Duration::from_millis(5500));
+    let written = || s.log().matches("scheduled backup written").count();
+    let _ = poll_until(Duration::from_secs(15), || written() >= 3);
     let backups: Vec<_> = std::fs::read_dir(s.data_dir.join("backups"))
         .expect("backups dir")
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("seatgate-"))
         .collect();
     assert_eq!(backups.len(), 2, "retention keeps 2; log:\n{}", s.log());
-    assert!(s.log().matches("scheduled backup written").count() >= 3);
+    assert!(written() >= 3);
 }
 
 #[test]
@@ -602,6 +610,7 @@ fn item7_sigterm_answers_pipelined_requests_on_kept_alive_connections() {
     assert_eq!(first.header("connection"), Some("keep-alive"));
     c.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\n")
         .expect("half a head");
+    // Nothing to poll for: the half head must reach the server before the signal.
     std::thread::sleep(Duration::from_millis(200));
     s.signal(libc::SIGTERM);
     assert!(s.wait_for_log("shutting down", Duration::from_secs(5)));

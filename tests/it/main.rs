@@ -1,6 +1,9 @@
 //! Integration tests: the real binary, a real data directory, real sockets.
 //! One test binary (faster to build and link than one per file).
 
+#[path = "../kit/mod.rs"]
+mod kit;
+
 mod activation;
 mod admin;
 mod backup_keys;
@@ -16,6 +19,7 @@ mod ops;
 mod portal;
 mod public_url;
 mod pysaml2;
+mod routes;
 mod saml;
 mod saml_options;
 mod scim;

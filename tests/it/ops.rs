@@ -187,6 +187,7 @@ fn the_startup_banner_is_logged_even_at_warn_level() {
         s.log()
     );
     s.get("/healthz");
+    // An absence cannot be polled for: give the request line the time it would take.
     std::thread::sleep(Duration::from_millis(200));
     assert!(
         !s.log().contains("seatgate::access"),

@@ -10,7 +10,7 @@ use crate::support::{HttpResponse, TestServer, server};
 const SESSION: &str = "__Host-sg_admin";
 
 /// A signed-in portal session (break-glass admin through a one-time link).
-fn session(s: &TestServer) -> String {
+pub(crate) fn session(s: &TestServer) -> String {
     let (code, _, err) = s.cli(&["admin", "set-password", "--username", "root", "--generate"]);
     assert_eq!(code, 0, "{err}");
     let (code, link, err) = s.cli(&["admin", "login-link", "--username", "root"]);
@@ -433,14 +433,12 @@ fn idp_setup_shows_the_values_then_creates_the_connection_and_a_scim_token_once(
     );
     assert_eq!(r.status, 200, "the token works");
     // The SCIM request log is written in the background.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let list = loop {
-        let list = get(&s, "/admin/idp", &cookie).text();
-        if list.contains("GET /scim/v2/Users") || std::time::Instant::now() > deadline {
-            break list;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let _ = crate::support::poll_until(std::time::Duration::from_secs(10), || {
+        get(&s, "/admin/idp", &cookie)
+            .text()
+            .contains("GET /scim/v2/Users")
+    });
+    let list = get(&s, "/admin/idp", &cookie).text();
     assert!(!list.contains(&token), "shown once");
     assert!(
         list.contains("GET /scim/v2/Users"),

@@ -2,6 +2,8 @@
 
 use base64::Engine;
 
+use crate::kit::saml::metadata;
+pub(crate) use crate::kit::saml::{TestIdp, inflate_request, rsa_key_and_certificate};
 use crate::support::{run_cli, server};
 
 fn cert_b64(cn: &str) -> String {
@@ -11,12 +13,6 @@ fn cert_b64(cn: &str) -> String {
         .push(rcgen::DnType::CommonName, cn);
     let key = rcgen::KeyPair::generate().expect("key");
     base64::engine::general_purpose::STANDARD.encode(params.self_signed(&key).expect("cert").der())
-}
-
-fn metadata(entity_id: &str, key_use: &str, cert: &str) -> String {
-    format!(
-        r#"<?xml version="1.0"?><md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{entity_id}"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="{key_use}"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://login.microsoftonline.com/t/saml2"/></md:IDPSSODescriptor></md:EntityDescriptor>"#
-    )
 }
 
 #[test]
@@ -175,24 +171,6 @@ fn idp_add_refuses_metadata_without_a_signing_certificate_and_urls() {
     );
 }
 
-pub(crate) fn inflate_request(location: &str) -> String {
-    use std::io::Read;
-    let query = location.split_once('?').map(|(_, q)| q).expect("query");
-    let value = query
-        .split('&')
-        .find_map(|p| p.strip_prefix("SAMLRequest="))
-        .expect("SAMLRequest");
-    let b64 = seatgate::http::percent_decode(value).expect("decoded");
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .expect("base64");
-    let mut xml = String::new();
-    flate2::read::DeflateDecoder::new(&raw[..])
-        .read_to_string(&mut xml)
-        .expect("inflate");
-    xml
-}
-
 #[test]
 fn sp_initiated_login_redirects_with_a_bound_single_use_request() {
     let s = server().start();
@@ -305,84 +283,6 @@ fn sp_initiated_login_redirects_with_a_bound_single_use_request() {
     assert_eq!(s.get("/saml/login/nope").status, 404);
 }
 
-/// Writes `key.pem` and `cert.pem` (RSA-2048, self-signed, 2 days) into `dir` with openssl.
-pub(crate) fn rsa_key_and_certificate(dir: &std::path::Path, cn: &str) {
-    let status = std::process::Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-        ])
-        .arg(format!("/CN={cn}"))
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl");
-    assert!(status.success());
-}
-
-/// A test IdP that signs like real ones: an RSA key from `openssl`, signatures made by the
-/// `xmlsec1` CLI (independent of the server's samael), SHA-256, assertion-only.
-pub(crate) struct TestIdp {
-    dir: tempfile::TempDir,
-    entity_id: String,
-}
-
-impl TestIdp {
-    pub(crate) fn new(entity_id: &str) -> TestIdp {
-        let dir = tempfile::tempdir().expect("tmp");
-        rsa_key_and_certificate(dir.path(), "test-idp");
-        TestIdp {
-            dir,
-            entity_id: entity_id.into(),
-        }
-    }
-
-    fn cert_b64(&self) -> String {
-        let pem = std::fs::read_to_string(self.dir.path().join("cert.pem")).expect("cert");
-        pem.lines().filter(|l| !l.starts_with("-----")).collect()
-    }
-
-    pub(crate) fn metadata(&self) -> String {
-        metadata(&self.entity_id, "signing", &self.cert_b64())
-    }
-
-    /// Signs the assertion of `xml` (which carries a signature template).
-    pub(crate) fn sign(&self, xml: &str) -> String {
-        let input = self
-            .dir
-            .path()
-            .join(format!("in-{}.xml", seatgate::crypto::random_hex(4)));
-        let output = input.with_extension("signed.xml");
-        std::fs::write(&input, xml).expect("write");
-        let key = format!(
-            "{},{}",
-            self.dir.path().join("key.pem").display(),
-            self.dir.path().join("cert.pem").display()
-        );
-        let out = std::process::Command::new("xmlsec1")
-            .args([
-                "--sign",
-                "--privkey-pem",
-                &key,
-                "--id-attr:ID",
-                "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
-                "--output",
-            ])
-            .arg(&output)
-            .arg(&input)
-            .output()
-            .expect("xmlsec1");
-        assert!(
-            out.status.success(),
-            "xmlsec1: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::read_to_string(output).expect("signed")
-    }
-}
-
 /// The knobs of a minted response; `Mint::valid` is what a well-behaved IdP sends.
 #[derive(Clone)]
 pub(crate) struct Mint {
@@ -482,22 +382,7 @@ fn begin_at(s: &crate::support::TestServer, connection: &str) -> (String, String
 /// Starts a sign-in at `path` (any address that redirects to the IdP); returns (request
 /// id, relay state, binding cookie "sg_saml=…").
 pub(crate) fn begin_with(s: &crate::support::TestServer, path: &str) -> (String, String, String) {
-    let r = s.get(path);
-    assert!(matches!(r.status, 302 | 303), "{}", r.text());
-    let location = r.header("location").expect("Location");
-    let xml = inflate_request(location);
-    let doc = roxmltree::Document::parse(&xml).expect("xml");
-    let id = doc.root_element().attribute("ID").expect("id").to_string();
-    let relay = location
-        .split('&')
-        .find_map(|p| p.strip_prefix("RelayState="))
-        .expect("relay")
-        .to_string();
-    (
-        id,
-        relay,
-        r.set_cookie("__Secure-sg_saml").expect("binding cookie"),
-    )
+    crate::kit::saml::started(&s.get(path))
 }
 
 fn post_acs(
@@ -516,11 +401,7 @@ pub(crate) fn post_acs_at(
     relay: &str,
     cookie: Option<&str>,
 ) -> crate::support::HttpResponse {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(signed_xml.as_bytes());
-    let body = format!(
-        "SAMLResponse={}&RelayState={relay}",
-        seatgate::http::percent_encode(&b64)
-    );
+    let body = crate::kit::saml::acs_form(signed_xml, relay);
     let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
     if let Some(c) = cookie {
         headers.push(("Cookie", c));
@@ -534,6 +415,7 @@ pub(crate) fn post_acs_at(
 }
 
 #[test]
+#[ignore = "needs the xmlsec1 CLI; scripts/test runs it"]
 fn acs_accepts_a_valid_signed_response_once_and_refuses_every_forgery() {
     let s = server().start();
     let idp = TestIdp::new("http://www.okta.com/exk1");
@@ -730,32 +612,7 @@ pub(crate) fn connect(
     domain: &str,
     metadata_xml: &str,
 ) -> String {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let file = tmp.path().join("md.xml");
-    std::fs::write(&file, metadata_xml).expect("write");
-    let dir = s.data_dir.to_str().expect("utf8");
-    let (code, out, err) = run_cli(
-        &[
-            "--data-dir",
-            dir,
-            "idp",
-            "add",
-            "--name",
-            name,
-            "--metadata",
-            file.to_str().expect("utf8"),
-            "--domain",
-            domain,
-            "--preset",
-            preset,
-        ],
-        &[],
-    );
-    assert_eq!(code, 0, "{err}");
-    out.split_whitespace()
-        .nth(2)
-        .expect("connection id")
-        .to_string()
+    crate::kit::saml::connect(&s.data_dir, name, preset, domain, metadata_xml)
 }
 
 /// Signs in through `connection` with the response `shape` gives; returns the page.
@@ -775,6 +632,7 @@ pub(crate) fn sign_in(
 }
 
 #[test]
+#[ignore = "needs the xmlsec1 CLI; scripts/test runs it"]
 fn each_presets_response_shape_signs_in() {
     let s = server().start();
 
@@ -878,6 +736,7 @@ fn each_presets_response_shape_signs_in() {
 }
 
 #[test]
+#[ignore = "needs the xmlsec1 CLI; scripts/test runs it"]
 fn hostile_responses_are_refused_without_side_effects() {
     let s = server().start();
     let idp = TestIdp::new("http://www.okta.com/exk1");
@@ -904,6 +763,7 @@ fn hostile_responses_are_refused_without_side_effects() {
         1,
     );
     refused(post_acs(&s, &ssrf, &relay, Some(&cookie)), "http reference");
+    // An absence cannot be polled for: give a fetch the time it would take.
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(
         listener.accept().is_err(),
@@ -964,6 +824,7 @@ fn hostile_responses_are_refused_without_side_effects() {
 }
 
 #[test]
+#[ignore = "needs the xmlsec1 CLI; scripts/test runs it"]
 fn a_sign_in_is_matched_to_the_scim_directory() {
     let s = server().start();
     let entra = TestIdp::new("https://sts.windows.net/72f988bf/");
@@ -1019,6 +880,7 @@ fn a_sign_in_is_matched_to_the_scim_directory() {
 }
 
 #[test]
+#[ignore = "needs the xmlsec1 CLI; scripts/test runs it"]
 fn google_sign_ins_create_users_and_keep_their_groups_in_step() {
     let s = server().start();
     let google = TestIdp::new("https://accounts.google.com/o/saml2?idpid=C01abc");
@@ -1113,6 +975,7 @@ fn google_sign_ins_create_users_and_keep_their_groups_in_step() {
 /// of sign-in starts) are sent with the portal's Content-Security-Policy, and need no
 /// inline style that it would block.
 #[test]
+#[ignore = "needs the xmlsec1 CLI; scripts/test runs it"]
 fn item9_5_saml_test_sign_in_and_error_pages_carry_the_portal_csp() {
     let s = server().start();
     let idp = TestIdp::new("http://www.okta.com/exk1");

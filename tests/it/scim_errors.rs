@@ -99,11 +99,19 @@ fn item9_2_every_scim_error_status_carries_a_scim_type() {
 
     // The request log keeps the type the client saw (the gatekeeper's refusals never
     // reach the application, so they are not in it).
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let logged = db_query(
-        &s,
-        "SELECT status, coalesce(scim_type, '-') FROM scim_requests WHERE status >= 400 ORDER BY id",
-    );
+    let failures = || {
+        db_query(
+            &s,
+            "SELECT status, coalesce(scim_type, '-') FROM scim_requests WHERE status >= 400 ORDER BY id",
+        )
+    };
+    // Written in the background: wait for the last request above.
+    let _ = crate::support::poll_until(std::time::Duration::from_secs(5), || {
+        failures()
+            .iter()
+            .any(|r| r[0] == "400" && r[1] == "invalidSyntax")
+    });
+    let logged = failures();
     let logged: Vec<(String, String)> = logged
         .into_iter()
         .map(|r| (r[0].clone(), r[1].clone()))

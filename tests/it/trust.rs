@@ -471,6 +471,7 @@ fn tampered_sign_in(
 }
 
 #[test]
+#[ignore = "needs the xmlsec1 CLI; scripts/test runs it"]
 fn item8_the_unsigned_wrapper_must_say_success_and_name_the_connections_issuer() {
     let o = TwoOrgs::new();
     let ok = tampered_sign_in(&o, |_| {}, |x| x);
@@ -534,6 +535,7 @@ fn item8_the_unsigned_wrapper_must_say_success_and_name_the_connections_issuer()
 }
 
 #[test]
+#[ignore = "needs the xmlsec1 CLI; scripts/test runs it"]
 fn item8_an_assertion_answering_a_request_is_never_accepted_unsolicited() {
     let o = TwoOrgs::new();
     o.provision_boss();
@@ -666,6 +668,7 @@ fn seats_for(o: &TwoOrgs, group: &str, connection: &str) {
 }
 
 #[test]
+#[ignore = "needs the xmlsec1 CLI; scripts/test runs it"]
 fn item1_an_activation_for_one_connections_user_never_leases_another_connections_user() {
     let o = TwoOrgs::new();
     o.provision_boss();
@@ -689,6 +692,7 @@ fn item1_an_activation_for_one_connections_user_never_leases_another_connections
 }
 
 #[test]
+#[ignore = "needs the xmlsec1 CLI; scripts/test runs it"]
 fn item1_a_device_revoked_before_the_poll_never_gets_its_lease() {
     let o = TwoOrgs::new();
     o.provision_boss();

@@ -1,0 +1,90 @@
+//! The frame every HTML page shares (admin portal, first-run setup, end-user pages, error
+//! pages): the layout, the stylesheet, and the banners that must show on every page (the
+//! database's health, a request at the wrong address, the demo). Rendered with maud,
+//! which escapes every value it interpolates; no JavaScript.
+
+use maud::{DOCTYPE, Markup, html};
+
+use crate::db::admin::Session;
+
+pub const STYLESHEET_PATH: &str = "/admin/assets/portal.css";
+pub const STYLESHEET: &str = include_str!("admin/portal.css");
+
+/// The frame of every page: title, header, and (when signed in) the session bar.
+pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · seatgate" }
+                link rel="stylesheet" href=(STYLESHEET_PATH);
+            }
+            body {
+                (health_banner())
+                @if let Some(text) = ADDRESS_BANNER.with(|b| b.borrow().clone()) {
+                    div.health-banner role="alert" { strong { "Wrong address" } " · " (text) }
+                }
+                @if crate::demo::is_running() {
+                    div.demo-banner role="note" {
+                        strong { "DEMO" } " · sample organization and a built-in test identity provider; nothing here is real, and it is deleted when the demo stops."
+                    }
+                }
+                header {
+                    a.brand href="/admin" { "seatgate" }
+                    @if let Some(s) = session {
+                        nav {
+                            a href="/admin" { "Overview" }
+                            a href="/admin/users" { "Users" }
+                            a href="/admin/licenses" { "Licenses" }
+                            a href="/admin/idp" { "Identity providers" }
+                            a href="/admin/audit" { "Audit log" }
+                        }
+                        form.session method="post" action="/admin/logout" {
+                            span { "Signed in as " strong { (s.display_name) } }
+                            input type="hidden" name="csrf" value=(s.csrf_token);
+                            button type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+    .into_string()
+}
+
+thread_local! {
+    /// The address mismatch of the request this app thread is answering (see
+    /// [`with_address_banner`]): set around a request, so that every page's layout shows it
+    /// without each of the many renderers taking the request.
+    static ADDRESS_BANNER: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `render` with the banner of `mismatch` (if any) on every page it lays out.
+pub fn with_address_banner<T>(
+    mismatch: Option<&crate::public_url::Mismatch>,
+    render: impl FnOnce() -> T,
+) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        // Also on a panic: the next request on this thread must not inherit the banner.
+        fn drop(&mut self) {
+            ADDRESS_BANNER.with(|b| b.borrow_mut().take());
+        }
+    }
+    ADDRESS_BANNER.with(|b| *b.borrow_mut() = mismatch.map(|m| m.advice()));
+    let _reset = Reset;
+    render()
+}
+
+/// What is wrong with the database, on every page while something is (see
+/// `db::health`): damage and which backup to restore, a full disk, low free space.
+pub fn health_banner() -> Markup {
+    html! {
+        @if let Some(text) = crate::db::health::global().banner() {
+            div.health-banner role="alert" { strong { "Attention" } " · " (text) }
+        }
+    }
+}
