@@ -164,8 +164,8 @@ impl Admin {
                     .filter(|p| p.license_id == l.id)
                     .map(|p| {
                         json!({"sublicense": p.sublicense_id, "name": p.name, "reserved": p.reserved,
-                               "expires_at": p.expires_at.map(rfc3339), "capacity": p.capacity,
-                               "used": p.used, "pending": p.pending, "free": p.free})
+                               "expires_at": p.expires_at.map(rfc3339), "capacity": p.seats.capacity,
+                               "used": p.seats.used, "pending": p.pending, "free": p.seats.free})
                     })
                     .collect();
                 json!({"id": l.id, "product": l.product, "seats": l.seats,

@@ -276,12 +276,12 @@ fn print_licenses(db: &Db) -> Result<(), CliError> {
         for p in pools.iter().filter(|p| p.license_id == l.id) {
             let figures = format!(
                 "{} used, {} pending, {} free of {}",
-                p.used, p.pending, p.free, p.capacity
+                p.seats.used, p.pending, p.seats.free, p.seats.capacity
             );
             match &p.sublicense_id {
-                None if p.used_by_dynamic > 0 => outln!(
+                None if p.seats.used_by_dynamic > 0 => outln!(
                     "    primary pool: {figures} ({} used through dynamic sublicenses)",
-                    p.used_by_dynamic
+                    p.seats.used_by_dynamic
                 ),
                 None => outln!("    primary pool: {figures}"),
                 Some(id) => outln!(

@@ -56,21 +56,7 @@ pub fn update_license(
         == 1)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SublicenseRow {
-    pub id: String,
-    pub license_id: String,
-    pub name: String,
-    pub seats: i64,
-    pub reserved: bool,
-    pub expires_at: Option<i64>,
-}
-
-pub fn insert_sublicense(
-    tx: &Transaction<'_>,
-    s: &SublicenseRow,
-    now: i64,
-) -> rusqlite::Result<()> {
+pub fn insert_sublicense(tx: &Transaction<'_>, s: &Sublicense, now: i64) -> rusqlite::Result<()> {
     tx.prepare_cached("INSERT INTO sublicenses (id, license_id, name, seats, allocation, expires_at, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)")?.execute(params![
             s.id,
@@ -111,12 +97,12 @@ pub fn delete_sublicense(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<()>
     Ok(())
 }
 
-pub fn sublicenses(tx: &Transaction<'_>) -> rusqlite::Result<Vec<SublicenseRow>> {
+pub fn sublicenses(tx: &Transaction<'_>) -> rusqlite::Result<Vec<Sublicense>> {
     let mut stmt = tx.prepare_cached(
         "SELECT id, license_id, name, seats, allocation, expires_at FROM sublicenses ORDER BY license_id, name",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok(SublicenseRow {
+        Ok(Sublicense {
             id: r.get(0)?,
             license_id: r.get(1)?,
             name: r.get(2)?,
@@ -139,17 +125,7 @@ pub fn catalog(tx: &Transaction<'_>) -> rusqlite::Result<Catalog> {
                 expires_at: l.expires_at,
             })
             .collect(),
-        sublicenses: sublicenses(tx)?
-            .into_iter()
-            .map(|s| Sublicense {
-                id: s.id,
-                license_id: s.license_id,
-                name: s.name,
-                seats: s.seats,
-                reserved: s.reserved,
-                expires_at: s.expires_at,
-            })
-            .collect(),
+        sublicenses: sublicenses(tx)?,
     })
 }
 

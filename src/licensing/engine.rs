@@ -179,10 +179,62 @@ impl Catalog {
         }
     }
 
+    /// One pool's seats: what the portal, the admin API, the CLI and `explain` show.
+    pub fn pool_seats(&self, license_id: &str, pool: &Pool, usage: &Usage, now: i64) -> PoolSeats {
+        let held = |p: &Pool| {
+            usage
+                .get(&(license_id.to_string(), p.clone()))
+                .copied()
+                .unwrap_or(0)
+        };
+        let free = self.free_seats(license_id, pool, usage, now);
+        match pool {
+            None => {
+                let used = self.primary_used(license_id, usage);
+                PoolSeats {
+                    capacity: self.primary_capacity(license_id, now),
+                    used,
+                    used_by_dynamic: used - held(pool),
+                    free,
+                    limited_by_primary: false,
+                }
+            }
+            Some(id) => {
+                let sublicense = self.sublicense(id);
+                let capacity = sublicense.map_or(0, |s| s.seats);
+                let used = held(pool);
+                PoolSeats {
+                    capacity,
+                    used,
+                    used_by_dynamic: 0,
+                    free,
+                    limited_by_primary: sublicense.is_some_and(|s| !s.reserved)
+                        && free < (capacity - used).max(0),
+                }
+            }
+        }
+    }
+
     /// Whether `pool` of `license_id` has a free seat, given the assigned seats per pool.
     pub fn has_room(&self, license_id: &str, pool: &Pool, usage: &Usage, now: i64) -> bool {
         self.free_seats(license_id, pool, usage, now) > 0
     }
+}
+
+/// One pool's seats as the engine counts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolSeats {
+    pub capacity: i64,
+    /// Assigned seats; for the primary pool including those of dynamic sublicenses.
+    pub used: i64,
+    /// Of `used` in the primary pool, the seats held through dynamic sublicenses.
+    pub used_by_dynamic: i64,
+    /// Seats the pool can still grant (a dynamic sublicense is also bounded by the
+    /// primary pool).
+    pub free: i64,
+    /// A dynamic sublicense has seats of its own left that the primary pool it draws
+    /// from cannot back.
+    pub limited_by_primary: bool,
 }
 
 /// Assigned seats per (license, pool).
@@ -361,5 +413,33 @@ mod tests {
             4,
             "reserved seats stay free"
         );
+    }
+
+    #[test]
+    fn pool_seats_say_when_the_primary_pool_limits_a_dynamic_sublicense() {
+        let c = catalog();
+        let mut usage = Usage::new();
+        let des = Some("des".to_string());
+        usage.insert(("L".into(), None), 4);
+        usage.insert(("L".into(), des.clone()), 1);
+        let primary = c.pool_seats("L", &None, &usage, 0);
+        assert_eq!(
+            primary,
+            PoolSeats {
+                capacity: 6,
+                used: 5,
+                used_by_dynamic: 1,
+                free: 1,
+                limited_by_primary: false
+            }
+        );
+        let dynamic = c.pool_seats("L", &des, &usage, 0);
+        assert_eq!((dynamic.capacity, dynamic.used, dynamic.free), (3, 1, 1));
+        assert!(
+            dynamic.limited_by_primary,
+            "2 of its own left, 1 in the primary pool"
+        );
+        let reserved = c.pool_seats("L", &Some("eng".into()), &usage, 0);
+        assert_eq!((reserved.free, reserved.limited_by_primary), (4, false));
     }
 }

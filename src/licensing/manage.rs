@@ -4,7 +4,8 @@
 use crate::clock::now_unix;
 use crate::db::Db;
 use crate::db::admin::{self as access, Target};
-use crate::db::licensing::{self as store, LicenseRow, SublicenseRow};
+use crate::db::licensing::{self as store, LicenseRow};
+use crate::licensing::engine::Sublicense;
 
 use super::reconcile::{self, Summary};
 
@@ -141,7 +142,7 @@ pub fn add_sublicense(db: &Db, actor: &str, s: &NewSublicense<'_>) -> Result<Str
                 )));
             }
         }
-        store::insert_sublicense(tx, &SublicenseRow {
+        store::insert_sublicense(tx, &Sublicense {
             id: id.clone(),
             license_id: license.id.clone(),
             name: name.to_string(),
@@ -342,12 +343,12 @@ pub fn find_license(tx: &rusqlite::Transaction<'_>, key: &str) -> Result<License
 pub fn find_sublicense(
     tx: &rusqlite::Transaction<'_>,
     key: &str,
-) -> Result<SublicenseRow, ManageError> {
+) -> Result<Sublicense, ManageError> {
     let all = store::sublicenses(tx)?;
     if let Some(s) = all.iter().find(|s| s.id == key) {
         return Ok(s.clone());
     }
-    let named: Vec<&SublicenseRow> = all
+    let named: Vec<&Sublicense> = all
         .iter()
         .filter(|s| s.name.eq_ignore_ascii_case(key))
         .collect();
