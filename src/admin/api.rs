@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use super::{Admin, Handled};
+use crate::audit::Actor;
 use crate::clock::{now_unix, rfc3339};
 use crate::db::licensing as store;
 use crate::db::portal::{self, AuditFilter};
@@ -16,7 +17,7 @@ pub const PREFIX: &str = "/api/v1/admin/";
 
 /// Who is calling, for the audit log.
 struct Caller {
-    actor: String,
+    actor: Actor,
 }
 
 impl Admin {
@@ -65,7 +66,7 @@ impl Admin {
                 self.db.write(|tx| tokens::touch(tx, token.id))?;
             }
             return Ok(Caller {
-                actor: format!("admin-token:{}", token.name),
+                actor: Actor::AdminToken(token.name.clone()),
             });
         }
         let Some((_, session)) = self.session(req)? else {
@@ -81,7 +82,7 @@ impl Admin {
             }
         }
         Ok(Caller {
-            actor: format!("admin:{}", session.display_name),
+            actor: Actor::Admin(session.display_name.clone()),
         })
     }
 

@@ -9,6 +9,7 @@ use maud::html;
 use super::licenses::field;
 use super::pages::layout;
 use super::{Admin, Handled, html_status, password, redirect};
+use crate::audit::Actor;
 use crate::clock::{now_unix, rfc3339};
 use crate::crypto::sha256_hex;
 use crate::db::admin::{Session, SessionKind};
@@ -119,7 +120,13 @@ impl Admin {
             if !settings::consume_setup_token(tx, &token_hash, now)? {
                 return Ok::<_, HttpError>(false);
             }
-            password::set(tx, &new_password, "setup", Some("first-run setup"), now)?;
+            password::set(
+                tx,
+                &new_password,
+                &Actor::Setup,
+                Some("first-run setup"),
+                now,
+            )?;
             settings::put(tx, settings::SETUP_COMPLETED_AT, &now.to_string(), now)?;
             // The URL shown (the one in use) is kept only as "follow the listener"; a
             // different one the admin typed is authoritative from the next start.

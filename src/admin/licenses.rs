@@ -56,9 +56,9 @@ impl Admin {
     fn after_change(
         &self,
         session: &Session,
-        change: impl FnOnce(&str) -> Result<(), ManageError>,
+        change: impl FnOnce(&crate::audit::Actor) -> Result<(), ManageError>,
     ) -> Handled {
-        let actor = format!("admin:{}", session.display_name);
+        let actor = crate::audit::Actor::Admin(session.display_name.clone());
         match change(&actor) {
             Ok(()) => Ok(redirect("/admin/licenses")),
             Err(ManageError::Db(e)) => Err(e.into()),

@@ -2,6 +2,8 @@
 //! lane — OWASP's recommendation) in PHC string form.
 
 use argon2::Argon2;
+
+use crate::audit::{Actor, AuditAction};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
 /// Break-glass passwords are typed rarely and must resist guessing: at least this long.
@@ -101,7 +103,7 @@ pub struct PasswordSet {
 pub fn set(
     tx: &rusqlite::Transaction<'_>,
     new: &NewPassword,
-    actor: &str,
+    actor: &Actor,
     detail: Option<&str>,
     now: i64,
 ) -> rusqlite::Result<PasswordSet> {
@@ -109,9 +111,9 @@ pub fn set(
     let created = store::set_local_admin(tx, &new.username, &new.hash, now)?;
     let ended_sessions = store::end_sessions_of(tx, SessionKind::Local, &new.username, now)?;
     let action = if created {
-        "local_admin_created"
+        AuditAction::LocalAdminCreated
     } else {
-        "local_admin_password_changed"
+        AuditAction::LocalAdminPasswordChanged
     };
     crate::db::licensing::audit(
         tx,

@@ -223,7 +223,7 @@ impl Admin {
 
     pub(super) fn deactivate_device(&self, req: &Request, session: &Session, id: &str) -> Handled {
         self.check_csrf(req, session)?;
-        let actor = format!("admin:{}", session.display_name);
+        let actor = crate::audit::Actor::Admin(session.display_name.clone());
         let user_id = self.db.write(|tx| {
             let device = store::device(tx, id)?
                 .ok_or_else(|| HttpError::new(Reason::NotFound, "There is no such device."))?;

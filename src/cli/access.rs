@@ -6,6 +6,8 @@ use clap::Subcommand;
 
 use super::{CliError, runtime};
 use crate::admin::password;
+use crate::audit::Actor;
+use crate::audit::AuditAction;
 use crate::clock::{now_unix, rfc3339};
 use crate::db::Db;
 use crate::db::admin::{self as store, SessionKind};
@@ -13,7 +15,7 @@ use crate::licensing::manage::{self, MapTo};
 use crate::licensing::reconcile::Summary;
 
 /// Who the audit log says made changes from the command line.
-pub const ACTOR: &str = "admin:cli";
+pub const ACTOR: &Actor = &Actor::Cli;
 
 #[derive(Debug, Subcommand)]
 pub enum GroupMapCommand {
@@ -245,7 +247,7 @@ pub fn admin(db: &Db, public_url: &str, cmd: AdminCommand) -> Result<(), CliErro
                             tx,
                             now,
                             ACTOR,
-                            "local_admin_removed",
+                            AuditAction::LocalAdminRemoved,
                             None,
                             Some(&username),
                             None,

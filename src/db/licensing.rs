@@ -3,6 +3,7 @@
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
+use crate::audit::{Actor, AuditAction};
 use crate::licensing::engine::{Catalog, Grant, License, Sublicense, Usage};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,8 +302,8 @@ pub struct AuditEntry {
 pub fn audit(
     tx: &Transaction<'_>,
     at: i64,
-    actor: &str,
-    action: &str,
+    actor: &Actor,
+    action: AuditAction,
     user_id: Option<&str>,
     subject: Option<&str>,
     reason: Option<&str>,
@@ -311,7 +312,15 @@ pub fn audit(
     tx.prepare_cached(
         "INSERT INTO audit_log (at, actor, action, user_id, subject, reason, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![at, actor, action, user_id, subject, reason, detail])?;
+    .execute(params![
+        at,
+        actor.to_string(),
+        action.as_str(),
+        user_id,
+        subject,
+        reason,
+        detail
+    ])?;
     Ok(())
 }
 

@@ -21,6 +21,7 @@ use url::{Host, Url};
 use super::jose::DeviceKey;
 use super::leases::{self, LeaseFor};
 use super::verdict::{Applicant, verdict};
+use crate::audit::{Actor, AuditAction};
 use crate::config::LeaseConfig;
 use crate::crypto::{b64url, new_secret_token, random_hex, sha256, sha256_hex};
 use crate::db::Db;
@@ -287,7 +288,7 @@ pub fn complete(
         }
         // Checked again before anything is decided: the stored value may predate the rules.
         let redirect = a.redirect_uri.as_deref().map(loopback_redirect).transpose()?;
-        let actor = format!("saml:{}", signed_in.connection);
+        let actor = Actor::Saml(signed_in.connection.clone());
         let decision = decide(tx, cfg, issuer, &a, resolved, now)?;
         match &decision {
             Ok((user_id, device_id, lease)) => {
@@ -295,14 +296,14 @@ pub fn complete(
                 a.user_id = Some(user_id.clone());
                 a.device_id = Some(device_id.clone());
                 a.lease = Some(lease.token.clone());
-                store::audit(tx, now, &actor, "device_activated", Some(user_id), Some(device_id), None,
+                store::audit(tx, now, &actor, AuditAction::DeviceActivated, Some(user_id), Some(device_id), None,
                     Some(&json!({"name": a.device_name, "os": a.device_os, "lease": lease.id}).to_string()))?;
             }
             Err(reason) => {
                 a.state = DENIED.into();
                 a.reason = Some(reason.code().to_string());
                 let user_id = match resolved { Resolved::User { id, .. } => Some(id.as_str()), Resolved::NotProvisioned => None };
-                store::audit(tx, now, &actor, "activation_refused", user_id, Some(&signed_in.identity), Some(reason.code()), None)?;
+                store::audit(tx, now, &actor, AuditAction::ActivationRefused, user_id, Some(&signed_in.identity), Some(reason.code()), None)?;
             }
         }
         let code = match (&decision, &redirect) {

@@ -10,6 +10,7 @@ use rusqlite::Transaction;
 use serde_json::{Value, json};
 
 use super::jose::{DeviceKey, Jws, okp_kid, sign_eddsa};
+use crate::audit::{Actor, AuditAction};
 use crate::config::LeaseConfig;
 use crate::db::Db;
 use crate::db::licensing::{self as store, DeviceRow, SigningKey};
@@ -280,8 +281,8 @@ pub fn renew(
                 store::audit(
                     tx,
                     now,
-                    &format!("device:{}", device.id),
-                    "renewal_refused",
+                    &Actor::Device(device.id.clone()),
+                    AuditAction::RenewalRefused,
                     Some(&device.user_id),
                     Some(&device.id),
                     Some(reason.code()),
@@ -344,7 +345,7 @@ pub fn deactivate_by_proof(
         release_device(
             tx,
             &device,
-            &format!("device:{}", device.id),
+            &Actor::Device(device.id.clone()),
             "DEACTIVATED",
             now,
         )?;
@@ -356,7 +357,7 @@ pub fn deactivate_by_proof(
 pub fn release_device(
     tx: &Transaction<'_>,
     device: &DeviceRow,
-    actor: &str,
+    actor: &Actor,
     reason: &str,
     now: i64,
 ) -> Result<(), HttpError> {
@@ -365,7 +366,7 @@ pub fn release_device(
             tx,
             now,
             actor,
-            "device_released",
+            AuditAction::DeviceReleased,
             Some(&device.user_id),
             Some(&device.id),
             Some(reason),
@@ -380,7 +381,7 @@ pub fn release_silent(db: &Db, cfg: &LeaseConfig, now: i64) -> Result<usize, Htt
     db.write(|tx| {
         let silent = store::silent_devices(tx, now - cfg.release_silent_after.as_secs() as i64)?;
         for d in &silent {
-            release_device(tx, d, "system", "SILENT", now)?;
+            release_device(tx, d, &Actor::System, "SILENT", now)?;
         }
         Ok(silent.len())
     })

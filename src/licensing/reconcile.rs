@@ -8,12 +8,12 @@ use std::collections::HashSet;
 use rusqlite::Transaction;
 
 use super::engine::Catalog;
+use crate::audit::{Actor, AuditAction};
 use crate::db::licensing::{self as store, SeatRow};
 use crate::error::Reason;
 
 /// Whose change this is, for the audit log: `scim`, `saml:{connection}`, `admin:{name}`,
 /// `system`.
-pub type Actor<'a> = &'a str;
 
 /// What a reconciliation changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,7 +39,7 @@ pub fn apply_expiries(db: &crate::db::Db, now: i64) -> rusqlite::Result<Option<S
         if expired == 0 {
             return Ok(None);
         }
-        reconcile(tx, None, "system", now).map(Some)
+        reconcile(tx, None, &Actor::System, now).map(Some)
     })
 }
 
@@ -47,7 +47,7 @@ pub fn apply_expiries(db: &crate::db::Db, now: i64) -> rusqlite::Result<Option<S
 pub fn after_directory_change(
     tx: &Transaction<'_>,
     mark: i64,
-    actor: Actor<'_>,
+    actor: &Actor,
     now: i64,
 ) -> rusqlite::Result<Summary> {
     // In the order the changes happened: with too few seats, the first in gets one.
@@ -91,7 +91,7 @@ pub fn after_directory_change(
 pub fn reconcile(
     tx: &Transaction<'_>,
     users: Option<Vec<String>>,
-    actor: Actor<'_>,
+    actor: &Actor,
     now: i64,
 ) -> rusqlite::Result<Summary> {
     let catalog = store::catalog(tx)?;
@@ -150,7 +150,7 @@ fn decide(
     catalog: &Catalog,
     usage: &mut super::engine::Usage,
     user: &str,
-    actor: Actor<'_>,
+    actor: &Actor,
     now: i64,
     summary: &mut Summary,
     freed: &mut HashSet<String>,
@@ -183,7 +183,7 @@ fn decide(
                 tx,
                 now,
                 actor,
-                "pending_cleared",
+                AuditAction::PendingCleared,
                 Some(user),
                 Some(&seat.license_id),
                 Some(lost.code()),
@@ -281,7 +281,7 @@ fn grant(
     user: &str,
     license: &str,
     pool: Option<String>,
-    actor: Actor<'_>,
+    actor: &Actor,
     now: i64,
     why: &str,
 ) -> rusqlite::Result<()> {
@@ -305,7 +305,7 @@ fn grant(
         tx,
         now,
         actor,
-        "seat_granted",
+        AuditAction::SeatGranted,
         Some(user),
         Some(&subject),
         None,
@@ -321,7 +321,7 @@ fn pend(
     pool: Option<String>,
     reason: Reason,
     waiting: Option<&SeatRow>,
-    actor: Actor<'_>,
+    actor: &Actor,
     now: i64,
 ) -> rusqlite::Result<()> {
     let subject = pool.clone().unwrap_or_else(|| license.to_string());
@@ -342,7 +342,7 @@ fn pend(
         tx,
         now,
         actor,
-        "seat_pending",
+        AuditAction::SeatPending,
         Some(user),
         Some(&subject),
         Some(reason.code()),
@@ -356,7 +356,7 @@ fn release(
     usage: &mut super::engine::Usage,
     seat: &SeatRow,
     reason: Reason,
-    actor: Actor<'_>,
+    actor: &Actor,
     now: i64,
     summary: &mut Summary,
 ) -> rusqlite::Result<()> {
@@ -371,7 +371,7 @@ fn release(
         tx,
         now,
         actor,
-        "seat_revoked",
+        AuditAction::SeatRevoked,
         Some(&seat.user_id),
         Some(&subject),
         Some(reason.code()),
@@ -389,7 +389,7 @@ fn release(
             tx,
             now,
             actor,
-            "device_revoked",
+            AuditAction::DeviceRevoked,
             Some(&seat.user_id),
             Some(&device),
             Some(reason.code()),

@@ -42,7 +42,7 @@ pub fn resolve(db: &Db, s: &SignedIn, jit: bool) -> Result<Resolved, HttpError> 
         Some(db.write(|tx| {
             let mark = crate::db::licensing::last_event_id(tx)?;
             let user = provision(tx, s)?;
-            let actor = format!("saml:{}", s.connection);
+            let actor = crate::audit::Actor::Saml(s.connection.clone());
             crate::licensing::reconcile::after_directory_change(tx, mark, &actor, now_unix())?;
             Ok::<_, HttpError>(user)
         })?)

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::reqlog::{self, Entry, RequestLog};
 use super::{discovery, groups, users};
+use crate::audit::Actor;
 use crate::clock::now_unix;
 use crate::db::Db;
 use crate::db::tokens::{self, Scope};
@@ -72,7 +73,7 @@ impl Scim {
             })?;
             let caller = Caller {
                 scim: self,
-                actor: format!("scim:{}", token.name),
+                actor: Actor::Scim(token.name.clone()),
                 scope: token.connection_id,
             };
             caller.dispatch(req, &segments)
@@ -136,7 +137,7 @@ impl Scim {
 pub struct Caller<'a> {
     scim: &'a Scim,
     /// `scim:<token name>`.
-    actor: String,
+    actor: Actor,
     /// The connection the token provisions for: the only users and groups it sees.
     scope: Option<String>,
 }
