@@ -376,7 +376,7 @@ mod tests {
         let (db, dir) = db();
         let xml = idp_metadata("https://sts.windows.net/t/", &[(None, &cert_b64("a"))]);
         let req = AddRequest {
-            actor: "test",
+            actor: &Actor::Cli,
             name: "Contoso Entra_ID",
             preset: "Entra",
             metadata_xml: &xml,
@@ -422,7 +422,7 @@ mod tests {
         let (db, dir) = db();
         let xml = idp_metadata("https://idp", &[(None, &cert_b64("a"))]);
         let base = AddRequest {
-            actor: "test",
+            actor: &Actor::Cli,
             name: "x",
             preset: "okta",
             metadata_xml: &xml,
