@@ -4,6 +4,7 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::audit::{Actor, AuditAction};
+use crate::db::directory::EventKind;
 use crate::licensing::engine::{Catalog, Grant, License, Sublicense, Usage};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -356,15 +357,24 @@ pub fn last_event_id(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
         .query_row([], |r| r.get(0))
 }
 
-/// A directory event: (kind, user_id, group_id, detail).
-pub type Event = (String, Option<String>, Option<String>, Option<String>);
+/// A directory event: (kind, user_id, group_id, detail); the kind is `None` for a kind this
+/// version does not know.
+pub type Event = (
+    Option<EventKind>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 /// Directory events after `mark`.
 pub fn events_after(tx: &Transaction<'_>, mark: i64) -> rusqlite::Result<Vec<Event>> {
     let mut stmt = tx.prepare_cached(
         "SELECT kind, user_id, group_id, detail FROM directory_events WHERE id > ?1 ORDER BY id",
     )?;
-    let rows = stmt.query_map([mark], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    let rows = stmt.query_map([mark], |r| {
+        let kind: String = r.get(0)?;
+        Ok((EventKind::parse(&kind), r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
     rows.collect()
 }
 

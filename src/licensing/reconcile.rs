@@ -5,6 +5,8 @@
 
 use std::collections::HashSet;
 
+use crate::db::directory::EventKind;
+
 use rusqlite::Transaction;
 
 use super::engine::Catalog;
@@ -72,7 +74,7 @@ pub fn after_directory_change(
             add(u, &mut users);
         }
         // A renamed group (or a new externalId) may match other mappings now.
-        if kind == "group_updated"
+        if kind == Some(EventKind::GroupUpdated)
             && let Some(g) = group_id
         {
             for u in store::member_ids(tx, &g)? {
