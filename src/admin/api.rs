@@ -145,7 +145,7 @@ impl Admin {
                 tx,
                 &device,
                 &caller.actor,
-                "DEACTIVATED",
+                crate::licensing::engine::RevokeReason::Deactivated,
                 now_unix(),
             )
         })?;

@@ -231,7 +231,7 @@ impl Admin {
                 tx,
                 &device,
                 &actor,
-                "DEACTIVATED",
+                crate::licensing::engine::RevokeReason::Deactivated,
                 now_unix(),
             )?;
             Ok::<_, HttpError>(device.user_id)

@@ -8,6 +8,7 @@ use crate::clock::{now_unix, rfc3339};
 use crate::config::Config;
 use crate::db::Db;
 use crate::db::licensing as store;
+use crate::licensing::engine::RevokeReason;
 use crate::licensing::manage::{self, NewLicense, NewSublicense};
 
 #[derive(Debug, Subcommand)]
@@ -133,7 +134,13 @@ pub fn device(db: &Db, config: &Config, cmd: DeviceCommand) -> Result<(), CliErr
                         format!("there is no device {id:?}"),
                     )
                 })?;
-                crate::licensing::leases::release_device(tx, &d, ACTOR, "DEACTIVATED", now)
+                crate::licensing::leases::release_device(
+                    tx,
+                    &d,
+                    ACTOR,
+                    RevokeReason::Deactivated,
+                    now,
+                )
             })
             .map_err(|e| CliError::Usage(e.message))?;
             outln!("deactivated {id}");

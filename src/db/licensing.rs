@@ -5,7 +5,9 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::audit::{Actor, AuditAction};
 use crate::db::directory::EventKind;
-use crate::licensing::engine::{Catalog, Grant, License, Sublicense, Usage};
+use crate::licensing::engine::{
+    Catalog, Grant, License, RevokeReason, SeatState, Sublicense, Usage,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LicenseRow {
@@ -179,11 +181,17 @@ pub struct SeatRow {
     pub user_id: String,
     pub license_id: String,
     pub sublicense_id: Option<String>,
-    pub assigned: bool,
+    pub state: SeatState,
     pub reason: Option<String>,
     pub since: i64,
     /// For a pending seat: when it started waiting, in microseconds (the queue's order).
     pub queued_us: i64,
+}
+
+impl SeatRow {
+    pub fn assigned(&self) -> bool {
+        self.state == SeatState::Assigned
+    }
 }
 
 fn seat_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SeatRow> {
@@ -191,7 +199,8 @@ fn seat_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SeatRow> {
         user_id: r.get(0)?,
         license_id: r.get(1)?,
         sublicense_id: r.get(2)?,
-        assigned: r.get::<_, String>(3)? == "assigned",
+        // Only `assigned` holds a seat; anything else waits.
+        state: SeatState::parse(&r.get::<_, String>(3)?).unwrap_or(SeatState::Pending),
         reason: r.get(4)?,
         since: r.get(5)?,
         queued_us: r.get(6)?,
@@ -226,7 +235,7 @@ pub fn put_seat(tx: &Transaction<'_>, s: &SeatRow) -> rusqlite::Result<()> {
         s.user_id,
         s.license_id,
         s.sublicense_id,
-        if s.assigned { "assigned" } else { "pending" },
+        s.state.as_str(),
         s.reason,
         s.since,
         s.queued_us
@@ -276,14 +285,16 @@ pub fn revoke_devices(
     tx: &Transaction<'_>,
     user_id: &str,
     license_id: Option<&str>,
-    reason: &str,
+    reason: RevokeReason,
     now: i64,
 ) -> rusqlite::Result<Vec<String>> {
     let mut stmt = tx.prepare_cached(
         "UPDATE devices SET revoked_at = ?3, revoke_reason = ?4
          WHERE user_id = ?1 AND (?2 IS NULL OR license_id = ?2) AND revoked_at IS NULL RETURNING id",
     )?;
-    let rows = stmt.query_map(params![user_id, license_id, now, reason], |r| r.get(0))?;
+    let rows = stmt.query_map(params![user_id, license_id, now, reason.as_str()], |r| {
+        r.get(0)
+    })?;
     rows.collect()
 }
 
@@ -560,10 +571,10 @@ pub fn set_last_proof(tx: &Transaction<'_>, id: &str, proof_at: i64) -> rusqlite
 pub fn revoke_device(
     tx: &Transaction<'_>,
     id: &str,
-    reason: &str,
+    reason: RevokeReason,
     now: i64,
 ) -> rusqlite::Result<bool> {
-    Ok(tx.prepare_cached("UPDATE devices SET revoked_at = ?2, revoke_reason = ?3 WHERE id = ?1 AND revoked_at IS NULL")?.execute(params![id, now, reason])? == 1)
+    Ok(tx.prepare_cached("UPDATE devices SET revoked_at = ?2, revoke_reason = ?3 WHERE id = ?1 AND revoked_at IS NULL")?.execute(params![id, now, reason.as_str()])? == 1)
 }
 
 /// Live devices not seen since `before`.

@@ -35,6 +35,66 @@ pub struct Sublicense {
     pub expires_at: Option<i64>,
 }
 
+/// Whether a user holds a seat of a license or waits for one. The strings are the stored
+/// `seats.state` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeatState {
+    Assigned,
+    Pending,
+}
+
+impl SeatState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeatState::Assigned => "assigned",
+            SeatState::Pending => "pending",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SeatState> {
+        [SeatState::Assigned, SeatState::Pending]
+            .into_iter()
+            .find(|state| state.as_str() == s)
+    }
+}
+
+/// Why a device was revoked. The strings are the stored `devices.revoke_reason` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeReason {
+    /// Deactivated on purpose: by an admin, the command line or the device itself.
+    Deactivated,
+    /// Not heard from for too long (housekeeping).
+    Silent,
+    /// Its user lost the seat, for this reason.
+    SeatLost(Reason),
+}
+
+impl RevokeReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevokeReason::Deactivated => "DEACTIVATED",
+            RevokeReason::Silent => "SILENT",
+            RevokeReason::SeatLost(reason) => reason.code(),
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RevokeReason> {
+        match s {
+            "DEACTIVATED" => Some(RevokeReason::Deactivated),
+            "SILENT" => Some(RevokeReason::Silent),
+            _ => Reason::from_code(s).map(RevokeReason::SeatLost),
+        }
+    }
+
+    /// The reason code a renewal of the device is refused with.
+    pub fn refusal(self) -> Reason {
+        match self {
+            RevokeReason::SeatLost(reason) => reason,
+            RevokeReason::Deactivated | RevokeReason::Silent => Reason::Revoked,
+        }
+    }
+}
+
 /// A mapping the user's groups match: to a license's primary pool, or to a sublicense.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Grant {
@@ -441,5 +501,34 @@ mod tests {
         );
         let reserved = c.pool_seats("L", &Some("eng".into()), &usage, 0);
         assert_eq!((reserved.free, reserved.limited_by_primary), (4, false));
+    }
+
+    #[test]
+    fn seat_states_and_revoke_reasons_keep_their_stored_strings() {
+        for (state, text) in [
+            (SeatState::Assigned, "assigned"),
+            (SeatState::Pending, "pending"),
+        ] {
+            assert_eq!(state.as_str(), text);
+            assert_eq!(SeatState::parse(text), Some(state));
+        }
+        assert_eq!(SeatState::parse("held"), None);
+        for (reason, text) in [
+            (RevokeReason::Deactivated, "DEACTIVATED"),
+            (RevokeReason::Silent, "SILENT"),
+            (
+                RevokeReason::SeatLost(Reason::UserInactive),
+                "USER_INACTIVE",
+            ),
+            (RevokeReason::SeatLost(Reason::NotEntitled), "NOT_ENTITLED"),
+        ] {
+            assert_eq!(reason.as_str(), text);
+            assert_eq!(RevokeReason::parse(text), Some(reason));
+        }
+        assert_eq!(RevokeReason::Silent.refusal(), Reason::Revoked);
+        assert_eq!(
+            RevokeReason::SeatLost(Reason::LicenseExpired).refusal(),
+            Reason::LicenseExpired
+        );
     }
 }

@@ -253,8 +253,7 @@ fn license_states(
                 None => "primary pool".into(),
             }),
             seat: match seat {
-                Some(s) if s.assigned => "assigned".into(),
-                Some(_) => "pending".into(),
+                Some(s) => s.state.as_str().into(),
                 None => "none".into(),
             },
             reason: match &decision {

@@ -5,17 +5,13 @@
 
 use std::collections::HashSet;
 
-use crate::db::directory::EventKind;
-
 use rusqlite::Transaction;
 
-use super::engine::Catalog;
+use super::engine::{Catalog, RevokeReason, SeatState};
 use crate::audit::{Actor, AuditAction};
+use crate::db::directory::EventKind;
 use crate::db::licensing::{self as store, SeatRow};
 use crate::error::Reason;
-
-/// Whose change this is, for the audit log: `scim`, `saml:{connection}`, `admin:{name}`,
-/// `system`.
 
 /// What a reconciliation changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -177,7 +173,7 @@ fn decide(
         .filter(|s| !entitled.iter().any(|(l, _)| *l == s.license_id))
     {
         store::delete_seat(tx, user, &seat.license_id)?;
-        if seat.assigned {
+        if seat.assigned() {
             release(tx, usage, seat, lost, actor, now, summary)?;
             freed.insert(seat.license_id.clone());
         } else {
@@ -198,18 +194,18 @@ fn decide(
         let seat = current.iter().find(|s| s.license_id == license);
         match decision {
             Err(reason) => {
-                if let Some(s) = seat.filter(|s| s.assigned) {
+                if let Some(s) = seat.filter(|s| s.assigned()) {
                     release(tx, usage, s, reason, actor, now, summary)?;
                     freed.insert(license.clone());
                 }
-                if seat.is_none_or(|s| s.assigned || s.reason.as_deref() != Some(reason.code())) {
+                if seat.is_none_or(|s| s.assigned() || s.reason.as_deref() != Some(reason.code())) {
                     pend(
                         tx,
                         user,
                         &license,
                         None,
                         reason,
-                        seat.filter(|s| !s.assigned),
+                        seat.filter(|s| !s.assigned()),
                         actor,
                         now,
                     )?;
@@ -217,8 +213,8 @@ fn decide(
                 }
             }
             Ok(pool) => match seat {
-                Some(s) if s.assigned && s.sublicense_id == pool => {}
-                Some(s) if s.assigned => {
+                Some(s) if s.assigned() && s.sublicense_id == pool => {}
+                Some(s) if s.assigned() => {
                     // A better pool: move when it has room, else keep the seat held now
                     // (a full preferred pool never takes access away).
                     let mut without = usage.clone();
@@ -263,7 +259,7 @@ fn decide(
                             &license,
                             pool,
                             Reason::NoSeats,
-                            seat.filter(|s| !s.assigned),
+                            seat.filter(|s| !s.assigned()),
                             actor,
                             now,
                         )?;
@@ -297,7 +293,7 @@ fn grant(
             user_id: user.to_string(),
             license_id: license.to_string(),
             sublicense_id: pool,
-            assigned: true,
+            state: SeatState::Assigned,
             reason: None,
             since: now,
             queued_us: 0,
@@ -333,7 +329,7 @@ fn pend(
             user_id: user.to_string(),
             license_id: license.to_string(),
             sublicense_id: pool,
-            assigned: false,
+            state: SeatState::Pending,
             reason: Some(reason.code().to_string()),
             // A user already waiting keeps their place in the queue.
             since: waiting.map_or(now, |w| w.since),
@@ -384,7 +380,7 @@ fn release(
         tx,
         &seat.user_id,
         Some(&seat.license_id),
-        reason.code(),
+        RevokeReason::SeatLost(reason),
         now,
     )? {
         store::audit(

@@ -35,7 +35,7 @@ pub fn verdict(applicant: Option<&Applicant>, device_limit: u32) -> Result<&Seat
     if !applicant.active {
         return Err(Reason::UserInactive);
     }
-    let Some(seat) = applicant.seats.iter().find(|s| s.assigned) else {
+    let Some(seat) = applicant.seats.iter().find(|s| s.assigned()) else {
         return Err(applicant
             .seats
             .first()
@@ -52,13 +52,18 @@ pub fn verdict(applicant: Option<&Applicant>, device_limit: u32) -> Result<&Seat
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::licensing::engine::SeatState;
 
     fn seat(license: &str, assigned: bool, reason: Option<Reason>) -> SeatRow {
         SeatRow {
             user_id: "u".into(),
             license_id: license.into(),
             sublicense_id: None,
-            assigned,
+            state: if assigned {
+                SeatState::Assigned
+            } else {
+                SeatState::Pending
+            },
             reason: reason.map(|r| r.code().to_string()),
             since: 0,
             queued_us: 0,
