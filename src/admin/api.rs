@@ -103,7 +103,7 @@ impl Admin {
             .iter()
             .map(|u| {
                 json!({"id": u.id, "userName": u.user_name, "displayName": u.display_name,
-                       "email": u.email, "active": u.active, "seat": u.seat, "pool": u.pool,
+                       "email": u.email, "active": u.active, "seat": u.seat.map(|s| s.as_str()), "pool": u.pool,
                        "reason": u.reason, "devices": u.devices})
             })
             .collect();

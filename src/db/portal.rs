@@ -3,7 +3,7 @@
 use rusqlite::{Transaction, params};
 
 use super::licensing::AuditEntry;
-use crate::licensing::engine::PoolSeats;
+use crate::licensing::engine::{PoolSeats, SeatState};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserSummary {
@@ -12,8 +12,8 @@ pub struct UserSummary {
     pub display_name: Option<String>,
     pub email: String,
     pub active: bool,
-    /// `assigned` or `pending` (the best seat state over the user's licenses).
-    pub seat: Option<String>,
+    /// The best seat state over the user's licenses.
+    pub seat: Option<SeatState>,
     /// The pool (`primary` or a sublicense name) of that seat.
     pub pool: Option<String>,
     pub reason: Option<String>,
@@ -138,7 +138,10 @@ pub fn search_users(
             display_name: r.get(2)?,
             email: r.get(3)?,
             active: r.get::<_, i64>(4)? == 1,
-            seat: r.get(5)?,
+            seat: r
+                .get::<_, Option<String>>(5)?
+                .as_deref()
+                .and_then(SeatState::parse),
             pool: r.get(6)?,
             reason: r.get(7)?,
             devices: r.get(8)?,
@@ -252,7 +255,7 @@ pub fn audit_actions(tx: &Transaction<'_>) -> rusqlite::Result<Vec<String>> {
 pub struct SeatView {
     pub product: String,
     pub pool: String,
-    pub state: String,
+    pub state: SeatState,
     pub reason: Option<String>,
     pub since: i64,
 }
@@ -268,7 +271,7 @@ pub fn user_seats(tx: &Transaction<'_>, user_id: &str) -> rusqlite::Result<Vec<S
         Ok(SeatView {
             product: r.get(0)?,
             pool: r.get(1)?,
-            state: r.get(2)?,
+            state: SeatState::parse(&r.get::<_, String>(2)?).unwrap_or(SeatState::Pending),
             reason: r.get(3)?,
             since: r.get(4)?,
         })
