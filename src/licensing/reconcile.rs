@@ -7,13 +7,11 @@ use std::collections::HashSet;
 
 use rusqlite::Transaction;
 
-use super::engine::Catalog;
+use super::engine::{Catalog, RevokeReason, SeatState};
+use crate::audit::{Actor, AuditAction};
+use crate::db::directory::EventKind;
 use crate::db::licensing::{self as store, SeatRow};
 use crate::error::Reason;
-
-/// Whose change this is, for the audit log: `scim`, `saml:{connection}`, `admin:{name}`,
-/// `system`.
-pub type Actor<'a> = &'a str;
 
 /// What a reconciliation changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,7 +37,7 @@ pub fn apply_expiries(db: &crate::db::Db, now: i64) -> rusqlite::Result<Option<S
         if expired == 0 {
             return Ok(None);
         }
-        reconcile(tx, None, "system", now).map(Some)
+        reconcile(tx, None, &Actor::System, now).map(Some)
     })
 }
 
@@ -47,7 +45,7 @@ pub fn apply_expiries(db: &crate::db::Db, now: i64) -> rusqlite::Result<Option<S
 pub fn after_directory_change(
     tx: &Transaction<'_>,
     mark: i64,
-    actor: Actor<'_>,
+    actor: &Actor,
     now: i64,
 ) -> rusqlite::Result<Summary> {
     // In the order the changes happened: with too few seats, the first in gets one.
@@ -72,7 +70,7 @@ pub fn after_directory_change(
             add(u, &mut users);
         }
         // A renamed group (or a new externalId) may match other mappings now.
-        if kind == "group_updated"
+        if kind == Some(EventKind::GroupUpdated)
             && let Some(g) = group_id
         {
             for u in store::member_ids(tx, &g)? {
@@ -91,7 +89,7 @@ pub fn after_directory_change(
 pub fn reconcile(
     tx: &Transaction<'_>,
     users: Option<Vec<String>>,
-    actor: Actor<'_>,
+    actor: &Actor,
     now: i64,
 ) -> rusqlite::Result<Summary> {
     let catalog = store::catalog(tx)?;
@@ -150,7 +148,7 @@ fn decide(
     catalog: &Catalog,
     usage: &mut super::engine::Usage,
     user: &str,
-    actor: Actor<'_>,
+    actor: &Actor,
     now: i64,
     summary: &mut Summary,
     freed: &mut HashSet<String>,
@@ -175,7 +173,7 @@ fn decide(
         .filter(|s| !entitled.iter().any(|(l, _)| *l == s.license_id))
     {
         store::delete_seat(tx, user, &seat.license_id)?;
-        if seat.assigned {
+        if seat.assigned() {
             release(tx, usage, seat, lost, actor, now, summary)?;
             freed.insert(seat.license_id.clone());
         } else {
@@ -183,7 +181,7 @@ fn decide(
                 tx,
                 now,
                 actor,
-                "pending_cleared",
+                AuditAction::PendingCleared,
                 Some(user),
                 Some(&seat.license_id),
                 Some(lost.code()),
@@ -196,18 +194,18 @@ fn decide(
         let seat = current.iter().find(|s| s.license_id == license);
         match decision {
             Err(reason) => {
-                if let Some(s) = seat.filter(|s| s.assigned) {
+                if let Some(s) = seat.filter(|s| s.assigned()) {
                     release(tx, usage, s, reason, actor, now, summary)?;
                     freed.insert(license.clone());
                 }
-                if seat.is_none_or(|s| s.assigned || s.reason.as_deref() != Some(reason.code())) {
+                if seat.is_none_or(|s| s.assigned() || s.reason.as_deref() != Some(reason.code())) {
                     pend(
                         tx,
                         user,
                         &license,
                         None,
                         reason,
-                        seat.filter(|s| !s.assigned),
+                        seat.filter(|s| !s.assigned()),
                         actor,
                         now,
                     )?;
@@ -215,8 +213,8 @@ fn decide(
                 }
             }
             Ok(pool) => match seat {
-                Some(s) if s.assigned && s.sublicense_id == pool => {}
-                Some(s) if s.assigned => {
+                Some(s) if s.assigned() && s.sublicense_id == pool => {}
+                Some(s) if s.assigned() => {
                     // A better pool: move when it has room, else keep the seat held now
                     // (a full preferred pool never takes access away).
                     let mut without = usage.clone();
@@ -261,7 +259,7 @@ fn decide(
                             &license,
                             pool,
                             Reason::NoSeats,
-                            seat.filter(|s| !s.assigned),
+                            seat.filter(|s| !s.assigned()),
                             actor,
                             now,
                         )?;
@@ -281,7 +279,7 @@ fn grant(
     user: &str,
     license: &str,
     pool: Option<String>,
-    actor: Actor<'_>,
+    actor: &Actor,
     now: i64,
     why: &str,
 ) -> rusqlite::Result<()> {
@@ -295,7 +293,7 @@ fn grant(
             user_id: user.to_string(),
             license_id: license.to_string(),
             sublicense_id: pool,
-            assigned: true,
+            state: SeatState::Assigned,
             reason: None,
             since: now,
             queued_us: 0,
@@ -305,7 +303,7 @@ fn grant(
         tx,
         now,
         actor,
-        "seat_granted",
+        AuditAction::SeatGranted,
         Some(user),
         Some(&subject),
         None,
@@ -321,7 +319,7 @@ fn pend(
     pool: Option<String>,
     reason: Reason,
     waiting: Option<&SeatRow>,
-    actor: Actor<'_>,
+    actor: &Actor,
     now: i64,
 ) -> rusqlite::Result<()> {
     let subject = pool.clone().unwrap_or_else(|| license.to_string());
@@ -331,7 +329,7 @@ fn pend(
             user_id: user.to_string(),
             license_id: license.to_string(),
             sublicense_id: pool,
-            assigned: false,
+            state: SeatState::Pending,
             reason: Some(reason.code().to_string()),
             // A user already waiting keeps their place in the queue.
             since: waiting.map_or(now, |w| w.since),
@@ -342,7 +340,7 @@ fn pend(
         tx,
         now,
         actor,
-        "seat_pending",
+        AuditAction::SeatPending,
         Some(user),
         Some(&subject),
         Some(reason.code()),
@@ -356,7 +354,7 @@ fn release(
     usage: &mut super::engine::Usage,
     seat: &SeatRow,
     reason: Reason,
-    actor: Actor<'_>,
+    actor: &Actor,
     now: i64,
     summary: &mut Summary,
 ) -> rusqlite::Result<()> {
@@ -371,7 +369,7 @@ fn release(
         tx,
         now,
         actor,
-        "seat_revoked",
+        AuditAction::SeatRevoked,
         Some(&seat.user_id),
         Some(&subject),
         Some(reason.code()),
@@ -382,14 +380,14 @@ fn release(
         tx,
         &seat.user_id,
         Some(&seat.license_id),
-        reason.code(),
+        RevokeReason::SeatLost(reason),
         now,
     )? {
         store::audit(
             tx,
             now,
             actor,
-            "device_revoked",
+            AuditAction::DeviceRevoked,
             Some(&seat.user_id),
             Some(&device),
             Some(reason.code()),
