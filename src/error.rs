@@ -8,183 +8,104 @@
 
 use crate::http::Response;
 
-/// Stable reason codes. They appear in API errors, logs and (later) `seatgate explain`;
-/// never rename one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    BadRequest,
-    FieldTooLong,
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    Conflict,
-    PreconditionFailed,
-    UnsupportedMediaType,
-    TooManyRequests,
-    DomainUnknown,
-    DomainNotAllowed,
-    SamlRejected,
-    SignInExpired,
-    ClockSkew,
-    ConnectionIncomplete,
-    NotEntitled,
-    NoSeats,
-    LicenseExpired,
-    DeviceLimit,
-    Revoked,
-    ActivationExpired,
-    InvalidRedirectUri,
-    UserNotProvisioned,
-    UserInactive,
-    NotAdmin,
-    InvalidCredentials,
-    SessionExpired,
-    CsrfFailed,
-    OriginMismatch,
-    MethodNotAllowed,
-    RequestTimeout,
-    LengthRequired,
-    PayloadTooLarge,
-    HeadersTooLarge,
-    UnsupportedFeature,
-    Overloaded,
-    Unavailable,
-    DatabaseChecking,
-    DatabaseCorrupt,
-    DiskFull,
-    StorageError,
-    BackupWrongPassphrase,
-    BackupPassphraseRequired,
-    BackupDamaged,
-    BackupNotEncrypted,
-    Internal,
+/// Declares [`Reason`] and its table: each reason once, with its stable code, its HTTP
+/// status and the `error` word of API errors (the OAuth-style snake_case name of that
+/// status). Nothing else maps reasons to codes, statuses or words.
+macro_rules! reasons {
+    ($($(#[$doc:meta])* $reason:ident = ($code:literal, $status:literal, $word:literal),)*) => {
+        /// Stable reason codes. They appear in API errors, logs, stored refusals and
+        /// `seatgate explain`; never rename one.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Reason {
+            $($(#[$doc])* $reason,)*
+        }
+
+        impl Reason {
+            /// Every reason, in the table's order.
+            pub const ALL: &[Reason] = &[$(Reason::$reason,)*];
+
+            pub fn code(self) -> &'static str {
+                match self {
+                    $(Reason::$reason => $code,)*
+                }
+            }
+
+            /// The default HTTP status for this reason.
+            pub fn status(self) -> u16 {
+                match self {
+                    $(Reason::$reason => $status,)*
+                }
+            }
+
+            /// The `error` word of an API error with this reason at its default status.
+            pub fn error_word(self) -> &'static str {
+                match self {
+                    $(Reason::$reason => $word,)*
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    BadRequest = ("BAD_REQUEST", 400, "invalid_request"),
+    FieldTooLong = ("FIELD_TOO_LONG", 400, "invalid_request"),
+    Unauthorized = ("UNAUTHORIZED", 401, "unauthorized"),
+    Forbidden = ("FORBIDDEN", 403, "forbidden"),
+    NotFound = ("NOT_FOUND", 404, "not_found"),
+    Conflict = ("CONFLICT", 409, "conflict"),
+    PreconditionFailed = ("PRECONDITION_FAILED", 412, "precondition_failed"),
+    UnsupportedMediaType = ("UNSUPPORTED_MEDIA_TYPE", 415, "unsupported_media_type"),
+    TooManyRequests = ("TOO_MANY_REQUESTS", 429, "too_many_requests"),
+    DomainUnknown = ("DOMAIN_UNKNOWN", 404, "not_found"),
+    DomainNotAllowed = ("DOMAIN_NOT_ALLOWED", 403, "forbidden"),
+    SamlRejected = ("SAML_RESPONSE_REJECTED", 400, "invalid_request"),
+    SignInExpired = ("SIGN_IN_EXPIRED", 400, "invalid_request"),
+    ClockSkew = ("CLOCK_SKEW", 400, "invalid_request"),
+    ConnectionIncomplete = ("CONNECTION_INCOMPLETE", 503, "unavailable"),
+    NotEntitled = ("NOT_ENTITLED", 403, "forbidden"),
+    NoSeats = ("NO_SEATS", 403, "forbidden"),
+    LicenseExpired = ("LICENSE_EXPIRED", 403, "forbidden"),
+    DeviceLimit = ("DEVICE_LIMIT", 403, "forbidden"),
+    Revoked = ("REVOKED", 403, "forbidden"),
+    ActivationExpired = ("ACTIVATION_EXPIRED", 400, "invalid_request"),
+    InvalidRedirectUri = ("INVALID_REDIRECT_URI", 400, "invalid_request"),
+    UserNotProvisioned = ("USER_NOT_PROVISIONED", 403, "forbidden"),
+    UserInactive = ("USER_INACTIVE", 403, "forbidden"),
+    NotAdmin = ("NOT_ADMIN", 403, "forbidden"),
+    InvalidCredentials = ("INVALID_CREDENTIALS", 401, "unauthorized"),
+    SessionExpired = ("SESSION_EXPIRED", 401, "unauthorized"),
+    CsrfFailed = ("CSRF_FAILED", 403, "forbidden"),
+    OriginMismatch = ("ORIGIN_MISMATCH", 403, "forbidden"),
+    MethodNotAllowed = ("METHOD_NOT_ALLOWED", 405, "method_not_allowed"),
+    RequestTimeout = ("REQUEST_TIMEOUT", 408, "request_timeout"),
+    LengthRequired = ("LENGTH_REQUIRED", 411, "length_required"),
+    PayloadTooLarge = ("PAYLOAD_TOO_LARGE", 413, "payload_too_large"),
+    HeadersTooLarge = ("HEADERS_TOO_LARGE", 431, "headers_too_large"),
+    UnsupportedFeature = ("UNSUPPORTED_FEATURE", 501, "not_implemented"),
+    Overloaded = ("OVERLOADED", 503, "unavailable"),
+    Unavailable = ("UNAVAILABLE", 503, "unavailable"),
+    DatabaseChecking = ("DATABASE_CHECKING", 503, "unavailable"),
+    DatabaseCorrupt = ("DATABASE_CORRUPT", 503, "unavailable"),
+    DiskFull = ("DISK_FULL", 503, "unavailable"),
+    StorageError = ("STORAGE_ERROR", 503, "unavailable"),
+    /// Only the command line says the backup reasons; 400 if ever sent.
+    BackupWrongPassphrase = ("BACKUP_WRONG_PASSPHRASE", 400, "invalid_request"),
+    BackupPassphraseRequired = ("BACKUP_PASSPHRASE_REQUIRED", 400, "invalid_request"),
+    BackupDamaged = ("BACKUP_DAMAGED", 400, "invalid_request"),
+    BackupNotEncrypted = ("BACKUP_NOT_ENCRYPTED", 400, "invalid_request"),
+    Internal = ("INTERNAL_ERROR", 500, "server_error"),
 }
 
 impl Reason {
     /// The reason with this code (stored reasons are read back with it).
     pub fn from_code(code: &str) -> Option<Reason> {
-        ALL_REASONS.iter().copied().find(|r| r.code() == code)
-    }
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Reason::BadRequest => "BAD_REQUEST",
-            Reason::FieldTooLong => "FIELD_TOO_LONG",
-            Reason::Unauthorized => "UNAUTHORIZED",
-            Reason::Forbidden => "FORBIDDEN",
-            Reason::NotFound => "NOT_FOUND",
-            Reason::Conflict => "CONFLICT",
-            Reason::PreconditionFailed => "PRECONDITION_FAILED",
-            Reason::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
-            Reason::TooManyRequests => "TOO_MANY_REQUESTS",
-            Reason::DomainUnknown => "DOMAIN_UNKNOWN",
-            Reason::DomainNotAllowed => "DOMAIN_NOT_ALLOWED",
-            Reason::SamlRejected => "SAML_RESPONSE_REJECTED",
-            Reason::SignInExpired => "SIGN_IN_EXPIRED",
-            Reason::ClockSkew => "CLOCK_SKEW",
-            Reason::ConnectionIncomplete => "CONNECTION_INCOMPLETE",
-            Reason::NotEntitled => "NOT_ENTITLED",
-            Reason::NoSeats => "NO_SEATS",
-            Reason::LicenseExpired => "LICENSE_EXPIRED",
-            Reason::DeviceLimit => "DEVICE_LIMIT",
-            Reason::Revoked => "REVOKED",
-            Reason::ActivationExpired => "ACTIVATION_EXPIRED",
-            Reason::InvalidRedirectUri => "INVALID_REDIRECT_URI",
-            Reason::UserNotProvisioned => "USER_NOT_PROVISIONED",
-            Reason::UserInactive => "USER_INACTIVE",
-            Reason::NotAdmin => "NOT_ADMIN",
-            Reason::InvalidCredentials => "INVALID_CREDENTIALS",
-            Reason::SessionExpired => "SESSION_EXPIRED",
-            Reason::CsrfFailed => "CSRF_FAILED",
-            Reason::OriginMismatch => "ORIGIN_MISMATCH",
-            Reason::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            Reason::RequestTimeout => "REQUEST_TIMEOUT",
-            Reason::LengthRequired => "LENGTH_REQUIRED",
-            Reason::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
-            Reason::HeadersTooLarge => "HEADERS_TOO_LARGE",
-            Reason::UnsupportedFeature => "UNSUPPORTED_FEATURE",
-            Reason::Overloaded => "OVERLOADED",
-            Reason::Unavailable => "UNAVAILABLE",
-            Reason::DatabaseChecking => "DATABASE_CHECKING",
-            Reason::DatabaseCorrupt => "DATABASE_CORRUPT",
-            Reason::DiskFull => "DISK_FULL",
-            Reason::StorageError => "STORAGE_ERROR",
-            Reason::BackupWrongPassphrase => "BACKUP_WRONG_PASSPHRASE",
-            Reason::BackupPassphraseRequired => "BACKUP_PASSPHRASE_REQUIRED",
-            Reason::BackupDamaged => "BACKUP_DAMAGED",
-            Reason::BackupNotEncrypted => "BACKUP_NOT_ENCRYPTED",
-            Reason::Internal => "INTERNAL_ERROR",
-        }
-    }
-
-    /// The default HTTP status for this reason.
-    pub fn status(self) -> u16 {
-        match self {
-            Reason::BadRequest => 400,
-            Reason::FieldTooLong => 400,
-            Reason::Unauthorized => 401,
-            Reason::Forbidden => 403,
-            Reason::NotFound => 404,
-            Reason::Conflict => 409,
-            Reason::PreconditionFailed => 412,
-            Reason::UnsupportedMediaType => 415,
-            Reason::TooManyRequests => 429,
-            Reason::DomainUnknown => 404,
-            Reason::DomainNotAllowed => 403,
-            Reason::SamlRejected => 400,
-            Reason::SignInExpired => 400,
-            Reason::ClockSkew => 400,
-            Reason::ConnectionIncomplete => 503,
-            Reason::NotEntitled => 403,
-            Reason::NoSeats => 403,
-            Reason::LicenseExpired => 403,
-            Reason::DeviceLimit => 403,
-            Reason::Revoked => 403,
-            Reason::ActivationExpired => 400,
-            Reason::InvalidRedirectUri => 400,
-            Reason::UserNotProvisioned => 403,
-            Reason::UserInactive => 403,
-            Reason::NotAdmin => 403,
-            Reason::InvalidCredentials => 401,
-            Reason::SessionExpired => 401,
-            Reason::CsrfFailed => 403,
-            Reason::OriginMismatch => 403,
-            Reason::MethodNotAllowed => 405,
-            Reason::RequestTimeout => 408,
-            Reason::LengthRequired => 411,
-            Reason::PayloadTooLarge => 413,
-            Reason::HeadersTooLarge => 431,
-            Reason::UnsupportedFeature => 501,
-            Reason::Overloaded => 503,
-            Reason::Unavailable => 503,
-            Reason::DatabaseChecking => 503,
-            Reason::DatabaseCorrupt => 503,
-            Reason::DiskFull => 503,
-            Reason::StorageError => 503,
-            // Only the command line says these (backup bundles); 400 if ever sent.
-            Reason::BackupWrongPassphrase | Reason::BackupPassphraseRequired => 400,
-            Reason::BackupDamaged | Reason::BackupNotEncrypted => 400,
-            Reason::Internal => 500,
-        }
+        Reason::ALL.iter().copied().find(|r| r.code() == code)
     }
 }
 
-const ALL_REASONS: &[Reason] = &[
-    Reason::NotEntitled,
-    Reason::NoSeats,
-    Reason::LicenseExpired,
-    Reason::DeviceLimit,
-    Reason::Revoked,
-    Reason::ActivationExpired,
-    Reason::UserInactive,
-    Reason::UserNotProvisioned,
-    Reason::DomainUnknown,
-    Reason::DomainNotAllowed,
-    Reason::ConnectionIncomplete,
-];
-
 /// The shape of an error response; each route's surface chooses one
-/// ([`crate::routes::Format::format`]).
+/// ([`crate::routes::Surface::format`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Api,
@@ -286,12 +207,22 @@ impl HttpError {
         }
     }
 
+    /// The `error` word of the API body: the reason's, unless a caller chose another
+    /// status for it (a 502, 504 or 417 from the gatekeeper), which is a `server_error`.
+    fn error_word(&self) -> &'static str {
+        if self.status == self.reason.status() {
+            self.reason.error_word()
+        } else {
+            "server_error"
+        }
+    }
+
     /// The response in the format of the surface the request arrived on.
     pub fn render(&self, format: Format) -> Response {
         let mut response = match format {
             Format::Api => {
                 let mut body = serde_json::json!({
-                    "error": error_word(self.status),
+                    "error": self.error_word(),
                     "reason": self.reason.code(),
                     "message": self.message,
                 });
@@ -407,28 +338,6 @@ fn default_scim_type(status: u16) -> &'static str {
         408 | 411 | 415 | 501 => "invalidSyntax",
         429 | 503 => "tooMany",
         _ => "invalidValue",
-    }
-}
-
-/// The `error` word of API errors: a short snake_case name of the status.
-fn error_word(status: u16) -> &'static str {
-    match status {
-        400 => "invalid_request",
-        401 => "unauthorized",
-        403 => "forbidden",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        408 => "request_timeout",
-        409 => "conflict",
-        412 => "precondition_failed",
-        415 => "unsupported_media_type",
-        411 => "length_required",
-        413 => "payload_too_large",
-        429 => "too_many_requests",
-        431 => "headers_too_large",
-        501 => "not_implemented",
-        503 => "unavailable",
-        _ => "server_error",
     }
 }
 
@@ -593,5 +502,49 @@ mod tests {
             .with_retry_after(2)
             .render(Format::Api);
         assert_eq!(r.header("retry-after"), Some("2"));
+    }
+
+    #[test]
+    fn item14_the_reason_table_has_one_unique_code_per_reason_and_one_word_per_status() {
+        let mut codes = std::collections::HashSet::new();
+        let mut words = std::collections::HashMap::new();
+        for &reason in Reason::ALL {
+            let code = reason.code();
+            assert!(codes.insert(code), "{code} twice");
+            assert!(
+                code.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
+                "{code}"
+            );
+            assert_eq!(Reason::from_code(code), Some(reason), "{code} reads back");
+            // The word names the status, so every reason of one status says the same.
+            let word = *words.entry(reason.status()).or_insert(reason.error_word());
+            assert_eq!(reason.error_word(), word, "{code}");
+            let api = HttpError::new(reason, "x").render(Format::Api);
+            assert_eq!(api.status, reason.status());
+            assert_eq!(body(&api)["error"], word, "{code}");
+        }
+        assert_eq!(Reason::from_code("NO_SUCH_REASON"), None);
+        // A status chosen over the reason's (the gatekeeper's 502/504) is a server error.
+        let gateway = HttpError {
+            status: 504,
+            ..HttpError::new(Reason::Unavailable, "Slow.")
+        };
+        assert_eq!(body(&gateway.render(Format::Api))["error"], "server_error");
+    }
+
+    #[test]
+    fn item14_every_reason_code_is_documented() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut docs = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+        // The spec lives beside the repository in the workspace; the README is enough.
+        if let Ok(spec) = std::fs::read_to_string(root.join("../shared/spec/INTERFACES.md")) {
+            docs.push_str(&spec);
+        }
+        let missing: Vec<&str> = Reason::ALL
+            .iter()
+            .map(|r| r.code())
+            .filter(|code| !docs.contains(&format!("`{code}`")))
+            .collect();
+        assert!(missing.is_empty(), "undocumented reason codes: {missing:?}");
     }
 }

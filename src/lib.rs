@@ -11,6 +11,7 @@
 //! - [`app`]: routing and handlers behind the gatekeeper; [`error`] turns errors into
 //!   responses; [`http`] holds the request/response values both sides share.
 //! - [`admin`]: the admin portal's sign-in, sessions and pages.
+//! - [`audit`]: the audit log's vocabulary (who acted, what they did).
 //! - [`caps`]: length caps on every field an unauthenticated client sends.
 //! - [`db`]: SQLite connections, migrations, backups; [`bundle`]: backups with the keys.
 //! - [`datadir`], [`setup`], [`metrics`], [`crypto`], [`clock`]: the appliance's habits.
@@ -19,6 +20,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod buildinfo;
 pub mod bundle;
 pub mod caps;

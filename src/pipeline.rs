@@ -18,6 +18,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use crate::app::App;
+use crate::audit::Actor;
 use crate::db::admin::Session;
 use crate::db::tokens::{self, Presented, Scope};
 use crate::error::{Format, HttpError, Reason, new_request_id};
@@ -102,13 +103,14 @@ impl<'a> Ctx<'a> {
     }
 
     /// Who the audit log names for changes made by this request.
-    pub fn actor(&self) -> String {
+    pub fn actor(&self) -> Result<Actor, HttpError> {
         match &self.principal {
-            Principal::Session { session, .. } => format!("admin:{}", session.display_name),
-            Principal::AdminToken { name } => format!("admin-token:{name}"),
-            Principal::ScimToken(t) => format!("scim:{}", t.name),
-            Principal::Device { .. } => "device".into(),
-            Principal::Anonymous => "anonymous".into(),
+            Principal::Session { session, .. } => Ok(Actor::Admin(session.display_name.clone())),
+            Principal::AdminToken { name } => Ok(Actor::AdminToken(name.clone())),
+            Principal::ScimToken(t) => Ok(Actor::Scim(t.name.clone())),
+            Principal::Device { .. } | Principal::Anonymous => {
+                Err(self.misdeclared("a caller the audit log can name"))
+            }
         }
     }
 

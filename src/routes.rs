@@ -515,7 +515,7 @@ pub static ROUTES: &[Route] = &[
         app.admin.api_explain(cx.req)
     }),
     Route::new(DELETE, "/api/v1/admin/devices/{id}", AdminApi, |app, cx| {
-        app.admin.api_deactivate(&cx.actor(), cx.param("id"))
+        app.admin.api_deactivate(&cx.actor()?, cx.param("id"))
     }),
     Route::new(GET, "/api/v1/admin/licenses", AdminApi, |app, _| {
         app.admin.api_licenses()

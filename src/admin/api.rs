@@ -6,6 +6,7 @@
 use serde_json::{Value, json};
 
 use super::{Admin, Handled};
+use crate::audit::Actor;
 use crate::clock::{now_unix, rfc3339};
 use crate::db::licensing as store;
 use crate::db::portal::{self, AuditFilter};
@@ -32,7 +33,7 @@ impl Admin {
             .iter()
             .map(|u| {
                 json!({"id": u.id, "userName": u.user_name, "displayName": u.display_name,
-                       "email": u.email, "active": u.active, "seat": u.seat, "pool": u.pool,
+                       "email": u.email, "active": u.active, "seat": u.seat.map(|s| s.as_str()), "pool": u.pool,
                        "reason": u.reason, "devices": u.devices})
             })
             .collect();
@@ -67,11 +68,17 @@ impl Admin {
     }
 
     /// `DELETE /api/v1/admin/devices/{id}`: releases the device's seat, audited as `actor`.
-    pub(crate) fn api_deactivate(&self, actor: &str, id: &str) -> Handled {
+    pub(crate) fn api_deactivate(&self, actor: &Actor, id: &str) -> Handled {
         self.db.write(|tx| {
             let device = store::device(tx, id)?
                 .ok_or_else(|| HttpError::new(Reason::NotFound, "There is no such device."))?;
-            crate::licensing::leases::release_device(tx, &device, actor, "DEACTIVATED", now_unix())
+            crate::licensing::leases::release_device(
+                tx,
+                &device,
+                actor,
+                crate::licensing::engine::RevokeReason::Deactivated,
+                now_unix(),
+            )
         })?;
         log::info!("{actor} deactivated device {id}");
         Ok(Response::new(204, "text/plain", Vec::new()))
@@ -89,8 +96,8 @@ impl Admin {
                     .filter(|p| p.license_id == l.id)
                     .map(|p| {
                         json!({"sublicense": p.sublicense_id, "name": p.name, "reserved": p.reserved,
-                               "expires_at": p.expires_at.map(rfc3339), "capacity": p.capacity,
-                               "used": p.used, "pending": p.pending, "free": p.free})
+                               "expires_at": p.expires_at.map(rfc3339), "capacity": p.seats.capacity,
+                               "used": p.seats.used, "pending": p.pending, "free": p.seats.free})
                     })
                     .collect();
                 json!({"id": l.id, "product": l.product, "seats": l.seats,

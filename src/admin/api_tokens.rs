@@ -46,7 +46,7 @@ impl Admin {
         if name.is_empty() {
             return Err(HttpError::new(Reason::BadRequest, "Give the token a name."));
         }
-        let actor = format!("admin:{}", session.display_name);
+        let actor = crate::audit::Actor::Admin(session.display_name.clone());
         let (_, secret) = self
             .db
             .write(|tx| tokens::create(tx, Scope::Admin, &name, &actor, None))?;
@@ -57,7 +57,7 @@ impl Admin {
     }
 
     pub(crate) fn revoke_api_token(&self, session: &Session, id: &str) -> Handled {
-        let actor = format!("admin:{}", session.display_name);
+        let actor = crate::audit::Actor::Admin(session.display_name.clone());
         let revoked = self
             .db
             .write(|tx| tokens::revoke(tx, Scope::Admin, id, &actor))?;

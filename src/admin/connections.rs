@@ -86,7 +86,7 @@ impl Admin {
 
     /// Revokes a SCIM token: the IdP using it gets 401 from its next request.
     pub(crate) fn revoke_scim_token(&self, session: &Session, id: &str) -> Handled {
-        let actor = format!("admin:{}", session.display_name);
+        let actor = crate::audit::Actor::Admin(session.display_name.clone());
         let revoked = self
             .db
             .write(|tx| tokens::revoke(tx, Scope::Scim, id, &actor))?;
@@ -107,7 +107,7 @@ impl Admin {
             return Err(HttpError::new(Reason::BadRequest, "Give the token a name."));
         }
         let connection = Some(field(&form, "connection").trim()).filter(|c| !c.is_empty());
-        let actor = format!("admin:{}", session.display_name);
+        let actor = crate::audit::Actor::Admin(session.display_name.clone());
         let (_, secret) = self.db.write(|tx| {
             if let Some(c) = connection
                 && crate::db::idp::verification_keys(tx, c)?.is_none()
@@ -207,7 +207,7 @@ impl Admin {
             .filter(|d| !d.trim().is_empty())
             .map(str::to_string)
             .collect();
-        let actor = format!("admin:{}", session.display_name);
+        let actor = crate::audit::Actor::Admin(session.display_name.clone());
         let added = connections::add(
             &self.db,
             &AddRequest {
@@ -245,7 +245,7 @@ impl Admin {
                 "Tick the box to confirm that this connection's users can no longer sign in.",
             ));
         }
-        let actor = format!("admin:{}", session.display_name);
+        let actor = crate::audit::Actor::Admin(session.display_name.clone());
         connections::remove(&self.db, id, &actor).map_err(|e| match e {
             connections::AddError::UnknownConnection(_) => HttpError::not_found(),
             e => {
@@ -266,7 +266,7 @@ impl Admin {
             .find(|c| c.id == id)
             .ok_or_else(HttpError::not_found)?;
         let name = format!("{} provisioning", connection.name);
-        let actor = format!("admin:{}", session.display_name);
+        let actor = crate::audit::Actor::Admin(session.display_name.clone());
         let (_, secret) = self
             .db
             .write(|tx| tokens::create(tx, Scope::Scim, &name, &actor, Some(id)))?;

@@ -9,9 +9,10 @@ use maud::html;
 use super::licenses::field;
 use super::pages::layout;
 use super::{Admin, Handled, html_status, password, redirect};
+use crate::audit::Actor;
 use crate::clock::{now_unix, rfc3339};
 use crate::crypto::sha256_hex;
-use crate::db::admin::{self as store, Session, SessionKind};
+use crate::db::admin::{Session, SessionKind};
 use crate::db::settings;
 use crate::error::{HttpError, Reason};
 use crate::http::{Request, Response};
@@ -105,8 +106,8 @@ impl Admin {
         {
             return again("The public URL must be like https://seatgate.example.com.");
         }
-        let hash = match password::hash(field(&form, "password")) {
-            Ok(h) => h,
+        let new_password = match password::NewPassword::new(username, field(&form, "password")) {
+            Ok(p) => p,
             Err(e) => return again(&e.to_string()),
         };
         let now = now_unix();
@@ -115,18 +116,12 @@ impl Admin {
             if !settings::consume_setup_token(tx, &token_hash, now)? {
                 return Ok::<_, HttpError>(false);
             }
-            store::set_local_admin(tx, username, &hash, now)?;
-            crate::db::licensing::audit(
+            password::set(
                 tx,
+                &new_password,
+                &Actor::Setup,
+                Some("first-run setup"),
                 now,
-                "setup",
-                "local_admin_created",
-                None,
-                crate::db::licensing::AuditAbout {
-                    subject: Some(username),
-                    detail: Some("first-run setup"),
-                    ..Default::default()
-                },
             )?;
             settings::put(tx, settings::SETUP_COMPLETED_AT, &now.to_string(), now)?;
             // The URL shown (the one in use) is kept only as "follow the listener"; a

@@ -10,15 +10,16 @@ use super::pages::layout;
 use super::{Admin, Handled, html_status, redirect};
 use crate::clock::{now_unix, rfc3339};
 use crate::db::admin::{Mapping, Session};
-use crate::db::licensing::{LicenseRow, SublicenseRow};
+use crate::db::licensing::LicenseRow;
 use crate::db::portal::{self, PoolUsage};
 use crate::error::{HttpError, Reason};
 use crate::http::Request;
+use crate::licensing::engine::Sublicense;
 use crate::licensing::manage::{self, ManageError, MapTo, NewLicense, NewSublicense};
 
 struct Catalog {
     licenses: Vec<LicenseRow>,
-    sublicenses: Vec<SublicenseRow>,
+    sublicenses: Vec<Sublicense>,
     pools: Vec<PoolUsage>,
     mappings: Vec<Mapping>,
     /// IdP connections as (id, name), for the scope of a mapping.
@@ -55,9 +56,9 @@ impl Admin {
     fn after_change(
         &self,
         session: &Session,
-        change: impl FnOnce(&str) -> Result<(), ManageError>,
+        change: impl FnOnce(&crate::audit::Actor) -> Result<(), ManageError>,
     ) -> Handled {
-        let actor = format!("admin:{}", session.display_name);
+        let actor = crate::audit::Actor::Admin(session.display_name.clone());
         match change(&actor) {
             Ok(()) => Ok(redirect("/admin/licenses")),
             Err(ManageError::Db(e)) => Err(e.into()),
@@ -216,7 +217,7 @@ fn page(s: &Session, c: &Catalog, notice: Option<&str>, now: i64) -> Markup {
                                             summary { "Change or remove " (p.name) }
                                             form.inline method="post" action={ "/admin/sublicenses/" (sub_id) } {
                                                 input type="hidden" name="csrf" value=(s.csrf_token);
-                                                label { "Seats " input type="number" name="seats" min="0" value=(p.capacity) required; }
+                                                label { "Seats " input type="number" name="seats" min="0" value=(p.seats.capacity) required; }
                                                 label { "Expires (empty: never) " input type="date" name="expires" value=(date_value(p.expires_at)); }
                                                 button type="submit" { "Save " (p.name) }
                                             }
@@ -229,11 +230,11 @@ fn page(s: &Session, c: &Catalog, notice: Option<&str>, now: i64) -> Markup {
                                     }
                                 }
                                 td {
-                                    (p.used) " / " (p.pending) " / " (p.free) " of " (p.capacity)
-                                    @if p.used_by_dynamic > 0 {
-                                        br; span.muted { (p.used_by_dynamic) " of the used seats are held through dynamic sublicenses" }
+                                    (p.seats.used) " / " (p.pending) " / " (p.seats.free) " of " (p.seats.capacity)
+                                    @if p.seats.used_by_dynamic > 0 {
+                                        br; span.muted { (p.seats.used_by_dynamic) " of the used seats are held through dynamic sublicenses" }
                                     }
-                                    @if p.sublicense_id.is_some() && !p.reserved && p.free < (p.capacity - p.used).max(0) {
+                                    @if p.seats.limited_by_primary {
                                         br; span.muted { "limited by the primary pool it draws from" }
                                     }
                                 }
@@ -368,16 +369,16 @@ fn grant_label(m: &Mapping, c: &Catalog) -> Markup {
 /// primary pool is full (outlined), and the waiting list drawn past the end.
 /// SVG attributes rather than inline styles, which the pages' CSP forbids.
 pub(super) fn usage_bar(p: &PoolUsage) -> Markup {
-    let scale = (p.capacity.max(p.used) + p.pending).max(1) as f64;
+    let scale = (p.seats.capacity.max(p.seats.used) + p.pending).max(1) as f64;
     let w = |n: i64| format!("{:.1}", n.max(0) as f64 / scale * 300.0);
-    let blocked = (p.capacity - p.used - p.free).max(0);
+    let blocked = (p.seats.capacity - p.seats.used - p.seats.free).max(0);
     html! {
         svg.bar width="300" height="14" viewBox="0 0 300 14" role="img"
-            aria-label={ (p.used) " used, " (p.pending) " pending, " (p.free) " free" } {
-            rect.used x="0" y="0" height="14" width=(w(p.used)) {}
-            rect.free x=(w(p.used)) y="0" height="14" width=(w(p.free)) {}
-            rect.blocked x=(w(p.used + p.free)) y="0.5" height="13" width=(w(blocked)) {}
-            rect.pending x=(w(p.used + p.free + blocked)) y="0" height="14" width=(w(p.pending)) {}
+            aria-label={ (p.seats.used) " used, " (p.pending) " pending, " (p.seats.free) " free" } {
+            rect.used x="0" y="0" height="14" width=(w(p.seats.used)) {}
+            rect.free x=(w(p.seats.used)) y="0" height="14" width=(w(p.seats.free)) {}
+            rect.blocked x=(w(p.seats.used + p.seats.free)) y="0.5" height="13" width=(w(blocked)) {}
+            rect.pending x=(w(p.seats.used + p.seats.free + blocked)) y="0" height="14" width=(w(p.pending)) {}
         }
     }
 }

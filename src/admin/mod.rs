@@ -574,8 +574,8 @@ pub fn login_link(
         crate::db::licensing::audit(
             tx,
             now,
-            "system",
-            "admin_login_link_created",
+            &crate::audit::Actor::System,
+            crate::audit::AuditAction::AdminLoginLinkCreated,
             None,
             crate::db::licensing::AuditAbout {
                 subject: Some(&canonical),

@@ -103,7 +103,7 @@ pub fn overview(o: &Overview<'_>) -> String {
                             @for p in o.pools.iter().filter(|p| p.license_id == l.id) {
                                 tr {
                                     td { (p.name) }
-                                    td { (p.used) " / " (p.pending) " / " (p.free) " of " (p.capacity) }
+                                    td { (p.seats.used) " / " (p.pending) " / " (p.seats.free) " of " (p.seats.capacity) }
                                     td.bar { (super::licenses::usage_bar(p)) }
                                 }
                             }

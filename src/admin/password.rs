@@ -2,6 +2,8 @@
 //! lane — OWASP's recommendation) in PHC string form.
 
 use argon2::Argon2;
+
+use crate::audit::{Actor, AuditAction};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
 /// Break-glass passwords are typed rarely and must resist guessing: at least this long.
@@ -14,6 +16,8 @@ pub enum PasswordError {
     /// Longer than the sign-in form accepts: such an admin could never sign in.
     #[error("the password must be at most {} bytes long", crate::caps::PASSWORD.max_bytes)]
     TooLong,
+    #[error("the username takes {USERNAME_RULE}")]
+    Username,
     #[error("the password could not be hashed: {0}")]
     Hash(String),
 }
@@ -63,6 +67,70 @@ pub fn verify_nothing(password: &str) {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let stored = DUMMY.get_or_init(|| hash("not a password of anyone").unwrap_or_default());
     let _ = verify(password, stored);
+}
+
+/// A break-glass admin's new password, checked and hashed before any transaction opens
+/// (hashing takes a while).
+pub struct NewPassword {
+    username: String,
+    hash: String,
+}
+
+impl NewPassword {
+    pub fn new(username: &str, password: &str) -> Result<NewPassword, PasswordError> {
+        if !valid_username(username) {
+            return Err(PasswordError::Username);
+        }
+        Ok(NewPassword {
+            username: username.to_string(),
+            hash: hash(password)?,
+        })
+    }
+}
+
+/// What setting a break-glass password did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordSet {
+    /// A new admin, not a changed password.
+    pub created: bool,
+    /// The admin's open sessions, ended so the old password's sessions do not outlive it.
+    pub ended_sessions: usize,
+}
+
+/// Sets a break-glass admin's password in the caller's transaction: creates the admin or
+/// changes its password, ends its open sessions, and audits it. The command line and
+/// first-run setup both set passwords this way.
+pub fn set(
+    tx: &rusqlite::Transaction<'_>,
+    new: &NewPassword,
+    actor: &Actor,
+    detail: Option<&str>,
+    now: i64,
+) -> rusqlite::Result<PasswordSet> {
+    use crate::db::admin::{self as store, SessionKind};
+    let created = store::set_local_admin(tx, &new.username, &new.hash, now)?;
+    let ended_sessions = store::end_sessions_of(tx, SessionKind::Local, &new.username, now)?;
+    let action = if created {
+        AuditAction::LocalAdminCreated
+    } else {
+        AuditAction::LocalAdminPasswordChanged
+    };
+    crate::db::licensing::audit(
+        tx,
+        now,
+        actor,
+        action,
+        None,
+        crate::db::licensing::AuditAbout {
+            subject: Some(&new.username),
+            detail,
+            ..Default::default()
+        },
+    )?;
+    Ok(PasswordSet {
+        created,
+        ended_sessions,
+    })
 }
 
 /// A random password for `admin set-password --generate`: 20 characters from an

@@ -11,6 +11,7 @@ use crate::db::licensing as store;
 use crate::db::portal::{self, SeatFilter, UserSummary};
 use crate::error::{HttpError, Reason};
 use crate::http::Request;
+use crate::licensing::engine::SeatState;
 
 const PAGE_SIZE: i64 = 50;
 /// A CSV export holds at most this many users (a whole 100k directory is ~10 MB).
@@ -100,7 +101,7 @@ impl Admin {
                 u.display_name.as_deref().unwrap_or(""),
                 &u.email,
                 if u.active { "true" } else { "false" },
-                u.seat.as_deref().unwrap_or(""),
+                u.seat.map_or("", SeatState::as_str),
                 u.pool.as_deref().unwrap_or(""),
                 u.reason.as_deref().unwrap_or(""),
                 &u.devices.to_string(),
@@ -181,7 +182,7 @@ impl Admin {
                             tbody { @for s in &seats { tr {
                                 td { (s.product) }
                                 td { (s.pool) }
-                                td { @if s.state == "assigned" { span.ok { "assigned" } } @else { "pending " code { (s.reason.as_deref().unwrap_or("")) } } }
+                                td { @if s.state == SeatState::Assigned { span.ok { "assigned" } } @else { "pending " code { (s.reason.as_deref().unwrap_or("")) } } }
                                 td.when { (rfc3339(s.since)) }
                             } } }
                         }
@@ -222,7 +223,7 @@ impl Admin {
     }
 
     pub(crate) fn deactivate_device(&self, session: &Session, id: &str) -> Handled {
-        let actor = format!("admin:{}", session.display_name);
+        let actor = crate::audit::Actor::Admin(session.display_name.clone());
         let user_id = self.db.write(|tx| {
             let device = store::device(tx, id)?
                 .ok_or_else(|| HttpError::new(Reason::NotFound, "There is no such device."))?;
@@ -230,7 +231,7 @@ impl Admin {
                 tx,
                 &device,
                 &actor,
-                "DEACTIVATED",
+                crate::licensing::engine::RevokeReason::Deactivated,
                 now_unix(),
             )?;
             Ok::<_, HttpError>(device.user_id)
@@ -269,9 +270,9 @@ pub(super) fn seat_filter(req: &Request) -> Result<SeatFilter, HttpError> {
 
 fn seat_label(u: &UserSummary) -> maud::Markup {
     html! {
-        @match (u.seat.as_deref(), u.pool.as_deref()) {
-            (Some("assigned"), Some(pool)) => span.ok { (pool) },
-            (Some("pending"), _) => { "pending " code { (u.reason.as_deref().unwrap_or("")) } },
+        @match (u.seat, u.pool.as_deref()) {
+            (Some(SeatState::Assigned), Some(pool)) => span.ok { (pool) },
+            (Some(SeatState::Pending), _) => { "pending " code { (u.reason.as_deref().unwrap_or("")) } },
             _ => span.muted { "—" },
         }
     }

@@ -6,6 +6,8 @@ use clap::Subcommand;
 
 use super::{CliError, runtime};
 use crate::admin::password;
+use crate::audit::Actor;
+use crate::audit::AuditAction;
 use crate::clock::{now_unix, rfc3339};
 use crate::db::Db;
 use crate::db::admin::{self as store, SessionKind};
@@ -13,7 +15,7 @@ use crate::licensing::manage::{self, MapTo};
 use crate::licensing::reconcile::Summary;
 
 /// Who the audit log says made changes from the command line.
-pub const ACTOR: &str = "admin:cli";
+pub const ACTOR: &Actor = &Actor::Cli;
 
 #[derive(Debug, Subcommand)]
 pub enum GroupMapCommand {
@@ -178,31 +180,13 @@ pub fn admin(db: &Db, public_url: &str, cmd: AdminCommand) -> Result<(), CliErro
                     "choose --generate (prints a new password) or --password-stdin".into(),
                 ));
             };
-            let hash = password::hash(&secret).map_err(|e| CliError::Usage(e.to_string()))?;
+            let new = password::NewPassword::new(&username, &secret)
+                .map_err(|e| CliError::Usage(e.to_string()))?;
             let now = now_unix();
-            let (created, ended) = db
-                .write(|tx| {
-                    let created = store::set_local_admin(tx, &username, &hash, now)?;
-                    let ended = store::end_sessions_of(tx, SessionKind::Local, &username, now)?;
-                    let action = if created {
-                        "local_admin_created"
-                    } else {
-                        "local_admin_password_changed"
-                    };
-                    crate::db::licensing::audit(
-                        tx,
-                        now,
-                        ACTOR,
-                        action,
-                        None,
-                        crate::db::licensing::AuditAbout {
-                            subject: Some(&username),
-                            ..Default::default()
-                        },
-                    )?;
-                    Ok::<_, rusqlite::Error>((created, ended))
-                })
+            let set = db
+                .write(|tx| password::set(tx, &new, ACTOR, None, now))
                 .map_err(runtime)?;
+            let (created, ended) = (set.created, set.ended_sessions);
             eprintln!(
                 "{} break-glass admin {username}{}",
                 if created {
@@ -280,7 +264,7 @@ fn remove_admin(db: &Db, username: &str) -> Result<(), CliError> {
                     tx,
                     now,
                     ACTOR,
-                    "local_admin_removed",
+                    AuditAction::LocalAdminRemoved,
                     None,
                     crate::db::licensing::AuditAbout {
                         subject: Some(username),

@@ -8,6 +8,7 @@ use crate::clock::{now_unix, rfc3339};
 use crate::config::Config;
 use crate::db::Db;
 use crate::db::licensing as store;
+use crate::licensing::engine::RevokeReason;
 use crate::licensing::manage::{self, NewLicense, NewSublicense};
 
 #[derive(Debug, Subcommand)]
@@ -133,7 +134,13 @@ pub fn device(db: &Db, config: &Config, cmd: DeviceCommand) -> Result<(), CliErr
                         format!("there is no device {id:?}"),
                     )
                 })?;
-                crate::licensing::leases::release_device(tx, &d, ACTOR, "DEACTIVATED", now)
+                crate::licensing::leases::release_device(
+                    tx,
+                    &d,
+                    ACTOR,
+                    RevokeReason::Deactivated,
+                    now,
+                )
             })
             .map_err(|e| CliError::Usage(e.message))?;
             outln!("deactivated {id}");
@@ -276,12 +283,12 @@ fn print_licenses(db: &Db) -> Result<(), CliError> {
         for p in pools.iter().filter(|p| p.license_id == l.id) {
             let figures = format!(
                 "{} used, {} pending, {} free of {}",
-                p.used, p.pending, p.free, p.capacity
+                p.seats.used, p.pending, p.seats.free, p.seats.capacity
             );
             match &p.sublicense_id {
-                None if p.used_by_dynamic > 0 => outln!(
+                None if p.seats.used_by_dynamic > 0 => outln!(
                     "    primary pool: {figures} ({} used through dynamic sublicenses)",
-                    p.used_by_dynamic
+                    p.seats.used_by_dynamic
                 ),
                 None => outln!("    primary pool: {figures}"),
                 Some(id) => outln!(

@@ -102,13 +102,56 @@ pub fn users_by_external_id(
     rows.collect()
 }
 
-/// Inserts a user provisioned in `scope`.
+/// Declares [`EventKind`] with each kind's stored string, once.
+macro_rules! event_kinds {
+    ($($kind:ident = $text:literal,)*) => {
+        /// What a directory event (the licensing layer's input) records.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum EventKind {
+            $($kind,)*
+        }
+
+        impl EventKind {
+            pub const ALL: &[EventKind] = &[$(EventKind::$kind,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(EventKind::$kind => $text,)*
+                }
+            }
+        }
+    };
+}
+
+event_kinds! {
+    UserCreated = "user_created",
+    UserUpdated = "user_updated",
+    UserDeactivated = "user_deactivated",
+    UserReactivated = "user_reactivated",
+    UserDeleted = "user_deleted",
+    GroupCreated = "group_created",
+    GroupUpdated = "group_updated",
+    GroupDeleted = "group_deleted",
+    MembersAdded = "members_added",
+    MembersRemoved = "members_removed",
+}
+
+impl EventKind {
+    /// The kind a stored event names (reconciliation reads events back).
+    pub fn parse(s: &str) -> Option<EventKind> {
+        EventKind::ALL.iter().copied().find(|k| k.as_str() == s)
+    }
+}
+
+/// Inserts a user provisioned in `scope`, with its `user_created` event (and
+/// `user_deactivated` for an inactive one); `detail` says how it came.
 pub fn insert_user(
     tx: &Transaction<'_>,
     scope: Scope<'_>,
     id: &str,
     f: &UserFields,
     resource: &str,
+    detail: Option<&str>,
     now: i64,
 ) -> rusqlite::Result<()> {
     tx.prepare_cached(
@@ -116,30 +159,50 @@ pub fn insert_user(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9, ?10)",
     )?
     .execute(params![id, f.user_name, f.user_name_key, f.external_id, f.active, f.display_name, f.email_key, resource, now, scope])?;
+    record_event(tx, EventKind::UserCreated, Some(id), None, detail, now)?;
+    if !f.active {
+        record_event(tx, EventKind::UserDeactivated, Some(id), None, None, now)?;
+    }
     Ok(())
 }
 
-/// Replaces a user's resource; returns the new version.
+/// Replaces a user's resource, with the event `kind` says it was; returns the new version.
 pub fn update_user(
     tx: &Transaction<'_>,
     id: &str,
     f: &UserFields,
     resource: &str,
+    (kind, detail): (EventKind, Option<&str>),
     now: i64,
 ) -> rusqlite::Result<i64> {
-    tx.prepare_cached(
+    let version = tx.prepare_cached(
         "UPDATE users SET user_name = ?2, user_name_key = ?3, external_id = ?4, active = ?5, display_name = ?6,
                 email_key = ?7, resource = ?8, version = version + 1, updated_at = ?9
          WHERE id = ?1 RETURNING version",
     )?
-    .query_row(params![id, f.user_name, f.user_name_key, f.external_id, f.active, f.display_name, f.email_key, resource, now], |r| r.get(0))
+    .query_row(params![id, f.user_name, f.user_name_key, f.external_id, f.active, f.display_name, f.email_key, resource, now], |r| r.get(0))?;
+    record_event(tx, kind, Some(id), None, detail, now)?;
+    Ok(version)
 }
 
-pub fn delete_user(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<bool> {
-    Ok(tx
-        .prepare_cached("DELETE FROM users WHERE id = ?1")?
-        .execute([id])?
-        > 0)
+/// Deletes a user, with its `user_deleted` event naming the groups it was in.
+pub fn delete_user(tx: &Transaction<'_>, id: &str, now: i64) -> rusqlite::Result<bool> {
+    let Some(user) = user_by_id(tx, id)? else {
+        return Ok(false);
+    };
+    let groups = groups_of_user(tx, id)?;
+    tx.prepare_cached("DELETE FROM users WHERE id = ?1")?
+        .execute([id])?;
+    let detail = serde_json::json!({"userName": user.user_name, "groups": groups.iter().map(|g| &g.0).collect::<Vec<_>>()});
+    record_event(
+        tx,
+        EventKind::UserDeleted,
+        Some(id),
+        None,
+        Some(&detail.to_string()),
+        now,
+    )?;
+    Ok(true)
 }
 
 /// A user's email (primary, else work, else first; else the userName), case-folded.
@@ -256,7 +319,7 @@ pub fn group_by_id(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<Gr
         .optional()
 }
 
-/// Inserts a group provisioned in `scope`.
+/// Inserts a group provisioned in `scope`, with its `group_created` event.
 pub fn insert_group(
     tx: &Transaction<'_>,
     scope: Scope<'_>,
@@ -270,9 +333,19 @@ pub fn insert_group(
          VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6, ?7)",
     )?
     .execute(params![id, f.display_name, f.display_name_key, f.external_id, resource, now, scope])?;
+    let detail = serde_json::json!({"displayName": f.display_name}).to_string();
+    record_event(
+        tx,
+        EventKind::GroupCreated,
+        None,
+        Some(id),
+        Some(&detail),
+        now,
+    )?;
     Ok(())
 }
 
+/// Replaces a group's attributes, with its `group_updated` event; returns the new version.
 pub fn update_group(
     tx: &Transaction<'_>,
     id: &str,
@@ -280,12 +353,22 @@ pub fn update_group(
     resource: &str,
     now: i64,
 ) -> rusqlite::Result<i64> {
-    tx.prepare_cached(
+    let version = tx.prepare_cached(
         "UPDATE groups SET display_name = ?2, display_name_key = ?3, external_id = ?4, resource = ?5,
                 version = version + 1, updated_at = ?6
          WHERE id = ?1 RETURNING version",
     )?
-    .query_row(params![id, f.display_name, f.display_name_key, f.external_id, resource, now], |r| r.get(0))
+    .query_row(params![id, f.display_name, f.display_name_key, f.external_id, resource, now], |r| r.get(0))?;
+    let detail = serde_json::json!({"displayName": f.display_name}).to_string();
+    record_event(
+        tx,
+        EventKind::GroupUpdated,
+        None,
+        Some(id),
+        Some(&detail),
+        now,
+    )?;
+    Ok(version)
 }
 
 /// Bumps a group's version after a membership change.
@@ -296,11 +379,24 @@ pub fn touch_group(tx: &Transaction<'_>, id: &str, now: i64) -> rusqlite::Result
     .query_row(params![id, now], |r| r.get(0))
 }
 
-pub fn delete_group(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<bool> {
-    Ok(tx
-        .prepare_cached("DELETE FROM groups WHERE id = ?1")?
-        .execute([id])?
-        > 0)
+/// Deletes a group, with its `group_deleted` event naming its members.
+pub fn delete_group(tx: &Transaction<'_>, id: &str, now: i64) -> rusqlite::Result<bool> {
+    let Some(group) = group_by_id(tx, id)? else {
+        return Ok(false);
+    };
+    let members = member_ids(tx, id)?;
+    tx.prepare_cached("DELETE FROM groups WHERE id = ?1")?
+        .execute([id])?;
+    let detail = serde_json::json!({"displayName": group.display_name, "users": members});
+    record_event(
+        tx,
+        EventKind::GroupDeleted,
+        None,
+        Some(id),
+        Some(&detail.to_string()),
+        now,
+    )?;
+    Ok(true)
 }
 
 /// Members as (user id, displayName or userName), in userName order.
@@ -410,17 +506,39 @@ pub fn recent_scim_requests(
     rows.collect()
 }
 
-/// Records a directory change for the licensing layer, in the caller's transaction.
-pub fn record_event(
+/// Records the net membership change of a group (`members_added`, `members_removed`),
+/// after [`add_members`] and [`remove_members`] made it.
+pub fn record_members_change<T: serde::Serialize>(
     tx: &Transaction<'_>,
-    kind: &str,
+    group_id: &str,
+    added: &[T],
+    removed: &[T],
+    now: i64,
+) -> rusqlite::Result<()> {
+    for (kind, users) in [
+        (EventKind::MembersAdded, added),
+        (EventKind::MembersRemoved, removed),
+    ] {
+        if !users.is_empty() {
+            let detail = serde_json::json!({ "users": users }).to_string();
+            record_event(tx, kind, None, Some(group_id), Some(&detail), now)?;
+        }
+    }
+    Ok(())
+}
+
+/// Records a directory change for the licensing layer, in the caller's transaction. Only
+/// the writes above call it, so no change goes without its event.
+fn record_event(
+    tx: &Transaction<'_>,
+    kind: EventKind,
     user_id: Option<&str>,
     group_id: Option<&str>,
     detail: Option<&str>,
     now: i64,
 ) -> rusqlite::Result<()> {
     tx.prepare_cached("INSERT INTO directory_events (at, kind, user_id, group_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![now, kind, user_id, group_id, detail])?;
+        .execute(params![now, kind.as_str(), user_id, group_id, detail])?;
     Ok(())
 }
 
@@ -470,17 +588,12 @@ pub fn delete_scope(
         rows.collect()
     };
     let groups = ids("SELECT id, display_name FROM groups WHERE connection_id = ?1")?;
-    for (id, name) in &groups {
-        let members = member_ids(tx, id)?;
-        delete_group(tx, id)?;
-        let detail = serde_json::json!({"displayName": name, "users": members}).to_string();
-        record_event(tx, "group_deleted", None, Some(id), Some(&detail), now)?;
+    for (id, _) in &groups {
+        delete_group(tx, id, now)?;
     }
     let users = ids("SELECT id, user_name FROM users WHERE connection_id = ?1")?;
-    for (id, user_name) in &users {
-        delete_user(tx, id)?;
-        let detail = serde_json::json!({"userName": user_name, "groups": []}).to_string();
-        record_event(tx, "user_deleted", Some(id), None, Some(&detail), now)?;
+    for (id, _) in &users {
+        delete_user(tx, id, now)?;
     }
     Ok((users.len(), groups.len()))
 }
@@ -575,4 +688,19 @@ pub fn prune_scim_requests(tx: &Transaction<'_>, keep_rows: i64) -> rusqlite::Re
     )?
     .execute([keep_rows])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_kinds_have_one_unique_string_each() {
+        let mut seen = std::collections::HashSet::new();
+        for &kind in EventKind::ALL {
+            assert!(seen.insert(kind.as_str()), "{kind:?} twice");
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(EventKind::parse("user_renamed"), None);
+    }
 }

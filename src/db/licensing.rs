@@ -3,7 +3,11 @@
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use crate::licensing::engine::{Catalog, Grant, License, Sublicense, Usage};
+use crate::audit::{Actor, AuditAction};
+use crate::db::directory::EventKind;
+use crate::licensing::engine::{
+    Catalog, Grant, License, RevokeReason, SeatState, Sublicense, Usage,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LicenseRow {
@@ -56,21 +60,7 @@ pub fn update_license(
         == 1)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SublicenseRow {
-    pub id: String,
-    pub license_id: String,
-    pub name: String,
-    pub seats: i64,
-    pub reserved: bool,
-    pub expires_at: Option<i64>,
-}
-
-pub fn insert_sublicense(
-    tx: &Transaction<'_>,
-    s: &SublicenseRow,
-    now: i64,
-) -> rusqlite::Result<()> {
+pub fn insert_sublicense(tx: &Transaction<'_>, s: &Sublicense, now: i64) -> rusqlite::Result<()> {
     tx.prepare_cached("INSERT INTO sublicenses (id, license_id, name, seats, allocation, expires_at, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)")?.execute(params![
             s.id,
@@ -111,12 +101,12 @@ pub fn delete_sublicense(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<()>
     Ok(())
 }
 
-pub fn sublicenses(tx: &Transaction<'_>) -> rusqlite::Result<Vec<SublicenseRow>> {
+pub fn sublicenses(tx: &Transaction<'_>) -> rusqlite::Result<Vec<Sublicense>> {
     let mut stmt = tx.prepare_cached(
         "SELECT id, license_id, name, seats, allocation, expires_at FROM sublicenses ORDER BY license_id, name",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok(SublicenseRow {
+        Ok(Sublicense {
             id: r.get(0)?,
             license_id: r.get(1)?,
             name: r.get(2)?,
@@ -139,17 +129,7 @@ pub fn catalog(tx: &Transaction<'_>) -> rusqlite::Result<Catalog> {
                 expires_at: l.expires_at,
             })
             .collect(),
-        sublicenses: sublicenses(tx)?
-            .into_iter()
-            .map(|s| Sublicense {
-                id: s.id,
-                license_id: s.license_id,
-                name: s.name,
-                seats: s.seats,
-                reserved: s.reserved,
-                expires_at: s.expires_at,
-            })
-            .collect(),
+        sublicenses: sublicenses(tx)?,
     })
 }
 
@@ -201,11 +181,17 @@ pub struct SeatRow {
     pub user_id: String,
     pub license_id: String,
     pub sublicense_id: Option<String>,
-    pub assigned: bool,
+    pub state: SeatState,
     pub reason: Option<String>,
     pub since: i64,
     /// For a pending seat: when it started waiting, in microseconds (the queue's order).
     pub queued_us: i64,
+}
+
+impl SeatRow {
+    pub fn assigned(&self) -> bool {
+        self.state == SeatState::Assigned
+    }
 }
 
 fn seat_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SeatRow> {
@@ -213,7 +199,8 @@ fn seat_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SeatRow> {
         user_id: r.get(0)?,
         license_id: r.get(1)?,
         sublicense_id: r.get(2)?,
-        assigned: r.get::<_, String>(3)? == "assigned",
+        // Only `assigned` holds a seat; anything else waits.
+        state: SeatState::parse(&r.get::<_, String>(3)?).unwrap_or(SeatState::Pending),
         reason: r.get(4)?,
         since: r.get(5)?,
         queued_us: r.get(6)?,
@@ -248,7 +235,7 @@ pub fn put_seat(tx: &Transaction<'_>, s: &SeatRow) -> rusqlite::Result<()> {
         s.user_id,
         s.license_id,
         s.sublicense_id,
-        if s.assigned { "assigned" } else { "pending" },
+        s.state.as_str(),
         s.reason,
         s.since,
         s.queued_us
@@ -298,14 +285,16 @@ pub fn revoke_devices(
     tx: &Transaction<'_>,
     user_id: &str,
     license_id: Option<&str>,
-    reason: &str,
+    reason: RevokeReason,
     now: i64,
 ) -> rusqlite::Result<Vec<String>> {
     let mut stmt = tx.prepare_cached(
         "UPDATE devices SET revoked_at = ?3, revoke_reason = ?4
          WHERE user_id = ?1 AND (?2 IS NULL OR license_id = ?2) AND revoked_at IS NULL RETURNING id",
     )?;
-    let rows = stmt.query_map(params![user_id, license_id, now, reason], |r| r.get(0))?;
+    let rows = stmt.query_map(params![user_id, license_id, now, reason.as_str()], |r| {
+        r.get(0)
+    })?;
     rows.collect()
 }
 
@@ -335,8 +324,8 @@ pub struct AuditAbout<'a> {
 pub fn audit(
     tx: &Transaction<'_>,
     at: i64,
-    actor: &str,
-    action: &str,
+    actor: &Actor,
+    action: AuditAction,
     user_id: Option<&str>,
     about: AuditAbout<'_>,
 ) -> rusqlite::Result<()> {
@@ -348,7 +337,15 @@ pub fn audit(
     tx.prepare_cached(
         "INSERT INTO audit_log (at, actor, action, user_id, subject, reason, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![at, actor, action, user_id, subject, reason, detail])?;
+    .execute(params![
+        at,
+        actor.to_string(),
+        action.as_str(),
+        user_id,
+        subject,
+        reason,
+        detail
+    ])?;
     Ok(())
 }
 
@@ -384,15 +381,24 @@ pub fn last_event_id(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
         .query_row([], |r| r.get(0))
 }
 
-/// A directory event: (kind, user_id, group_id, detail).
-pub type Event = (String, Option<String>, Option<String>, Option<String>);
+/// A directory event: (kind, user_id, group_id, detail); the kind is `None` for a kind this
+/// version does not know.
+pub type Event = (
+    Option<EventKind>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 /// Directory events after `mark`.
 pub fn events_after(tx: &Transaction<'_>, mark: i64) -> rusqlite::Result<Vec<Event>> {
     let mut stmt = tx.prepare_cached(
         "SELECT kind, user_id, group_id, detail FROM directory_events WHERE id > ?1 ORDER BY id",
     )?;
-    let rows = stmt.query_map([mark], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    let rows = stmt.query_map([mark], |r| {
+        let kind: String = r.get(0)?;
+        Ok((EventKind::parse(&kind), r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
     rows.collect()
 }
 
@@ -578,10 +584,10 @@ pub fn set_last_proof(tx: &Transaction<'_>, id: &str, proof_at: i64) -> rusqlite
 pub fn revoke_device(
     tx: &Transaction<'_>,
     id: &str,
-    reason: &str,
+    reason: RevokeReason,
     now: i64,
 ) -> rusqlite::Result<bool> {
-    Ok(tx.prepare_cached("UPDATE devices SET revoked_at = ?2, revoke_reason = ?3 WHERE id = ?1 AND revoked_at IS NULL")?.execute(params![id, now, reason])? == 1)
+    Ok(tx.prepare_cached("UPDATE devices SET revoked_at = ?2, revoke_reason = ?3 WHERE id = ?1 AND revoked_at IS NULL")?.execute(params![id, now, reason.as_str()])? == 1)
 }
 
 /// Live devices not seen since `before`.

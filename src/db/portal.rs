@@ -1,10 +1,9 @@
 //! Read models for the admin portal: user search with seat state, pool usage, audit search.
 
-use std::collections::HashMap;
-
 use rusqlite::{Transaction, params};
 
 use super::licensing::AuditEntry;
+use crate::licensing::engine::{PoolSeats, SeatState};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserSummary {
@@ -13,8 +12,8 @@ pub struct UserSummary {
     pub display_name: Option<String>,
     pub email: String,
     pub active: bool,
-    /// `assigned` or `pending` (the best seat state over the user's licenses).
-    pub seat: Option<String>,
+    /// The best seat state over the user's licenses.
+    pub seat: Option<SeatState>,
     /// The pool (`primary` or a sublicense name) of that seat.
     pub pool: Option<String>,
     pub reason: Option<String>,
@@ -139,7 +138,10 @@ pub fn search_users(
             display_name: r.get(2)?,
             email: r.get(3)?,
             active: r.get::<_, i64>(4)? == 1,
-            seat: r.get(5)?,
+            seat: r
+                .get::<_, Option<String>>(5)?
+                .as_deref()
+                .and_then(SeatState::parse),
             pool: r.get(6)?,
             reason: r.get(7)?,
             devices: r.get(8)?,
@@ -157,15 +159,9 @@ pub struct PoolUsage {
     pub name: String,
     pub reserved: bool,
     pub expires_at: Option<i64>,
-    pub capacity: i64,
-    /// Assigned seats; for the primary pool including those of dynamic sublicenses.
-    pub used: i64,
-    /// Of `used` in the primary pool, the seats held through dynamic sublicenses.
-    pub used_by_dynamic: i64,
+    /// Capacity, used, free as the seat engine counts them.
+    pub seats: PoolSeats,
     pub pending: i64,
-    /// Seats the pool can still grant (the engine's rule: a dynamic sublicense is also
-    /// bounded by the primary pool).
-    pub free: i64,
 }
 
 /// Every pool of every license: the primary pool (seats not reserved by a sublicense) and
@@ -174,24 +170,22 @@ pub fn pool_usage(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<Vec<PoolUs
     let catalog = super::licensing::catalog(tx)?;
     let usage = super::licensing::usage(tx)?;
     let pending = super::licensing::pending_per_pool(tx)?;
-    let count = |map: &HashMap<(String, Option<String>), i64>, l: &str, p: &Option<String>| {
-        map.get(&(l.to_string(), p.clone())).copied().unwrap_or(0)
+    let waiting = |l: &str, p: &Option<String>| {
+        pending
+            .get(&(l.to_string(), p.clone()))
+            .copied()
+            .unwrap_or(0)
     };
     let mut pools = Vec::new();
     for l in &catalog.licenses {
-        let primary = None;
-        let used = catalog.primary_used(&l.id, &usage);
         pools.push(PoolUsage {
             license_id: l.id.clone(),
             sublicense_id: None,
             name: "Primary pool".into(),
             reserved: false,
             expires_at: l.expires_at,
-            capacity: catalog.primary_capacity(&l.id, now),
-            used,
-            used_by_dynamic: used - count(&usage, &l.id, &primary),
-            pending: count(&pending, &l.id, &primary),
-            free: catalog.free_seats(&l.id, &primary, &usage, now),
+            seats: catalog.pool_seats(&l.id, &None, &usage, now),
+            pending: waiting(&l.id, &None),
         });
         // The catalog lists sublicenses by license, then name.
         for s in catalog.sublicenses.iter().filter(|s| s.license_id == l.id) {
@@ -202,11 +196,8 @@ pub fn pool_usage(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<Vec<PoolUs
                 name: s.name.clone(),
                 reserved: s.reserved,
                 expires_at: s.expires_at,
-                capacity: s.seats,
-                used: count(&usage, &l.id, &pool),
-                used_by_dynamic: 0,
-                pending: count(&pending, &l.id, &pool),
-                free: catalog.free_seats(&l.id, &pool, &usage, now),
+                seats: catalog.pool_seats(&l.id, &pool, &usage, now),
+                pending: waiting(&l.id, &pool),
             });
         }
     }
@@ -264,7 +255,7 @@ pub fn audit_actions(tx: &Transaction<'_>) -> rusqlite::Result<Vec<String>> {
 pub struct SeatView {
     pub product: String,
     pub pool: String,
-    pub state: String,
+    pub state: SeatState,
     pub reason: Option<String>,
     pub since: i64,
 }
@@ -280,7 +271,7 @@ pub fn user_seats(tx: &Transaction<'_>, user_id: &str) -> rusqlite::Result<Vec<S
         Ok(SeatView {
             product: r.get(0)?,
             pool: r.get(1)?,
-            state: r.get(2)?,
+            state: SeatState::parse(&r.get::<_, String>(2)?).unwrap_or(SeatState::Pending),
             reason: r.get(3)?,
             since: r.get(4)?,
         })

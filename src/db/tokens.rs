@@ -4,6 +4,7 @@
 
 use rusqlite::{OptionalExtension, Transaction};
 
+use crate::audit::{Actor, AuditAction};
 use crate::clock::now_unix;
 use crate::crypto::{constant_time_eq, new_secret_token, sha256_hex};
 
@@ -44,7 +45,7 @@ pub fn create(
     tx: &Transaction<'_>,
     scope: Scope,
     name: &str,
-    actor: &str,
+    actor: &Actor,
     connection: Option<&str>,
 ) -> rusqlite::Result<(i64, String)> {
     let token = new_secret_token();
@@ -54,16 +55,19 @@ pub fn create(
     )?
     .execute((scope.as_str(), name, sha256_hex(token.as_bytes()), now, connection))?;
     let id = tx.last_insert_rowid();
-    audit_token(tx, now, actor, scope, "created", id, name)?;
+    let action = match scope {
+        Scope::Scim => AuditAction::ScimTokenCreated,
+        Scope::Admin => AuditAction::AdminTokenCreated,
+    };
+    audit_token(tx, now, actor, action, id, name)?;
     Ok((id, token))
 }
 
 fn audit_token(
     tx: &Transaction<'_>,
     now: i64,
-    actor: &str,
-    scope: Scope,
-    what: &str,
+    actor: &Actor,
+    action: AuditAction,
     id: i64,
     name: &str,
 ) -> rusqlite::Result<()> {
@@ -72,7 +76,7 @@ fn audit_token(
         tx,
         now,
         actor,
-        &format!("{}_token_{what}", scope.as_str()),
+        action,
         None,
         super::licensing::AuditAbout {
             subject: Some(&id.to_string()),
@@ -158,7 +162,7 @@ pub fn revoke(
     tx: &Transaction<'_>,
     scope: Scope,
     id_or_name: &str,
-    actor: &str,
+    actor: &Actor,
 ) -> rusqlite::Result<usize> {
     revoke_where(
         tx,
@@ -174,7 +178,7 @@ pub fn revoke(
 pub fn revoke_of_connection(
     tx: &Transaction<'_>,
     connection: &str,
-    actor: &str,
+    actor: &Actor,
 ) -> rusqlite::Result<usize> {
     revoke_where(tx, Scope::Scim, "connection_id = ?3", connection, actor)
 }
@@ -186,7 +190,7 @@ fn revoke_where(
     scope: Scope,
     condition: &str,
     value: &str,
-    actor: &str,
+    actor: &Actor,
 ) -> rusqlite::Result<usize> {
     let now = now_unix();
     let revoked: Vec<(i64, String)> = tx
@@ -197,8 +201,12 @@ fn revoke_where(
         ))?
         .query_map((now, scope.as_str(), value), |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
+    let action = match scope {
+        Scope::Scim => AuditAction::ScimTokenRevoked,
+        Scope::Admin => AuditAction::AdminTokenRevoked,
+    };
     for (id, name) in &revoked {
-        audit_token(tx, now, actor, scope, "revoked", *id, name)?;
+        audit_token(tx, now, actor, action, *id, name)?;
     }
     Ok(revoked.len())
 }

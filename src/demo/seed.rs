@@ -10,13 +10,14 @@ use serde_json::{Value, json};
 
 use super::idp::DemoIdp;
 use crate::app::App;
+use crate::audit::Actor;
 use crate::clock::now_unix;
 use crate::db::tokens::{self, Scope};
 use crate::http::Request;
 use crate::licensing::manage::{self, MapTo, NewLicense, NewSublicense};
 
 pub const DOMAIN: &str = "acme.example";
-const ACTOR: &str = "demo";
+const ACTOR: &Actor = &Actor::Demo;
 pub const ADMIN_USER: &str = "demo-admin";
 
 const ENGINEERING: &[&str] = &[
@@ -83,7 +84,7 @@ pub fn seed(app: &App, idp: &DemoIdp) -> Result<Seeded, String> {
     add_licenses(app, &connection)?;
     let token = app
         .db
-        .write(|tx| tokens::create(tx, Scope::Scim, "demo", "demo", Some(&connection)))
+        .write(|tx| tokens::create(tx, Scope::Scim, "demo", ACTOR, Some(&connection)))
         .map_err(|x| x.to_string())?
         .1;
     provision_directory(&Scim { app, token: &token })?;
@@ -103,7 +104,7 @@ fn add_connection(app: &App, idp: &DemoIdp) -> Result<String, String> {
     let connection = crate::saml::connections::add(
         &app.db,
         &crate::saml::connections::AddRequest {
-            actor: "demo",
+            actor: ACTOR,
             name: "Acme demo IdP",
             preset: "generic",
             metadata_xml: &idp.metadata_xml(),

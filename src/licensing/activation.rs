@@ -20,6 +20,8 @@ use url::{Host, Url};
 
 use super::jose::DeviceKey;
 use super::leases::{self, LeaseFor};
+use super::verdict::{Applicant, verdict};
+use crate::audit::{Actor, AuditAction};
 use crate::config::LeaseConfig;
 use crate::crypto::{b64url, new_secret_token, random_hex, sha256, sha256_hex};
 use crate::db::Db;
@@ -39,6 +41,85 @@ fn bad_request(message: &str) -> HttpError {
     HttpError::new(Reason::BadRequest, message)
 }
 
+/// What `POST /api/v1/activations` asks for, checked.
+struct StartRequest {
+    email: String,
+    key: DeviceKey,
+    name: String,
+    os: String,
+    redirect_uri: Option<String>,
+    code_challenge: Option<String>,
+}
+
+impl StartRequest {
+    fn parse(body: &[u8]) -> Result<StartRequest, HttpError> {
+        let body: Value = serde_json::from_slice(body)
+            .map_err(|_| bad_request("The body must be a JSON object."))?;
+        let email = body
+            .get("email")
+            .and_then(Value::as_str)
+            .map(|e| crate::caps::EMAIL.check(e.trim()))
+            .transpose()?
+            .map(str::to_lowercase)
+            .filter(|e| {
+                e.split_once('@')
+                    .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+            })
+            .ok_or_else(|| bad_request("Give the user's work email as \"email\"."))?;
+        let device = body.get("device").ok_or_else(|| {
+            bad_request("Describe the device as \"device\": {\"public_key\", \"name\", \"os\"}.")
+        })?;
+        let key = DeviceKey::from_jwk(device.get("public_key").unwrap_or(&Value::Null))
+            .map_err(|e| bad_request(&e.to_string()))?;
+        let name = device_text(device.get("name"), "Mac", crate::caps::DEVICE_NAME)?;
+        let os = device_text(device.get("os"), "macOS", crate::caps::DEVICE_OS)?;
+        let redirect_uri = body
+            .get("redirect_uri")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let code_challenge = match &redirect_uri {
+            Some(uri) => Some(pkce_challenge(&body, uri)?),
+            None => None,
+        };
+        Ok(StartRequest {
+            email,
+            key,
+            name,
+            os,
+            redirect_uri,
+            code_challenge,
+        })
+    }
+}
+
+/// A device's name or os: printable, not empty, within its cap.
+fn device_text(
+    v: Option<&Value>,
+    default: &str,
+    cap: crate::caps::Cap,
+) -> Result<String, HttpError> {
+    let s = cap.check(v.and_then(Value::as_str).unwrap_or(default).trim())?;
+    if s.is_empty() || s.chars().any(char::is_control) {
+        return Err(bad_request(
+            "Device name and os must be printable text, not empty.",
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// The PKCE challenge a loopback `redirect_uri` needs (S256 only).
+fn pkce_challenge(body: &Value, redirect_uri: &str) -> Result<String, HttpError> {
+    loopback_redirect(redirect_uri)?;
+    let field = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("");
+    let challenge = field("code_challenge");
+    if field("code_challenge_method") != "S256" || challenge.len() != 43 {
+        return Err(bad_request(
+            "A redirect_uri needs PKCE: code_challenge (43 characters) with code_challenge_method S256.",
+        ));
+    }
+    Ok(challenge.to_string())
+}
+
 /// The answer to `POST /api/v1/activations`.
 /// Anyone may call it, so the caller must have passed the pre-authentication limits
 /// ([`Admitted`]).
@@ -50,84 +131,29 @@ pub fn start(
     admitted: Admitted,
     now: i64,
 ) -> Result<Response, HttpError> {
-    let body: Value =
-        serde_json::from_slice(body).map_err(|_| bad_request("The body must be a JSON object."))?;
-    let email = body
-        .get("email")
-        .and_then(Value::as_str)
-        .map(|e| crate::caps::EMAIL.check(e.trim()))
-        .transpose()?
-        .map(str::to_lowercase)
-        .filter(|e| {
-            e.split_once('@')
-                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
-        })
-        .ok_or_else(|| bad_request("Give the user's work email as \"email\"."))?;
-    let device = body.get("device").ok_or_else(|| {
-        bad_request("Describe the device as \"device\": {\"public_key\", \"name\", \"os\"}.")
-    })?;
-    let key = DeviceKey::from_jwk(device.get("public_key").unwrap_or(&Value::Null))
-        .map_err(|e| bad_request(&e.to_string()))?;
-    let text = |v: Option<&Value>, default: &str, cap: crate::caps::Cap| {
-        let s = cap.check(v.and_then(Value::as_str).unwrap_or(default).trim())?;
-        if s.is_empty() || s.chars().any(char::is_control) {
-            return Err(bad_request(
-                "Device name and os must be printable text, not empty.",
-            ));
-        }
-        Ok::<_, HttpError>(s.to_string())
-    };
-    let name = text(device.get("name"), "Mac", crate::caps::DEVICE_NAME)?;
-    let os = text(device.get("os"), "macOS", crate::caps::DEVICE_OS)?;
-    let redirect_uri = body
-        .get("redirect_uri")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let code_challenge = match &redirect_uri {
-        Some(uri) => {
-            loopback_redirect(uri)?;
-            let method = body
-                .get("code_challenge_method")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let challenge = body
-                .get("code_challenge")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            if method != "S256" || challenge.len() != 43 {
-                return Err(bad_request(
-                    "A redirect_uri needs PKCE: code_challenge (43 characters) with code_challenge_method S256.",
-                ));
-            }
-            Some(challenge.to_string())
-        }
-        None => None,
-    };
-    let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+    let request = StartRequest::parse(body)?;
+    let domain = request.email.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
     let device_code = new_secret_token();
     let browser_key = new_secret_token();
     let user_code = user_code();
     let expires_in = cfg.activation_timeout.as_secs() as i64;
     db.write(|tx| {
         if crate::db::idp::target_by_domain(tx, domain)?.is_none() {
-            return Err(HttpError {
-                status: 404,
-                ..HttpError::new(Reason::DomainUnknown, "Single sign-on is not set up for this email domain. Check the address, or ask your IT administrator.")
-            });
+            return Err(HttpError::new(Reason::DomainUnknown, "Single sign-on is not set up for this email domain. Check the address, or ask your IT administrator."));
         }
-        if store::device_by_thumbprint(tx, &key.thumbprint)?.is_some_and(|d| d.revoked_at.is_none()) {
+        if store::device_by_thumbprint(tx, &request.key.thumbprint)?.is_some_and(|d| d.revoked_at.is_none()) {
             return Err(HttpError::new(Reason::Conflict, "This device key is already activated; renew its lease, or deactivate it first."));
         }
         store::insert_activation(tx, &Activation {
             device_code_hash: sha256_hex(device_code.as_bytes()),
             browser_key: browser_key.clone(),
-            email: email.clone(),
-            public_jwk: key.jwk.to_string(),
-            thumbprint: key.thumbprint.clone(),
-            device_name: name.clone(),
-            device_os: os.clone(),
-            redirect_uri: redirect_uri.clone(),
-            code_challenge: code_challenge.clone(),
+            email: request.email.clone(),
+            public_jwk: request.key.jwk.to_string(),
+            thumbprint: request.key.thumbprint.clone(),
+            device_name: request.name.clone(),
+            device_os: request.os.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            code_challenge: request.code_challenge.clone(),
             saml_request_id: None,
             state: PENDING.into(),
             reason: None,
@@ -262,7 +288,7 @@ pub fn complete(
         }
         // Checked again before anything is decided: the stored value may predate the rules.
         let redirect = a.redirect_uri.as_deref().map(loopback_redirect).transpose()?;
-        let actor = format!("saml:{}", signed_in.connection);
+        let actor = Actor::Saml(signed_in.connection.clone());
         let decision = decide(tx, cfg, issuer, &a, resolved, now)?;
         match &decision {
             Ok((user_id, device_id, lease)) => {
@@ -271,14 +297,14 @@ pub fn complete(
                 a.device_id = Some(device_id.clone());
                 a.lease = Some(lease.token.clone());
                 let detail = json!({"name": a.device_name, "os": a.device_os, "lease": lease.id}).to_string();
-                store::audit(tx, now, &actor, "device_activated", Some(user_id),
+                store::audit(tx, now, &actor, AuditAction::DeviceActivated, Some(user_id),
                     store::AuditAbout { subject: Some(device_id), detail: Some(&detail), reason: None })?;
             }
             Err(reason) => {
                 a.state = DENIED.into();
                 a.reason = Some(reason.code().to_string());
                 let user_id = match resolved { Resolved::User { id, .. } => Some(id.as_str()), Resolved::NotProvisioned => None };
-                store::audit(tx, now, &actor, "activation_refused", user_id,
+                store::audit(tx, now, &actor, AuditAction::ActivationRefused, user_id,
                     store::AuditAbout { subject: Some(&signed_in.identity), reason: Some(reason.code()), detail: None })?;
             }
         }
@@ -342,8 +368,7 @@ fn refusal(reason: Reason) -> &'static str {
 
 type Decision = Result<(String, String, leases::Lease), Reason>;
 
-/// Who signed in, whether they hold a seat, and the device limit; on success the device
-/// and its first lease.
+/// The activation verdict for who signed in; on success the device and its first lease.
 fn decide(
     tx: &rusqlite::Transaction<'_>,
     cfg: &LeaseConfig,
@@ -352,25 +377,15 @@ fn decide(
     resolved: &Resolved,
     now: i64,
 ) -> Result<Decision, HttpError> {
-    let (user_id, active) = match resolved {
-        Resolved::User { id, active, .. } => (id, *active),
-        Resolved::NotProvisioned => return Ok(Err(Reason::UserNotProvisioned)),
+    let applicant = match resolved {
+        Resolved::User { id, active, .. } => Some(Applicant::load(tx, id, *active)?),
+        Resolved::NotProvisioned => None,
     };
-    if !active {
-        return Ok(Err(Reason::UserInactive));
-    }
-    let seats = store::seats_of_user(tx, user_id)?;
-    let Some(seat) = seats.iter().find(|s| s.assigned) else {
-        let reason = seats
-            .first()
-            .and_then(|s| s.reason.as_deref())
-            .and_then(Reason::from_code)
-            .unwrap_or(Reason::NotEntitled);
-        return Ok(Err(reason));
+    let seat = match verdict(applicant.as_ref(), cfg.device_limit) {
+        Ok(seat) => seat,
+        Err(reason) => return Ok(Err(reason)),
     };
-    if store::live_device_count(tx, user_id)? >= i64::from(cfg.device_limit) {
-        return Ok(Err(Reason::DeviceLimit));
-    }
+    let user_id = &seat.user_id;
     let user = crate::db::directory::user_by_id(tx, user_id)?.ok_or_else(HttpError::internal)?;
     let device_id = format!("dev-{}", random_hex(8));
     let lease = leases::mint(

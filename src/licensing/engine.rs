@@ -35,6 +35,66 @@ pub struct Sublicense {
     pub expires_at: Option<i64>,
 }
 
+/// Whether a user holds a seat of a license or waits for one. The strings are the stored
+/// `seats.state` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeatState {
+    Assigned,
+    Pending,
+}
+
+impl SeatState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeatState::Assigned => "assigned",
+            SeatState::Pending => "pending",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SeatState> {
+        [SeatState::Assigned, SeatState::Pending]
+            .into_iter()
+            .find(|state| state.as_str() == s)
+    }
+}
+
+/// Why a device was revoked. The strings are the stored `devices.revoke_reason` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeReason {
+    /// Deactivated on purpose: by an admin, the command line or the device itself.
+    Deactivated,
+    /// Not heard from for too long (housekeeping).
+    Silent,
+    /// Its user lost the seat, for this reason.
+    SeatLost(Reason),
+}
+
+impl RevokeReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevokeReason::Deactivated => "DEACTIVATED",
+            RevokeReason::Silent => "SILENT",
+            RevokeReason::SeatLost(reason) => reason.code(),
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RevokeReason> {
+        match s {
+            "DEACTIVATED" => Some(RevokeReason::Deactivated),
+            "SILENT" => Some(RevokeReason::Silent),
+            _ => Reason::from_code(s).map(RevokeReason::SeatLost),
+        }
+    }
+
+    /// The reason code a renewal of the device is refused with.
+    pub fn refusal(self) -> Reason {
+        match self {
+            RevokeReason::SeatLost(reason) => reason,
+            RevokeReason::Deactivated | RevokeReason::Silent => Reason::Revoked,
+        }
+    }
+}
+
 /// A mapping the user's groups match: to a license's primary pool, or to a sublicense.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Grant {
@@ -179,10 +239,62 @@ impl Catalog {
         }
     }
 
+    /// One pool's seats: what the portal, the admin API, the CLI and `explain` show.
+    pub fn pool_seats(&self, license_id: &str, pool: &Pool, usage: &Usage, now: i64) -> PoolSeats {
+        let held = |p: &Pool| {
+            usage
+                .get(&(license_id.to_string(), p.clone()))
+                .copied()
+                .unwrap_or(0)
+        };
+        let free = self.free_seats(license_id, pool, usage, now);
+        match pool {
+            None => {
+                let used = self.primary_used(license_id, usage);
+                PoolSeats {
+                    capacity: self.primary_capacity(license_id, now),
+                    used,
+                    used_by_dynamic: used - held(pool),
+                    free,
+                    limited_by_primary: false,
+                }
+            }
+            Some(id) => {
+                let sublicense = self.sublicense(id);
+                let capacity = sublicense.map_or(0, |s| s.seats);
+                let used = held(pool);
+                PoolSeats {
+                    capacity,
+                    used,
+                    used_by_dynamic: 0,
+                    free,
+                    limited_by_primary: sublicense.is_some_and(|s| !s.reserved)
+                        && free < (capacity - used).max(0),
+                }
+            }
+        }
+    }
+
     /// Whether `pool` of `license_id` has a free seat, given the assigned seats per pool.
     pub fn has_room(&self, license_id: &str, pool: &Pool, usage: &Usage, now: i64) -> bool {
         self.free_seats(license_id, pool, usage, now) > 0
     }
+}
+
+/// One pool's seats as the engine counts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolSeats {
+    pub capacity: i64,
+    /// Assigned seats; for the primary pool including those of dynamic sublicenses.
+    pub used: i64,
+    /// Of `used` in the primary pool, the seats held through dynamic sublicenses.
+    pub used_by_dynamic: i64,
+    /// Seats the pool can still grant (a dynamic sublicense is also bounded by the
+    /// primary pool).
+    pub free: i64,
+    /// A dynamic sublicense has seats of its own left that the primary pool it draws
+    /// from cannot back.
+    pub limited_by_primary: bool,
 }
 
 /// Assigned seats per (license, pool).
@@ -360,6 +472,63 @@ mod tests {
             c.free_seats("L", &Some("eng".into()), &usage, 0),
             4,
             "reserved seats stay free"
+        );
+    }
+
+    #[test]
+    fn pool_seats_say_when_the_primary_pool_limits_a_dynamic_sublicense() {
+        let c = catalog();
+        let mut usage = Usage::new();
+        let des = Some("des".to_string());
+        usage.insert(("L".into(), None), 4);
+        usage.insert(("L".into(), des.clone()), 1);
+        let primary = c.pool_seats("L", &None, &usage, 0);
+        assert_eq!(
+            primary,
+            PoolSeats {
+                capacity: 6,
+                used: 5,
+                used_by_dynamic: 1,
+                free: 1,
+                limited_by_primary: false
+            }
+        );
+        let dynamic = c.pool_seats("L", &des, &usage, 0);
+        assert_eq!((dynamic.capacity, dynamic.used, dynamic.free), (3, 1, 1));
+        assert!(
+            dynamic.limited_by_primary,
+            "2 of its own left, 1 in the primary pool"
+        );
+        let reserved = c.pool_seats("L", &Some("eng".into()), &usage, 0);
+        assert_eq!((reserved.free, reserved.limited_by_primary), (4, false));
+    }
+
+    #[test]
+    fn seat_states_and_revoke_reasons_keep_their_stored_strings() {
+        for (state, text) in [
+            (SeatState::Assigned, "assigned"),
+            (SeatState::Pending, "pending"),
+        ] {
+            assert_eq!(state.as_str(), text);
+            assert_eq!(SeatState::parse(text), Some(state));
+        }
+        assert_eq!(SeatState::parse("held"), None);
+        for (reason, text) in [
+            (RevokeReason::Deactivated, "DEACTIVATED"),
+            (RevokeReason::Silent, "SILENT"),
+            (
+                RevokeReason::SeatLost(Reason::UserInactive),
+                "USER_INACTIVE",
+            ),
+            (RevokeReason::SeatLost(Reason::NotEntitled), "NOT_ENTITLED"),
+        ] {
+            assert_eq!(reason.as_str(), text);
+            assert_eq!(RevokeReason::parse(text), Some(reason));
+        }
+        assert_eq!(RevokeReason::Silent.refusal(), Reason::Revoked);
+        assert_eq!(
+            RevokeReason::SeatLost(Reason::LicenseExpired).refusal(),
+            Reason::LicenseExpired
         );
     }
 }

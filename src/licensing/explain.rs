@@ -4,8 +4,9 @@
 
 use serde::Serialize;
 
+use super::verdict::{Applicant, verdict};
 use crate::db::Db;
-use crate::db::licensing::{self as store, DeviceRow};
+use crate::db::licensing::{self as store, DeviceRow, SeatRow};
 use crate::error::{HttpError, Reason};
 
 #[derive(Debug, Clone, Serialize)]
@@ -62,6 +63,7 @@ pub struct LicenseState {
     pub primary_full: Option<(i64, i64)>,
 }
 
+/// Explains what activating as `email` would do now.
 pub fn explain(
     db: &Db,
     email: &str,
@@ -86,52 +88,7 @@ pub fn explain(
             verdict: String::new(),
             because: String::new(),
         };
-        let verdict = |e: &mut Explanation, reason: Option<Reason>, because: String| {
-            e.verdict = reason.map_or("OK".to_string(), |r| r.code().to_string());
-            e.because = because;
-        };
-        let Some(target) = crate::db::idp::target_by_domain(tx, &domain)? else {
-            verdict(&mut e, Some(Reason::DomainUnknown), format!("no IdP connection is bound to the domain {domain:?}"));
-            return Ok(e);
-        };
-        e.connection = Some(target.id.clone());
-        e.jit = crate::db::idp::verification_keys(tx, &target.id)?.is_some_and(|k| k.jit_users);
-        if target.certificates == 0 {
-            verdict(&mut e, Some(Reason::ConnectionIncomplete), format!("the connection {} has no signing certificate", target.id));
-            return Ok(e);
-        }
-        let fold = crate::scim::resource::fold(&email);
-        // Only the users this connection's sign-ins can reach (its own and the
-        // unassigned scope's), as the ACS resolves them.
-        let candidates = |key| {
-            crate::db::directory::sign_in_candidates(tx, &target.id, key, &fold)
-                .map(|users| users.into_iter().next())
-        };
-        let user = match candidates(crate::db::directory::SignInKey::UserName)? {
-            Some(u) => Some(u),
-            None => candidates(crate::db::directory::SignInKey::Email)?,
-        };
-        let Some(user) = user else {
-            // Someone of that name may exist in another connection's reach: say so, since
-            // that is a provisioning mistake an admin can fix.
-            let elsewhere = match crate::db::directory::user_by_name_key(tx, &fold)? {
-                Some(u) => Some(u),
-                None => crate::db::directory::user_by_email_key(tx, &fold)?,
-            };
-            let because = if let Some(other) = elsewhere {
-                format!(
-                    "the directory user {} belongs to {}, and connection {} signs in only its own users (and those of SCIM tokens without a connection); provision it with a SCIM token of connection {}",
-                    other.user_name,
-                    crate::saml::connections::scope_label(other.connection_id.as_deref()),
-                    target.id,
-                    target.id
-                )
-            } else if e.jit {
-                "the user is not in the directory yet; the connection creates users at their first sign-in, with the groups the IdP sends".to_string()
-            } else {
-                "the IdP has not provisioned this user over SCIM".to_string()
-            };
-            verdict(&mut e, Some(Reason::UserNotProvisioned), because);
+        let Some(user) = signed_in_user(tx, &mut e)? else {
             return Ok(e);
         };
         e.user = Some(UserState {
@@ -139,103 +96,232 @@ pub fn explain(
             user_name: user.user_name.clone(),
             active: user.active,
         });
-        let mappings = crate::db::admin::mappings(tx)?;
-        for (gid, name) in crate::db::directory::groups_of_user(tx, &user.id)? {
-            let group = crate::db::directory::group_by_id(tx, &gid)?;
-            let scope = group.as_ref().and_then(|g| g.connection_id.clone());
-            let external_id = group.and_then(|g| g.external_id);
-            let keys = [Some(name.to_lowercase()), external_id.as_ref().map(|x| x.to_lowercase())];
-            let matched = mappings
-                .iter()
-                .filter(|m| m.connection_id == scope)
-                .filter(|m| keys.iter().flatten().any(|k| *k == crate::db::admin::fold(&m.group_ref)))
-                .map(|m| match (m.role.as_str(), &m.sublicense_id, &m.license_id) {
+        e.groups = group_states(tx, &user.id)?;
+        e.devices = store::devices_of_user(tx, &user.id)?;
+        if user.active {
+            e.licenses = license_states(tx, &user.id, now)?;
+        }
+        let applicant = Applicant::load(tx, &user.id, user.active)?;
+        let decided = verdict(Some(&applicant), device_limit);
+        let because = match decided {
+            Ok(seat) => seated(&e, seat),
+            Err(reason) => refused(&e, &applicant, reason, device_limit),
+        };
+        e.set_verdict(decided.err(), because);
+        Ok(e)
+    })
+}
+
+impl Explanation {
+    fn set_verdict(&mut self, refusal: Option<Reason>, because: String) {
+        self.verdict = refusal.map_or("OK".to_string(), |r| r.code().to_string());
+        self.because = because;
+    }
+}
+
+/// The directory user a sign-in at this email's connection reaches; when there is none,
+/// the verdict says why (no connection, no certificate, not provisioned).
+fn signed_in_user(
+    tx: &rusqlite::Transaction<'_>,
+    e: &mut Explanation,
+) -> Result<Option<crate::db::directory::UserRow>, HttpError> {
+    use crate::db::directory::{self as dir, SignInKey};
+    let Some(target) = crate::db::idp::target_by_domain(tx, &e.domain)? else {
+        let because = format!("no IdP connection is bound to the domain {:?}", e.domain);
+        e.set_verdict(Some(Reason::DomainUnknown), because);
+        return Ok(None);
+    };
+    e.connection = Some(target.id.clone());
+    e.jit = crate::db::idp::verification_keys(tx, &target.id)?.is_some_and(|k| k.jit_users);
+    if target.certificates == 0 {
+        let because = format!("the connection {} has no signing certificate", target.id);
+        e.set_verdict(Some(Reason::ConnectionIncomplete), because);
+        return Ok(None);
+    }
+    let fold = crate::scim::resource::fold(&e.email);
+    // Only the users this connection's sign-ins can reach (its own and the unassigned
+    // scope's), as the ACS resolves them.
+    let candidate = |key| {
+        dir::sign_in_candidates(tx, &target.id, key, &fold).map(|users| users.into_iter().next())
+    };
+    if let Some(user) = match candidate(SignInKey::UserName)? {
+        Some(u) => Some(u),
+        None => candidate(SignInKey::Email)?,
+    } {
+        return Ok(Some(user));
+    }
+    // Someone of that name may exist in another connection's reach: say so, since that
+    // is a provisioning mistake an admin can fix.
+    let elsewhere = match dir::user_by_name_key(tx, &fold)? {
+        Some(u) => Some(u),
+        None => dir::user_by_email_key(tx, &fold)?,
+    };
+    let because = if let Some(other) = elsewhere {
+        format!(
+            "the directory user {} belongs to {}, and connection {} signs in only its own users (and those of SCIM tokens without a connection); provision it with a SCIM token of connection {}",
+            other.user_name,
+            crate::saml::connections::scope_label(other.connection_id.as_deref()),
+            target.id,
+            target.id
+        )
+    } else if e.jit {
+        "the user is not in the directory yet; the connection creates users at their first sign-in, with the groups the IdP sends".to_string()
+    } else {
+        "the IdP has not provisioned this user over SCIM".to_string()
+    };
+    e.set_verdict(Some(Reason::UserNotProvisioned), because);
+    Ok(None)
+}
+
+/// The user's groups with the mappings each matches.
+fn group_states(
+    tx: &rusqlite::Transaction<'_>,
+    user_id: &str,
+) -> rusqlite::Result<Vec<GroupState>> {
+    let mappings = crate::db::admin::mappings(tx)?;
+    let mut groups = Vec::new();
+    for (gid, name) in crate::db::directory::groups_of_user(tx, user_id)? {
+        let group = crate::db::directory::group_by_id(tx, &gid)?;
+        let scope = group.as_ref().and_then(|g| g.connection_id.clone());
+        let external_id = group.and_then(|g| g.external_id);
+        let keys = [
+            Some(name.to_lowercase()),
+            external_id.as_ref().map(|x| x.to_lowercase()),
+        ];
+        let matched = mappings
+            .iter()
+            .filter(|m| m.connection_id == scope)
+            .filter(|m| {
+                keys.iter()
+                    .flatten()
+                    .any(|k| *k == crate::db::admin::fold(&m.group_ref))
+            })
+            .map(
+                |m| match (m.role.as_str(), &m.sublicense_id, &m.license_id) {
                     ("sublicense", Some(s), _) => format!("sublicense:{s}"),
                     ("primary", _, Some(l)) => format!("primary:{l}"),
                     (role, _, _) => role.to_string(),
-                })
-                .collect();
-            e.groups.push(GroupState { name, external_id, mappings: matched });
-        }
-        e.devices = store::devices_of_user(tx, &user.id)?;
-        if !user.active {
-            verdict(&mut e, Some(Reason::UserInactive), "the user is deactivated in the directory".into());
-            return Ok(e);
-        }
+                },
+            )
+            .collect();
+        groups.push(GroupState {
+            name,
+            external_id,
+            mappings: matched,
+        });
+    }
+    Ok(groups)
+}
 
-        let catalog = store::catalog(tx)?;
-        let usage = store::usage(tx)?;
-        let seats = store::seats_of_user(tx, &user.id)?;
-        let products = store::licenses(tx)?;
-        let grants = store::grants_of_user(tx, &user.id)?;
-        for (license, decision) in catalog.entitle(true, &grants, now) {
-            let seat = seats.iter().find(|s| s.license_id == license);
-            let pool = decision.as_ref().ok().cloned().flatten();
-            let capacity = match &pool {
-                Some(s) => catalog.sublicense(s).map_or(0, |s| s.seats),
-                None => catalog.primary_capacity(&license, now),
-            };
-            let used = match &pool {
-                Some(_) => usage.get(&(license.clone(), pool.clone())).copied().unwrap_or(0),
-                None => catalog.primary_used(&license, &usage),
-            };
-            let free = catalog.free_seats(&license, &pool, &usage, now);
-            let primary_full = (pool.is_some() && free == 0 && used < capacity).then(|| {
-                (catalog.primary_used(&license, &usage), catalog.primary_capacity(&license, now))
-            });
-            let pending = store::pending_in_pool(tx, &license, pool.as_deref())?;
-            e.licenses.push(LicenseState {
-                product: products.iter().find(|p| p.id == license).map(|p| p.product.clone()).unwrap_or_default(),
-                license,
-                pool: decision.as_ref().ok().map(|p| p.clone().unwrap_or_else(|| "primary".into())),
-                pool_name: decision.as_ref().ok().map(|p| match p {
-                    Some(id) => format!("sublicense {}", catalog.sublicense(id).map_or(id.as_str(), |s| s.name.as_str())),
-                    None => "primary pool".into(),
-                }),
-                seat: match seat {
-                    Some(s) if s.assigned => "assigned".into(),
-                    Some(_) => "pending".into(),
-                    None => "none".into(),
-                },
-                reason: match &decision {
-                    Err(r) => Some(r.code().to_string()),
-                    Ok(_) => seat.and_then(|s| s.reason.clone()),
-                },
-                pool_used: used,
-                pool_capacity: capacity,
-                pending_in_pool: pending,
-                pool_free: free,
-                primary_full,
-            });
-        }
-        let live = e.devices.iter().filter(|d| d.revoked_at.is_none()).count();
-        if e.licenses.is_empty() {
-            verdict(&mut e, Some(Reason::NotEntitled), "none of the user's groups is mapped to a license or sublicense".into());
-        } else if let Some(l) = e.licenses.iter().find(|l| l.seat == "assigned") {
-            if live >= device_limit as usize {
-                verdict(&mut e, Some(Reason::DeviceLimit), format!("the user already has {live} active devices (limit {device_limit}); deactivate one first"));
-            } else {
-                let because = format!("the user holds a seat of {} ({}) from the {}", l.product, l.license, l.pool_name.clone().unwrap_or_default());
-                verdict(&mut e, None, because);
-            }
-        } else {
-            let l = &e.licenses[0];
-            let reason = l.reason.as_deref().and_then(Reason::from_code).unwrap_or(Reason::NoSeats);
-            let because = match (reason, l.primary_full) {
-                (Reason::LicenseExpired, _) => format!("the license {} has expired", l.license),
-                (_, Some((used, capacity))) => format!(
-                    "the {} of {} has {} of {} seats used, but it is dynamic and the primary pool it draws from is full ({used} of {capacity} seats used); the user gets a seat as soon as one frees up",
-                    l.pool_name.clone().unwrap_or_default(), l.license, l.pool_used, l.pool_capacity
+/// Per license the user is entitled to: the pool, the seat and the pool's counts.
+fn license_states(
+    tx: &rusqlite::Transaction<'_>,
+    user_id: &str,
+    now: i64,
+) -> rusqlite::Result<Vec<LicenseState>> {
+    let catalog = store::catalog(tx)?;
+    let usage = store::usage(tx)?;
+    let seats = store::seats_of_user(tx, user_id)?;
+    let products = store::licenses(tx)?;
+    let grants = store::grants_of_user(tx, user_id)?;
+    let mut licenses = Vec::new();
+    for (license, decision) in catalog.entitle(true, &grants, now) {
+        let seat = seats.iter().find(|s| s.license_id == license);
+        let pool = decision.as_ref().ok().cloned().flatten();
+        let counts = catalog.pool_seats(&license, &pool, &usage, now);
+        let primary_full = (counts.limited_by_primary && counts.free == 0).then(|| {
+            let primary = catalog.pool_seats(&license, &None, &usage, now);
+            (primary.used, primary.capacity)
+        });
+        licenses.push(LicenseState {
+            product: products
+                .iter()
+                .find(|p| p.id == license)
+                .map(|p| p.product.clone())
+                .unwrap_or_default(),
+            pool: decision
+                .as_ref()
+                .ok()
+                .map(|p| p.clone().unwrap_or_else(|| "primary".into())),
+            pool_name: decision.as_ref().ok().map(|p| match p {
+                Some(id) => format!(
+                    "sublicense {}",
+                    catalog
+                        .sublicense(id)
+                        .map_or(id.as_str(), |s| s.name.as_str())
                 ),
-                _ => format!(
-                    "the {} of {} is full ({} of {} seats used, {} waiting); the user gets a seat as soon as one frees up",
-                    l.pool_name.clone().unwrap_or_default(), l.license, l.pool_used, l.pool_capacity, l.pending_in_pool
-                ),
-            };
-            verdict(&mut e, Some(reason), because);
+                None => "primary pool".into(),
+            }),
+            seat: match seat {
+                Some(s) => s.state.as_str().into(),
+                None => "none".into(),
+            },
+            reason: match &decision {
+                Err(r) => Some(r.code().to_string()),
+                Ok(_) => seat.and_then(|s| s.reason.clone()),
+            },
+            pool_used: counts.used,
+            pool_capacity: counts.capacity,
+            pending_in_pool: store::pending_in_pool(tx, &license, pool.as_deref())?,
+            pool_free: counts.free,
+            primary_full,
+            license,
+        });
+    }
+    Ok(licenses)
+}
+
+/// Why the verdict is OK: the seat activation draws on.
+fn seated(e: &Explanation, seat: &SeatRow) -> String {
+    match e.licenses.iter().find(|l| l.license == seat.license_id) {
+        Some(l) => format!(
+            "the user holds a seat of {} ({}) from the {}",
+            l.product,
+            l.license,
+            l.pool_name.clone().unwrap_or_default()
+        ),
+        None => format!("the user holds a seat of {}", seat.license_id),
+    }
+}
+
+/// The refusal in one sentence, with the counts that explain it.
+fn refused(e: &Explanation, applicant: &Applicant, reason: Reason, device_limit: u32) -> String {
+    let first = applicant
+        .seats
+        .first()
+        .and_then(|s| e.licenses.iter().find(|l| l.license == s.license_id));
+    match (reason, first) {
+        (Reason::UserInactive, _) => "the user is deactivated in the directory".into(),
+        (Reason::DeviceLimit, _) => format!(
+            "the user already has {} active devices (limit {device_limit}); deactivate one first",
+            applicant.live_devices
+        ),
+        (Reason::NotEntitled, _) if e.licenses.is_empty() => {
+            "none of the user's groups is mapped to a license or sublicense".into()
         }
-        Ok(e)
-    })
+        (Reason::NotEntitled, _) => {
+            "the user has no seat yet; the next reconciliation decides one".into()
+        }
+        (Reason::LicenseExpired, Some(l)) => format!("the license {} has expired", l.license),
+        (_, Some(l)) => match l.primary_full {
+            Some((used, capacity)) => format!(
+                "the {} of {} has {} of {} seats used, but it is dynamic and the primary pool it draws from is full ({used} of {capacity} seats used); the user gets a seat as soon as one frees up",
+                l.pool_name.clone().unwrap_or_default(),
+                l.license,
+                l.pool_used,
+                l.pool_capacity
+            ),
+            None => format!(
+                "the {} of {} is full ({} of {} seats used, {} waiting); the user gets a seat as soon as one frees up",
+                l.pool_name.clone().unwrap_or_default(),
+                l.license,
+                l.pool_used,
+                l.pool_capacity,
+                l.pending_in_pool
+            ),
+        },
+        (reason, None) => format!("activation is refused with {}", reason.code()),
+    }
 }
 
 /// The human-readable form `seatgate explain` prints.

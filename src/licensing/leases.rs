@@ -9,7 +9,9 @@
 use rusqlite::Transaction;
 use serde_json::{Value, json};
 
+use super::engine::RevokeReason;
 use super::jose::{DeviceKey, Jws, okp_kid, sign_eddsa};
+use crate::audit::{Actor, AuditAction};
 use crate::config::LeaseConfig;
 use crate::db::Db;
 use crate::db::licensing::{self as store, DeviceRow, SigningKey};
@@ -211,8 +213,8 @@ fn standing(
         let reason = device
             .revoke_reason
             .as_deref()
-            .and_then(Reason::from_code)
-            .unwrap_or(Reason::Revoked);
+            .and_then(RevokeReason::parse)
+            .map_or(Reason::Revoked, RevokeReason::refusal);
         return Ok(Err(reason));
     }
     let Some(user) = crate::db::directory::user_by_id(tx, &device.user_id)? else {
@@ -223,7 +225,7 @@ fn standing(
     }
     let seat = store::seats_of_user(tx, &user.id)?
         .into_iter()
-        .find(|s| s.license_id == device.license_id && s.assigned);
+        .find(|s| s.license_id == device.license_id && s.assigned());
     let Some(seat) = seat else {
         return Ok(Err(Reason::NotEntitled));
     };
@@ -280,8 +282,8 @@ pub fn renew(
                 store::audit(
                     tx,
                     now,
-                    &format!("device:{}", device.id),
-                    "renewal_refused",
+                    &Actor::Device(device.id.clone()),
+                    AuditAction::RenewalRefused,
                     Some(&device.user_id),
                     store::AuditAbout {
                         subject: Some(&device.id),
@@ -346,8 +348,8 @@ pub fn deactivate_by_proof(
         release_device(
             tx,
             &device,
-            &format!("device:{}", device.id),
-            "DEACTIVATED",
+            &Actor::Device(device.id.clone()),
+            RevokeReason::Deactivated,
             now,
         )?;
         Ok(device.id)
@@ -358,8 +360,8 @@ pub fn deactivate_by_proof(
 pub fn release_device(
     tx: &Transaction<'_>,
     device: &DeviceRow,
-    actor: &str,
-    reason: &str,
+    actor: &Actor,
+    reason: RevokeReason,
     now: i64,
 ) -> Result<(), HttpError> {
     if store::revoke_device(tx, &device.id, reason, now)? {
@@ -367,11 +369,11 @@ pub fn release_device(
             tx,
             now,
             actor,
-            "device_released",
+            AuditAction::DeviceReleased,
             Some(&device.user_id),
             store::AuditAbout {
                 subject: Some(&device.id),
-                reason: Some(reason),
+                reason: Some(reason.as_str()),
                 ..Default::default()
             },
         )?;
@@ -384,7 +386,7 @@ pub fn release_silent(db: &Db, cfg: &LeaseConfig, now: i64) -> Result<usize, Htt
     db.write(|tx| {
         let silent = store::silent_devices(tx, now - cfg.release_silent_after.as_secs() as i64)?;
         for d in &silent {
-            release_device(tx, d, "system", "SILENT", now)?;
+            release_device(tx, d, &Actor::System, RevokeReason::Silent, now)?;
         }
         Ok(silent.len())
     })

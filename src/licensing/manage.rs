@@ -1,10 +1,12 @@
 //! Admin changes to licenses, sublicenses and group mappings: validated, audited, and
 //! followed by a reconciliation in the same transaction (shared by the CLI and the portal).
 
+use crate::audit::{Actor, AuditAction};
 use crate::clock::now_unix;
 use crate::db::Db;
 use crate::db::admin::{self as access, Target};
-use crate::db::licensing::{self as store, LicenseRow, SublicenseRow};
+use crate::db::licensing::{self as store, LicenseRow};
+use crate::licensing::engine::Sublicense;
 
 use super::reconcile::{self, Summary};
 
@@ -30,7 +32,7 @@ pub struct NewLicense<'a> {
 }
 
 /// Registers a license; returns its id.
-pub fn add_license(db: &Db, actor: &str, l: &NewLicense<'_>) -> Result<String, ManageError> {
+pub fn add_license(db: &Db, actor: &Actor, l: &NewLicense<'_>) -> Result<String, ManageError> {
     let product = l.product.trim();
     if product.is_empty() || l.seats < 0 {
         return Err(ManageError::Invalid(
@@ -58,7 +60,7 @@ pub fn add_license(db: &Db, actor: &str, l: &NewLicense<'_>) -> Result<String, M
             tx,
             now,
             actor,
-            "license_added",
+            AuditAction::LicenseAdded,
             None,
             store::AuditAbout {
                 subject: Some(&id),
@@ -74,7 +76,7 @@ pub fn add_license(db: &Db, actor: &str, l: &NewLicense<'_>) -> Result<String, M
 /// Changes a license's seats and/or expiry, then re-decides every seat.
 pub fn set_license(
     db: &Db,
-    actor: &str,
+    actor: &Actor,
     license: &str,
     seats: Option<i64>,
     expires_at: Option<Option<i64>>,
@@ -100,7 +102,7 @@ pub fn set_license(
             tx,
             now,
             actor,
-            "license_changed",
+            AuditAction::LicenseChanged,
             None,
             store::AuditAbout {
                 subject: Some(&current.id),
@@ -120,7 +122,11 @@ pub struct NewSublicense<'a> {
     pub expires_at: Option<i64>,
 }
 
-pub fn add_sublicense(db: &Db, actor: &str, s: &NewSublicense<'_>) -> Result<String, ManageError> {
+pub fn add_sublicense(
+    db: &Db,
+    actor: &Actor,
+    s: &NewSublicense<'_>,
+) -> Result<String, ManageError> {
     let name = s.name.trim();
     if name.is_empty() || s.seats < 0 {
         return Err(ManageError::Invalid(
@@ -145,7 +151,7 @@ pub fn add_sublicense(db: &Db, actor: &str, s: &NewSublicense<'_>) -> Result<Str
                 )));
             }
         }
-        store::insert_sublicense(tx, &SublicenseRow {
+        store::insert_sublicense(tx, &Sublicense {
             id: id.clone(),
             license_id: license.id.clone(),
             name: name.to_string(),
@@ -154,7 +160,7 @@ pub fn add_sublicense(db: &Db, actor: &str, s: &NewSublicense<'_>) -> Result<Str
             expires_at: s.expires_at,
         }, now)?;
         let detail = serde_json::json!({"license": license.id, "name": name, "seats": s.seats, "reserved": s.reserved, "expires_at": s.expires_at});
-        store::audit(tx, now, actor, "sublicense_added", None, store::AuditAbout { subject: Some(&id), detail: Some(&detail.to_string()), ..Default::default() })?;
+        store::audit(tx, now, actor, AuditAction::SublicenseAdded, None, store::AuditAbout { subject: Some(&id), detail: Some(&detail.to_string()), ..Default::default() })?;
         reconcile::reconcile(tx, None, actor, now)?;
         Ok(id.clone())
     })
@@ -177,7 +183,7 @@ fn reserved_seats(
 /// than are in use takes no seat away: the pool grants nothing until it is under its limit.
 pub fn set_sublicense(
     db: &Db,
-    actor: &str,
+    actor: &Actor,
     sublicense: &str,
     seats: Option<i64>,
     expires_at: Option<Option<i64>>,
@@ -202,14 +208,14 @@ pub fn set_sublicense(
         let expires_at = expires_at.unwrap_or(current.expires_at);
         store::update_sublicense(tx, &current.id, seats, expires_at, now)?;
         let detail = serde_json::json!({"name": current.name, "seats": seats, "expires_at": expires_at});
-        store::audit(tx, now, actor, "sublicense_changed", None, store::AuditAbout { subject: Some(&current.id), detail: Some(&detail.to_string()), ..Default::default() })?;
+        store::audit(tx, now, actor, AuditAction::SublicenseChanged, None, store::AuditAbout { subject: Some(&current.id), detail: Some(&detail.to_string()), ..Default::default() })?;
         Ok(reconcile::reconcile(tx, None, actor, now)?)
     })
 }
 
 /// Removes a sublicense nobody draws from any more: its group mappings must be gone and
 /// its users moved or released (which removing the mappings does, room permitting).
-pub fn remove_sublicense(db: &Db, actor: &str, sublicense: &str) -> Result<(), ManageError> {
+pub fn remove_sublicense(db: &Db, actor: &Actor, sublicense: &str) -> Result<(), ManageError> {
     let now = now_unix();
     db.write(|tx| {
         let current = find_sublicense(tx, sublicense)?;
@@ -232,7 +238,7 @@ pub fn remove_sublicense(db: &Db, actor: &str, sublicense: &str) -> Result<(), M
         }
         store::delete_sublicense(tx, &current.id)?;
         let detail = serde_json::json!({"license": current.license_id, "name": current.name});
-        store::audit(tx, now, actor, "sublicense_removed", None, store::AuditAbout { subject: Some(&current.id), detail: Some(&detail.to_string()), ..Default::default() })?;
+        store::audit(tx, now, actor, AuditAction::SublicenseRemoved, None, store::AuditAbout { subject: Some(&current.id), detail: Some(&detail.to_string()), ..Default::default() })?;
         Ok(())
     })
 }
@@ -248,7 +254,7 @@ pub enum MapTo<'a> {
 /// unassigned scope's); returns the mapping id and what the reconciliation changed.
 pub fn add_mapping(
     db: &Db,
-    actor: &str,
+    actor: &Actor,
     group: &str,
     connection: Option<&str>,
     to: MapTo<'_>,
@@ -297,13 +303,13 @@ pub fn add_mapping(
             )));
         }
         let detail = serde_json::json!({"group": group, "connection": connection, "mapping": format!("{target:?}")});
-        store::audit(tx, now, actor, "mapping_added", None, store::AuditAbout { subject: Some(&id), detail: Some(&detail.to_string()), ..Default::default() })?;
+        store::audit(tx, now, actor, AuditAction::MappingAdded, None, store::AuditAbout { subject: Some(&id), detail: Some(&detail.to_string()), ..Default::default() })?;
         let summary = reconcile::reconcile(tx, None, actor, now)?;
         Ok((id.clone(), summary))
     })
 }
 
-pub fn remove_mapping(db: &Db, actor: &str, id: &str) -> Result<Summary, ManageError> {
+pub fn remove_mapping(db: &Db, actor: &Actor, id: &str) -> Result<Summary, ManageError> {
     let now = now_unix();
     db.write(|tx| {
         let Some(m) = access::mapping(tx, id)? else {
@@ -317,7 +323,7 @@ pub fn remove_mapping(db: &Db, actor: &str, id: &str) -> Result<Summary, ManageE
             tx,
             now,
             actor,
-            "mapping_removed",
+            AuditAction::MappingRemoved,
             None,
             store::AuditAbout {
                 subject: Some(id),
@@ -348,12 +354,12 @@ pub fn find_license(tx: &rusqlite::Transaction<'_>, key: &str) -> Result<License
 pub fn find_sublicense(
     tx: &rusqlite::Transaction<'_>,
     key: &str,
-) -> Result<SublicenseRow, ManageError> {
+) -> Result<Sublicense, ManageError> {
     let all = store::sublicenses(tx)?;
     if let Some(s) = all.iter().find(|s| s.id == key) {
         return Ok(s.clone());
     }
-    let named: Vec<&SublicenseRow> = all
+    let named: Vec<&Sublicense> = all
         .iter()
         .filter(|s| s.name.eq_ignore_ascii_case(key))
         .collect();

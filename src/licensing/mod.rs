@@ -2,6 +2,7 @@
 //!
 //! - [`engine`]: pure rules: entitlement, pool precedence, capacity.
 //! - [`reconcile`]: applies them in the transaction of each directory or admin change.
+//! - [`verdict`]: whether a user may activate a device now (activation and `explain`).
 
 pub mod activation;
 pub mod api;
@@ -11,3 +12,4 @@ pub mod jose;
 pub mod leases;
 pub mod manage;
 pub mod reconcile;
+pub mod verdict;

@@ -7,13 +7,11 @@ use std::collections::HashSet;
 
 use rusqlite::Transaction;
 
-use super::engine::{Catalog, Entitlements, Pool, Usage};
+use super::engine::{Catalog, Entitlements, Pool, RevokeReason, SeatState, Usage};
+use crate::audit::{Actor, AuditAction};
+use crate::db::directory::EventKind;
 use crate::db::licensing::{self as store, SeatRow};
 use crate::error::Reason;
-
-/// Whose change this is, for the audit log: `scim`, `saml:{connection}`, `admin:{name}`,
-/// `system`.
-pub type Actor<'a> = &'a str;
 
 /// What a reconciliation changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,7 +37,7 @@ pub fn apply_expiries(db: &crate::db::Db, now: i64) -> rusqlite::Result<Option<S
         if expired == 0 {
             return Ok(None);
         }
-        reconcile(tx, None, "system", now).map(Some)
+        reconcile(tx, None, &Actor::System, now).map(Some)
     })
 }
 
@@ -47,7 +45,7 @@ pub fn apply_expiries(db: &crate::db::Db, now: i64) -> rusqlite::Result<Option<S
 pub fn after_directory_change(
     tx: &Transaction<'_>,
     mark: i64,
-    actor: Actor<'_>,
+    actor: &Actor,
     now: i64,
 ) -> rusqlite::Result<Summary> {
     // In the order the changes happened: with too few seats, the first in gets one.
@@ -72,7 +70,7 @@ pub fn after_directory_change(
             add(u, &mut users);
         }
         // A renamed group (or a new externalId) may match other mappings now.
-        if kind == "group_updated"
+        if kind == Some(EventKind::GroupUpdated)
             && let Some(g) = group_id
         {
             for u in store::member_ids(tx, &g)? {
@@ -91,7 +89,7 @@ pub fn after_directory_change(
 pub fn reconcile(
     tx: &Transaction<'_>,
     users: Option<Vec<String>>,
-    actor: Actor<'_>,
+    actor: &Actor,
     now: i64,
 ) -> rusqlite::Result<Summary> {
     let mut pass = Pass {
@@ -129,7 +127,7 @@ struct Pass<'p, 't> {
     catalog: Catalog,
     /// Seats in use per (license, pool), kept current as seats are granted and freed.
     usage: Usage,
-    actor: Actor<'p>,
+    actor: &'p Actor,
     now: i64,
     summary: Summary,
     /// Licenses where a seat was freed: their waiting users may get it.
@@ -178,7 +176,7 @@ impl Pass<'_, '_> {
             .filter(|s| !entitled.iter().any(|(l, _)| *l == s.license_id))
         {
             store::delete_seat(self.tx, user, &seat.license_id)?;
-            if seat.assigned {
+            if seat.assigned() {
                 self.release(seat, lost)?;
                 self.freed.insert(seat.license_id.clone());
             } else {
@@ -186,7 +184,7 @@ impl Pass<'_, '_> {
                     self.tx,
                     self.now,
                     self.actor,
-                    "pending_cleared",
+                    AuditAction::PendingCleared,
                     Some(user),
                     store::AuditAbout {
                         subject: Some(&seat.license_id),
@@ -208,12 +206,12 @@ impl Pass<'_, '_> {
         reason: Reason,
         seat: Option<&SeatRow>,
     ) -> rusqlite::Result<()> {
-        if let Some(s) = seat.filter(|s| s.assigned) {
+        if let Some(s) = seat.filter(|s| s.assigned()) {
             self.release(s, reason)?;
             self.freed.insert(license.to_string());
         }
-        if seat.is_none_or(|s| s.assigned || s.reason.as_deref() != Some(reason.code())) {
-            self.pend(user, license, None, reason, seat.filter(|s| !s.assigned))?;
+        if seat.is_none_or(|s| s.assigned() || s.reason.as_deref() != Some(reason.code())) {
+            self.pend(user, license, None, reason, seat.filter(|s| !s.assigned()))?;
             self.summary.pending += 1;
         }
         Ok(())
@@ -228,8 +226,8 @@ impl Pass<'_, '_> {
         seat: Option<&SeatRow>,
     ) -> rusqlite::Result<()> {
         match seat {
-            Some(s) if s.assigned && s.sublicense_id == pool => {}
-            Some(s) if s.assigned => {
+            Some(s) if s.assigned() && s.sublicense_id == pool => {}
+            Some(s) if s.assigned() => {
                 // A better pool: move when it has room, else keep the seat held now
                 // (a full preferred pool never takes access away).
                 let mut without = self.usage.clone();
@@ -254,7 +252,7 @@ impl Pass<'_, '_> {
                         license,
                         pool,
                         Reason::NoSeats,
-                        seat.filter(|s| !s.assigned),
+                        seat.filter(|s| !s.assigned()),
                     )?;
                     self.summary.pending += 1;
                 }
@@ -290,7 +288,7 @@ impl Pass<'_, '_> {
                 user_id: user.to_string(),
                 license_id: license.to_string(),
                 sublicense_id: pool,
-                assigned: true,
+                state: SeatState::Assigned,
                 reason: None,
                 since: self.now,
                 queued_us: 0,
@@ -300,7 +298,7 @@ impl Pass<'_, '_> {
             self.tx,
             self.now,
             self.actor,
-            "seat_granted",
+            AuditAction::SeatGranted,
             Some(user),
             store::AuditAbout {
                 subject: Some(&subject),
@@ -325,7 +323,7 @@ impl Pass<'_, '_> {
                 user_id: user.to_string(),
                 license_id: license.to_string(),
                 sublicense_id: pool,
-                assigned: false,
+                state: SeatState::Pending,
                 reason: Some(reason.code().to_string()),
                 // A user already waiting keeps their place in the queue.
                 since: waiting.map_or(self.now, |w| w.since),
@@ -336,7 +334,7 @@ impl Pass<'_, '_> {
             self.tx,
             self.now,
             self.actor,
-            "seat_pending",
+            AuditAction::SeatPending,
             Some(user),
             store::AuditAbout {
                 subject: Some(&subject),
@@ -360,7 +358,7 @@ impl Pass<'_, '_> {
             self.tx,
             self.now,
             self.actor,
-            "seat_revoked",
+            AuditAction::SeatRevoked,
             Some(&seat.user_id),
             store::AuditAbout {
                 subject: Some(&subject),
@@ -373,14 +371,14 @@ impl Pass<'_, '_> {
             self.tx,
             &seat.user_id,
             Some(&seat.license_id),
-            reason.code(),
+            RevokeReason::SeatLost(reason),
             self.now,
         )? {
             store::audit(
                 self.tx,
                 self.now,
                 self.actor,
-                "device_revoked",
+                AuditAction::DeviceRevoked,
                 Some(&seat.user_id),
                 store::AuditAbout {
                     subject: Some(&device),

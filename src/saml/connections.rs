@@ -2,6 +2,7 @@
 //! needs IdP metadata with a signing certificate, a preset, and at least one email domain
 //! that no other connection owns.
 
+use crate::audit::{Actor, AuditAction};
 use crate::clock::{now_unix, rfc3339};
 use crate::db::idp::{self, NewConnection, Options};
 use crate::db::{Db, DbError};
@@ -48,7 +49,7 @@ pub struct AddRequest<'a> {
     pub sign_requests: bool,
     pub allow_idp_initiated: bool,
     /// Who adds it, for the audit log.
-    pub actor: &'a str,
+    pub actor: &'a Actor,
 }
 
 pub struct Added {
@@ -120,7 +121,7 @@ pub fn add(db: &Db, req: &AddRequest<'_>) -> Result<Added, AddError> {
             tx,
             now_unix(),
             req.actor,
-            "idp_connection_added",
+            AuditAction::IdpConnectionAdded,
             None,
             crate::db::licensing::AuditAbout {
                 subject: Some(&id),
@@ -141,7 +142,7 @@ pub fn add(db: &Db, req: &AddRequest<'_>) -> Result<Added, AddError> {
 
 /// Removes a connection: its domains can no longer sign in (until another connection
 /// claims them), and admin sessions opened through it end. Directory users stay.
-pub fn remove(db: &Db, id: &str, actor: &str) -> Result<(), AddError> {
+pub fn remove(db: &Db, id: &str, actor: &Actor) -> Result<(), AddError> {
     let now = now_unix();
     db.write(|tx| {
         let Some(c) = idp::list(tx)?.into_iter().find(|c| c.id == id) else {
@@ -167,7 +168,7 @@ pub fn remove(db: &Db, id: &str, actor: &str) -> Result<(), AddError> {
                     tx,
                     now,
                     actor,
-                    "mapping_removed",
+                    AuditAction::MappingRemoved,
                     None,
                     crate::db::licensing::AuditAbout {
                         subject: Some(&m.id),
@@ -187,7 +188,7 @@ pub fn remove(db: &Db, id: &str, actor: &str) -> Result<(), AddError> {
             tx,
             now,
             actor,
-            "idp_connection_removed",
+            AuditAction::IdpConnectionRemoved,
             None,
             crate::db::licensing::AuditAbout {
                 subject: Some(id),
@@ -200,7 +201,7 @@ pub fn remove(db: &Db, id: &str, actor: &str) -> Result<(), AddError> {
 }
 
 /// Changes a connection's switches, with the same rules as when adding it.
-pub fn set_options(db: &Db, id: &str, options: &Options, actor: &str) -> Result<(), AddError> {
+pub fn set_options(db: &Db, id: &str, options: &Options, actor: &Actor) -> Result<(), AddError> {
     let preset_key = db
         .read(|tx| idp::target_by_id(tx, id))?
         .ok_or_else(|| AddError::UnknownConnection(id.to_string()))?
@@ -213,7 +214,7 @@ pub fn set_options(db: &Db, id: &str, options: &Options, actor: &str) -> Result<
         idp::set_options(tx, id, options, now_unix())?;
         let detail = serde_json::json!({"jit_users": options.jit_users,
             "sign_requests": options.sign_requests, "allow_idp_initiated": options.allow_idp_initiated});
-        crate::db::licensing::audit(tx, now_unix(), actor, "idp_connection_changed", None,
+        crate::db::licensing::audit(tx, now_unix(), actor, AuditAction::IdpConnectionChanged, None,
             crate::db::licensing::AuditAbout { subject: Some(id), detail: Some(&detail.to_string()), reason: None })
     })?;
     Ok(())
@@ -381,7 +382,7 @@ mod tests {
         let (db, dir) = db();
         let xml = idp_metadata("https://sts.windows.net/t/", &[(None, &cert_b64("a"))]);
         let req = AddRequest {
-            actor: "test",
+            actor: &Actor::Cli,
             name: "Contoso Entra_ID",
             preset: "Entra",
             metadata_xml: &xml,
@@ -427,7 +428,7 @@ mod tests {
         let (db, dir) = db();
         let xml = idp_metadata("https://idp", &[(None, &cert_b64("a"))]);
         let base = AddRequest {
-            actor: "test",
+            actor: &Actor::Cli,
             name: "x",
             preset: "okta",
             metadata_xml: &xml,

@@ -42,7 +42,7 @@ pub fn resolve(db: &Db, s: &SignedIn, jit: bool) -> Result<Resolved, HttpError> 
         Some(db.write(|tx| {
             let mark = crate::db::licensing::last_event_id(tx)?;
             let user = provision(tx, s)?;
-            let actor = format!("saml:{}", s.connection);
+            let actor = crate::audit::Actor::Saml(s.connection.clone());
             crate::licensing::reconcile::after_directory_change(tx, mark, &actor, now_unix())?;
             Ok::<_, HttpError>(user)
         })?)
@@ -147,9 +147,16 @@ fn provision(tx: &Transaction<'_>, s: &SignedIn) -> Result<UserRow, HttpError> {
             }
             let (stored, fields) = resource::prepare_user(body)?;
             let id = crate::scim::api::new_id();
-            directory::insert_user(tx, scope, &id, &fields, &stored.to_string(), now)?;
             let detail = json!({"just_in_time": s.connection}).to_string();
-            directory::record_event(tx, "user_created", Some(&id), None, Some(&detail), now)?;
+            directory::insert_user(
+                tx,
+                scope,
+                &id,
+                &fields,
+                &stored.to_string(),
+                Some(&detail),
+                now,
+            )?;
             directory::user_by_id(tx, &id)?.ok_or_else(HttpError::internal)?
         }
     };
@@ -174,37 +181,18 @@ fn provision(tx: &Transaction<'_>, s: &SignedIn) -> Result<UserRow, HttpError> {
                 )?;
                 let id = crate::scim::api::new_id();
                 directory::insert_group(tx, scope, &id, &fields, &stored.to_string(), now)?;
-                let detail = json!({"displayName": name}).to_string();
-                directory::record_event(tx, "group_created", None, Some(&id), Some(&detail), now)?;
                 id
             }
         };
-        if !directory::add_members(tx, &group_id, std::slice::from_ref(&user.id))?.is_empty() {
-            let detail = json!({"users": [user.id]}).to_string();
-            directory::record_event(
-                tx,
-                "members_added",
-                None,
-                Some(&group_id),
-                Some(&detail),
-                now,
-            )?;
-        }
+        let added = directory::add_members(tx, &group_id, std::slice::from_ref(&user.id))?;
+        directory::record_members_change(tx, &group_id, &added, &[], now)?;
     }
     for (group_id, external_id) in
         directory::groups_of_user_with_external_prefix(tx, &user.id, &prefix)?
     {
         if !wanted.iter().any(|(w, _)| *w == external_id) {
-            directory::remove_members(tx, &group_id, std::slice::from_ref(&user.id))?;
-            let detail = json!({"users": [user.id]}).to_string();
-            directory::record_event(
-                tx,
-                "members_removed",
-                None,
-                Some(&group_id),
-                Some(&detail),
-                now,
-            )?;
+            let removed = directory::remove_members(tx, &group_id, std::slice::from_ref(&user.id))?;
+            directory::record_members_change(tx, &group_id, &[], &removed, now)?;
         }
     }
     Ok(user)

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::reqlog::{self, Entry, RequestLog};
 use super::{discovery, groups, users};
+use crate::audit::Actor;
 use crate::clock::now_unix;
 use crate::db::Db;
 use crate::error::{HttpError, Reason};
@@ -102,7 +103,7 @@ impl Scim {
         let token = cx.scim_token()?;
         Ok(Caller {
             scim: self,
-            actor: format!("scim:{}", token.name),
+            actor: Actor::Scim(token.name.clone()),
             scope: token.connection_id.clone(),
         })
     }
@@ -229,7 +230,7 @@ impl Scim {
 pub struct Caller<'a> {
     scim: &'a Scim,
     /// `scim:<token name>`.
-    actor: String,
+    actor: Actor,
     /// The connection the token provisions for: the only users and groups it sees.
     scope: Option<String>,
 }

@@ -1,7 +1,7 @@
 //! `/scim/v2/Groups`. Membership lives in its own table, so adding or removing hundreds of
 //! members touches only those rows; every change is one transaction with its events.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::api::{Caller, ListQuery, check_version, new_id, resource_response};
 use super::patch::{self, MemberOp};
@@ -121,26 +121,7 @@ fn apply_members(
     // A user both removed and re-added in one request ends up a member: report net change.
     let net_added: Vec<&String> = added.iter().filter(|a| !removed.contains(a)).collect();
     let net_removed: Vec<&String> = removed.iter().filter(|r| !added.contains(r)).collect();
-    if !net_added.is_empty() {
-        dir::record_event(
-            tx,
-            "members_added",
-            None,
-            Some(group_id),
-            Some(&json!({"users": net_added}).to_string()),
-            now,
-        )?;
-    }
-    if !net_removed.is_empty() {
-        dir::record_event(
-            tx,
-            "members_removed",
-            None,
-            Some(group_id),
-            Some(&json!({"users": net_removed}).to_string()),
-            now,
-        )?;
-    }
+    dir::record_members_change(tx, group_id, &net_added, &net_removed, now)?;
     Ok(!added.is_empty() || !removed.is_empty())
 }
 
@@ -153,8 +134,6 @@ fn store_update(
     now: i64,
 ) -> Result<(), HttpError> {
     dir::update_group(tx, id, fields, text, now)?;
-    let detail = json!({"displayName": fields.display_name}).to_string();
-    dir::record_event(tx, "group_updated", None, Some(id), Some(&detail), now)?;
     Ok(())
 }
 
@@ -165,14 +144,6 @@ pub fn create(scim: &Caller<'_>, body: Value) -> Result<Response, HttpError> {
         let now = now_unix();
         let id = new_id();
         dir::insert_group(tx, scim.scope(), &id, &fields, &text, now)?;
-        dir::record_event(
-            tx,
-            "group_created",
-            None,
-            Some(&id),
-            Some(&json!({"displayName": fields.display_name}).to_string()),
-            now,
-        )?;
         if let Some(ids) = &members {
             apply_members(tx, scim.scope(), &id, &[MemberOp::Add(ids.clone())], now)?;
         }
@@ -257,17 +228,7 @@ pub fn delete(
     scim.write(|tx| {
         let before = scim.group(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
-        let members = dir::member_ids(tx, id)?;
-        dir::delete_group(tx, id)?;
-        let detail = json!({"displayName": before.display_name, "users": members});
-        dir::record_event(
-            tx,
-            "group_deleted",
-            None,
-            Some(id),
-            Some(&detail.to_string()),
-            now_unix(),
-        )?;
+        dir::delete_group(tx, id, now_unix())?;
         Ok::<_, HttpError>(())
     })?;
     Ok(Response::new(204, "application/scim+json", Vec::new()))

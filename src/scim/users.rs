@@ -7,7 +7,7 @@ use super::api::{Caller, ListQuery, check_version, new_id, resource_response};
 use super::resource::{self, Meta, UserFields};
 use super::{filter, patch};
 use crate::clock::now_unix;
-use crate::db::directory::{self as dir, Order, UserRow};
+use crate::db::directory::{self as dir, EventKind, Order, UserRow};
 use crate::db::filter_sql::{self, Table};
 use crate::error::{HttpError, Reason};
 use crate::http::Response;
@@ -63,29 +63,18 @@ pub fn create(scim: &Caller<'_>, body: Value) -> Result<Response, HttpError> {
         };
         let id = match relink {
             Some(id) => {
-                dir::update_user(tx, &id, &fields, &text, now)?;
                 let kind = if fields.active {
-                    "user_reactivated"
+                    EventKind::UserReactivated
                 } else {
-                    "user_updated"
+                    EventKind::UserUpdated
                 };
-                dir::record_event(
-                    tx,
-                    kind,
-                    Some(&id),
-                    None,
-                    Some("relinked by a new POST"),
-                    now,
-                )?;
+                let event = (kind, Some("relinked by a new POST"));
+                dir::update_user(tx, &id, &fields, &text, event, now)?;
                 id
             }
             None => {
                 let id = new_id();
-                dir::insert_user(tx, scim.scope(), &id, &fields, &text, now)?;
-                dir::record_event(tx, "user_created", Some(&id), None, None, now)?;
-                if !fields.active {
-                    dir::record_event(tx, "user_deactivated", Some(&id), None, None, now)?;
-                }
+                dir::insert_user(tx, scim.scope(), &id, &fields, &text, None, now)?;
                 // A new user has no groups and its row is exactly what was inserted: no
                 // need to read it back (this is the hot path of an initial sync).
                 let row = UserRow {
@@ -217,13 +206,12 @@ fn store(
         return Err(taken(&fields.user_name));
     }
     let now = now_unix();
-    dir::update_user(tx, &before.id, fields, text, now)?;
     let kind = match (before.active, fields.active) {
-        (true, false) => "user_deactivated",
-        (false, true) => "user_reactivated",
-        _ => "user_updated",
+        (true, false) => EventKind::UserDeactivated,
+        (false, true) => EventKind::UserReactivated,
+        _ => EventKind::UserUpdated,
     };
-    dir::record_event(tx, kind, Some(&before.id), None, None, now)?;
+    dir::update_user(tx, &before.id, fields, text, (kind, None), now)?;
     let row = dir::user_by_id(tx, &before.id)?.ok_or_else(HttpError::internal)?;
     let groups = dir::groups_of_user(tx, &before.id)?;
     Ok((row, groups))
@@ -237,11 +225,7 @@ pub fn delete(
     scim.write(|tx| {
         let before = scim.user(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
-        let groups = dir::groups_of_user(tx, id)?;
-        dir::delete_user(tx, id)?;
-        let now = now_unix();
-        let detail = serde_json::json!({"userName": before.user_name, "groups": groups.iter().map(|g| &g.0).collect::<Vec<_>>()});
-        dir::record_event(tx, "user_deleted", Some(id), None, Some(&detail.to_string()), now)?;
+        dir::delete_user(tx, id, now_unix())?;
         Ok::<_, HttpError>(())
     })?;
     Ok(Response::new(204, "application/scim+json", Vec::new()))

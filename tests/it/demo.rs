@@ -303,3 +303,77 @@ fn the_demo_walkthrough_activates_a_mac_through_the_demo_idp() {
     );
     assert_eq!(bad.status, 400);
 }
+
+/// Issue 14 item 4: activation and `seatgate explain` decide with one verdict. Every
+/// person of the demo organization is explained, then activated through the demo IdP; the
+/// ACS's answer must be the verdict `explain` gave.
+#[test]
+fn item14_explain_and_activation_agree_for_every_demo_user() {
+    let s = server().demo().start();
+    assert!(s.wait_for_log("Break-glass admin:", std::time::Duration::from_secs(20)));
+    let start = |source: std::net::Ipv4Addr, email: &str| {
+        let x = seatgate::crypto::b64url(&seatgate::crypto::random_bytes(32));
+        let body = serde_json::json!({"email": email, "device": {"public_key": {"kty": "OKP", "crv": "Ed25519", "x": x}}});
+        // One client address per activation: the pre-authentication limit is per client.
+        let r = s.request_from(
+            source,
+            "POST",
+            "/api/v1/activations",
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 201, "{email}: {}", r.text());
+        let v: serde_json::Value = serde_json::from_str(&r.text()).expect("json");
+        v["verification_uri_complete"]
+            .as_str()
+            .expect("link")
+            .to_string()
+    };
+    // Everyone the demo IdP can sign in, read off its sign-in page.
+    let first = start(std::net::Ipv4Addr::new(127, 0, 1, 1), "alice@acme.example");
+    let page = s.get(&local(&first));
+    let (action, fields) = form_containing(&page.text(), "csrf");
+    let cookie = page.set_cookie("sg_activate").expect("cookie");
+    let to_idp = post_form(&s, &action, &fields, &cookie);
+    let idp_page = s
+        .get(&local(to_idp.header("location").expect("to the IdP")))
+        .text();
+    let emails: Vec<String> = idp_page
+        .split("name=\"email\" value=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_string)
+        .collect();
+    assert!(emails.len() >= 30, "{idp_page}");
+
+    let verdicts: Vec<(String, String)> = emails
+        .iter()
+        .map(|email| {
+            let (code, out, err) = s.cli(&["explain", email, "--json"]);
+            assert_eq!(code, 0, "{err}");
+            let e: serde_json::Value = serde_json::from_str(&out).expect("json");
+            (
+                email.clone(),
+                e["verdict"].as_str().expect("verdict").to_string(),
+            )
+        })
+        .collect();
+    assert!(verdicts.iter().any(|(_, v)| v == "OK"));
+    assert!(verdicts.iter().any(|(_, v)| v == "NO_SEATS"));
+    for (i, (email, verdict)) in verdicts.iter().enumerate() {
+        let source = std::net::Ipv4Addr::new(127, 0, 2, u8::try_from(i + 1).expect("few users"));
+        let url = start(source, email);
+        // The button names the person by their first name, as the demo IdP shows it.
+        let local_part = email.split('@').next().unwrap_or_default();
+        let first_name = format!("{}{}<", local_part[..1].to_uppercase(), &local_part[1..]);
+        let done = activate_in_browser(&s, &url, &first_name).text();
+        let activated = done.contains("This device is activated");
+        match verdict.as_str() {
+            "OK" => assert!(activated, "{email}: explain said OK:\n{done}"),
+            code => assert!(
+                !activated && done.contains(&format!("Reason code {code}")),
+                "{email}: explain said {code}:\n{done}"
+            ),
+        }
+    }
+}
