@@ -2,13 +2,13 @@
 //! this order, as its route in [`crate::routes`] declares them:
 //!
 //! 1. match the route (404 in the surface's format when nothing matches);
-//! 2. 405 with `Allow` when the address does not take the method (the table is public
-//!    knowledge: the addresses are documented);
-//! 3. authenticate as the route requires;
-//! 4. the rate limit (pre-authentication limits, a SCIM token's rate);
-//! 5. the CSRF check;
-//! 6. the handler, with a panic costing its request a 500 and never the thread;
-//! 7. one place turns errors into responses ([`crate::error`]), then the safety and
+//! 2. 405 with `Allow` when the address does not take the method, and authentication as
+//!    the route requires (token APIs, SCIM and the admin API, authenticate first: they
+//!    tell an unauthenticated client nothing; browser-facing addresses answer 405 first);
+//! 3. the rate limit (pre-authentication limits, a SCIM token's rate);
+//! 4. the CSRF check;
+//! 5. the handler, with a panic costing its request a 500 and never the thread;
+//! 6. one place turns errors into responses ([`crate::error`]), then the safety and
 //!    security headers, the SCIM request log, metrics and the access log line.
 //!
 //! Handlers receive a [`Ctx`]: the request, the path's parameters, and who is calling.
@@ -132,6 +132,15 @@ enum Early {
     Refuse(HttpError),
 }
 
+impl From<Early> for Handled {
+    fn from(early: Early) -> Handled {
+        match early {
+            Early::Respond(r) => Ok(r),
+            Early::Refuse(e) => Err(e),
+        }
+    }
+}
+
 impl From<HttpError> for Early {
     fn from(e: HttpError) -> Early {
         Early::Refuse(e)
@@ -198,11 +207,22 @@ impl App {
         response
     }
 
-    /// Steps 2 to 6 for a matched path.
+    /// Steps 2 to 5 for a matched path.
     fn run(&self, req: &Request, m: &Matched<'_>, scim_token: &mut Option<i64>) -> Handled {
+        let surface = m.representative().surface;
+        // Token APIs tell an unauthenticated client nothing, not even which methods an
+        // address takes; browser-facing addresses answer 405 first (their forms are public).
+        let early = if surface.authenticates_before_405() {
+            Some(self.authenticate(m.representative().auth, req))
+        } else {
+            None
+        };
         let Some(route) = m.route() else {
+            if let Some(Err(refused)) = early {
+                return refused.into();
+            }
             let e = HttpError::method_not_allowed(m.allow());
-            return Err(if m.representative().surface == Surface::Scim {
+            return Err(if surface == Surface::Scim {
                 HttpError {
                     message: "This SCIM address does not accept that method.".into(),
                     ..e
@@ -211,10 +231,9 @@ impl App {
                 e
             });
         };
-        let principal = match self.authenticate(route.auth, req) {
+        let principal = match early.unwrap_or_else(|| self.authenticate(route.auth, req)) {
             Ok(p) => p,
-            Err(Early::Respond(r)) => return Ok(r),
-            Err(Early::Refuse(e)) => return Err(e),
+            Err(refused) => return refused.into(),
         };
         if let Principal::ScimToken(t) = &principal {
             *scim_token = Some(t.id);

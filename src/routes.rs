@@ -36,6 +36,12 @@ pub enum Surface {
 }
 
 impl Surface {
+    /// Whether a request with a method the address does not take is authenticated before
+    /// its 405: token APIs reveal nothing to a caller without a token.
+    pub fn authenticates_before_405(self) -> bool {
+        matches!(self, Surface::Scim | Surface::AdminApi)
+    }
+
     /// The shape of this surface's error responses.
     pub fn format(self) -> Format {
         match self {
