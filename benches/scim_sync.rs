@@ -91,17 +91,6 @@ fn start_seatgate(dir: &Path, tls: bool) -> (common::Server, Target) {
     (server, target)
 }
 
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn user_name(i: usize) -> String {
     format!("user{i:06}@contoso.example")
 }
@@ -196,7 +185,7 @@ fn run_sync(target: &Target, users: usize, groups: usize) -> Report {
     let ids: Vec<Mutex<String>> = (0..users).map(|_| Mutex::new(String::new())).collect();
     let post_lat = Mutex::new(Vec::new());
     let (user_secs, lat) = parallel(target, users, |c, i, lat| {
-        let filter = encode(&format!("userName eq \"{}\"", user_name(i)));
+        let filter = common::kit::http::encode(&format!("userName eq \"{}\"", user_name(i)));
         let (status, _, t) = c.call("GET", &format!("/Users?filter={filter}"), None);
         assert_eq!(status, 200);
         lat.push(t);
@@ -281,7 +270,7 @@ impl Sample {
 fn filter_latency(target: &Target, users: usize, n: usize) -> Sample {
     let (_, lat) = parallel(target, n, |c, i, lat| {
         let u = (i * 7919) % users;
-        let filter = encode(&format!("userName eq \"{}\"", user_name(u)));
+        let filter = common::kit::http::encode(&format!("userName eq \"{}\"", user_name(u)));
         let (status, body, t) = c.call("GET", &format!("/Users?filter={filter}"), None);
         assert_eq!(status, 200);
         let found: Value = serde_json::from_slice(&body).expect("json");
