@@ -27,7 +27,6 @@ use crate::crypto::{b64url, new_secret_token, random_hex, sha256, sha256_hex};
 use crate::db::Db;
 use crate::db::licensing::{self as store, Activation, ActivationKey, NewDevice};
 use crate::error::{HttpError, Reason};
-use crate::http::Response;
 use crate::preauth::Admitted;
 use crate::saml::acs::SignedIn;
 use crate::saml::identity::Resolved;
@@ -120,7 +119,18 @@ fn pkce_challenge(body: &Value, redirect_uri: &str) -> Result<String, HttpError>
     Ok(challenge.to_string())
 }
 
-/// The answer to `POST /api/v1/activations`.
+/// A started activation: what the device shows and polls with (RFC 8628 §3.2).
+#[derive(Debug)]
+pub struct Started {
+    pub device_code: String,
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: String,
+    pub interval: u32,
+    pub expires_in: i64,
+}
+
+/// `POST /api/v1/activations`: records the device's request for activation.
 /// Anyone may call it, so the caller must have passed the pre-authentication limits
 /// ([`Admitted`]).
 pub fn start(
@@ -130,7 +140,7 @@ pub fn start(
     body: &[u8],
     admitted: Admitted,
     now: i64,
-) -> Result<Response, HttpError> {
+) -> Result<Started, HttpError> {
     let request = StartRequest::parse(body)?;
     let domain = request.email.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
     let device_code = new_secret_token();
@@ -169,18 +179,15 @@ pub fn start(
         }, admitted.max_outstanding())?;
         Ok(())
     })?;
-    let uri = format!("{public_url}/activate");
-    Ok(Response::json(
-        201,
-        &json!({
-            "device_code": device_code,
-            "user_code": user_code,
-            "verification_uri": uri,
-            "verification_uri_complete": format!("{uri}/{browser_key}"),
-            "interval": cfg.poll_interval_secs,
-            "expires_in": expires_in,
-        }),
-    ))
+    let verification_uri = format!("{public_url}/activate");
+    Ok(Started {
+        device_code,
+        user_code,
+        verification_uri_complete: format!("{verification_uri}/{browser_key}"),
+        verification_uri,
+        interval: cfg.poll_interval_secs,
+        expires_in,
+    })
 }
 
 /// Eight letters from an alphabet without look-alikes, shown as XXXX-XXXX.
@@ -420,18 +427,56 @@ fn decide(
     Ok(Ok((user_id.clone(), device_id, lease)))
 }
 
-/// An RFC 8628 §3.5 error answer, with our reason code when there is one.
-fn poll_error(error: &str, reason: Option<&str>, message: &str) -> Response {
-    let mut body = json!({"error": error, "message": message});
-    if let Some(r) = reason {
-        body["reason"] = json!(r);
-    }
-    Response::json(400, &body)
+/// RFC 8628 §3.5's error words for a poll that gets no lease (and RFC 6749's for a
+/// loopback redirect's PKCE mismatch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollError {
+    AuthorizationPending,
+    SlowDown,
+    AccessDenied,
+    ExpiredToken,
+    InvalidGrant,
 }
 
-/// The answer to `POST /api/v1/activations/token`: `{"device_code"}` for polling, or
+impl PollError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PollError::AuthorizationPending => "authorization_pending",
+            PollError::SlowDown => "slow_down",
+            PollError::AccessDenied => "access_denied",
+            PollError::ExpiredToken => "expired_token",
+            PollError::InvalidGrant => "invalid_grant",
+        }
+    }
+}
+
+/// What a device's poll (or its loopback redirect's code exchange) gets.
+#[derive(Debug)]
+pub enum Poll {
+    /// No lease: the RFC 8628 error, our reason code when there is one, and a sentence.
+    NoLease {
+        error: PollError,
+        reason: Option<String>,
+        message: &'static str,
+    },
+    /// The signed lease, once.
+    Issued {
+        lease: String,
+        device_id: Option<String>,
+    },
+}
+
+fn no_lease(error: PollError, reason: Option<&str>, message: &'static str) -> Poll {
+    Poll::NoLease {
+        error,
+        reason: reason.map(str::to_string),
+        message,
+    }
+}
+
+/// `POST /api/v1/activations/token`: `{"device_code"}` for polling, or
 /// `{"code", "code_verifier"}` after a loopback redirect.
-pub fn token(db: &Db, body: &[u8], now: i64) -> Result<Response, HttpError> {
+pub fn token(db: &Db, body: &[u8], now: i64) -> Result<Poll, HttpError> {
     let body: Value =
         serde_json::from_slice(body).map_err(|_| bad_request("The body must be a JSON object."))?;
     let field = |k: &str| body.get(k).and_then(Value::as_str);
@@ -454,15 +499,15 @@ pub fn token(db: &Db, body: &[u8], now: i64) -> Result<Response, HttpError> {
     };
     db.write(|tx| {
         let Some(mut a) = store::activation_by(tx, key, &value)? else {
-            return Ok(poll_error(
-                "expired_token",
+            return Ok(no_lease(
+                PollError::ExpiredToken,
                 Some(Reason::ActivationExpired.code()),
                 "This activation is unknown, expired or already completed. Start again.",
             ));
         };
         if a.state == CONSUMED || a.expires_at < now {
-            return Ok(poll_error(
-                "expired_token",
+            return Ok(no_lease(
+                PollError::ExpiredToken,
                 Some(Reason::ActivationExpired.code()),
                 "This activation expired or was already completed. Start again.",
             ));
@@ -470,8 +515,8 @@ pub fn token(db: &Db, body: &[u8], now: i64) -> Result<Response, HttpError> {
         if let Some(verifier) = verifier {
             let expected = a.code_challenge.as_deref().unwrap_or("");
             if b64url(&sha256(verifier.as_bytes())) != expected {
-                return Ok(poll_error(
-                    "invalid_grant",
+                return Ok(no_lease(
+                    PollError::InvalidGrant,
                     None,
                     "The code_verifier does not match the code_challenge.",
                 ));
@@ -482,12 +527,12 @@ pub fn token(db: &Db, body: &[u8], now: i64) -> Result<Response, HttpError> {
             if polled_too_soon && a.state == PENDING {
                 a.interval_secs += 5;
                 store::update_activation(tx, &a)?;
-                return Ok(poll_error("slow_down", None, "Poll less often."));
+                return Ok(no_lease(PollError::SlowDown, None, "Poll less often."));
             }
         }
-        let response = match a.state.as_str() {
-            PENDING => poll_error(
-                "authorization_pending",
+        let poll = match a.state.as_str() {
+            PENDING => no_lease(
+                PollError::AuthorizationPending,
                 None,
                 "Waiting for the sign-in in the browser.",
             ),
@@ -495,7 +540,7 @@ pub fn token(db: &Db, body: &[u8], now: i64) -> Result<Response, HttpError> {
                 let reason = a.reason.clone().unwrap_or_default();
                 let message =
                     Reason::from_code(&reason).map_or("The activation was refused.", refusal);
-                poll_error("access_denied", Some(&reason), message)
+                no_lease(PollError::AccessDenied, Some(&reason), message)
             }
             _ if revoked_since(tx, &a)?.is_some() => {
                 // The device was revoked between the sign-in and this poll (an admin,
@@ -506,23 +551,19 @@ pub fn token(db: &Db, body: &[u8], now: i64) -> Result<Response, HttpError> {
                 a.reason = Some(reason.clone());
                 let message =
                     Reason::from_code(&reason).map_or("The activation was refused.", refusal);
-                poll_error("access_denied", Some(&reason), message)
+                no_lease(PollError::AccessDenied, Some(&reason), message)
             }
             _ => {
                 a.state = CONSUMED.into();
                 let lease = a.lease.take().unwrap_or_default();
-                Response::json(
-                    200,
-                    &json!({
-                        "license": lease,
-                        "device_id": a.device_id,
-                        "token_type": "seatgate-lease",
-                    }),
-                )
+                Poll::Issued {
+                    lease,
+                    device_id: a.device_id.clone(),
+                }
             }
         };
         store::update_activation(tx, &a)?;
-        Ok(response)
+        Ok(poll)
     })
 }
 

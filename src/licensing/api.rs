@@ -39,19 +39,52 @@ impl LicensingApi {
 
     /// `POST /api/v1/activations`: a device asks to be activated.
     pub fn start_activation(&self, req: &Request, admitted: Admitted) -> Handled {
-        activation::start(
+        let started = activation::start(
             &self.db,
             &self.config,
             &self.public_url,
             &req.body,
             admitted,
             now_unix(),
-        )
+        )?;
+        Ok(Response::json(
+            201,
+            &json!({
+                "device_code": started.device_code,
+                "user_code": started.user_code,
+                "verification_uri": started.verification_uri,
+                "verification_uri_complete": started.verification_uri_complete,
+                "interval": started.interval,
+                "expires_in": started.expires_in,
+            }),
+        ))
     }
 
-    /// `POST /api/v1/activations/token`: the device exchanges its code for a lease.
+    /// `POST /api/v1/activations/token`: the device polls for its lease (RFC 8628 §3.4),
+    /// or exchanges its loopback redirect's code.
     pub fn token(&self, req: &Request) -> Handled {
-        activation::token(&self.db, &req.body, now_unix())
+        Ok(match activation::token(&self.db, &req.body, now_unix())? {
+            activation::Poll::Issued { lease, device_id } => Response::json(
+                200,
+                &json!({
+                    "license": lease,
+                    "device_id": device_id,
+                    "token_type": "seatgate-lease",
+                }),
+            ),
+            // RFC 8628 §3.5: a poll without a lease is a 400 with the error word.
+            activation::Poll::NoLease {
+                error,
+                reason,
+                message,
+            } => {
+                let mut body = json!({"error": error.as_str(), "message": message});
+                if let Some(r) = reason {
+                    body["reason"] = json!(r);
+                }
+                Response::json(400, &body)
+            }
+        })
     }
 
     /// `POST /api/v1/leases/renew` with the device's proof.
