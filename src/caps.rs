@@ -2,8 +2,6 @@
 //! surface refuses the same way: 400 `FIELD_TOO_LONG` before anything is stored, logged or
 //! hashed. The gatekeeper's body and head caps bound the request; these bound each field.
 
-use crate::error::{HttpError, Reason};
-
 /// One field's cap, in bytes of UTF-8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cap {
@@ -60,27 +58,30 @@ pub const REDIRECT_URI: Cap = Cap {
     printable: true,
 };
 
+/// Why a value was refused (`error.rs` maps it: `FIELD_TOO_LONG`, `BAD_REQUEST`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("The {field} is too long: at most {max_bytes} bytes are accepted.")]
+    TooLong {
+        field: &'static str,
+        max_bytes: usize,
+    },
+    #[error("The {field} contains a control or invisible formatting character.")]
+    Invisible { field: &'static str },
+}
+
 impl Cap {
     /// `value`, or the refusal when it is longer than the cap or, for printable fields,
     /// holds a control or invisible formatting character.
-    pub fn check<'a>(&self, value: &'a str) -> Result<&'a str, HttpError> {
+    pub fn check<'a>(&self, value: &'a str) -> Result<&'a str, Refused> {
         if value.len() > self.max_bytes {
-            return Err(HttpError::new(
-                Reason::FieldTooLong,
-                format!(
-                    "The {} is too long: at most {} bytes are accepted.",
-                    self.field, self.max_bytes
-                ),
-            ));
+            return Err(Refused::TooLong {
+                field: self.field,
+                max_bytes: self.max_bytes,
+            });
         }
         if self.printable && value.chars().any(invisible) {
-            return Err(HttpError::new(
-                Reason::BadRequest,
-                format!(
-                    "The {} contains a control or invisible formatting character.",
-                    self.field
-                ),
-            ));
+            return Err(Refused::Invisible { field: self.field });
         }
         Ok(value)
     }
@@ -127,7 +128,7 @@ mod tests {
             "esc\u{1b}[2K",
             "zero\u{200B}width",
         ] {
-            let e = DEVICE_NAME.check(bad).expect_err(bad);
+            let e = crate::error::HttpError::from(DEVICE_NAME.check(bad).expect_err(bad));
             assert_eq!((e.status, e.reason.code()), (400, "BAD_REQUEST"));
         }
         assert!(EMAIL.check("kim@contoso.com\r\nX: y").is_err());
@@ -140,7 +141,9 @@ mod tests {
     fn a_value_at_the_cap_passes_and_one_byte_more_is_field_too_long() {
         let at = "a".repeat(EMAIL.max_bytes);
         assert_eq!(EMAIL.check(&at).ok(), Some(at.as_str()));
-        let over = EMAIL.check(&format!("{at}a")).expect_err("over the cap");
+        let over = crate::error::HttpError::from(
+            EMAIL.check(&format!("{at}a")).expect_err("over the cap"),
+        );
         assert_eq!((over.status, over.reason.code()), (400, "FIELD_TOO_LONG"));
         // Bytes, not characters: 65 two-byte characters are 130 bytes.
         assert!(DEVICE_NAME.check(&"é".repeat(65)).is_err());

@@ -259,6 +259,22 @@ pub fn new_request_id() -> String {
     crate::crypto::random_hex(8)
 }
 
+impl From<crate::caps::Refused> for HttpError {
+    fn from(e: crate::caps::Refused) -> HttpError {
+        let reason = match e {
+            crate::caps::Refused::TooLong { .. } => Reason::FieldTooLong,
+            crate::caps::Refused::Invisible { .. } => Reason::BadRequest,
+        };
+        HttpError::new(reason, e.to_string())
+    }
+}
+
+impl From<crate::http::BadEncoding> for HttpError {
+    fn from(e: crate::http::BadEncoding) -> HttpError {
+        HttpError::new(Reason::BadRequest, e.0)
+    }
+}
+
 impl From<crate::db::DbError> for HttpError {
     fn from(e: crate::db::DbError) -> HttpError {
         match e {

@@ -3,8 +3,6 @@
 
 use std::net::IpAddr;
 
-use crate::error::{HttpError, Reason};
-
 /// The header the gatekeeper uses to pass the real client address to the application.
 /// The gatekeeper strips any copy a client sends.
 pub const CLIENT_ADDR_HEADER: &str = "x-seatgate-client";
@@ -111,8 +109,14 @@ impl Response {
     }
 }
 
+/// Input a client encoded wrongly: the sentence for the 400 (`BAD_REQUEST`) it gets,
+/// which `error.rs` turns into the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadEncoding(pub &'static str);
+
 /// One decoded query parameter.
-pub fn query_param(query: &str, name: &str) -> Result<Option<String>, HttpError> {
+pub fn query_param(query: &str, name: &str) -> Result<Option<String>, BadEncoding> {
     for pair in query.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         if k == name {
@@ -123,9 +127,9 @@ pub fn query_param(query: &str, name: &str) -> Result<Option<String>, HttpError>
 }
 
 /// An `application/x-www-form-urlencoded` body; a later duplicate field wins.
-pub fn parse_form(body: &[u8]) -> Result<std::collections::BTreeMap<String, String>, HttpError> {
-    let text = std::str::from_utf8(body)
-        .map_err(|_| HttpError::new(Reason::BadRequest, "The form is not valid UTF-8."))?;
+pub fn parse_form(body: &[u8]) -> Result<std::collections::BTreeMap<String, String>, BadEncoding> {
+    let text =
+        std::str::from_utf8(body).map_err(|_| BadEncoding("The form is not valid UTF-8."))?;
     let mut out = std::collections::BTreeMap::new();
     for pair in text.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -219,7 +223,7 @@ pub fn percent_encode(s: &str) -> String {
 }
 
 /// Decodes `%XX` and `+` in a query value; invalid encodings are a 400.
-pub fn percent_decode(s: &str) -> Result<String, HttpError> {
+pub fn percent_decode(s: &str) -> Result<String, BadEncoding> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -231,12 +235,7 @@ pub fn percent_decode(s: &str) -> Result<String, HttpError> {
                     .get(i + 1..i + 3)
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| {
-                        HttpError::new(
-                            Reason::BadRequest,
-                            "The query string has an invalid %-escape.",
-                        )
-                    })?;
+                    .ok_or(BadEncoding("The query string has an invalid %-escape."))?;
                 out.push(hex);
                 i += 2;
             }
@@ -244,8 +243,7 @@ pub fn percent_decode(s: &str) -> Result<String, HttpError> {
         }
         i += 1;
     }
-    String::from_utf8(out)
-        .map_err(|_| HttpError::new(Reason::BadRequest, "The query string is not valid UTF-8."))
+    String::from_utf8(out).map_err(|_| BadEncoding("The query string is not valid UTF-8."))
 }
 
 /// The standard reason phrase for the statuses seatgate sends.

@@ -205,7 +205,7 @@ pub fn consume(
 
 /// The form's SAMLResponse, through the pre-filter, and its unsigned wrapper.
 fn read_response(form: &[u8]) -> Result<(prefilter::Vetted, Wrapper), HttpError> {
-    let fields = crate::http::parse_form(form).map_err(|e| rejected(&e.message))?;
+    let fields = crate::http::parse_form(form).map_err(|e| rejected(e.0))?;
     let encoded = fields
         .get("SAMLResponse")
         .ok_or_else(|| rejected("no SAMLResponse field"))?;
