@@ -424,7 +424,7 @@ pub static ROUTES: &[Route] = &[
         POST,
         "/admin/devices/{id}/deactivate",
         AdminPage,
-        |app, cx| app.admin.deactivate_device(cx.session()?, cx.param("id")),
+        |app, cx| app.admin.deactivate_device(&cx.actor()?, cx.param("id")),
     ),
     Route::new(GET, "/admin/explain", AdminPage, |app, cx| {
         app.admin.explain_page(cx.req, cx.session()?)
@@ -462,31 +462,34 @@ pub static ROUTES: &[Route] = &[
         app.admin.api_tokens_page(cx.session()?, None)
     }),
     Route::new(POST, "/admin/api-tokens", AdminPage, |app, cx| {
-        app.admin.create_api_token(cx.req, cx.session()?)
+        app.admin
+            .create_api_token(cx.req, cx.session()?, &cx.actor()?)
     }),
     Route::new(
         POST,
         "/admin/api-tokens/{id}/revoke",
         AdminPage,
-        |app, cx| app.admin.revoke_api_token(cx.session()?, cx.param("id")),
+        |app, cx| app.admin.revoke_api_token(&cx.actor()?, cx.param("id")),
     ),
     Route::new(GET, "/admin/idp", AdminPage, |app, cx| {
         app.admin.connections_page(cx.session()?, None)
     }),
     Route::new(POST, "/admin/idp", AdminPage, |app, cx| {
-        app.admin.create_connection(cx.req, cx.session()?)
+        app.admin
+            .create_connection(cx.req, cx.session()?, &cx.actor()?)
     }),
     Route::new(GET, "/admin/idp/new", AdminPage, |app, cx| {
         app.admin.new_connection_page(cx.req, cx.session()?, None)
     }),
     Route::new(POST, "/admin/idp/scim-token", AdminPage, |app, cx| {
-        app.admin.create_scim_token(cx.req, cx.session()?)
+        app.admin
+            .create_scim_token(cx.req, cx.session()?, &cx.actor()?)
     }),
     Route::new(
         POST,
         "/admin/idp/scim-tokens/{id}/revoke",
         AdminPage,
-        |app, cx| app.admin.revoke_scim_token(cx.session()?, cx.param("id")),
+        |app, cx| app.admin.revoke_scim_token(&cx.actor()?, cx.param("id")),
     ),
     Route::new(GET, "/admin/idp/{id}", AdminPage, |app, cx| {
         app.admin
@@ -494,11 +497,11 @@ pub static ROUTES: &[Route] = &[
     }),
     Route::new(POST, "/admin/idp/{id}/scim-token", AdminPage, |app, cx| {
         app.admin
-            .create_connection_scim_token(cx.session()?, cx.param("id"))
+            .create_connection_scim_token(cx.session()?, &cx.actor()?, cx.param("id"))
     }),
     Route::new(POST, "/admin/idp/{id}/remove", AdminPage, |app, cx| {
         app.admin
-            .remove_connection(cx.req, cx.session()?, cx.param("id"))
+            .remove_connection(cx.req, &cx.actor()?, cx.param("id"))
     }),
     Route::new(GET, "/admin/tls/ca.pem", AdminPage, |app, _| {
         app.admin.ca_certificate()

@@ -1,6 +1,7 @@
 //! Portal: admin API tokens (for scripts calling `/api/v1/admin`): list, create (the secret
 //! shown once), revoke. The same tokens as `seatgate admin-token`.
 
+use crate::audit::Actor;
 use maud::html;
 
 use super::licenses::field;
@@ -40,27 +41,30 @@ impl Admin {
         )))
     }
 
-    pub(crate) fn create_api_token(&self, req: &Request, session: &Session) -> Handled {
+    pub(crate) fn create_api_token(
+        &self,
+        req: &Request,
+        session: &Session,
+        actor: &Actor,
+    ) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
         let name = field(&form, "name").trim().to_string();
         if name.is_empty() {
             return Err(HttpError::new(Reason::BadRequest, "Give the token a name."));
         }
-        let actor = crate::audit::Actor::Admin(session.display_name.clone());
         let (_, secret) = self
             .db
-            .write(|tx| tokens::create(tx, Scope::Admin, &name, &actor, None))?;
+            .write(|tx| tokens::create(tx, Scope::Admin, &name, actor, None))?;
         log::info!("{actor} created admin API token {name:?}");
         // Shown once, in this response only; never stored in clear, never in a URL.
         self.api_tokens_page(session, Some((&name, &secret)))
             .map(|r| r.with_header("Cache-Control", "no-store"))
     }
 
-    pub(crate) fn revoke_api_token(&self, session: &Session, id: &str) -> Handled {
-        let actor = crate::audit::Actor::Admin(session.display_name.clone());
+    pub(crate) fn revoke_api_token(&self, actor: &Actor, id: &str) -> Handled {
         let revoked = self
             .db
-            .write(|tx| tokens::revoke(tx, Scope::Admin, id, &actor))?;
+            .write(|tx| tokens::revoke(tx, Scope::Admin, id, actor))?;
         if revoked == 0 {
             return Err(HttpError::new(
                 Reason::NotFound,

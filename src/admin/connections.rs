@@ -2,6 +2,7 @@
 //! into the IdP, then its metadata), each connection's details (certificate expiry,
 //! metadata refresh, a test sign-in), SCIM tokens shown once, and the last SCIM requests.
 
+use crate::audit::Actor;
 use maud::{Markup, html};
 
 use super::licenses::field;
@@ -85,11 +86,10 @@ impl Admin {
     }
 
     /// Revokes a SCIM token: the IdP using it gets 401 from its next request.
-    pub(crate) fn revoke_scim_token(&self, session: &Session, id: &str) -> Handled {
-        let actor = crate::audit::Actor::Admin(session.display_name.clone());
+    pub(crate) fn revoke_scim_token(&self, actor: &Actor, id: &str) -> Handled {
         let revoked = self
             .db
-            .write(|tx| tokens::revoke(tx, Scope::Scim, id, &actor))?;
+            .write(|tx| tokens::revoke(tx, Scope::Scim, id, actor))?;
         if revoked == 0 {
             return Err(HttpError::new(
                 Reason::NotFound,
@@ -100,14 +100,18 @@ impl Admin {
         Ok(redirect("/admin/idp"))
     }
 
-    pub(crate) fn create_scim_token(&self, req: &Request, session: &Session) -> Handled {
+    pub(crate) fn create_scim_token(
+        &self,
+        req: &Request,
+        session: &Session,
+        actor: &Actor,
+    ) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
         let name = field(&form, "name").trim().to_string();
         if name.is_empty() {
             return Err(HttpError::new(Reason::BadRequest, "Give the token a name."));
         }
         let connection = Some(field(&form, "connection").trim()).filter(|c| !c.is_empty());
-        let actor = crate::audit::Actor::Admin(session.display_name.clone());
         let (_, secret) = self.db.write(|tx| {
             if let Some(c) = connection
                 && crate::db::idp::verification_keys(tx, c)?.is_none()
@@ -117,7 +121,7 @@ impl Admin {
                     "There is no IdP connection with that id.",
                 ));
             }
-            Ok(tokens::create(tx, Scope::Scim, &name, &actor, connection)?)
+            Ok(tokens::create(tx, Scope::Scim, &name, actor, connection)?)
         })?;
         log::info!("admin:{} created SCIM token {name:?}", session.display_name);
         // Shown once, in this response only; never stored in clear, never in a URL.
@@ -186,7 +190,12 @@ impl Admin {
         ))
     }
 
-    pub(crate) fn create_connection(&self, req: &Request, session: &Session) -> Handled {
+    pub(crate) fn create_connection(
+        &self,
+        req: &Request,
+        session: &Session,
+        actor: &Actor,
+    ) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
         let url = field(&form, "metadata_url").trim();
         let (xml, source) = if !url.is_empty() {
@@ -207,11 +216,10 @@ impl Admin {
             .filter(|d| !d.trim().is_empty())
             .map(str::to_string)
             .collect();
-        let actor = crate::audit::Actor::Admin(session.display_name.clone());
         let added = connections::add(
             &self.db,
             &AddRequest {
-                actor: &actor,
+                actor,
                 name: field(&form, "name"),
                 preset: field(&form, "preset"),
                 metadata_xml: &xml,
@@ -237,7 +245,7 @@ impl Admin {
     }
 
     /// Removes a connection once the admin confirmed it.
-    pub(crate) fn remove_connection(&self, req: &Request, session: &Session, id: &str) -> Handled {
+    pub(crate) fn remove_connection(&self, req: &Request, actor: &Actor, id: &str) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
         if field(&form, "confirm") != "yes" {
             return Err(HttpError::new(
@@ -245,8 +253,7 @@ impl Admin {
                 "Tick the box to confirm that this connection's users can no longer sign in.",
             ));
         }
-        let actor = crate::audit::Actor::Admin(session.display_name.clone());
-        connections::remove(&self.db, id, &actor).map_err(|e| match e {
+        connections::remove(&self.db, id, actor).map_err(|e| match e {
             connections::AddError::UnknownConnection(_) => HttpError::not_found(),
             e => {
                 log::error!("cannot remove IdP connection {id}: {e}");
@@ -258,7 +265,12 @@ impl Admin {
     }
 
     /// A SCIM token for one connection's provisioning, shown once on its page.
-    pub(crate) fn create_connection_scim_token(&self, session: &Session, id: &str) -> Handled {
+    pub(crate) fn create_connection_scim_token(
+        &self,
+        session: &Session,
+        actor: &Actor,
+        id: &str,
+    ) -> Handled {
         let connection = self
             .db
             .read(crate::db::idp::list)?
@@ -266,10 +278,9 @@ impl Admin {
             .find(|c| c.id == id)
             .ok_or_else(HttpError::not_found)?;
         let name = format!("{} provisioning", connection.name);
-        let actor = crate::audit::Actor::Admin(session.display_name.clone());
         let (_, secret) = self
             .db
-            .write(|tx| tokens::create(tx, Scope::Scim, &name, &actor, Some(id)))?;
+            .write(|tx| tokens::create(tx, Scope::Scim, &name, actor, Some(id)))?;
         log::info!("admin:{} created SCIM token {name:?}", session.display_name);
         // Shown once, in this response only; never stored in clear, never in a URL.
         self.connection_page(session, id, Some((&name, &secret)))

@@ -1,6 +1,7 @@
 //! Portal: users and devices. Search, CSV export, a user's detail with the `explain`
 //! diagnosis inline, and device deactivation.
 
+use crate::audit::Actor;
 use maud::html;
 
 use super::pages::{layout, pager};
@@ -222,15 +223,14 @@ impl Admin {
         )))
     }
 
-    pub(crate) fn deactivate_device(&self, session: &Session, id: &str) -> Handled {
-        let actor = crate::audit::Actor::Admin(session.display_name.clone());
+    pub(crate) fn deactivate_device(&self, actor: &Actor, id: &str) -> Handled {
         let user_id = self.db.write(|tx| {
             let device = store::device(tx, id)?
                 .ok_or_else(|| HttpError::new(Reason::NotFound, "There is no such device."))?;
             crate::licensing::leases::release_device(
                 tx,
                 &device,
-                &actor,
+                actor,
                 crate::licensing::engine::RevokeReason::Deactivated,
                 now_unix(),
             )?;
