@@ -255,7 +255,7 @@ impl App {
             (Csrf::SessionHeader, Principal::Session { session, .. })
                 if !matches!(req.method.as_str(), "GET" | "HEAD") =>
             {
-                check_csrf_header(req, session)?
+                check_csrf_header(req, session, &self.public_url)?
             }
             _ => {}
         }
@@ -387,8 +387,15 @@ fn device_proof(req: &Request) -> Result<String, HttpError> {
         .to_string())
 }
 
-/// A portal session's change through the admin API carries its CSRF token as a header.
-fn check_csrf_header(req: &Request, session: &Session) -> Result<(), HttpError> {
+/// A portal session's change through the admin API carries its CSRF token as a header,
+/// and comes from our own pages (an Origin, when sent, of ours) like the portal's forms.
+fn check_csrf_header(req: &Request, session: &Session, public_url: &str) -> Result<(), HttpError> {
+    if !crate::public_url::origin_matches(req, public_url) {
+        return Err(HttpError::new(
+            Reason::OriginMismatch,
+            "A change made with a portal session must come from the portal's own address.",
+        ));
+    }
     let sent = req.header("x-csrf-token").unwrap_or("");
     if crate::crypto::constant_time_eq(sent.as_bytes(), session.csrf_token.as_bytes()) {
         Ok(())

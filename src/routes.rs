@@ -313,7 +313,8 @@ pub static ROUTES: &[Route] = &[
     Route::new(GET, "/readyz", PublicApi, |app, _| Ok(app.ready())),
     Route::new(GET, "/metrics", PublicApi, |app, _| Ok(app.metrics_page()))
         .auth(Auth::MetricsToken),
-    Route::new(GET, "/test/panic", PublicApi, |_, cx| test_panic(cx)),
+    // Any method: outside the tests it is indistinguishable from an unknown address.
+    Route::new(ANY, "/test/panic", PublicApi, |_, cx| test_panic(cx)),
     Route::new(GET, "/.well-known/jwks.json", PublicApi, |app, _| {
         app.licensing.jwks()
     }),

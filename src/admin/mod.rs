@@ -355,6 +355,10 @@ impl Admin {
     /// A one-time sign-in link (`seatgate admin login-link`, the demo): signs in as its
     /// break-glass admin once.
     pub(crate) fn link_login(&self, req: &Request) -> Handled {
+        if req.method == "HEAD" {
+            // Link checkers and mail scanners probe with HEAD: that must not use the link up.
+            return Ok(html(String::new()));
+        }
         let token = crate::http::query_param(&req.query, "token")?.unwrap_or_default();
         let now = now_unix();
         let client = req.client.to_string();

@@ -129,7 +129,8 @@ impl LicensingApi {
             &crate::http::Cookies::for_public_url(&self.public_url).set(
                 CONFIRM_COOKIE,
                 &csrf,
-                "/activate",
+                // Path=/ makes it `__Host-` over HTTPS: a sibling subdomain cannot plant it.
+                "/",
                 900,
                 crate::http::SameSite::Strict,
             ),
@@ -144,8 +145,22 @@ impl LicensingApi {
         let form = crate::http::parse_form(&req.body)?;
         let sent = form.get("csrf").map(String::as_str).unwrap_or("");
         let cookie = crate::http::Cookies::for_public_url(&self.public_url)
-            .get(req, CONFIRM_COOKIE, "/activate")
+            .get(req, CONFIRM_COOKIE, "/")
             .unwrap_or("");
+        // A cross-site page cannot confirm someone else's activation in this browser: the
+        // Origin (browsers send it on every cross-origin POST, `null` included) must be ours.
+        if !crate::public_url::origin_matches(req, &self.public_url) {
+            log::warn!(
+                "activation confirmation refused from {}: Origin \"{}\" is not {}",
+                req.client,
+                crate::logging::client_text(req.header("origin").unwrap_or("")),
+                self.public_url
+            );
+            return Err(HttpError::new(
+                Reason::OriginMismatch,
+                "This confirmation was not sent from the activation page. Open the activation link again and confirm from that page.",
+            ));
+        }
         if cookie.is_empty() || !constant_time_eq(sent.as_bytes(), cookie.as_bytes()) {
             return Err(HttpError::new(
                 Reason::CsrfFailed,

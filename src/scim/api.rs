@@ -2,6 +2,7 @@
 //! `routes::ROUTES`), the shared request and response helpers, the per-token rate limit
 //! and one request-log entry per request.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -29,7 +30,18 @@ pub struct Scim {
     pub base_url: String,
     limiter: RateLimiter,
     log: RequestLog,
+    /// Anyone can send requests without a token; they are logged (a wrong token is what an
+    /// admin debugging provisioning needs to see) only as often as these allow, so they
+    /// cannot push the IdP's own entries out of the log.
+    unauthenticated_per_client: RateLimiter<IpAddr>,
+    unauthenticated_overall: RateLimiter<()>,
 }
+
+/// Unauthenticated requests logged per client address: a burst, then one a minute.
+const UNAUTHENTICATED_LOG_BURST: u32 = 5;
+const UNAUTHENTICATED_LOG_PER_CLIENT_PER_SEC: f64 = 1.0 / 60.0;
+/// And from everyone together: one a second (100,000 log rows take a day to turn over).
+const UNAUTHENTICATED_LOG_OVERALL_PER_SEC: f64 = 1.0;
 
 impl Scim {
     pub fn new(
@@ -42,7 +54,21 @@ impl Scim {
             log: RequestLog::start(Arc::clone(&db), config.request_log_rows as i64)?,
             db,
             base_url: format!("{public_url}{BASE_PATH}"),
-            limiter: RateLimiter::new(f64::from(config.requests_per_second), config.burst, clock),
+            limiter: RateLimiter::new(
+                f64::from(config.requests_per_second),
+                config.burst,
+                clock.clone(),
+            ),
+            unauthenticated_per_client: RateLimiter::new(
+                UNAUTHENTICATED_LOG_PER_CLIENT_PER_SEC,
+                UNAUTHENTICATED_LOG_BURST,
+                clock.clone(),
+            ),
+            unauthenticated_overall: RateLimiter::new(
+                UNAUTHENTICATED_LOG_OVERALL_PER_SEC,
+                60,
+                clock,
+            ),
         })
     }
 
@@ -77,6 +103,12 @@ impl Scim {
         token_id: Option<i64>,
         started: Instant,
     ) {
+        if token_id.is_none()
+            && (self.unauthenticated_per_client.check(req.client).is_err()
+                || self.unauthenticated_overall.check(()).is_err())
+        {
+            return;
+        }
         let (scim_type, detail) = match result {
             Ok(_) => (None, None),
             Err(e) => (

@@ -84,7 +84,7 @@ fn browse(s: &TestServer, idp: &PyIdp, url: &str, email: &str) -> HttpResponse {
     let text = page.text();
     let at = text.find("name=\"csrf\" value=\"").expect("csrf");
     let csrf = &text[at + 19..at + 19 + text[at + 19..].find('"').expect("end")];
-    let cookie = page.set_cookie("__Secure-sg_activate").expect("cookie");
+    let cookie = page.set_cookie("__Host-sg_activate").expect("cookie");
     let start = s.request(
         "POST",
         &path,

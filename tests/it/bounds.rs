@@ -2,6 +2,8 @@
 //! length cap (400 FIELD_TOO_LONG, nothing stored), refused sign-ins do not grow the
 //! database or the log, and client text cannot forge log lines.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::saml::{Mint, TestIdp, begin_with, connect, post_acs_at};
@@ -378,4 +380,44 @@ fn item6_outstanding_activations_and_requests_are_capped_oldest_first() {
     );
     let first_ids = db_query(&s, "SELECT min(rowid) FROM saml_requests")[0][0].clone();
     assert_eq!(first_ids, "11", "SAML requests go strictly oldest first");
+}
+
+/// Black-box round (issue 14): every request without a SCIM token was written to the SCIM
+/// request log, so anyone could push the IdP's own entries out of it. They are logged a
+/// few per client, then one a minute.
+#[test]
+fn unauthenticated_scim_requests_cannot_flood_the_request_log() {
+    let s = server().start();
+    let rows = || {
+        crate::support::db_query(&s, "SELECT count(*) FROM scim_requests")[0][0]
+            .parse::<i64>()
+            .expect("count")
+    };
+    let before = rows();
+    for i in 0..200 {
+        let r = s.request("GET", &format!("/scim/v2/Users/flood{i}"), &[], b"");
+        assert_eq!(r.status, 401);
+    }
+    // The log is written in batches by a background thread: wait until it settles.
+    crate::support::wait_until(
+        Duration::from_secs(10),
+        "the first refusals in the log",
+        || rows() > before,
+    );
+    std::thread::sleep(Duration::from_millis(1500)); // nothing to observe: more must NOT come
+    let logged = rows() - before;
+    assert!(
+        (1..=5).contains(&logged),
+        "{logged} of 200 unauthenticated requests were logged"
+    );
+    // An IdP with its token is logged every time.
+    let scim = s.scim();
+    for _ in 0..20 {
+        assert_eq!(scim.get("/Users").status, 200);
+    }
+    crate::support::wait_until(
+        Duration::from_secs(10),
+        "the IdP's requests in the log",
+        || rows() >= before + logged + 20,
+    );
 }

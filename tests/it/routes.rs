@@ -184,3 +184,114 @@ fn every_state_changing_admin_route_refuses_a_request_without_its_csrf_token() {
     );
     assert_ne!(r.status, 403, "{}", r.text());
 }
+
+/// Black-box round (issue 14): the activation confirmation accepted a foreign or `null`
+/// Origin, and its double-submit cookie could be planted by a sibling subdomain.
+#[test]
+fn a_cross_site_page_cannot_confirm_an_activation_in_the_users_browser() {
+    let s = server().start();
+    let idp = crate::kit::saml::TestIdp::new("https://idp.contoso.test");
+    crate::kit::saml::connect(
+        &s.data_dir,
+        "Contoso",
+        "generic",
+        "contoso.com",
+        &idp.metadata(),
+    );
+    let key = seatgate::crypto::b64url(&[5u8; 32]);
+    let body = format!(
+        r#"{{"email": "kim@contoso.com", "device": {{"name": "Mac", "os": "macOS", "public_key": {{"kty": "OKP", "crv": "Ed25519", "x": "{key}"}}}}}}"#
+    );
+    let started = s.request(
+        "POST",
+        "/api/v1/activations",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    );
+    assert_eq!(started.status, 201, "{}", started.text());
+    let url = started.json()["verification_uri_complete"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    let path = format!("/{}", url.splitn(4, '/').nth(3).expect("path"));
+    let page = s.get(&path);
+    assert_eq!(page.status, 200, "{}", page.text());
+    // Path=/ over HTTPS: `__Host-`, which no other host can set.
+    let set = page
+        .set_cookie_header("__Host-sg_activate")
+        .expect("__Host- cookie");
+    assert!(set.contains("Path=/;") && set.contains("Secure"), "{set}");
+    let confirm = |origin: Option<&str>, cookie: &str, csrf: &str| {
+        let mut headers = vec![
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", cookie),
+        ];
+        if let Some(o) = origin {
+            headers.push(("Origin", o));
+        }
+        s.request("POST", &path, &headers, format!("csrf={csrf}").as_bytes())
+    };
+    // A made-up pair from another site, or from a sandboxed page (`null`): refused.
+    for origin in ["https://evil.example", "null"] {
+        let r = confirm(Some(origin), "__Host-sg_activate=forged", "forged");
+        assert_eq!(r.status, 403, "{origin}: {}", r.text());
+        assert!(r.text().contains("ORIGIN_MISMATCH"), "{}", r.text());
+    }
+    // From the page itself (its own Origin), the made-up pair still fails the token check.
+    let own = format!("https://127.0.0.1:{}", s.addr.port());
+    let r = confirm(Some(&own), "__Host-sg_activate=forged", "other");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("CSRF_FAILED"), "{}", r.text());
+}
+
+/// Black-box round (issue 14): a portal session's API change from a foreign Origin reached
+/// the handler; and a HEAD (link checkers, mail scanners) used up a one-time sign-in link.
+#[test]
+fn session_api_changes_need_our_origin_and_head_never_uses_a_sign_in_link() {
+    let s = server().start();
+    let cookie = crate::portal::session(&s);
+    let page = s
+        .request("GET", "/admin/licenses", &[("Cookie", &cookie)], b"")
+        .text();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("csrf field")
+        .to_string();
+    let delete = |origin: &str| {
+        s.request(
+            "DELETE",
+            "/api/v1/admin/devices/no-such-device",
+            &[
+                ("Cookie", &cookie),
+                ("X-CSRF-Token", &csrf),
+                ("Origin", origin),
+            ],
+            b"",
+        )
+    };
+    let foreign = delete("https://evil.example");
+    assert_eq!(foreign.status, 403, "{}", foreign.text());
+    assert_eq!(foreign.json()["reason"], "ORIGIN_MISMATCH");
+    let own = delete(&format!("https://127.0.0.1:{}", s.addr.port()));
+    assert_eq!(own.status, 404, "reaches the handler: {}", own.text());
+
+    let (code, link, err) = s.cli(&["admin", "login-link", "--username", "root"]);
+    assert_eq!(code, 0, "{err}");
+    let path = link
+        .trim()
+        .split_once("/admin/")
+        .map(|(_, p)| format!("/admin/{p}"))
+        .expect("link");
+    let head = s.request("HEAD", &path, &[], b"");
+    assert_eq!(head.status, 200);
+    let get = s.get(&path);
+    assert_eq!(
+        get.status,
+        303,
+        "the link still works after a HEAD: {}",
+        get.text()
+    );
+    assert_eq!(s.get(&path).status, 401, "and only once");
+}

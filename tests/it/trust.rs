@@ -606,7 +606,7 @@ fn activate(
     let text = page.text();
     let at = text.find("name=\"csrf\" value=\"").expect("csrf") + 19;
     let csrf = &text[at..at + text[at..].find('"').expect("end")];
-    let cookie = page.set_cookie("__Secure-sg_activate").expect("cookie");
+    let cookie = page.set_cookie("__Host-sg_activate").expect("cookie");
     let confirmed = o.s.request(
         "POST",
         &path,
