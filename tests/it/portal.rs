@@ -10,17 +10,20 @@ use crate::support::{HttpResponse, TestServer, server};
 const SESSION: &str = "__Host-sg_admin";
 
 /// A signed-in portal session (break-glass admin through a one-time link).
+/// The path of a new one-time sign-in link for the break-glass admin `root`.
+pub(crate) fn login_link_path(s: &TestServer) -> String {
+    let (code, link, err) = s.cli(&["admin", "login-link", "--username", "root"]);
+    assert_eq!(code, 0, "{err}");
+    link.trim()
+        .split_once("/admin/")
+        .map(|(_, p)| format!("/admin/{p}"))
+        .expect("link")
+}
+
 pub(crate) fn session(s: &TestServer) -> String {
     let (code, _, err) = s.cli(&["admin", "set-password", "--username", "root", "--generate"]);
     assert_eq!(code, 0, "{err}");
-    let (code, link, err) = s.cli(&["admin", "login-link", "--username", "root"]);
-    assert_eq!(code, 0, "{err}");
-    let path = link
-        .trim()
-        .split_once("/admin/")
-        .map(|(_, p)| format!("/admin/{p}"))
-        .expect("link");
-    let r = s.get(&path);
+    let r = s.get(&login_link_path(s));
     assert_eq!(r.status, 303, "{}", r.text());
     r.set_cookie(SESSION).expect("session")
 }

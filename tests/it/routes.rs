@@ -32,6 +32,18 @@ fn methods_of(route: &Route) -> Vec<&'static str> {
         .collect()
 }
 
+/// The CSRF token of a portal session, as its pages carry it.
+fn session_csrf(s: &TestServer, cookie: &str) -> String {
+    let page = s
+        .request("GET", "/admin/licenses", &[("Cookie", cookie)], b"")
+        .text();
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("csrf field")
+        .to_string()
+}
+
 struct Credentials {
     session: String,
     admin_token: String,
@@ -165,14 +177,7 @@ fn every_state_changing_admin_route_refuses_a_request_without_its_csrf_token() {
     assert!(checked > 15, "only {checked} routes were checked");
     // The same request with the session's token gets past the check (to the handler's
     // own answer about the missing record), so the refusals above were the CSRF check's.
-    let page = s
-        .request("GET", "/admin/licenses", &[("Cookie", &cookie)], b"")
-        .text();
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .expect("csrf field");
+    let csrf = session_csrf(&s, &cookie);
     let r = s.request(
         "POST",
         "/admin/mappings/no-such-id/delete",
@@ -250,15 +255,7 @@ fn a_cross_site_page_cannot_confirm_an_activation_in_the_users_browser() {
 fn session_api_changes_need_our_origin_and_head_never_uses_a_sign_in_link() {
     let s = server().start();
     let cookie = crate::portal::session(&s);
-    let page = s
-        .request("GET", "/admin/licenses", &[("Cookie", &cookie)], b"")
-        .text();
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .expect("csrf field")
-        .to_string();
+    let csrf = session_csrf(&s, &cookie);
     let delete = |origin: &str| {
         s.request(
             "DELETE",
@@ -277,13 +274,7 @@ fn session_api_changes_need_our_origin_and_head_never_uses_a_sign_in_link() {
     let own = delete(&format!("https://127.0.0.1:{}", s.addr.port()));
     assert_eq!(own.status, 404, "reaches the handler: {}", own.text());
 
-    let (code, link, err) = s.cli(&["admin", "login-link", "--username", "root"]);
-    assert_eq!(code, 0, "{err}");
-    let path = link
-        .trim()
-        .split_once("/admin/")
-        .map(|(_, p)| format!("/admin/{p}"))
-        .expect("link");
+    let path = crate::portal::login_link_path(&s);
     let head = s.request("HEAD", &path, &[], b"");
     assert_eq!(head.status, 200);
     let get = s.get(&path);
