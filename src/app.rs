@@ -254,7 +254,20 @@ impl App {
         Response::new(
             200,
             "text/plain; version=0.0.4; charset=utf-8",
-            self.metrics.render().into_bytes(),
+            self.metrics.render(&metrics_health()).into_bytes(),
         )
+    }
+}
+
+/// What `db::health` says, as the metrics report it.
+fn metrics_health() -> crate::metrics::Health {
+    let health = crate::db::health::global();
+    crate::metrics::Health {
+        free: health.free_space().map(|f| (f.bytes, f.low)),
+        state: match health.state() {
+            State::Ok => "ok",
+            State::Corrupt { .. } => "corrupt",
+            State::DiskFull => "disk_full",
+        },
     }
 }

@@ -199,11 +199,20 @@ impl Default for PreAuthConfig {
     }
 }
 
+/// SQLite's `synchronous` setting (`[database] synchronous`): `normal` (WAL-safe, the
+/// default) or `full` (every commit reaches the disk before it is acknowledged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    Normal,
+    Full,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// `normal`: commits survive a killed process; `full`: they also survive power loss.
-    pub synchronous: crate::db::Synchronous,
+    pub synchronous: Synchronous,
     /// How often `PRAGMA quick_check` looks for damage while serving (it also runs at
     /// start); 0 = only at start.
     #[serde(with = "duration_str")]
@@ -226,7 +235,7 @@ impl DatabaseConfig {
 impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
-            synchronous: crate::db::Synchronous::Normal,
+            synchronous: Synchronous::Normal,
             quick_check_interval: Duration::from_secs(6 * 3600),
             min_free_space: 512 * 1024 * 1024,
             wal_max_mib: 64,
@@ -289,7 +298,7 @@ pub struct Limits {
     pub body_max_admin: usize,
     pub body_max_other: usize,
     /// Reverse proxies (addresses or blocks) whose `X-Forwarded-For` names the client.
-    pub trusted_proxies: Vec<crate::net::proxy::Cidr>,
+    pub trusted_proxies: Vec<crate::cidr::Cidr>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -259,6 +259,12 @@ pub fn new_request_id() -> String {
     crate::crypto::random_hex(8)
 }
 
+impl From<crate::preauth::TooMany> for HttpError {
+    fn from(e: crate::preauth::TooMany) -> HttpError {
+        HttpError::new(Reason::TooManyRequests, e.to_string()).with_retry_after(e.retry_after)
+    }
+}
+
 impl From<crate::caps::Refused> for HttpError {
     fn from(e: crate::caps::Refused) -> HttpError {
         let reason = match e {

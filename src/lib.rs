@@ -24,6 +24,7 @@ pub mod audit;
 pub mod buildinfo;
 pub mod bundle;
 pub mod caps;
+pub mod cidr;
 pub mod cli;
 pub mod client;
 pub mod clock;

@@ -113,12 +113,13 @@ impl Metrics {
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     }
 
-    pub fn render(&self) -> String {
+    /// The Prometheus text, with the database's health as `db::health` reports it.
+    pub fn render(&self, health: &Health) -> String {
         let mut out = Exposition::default();
         self.render_process(&mut out);
         self.render_connections(&mut out);
         self.render_requests(&mut out);
-        self.render_stored_state(&mut out);
+        self.render_stored_state(&mut out, health);
         out.text
     }
 
@@ -268,7 +269,7 @@ impl Metrics {
     }
 
     /// The certificate, backups, disk and database.
-    fn render_stored_state(&self, out: &mut Exposition) {
+    fn render_stored_state(&self, out: &mut Exposition, health: &Health) {
         out.metric(
             "seatgate_tls_certificate_expiry_seconds",
             "gauge",
@@ -287,13 +288,12 @@ impl Metrics {
                 self.last_backup_unix.load(Ordering::Relaxed).to_string(),
             )],
         );
-        let health = crate::db::health::global();
-        let free = health.free_space();
+        let free = health.free;
         out.metric(
             "seatgate_disk_free_bytes",
             "gauge",
             "Bytes free on the data directory's file system (measured every few seconds).",
-            free.map(|f| (String::new(), f.bytes.to_string()))
+            free.map(|(bytes, _)| (String::new(), bytes.to_string()))
                 .into_iter()
                 .collect(),
         );
@@ -301,15 +301,11 @@ impl Metrics {
             "seatgate_disk_free_low",
             "gauge",
             "1 while the free space is below [database] min_free_space.",
-            free.map(|f| (String::new(), u8::from(f.low).to_string()))
+            free.map(|(_, low)| (String::new(), u8::from(low).to_string()))
                 .into_iter()
                 .collect(),
         );
-        let state = match health.state() {
-            crate::db::health::State::Ok => "ok",
-            crate::db::health::State::Corrupt { .. } => "corrupt",
-            crate::db::health::State::DiskFull => "disk_full",
-        };
+        let state = health.state;
         out.metric(
             "seatgate_database_state",
             "gauge",
@@ -325,6 +321,14 @@ impl Metrics {
                 .collect(),
         );
     }
+}
+
+/// The database's health for the metrics: free bytes and whether that is below the
+/// configured minimum, and its state (`ok`, `corrupt` or `disk_full`).
+#[derive(Debug, Clone, Copy)]
+pub struct Health {
+    pub free: Option<(u64, bool)>,
+    pub state: &'static str,
 }
 
 /// The Prometheus text format being written.

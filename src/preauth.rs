@@ -8,7 +8,6 @@ use std::net::IpAddr;
 
 use crate::clock::Clock;
 use crate::config::PreAuthConfig;
-use crate::error::{HttpError, Reason};
 use crate::ratelimit::RateLimiter;
 
 pub struct PreAuth {
@@ -36,21 +35,22 @@ impl PreAuth {
 
     /// Takes one request for `client`: its own limit first, so a client over it never uses
     /// up everyone's. The code that stores the row requires the [`Admitted`] this returns.
-    pub fn admit(&self, client: IpAddr) -> Result<Admitted, HttpError> {
+    pub fn admit(&self, client: IpAddr) -> Result<Admitted, TooMany> {
         self.per_client
             .check(client)
             .and_then(|()| self.global.check(()))
-            .map_err(|retry| {
-                HttpError::new(
-                    Reason::TooManyRequests,
-                    "Too many sign-in or activation attempts; wait a moment and try again.",
-                )
-                .with_retry_after(retry)
-            })?;
+            .map_err(|retry_after| TooMany { retry_after })?;
         Ok(Admitted {
             max_outstanding: self.max_outstanding,
         })
     }
+}
+
+/// Over the limits: retry after this many seconds (`error.rs` makes it a 429).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("Too many sign-in or activation attempts; wait a moment and try again.")]
+pub struct TooMany {
+    pub retry_after: u32,
 }
 
 /// Proof that a request passed the limits, and the cap on the rows it may add to.

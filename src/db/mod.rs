@@ -74,19 +74,12 @@ pub enum DbError {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Synchronous {
-    Normal,
-    Full,
-}
+pub use crate::config::Synchronous;
 
-impl Synchronous {
-    fn pragma(self) -> &'static str {
-        match self {
-            Synchronous::Normal => "NORMAL",
-            Synchronous::Full => "FULL",
-        }
+fn pragma(synchronous: Synchronous) -> &'static str {
+    match synchronous {
+        Synchronous::Normal => "NORMAL",
+        Synchronous::Full => "FULL",
     }
 }
 
@@ -579,7 +572,7 @@ fn configure(conn: &Connection, synchronous: Synchronous) -> Result<(), rusqlite
     }
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{READER_CACHE_KIB};",
-        synchronous.pragma()
+        pragma(synchronous)
     ))?;
     Ok(())
 }
