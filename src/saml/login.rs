@@ -24,9 +24,11 @@ use crate::saml::signing::{LazySpKey, SIG_ALG, SpSigningKey};
 
 /// How long a user may take at the IdP (MFA included).
 pub const REQUEST_TTL_SECS: i64 = 10 * 60;
-/// The cookie that binds an AuthnRequest to the browser that started it.
+/// The cookie that binds an AuthnRequest to the browser that started it. Path=/ makes it
+/// `__Host-` over HTTPS, so a sibling subdomain cannot plant its own (SameSite=None, which
+/// the IdP's cross-site POST needs, would otherwise carry a planted one to the ACS).
 pub const BINDING_COOKIE: &str = "sg_saml";
-pub const BINDING_PATH: &str = "/saml/acs";
+pub const BINDING_PATH: &str = "/";
 
 /// Which IdP to sign in with.
 pub enum Target<'a> {

@@ -122,7 +122,7 @@ pub(crate) fn answer_redirect(
 ) -> HttpResponse {
     let location = start.header("location").expect("location").to_string();
     let cookie = start
-        .set_cookie("__Secure-sg_saml")
+        .set_cookie("__Host-sg_saml")
         .expect("binding cookie");
     let relay = location
         .split('&')

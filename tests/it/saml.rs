@@ -223,8 +223,9 @@ fn sp_initiated_login_redirects_with_a_bound_single_use_request() {
     assert!(!xml.contains("NameIDPolicy"));
 
     let cookie = r.header("set-cookie").expect("binding cookie").to_string();
+    assert!(cookie.starts_with("__Host-sg_saml="), "{cookie}");
     for part in [
-        "Path=/saml/acs",
+        "Path=/;",
         "HttpOnly",
         "SameSite=None",
         "Secure",
@@ -235,7 +236,7 @@ fn sp_initiated_login_redirects_with_a_bound_single_use_request() {
     let secret = cookie
         .split(';')
         .next()
-        .and_then(|c| c.strip_prefix("__Secure-sg_saml="))
+        .and_then(|c| c.strip_prefix("__Host-sg_saml="))
         .expect("value");
     let rows = crate::support::db_query(
         &s,

@@ -626,7 +626,7 @@ fn activate(
         .find_map(|p| p.strip_prefix("RelayState="))
         .expect("relay");
     let binding = confirmed
-        .set_cookie("__Secure-sg_saml")
+        .set_cookie("__Host-sg_saml")
         .expect("binding cookie");
     let base = format!("https://127.0.0.1:{}", o.s.addr.port());
     let mut m = Mint::valid(idp, &base, id);

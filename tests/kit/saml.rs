@@ -169,7 +169,7 @@ pub fn inflate_request(location: &str) -> String {
 }
 
 /// What the redirect to the IdP starts: (request id, relay state, binding cookie
-/// "__Secure-sg_saml=…").
+/// "__Host-sg_saml=…").
 pub fn started(redirect: &HttpResponse) -> (String, String, String) {
     assert!(matches!(redirect.status, 302 | 303), "{}", redirect.text());
     let location = redirect.header("location").expect("Location");
@@ -182,7 +182,7 @@ pub fn started(redirect: &HttpResponse) -> (String, String, String) {
         .expect("relay")
         .to_string();
     let cookie = redirect
-        .set_cookie("__Secure-sg_saml")
+        .set_cookie("__Host-sg_saml")
         .expect("binding cookie");
     (id, relay, cookie)
 }
