@@ -121,9 +121,7 @@ pub(crate) fn answer_redirect(
     answer: &Answer<'_>,
 ) -> HttpResponse {
     let location = start.header("location").expect("location").to_string();
-    let cookie = start
-        .set_cookie("__Host-sg_saml")
-        .expect("binding cookie");
+    let cookie = start.set_cookie("__Host-sg_saml").expect("binding cookie");
     let relay = location
         .split('&')
         .find_map(|p| p.strip_prefix("RelayState="))
