@@ -434,30 +434,35 @@ pub static ROUTES: &[Route] = &[
         app.admin.licenses_page(cx.session()?, None)
     }),
     Route::new(POST, "/admin/licenses", AdminPage, |app, cx| {
-        app.admin.add_license(cx.req, cx.session()?)
+        app.admin.add_license(cx.req, cx.session()?, &cx.actor()?)
     }),
     Route::new(POST, "/admin/licenses/{id}", AdminPage, |app, cx| {
         app.admin
-            .edit_license(cx.req, cx.session()?, cx.param("id"))
+            .edit_license(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
     }),
     Route::new(POST, "/admin/sublicenses", AdminPage, |app, cx| {
-        app.admin.add_sublicense(cx.req, cx.session()?)
+        app.admin
+            .add_sublicense(cx.req, cx.session()?, &cx.actor()?)
     }),
     Route::new(POST, "/admin/sublicenses/{id}", AdminPage, |app, cx| {
         app.admin
-            .edit_sublicense(cx.req, cx.session()?, cx.param("id"))
+            .edit_sublicense(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
     }),
     Route::new(
         POST,
         "/admin/sublicenses/{id}/delete",
         AdminPage,
-        |app, cx| app.admin.remove_sublicense(cx.session()?, cx.param("id")),
+        |app, cx| {
+            app.admin
+                .remove_sublicense(cx.session()?, &cx.actor()?, cx.param("id"))
+        },
     ),
     Route::new(POST, "/admin/mappings", AdminPage, |app, cx| {
-        app.admin.add_mapping(cx.req, cx.session()?)
+        app.admin.add_mapping(cx.req, cx.session()?, &cx.actor()?)
     }),
     Route::new(POST, "/admin/mappings/{id}/delete", AdminPage, |app, cx| {
-        app.admin.remove_mapping(cx.session()?, cx.param("id"))
+        app.admin
+            .remove_mapping(cx.session()?, &cx.actor()?, cx.param("id"))
     }),
     Route::new(GET, "/admin/api-tokens", AdminPage, |app, cx| {
         app.admin.api_tokens_page(cx.session()?, None)

@@ -2,6 +2,7 @@
 //! change goes through `licensing::manage` (validated, audited, reconciled in the same
 //! transaction), the code the CLI uses.
 
+use crate::audit::Actor;
 use std::collections::BTreeMap;
 
 use maud::{Markup, html};
@@ -53,22 +54,23 @@ impl Admin {
     }
 
     /// Runs a change and shows the page again, with the change's error if it failed.
+    /// `actor` is who the pipeline says made the change.
     fn after_change(
         &self,
         session: &Session,
-        change: impl FnOnce(&crate::audit::Actor) -> Result<(), ManageError>,
+        actor: &Actor,
+        change: impl FnOnce(&Actor) -> Result<(), ManageError>,
     ) -> Handled {
-        let actor = crate::audit::Actor::Admin(session.display_name.clone());
-        match change(&actor) {
+        match change(actor) {
             Ok(()) => Ok(redirect("/admin/licenses")),
             Err(ManageError::Db(e)) => Err(e.into()),
             Err(e) => self.licenses_page(session, Some(&e.to_string())),
         }
     }
 
-    pub(crate) fn add_license(&self, req: &Request, session: &Session) -> Handled {
+    pub(crate) fn add_license(&self, req: &Request, session: &Session, actor: &Actor) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
-        self.after_change(session, |actor| {
+        self.after_change(session, actor, |actor| {
             let seats = parse_seats(field(&form, "seats"))?;
             let expires_at = parse_optional_date(field(&form, "expires"))?;
             let key = field(&form, "key").trim();
@@ -86,18 +88,29 @@ impl Admin {
         })
     }
 
-    pub(crate) fn edit_license(&self, req: &Request, session: &Session, id: &str) -> Handled {
+    pub(crate) fn edit_license(
+        &self,
+        req: &Request,
+        session: &Session,
+        actor: &Actor,
+        id: &str,
+    ) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
-        self.after_change(session, |actor| {
+        self.after_change(session, actor, |actor| {
             let seats = parse_seats(field(&form, "seats"))?;
             let expires_at = parse_optional_date(field(&form, "expires"))?;
             manage::set_license(&self.db, actor, id, Some(seats), Some(expires_at)).map(drop)
         })
     }
 
-    pub(crate) fn add_sublicense(&self, req: &Request, session: &Session) -> Handled {
+    pub(crate) fn add_sublicense(
+        &self,
+        req: &Request,
+        session: &Session,
+        actor: &Actor,
+    ) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
-        self.after_change(session, |actor| {
+        self.after_change(session, actor, |actor| {
             let seats = parse_seats(field(&form, "seats"))?;
             let expires_at = parse_optional_date(field(&form, "expires"))?;
             manage::add_sublicense(
@@ -115,24 +128,30 @@ impl Admin {
         })
     }
 
-    pub(crate) fn edit_sublicense(&self, req: &Request, session: &Session, id: &str) -> Handled {
+    pub(crate) fn edit_sublicense(
+        &self,
+        req: &Request,
+        session: &Session,
+        actor: &Actor,
+        id: &str,
+    ) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
-        self.after_change(session, |actor| {
+        self.after_change(session, actor, |actor| {
             let seats = parse_seats(field(&form, "seats"))?;
             let expires_at = parse_optional_date(field(&form, "expires"))?;
             manage::set_sublicense(&self.db, actor, id, Some(seats), Some(expires_at)).map(drop)
         })
     }
 
-    pub(crate) fn remove_sublicense(&self, session: &Session, id: &str) -> Handled {
-        self.after_change(session, |actor| {
+    pub(crate) fn remove_sublicense(&self, session: &Session, actor: &Actor, id: &str) -> Handled {
+        self.after_change(session, actor, |actor| {
             manage::remove_sublicense(&self.db, actor, id)
         })
     }
 
-    pub(crate) fn add_mapping(&self, req: &Request, session: &Session) -> Handled {
+    pub(crate) fn add_mapping(&self, req: &Request, session: &Session, actor: &Actor) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
-        self.after_change(session, |actor| {
+        self.after_change(session, actor, |actor| {
             // "admins", "primary:{license id}" or "sublicense:{sublicense id}".
             let role = field(&form, "role");
             let to = match role.split_once(':') {
@@ -148,8 +167,8 @@ impl Admin {
         })
     }
 
-    pub(crate) fn remove_mapping(&self, session: &Session, id: &str) -> Handled {
-        self.after_change(session, |actor| {
+    pub(crate) fn remove_mapping(&self, session: &Session, actor: &Actor, id: &str) -> Handled {
+        self.after_change(session, actor, |actor| {
             manage::remove_mapping(&self.db, actor, id).map(drop)
         })
     }
