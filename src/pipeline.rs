@@ -174,9 +174,9 @@ impl App {
                     .unwrap_or_else(|payload| Err(panicked(payload.as_ref())))
             }
         };
-        let mut response = match &result {
-            Ok(r) => r.clone(),
-            Err(e) => e.render(format),
+        let (mut response, error) = match result {
+            Ok(r) => (r, None),
+            Err(e) => (e.render(format), Some(e)),
         };
         if response.status == 401
             && let Some(challenge) = route.and_then(|r| challenge(r.auth))
@@ -185,7 +185,7 @@ impl App {
         }
         if route.is_some_and(|r| r.surface == Surface::Scim) {
             self.scim
-                .record(req, &result, &response, scim_token, started);
+                .record(req, error.as_ref(), &response, scim_token, started);
         }
         let response = with_safe_headers(response, format);
         let response = with_security_headers(

@@ -98,7 +98,7 @@ impl Scim {
     pub fn record(
         &self,
         req: &Request,
-        result: &Result<Response, HttpError>,
+        error: Option<&HttpError>,
         response: &Response,
         token_id: Option<i64>,
         started: Instant,
@@ -109,9 +109,9 @@ impl Scim {
         {
             return;
         }
-        let (scim_type, detail) = match result {
-            Ok(_) => (None, None),
-            Err(e) => (
+        let (scim_type, detail) = match error {
+            None => (None, None),
+            Some(e) => (
                 Some(e.effective_scim_type().to_string()),
                 Some(e.message.clone()),
             ),
