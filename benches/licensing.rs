@@ -311,7 +311,7 @@ fn make_devices(data: &std::path::Path, users: &[String], license: &str) -> Vec<
     let mut proofs = Vec::with_capacity(users.len());
     for (i, user) in users.iter().enumerate() {
         let (pkcs8, public) = seatgate::crypto::ed25519_generate().expect("key");
-        let key = seatgate::licensing::jose::DeviceKey::from_jwk(
+        let key = seatgate::domain::jose::DeviceKey::from_jwk(
             &json!({"kty": "OKP", "crv": "Ed25519", "x": seatgate::crypto::b64url(&public)}),
         )
         .expect("jwk");
@@ -323,7 +323,7 @@ fn make_devices(data: &std::path::Path, users: &[String], license: &str) -> Vec<
         )
         .expect("device");
         proofs.push(
-            seatgate::licensing::jose::sign_eddsa(
+            seatgate::domain::jose::sign_eddsa(
                 &pkcs8,
                 &key.thumbprint,
                 "seatgate-proof+jwt",

@@ -8,20 +8,21 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::db::admin::SignIn;
 use crate::db::health::State;
-use crate::db::idp::Purpose;
-use crate::error::{HttpError, Reason};
+use crate::domain::identity::Purpose;
+use crate::domain::identity::Resolved;
+use crate::domain::problem::Reason;
+use crate::error::HttpError;
 use crate::http::{Request, Response};
 use crate::metrics::Metrics;
-use crate::saml::identity::Resolved;
 use crate::saml::signing::LazySpKey;
 
 pub struct App {
     pub db: Arc<Db>,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
-    pub scim: crate::scim::Scim,
+    pub scim: crate::endpoints::scim::Scim,
     pub admin: crate::admin::Admin,
-    pub licensing: crate::licensing::api::LicensingApi,
+    pub licensing: crate::endpoints::device::LicensingApi,
     pub sp_key: Arc<LazySpKey>,
     /// Limits on sign-in starts and activations, shared with the portal and licensing.
     pub pre_auth: crate::preauth::PreAuth,
@@ -168,7 +169,7 @@ impl App {
                     directory: &directory,
                     admin_groups: &admin_groups,
                 });
-                Ok(crate::admin::html(page))
+                Ok(Response::page(200, page))
             }
         }
     }

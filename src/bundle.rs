@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use crate::crypto::{AEAD_NONCE_LEN, AEAD_TAG_LEN, PassphraseKey, Sha256Stream, random_bytes};
 use crate::datadir::DataDir;
 use crate::db::{DbError, backup};
-use crate::error::Reason;
+use crate::domain::problem::Reason;
 
 pub const MAGIC: &[u8; 16] = b"SEATGATE-BUNDLE\n";
 const VERSION: u8 = 1;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::crypto::{b64url, ed25519_generate};
-use crate::licensing::jose::{DeviceKey, Jws, sign_eddsa};
+use crate::domain::jose::{DeviceKey, Jws, sign_eddsa};
 use crate::licensing::leases::{LEASE_TYP, PROOF_TYP};
 
 #[derive(Debug, thiserror::Error)]

@@ -6,103 +6,8 @@
 //! on `/scim/v2` (always with a `scimType`, see [`HttpError::effective_scim_type`]), a
 //! readable page on HTML routes.
 
+use crate::domain::problem::{Problem, Reason};
 use crate::http::Response;
-
-/// Declares [`Reason`] and its table: each reason once, with its stable code, its HTTP
-/// status and the `error` word of API errors (the OAuth-style snake_case name of that
-/// status). Nothing else maps reasons to codes, statuses or words.
-macro_rules! reasons {
-    ($($(#[$doc:meta])* $reason:ident = ($code:literal, $status:literal, $word:literal),)*) => {
-        /// Stable reason codes. They appear in API errors, logs, stored refusals and
-        /// `seatgate explain`; never rename one.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum Reason {
-            $($(#[$doc])* $reason,)*
-        }
-
-        impl Reason {
-            /// Every reason, in the table's order.
-            pub const ALL: &[Reason] = &[$(Reason::$reason,)*];
-
-            pub fn code(self) -> &'static str {
-                match self {
-                    $(Reason::$reason => $code,)*
-                }
-            }
-
-            /// The default HTTP status for this reason.
-            pub fn status(self) -> u16 {
-                match self {
-                    $(Reason::$reason => $status,)*
-                }
-            }
-
-            /// The `error` word of an API error with this reason at its default status.
-            pub fn error_word(self) -> &'static str {
-                match self {
-                    $(Reason::$reason => $word,)*
-                }
-            }
-        }
-    };
-}
-
-reasons! {
-    BadRequest = ("BAD_REQUEST", 400, "invalid_request"),
-    FieldTooLong = ("FIELD_TOO_LONG", 400, "invalid_request"),
-    Unauthorized = ("UNAUTHORIZED", 401, "unauthorized"),
-    Forbidden = ("FORBIDDEN", 403, "forbidden"),
-    NotFound = ("NOT_FOUND", 404, "not_found"),
-    Conflict = ("CONFLICT", 409, "conflict"),
-    PreconditionFailed = ("PRECONDITION_FAILED", 412, "precondition_failed"),
-    UnsupportedMediaType = ("UNSUPPORTED_MEDIA_TYPE", 415, "unsupported_media_type"),
-    TooManyRequests = ("TOO_MANY_REQUESTS", 429, "too_many_requests"),
-    DomainUnknown = ("DOMAIN_UNKNOWN", 404, "not_found"),
-    DomainNotAllowed = ("DOMAIN_NOT_ALLOWED", 403, "forbidden"),
-    SamlRejected = ("SAML_RESPONSE_REJECTED", 400, "invalid_request"),
-    SignInExpired = ("SIGN_IN_EXPIRED", 400, "invalid_request"),
-    ClockSkew = ("CLOCK_SKEW", 400, "invalid_request"),
-    ConnectionIncomplete = ("CONNECTION_INCOMPLETE", 503, "unavailable"),
-    NotEntitled = ("NOT_ENTITLED", 403, "forbidden"),
-    NoSeats = ("NO_SEATS", 403, "forbidden"),
-    LicenseExpired = ("LICENSE_EXPIRED", 403, "forbidden"),
-    DeviceLimit = ("DEVICE_LIMIT", 403, "forbidden"),
-    Revoked = ("REVOKED", 403, "forbidden"),
-    ActivationExpired = ("ACTIVATION_EXPIRED", 400, "invalid_request"),
-    InvalidRedirectUri = ("INVALID_REDIRECT_URI", 400, "invalid_request"),
-    UserNotProvisioned = ("USER_NOT_PROVISIONED", 403, "forbidden"),
-    UserInactive = ("USER_INACTIVE", 403, "forbidden"),
-    NotAdmin = ("NOT_ADMIN", 403, "forbidden"),
-    InvalidCredentials = ("INVALID_CREDENTIALS", 401, "unauthorized"),
-    SessionExpired = ("SESSION_EXPIRED", 401, "unauthorized"),
-    CsrfFailed = ("CSRF_FAILED", 403, "forbidden"),
-    OriginMismatch = ("ORIGIN_MISMATCH", 403, "forbidden"),
-    MethodNotAllowed = ("METHOD_NOT_ALLOWED", 405, "method_not_allowed"),
-    RequestTimeout = ("REQUEST_TIMEOUT", 408, "request_timeout"),
-    LengthRequired = ("LENGTH_REQUIRED", 411, "length_required"),
-    PayloadTooLarge = ("PAYLOAD_TOO_LARGE", 413, "payload_too_large"),
-    HeadersTooLarge = ("HEADERS_TOO_LARGE", 431, "headers_too_large"),
-    UnsupportedFeature = ("UNSUPPORTED_FEATURE", 501, "not_implemented"),
-    Overloaded = ("OVERLOADED", 503, "unavailable"),
-    Unavailable = ("UNAVAILABLE", 503, "unavailable"),
-    DatabaseChecking = ("DATABASE_CHECKING", 503, "unavailable"),
-    DatabaseCorrupt = ("DATABASE_CORRUPT", 503, "unavailable"),
-    DiskFull = ("DISK_FULL", 503, "unavailable"),
-    StorageError = ("STORAGE_ERROR", 503, "unavailable"),
-    /// Only the command line says the backup reasons; 400 if ever sent.
-    BackupWrongPassphrase = ("BACKUP_WRONG_PASSPHRASE", 400, "invalid_request"),
-    BackupPassphraseRequired = ("BACKUP_PASSPHRASE_REQUIRED", 400, "invalid_request"),
-    BackupDamaged = ("BACKUP_DAMAGED", 400, "invalid_request"),
-    BackupNotEncrypted = ("BACKUP_NOT_ENCRYPTED", 400, "invalid_request"),
-    Internal = ("INTERNAL_ERROR", 500, "server_error"),
-}
-
-impl Reason {
-    /// The reason with this code (stored reasons are read back with it).
-    pub fn from_code(code: &str) -> Option<Reason> {
-        Reason::ALL.iter().copied().find(|r| r.code() == code)
-    }
-}
 
 /// The shape of an error response; each route's surface chooses one
 /// ([`crate::routes::Surface::format`]).
@@ -135,24 +40,12 @@ pub struct HttpError {
 
 impl HttpError {
     pub fn new(reason: Reason, message: impl Into<String>) -> HttpError {
-        HttpError {
-            status: reason.status(),
-            reason,
-            message: message.into(),
-            retry_after: None,
-            allow: None,
-            scim_type: None,
-            detail: None,
-            request_id: None,
-        }
+        Problem::new(reason, message).into()
     }
 
     /// A SCIM error with its `scimType`.
     pub fn scim(reason: Reason, scim_type: &'static str, message: impl Into<String>) -> HttpError {
-        HttpError {
-            scim_type: Some(scim_type),
-            ..HttpError::new(reason, message)
-        }
+        Problem::scim(reason, scim_type, message).into()
     }
 
     /// 405 for an address that accepts only `allow` (e.g. `"GET, HEAD"`).
@@ -184,14 +77,11 @@ impl HttpError {
     }
 
     pub fn not_found() -> HttpError {
-        HttpError::new(Reason::NotFound, "There is nothing at this address.")
+        Problem::not_found().into()
     }
 
     pub fn internal() -> HttpError {
-        HttpError::new(
-            Reason::Internal,
-            "The gateway hit an internal error; the details are in its log.",
-        )
+        Problem::internal().into()
     }
 
     /// An internal error whose cause was logged under `request_id`.
@@ -259,87 +149,44 @@ pub fn new_request_id() -> String {
     crate::crypto::random_hex(8)
 }
 
-impl From<crate::preauth::TooMany> for HttpError {
-    fn from(e: crate::preauth::TooMany) -> HttpError {
-        HttpError::new(Reason::TooManyRequests, e.to_string()).with_retry_after(e.retry_after)
-    }
-}
-
-impl From<crate::caps::Refused> for HttpError {
-    fn from(e: crate::caps::Refused) -> HttpError {
-        let reason = match e {
-            crate::caps::Refused::TooLong { .. } => Reason::FieldTooLong,
-            crate::caps::Refused::Invisible { .. } => Reason::BadRequest,
-        };
-        HttpError::new(reason, e.to_string())
-    }
-}
-
-impl From<crate::http::BadEncoding> for HttpError {
-    fn from(e: crate::http::BadEncoding) -> HttpError {
-        HttpError::new(Reason::BadRequest, e.0)
-    }
-}
-
-impl From<crate::db::DbError> for HttpError {
-    fn from(e: crate::db::DbError) -> HttpError {
-        match e {
-            crate::db::DbError::Sqlite(e) => e.into(),
-            other => {
-                log::error!("database error: {other}");
-                HttpError::internal()
-            }
+impl From<Problem> for HttpError {
+    fn from(p: Problem) -> HttpError {
+        HttpError {
+            status: p.reason.status(),
+            reason: p.reason,
+            message: p.message,
+            retry_after: p.retry_after,
+            allow: None,
+            scim_type: p.scim_type,
+            detail: p.detail,
+            request_id: None,
         }
     }
 }
 
-/// Seconds an IdP is told to wait after a full disk or an I/O error refused its write.
-const STORAGE_RETRY_AFTER: u32 = 30;
-
-impl From<rusqlite::Error> for HttpError {
-    fn from(e: rusqlite::Error) -> HttpError {
-        let health = crate::db::health::global();
-        health.observe(&e);
-        match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-                log::error!("database error: {e}");
-                HttpError::new(
-                    Reason::Unavailable,
-                    "The database is busy; try again in a moment.",
-                )
-                .with_retry_after(1)
+/// Whatever becomes a [`Problem`] becomes an `HttpError` the same way.
+macro_rules! through_problem {
+    ($($from:ty),*) => {
+        $(impl From<$from> for HttpError {
+            fn from(e: $from) -> HttpError {
+                Problem::from(e).into()
             }
-            // The damage was logged once, with what to restore; each refusal is not.
-            _ if health.writes_stopped() => HttpError::database_corrupt(),
-            Some(rusqlite::ErrorCode::DiskFull) => HttpError::new(
-                Reason::DiskFull,
-                "The gateway's disk is full, so it cannot store this change; try again once space is freed.",
-            )
-            .with_retry_after(STORAGE_RETRY_AFTER),
-            Some(rusqlite::ErrorCode::SystemIoFailure) => {
-                log::error!("database error: {e}");
-                HttpError::new(
-                    Reason::StorageError,
-                    "The gateway could not read or write its database (an I/O error); try again in a moment.",
-                )
-                .with_retry_after(STORAGE_RETRY_AFTER)
-            }
-            _ => {
-                log::error!("database error: {e}");
-                HttpError::internal()
-            }
-        }
-    }
+        })*
+    };
 }
+
+through_problem!(
+    crate::preauth::TooMany,
+    crate::caps::Refused,
+    crate::http::BadEncoding,
+    crate::db::DbError,
+    rusqlite::Error
+);
 
 impl HttpError {
-    /// Every change while the database is damaged (the portal and the log say what to
-    /// restore; clients only learn that it is not their fault).
+    /// Every change while the database is damaged.
     pub fn database_corrupt() -> HttpError {
-        HttpError::new(
-            Reason::DatabaseCorrupt,
-            "The gateway's database is damaged, so it accepts no changes until an administrator restores a backup.",
-        )
+        Problem::database_corrupt().into()
     }
 }
 
@@ -374,26 +221,10 @@ fn error_page(e: &HttpError) -> String {
 </main></body></html>\n",
         status = e.status,
         stylesheet = crate::page::STYLESHEET_PATH,
-        message = html_escape(&e.message),
+        message = crate::http::html_escape(&e.message),
         reason = e.reason.code(),
         banner = crate::page::health_banner().into_string(),
     )
-}
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -73,6 +73,17 @@ impl Response {
         )
     }
 
+    /// A 303 to `location` (after a form post, and for sign-in redirects).
+    pub fn see_other(location: &str) -> Response {
+        Response::new(303, "text/plain; charset=utf-8", Vec::new())
+            .with_header("Location", location)
+    }
+
+    /// An HTML page under the pages' Content-Security-Policy.
+    pub fn page(status: u16, html: String) -> Response {
+        Response::html(status, html).with_header("Content-Security-Policy", PAGE_CSP)
+    }
+
     pub fn html(status: u16, html: String) -> Response {
         Response::new(status, "text/html; charset=utf-8", html.into_bytes())
     }
@@ -304,6 +315,22 @@ pub fn reason_phrase(status: u16) -> &'static str {
             _ => "Server Error",
         },
     }
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -7,6 +7,18 @@ use maud::{DOCTYPE, Markup, html};
 
 use crate::db::admin::Session;
 
+/// Set once by `seatgate demo`: every page then carries the DEMO banner.
+static DEMO_BANNER: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+
+/// Marks this process as the demo (called once, when `seatgate demo` starts).
+pub fn show_demo_banner() {
+    let _ = DEMO_BANNER.set(());
+}
+
+fn demo_banner_shown() -> bool {
+    DEMO_BANNER.get().is_some()
+}
+
 pub const STYLESHEET_PATH: &str = "/admin/assets/portal.css";
 pub const STYLESHEET: &str = include_str!("admin/portal.css");
 
@@ -26,7 +38,7 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> String {
                 @if let Some(text) = ADDRESS_BANNER.with(|b| b.borrow().clone()) {
                     div.health-banner role="alert" { strong { "Wrong address" } " · " (text) }
                 }
-                @if crate::demo::is_running() {
+                @if demo_banner_shown() {
                     div.demo-banner role="note" {
                         strong { "DEMO" } " · sample organization and a built-in test identity provider; nothing here is real, and it is deleted when the demo stops."
                     }

@@ -21,7 +21,8 @@ use crate::app::App;
 use crate::audit::Actor;
 use crate::db::admin::Session;
 use crate::db::tokens::{self, Presented, Scope};
-use crate::error::{Format, HttpError, Reason, new_request_id};
+use crate::domain::problem::Reason;
+use crate::error::{Format, HttpError, new_request_id};
 use crate::http::{Request, Response};
 use crate::preauth::Admitted;
 use crate::routes::{self, Auth, Csrf, Limit, Matched, Route, Surface};
@@ -321,7 +322,7 @@ impl App {
             }
             Auth::AdminSession => match self.admin.session(req)? {
                 Some((id_hash, session)) => Ok(Principal::Session { id_hash, session }),
-                None => Err(Early::Respond(crate::admin::redirect("/admin/login"))),
+                None => Err(Early::Respond(Response::see_other("/admin/login"))),
             },
             Auth::AdminTokenOrSession => {
                 let unauthorized = || {

@@ -70,7 +70,7 @@ pub fn derived(config: &Config, bound: SocketAddr) -> String {
         "https"
     };
     let host = if bound.ip().is_unspecified() {
-        crate::server::host_name().unwrap_or_else(|| "localhost".into())
+        host_name().unwrap_or_else(|| "localhost".into())
     } else {
         match bound.ip() {
             std::net::IpAddr::V6(v6) => format!("[{v6}]"),
@@ -155,6 +155,20 @@ pub fn mismatch(req: &Request, public: &PublicUrl) -> Option<Mismatch> {
         public_url: public.url.clone(),
         source: public.source,
     })
+}
+
+/// The machine's host name, if it has a usable one.
+pub fn host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its full length; gethostname NUL-terminates within it
+    // on success (we also stop at the buffer's end).
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).trim().to_string();
+    (!name.is_empty()).then_some(name)
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use std::sync::LazyLock;
 
 use crate::app::App;
 use crate::config::Limits;
-use crate::error::{Format, HttpError, Reason};
+use crate::domain::problem::Reason;
+use crate::error::{Format, HttpError};
 use crate::pipeline::{Ctx, Handled};
 
 /// Which kind of client an address serves.

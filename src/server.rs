@@ -263,8 +263,9 @@ fn build_app(
     let db = &store.db;
     let public_url = &public.url;
     let clock = clock::Clock::system();
-    let scim = crate::scim::Scim::new(Arc::clone(db), public_url, &config.scim, clock.clone())
-        .map_err(io_err("cannot start the SCIM request log"))?;
+    let scim =
+        crate::endpoints::scim::Scim::new(Arc::clone(db), public_url, &config.scim, clock.clone())
+            .map_err(io_err("cannot start the SCIM request log"))?;
     let sp_key = Arc::new(crate::saml::signing::LazySpKey::new(store.data.saml_dir()));
     let demo_idp = if demo {
         Some(
@@ -295,7 +296,7 @@ fn build_app(
                 clock: clock.clone(),
             },
         ),
-        licensing: crate::licensing::api::LicensingApi {
+        licensing: crate::endpoints::device::LicensingApi {
             db: Arc::clone(db),
             config: config.lease.clone(),
             public_url: public_url.clone(),
@@ -518,20 +519,6 @@ pub fn url_host(url: &str) -> &str {
         return v6.split(']').next().unwrap_or(v6);
     }
     authority.split(':').next().unwrap_or(authority)
-}
-
-/// The machine's host name, if it has a usable one.
-pub fn host_name() -> Option<String> {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its full length; gethostname NUL-terminates within it
-    // on success (we also stop at the buffer's end).
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return None;
-    }
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    let name = String::from_utf8_lossy(&buf[..end]).trim().to_string();
-    (!name.is_empty()).then_some(name)
 }
 
 fn prepare_tls(

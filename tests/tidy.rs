@@ -77,7 +77,7 @@ fn crates_are_used_only_where_the_readme_says() {
         ("rustls", &["net/front.rs", "net/tls.rs"]),
         (
             "ring",
-            &["crypto.rs", "net/tls.rs", "licensing/jose.rs", "client.rs"],
+            &["crypto.rs", "net/tls.rs", "domain/jose.rs", "client.rs"],
         ),
         ("rcgen", &["net/tls.rs", "saml/metadata.rs"]),
         ("openssl", &["saml/signing.rs"]),
@@ -149,6 +149,94 @@ fn sql_lives_in_db_only() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
+/// The layers of `src/`, lowest first: a module may import its own layer's modules and
+/// the layers below, never above. The web and appliance layer on top (`admin/`,
+/// `endpoints/`, `pipeline.rs`, `routes.rs`, `app.rs`, `net/`, `server.rs`, `cli/`, `demo/`
+/// …) may import anything. Within the services, licensing comes before SCIM and SCIM
+/// before SAML (a sign-in resolves against the directory, which drives seats).
+const LAYERS: &[(&str, &[&str])] = &[
+    (
+        "utilities",
+        &[
+            "audit",
+            "buildinfo",
+            "caps",
+            "cidr",
+            "clock",
+            "config",
+            "crypto",
+            "datadir",
+            "email",
+            "http",
+            "logging",
+            "metrics",
+            "preauth",
+            "ratelimit",
+        ],
+    ),
+    ("domain", &["domain"]),
+    ("store", &["db"]),
+    ("licensing", &["licensing"]),
+    ("scim", &["scim"]),
+    ("saml", &["saml"]),
+];
+
+/// The top-level modules a file's code (tests aside) names as `crate::x`.
+fn crate_imports(text: &str) -> Vec<(usize, String)> {
+    let mut found = Vec::new();
+    for (i, line) in without_tests(text).lines().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        for (at, _) in code.match_indices("crate::") {
+            let name: String = code[at + 7..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            found.push((i + 1, name));
+        }
+    }
+    found
+}
+
+/// The layer index of a top-level module; `None` for the top (web and appliance) layer.
+fn layer_of(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|(_, mods)| mods.contains(&module))
+}
+
+/// README.md: "the domain is pure; the store, the services and the web layer only import
+/// downwards".
+#[test]
+fn layers_import_only_downwards() {
+    let mut wrong = Vec::new();
+    for (file, text) in sources("src") {
+        let module = file.split('/').next().unwrap_or("").trim_end_matches(".rs");
+        let Some(own) = layer_of(module) else {
+            continue;
+        };
+        for (line, imported) in crate_imports(&text) {
+            if imported == module {
+                continue;
+            }
+            match layer_of(&imported) {
+                Some(layer) if layer <= own => {}
+                _ => wrong.push(format!(
+                    "src/{file}:{line}: the {} layer imports crate::{imported}",
+                    LAYERS[own].0
+                )),
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_layer_check_can_fail() {
+    let db_reaching_up = "use crate::licensing::manage;\n// crate::admin in a comment\n";
+    let found = crate_imports(db_reaching_up);
+    assert_eq!(found, vec![(1, "licensing".to_string())]);
+    assert!(layer_of("licensing") > layer_of("db"));
+    assert_eq!(layer_of("pipeline"), None);
+}
+
 /// README.md: "`seatgate demo` exists only in demo wiring".
 #[test]
 fn the_demo_is_reached_only_from_its_wiring() {
@@ -157,7 +245,6 @@ fn the_demo_is_reached_only_from_its_wiring() {
         "cli/mod.rs", // the `demo` command
         "routes.rs",  // the demo IdP's routes (404 outside the demo)
         "app.rs",     // the demo IdP the routes call
-        "page.rs",    // the DEMO banner on every page
     ];
     let mut wrong = Vec::new();
     for (file, text) in sources("src") {

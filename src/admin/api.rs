@@ -10,7 +10,8 @@ use crate::audit::Actor;
 use crate::clock::{now_unix, rfc3339};
 use crate::db::licensing as store;
 use crate::db::portal::{self, AuditFilter};
-use crate::error::{HttpError, Reason};
+use crate::domain::problem::{Problem, Reason};
+use crate::error::HttpError;
 use crate::http::{Request, Response};
 
 pub const PREFIX: &str = "/api/v1/admin/";
@@ -71,12 +72,12 @@ impl Admin {
     pub(crate) fn api_deactivate(&self, actor: &Actor, id: &str) -> Handled {
         self.db.write(|tx| {
             let device = store::device(tx, id)?
-                .ok_or_else(|| HttpError::new(Reason::NotFound, "There is no such device."))?;
+                .ok_or_else(|| Problem::new(Reason::NotFound, "There is no such device."))?;
             crate::licensing::leases::release_device(
                 tx,
                 &device,
                 actor,
-                crate::licensing::engine::RevokeReason::Deactivated,
+                crate::domain::engine::RevokeReason::Deactivated,
                 now_unix(),
             )
         })?;

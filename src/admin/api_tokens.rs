@@ -6,11 +6,13 @@ use maud::html;
 
 use super::licenses::field;
 use super::pages::{layout, token_list, token_shown_once};
-use super::{Admin, Handled, html, redirect};
+use super::{Admin, Handled};
 use crate::db::admin::Session;
 use crate::db::tokens::{self, Scope};
-use crate::error::{HttpError, Reason};
+use crate::domain::problem::Reason;
+use crate::error::HttpError;
 use crate::http::Request;
+use crate::http::Response;
 
 impl Admin {
     pub(crate) fn api_tokens_page(
@@ -19,26 +21,29 @@ impl Admin {
         created: Option<(&str, &str)>,
     ) -> Handled {
         let all = self.db.read(|tx| tokens::list(tx, Scope::Admin))?;
-        Ok(html(layout(
-            "Admin API tokens",
-            Some(session),
-            html! {
-                p { a href="/admin" { "← Overview" } }
-                h1 { "Admin API tokens" }
-                p.muted {
-                    "For scripts calling " code { (self.public_url) "/api/v1/admin/" } " with "
-                    code { "Authorization: Bearer <token>" } ". They can read users, licenses, the audit log and "
-                    "explain, and deactivate devices. SCIM tokens are refused there, and these by SCIM."
-                }
-                @if let Some((name, secret)) = created {
-                    (token_shown_once(&format!("Admin API token “{name}”"), secret, html! {}))
-                }
-                section.card {
-                    (token_list(&all, &session.csrf_token, "/admin/api-tokens", "/admin/api-tokens",
-                        "Create an admin API token", "e.g. nightly report", None))
-                }
-            },
-        )))
+        Ok(Response::page(
+            200,
+            layout(
+                "Admin API tokens",
+                Some(session),
+                html! {
+                    p { a href="/admin" { "← Overview" } }
+                    h1 { "Admin API tokens" }
+                    p.muted {
+                        "For scripts calling " code { (self.public_url) "/api/v1/admin/" } " with "
+                        code { "Authorization: Bearer <token>" } ". They can read users, licenses, the audit log and "
+                        "explain, and deactivate devices. SCIM tokens are refused there, and these by SCIM."
+                    }
+                    @if let Some((name, secret)) = created {
+                        (token_shown_once(&format!("Admin API token “{name}”"), secret, html! {}))
+                    }
+                    section.card {
+                        (token_list(&all, &session.csrf_token, "/admin/api-tokens", "/admin/api-tokens",
+                            "Create an admin API token", "e.g. nightly report", None))
+                    }
+                },
+            ),
+        ))
     }
 
     pub(crate) fn create_api_token(
@@ -72,6 +77,6 @@ impl Admin {
             ));
         }
         log::info!("{actor} revoked admin API token {id}");
-        Ok(redirect("/admin/api-tokens"))
+        Ok(Response::see_other("/admin/api-tokens"))
     }
 }

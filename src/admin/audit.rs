@@ -3,13 +3,15 @@
 use maud::{Markup, html};
 
 use super::pages::layout;
-use super::{Admin, Handled, csv, html};
+use super::{Admin, Handled, csv};
 use crate::clock::rfc3339;
 use crate::db::admin::Session;
 use crate::db::licensing::AuditEntry;
 use crate::db::portal::{self, AuditFilter};
-use crate::error::{HttpError, Reason};
+use crate::domain::problem::Reason;
+use crate::error::HttpError;
 use crate::http::Request;
+use crate::http::Response;
 
 const PAGE_LIMIT: i64 = 500;
 const CSV_MAX: i64 = 1_000_000;
@@ -100,32 +102,35 @@ impl Admin {
             crate::http::percent_encode(&q.since),
             crate::http::percent_encode(&q.until)
         );
-        Ok(html(layout(
-            "Audit log",
-            Some(session),
-            html! {
-                h1 { "Audit log" }
-                p.muted { "Every seat grant, pending seat, revocation, activation, renewal refusal, device release and admin change. Append-only." }
-                form.filters method="get" action="/admin/audit" {
-                    div { label for="user" { "User (email or id)" } input #user type="text" name="user" value=(q.user); }
-                    div {
-                        label for="action" { "Action" }
-                        select #action name="action" {
-                            option value="" { "any" }
-                            @for a in &actions { option value=(a) selected[*a == q.action] { (a) } }
+        Ok(Response::page(
+            200,
+            layout(
+                "Audit log",
+                Some(session),
+                html! {
+                    h1 { "Audit log" }
+                    p.muted { "Every seat grant, pending seat, revocation, activation, renewal refusal, device release and admin change. Append-only." }
+                    form.filters method="get" action="/admin/audit" {
+                        div { label for="user" { "User (email or id)" } input #user type="text" name="user" value=(q.user); }
+                        div {
+                            label for="action" { "Action" }
+                            select #action name="action" {
+                                option value="" { "any" }
+                                @for a in &actions { option value=(a) selected[*a == q.action] { (a) } }
+                            }
                         }
+                        div { label for="since" { "From" } input #since type="date" name="since" value=(q.since); }
+                        div { label for="until" { "Until" } input #until type="date" name="until" value=(q.until); }
+                        div { button type="submit" { "Filter" } " " a href=(csv_href) download { "Export CSV" } }
                     }
-                    div { label for="since" { "From" } input #since type="date" name="since" value=(q.since); }
-                    div { label for="until" { "Until" } input #until type="date" name="until" value=(q.until); }
-                    div { button type="submit" { "Filter" } " " a href=(csv_href) download { "Export CSV" } }
-                }
-                @if q.unknown_user { p.notice { "No user " strong { (q.user) } " in the directory." } }
-                (entries_table(&entries))
-                @if entries.len() as i64 == PAGE_LIMIT {
-                    p.muted { "Showing the newest " (PAGE_LIMIT) "; narrow the filter or export CSV for all." }
-                }
-            },
-        )))
+                    @if q.unknown_user { p.notice { "No user " strong { (q.user) } " in the directory." } }
+                    (entries_table(&entries))
+                    @if entries.len() as i64 == PAGE_LIMIT {
+                        p.muted { "Showing the newest " (PAGE_LIMIT) "; narrow the filter or export CSV for all." }
+                    }
+                },
+            ),
+        ))
     }
 
     pub(crate) fn audit_csv(&self, req: &Request) -> Handled {

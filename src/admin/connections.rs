@@ -7,13 +7,15 @@ use maud::{Markup, html};
 
 use super::licenses::field;
 use super::pages::{layout, token_list, token_shown_once};
-use super::{Admin, Handled, html, html_status, redirect};
+use super::{Admin, Handled};
 use crate::clock::{now_unix, rfc3339};
 use crate::db::admin::Session;
 use crate::db::idp::Connection;
 use crate::db::tokens::{self, Scope};
-use crate::error::{HttpError, Reason};
+use crate::domain::problem::Reason;
+use crate::error::HttpError;
 use crate::http::Request;
+use crate::http::Response;
 use crate::saml::connections::{self, AddRequest};
 use crate::saml::metadata::{acs_url, sp_entity_id};
 use crate::saml::preset::{self, PRESETS, Preset};
@@ -40,49 +42,52 @@ impl Admin {
             .iter()
             .map(|c| (c.id.clone(), c.name.clone()))
             .collect();
-        Ok(html(layout(
-            "Identity providers",
-            Some(session),
-            html! {
-                h1 { "Identity providers" }
-                @if let Some((name, secret)) = token { (token_once(name, secret, &scim_base)) }
-                section.card {
-                    h2 { "SAML connections" }
-                    @if connections.is_empty() { p { "None yet." } }
-                    @else {
-                        table {
-                            thead { tr { th { "Connection" } th { "Domains" } th { "Signing certificate" } th {} } }
-                            tbody { @for c in &connections { tr {
-                                td { a href={ "/admin/idp/" (c.id) } { strong { (c.name) } } br; span.muted { (preset_label(&c.preset)) } }
-                                td { (c.domains.join(", ")) }
-                                td { (cert_expiry(c, now)) }
-                                td { a.button href={ "/saml/login/" (c.id) } { "Test sign-in" } }
-                            } } }
+        Ok(Response::page(
+            200,
+            layout(
+                "Identity providers",
+                Some(session),
+                html! {
+                    h1 { "Identity providers" }
+                    @if let Some((name, secret)) = token { (token_once(name, secret, &scim_base)) }
+                    section.card {
+                        h2 { "SAML connections" }
+                        @if connections.is_empty() { p { "None yet." } }
+                        @else {
+                            table {
+                                thead { tr { th { "Connection" } th { "Domains" } th { "Signing certificate" } th {} } }
+                                tbody { @for c in &connections { tr {
+                                    td { a href={ "/admin/idp/" (c.id) } { strong { (c.name) } } br; span.muted { (preset_label(&c.preset)) } }
+                                    td { (c.domains.join(", ")) }
+                                    td { (cert_expiry(c, now)) }
+                                    td { a.button href={ "/saml/login/" (c.id) } { "Test sign-in" } }
+                                } } }
+                            }
+                        }
+                        p { a.button href="/admin/idp/new" { "Connect an identity provider" } }
+                    }
+                    section.card {
+                        h2 { "SCIM provisioning" }
+                        p { "SCIM base URL (Tenant URL): " code { (scim_base) } }
+                        (token_list(&scim_tokens, &session.csrf_token, "/admin/idp/scim-tokens",
+                            "/admin/idp/scim-token", "Create a SCIM token", "e.g. Okta provisioning", Some(&scopes)))
+                        h3 { "Last SCIM requests" }
+                        @if requests.is_empty() { p { "None received yet." } }
+                        @else {
+                            table {
+                                thead { tr { th { "When" } th { "Request" } th { "Outcome" } th { "Detail" } } }
+                                tbody { @for r in &requests { tr {
+                                    td.when { (rfc3339(r.at)) }
+                                    td { code { (r.method) " " (r.path) } }
+                                    td { @if r.status < 400 { span.ok { (r.status) } } @else { span.bad { (r.status) } " " (r.scim_type.as_deref().unwrap_or("")) } }
+                                    td.detail { (r.detail.as_deref().unwrap_or("")) }
+                                } } }
+                            }
                         }
                     }
-                    p { a.button href="/admin/idp/new" { "Connect an identity provider" } }
-                }
-                section.card {
-                    h2 { "SCIM provisioning" }
-                    p { "SCIM base URL (Tenant URL): " code { (scim_base) } }
-                    (token_list(&scim_tokens, &session.csrf_token, "/admin/idp/scim-tokens",
-                        "/admin/idp/scim-token", "Create a SCIM token", "e.g. Okta provisioning", Some(&scopes)))
-                    h3 { "Last SCIM requests" }
-                    @if requests.is_empty() { p { "None received yet." } }
-                    @else {
-                        table {
-                            thead { tr { th { "When" } th { "Request" } th { "Outcome" } th { "Detail" } } }
-                            tbody { @for r in &requests { tr {
-                                td.when { (rfc3339(r.at)) }
-                                td { code { (r.method) " " (r.path) } }
-                                td { @if r.status < 400 { span.ok { (r.status) } } @else { span.bad { (r.status) } " " (r.scim_type.as_deref().unwrap_or("")) } }
-                                td.detail { (r.detail.as_deref().unwrap_or("")) }
-                            } } }
-                        }
-                    }
-                }
-            },
-        )))
+                },
+            ),
+        ))
     }
 
     /// Revokes a SCIM token: the IdP using it gets 401 from its next request.
@@ -97,7 +102,7 @@ impl Admin {
             ));
         }
         log::info!("{actor} revoked SCIM token {id}");
-        Ok(redirect("/admin/idp"))
+        Ok(Response::see_other("/admin/idp"))
     }
 
     pub(crate) fn create_scim_token(
@@ -184,7 +189,7 @@ impl Admin {
             }
         };
         let status = if notice.is_some() { 400 } else { 200 };
-        Ok(html_status(
+        Ok(Response::page(
             status,
             layout("Connect an identity provider", Some(session), body),
         ))
@@ -237,7 +242,7 @@ impl Admin {
                     session.display_name,
                     a.id
                 );
-                Ok(redirect(&format!("/admin/idp/{}", a.id)))
+                Ok(Response::see_other(&format!("/admin/idp/{}", a.id)))
             }
             Err(connections::AddError::Db(e)) => Err(e.into()),
             Err(e) => self.new_connection_page(req, session, Some(&e.to_string())),
@@ -261,7 +266,7 @@ impl Admin {
             }
         })?;
         log::info!("{actor} removed IdP connection {id}");
-        Ok(redirect("/admin/idp"))
+        Ok(Response::see_other("/admin/idp"))
     }
 
     /// A SCIM token for one connection's provisioning, shown once on its page.
@@ -307,68 +312,71 @@ impl Admin {
             .filter(|s| s.connection_id.as_deref() == Some(id))
             .take(10)
             .collect();
-        Ok(html(layout(
-            &c.name,
-            Some(session),
-            html! {
-                p { a href="/admin/idp" { "← Identity providers" } }
-                h1 { (c.name) " " span.muted { (p.label) } }
-                @if let Some((name, secret)) = new_token {
-                    (token_once(name, secret, &format!("{}/scim/v2", self.public_url)))
-                }
-                p { a.button href={ "/saml/login/" (c.id) } { "Test sign-in" }
-                    span.muted { " Signs you in at the IdP and shows what it sent: identity, email, groups, and whether you are an admin." } }
-                (copy_values(p, &self.public_url, &c.id, ScimToken::Generate { csrf: &session.csrf_token }))
-                section.card {
-                    h2 { "What seatgate knows about the IdP" }
-                    dl {
-                        dt { "Email domains" } dd { (c.domains.join(", ")) }
-                        dt { "IdP entity ID" } dd { code { (c.idp_entity_id) } }
-                        dt { "IdP sign-on URL" } dd { code { (c.sso_url) } }
-                        dt { "Signing certificates" } dd { (cert_expiry(&c, now)) }
-                        dt { "Metadata" } dd {
-                            (c.metadata_source)
-                            @if let Some(r) = &c.refresh {
-                                br; "Refreshed daily; last success "
-                                (r.last_success_at.map_or_else(|| "never".into(), rfc3339))
-                                @if let Some(e) = &r.last_error { br; span.bad { "Last refresh failed: " (e) } }
+        Ok(Response::page(
+            200,
+            layout(
+                &c.name,
+                Some(session),
+                html! {
+                    p { a href="/admin/idp" { "← Identity providers" } }
+                    h1 { (c.name) " " span.muted { (p.label) } }
+                    @if let Some((name, secret)) = new_token {
+                        (token_once(name, secret, &format!("{}/scim/v2", self.public_url)))
+                    }
+                    p { a.button href={ "/saml/login/" (c.id) } { "Test sign-in" }
+                        span.muted { " Signs you in at the IdP and shows what it sent: identity, email, groups, and whether you are an admin." } }
+                    (copy_values(p, &self.public_url, &c.id, ScimToken::Generate { csrf: &session.csrf_token }))
+                    section.card {
+                        h2 { "What seatgate knows about the IdP" }
+                        dl {
+                            dt { "Email domains" } dd { (c.domains.join(", ")) }
+                            dt { "IdP entity ID" } dd { code { (c.idp_entity_id) } }
+                            dt { "IdP sign-on URL" } dd { code { (c.sso_url) } }
+                            dt { "Signing certificates" } dd { (cert_expiry(&c, now)) }
+                            dt { "Metadata" } dd {
+                                (c.metadata_source)
+                                @if let Some(r) = &c.refresh {
+                                    br; "Refreshed daily; last success "
+                                    (r.last_success_at.map_or_else(|| "never".into(), rfc3339))
+                                    @if let Some(e) = &r.last_error { br; span.bad { "Last refresh failed: " (e) } }
+                                }
+                            }
+                            dt { "Options" } dd {
+                                "Users created at first sign-in: " (yes_no(c.options.jit_users)) br;
+                                "Signed AuthnRequests: " (yes_no(c.options.sign_requests)) br;
+                                "IdP-initiated sign-in: " (yes_no(c.options.allow_idp_initiated)) br;
+                                span.muted { "Change with " code { "seatgate idp set " (c.id) " --jit on|off --sign-requests on|off --idp-initiated on|off" } }
                             }
                         }
-                        dt { "Options" } dd {
-                            "Users created at first sign-in: " (yes_no(c.options.jit_users)) br;
-                            "Signed AuthnRequests: " (yes_no(c.options.sign_requests)) br;
-                            "IdP-initiated sign-in: " (yes_no(c.options.allow_idp_initiated)) br;
-                            span.muted { "Change with " code { "seatgate idp set " (c.id) " --jit on|off --sign-requests on|off --idp-initiated on|off" } }
+                    }
+                    section.card {
+                        h2 { "Recent sign-ins through this connection" }
+                        @if sign_ins.is_empty() { p { "None yet. Use Test sign-in above." } }
+                        @else {
+                            table {
+                                thead { tr { th { "When" } th { "Who" } th { "Purpose" } th { "Outcome" } th { "Detail" } } }
+                                tbody { @for s in &sign_ins { tr {
+                                    td.when { (rfc3339(s.at)) }
+                                    td { (s.identity.as_deref().unwrap_or("—")) }
+                                    td { (s.purpose) }
+                                    td { (super::pages::outcome(s)) }
+                                    td.detail { (s.detail.as_deref().unwrap_or("")) }
+                                } } }
+                            }
                         }
                     }
-                }
-                section.card {
-                    h2 { "Recent sign-ins through this connection" }
-                    @if sign_ins.is_empty() { p { "None yet. Use Test sign-in above." } }
-                    @else {
-                        table {
-                            thead { tr { th { "When" } th { "Who" } th { "Purpose" } th { "Outcome" } th { "Detail" } } }
-                            tbody { @for s in &sign_ins { tr {
-                                td.when { (rfc3339(s.at)) }
-                                td { (s.identity.as_deref().unwrap_or("—")) }
-                                td { (s.purpose) }
-                                td { (super::pages::outcome(s)) }
-                                td.detail { (s.detail.as_deref().unwrap_or("")) }
-                            } } }
+                    section.card {
+                        h2 { "Remove this connection" }
+                        p { "Users of " strong { (c.domains.join(", ")) } " can then no longer sign in or activate devices, and admin sessions opened through it end. Directory users, their seats and their devices stay; SCIM tokens are separate (revoke them on the Identity providers page)." }
+                        form.inline method="post" action={ "/admin/idp/" (c.id) "/remove" } {
+                            input type="hidden" name="csrf" value=(session.csrf_token);
+                            label { input type="checkbox" name="confirm" value="yes" required; " I understand" }
+                            button.danger type="submit" { "Remove " (c.name) }
                         }
                     }
-                }
-                section.card {
-                    h2 { "Remove this connection" }
-                    p { "Users of " strong { (c.domains.join(", ")) } " can then no longer sign in or activate devices, and admin sessions opened through it end. Directory users, their seats and their devices stay; SCIM tokens are separate (revoke them on the Identity providers page)." }
-                    form.inline method="post" action={ "/admin/idp/" (c.id) "/remove" } {
-                        input type="hidden" name="csrf" value=(session.csrf_token);
-                        label { input type="checkbox" name="confirm" value="yes" required; " I understand" }
-                        button.danger type="submit" { "Remove " (c.name) }
-                    }
-                }
-            },
-        )))
+                },
+            ),
+        ))
     }
 }
 

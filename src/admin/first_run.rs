@@ -8,13 +8,14 @@ use maud::html;
 
 use super::licenses::field;
 use super::pages::layout;
-use super::{Admin, Handled, html_status, password, redirect};
+use super::{Admin, Handled, password};
 use crate::audit::Actor;
 use crate::clock::{now_unix, rfc3339};
 use crate::crypto::sha256_hex;
 use crate::db::admin::{Session, SessionKind};
 use crate::db::settings;
-use crate::error::{HttpError, Reason};
+use crate::domain::problem::Reason;
+use crate::error::HttpError;
 use crate::http::{Request, Response};
 
 pub const SETUP_SCRIPT_PATH: &str = "/admin/assets/setup.js";
@@ -42,7 +43,7 @@ impl Admin {
         status: u16,
     ) -> Handled {
         if self.setup_done()? {
-            return Ok(redirect("/admin/login"));
+            return Ok(Response::see_other("/admin/login"));
         }
         let page = layout(
             "Set up seatgate",
@@ -76,7 +77,7 @@ impl Admin {
                 script src=(SETUP_SCRIPT_PATH) {}
             },
         );
-        Ok(html_status(status, page).with_header("Content-Security-Policy", CSP_WITH_SCRIPT))
+        Ok(Response::page(status, page).with_header("Content-Security-Policy", CSP_WITH_SCRIPT))
     }
 
     pub(crate) fn complete_setup(&self, req: &Request) -> Handled {
@@ -86,7 +87,7 @@ impl Admin {
         let public_url = field(&form, "public_url").trim().trim_end_matches('/');
         let again = |notice: &str| self.setup_page(Some(notice), username, public_url, 400);
         if self.setup_done()? {
-            return Ok(redirect("/admin/login"));
+            return Ok(Response::see_other("/admin/login"));
         }
         if let Err(refused) = self.failures.check_client(req.client) {
             return Err(HttpError::new(
@@ -160,39 +161,42 @@ impl Admin {
             .as_ref()
             .and_then(|p| crate::net::tls::describe(p).ok());
         let restart = configured.as_deref().is_some_and(|u| u != self.public_url);
-        Ok(super::html(layout(
-            "Welcome",
-            Some(session),
-            html! {
-                h1 { "seatgate is set up" }
-                @if restart {
-                    p.notice { "The public URL becomes " code { (configured.as_deref().unwrap_or("")) } " at the next restart of the service." }
-                }
-                section.card {
-                    h2 { "TLS" }
-                    @match &cert {
-                        Some(c) => {
-                            p { "This gateway serves HTTPS with a certificate for " strong { (c.names.join(", ")) } ", valid until " (rfc3339(c.not_after)) "." }
-                            @if self.ca_cert.is_some() {
-                                p { "It is issued by seatgate's own certificate authority. Macs and browsers must trust that CA once:" }
-                                p { a.button href="/admin/tls/ca.pem" download { "Download the CA certificate" } }
-                                p.muted { "On a Mac: " code { "sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain seatgate-ca.pem" }
-                                    ", or deploy it with your MDM. To use your own certificate instead, set " code { "[tls] mode = \"files\"" } "." }
-                            }
-                        },
-                        None => p { "TLS is off: put seatgate behind a reverse proxy that serves HTTPS." },
+        Ok(Response::page(
+            200,
+            layout(
+                "Welcome",
+                Some(session),
+                html! {
+                    h1 { "seatgate is set up" }
+                    @if restart {
+                        p.notice { "The public URL becomes " code { (configured.as_deref().unwrap_or("")) } " at the next restart of the service." }
                     }
-                }
-                section.card {
-                    h2 { "Next steps" }
-                    ol {
-                        li { a href="/admin/idp/new" { "Connect your identity provider" } " (SAML, then SCIM provisioning)." }
-                        li { a href="/admin/licenses" { "Register your license" } " and map IdP groups to seats and to the admins role." }
-                        li { "Point the Macs at " code { (self.public_url) } "; users activate with their work email." }
+                    section.card {
+                        h2 { "TLS" }
+                        @match &cert {
+                            Some(c) => {
+                                p { "This gateway serves HTTPS with a certificate for " strong { (c.names.join(", ")) } ", valid until " (rfc3339(c.not_after)) "." }
+                                @if self.ca_cert.is_some() {
+                                    p { "It is issued by seatgate's own certificate authority. Macs and browsers must trust that CA once:" }
+                                    p { a.button href="/admin/tls/ca.pem" download { "Download the CA certificate" } }
+                                    p.muted { "On a Mac: " code { "sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain seatgate-ca.pem" }
+                                        ", or deploy it with your MDM. To use your own certificate instead, set " code { "[tls] mode = \"files\"" } "." }
+                                }
+                            },
+                            None => p { "TLS is off: put seatgate behind a reverse proxy that serves HTTPS." },
+                        }
                     }
-                }
-            },
-        )))
+                    section.card {
+                        h2 { "Next steps" }
+                        ol {
+                            li { a href="/admin/idp/new" { "Connect your identity provider" } " (SAML, then SCIM provisioning)." }
+                            li { a href="/admin/licenses" { "Register your license" } " and map IdP groups to seats and to the admins role." }
+                            li { "Point the Macs at " code { (self.public_url) } "; users activate with their work email." }
+                        }
+                    }
+                },
+            ),
+        ))
     }
 
     fn record_local_sign_in(&self, username: &str, client: &str, detail: &str) {
@@ -201,7 +205,7 @@ impl Admin {
             &crate::db::admin::SignIn {
                 at: now_unix(),
                 method: "local".into(),
-                purpose: crate::db::idp::Purpose::Admin.as_str().into(),
+                purpose: crate::domain::identity::Purpose::Admin.as_str().into(),
                 connection_id: None,
                 identity: Some(username.to_string()),
                 outcome: "OK".into(),

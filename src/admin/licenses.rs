@@ -8,14 +8,16 @@ use std::collections::BTreeMap;
 use maud::{Markup, html};
 
 use super::pages::layout;
-use super::{Admin, Handled, html_status, redirect};
+use super::{Admin, Handled};
 use crate::clock::{now_unix, rfc3339};
 use crate::db::admin::{Mapping, Session};
 use crate::db::licensing::LicenseRow;
 use crate::db::portal::{self, PoolUsage};
-use crate::error::{HttpError, Reason};
+use crate::domain::engine::Sublicense;
+use crate::domain::problem::Reason;
+use crate::error::HttpError;
 use crate::http::Request;
-use crate::licensing::engine::Sublicense;
+use crate::http::Response;
 use crate::licensing::manage::{self, ManageError, MapTo, NewLicense, NewSublicense};
 
 struct Catalog {
@@ -43,7 +45,7 @@ impl Admin {
             })
         })?;
         let status = if notice.is_some() { 400 } else { 200 };
-        Ok(html_status(
+        Ok(Response::page(
             status,
             layout(
                 "Licenses",
@@ -62,7 +64,7 @@ impl Admin {
         change: impl FnOnce(&Actor) -> Result<(), ManageError>,
     ) -> Handled {
         match change(actor) {
-            Ok(()) => Ok(redirect("/admin/licenses")),
+            Ok(()) => Ok(Response::see_other("/admin/licenses")),
             Err(ManageError::Db(e)) => Err(e.into()),
             Err(e) => self.licenses_page(session, Some(&e.to_string())),
         }
@@ -291,7 +293,7 @@ fn mappings_card(s: &Session, c: &Catalog) -> Markup {
                     thead { tr { th { "Group" } th { "From" } th { "Grants" } th {} } }
                     tbody { @for m in &c.mappings { tr {
                         td { strong { (m.group_ref) } }
-                        td { (crate::saml::connections::scope_label(m.connection_id.as_deref())) }
+                        td { (crate::domain::connection::scope_label(m.connection_id.as_deref())) }
                         td { (grant_label(m, c)) }
                         td {
                             form method="post" action={ "/admin/mappings/" (m.id) "/delete" } {

@@ -32,11 +32,12 @@ use crate::config::AdminConfig;
 use crate::crypto::{constant_time_eq, new_secret_token, sha256_hex};
 use crate::db::Db;
 use crate::db::admin::{self as store, NewSession, Session, SessionKind, SignIn};
-use crate::db::idp::Purpose;
-use crate::error::{HttpError, Reason};
+use crate::domain::identity::Purpose;
+use crate::domain::identity::Resolved;
+use crate::domain::identity::SignedIn;
+use crate::domain::problem::Reason;
+use crate::error::HttpError;
 use crate::http::{Cookies, Request, Response, SameSite};
-use crate::saml::acs::SignedIn;
-use crate::saml::identity::Resolved;
 use crate::saml::signing::LazySpKey;
 
 /// Cookie names before the deployment's prefix (`__Host-` over HTTPS).
@@ -183,16 +184,19 @@ impl Admin {
                     store::recent_sign_ins(tx, false, 20)?,
                 ))
             })?;
-        Ok(html(pages::overview(&pages::Overview {
-            session,
-            licenses: &licenses,
-            pools: &pools,
-            connections: &connections,
-            mappings: &mappings,
-            local_admins: &local_admins,
-            sign_ins: &sign_ins,
-            public_url: &self.public_url,
-        })))
+        Ok(Response::page(
+            200,
+            pages::overview(&pages::Overview {
+                session,
+                licenses: &licenses,
+                pools: &pools,
+                connections: &connections,
+                mappings: &mappings,
+                local_admins: &local_admins,
+                sign_ins: &sign_ins,
+                public_url: &self.public_url,
+            }),
+        ))
     }
 
     /// The local CA's certificate, to install where the gateway must be trusted.
@@ -222,7 +226,7 @@ impl Admin {
 
     fn login_page(&self, notice: Option<&str>, username: &str) -> Response {
         let token = new_secret_token();
-        html(pages::login(&token, notice, username))
+        Response::page(200, pages::login(&token, notice, username))
             .with_header("Set-Cookie", &self.login_cookie(&token, 1800))
     }
 
@@ -241,7 +245,7 @@ impl Admin {
             Some("/admin"),
             cx.admitted()?,
         )?;
-        Ok(redirect(&started.location).with_header("Set-Cookie", &started.set_cookie))
+        Ok(Response::see_other(&started.location).with_header("Set-Cookie", &started.set_cookie))
     }
 
     pub(crate) fn password_login(&self, req: &Request) -> Handled {
@@ -266,7 +270,7 @@ impl Admin {
             );
             let notice = format!("{advice} (Reason code {})", Reason::OriginMismatch.code());
             let page = pages::login(presented, Some(&notice), username);
-            return Ok(html_status(Reason::OriginMismatch.status(), page));
+            return Ok(Response::page(Reason::OriginMismatch.status(), page));
         }
         if presented.is_empty() || !constant_time_eq(presented.as_bytes(), field("csrf").as_bytes())
         {
@@ -307,7 +311,7 @@ impl Admin {
                 Some("That username and password do not match. (Reason code INVALID_CREDENTIALS)"),
                 username,
             );
-            return Ok(html_status(401, page));
+            return Ok(Response::page(401, page));
         };
         self.failures.record_success(username, req.client);
         let now = now_unix();
@@ -357,7 +361,7 @@ impl Admin {
     pub(crate) fn link_login(&self, req: &Request) -> Handled {
         if req.method == "HEAD" {
             // Link checkers and mail scanners probe with HEAD: that must not use the link up.
-            return Ok(html(String::new()));
+            return Ok(Response::page(200, String::new()));
         }
         let token = crate::http::query_param(&req.query, "token")?.unwrap_or_default();
         let now = now_unix();
@@ -379,7 +383,7 @@ impl Admin {
                 ),
                 "",
             );
-            return Ok(html_status(401, page));
+            return Ok(Response::page(401, page));
         };
         self.db
             .write(|tx| store::note_local_login(tx, &username, now))?;
@@ -491,7 +495,7 @@ impl Admin {
             )
         })?;
         let max_age = self.config.session_lifetime.as_secs();
-        Ok(redirect(target)
+        Ok(Response::see_other(target)
             .with_header(
                 "Set-Cookie",
                 &self
@@ -505,7 +509,7 @@ impl Admin {
     pub(crate) fn logout(&self, id_hash: &str) -> Handled {
         self.db
             .write(|tx| store::end_session(tx, id_hash, now_unix()))?;
-        Ok(redirect("/admin/login").with_header(
+        Ok(Response::see_other("/admin/login").with_header(
             "Set-Cookie",
             &self.cookies.set(SESSION_COOKIE, "", "/", 0, SameSite::Lax),
         ))
@@ -630,15 +634,3 @@ pub fn stylesheet() -> Response {
 }
 
 pub use first_run::setup_script;
-
-pub fn redirect(location: &str) -> Response {
-    Response::new(303, "text/plain; charset=utf-8", Vec::new()).with_header("Location", location)
-}
-
-pub fn html(page: String) -> Response {
-    html_status(200, page)
-}
-
-pub fn html_status(status: u16, page: String) -> Response {
-    Response::html(status, page).with_header("Content-Security-Policy", crate::http::PAGE_CSP)
-}

@@ -198,7 +198,7 @@ pub fn token_list(
     placeholder: &str,
     connections: Option<&[(String, String)]>,
 ) -> Markup {
-    let scope = crate::saml::connections::scope_label;
+    let scope = crate::domain::connection::scope_label;
     html! {
         @if tokens.is_empty() { p { "No token yet." } }
         @else {

@@ -5,14 +5,16 @@ use crate::audit::Actor;
 use maud::html;
 
 use super::pages::{layout, pager};
-use super::{Admin, Handled, csv, html, redirect};
+use super::{Admin, Handled, csv};
 use crate::clock::{now_unix, rfc3339};
 use crate::db::admin::Session;
 use crate::db::licensing as store;
 use crate::db::portal::{self, SeatFilter, UserSummary};
-use crate::error::{HttpError, Reason};
+use crate::domain::engine::SeatState;
+use crate::domain::problem::Reason;
+use crate::error::HttpError;
 use crate::http::Request;
-use crate::licensing::engine::SeatState;
+use crate::http::Response;
 
 const PAGE_SIZE: i64 = 50;
 /// A CSV export holds at most this many users (a whole 100k directory is ~10 MB).
@@ -34,48 +36,51 @@ impl Admin {
             crate::http::percent_encode(&q),
             filter.key()
         );
-        Ok(html(layout(
-            "Users",
-            Some(session),
-            html! {
-                h1 { "Users and devices" }
-                form.search method="get" action="/admin/users" {
-                    label for="q" { "Search by name or email" }
-                    input #q type="search" name="q" value=(q) autofocus;
-                    select name="seat" aria-label="Seat" {
-                        @for f in SeatFilter::ALL {
-                            option value=(f.key()) selected[f == filter] { (f.label()) }
+        Ok(Response::page(
+            200,
+            layout(
+                "Users",
+                Some(session),
+                html! {
+                    h1 { "Users and devices" }
+                    form.search method="get" action="/admin/users" {
+                        label for="q" { "Search by name or email" }
+                        input #q type="search" name="q" value=(q) autofocus;
+                        select name="seat" aria-label="Seat" {
+                            @for f in SeatFilter::ALL {
+                                option value=(f.key()) selected[f == filter] { (f.label()) }
+                            }
                         }
+                        button type="submit" { "Search" }
+                        " " a href=(csv_href) download { "Export CSV" }
                     }
-                    button type="submit" { "Search" }
-                    " " a href=(csv_href) download { "Export CSV" }
-                }
-                p { a href="/admin/explain" { "Why can't someone activate?" } " Explain any email, provisioned or not." }
-                p.muted {
-                    (total) " user(s)"
-                    @if filter != SeatFilter::Any { ", " (filter.label()) }
-                    @if !q.is_empty() { ", matching " strong { (q) } }
-                    "."
-                }
-                table {
-                    thead { tr { th { "User" } th { "Status" } th { "Seat" } th { "Devices" } } }
-                    tbody {
-                        @for u in &users {
-                            tr {
-                                td {
-                                    a href={ "/admin/users/" (u.id) } { (u.display_name.as_deref().unwrap_or(&u.user_name)) }
-                                    br; span.muted { (u.email) }
+                    p { a href="/admin/explain" { "Why can't someone activate?" } " Explain any email, provisioned or not." }
+                    p.muted {
+                        (total) " user(s)"
+                        @if filter != SeatFilter::Any { ", " (filter.label()) }
+                        @if !q.is_empty() { ", matching " strong { (q) } }
+                        "."
+                    }
+                    table {
+                        thead { tr { th { "User" } th { "Status" } th { "Seat" } th { "Devices" } } }
+                        tbody {
+                            @for u in &users {
+                                tr {
+                                    td {
+                                        a href={ "/admin/users/" (u.id) } { (u.display_name.as_deref().unwrap_or(&u.user_name)) }
+                                        br; span.muted { (u.email) }
+                                    }
+                                    td { @if u.active { "active" } @else { span.bad { "deactivated" } } }
+                                    td { (seat_label(u)) }
+                                    td { (u.devices) }
                                 }
-                                td { @if u.active { "active" } @else { span.bad { "deactivated" } } }
-                                td { (seat_label(u)) }
-                                td { (u.devices) }
                             }
                         }
                     }
-                }
-                (pager("/admin/users", &[("q", &q), ("seat", filter.key())], page, PAGE_SIZE, total))
-            },
-        )))
+                    (pager("/admin/users", &[("q", &q), ("seat", filter.key())], page, PAGE_SIZE, total))
+                },
+            ),
+        ))
     }
 
     pub(crate) fn users_csv(&self, req: &Request) -> Handled {
@@ -126,20 +131,23 @@ impl Admin {
                 now_unix(),
             )?)
         };
-        Ok(html(layout(
-            "Why can't they activate?",
-            Some(session),
-            html! {
-                p { a href="/admin/users" { "← Users" } }
-                h1 { "Why can't they activate?" }
-                form.search method="get" action="/admin/explain" {
-                    label for="email" { "Work email" }
-                    input #email type="email" name="email" value=(email) required autofocus placeholder="someone@example.com";
-                    button type="submit" { "Explain" }
-                }
-                @if let Some(d) = &diagnosis { (diagnosis_card(email, d)) }
-            },
-        )))
+        Ok(Response::page(
+            200,
+            layout(
+                "Why can't they activate?",
+                Some(session),
+                html! {
+                    p { a href="/admin/users" { "← Users" } }
+                    h1 { "Why can't they activate?" }
+                    form.search method="get" action="/admin/explain" {
+                        label for="email" { "Work email" }
+                        input #email type="email" name="email" value=(email) required autofocus placeholder="someone@example.com";
+                        button type="submit" { "Explain" }
+                    }
+                    @if let Some(d) = &diagnosis { (diagnosis_card(email, d)) }
+                },
+            ),
+        ))
     }
 
     pub(crate) fn user_page(&self, session: &Session, id: &str) -> Handled {
@@ -160,67 +168,70 @@ impl Admin {
         let diagnosis =
             crate::licensing::explain::explain(&self.db, &email, self.device_limit, now)?;
         let name = user.display_name.clone().unwrap_or(user.user_name.clone());
-        Ok(html(layout(
-            &name,
-            Some(session),
-            html! {
-                p { a href="/admin/users" { "← Users" } }
-                h1 { (name) }
-                p.muted { (email) " · " @if user.active { "active" } @else { span.bad { "deactivated in the directory" } }
-                    " · id " code { (user.id) } }
-                (diagnosis_card(&email, &diagnosis))
-                section.card {
-                    h2 { "Groups" }
-                    @if groups.is_empty() { p { "In no group." } }
-                    @else { ul { @for (_, g) in &groups { li { (g) } } } }
-                }
-                section.card {
-                    h2 { "Seats" }
-                    @if seats.is_empty() { p { "No seat: not in a group mapped to a license." } }
-                    @else {
-                        table {
-                            thead { tr { th { "Product" } th { "Pool" } th { "State" } th { "Since" } } }
-                            tbody { @for s in &seats { tr {
-                                td { (s.product) }
-                                td { (s.pool) }
-                                td { @if s.state == SeatState::Assigned { span.ok { "assigned" } } @else { "pending " code { (s.reason.as_deref().unwrap_or("")) } } }
-                                td.when { (rfc3339(s.since)) }
-                            } } }
+        Ok(Response::page(
+            200,
+            layout(
+                &name,
+                Some(session),
+                html! {
+                    p { a href="/admin/users" { "← Users" } }
+                    h1 { (name) }
+                    p.muted { (email) " · " @if user.active { "active" } @else { span.bad { "deactivated in the directory" } }
+                        " · id " code { (user.id) } }
+                    (diagnosis_card(&email, &diagnosis))
+                    section.card {
+                        h2 { "Groups" }
+                        @if groups.is_empty() { p { "In no group." } }
+                        @else { ul { @for (_, g) in &groups { li { (g) } } } }
+                    }
+                    section.card {
+                        h2 { "Seats" }
+                        @if seats.is_empty() { p { "No seat: not in a group mapped to a license." } }
+                        @else {
+                            table {
+                                thead { tr { th { "Product" } th { "Pool" } th { "State" } th { "Since" } } }
+                                tbody { @for s in &seats { tr {
+                                    td { (s.product) }
+                                    td { (s.pool) }
+                                    td { @if s.state == SeatState::Assigned { span.ok { "assigned" } } @else { "pending " code { (s.reason.as_deref().unwrap_or("")) } } }
+                                    td.when { (rfc3339(s.since)) }
+                                } } }
+                            }
                         }
                     }
-                }
-                section.card {
-                    h2 { "Devices" }
-                    @if devices.is_empty() { p { "No device activated." } }
-                    @else {
-                        table.devices {
-                            thead { tr { th { "Device" } th { "Activated" } th { "Last seen" } th { "Lease until" } th { "State" } th {} } }
-                            tbody { @for d in &devices { tr {
-                                td { strong { (d.name) } " (" (d.os) ")" br; code.small { (d.id) } }
-                                td.when { (rfc3339(d.created_at)) }
-                                td.when { (rfc3339(d.last_seen_at)) }
-                                td.when { (rfc3339(d.lease_expires_at)) }
-                                td { @match &d.revoked_at {
-                                    None => span.ok { "active" },
-                                    Some(at) => { span.bad { "revoked" } " " (rfc3339(*at)) br; code { (d.revoke_reason.as_deref().unwrap_or("")) } }
-                                } }
-                                td { @if d.revoked_at.is_none() {
-                                    form method="post" action={ "/admin/devices/" (d.id) "/deactivate" } {
-                                        input type="hidden" name="csrf" value=(session.csrf_token);
-                                        button.danger type="submit" { "Deactivate" }
-                                    }
-                                } }
-                            } } }
+                    section.card {
+                        h2 { "Devices" }
+                        @if devices.is_empty() { p { "No device activated." } }
+                        @else {
+                            table.devices {
+                                thead { tr { th { "Device" } th { "Activated" } th { "Last seen" } th { "Lease until" } th { "State" } th {} } }
+                                tbody { @for d in &devices { tr {
+                                    td { strong { (d.name) } " (" (d.os) ")" br; code.small { (d.id) } }
+                                    td.when { (rfc3339(d.created_at)) }
+                                    td.when { (rfc3339(d.last_seen_at)) }
+                                    td.when { (rfc3339(d.lease_expires_at)) }
+                                    td { @match &d.revoked_at {
+                                        None => span.ok { "active" },
+                                        Some(at) => { span.bad { "revoked" } " " (rfc3339(*at)) br; code { (d.revoke_reason.as_deref().unwrap_or("")) } }
+                                    } }
+                                    td { @if d.revoked_at.is_none() {
+                                        form method="post" action={ "/admin/devices/" (d.id) "/deactivate" } {
+                                            input type="hidden" name="csrf" value=(session.csrf_token);
+                                            button.danger type="submit" { "Deactivate" }
+                                        }
+                                    } }
+                                } } }
+                            }
                         }
                     }
-                }
-                section.card {
-                    h2 { "Recent history" }
-                    (super::audit::entries_table(&audit.into_iter().map(|a| (a, None)).collect::<Vec<_>>()))
-                    p { a href={ "/admin/audit?user=" (crate::http::percent_encode(&email)) } { "Full audit log for this user" } }
-                }
-            },
-        )))
+                    section.card {
+                        h2 { "Recent history" }
+                        (super::audit::entries_table(&audit.into_iter().map(|a| (a, None)).collect::<Vec<_>>()))
+                        p { a href={ "/admin/audit?user=" (crate::http::percent_encode(&email)) } { "Full audit log for this user" } }
+                    }
+                },
+            ),
+        ))
     }
 
     pub(crate) fn deactivate_device(&self, actor: &Actor, id: &str) -> Handled {
@@ -231,13 +242,13 @@ impl Admin {
                 tx,
                 &device,
                 actor,
-                crate::licensing::engine::RevokeReason::Deactivated,
+                crate::domain::engine::RevokeReason::Deactivated,
                 now_unix(),
             )?;
             Ok::<_, HttpError>(device.user_id)
         })?;
         log::info!("{actor} deactivated device {id}");
-        Ok(redirect(&format!("/admin/users/{user_id}")))
+        Ok(Response::see_other(&format!("/admin/users/{user_id}")))
     }
 }
 

@@ -112,7 +112,7 @@ pub fn group_map(db: &Db, cmd: GroupMapCommand) -> Result<(), CliError> {
             outln!(
                 "{id}\tgroup {:?} of {} → {role}",
                 group.trim(),
-                crate::saml::connections::scope_label(connection)
+                crate::domain::connection::scope_label(connection)
             );
             print_summary(&summary);
             let elsewhere: Vec<String> = db
@@ -120,7 +120,7 @@ pub fn group_map(db: &Db, cmd: GroupMapCommand) -> Result<(), CliError> {
                 .map_err(runtime)?
                 .into_iter()
                 .filter(|s| s.as_deref() != connection)
-                .map(|s| crate::saml::connections::scope_label(s.as_deref()))
+                .map(|s| crate::domain::connection::scope_label(s.as_deref()))
                 .collect();
             if !elsewhere.is_empty() {
                 eprintln!(
@@ -139,7 +139,7 @@ pub fn group_map(db: &Db, cmd: GroupMapCommand) -> Result<(), CliError> {
             }
             for m in all {
                 let to = m.sublicense_id.or(m.license_id).unwrap_or_default();
-                let scope = crate::saml::connections::scope_label(m.connection_id.as_deref());
+                let scope = crate::domain::connection::scope_label(m.connection_id.as_deref());
                 outln!("{}\t{}\t{}\t{to}\t{scope}", m.id, m.role, m.group_ref);
             }
         }

@@ -67,7 +67,7 @@ pub fn run(state: Option<PathBuf>, cmd: ClientCommand) -> Result<(), CliError> {
         } => {
             let client = Client::open(&dir, ca_cert.as_deref()).map_err(client_error)?;
             let name = name
-                .or_else(crate::server::host_name)
+                .or_else(crate::public_url::host_name)
                 .unwrap_or_else(|| "this machine".into());
             let claims = client
                 .activate(

@@ -8,7 +8,7 @@ use crate::clock::{now_unix, rfc3339};
 use crate::config::Config;
 use crate::db::Db;
 use crate::db::licensing as store;
-use crate::licensing::engine::RevokeReason;
+use crate::domain::engine::RevokeReason;
 use crate::licensing::manage::{self, NewLicense, NewSublicense};
 
 #[derive(Debug, Subcommand)]
@@ -98,7 +98,7 @@ pub fn device(db: &Db, config: &Config, cmd: DeviceCommand) -> Result<(), CliErr
         DeviceCommand::List { user } => {
             let devices = db
                 .read(|tx| {
-                    let key = crate::scim::resource::fold(&user);
+                    let key = crate::domain::scim::resource::fold(&user);
                     let id = crate::db::directory::user_by_name_key(tx, &key)?
                         .or(crate::db::directory::user_by_email_key(tx, &key)?)
                         .map_or(user.clone(), |u| u.id);
@@ -129,8 +129,8 @@ pub fn device(db: &Db, config: &Config, cmd: DeviceCommand) -> Result<(), CliErr
         DeviceCommand::Deactivate { id } => {
             db.write(|tx| {
                 let d = store::device(tx, &id)?.ok_or_else(|| {
-                    crate::error::HttpError::new(
-                        crate::error::Reason::NotFound,
+                    crate::domain::problem::Problem::new(
+                        crate::domain::problem::Reason::NotFound,
                         format!("there is no device {id:?}"),
                     )
                 })?;
@@ -327,7 +327,7 @@ pub fn audit(
         .read(|tx| {
             let user_id = match user {
                 Some(u) if u.contains('@') => {
-                    let key = crate::scim::resource::fold(u);
+                    let key = crate::domain::scim::resource::fold(u);
                     crate::db::directory::user_by_name_key(tx, &key)?
                         .or(crate::db::directory::user_by_email_key(tx, &key)?)
                         .map(|u| u.id)

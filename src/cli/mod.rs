@@ -386,7 +386,7 @@ fn token_command(
             if scope == Scope::Scim {
                 eprintln!(
                     "it provisions for {}",
-                    crate::saml::connections::scope_label(connection)
+                    crate::domain::connection::scope_label(connection)
                 );
             }
             eprintln!("created {label} token {id} ({name}); it is shown only now. {purpose}:");
@@ -409,7 +409,7 @@ fn token_command(
                 let bound = match scope {
                     Scope::Scim => format!(
                         "\t{}",
-                        crate::saml::connections::scope_label(t.connection_id.as_deref())
+                        crate::domain::connection::scope_label(t.connection_id.as_deref())
                     ),
                     Scope::Admin => String::new(),
                 };

@@ -6,7 +6,7 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 use super::filter_sql::Clause;
-use crate::scim::resource::{GroupFields, UserFields};
+use crate::domain::scim::resource::{GroupFields, UserFields};
 
 #[derive(Debug, Clone)]
 pub struct UserRow {

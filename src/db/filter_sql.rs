@@ -8,10 +8,10 @@
 use rusqlite::types::Value as Sql;
 
 use crate::clock::parse_rfc3339;
-use crate::error::{HttpError, Reason};
-use crate::scim::filter::{AttrPath, CompareOp, Filter, Value};
-use crate::scim::resource::fold;
-use crate::scim::schema::{self, Kind};
+use crate::domain::problem::{Problem, Reason};
+use crate::domain::scim::filter::{AttrPath, CompareOp, Filter, Value};
+use crate::domain::scim::resource::fold;
+use crate::domain::scim::schema::{self, Kind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
@@ -35,7 +35,7 @@ pub struct Clause {
     pub params: Vec<Sql>,
 }
 
-pub fn compile(table: Table, filter: &Filter) -> Result<Clause, HttpError> {
+pub fn compile(table: Table, filter: &Filter) -> Result<Clause, Problem> {
     let mut c = Compiler {
         table,
         out: Clause::default(),
@@ -46,9 +46,9 @@ pub fn compile(table: Table, filter: &Filter) -> Result<Clause, HttpError> {
 }
 
 /// The SQL expression to sort by for a `sortBy` attribute.
-pub fn sort_expr(table: Table, sort_by: &str) -> Result<(String, Vec<Sql>), HttpError> {
-    let path = crate::scim::filter::parse_patch_path(sort_by)
-        .map_err(|e| HttpError::scim(Reason::BadRequest, "invalidValue", format!("sortBy: {e}")))?
+pub fn sort_expr(table: Table, sort_by: &str) -> Result<(String, Vec<Sql>), Problem> {
+    let path = crate::domain::scim::filter::parse_patch_path(sort_by)
+        .map_err(|e| Problem::scim(Reason::BadRequest, "invalidValue", format!("sortBy: {e}")))?
         .attr;
     let mut c = Compiler {
         table,
@@ -63,7 +63,7 @@ pub fn sort_expr(table: Table, sort_by: &str) -> Result<(String, Vec<Sql>), Http
             if case_exact { e } else { format!("lower({e})") }
         }
         Target::Multi { .. } | Target::Membership { .. } => {
-            return Err(HttpError::scim(
+            return Err(Problem::scim(
                 Reason::BadRequest,
                 "invalidValue",
                 format!(
@@ -129,8 +129,8 @@ impl Compiler {
     fn combinator(
         &mut self,
         f: &Filter,
-        each: &mut dyn FnMut(&mut Self, &Filter) -> Result<(), HttpError>,
-    ) -> Result<bool, HttpError> {
+        each: &mut dyn FnMut(&mut Self, &Filter) -> Result<(), Problem>,
+    ) -> Result<bool, Problem> {
         match f {
             Filter::And(items) | Filter::Or(items) => {
                 let joiner = if matches!(f, Filter::And(_)) {
@@ -160,7 +160,7 @@ impl Compiler {
     }
 
     /// `element`: inside a value filter, the json_each alias the paths are relative to.
-    fn filter(&mut self, f: &Filter, element: Option<&str>) -> Result<(), HttpError> {
+    fn filter(&mut self, f: &Filter, element: Option<&str>) -> Result<(), Problem> {
         if self.combinator(f, &mut |c, item| c.filter(item, element))? {
             return Ok(());
         }
@@ -202,7 +202,7 @@ impl Compiler {
         format!("e{}", self.aliases)
     }
 
-    fn present(&mut self, path: &AttrPath, element: Option<&str>) -> Result<(), HttpError> {
+    fn present(&mut self, path: &AttrPath, element: Option<&str>) -> Result<(), Problem> {
         // `coalesce(x, '') <> ''`: present means set and not empty; x appears once so its
         // bound path parameter lines up.
         if let Some(alias) = element {
@@ -256,7 +256,7 @@ impl Compiler {
         op: CompareOp,
         value: &Value,
         element: Option<&str>,
-    ) -> Result<(), HttpError> {
+    ) -> Result<(), Problem> {
         if let Some(alias) = element {
             let expr = format!("json_extract({alias}.value, ?)");
             let sub_kind = sub_kind(&path.attr);
@@ -328,7 +328,7 @@ impl Compiler {
         case_exact: bool,
         op: CompareOp,
         value: &Value,
-    ) -> Result<(), HttpError> {
+    ) -> Result<(), Problem> {
         if *value == Value::Null {
             return self.emit_null_compare(expr, op);
         }
@@ -364,7 +364,7 @@ impl Compiler {
         Ok(())
     }
 
-    fn emit_null_compare(&mut self, expr: &str, op: CompareOp) -> Result<(), HttpError> {
+    fn emit_null_compare(&mut self, expr: &str, op: CompareOp) -> Result<(), Problem> {
         match op {
             CompareOp::Eq => {
                 self.push(&format!("{expr} IS NULL"));
@@ -468,14 +468,14 @@ impl Compiler {
 
     /// `members[value eq "x"]` / `groups[display sw "E"]`: one membership row satisfies
     /// the whole value filter.
-    fn membership_value_path(&mut self, filter: &Filter) -> Result<(), HttpError> {
+    fn membership_value_path(&mut self, filter: &Filter) -> Result<(), Problem> {
         self.push(&format!("EXISTS ({} AND ", self.membership_from()));
         self.membership_filter(filter)?;
         self.push(")");
         Ok(())
     }
 
-    fn membership_filter(&mut self, f: &Filter) -> Result<(), HttpError> {
+    fn membership_filter(&mut self, f: &Filter) -> Result<(), Problem> {
         if self.combinator(f, &mut |c, item| c.membership_filter(item))? {
             return Ok(());
         }
@@ -514,7 +514,7 @@ impl Compiler {
         display: bool,
         op: CompareOp,
         value: &Value,
-    ) -> Result<(), HttpError> {
+    ) -> Result<(), Problem> {
         let col = self.membership_column(display);
         match (self.table, display) {
             // Group names are stored folded; compare folded values exactly.
@@ -526,7 +526,7 @@ impl Compiler {
         }
     }
 
-    fn resolve(&mut self, path: &AttrPath) -> Result<Target, HttpError> {
+    fn resolve(&mut self, path: &AttrPath) -> Result<Target, Problem> {
         if let Some(target) = self.extension_target(path)? {
             return Ok(target);
         }
@@ -537,7 +537,7 @@ impl Compiler {
     }
 
     /// An enterprise extension attribute; refuses any schema other than the table's own.
-    fn extension_target(&self, path: &AttrPath) -> Result<Option<Target>, HttpError> {
+    fn extension_target(&self, path: &AttrPath) -> Result<Option<Target>, Problem> {
         let t = self.table;
         let Some(urn) = &path.schema else {
             return Ok(None);
@@ -570,7 +570,7 @@ impl Compiler {
 
 /// The attributes stored in their own columns (or as membership rows); `None` for those
 /// read from the stored resource.
-fn column_target(t: Table, path: &AttrPath) -> Result<Option<Target>, HttpError> {
+fn column_target(t: Table, path: &AttrPath) -> Result<Option<Target>, Problem> {
     let name = path.attr.to_ascii_lowercase();
     let sub = path.sub.as_deref().map(str::to_ascii_lowercase);
     let col = |expr, kind| Ok(Some(Target::Column { expr, kind }));
@@ -653,7 +653,7 @@ fn sql_literal(v: &Value) -> Sql {
 }
 
 /// Whether a path inside a membership value filter is `display` (else `value`).
-fn membership_sub(attr: &str, sub: Option<&str>) -> Result<bool, HttpError> {
+fn membership_sub(attr: &str, sub: Option<&str>) -> Result<bool, Problem> {
     match (attr.to_ascii_lowercase().as_str(), sub) {
         ("display", None) => Ok(true),
         ("value", None) => Ok(false),
@@ -719,8 +719,8 @@ fn fold_value(v: &Value) -> Value {
     }
 }
 
-fn invalid_filter(message: &str) -> HttpError {
-    HttpError::scim(
+fn invalid_filter(message: &str) -> Problem {
+    Problem::scim(
         Reason::BadRequest,
         "invalidFilter",
         format!("Invalid filter: {message}."),
@@ -730,7 +730,7 @@ fn invalid_filter(message: &str) -> HttpError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scim::filter::parse_filter;
+    use crate::domain::scim::filter::parse_filter;
     use rusqlite::Connection;
 
     fn db() -> Connection {

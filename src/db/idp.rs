@@ -2,7 +2,8 @@
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use crate::saml::metadata::IdpMetadata;
+use crate::domain::connection::IdpMetadata;
+use crate::domain::identity::Purpose;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connection {
@@ -361,36 +362,6 @@ pub fn verification_keys(
         allow_idp_initiated,
         domains,
     }))
-}
-
-/// What a sign-in is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
-    /// An admin checking a connection: the result page shows what the IdP sent.
-    Test,
-    /// Signing into the admin portal.
-    Admin,
-    /// Completing a device activation.
-    Activation,
-}
-
-impl Purpose {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Purpose::Test => "test",
-            Purpose::Admin => "admin",
-            Purpose::Activation => "activation",
-        }
-    }
-
-    /// The stored word; the table's CHECK admits only the three.
-    fn parse(s: &str) -> Purpose {
-        match s {
-            "admin" => Purpose::Admin,
-            "activation" => Purpose::Activation,
-            _ => Purpose::Test,
-        }
-    }
 }
 
 /// An outstanding request as stored.

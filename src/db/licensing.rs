@@ -5,9 +5,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::audit::{Actor, AuditAction};
 use crate::db::directory::EventKind;
-use crate::licensing::engine::{
-    Catalog, Grant, License, RevokeReason, SeatState, Sublicense, Usage,
-};
+use crate::domain::engine::{Catalog, Grant, License, RevokeReason, SeatState, Sublicense, Usage};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LicenseRow {

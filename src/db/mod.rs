@@ -30,6 +30,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use crate::domain::problem::{Problem, Reason};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
@@ -75,6 +76,58 @@ pub enum DbError {
 }
 
 pub use crate::config::Synchronous;
+
+/// Seconds an IdP is told to wait after a full disk or an I/O error refused its write.
+const STORAGE_RETRY_AFTER: u32 = 30;
+
+/// What a failed database operation means to whoever asked for it.
+impl From<DbError> for Problem {
+    fn from(e: DbError) -> Problem {
+        match e {
+            DbError::Sqlite(e) => e.into(),
+            other => {
+                log::error!("database error: {other}");
+                Problem::internal()
+            }
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Problem {
+    fn from(e: rusqlite::Error) -> Problem {
+        let health = health::global();
+        health.observe(&e);
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                log::error!("database error: {e}");
+                Problem::new(
+                    Reason::Unavailable,
+                    "The database is busy; try again in a moment.",
+                )
+                .with_retry_after(1)
+            }
+            // The damage was logged once, with what to restore; each refusal is not.
+            _ if health.writes_stopped() => Problem::database_corrupt(),
+            Some(rusqlite::ErrorCode::DiskFull) => Problem::new(
+                Reason::DiskFull,
+                "The gateway's disk is full, so it cannot store this change; try again once space is freed.",
+            )
+            .with_retry_after(STORAGE_RETRY_AFTER),
+            Some(rusqlite::ErrorCode::SystemIoFailure) => {
+                log::error!("database error: {e}");
+                Problem::new(
+                    Reason::StorageError,
+                    "The gateway could not read or write its database (an I/O error); try again in a moment.",
+                )
+                .with_retry_after(STORAGE_RETRY_AFTER)
+            }
+            _ => {
+                log::error!("database error: {e}");
+                Problem::internal()
+            }
+        }
+    }
+}
 
 fn pragma(synchronous: Synchronous) -> &'static str {
     match synchronous {

@@ -3,7 +3,7 @@
 use rusqlite::{Transaction, params};
 
 use super::licensing::AuditEntry;
-use crate::licensing::engine::{PoolSeats, SeatState};
+use crate::domain::engine::{PoolSeats, SeatState};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserSummary {

@@ -16,7 +16,8 @@ use samael::crypto::CryptoProvider;
 use crate::clock::{now_unix, rfc3339};
 use crate::db::Db;
 use crate::db::portal::Person;
-use crate::error::{HttpError, Reason};
+use crate::domain::problem::Reason;
+use crate::error::HttpError;
 use crate::http::{Request, Response};
 
 pub const PATH_PREFIX: &str = "/demo-idp/";
@@ -135,7 +136,7 @@ impl DemoIdp {
                 }
             },
         );
-        Ok(crate::admin::html(page))
+        Ok(Response::page(200, page))
     }
 
     /// Signs a response for the chosen user and posts it to the ACS (HTTP-POST binding).

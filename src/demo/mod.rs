@@ -11,17 +11,9 @@ mod seed;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
 use crate::app::App;
 use crate::config::{Config, TlsMode};
-
-static DEMO_RUNNING: OnceLock<()> = OnceLock::new();
-
-/// True inside `seatgate demo`: pages carry the demo banner.
-pub fn is_running() -> bool {
-    DEMO_RUNNING.get().is_some()
-}
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 
@@ -64,7 +56,7 @@ pub fn run(listen: SocketAddr) -> Result<(), DemoError> {
         },
         ..Config::default()
     };
-    let _ = DEMO_RUNNING.set(());
+    crate::page::show_demo_banner();
     // The commands it prints must work from any directory: an absolute path unless the
     // binary was found on PATH.
     let program = match std::env::args().next() {

@@ -18,7 +18,6 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use serde_json::{Value, json};
 use url::{Host, Url};
 
-use super::jose::DeviceKey;
 use super::leases::{self, LeaseFor};
 use super::verdict::{Applicant, verdict};
 use crate::audit::{Actor, AuditAction};
@@ -26,18 +25,19 @@ use crate::config::LeaseConfig;
 use crate::crypto::{b64url, new_secret_token, random_hex, sha256, sha256_hex};
 use crate::db::Db;
 use crate::db::licensing::{self as store, Activation, ActivationKey, NewDevice};
-use crate::error::{HttpError, Reason};
+use crate::domain::identity::Resolved;
+use crate::domain::identity::SignedIn;
+use crate::domain::jose::DeviceKey;
+use crate::domain::problem::{Problem, Reason};
 use crate::preauth::Admitted;
-use crate::saml::acs::SignedIn;
-use crate::saml::identity::Resolved;
 
 const PENDING: &str = "pending";
 const APPROVED: &str = "approved";
 const DENIED: &str = "denied";
 const CONSUMED: &str = "consumed";
 
-fn bad_request(message: &str) -> HttpError {
-    HttpError::new(Reason::BadRequest, message)
+fn bad_request(message: &str) -> Problem {
+    Problem::new(Reason::BadRequest, message)
 }
 
 /// What `POST /api/v1/activations` asks for, checked.
@@ -51,7 +51,7 @@ struct StartRequest {
 }
 
 impl StartRequest {
-    fn parse(body: &[u8]) -> Result<StartRequest, HttpError> {
+    fn parse(body: &[u8]) -> Result<StartRequest, Problem> {
         let body: Value = serde_json::from_slice(body)
             .map_err(|_| bad_request("The body must be a JSON object."))?;
         let email = body
@@ -92,11 +92,7 @@ impl StartRequest {
 }
 
 /// A device's name or os: printable, not empty, within its cap.
-fn device_text(
-    v: Option<&Value>,
-    default: &str,
-    cap: crate::caps::Cap,
-) -> Result<String, HttpError> {
+fn device_text(v: Option<&Value>, default: &str, cap: crate::caps::Cap) -> Result<String, Problem> {
     let s = cap.check(v.and_then(Value::as_str).unwrap_or(default).trim())?;
     if s.is_empty() || s.chars().any(char::is_control) {
         return Err(bad_request(
@@ -107,7 +103,7 @@ fn device_text(
 }
 
 /// The PKCE challenge a loopback `redirect_uri` needs (S256 only).
-fn pkce_challenge(body: &Value, redirect_uri: &str) -> Result<String, HttpError> {
+fn pkce_challenge(body: &Value, redirect_uri: &str) -> Result<String, Problem> {
     loopback_redirect(redirect_uri)?;
     let field = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("");
     let challenge = field("code_challenge");
@@ -140,7 +136,7 @@ pub fn start(
     body: &[u8],
     admitted: Admitted,
     now: i64,
-) -> Result<Started, HttpError> {
+) -> Result<Started, Problem> {
     let request = StartRequest::parse(body)?;
     let domain = request.email.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
     let device_code = new_secret_token();
@@ -149,10 +145,10 @@ pub fn start(
     let expires_in = cfg.activation_timeout.as_secs() as i64;
     db.write(|tx| {
         if crate::db::idp::target_by_domain(tx, domain)?.is_none() {
-            return Err(HttpError::new(Reason::DomainUnknown, "Single sign-on is not set up for this email domain. Check the address, or ask your IT administrator."));
+            return Err(Problem::new(Reason::DomainUnknown, "Single sign-on is not set up for this email domain. Check the address, or ask your IT administrator."));
         }
         if store::device_by_thumbprint(tx, &request.key.thumbprint)?.is_some_and(|d| d.revoked_at.is_none()) {
-            return Err(HttpError::new(Reason::Conflict, "This device key is already activated; renew its lease, or deactivate it first."));
+            return Err(Problem::new(Reason::Conflict, "This device key is already activated; renew its lease, or deactivate it first."));
         }
         store::insert_activation(tx, &Activation {
             device_code_hash: sha256_hex(device_code.as_bytes()),
@@ -205,9 +201,9 @@ fn user_code() -> String {
 /// elsewhere), an explicit port, a path, no user info, no fragment. It must also be the
 /// parser's own serialization byte for byte, so anything a parser would clean up (line
 /// breaks, tabs, dot segments, `0x7f.1`, upper case) is refused rather than repaired.
-fn loopback_redirect(uri: &str) -> Result<Url, HttpError> {
+fn loopback_redirect(uri: &str) -> Result<Url, Problem> {
     let refuse = || {
-        HttpError::new(
+        Problem::new(
             Reason::InvalidRedirectUri,
             "redirect_uri must be a loopback URL such as http://127.0.0.1:PORT/callback (RFC 8252): http, host 127.0.0.1 or [::1], an explicit port and a path, no user info or fragment, at most 512 bytes.",
         )
@@ -232,17 +228,17 @@ fn loopback_redirect(uri: &str) -> Result<Url, HttpError> {
 }
 
 /// The activation a browser key names, if it can still be confirmed.
-pub fn pending_for_browser(db: &Db, browser_key: &str, now: i64) -> Result<Activation, HttpError> {
+pub fn pending_for_browser(db: &Db, browser_key: &str, now: i64) -> Result<Activation, Problem> {
     let a = db
         .read(|tx| store::activation_by(tx, ActivationKey::BrowserKey, browser_key))?
         .ok_or_else(|| {
-            HttpError::new(
+            Problem::new(
                 Reason::ActivationExpired,
                 "This activation link is not valid. Start the activation again from your Mac.",
             )
         })?;
     if a.state != PENDING || a.expires_at < now {
-        return Err(HttpError::new(
+        return Err(Problem::new(
             Reason::ActivationExpired,
             "This activation link has expired or was already used. Start the activation again from your Mac.",
         ));
@@ -251,7 +247,7 @@ pub fn pending_for_browser(db: &Db, browser_key: &str, now: i64) -> Result<Activ
 }
 
 /// Remembers which sign-in completes the activation.
-pub fn bind_sign_in(db: &Db, browser_key: &str, request_id: &str) -> Result<(), HttpError> {
+pub fn bind_sign_in(db: &Db, browser_key: &str, request_id: &str) -> Result<(), Problem> {
     db.write(|tx| {
         if let Some(mut a) = store::activation_by(tx, ActivationKey::BrowserKey, browser_key)? {
             a.saml_request_id = Some(request_id.to_string());
@@ -280,18 +276,18 @@ pub fn complete(
     signed_in: &SignedIn,
     resolved: &Resolved,
     now: i64,
-) -> Result<Completed, HttpError> {
+) -> Result<Completed, Problem> {
     let request_id = request_id.ok_or_else(|| {
-        HttpError::new(
+        Problem::new(
             Reason::ActivationExpired,
             "Activations are completed only from their own sign-in.",
         )
     })?;
     let decided = db.write(|tx| {
         let mut a = store::activation_by(tx, ActivationKey::SamlRequest, request_id)?
-            .ok_or_else(|| HttpError::new(Reason::ActivationExpired, "This activation is not known. Start it again from your Mac."))?;
+            .ok_or_else(|| Problem::new(Reason::ActivationExpired, "This activation is not known. Start it again from your Mac."))?;
         if a.state != PENDING || a.expires_at < now {
-            return Err(HttpError::new(Reason::ActivationExpired, "This activation has expired or was already completed. Start it again from your Mac."));
+            return Err(Problem::new(Reason::ActivationExpired, "This activation has expired or was already completed. Start it again from your Mac."));
         }
         // Checked again before anything is decided: the stored value may predate the rules.
         let redirect = a.redirect_uri.as_deref().map(loopback_redirect).transpose()?;
@@ -383,7 +379,7 @@ fn decide(
     a: &Activation,
     resolved: &Resolved,
     now: i64,
-) -> Result<Decision, HttpError> {
+) -> Result<Decision, Problem> {
     let applicant = match resolved {
         Resolved::User { id, active, .. } => Some(Applicant::load(tx, id, *active)?),
         Resolved::NotProvisioned => None,
@@ -393,7 +389,7 @@ fn decide(
         Err(reason) => return Ok(Err(reason)),
     };
     let user_id = &seat.user_id;
-    let user = crate::db::directory::user_by_id(tx, user_id)?.ok_or_else(HttpError::internal)?;
+    let user = crate::db::directory::user_by_id(tx, user_id)?.ok_or_else(Problem::internal)?;
     let device_id = format!("dev-{}", random_hex(8));
     let lease = leases::mint(
         tx,
@@ -476,7 +472,7 @@ fn no_lease(error: PollError, reason: Option<&str>, message: &'static str) -> Po
 
 /// `POST /api/v1/activations/token`: `{"device_code"}` for polling, or
 /// `{"code", "code_verifier"}` after a loopback redirect.
-pub fn token(db: &Db, body: &[u8], now: i64) -> Result<Poll, HttpError> {
+pub fn token(db: &Db, body: &[u8], now: i64) -> Result<Poll, Problem> {
     let body: Value =
         serde_json::from_slice(body).map_err(|_| bad_request("The body must be a JSON object."))?;
     let field = |k: &str| body.get(k).and_then(Value::as_str);

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::verdict::{Applicant, verdict};
 use crate::db::Db;
 use crate::db::licensing::{self as store, DeviceRow, SeatRow};
-use crate::error::{HttpError, Reason};
+use crate::domain::problem::{Problem, Reason};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
@@ -64,12 +64,7 @@ pub struct LicenseState {
 }
 
 /// Explains what activating as `email` would do now.
-pub fn explain(
-    db: &Db,
-    email: &str,
-    device_limit: u32,
-    now: i64,
-) -> Result<Explanation, HttpError> {
+pub fn explain(db: &Db, email: &str, device_limit: u32, now: i64) -> Result<Explanation, Problem> {
     let email = email.trim().to_lowercase();
     let domain = email
         .rsplit_once('@')
@@ -124,7 +119,7 @@ impl Explanation {
 fn signed_in_user(
     tx: &rusqlite::Transaction<'_>,
     e: &mut Explanation,
-) -> Result<Option<crate::db::directory::UserRow>, HttpError> {
+) -> Result<Option<crate::db::directory::UserRow>, Problem> {
     use crate::db::directory::{self as dir, SignInKey};
     let Some(target) = crate::db::idp::target_by_domain(tx, &e.domain)? else {
         let because = format!("no IdP connection is bound to the domain {:?}", e.domain);
@@ -138,7 +133,7 @@ fn signed_in_user(
         e.set_verdict(Some(Reason::ConnectionIncomplete), because);
         return Ok(None);
     }
-    let fold = crate::scim::resource::fold(&e.email);
+    let fold = crate::domain::scim::resource::fold(&e.email);
     // Only the users this connection's sign-ins can reach (its own and the unassigned
     // scope's), as the ACS resolves them.
     let candidate = |key| {
@@ -160,7 +155,7 @@ fn signed_in_user(
         format!(
             "the directory user {} belongs to {}, and connection {} signs in only its own users (and those of SCIM tokens without a connection); provision it with a SCIM token of connection {}",
             other.user_name,
-            crate::saml::connections::scope_label(other.connection_id.as_deref()),
+            crate::domain::connection::scope_label(other.connection_id.as_deref()),
             target.id,
             target.id
         )

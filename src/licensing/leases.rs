@@ -9,22 +9,22 @@
 use rusqlite::Transaction;
 use serde_json::{Value, json};
 
-use super::engine::RevokeReason;
-use super::jose::{DeviceKey, Jws, okp_kid, sign_eddsa};
 use crate::audit::{Actor, AuditAction};
 use crate::config::LeaseConfig;
 use crate::db::Db;
 use crate::db::licensing::{self as store, DeviceRow, SigningKey};
-use crate::error::{HttpError, Reason};
+use crate::domain::engine::RevokeReason;
+use crate::domain::jose::{DeviceKey, Jws, okp_kid, sign_eddsa};
+use crate::domain::problem::{Problem, Reason};
 
 /// How far a proof's `iat` may be from our clock.
 const PROOF_SKEW_SECS: i64 = 300;
 pub const LEASE_TYP: &str = "seatgate-lease+jwt";
 pub const PROOF_TYP: &str = "seatgate-proof+jwt";
 
-fn internal(e: impl std::fmt::Display) -> HttpError {
+fn internal(e: impl std::fmt::Display) -> Problem {
     log::error!("lease signing failed: {e}");
-    HttpError::internal()
+    Problem::internal()
 }
 
 /// The key that signs now, making the first one or rotating as configured.
@@ -32,7 +32,7 @@ pub fn signing_key(
     tx: &Transaction<'_>,
     cfg: &LeaseConfig,
     now: i64,
-) -> Result<SigningKey, HttpError> {
+) -> Result<SigningKey, Problem> {
     if let Some(k) = store::active_signing_key(tx)?
         && now - k.created_at < cfg.key_rotation.as_secs() as i64
     {
@@ -59,7 +59,7 @@ pub fn signing_key(
 }
 
 /// `/.well-known/jwks.json`.
-pub fn jwks(db: &Db, now: i64) -> Result<Value, HttpError> {
+pub fn jwks(db: &Db, now: i64) -> Result<Value, Problem> {
     let keys = db.read(|tx| store::published_signing_keys(tx, now))?;
     let keys: Vec<Value> = keys
         .iter()
@@ -95,7 +95,7 @@ pub fn mint(
     issuer: &str,
     who: &LeaseFor<'_>,
     now: i64,
-) -> Result<Lease, HttpError> {
+) -> Result<Lease, Problem> {
     let key = signing_key(tx, cfg, now)?;
     let product = store::license_product(tx, who.license_id)?.unwrap_or_default();
     sign_lease(&key, cfg, issuer, who, &product, now)
@@ -109,7 +109,7 @@ fn sign_lease(
     who: &LeaseFor<'_>,
     product: &str,
     now: i64,
-) -> Result<Lease, HttpError> {
+) -> Result<Lease, Problem> {
     let id = format!("lease-{}", crate::crypto::random_hex(12));
     let renew_after = now + cfg.renew_after.as_secs() as i64;
     let expires_at = renew_after + cfg.offline_grace.as_secs() as i64;
@@ -144,9 +144,9 @@ pub struct Proof {
     pub iat: i64,
 }
 
-fn unauthorized(detail: &str) -> HttpError {
+fn unauthorized(detail: &str) -> Problem {
     log::warn!("device proof refused: {detail}");
-    HttpError::new(
+    Problem::new(
         Reason::Unauthorized,
         "The request must carry a fresh proof signed with the device's key.",
     )
@@ -161,7 +161,7 @@ pub fn verify_proof(
     token: &str,
     action: &str,
     now: i64,
-) -> Result<Proof, HttpError> {
+) -> Result<Proof, Problem> {
     let jws = Jws::parse(token).map_err(|e| unauthorized(&e.to_string()))?;
     if jws.header.get("typ").and_then(Value::as_str) != Some(PROOF_TYP) {
         return Err(unauthorized("the proof's typ is not seatgate-proof+jwt"));
@@ -205,10 +205,7 @@ struct Standing {
     product: String,
 }
 
-fn standing(
-    tx: &Transaction<'_>,
-    device: &DeviceRow,
-) -> Result<Result<Standing, Reason>, HttpError> {
+fn standing(tx: &Transaction<'_>, device: &DeviceRow) -> Result<Result<Standing, Reason>, Problem> {
     if device.revoked_at.is_some() {
         let reason = device
             .revoke_reason
@@ -247,7 +244,7 @@ pub fn renew(
     issuer: &str,
     proof: &str,
     now: i64,
-) -> Result<Lease, HttpError> {
+) -> Result<Lease, Problem> {
     let prepared = db.read(|tx| {
         let Proof { device, iat } = verify_proof(tx, proof, "renew", now)?;
         let standing = standing(tx, &device)?;
@@ -264,7 +261,7 @@ pub fn renew(
             )?),
             _ => None,
         };
-        Ok::<_, HttpError>((device, iat, standing, lease))
+        Ok::<_, Problem>((device, iat, standing, lease))
     })?;
     let (device, iat, read_standing, signed) = prepared;
     let outcome = db.write(|tx| {
@@ -312,7 +309,7 @@ pub fn renew(
             Reason::LicenseExpired => "The organization's license has expired.",
             _ => "This Mac's activation was revoked; activate it again if you still need it.",
         };
-        HttpError::new(reason, message).with_detail(format!("device {device}"))
+        Problem::new(reason, message).with_detail(format!("device {device}"))
     })
 }
 
@@ -333,7 +330,7 @@ pub fn deactivate_by_proof(
     lease_or_device: &str,
     proof: &str,
     now: i64,
-) -> Result<String, HttpError> {
+) -> Result<String, Problem> {
     db.write(|tx| {
         let Proof { device, iat } = verify_proof(tx, proof, "deactivate", now)?;
         if iat <= store::last_proof_at(tx, &device.id)? {
@@ -363,7 +360,7 @@ pub fn release_device(
     actor: &Actor,
     reason: RevokeReason,
     now: i64,
-) -> Result<(), HttpError> {
+) -> Result<(), Problem> {
     if store::revoke_device(tx, &device.id, reason, now)? {
         store::audit(
             tx,
@@ -382,7 +379,7 @@ pub fn release_device(
 }
 
 /// Releases devices that have not renewed for `[lease] release_silent_after`.
-pub fn release_silent(db: &Db, cfg: &LeaseConfig, now: i64) -> Result<usize, HttpError> {
+pub fn release_silent(db: &Db, cfg: &LeaseConfig, now: i64) -> Result<usize, Problem> {
     db.write(|tx| {
         let silent = store::silent_devices(tx, now - cfg.release_silent_after.as_secs() as i64)?;
         for d in &silent {

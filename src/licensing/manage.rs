@@ -6,7 +6,7 @@ use crate::clock::now_unix;
 use crate::db::Db;
 use crate::db::admin::{self as access, Target};
 use crate::db::licensing::{self as store, LicenseRow};
-use crate::licensing::engine::Sublicense;
+use crate::domain::engine::Sublicense;
 
 use super::reconcile::{self, Summary};
 

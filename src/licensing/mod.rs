@@ -5,10 +5,7 @@
 //! - [`verdict`]: whether a user may activate a device now (activation and `explain`).
 
 pub mod activation;
-pub mod api;
-pub mod engine;
 pub mod explain;
-pub mod jose;
 pub mod leases;
 pub mod manage;
 pub mod reconcile;

@@ -7,11 +7,11 @@ use std::collections::HashSet;
 
 use rusqlite::Transaction;
 
-use super::engine::{Catalog, Entitlements, Pool, RevokeReason, SeatState, Usage};
 use crate::audit::{Actor, AuditAction};
 use crate::db::directory::EventKind;
 use crate::db::licensing::{self as store, SeatRow};
-use crate::error::Reason;
+use crate::domain::engine::{Catalog, Entitlements, Pool, RevokeReason, SeatState, Usage};
+use crate::domain::problem::Reason;
 
 /// What a reconciliation changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 use rusqlite::Transaction;
 
 use crate::db::licensing::{self as store, SeatRow};
-use crate::error::Reason;
+use crate::domain::problem::Reason;
 
 /// What the verdict looks at for a provisioned user.
 #[derive(Debug, Clone)]
@@ -52,7 +52,7 @@ pub fn verdict(applicant: Option<&Applicant>, device_limit: u32) -> Result<&Seat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::licensing::engine::SeatState;
+    use crate::domain::engine::SeatState;
 
     fn seat(license: &str, assigned: bool, reason: Option<Reason>) -> SeatRow {
         SeatRow {

@@ -22,7 +22,8 @@ use rustls::{ServerConfig, ServerConnection};
 use super::head::{self, Parsed};
 use super::upstream::{self, Done, InnerResponse, Job, Submitted, Upstream};
 use crate::config::Limits;
-use crate::error::{HttpError, Reason};
+use crate::domain::problem::Reason;
+use crate::error::HttpError;
 use crate::http::reason_phrase;
 use crate::metrics::{Metrics, Refusal};
 

@@ -7,7 +7,8 @@ use std::net::IpAddr;
 use std::ops::ControlFlow;
 
 use crate::config::Limits;
-use crate::error::{HttpError, Reason};
+use crate::domain::problem::Reason;
+use crate::error::HttpError;
 use crate::http::{CLIENT_ADDR_HEADER, PROBE_HEADER};
 
 /// Headers that describe one hop; never forwarded.

@@ -285,7 +285,7 @@ pub fn certificate_names(public_host: &str, extra: &[String]) -> Vec<String> {
     add("localhost");
     add("127.0.0.1");
     add("::1");
-    if let Some(host) = crate::server::host_name() {
+    if let Some(host) = crate::public_url::host_name() {
         add(&host);
         if !host.contains('.') {
             add(&format!("{host}.local"));

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use mio::net::UnixStream;
 use mio::{Interest, Registry, Token};
 
-use crate::error::{HttpError, Reason};
+use crate::domain::problem::Reason;
+
+use crate::error::HttpError;
 use crate::http::PROBE_HEADER;
 
 /// Tokens at and above this belong to upstream connections.

@@ -38,65 +38,45 @@ use super::preset::{self, Identity};
 use crate::clock::now_unix;
 use crate::crypto::sha256_hex;
 use crate::db::Db;
-use crate::db::idp::{self, Purpose, VerificationKeys};
+use crate::db::idp::{self, VerificationKeys};
+use crate::domain::identity::Purpose;
+use crate::domain::identity::SignedIn;
+use crate::domain::problem::{Problem, Reason};
 use crate::email::{Shape, shape};
-use crate::error::{HttpError, Reason};
 
 /// Allowed clock difference between the IdP and us.
 pub const CLOCK_SKEW_SECS: i64 = 180;
 
-/// A verified sign-in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedIn {
-    pub connection: String,
-    /// The identity per the preset (NameID or a named attribute), lower-cased if an email.
-    pub identity: String,
-    pub email: Option<String>,
-    /// The IdP's immutable user id (Entra's object id), when its preset names one.
-    pub immutable_id: Option<String>,
-    pub groups: Vec<String>,
-    pub attributes: BTreeMap<String, Vec<String>>,
-    /// The connection creates users unknown to the directory (no SCIM).
-    pub jit_users: bool,
-    pub return_to: Option<String>,
-    /// What the sign-in was started for.
-    pub purpose: Purpose,
-    /// The AuthnRequest it answers (none for IdP-initiated sign-in).
-    pub request_id: Option<String>,
-    /// The connection's email domains (case-folded), which the resolved user must be in.
-    pub domains: Vec<String>,
-}
-
-fn rejected(detail: &str) -> HttpError {
+fn rejected(detail: &str) -> Problem {
     log::warn!(
         "SAML response refused: {}",
         crate::logging::client_text(detail)
     );
-    HttpError::new(
+    Problem::new(
         Reason::SamlRejected,
         "The sign-in response from your identity provider could not be accepted. Try again, or ask your IT administrator to check the sign-in log.",
     )
     .with_detail(detail)
 }
 
-fn clock_skew(detail: &str) -> HttpError {
+fn clock_skew(detail: &str) -> Problem {
     log::warn!(
         "SAML response refused: {}",
         crate::logging::client_text(detail)
     );
-    HttpError::new(
+    Problem::new(
         Reason::ClockSkew,
         "The sign-in response is dated in the future: the clocks of this gateway and your identity provider differ too much.",
     )
     .with_detail(detail)
 }
 
-fn expired(detail: &str) -> HttpError {
+fn expired(detail: &str) -> Problem {
     log::warn!(
         "SAML response refused: {}",
         crate::logging::client_text(detail)
     );
-    HttpError::new(
+    Problem::new(
         Reason::SignInExpired,
         "This sign-in has expired or was started in another browser. Start the sign-in again.",
     )
@@ -110,7 +90,7 @@ pub fn consume(
     connection: &str,
     form: &[u8],
     cookie_header: Option<&str>,
-) -> Result<SignedIn, HttpError> {
+) -> Result<SignedIn, Problem> {
     let (vetted, wrapper) = read_response(form)?;
     let in_response_to = wrapper.in_response_to.clone();
     let acs = acs_url(public_url, connection);
@@ -126,10 +106,10 @@ pub fn consume(
             Some(id) => idp::request(tx, id)?,
             None => None,
         };
-        Ok::<_, HttpError>((request, idp::verification_keys(tx, connection)?))
+        Ok::<_, Problem>((request, idp::verification_keys(tx, connection)?))
     })?;
     let keys = keys.ok_or_else(|| {
-        HttpError::new(
+        Problem::new(
             Reason::NotFound,
             "There is no sign-in connection with that name.",
         )
@@ -204,7 +184,7 @@ pub fn consume(
 }
 
 /// The form's SAMLResponse, through the pre-filter, and its unsigned wrapper.
-fn read_response(form: &[u8]) -> Result<(prefilter::Vetted, Wrapper), HttpError> {
+fn read_response(form: &[u8]) -> Result<(prefilter::Vetted, Wrapper), Problem> {
     let fields = crate::http::parse_form(form).map_err(|e| rejected(e.0))?;
     let encoded = fields
         .get("SAMLResponse")
@@ -215,7 +195,7 @@ fn read_response(form: &[u8]) -> Result<(prefilter::Vetted, Wrapper), HttpError>
 }
 
 /// What the signature cannot vouch for in the wrapper: where it was sent, and its status.
-fn check_wrapper(wrapper: &Wrapper, response_signed: bool, acs: &str) -> Result<(), HttpError> {
+fn check_wrapper(wrapper: &Wrapper, response_signed: bool, acs: &str) -> Result<(), Problem> {
     match &wrapper.destination {
         Some(destination) if destination != acs => {
             return Err(rejected(&format!(
@@ -253,7 +233,7 @@ fn match_request(
     wrapper: &Wrapper,
     request: Option<idp::StoredRequest>,
     answering: Answering<'_>,
-) -> Result<(Purpose, Option<String>), HttpError> {
+) -> Result<(Purpose, Option<String>), Problem> {
     let in_response_to = wrapper.in_response_to.as_ref();
     match (in_response_to, request) {
         // An assertion that answers a request (solicited in some browser) with the
@@ -306,7 +286,7 @@ fn verify_assertion(
     entity_id: &str,
     acs: &str,
     now: i64,
-) -> Result<Assertion, HttpError> {
+) -> Result<Assertion, Problem> {
     let expected_ids: Option<[&str; 1]> = in_response_to.map(|id| [id]);
     let assertion = sp
         .parse_xml_response(xml, expected_ids.as_ref().map(|ids| &ids[..]))
@@ -332,7 +312,7 @@ struct Claims {
 }
 
 impl Claims {
-    fn read(assertion: &Assertion, preset: &preset::Preset) -> Result<Claims, HttpError> {
+    fn read(assertion: &Assertion, preset: &preset::Preset) -> Result<Claims, Problem> {
         let attributes = attributes(assertion);
         let name_id = assertion
             .subject
@@ -375,7 +355,7 @@ fn use_once(
     assertion: &Assertion,
     in_response_to: Option<&str>,
     now: i64,
-) -> Result<(), HttpError> {
+) -> Result<(), Problem> {
     let replay_until = assertion
         .conditions
         .as_ref()
@@ -397,12 +377,12 @@ fn use_once(
 
 /// The refusal of an identity outside a connection's domains; `why` (with the values that
 /// disagree) goes to the sign-in log, escaped into the process log.
-pub fn domain_not_allowed(why: String) -> HttpError {
+pub fn domain_not_allowed(why: String) -> Problem {
     log::warn!(
         "SAML sign-in refused: {}",
         crate::logging::client_text(&why)
     );
-    HttpError::new(
+    Problem::new(
         Reason::DomainNotAllowed,
         "Your identity provider is not allowed to sign in accounts of this email domain.",
     )
@@ -417,7 +397,7 @@ fn check_domains(
     connection: &str,
     offered: &[(&str, Option<&str>)],
     domains: &[String],
-) -> Result<(), HttpError> {
+) -> Result<(), Problem> {
     let refuse = domain_not_allowed;
     let present = offered
         .iter()
@@ -516,9 +496,9 @@ fn service_provider(
     connection: &str,
     keys: &VerificationKeys,
     unsolicited: bool,
-) -> Result<ServiceProvider, HttpError> {
+) -> Result<ServiceProvider, Problem> {
     if keys.certificates_der.is_empty() {
-        return Err(HttpError::new(
+        return Err(Problem::new(
             Reason::ConnectionIncomplete,
             "Single sign-on for your organization is not completely set up yet. Ask your IT administrator.",
         )
@@ -536,8 +516,8 @@ fn service_provider(
         .collect();
     let xml = format!(
         "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" entityID=\"{}\"><md:IDPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">{certs}<md:SingleSignOnService Binding=\"{REDIRECT_BINDING}\" Location=\"{}\"/></md:IDPSSODescriptor></md:EntityDescriptor>",
-        crate::error::html_escape(&keys.idp_entity_id),
-        crate::error::html_escape(&keys.sso_url),
+        crate::http::html_escape(&keys.idp_entity_id),
+        crate::http::html_escape(&keys.sso_url),
     );
     let idp_metadata: EntityDescriptor = xml
         .parse()
@@ -560,7 +540,7 @@ fn service_provider(
 }
 
 /// What samael leaves unchecked (SECURITY.md, SAML SP, 5).
-fn check_assertion(a: &Assertion, entity_id: &str, acs: &str, now: i64) -> Result<(), HttpError> {
+fn check_assertion(a: &Assertion, entity_id: &str, acs: &str, now: i64) -> Result<(), Problem> {
     let audiences: Vec<&String> = a
         .conditions
         .iter()

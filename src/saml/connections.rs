@@ -6,6 +6,7 @@ use crate::audit::{Actor, AuditAction};
 use crate::clock::{now_unix, rfc3339};
 use crate::db::idp::{self, NewConnection, Options};
 use crate::db::{Db, DbError};
+use crate::domain::connection::IdpMetadata;
 use crate::saml::metadata::{self, MetadataError};
 use crate::saml::preset::{self, Preset};
 
@@ -55,7 +56,7 @@ pub struct AddRequest<'a> {
 pub struct Added {
     pub id: String,
     pub preset: &'static Preset,
-    pub metadata: metadata::IdpMetadata,
+    pub metadata: IdpMetadata,
     pub domains: Vec<String>,
     pub options: Options,
 }
@@ -354,14 +355,6 @@ pub fn setup_text(public_url: &str, added: &Added) -> String {
         ));
     }
     s
-}
-
-/// How a directory scope is named to admins.
-pub fn scope_label(connection: Option<&str>) -> String {
-    match connection {
-        Some(c) => format!("connection {c}"),
-        None => "SCIM tokens without a connection".to_string(),
-    }
 }
 
 #[cfg(test)]

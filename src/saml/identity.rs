@@ -19,32 +19,22 @@ use serde_json::json;
 use crate::clock::now_unix;
 use crate::db::Db;
 use crate::db::directory::{self, SignInKey, UserRow};
+use crate::domain::identity::Resolved;
+use crate::domain::identity::SignedIn;
+use crate::domain::problem::Problem;
+use crate::domain::scim::resource::{self, fold};
 use crate::email::{Shape, shape};
-use crate::error::HttpError;
-use crate::saml::acs::SignedIn;
-use crate::scim::resource::{self, fold};
-
-/// What the directory knows about a signed-in identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resolved {
-    User {
-        id: String,
-        user_name: String,
-        active: bool,
-    },
-    NotProvisioned,
-}
 
 /// Finds the directory user of a sign-in; for JIT connections, creates it and keeps its
 /// JIT group memberships in step with the assertion.
-pub fn resolve(db: &Db, s: &SignedIn, jit: bool) -> Result<Resolved, HttpError> {
+pub fn resolve(db: &Db, s: &SignedIn, jit: bool) -> Result<Resolved, Problem> {
     let found = if jit {
         Some(db.write(|tx| {
             let mark = crate::db::licensing::last_event_id(tx)?;
             let user = provision(tx, s)?;
             let actor = crate::audit::Actor::Saml(s.connection.clone());
             crate::licensing::reconcile::after_directory_change(tx, mark, &actor, now_unix())?;
-            Ok::<_, HttpError>(user)
+            Ok::<_, Problem>(user)
         })?)
     } else {
         db.read(|tx| find(tx, s))?
@@ -62,7 +52,7 @@ pub fn resolve(db: &Db, s: &SignedIn, jit: bool) -> Result<Resolved, HttpError> 
     })
 }
 
-fn find(tx: &Transaction<'_>, s: &SignedIn) -> Result<Option<UserRow>, HttpError> {
+fn find(tx: &Transaction<'_>, s: &SignedIn) -> Result<Option<UserRow>, Problem> {
     let connection = s.connection.as_str();
     if let Some(immutable) = &s.immutable_id
         && let Some(u) = directory::users_by_external_id(tx, Some(connection), immutable)?
@@ -85,7 +75,7 @@ fn find(tx: &Transaction<'_>, s: &SignedIn) -> Result<Option<UserRow>, HttpError
 }
 
 /// The directory user a sign-in resolved to must be inside the connection's domains.
-fn check_domains(s: &SignedIn, user: &UserRow) -> Result<(), HttpError> {
+fn check_domains(s: &SignedIn, user: &UserRow) -> Result<(), Problem> {
     let refuse = crate::saml::acs::domain_not_allowed;
     let values = std::iter::once(user.user_name.as_str()).chain(user.email_key.as_deref());
     let mut inside = false;
@@ -117,7 +107,7 @@ fn check_domains(s: &SignedIn, user: &UserRow) -> Result<(), HttpError> {
     Ok(())
 }
 
-fn provision(tx: &Transaction<'_>, s: &SignedIn) -> Result<UserRow, HttpError> {
+fn provision(tx: &Transaction<'_>, s: &SignedIn) -> Result<UserRow, Problem> {
     let now = now_unix();
     let scope = Some(s.connection.as_str());
     let user = match find(tx, s)? {
@@ -146,7 +136,7 @@ fn provision(tx: &Transaction<'_>, s: &SignedIn) -> Result<UserRow, HttpError> {
                 body["externalId"] = json!(immutable);
             }
             let (stored, fields) = resource::prepare_user(body)?;
-            let id = crate::scim::api::new_id();
+            let id = crate::scim::service::new_id();
             let detail = json!({"just_in_time": s.connection}).to_string();
             directory::insert_user(
                 tx,
@@ -157,7 +147,7 @@ fn provision(tx: &Transaction<'_>, s: &SignedIn) -> Result<UserRow, HttpError> {
                 Some(&detail),
                 now,
             )?;
-            directory::user_by_id(tx, &id)?.ok_or_else(HttpError::internal)?
+            directory::user_by_id(tx, &id)?.ok_or_else(Problem::internal)?
         }
     };
     // Only the connection's own users get its just-in-time groups: a user of the
@@ -179,7 +169,7 @@ fn provision(tx: &Transaction<'_>, s: &SignedIn) -> Result<UserRow, HttpError> {
                 let (stored, fields, _) = resource::prepare_group(
                     json!({"displayName": name, "externalId": external_id}),
                 )?;
-                let id = crate::scim::api::new_id();
+                let id = crate::scim::service::new_id();
                 directory::insert_group(tx, scope, &id, &fields, &stored.to_string(), now)?;
                 id
             }

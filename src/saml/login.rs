@@ -16,8 +16,10 @@ use super::preset;
 use crate::clock::{now_unix, rfc3339};
 use crate::crypto::{random_hex, sha256_hex};
 use crate::db::Db;
-use crate::db::idp::{self, LoginTarget, PendingRequest, Purpose};
-use crate::error::{HttpError, Reason, html_escape};
+use crate::db::idp::{self, LoginTarget, PendingRequest};
+use crate::domain::identity::Purpose;
+use crate::domain::problem::{Problem, Reason};
+use crate::http::html_escape;
 use crate::http::percent_encode;
 use crate::preauth::Admitted;
 use crate::saml::signing::{LazySpKey, SIG_ALG, SpSigningKey};
@@ -54,7 +56,7 @@ pub fn start(
     purpose: Purpose,
     return_to: Option<&str>,
     admitted: Admitted,
-) -> Result<Started, HttpError> {
+) -> Result<Started, Problem> {
     let email = match &target {
         Target::Email(e) => Some(normalize_email(e)?),
         Target::Connection(_) => None,
@@ -66,14 +68,11 @@ pub fn start(
         (Target::Email(_), None) => Ok(None),
     })?
     .ok_or_else(|| match &target {
-        Target::Email(_) => HttpError {
-            status: 404,
-            ..HttpError::new(
-                Reason::DomainUnknown,
-                "Single sign-on is not set up for your email domain. Check the address, or ask your IT administrator.",
-            )
-        },
-        Target::Connection(_) => HttpError::new(Reason::NotFound, "There is no sign-in connection with that name."),
+        Target::Email(_) => Problem::new(
+            Reason::DomainUnknown,
+            "Single sign-on is not set up for your email domain. Check the address, or ask your IT administrator.",
+        ),
+        Target::Connection(_) => Problem::new(Reason::NotFound, "There is no sign-in connection with that name."),
     })?;
 
     if connection.certificates == 0 {
@@ -81,7 +80,7 @@ pub fn start(
             "sign-in refused: IdP connection {} has no signing certificate",
             connection.id
         );
-        return Err(HttpError::new(
+        return Err(Problem::new(
             Reason::ConnectionIncomplete,
             "Single sign-on for your organization is not completely set up yet (the identity provider's signing certificate is missing). Ask your IT administrator.",
         ));
@@ -89,7 +88,7 @@ pub fn start(
     let signing_key = if connection.sign_requests {
         Some(signer.get().map_err(|e| {
             log::error!("cannot load the SAML request-signing key: {e}");
-            HttpError::internal()
+            Problem::internal()
         })?)
     } else {
         None
@@ -145,7 +144,7 @@ pub fn start(
     })
 }
 
-fn normalize_email(email: &str) -> Result<String, HttpError> {
+fn normalize_email(email: &str) -> Result<String, Problem> {
     let e = crate::caps::EMAIL.check(email.trim())?.to_lowercase();
     let valid = e.split_once('@').is_some_and(|(local, domain)| {
         !local.is_empty() && domain.contains('.') && !domain.contains('@')
@@ -153,7 +152,7 @@ fn normalize_email(email: &str) -> Result<String, HttpError> {
     if valid {
         Ok(e)
     } else {
-        Err(HttpError::new(
+        Err(Problem::new(
             Reason::BadRequest,
             "Enter your work email address, e.g. name@company.com.",
         ))
@@ -162,7 +161,7 @@ fn normalize_email(email: &str) -> Result<String, HttpError> {
 
 /// Only local paths are accepted, and they are stored server-side, never echoed into a
 /// redirect from the request itself.
-fn validate_return(path: &str) -> Result<String, HttpError> {
+fn validate_return(path: &str) -> Result<String, Problem> {
     let path = crate::caps::RETURN_PATH.check(path)?;
     let ok = path.starts_with('/')
         && !path.starts_with("//")
@@ -171,7 +170,7 @@ fn validate_return(path: &str) -> Result<String, HttpError> {
     if ok {
         Ok(path.to_string())
     } else {
-        Err(HttpError::new(
+        Err(Problem::new(
             Reason::BadRequest,
             "The return address must be a path on this gateway.",
         ))
@@ -198,7 +197,7 @@ pub fn redirect_url(
     relay_state: &str,
     login_hint: Option<&str>,
     signer: Option<&SpSigningKey>,
-) -> Result<String, HttpError> {
+) -> Result<String, Problem> {
     let mut deflater =
         flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
     // Writing to a Vec cannot fail.
@@ -217,7 +216,7 @@ pub fn redirect_url(
         signed.push_str(&format!("&SigAlg={}", percent_encode(SIG_ALG)));
         let signature = key.sign(signed.as_bytes()).map_err(|e| {
             log::error!("cannot sign an AuthnRequest: {e}");
-            HttpError::internal()
+            Problem::internal()
         })?;
         signed.push_str(&format!("&Signature={}", percent_encode(&signature)));
     }

@@ -8,7 +8,9 @@
 use base64::Engine;
 use samael::metadata::EntityDescriptor;
 
-use crate::error::html_escape;
+use crate::domain::connection::IdpCertificate;
+use crate::domain::connection::IdpMetadata;
+use crate::http::html_escape;
 
 pub const REDIRECT_BINDING: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
 pub const POST_BINDING: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
@@ -31,22 +33,6 @@ pub enum MetadataError {
     NoSigningCertificate,
     #[error("a signing certificate in the metadata is unreadable ({0})")]
     BadCertificate(String),
-}
-
-/// A signing certificate of an IdP.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdpCertificate {
-    pub der: Vec<u8>,
-    pub sha256: String,
-    pub subject: String,
-    pub not_after: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdpMetadata {
-    pub entity_id: String,
-    pub sso_url: String,
-    pub certificates: Vec<IdpCertificate>,
 }
 
 /// Parses an IdP's metadata document.

@@ -3,14 +3,13 @@
 
 use serde_json::{Value, json};
 
-use super::api::{Caller, ListQuery, MAX_RESULTS, list_response, scim_json};
-use super::schema::{self, ENTERPRISE, GROUP, USER};
+use super::service::{Caller, ListQuery, MAX_RESULTS, list_response};
 use crate::db::directory::{self as dir};
 use crate::db::filter_sql::Table;
-use crate::error::{HttpError, Reason};
-use crate::http::Response;
+use crate::domain::problem::{Problem, Reason};
+use crate::domain::scim::schema::{self, ENTERPRISE, GROUP, USER};
 
-pub fn service_provider_config(base: &str) -> Result<Value, HttpError> {
+pub fn service_provider_config(base: &str) -> Result<Value, Problem> {
     Ok(json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
         "documentationUri": "https://github.com/seatgate/seatgate#scim",
@@ -55,15 +54,15 @@ fn group_type(base: &str) -> Value {
     })
 }
 
-pub fn resource_types(base: &str) -> Result<Value, HttpError> {
+pub fn resource_types(base: &str) -> Result<Value, Problem> {
     Ok(list_response(2, 1, vec![user_type(base), group_type(base)]))
 }
 
-pub fn resource_type(base: &str, name: &str) -> Result<Value, HttpError> {
+pub fn resource_type(base: &str, name: &str) -> Result<Value, Problem> {
     match name {
         "User" => Ok(user_type(base)),
         "Group" => Ok(group_type(base)),
-        _ => Err(HttpError::new(
+        _ => Err(Problem::new(
             Reason::NotFound,
             format!("There is no resource type {name}."),
         )),
@@ -84,20 +83,20 @@ fn all_schemas(base: &str) -> Vec<Value> {
     ]
 }
 
-pub fn schemas(base: &str) -> Result<Value, HttpError> {
+pub fn schemas(base: &str) -> Result<Value, Problem> {
     let all = all_schemas(base);
     Ok(list_response(all.len() as i64, 1, all))
 }
 
-pub fn schema(base: &str, id: &str) -> Result<Value, HttpError> {
+pub fn schema(base: &str, id: &str) -> Result<Value, Problem> {
     all_schemas(base)
         .into_iter()
         .find(|s| s["id"] == id)
-        .ok_or_else(|| HttpError::new(Reason::NotFound, format!("There is no schema {id}.")))
+        .ok_or_else(|| Problem::new(Reason::NotFound, format!("There is no schema {id}.")))
 }
 
 /// `POST /scim/v2/.search`: users then groups matching the filter, paged together.
-pub fn search_all(scim: &Caller<'_>, q: &ListQuery) -> Result<Response, HttpError> {
+pub fn search_all(scim: &Caller<'_>, q: &ListQuery) -> Result<Value, Problem> {
     let (total, items) = scim.db.read(|tx| {
         let user_clause = super::users::compile_filter(Table::Users, q.filter.as_deref())?;
         let group_clause = super::users::compile_filter(Table::Groups, q.filter.as_deref())?;
@@ -131,7 +130,7 @@ pub fn search_all(scim: &Caller<'_>, q: &ListQuery) -> Result<Response, HttpErro
         for row in &groups.rows {
             items.push(super::groups::listed(scim, tx, row, q)?);
         }
-        Ok::<_, HttpError>((users.total + groups.total, items))
+        Ok::<_, Problem>((users.total + groups.total, items))
     })?;
-    Ok(scim_json(200, &list_response(total, q.start_index, items)))
+    Ok(list_response(total, q.start_index, items))
 }

@@ -3,22 +3,21 @@
 
 use serde_json::{Map, Value};
 
-use super::api::{Caller, ListQuery, check_version, new_id, resource_response};
-use super::patch::{self, MemberOp};
-use super::resource::{self, Meta};
+use super::service::{Caller, ListQuery, Reply, check_version, new_id};
 use super::users::{compile_filter, sort_order};
 use crate::clock::now_unix;
 use crate::db::directory::{self as dir, GroupRow};
 use crate::db::filter_sql::Table;
-use crate::error::{HttpError, Reason};
-use crate::http::Response;
+use crate::domain::problem::{Problem, Reason};
+use crate::domain::scim::patch::{self, MemberOp};
+use crate::domain::scim::resource::{self, Meta};
 
 type Tx<'a> = rusqlite::Transaction<'a>;
 /// Members as (user id, display name).
 type Members = Vec<(String, String)>;
 
-fn not_found(id: &str) -> HttpError {
-    HttpError::new(Reason::NotFound, format!("There is no group with id {id}."))
+fn not_found(id: &str) -> Problem {
+    Problem::new(Reason::NotFound, format!("There is no group with id {id}."))
 }
 
 fn render(scim: &Caller<'_>, row: &GroupRow, members: Option<&[(String, String)]>) -> Value {
@@ -29,7 +28,7 @@ fn render(scim: &Caller<'_>, row: &GroupRow, members: Option<&[(String, String)]
         updated: row.updated_at,
         version: row.version,
     };
-    resource::render_group(&row.id, &row.resource, &meta, members, &scim.base_url)
+    resource::render_group(&row.id, &row.resource, &meta, members, scim.base_url)
 }
 
 /// Reads a group for a response, fetching members only if they will be shown.
@@ -38,7 +37,7 @@ fn load(
     tx: &Tx<'_>,
     id: &str,
     q: Option<&ListQuery>,
-) -> Result<(GroupRow, Option<Members>), HttpError> {
+) -> Result<(GroupRow, Option<Members>), Problem> {
     let row = scim.group(tx, id)?.ok_or_else(|| not_found(id))?;
     let members = if q.is_some_and(|q| q.omits("members")) {
         None
@@ -50,29 +49,22 @@ fn load(
 
 fn respond(
     scim: &Caller<'_>,
-    status: u16,
     row: &GroupRow,
     members: Option<&[(String, String)]>,
     q: Option<&ListQuery>,
-) -> Response {
+) -> Reply {
     let location = scim.location("Groups", &row.id);
-    resource_response(
-        status,
-        render(scim, row, members),
-        row.version,
-        &location,
-        q,
-    )
+    Reply::new(render(scim, row, members), row.version, location, q)
 }
 
 /// Refuses member ids that are not users (a 4xx that names them, never a 5xx).
-fn require_users(tx: &Tx<'_>, scope: dir::Scope<'_>, ids: &[String]) -> Result<(), HttpError> {
+fn require_users(tx: &Tx<'_>, scope: dir::Scope<'_>, ids: &[String]) -> Result<(), Problem> {
     let unknown = dir::unknown_users(tx, scope, ids)?;
     if unknown.is_empty() {
         return Ok(());
     }
     let shown: Vec<&str> = unknown.iter().take(5).map(String::as_str).collect();
-    Err(HttpError::scim(
+    Err(Problem::scim(
         Reason::BadRequest,
         "invalidValue",
         format!(
@@ -91,7 +83,7 @@ fn apply_members(
     group_id: &str,
     ops: &[MemberOp],
     now: i64,
-) -> Result<bool, HttpError> {
+) -> Result<bool, Problem> {
     let mut added: Vec<String> = Vec::new();
     let mut removed: Vec<String> = Vec::new();
     for op in ops {
@@ -132,12 +124,12 @@ fn store_update(
     fields: &resource::GroupFields,
     text: &str,
     now: i64,
-) -> Result<(), HttpError> {
+) -> Result<(), Problem> {
     dir::update_group(tx, id, fields, text, now)?;
     Ok(())
 }
 
-pub fn create(scim: &Caller<'_>, body: Value) -> Result<Response, HttpError> {
+pub fn create(scim: &Caller<'_>, body: Value) -> Result<Reply, Problem> {
     let (stored, fields, members) = resource::prepare_group(body)?;
     let text = stored.to_string();
     let (row, listed) = scim.write(|tx| {
@@ -149,12 +141,12 @@ pub fn create(scim: &Caller<'_>, body: Value) -> Result<Response, HttpError> {
         }
         load(scim, tx, &id, None)
     })?;
-    Ok(respond(scim, 201, &row, listed.as_deref(), None))
+    Ok(respond(scim, &row, listed.as_deref(), None).created())
 }
 
-pub fn get(scim: &Caller<'_>, id: &str, q: &ListQuery) -> Result<Response, HttpError> {
+pub fn get(scim: &Caller<'_>, id: &str, q: &ListQuery) -> Result<Reply, Problem> {
     let (row, members) = scim.db.read(|tx| load(scim, tx, id, Some(q)))?;
-    Ok(respond(scim, 200, &row, members.as_deref(), Some(q)))
+    Ok(respond(scim, &row, members.as_deref(), Some(q)))
 }
 
 /// PUT replaces the group's attributes; its members are replaced when the body lists
@@ -164,7 +156,7 @@ pub fn replace(
     id: &str,
     required: Option<String>,
     body: Value,
-) -> Result<Response, HttpError> {
+) -> Result<Reply, Problem> {
     let (stored, fields, members) = resource::prepare_group(body)?;
     let text = stored.to_string();
     let (row, listed) = scim.write(|tx| {
@@ -177,7 +169,7 @@ pub fn replace(
         }
         load(scim, tx, id, None)
     })?;
-    Ok(respond(scim, 200, &row, listed.as_deref(), None))
+    Ok(respond(scim, &row, listed.as_deref(), None))
 }
 
 /// PATCH answers 204 (what IdPs expect from group PATCHes, fast) unless the client asked
@@ -188,7 +180,7 @@ pub fn patch(
     required: Option<String>,
     body: Value,
     q: &ListQuery,
-) -> Result<Response, HttpError> {
+) -> Result<Option<Reply>, Problem> {
     let ops = patch::parse_ops(&body)?;
     let wants_body = !q.attributes.is_empty() || !q.excluded.is_empty();
     let result = scim.write(|tx| {
@@ -201,8 +193,7 @@ pub fn patch(
         let stored = Value::Object(obj);
         let text = stored.to_string();
         if text != before.resource {
-            let fields =
-                resource::group_fields(stored.as_object().ok_or_else(HttpError::internal)?)?;
+            let fields = resource::group_fields(stored.as_object().ok_or_else(Problem::internal)?)?;
             store_update(tx, id, &fields, &text, now)?;
         }
         if apply_members(tx, scim.scope(), id, &member_ops, now)? && text == before.resource {
@@ -214,28 +205,21 @@ pub fn patch(
             Ok(None)
         }
     })?;
-    Ok(match result {
-        Some((row, members)) => respond(scim, 200, &row, members.as_deref(), Some(q)),
-        None => Response::new(204, "application/scim+json", Vec::new()),
-    })
+    Ok(result.map(|(row, members)| respond(scim, &row, members.as_deref(), Some(q))))
 }
 
-pub fn delete(
-    scim: &Caller<'_>,
-    id: &str,
-    required: Option<String>,
-) -> Result<Response, HttpError> {
+pub fn delete(scim: &Caller<'_>, id: &str, required: Option<String>) -> Result<(), Problem> {
     scim.write(|tx| {
         let before = scim.group(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
         dir::delete_group(tx, id, now_unix())?;
-        Ok::<_, HttpError>(())
+        Ok::<_, Problem>(())
     })?;
-    Ok(Response::new(204, "application/scim+json", Vec::new()))
+    Ok(())
 }
 
-pub fn list(scim: &Caller<'_>, q: &ListQuery) -> Result<Response, HttpError> {
-    super::api::list_with(scim, q, page, listed)
+pub fn list(scim: &Caller<'_>, q: &ListQuery) -> Result<Value, Problem> {
+    super::service::list_with(scim, q, page, listed)
 }
 
 /// A group as a listing shows it: members unless omitted, then attribute projection.
@@ -244,7 +228,7 @@ pub(super) fn listed(
     tx: &Tx<'_>,
     row: &GroupRow,
     q: &ListQuery,
-) -> Result<Value, HttpError> {
+) -> Result<Value, Problem> {
     let members = if q.omits("members") {
         None
     } else {
@@ -261,7 +245,7 @@ pub fn page(
     tx: &Tx<'_>,
     scope: dir::Scope<'_>,
     q: &ListQuery,
-) -> Result<(i64, Vec<GroupRow>), HttpError> {
+) -> Result<(i64, Vec<GroupRow>), Problem> {
     let clause = compile_filter(Table::Groups, q.filter.as_deref())?;
     let order = sort_order(Table::Groups, q)?;
     let page = dir::list_groups(

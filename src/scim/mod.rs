@@ -5,14 +5,8 @@
 //! - [`users`], [`groups`], [`discovery`]: the endpoints;
 //! - [`filter`], [`patch`], [`resource`], [`schema`]: pure parsing and transformation.
 
-pub mod api;
 pub mod discovery;
-pub mod filter;
 pub mod groups;
-pub mod patch;
 pub mod reqlog;
-pub mod resource;
-pub mod schema;
+pub mod service;
 pub mod users;
-
-pub use api::Scim;

@@ -3,21 +3,20 @@
 
 use serde_json::{Map, Value};
 
-use super::api::{Caller, ListQuery, check_version, new_id, resource_response};
-use super::resource::{self, Meta, UserFields};
-use super::{filter, patch};
+use super::service::{Caller, ListQuery, Reply, check_version, new_id};
 use crate::clock::now_unix;
 use crate::db::directory::{self as dir, EventKind, Order, UserRow};
 use crate::db::filter_sql::{self, Table};
-use crate::error::{HttpError, Reason};
-use crate::http::Response;
+use crate::domain::problem::{Problem, Reason};
+use crate::domain::scim::resource::{self, Meta, UserFields};
+use crate::domain::scim::{filter, patch};
 
-fn not_found(id: &str) -> HttpError {
-    HttpError::new(Reason::NotFound, format!("There is no user with id {id}."))
+fn not_found(id: &str) -> Problem {
+    Problem::new(Reason::NotFound, format!("There is no user with id {id}."))
 }
 
-fn taken(user_name: &str) -> HttpError {
-    HttpError::scim(
+fn taken(user_name: &str) -> Problem {
+    Problem::scim(
         Reason::Conflict,
         "uniqueness",
         format!("The userName {user_name} is already taken by another user."),
@@ -32,21 +31,20 @@ fn render(scim: &Caller<'_>, row: &UserRow, groups: &[(String, String)]) -> Valu
         updated: row.updated_at,
         version: row.version,
     };
-    resource::render_user(&row.id, &row.resource, &meta, groups, &scim.base_url)
+    resource::render_user(&row.id, &row.resource, &meta, groups, scim.base_url)
 }
 
 fn respond(
     scim: &Caller<'_>,
-    status: u16,
     row: &UserRow,
     groups: &[(String, String)],
     q: Option<&ListQuery>,
-) -> Response {
+) -> Reply {
     let location = scim.location("Users", &row.id);
-    resource_response(status, render(scim, row, groups), row.version, &location, q)
+    Reply::new(render(scim, row, groups), row.version, location, q)
 }
 
-pub fn create(scim: &Caller<'_>, body: Value) -> Result<Response, HttpError> {
+pub fn create(scim: &Caller<'_>, body: Value) -> Result<Reply, Problem> {
     let (stored, fields) = resource::prepare_user(body)?;
     let text = stored.to_string();
     let now = now_unix();
@@ -93,11 +91,11 @@ pub fn create(scim: &Caller<'_>, body: Value) -> Result<Response, HttpError> {
                 return Ok((row, Vec::new()));
             }
         };
-        let row = dir::user_by_id(tx, &id)?.ok_or_else(HttpError::internal)?;
+        let row = dir::user_by_id(tx, &id)?.ok_or_else(Problem::internal)?;
         let groups = dir::groups_of_user(tx, &id)?;
-        Ok::<_, HttpError>((row, groups))
+        Ok::<_, Problem>((row, groups))
     })?;
-    Ok(respond(scim, 201, &row.0, &row.1, None))
+    Ok(respond(scim, &row.0, &row.1, None).created())
 }
 
 /// Whether a POST re-creates a deactivated user: same scope, same userName (the caller
@@ -116,7 +114,7 @@ fn check_domains(
     scope: dir::Scope<'_>,
     fields: &UserFields,
     resource: &Value,
-) -> Result<(), HttpError> {
+) -> Result<(), Problem> {
     let Some(own) = scope else {
         return Ok(());
     };
@@ -130,7 +128,7 @@ fn check_domains(
             && let Some(owner) = crate::db::idp::connection_of_domain(tx, &domain)?
             && owner != own
         {
-            return Err(HttpError::scim(
+            return Err(Problem::scim(
                 Reason::BadRequest,
                 "invalidValue",
                 format!(
@@ -142,7 +140,7 @@ fn check_domains(
     Ok(())
 }
 
-pub fn get(scim: &Caller<'_>, id: &str, q: &ListQuery) -> Result<Response, HttpError> {
+pub fn get(scim: &Caller<'_>, id: &str, q: &ListQuery) -> Result<Reply, Problem> {
     let (row, groups) = scim.db.read(|tx| {
         let row = scim.user(tx, id)?.ok_or_else(|| not_found(id))?;
         let groups = if q.omits("groups") {
@@ -150,9 +148,9 @@ pub fn get(scim: &Caller<'_>, id: &str, q: &ListQuery) -> Result<Response, HttpE
         } else {
             dir::groups_of_user(tx, id)?
         };
-        Ok::<_, HttpError>((row, groups))
+        Ok::<_, Problem>((row, groups))
     })?;
-    Ok(respond(scim, 200, &row, &groups, Some(q)))
+    Ok(respond(scim, &row, &groups, Some(q)))
 }
 
 pub fn replace(
@@ -160,7 +158,7 @@ pub fn replace(
     id: &str,
     required: Option<String>,
     body: Value,
-) -> Result<Response, HttpError> {
+) -> Result<Reply, Problem> {
     let (stored, fields) = resource::prepare_user(body)?;
     let text = stored.to_string();
     let (row, groups) = scim.write(|tx| {
@@ -169,7 +167,7 @@ pub fn replace(
         check_domains(tx, scim.scope(), &fields, &stored)?;
         store(tx, &before, &fields, &text)
     })?;
-    Ok(respond(scim, 200, &row, &groups, None))
+    Ok(respond(scim, &row, &groups, None))
 }
 
 pub fn patch(
@@ -177,7 +175,7 @@ pub fn patch(
     id: &str,
     required: Option<String>,
     body: Value,
-) -> Result<Response, HttpError> {
+) -> Result<Reply, Problem> {
     let ops = patch::parse_ops(&body)?;
     let (row, groups) = scim.write(|tx| {
         let before = scim.user(tx, id)?.ok_or_else(|| not_found(id))?;
@@ -190,7 +188,7 @@ pub fn patch(
         check_domains(tx, scim.scope(), &fields, &stored)?;
         store(tx, &before, &fields, &stored.to_string())
     })?;
-    Ok(respond(scim, 200, &row, &groups, None))
+    Ok(respond(scim, &row, &groups, None))
 }
 
 /// Writes a changed user and its events; refuses a userName another user has.
@@ -199,7 +197,7 @@ fn store(
     before: &UserRow,
     fields: &UserFields,
     text: &str,
-) -> Result<(UserRow, Vec<(String, String)>), HttpError> {
+) -> Result<(UserRow, Vec<(String, String)>), Problem> {
     if let Some(other) = dir::user_by_name_key(tx, &fields.user_name_key)?
         && other.id != before.id
     {
@@ -212,27 +210,23 @@ fn store(
         _ => EventKind::UserUpdated,
     };
     dir::update_user(tx, &before.id, fields, text, (kind, None), now)?;
-    let row = dir::user_by_id(tx, &before.id)?.ok_or_else(HttpError::internal)?;
+    let row = dir::user_by_id(tx, &before.id)?.ok_or_else(Problem::internal)?;
     let groups = dir::groups_of_user(tx, &before.id)?;
     Ok((row, groups))
 }
 
-pub fn delete(
-    scim: &Caller<'_>,
-    id: &str,
-    required: Option<String>,
-) -> Result<Response, HttpError> {
+pub fn delete(scim: &Caller<'_>, id: &str, required: Option<String>) -> Result<(), Problem> {
     scim.write(|tx| {
         let before = scim.user(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
         dir::delete_user(tx, id, now_unix())?;
-        Ok::<_, HttpError>(())
+        Ok::<_, Problem>(())
     })?;
-    Ok(Response::new(204, "application/scim+json", Vec::new()))
+    Ok(())
 }
 
-pub fn list(scim: &Caller<'_>, q: &ListQuery) -> Result<Response, HttpError> {
-    super::api::list_with(scim, q, page, listed)
+pub fn list(scim: &Caller<'_>, q: &ListQuery) -> Result<Value, Problem> {
+    super::service::list_with(scim, q, page, listed)
 }
 
 /// A user as a listing shows it: groups unless omitted, then attribute projection.
@@ -241,7 +235,7 @@ pub(super) fn listed(
     tx: &rusqlite::Transaction<'_>,
     row: &UserRow,
     q: &ListQuery,
-) -> Result<Value, HttpError> {
+) -> Result<Value, Problem> {
     let groups = if q.omits("groups") {
         Vec::new()
     } else {
@@ -259,7 +253,7 @@ pub fn page(
     tx: &rusqlite::Transaction<'_>,
     scope: dir::Scope<'_>,
     q: &ListQuery,
-) -> Result<(i64, Vec<UserRow>), HttpError> {
+) -> Result<(i64, Vec<UserRow>), Problem> {
     let clause = compile_filter(Table::Users, q.filter.as_deref())?;
     let order = sort_order(Table::Users, q)?;
     let page = dir::list_users(
@@ -278,12 +272,12 @@ pub fn page(
 pub fn compile_filter(
     table: Table,
     text: Option<&str>,
-) -> Result<Option<filter_sql::Clause>, HttpError> {
+) -> Result<Option<filter_sql::Clause>, Problem> {
     let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
     let parsed = filter::parse_filter(text).map_err(|e| {
-        HttpError::scim(
+        Problem::scim(
             Reason::BadRequest,
             "invalidFilter",
             format!("Invalid filter: {e}."),
@@ -292,7 +286,7 @@ pub fn compile_filter(
     Ok(Some(filter_sql::compile(table, &parsed)?))
 }
 
-pub fn sort_order(table: Table, q: &ListQuery) -> Result<Option<Order>, HttpError> {
+pub fn sort_order(table: Table, q: &ListQuery) -> Result<Option<Order>, Problem> {
     let Some(by) = q.sort_by.as_deref().filter(|s| !s.is_empty()) else {
         return Ok(None);
     };

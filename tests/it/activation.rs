@@ -391,11 +391,11 @@ fn item9_3_client_verify_checks_issuer_and_device_and_defaults_to_the_stored_lea
 /// A proof for `device` signed by a fresh key that is not the device's.
 fn foreign_proof(device: &str) -> String {
     let (pkcs8, public) = seatgate::crypto::ed25519_generate().expect("key");
-    let key = seatgate::licensing::jose::DeviceKey::from_jwk(
+    let key = seatgate::domain::jose::DeviceKey::from_jwk(
         &json!({"kty": "OKP", "crv": "Ed25519", "x": seatgate::crypto::b64url(&public)}),
     )
     .expect("jwk");
-    seatgate::licensing::jose::sign_eddsa(
+    seatgate::domain::jose::sign_eddsa(
         &pkcs8,
         &key.thumbprint,
         "seatgate-proof+jwt",
@@ -446,9 +446,9 @@ fn stolen_replayed_and_over_limit_activations_are_refused() {
     let jwk_of = |pkcs8: &[u8]| {
         use ring::signature::KeyPair;
         let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8).expect("key");
-        seatgate::licensing::jose::DeviceKey::from_jwk(&json!({"kty": "OKP", "crv": "Ed25519", "x": seatgate::crypto::b64url(pair.public_key().as_ref())})).expect("jwk")
+        seatgate::domain::jose::DeviceKey::from_jwk(&json!({"kty": "OKP", "crv": "Ed25519", "x": seatgate::crypto::b64url(pair.public_key().as_ref())})).expect("jwk")
     };
-    let proof = seatgate::licensing::jose::sign_eddsa(&key, &jwk_of(&key).thumbprint, "seatgate-proof+jwt", &json!({"action": "renew", "device": state["device_id"], "iat": seatgate::clock::now_unix() - 1})).expect("sign");
+    let proof = seatgate::domain::jose::sign_eddsa(&key, &jwk_of(&key).thumbprint, "seatgate-proof+jwt", &json!({"action": "renew", "device": state["device_id"], "iat": seatgate::clock::now_unix() - 1})).expect("sign");
     let renew = |p: &str| {
         s.request(
             "POST",

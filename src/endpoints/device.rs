@@ -5,17 +5,17 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{activation, leases};
-use crate::admin::{html, html_status, redirect};
 use crate::clock::now_unix;
 use crate::config::LeaseConfig;
 use crate::crypto::{constant_time_eq, new_secret_token};
 use crate::db::Db;
-use crate::db::idp::Purpose;
-use crate::error::{HttpError, Reason};
+use crate::domain::identity::Purpose;
+use crate::domain::identity::Resolved;
+use crate::domain::identity::SignedIn;
+use crate::domain::problem::Reason;
+use crate::error::HttpError;
 use crate::http::{Request, Response};
-use crate::saml::acs::SignedIn;
-use crate::saml::identity::Resolved;
+use crate::licensing::{activation, leases};
 use crate::saml::signing::LazySpKey;
 
 use crate::pipeline::{Ctx, Handled};
@@ -124,7 +124,7 @@ impl LicensingApi {
             &csrf,
             &format!("/activate/{key}"),
         );
-        Ok(html(page).with_header(
+        Ok(Response::page(200, page).with_header(
             "Set-Cookie",
             &crate::http::Cookies::for_public_url(&self.public_url).set(
                 CONFIRM_COOKIE,
@@ -177,7 +177,7 @@ impl LicensingApi {
             cx.admitted()?,
         )?;
         activation::bind_sign_in(&self.db, key, &started.request_id)?;
-        Ok(redirect(&started.location).with_header("Set-Cookie", &started.set_cookie))
+        Ok(Response::see_other(&started.location).with_header("Set-Cookie", &started.set_cookie))
     }
 
     /// The ACS's part for a sign-in started to activate a device.
@@ -191,7 +191,7 @@ impl LicensingApi {
             resolved,
             now_unix(),
         )? {
-            activation::Completed::Redirect(location) => Ok(redirect(&location)),
+            activation::Completed::Redirect(location) => Ok(Response::see_other(&location)),
             activation::Completed::Page {
                 device,
                 approved,
@@ -199,9 +199,9 @@ impl LicensingApi {
             } => {
                 let page = crate::end_user::activation_result(&device, approved, &message);
                 Ok(if approved {
-                    html(page)
+                    Response::page(200, page)
                 } else {
-                    html_status(403, page)
+                    Response::page(403, page)
                 })
             }
         }

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::schema::{self, Attr, Kind};
 use crate::clock::rfc3339;
-use crate::error::{HttpError, Reason};
+use crate::domain::problem::{Problem, Reason};
 
 /// The columns extracted from a user resource.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,8 +29,8 @@ pub struct GroupFields {
 /// Attributes every resource has; names are canonicalized like schema attributes.
 const COMMON: &[&str] = &["id", "externalId", "meta", "schemas"];
 
-pub fn invalid(message: impl Into<String>) -> HttpError {
-    HttpError::scim(Reason::BadRequest, "invalidValue", message)
+pub fn invalid(message: impl Into<String>) -> Problem {
+    Problem::scim(Reason::BadRequest, "invalidValue", message)
 }
 
 /// Case-folds a value that is compared case-insensitively (userName, emails, names).
@@ -39,7 +39,7 @@ pub fn fold(s: &str) -> String {
 }
 
 /// Prepares a User body (POST or PUT) for storage.
-pub fn prepare_user(body: Value) -> Result<(Value, UserFields), HttpError> {
+pub fn prepare_user(body: Value) -> Result<(Value, UserFields), Problem> {
     let mut obj = into_object(body, "User")?;
     canonicalize_object(&mut obj, schema::USER_ATTRS);
     for read_only in ["id", "meta", "groups", "password", "schemas"] {
@@ -51,7 +51,7 @@ pub fn prepare_user(body: Value) -> Result<(Value, UserFields), HttpError> {
 }
 
 /// Extracts and validates the indexed columns of a stored user resource.
-pub fn user_fields(obj: &Map<String, Value>) -> Result<UserFields, HttpError> {
+pub fn user_fields(obj: &Map<String, Value>) -> Result<UserFields, Problem> {
     let user_name = match obj.get("userName") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
         Some(Value::String(_)) | None | Some(Value::Null) => {
@@ -76,7 +76,7 @@ pub fn user_fields(obj: &Map<String, Value>) -> Result<UserFields, HttpError> {
 
 /// Prepares a Group body (POST or PUT). Returns the stored resource (without members),
 /// its columns, and the member ids when the body lists members.
-pub fn prepare_group(body: Value) -> Result<(Value, GroupFields, Option<Vec<String>>), HttpError> {
+pub fn prepare_group(body: Value) -> Result<(Value, GroupFields, Option<Vec<String>>), Problem> {
     let mut obj = into_object(body, "Group")?;
     canonicalize_object(&mut obj, schema::GROUP_ATTRS);
     for read_only in ["id", "meta", "schemas"] {
@@ -91,7 +91,7 @@ pub fn prepare_group(body: Value) -> Result<(Value, GroupFields, Option<Vec<Stri
     Ok((Value::Object(obj), fields, members))
 }
 
-pub fn group_fields(obj: &Map<String, Value>) -> Result<GroupFields, HttpError> {
+pub fn group_fields(obj: &Map<String, Value>) -> Result<GroupFields, Problem> {
     let display_name = match obj.get("displayName") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
         _ => return Err(invalid("displayName is required.")),
@@ -104,7 +104,7 @@ pub fn group_fields(obj: &Map<String, Value>) -> Result<GroupFields, HttpError> 
 }
 
 /// The user ids in a `members` value (an array of `{"value": id}`, or one such object).
-pub fn member_ids(v: &Value) -> Result<Vec<String>, HttpError> {
+pub fn member_ids(v: &Value) -> Result<Vec<String>, Problem> {
     let items: Vec<&Value> = match v {
         Value::Array(a) => a.iter().collect(),
         Value::Object(_) => vec![v],
@@ -131,10 +131,10 @@ pub fn member_ids(v: &Value) -> Result<Vec<String>, HttpError> {
         .collect()
 }
 
-fn into_object(body: Value, what: &str) -> Result<Map<String, Value>, HttpError> {
+fn into_object(body: Value, what: &str) -> Result<Map<String, Value>, Problem> {
     match body {
         Value::Object(o) => Ok(o),
-        _ => Err(HttpError::scim(
+        _ => Err(Problem::scim(
             Reason::BadRequest,
             "invalidSyntax",
             format!("The request body must be a JSON object describing a {what}."),
@@ -142,7 +142,7 @@ fn into_object(body: Value, what: &str) -> Result<Map<String, Value>, HttpError>
     }
 }
 
-fn optional_string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, HttpError> {
+fn optional_string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, Problem> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -452,7 +452,7 @@ mod tests {
         assert_eq!(fields.email_key, None);
         assert!(fields.active, "active defaults to true");
         let e = prepare_user(json!({"displayName": "x"})).expect_err("userName required");
-        assert_eq!(e.status, 400);
+        assert_eq!(e.reason.status(), 400);
         assert_eq!(e.scim_type, Some("invalidValue"));
         assert!(prepare_user(json!(["not", "an", "object"])).is_err());
     }

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use crate::error::Reason;
+use crate::domain::problem::Reason;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct License {

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::filter::{AttrPath, CompareOp, Filter, PatchPath, Value as FValue, parse_patch_path};
 use super::resource::{canonicalize_value, member_ids};
 use super::schema::{self, Attr};
-use crate::error::{HttpError, Reason};
+use crate::domain::problem::{Problem, Reason};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpKind {
@@ -39,22 +39,22 @@ pub enum MemberOp {
     Replace(Vec<String>),
 }
 
-fn no_target(msg: impl Into<String>) -> HttpError {
-    HttpError::scim(Reason::BadRequest, "noTarget", msg)
+fn no_target(msg: impl Into<String>) -> Problem {
+    Problem::scim(Reason::BadRequest, "noTarget", msg)
 }
 
-fn invalid_value(msg: impl Into<String>) -> HttpError {
-    HttpError::scim(Reason::BadRequest, "invalidValue", msg)
+fn invalid_value(msg: impl Into<String>) -> Problem {
+    Problem::scim(Reason::BadRequest, "invalidValue", msg)
 }
 
-fn invalid_path(msg: impl Into<String>) -> HttpError {
-    HttpError::scim(Reason::BadRequest, "invalidPath", msg)
+fn invalid_path(msg: impl Into<String>) -> Problem {
+    Problem::scim(Reason::BadRequest, "invalidPath", msg)
 }
 
 /// Reads the `Operations` of a PatchOp request body.
-pub fn parse_ops(body: &Value) -> Result<Vec<Op>, HttpError> {
+pub fn parse_ops(body: &Value) -> Result<Vec<Op>, Problem> {
     let obj = body.as_object().ok_or_else(|| {
-        HttpError::scim(
+        Problem::scim(
             Reason::BadRequest,
             "invalidSyntax",
             "A PATCH body must be a PatchOp JSON object.",
@@ -65,14 +65,14 @@ pub fn parse_ops(body: &Value) -> Result<Vec<Op>, HttpError> {
         .find(|(k, _)| k.eq_ignore_ascii_case("Operations"))
         .and_then(|(_, v)| v.as_array())
         .ok_or_else(|| {
-            HttpError::scim(
+            Problem::scim(
                 Reason::BadRequest,
                 "invalidSyntax",
                 "A PATCH body needs an \"Operations\" list.",
             )
         })?;
     if ops.is_empty() {
-        return Err(HttpError::scim(
+        return Err(Problem::scim(
             Reason::BadRequest,
             "invalidSyntax",
             "\"Operations\" is empty.",
@@ -81,7 +81,7 @@ pub fn parse_ops(body: &Value) -> Result<Vec<Op>, HttpError> {
     ops.iter()
         .map(|op| {
             let o = op.as_object().ok_or_else(|| {
-                HttpError::scim(
+                Problem::scim(
                     Reason::BadRequest,
                     "invalidSyntax",
                     "Each operation must be a JSON object.",
@@ -127,7 +127,7 @@ pub fn parse_ops(body: &Value) -> Result<Vec<Op>, HttpError> {
 }
 
 /// Applies operations to a user resource (without id/meta).
-pub fn apply_user(resource: &mut Map<String, Value>, ops: &[Op]) -> Result<(), HttpError> {
+pub fn apply_user(resource: &mut Map<String, Value>, ops: &[Op]) -> Result<(), Problem> {
     for op in ops {
         apply(resource, op, schema::USER_ATTRS, true)?;
     }
@@ -138,7 +138,7 @@ pub fn apply_user(resource: &mut Map<String, Value>, ops: &[Op]) -> Result<(), H
 pub fn apply_group(
     resource: &mut Map<String, Value>,
     ops: &[Op],
-) -> Result<Vec<MemberOp>, HttpError> {
+) -> Result<Vec<MemberOp>, Problem> {
     let mut member_ops = Vec::new();
     for op in ops {
         let is_members = |p: &PatchPath| p.attr.attr.eq_ignore_ascii_case("members");
@@ -169,7 +169,7 @@ pub fn apply_group(
     Ok(member_ops)
 }
 
-fn member_op(op: &Op, path: &PatchPath) -> Result<MemberOp, HttpError> {
+fn member_op(op: &Op, path: &PatchPath) -> Result<MemberOp, Problem> {
     if let Some(filter) = &path.filter {
         if op.kind != OpKind::Remove {
             return Err(invalid_path(
@@ -192,7 +192,7 @@ fn member_op(op: &Op, path: &PatchPath) -> Result<MemberOp, HttpError> {
 }
 
 /// `value eq "a" or value eq "b"` → [a, b].
-fn collect_member_values(f: &Filter, out: &mut Vec<String>) -> Result<(), HttpError> {
+fn collect_member_values(f: &Filter, out: &mut Vec<String>) -> Result<(), Problem> {
     match f {
         Filter::Compare {
             path,
@@ -209,12 +209,7 @@ fn collect_member_values(f: &Filter, out: &mut Vec<String>) -> Result<(), HttpEr
     }
 }
 
-fn apply(
-    obj: &mut Map<String, Value>,
-    op: &Op,
-    attrs: &[Attr],
-    user: bool,
-) -> Result<(), HttpError> {
+fn apply(obj: &mut Map<String, Value>, op: &Op, attrs: &[Attr], user: bool) -> Result<(), Problem> {
     let Some(path) = &op.path else {
         if op.kind == OpKind::Remove {
             return Err(no_target("A remove operation needs a path."));
@@ -265,7 +260,7 @@ fn apply_path(
     value: Option<Value>,
     attrs: &[Attr],
     user: bool,
-) -> Result<(), HttpError> {
+) -> Result<(), Problem> {
     if user && path.filter.is_none() && is_whole_extension(&path.attr) {
         return apply_whole_extension(obj, kind, value);
     }
@@ -292,21 +287,21 @@ fn apply_path(
     }
 }
 
-fn refuse_read_only(attr: &AttrPath, user: bool) -> Result<(), HttpError> {
+fn refuse_read_only(attr: &AttrPath, user: bool) -> Result<(), Problem> {
     let name = &attr.attr;
     if ["id", "meta", "schemas"]
         .iter()
         .any(|k| k.eq_ignore_ascii_case(name))
         && attr.schema.is_none()
     {
-        return Err(HttpError::scim(
+        return Err(Problem::scim(
             Reason::BadRequest,
             "mutability",
             format!("{name} is read-only."),
         ));
     }
     if user && name.eq_ignore_ascii_case("groups") && attr.schema.is_none() {
-        return Err(HttpError::scim(
+        return Err(Problem::scim(
             Reason::BadRequest,
             "mutability",
             "A user's groups are read-only; change the group's members instead.",
@@ -403,7 +398,7 @@ fn sub_attr_key(def: Option<&Attr>, sub: &str) -> String {
 }
 
 /// `emails`, `displayName`: the whole attribute.
-fn apply_to_attribute(target: Target, kind: OpKind, value: Option<Value>) -> Result<(), HttpError> {
+fn apply_to_attribute(target: Target, kind: OpKind, value: Option<Value>) -> Result<(), Problem> {
     let Target {
         container,
         key,
@@ -449,7 +444,7 @@ fn apply_to_sub_attribute(
     kind: OpKind,
     sub: &str,
     value: Option<Value>,
-) -> Result<(), HttpError> {
+) -> Result<(), Problem> {
     let sub_key = sub_attr_key(target.def, sub);
     let slot = target
         .container
@@ -492,7 +487,7 @@ fn apply_to_matching_elements(
     filter: &Filter,
     sub: Option<&str>,
     value: Option<Value>,
-) -> Result<(), HttpError> {
+) -> Result<(), Problem> {
     let Target {
         container,
         key,
@@ -563,7 +558,7 @@ fn set_on_matched(
     matched: &[usize],
     sub_key: Option<&str>,
     value: &Value,
-) -> Result<(), HttpError> {
+) -> Result<(), Problem> {
     for &i in matched {
         let Some(o) = items[i].as_object_mut() else {
             continue;
@@ -589,7 +584,7 @@ fn element_from_filter(
     sub_key: Option<String>,
     value: Value,
     def: Option<&Attr>,
-) -> Result<Value, HttpError> {
+) -> Result<Value, Problem> {
     let mut element = Map::new();
     seed_from_filter(filter, &mut element)?;
     match (sub_key, value) {
@@ -627,7 +622,7 @@ fn apply_whole_extension(
     obj: &mut Map<String, Value>,
     kind: OpKind,
     value: Option<Value>,
-) -> Result<(), HttpError> {
+) -> Result<(), Problem> {
     match (kind, value) {
         (OpKind::Remove, _) => {
             obj.remove(schema::ENTERPRISE);
@@ -651,7 +646,7 @@ fn apply_whole_extension(
 }
 
 /// The attributes a new element gets from an `eq` filter: `type eq "work"` → type: work.
-fn seed_from_filter(f: &Filter, element: &mut Map<String, Value>) -> Result<(), HttpError> {
+fn seed_from_filter(f: &Filter, element: &mut Map<String, Value>) -> Result<(), Problem> {
     match f {
         Filter::Compare {
             path,
@@ -774,7 +769,7 @@ mod tests {
         .clone()
     }
 
-    fn patch(resource: &mut Map<String, Value>, body: Value) -> Result<(), HttpError> {
+    fn patch(resource: &mut Map<String, Value>, body: Value) -> Result<(), Problem> {
         apply_user(resource, &parse_ops(&body)?)
     }
 
@@ -913,7 +908,7 @@ mod tests {
         for (body, scim_type) in cases {
             let e = patch(&mut u, body.clone()).expect_err("rejected");
             assert_eq!(e.scim_type, Some(scim_type), "{body}");
-            assert_eq!(e.status, 400);
+            assert_eq!(e.reason.status(), 400);
         }
     }
 

@@ -1,0 +1,10 @@
+//! The protocol endpoints outside the admin portal: each reads its HTTP request into the
+//! service's terms and renders the service's result (routed, authenticated and limited by
+//! the pipeline from `routes::ROUTES`).
+//!
+//! - [`device`]: the device API and the end-user activation flow (`/api/v1/activate`,
+//!   `/activate`, leases);
+//! - [`scim`]: the SCIM 2.0 service provider at `/scim/v2`.
+
+pub mod device;
+pub mod scim;
