@@ -29,8 +29,7 @@ pub struct App {
     pub public_url: String,
     /// Only in `seatgate demo`.
     pub demo_idp: Option<crate::demo::idp::DemoIdp>,
-    /// The time the limiters and housekeeping read; handlers still call
-    /// `clock::now_unix()` directly.
+    /// The time the limiters, housekeeping and handlers read (manual in tests).
     pub clock: crate::clock::Clock,
 }
 
@@ -94,7 +93,7 @@ impl App {
     /// completes what the sign-in was started for.
     pub fn saml_acs(&self, req: &Request, connection: &str) -> Handled {
         let mut entry = SignIn {
-            at: crate::clock::now_unix(),
+            at: self.clock.now_unix(),
             method: "saml".into(),
             purpose: "unknown".into(),
             connection_id: Some(connection.to_string()),
@@ -121,16 +120,19 @@ impl App {
     }
 
     fn complete_sign_in(&self, req: &Request, connection: &str, entry: &mut SignIn) -> Handled {
+        let now = self.clock.now_unix();
         let signed_in = crate::saml::acs::consume(
             &self.db,
             &self.public_url,
             connection,
             &req.body,
             req.header("cookie"),
+            now,
         )?;
         entry.purpose = signed_in.purpose.as_str().into();
         entry.identity = Some(signed_in.identity.clone());
-        let resolved = crate::saml::identity::resolve(&self.db, &signed_in, signed_in.jit_users)?;
+        let resolved =
+            crate::saml::identity::resolve(&self.db, &signed_in, signed_in.jit_users, now)?;
         let user_id = match &resolved {
             Resolved::User { id, .. } => Some(id.as_str()),
             Resolved::NotProvisioned => None,
@@ -201,7 +203,7 @@ impl App {
                 })?
                 .certificate_b64(),
             signed,
-            crate::clock::now_unix(),
+            self.clock.now_unix(),
         );
         Ok(Response::new(
             200,

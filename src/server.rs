@@ -301,6 +301,7 @@ fn build_app(
             config: config.lease.clone(),
             public_url: public_url.clone(),
             sp_key: Arc::clone(&sp_key),
+            clock: clock.clone(),
         },
         sp_key,
         pre_auth,

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{Admin, Handled};
 use crate::audit::Actor;
-use crate::clock::{now_unix, rfc3339};
+use crate::clock::rfc3339;
 use crate::db::licensing as store;
 use crate::db::portal::{self, AuditFilter};
 use crate::domain::problem::{Problem, Reason};
@@ -49,8 +49,12 @@ impl Admin {
             .db
             .read(|tx| crate::db::directory::email_of(tx, id))?
             .ok_or_else(|| HttpError::new(Reason::NotFound, "There is no such user."))?;
-        let e =
-            crate::licensing::explain::explain(&self.db, &email, self.device_limit, now_unix())?;
+        let e = crate::licensing::explain::explain(
+            &self.db,
+            &email,
+            self.device_limit,
+            self.clock.now_unix(),
+        )?;
         Ok(Response::json(200, &json!({"id": id, "explain": e})))
     }
 
@@ -60,8 +64,12 @@ impl Admin {
             .ok_or_else(|| {
                 HttpError::new(Reason::BadRequest, "Give the email to explain (?email=).")
             })?;
-        let e =
-            crate::licensing::explain::explain(&self.db, &email, self.device_limit, now_unix())?;
+        let e = crate::licensing::explain::explain(
+            &self.db,
+            &email,
+            self.device_limit,
+            self.clock.now_unix(),
+        )?;
         Ok(Response::json(
             200,
             &serde_json::to_value(e).unwrap_or(Value::Null),
@@ -78,7 +86,7 @@ impl Admin {
                 &device,
                 actor,
                 crate::domain::engine::RevokeReason::Deactivated,
-                now_unix(),
+                self.clock.now_unix(),
             )
         })?;
         log::info!("{actor} deactivated device {id}");
@@ -87,7 +95,10 @@ impl Admin {
 
     pub(crate) fn api_licenses(&self) -> Handled {
         let (licenses, pools) = self.db.read(|tx| {
-            Ok::<_, HttpError>((store::licenses(tx)?, portal::pool_usage(tx, now_unix())?))
+            Ok::<_, HttpError>((
+                store::licenses(tx)?,
+                portal::pool_usage(tx, self.clock.now_unix())?,
+            ))
         })?;
         let licenses: Vec<Value> = licenses
             .iter()

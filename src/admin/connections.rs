@@ -8,7 +8,7 @@ use maud::{Markup, html};
 use super::licenses::field;
 use super::pages::{layout, token_list, token_shown_once};
 use super::{Admin, Handled};
-use crate::clock::{now_unix, rfc3339};
+use crate::clock::rfc3339;
 use crate::db::admin::Session;
 use crate::db::idp::Connection;
 use crate::db::tokens::{self, Scope};
@@ -36,7 +36,7 @@ impl Admin {
                 crate::db::directory::recent_scim_requests(tx, 0, 20)?,
             ))
         })?;
-        let now = now_unix();
+        let now = self.clock.now_unix();
         let scim_base = format!("{}/scim/v2", self.public_url);
         let scopes: Vec<(String, String)> = connections
             .iter()
@@ -306,7 +306,7 @@ impl Admin {
             return Err(HttpError::not_found());
         };
         let p = preset::find(&c.preset).unwrap_or(&PRESETS[PRESETS.len() - 1]);
-        let now = now_unix();
+        let now = self.clock.now_unix();
         let sign_ins: Vec<_> = sign_ins
             .iter()
             .filter(|s| s.connection_id.as_deref() == Some(id))

@@ -10,7 +10,7 @@ use super::licenses::field;
 use super::pages::layout;
 use super::{Admin, Handled, password};
 use crate::audit::Actor;
-use crate::clock::{now_unix, rfc3339};
+use crate::clock::rfc3339;
 use crate::crypto::sha256_hex;
 use crate::db::admin::{Session, SessionKind};
 use crate::db::settings;
@@ -111,7 +111,7 @@ impl Admin {
             Ok(p) => p,
             Err(e) => return again(&e.to_string()),
         };
-        let now = now_unix();
+        let now = self.clock.now_unix();
         let token_hash = sha256_hex(field(&form, "token").trim().as_bytes());
         let accepted = self.db.write(|tx| {
             if !settings::consume_setup_token(tx, &token_hash, now)? {
@@ -203,7 +203,7 @@ impl Admin {
         super::record(
             &self.db,
             &crate::db::admin::SignIn {
-                at: now_unix(),
+                at: self.clock.now_unix(),
                 method: "local".into(),
                 purpose: crate::domain::identity::Purpose::Admin.as_str().into(),
                 connection_id: None,

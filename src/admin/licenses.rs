@@ -9,7 +9,7 @@ use maud::{Markup, html};
 
 use super::pages::layout;
 use super::{Admin, Handled};
-use crate::clock::{now_unix, rfc3339};
+use crate::clock::rfc3339;
 use crate::db::admin::{Mapping, Session};
 use crate::db::licensing::LicenseRow;
 use crate::db::portal::{self, PoolUsage};
@@ -31,7 +31,7 @@ struct Catalog {
 
 impl Admin {
     pub(crate) fn licenses_page(&self, session: &Session, notice: Option<&str>) -> Handled {
-        let now = now_unix();
+        let now = self.clock.now_unix();
         let catalog = self.db.read(|tx| {
             Ok::<_, HttpError>(Catalog {
                 licenses: crate::db::licensing::licenses(tx)?,

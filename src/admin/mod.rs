@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use limiter::FailureLimiter;
 
-use crate::clock::now_unix;
+use crate::clock::Clock;
 use crate::config::AdminConfig;
 use crate::crypto::{constant_time_eq, new_secret_token, sha256_hex};
 use crate::db::Db;
@@ -65,6 +65,8 @@ pub struct Admin {
     ca_cert: Option<std::path::PathBuf>,
     /// The server certificate, for the TLS review after setup.
     server_cert: Option<std::path::PathBuf>,
+    /// The wall clock every portal handler reads (manual in tests).
+    pub(crate) clock: Clock,
 }
 
 /// What the portal needs from the rest of the configuration.
@@ -103,6 +105,7 @@ impl Admin {
             metadata_ca_file: options.metadata_ca_file,
             ca_cert: options.ca_cert,
             server_cert: options.server_cert,
+            clock: options.clock,
         }
     }
 
@@ -123,7 +126,7 @@ impl Admin {
             return Ok(None);
         };
         let id_hash = sha256_hex(token.as_bytes());
-        let now = now_unix();
+        let now = self.clock.now_unix();
         let idle = self.config.session_idle.as_secs() as i64;
         let found = self.db.read(|tx| {
             let Some(s) = store::session(tx, &id_hash)? else {
@@ -177,7 +180,7 @@ impl Admin {
             self.db.read(|tx| {
                 Ok::<_, HttpError>((
                     crate::db::licensing::licenses(tx)?,
-                    crate::db::portal::pool_usage(tx, crate::clock::now_unix())?,
+                    crate::db::portal::pool_usage(tx, self.clock.now_unix())?,
                     crate::db::idp::list(tx)?,
                     store::mappings(tx)?,
                     store::local_admins(tx)?,
@@ -195,6 +198,7 @@ impl Admin {
                 local_admins: &local_admins,
                 sign_ins: &sign_ins,
                 public_url: &self.public_url,
+                now: self.clock.now_unix(),
             }),
         ))
     }
@@ -314,7 +318,7 @@ impl Admin {
             return Ok(Response::page(401, page));
         };
         self.failures.record_success(username, req.client);
-        let now = now_unix();
+        let now = self.clock.now_unix();
         self.db
             .write(|tx| store::note_local_login(tx, &canonical, now))?;
         self.record_local(&canonical, "OK", None, &client);
@@ -331,7 +335,7 @@ impl Admin {
 
     /// A limiter refusal, counted into one sign-in log row per client and window.
     fn record_refusal(&self, logged_as: &str, scope: limiter::Scope, client: &str) {
-        let now = now_unix();
+        let now = self.clock.now_unix();
         let (identity, detail) = match scope {
             limiter::Scope::UserAtClient => (
                 Some(logged_as.to_string()),
@@ -364,7 +368,7 @@ impl Admin {
             return Ok(Response::page(200, String::new()));
         }
         let token = crate::http::query_param(&req.query, "token")?.unwrap_or_default();
-        let now = now_unix();
+        let now = self.clock.now_unix();
         let client = req.client.to_string();
         let username = self
             .db
@@ -403,7 +407,7 @@ impl Admin {
         record(
             &self.db,
             &SignIn {
-                at: now_unix(),
+                at: self.clock.now_unix(),
                 method: "local".into(),
                 purpose: Purpose::Admin.as_str().into(),
                 connection_id: None,
@@ -475,7 +479,7 @@ impl Admin {
         target: &str,
     ) -> Handled {
         let token = new_secret_token();
-        let now = now_unix();
+        let now = self.clock.now_unix();
         let expires_at = now + self.config.session_lifetime.as_secs() as i64;
         self.db.write(|tx| {
             store::create_session(
@@ -508,7 +512,7 @@ impl Admin {
     /// Ends this request's session (the pipeline has checked the session and its CSRF).
     pub(crate) fn logout(&self, id_hash: &str) -> Handled {
         self.db
-            .write(|tx| store::end_session(tx, id_hash, now_unix()))?;
+            .write(|tx| store::end_session(tx, id_hash, self.clock.now_unix()))?;
         Ok(Response::see_other("/admin/login").with_header(
             "Set-Cookie",
             &self.cookies.set(SESSION_COOKIE, "", "/", 0, SameSite::Lax),
@@ -566,7 +570,7 @@ pub fn login_link(
     ttl: std::time::Duration,
 ) -> Result<String, LinkError> {
     let token = new_secret_token();
-    let now = now_unix();
+    let now = crate::clock::now_unix();
     db.write(|tx| {
         let Some((canonical, _)) = store::local_admin(tx, username)? else {
             return Err(LinkError::UnknownAdmin(username.to_string()));

@@ -6,7 +6,7 @@ use maud::html;
 
 use super::pages::{layout, pager};
 use super::{Admin, Handled, csv};
-use crate::clock::{now_unix, rfc3339};
+use crate::clock::rfc3339;
 use crate::db::admin::Session;
 use crate::db::licensing as store;
 use crate::db::portal::{self, SeatFilter, UserSummary};
@@ -128,7 +128,7 @@ impl Admin {
                 &self.db,
                 email,
                 self.device_limit,
-                now_unix(),
+                self.clock.now_unix(),
             )?)
         };
         Ok(Response::page(
@@ -151,7 +151,7 @@ impl Admin {
     }
 
     pub(crate) fn user_page(&self, session: &Session, id: &str) -> Handled {
-        let now = now_unix();
+        let now = self.clock.now_unix();
         let (user, email, groups, seats, devices, audit) = self.db.read(|tx| {
             let Some(user) = crate::db::directory::user_by_id(tx, id)? else {
                 return Err(HttpError::not_found());
@@ -243,7 +243,7 @@ impl Admin {
                 &device,
                 actor,
                 crate::domain::engine::RevokeReason::Deactivated,
-                now_unix(),
+                self.clock.now_unix(),
             )?;
             Ok::<_, HttpError>(device.user_id)
         })?;

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::clock::now_unix;
 use crate::config::LeaseConfig;
 use crate::crypto::{constant_time_eq, new_secret_token};
 use crate::db::Db;
@@ -18,6 +17,7 @@ use crate::http::{Request, Response};
 use crate::licensing::{activation, leases};
 use crate::saml::signing::LazySpKey;
 
+use crate::clock::Clock;
 use crate::pipeline::{Ctx, Handled};
 use crate::preauth::Admitted;
 
@@ -28,13 +28,17 @@ pub struct LicensingApi {
     pub config: LeaseConfig,
     pub public_url: String,
     pub sp_key: Arc<LazySpKey>,
+    /// The wall clock the handlers read (manual in tests).
+    pub clock: Clock,
 }
 
 impl LicensingApi {
     /// `GET /.well-known/jwks.json`: the lease verification keys.
     pub fn jwks(&self) -> Handled {
-        Ok(Response::json(200, &leases::jwks(&self.db, now_unix())?)
-            .with_header("Cache-Control", "max-age=300"))
+        Ok(
+            Response::json(200, &leases::jwks(&self.db, self.clock.now_unix())?)
+                .with_header("Cache-Control", "max-age=300"),
+        )
     }
 
     /// `POST /api/v1/activations`: a device asks to be activated.
@@ -45,7 +49,7 @@ impl LicensingApi {
             &self.public_url,
             &req.body,
             admitted,
-            now_unix(),
+            self.clock.now_unix(),
         )?;
         Ok(Response::json(
             201,
@@ -63,33 +67,41 @@ impl LicensingApi {
     /// `POST /api/v1/activations/token`: the device polls for its lease (RFC 8628 §3.4),
     /// or exchanges its loopback redirect's code.
     pub fn token(&self, req: &Request) -> Handled {
-        Ok(match activation::token(&self.db, &req.body, now_unix())? {
-            activation::Poll::Issued { lease, device_id } => Response::json(
-                200,
-                &json!({
-                    "license": lease,
-                    "device_id": device_id,
-                    "token_type": "seatgate-lease",
-                }),
-            ),
-            // RFC 8628 §3.5: a poll without a lease is a 400 with the error word.
-            activation::Poll::NoLease {
-                error,
-                reason,
-                message,
-            } => {
-                let mut body = json!({"error": error.as_str(), "message": message});
-                if let Some(r) = reason {
-                    body["reason"] = json!(r);
+        Ok(
+            match activation::token(&self.db, &req.body, self.clock.now_unix())? {
+                activation::Poll::Issued { lease, device_id } => Response::json(
+                    200,
+                    &json!({
+                        "license": lease,
+                        "device_id": device_id,
+                        "token_type": "seatgate-lease",
+                    }),
+                ),
+                // RFC 8628 §3.5: a poll without a lease is a 400 with the error word.
+                activation::Poll::NoLease {
+                    error,
+                    reason,
+                    message,
+                } => {
+                    let mut body = json!({"error": error.as_str(), "message": message});
+                    if let Some(r) = reason {
+                        body["reason"] = json!(r);
+                    }
+                    Response::json(400, &body)
                 }
-                Response::json(400, &body)
-            }
-        })
+            },
+        )
     }
 
     /// `POST /api/v1/leases/renew` with the device's proof.
     pub fn renew(&self, proof: &str) -> Handled {
-        let lease = leases::renew(&self.db, &self.config, &self.public_url, proof, now_unix())?;
+        let lease = leases::renew(
+            &self.db,
+            &self.config,
+            &self.public_url,
+            proof,
+            self.clock.now_unix(),
+        )?;
         Ok(Response::json(
             200,
             &json!({
@@ -103,7 +115,7 @@ impl LicensingApi {
 
     /// `DELETE /api/v1/leases/{id}` with `Authorization: Device <proof>`.
     pub fn deactivate(&self, lease: &str, proof: &str) -> Handled {
-        let now = now_unix();
+        let now = self.clock.now_unix();
         let device = leases::deactivate_by_proof(&self.db, lease, proof, now)?;
         Ok(Response::json(
             200,
@@ -113,7 +125,7 @@ impl LicensingApi {
 
     /// `GET /activate/{key}`: the user confirms the device in the browser.
     pub fn confirm_page(&self, key: &str) -> Handled {
-        let now = now_unix();
+        let now = self.clock.now_unix();
         let a = activation::pending_for_browser(&self.db, key, now)?;
         let csrf = new_secret_token();
         let page = crate::end_user::activation_confirm(
@@ -140,7 +152,7 @@ impl LicensingApi {
     /// The user confirmed the device: off to the IdP, with the sign-in bound to this
     /// browser and to this activation.
     pub fn confirmed(&self, req: &Request, key: &str, cx: &Ctx<'_>) -> Handled {
-        let now = now_unix();
+        let now = self.clock.now_unix();
         let a = activation::pending_for_browser(&self.db, key, now)?;
         let form = crate::http::parse_form(&req.body)?;
         let sent = form.get("csrf").map(String::as_str).unwrap_or("");
@@ -189,7 +201,7 @@ impl LicensingApi {
             signed_in.request_id.as_deref(),
             signed_in,
             resolved,
-            now_unix(),
+            self.clock.now_unix(),
         )? {
             activation::Completed::Redirect(location) => Ok(Response::see_other(&location)),
             activation::Completed::Page {

@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::audit::Actor;
-use crate::clock::now_unix;
+use crate::clock::Clock;
 use crate::db::Db;
 use crate::domain::problem::Reason;
 use crate::error::HttpError;
@@ -34,6 +34,7 @@ pub struct Scim {
     /// cannot push the IdP's own entries out of the log.
     unauthenticated_per_client: RateLimiter<IpAddr>,
     unauthenticated_overall: RateLimiter<()>,
+    clock: Clock,
 }
 
 /// Unauthenticated requests logged per client address: a burst, then one a minute.
@@ -66,8 +67,9 @@ impl Scim {
             unauthenticated_overall: RateLimiter::new(
                 UNAUTHENTICATED_LOG_OVERALL_PER_SEC,
                 60,
-                clock,
+                clock.clone(),
             ),
+            clock,
         })
     }
 
@@ -111,7 +113,7 @@ impl Scim {
             ),
         };
         self.log.record(Entry {
-            at: now_unix(),
+            at: self.clock.now_unix(),
             token_id,
             client: req.client.to_string(),
             method: req.method.clone(),
@@ -132,6 +134,7 @@ impl Scim {
             &self.base_url,
             Actor::Scim(token.name.clone()),
             token.connection_id.clone(),
+            self.clock.now_unix(),
         ))
     }
 }

@@ -35,7 +35,6 @@ use super::login::{BINDING_COOKIE, BINDING_PATH};
 use super::metadata::{REDIRECT_BINDING, acs_url, sp_entity_id};
 use super::prefilter;
 use super::preset::{self, Identity};
-use crate::clock::now_unix;
 use crate::crypto::sha256_hex;
 use crate::db::Db;
 use crate::db::idp::{self, VerificationKeys};
@@ -90,13 +89,13 @@ pub fn consume(
     connection: &str,
     form: &[u8],
     cookie_header: Option<&str>,
+    now: i64,
 ) -> Result<SignedIn, Problem> {
     let (vetted, wrapper) = read_response(form)?;
     let in_response_to = wrapper.in_response_to.clone();
     let acs = acs_url(public_url, connection);
     check_wrapper(&wrapper, vetted.response_signed, &acs)?;
 
-    let now = now_unix();
     let binding_cookie =
         crate::http::Cookies::for_public_url(public_url).name(BINDING_COOKIE, BINDING_PATH);
     let browser =

@@ -16,7 +16,6 @@
 use rusqlite::Transaction;
 use serde_json::json;
 
-use crate::clock::now_unix;
 use crate::db::Db;
 use crate::db::directory::{self, SignInKey, UserRow};
 use crate::domain::identity::Resolved;
@@ -27,13 +26,13 @@ use crate::email::{Shape, shape};
 
 /// Finds the directory user of a sign-in; for JIT connections, creates it and keeps its
 /// JIT group memberships in step with the assertion.
-pub fn resolve(db: &Db, s: &SignedIn, jit: bool) -> Result<Resolved, Problem> {
+pub fn resolve(db: &Db, s: &SignedIn, jit: bool, now: i64) -> Result<Resolved, Problem> {
     let found = if jit {
         Some(db.write(|tx| {
             let mark = crate::db::licensing::last_event_id(tx)?;
-            let user = provision(tx, s)?;
+            let user = provision(tx, s, now)?;
             let actor = crate::audit::Actor::Saml(s.connection.clone());
-            crate::licensing::reconcile::after_directory_change(tx, mark, &actor, now_unix())?;
+            crate::licensing::reconcile::after_directory_change(tx, mark, &actor, now)?;
             Ok::<_, Problem>(user)
         })?)
     } else {
@@ -107,8 +106,7 @@ fn check_domains(s: &SignedIn, user: &UserRow) -> Result<(), Problem> {
     Ok(())
 }
 
-fn provision(tx: &Transaction<'_>, s: &SignedIn) -> Result<UserRow, Problem> {
-    let now = now_unix();
+fn provision(tx: &Transaction<'_>, s: &SignedIn, now: i64) -> Result<UserRow, Problem> {
     let scope = Some(s.connection.as_str());
     let user = match find(tx, s)? {
         Some(u) => {

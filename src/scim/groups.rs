@@ -5,7 +5,6 @@ use serde_json::{Map, Value};
 
 use super::service::{Caller, ListQuery, Reply, check_version, new_id};
 use super::users::{compile_filter, sort_order};
-use crate::clock::now_unix;
 use crate::db::directory::{self as dir, GroupRow};
 use crate::db::filter_sql::Table;
 use crate::domain::problem::{Problem, Reason};
@@ -133,7 +132,7 @@ pub fn create(scim: &Caller<'_>, body: Value) -> Result<Reply, Problem> {
     let (stored, fields, members) = resource::prepare_group(body)?;
     let text = stored.to_string();
     let (row, listed) = scim.write(|tx| {
-        let now = now_unix();
+        let now = scim.now;
         let id = new_id();
         dir::insert_group(tx, scim.scope(), &id, &fields, &text, now)?;
         if let Some(ids) = &members {
@@ -162,7 +161,7 @@ pub fn replace(
     let (row, listed) = scim.write(|tx| {
         let before = scim.group(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
-        let now = now_unix();
+        let now = scim.now;
         store_update(tx, id, &fields, &text, now)?;
         if let Some(ids) = members {
             apply_members(tx, scim.scope(), id, &[MemberOp::Replace(ids)], now)?;
@@ -189,7 +188,7 @@ pub fn patch(
         let mut obj: Map<String, Value> =
             serde_json::from_str(&before.resource).unwrap_or_default();
         let member_ops = patch::apply_group(&mut obj, &ops)?;
-        let now = now_unix();
+        let now = scim.now;
         let stored = Value::Object(obj);
         let text = stored.to_string();
         if text != before.resource {
@@ -212,7 +211,7 @@ pub fn delete(scim: &Caller<'_>, id: &str, required: Option<String>) -> Result<(
     scim.write(|tx| {
         let before = scim.group(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
-        dir::delete_group(tx, id, now_unix())?;
+        dir::delete_group(tx, id, scim.now)?;
         Ok::<_, Problem>(())
     })?;
     Ok(())

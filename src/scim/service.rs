@@ -6,7 +6,6 @@
 use serde_json::Value;
 
 use crate::audit::Actor;
-use crate::clock::now_unix;
 use crate::db::Db;
 use crate::domain::problem::{Problem, Reason};
 use crate::http::percent_decode;
@@ -25,15 +24,25 @@ pub struct Caller<'a> {
     actor: Actor,
     /// The connection the token provisions for: the only users and groups it sees.
     scope: Option<String>,
+    /// The request's time (the gateway's clock, read once per request): every timestamp
+    /// the operation stores.
+    pub now: i64,
 }
 
 impl<'a> Caller<'a> {
-    pub fn new(db: &'a Db, base_url: &'a str, actor: Actor, scope: Option<String>) -> Caller<'a> {
+    pub fn new(
+        db: &'a Db,
+        base_url: &'a str,
+        actor: Actor,
+        scope: Option<String>,
+        now: i64,
+    ) -> Caller<'a> {
         Caller {
             db,
             base_url,
             actor,
             scope,
+            now,
         }
     }
 
@@ -76,7 +85,7 @@ impl<'a> Caller<'a> {
         self.db.write(|tx| {
             let mark = crate::db::licensing::last_event_id(tx)?;
             let value = f(tx)?;
-            crate::licensing::reconcile::after_directory_change(tx, mark, &self.actor, now_unix())?;
+            crate::licensing::reconcile::after_directory_change(tx, mark, &self.actor, self.now)?;
             Ok(value)
         })
     }

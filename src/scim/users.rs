@@ -4,7 +4,6 @@
 use serde_json::{Map, Value};
 
 use super::service::{Caller, ListQuery, Reply, check_version, new_id};
-use crate::clock::now_unix;
 use crate::db::directory::{self as dir, EventKind, Order, UserRow};
 use crate::db::filter_sql::{self, Table};
 use crate::domain::problem::{Problem, Reason};
@@ -47,7 +46,7 @@ fn respond(
 pub fn create(scim: &Caller<'_>, body: Value) -> Result<Reply, Problem> {
     let (stored, fields) = resource::prepare_user(body)?;
     let text = stored.to_string();
-    let now = now_unix();
+    let now = scim.now;
     let row = scim.write(|tx| {
         check_domains(tx, scim.scope(), &fields, &stored)?;
         // A user the IdP deactivated and now sends again is relinked and updated instead
@@ -165,7 +164,7 @@ pub fn replace(
         let before = scim.user(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
         check_domains(tx, scim.scope(), &fields, &stored)?;
-        store(tx, &before, &fields, &text)
+        store(scim, tx, &before, &fields, &text)
     })?;
     Ok(respond(scim, &row, &groups, None))
 }
@@ -186,13 +185,14 @@ pub fn patch(
         let fields = resource::user_fields(&obj)?;
         let stored = Value::Object(obj);
         check_domains(tx, scim.scope(), &fields, &stored)?;
-        store(tx, &before, &fields, &stored.to_string())
+        store(scim, tx, &before, &fields, &stored.to_string())
     })?;
     Ok(respond(scim, &row, &groups, None))
 }
 
 /// Writes a changed user and its events; refuses a userName another user has.
 fn store(
+    scim: &Caller<'_>,
     tx: &rusqlite::Transaction<'_>,
     before: &UserRow,
     fields: &UserFields,
@@ -203,7 +203,7 @@ fn store(
     {
         return Err(taken(&fields.user_name));
     }
-    let now = now_unix();
+    let now = scim.now;
     let kind = match (before.active, fields.active) {
         (true, false) => EventKind::UserDeactivated,
         (false, true) => EventKind::UserReactivated,
@@ -219,7 +219,7 @@ pub fn delete(scim: &Caller<'_>, id: &str, required: Option<String>) -> Result<(
     scim.write(|tx| {
         let before = scim.user(tx, id)?.ok_or_else(|| not_found(id))?;
         check_version(&required, before.version)?;
-        dir::delete_user(tx, id, now_unix())?;
+        dir::delete_user(tx, id, scim.now)?;
         Ok::<_, Problem>(())
     })?;
     Ok(())
