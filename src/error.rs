@@ -223,7 +223,7 @@ fn error_page(e: &HttpError) -> String {
         stylesheet = crate::page::STYLESHEET_PATH,
         message = crate::http::html_escape(&e.message),
         reason = e.reason.code(),
-        banner = crate::page::health_banner().into_string(),
+        banner = crate::page::health_banner(false).into_string(),
     )
 }
 

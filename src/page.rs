@@ -34,8 +34,8 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> String {
                 link rel="stylesheet" href=(STYLESHEET_PATH);
             }
             body {
-                (health_banner())
-                @if let Some(text) = ADDRESS_BANNER.with(|b| b.borrow().clone()) {
+                (health_banner(PORTAL_FRAME.with(|f| f.borrow().active)))
+                @if let Some(text) = PORTAL_FRAME.with(|f| f.borrow().address.clone()) {
                     div.health-banner role="alert" { strong { "Wrong address" } " · " (text) }
                 }
                 @if demo_banner_shown() {
@@ -67,35 +67,57 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> String {
     .into_string()
 }
 
-thread_local! {
-    /// The address mismatch of the request this app thread is answering (see
-    /// [`with_address_banner`]): set around a request, so that every page's layout shows it
-    /// without each of the many renderers taking the request.
-    static ADDRESS_BANNER: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+/// What the portal pages of the request this app thread is answering show besides their
+/// body (see [`for_portal_pages`]): set around a request, so that every page's layout
+/// shows it without each of the many renderers taking the request.
+#[derive(Default)]
+struct PortalFrame {
+    /// Rendering for the admin surface: the health banner in full.
+    active: bool,
+    /// The address mismatch's advice, when the request came in at another address.
+    address: Option<String>,
 }
 
-/// Runs `render` with the banner of `mismatch` (if any) on every page it lays out.
-pub fn with_address_banner<T>(
+thread_local! {
+    static PORTAL_FRAME: std::cell::RefCell<PortalFrame> = std::cell::RefCell::new(PortalFrame::default());
+}
+
+/// Runs `render` as a portal page: every page it lays out carries the full health banner
+/// (paths, what to restore) and the banner of `mismatch` (if any). Pages outside it (the
+/// end-user pages) only say that changes cannot be stored now.
+pub fn for_portal_pages<T>(
     mismatch: Option<&crate::public_url::Mismatch>,
     render: impl FnOnce() -> T,
 ) -> T {
     struct Reset;
     impl Drop for Reset {
-        // Also on a panic: the next request on this thread must not inherit the banner.
+        // Also on a panic: the next request on this thread must not inherit the frame.
         fn drop(&mut self) {
-            ADDRESS_BANNER.with(|b| b.borrow_mut().take());
+            PORTAL_FRAME.with(|f| *f.borrow_mut() = PortalFrame::default());
         }
     }
-    ADDRESS_BANNER.with(|b| *b.borrow_mut() = mismatch.map(|m| m.advice()));
+    PORTAL_FRAME.with(|f| {
+        *f.borrow_mut() = PortalFrame {
+            active: true,
+            address: mismatch.map(|m| m.advice()),
+        }
+    });
     let _reset = Reset;
     render()
 }
 
 /// What is wrong with the database, on every page while something is (see
-/// `db::health`): damage and which backup to restore, a full disk, low free space.
-pub fn health_banner() -> Markup {
+/// `db::health`): for admins in full (damage and which backup to restore, a full disk,
+/// low free space, where); for everyone else only that changes cannot be stored now.
+pub fn health_banner(for_admin: bool) -> Markup {
+    let health = crate::db::health::global();
+    let text = if for_admin {
+        health.banner()
+    } else {
+        health.public_banner()
+    };
     html! {
-        @if let Some(text) = crate::db::health::global().banner() {
+        @if let Some(text) = text {
             div.health-banner role="alert" { strong { "Attention" } " · " (text) }
         }
     }

@@ -268,10 +268,10 @@ impl App {
             admitted,
         };
         if route.surface == Surface::AdminPage {
-            // Every portal page rendered for a request that did not arrive at the public
-            // URL says so.
+            // Portal pages carry the full health banner, and say so when the request did
+            // not arrive at the public URL.
             let mismatch = self.admin.mismatch(req);
-            crate::page::with_address_banner(mismatch.as_ref(), || (route.handler)(self, &cx))
+            crate::page::for_portal_pages(mismatch.as_ref(), || (route.handler)(self, &cx))
         } else {
             (route.handler)(self, &cx)
         }

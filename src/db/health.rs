@@ -303,6 +303,17 @@ impl Health {
         }
     }
 
+    /// What anyone may be told: that changes cannot be stored now (damage or a full
+    /// disk), without the data directory's path or what SQLite found.
+    pub fn public_banner(&self) -> Option<String> {
+        match self.state() {
+            State::Corrupt { .. } | State::DiskFull => {
+                Some("The gateway cannot store changes right now; try again later.".to_string())
+            }
+            State::Ok => None,
+        }
+    }
+
     /// Runs `PRAGMA quick_check` and records damage. Returns false when damage was found.
     pub fn check(&self, db: &Db) -> bool {
         let started = Instant::now();

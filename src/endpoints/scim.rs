@@ -174,7 +174,9 @@ impl Scim {
     }
 
     pub fn create_user(&self, cx: &Ctx<'_>) -> Handled {
-        Ok(reply(users::create(&self.caller(cx)?, read_json(cx.req)?)?))
+        let q = ListQuery::from_query(&cx.req.query)?;
+        let written = users::create(&self.caller(cx)?, read_json(cx.req)?)?;
+        Ok(reply(written.project(&q)))
     }
 
     pub fn search_users(&self, cx: &Ctx<'_>) -> Handled {
@@ -188,25 +190,19 @@ impl Scim {
     }
 
     pub fn replace_user(&self, cx: &Ctx<'_>) -> Handled {
+        let q = ListQuery::from_query(&cx.req.query)?;
         let body = read_json(cx.req)?;
         let caller = self.caller(cx)?;
-        Ok(reply(users::replace(
-            &caller,
-            cx.param("id"),
-            if_match(cx.req),
-            body,
-        )?))
+        let written = users::replace(&caller, cx.param("id"), if_match(cx.req), body)?;
+        Ok(reply(written.project(&q)))
     }
 
     pub fn patch_user(&self, cx: &Ctx<'_>) -> Handled {
+        let q = ListQuery::from_query(&cx.req.query)?;
         let body = read_json(cx.req)?;
         let caller = self.caller(cx)?;
-        Ok(reply(users::patch(
-            &caller,
-            cx.param("id"),
-            if_match(cx.req),
-            body,
-        )?))
+        let written = users::patch(&caller, cx.param("id"), if_match(cx.req), body)?;
+        Ok(reply(written.project(&q)))
     }
 
     pub fn delete_user(&self, cx: &Ctx<'_>) -> Handled {
@@ -220,10 +216,9 @@ impl Scim {
     }
 
     pub fn create_group(&self, cx: &Ctx<'_>) -> Handled {
-        Ok(reply(groups::create(
-            &self.caller(cx)?,
-            read_json(cx.req)?,
-        )?))
+        let q = ListQuery::from_query(&cx.req.query)?;
+        let written = groups::create(&self.caller(cx)?, read_json(cx.req)?)?;
+        Ok(reply(written.project(&q)))
     }
 
     pub fn search_groups(&self, cx: &Ctx<'_>) -> Handled {
@@ -237,14 +232,11 @@ impl Scim {
     }
 
     pub fn replace_group(&self, cx: &Ctx<'_>) -> Handled {
+        let q = ListQuery::from_query(&cx.req.query)?;
         let body = read_json(cx.req)?;
         let caller = self.caller(cx)?;
-        Ok(reply(groups::replace(
-            &caller,
-            cx.param("id"),
-            if_match(cx.req),
-            body,
-        )?))
+        let written = groups::replace(&caller, cx.param("id"), if_match(cx.req), body)?;
+        Ok(reply(written.project(&q)))
     }
 
     /// A PATCH answers 204 unless the request asked for attributes back (RFC 7644 §3.5.2).
@@ -326,11 +318,12 @@ pub fn read_json(req: &Request) -> Result<Value, HttpError> {
     })
 }
 
-/// The version an `If-Match` header requires: `None` when absent or `*`.
+/// The `If-Match` header (its version list is read by `check_version`): `None` when
+/// absent or `*`.
 pub fn if_match(req: &Request) -> Option<String> {
     let v = req.header("if-match")?.trim();
     if v == "*" {
         return None;
     }
-    Some(v.trim_start_matches("W/").trim_matches('"').to_string())
+    Some(v.to_string())
 }

@@ -25,6 +25,7 @@ use crate::config::LeaseConfig;
 use crate::crypto::{b64url, new_secret_token, random_hex, sha256, sha256_hex};
 use crate::db::Db;
 use crate::db::licensing::{self as store, Activation, ActivationKey, NewDevice};
+use crate::domain::engine::RevokeReason;
 use crate::domain::identity::Resolved;
 use crate::domain::identity::SignedIn;
 use crate::domain::jose::DeviceKey;
@@ -573,15 +574,30 @@ fn revoked_since(
     };
     Ok(store::device(tx, device_id)?
         .filter(|d| d.revoked_at.is_some())
-        .map(|d| {
-            d.revoke_reason
-                .unwrap_or_else(|| Reason::Revoked.code().to_string())
-        }))
+        .map(|d| refusal_for(d.revoke_reason.as_deref()).code().to_string()))
+}
+
+/// Renewal's refusal for a revoked device, from its stored revoke reason: a seat lost
+/// says why, a device deactivated or gone silent is REVOKED (never the stored word).
+fn refusal_for(stored: Option<&str>) -> Reason {
+    stored
+        .and_then(RevokeReason::parse)
+        .map_or(Reason::Revoked, RevokeReason::refusal)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_revoked_device_is_refused_with_a_reason_code_from_the_table() {
+        // Black-box round 3: a device deactivated before the poll answered `DEACTIVATED`.
+        assert_eq!(refusal_for(Some("DEACTIVATED")), Reason::Revoked);
+        assert_eq!(refusal_for(Some("SILENT")), Reason::Revoked);
+        assert_eq!(refusal_for(Some("USER_INACTIVE")), Reason::UserInactive);
+        assert_eq!(refusal_for(None), Reason::Revoked);
+        assert_eq!(refusal_for(Some("garbage")), Reason::Revoked);
+    }
 
     #[test]
     fn only_loopback_redirects_are_accepted() {

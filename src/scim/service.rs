@@ -116,6 +116,19 @@ impl Reply {
         }
     }
 
+    /// Applies the request's `attributes`/`excludedAttributes` (RFC 7644 §3.9: writes
+    /// take them too).
+    pub fn project(self, q: &ListQuery) -> Reply {
+        Reply {
+            resource: crate::domain::scim::resource::project(
+                self.resource,
+                &q.attributes,
+                &q.excluded,
+            ),
+            ..self
+        }
+    }
+
     pub fn created(self) -> Reply {
         Reply {
             created: true,
@@ -124,15 +137,25 @@ impl Reply {
     }
 }
 
-/// 412 unless `required` (from If-Match) is the current version.
+/// 412 unless `required` (from If-Match) names the current version; If-Match may list
+/// several (RFC 9110 §13.1.1), and any one matching is enough.
 pub fn check_version(required: &Option<String>, current: i64) -> Result<(), Problem> {
-    match required {
-        Some(v) if *v != current.to_string() => Err(Problem::scim(
+    let Some(listed) = required else {
+        return Ok(());
+    };
+    let current = current.to_string();
+    let matches = listed
+        .split(',')
+        .map(|tag| tag.trim().trim_start_matches("W/").trim_matches('"'))
+        .any(|v| v == "*" || v == current);
+    if matches {
+        Ok(())
+    } else {
+        Err(Problem::scim(
             Reason::PreconditionFailed,
             "invalidVers",
             "The resource changed since you read it (If-Match does not match its version).",
-        )),
-        _ => Ok(()),
+        ))
     }
 }
 

@@ -272,6 +272,16 @@ fn item5_full_disk_is_503_with_retry_after_and_recovers_without_restart() {
     let page = s.get("/admin/login").text();
     assert!(page.contains("class=\"health-banner\""), "{page}");
     assert!(page.contains("disk is full"), "{page}");
+    // End users are told only that changes cannot be stored, never where the data lives
+    // (black-box round 3: an anonymous sign-in page named the data directory).
+    let public = s.get("/saml/login?email=nobody@unknown.example").text();
+    assert!(
+        public.contains("cannot store changes right now"),
+        "{public}"
+    );
+    let mount_path = mount.display().to_string();
+    assert!(!public.contains(&mount_path), "{public}");
+    assert!(!public.contains("disk is full"), "{public}");
 
     // Space freed: ready again without a restart (a background write succeeding, or the
     // next free-space measurement, ends the state), and writes succeed.

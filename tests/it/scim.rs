@@ -411,6 +411,70 @@ fn etags_and_if_match() {
     );
     assert_eq!(ok.status, 200);
     assert_eq!(ok.header("etag"), Some("W/\"2\""));
+    // If-Match may list several versions; one current one is enough (black-box round 3).
+    let listed = |tags: &str| {
+        scim.raw(
+            "PATCH",
+            &format!("/Users/{uid}"),
+            &[
+                ("Content-Type", "application/scim+json"),
+                ("If-Match", tags),
+            ],
+            br#"{"Operations":[{"op":"replace","path":"title","value":"y"}]}"#,
+        )
+        .status
+    };
+    assert_eq!(listed("W/\"1\", W/\"9\""), 412);
+    assert_eq!(listed("W/\"1\", W/\"2\""), 200);
+}
+
+/// RFC 7644 §3.9: `attributes`/`excludedAttributes` shape the reply of writes too
+/// (black-box round 3 found POST, PUT and user PATCH ignoring them).
+#[test]
+fn writes_answer_with_the_attributes_asked_for() {
+    let s = server().start();
+    let scim = s.scim();
+    let keys = |r: &crate::support::HttpResponse| {
+        let mut k: Vec<String> = r
+            .json()
+            .as_object()
+            .map_or_else(Vec::new, |o| o.keys().cloned().collect());
+        k.sort();
+        k
+    };
+    let created = scim.post(
+        "/Users?excludedAttributes=displayName,emails",
+        json!({"userName": "proj@example.com", "displayName": "P", "emails": [{"value": "proj@example.com"}]}),
+    );
+    assert_eq!(created.status, 201);
+    assert!(
+        !keys(&created).contains(&"displayName".to_string()),
+        "{:?}",
+        keys(&created)
+    );
+    assert!(!keys(&created).contains(&"emails".to_string()));
+    let uid = id_of(&created);
+    let put = scim.put(
+        &format!("/Users/{uid}?attributes=userName"),
+        json!({"userName": "proj@example.com", "displayName": "Q"}),
+    );
+    assert_eq!(put.status, 200);
+    assert_eq!(keys(&put), ["id", "schemas", "userName"]);
+    let patched = scim.patch(
+        &format!("/Users/{uid}?attributes=displayName"),
+        json!({"Operations": [{"op": "replace", "path": "displayName", "value": "R"}]}),
+    );
+    assert_eq!(patched.status, 200);
+    assert_eq!(keys(&patched), ["displayName", "id", "schemas"]);
+    let group = scim.post(
+        "/Groups?attributes=displayName",
+        json!({"displayName": "G", "members": [{"value": uid}]}),
+    );
+    assert_eq!(group.status, 201);
+    assert_eq!(keys(&group), ["displayName", "id", "schemas"]);
+    // The write happened in full: a plain read shows everything.
+    let read = scim.get(&format!("/Users/{uid}"));
+    assert_eq!(read.json()["displayName"], "R");
 }
 
 #[test]
