@@ -100,6 +100,7 @@ audit_actions! {
     DeviceActivated = "device_activated",
     DeviceReleased = "device_released",
     DeviceRevoked = "device_revoked",
+    EntitlementImported = "entitlement_imported",
     IdpConnectionAdded = "idp_connection_added",
     IdpConnectionChanged = "idp_connection_changed",
     IdpConnectionRemoved = "idp_connection_removed",

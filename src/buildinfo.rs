@@ -35,7 +35,8 @@ pub fn long_version() -> String {
          target:  {target}\n\
          xmlsec1: {xmlsec1} ({xmlsec1_link}{xmlsec1_src})\n\
          libxml2: {libxml2} ({libxml2_link}{libxml2_src})\n\
-         OpenSSL: {openssl} ({openssl_link}{openssl_src})",
+         OpenSSL: {openssl} ({openssl_link}{openssl_src})\n\
+         vendor keys: {vendor_keys}",
         version = env!("CARGO_PKG_VERSION"),
         commit = env!("SEATGATE_GIT_COMMIT"),
         date = env!("SEATGATE_BUILD_DATE"),
@@ -46,6 +47,11 @@ pub fn long_version() -> String {
         libxml2_src = source(env!("SEATGATE_LIBXML2_SOURCE")),
         openssl_link = linkage(OpenSSL_version as *const c_void),
         openssl_src = source(env!("SEATGATE_OPENSSL_SOURCE")),
+        vendor_keys = if cfg!(feature = "dev-vendor-key") {
+            "production and DEVELOPMENT (a test build: it trusts entitlements anyone can sign)"
+        } else {
+            "production"
+        },
     )
 }
 

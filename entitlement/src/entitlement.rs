@@ -34,7 +34,7 @@ pub struct Entitlement {
     /// The vendor's id for this purchase; stays the same across renewals.
     pub entitlement_id: String,
     /// Grows with each reissue of the same entitlement; only a higher one replaces.
-    pub serial: u64,
+    pub serial: u32,
     pub product: String,
     pub edition: String,
     /// Per-user seats.
@@ -208,7 +208,8 @@ pub(crate) mod tests {
     #[test]
     fn inconsistent_claims_are_refused_on_both_sides() {
         let key = KeyPair::generate().expect("key");
-        let cases: Vec<(&str, Box<dyn Fn(&mut Entitlement)>)> = vec![
+        type Change = Box<dyn Fn(&mut Entitlement)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("serial", Box::new(|e| e.serial = 0)),
             ("dates", Box::new(|e| e.ends_at = e.starts_at)),
             ("empty", Box::new(|e| e.product = " ".into())),

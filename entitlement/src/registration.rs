@@ -30,7 +30,7 @@ pub struct Request {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Held {
     pub entitlement_id: String,
-    pub serial: u64,
+    pub serial: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -28,6 +28,12 @@ pub enum LicenseCommand {
     },
     /// Licenses and their pools: seats used, pending and free
     List,
+    /// Import a vendor-signed entitlement (a file from the vendor): sets its license's
+    /// product, seats and end date, and re-decides every seat at once
+    Import {
+        /// The entitlement file (a compact JWS)
+        file: std::path::PathBuf,
+    },
     /// Change a license's seats or expiry; seats are re-decided at once
     Set {
         /// The license's id or product name
@@ -181,6 +187,7 @@ pub fn license(db: &Db, cmd: LicenseCommand) -> Result<(), CliError> {
             outln!("{id}");
         }
         LicenseCommand::List => print_licenses(db)?,
+        LicenseCommand::Import { file } => import_entitlement(db, &file)?,
         LicenseCommand::Set {
             license,
             seats,
@@ -253,13 +260,100 @@ fn expiry_change(expires: Option<&str>) -> Result<Option<Option<i64>>, CliError>
     })
 }
 
+/// Writes a registration request for the vendor and says what it names.
+pub fn register(db: &Db, public_url: &str, out: &std::path::Path) -> Result<(), CliError> {
+    let hostname = crate::public_url::host_name().unwrap_or_default();
+    let (request, thumbprint) =
+        crate::licensing::entitlements::registration_request(db, public_url, &hostname, now_unix())
+            .map_err(runtime)?;
+    std::fs::write(out, format!("{request}\n"))
+        .map_err(|e| CliError::Usage(format!("{}: {e}", out.display())))?;
+    outln!("registration request written to {}", out.display());
+    outln!("this gateway's instance: {thumbprint}");
+    outln!(
+        "send the file to the vendor; import the entitlement they return with `seatgate license import FILE`"
+    );
+    Ok(())
+}
+
+/// One line about a license's entitlement: whose, which serial, and how long it runs.
+fn entitlement_line(e: &entitlement::Entitlement, now: i64) -> String {
+    let days_left = (e.ends_at - now).div_euclid(86_400);
+    format!(
+        "{kind} {id} serial {serial}: {customer}, {edition}, {seats} seats{devices}, ends {ends} ({days_left} days left){bound}",
+        kind = if e.trial {
+            "trial entitlement"
+        } else {
+            "entitlement"
+        },
+        id = e.entitlement_id,
+        serial = e.serial,
+        customer = e.customer_name,
+        edition = e.edition,
+        seats = e.seats,
+        devices = if e.device_seats > 0 {
+            format!(" and {} device seats", e.device_seats)
+        } else {
+            String::new()
+        },
+        ends = rfc3339(e.ends_at),
+        bound = if e.instance.is_some() {
+            ", bound to this gateway"
+        } else {
+            ""
+        },
+    )
+}
+
+/// Entitlement files are a few KB; anything larger is not one.
+const MAX_ENTITLEMENT_FILE: u64 = 64 * 1024;
+
+fn import_entitlement(db: &Db, file: &std::path::Path) -> Result<(), CliError> {
+    use crate::licensing::entitlements::{self, Imported};
+    let too_large = std::fs::metadata(file)
+        .map(|m| m.len() > MAX_ENTITLEMENT_FILE)
+        .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+    if too_large {
+        return Err(CliError::Usage(format!(
+            "{} is larger than {MAX_ENTITLEMENT_FILE} bytes; it is not an entitlement file",
+            file.display()
+        )));
+    }
+    let token = std::fs::read_to_string(file)
+        .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+    let (imported, summary) = entitlements::import(
+        db,
+        &token,
+        &entitlements::trusted_keys(false),
+        ACTOR,
+        now_unix(),
+    )
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    match imported {
+        Imported::Added { license } => outln!("entitlement imported as license {license}"),
+        Imported::Renewed {
+            license,
+            from_serial,
+        } => outln!("license {license} renewed (was serial {from_serial})"),
+        Imported::TrialConverted { license, trial } => {
+            outln!("license {license} now runs on the paid entitlement (was trial {trial})")
+        }
+        Imported::Unchanged { license } => {
+            outln!("already imported: license {license} is unchanged")
+        }
+    }
+    print_summary(&summary);
+    Ok(())
+}
+
 fn print_licenses(db: &Db) -> Result<(), CliError> {
     let now = now_unix();
-    let (licenses, pools) = db
+    let (licenses, pools, entitlements) = db
         .read(|tx| {
             Ok::<_, rusqlite::Error>((
                 store::licenses(tx)?,
                 crate::db::portal::pool_usage(tx, now)?,
+                crate::db::entitlements::entitlements(tx)?,
             ))
         })
         .map_err(runtime)?;
@@ -280,6 +374,10 @@ fn print_licenses(db: &Db) -> Result<(), CliError> {
             l.seats,
             expiry(l.expires_at)
         );
+        match entitlements.iter().find(|e| e.license_id == l.id) {
+            Some(e) => outln!("    {}", entitlement_line(&e.claims, now)),
+            None => outln!("    not from a vendor entitlement (entered by hand)"),
+        }
         for p in pools.iter().filter(|p| p.license_id == l.id) {
             let figures = format!(
                 "{} used, {} pending, {} free of {}",

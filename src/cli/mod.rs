@@ -124,6 +124,13 @@ pub enum Command {
     /// Licenses: register, list with seat usage per pool, change seats or expiry
     #[command(subcommand)]
     License(licensing::LicenseCommand),
+    /// Write a registration request for the vendor (air-gapped registration): it names this
+    /// gateway's instance; the vendor answers with an entitlement bound to it
+    Register {
+        /// Where to write the request
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Sublicenses: named slices of a license for the groups mapped to them
     #[command(subcommand)]
     Sublicense(licensing::SublicenseCommand),
@@ -252,6 +259,11 @@ pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
             access::admin(&db, &public_url, cmd)
         }
         Command::License(cmd) => licensing::license(&open_existing_db(&config)?, cmd),
+        Command::Register { out } => {
+            let db = open_existing_db(&config)?;
+            let public_url = public_url_for_cli(&config, &db)?;
+            licensing::register(&db, &public_url, &out)
+        }
         Command::Sublicense(cmd) => licensing::sublicense(&open_existing_db(&config)?, cmd),
         Command::Explain { email, json } => {
             licensing::explain(&open_existing_db(&config)?, &config, &email, json)

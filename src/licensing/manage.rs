@@ -84,6 +84,12 @@ pub fn set_license(
     let now = now_unix();
     db.write(|tx| {
         let current = find_license(tx, license)?;
+        if let Some(e) = crate::db::entitlements::of_license(tx, &current.id)? {
+            return Err(ManageError::Invalid(format!(
+                "the seats and end date of {} come from the vendor's entitlement {}; import a newer one to change them",
+                current.id, e.claims.entitlement_id
+            )));
+        }
         let seats = seats.unwrap_or(current.seats);
         if seats < 0 {
             return Err(ManageError::Invalid("seats must be 0 or more".into()));
@@ -167,7 +173,7 @@ pub fn add_sublicense(
 }
 
 /// Seats held by the reserved sublicenses of `license_id`, leaving out `except`.
-fn reserved_seats(
+pub(crate) fn reserved_seats(
     tx: &rusqlite::Transaction<'_>,
     license_id: &str,
     except: Option<&str>,

@@ -5,6 +5,7 @@
 //! - [`verdict`]: whether a user may activate a device now (activation and `explain`).
 
 pub mod activation;
+pub mod entitlements;
 pub mod explain;
 pub mod leases;
 pub mod manage;

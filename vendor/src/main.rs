@@ -74,7 +74,7 @@ struct Description {
     customer_id: String,
     customer_name: String,
     entitlement_id: String,
-    serial: u64,
+    serial: u32,
     product: String,
     edition: String,
     seats: u32,

@@ -1,0 +1,308 @@
+//! Vendor entitlements: the gateway's instance key, registration requests, and importing
+//! a vendor-signed entitlement, which sets its license's product, seats and end date and
+//! re-decides every seat in the same transaction.
+//!
+//! Only the vendor keys compiled in below are trusted. The development key (whose private
+//! half is public) is trusted only by builds with the `dev-vendor-key` feature (the test
+//! suite's) and inside `seatgate demo`.
+
+use entitlement::registration::{Held, Request};
+use entitlement::{Entitlement, EntitlementError, InstanceKey, TrustedKey};
+
+use crate::audit::{Actor, AuditAction};
+use crate::db::Db;
+use crate::db::entitlements::{self as store, EntitlementRow, InstanceKeyRow};
+use crate::db::licensing::{self as licenses, LicenseRow};
+
+use super::reconcile::{self, Summary};
+
+/// The vendor's production keys (newest last). Their private halves never leave the
+/// vendor; a rotation adds a key here and keeps the old one while its entitlements live.
+pub const PRODUCTION_KEYS: &[TrustedKey] = &[TrustedKey {
+    kid: "seatgate-2026-1",
+    public_key: "cxB8QIRZgKmwjSPJGz2T8qP_ZD0DFbsYL-2JlBVrwjE",
+}];
+
+/// Whether this build trusts the development vendor key everywhere (test builds only;
+/// `seatgate --version` says so).
+pub const DEV_KEY_TRUSTED: bool = cfg!(feature = "dev-vendor-key");
+
+/// The keys an import trusts: production, plus the development key in test builds and in
+/// the demo.
+pub fn trusted_keys(demo: bool) -> Vec<TrustedKey> {
+    let mut keys = PRODUCTION_KEYS.to_vec();
+    if DEV_KEY_TRUSTED || demo {
+        keys.push(entitlement::dev::DEV_KEY);
+    }
+    keys
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{0}")]
+    Token(#[from] EntitlementError),
+    #[error(
+        "the entitlement is bound to another gateway (instance {bound}); this gateway is instance {this}. Ask the vendor for one issued to this gateway's registration request"
+    )]
+    OtherGateway { bound: String, this: String },
+    #[error("the entitlement ended on {0}; ask the vendor for a renewal")]
+    Expired(String),
+    #[error("the entitlement starts on {0}; import it then")]
+    NotStarted(String),
+    #[error(
+        "this gateway holds serial {held} of entitlement {id}, newer than the file's serial {serial}; nothing was changed"
+    )]
+    Older { id: String, serial: u32, held: u32 },
+    #[error(
+        "serial {serial} of entitlement {id} is already imported with other contents; the vendor must issue a new serial"
+    )]
+    SerialReused { id: String, serial: u32 },
+    #[error(
+        "reserved sublicenses of {license} hold {reserved} seats, more than the entitlement's {seats}; shrink them first"
+    )]
+    Reserved {
+        license: String,
+        reserved: i64,
+        seats: u32,
+    },
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Store(#[from] crate::db::DbError),
+    #[error("the instance key could not be created or read")]
+    Key,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Imported {
+    /// A new license for a new entitlement.
+    Added { license: String },
+    /// A newer serial of an entitlement already held (renewal, upgrade, edition change).
+    Renewed { license: String, from_serial: u32 },
+    /// A paid entitlement took over a trial's license (no device re-activates).
+    TrialConverted { license: String, trial: String },
+    /// The same file again: nothing changed.
+    Unchanged { license: String },
+}
+
+/// This gateway's instance key, created on first use.
+pub fn instance_key(db: &Db, now: i64) -> Result<InstanceKey, ImportError> {
+    let stored = db.write(|tx| {
+        if let Some(key) = store::instance_key(tx)? {
+            return Ok::<_, ImportError>(key);
+        }
+        let key = InstanceKey::generate().map_err(|_| ImportError::Key)?;
+        store::insert_instance_key(
+            tx,
+            &InstanceKeyRow {
+                pkcs8: key.pkcs8().to_vec(),
+                public_key: key.public_key().to_vec(),
+                thumbprint: key.thumbprint(),
+                created_at: now,
+            },
+        )?;
+        store::instance_key(tx)?.ok_or(ImportError::Key)
+    })?;
+    InstanceKey::from_pkcs8(&stored.pkcs8).map_err(|_| ImportError::Key)
+}
+
+/// A registration request for the vendor, signed with the instance key.
+pub fn registration_request(
+    db: &Db,
+    public_url: &str,
+    hostname: &str,
+    now: i64,
+) -> Result<(String, String), ImportError> {
+    let key = instance_key(db, now)?;
+    let current = db.read(store::entitlements)?;
+    let request = Request {
+        format: entitlement::registration::FORMAT,
+        instance: key.thumbprint(),
+        gateway_version: env!("CARGO_PKG_VERSION").to_string(),
+        public_url: public_url.to_string(),
+        hostname: hostname.to_string(),
+        current: current
+            .iter()
+            .map(|e| Held {
+                entitlement_id: e.claims.entitlement_id.clone(),
+                serial: e.claims.serial,
+            })
+            .collect(),
+        created_at: now,
+    };
+    Ok((request.sign(&key), key.thumbprint()))
+}
+
+/// Imports a vendor-signed entitlement: verifies it, checks it against this gateway and
+/// what it holds, sets its license, and re-decides every seat, in one transaction.
+pub fn import(
+    db: &Db,
+    token: &str,
+    trusted: &[TrustedKey],
+    actor: &Actor,
+    now: i64,
+) -> Result<(Imported, Summary), ImportError> {
+    let claims = Entitlement::verify(token, trusted)?;
+    let kid = kid_of(token);
+    let this = instance_key(db, now)?.thumbprint();
+    if let Some(bound) = claims.instance.as_ref().filter(|b| **b != this) {
+        return Err(ImportError::OtherGateway {
+            bound: bound.clone(),
+            this,
+        });
+    }
+    if claims.ends_at < now {
+        return Err(ImportError::Expired(crate::clock::rfc3339(claims.ends_at)));
+    }
+    if claims.starts_at > now {
+        return Err(ImportError::NotStarted(crate::clock::rfc3339(
+            claims.starts_at,
+        )));
+    }
+    db.write(|tx| {
+        let (imported, license) = place(tx, &claims, now)?;
+        if let Imported::Unchanged { .. } = imported {
+            return Ok((imported, Summary::default()));
+        }
+        let reserved = super::manage::reserved_seats(tx, &license, None)?;
+        if reserved > i64::from(claims.seats) {
+            return Err(ImportError::Reserved {
+                license,
+                reserved,
+                seats: claims.seats,
+            });
+        }
+        store::apply_to_license(tx, &license, &claims, now)?;
+        store::store(
+            tx,
+            &EntitlementRow {
+                claims: claims.clone(),
+                license_id: license.clone(),
+                kid: kid.clone(),
+                token: token.trim().to_string(),
+                imported_at: now,
+            },
+        )?;
+        audit(tx, actor, &imported, &claims, now)?;
+        let summary = reconcile::reconcile(tx, None, actor, now)?;
+        Ok((imported, summary))
+    })
+}
+
+/// Which license the entitlement sets, and how: a newer serial of one held, a paid
+/// entitlement replacing a trial of the same customer and product, or a new license.
+fn place(
+    tx: &rusqlite::Transaction<'_>,
+    claims: &Entitlement,
+    now: i64,
+) -> Result<(Imported, String), ImportError> {
+    if let Some(held) = store::entitlement(tx, &claims.entitlement_id)? {
+        let license = held.license_id.clone();
+        return match held.claims.serial.cmp(&claims.serial) {
+            std::cmp::Ordering::Greater => Err(ImportError::Older {
+                id: claims.entitlement_id.clone(),
+                serial: claims.serial,
+                held: held.claims.serial,
+            }),
+            std::cmp::Ordering::Equal if held.claims == *claims => Ok((
+                Imported::Unchanged {
+                    license: license.clone(),
+                },
+                license,
+            )),
+            std::cmp::Ordering::Equal => Err(ImportError::SerialReused {
+                id: claims.entitlement_id.clone(),
+                serial: claims.serial,
+            }),
+            std::cmp::Ordering::Less => Ok((
+                Imported::Renewed {
+                    license: license.clone(),
+                    from_serial: held.claims.serial,
+                },
+                license,
+            )),
+        };
+    }
+    let trial = store::entitlements(tx)?.into_iter().find(|e| {
+        e.claims.trial
+            && !claims.trial
+            && e.claims.customer_id == claims.customer_id
+            && e.claims.product == claims.product
+    });
+    if let Some(trial) = trial {
+        let license = trial.license_id.clone();
+        return Ok((
+            Imported::TrialConverted {
+                license: license.clone(),
+                trial: trial.claims.entitlement_id,
+            },
+            license,
+        ));
+    }
+    let license = format!("lic-{}", crate::crypto::random_hex(4));
+    licenses::insert_license(
+        tx,
+        &LicenseRow {
+            id: license.clone(),
+            product: claims.product.clone(),
+            license_key: Some(claims.entitlement_id.clone()),
+            seats: i64::from(claims.seats),
+            model: "per-user".into(),
+            expires_at: Some(claims.ends_at),
+            created_at: now,
+        },
+    )?;
+    Ok((
+        Imported::Added {
+            license: license.clone(),
+        },
+        license,
+    ))
+}
+
+fn audit(
+    tx: &rusqlite::Transaction<'_>,
+    actor: &Actor,
+    imported: &Imported,
+    c: &Entitlement,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let (license, how) = match imported {
+        Imported::Added { license } => (license, "added".to_string()),
+        Imported::Renewed {
+            license,
+            from_serial,
+        } => (license, format!("renewed from serial {from_serial}")),
+        Imported::TrialConverted { license, trial } => (license, format!("replaced trial {trial}")),
+        Imported::Unchanged { license } => (license, "unchanged".to_string()),
+    };
+    let detail = serde_json::json!({
+        "entitlement": c.entitlement_id, "serial": c.serial, "customer": c.customer_name,
+        "product": c.product, "edition": c.edition, "seats": c.seats,
+        "device_seats": c.device_seats, "ends_at": c.ends_at, "trial": c.trial, "how": how,
+    });
+    licenses::audit(
+        tx,
+        now,
+        actor,
+        AuditAction::EntitlementImported,
+        None,
+        licenses::AuditAbout {
+            subject: Some(license),
+            detail: Some(&detail.to_string()),
+            ..Default::default()
+        },
+    )
+}
+
+/// The `kid` of a token's header (already verified, so present).
+fn kid_of(token: &str) -> String {
+    token
+        .split('.')
+        .next()
+        .and_then(entitlement::jws::b64url_decode)
+        .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
+        .and_then(|h| h.get("kid").and_then(|k| k.as_str()).map(str::to_string))
+        .unwrap_or_default()
+}
