@@ -14,7 +14,12 @@ use crate::audit::Actor;
 use crate::clock::now_unix;
 use crate::db::tokens::{self, Scope};
 use crate::http::Request;
-use crate::licensing::manage::{self, MapTo, NewLicense, NewSublicense};
+use crate::licensing::entitlements::{self, Imported};
+use crate::licensing::manage::{self, MapTo, NewSublicense};
+
+/// The demo organization's entitlement (`demo-entitlement.toml`, minted with the
+/// development key).
+const DEMO_ENTITLEMENT: &str = include_str!("demo-entitlement.jws");
 
 pub const DOMAIN: &str = "acme.example";
 const ACTOR: &Actor = &Actor::Demo;
@@ -123,18 +128,20 @@ fn add_connection(app: &App, idp: &DemoIdp) -> Result<String, String> {
 fn add_licenses(app: &App, connection: &str) -> Result<(), String> {
     let db = &app.db;
     let e = |e: &dyn std::fmt::Display| e.to_string();
-    let year = 365 * 24 * 3600;
-    let license = manage::add_license(
+    // The demo's licenses come from the vendor like everyone's: a demo entitlement signed
+    // with the development key, which only the demo (and test builds) trust.
+    let (imported, _) = entitlements::import(
         db,
+        DEMO_ENTITLEMENT,
+        &entitlements::trusted_keys(true),
         ACTOR,
-        &NewLicense {
-            product: "Parallels Desktop Business",
-            seats: 25,
-            expires_at: Some(now_unix() + year),
-            key: Some("DEMO-0000-0000-0025"),
-        },
+        now_unix(),
     )
     .map_err(|x| e(&x))?;
+    let license = match imported {
+        Imported::Added { license } => license,
+        other => return Err(format!("the demo entitlement was not new: {other:?}")),
+    };
     for (name, seats, reserved) in [("Engineering", 10, true), ("Design", 4, false)] {
         manage::add_sublicense(
             db,

@@ -11,6 +11,7 @@ mod bounds;
 mod browser;
 mod demo;
 mod durability;
+mod entitlements;
 mod front;
 mod health;
 mod licensing;

@@ -10,4 +10,5 @@ pub mod http;
 pub mod saml;
 pub mod server;
 pub mod tools;
+pub mod vendor;
 pub mod wait;

@@ -1,0 +1,338 @@
+//! Licenses from the vendor (issue 15): signed entitlements imported on the command line,
+//! air-gapped registration, seats re-decided when an entitlement changes, trials turning
+//! into paid licenses, and every hostile file refused with one sentence, changing nothing.
+
+use entitlement::registration::Request;
+use entitlement::{Entitlement, KeyPair};
+use serde_json::{Value, json};
+
+use crate::kit::vendor::{DAY, entitlement, file, mint, now};
+use crate::support::{Scim, TestServer, db_query, server};
+
+const PRODUCT: &str = "Parallels Desktop";
+
+fn ok(out: (i32, String, String)) -> String {
+    assert_eq!(out.0, 0, "{}{}", out.1, out.2);
+    out.1
+}
+
+/// Imports a token through `seatgate license import`: (exit code, what it said: the
+/// output, or the error lines).
+fn import(s: &TestServer, name: &str, token: &str) -> (i32, String) {
+    let path = file(&s.data_dir.join(".."), name, token);
+    let (code, out, err) = s.cli(&["license", "import", &path]);
+    let errors: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("seatgate: "))
+        .collect();
+    (code, format!("{out}{}", errors.join("\n")))
+}
+
+/// The license id a first import created.
+fn imported_license(out: &str) -> String {
+    out.split_whitespace()
+        .skip_while(|w| *w != "license")
+        .nth(1)
+        .expect("names the license")
+        .to_string()
+}
+
+fn licenses(s: &TestServer) -> Vec<Vec<String>> {
+    db_query(
+        s,
+        "SELECT id, product, seats, coalesce(expires_at, '') FROM licenses ORDER BY id",
+    )
+}
+
+fn seated_users(s: &TestServer) -> usize {
+    db_query(s, "SELECT user_id FROM seats WHERE state = 'assigned'").len()
+}
+
+fn staff(scim: &Scim<'_>, n: usize) -> Vec<String> {
+    let ids: Vec<String> = (0..n)
+        .map(|i| {
+            let name = format!("user{i}@contoso.com");
+            let r = scim.post("/Users", json!({"userName": name, "active": true}));
+            assert_eq!(r.status, 201, "{}", r.text());
+            r.json()["id"].as_str().expect("id").to_string()
+        })
+        .collect();
+    let members: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
+    let r = scim.post(
+        "/Groups",
+        json!({"displayName": "Staff", "members": members}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    ids
+}
+
+#[test]
+fn an_entitlement_sets_its_license_and_a_smaller_serial_grants_nothing_over_its_size() {
+    let s = server().start();
+    let (code, out) = import(&s, "e1.jws", &mint(&entitlement("ent-1", 1, PRODUCT, 3)));
+    assert_eq!(code, 0, "{out}");
+    let license = imported_license(&out);
+    assert_eq!(
+        licenses(&s)[0][..3],
+        [license.clone(), PRODUCT.into(), "3".into()]
+    );
+    ok(s.cli(&["group-map", "add", "--group", "Staff", "--primary"]));
+    let scim = s.scim();
+    let ids = staff(&scim, 3);
+    assert_eq!(seated_users(&s), 3);
+
+    // The admin cannot hand out more than the vendor sold.
+    let (code, _, err) = s.cli(&["license", "set", &license, "--seats", "50"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("come from the vendor's entitlement ent-1"),
+        "{err}"
+    );
+
+    // Serial 2 shrinks it. Nobody holding a seat loses it (as with any pool made
+    // smaller); the pool grants nothing until it is under its new size, so the next user
+    // waits, and a seat freed goes to nobody while the pool is still over.
+    let (code, out) = import(&s, "e2.jws", &mint(&entitlement("ent-1", 2, PRODUCT, 2)));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("renewed (was serial 1)"), "{out}");
+    assert_eq!(licenses(&s)[0][2], "2");
+    assert_eq!(seated_users(&s), 3);
+    let late = scim.post(
+        "/Users",
+        json!({"userName": "late@contoso.com", "active": true}),
+    );
+    let late = late.json()["id"].as_str().expect("id").to_string();
+    let group = db_query(&s, "SELECT id FROM groups WHERE display_name = 'Staff'");
+    let add = scim.patch(
+        &format!("/Groups/{}", group[0][0]),
+        json!({"Operations": [{"op": "add", "path": "members", "value": [{"value": late}]}]}),
+    );
+    assert!(add.status == 204 || add.status == 200, "{}", add.text());
+    assert_eq!(seated_users(&s), 3);
+    let waiting = db_query(
+        &s,
+        &format!("SELECT state FROM seats WHERE user_id = '{late}'"),
+    );
+    assert_eq!(waiting, vec![vec!["pending".to_string()]]);
+    let removed = scim.delete(&format!("/Users/{}", ids[0]));
+    assert_eq!(removed.status, 204);
+    assert_eq!(
+        seated_users(&s),
+        2,
+        "the freed seat is not handed out over the new size"
+    );
+    let audit = db_query(
+        &s,
+        "SELECT action, detail FROM audit_log WHERE action = 'entitlement_imported' ORDER BY id",
+    );
+    assert_eq!(audit.len(), 2);
+    assert!(audit[1][1].contains("\"serial\":2"), "{audit:?}");
+
+    // The same file twice changes nothing; an older serial is refused.
+    let (code, out) = import(&s, "e2b.jws", &mint(&entitlement("ent-1", 2, PRODUCT, 2)));
+    assert!(code != 0 || out.contains("already imported"), "{out}");
+    let (code, out) = import(&s, "e1b.jws", &mint(&entitlement("ent-1", 1, PRODUCT, 3)));
+    assert_ne!(code, 0);
+    assert!(out.contains("holds serial 2 of entitlement ent-1"), "{out}");
+    assert_eq!(licenses(&s)[0][2], "2");
+    let listed = ok(s.cli(&["license", "list"]));
+    assert!(
+        listed.contains("entitlement ent-1 serial 2: Contoso Ltd"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn hostile_entitlement_files_are_refused_with_one_sentence_and_change_nothing() {
+    let s = server().start();
+    let good = mint(&entitlement("ent-h", 5, PRODUCT, 10));
+    assert_eq!(import(&s, "good.jws", &good).0, 0);
+    let before = licenses(&s);
+
+    let mut tampered = good.clone().into_bytes();
+    let middle = tampered.len() / 2;
+    tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
+    let stranger = KeyPair::generate().expect("key");
+    let by_stranger = entitlement("ent-h", 6, PRODUCT, 10)
+        .sign(&stranger, "some-other-vendor")
+        .expect("signs");
+    let forged_dev_kid = entitlement("ent-h", 6, PRODUCT, 10)
+        .sign(&stranger, entitlement::dev::DEV_KEY.kid)
+        .expect("signs");
+    let payload = entitlement::jws::b64url(
+        serde_json::to_string(&entitlement("ent-h", 7, PRODUCT, 999))
+            .expect("json")
+            .as_bytes(),
+    );
+    let unsigned = |alg: &str| {
+        let header = entitlement::jws::b64url(
+            format!(r#"{{"alg":"{alg}","typ":"seatgate-entitlement+jws","kid":"seatgate-dev-1"}}"#)
+                .as_bytes(),
+        );
+        format!("{header}.{payload}.")
+    };
+    let hs256 = {
+        let header = entitlement::jws::b64url(
+            br#"{"alg":"HS256","typ":"seatgate-entitlement+jws","kid":"seatgate-dev-1"}"#,
+        );
+        format!("{header}.{payload}.c2lnbmF0dXJl")
+    };
+    let mut bound = entitlement("ent-h", 8, PRODUCT, 10);
+    bound.instance = Some("another-gateways-thumbprint".into());
+    let mut expired = entitlement("ent-old", 1, PRODUCT, 10);
+    expired.starts_at = now() - 400 * DAY;
+    expired.ends_at = now() - DAY;
+    let mut future = entitlement("ent-future", 1, PRODUCT, 10);
+    future.starts_at = now() + 30 * DAY;
+    let reused = mint(&entitlement("ent-h", 5, PRODUCT, 11));
+    let registration = Request {
+        format: 1,
+        instance: stranger.thumbprint(),
+        gateway_version: "0".into(),
+        public_url: "https://x".into(),
+        hostname: "x".into(),
+        current: vec![],
+        created_at: now(),
+    }
+    .sign(&stranger);
+
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "one byte changed",
+            String::from_utf8(tampered).expect("ascii"),
+            "not a valid entitlement",
+        ),
+        (
+            "unknown key",
+            by_stranger,
+            "unknown key (\"some-other-vendor\")",
+        ),
+        (
+            "a trusted kid, another key",
+            forged_dev_kid,
+            "signature does not verify",
+        ),
+        ("alg none", unsigned("none"), "only EdDSA is accepted"),
+        ("HS256", hs256, "only EdDSA is accepted"),
+        (
+            "another gateway's",
+            mint(&bound),
+            "bound to another gateway",
+        ),
+        ("expired", mint(&expired), "ended on"),
+        ("not started", mint(&future), "starts on"),
+        (
+            "serial reused",
+            reused,
+            "already imported with other contents",
+        ),
+        (
+            "older serial",
+            mint(&entitlement("ent-h", 4, PRODUCT, 10)),
+            "newer than the file's serial 4",
+        ),
+        (
+            "a registration request",
+            registration,
+            "not a \"seatgate-entitlement+jws\"",
+        ),
+        (
+            "not a token",
+            "hello\u{0}\n\u{1b}[31m".into(),
+            "not a signed token",
+        ),
+    ];
+    for (what, token, says) in cases {
+        let (code, out) = import(&s, "bad.jws", &token);
+        assert_ne!(code, 0, "{what}: {out}");
+        assert!(out.contains(says), "{what}: {out}");
+        assert_eq!(out.trim().lines().count(), 1, "{what}: one sentence: {out}");
+        assert_eq!(licenses(&s), before, "{what} changed a license");
+    }
+    // A 10 MB file is refused before it is read.
+    let big = "A".repeat(10 * 1024 * 1024);
+    let (code, out) = import(&s, "big.jws", &big);
+    assert_ne!(code, 0);
+    assert!(out.contains("is not an entitlement file"), "{out}");
+    let imported = db_query(
+        &s,
+        "SELECT count(*) FROM audit_log WHERE action = 'entitlement_imported'",
+    );
+    assert_eq!(imported[0][0], "1");
+}
+
+#[test]
+fn an_air_gapped_registration_binds_an_entitlement_to_this_gateway_across_restarts() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let mut s = server().data_dir(&data).start();
+    let request_path = s.data_dir.join("../request.jws");
+    let out = ok(s.cli(&["register", "--out", request_path.to_str().expect("utf8")]));
+    let token = std::fs::read_to_string(&request_path).expect("request written");
+    let request = Request::verify(&token).expect("the vendor can verify it");
+    assert!(out.contains(&request.instance), "{out}");
+    assert!(request.public_url.starts_with("http"), "{request:?}");
+
+    let mut bound = entitlement("ent-b", 1, PRODUCT, 5);
+    bound.instance = Some(request.instance.clone());
+    let bound = mint(&bound);
+    // The same instance after a restart: the key is stored, not regenerated.
+    s.stop();
+    let s = server().data_dir(&data).start();
+    let again = ok(s.cli(&["register", "--out", request_path.to_str().expect("utf8")]));
+    assert!(again.contains(&request.instance), "{again}");
+    let (code, out) = import(&s, "bound.jws", &bound);
+    assert_eq!(code, 0, "{out}");
+    let listed = ok(s.cli(&["license", "list"]));
+    assert!(listed.contains("bound to this gateway"), "{listed}");
+    // A renewal request names what the gateway holds.
+    ok(s.cli(&["register", "--out", request_path.to_str().expect("utf8")]));
+    let renewal =
+        Request::verify(&std::fs::read_to_string(&request_path).expect("read")).expect("verifies");
+    assert_eq!(renewal.current.len(), 1);
+    assert_eq!(renewal.current[0].entitlement_id, "ent-b");
+}
+
+#[test]
+fn a_trial_expires_then_the_paid_entitlement_takes_over_its_license_and_seats() {
+    let s = server().start();
+    let mut trial: Entitlement = entitlement("ent-trial", 1, PRODUCT, 5);
+    trial.trial = true;
+    trial.ends_at = now() + 3;
+    let (code, out) = import(&s, "trial.jws", &mint(&trial));
+    assert_eq!(code, 0, "{out}");
+    let license = imported_license(&out);
+    let idp = crate::saml::TestIdp::new("https://idp.contoso.example/saml");
+    crate::saml::connect(&s, "Contoso", "okta", "contoso.com", &idp.metadata());
+    ok(s.cli(&["group-map", "add", "--group", "Staff", "--primary"]));
+    let scim = s.scim();
+    staff(&scim, 2);
+    assert_eq!(seated_users(&s), 2);
+
+    // After its end, activation is refused with LICENSE_EXPIRED and explain says why.
+    let expired = crate::support::poll_until(std::time::Duration::from_secs(20), || {
+        let out = ok(s.cli(&["explain", "user0@contoso.com", "--json"]));
+        out.contains("LICENSE_EXPIRED")
+    });
+    assert!(expired, "{}", ok(s.cli(&["explain", "user0@contoso.com"])));
+
+    // The paid entitlement (another id, same customer and product) takes over the same
+    // license: nothing to re-map, and every device's lease names the same license.
+    let (code, out) = import(
+        &s,
+        "paid.jws",
+        &mint(&entitlement("ent-paid", 1, PRODUCT, 10)),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "license {license} now runs on the paid entitlement"
+        )),
+        "{out}"
+    );
+    assert_eq!(licenses(&s).len(), 1);
+    assert_eq!(licenses(&s)[0][2], "10");
+    let explained = ok(s.cli(&["explain", "user0@contoso.com", "--json"]));
+    assert!(!explained.contains("LICENSE_EXPIRED"), "{explained}");
+    assert_eq!(seated_users(&s), 2);
+}

@@ -1,0 +1,51 @@
+//! The vendor's side for tests: entitlements minted with the development key (which the
+//! test builds of seatgate trust), and hostile variants of them.
+
+use entitlement::Entitlement;
+
+pub const DAY: i64 = 86_400;
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A paid, unbound entitlement for `product` running from yesterday for a year.
+pub fn entitlement(id: &str, serial: u32, product: &str, seats: u32) -> Entitlement {
+    Entitlement {
+        format: entitlement::entitlement::FORMAT,
+        customer_id: "cus-contoso".into(),
+        customer_name: "Contoso Ltd".into(),
+        entitlement_id: id.into(),
+        serial,
+        product: product.into(),
+        edition: "Enterprise".into(),
+        seats,
+        device_seats: 0,
+        starts_at: now() - DAY,
+        ends_at: now() + 365 * DAY,
+        trial: false,
+        max_offline_grace_days: 30,
+        per_device_keys: false,
+        gateways: 1,
+        instance: None,
+        issued_at: now(),
+    }
+}
+
+/// Signed with the development vendor key.
+pub fn mint(e: &Entitlement) -> String {
+    e.sign(
+        &entitlement::dev::signing_key(),
+        entitlement::dev::DEV_KEY.kid,
+    )
+    .expect("a consistent entitlement signs")
+}
+
+/// Writes a token to a file under `dir` and returns its path as text.
+pub fn file(dir: &std::path::Path, name: &str, token: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, token).expect("write token");
+    path.to_str().expect("utf8").to_string()
+}
