@@ -437,6 +437,14 @@ pub static ROUTES: &[Route] = &[
     Route::new(POST, "/admin/licenses", AdminPage, |app, cx| {
         app.admin.add_license(cx.req, cx.session()?, &cx.actor()?)
     }),
+    Route::new(POST, "/admin/entitlements", AdminPage, |app, cx| {
+        app.admin
+            .import_entitlement(cx.req, cx.session()?, &cx.actor()?)
+    }),
+    Route::new(GET, "/admin/registration-request", AdminPage, |app, cx| {
+        cx.session()?;
+        app.admin.registration_request()
+    }),
     Route::new(POST, "/admin/licenses/{id}", AdminPage, |app, cx| {
         app.admin
             .edit_license(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
@@ -535,6 +543,9 @@ pub static ROUTES: &[Route] = &[
     }),
     Route::new(GET, "/api/v1/admin/licenses", AdminApi, |app, _| {
         app.admin.api_licenses()
+    }),
+    Route::new(POST, "/api/v1/admin/entitlements", AdminApi, |app, cx| {
+        app.admin.api_import_entitlement(cx.req, &cx.actor()?)
     }),
     Route::new(GET, "/api/v1/admin/audit", AdminApi, |app, cx| {
         app.admin.api_audit(cx.req)

@@ -294,6 +294,7 @@ fn build_app(
                 server_cert: tls_files.map(|f| f.cert.clone()),
                 public_url_source: public.source,
                 clock: clock.clone(),
+                demo,
             },
         ),
         licensing: crate::endpoints::device::LicensingApi {

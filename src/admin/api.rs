@@ -93,6 +93,43 @@ impl Admin {
         Ok(Response::new(204, "text/plain", Vec::new()))
     }
 
+    /// `POST /api/v1/admin/entitlements`: imports the entitlement in the body (the file's
+    /// contents, or `{"entitlement": "…"}`).
+    pub(crate) fn api_import_entitlement(&self, req: &Request, actor: &Actor) -> Handled {
+        use crate::licensing::entitlements::{self, Imported};
+        let body = String::from_utf8_lossy(&req.body);
+        let token = match serde_json::from_str::<Value>(&body) {
+            Ok(v) => v
+                .get("entitlement")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    Problem::new(
+                        Reason::BadRequest,
+                        "Send the entitlement file's contents, or {\"entitlement\": \"…\"}.",
+                    )
+                })?,
+            Err(_) => body.into_owned(),
+        };
+        let trusted = entitlements::trusted_keys(self.demo);
+        let (imported, summary) =
+            entitlements::import(&self.db, &token, &trusted, actor, self.clock.now_unix())
+                .map_err(Problem::from)?;
+        let (outcome, license) = match &imported {
+            Imported::Added { license } => ("added", license),
+            Imported::Renewed { license, .. } => ("renewed", license),
+            Imported::TrialConverted { license, .. } => ("trial_converted", license),
+            Imported::Unchanged { license } => ("unchanged", license),
+        };
+        let status = if outcome == "added" { 201 } else { 200 };
+        Ok(Response::json(
+            status,
+            &json!({"outcome": outcome, "license": license,
+                    "seats_granted": summary.granted, "seats_revoked": summary.revoked,
+                    "seats_pending": summary.pending}),
+        ))
+    }
+
     pub(crate) fn api_licenses(&self) -> Handled {
         let (licenses, pools) = self.db.read(|tx| {
             Ok::<_, HttpError>((

@@ -11,6 +11,7 @@ use super::pages::layout;
 use super::{Admin, Handled};
 use crate::clock::rfc3339;
 use crate::db::admin::{Mapping, Session};
+use crate::db::entitlements::EntitlementRow;
 use crate::db::licensing::LicenseRow;
 use crate::db::portal::{self, PoolUsage};
 use crate::domain::engine::Sublicense;
@@ -18,6 +19,7 @@ use crate::domain::problem::Reason;
 use crate::error::HttpError;
 use crate::http::Request;
 use crate::http::Response;
+use crate::licensing::entitlements::{self, ImportError};
 use crate::licensing::manage::{self, ManageError, MapTo, NewLicense, NewSublicense};
 
 struct Catalog {
@@ -27,6 +29,8 @@ struct Catalog {
     mappings: Vec<Mapping>,
     /// IdP connections as (id, name), for the scope of a mapping.
     connections: Vec<(String, String)>,
+    /// The vendor entitlements behind licenses.
+    entitlements: Vec<EntitlementRow>,
 }
 
 impl Admin {
@@ -42,6 +46,7 @@ impl Admin {
                     .into_iter()
                     .map(|c| (c.id, c.name))
                     .collect(),
+                entitlements: crate::db::entitlements::entitlements(tx)?,
             })
         })?;
         let status = if notice.is_some() { 400 } else { 200 };
@@ -88,6 +93,42 @@ impl Admin {
             )
             .map(drop)
         })
+    }
+
+    /// `POST /admin/entitlements`: imports a pasted vendor entitlement.
+    pub(crate) fn import_entitlement(
+        &self,
+        req: &Request,
+        session: &Session,
+        actor: &Actor,
+    ) -> Handled {
+        let form = crate::http::parse_form(&req.body)?;
+        let token = field(&form, "entitlement");
+        let trusted = entitlements::trusted_keys(self.demo);
+        match entitlements::import(&self.db, token, &trusted, actor, self.clock.now_unix()) {
+            Ok(_) => Ok(Response::see_other("/admin/licenses")),
+            Err(ImportError::Db(e)) => Err(e.into()),
+            Err(e) => self.licenses_page(session, Some(&e.to_string())),
+        }
+    }
+
+    /// `GET /admin/registration-request`: the air-gapped registration request, as a file.
+    pub(crate) fn registration_request(&self) -> Handled {
+        let hostname = crate::public_url::host_name().unwrap_or_default();
+        let (request, _) = entitlements::registration_request(
+            &self.db,
+            &self.public_url,
+            &hostname,
+            self.clock.now_unix(),
+        )
+        .map_err(crate::domain::problem::Problem::from)?;
+        Ok(
+            Response::new(200, "application/jose", format!("{request}\n").into_bytes())
+                .with_header(
+                    "Content-Disposition",
+                    "attachment; filename=\"seatgate-registration.jws\"",
+                ),
+        )
     }
 
     pub(crate) fn edit_license(
@@ -220,6 +261,8 @@ fn page(s: &Session, c: &Catalog, notice: Option<&str>, now: i64) -> Markup {
                     }
                     @if let Some(k) = &l.license_key { " · key " code { (mask(k)) } }
                 }
+                @let entitlement = c.entitlements.iter().find(|e| e.license_id == l.id);
+                @if let Some(e) = entitlement { (entitlement_summary(&e.claims, now)) }
                 table.pools {
                     thead { tr { th { "Pool" } th { "Used / pending / free" } th.bar {} } }
                     tbody {
@@ -264,20 +307,70 @@ fn page(s: &Session, c: &Catalog, notice: Option<&str>, now: i64) -> Markup {
                         }
                     }
                 }
-                details {
-                    summary { "Change seats or expiry" }
-                    form.inline method="post" action={ "/admin/licenses/" (l.id) } {
-                        input type="hidden" name="csrf" value=(s.csrf_token);
-                        label { "Seats " input type="number" name="seats" min="0" value=(l.seats) required; }
-                        label { "Expires (empty: never) " input type="date" name="expires" value=(date_value(l.expires_at)); }
-                        button type="submit" { "Save" }
+                @if entitlement.is_none() {
+                    details {
+                        summary { "Change seats or expiry" }
+                        form.inline method="post" action={ "/admin/licenses/" (l.id) } {
+                            input type="hidden" name="csrf" value=(s.csrf_token);
+                            label { "Seats " input type="number" name="seats" min="0" value=(l.seats) required; }
+                            label { "Expires (empty: never) " input type="date" name="expires" value=(date_value(l.expires_at)); }
+                            button type="submit" { "Save" }
+                        }
                     }
                 }
             }
         }
         (mappings_card(s, c))
         @if !c.licenses.is_empty() { (add_sublicense_card(s, c)) }
+        (import_card(s))
         (register_card(s))
+    }
+}
+
+/// Days before an entitlement's end at which the portal warns.
+const WARN_DAYS: [i64; 3] = [30, 7, 1];
+
+/// What the vendor's entitlement says, and a warning as its end nears.
+fn entitlement_summary(e: &entitlement::Entitlement, now: i64) -> Markup {
+    let days_left = (e.ends_at - now).div_euclid(86_400);
+    let warn = WARN_DAYS.iter().any(|d| days_left < *d);
+    html! {
+        p.muted {
+            @if e.trial { strong { "Trial" } " · " }
+            "From the vendor: " (e.customer_name) " · " (e.edition) " · entitlement "
+            code { (e.entitlement_id) } " serial " (e.serial) " · "
+            (date_value(Some(e.starts_at))) " to " (date_value(Some(e.ends_at)))
+            @if e.instance.is_some() { " · bound to this gateway" }
+        }
+        @if e.ends_at < now {
+            p.notice role="alert" { "This entitlement has ended: renewals are refused with LICENSE_EXPIRED. Import the renewal from the vendor." }
+        } @else if warn {
+            p.notice role="alert" {
+                "This entitlement ends in " (days_left) @if days_left == 1 { " day" } @else { " days" }
+                ". Import the renewal from the vendor before then."
+            }
+        } @else {
+            p.muted { (days_left) " days left. Seats and end date come from the vendor; import a renewal to change them." }
+        }
+    }
+}
+
+/// Importing a vendor entitlement, and the air-gapped registration request.
+fn import_card(s: &Session) -> Markup {
+    html! {
+        section.card {
+            h2 { "Import an entitlement from the vendor" }
+            p.muted {
+                "Paste the entitlement file's contents. For an entitlement bound to this gateway, send the vendor this gateway's "
+                a href="/admin/registration-request" { "registration request" }
+                " (also " code { "seatgate register --out FILE" } ")."
+            }
+            form method="post" action="/admin/entitlements" {
+                input type="hidden" name="csrf" value=(s.csrf_token);
+                label { "Entitlement " textarea name="entitlement" rows="4" required {} }
+                button type="submit" { "Import" }
+            }
+        }
     }
 }
 

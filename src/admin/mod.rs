@@ -67,6 +67,8 @@ pub struct Admin {
     server_cert: Option<std::path::PathBuf>,
     /// The wall clock every portal handler reads (manual in tests).
     pub(crate) clock: Clock,
+    /// Inside `seatgate demo` (the development vendor key is trusted).
+    pub(crate) demo: bool,
 }
 
 /// What the portal needs from the rest of the configuration.
@@ -78,6 +80,8 @@ pub struct PortalOptions {
     pub public_url_source: crate::public_url::Source,
     /// The sign-in failure windows' time.
     pub clock: crate::clock::Clock,
+    /// Inside `seatgate demo`: entitlements signed with the development key are trusted.
+    pub demo: bool,
 }
 
 impl Admin {
@@ -106,6 +110,7 @@ impl Admin {
             ca_cert: options.ca_cert,
             server_cert: options.server_cert,
             clock: options.clock,
+            demo: options.demo,
         }
     }
 

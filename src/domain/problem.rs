@@ -66,6 +66,13 @@ reasons! {
     Revoked = ("REVOKED", 403, "forbidden"),
     ActivationExpired = ("ACTIVATION_EXPIRED", 400, "invalid_request"),
     InvalidRedirectUri = ("INVALID_REDIRECT_URI", 400, "invalid_request"),
+    /// A vendor entitlement that is not one, or not signed by a trusted vendor key.
+    EntitlementInvalid = ("ENTITLEMENT_INVALID", 400, "invalid_request"),
+    EntitlementOtherGateway = ("ENTITLEMENT_OTHER_GATEWAY", 400, "invalid_request"),
+    EntitlementExpired = ("ENTITLEMENT_EXPIRED", 400, "invalid_request"),
+    EntitlementNotStarted = ("ENTITLEMENT_NOT_STARTED", 400, "invalid_request"),
+    /// An older serial than the one held, or a serial reused with other contents.
+    EntitlementOutdated = ("ENTITLEMENT_OUTDATED", 409, "conflict"),
     UserNotProvisioned = ("USER_NOT_PROVISIONED", 403, "forbidden"),
     UserInactive = ("USER_INACTIVE", 403, "forbidden"),
     NotAdmin = ("NOT_ADMIN", 403, "forbidden"),

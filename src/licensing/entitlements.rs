@@ -13,6 +13,7 @@ use crate::audit::{Actor, AuditAction};
 use crate::db::Db;
 use crate::db::entitlements::{self as store, EntitlementRow, InstanceKeyRow};
 use crate::db::licensing::{self as licenses, LicenseRow};
+use crate::domain::problem::{Problem, Reason};
 
 use super::reconcile::{self, Summary};
 
@@ -71,6 +72,31 @@ pub enum ImportError {
     Store(#[from] crate::db::DbError),
     #[error("the instance key could not be created or read")]
     Key,
+}
+
+impl From<ImportError> for Problem {
+    fn from(e: ImportError) -> Problem {
+        let reason = match &e {
+            ImportError::Token(_) => Reason::EntitlementInvalid,
+            ImportError::OtherGateway { .. } => Reason::EntitlementOtherGateway,
+            ImportError::Expired(_) => Reason::EntitlementExpired,
+            ImportError::NotStarted(_) => Reason::EntitlementNotStarted,
+            ImportError::Older { .. } | ImportError::SerialReused { .. } => {
+                Reason::EntitlementOutdated
+            }
+            ImportError::Reserved { .. } => Reason::Conflict,
+            ImportError::Db(_) | ImportError::Store(_) | ImportError::Key => {
+                return match e {
+                    ImportError::Db(e) => Problem::from(e),
+                    ImportError::Store(e) => Problem::from(e),
+                    _ => Problem::internal(),
+                };
+            }
+        };
+        let mut message = e.to_string();
+        message[..1].make_ascii_uppercase();
+        Problem::new(reason, format!("{message}."))
+    }
 }
 
 /// What an import did.

@@ -336,3 +336,88 @@ fn a_trial_expires_then_the_paid_entitlement_takes_over_its_license_and_seats() 
     assert!(!explained.contains("LICENSE_EXPIRED"), "{explained}");
     assert_eq!(seated_users(&s), 2);
 }
+
+#[test]
+fn the_portal_and_the_admin_api_import_entitlements_and_warn_before_the_end() {
+    let s = server().start();
+    let cookie = crate::portal::session(&s);
+    let get = |path: &str| s.request("GET", path, &[("Cookie", &cookie)], b"");
+
+    // The registration request, downloaded from the portal, is one the vendor can verify.
+    let r = get("/admin/registration-request");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/jose"));
+    Request::verify(r.text().trim()).expect("a valid registration request");
+
+    // A pasted entitlement that ends in five days: imported, shown, and warned about.
+    let mut soon = entitlement("ent-portal", 1, PRODUCT, 4);
+    soon.ends_at = now() + 5 * DAY + 3600;
+    let page = get("/admin/licenses").text();
+    let r = crate::portal::submit(
+        &s,
+        &cookie,
+        &page,
+        "/admin/entitlements",
+        &[("entitlement", &mint(&soon))],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let page = get("/admin/licenses").text();
+    assert!(page.contains("From the vendor: Contoso Ltd"), "{page}");
+    assert!(page.contains("This entitlement ends in 5 days"), "{page}");
+    assert!(!page.contains("Change seats or expiry"), "{page}");
+    // A bad paste shows its sentence on the page.
+    let r = crate::portal::submit(
+        &s,
+        &cookie,
+        &page,
+        "/admin/entitlements",
+        &[("entitlement", "garbage")],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("not a signed token"), "{}", r.text());
+
+    // The admin API: 201 for a new license, 200 unchanged, a reason code for each refusal.
+    let (_, out, _) = s.cli(&["admin-token", "create", "--name", "ops"]);
+    let token = out.lines().last().expect("token").to_string();
+    let auth = format!("Bearer {token}");
+    let post = |body: &[u8]| {
+        s.request(
+            "POST",
+            "/api/v1/admin/entitlements",
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/jose"),
+            ],
+            body,
+        )
+    };
+    let api = mint(&entitlement("ent-api", 3, "Other Product", 7));
+    let r = post(api.as_bytes());
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["outcome"], "added");
+    let wrapped = serde_json::to_vec(&json!({ "entitlement": api })).expect("json");
+    let r = post(&wrapped);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["outcome"], "unchanged");
+    let mut bound = entitlement("ent-api", 4, "Other Product", 7);
+    bound.instance = Some("elsewhere".into());
+    let mut tampered = api.clone().into_bytes();
+    let last = tampered.len() - 2;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    for (body, status, reason) in [
+        (tampered, 400, "ENTITLEMENT_INVALID"),
+        (
+            mint(&entitlement("ent-api", 2, "Other Product", 9)).into_bytes(),
+            409,
+            "ENTITLEMENT_OUTDATED",
+        ),
+        (mint(&bound).into_bytes(), 400, "ENTITLEMENT_OTHER_GATEWAY"),
+    ] {
+        let r = post(&body);
+        assert_eq!(r.status, status, "{}", r.text());
+        assert_eq!(r.json()["reason"], reason, "{}", r.text());
+    }
+    let r = post(&vec![b'A'; 10 * 1024 * 1024]);
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(licenses(&s).len(), 2);
+}

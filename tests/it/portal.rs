@@ -42,7 +42,7 @@ fn shown_token(page: &str) -> String {
 }
 
 /// Fills the form of `page` holding `marker` with `values` and submits it.
-fn submit(
+pub(crate) fn submit(
     s: &TestServer,
     cookie: &str,
     page: &str,
