@@ -441,6 +441,10 @@ pub static ROUTES: &[Route] = &[
         app.admin
             .import_entitlement(cx.req, cx.session()?, &cx.actor()?)
     }),
+    Route::new(GET, "/admin/usage-report", AdminPage, |app, cx| {
+        cx.session()?;
+        app.admin.usage_report(cx.req)
+    }),
     Route::new(GET, "/admin/registration-request", AdminPage, |app, cx| {
         cx.session()?;
         app.admin.registration_request()

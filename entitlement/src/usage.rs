@@ -32,6 +32,10 @@ pub struct Report {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProductUsage {
     pub product: String,
+    /// The gateway's license, and the vendor entitlement behind it (if any).
+    pub license: String,
+    #[serde(default)]
+    pub entitlement_id: Option<String>,
     /// Seats the product's licenses allowed at the end of the month.
     pub licensed_seats: i64,
     pub days: Vec<DayUsage>,
@@ -100,6 +104,8 @@ mod tests {
             entitlements: vec![],
             products: vec![ProductUsage {
                 product: "P".into(),
+                license: "lic-1".into(),
+                entitlement_id: None,
                 licensed_seats: 10,
                 days: vec![DayUsage {
                     date: "2026-10-01".into(),

@@ -131,6 +131,28 @@ impl Admin {
         )
     }
 
+    /// `GET /admin/usage-report?month=YYYY-MM[&users=1]`: a signed usage report, as a file.
+    pub(crate) fn usage_report(&self, req: &Request) -> Handled {
+        use crate::licensing::usage::{self, UsageError};
+        let query = crate::http::parse_form(req.query.as_bytes())?;
+        let month = field(&query, "month");
+        let users = field(&query, "users") == "1";
+        let report =
+            usage::report(&self.db, month, users, self.clock.now_unix()).map_err(|e| match e {
+                UsageError::Db(e) => HttpError::from(e),
+                other => HttpError::new(Reason::BadRequest, format!("{other}.")),
+            })?;
+        Ok(
+            Response::new(200, "application/jose", format!("{report}\n").into_bytes()).with_header(
+                "Content-Disposition",
+                &format!(
+                    "attachment; filename=\"seatgate-usage-{}.jws\"",
+                    month.trim()
+                ),
+            ),
+        )
+    }
+
     pub(crate) fn edit_license(
         &self,
         req: &Request,
@@ -364,6 +386,14 @@ fn import_card(s: &Session) -> Markup {
                 "Paste the entitlement file's contents. For an entitlement bound to this gateway, send the vendor this gateway's "
                 a href="/admin/registration-request" { "registration request" }
                 " (also " code { "seatgate register --out FILE" } ")."
+            }
+            p.muted {
+                "Usage report for the vendor (true-up), signed by this gateway: "
+                form.inline method="get" action="/admin/usage-report" {
+                    label { "Month " input type="month" name="month" required; }
+                    label { input type="checkbox" name="users" value="1"; " include user names" }
+                    button type="submit" { "Download" }
+                }
             }
             form method="post" action="/admin/entitlements" {
                 input type="hidden" name="csrf" value=(s.csrf_token);

@@ -47,6 +47,22 @@ pub enum LicenseCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum UsageCommand {
+    /// Write a month's usage report: per license and day, peak and average seats and
+    /// activations; no personal data unless --include-users
+    Report {
+        /// The month (UTC), e.g. 2026-10; the current month runs up to now
+        #[arg(long, value_name = "YYYY-MM")]
+        month: String,
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Also list the user names holding a seat when the report is made
+        #[arg(long)]
+        include_users: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum SublicenseCommand {
     /// Create a named slice of a license; prints its id
     #[command(group(clap::ArgGroup::new("allocation").args(["reserved", "dynamic"])))]
@@ -258,6 +274,33 @@ fn expiry_change(expires: Option<&str>) -> Result<Option<Option<i64>>, CliError>
         Some("never") => Some(None),
         Some(d) => Some(Some(manage::parse_expiry(d).map_err(manage_error)?)),
     })
+}
+
+pub fn usage(db: &Db, cmd: UsageCommand) -> Result<(), CliError> {
+    let UsageCommand::Report {
+        month,
+        out,
+        include_users,
+    } = cmd;
+    let report = crate::licensing::usage::report(db, &month, include_users, now_unix()).map_err(
+        |e| match e {
+            crate::licensing::usage::UsageError::Db(e) => runtime(e),
+            other => CliError::Usage(other.to_string()),
+        },
+    )?;
+    std::fs::write(&out, format!("{report}\n"))
+        .map_err(|e| CliError::Usage(format!("{}: {e}", out.display())))?;
+    outln!(
+        "usage report for {month} written to {} ({} bytes){}",
+        out.display(),
+        report.len() + 1,
+        if include_users {
+            ", with user names"
+        } else {
+            ", without personal data"
+        }
+    );
+    Ok(())
 }
 
 /// Writes a registration request for the vendor and says what it names.

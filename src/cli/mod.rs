@@ -131,6 +131,9 @@ pub enum Command {
         #[arg(long)]
         out: std::path::PathBuf,
     },
+    /// Usage reports for the vendor (true-up), signed with this gateway's instance key
+    #[command(subcommand)]
+    Usage(licensing::UsageCommand),
     /// Sublicenses: named slices of a license for the groups mapped to them
     #[command(subcommand)]
     Sublicense(licensing::SublicenseCommand),
@@ -259,6 +262,7 @@ pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
             access::admin(&db, &public_url, cmd)
         }
         Command::License(cmd) => licensing::license(&open_existing_db(&config)?, cmd),
+        Command::Usage(cmd) => licensing::usage(&open_existing_db(&config)?, cmd),
         Command::Register { out } => {
             let db = open_existing_db(&config)?;
             let public_url = public_url_for_cli(&config, &db)?;

@@ -18,6 +18,7 @@ pub const STEPS: &[&str] = &[
     include_str!("migrations/0011_connection_scope.sql"),
     include_str!("migrations/0012_sign_in_counts.sql"),
     include_str!("migrations/0013_entitlements.sql"),
+    include_str!("migrations/0014_usage.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -22,6 +22,7 @@ mod migrations;
 pub mod portal;
 pub mod settings;
 pub mod tokens;
+pub mod usage;
 
 use std::fs;
 use std::io::Read;

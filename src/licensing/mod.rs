@@ -10,4 +10,5 @@ pub mod explain;
 pub mod leases;
 pub mod manage;
 pub mod reconcile;
+pub mod usage;
 pub mod verdict;

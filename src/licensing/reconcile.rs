@@ -100,6 +100,7 @@ pub fn reconcile(
         now,
         summary: Summary::default(),
         freed: HashSet::new(),
+        changed: HashSet::new(),
     };
     let everyone = users.is_none();
     let users = match users {
@@ -117,6 +118,7 @@ pub fn reconcile(
     for license in licenses {
         pass.seat_waiting_users(&license)?;
     }
+    pass.record_usage()?;
     Ok(pass.summary)
 }
 
@@ -132,9 +134,25 @@ struct Pass<'p, 't> {
     summary: Summary,
     /// Licenses where a seat was freed: their waiting users may get it.
     freed: HashSet<String>,
+    /// Licenses whose held seats changed: their usage is recorded at the end.
+    changed: HashSet<String>,
 }
 
 impl Pass<'_, '_> {
+    /// The seats each changed license holds now, for usage reports (`db::usage`).
+    fn record_usage(&self) -> rusqlite::Result<()> {
+        for license in &self.changed {
+            let held: i64 = self
+                .usage
+                .iter()
+                .filter(|((l, _), _)| l == license)
+                .map(|(_, n)| n)
+                .sum();
+            crate::db::usage::record(self.tx, license, held, self.now)?;
+        }
+        Ok(())
+    }
+
     /// Brings one user's seats in line with what their groups entitle them to.
     fn decide(&mut self, user: &str) -> rusqlite::Result<()> {
         let active = store::user_active(self.tx, user)?;
@@ -277,6 +295,7 @@ impl Pass<'_, '_> {
     }
 
     fn grant(&mut self, user: &str, license: &str, pool: Pool, why: &str) -> rusqlite::Result<()> {
+        self.changed.insert(license.to_string());
         *self
             .usage
             .entry((license.to_string(), pool.clone()))
@@ -346,6 +365,7 @@ impl Pass<'_, '_> {
 
     /// Frees an assigned seat and revokes the user's devices on that license.
     fn release(&mut self, seat: &SeatRow, reason: Reason) -> rusqlite::Result<()> {
+        self.changed.insert(seat.license_id.clone());
         *self
             .usage
             .entry((seat.license_id.clone(), seat.sublicense_id.clone()))

@@ -421,3 +421,73 @@ fn the_portal_and_the_admin_api_import_entitlements_and_warn_before_the_end() {
     assert_eq!(r.status, 413, "{}", r.text());
     assert_eq!(licenses(&s).len(), 2);
 }
+
+#[test]
+fn a_usage_report_shows_each_days_peak_signed_by_this_gateway_without_personal_data() {
+    use entitlement::usage::Report;
+    let s = server().start();
+    let (code, out) = import(&s, "e.jws", &mint(&entitlement("ent-u", 1, PRODUCT, 5)));
+    assert_eq!(code, 0, "{out}");
+    ok(s.cli(&["group-map", "add", "--group", "Staff", "--primary"]));
+    let scim = s.scim();
+    let ids = staff(&scim, 3);
+    // The peak stays when a seat is given back the same day.
+    assert_eq!(scim.delete(&format!("/Users/{}", ids[2])).status, 204);
+
+    let month = crate::kit::vendor::month_of(now());
+    let path = s.data_dir.join("../usage.jws");
+    let path = path.to_str().expect("utf8");
+    let out = ok(s.cli(&["usage", "report", "--month", &month, "--out", path]));
+    assert!(out.contains("without personal data"), "{out}");
+    let report = Report::verify(std::fs::read_to_string(path).expect("read").trim())
+        .expect("the vendor can verify it");
+    let register = ok(s.cli(&["register", "--out", path]));
+    assert!(
+        register.contains(&report.instance),
+        "signed by this gateway's instance key"
+    );
+    assert_eq!(report.month, month);
+    assert_eq!(report.seat_holders, None);
+    let product = &report.products[0];
+    assert_eq!(
+        (
+            product.product.as_str(),
+            product.entitlement_id.as_deref(),
+            product.licensed_seats
+        ),
+        (PRODUCT, Some("ent-u"), 5)
+    );
+    let today = product.days.last().expect("today");
+    assert_eq!(today.peak_seats, 3, "{report:?}");
+    assert!(product.days.iter().rev().skip(1).all(|d| d.peak_seats == 0));
+
+    // With the admin's consent, who holds a seat.
+    ok(s.cli(&[
+        "usage",
+        "report",
+        "--month",
+        &month,
+        "--out",
+        path,
+        "--include-users",
+    ]));
+    let report =
+        Report::verify(std::fs::read_to_string(path).expect("read").trim()).expect("valid");
+    assert_eq!(
+        report.seat_holders,
+        Some(vec![
+            "user0@contoso.com".to_string(),
+            "user1@contoso.com".to_string()
+        ])
+    );
+    // Months that are not one, or have not begun.
+    for bad in ["2026-13", "next", "2999-01"] {
+        let (code, _, err) = s.cli(&["usage", "report", "--month", bad, "--out", path]);
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("seatgate: ")).count(),
+            1,
+            "{err}"
+        );
+    }
+}

@@ -49,3 +49,17 @@ pub fn file(dir: &std::path::Path, name: &str, token: &str) -> String {
     std::fs::write(&path, token).expect("write token");
     path.to_str().expect("utf8").to_string()
 }
+
+/// `YYYY-MM` (UTC) of a Unix time.
+pub fn month_of(t: i64) -> String {
+    // Civil from days (Howard Hinnant's algorithm), to avoid a date crate in the kit.
+    let z = t.div_euclid(DAY) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}")
+}
