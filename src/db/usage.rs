@@ -145,7 +145,8 @@ mod tests {
     #[test]
     fn intervals_are_split_at_midnight_and_peaks_kept() {
         let mut c = rusqlite::Connection::open_in_memory().expect("memory");
-        c.execute_batch(include_str!("../../schema.sql")).expect("schema");
+        c.execute_batch(include_str!("../../schema.sql"))
+            .expect("schema");
         let tx = c.transaction().expect("tx");
         let midnight = 1_780_000_000 / DAY * DAY;
         record(&tx, "l", 2, midnight - 3600).expect("2 seats an hour before midnight");

@@ -199,6 +199,9 @@ pub fn import(
                 seats: claims.seats,
             });
         }
+        let before = licenses::licenses(tx)?
+            .into_iter()
+            .find(|l| l.id == license);
         store::apply_to_license(tx, &license, &claims, now)?;
         store::store(
             tx,
@@ -211,7 +214,16 @@ pub fn import(
             },
         )?;
         audit(tx, actor, &imported, &claims, now)?;
-        let summary = reconcile::reconcile(tx, None, actor, now)?;
+        // Who is entitled to a license depends on the group mappings (unchanged here) and
+        // on whether it has ended. A license that had ended (a trial, say) comes back:
+        // every seat is re-decided. Otherwise only its seat count changed, so only its
+        // waiting list can move (a new license has none).
+        let had_ended = before.is_some_and(|b| b.expires_at.is_some_and(|t| t < now));
+        let summary = if had_ended {
+            reconcile::reconcile(tx, None, actor, now)?
+        } else {
+            reconcile::after_capacity_change(tx, &license, actor, now)?
+        };
         Ok((imported, summary))
     })
 }

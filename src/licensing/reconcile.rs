@@ -84,6 +84,30 @@ pub fn after_directory_change(
     reconcile(tx, Some(users), actor, now)
 }
 
+/// After a license's seat count changed and nothing else did (a renewal with more or
+/// fewer seats, same dates): nobody's entitlement changed, so only its waiting users may
+/// get a seat. Far cheaper than `reconcile` over every user.
+pub fn after_capacity_change(
+    tx: &Transaction<'_>,
+    license: &str,
+    actor: &Actor,
+    now: i64,
+) -> rusqlite::Result<Summary> {
+    let mut pass = Pass {
+        tx,
+        catalog: store::catalog(tx)?,
+        usage: store::usage(tx)?,
+        actor,
+        now,
+        summary: Summary::default(),
+        freed: HashSet::new(),
+        changed: HashSet::new(),
+    };
+    pass.seat_waiting_users(license)?;
+    pass.record_usage()?;
+    Ok(pass.summary)
+}
+
 /// Decides the seats of `users` (everyone concerned when `None`), then hands freed seats
 /// to pending users, oldest first.
 pub fn reconcile(
