@@ -118,13 +118,18 @@ pub fn sublicenses(tx: &Transaction<'_>) -> rusqlite::Result<Vec<Sublicense>> {
 
 /// Every license and sublicense, for the engine.
 pub fn catalog(tx: &Transaction<'_>) -> rusqlite::Result<Catalog> {
+    // A license whose end the gateway has already seen pass (its expiry check ran after
+    // it) stays ended even if the clock is set back: it ends "at the beginning of time".
+    let seen: i64 = crate::db::settings::get(tx, crate::db::settings::EXPIRY_CHECKED_AT)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     Ok(Catalog {
         licenses: licenses(tx)?
             .into_iter()
             .map(|l| License {
                 id: l.id,
                 seats: l.seats,
-                expires_at: l.expires_at,
+                expires_at: l.expires_at.map(|t| if t < seen { i64::MIN } else { t }),
             })
             .collect(),
         sublicenses: sublicenses(tx)?,

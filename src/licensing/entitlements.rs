@@ -178,7 +178,13 @@ pub fn import(
             this,
         });
     }
-    if claims.ends_at < now {
+    // The latest time this gateway has seen: a clock set back does not make an ended
+    // entitlement importable again.
+    let seen: i64 = db
+        .read(|tx| crate::db::settings::get(tx, crate::db::settings::EXPIRY_CHECKED_AT))?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if claims.ends_at < now.max(seen) {
         return Err(ImportError::Expired(crate::clock::rfc3339(claims.ends_at)));
     }
     if claims.starts_at > now {

@@ -33,7 +33,11 @@ pub fn apply_expiries(db: &crate::db::Db, now: i64) -> rusqlite::Result<Option<S
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         let expired = store::expiries_between(tx, checked, now)?;
-        settings::put(tx, settings::EXPIRY_CHECKED_AT, &now.to_string(), now)?;
+        // The latest time the gateway has seen, never lowered: a clock set back must not
+        // bring an ended license back (`db::licensing::catalog` reads it).
+        if now > checked {
+            settings::put(tx, settings::EXPIRY_CHECKED_AT, &now.to_string(), now)?;
+        }
         if expired == 0 {
             return Ok(None);
         }

@@ -491,3 +491,46 @@ fn a_usage_report_shows_each_days_peak_signed_by_this_gateway_without_personal_d
         );
     }
 }
+
+/// A clock set back must never extend an entitlement: a license end the gateway has seen
+/// pass stays passed. (The test cannot move the server's clock back, so it moves the
+/// gateway's record of the latest time it has seen forward, which is the same situation.)
+#[test]
+fn a_clock_set_back_never_brings_an_ended_license_back() {
+    let s = server().start();
+    let idp = crate::saml::TestIdp::new("https://idp.contoso.example/saml");
+    crate::saml::connect(&s, "Contoso", "okta", "contoso.com", &idp.metadata());
+    let mut e = entitlement("ent-clock", 1, PRODUCT, 5);
+    e.ends_at = now() + 5 * DAY;
+    assert_eq!(import(&s, "e.jws", &mint(&e)).0, 0);
+    ok(s.cli(&["group-map", "add", "--group", "Staff", "--primary"]));
+    let scim = s.scim();
+    staff(&scim, 1);
+    assert_eq!(seated_users(&s), 1);
+
+    // The gateway has seen a time after the end (then its clock went back to now).
+    let seen = now() + 10 * DAY;
+    let conn = rusqlite::Connection::open(s.data_dir.join("seatgate.db")).expect("db");
+    conn.execute(
+        "INSERT INTO settings (key, value, updated_at) VALUES ('licensing_expiry_checked_at', ?1, ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [seen.to_string()],
+    )
+    .expect("seen");
+    drop(conn);
+    // The next decision treats the license as ended, though the clock says it runs.
+    staff_member(&scim, "later@contoso.com");
+    let explained = ok(s.cli(&["explain", "user0@contoso.com", "--json"]));
+    assert!(explained.contains("LICENSE_EXPIRED"), "{explained}");
+    // Nor can the file be imported again as if it were still valid.
+    let mut renewal = e.clone();
+    renewal.serial = 2;
+    let (code, out) = import(&s, "again.jws", &mint(&renewal));
+    assert_ne!(code, 0);
+    assert!(out.contains("ended on"), "{out}");
+}
+
+fn staff_member(scim: &Scim<'_>, name: &str) {
+    let r = scim.post("/Users", json!({"userName": name, "active": true}));
+    assert_eq!(r.status, 201, "{}", r.text());
+}

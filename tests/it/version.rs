@@ -45,7 +45,15 @@ fn version_names_commit_date_target_and_each_linked_library() {
     let (code, out, err) = run_cli(&["--version"], &[]);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 7, "{out}");
+    assert_eq!(lines.len(), 8, "{out}");
+    // Test builds trust the development vendor key and say so; packages never do
+    // (`scripts/build-static` refuses such a binary).
+    let expected = if std::env::var_os("SEATGATE_TEST_BIN").is_some() {
+        "vendor keys: production"
+    } else {
+        "vendor keys: production and DEVELOPMENT (a test build: it trusts entitlements anyone can sign)"
+    };
+    assert_eq!(lines[7], expected, "{out}");
     assert_eq!(lines[0], format!("seatgate {}", env!("CARGO_PKG_VERSION")));
     let field = |i: usize, name: &str| -> String {
         let (key, value) = lines[i]
