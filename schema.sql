@@ -443,6 +443,14 @@ CREATE TABLE entitlements (
     imported_at             INTEGER NOT NULL
 ) STRICT;
 
+-- Entitlements another took over (a trial replaced by the paid one): never imported again.
+CREATE TABLE superseded_entitlements (
+    entitlement_id  TEXT PRIMARY KEY,
+    serial          INTEGER NOT NULL,
+    superseded_by   TEXT NOT NULL,
+    superseded_at   INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
 -- Seat usage per license and UTC day, kept as seats change, for the vendor's usage
 -- reports (true-up): the most seats held at once, and seats held × seconds (the day's
 -- average is that over 86,400).

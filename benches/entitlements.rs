@@ -157,8 +157,12 @@ fn main() {
     let (mut plain, mut with_users) = (0usize, 0usize);
     for month in 1..=12 {
         let m = format!("{year}-{month:02}");
-        plain += usage::report(&db, &m, false, now).expect("report").len();
-        with_users += usage::report(&db, &m, true, now).expect("report").len();
+        plain += usage::report(&db, &m, false, &actor, now)
+            .expect("report")
+            .len();
+        with_users += usage::report(&db, &m, true, &actor, now)
+            .expect("report")
+            .len();
     }
     println!(
         "\na year of usage reports for {licenses} licenses: {:.1} KB ({:.1} KB with the {users} user names)",

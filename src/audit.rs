@@ -118,6 +118,7 @@ audit_actions! {
     SeatGranted = "seat_granted",
     SeatPending = "seat_pending",
     SeatRevoked = "seat_revoked",
+    UsageReportExported = "usage_report_exported",
     SublicenseAdded = "sublicense_added",
     SublicenseChanged = "sublicense_changed",
     SublicenseRemoved = "sublicense_removed",

@@ -442,8 +442,7 @@ pub static ROUTES: &[Route] = &[
             .import_entitlement(cx.req, cx.session()?, &cx.actor()?)
     }),
     Route::new(GET, "/admin/usage-report", AdminPage, |app, cx| {
-        cx.session()?;
-        app.admin.usage_report(cx.req)
+        app.admin.usage_report(cx.req, &cx.actor()?)
     }),
     Route::new(GET, "/admin/registration-request", AdminPage, |app, cx| {
         cx.session()?;

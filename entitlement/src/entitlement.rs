@@ -14,6 +14,17 @@ pub const TYP: &str = "seatgate-entitlement+jws";
 pub const FORMAT: u32 = 1;
 /// The longest text field (ids, names, product, edition).
 const MAX_TEXT: usize = 200;
+/// Dates are between 1970-01-01 and 9999-12-31 (Unix seconds).
+const LAST_DATE: i64 = 253_402_300_799;
+
+/// Characters no name may hold: control characters, and the invisible or direction-
+/// changing ones (zero-width, bidi overrides and isolates, BOM) that make two names look
+/// alike or reorder what an admin reads.
+pub fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}')
+}
 
 /// A vendor public key the gateway trusts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,9 +102,13 @@ impl Entitlement {
         }
         if texts
             .iter()
-            .any(|t| t.len() > MAX_TEXT || t.chars().any(char::is_control))
+            .any(|t| t.len() > MAX_TEXT || t.chars().any(is_hidden))
         {
-            return invalid("a text field is too long or has control characters");
+            return invalid("a text field is too long or has control or invisible characters");
+        }
+        let dates = [self.starts_at, self.ends_at, self.issued_at];
+        if dates.iter().any(|t| !(0..=LAST_DATE).contains(t)) {
+            return invalid("a date is before 1970 or after 9999");
         }
         if self.serial == 0 {
             return invalid("the serial starts at 1");
@@ -214,6 +229,20 @@ pub(crate) mod tests {
             ("dates", Box::new(|e| e.ends_at = e.starts_at)),
             ("empty", Box::new(|e| e.product = " ".into())),
             ("control", Box::new(|e| e.customer_name = "a\nb".into())),
+            (
+                "bidi",
+                Box::new(|e| e.product = "Parallels\u{202E}potkseD".into()),
+            ),
+            (
+                "zero width",
+                Box::new(|e| e.product = "Parallels\u{200B}Desktop".into()),
+            ),
+            ("far future", Box::new(|e| e.ends_at = i64::MAX)),
+            ("before 1970", Box::new(|e| e.starts_at = -100)),
+            (
+                "issued far ahead",
+                Box::new(|e| e.issued_at = 253_402_300_800),
+            ),
             ("long", Box::new(|e| e.edition = "x".repeat(201))),
             ("gateways", Box::new(|e| e.gateways = 0)),
             ("keys", Box::new(|e| e.device_seats = 5)),

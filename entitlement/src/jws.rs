@@ -30,6 +30,8 @@ pub enum JwsError {
     BadSignature,
     #[error("the signing key is not a valid Ed25519 key")]
     BadKey,
+    #[error("it requires extensions this reader does not support (crit)")]
+    Critical,
 }
 
 pub fn b64url(data: &[u8]) -> String {
@@ -160,7 +162,7 @@ pub fn verify(
     }
     // RFC 7515 §4.1.11: a token that needs an extension we do not know is refused.
     if header.get("crit").is_some() {
-        return Err(JwsError::Malformed);
+        return Err(JwsError::Critical);
     }
     let signature = b64url_decode(s).ok_or(JwsError::Malformed)?;
     let key = key_for(&header)?;
@@ -239,7 +241,7 @@ mod tests {
         let token = pair.sign("t", &[("crit", json!(["exp"]))], &json!({}));
         assert_eq!(
             verify(&token, "t", key_of(&pair)).map(|_| ()),
-            Err(JwsError::Malformed)
+            Err(JwsError::Critical)
         );
         let token = pair.sign("t", &[], &json!({}));
         assert_eq!(

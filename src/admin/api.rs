@@ -120,6 +120,7 @@ impl Admin {
             Imported::Renewed { license, .. } => ("renewed", license),
             Imported::TrialConverted { license, .. } => ("trial_converted", license),
             Imported::Unchanged { license } => ("unchanged", license),
+            Imported::Registered { license } => ("registered", license),
         };
         let status = if outcome == "added" { 201 } else { 200 };
         Ok(Response::json(

@@ -108,7 +108,11 @@ impl Admin {
         match entitlements::import(&self.db, token, &trusted, actor, self.clock.now_unix()) {
             Ok(_) => Ok(Response::see_other("/admin/licenses")),
             Err(ImportError::Db(e)) => Err(e.into()),
-            Err(e) => self.licenses_page(session, Some(&e.to_string())),
+            Err(e) => {
+                let message = e.to_string();
+                let code = crate::domain::problem::Problem::from(e).reason.code();
+                self.licenses_page(session, Some(&format!("{message} (reason code {code})")))
+            }
         }
     }
 
@@ -132,16 +136,17 @@ impl Admin {
     }
 
     /// `GET /admin/usage-report?month=YYYY-MM[&users=1]`: a signed usage report, as a file.
-    pub(crate) fn usage_report(&self, req: &Request) -> Handled {
+    pub(crate) fn usage_report(&self, req: &Request, actor: &Actor) -> Handled {
         use crate::licensing::usage::{self, UsageError};
         let query = crate::http::parse_form(req.query.as_bytes())?;
         let month = field(&query, "month");
         let users = field(&query, "users") == "1";
-        let report =
-            usage::report(&self.db, month, users, self.clock.now_unix()).map_err(|e| match e {
+        let report = usage::report(&self.db, month, users, actor, self.clock.now_unix()).map_err(
+            |e| match e {
                 UsageError::Db(e) => HttpError::from(e),
                 other => HttpError::new(Reason::BadRequest, format!("{other}.")),
-            })?;
+            },
+        )?;
         Ok(
             Response::new(200, "application/jose", format!("{report}\n").into_bytes()).with_header(
                 "Content-Disposition",

@@ -282,12 +282,11 @@ pub fn usage(db: &Db, cmd: UsageCommand) -> Result<(), CliError> {
         out,
         include_users,
     } = cmd;
-    let report = crate::licensing::usage::report(db, &month, include_users, now_unix()).map_err(
-        |e| match e {
+    let report = crate::licensing::usage::report(db, &month, include_users, ACTOR, now_unix())
+        .map_err(|e| match e {
             crate::licensing::usage::UsageError::Db(e) => runtime(e),
             other => CliError::Usage(other.to_string()),
-        },
-    )?;
+        })?;
     std::fs::write(&out, format!("{report}\n"))
         .map_err(|e| CliError::Usage(format!("{}: {e}", out.display())))?;
     outln!(
@@ -371,7 +370,12 @@ fn import_entitlement(db: &Db, file: &std::path::Path) -> Result<(), CliError> {
         ACTOR,
         now_unix(),
     )
-    .map_err(|e| CliError::Usage(e.to_string()))?;
+    .map_err(|e| {
+        // The sentence, and the reason code the API would answer with.
+        let message = e.to_string();
+        let code = crate::domain::problem::Problem::from(e).reason.code();
+        CliError::Runtime(format!("{message} ({code})"))
+    })?;
     match imported {
         Imported::Added { license } => outln!("entitlement imported as license {license}"),
         Imported::Renewed {
@@ -383,6 +387,9 @@ fn import_entitlement(db: &Db, file: &std::path::Path) -> Result<(), CliError> {
         }
         Imported::Unchanged { license } => {
             outln!("already imported: license {license} is unchanged")
+        }
+        Imported::Registered { license } => {
+            outln!("license {license}, entered by hand, now comes from the entitlement")
         }
     }
     print_summary(&summary);

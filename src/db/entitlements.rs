@@ -162,3 +162,29 @@ pub fn apply_to_license(
     )?;
     Ok(())
 }
+
+/// Records that `id` (at `serial`) was taken over by `by`.
+pub fn supersede(
+    tx: &Transaction<'_>,
+    id: &str,
+    serial: u32,
+    by: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO superseded_entitlements (entitlement_id, serial, superseded_by, superseded_at)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![id, serial, by, now],
+    )?;
+    Ok(())
+}
+
+/// The entitlement that took `id` over, if one did.
+pub fn superseded_by(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<String>> {
+    tx.query_row(
+        "SELECT superseded_by FROM superseded_entitlements WHERE entitlement_id = ?1",
+        [id],
+        |r| r.get(0),
+    )
+    .optional()
+}

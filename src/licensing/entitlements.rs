@@ -24,6 +24,9 @@ pub const PRODUCTION_KEYS: &[TrustedKey] = &[TrustedKey {
     public_key: "cxB8QIRZgKmwjSPJGz2T8qP_ZD0DFbsYL-2JlBVrwjE",
 }];
 
+/// How far the vendor's clock may be ahead of the gateway's (time zones, drift).
+const CLOCK_TOLERANCE: i64 = 86_400;
+
 /// Whether this build trusts the development vendor key everywhere (test builds only;
 /// `seatgate --version` says so).
 pub const DEV_KEY_TRUSTED: bool = cfg!(feature = "dev-vendor-key");
@@ -43,9 +46,24 @@ pub enum ImportError {
     #[error("{0}")]
     Token(#[from] EntitlementError),
     #[error(
-        "the entitlement is bound to another gateway (instance {bound}); this gateway is instance {this}. Ask the vendor for one issued to this gateway's registration request"
+        "the entitlement is bound to another gateway (instance {bound}), not this one (instance {this}); ask the vendor for one issued to this gateway's registration request"
     )]
     OtherGateway { bound: String, this: String },
+    #[error(
+        "the gateway's clock says {now}, before the vendor issued this entitlement ({issued}); set the clock right and import it again"
+    )]
+    ClockBehind { now: String, issued: String },
+    #[error("entitlement {id} was replaced by entitlement {by}; import {by}'s renewals instead")]
+    Superseded { id: String, by: String },
+    #[error(
+        "serial {serial} of entitlement {id} names another customer ({found}) than the one held ({held}); nothing was changed"
+    )]
+    OtherCustomer {
+        id: String,
+        serial: u32,
+        found: String,
+        held: String,
+    },
     #[error("the entitlement ended on {0}; ask the vendor for a renewal")]
     Expired(String),
     #[error("the entitlement starts on {0}; import it then")]
@@ -81,9 +99,11 @@ impl From<ImportError> for Problem {
             ImportError::OtherGateway { .. } => Reason::EntitlementOtherGateway,
             ImportError::Expired(_) => Reason::EntitlementExpired,
             ImportError::NotStarted(_) => Reason::EntitlementNotStarted,
-            ImportError::Older { .. } | ImportError::SerialReused { .. } => {
-                Reason::EntitlementOutdated
-            }
+            ImportError::Older { .. }
+            | ImportError::SerialReused { .. }
+            | ImportError::Superseded { .. } => Reason::EntitlementOutdated,
+            ImportError::OtherCustomer { .. } => Reason::EntitlementInvalid,
+            ImportError::ClockBehind { .. } => Reason::ClockSkew,
             ImportError::Reserved { .. } => Reason::Conflict,
             ImportError::Db(_) | ImportError::Store(_) | ImportError::Key => {
                 return match e {
@@ -110,6 +130,8 @@ pub enum Imported {
     TrialConverted { license: String, trial: String },
     /// The same file again: nothing changed.
     Unchanged { license: String },
+    /// A license entered by hand now comes from this entitlement.
+    Registered { license: String },
 }
 
 /// This gateway's instance key, created on first use.
@@ -187,6 +209,13 @@ pub fn import(
     if claims.ends_at < now.max(seen) {
         return Err(ImportError::Expired(crate::clock::rfc3339(claims.ends_at)));
     }
+    // A file issued more than a day after the gateway's "now": the clock is behind.
+    if claims.issued_at > now + CLOCK_TOLERANCE {
+        return Err(ImportError::ClockBehind {
+            now: crate::clock::rfc3339(now),
+            issued: crate::clock::rfc3339(claims.issued_at),
+        });
+    }
     if claims.starts_at > now {
         return Err(ImportError::NotStarted(crate::clock::rfc3339(
             claims.starts_at,
@@ -241,32 +270,14 @@ fn place(
     claims: &Entitlement,
     now: i64,
 ) -> Result<(Imported, String), ImportError> {
+    if let Some(by) = store::superseded_by(tx, &claims.entitlement_id)? {
+        return Err(ImportError::Superseded {
+            id: claims.entitlement_id.clone(),
+            by,
+        });
+    }
     if let Some(held) = store::entitlement(tx, &claims.entitlement_id)? {
-        let license = held.license_id.clone();
-        return match held.claims.serial.cmp(&claims.serial) {
-            std::cmp::Ordering::Greater => Err(ImportError::Older {
-                id: claims.entitlement_id.clone(),
-                serial: claims.serial,
-                held: held.claims.serial,
-            }),
-            std::cmp::Ordering::Equal if held.claims == *claims => Ok((
-                Imported::Unchanged {
-                    license: license.clone(),
-                },
-                license,
-            )),
-            std::cmp::Ordering::Equal => Err(ImportError::SerialReused {
-                id: claims.entitlement_id.clone(),
-                serial: claims.serial,
-            }),
-            std::cmp::Ordering::Less => Ok((
-                Imported::Renewed {
-                    license: license.clone(),
-                    from_serial: held.claims.serial,
-                },
-                license,
-            )),
-        };
+        return against_held(held, claims);
     }
     let trial = store::entitlements(tx)?.into_iter().find(|e| {
         e.claims.trial
@@ -276,12 +287,34 @@ fn place(
     });
     if let Some(trial) = trial {
         let license = trial.license_id.clone();
+        store::supersede(
+            tx,
+            &trial.claims.entitlement_id,
+            trial.claims.serial,
+            &claims.entitlement_id,
+            now,
+        )?;
         return Ok((
             Imported::TrialConverted {
                 license: license.clone(),
                 trial: trial.claims.entitlement_id,
             },
             license,
+        ));
+    }
+    // Registering a license that was entered by hand: the one hand license of the
+    // product becomes the vendor's (its sublicenses and mappings stay).
+    let by_hand: Vec<LicenseRow> = licenses::licenses(tx)?
+        .into_iter()
+        .filter(|l| l.product == claims.product)
+        .filter(|l| store::of_license(tx, &l.id).ok().flatten().is_none())
+        .collect();
+    if let [hand] = by_hand.as_slice() {
+        return Ok((
+            Imported::Registered {
+                license: hand.id.clone(),
+            },
+            hand.id.clone(),
         ));
     }
     let license = format!("lic-{}", crate::crypto::random_hex(4));
@@ -305,6 +338,52 @@ fn place(
     ))
 }
 
+/// A file for an entitlement this gateway holds: a renewal, the same file again, or a
+/// refusal (older, reused serial, another customer).
+fn against_held(
+    held: EntitlementRow,
+    claims: &Entitlement,
+) -> Result<(Imported, String), ImportError> {
+    let license = held.license_id.clone();
+    if held.claims.customer_id != claims.customer_id {
+        return Err(ImportError::OtherCustomer {
+            id: claims.entitlement_id.clone(),
+            serial: claims.serial,
+            found: claims.customer_id.clone(),
+            held: held.claims.customer_id,
+        });
+    }
+    // A file re-minted for the same serial (only its issue time differs) is the same.
+    let same = Entitlement {
+        issued_at: held.claims.issued_at,
+        ..claims.clone()
+    } == held.claims;
+    match held.claims.serial.cmp(&claims.serial) {
+        std::cmp::Ordering::Greater => Err(ImportError::Older {
+            id: claims.entitlement_id.clone(),
+            serial: claims.serial,
+            held: held.claims.serial,
+        }),
+        std::cmp::Ordering::Equal if same => Ok((
+            Imported::Unchanged {
+                license: license.clone(),
+            },
+            license,
+        )),
+        std::cmp::Ordering::Equal => Err(ImportError::SerialReused {
+            id: claims.entitlement_id.clone(),
+            serial: claims.serial,
+        }),
+        std::cmp::Ordering::Less => Ok((
+            Imported::Renewed {
+                license: license.clone(),
+                from_serial: held.claims.serial,
+            },
+            license,
+        )),
+    }
+}
+
 fn audit(
     tx: &rusqlite::Transaction<'_>,
     actor: &Actor,
@@ -320,6 +399,9 @@ fn audit(
         } => (license, format!("renewed from serial {from_serial}")),
         Imported::TrialConverted { license, trial } => (license, format!("replaced trial {trial}")),
         Imported::Unchanged { license } => (license, "unchanged".to_string()),
+        Imported::Registered { license } => {
+            (license, "registered a license entered by hand".to_string())
+        }
     };
     let detail = serde_json::json!({
         "entitlement": c.entitlement_id, "serial": c.serial, "customer": c.customer_name,

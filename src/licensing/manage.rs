@@ -42,6 +42,16 @@ pub fn add_license(db: &Db, actor: &Actor, l: &NewLicense<'_>) -> Result<String,
     let id = format!("lic-{}", crate::crypto::random_hex(4));
     let now = now_unix();
     db.write(|tx| {
+        // The vendor's entitlement is all there is of a product it licenses.
+        let entitled = crate::db::entitlements::entitlements(tx)?
+            .into_iter()
+            .find(|e| e.claims.product.eq_ignore_ascii_case(product));
+        if let Some(e) = entitled {
+            return Err(ManageError::Invalid(format!(
+                "{product} is licensed by the vendor's entitlement {}; import its renewals instead of adding seats by hand",
+                e.claims.entitlement_id
+            )));
+        }
         store::insert_license(
             tx,
             &LicenseRow {

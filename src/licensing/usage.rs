@@ -15,7 +15,7 @@ const DAY: i64 = 86_400;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UsageError {
-    #[error("{0:?} is not a month (YYYY-MM)")]
+    #[error("{0:?} is not a month (YYYY-MM, 1970-01 to 9998-12)")]
     BadMonth(String),
     #[error("{0} has not started yet")]
     Future(String),
@@ -28,8 +28,15 @@ pub enum UsageError {
 /// The first second of `YYYY-MM` and of the month after it.
 fn month_bounds(month: &str) -> Result<(i64, i64), UsageError> {
     let bad = || UsageError::BadMonth(month.to_string());
-    let (y, m) = month.trim().split_once('-').ok_or_else(bad)?;
+    let digits = |t: &str, n: usize| t.len() == n && t.bytes().all(|b| b.is_ascii_digit());
+    let (y, m) = month.split_once('-').ok_or_else(bad)?;
+    if !digits(y, 4) || !digits(m, 2) {
+        return Err(bad());
+    }
     let (y, m): (i32, u8) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if !(1970..=9998).contains(&y) {
+        return Err(bad());
+    }
     let start_of = |y: i32, m: u8| {
         time::Month::try_from(m)
             .ok()
@@ -49,7 +56,13 @@ fn month_bounds(month: &str) -> Result<(i64, i64), UsageError> {
 }
 
 /// A signed usage report of `month` (`YYYY-MM`); the current month runs up to `now`.
-pub fn report(db: &Db, month: &str, include_users: bool, now: i64) -> Result<String, UsageError> {
+pub fn report(
+    db: &Db,
+    month: &str,
+    include_users: bool,
+    actor: &crate::audit::Actor,
+    now: i64,
+) -> Result<String, UsageError> {
     let (start, end) = month_bounds(month)?;
     if start > now {
         return Err(UsageError::Future(month.to_string()));
@@ -58,6 +71,19 @@ pub fn report(db: &Db, month: &str, include_users: bool, now: i64) -> Result<Str
     let until = end.min(now);
     let (days, activations, licenses, held, holders) = db.write(|tx| {
         store::close_all(tx, now)?;
+        // Who took which report (and whether it names people) is on record.
+        let detail = serde_json::json!({"month": month, "user_names": include_users});
+        crate::db::licensing::audit(
+            tx,
+            now,
+            actor,
+            crate::audit::AuditAction::UsageReportExported,
+            None,
+            crate::db::licensing::AuditAbout {
+                detail: Some(&detail.to_string()),
+                ..Default::default()
+            },
+        )?;
         Ok::<_, rusqlite::Error>((
             store::days(tx, &day_of(start), &day_of(until - 1))?,
             store::activations(tx, start, until)?,
@@ -87,14 +113,21 @@ pub fn report(db: &Db, month: &str, include_users: bool, now: i64) -> Result<Str
                 license: l.id.clone(),
                 entitlement_id,
                 licensed_seats: l.seats,
-                days: day_usage(&l.id, &days, &activated, start, until),
+                // Days before the license existed are not in its report.
+                days: day_usage(
+                    &l.id,
+                    &days,
+                    &activated,
+                    start.max(day_start(l.created_at)),
+                    until,
+                ),
             }
         })
         .collect();
     let report = Report {
         format: entitlement::usage::FORMAT,
         instance: key.thumbprint(),
-        month: month.trim().to_string(),
+        month: month.to_string(),
         gateway_version: env!("CARGO_PKG_VERSION").to_string(),
         generated_at: now,
         entitlements: held
@@ -108,6 +141,10 @@ pub fn report(db: &Db, month: &str, include_users: bool, now: i64) -> Result<Str
         seat_holders: holders,
     };
     Ok(report.sign(&key))
+}
+
+fn day_start(t: i64) -> i64 {
+    t.div_euclid(DAY) * DAY
 }
 
 /// Every day of `[start, until)` for one license: a day without a row had no seats.

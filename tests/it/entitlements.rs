@@ -140,6 +140,52 @@ fn an_entitlement_sets_its_license_and_a_smaller_serial_grants_nothing_over_its_
         listed.contains("entitlement ent-1 serial 2: Contoso Ltd"),
         "{listed}"
     );
+    // The vendor re-sending a lost file (minted again, same serial) changes nothing.
+    let resent = Entitlement {
+        issued_at: now() + 60,
+        ..entitlement("ent-1", 2, PRODUCT, 2)
+    };
+    let (code, out) = import(&s, "e2c.jws", &mint(&resent));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("already imported"), "{out}");
+    // Seats cannot be added by hand next to the vendor's (black-box round: they could).
+    let (code, _, err) = s.cli(&[
+        "license",
+        "add",
+        "--product",
+        "parallels desktop",
+        "--seats",
+        "1000",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("licensed by the vendor's entitlement ent-1"),
+        "{err}"
+    );
+    assert_eq!(licenses(&s).len(), 1);
+}
+
+#[test]
+fn importing_registers_a_license_entered_by_hand_keeping_its_mappings() {
+    let s = server().start();
+    let license = ok(s.cli(&["license", "add", "--product", PRODUCT, "--seats", "2"]))
+        .trim()
+        .to_string();
+    ok(s.cli(&["group-map", "add", "--group", "Staff", "--primary"]));
+    let scim = s.scim();
+    staff(&scim, 3);
+    assert_eq!(seated_users(&s), 2);
+    let (code, out) = import(&s, "e.jws", &mint(&entitlement("ent-r", 1, PRODUCT, 3)));
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "license {license}, entered by hand, now comes from the entitlement"
+        )),
+        "{out}"
+    );
+    assert_eq!(licenses(&s).len(), 1);
+    assert_eq!(licenses(&s)[0][2], "3");
+    assert_eq!(seated_users(&s), 3, "the waiting user got the new seat");
 }
 
 #[test]
@@ -241,12 +287,41 @@ fn hostile_entitlement_files_are_refused_with_one_sentence_and_change_nothing() 
             "hello\u{0}\n\u{1b}[31m".into(),
             "not a signed token",
         ),
+        (
+            "another customer's renewal",
+            mint(&Entitlement {
+                customer_id: "cus-evil".into(),
+                ..entitlement("ent-h", 9, PRODUCT, 10)
+            }),
+            "names another customer",
+        ),
+        (
+            "issued after the gateway's now",
+            mint(&Entitlement {
+                issued_at: now() + 3 * DAY,
+                ..entitlement("ent-h", 9, PRODUCT, 10)
+            }),
+            "(CLOCK_SKEW)",
+        ),
     ];
     for (what, token, says) in cases {
         let (code, out) = import(&s, "bad.jws", &token);
         assert_ne!(code, 0, "{what}: {out}");
         assert!(out.contains(says), "{what}: {out}");
         assert_eq!(out.trim().lines().count(), 1, "{what}: one sentence: {out}");
+        assert_eq!(code, 1, "{what}: a refusal is a runtime failure");
+        let coded = [
+            "(ENTITLEMENT_INVALID)",
+            "(ENTITLEMENT_OTHER_GATEWAY)",
+            "(ENTITLEMENT_EXPIRED)",
+            "(ENTITLEMENT_NOT_STARTED)",
+            "(ENTITLEMENT_OUTDATED)",
+            "(CLOCK_SKEW)",
+        ];
+        assert!(
+            coded.iter().any(|c| out.trim_end().ends_with(c)),
+            "{what}: a reason code: {out}"
+        );
         assert_eq!(licenses(&s), before, "{what} changed a license");
     }
     // A 10 MB file is refused before it is read.
@@ -335,6 +410,21 @@ fn a_trial_expires_then_the_paid_entitlement_takes_over_its_license_and_seats() 
     let explained = ok(s.cli(&["explain", "user0@contoso.com", "--json"]));
     assert!(!explained.contains("LICENSE_EXPIRED"), "{explained}");
     assert_eq!(seated_users(&s), 2);
+    // The superseded trial cannot come back as a license of its own (black-box round:
+    // it did, adding its seats to the paid ones), not even as a later serial.
+    let mut again = trial.clone();
+    again.ends_at = now() + 30 * DAY;
+    for serial in [1, 2] {
+        again.serial = serial;
+        let (code, out) = import(&s, "trial-again.jws", &mint(&again));
+        assert_ne!(code, 0, "{out}");
+        assert!(
+            out.contains("was replaced by entitlement ent-paid"),
+            "{out}"
+        );
+        assert!(out.contains("(ENTITLEMENT_OUTDATED)"), "{out}");
+    }
+    assert_eq!(licenses(&s).len(), 1);
 }
 
 #[test]
@@ -480,8 +570,15 @@ fn a_usage_report_shows_each_days_peak_signed_by_this_gateway_without_personal_d
             "user1@contoso.com".to_string()
         ])
     );
+    // Every report taken is on record, and whether it named people.
+    let audited = db_query(
+        &s,
+        "SELECT detail FROM audit_log WHERE action = 'usage_report_exported' ORDER BY id",
+    );
+    assert_eq!(audited.len(), 2);
+    assert!(audited[1][0].contains("\"user_names\":true"), "{audited:?}");
     // Months that are not one, or have not begun.
-    for bad in ["2026-13", "next", "2999-01"] {
+    for bad in ["2026-13", "next", "2999-01", " 2026-01", "0000-01"] {
         let (code, _, err) = s.cli(&["usage", "report", "--month", bad, "--out", path]);
         assert_eq!(code, 2, "{bad}: {err}");
         assert_eq!(

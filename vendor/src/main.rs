@@ -102,11 +102,35 @@ fn one() -> u32 {
     1
 }
 
+/// Prints a line; a closed pipe (`| head`) ends the tool quietly, as SIGPIPE would.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout().lock(), $($arg)*).is_err() {
+            std::process::exit(141);
+        }
+    }};
+}
+
+/// Text from a file, safe to print: control and invisible characters escaped, so a
+/// forged request or report cannot rewrite the terminal or fake lines.
+fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if entitlement::entitlement::is_hidden(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("seatgate-vendor: {e}");
+            eprintln!("seatgate-vendor: {}", clean(&e));
             ExitCode::FAILURE
         }
     }
@@ -140,31 +164,36 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::VerifyRequest { file } => {
             let r = Request::verify(&read(&file)?).map_err(|e| e.to_string())?;
-            println!("instance: {}", r.instance);
-            println!("gateway version: {}", r.gateway_version);
-            println!("public URL: {}", r.public_url);
-            println!("host name: {}", r.hostname);
-            println!("created: {}", date_of(r.created_at));
+            out!("instance: {}", clean(&r.instance));
+            out!("gateway version: {}", clean(&r.gateway_version));
+            out!("public URL: {}", clean(&r.public_url));
+            out!("host name: {}", clean(&r.hostname));
+            out!("created: {}", date_of(r.created_at));
             for held in &r.current {
-                println!("holds: {} serial {}", held.entitlement_id, held.serial);
+                out!(
+                    "holds: {} serial {}",
+                    clean(&held.entitlement_id),
+                    held.serial
+                );
             }
             Ok(())
         }
         Command::VerifyReport { file } => {
             let r = Report::verify(&read(&file)?).map_err(|e| e.to_string())?;
-            println!("instance: {}", r.instance);
-            println!("month: {}", r.month);
+            check_report(&r)?;
+            out!("instance: {}", clean(&r.instance));
+            out!("month: {}", clean(&r.month));
             for p in &r.products {
                 let peak = p.days.iter().map(|d| d.peak_seats).max().unwrap_or(0);
                 let activations: i64 = p.days.iter().map(|d| d.activations).sum();
-                println!(
+                out!(
                     "{}: licensed {}, peak {peak}, activations {activations}, {} days",
-                    p.product,
+                    clean(&p.product),
                     p.licensed_seats,
                     p.days.len()
                 );
             }
-            println!(
+            out!(
                 "seat holders: {}",
                 r.seat_holders
                     .as_ref()
@@ -186,10 +215,42 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             let e = Entitlement::verify(&read(&file)?, &trusted).map_err(|e| e.to_string())?;
             let text = serde_json::to_string_pretty(&e).map_err(|e| e.to_string())?;
-            println!("{text}");
+            out!("{text}");
             Ok(())
         }
     }
+}
+
+/// What a genuine gateway never writes: the figures of a report that verified but was
+/// signed by something else than seatgate (a customer holding its instance key can sign
+/// anything, so the vendor also compares the figures with its own entitlements).
+fn check_report(r: &Report) -> Result<(), String> {
+    let month_ok = r.month.len() == 7
+        && r.month.as_bytes()[4] == b'-'
+        && r.month[..4]
+            .bytes()
+            .chain(r.month[5..].bytes())
+            .all(|b| b.is_ascii_digit())
+        && matches!(r.month[5..].parse::<u8>(), Ok(1..=12));
+    if !month_ok {
+        return Err(format!(
+            "the report's month {:?} is not a month",
+            clean(&r.month)
+        ));
+    }
+    for p in &r.products {
+        let negative = p.licensed_seats < 0
+            || p.days
+                .iter()
+                .any(|d| d.peak_seats < 0 || d.activations < 0 || d.average_seats < 0.0);
+        if negative {
+            return Err(format!(
+                "the report's figures for {} are negative",
+                clean(&p.product)
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn keygen(out: &Path) -> Result<(), String> {
@@ -204,8 +265,8 @@ fn keygen(out: &Path) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", out.display()))?;
     file.write_all(key.pkcs8())
         .map_err(|e| format!("{}: {e}", out.display()))?;
-    println!("public key: {}", entitlement::jws::b64url(key.public_key()));
-    println!("thumbprint: {}", key.thumbprint());
+    out!("public key: {}", entitlement::jws::b64url(key.public_key()));
+    out!("thumbprint: {}", key.thumbprint());
     Ok(())
 }
 
@@ -285,7 +346,7 @@ fn write_or_print(out: Option<&Path>, token: &str) -> Result<(), String> {
         Some(path) => std::fs::write(path, format!("{token}\n"))
             .map_err(|e| format!("{}: {e}", path.display())),
         None => {
-            println!("{token}");
+            out!("{token}");
             Ok(())
         }
     }

@@ -33,3 +33,11 @@ CREATE TABLE entitlements (
     token                   TEXT NOT NULL,
     imported_at             INTEGER NOT NULL
 ) STRICT;
+
+-- Entitlements another took over (a trial replaced by the paid one): never imported again.
+CREATE TABLE superseded_entitlements (
+    entitlement_id  TEXT PRIMARY KEY,
+    serial          INTEGER NOT NULL,
+    superseded_by   TEXT NOT NULL,
+    superseded_at   INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
