@@ -8,6 +8,8 @@
 //! 2. the size of a year of usage reports: twelve monthly reports for `LICENSES` licenses
 //!    (default 3), with and without user names.
 
+mod common;
+
 use std::time::Instant;
 
 use seatgate::audit::Actor;
@@ -26,30 +28,11 @@ fn env_num(name: &str, default: usize) -> usize {
 }
 
 fn entitlement(id: &str, serial: u32, product: &str, seats: u32, now: i64) -> String {
-    let e = entitlement::Entitlement {
-        format: entitlement::entitlement::FORMAT,
-        customer_id: "cus-bench".into(),
-        customer_name: "Bench Corp".into(),
-        entitlement_id: id.into(),
-        serial,
-        product: product.into(),
-        edition: "Enterprise".into(),
-        seats,
-        device_seats: 0,
+    common::kit::vendor::mint(&entitlement::Entitlement {
         starts_at: now - 400 * DAY,
-        ends_at: now + 365 * DAY,
-        trial: false,
-        max_offline_grace_days: 30,
-        per_device_keys: false,
-        gateways: 1,
-        instance: None,
         issued_at: now,
-    };
-    e.sign(
-        &entitlement::dev::signing_key(),
-        entitlement::dev::DEV_KEY.kid,
-    )
-    .expect("signs")
+        ..common::kit::vendor::entitlement(id, serial, product, seats)
+    })
 }
 
 fn main() {

@@ -195,6 +195,46 @@ pub fn embedded_key(header: &Value) -> Result<Vec<u8>, JwsError> {
     }
 }
 
+/// Why a self-signed document (registration request, usage report) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelfSignedError {
+    #[error("{0}")]
+    Signature(#[from] JwsError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Signs `value` with a gateway's instance key, its public JWK in the header.
+pub fn sign_self<T: serde::Serialize>(value: &T, typ: &str, key: &KeyPair) -> String {
+    let payload = serde_json::to_value(value).unwrap_or_default();
+    key.sign(typ, &[("jwk", public_jwk(key.public_key()))], &payload)
+}
+
+/// Verifies a document signed by the key in its header, in a format this code reads,
+/// naming that key's instance (`fields` gives the document's format and instance).
+pub fn verify_self<T: serde::de::DeserializeOwned>(
+    token: &str,
+    typ: &str,
+    max_format: u32,
+    fields: impl Fn(&T) -> (u32, &str),
+) -> Result<T, SelfSignedError> {
+    let verified = verify(token, typ, embedded_key)?;
+    let value: T = serde_json::from_value(verified.payload)
+        .map_err(|e| SelfSignedError::Invalid(e.to_string()))?;
+    let (format, instance) = fields(&value);
+    if format > max_format {
+        return Err(SelfSignedError::Invalid(format!(
+            "format {format} is newer than this tool reads"
+        )));
+    }
+    if instance != thumbprint(&verified.key) {
+        return Err(SelfSignedError::Invalid(
+            "it names another instance than the key that signed it".into(),
+        ));
+    }
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -97,16 +97,7 @@ pub fn after_capacity_change(
     actor: &Actor,
     now: i64,
 ) -> rusqlite::Result<Summary> {
-    let mut pass = Pass {
-        tx,
-        catalog: store::catalog(tx)?,
-        usage: store::usage(tx)?,
-        actor,
-        now,
-        summary: Summary::default(),
-        freed: HashSet::new(),
-        changed: HashSet::new(),
-    };
+    let mut pass = Pass::start(tx, actor, now)?;
     pass.seat_waiting_users(license)?;
     pass.record_usage()?;
     Ok(pass.summary)
@@ -120,16 +111,7 @@ pub fn reconcile(
     actor: &Actor,
     now: i64,
 ) -> rusqlite::Result<Summary> {
-    let mut pass = Pass {
-        tx,
-        catalog: store::catalog(tx)?,
-        usage: store::usage(tx)?,
-        actor,
-        now,
-        summary: Summary::default(),
-        freed: HashSet::new(),
-        changed: HashSet::new(),
-    };
+    let mut pass = Pass::start(tx, actor, now)?;
     let everyone = users.is_none();
     let users = match users {
         Some(u) => u,
@@ -166,7 +148,20 @@ struct Pass<'p, 't> {
     changed: HashSet<String>,
 }
 
-impl Pass<'_, '_> {
+impl<'p, 't> Pass<'p, 't> {
+    /// A pass over the catalog and seat counts as they are now.
+    fn start(tx: &'p Transaction<'t>, actor: &'p Actor, now: i64) -> rusqlite::Result<Self> {
+        Ok(Pass {
+            tx,
+            catalog: store::catalog(tx)?,
+            usage: store::usage(tx)?,
+            actor,
+            now,
+            summary: Summary::default(),
+            freed: HashSet::new(),
+            changed: HashSet::new(),
+        })
+    }
     /// The seats each changed license holds now, for usage reports (`db::usage`).
     fn record_usage(&self) -> rusqlite::Result<()> {
         for license in &self.changed {
