@@ -718,10 +718,31 @@ pub fn update_activation(tx: &Transaction<'_>, a: &Activation) -> rusqlite::Resu
     Ok(())
 }
 
-pub fn license_product(tx: &Transaction<'_>, license_id: &str) -> rusqlite::Result<Option<String>> {
-    tx.prepare_cached("SELECT product FROM licenses WHERE id = ?1")?
-        .query_row([license_id], |r| r.get(0))
-        .optional()
+/// What a lease of a license may promise: its product, when the license ends, and the
+/// longest offline grace its vendor entitlement allows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeaseTerms {
+    pub product: String,
+    pub ends_at: Option<i64>,
+    /// Seconds; `None` for a license entered by hand.
+    pub max_offline_grace: Option<i64>,
+}
+
+pub fn lease_terms(tx: &Transaction<'_>, license_id: &str) -> rusqlite::Result<LeaseTerms> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT l.product, l.expires_at, e.max_offline_grace_days * 86400
+             FROM licenses l LEFT JOIN entitlements e ON e.license_id = l.id WHERE l.id = ?1",
+        )?
+        .query_row([license_id], |r| {
+            Ok(LeaseTerms {
+                product: r.get(0)?,
+                ends_at: r.get(1)?,
+                max_offline_grace: r.get(2)?,
+            })
+        })
+        .optional()?
+        .unwrap_or_default())
 }
 
 /// How many licenses and sublicenses expire in `(after, until]`.

@@ -97,8 +97,22 @@ pub fn mint(
     now: i64,
 ) -> Result<Lease, Problem> {
     let key = signing_key(tx, cfg, now)?;
-    let product = store::license_product(tx, who.license_id)?.unwrap_or_default();
-    sign_lease(&key, cfg, issuer, who, &product, now)
+    let terms = store::lease_terms(tx, who.license_id)?;
+    sign_lease(&key, cfg, issuer, who, &terms, now)
+}
+
+/// When a lease issued `now` asks for renewal and when it stops working offline: the
+/// configured windows, the offline grace no longer than the vendor entitlement allows,
+/// and never past the license's end (a device offline then stops with the license).
+fn lease_window(cfg: &LeaseConfig, terms: &store::LeaseTerms, now: i64) -> (i64, i64) {
+    let grace = cfg.offline_grace.as_secs() as i64;
+    let grace = terms.max_offline_grace.map_or(grace, |cap| grace.min(cap));
+    let renew_after = now + cfg.renew_after.as_secs() as i64;
+    let expires_at = renew_after + grace;
+    match terms.ends_at {
+        Some(end) if end < expires_at => (renew_after.min(end), end.max(now)),
+        _ => (renew_after, expires_at),
+    }
 }
 
 /// Signs a lease with `key` (no database access: renewals sign outside the writer).
@@ -107,12 +121,12 @@ fn sign_lease(
     cfg: &LeaseConfig,
     issuer: &str,
     who: &LeaseFor<'_>,
-    product: &str,
+    terms: &store::LeaseTerms,
     now: i64,
 ) -> Result<Lease, Problem> {
     let id = format!("lease-{}", crate::crypto::random_hex(12));
-    let renew_after = now + cfg.renew_after.as_secs() as i64;
-    let expires_at = renew_after + cfg.offline_grace.as_secs() as i64;
+    let (renew_after, expires_at) = lease_window(cfg, terms, now);
+    let product = terms.product.as_str();
     let claims = json!({
         "iss": issuer,
         "sub": who.user_id,
@@ -202,7 +216,7 @@ struct Standing {
     email: String,
     license_id: String,
     sublicense_id: Option<String>,
-    product: String,
+    terms: store::LeaseTerms,
 }
 
 fn standing(tx: &Transaction<'_>, device: &DeviceRow) -> Result<Result<Standing, Reason>, Problem> {
@@ -227,7 +241,7 @@ fn standing(tx: &Transaction<'_>, device: &DeviceRow) -> Result<Result<Standing,
         return Ok(Err(Reason::NotEntitled));
     };
     Ok(Ok(Standing {
-        product: store::license_product(tx, &seat.license_id)?.unwrap_or_default(),
+        terms: store::lease_terms(tx, &seat.license_id)?,
         user_id: user.id,
         email: user.user_name,
         license_id: seat.license_id,
@@ -256,7 +270,7 @@ pub fn renew(
                 cfg,
                 issuer,
                 &lease_for(s, &device),
-                &s.product,
+                &s.terms,
                 now,
             )?),
             _ => None,
@@ -387,4 +401,44 @@ pub fn release_silent(db: &Db, cfg: &LeaseConfig, now: i64) -> Result<usize, Pro
         }
         Ok(silent.len())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+
+    #[test]
+    fn leases_keep_to_the_entitlement_and_the_license_end() {
+        let cfg = LeaseConfig::default(); // renew after 7 days, 14 more offline
+        let now = 1_780_000_000;
+        let hand = store::LeaseTerms::default();
+        assert_eq!(
+            lease_window(&cfg, &hand, now),
+            (now + 7 * DAY, now + 21 * DAY)
+        );
+        // The vendor allows 3 days offline.
+        let capped = store::LeaseTerms {
+            max_offline_grace: Some(3 * DAY),
+            ..Default::default()
+        };
+        assert_eq!(
+            lease_window(&cfg, &capped, now),
+            (now + 7 * DAY, now + 10 * DAY)
+        );
+        // The license ends in 10 days, or in 2: the lease stops with it.
+        let ending = |days: i64| store::LeaseTerms {
+            ends_at: Some(now + days * DAY),
+            ..Default::default()
+        };
+        assert_eq!(
+            lease_window(&cfg, &ending(10), now),
+            (now + 7 * DAY, now + 10 * DAY)
+        );
+        assert_eq!(
+            lease_window(&cfg, &ending(2), now),
+            (now + 2 * DAY, now + 2 * DAY)
+        );
+    }
 }
