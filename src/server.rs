@@ -654,6 +654,7 @@ fn start_housekeeping(
             // Built at the first tick: loading the system's roots costs start-up time and
             // memory that a gateway without URL-backed metadata never needs.
             let mut fetcher = None;
+            let mut end_warnings = crate::licensing::entitlements::EndWarnings::default();
             loop {
                 match stop_rx.recv_timeout(tick) {
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -684,6 +685,14 @@ fn start_housekeeping(
                             log::error!("applying license expiries failed: {e}");
                         }
                     }
+                }
+                match crate::licensing::entitlements::ending_soon(&db, clock.now_unix()) {
+                    Ok(ending) => {
+                        for line in end_warnings.due(ending) {
+                            log::warn!("{line}");
+                        }
+                    }
+                    Err(e) => log::error!("checking entitlement ends failed: {e}"),
                 }
                 let tried_before = clock.now_unix() - interval.as_secs() as i64;
                 let due =

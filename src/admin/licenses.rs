@@ -354,13 +354,10 @@ fn page(s: &Session, c: &Catalog, notice: Option<&str>, now: i64) -> Markup {
     }
 }
 
-/// Days before an entitlement's end at which the portal warns.
-const WARN_DAYS: [i64; 3] = [30, 7, 1];
-
 /// What the vendor's entitlement says, and a warning as its end nears.
 fn entitlement_summary(e: &entitlement::Entitlement, now: i64) -> Markup {
     let days_left = (e.ends_at - now).div_euclid(86_400);
-    let warn = WARN_DAYS.iter().any(|d| days_left < *d);
+    let warn = entitlements::WARN_DAYS.iter().any(|d| days_left < *d);
     html! {
         p.muted {
             @if e.trial { strong { "Trial" } " · " }

@@ -155,6 +155,78 @@ pub fn instance_key(db: &Db, now: i64) -> Result<InstanceKey, ImportError> {
     InstanceKey::from_pkcs8(&stored.pkcs8).map_err(|_| ImportError::Key)
 }
 
+/// Days before an entitlement's end at which the gateway warns (portal and log).
+pub const WARN_DAYS: [i64; 3] = [30, 7, 1];
+
+/// An entitlement nearing its end (or ended): what the warnings say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending {
+    pub entitlement_id: String,
+    pub serial: u32,
+    pub product: String,
+    pub ends_at: i64,
+    pub days_left: i64,
+    pub trial: bool,
+}
+
+/// Entitlements within the first warning threshold of their end.
+pub fn ending_soon(db: &Db, now: i64) -> rusqlite::Result<Vec<Ending>> {
+    Ok(db
+        .read(store::entitlements)?
+        .into_iter()
+        .map(|e| Ending {
+            days_left: (e.claims.ends_at - now).div_euclid(86_400),
+            entitlement_id: e.claims.entitlement_id,
+            serial: e.claims.serial,
+            product: e.claims.product,
+            ends_at: e.claims.ends_at,
+            trial: e.claims.trial,
+        })
+        .filter(|e| e.days_left < WARN_DAYS[0])
+        .collect())
+}
+
+/// Which warning thresholds were logged, so each is logged once per entitlement serial
+/// (a restart logs the current one again).
+#[derive(Debug, Default)]
+pub struct EndWarnings {
+    logged: std::collections::HashMap<(String, u32), usize>,
+}
+
+impl EndWarnings {
+    /// The warnings due now that were not logged yet: 30, 7 and 1 days before the end,
+    /// and once when it has ended.
+    pub fn due(&mut self, ending: Vec<Ending>) -> Vec<String> {
+        let mut lines = Vec::new();
+        for e in ending {
+            let level = WARN_DAYS.iter().filter(|d| e.days_left < **d).count()
+                + usize::from(e.days_left < 0);
+            let key = (e.entitlement_id.clone(), e.serial);
+            if self.logged.get(&key).is_some_and(|l| *l >= level) {
+                continue;
+            }
+            self.logged.insert(key, level);
+            let kind = if e.trial {
+                "trial entitlement"
+            } else {
+                "entitlement"
+            };
+            lines.push(if e.days_left < 0 {
+                format!(
+                    "the {kind} {} for {} ended on {}: renewals are refused with LICENSE_EXPIRED; import the renewal from the vendor",
+                    e.entitlement_id, e.product, crate::clock::rfc3339(e.ends_at)
+                )
+            } else {
+                format!(
+                    "the {kind} {} for {} ends in {} day(s), on {}; import the renewal from the vendor before then",
+                    e.entitlement_id, e.product, e.days_left, crate::clock::rfc3339(e.ends_at)
+                )
+            });
+        }
+        lines
+    }
+}
+
 /// A registration request for the vendor, signed with the instance key.
 pub fn registration_request(
     db: &Db,
@@ -431,4 +503,39 @@ fn kid_of(token: &str) -> String {
         .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
         .and_then(|h| h.get("kid").and_then(|k| k.as_str()).map(str::to_string))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ending(days_left: i64) -> Ending {
+        Ending {
+            entitlement_id: "ent-1".into(),
+            serial: 1,
+            product: "P".into(),
+            ends_at: 1_800_000_000,
+            days_left,
+            trial: false,
+        }
+    }
+
+    #[test]
+    fn each_end_warning_is_logged_once() {
+        let mut w = EndWarnings::default();
+        assert_eq!(w.due(vec![ending(29)]).len(), 1, "30 days");
+        assert!(
+            w.due(vec![ending(20)]).is_empty(),
+            "still the 30-day warning"
+        );
+        assert_eq!(w.due(vec![ending(6)]).len(), 1, "7 days");
+        assert_eq!(w.due(vec![ending(0)]).len(), 1, "1 day");
+        let ended = w.due(vec![ending(-1)]);
+        assert!(ended[0].contains("LICENSE_EXPIRED"), "{ended:?}");
+        assert!(w.due(vec![ending(-5)]).is_empty());
+        // A renewal (new serial) starts over.
+        let mut renewed = ending(25);
+        renewed.serial = 2;
+        assert_eq!(w.due(vec![renewed]).len(), 1);
+    }
 }

@@ -455,6 +455,15 @@ fn the_portal_and_the_admin_api_import_entitlements_and_warn_before_the_end() {
     assert!(page.contains("From the vendor: Contoso Ltd"), "{page}");
     assert!(page.contains("This entitlement ends in 5 days"), "{page}");
     assert!(!page.contains("Change seats or expiry"), "{page}");
+    // The log says it too, once (housekeeping checks every few seconds).
+    assert!(
+        s.wait_for_log(
+            "entitlement ent-portal for Parallels Desktop ends in 5 day(s)",
+            std::time::Duration::from_secs(20)
+        ),
+        "{}",
+        s.log()
+    );
     // A bad paste shows its sentence on the page.
     let r = crate::portal::submit(
         &s,
