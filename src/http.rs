@@ -79,6 +79,14 @@ impl Response {
             .with_header("Location", location)
     }
 
+    /// A file to save (`Content-Disposition: attachment`), named `filename`.
+    pub fn attachment(content_type: &str, filename: &str, body: Vec<u8>) -> Response {
+        Response::new(200, content_type, body).with_header(
+            "Content-Disposition",
+            &format!("attachment; filename=\"{filename}\""),
+        )
+    }
+
     /// An HTML page under the pages' Content-Security-Policy.
     pub fn page(status: u16, html: String) -> Response {
         Response::html(status, html).with_header("Content-Security-Policy", PAGE_CSP)

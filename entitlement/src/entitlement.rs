@@ -135,6 +135,14 @@ impl Entitlement {
 
     /// Verifies a token against `trusted` keys and reads its claims.
     pub fn verify(token: &str, trusted: &[TrustedKey]) -> Result<Entitlement, EntitlementError> {
+        Entitlement::verify_with_kid(token, trusted).map(|(claims, _)| claims)
+    }
+
+    /// As [`Entitlement::verify`], also naming the vendor key that signed it.
+    pub fn verify_with_kid(
+        token: &str,
+        trusted: &[TrustedKey],
+    ) -> Result<(Entitlement, String), EntitlementError> {
         let verified = jws::verify(token, TYP, |header| {
             let kid = header.get("kid").and_then(Value::as_str).unwrap_or("");
             trusted
@@ -156,7 +164,13 @@ impl Entitlement {
         let claims: Entitlement = serde_json::from_value(verified.payload)
             .map_err(|e| EntitlementError::Invalid(e.to_string()))?;
         claims.check()?;
-        Ok(claims)
+        let kid = verified
+            .header
+            .get("kid")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        Ok((claims, kid))
     }
 }
 

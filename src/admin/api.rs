@@ -49,12 +49,7 @@ impl Admin {
             .db
             .read(|tx| crate::db::directory::email_of(tx, id))?
             .ok_or_else(|| HttpError::new(Reason::NotFound, "There is no such user."))?;
-        let e = crate::licensing::explain::explain(
-            &self.db,
-            &email,
-            self.device_limit,
-            self.clock.now_unix(),
-        )?;
+        let e = self.explain_now(&email)?;
         Ok(Response::json(200, &json!({"id": id, "explain": e})))
     }
 
@@ -64,16 +59,24 @@ impl Admin {
             .ok_or_else(|| {
                 HttpError::new(Reason::BadRequest, "Give the email to explain (?email=).")
             })?;
-        let e = crate::licensing::explain::explain(
-            &self.db,
-            &email,
-            self.device_limit,
-            self.clock.now_unix(),
-        )?;
+        let e = self.explain_now(&email)?;
         Ok(Response::json(
             200,
             &serde_json::to_value(e).unwrap_or(Value::Null),
         ))
+    }
+
+    /// What activation would answer for `email` now.
+    fn explain_now(
+        &self,
+        email: &str,
+    ) -> Result<crate::licensing::explain::Explanation, HttpError> {
+        Ok(crate::licensing::explain::explain(
+            &self.db,
+            email,
+            self.device_limit,
+            self.clock.now_unix(),
+        )?)
     }
 
     /// `DELETE /api/v1/admin/devices/{id}`: releases the device's seat, audited as `actor`.

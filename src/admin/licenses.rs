@@ -126,36 +126,27 @@ impl Admin {
             self.clock.now_unix(),
         )
         .map_err(crate::domain::problem::Problem::from)?;
-        Ok(
-            Response::new(200, "application/jose", format!("{request}\n").into_bytes())
-                .with_header(
-                    "Content-Disposition",
-                    "attachment; filename=\"seatgate-registration.jws\"",
-                ),
-        )
+        Ok(Response::attachment(
+            "application/jose",
+            "seatgate-registration.jws",
+            format!("{request}\n").into_bytes(),
+        ))
     }
 
     /// `GET /admin/usage-report?month=YYYY-MM[&users=1]`: a signed usage report, as a file.
     pub(crate) fn usage_report(&self, req: &Request, actor: &Actor) -> Handled {
-        use crate::licensing::usage::{self, UsageError};
         let query = crate::http::parse_form(req.query.as_bytes())?;
         let month = field(&query, "month");
         let users = field(&query, "users") == "1";
-        let report = usage::report(&self.db, month, users, actor, self.clock.now_unix()).map_err(
-            |e| match e {
-                UsageError::Db(e) => HttpError::from(e),
-                other => HttpError::new(Reason::BadRequest, format!("{other}.")),
-            },
-        )?;
-        Ok(
-            Response::new(200, "application/jose", format!("{report}\n").into_bytes()).with_header(
-                "Content-Disposition",
-                &format!(
-                    "attachment; filename=\"seatgate-usage-{}.jws\"",
-                    month.trim()
-                ),
-            ),
-        )
+        let report =
+            crate::licensing::usage::report(&self.db, month, users, actor, self.clock.now_unix())
+                .map_err(crate::domain::problem::Problem::from)?;
+        // The month was checked strictly by `report`: safe inside the header.
+        Ok(Response::attachment(
+            "application/jose",
+            &format!("seatgate-usage-{month}.jws"),
+            format!("{report}\n").into_bytes(),
+        ))
     }
 
     pub(crate) fn edit_license(

@@ -263,8 +263,7 @@ pub fn import(
     actor: &Actor,
     now: i64,
 ) -> Result<(Imported, Summary), ImportError> {
-    let claims = Entitlement::verify(token, trusted)?;
-    let kid = kid_of(token);
+    let (claims, kid) = Entitlement::verify_with_kid(token, trusted)?;
     let this = instance_key(db, now)?.thumbprint();
     if let Some(bound) = claims.instance.as_ref().filter(|b| **b != this) {
         return Err(ImportError::OtherGateway {
@@ -351,25 +350,26 @@ fn place(
     if let Some(held) = store::entitlement(tx, &claims.entitlement_id)? {
         return against_held(held, claims);
     }
-    let trial = store::entitlements(tx)?.into_iter().find(|e| {
+    let held = store::entitlements(tx)?;
+    let trial = held.iter().find(|e| {
         e.claims.trial
             && !claims.trial
             && e.claims.customer_id == claims.customer_id
             && e.claims.product == claims.product
     });
     if let Some(trial) = trial {
-        let license = trial.license_id.clone();
+        let (license, trial) = (trial.license_id.clone(), trial.claims.clone());
         store::supersede(
             tx,
-            &trial.claims.entitlement_id,
-            trial.claims.serial,
+            &trial.entitlement_id,
+            trial.serial,
             &claims.entitlement_id,
             now,
         )?;
         return Ok((
             Imported::TrialConverted {
                 license: license.clone(),
-                trial: trial.claims.entitlement_id,
+                trial: trial.entitlement_id,
             },
             license,
         ));
@@ -379,7 +379,7 @@ fn place(
     let by_hand: Vec<LicenseRow> = licenses::licenses(tx)?
         .into_iter()
         .filter(|l| l.product == claims.product)
-        .filter(|l| store::of_license(tx, &l.id).ok().flatten().is_none())
+        .filter(|l| !held.iter().any(|e| e.license_id == l.id))
         .collect();
     if let [hand] = by_hand.as_slice() {
         return Ok((
@@ -492,17 +492,6 @@ fn audit(
             ..Default::default()
         },
     )
-}
-
-/// The `kid` of a token's header (already verified, so present).
-fn kid_of(token: &str) -> String {
-    token
-        .split('.')
-        .next()
-        .and_then(entitlement::jws::b64url_decode)
-        .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
-        .and_then(|h| h.get("kid").and_then(|k| k.as_str()).map(str::to_string))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

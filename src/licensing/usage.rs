@@ -25,6 +25,17 @@ pub enum UsageError {
     Db(#[from] rusqlite::Error),
 }
 
+impl From<UsageError> for crate::domain::problem::Problem {
+    fn from(e: UsageError) -> Self {
+        use crate::domain::problem::{Problem, Reason};
+        match e {
+            UsageError::Db(e) => Problem::from(e),
+            UsageError::Key(e) => Problem::from(e),
+            other => Problem::new(Reason::BadRequest, format!("{other}.")),
+        }
+    }
+}
+
 /// The first second of `YYYY-MM` and of the month after it.
 fn month_bounds(month: &str) -> Result<(i64, i64), UsageError> {
     let bad = || UsageError::BadMonth(month.to_string());

@@ -464,6 +464,17 @@ fn the_portal_and_the_admin_api_import_entitlements_and_warn_before_the_end() {
         "{}",
         s.log()
     );
+    // The usage report downloads as a file the vendor can verify; a bad month is a 400.
+    let month = crate::kit::vendor::month_of(now());
+    let r = get(&format!("/admin/usage-report?month={month}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("content-disposition"),
+        Some(format!("attachment; filename=\"seatgate-usage-{month}.jws\"").as_str())
+    );
+    entitlement::usage::Report::verify(r.text().trim()).expect("a valid usage report");
+    let r = get("/admin/usage-report?month=%222026-01");
+    assert_eq!(r.status, 400, "{}", r.text());
     // A bad paste shows its sentence on the page.
     let r = crate::portal::submit(
         &s,
