@@ -11,7 +11,16 @@ pub fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// A paid, unbound entitlement for `product` running from yesterday for a year.
+/// The time this test process started: entitlements built in one test run over the
+/// same period, so building one twice gives the same contents (a second ticking
+/// between the two would otherwise make a re-sent file look like a conflicting one).
+fn started() -> i64 {
+    static STARTED: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(now)
+}
+
+/// A paid, unbound entitlement for `product` running from the day before this test
+/// process started, for a year.
 pub fn entitlement(id: &str, serial: u32, product: &str, seats: u32) -> Entitlement {
     Entitlement {
         format: entitlement::entitlement::FORMAT,
@@ -23,14 +32,14 @@ pub fn entitlement(id: &str, serial: u32, product: &str, seats: u32) -> Entitlem
         edition: "Enterprise".into(),
         seats,
         device_seats: 0,
-        starts_at: now() - DAY,
-        ends_at: now() + 365 * DAY,
+        starts_at: started() - DAY,
+        ends_at: started() + 365 * DAY,
         trial: false,
         max_offline_grace_days: 30,
         per_device_keys: false,
         gateways: 1,
         instance: None,
-        issued_at: now(),
+        issued_at: started(),
     }
 }
 
