@@ -672,7 +672,23 @@ mod duration_str {
     use std::time::Duration;
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
+        s.serialize_str(&format(*d))
+    }
+
+    /// In the largest unit that holds it whole, as an admin writes it: `90d` rather than
+    /// humantime's `2months 29days 2h 52m 48s` (its months are 30.44 days).
+    pub fn format(d: Duration) -> String {
+        if d.subsec_nanos() != 0 {
+            return humantime::format_duration(d).to_string();
+        }
+        let secs = d.as_secs();
+        let unit = [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)]
+            .into_iter()
+            .find(|(_, n)| secs >= *n && secs % n == 0);
+        match unit {
+            Some((name, n)) => format!("{}{name}", secs / n),
+            None => "0s".into(),
+        }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -731,6 +747,26 @@ mod bytes_str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_print_in_the_largest_whole_unit_and_read_back() {
+        for (secs, text) in [
+            (90 * 86_400, "90d"),
+            (36 * 3_600, "36h"),
+            (90 * 60, "90m"),
+            (90, "90s"),
+            (0, "0s"),
+        ] {
+            let d = Duration::from_secs(secs);
+            assert_eq!(duration_str::format(d), text);
+            assert_eq!(humantime::parse_duration(text).ok(), Some(d));
+        }
+        let odd = Duration::from_millis(1_500);
+        assert_eq!(
+            humantime::parse_duration(&duration_str::format(odd)).ok(),
+            Some(odd)
+        );
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

@@ -238,11 +238,7 @@ pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
             crate::demo::DemoError::NotLoopback => CliError::Usage(e.to_string()),
             e => runtime(e),
         }),
-        Command::Config(ConfigCommand::Check) => {
-            print!("{}", config.to_redacted_toml());
-            eprintln!("configuration is valid");
-            Ok(())
-        }
+        Command::Config(ConfigCommand::Check) => config_check_command(config),
         Command::Backup(args) => backup::backup(&config, &args),
         Command::Restore(args) => backup::restore(&config, &args),
         Command::CheckDb => check_db_command(&config),
@@ -469,6 +465,27 @@ fn open_existing_db(config: &Config) -> Result<Db, CliError> {
         config.database.synchronous,
     )
     .map_err(runtime)
+}
+
+/// Prints the effective configuration. A `public_url` left empty in the file is the one
+/// first-run setup stored (what `serve` uses), marked as such.
+fn config_check_command(mut config: Config) -> Result<(), CliError> {
+    let mut stored = false;
+    if config.public_url.is_empty()
+        && let Ok(data) = DataDir::existing(&config.data_dir)
+        && let Ok(Some(url)) = crate::db::stored_public_url(&data.db_path())
+    {
+        config.public_url = url;
+        stored = true;
+    }
+    print!("{}", config.to_redacted_toml());
+    if stored {
+        eprintln!(
+            "public_url is the one stored at first-run setup; set public_url in the file to override it"
+        );
+    }
+    eprintln!("configuration is valid");
+    Ok(())
 }
 
 fn check_db_command(config: &Config) -> Result<(), CliError> {

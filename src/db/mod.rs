@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use crate::domain::problem::{Problem, Reason};
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 
 pub use migrations::LATEST_VERSION;
 
@@ -685,6 +685,47 @@ pub fn schema_status(path: &Path) -> Result<SchemaStatus, DbError> {
     if !path.exists() {
         return Ok(SchemaStatus::Missing);
     }
+    match inspect(path, |conn| read_version(conn, path))? {
+        v if v > LATEST_VERSION => Err(DbError::TooNew {
+            path: path.to_path_buf(),
+            found: v,
+            supported: LATEST_VERSION,
+        }),
+        v if v == LATEST_VERSION => Ok(SchemaStatus::Current(v)),
+        v => Ok(SchemaStatus::Upgradable {
+            found: v,
+            latest: LATEST_VERSION,
+        }),
+    }
+}
+
+/// The public URL the last `serve` stored (set at first-run setup), read without
+/// changing the file; `None` when there is no database or it holds none.
+/// `config check` shows it as the effective `public_url`.
+pub fn stored_public_url(path: &Path) -> Result<Option<String>, DbError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    inspect(path, |conn| {
+        read_version(conn, path)?;
+        let stored = conn
+            .query_row(
+                "SELECT value FROM settings WHERE key = ?1",
+                [settings::LAST_PUBLIC_URL],
+                |r| r.get(0),
+            )
+            .optional();
+        // A database too old to have settings simply has no stored URL.
+        Ok(stored.unwrap_or(None))
+    })
+}
+
+/// Runs `read` on a query-only connection to an existing database, leaving the files as
+/// they were.
+fn inspect<T>(
+    path: &Path,
+    read: impl FnOnce(&Connection) -> Result<T, DbError>,
+) -> Result<T, DbError> {
     check_file_header(path)?;
     // Read-write but query-only: a read-only connection would leave `-wal`/`-shm` files
     // behind (owned by whoever ran the check), where the last read-write connection to
@@ -711,24 +752,13 @@ pub fn schema_status(path: &Path) -> Result<SchemaStatus, DbError> {
         )?;
     }
     conn.execute_batch("PRAGMA query_only = ON;")?;
-    let found = read_version(&conn, path)?;
+    let result = read(&conn);
     drop(conn);
     if had_wal && !had_shm {
         // The index this check rebuilt; nobody else had the file open (they would hold it).
         let _ = fs::remove_file(&shm);
     }
-    match found {
-        v if v > LATEST_VERSION => Err(DbError::TooNew {
-            path: path.to_path_buf(),
-            found: v,
-            supported: LATEST_VERSION,
-        }),
-        v if v == LATEST_VERSION => Ok(SchemaStatus::Current(v)),
-        v => Ok(SchemaStatus::Upgradable {
-            found: v,
-            latest: LATEST_VERSION,
-        }),
-    }
+    result
 }
 
 /// Reads the schema version, turning "not a database" into a clear error.

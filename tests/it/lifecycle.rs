@@ -394,6 +394,26 @@ fn config_check_prints_effective_values_with_secrets_redacted() {
         err.contains("SEATGATE_NO_SUCH_THING"),
         "unknown variables are warned about: {err}"
     );
+    // Durations in the unit an admin writes them, not humantime's 30.44-day months.
+    assert!(out.contains("release_silent_after = \"90d\""), "{out}");
+    assert!(out.contains("session_idle = \"30m\""), "{out}");
+}
+
+#[test]
+fn config_check_shows_the_public_url_stored_at_setup() {
+    let s = server().start();
+    let (code, out, err) = s.cli(&["config", "check"]);
+    assert_eq!(code, 0, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("public_url = "))
+        .expect("public_url line");
+    let port = s.addr.port();
+    assert!(
+        line.starts_with("public_url = \"https://") && line.ends_with(&format!(":{port}\"")),
+        "{out}"
+    );
+    assert!(err.contains("stored at first-run setup"), "{err}");
 }
 
 #[test]
