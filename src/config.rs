@@ -684,7 +684,7 @@ mod duration_str {
         let secs = d.as_secs();
         let unit = [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)]
             .into_iter()
-            .find(|(_, n)| secs >= *n && secs % n == 0);
+            .find(|(_, n)| secs >= *n && secs.is_multiple_of(*n));
         match unit {
             Some((name, n)) => format!("{}{name}", secs / n),
             None => "0s".into(),
