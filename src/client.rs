@@ -33,6 +33,18 @@ pub struct State {
     pub device_id: Option<String>,
     pub lease_id: Option<String>,
     pub last_proof_iat: i64,
+    /// The server's answer when it last refused a renewal; cleared by the next success.
+    /// The lease still verifies offline until it expires, so `status` must say this.
+    #[serde(default)]
+    pub last_refusal: Option<Refusal>,
+}
+
+/// A renewal the server refused: when, and what it said.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Refusal {
+    pub at: i64,
+    pub reason: String,
+    pub message: String,
 }
 
 pub struct Client {
@@ -117,7 +129,8 @@ impl Client {
         let url = s["verification_uri_complete"].as_str().unwrap_or_default();
         let _ = writeln!(
             out,
-            "Open this address in your browser and sign in:\n\n  {url}\n\nConfirm that the page shows the code {}.",
+            "Open this address in your browser and sign in:\n\n  {url}\n\nConfirm that the page shows the code {}.\n\
+             Waiting for the sign-in: the result (a lease, or why not, such as NO_SEATS) appears here once you have signed in.",
             s["user_code"].as_str().unwrap_or_default()
         );
         let _ = out.flush();
@@ -149,6 +162,7 @@ impl Client {
                     device_id: body["device_id"].as_str().map(str::to_string),
                     lease_id: claims["jti"].as_str().map(str::to_string),
                     last_proof_iat: 0,
+                    last_refusal: None,
                 })?;
                 return Ok(claims);
             }
@@ -169,13 +183,22 @@ impl Client {
             &json!({"proof": proof}),
             None,
         )?;
-        self.save_state(&state)?;
         if status != 200 {
+            state.last_refusal = Some(Refusal {
+                at: crate::clock::now_unix(),
+                reason: body["reason"].as_str().unwrap_or("REFUSED").to_string(),
+                message: body["message"]
+                    .as_str()
+                    .unwrap_or("the gateway refused")
+                    .to_string(),
+            });
+            self.save_state(&state)?;
             return Err(refused(&body));
         }
         let lease = body["license"].as_str().unwrap_or_default();
         std::fs::write(self.lease_path(), lease).map_err(failed)?;
         state.lease_id = body["lease_id"].as_str().map(str::to_string);
+        state.last_refusal = None;
         self.save_state(&state)?;
         Ok(Jws::parse(lease).map_err(failed)?.claims)
     }
@@ -190,7 +213,7 @@ impl Client {
             .delete(&format!("{}/api/v1/leases/{lease}", state.server))
             .header("Authorization", &format!("Device {proof}"))
             .call()
-            .map_err(failed)?;
+            .map_err(|e| transport(&state.server, e))?;
         let status = response.status().as_u16();
         let body = json_body(response);
         self.save_state(&state)?;
@@ -227,7 +250,7 @@ impl Client {
             .agent
             .get(&format!("{server}/.well-known/jwks.json"))
             .call()
-            .map_err(failed)?;
+            .map_err(|e| transport(server, e))?;
         let body = json_body(response);
         if body.is_null() {
             return Err(failed("the JWKS is not JSON"));
@@ -248,7 +271,9 @@ impl Client {
         if let Some(a) = auth {
             request = request.header("Authorization", a);
         }
-        let response = request.send(body.to_string()).map_err(failed)?;
+        let response = request
+            .send(body.to_string())
+            .map_err(|e| transport(url, e))?;
         let status = response.status().as_u16();
         let body = json_body(response);
         Ok((status, body))
@@ -317,6 +342,46 @@ pub fn verify_lease(
         }
     }
     Ok(claims)
+}
+
+/// A request that got no answer, in words that say what to do: above all an untrusted
+/// certificate, which is the gateway's own CA not yet trusted on this Mac.
+fn transport(url: &str, e: ureq::Error) -> ClientError {
+    let host = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or(url);
+    let text = e.to_string();
+    let untrusted = matches!(
+        &e,
+        ureq::Error::Rustls(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer
+                | rustls::CertificateError::BadSignature
+                | rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. }
+        ))
+    ) || text.contains("UnknownIssuer");
+    ClientError::Failed(if untrusted {
+        format!(
+            "this machine does not trust the certificate of {host} (TLS_UNTRUSTED): pass \
+             --ca-cert with the gateway's CA file (tls/ca.pem in its data directory, also on \
+             the portal's setup page), or install the gateway's configuration profile; ({text})"
+        )
+    } else if matches!(
+        e,
+        ureq::Error::Io(_)
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::HostNotFound
+            | ureq::Error::Timeout(_)
+    ) {
+        format!(
+            "cannot reach the gateway at {host} (UNREACHABLE): check the address and port, and \
+             that this machine can reach it; ({text})"
+        )
+    } else {
+        format!("the request to {host} failed: {text}")
+    })
 }
 
 fn not_activated() -> ClientError {

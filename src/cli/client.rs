@@ -136,6 +136,14 @@ fn status(dir: &Path) -> Result<(), CliError> {
         }
         Err(_) => outln!("lease      none"),
     }
+    if let Some(r) = &state.last_refusal {
+        outln!(
+            "renewal    REFUSED by the server on {}: {} ({}); the lease is not renewed and stops working when it expires",
+            rfc3339(r.at),
+            r.message,
+            r.reason
+        );
+    }
     Ok(())
 }
 

@@ -176,6 +176,17 @@ fn a_mac_activates_with_sso_renews_and_loses_its_lease_when_deprovisioned() {
     let ca = ca.to_str().expect("utf8");
     let state = tempfile::tempdir().expect("tmp");
 
+    // Without the CA the client says what to do, not "UnknownIssuer".
+    let (ok, out) = run_client(
+        state.path(),
+        &["activate", "--server", &base, "--email", "ryan@contoso.com"],
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("does not trust the certificate") && out.contains("--ca-cert"),
+        "{out}"
+    );
+
     let run = client(
         state.path(),
         &[
@@ -197,6 +208,10 @@ fn a_mac_activates_with_sso_renews_and_loses_its_lease_when_deprovisioned() {
     let (ok, out) = run.finish();
     assert!(ok, "{out}");
     assert!(out.contains("activated: dev-"), "{out}");
+    assert!(
+        out.contains("the result (a lease, or why not, such as NO_SEATS) appears here"),
+        "the client says what it waits for: {out}"
+    );
 
     // The lease verifies with a standard JOSE library and carries what INTERFACES.md lists.
     let lease = std::fs::read_to_string(state.path().join("lease.jws")).expect("lease");
@@ -277,6 +292,14 @@ fn a_mac_activates_with_sso_renews_and_loses_its_lease_when_deprovisioned() {
     let (ok, out) = run_client(state.path(), &["renew"]);
     assert!(!ok, "{out}");
     assert!(out.contains("USER_INACTIVE"), "{out}");
+    // The lease still verifies offline, but status says the server refused it.
+    let (ok, out) = run_client(state.path(), &["status"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("valid; renew after"), "{out}");
+    assert!(
+        out.contains("renewal    REFUSED by the server on") && out.contains("(USER_INACTIVE)"),
+        "{out}"
+    );
     let audit = s.cli(&["audit", "--user", "ryan@contoso.com"]).1;
     for action in [
         "device_activated",
