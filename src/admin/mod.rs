@@ -230,12 +230,18 @@ impl Admin {
 
     /// `GET /admin/login`.
     pub(crate) fn login_form(&self) -> Response {
-        self.login_page(None, "")
+        self.login_page(200, None, "", "")
     }
 
-    fn login_page(&self, notice: Option<&str>, username: &str) -> Response {
+    fn login_page(
+        &self,
+        status: u16,
+        notice: Option<&str>,
+        username: &str,
+        email: &str,
+    ) -> Response {
         let token = new_secret_token();
-        Response::page(200, pages::login(&token, notice, username))
+        Response::page(status, pages::login(&token, notice, username, email))
             .with_header("Set-Cookie", &self.login_cookie(&token, 1800))
     }
 
@@ -243,7 +249,12 @@ impl Admin {
         let req = cx.req;
         let email = crate::http::query_param(&req.query, "email")?.unwrap_or_default();
         if email.trim().is_empty() {
-            return Ok(self.login_page(Some("Enter your work email to sign in with SSO."), ""));
+            return Ok(self.login_page(
+                200,
+                Some("Enter your work email to sign in with SSO."),
+                "",
+                "",
+            ));
         }
         let started = crate::saml::login::start(
             &self.db,
@@ -253,8 +264,25 @@ impl Admin {
             Purpose::Admin,
             Some("/admin"),
             cx.admitted()?,
-        )?;
-        Ok(Response::see_other(&started.location).with_header("Set-Cookie", &started.set_cookie))
+        );
+        match started {
+            Ok(started) => Ok(Response::see_other(&started.location)
+                .with_header("Set-Cookie", &started.set_cookie)),
+            // What the admin can correct on this page: a mistyped address or a domain no
+            // connection serves. Shown on the sign-in page, the address kept, not as a
+            // dead-end error page.
+            Err(p)
+                if matches!(
+                    p.reason,
+                    Reason::DomainUnknown | Reason::BadRequest | Reason::ConnectionIncomplete
+                ) =>
+            {
+                let notice = format!("{} (Reason code {})", p.message, p.reason.code());
+                let shown = crate::caps::EMAIL.check(email.trim()).unwrap_or_default();
+                Ok(self.login_page(p.reason.status(), Some(&notice), "", shown))
+            }
+            Err(p) => Err(p.into()),
+        }
     }
 
     pub(crate) fn password_login(&self, req: &Request) -> Handled {
@@ -278,14 +306,18 @@ impl Admin {
                 self.public_url
             );
             let notice = format!("{advice} (Reason code {})", Reason::OriginMismatch.code());
-            let page = pages::login(presented, Some(&notice), username);
+            let page = pages::login(presented, Some(&notice), username, "");
             return Ok(Response::page(Reason::OriginMismatch.status(), page));
         }
         if presented.is_empty() || !constant_time_eq(presented.as_bytes(), field("csrf").as_bytes())
         {
             return Ok(self.login_page(
-                Some("The sign-in form had expired. Please sign in again."),
+                Reason::CsrfFailed.status(),
+                Some(
+                    "The sign-in form had expired. Please sign in again. (Reason code CSRF_FAILED)",
+                ),
                 username,
+                "",
             ));
         }
         let client = req.client.to_string();
@@ -319,6 +351,7 @@ impl Admin {
                 presented,
                 Some("That username and password do not match. (Reason code INVALID_CREDENTIALS)"),
                 username,
+                "",
             );
             return Ok(Response::page(401, page));
         };
@@ -390,6 +423,7 @@ impl Admin {
                 Some(
                     "This sign-in link was already used or has expired. Sign in below, or create a new link with `seatgate admin login-link`.",
                 ),
+                "",
                 "",
             );
             return Ok(Response::page(401, page));

@@ -33,7 +33,9 @@ pub fn pager(path: &str, params: &[(&str, &str)], page: i64, size: i64, total: i
 }
 
 /// The sign-in page: SSO by work email first, the break-glass form second.
-pub fn login(login_csrf: &str, notice: Option<&str>, username: &str) -> String {
+/// The sign-in page. A refused attempt shows it again with the reason and what was typed
+/// (never the password), so the admin corrects it instead of starting over.
+pub fn login(login_csrf: &str, notice: Option<&str>, username: &str, email: &str) -> String {
     layout(
         "Sign in",
         None,
@@ -45,7 +47,7 @@ pub fn login(login_csrf: &str, notice: Option<&str>, username: &str) -> String {
                 p { "Members of a group mapped to the admins role sign in with their identity provider." }
                 form method="get" action="/admin/sso" {
                     label for="email" { "Work email" }
-                    input #email type="email" name="email" autocomplete="email" required;
+                    input #email type="email" name="email" value=(email) autocomplete="email" required;
                     button type="submit" { "Continue with SSO" }
                 }
             }

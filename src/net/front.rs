@@ -114,6 +114,9 @@ struct Conn {
     interest: Interest,
     /// Where the request being served is going (for error shapes and logs).
     path: String,
+    /// Plain HTTP arrived on the TLS port: the first request is answered in plain HTTP
+    /// (a redirect to HTTPS) and the connection closed.
+    plain_on_tls: bool,
 }
 
 enum After {
@@ -388,6 +391,7 @@ impl Gate {
             generation: 0,
             interest: Interest::READABLE,
             path: String::new(),
+            plain_on_tls: false,
         };
         if let Err(e) = front.poll.registry().register(
             &mut conn.sock,
@@ -643,6 +647,19 @@ fn read_in(conn: &mut Conn, max_inbuf: usize, front: &Ctx) -> After {
             conn.read_paused = true;
             return After::Keep;
         }
+        if conn.tls.is_some() && conn.phase == Phase::Handshake && conn.bytes_in == 0 {
+            // A TLS connection starts with a handshake record (0x16); a request line
+            // starts with an upper-case method.
+            let mut first = [0u8; 1];
+            match conn.sock.peek(&mut first) {
+                Ok(1) if first[0].is_ascii_uppercase() => {
+                    conn.tls = None;
+                    conn.plain_on_tls = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return After::Keep,
+                _ => {}
+            }
+        }
         match &mut conn.tls {
             Some(tls) => {
                 match tls.read_tls(&mut conn.sock) {
@@ -768,6 +785,16 @@ fn advance(conn: &mut Conn, slot: usize, front: &Ctx) -> After {
                     conn.phase = Phase::Dispatched;
                     conn.inbuf.clear();
                     return queue_write(conn, bytes);
+                }
+                Parsed::Complete(h) if conn.plain_on_tls => {
+                    log::info!(
+                        "answered plain HTTP from {} on the HTTPS port with a pointer to HTTPS",
+                        conn.peer
+                    );
+                    conn.keep_alive = false;
+                    conn.phase = Phase::Dispatched;
+                    conn.inbuf.clear();
+                    return queue_write(conn, head::plain_http_on_tls_port(&h));
                 }
                 Parsed::Complete(h) => {
                     conn.path = h.path.clone();

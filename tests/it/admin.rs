@@ -138,6 +138,24 @@ fn break_glass_admins_sign_in_and_out_behind_csrf_checks() {
         "a forged login form signs nobody in"
     );
     assert!(forged.text().contains("expired"));
+    assert_eq!(forged.status, 403);
+    assert!(forged.text().contains("CSRF_FAILED"), "{}", forged.text());
+    assert!(
+        forged.text().contains("value=\"root\""),
+        "the username is kept"
+    );
+
+    // An address no connection serves is not a dead end: the sign-in page again, with
+    // the reason and the address kept so it can be corrected.
+    let unknown = s.get("/admin/sso?email=ann%40elsewhere.example");
+    assert_eq!(unknown.status, 404);
+    let page = unknown.text();
+    assert!(page.contains("DOMAIN_UNKNOWN"), "{page}");
+    assert!(page.contains("Continue with SSO"), "{page}");
+    assert!(page.contains("value=\"ann@elsewhere.example\""), "{page}");
+    let junk = s.get("/admin/sso?email=%3Cscript%3E");
+    assert_eq!(junk.status, 400);
+    assert!(junk.text().contains("Continue with SSO") && !junk.text().contains("<script>"));
 
     // A wrong password: 401, the reason code, and a sign-in log entry; no session.
     let wrong = password_sign_in(&s, "root", "not-the-password");

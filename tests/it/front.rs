@@ -514,3 +514,49 @@ fn item7_417_has_its_reason_phrase() {
         "HTTP/1.1 417 Expectation Failed\r\n"
     );
 }
+
+/// Issue 16 item 8: `http://` typed for the HTTPS port gets a plain-HTTP answer a browser
+/// can follow (a redirect to the same host and path over HTTPS), not TLS bytes it calls
+/// "HTTP/0.9"; a POST or an odd Host gets a readable 400. TLS keeps working.
+#[test]
+fn plain_http_on_the_https_port_is_pointed_to_https() {
+    let s = server().start();
+    assert!(s.tls, "the test server speaks HTTPS");
+    let port = s.addr.port();
+    let plain = |request: String| -> String {
+        let mut c = TcpStream::connect(s.addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        c.write_all(request.as_bytes()).expect("send");
+        let mut answer = String::new();
+        let _ = c.read_to_string(&mut answer);
+        answer
+    };
+    let answer = plain(format!(
+        "GET /admin/users?q=x HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+    ));
+    assert!(answer.starts_with("HTTP/1.1 301 "), "{answer}");
+    assert!(
+        answer.contains(&format!(
+            "Location: https://127.0.0.1:{port}/admin/users\r\n"
+        )),
+        "{answer}"
+    );
+    assert!(answer.contains("Connection: close"), "{answer}");
+
+    let answer = plain(format!(
+        "POST /scim/v2/Users HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 2\r\n\r\n{{}}"
+    ));
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(!answer.contains("Location:"), "{answer}");
+    assert!(answer.contains("This port speaks HTTPS only"), "{answer}");
+
+    // A Host that is not a plain name never becomes a Location.
+    let answer = plain("GET / HTTP/1.1\r\nHost: evil.example/\"><script>\r\n\r\n".into());
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(
+        !answer.contains("Location:") && !answer.contains("<script>"),
+        "{answer}"
+    );
+    assert_still_serving(&s);
+}
