@@ -50,6 +50,14 @@ pub const RETURN_PATH: Cap = Cap {
     printable: true,
 };
 
+/// A one-time code typed into a form (the setup code; a whole pasted link is cut to its
+/// code first). The codes seatgate mints are 43 characters.
+pub const SETUP_CODE: Cap = Cap {
+    field: "setup code",
+    max_bytes: 256,
+    printable: true,
+};
+
 /// A loopback `redirect_uri` (RFC 8252): callbacks are short, and it is stored before
 /// anyone has signed in. Refused as `INVALID_REDIRECT_URI` with the rest of its rules.
 pub const REDIRECT_URI: Cap = Cap {

@@ -60,7 +60,12 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> String {
                         }
                     }
                 }
-                main { (body) }
+                main {
+                    @if let Some(text) = PORTAL_FRAME.with(|f| f.borrow_mut().done.take()) {
+                        p.notice.done role="status" { (text) }
+                    }
+                    (body)
+                }
             }
         }
     }
@@ -76,6 +81,8 @@ struct PortalFrame {
     active: bool,
     /// The address mismatch's advice, when the request came in at another address.
     address: Option<String>,
+    /// What the admin's last change did (shown once, on the page after it).
+    done: Option<String>,
 }
 
 thread_local! {
@@ -87,6 +94,7 @@ thread_local! {
 /// end-user pages) only say that changes cannot be stored now.
 pub fn for_portal_pages<T>(
     mismatch: Option<&crate::public_url::Mismatch>,
+    done: Option<String>,
     render: impl FnOnce() -> T,
 ) -> T {
     struct Reset;
@@ -100,6 +108,7 @@ pub fn for_portal_pages<T>(
         *f.borrow_mut() = PortalFrame {
             active: true,
             address: mismatch.map(|m| m.advice()),
+            done,
         }
     });
     let _reset = Reset;

@@ -271,7 +271,14 @@ impl App {
             // Portal pages carry the full health banner, and say so when the request did
             // not arrive at the public URL.
             let mismatch = self.admin.mismatch(req);
-            crate::page::for_portal_pages(mismatch.as_ref(), || (route.handler)(self, &cx))
+            // The result of the change that sent the browser here (post/redirect/get).
+            let done = match &cx.principal {
+                Principal::Session { session, .. } if req.method == "GET" => {
+                    self.admin.flash.take(session)
+                }
+                _ => None,
+            };
+            crate::page::for_portal_pages(mismatch.as_ref(), done, || (route.handler)(self, &cx))
         } else {
             (route.handler)(self, &cx)
         }

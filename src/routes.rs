@@ -426,13 +426,17 @@ pub static ROUTES: &[Route] = &[
         POST,
         "/admin/devices/{id}/deactivate",
         AdminPage,
-        |app, cx| app.admin.deactivate_device(&cx.actor()?, cx.param("id")),
+        |app, cx| {
+            app.admin
+                .deactivate_device(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
+        },
     ),
     Route::new(GET, "/admin/explain", AdminPage, |app, cx| {
         app.admin.explain_page(cx.req, cx.session()?)
     }),
     Route::new(GET, "/admin/licenses", AdminPage, |app, cx| {
-        app.admin.licenses_page(cx.session()?, None)
+        app.admin
+            .licenses_page(cx.session()?, None, crate::admin::forms::Sticky::none())
     }),
     Route::new(POST, "/admin/licenses", AdminPage, |app, cx| {
         app.admin.add_license(cx.req, cx.session()?, &cx.actor()?)
@@ -466,7 +470,7 @@ pub static ROUTES: &[Route] = &[
         AdminPage,
         |app, cx| {
             app.admin
-                .remove_sublicense(cx.session()?, &cx.actor()?, cx.param("id"))
+                .remove_sublicense(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
         },
     ),
     Route::new(POST, "/admin/mappings", AdminPage, |app, cx| {
@@ -474,7 +478,7 @@ pub static ROUTES: &[Route] = &[
     }),
     Route::new(POST, "/admin/mappings/{id}/delete", AdminPage, |app, cx| {
         app.admin
-            .remove_mapping(cx.session()?, &cx.actor()?, cx.param("id"))
+            .remove_mapping(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
     }),
     Route::new(GET, "/admin/api-tokens", AdminPage, |app, cx| {
         app.admin.api_tokens_page(cx.session()?, None)
@@ -487,7 +491,10 @@ pub static ROUTES: &[Route] = &[
         POST,
         "/admin/api-tokens/{id}/revoke",
         AdminPage,
-        |app, cx| app.admin.revoke_api_token(&cx.actor()?, cx.param("id")),
+        |app, cx| {
+            app.admin
+                .revoke_api_token(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
+        },
     ),
     Route::new(GET, "/admin/idp", AdminPage, |app, cx| {
         app.admin.connections_page(cx.session()?, None)
@@ -507,7 +514,10 @@ pub static ROUTES: &[Route] = &[
         POST,
         "/admin/idp/scim-tokens/{id}/revoke",
         AdminPage,
-        |app, cx| app.admin.revoke_scim_token(&cx.actor()?, cx.param("id")),
+        |app, cx| {
+            app.admin
+                .revoke_scim_token(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
+        },
     ),
     Route::new(GET, "/admin/idp/{id}", AdminPage, |app, cx| {
         app.admin

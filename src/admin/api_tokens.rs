@@ -66,7 +66,14 @@ impl Admin {
             .map(|r| r.with_header("Cache-Control", "no-store"))
     }
 
-    pub(crate) fn revoke_api_token(&self, actor: &Actor, id: &str) -> Handled {
+    pub(crate) fn revoke_api_token(
+        &self,
+        req: &Request,
+        session: &Session,
+        actor: &Actor,
+        id: &str,
+    ) -> Handled {
+        super::forms::confirmed(req, "whatever uses the token stops working")?;
         let revoked = self
             .db
             .write(|tx| tokens::revoke(tx, Scope::Admin, id, actor))?;
@@ -77,6 +84,10 @@ impl Admin {
             ));
         }
         log::info!("{actor} revoked admin API token {id}");
+        self.flash.set(
+            session,
+            "Revoked the token: requests with it are refused from now on.".into(),
+        );
         Ok(Response::see_other("/admin/api-tokens"))
     }
 }

@@ -91,7 +91,14 @@ impl Admin {
     }
 
     /// Revokes a SCIM token: the IdP using it gets 401 from its next request.
-    pub(crate) fn revoke_scim_token(&self, actor: &Actor, id: &str) -> Handled {
+    pub(crate) fn revoke_scim_token(
+        &self,
+        req: &Request,
+        session: &Session,
+        actor: &Actor,
+        id: &str,
+    ) -> Handled {
+        super::forms::confirmed(req, "whatever uses the token stops working")?;
         let revoked = self
             .db
             .write(|tx| tokens::revoke(tx, Scope::Scim, id, actor))?;
@@ -102,6 +109,10 @@ impl Admin {
             ));
         }
         log::info!("{actor} revoked SCIM token {id}");
+        self.flash.set(
+            session,
+            "Revoked the SCIM token: the identity provider's provisioning with it is refused from now on.".into(),
+        );
         Ok(Response::see_other("/admin/idp"))
     }
 

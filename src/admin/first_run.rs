@@ -22,10 +22,19 @@ pub const SETUP_SCRIPT_PATH: &str = "/admin/assets/setup.js";
 pub const SETUP_SCRIPT: &str = "(function () {\n  var t = decodeURIComponent(location.hash.slice(1));\n  var f = document.getElementById('token');\n  if (t && f) { f.value = t; history.replaceState(null, '', location.pathname); }\n})();\n";
 const CSP_WITH_SCRIPT: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
 
+/// The setup code in what was typed: the code itself, or a whole setup link pasted
+/// (`…/setup#CODE`).
+fn setup_code(typed: &str) -> &str {
+    let typed = typed.trim();
+    typed
+        .rsplit_once('#')
+        .map_or(typed, |(_, code)| code.trim())
+}
+
 impl Admin {
     /// `GET /setup`: the first-run form (until setup is done).
     pub(crate) fn setup_form(&self) -> Handled {
-        self.setup_page(None, "admin", &self.public_url.clone(), 200)
+        self.setup_page(None, "", "admin", &self.public_url.clone(), 200)
     }
 
     fn setup_done(&self) -> Result<bool, HttpError> {
@@ -38,6 +47,7 @@ impl Admin {
     fn setup_page(
         &self,
         notice: Option<&str>,
+        token: &str,
         username: &str,
         public_url: &str,
         status: u16,
@@ -54,8 +64,8 @@ impl Admin {
                 form method="post" action="/setup" {
                     section.card {
                         h2 { "1. Setup code" }
-                        p.muted { "Filled in from the setup link. Without JavaScript, paste the part of the link after #." }
-                        input #token type="password" name="token" required autocomplete="off";
+                        p.muted { "Filled in from the setup link. If it is empty, paste the whole setup link here." }
+                        input #token type="password" name="token" value=(token) required autocomplete="off";
                     }
                     section.card {
                         h2 { "2. Break-glass administrator" }
@@ -85,7 +95,10 @@ impl Admin {
         let username = crate::caps::USERNAME.check(field(&form, "username").trim())?;
         crate::caps::PASSWORD.check(field(&form, "password"))?;
         let public_url = field(&form, "public_url").trim().trim_end_matches('/');
-        let again = |notice: &str| self.setup_page(Some(notice), username, public_url, 400);
+        // The code, or the whole link pasted: the code is what follows '#'.
+        let token = crate::caps::SETUP_CODE.check(setup_code(field(&form, "token")))?;
+        // A form refused for anything but its code keeps every field but the passwords.
+        let again = |notice: &str| self.setup_page(Some(notice), token, username, public_url, 400);
         if self.setup_done()? {
             return Ok(Response::see_other("/admin/login"));
         }
@@ -112,7 +125,7 @@ impl Admin {
             Err(e) => return again(&e.to_string()),
         };
         let now = self.clock.now_unix();
-        let token_hash = sha256_hex(field(&form, "token").trim().as_bytes());
+        let token_hash = sha256_hex(token.as_bytes());
         let accepted = self.db.write(|tx| {
             if !settings::consume_setup_token(tx, &token_hash, now)? {
                 return Ok::<_, HttpError>(false);
@@ -134,8 +147,12 @@ impl Admin {
         })?;
         if !accepted {
             self.failures.record_client_failure(req.client);
-            return again(
-                "That setup code is wrong, used or expired. Mint a new link with `seatgate setup-link`.",
+            return self.setup_page(
+                Some("That setup code is wrong, used or expired. Mint a new link with `seatgate setup-link`."),
+                "",
+                username,
+                public_url,
+                400,
             );
         }
         log::info!(

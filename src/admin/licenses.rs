@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use maud::{Markup, html};
 
+use super::forms::{Sticky, seat_changes};
 use super::pages::layout;
 use super::{Admin, Handled};
 use crate::clock::rfc3339;
@@ -34,7 +35,14 @@ struct Catalog {
 }
 
 impl Admin {
-    pub(crate) fn licenses_page(&self, session: &Session, notice: Option<&str>) -> Handled {
+    /// The licenses page; shown again after a refused change with the reason and what the
+    /// refused form held (`sticky`).
+    pub(crate) fn licenses_page(
+        &self,
+        session: &Session,
+        notice: Option<&str>,
+        sticky: Sticky<'_>,
+    ) -> Handled {
         let now = self.clock.now_unix();
         let catalog = self.db.read(|tx| {
             Ok::<_, HttpError>(Catalog {
@@ -55,43 +63,57 @@ impl Admin {
             layout(
                 "Licenses",
                 Some(session),
-                page(session, &catalog, notice, now),
+                page(session, &catalog, notice, sticky, now),
             ),
         ))
     }
 
-    /// Runs a change and shows the page again, with the change's error if it failed.
-    /// `actor` is who the pipeline says made the change.
+    /// Runs a change from the form posted to `action`. Done: back to the page, which
+    /// says what the change did. Refused: the page again with the reason and the form as
+    /// it was sent.
     fn after_change(
         &self,
         session: &Session,
         actor: &Actor,
-        change: impl FnOnce(&Actor) -> Result<(), ManageError>,
+        (action, form): (&str, &BTreeMap<String, String>),
+        change: impl FnOnce(&Actor) -> Result<String, ManageError>,
     ) -> Handled {
         match change(actor) {
-            Ok(()) => Ok(Response::see_other("/admin/licenses")),
+            Ok(done) => {
+                self.flash.set(session, done);
+                Ok(Response::see_other("/admin/licenses"))
+            }
             Err(ManageError::Db(e)) => Err(e.into()),
-            Err(e) => self.licenses_page(session, Some(&e.to_string())),
+            Err(e) => self.licenses_page(
+                session,
+                Some(&sentence(&e.to_string())),
+                Sticky::of(action, form),
+            ),
         }
     }
 
     pub(crate) fn add_license(&self, req: &Request, session: &Session, actor: &Actor) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
-        self.after_change(session, actor, |actor| {
+        self.after_change(session, actor, ("/admin/licenses", &form), |actor| {
             let seats = parse_seats(field(&form, "seats"))?;
             let expires_at = parse_optional_date(field(&form, "expires"))?;
             let key = field(&form, "key").trim();
-            manage::add_license(
+            let product = field(&form, "product");
+            let id = manage::add_license(
                 &self.db,
                 actor,
                 &NewLicense {
-                    product: field(&form, "product"),
+                    product,
                     seats,
                     expires_at,
                     key: (!key.is_empty()).then_some(key),
                 },
-            )
-            .map(drop)
+            )?;
+            Ok(format!(
+                "Registered {} as license {id}: {seats} seats, {}.",
+                product.trim(),
+                expiry_words(expires_at)
+            ))
         })
     }
 
@@ -106,12 +128,26 @@ impl Admin {
         let token = field(&form, "entitlement");
         let trusted = entitlements::trusted_keys(self.demo);
         match entitlements::import(&self.db, token, &trusted, actor, self.clock.now_unix()) {
-            Ok(_) => Ok(Response::see_other("/admin/licenses")),
+            Ok((imported, summary)) => {
+                self.flash.set(
+                    session,
+                    format!(
+                        "{}.{}",
+                        sentence(&imported.to_string()).trim_end_matches('.'),
+                        seat_changes(&summary)
+                    ),
+                );
+                Ok(Response::see_other("/admin/licenses"))
+            }
             Err(ImportError::Db(e)) => Err(e.into()),
             Err(e) => {
                 let message = e.to_string();
                 let code = crate::domain::problem::Problem::from(e).reason.code();
-                self.licenses_page(session, Some(&format!("{message} (reason code {code})")))
+                self.licenses_page(
+                    session,
+                    Some(&format!("{} (Reason code {code})", sentence(&message))),
+                    Sticky::of("/admin/entitlements", &form),
+                )
             }
         }
     }
@@ -157,10 +193,16 @@ impl Admin {
         id: &str,
     ) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
-        self.after_change(session, actor, |actor| {
+        let action = format!("/admin/licenses/{id}");
+        self.after_change(session, actor, (&action, &form), |actor| {
             let seats = parse_seats(field(&form, "seats"))?;
             let expires_at = parse_optional_date(field(&form, "expires"))?;
-            manage::set_license(&self.db, actor, id, Some(seats), Some(expires_at)).map(drop)
+            let summary = manage::set_license(&self.db, actor, id, Some(seats), Some(expires_at))?;
+            Ok(format!(
+                "Saved license {id}: {seats} seats, {}.{}",
+                expiry_words(expires_at),
+                seat_changes(&summary)
+            ))
         })
     }
 
@@ -171,21 +213,28 @@ impl Admin {
         actor: &Actor,
     ) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
-        self.after_change(session, actor, |actor| {
+        self.after_change(session, actor, ("/admin/sublicenses", &form), |actor| {
             let seats = parse_seats(field(&form, "seats"))?;
             let expires_at = parse_optional_date(field(&form, "expires"))?;
+            let reserved = field(&form, "allocation") == "reserved";
+            let name = field(&form, "name");
             manage::add_sublicense(
                 &self.db,
                 actor,
                 &NewSublicense {
                     license: field(&form, "license"),
-                    name: field(&form, "name"),
+                    name,
                     seats,
-                    reserved: field(&form, "allocation") == "reserved",
+                    reserved,
                     expires_at,
                 },
-            )
-            .map(drop)
+            )?;
+            Ok(format!(
+                "Added the {} sublicense {}: {seats} seats, {}. Map a group to it to hand them out.",
+                if reserved { "reserved" } else { "dynamic" },
+                name.trim(),
+                expiry_words(expires_at)
+            ))
         })
     }
 
@@ -197,22 +246,39 @@ impl Admin {
         id: &str,
     ) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
-        self.after_change(session, actor, |actor| {
+        let action = format!("/admin/sublicenses/{id}");
+        self.after_change(session, actor, (&action, &form), |actor| {
             let seats = parse_seats(field(&form, "seats"))?;
             let expires_at = parse_optional_date(field(&form, "expires"))?;
-            manage::set_sublicense(&self.db, actor, id, Some(seats), Some(expires_at)).map(drop)
+            let summary =
+                manage::set_sublicense(&self.db, actor, id, Some(seats), Some(expires_at))?;
+            Ok(format!(
+                "Saved the sublicense: {seats} seats, {}.{}",
+                expiry_words(expires_at),
+                seat_changes(&summary)
+            ))
         })
     }
 
-    pub(crate) fn remove_sublicense(&self, session: &Session, actor: &Actor, id: &str) -> Handled {
-        self.after_change(session, actor, |actor| {
-            manage::remove_sublicense(&self.db, actor, id)
+    pub(crate) fn remove_sublicense(
+        &self,
+        req: &Request,
+        session: &Session,
+        actor: &Actor,
+        id: &str,
+    ) -> Handled {
+        let form = crate::http::parse_form(&req.body)?;
+        let action = format!("/admin/sublicenses/{id}/delete");
+        self.after_change(session, actor, (&action, &form), |actor| {
+            confirmed(&form)?;
+            manage::remove_sublicense(&self.db, actor, id)?;
+            Ok("Removed the sublicense.".into())
         })
     }
 
     pub(crate) fn add_mapping(&self, req: &Request, session: &Session, actor: &Actor) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
-        self.after_change(session, actor, |actor| {
+        self.after_change(session, actor, ("/admin/mappings", &form), |actor| {
             // "admins", "primary:{license id}" or "sublicense:{sublicense id}".
             let role = field(&form, "role");
             let to = match role.split_once(':') {
@@ -224,14 +290,68 @@ impl Admin {
                 _ => return Err(ManageError::Invalid("Choose what the group grants.".into())),
             };
             let connection = Some(field(&form, "connection")).filter(|c| !c.is_empty());
-            manage::add_mapping(&self.db, actor, field(&form, "group"), connection, to).map(drop)
+            let group = field(&form, "group");
+            let (_, summary) = manage::add_mapping(&self.db, actor, group, connection, to)?;
+            Ok(format!(
+                "Mapped the group {}.{}",
+                group.trim(),
+                seat_changes(&summary)
+            ))
         })
     }
 
-    pub(crate) fn remove_mapping(&self, session: &Session, actor: &Actor, id: &str) -> Handled {
-        self.after_change(session, actor, |actor| {
-            manage::remove_mapping(&self.db, actor, id).map(drop)
+    pub(crate) fn remove_mapping(
+        &self,
+        req: &Request,
+        session: &Session,
+        actor: &Actor,
+        id: &str,
+    ) -> Handled {
+        let form = crate::http::parse_form(&req.body)?;
+        let action = format!("/admin/mappings/{id}/delete");
+        self.after_change(session, actor, (&action, &form), |actor| {
+            confirmed(&form)?;
+            let summary = manage::remove_mapping(&self.db, actor, id)?;
+            Ok(format!("Removed the mapping.{}", seat_changes(&summary)))
         })
+    }
+}
+
+/// Destructive forms carry a ticked `confirm` box (the browser requires it; this is for
+/// anything that posts without it).
+fn confirmed(form: &BTreeMap<String, String>) -> Result<(), ManageError> {
+    if field(form, "confirm") == "yes" {
+        Ok(())
+    } else {
+        Err(ManageError::Invalid(
+            "Tick the box to confirm the removal.".into(),
+        ))
+    }
+}
+
+/// An error text as a sentence on the page: capital first letter, final full stop.
+fn sentence(text: &str) -> String {
+    let mut out: String = {
+        let mut chars = text.chars();
+        chars
+            .next()
+            .map(|c| c.to_uppercase().chain(chars).collect())
+            .unwrap_or_default()
+    };
+    if !out.ends_with(['.', '!', '?', ')']) {
+        out.push('.');
+    }
+    out
+}
+
+/// Which instant an expiry date means: the end of that day, in UTC.
+fn expiry_words(t: Option<i64>) -> String {
+    match t {
+        Some(t) => format!(
+            "expires at the end of {} (23:59:59 UTC)",
+            date_value(Some(t))
+        ),
+        None => "no expiry".into(),
     }
 }
 
@@ -256,11 +376,14 @@ fn parse_optional_date(s: &str) -> Result<Option<i64>, ManageError> {
     }
 }
 
+/// What an expiry date means, next to every date field.
+const EXPIRES_LABEL: &str = "Expires at the end of (23:59:59 UTC; empty: never)";
+
 fn date_value(t: Option<i64>) -> String {
     t.map(|t| rfc3339(t)[..10].to_string()).unwrap_or_default()
 }
 
-fn page(s: &Session, c: &Catalog, notice: Option<&str>, now: i64) -> Markup {
+fn page(s: &Session, c: &Catalog, notice: Option<&str>, sticky: Sticky<'_>, now: i64) -> Markup {
     html! {
         h1 { "Licenses" }
         @if let Some(n) = notice { p.notice role="alert" { (n) } }
@@ -295,18 +418,20 @@ fn page(s: &Session, c: &Catalog, notice: Option<&str>, now: i64) -> Markup {
                                                 @if t < now { " · " span.bad { "expired" } } @else { " · until " (date_value(Some(t))) }
                                             }
                                         }
-                                        details {
+                                        @let edit = format!("/admin/sublicenses/{sub_id}");
+                                        @let delete = format!("/admin/sublicenses/{sub_id}/delete");
+                                        details open[sticky.is(&edit) || sticky.is(&delete)] {
                                             summary { "Change or remove " (p.name) }
-                                            form.inline method="post" action={ "/admin/sublicenses/" (sub_id) } {
+                                            form.inline method="post" action=(edit) {
                                                 input type="hidden" name="csrf" value=(s.csrf_token);
-                                                label { "Seats " input type="number" name="seats" min="0" value=(p.seats.capacity) required; }
-                                                label { "Expires (empty: never) " input type="date" name="expires" value=(date_value(p.expires_at)); }
+                                                label { "Seats " input type="number" name="seats" min="0" value=(sticky.value(&edit, "seats", &p.seats.capacity.to_string())) required; }
+                                                label { (EXPIRES_LABEL) " " input type="date" name="expires" value=(sticky.value(&edit, "expires", &date_value(p.expires_at))); }
                                                 button type="submit" { "Save " (p.name) }
                                             }
-                                            form.inline method="post" action={ "/admin/sublicenses/" (sub_id) "/delete" } {
+                                            form.inline method="post" action=(delete) {
                                                 input type="hidden" name="csrf" value=(s.csrf_token);
+                                                label { input type="checkbox" name="confirm" value="yes" required; " Remove " (p.name) " (only once no group mapping and no user draws from it)" }
                                                 button.danger type="submit" { "Remove " (p.name) }
-                                                span.muted { " only once no group mapping and no user draws from it" }
                                             }
                                         }
                                     }
@@ -326,22 +451,24 @@ fn page(s: &Session, c: &Catalog, notice: Option<&str>, now: i64) -> Markup {
                     }
                 }
                 @if entitlement.is_none() {
-                    details {
+                    @let edit = format!("/admin/licenses/{}", l.id);
+                    details open[sticky.is(&edit)] {
                         summary { "Change seats or expiry" }
-                        form.inline method="post" action={ "/admin/licenses/" (l.id) } {
+                        form.inline method="post" action=(edit) {
                             input type="hidden" name="csrf" value=(s.csrf_token);
-                            label { "Seats " input type="number" name="seats" min="0" value=(l.seats) required; }
-                            label { "Expires (empty: never) " input type="date" name="expires" value=(date_value(l.expires_at)); }
+                            label { "Seats " input type="number" name="seats" min="0" value=(sticky.value(&edit, "seats", &l.seats.to_string())) required; }
+                            label { (EXPIRES_LABEL) " " input type="date" name="expires" value=(sticky.value(&edit, "expires", &date_value(l.expires_at))); }
                             button type="submit" { "Save" }
+                            p.muted { "More seats go to people on the waiting list at once; the page then says how many." }
                         }
                     }
                 }
             }
         }
-        (mappings_card(s, c))
-        @if !c.licenses.is_empty() { (add_sublicense_card(s, c)) }
-        (import_card(s))
-        (register_card(s))
+        (mappings_card(s, c, sticky))
+        @if !c.licenses.is_empty() { (add_sublicense_card(s, c, sticky)) }
+        (import_card(s, sticky))
+        (register_card(s, sticky))
     }
 }
 
@@ -371,7 +498,7 @@ fn entitlement_summary(e: &entitlement::Entitlement, now: i64) -> Markup {
 }
 
 /// Importing a vendor entitlement, and the air-gapped registration request.
-fn import_card(s: &Session) -> Markup {
+fn import_card(s: &Session, sticky: Sticky<'_>) -> Markup {
     html! {
         section.card {
             h2 { "Import an entitlement from the vendor" }
@@ -390,7 +517,7 @@ fn import_card(s: &Session) -> Markup {
             }
             form method="post" action="/admin/entitlements" {
                 input type="hidden" name="csrf" value=(s.csrf_token);
-                label { "Entitlement " textarea name="entitlement" rows="4" required {} }
+                label { "Entitlement " textarea name="entitlement" rows="4" required { (sticky.value("/admin/entitlements", "entitlement", "")) } }
                 button type="submit" { "Import" }
             }
         }
@@ -398,7 +525,7 @@ fn import_card(s: &Session) -> Markup {
 }
 
 /// The group mappings and the form that adds one.
-fn mappings_card(s: &Session, c: &Catalog) -> Markup {
+fn mappings_card(s: &Session, c: &Catalog, sticky: Sticky<'_>) -> Markup {
     html! {
         section.card {
             h2 { "Group mappings" }
@@ -412,9 +539,14 @@ fn mappings_card(s: &Session, c: &Catalog) -> Markup {
                         td { (crate::domain::connection::scope_label(m.connection_id.as_deref())) }
                         td { (grant_label(m, c)) }
                         td {
-                            form method="post" action={ "/admin/mappings/" (m.id) "/delete" } {
-                                input type="hidden" name="csrf" value=(s.csrf_token);
-                                button.danger type="submit" { "Remove" }
+                            @let delete = format!("/admin/mappings/{}/delete", m.id);
+                            details open[sticky.is(&delete)] {
+                                summary { "Remove" }
+                                form method="post" action=(delete) {
+                                    input type="hidden" name="csrf" value=(s.csrf_token);
+                                    label { input type="checkbox" name="confirm" value="yes" required; " Its members lose what it grants" }
+                                    button.danger type="submit" { "Remove the mapping of " (m.group_ref) }
+                                }
                             }
                         }
                     } } }
@@ -423,22 +555,25 @@ fn mappings_card(s: &Session, c: &Catalog) -> Markup {
             h3 { "Map a group" }
             form.inline method="post" action="/admin/mappings" {
                 input type="hidden" name="csrf" value=(s.csrf_token);
-                label { "Group " input type="text" name="group" required placeholder="e.g. Engineering"; }
+                @let add = "/admin/mappings";
+                label { "Group " input type="text" name="group" value=(sticky.value(add, "group", "")) required placeholder="e.g. Engineering"; }
                 label { "From "
                     select name="connection" {
                         @for (id, name) in &c.connections {
-                            option value=(id) { (name) " (" (id) ")" }
+                            option value=(id) selected[sticky.chose(add, "connection", id)] { (name) " (" (id) ")" }
                         }
-                        option value="" { "SCIM tokens without a connection" }
+                        option value="" selected[sticky.chose(add, "connection", "")] { "SCIM tokens without a connection" }
                     }
                 }
                 label { "Grants "
                     select name="role" required {
-                        option value="admins" { "Admin access to this portal" }
+                        option value="admins" selected[sticky.chose(add, "role", "admins")] { "Admin access to this portal" }
                         @for l in &c.licenses {
-                            option value={ "primary:" (l.id) } { "A seat of " (l.product) " (primary pool)" }
+                            @let primary = format!("primary:{}", l.id);
+                            option value=(primary) selected[sticky.chose(add, "role", &primary)] { "A seat of " (l.product) " (primary pool)" }
                             @for sub in c.sublicenses.iter().filter(|x| x.license_id == l.id) {
-                                option value={ "sublicense:" (sub.id) } { "A seat of " (l.product) " from " (sub.name) }
+                                @let from = format!("sublicense:{}", sub.id);
+                                option value=(from) selected[sticky.chose(add, "role", &from)] { "A seat of " (l.product) " from " (sub.name) }
                             }
                         }
                     }
@@ -449,7 +584,8 @@ fn mappings_card(s: &Session, c: &Catalog) -> Markup {
     }
 }
 
-fn add_sublicense_card(s: &Session, c: &Catalog) -> Markup {
+fn add_sublicense_card(s: &Session, c: &Catalog, sticky: Sticky<'_>) -> Markup {
+    let add = "/admin/sublicenses";
     html! {
         section.card {
             h2 { "Add a sublicense" }
@@ -457,27 +593,31 @@ fn add_sublicense_card(s: &Session, c: &Catalog) -> Markup {
                 strong { "Dynamic" } ": it draws from the primary pool, up to its limit." }
             form.inline method="post" action="/admin/sublicenses" {
                 input type="hidden" name="csrf" value=(s.csrf_token);
-                label { "License " select name="license" { @for l in &c.licenses { option value=(l.id) { (l.product) } } } }
-                label { "Name " input type="text" name="name" required placeholder="e.g. Engineering"; }
-                label { "Seats " input type="number" name="seats" min="0" required; }
-                label { "Allocation " select name="allocation" { option value="reserved" { "reserved" } option value="dynamic" { "dynamic" } } }
-                label { "Expires (optional) " input type="date" name="expires"; }
+                label { "License " select name="license" { @for l in &c.licenses { option value=(l.id) selected[sticky.chose(add, "license", &l.id)] { (l.product) } } } }
+                label { "Name " input type="text" name="name" value=(sticky.value(add, "name", "")) required placeholder="e.g. Engineering"; }
+                label { "Seats " input type="number" name="seats" min="0" value=(sticky.value(add, "seats", "")) required; }
+                label { "Allocation " select name="allocation" {
+                    option value="reserved" selected[sticky.chose(add, "allocation", "reserved")] { "reserved" }
+                    option value="dynamic" selected[sticky.chose(add, "allocation", "dynamic")] { "dynamic" }
+                } }
+                label { (EXPIRES_LABEL) " " input type="date" name="expires" value=(sticky.value(add, "expires", "")); }
                 button type="submit" { "Add sublicense" }
             }
         }
     }
 }
 
-fn register_card(s: &Session) -> Markup {
+fn register_card(s: &Session, sticky: Sticky<'_>) -> Markup {
+    let add = "/admin/licenses";
     html! {
         section.card {
             h2 { "Register a license" }
             form.inline method="post" action="/admin/licenses" {
                 input type="hidden" name="csrf" value=(s.csrf_token);
-                label { "Product " input type="text" name="product" required; }
-                label { "Seats " input type="number" name="seats" min="0" required; }
-                label { "Expires (optional) " input type="date" name="expires"; }
-                label { "License key (optional) " input type="text" name="key"; }
+                label { "Product " input type="text" name="product" value=(sticky.value(add, "product", "")) required; }
+                label { "Seats " input type="number" name="seats" min="0" value=(sticky.value(add, "seats", "")) required; }
+                label { (EXPIRES_LABEL) " " input type="date" name="expires" value=(sticky.value(add, "expires", "")); }
+                label { "License key (optional) " input type="text" name="key" value=(sticky.value(add, "key", "")); }
                 button type="submit" { "Register" }
             }
         }

@@ -16,6 +16,7 @@ mod audit;
 mod connections;
 mod csv;
 mod first_run;
+pub mod forms;
 mod licenses;
 mod limiter;
 pub mod pages;
@@ -69,6 +70,8 @@ pub struct Admin {
     pub(crate) clock: Clock,
     /// Inside `seatgate demo` (the development vendor key is trusted).
     pub(crate) demo: bool,
+    /// What the last change did, for the next page of its session.
+    pub(crate) flash: forms::Flash,
 }
 
 /// What the portal needs from the rest of the configuration.
@@ -111,6 +114,7 @@ impl Admin {
             server_cert: options.server_cert,
             clock: options.clock,
             demo: options.demo,
+            flash: forms::Flash::default(),
         }
     }
 

@@ -218,6 +218,7 @@ pub fn token_list(
                         @if t.revoked_at.is_none() {
                             form.inline method="post" action={ (revoke_prefix) "/" (t.id) "/revoke" } {
                                 input type="hidden" name="csrf" value=(csrf);
+                                label { input type="checkbox" name="confirm" value="yes" required; " Whatever uses it stops working" }
                                 button.danger type="submit" aria-label={ "Revoke " (t.name) } { "Revoke" }
                             }
                         }

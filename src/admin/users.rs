@@ -215,9 +215,15 @@ impl Admin {
                                         Some(at) => { span.bad { "revoked" } " " (rfc3339(*at)) br; code { (d.revoke_reason.as_deref().unwrap_or("")) } }
                                     } }
                                     td { @if d.revoked_at.is_none() {
-                                        form method="post" action={ "/admin/devices/" (d.id) "/deactivate" } {
-                                            input type="hidden" name="csrf" value=(session.csrf_token);
-                                            button.danger type="submit" { "Deactivate" }
+                                        details {
+                                            summary { "Deactivate" }
+                                            form method="post" action={ "/admin/devices/" (d.id) "/deactivate" } {
+                                                input type="hidden" name="csrf" value=(session.csrf_token);
+                                                label { input type="checkbox" name="confirm" value="yes" required;
+                                                    " Its seat is freed now. The Mac stops at its next renewal, or offline when its lease ends ("
+                                                    (rfc3339(d.lease_expires_at)) ") at the latest." }
+                                                button.danger type="submit" { "Deactivate " (d.name) }
+                                            }
                                         }
                                     } }
                                 } } }
@@ -234,8 +240,15 @@ impl Admin {
         ))
     }
 
-    pub(crate) fn deactivate_device(&self, actor: &Actor, id: &str) -> Handled {
-        let user_id = self.db.write(|tx| {
+    pub(crate) fn deactivate_device(
+        &self,
+        req: &Request,
+        session: &Session,
+        actor: &Actor,
+        id: &str,
+    ) -> Handled {
+        super::forms::confirmed(req, "the device loses its seat")?;
+        let device = self.db.write(|tx| {
             let device = store::device(tx, id)?
                 .ok_or_else(|| HttpError::new(Reason::NotFound, "There is no such device."))?;
             crate::licensing::leases::release_device(
@@ -245,10 +258,21 @@ impl Admin {
                 crate::domain::engine::RevokeReason::Deactivated,
                 self.clock.now_unix(),
             )?;
-            Ok::<_, HttpError>(device.user_id)
+            Ok::<_, HttpError>(device)
         })?;
         log::info!("{actor} deactivated device {id}");
-        Ok(Response::see_other(&format!("/admin/users/{user_id}")))
+        self.flash.set(
+            session,
+            format!(
+                "Deactivated {}: revoked on the server. The Mac stops at its next renewal, or at the latest when its lease ends offline ({}).",
+                device.name,
+                rfc3339(device.lease_expires_at)
+            ),
+        );
+        Ok(Response::see_other(&format!(
+            "/admin/users/{}",
+            device.user_id
+        )))
     }
 }
 

@@ -351,7 +351,7 @@ fn entitlement_line(e: &entitlement::Entitlement, now: i64) -> String {
 const MAX_ENTITLEMENT_FILE: u64 = 64 * 1024;
 
 fn import_entitlement(db: &Db, file: &std::path::Path) -> Result<(), CliError> {
-    use crate::licensing::entitlements::{self, Imported};
+    use crate::licensing::entitlements;
     let too_large = std::fs::metadata(file)
         .map(|m| m.len() > MAX_ENTITLEMENT_FILE)
         .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
@@ -376,22 +376,7 @@ fn import_entitlement(db: &Db, file: &std::path::Path) -> Result<(), CliError> {
         let code = crate::domain::problem::Problem::from(e).reason.code();
         CliError::Runtime(format!("{message} ({code})"))
     })?;
-    match imported {
-        Imported::Added { license } => outln!("entitlement imported as license {license}"),
-        Imported::Renewed {
-            license,
-            from_serial,
-        } => outln!("license {license} renewed (was serial {from_serial})"),
-        Imported::TrialConverted { license, trial } => {
-            outln!("license {license} now runs on the paid entitlement (was trial {trial})")
-        }
-        Imported::Unchanged { license } => {
-            outln!("already imported: license {license} is unchanged")
-        }
-        Imported::Registered { license } => {
-            outln!("license {license}, entered by hand, now comes from the entitlement")
-        }
-    }
+    outln!("{imported}");
     print_summary(&summary);
     Ok(())
 }

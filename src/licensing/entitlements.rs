@@ -134,6 +134,30 @@ pub enum Imported {
     Registered { license: String },
 }
 
+/// As the CLI prints it and the portal confirms it.
+impl std::fmt::Display for Imported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Imported::Added { license } => write!(f, "entitlement imported as license {license}"),
+            Imported::Renewed {
+                license,
+                from_serial,
+            } => write!(f, "license {license} renewed (was serial {from_serial})"),
+            Imported::TrialConverted { license, trial } => write!(
+                f,
+                "license {license} now runs on the paid entitlement (was trial {trial})"
+            ),
+            Imported::Unchanged { license } => {
+                write!(f, "already imported: license {license} is unchanged")
+            }
+            Imported::Registered { license } => write!(
+                f,
+                "license {license}, entered by hand, now comes from the entitlement"
+            ),
+        }
+    }
+}
+
 /// This gateway's instance key, created on first use.
 pub fn instance_key(db: &Db, now: i64) -> Result<InstanceKey, ImportError> {
     let stored = db.write(|tx| {

@@ -366,8 +366,17 @@ fn browser_demo_activation_user_detail_and_device_deactivation() {
     b.wait_for("Diagnosis");
     assert!(b.source().contains("it would succeed"), "{}", b.source());
     b.screenshot("05-user-detail");
+    // Deactivating asks for confirmation, then says what it did and when the Mac stops.
+    b.click("td details summary");
+    b.click("form[action$='/deactivate'] input[name=confirm]");
     b.click("form[action$='/deactivate'] button");
     b.wait_for("DEACTIVATED");
+    assert!(
+        b.source()
+            .contains("revoked on the server. The Mac stops at its next renewal"),
+        "{}",
+        b.source()
+    );
     b.screenshot("06-device-deactivated");
 
     // The client learns at its next renewal.

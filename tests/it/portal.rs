@@ -109,17 +109,31 @@ fn first_run_setup_creates_the_admin_and_offers_the_ca() {
         "{}",
         wrong.text()
     );
+    assert!(
+        !wrong.text().contains("value=\"not-the-token\""),
+        "a wrong code is not offered again"
+    );
     let mismatch = post(form(
         &token,
         "correct horse battery",
         "correct horse batterY",
     ));
     assert_eq!(mismatch.status, 400);
+    // Issue 16 item 1: the refused form keeps the code, the username and the URL, never
+    // a password.
+    let kept = mismatch.text();
+    assert!(kept.contains("The two passwords differ."), "{kept}");
+    assert!(kept.contains(&format!("value=\"{token}\"")), "{kept}");
+    assert!(kept.contains("value=\"owner\""), "{kept}");
+    assert!(kept.contains(&format!("value=\"{public_url}\"")), "{kept}");
+    assert!(!kept.contains("correct horse"), "{kept}");
     let short = post(form(&token, "short", "short"));
     assert_eq!(short.status, 400, "{}", short.text());
 
+    // The whole link pasted into the code field works as well as the code.
+    let pasted = format!("{public_url}/setup#{token}");
     let done = post(form(
-        &token,
+        &crate::support::encode(&pasted),
         "correct horse battery",
         "correct horse battery",
     ));
@@ -179,6 +193,19 @@ fn licenses_mappings_users_and_audit_through_the_portal() {
     );
     assert_eq!(r.status, 400);
     assert!(r.text().contains("more than the license"), "{}", r.text());
+    // Issue 16 item 1: the refused form is shown as it was sent.
+    let (_, kept) = form_containing(&r.text(), "Add sublicense");
+    for (name, value) in [("name", "Eng"), ("seats", "4")] {
+        assert!(
+            kept.iter().any(|(k, v)| k == name && v == value),
+            "{name} kept: {kept:?}"
+        );
+    }
+    assert!(
+        r.text().contains("<option value=\"reserved\" selected>"),
+        "{}",
+        r.text()
+    );
     let r = submit(
         &s,
         &cookie,
@@ -257,6 +284,37 @@ fn licenses_mappings_users_and_audit_through_the_portal() {
     assert_eq!(r.status, 303, "{}", r.text());
     let licenses = get(&s, "/admin/licenses", &cookie).text();
     assert!(licenses.contains("2 / 0 / 0 of 2"), "{licenses}");
+    // Issue 16 item 3: the page after a change says what it did, once.
+    assert!(
+        licenses.contains("Saved the sublicense: 2 seats, no expiry. 1 person received a seat."),
+        "{licenses}"
+    );
+    assert!(
+        !get(&s, "/admin/licenses", &cookie)
+            .text()
+            .contains("Saved the sublicense"),
+        "shown once"
+    );
+    // Removing a mapping needs its box ticked; without it, nothing changes.
+    let (action, fields) = form_containing(&licenses, "Remove the mapping of Engineers");
+    let without_box: Vec<(String, String)> =
+        fields.into_iter().filter(|(k, _)| k != "confirm").collect();
+    let unconfirmed = s.request(
+        "POST",
+        &action,
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &cookie),
+        ],
+        crate::support::form_body(&without_box).as_bytes(),
+    );
+    assert_eq!(unconfirmed.status, 400, "{}", unconfirmed.text());
+    assert!(
+        unconfirmed.text().contains("Tick the box"),
+        "{}",
+        unconfirmed.text()
+    );
+    assert!(s.cli(&["group-map", "list"]).1.contains("Engineers"));
     let r = submit(&s, &cookie, &licenses, "Remove Eng", &[]);
     assert_eq!(r.status, 400);
     assert!(
