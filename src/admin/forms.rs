@@ -53,7 +53,7 @@ pub fn confirmed(req: &crate::http::Request, why: &str) -> Result<(), crate::err
     } else {
         Err(crate::error::HttpError::new(
             crate::domain::problem::Reason::BadRequest,
-            &format!("Tick the box to confirm that {why}."),
+            format!("Tick the box to confirm that {why}."),
         ))
     }
 }
