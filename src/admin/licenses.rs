@@ -527,7 +527,7 @@ fn import_card(s: &Session, sticky: Sticky<'_>) -> Markup {
 /// The group mappings and the form that adds one.
 fn mappings_card(s: &Session, c: &Catalog, sticky: Sticky<'_>) -> Markup {
     html! {
-        section.card {
+        section.card #mappings {
             h2 { "Group mappings" }
             p.muted { "An IdP group (its SCIM displayName or externalId, or the SAML group value) grants a role: a seat from a pool, or admin access. A mapping applies only to the groups of the connection it names: a group pushed or asserted by one connection never grants anything to another connection's users." }
             @if c.mappings.is_empty() { p { "No mapping yet." } }

@@ -140,8 +140,8 @@ pub fn overview(o: &Overview<'_>) -> String {
             section.card {
                 h2 { "Who may administer" }
                 @if admin_mappings.is_empty() {
-                    p { "No group is mapped to the admins role: only break-glass administrators can sign in. Map one with "
-                        code { "seatgate group-map add --group GROUP --admins" } "." }
+                    p { "No group is mapped to the admins role: only break-glass administrators can sign in. Map one under "
+                        a href="/admin/licenses#mappings" { "Group mappings" } " (Grants: admin access to this portal)." }
                 } @else {
                     ul { @for m in &admin_mappings { li { "Group " strong { (m.group_ref) } } } }
                 }

@@ -48,7 +48,7 @@ pub const PRESETS: &[Preset] = &[
             "Enterprise application > Single sign-on > SAML: set Identifier (Entity ID) and Reply URL (ACS URL) as shown.",
             "Unique User Identifier (Name ID): user.userprincipalname, format Email address.",
             "Add a group claim: Groups assigned to the application, source attribute Group ID (object ids are matched).",
-            "Pass the App Federation Metadata Url (refreshed daily, so certificate rollovers need no action) or the downloaded Federation Metadata XML to `seatgate idp add --metadata`.",
+            "Give seatgate the App Federation Metadata Url (refreshed daily, so certificate rollovers need no action) or the downloaded Federation Metadata XML.",
         ],
     },
     Preset {
@@ -101,7 +101,7 @@ pub const PRESETS: &[Preset] = &[
         instructions: &[
             "Custom SAML App: SP Entity ID and ACS URL as shown; IdP Entity ID is free text of your choice.",
             "SAMLSubject NameID: email. Enable Include group attribute with the name memberOf.",
-            "Sign the assertion. Export the metadata and pass it to `seatgate idp add --metadata`.",
+            "Sign the assertion. Export the metadata and give it to seatgate.",
         ],
     },
     Preset {

@@ -400,6 +400,16 @@ fn item9_4_csv_export_defuses_formulas_behind_blanks_and_full_width_signs() {
 fn idp_setup_shows_the_values_then_creates_the_connection_and_a_scim_token_once() {
     let s = server().start();
     let cookie = session(&s);
+    // Issue 16 item 7: the portal's texts describe the portal, not the CLI.
+    for preset in ["entra", "okta", "google", "jumpcloud", "ping", "generic"] {
+        let page = get(&s, &format!("/admin/idp/new?preset={preset}&name=X"), &cookie).text();
+        assert!(!page.contains("seatgate idp add"), "{preset}: {page}");
+    }
+    let overview = get(&s, "/admin", &cookie).text();
+    assert!(
+        !overview.contains("group-map") && overview.contains("/admin/licenses#mappings"),
+        "{overview}"
+    );
     let step2 = get(&s, "/admin/idp/new?preset=okta&name=Contoso+Okta", &cookie);
     assert_eq!(step2.status, 200);
     let text = step2.text();
