@@ -12,8 +12,9 @@ pub const CLIENT_ADDR_HEADER: &str = "x-seatgate-client";
 pub const PROBE_HEADER: &str = "x-seatgate-probe";
 
 /// The Content-Security-Policy of seatgate's own HTML pages (portal, SAML, activation,
-/// error pages): no script, styles only from the portal's stylesheet, never framed.
-pub const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
+/// error pages): scripts and styles only from seatgate's own assets (no inline code, so
+/// injected markup cannot run), never framed.
+pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
 
 #[derive(Debug, Clone)]
 pub struct Request {

@@ -1,7 +1,7 @@
 //! The frame every HTML page shares (admin portal, first-run setup, end-user pages, error
 //! pages): the layout, the stylesheet, and the banners that must show on every page (the
 //! database's health, a request at the wrong address, the demo). Rendered with maud,
-//! which escapes every value it interpolates; no JavaScript.
+//! which escapes every value it interpolates; the only script is the portal's Copy buttons.
 
 use maud::{DOCTYPE, Markup, html};
 
@@ -21,6 +21,9 @@ fn demo_banner_shown() -> bool {
 
 pub const STYLESHEET_PATH: &str = "/admin/assets/portal.css";
 pub const STYLESHEET: &str = include_str!("admin/portal.css");
+/// The portal's one script (Copy buttons), allowed by the pages' `script-src 'self'`.
+pub const SCRIPT_PATH: &str = "/admin/assets/portal.js";
+pub const SCRIPT: &str = include_str!("admin/portal.js");
 
 /// The frame of every page: title, header, and (when signed in) the session bar.
 pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> String {
@@ -32,6 +35,7 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> String {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · seatgate" }
                 link rel="stylesheet" href=(STYLESHEET_PATH);
+                @if session.is_some() { script src=(SCRIPT_PATH) defer {} }
             }
             body {
                 (health_banner(PORTAL_FRAME.with(|f| f.borrow().active)))

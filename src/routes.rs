@@ -402,6 +402,10 @@ pub static ROUTES: &[Route] = &[
         Ok(crate::admin::setup_script())
     })
     .auth(Auth::None),
+    Route::new(GET, "/admin/assets/portal.js", AdminPage, |_, _| {
+        Ok(crate::admin::script())
+    })
+    .auth(Auth::None),
     Route::new(GET, "/admin/assets/portal.css", AdminPage, |_, _| {
         Ok(crate::admin::stylesheet())
     })

@@ -671,6 +671,15 @@ fn sign_in_name(username: &str, known: Option<&str>) -> String {
 }
 
 /// The portal's stylesheet (cached: it changes only with the binary).
+pub fn script() -> Response {
+    Response::new(
+        200,
+        "text/javascript; charset=utf-8",
+        crate::page::SCRIPT.as_bytes().to_vec(),
+    )
+    .with_header("Cache-Control", "max-age=3600")
+}
+
 pub fn stylesheet() -> Response {
     Response::new(
         200,

@@ -188,6 +188,15 @@ impl Browser {
         .to_string()
     }
 
+    /// Runs `script` in the page and returns what it returns.
+    fn exec(&self, script: &str) -> Value {
+        self.call(
+            "POST",
+            &self.s("/execute/sync"),
+            Some(json!({"script": script, "args": [null]})),
+        )
+    }
+
     fn url(&self) -> String {
         self.call("GET", &self.s("/url"), None)
             .as_str()
@@ -261,7 +270,17 @@ fn browser_first_run_setup_idp_connection_license_and_mapping() {
         !b.url().contains('#'),
         "the token is removed from the address bar"
     );
-    b.type_into("#username", "owner");
+    let code = b.value_of("#token");
+    // A refused form keeps everything but the passwords (issue 16 item 1).
+    b.set_value("#username", "owner");
+    b.type_into("#password", "correct horse battery");
+    b.type_into("#confirm", "correct horse batterY");
+    b.click("form[action='/setup'] button[type=submit]");
+    b.wait_for("The two passwords differ.");
+    assert_eq!(b.value_of("#token"), code, "the setup code is kept");
+    assert_eq!(b.value_of("#username"), "owner");
+    assert!(b.value_of("#password").is_empty());
+    b.screenshot("01a-setup-refused");
     b.type_into("#password", "correct horse battery");
     b.type_into("#confirm", "correct horse battery");
     b.screenshot("01-setup");
@@ -277,6 +296,26 @@ fn browser_first_run_setup_idp_connection_license_and_mapping() {
     b.type_into("input[name=name]", "Contoso Okta");
     b.click("form[action='/admin/idp/new'] button");
     b.wait_for("/saml/acs/contoso-okta");
+    // Every value to paste into the IdP has a Copy button (issue 16 item 6).
+    b.wait_for("copy-button");
+    let buttons = b.exec("return document.querySelectorAll('dl.copy button.copy-button').length");
+    let values = b.exec("return document.querySelectorAll('dl.copy code.copy').length");
+    assert_eq!(buttons, values, "one button per value");
+    assert!(values.as_u64() >= Some(5), "{values}");
+    b.click("dl.copy button.copy-button");
+    let copied = poll_until(Duration::from_secs(5), || {
+        let said =
+            b.exec("return document.querySelector('dl.copy button.copy-button').textContent");
+        said == "Copied" || said == "Selected: press Cmd+C"
+    });
+    assert!(copied, "the button says what it did");
+    let entity = b.exec("return document.querySelector('dl.copy code.copy').textContent");
+    let said = b.exec("return document.querySelector('dl.copy button.copy-button').textContent");
+    if said != "Copied" {
+        // No clipboard permission (headless): the value is selected for Cmd+C instead.
+        let selected = b.exec("return window.getSelection().toString()");
+        assert_eq!(selected, entity, "the value is selected");
+    }
     b.screenshot("03-idp-values-to-copy");
     let idp = crate::saml::TestIdp::new("http://www.okta.com/exk1contoso");
     b.type_into("#domains", "contoso.com");

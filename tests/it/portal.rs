@@ -402,7 +402,12 @@ fn idp_setup_shows_the_values_then_creates_the_connection_and_a_scim_token_once(
     let cookie = session(&s);
     // Issue 16 item 7: the portal's texts describe the portal, not the CLI.
     for preset in ["entra", "okta", "google", "jumpcloud", "ping", "generic"] {
-        let page = get(&s, &format!("/admin/idp/new?preset={preset}&name=X"), &cookie).text();
+        let page = get(
+            &s,
+            &format!("/admin/idp/new?preset={preset}&name=X"),
+            &cookie,
+        )
+        .text();
         assert!(!page.contains("seatgate idp add"), "{preset}: {page}");
     }
     let overview = get(&s, "/admin", &cookie).text();

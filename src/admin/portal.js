@@ -1,0 +1,36 @@
+// The portal's only script: a Copy button next to every value an admin pastes into an
+// identity provider or a tool (elements with class "copy"). Without JavaScript the values
+// stay selectable text.
+(function () {
+  function select(el) {
+    var range = document.createRange();
+    range.selectNodeContents(el);
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+  }
+  document.querySelectorAll('code.copy').forEach(function (code) {
+    var button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'copy-button';
+    button.textContent = 'Copy';
+    button.setAttribute('aria-label', 'Copy ' + code.textContent);
+    button.addEventListener('click', function () {
+      var text = code.textContent;
+      var said = function (words) {
+        button.textContent = words;
+        setTimeout(function () { button.textContent = 'Copy'; }, 2000);
+      };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(text).then(function () { said('Copied'); }, function () {
+          select(code);
+          said('Selected: press Cmd+C');
+        });
+      } else {
+        select(code);
+        said('Selected: press Cmd+C');
+      }
+    });
+    code.insertAdjacentElement('afterend', button);
+  });
+})();
