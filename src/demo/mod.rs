@@ -116,9 +116,19 @@ impl Demo {
 
      {p} --data-dir {data} explain {pending}
 
-4. Provision like an IdP does (SCIM 2.0, bearer token):
+4. Provision like an IdP does (SCIM 2.0, bearer token). List people:
 
      curl -s -H 'Authorization: Bearer {token}' '{url}/scim/v2/Users?count=3'
+
+   Create one, then add them to the Design group with the "id" the first answer holds:
+
+     curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: application/scim+json' \
+       -d '{{"userName":"new.hire@acme.example","active":true}}' '{url}/scim/v2/Users'
+     curl -s -X PATCH -H 'Authorization: Bearer {token}' -H 'Content-Type: application/scim+json' \
+       -d '{{"Operations":[{{"op":"add","path":"members","value":[{{"value":"ID"}}]}}]}}' \
+       '{url}/scim/v2/Groups/{design}'
+
+   then `{p} --data-dir {data} explain new.hire@acme.example` says whether they got a seat.
 
 Break-glass admin: {admin_user} / {admin_password}
 "#,
@@ -130,6 +140,7 @@ Break-glass admin: {admin_user} / {admin_password}
             alice = seeded.alice,
             pending = seeded.pending,
             token = seeded.scim_token,
+            design = seeded.design_group,
             admin_user = seeded.admin_user,
             admin_password = seeded.admin_password,
         );

@@ -77,6 +77,8 @@ pub struct Seeded {
     pub alice: String,
     /// A user waiting for a seat.
     pub pending: String,
+    /// The SCIM id of the Design group, for the printed provisioning example.
+    pub design_group: String,
 }
 
 pub fn email(name: &str) -> String {
@@ -92,7 +94,7 @@ pub fn seed(app: &App, idp: &DemoIdp) -> Result<Seeded, String> {
         .write(|tx| tokens::create(tx, Scope::Scim, "demo", ACTOR, Some(&connection)))
         .map_err(|x| x.to_string())?
         .1;
-    provision_directory(&Scim { app, token: &token })?;
+    let design_group = provision_directory(&Scim { app, token: &token })?;
     let (admin_password, login_link) = add_admin(app)?;
     Ok(Seeded {
         login_link,
@@ -101,6 +103,7 @@ pub fn seed(app: &App, idp: &DemoIdp) -> Result<Seeded, String> {
         admin_password,
         alice: email(ENGINEERING[0]),
         pending: email(ENGINEERING[ENGINEERING.len() - 1]),
+        design_group,
     })
 }
 
@@ -168,7 +171,9 @@ fn add_licenses(app: &App, connection: &str) -> Result<(), String> {
 }
 
 /// The people and groups, sent as an IdP would; Henry is then deactivated.
-fn provision_directory(scim: &Scim<'_>) -> Result<(), String> {
+/// Creates the people and their groups; returns the Design group's id.
+fn provision_directory(scim: &Scim<'_>) -> Result<String, String> {
+    let mut design = String::new();
     let everyone =
         ENGINEERING
             .iter()
@@ -210,7 +215,7 @@ fn provision_directory(scim: &Scim<'_>) -> Result<(), String> {
         ("Staff", staff),
         ("IT Admins", vec![ENGINEERING[0], IT_ADMIN]),
     ] {
-        scim.send(
+        let created = scim.send(
             "POST",
             "/scim/v2/Groups",
             json!({
@@ -219,6 +224,9 @@ fn provision_directory(scim: &Scim<'_>) -> Result<(), String> {
                 "members": members(&names),
             }),
         )?;
+        if group == "Design" {
+            design = created["id"].as_str().unwrap_or_default().to_string();
+        }
     }
     let henry = ids.get(DEACTIVATED).cloned().unwrap_or_default();
     scim.send(
@@ -229,7 +237,7 @@ fn provision_directory(scim: &Scim<'_>) -> Result<(), String> {
             "Operations": [{"op": "replace", "path": "active", "value": false}]
         }),
     )?;
-    Ok(())
+    Ok(design)
 }
 
 /// The break-glass admin with a fresh password, and a sign-in link for it; marks setup

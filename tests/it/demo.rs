@@ -377,3 +377,37 @@ fn item14_explain_and_activation_agree_for_every_demo_user() {
         }
     }
 }
+
+/// Issue 16 item 12: the printed SCIM example creates a person and adds them to a group,
+/// run exactly as printed (curl, through a shell); `explain` then knows them.
+#[test]
+fn the_printed_scim_commands_create_a_user_and_add_them_to_a_group() {
+    crate::kit::tools::require("curl", "Debian package curl");
+    let s = server().demo().start();
+    assert!(s.wait_for_log("Break-glass admin:", std::time::Duration::from_secs(20)));
+    // The commands as a shell reads them: continuation lines joined.
+    let log = s.log().replace("\\\n", " ");
+    let commands: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("curl "))
+        .collect();
+    assert_eq!(commands.len(), 3, "list, create, add to group: {log}");
+    let sh = |command: &str| -> String {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .output()
+            .expect("sh");
+        assert!(out.status.success(), "{command}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listed: serde_json::Value = serde_json::from_str(&sh(commands[0])).expect("json");
+    assert_eq!(listed["Resources"].as_array().map(Vec::len), Some(3));
+    let created: serde_json::Value = serde_json::from_str(&sh(commands[1])).expect("json");
+    let id = created["id"].as_str().expect("the create answers an id");
+    sh(&commands[2].replace("\"value\":\"ID\"", &format!("\"value\":\"{id}\"")));
+    let (code, out, err) = s.cli(&["explain", "new.hire@acme.example", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Design"), "the new hire is in Design: {out}");
+}
