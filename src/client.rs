@@ -353,15 +353,11 @@ fn transport(url: &str, e: ureq::Error) -> ClientError {
         .and_then(|rest| rest.split('/').next())
         .unwrap_or(url);
     let text = e.to_string();
-    let untrusted = matches!(
-        &e,
-        ureq::Error::Rustls(rustls::Error::InvalidCertificate(
-            rustls::CertificateError::UnknownIssuer
-                | rustls::CertificateError::BadSignature
-                | rustls::CertificateError::NotValidForName
-                | rustls::CertificateError::NotValidForNameContext { .. }
-        ))
-    ) || text.contains("UnknownIssuer");
+    // ureq wraps rustls's certificate errors; their text is what is stable to match here
+    // (rustls itself belongs to the network front).
+    let untrusted = text.contains("invalid peer certificate")
+        || text.contains("UnknownIssuer")
+        || text.contains("NotValidForName");
     ClientError::Failed(if untrusted {
         format!(
             "this machine does not trust the certificate of {host} (TLS_UNTRUSTED): pass \
