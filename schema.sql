@@ -222,6 +222,8 @@ CREATE INDEX sign_in_log_at ON sign_in_log (at);
 -- their leases, activations in flight, the lease-signing keys, and the audit log.
 
 -- A registered license for a product. expires_at: end of its last day (UTC), NULL for none.
+-- max_offline_secs: the longest a lease works without reaching the gateway, so a revoked or
+-- deprovisioned Mac stops sooner; NULL: the [lease] windows of the configuration.
 CREATE TABLE licenses (
     id            TEXT PRIMARY KEY,
     product       TEXT NOT NULL,
@@ -231,7 +233,7 @@ CREATE TABLE licenses (
     expires_at    INTEGER,
     created_at    INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL
-) STRICT;
+, max_offline_secs INTEGER CHECK (max_offline_secs IS NULL OR max_offline_secs >= 3600)) STRICT;
 
 -- A named slice of a license. reserved: its own seats, carved out of the license;
 -- dynamic: competes for the primary pool, up to its own limit. An expired sublicense's
@@ -469,4 +471,4 @@ CREATE TABLE usage_now (
     since       INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
 
-PRAGMA user_version = 14;
+PRAGMA user_version = 15;

@@ -666,6 +666,12 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// A duration as an admin writes it (`90d`, `30m`): how the CLI and `config check` show
+/// one.
+pub fn format_duration(d: Duration) -> String {
+    duration_str::format(d)
+}
+
 /// Durations in the config are human-readable strings such as `"30s"`, `"10m"`, `"24h"`.
 mod duration_str {
     use serde::{Deserialize, Deserializer, Serializer};

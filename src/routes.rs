@@ -460,6 +460,15 @@ pub static ROUTES: &[Route] = &[
         app.admin
             .edit_license(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
     }),
+    Route::new(
+        POST,
+        "/admin/licenses/{id}/offline",
+        AdminPage,
+        |app, cx| {
+            app.admin
+                .set_offline_limit(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
+        },
+    ),
     Route::new(POST, "/admin/sublicenses", AdminPage, |app, cx| {
         app.admin
             .add_sublicense(cx.req, cx.session()?, &cx.actor()?)

@@ -206,6 +206,44 @@ impl Admin {
         })
     }
 
+    /// `POST /admin/licenses/{id}/offline`: how long a Mac works without the gateway.
+    pub(crate) fn set_offline_limit(
+        &self,
+        req: &Request,
+        session: &Session,
+        actor: &Actor,
+        id: &str,
+    ) -> Handled {
+        let form = crate::http::parse_form(&req.body)?;
+        let action = format!("/admin/licenses/{id}/offline");
+        self.after_change(session, actor, (&action, &form), |actor| {
+            let days = field(&form, "days").trim();
+            let secs = if days.is_empty() {
+                None
+            } else {
+                Some(
+                    days.parse::<i64>()
+                        .ok()
+                        .filter(|d| (1..=365).contains(d))
+                        .ok_or_else(|| {
+                            ManageError::Invalid(
+                                "The offline limit is a whole number of days from 1 to 365, or empty for the default.".into(),
+                            )
+                        })?
+                        * 86_400,
+                )
+            };
+            manage::set_max_offline(&self.db, actor, id, secs)?;
+            Ok(match secs {
+                Some(s) => format!(
+                    "Saved: new leases of {id} work at most {} days without reaching the gateway. Leases already on Macs keep their end; each Mac picks the limit up at its next renewal.",
+                    s / 86_400
+                ),
+                None => format!("Saved: leases of {id} follow the gateway's [lease] settings."),
+            })
+        })
+    }
+
     pub(crate) fn add_sublicense(
         &self,
         req: &Request,
@@ -448,6 +486,23 @@ fn page(s: &Session, c: &Catalog, notice: Option<&str>, sticky: Sticky<'_>, now:
                                 td.bar { (usage_bar(p)) }
                             }
                         }
+                    }
+                }
+                @let offline = format!("/admin/licenses/{}/offline", l.id);
+                details open[sticky.is(&offline)] {
+                    summary {
+                        "Offline limit: "
+                        @match l.max_offline_secs {
+                            Some(s) => { "a Mac works at most " (s / 86_400) " days without reaching the gateway" },
+                            None => "the gateway's default lease windows",
+                        }
+                    }
+                    p.muted { "How long a Mac keeps working without reaching the gateway. It also bounds how long a revoked or deprovisioned Mac that stays offline keeps working: the server refuses it at once, the Mac learns at its next renewal." }
+                    form.inline method="post" action=(offline) {
+                        input type="hidden" name="csrf" value=(s.csrf_token);
+                        label { "Days (1 to 365; empty: the default) " input type="number" name="days" min="1" max="365"
+                            value=(sticky.value(&offline, "days", &l.max_offline_secs.map(|s| (s / 86_400).to_string()).unwrap_or_default())); }
+                        button type="submit" { "Save the offline limit" }
                     }
                 }
                 @if entitlement.is_none() {

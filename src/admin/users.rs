@@ -212,7 +212,12 @@ impl Admin {
                                     td.when { (rfc3339(d.lease_expires_at)) }
                                     td { @match &d.revoked_at {
                                         None => span.ok { "active" },
-                                        Some(at) => { span.bad { "revoked" } " " (rfc3339(*at)) br; code { (d.revoke_reason.as_deref().unwrap_or("")) } }
+                                        Some(at) => {
+                                            span.bad { "revoked on the server" } " " (rfc3339(*at)) br; code { (d.revoke_reason.as_deref().unwrap_or("")) }
+                                            @if d.lease_expires_at > now {
+                                                br; span.muted { "The Mac stops at its next renewal, or offline at the latest " (rfc3339(d.lease_expires_at)) "." }
+                                            }
+                                        }
                                     } }
                                     td { @if d.revoked_at.is_none() {
                                         details {

@@ -43,6 +43,10 @@ pub enum LicenseCommand {
         /// Last day of validity, or "never"
         #[arg(long, value_name = "YYYY-MM-DD|never")]
         expires: Option<String>,
+        /// The longest a Mac works without reaching the gateway (e.g. 3d, 12h; 1h to
+        /// 365d), so a revoked one stops sooner; "default" for the [lease] windows
+        #[arg(long, value_name = "DURATION|default")]
+        max_offline: Option<String>,
     },
 }
 
@@ -208,12 +212,43 @@ pub fn license(db: &Db, cmd: LicenseCommand) -> Result<(), CliError> {
             license,
             seats,
             expires,
+            max_offline,
         } => {
-            let expires_at = expiry_change(expires.as_deref())?;
-            let summary = manage::set_license(db, ACTOR, &license, seats, expires_at)
-                .map_err(manage_error)?;
-            outln!("license {license} changed");
-            print_summary(&summary);
+            if seats.is_none() && expires.is_none() && max_offline.is_none() {
+                return Err(CliError::Usage(
+                    "give --seats, --expires or --max-offline".into(),
+                ));
+            }
+            if let Some(limit) = max_offline {
+                let secs = match limit.as_str() {
+                    "default" => None,
+                    text => Some(
+                        humantime::parse_duration(text)
+                            .map_err(|e| {
+                                CliError::Usage(format!(
+                                    "--max-offline {text:?}: {e}; use e.g. 3d or 12h"
+                                ))
+                            })?
+                            .as_secs() as i64,
+                    ),
+                };
+                let id =
+                    manage::set_max_offline(db, ACTOR, &license, secs).map_err(manage_error)?;
+                match secs {
+                    Some(s) => outln!(
+                        "license {id}: new leases work at most {} without reaching the gateway",
+                        crate::config::format_duration(std::time::Duration::from_secs(s as u64))
+                    ),
+                    None => outln!("license {id}: leases follow the [lease] windows"),
+                }
+            }
+            if seats.is_some() || expires.is_some() {
+                let expires_at = expiry_change(expires.as_deref())?;
+                let summary = manage::set_license(db, ACTOR, &license, seats, expires_at)
+                    .map_err(manage_error)?;
+                outln!("license {license} changed");
+                print_summary(&summary);
+            }
         }
     }
     Ok(())
@@ -412,6 +447,12 @@ fn print_licenses(db: &Db) -> Result<(), CliError> {
         match entitlements.iter().find(|e| e.license_id == l.id) {
             Some(e) => outln!("    {}", entitlement_line(&e.claims, now)),
             None => outln!("    not from a vendor entitlement (entered by hand)"),
+        }
+        if let Some(secs) = l.max_offline_secs {
+            outln!(
+                "    Macs work at most {} without reaching the gateway",
+                crate::config::format_duration(std::time::Duration::from_secs(secs as u64))
+            );
         }
         for p in pools.iter().filter(|p| p.license_id == l.id) {
             let figures = format!(

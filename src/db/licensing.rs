@@ -16,6 +16,9 @@ pub struct LicenseRow {
     pub model: String,
     pub expires_at: Option<i64>,
     pub created_at: i64,
+    /// The longest a lease works without reaching the gateway; `None`: the `[lease]`
+    /// windows.
+    pub max_offline_secs: Option<i64>,
 }
 
 pub fn insert_license(tx: &Transaction<'_>, l: &LicenseRow) -> rusqlite::Result<()> {
@@ -26,7 +29,8 @@ pub fn insert_license(tx: &Transaction<'_>, l: &LicenseRow) -> rusqlite::Result<
 
 pub fn licenses(tx: &Transaction<'_>) -> rusqlite::Result<Vec<LicenseRow>> {
     let mut stmt = tx.prepare_cached(
-        "SELECT id, product, license_key, seats, model, expires_at, created_at FROM licenses ORDER BY created_at, id",
+        "SELECT id, product, license_key, seats, model, expires_at, created_at, max_offline_secs
+         FROM licenses ORDER BY created_at, id",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok(LicenseRow {
@@ -37,9 +41,24 @@ pub fn licenses(tx: &Transaction<'_>) -> rusqlite::Result<Vec<LicenseRow>> {
             model: r.get(4)?,
             expires_at: r.get(5)?,
             created_at: r.get(6)?,
+            max_offline_secs: r.get(7)?,
         })
     })?;
     rows.collect()
+}
+
+/// Sets how long a lease of the license works offline at most; false if there is no such
+/// license.
+pub fn set_max_offline(
+    tx: &Transaction<'_>,
+    id: &str,
+    max_offline_secs: Option<i64>,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    Ok(tx
+        .prepare_cached("UPDATE licenses SET max_offline_secs = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![id, max_offline_secs, now])?
+        == 1)
 }
 
 /// Changes a license's seats and expiry; false if there is no such license.
@@ -726,12 +745,14 @@ pub struct LeaseTerms {
     pub ends_at: Option<i64>,
     /// Seconds; `None` for a license entered by hand.
     pub max_offline_grace: Option<i64>,
+    /// The admin's bound on a lease's whole offline life (seconds), if any.
+    pub max_offline: Option<i64>,
 }
 
 pub fn lease_terms(tx: &Transaction<'_>, license_id: &str) -> rusqlite::Result<LeaseTerms> {
     Ok(tx
         .prepare_cached(
-            "SELECT l.product, l.expires_at, e.max_offline_grace_days * 86400
+            "SELECT l.product, l.expires_at, e.max_offline_grace_days * 86400, l.max_offline_secs
              FROM licenses l LEFT JOIN entitlements e ON e.license_id = l.id WHERE l.id = ?1",
         )?
         .query_row([license_id], |r| {
@@ -739,6 +760,7 @@ pub fn lease_terms(tx: &Transaction<'_>, license_id: &str) -> rusqlite::Result<L
                 product: r.get(0)?,
                 ends_at: r.get(1)?,
                 max_offline_grace: r.get(2)?,
+                max_offline: r.get(3)?,
             })
         })
         .optional()?

@@ -19,6 +19,7 @@ pub const STEPS: &[&str] = &[
     include_str!("migrations/0012_sign_in_counts.sql"),
     include_str!("migrations/0013_entitlements.sql"),
     include_str!("migrations/0014_usage.sql"),
+    include_str!("migrations/0015_license_offline_limit.sql"),
 ];
 
 /// The schema version this binary writes.

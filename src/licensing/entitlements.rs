@@ -424,6 +424,7 @@ fn place(
             model: "per-user".into(),
             expires_at: Some(claims.ends_at),
             created_at: now,
+            max_offline_secs: None,
         },
     )?;
     Ok((

@@ -103,12 +103,18 @@ pub fn mint(
 
 /// When a lease issued `now` asks for renewal and when it stops working offline: the
 /// configured windows, the offline grace no longer than the vendor entitlement allows,
-/// and never past the license's end (a device offline then stops with the license).
+/// the whole lease no longer than the license's offline limit (renewal asked for at a
+/// third of it, so a Mac online now and then never lapses), and never past the
+/// license's end (a device offline then stops with the license).
 fn lease_window(cfg: &LeaseConfig, terms: &store::LeaseTerms, now: i64) -> (i64, i64) {
     let grace = cfg.offline_grace.as_secs() as i64;
     let grace = terms.max_offline_grace.map_or(grace, |cap| grace.min(cap));
-    let renew_after = now + cfg.renew_after.as_secs() as i64;
-    let expires_at = renew_after + grace;
+    let mut renew_after = now + cfg.renew_after.as_secs() as i64;
+    let mut expires_at = renew_after + grace;
+    if let Some(limit) = terms.max_offline.filter(|l| now + l < expires_at) {
+        expires_at = now + limit;
+        renew_after = renew_after.min(now + limit / 3);
+    }
     match terms.ends_at {
         Some(end) if end < expires_at => (renew_after.min(end), end.max(now)),
         _ => (renew_after, expires_at),
@@ -439,6 +445,30 @@ mod tests {
         assert_eq!(
             lease_window(&cfg, &ending(2), now),
             (now + 2 * DAY, now + 2 * DAY)
+        );
+        // The admin bounds a Mac's offline life to 3 days: it renews after a day.
+        let limited = |days: i64| store::LeaseTerms {
+            max_offline: Some(days * DAY),
+            ..Default::default()
+        };
+        assert_eq!(
+            lease_window(&cfg, &limited(3), now),
+            (now + DAY, now + 3 * DAY)
+        );
+        // A limit longer than the configured windows changes nothing.
+        assert_eq!(
+            lease_window(&cfg, &limited(60), now),
+            (now + 7 * DAY, now + 21 * DAY)
+        );
+        // With the license ending sooner still, the end wins.
+        let both = store::LeaseTerms {
+            max_offline: Some(3 * DAY),
+            ends_at: Some(now + DAY / 2),
+            ..Default::default()
+        };
+        assert_eq!(
+            lease_window(&cfg, &both, now),
+            (now + DAY / 2, now + DAY / 2)
         );
     }
 }

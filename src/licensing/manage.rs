@@ -62,6 +62,7 @@ pub fn add_license(db: &Db, actor: &Actor, l: &NewLicense<'_>) -> Result<String,
                 model: "per-user".into(),
                 expires_at: l.expires_at,
                 created_at: now,
+                max_offline_secs: None,
             },
         )?;
         let detail =
@@ -127,6 +128,48 @@ pub fn set_license(
             },
         )?;
         Ok(reconcile::reconcile(tx, None, actor, now)?)
+    })
+}
+
+/// The bounds of a license's offline limit: an hour (a Mac must be able to renew at all)
+/// to a year.
+pub const MAX_OFFLINE_RANGE: std::ops::RangeInclusive<i64> = 3_600..=365 * 86_400;
+
+/// Bounds how long a lease of `license` works without reaching the gateway (`None`: the
+/// `[lease]` windows), so a revoked or deprovisioned Mac stops sooner. Leases issued from
+/// now on keep to it; one already on a Mac keeps its own end. Allowed on licenses from a
+/// vendor entitlement too: it is the organization's policy, not a quantity it bought.
+pub fn set_max_offline(
+    db: &Db,
+    actor: &Actor,
+    license: &str,
+    max_offline_secs: Option<i64>,
+) -> Result<String, ManageError> {
+    if let Some(secs) = max_offline_secs
+        && !MAX_OFFLINE_RANGE.contains(&secs)
+    {
+        return Err(ManageError::Invalid(
+            "the offline limit must be between 1 hour and 365 days".into(),
+        ));
+    }
+    let now = now_unix();
+    db.write(|tx| {
+        let current = find_license(tx, license)?;
+        store::set_max_offline(tx, &current.id, max_offline_secs, now)?;
+        let detail = serde_json::json!({"max_offline_secs": max_offline_secs});
+        store::audit(
+            tx,
+            now,
+            actor,
+            AuditAction::LicenseChanged,
+            None,
+            store::AuditAbout {
+                subject: Some(&current.id),
+                detail: Some(&detail.to_string()),
+                ..Default::default()
+            },
+        )?;
+        Ok(current.id)
     })
 }
 

@@ -835,3 +835,67 @@ fn item3_redirect_uri_header_injection_refused() {
     );
     assert_eq!(lease.status, 200, "{}", lease.text());
 }
+
+/// Issue 16 item 11: an admin bounds how long a Mac works offline per license, so a
+/// revoked one stops sooner; the lease then asks for renewal at a third of it. Bad values
+/// are refused and change nothing.
+#[test]
+fn a_licenses_offline_limit_bounds_the_lease() {
+    let s = server().demo().start();
+    assert!(s.wait_for_log("Break-glass admin:", std::time::Duration::from_secs(20)));
+    let license = db_query(&s, "SELECT id FROM licenses")[0][0].clone();
+    for bad in ["30m", "400d", "soon"] {
+        let (code, _, err) = s.cli(&["license", "set", &license, "--max-offline", bad]);
+        assert_ne!(code, 0, "{bad} accepted");
+        assert!(
+            err.contains("offline") || err.contains("max-offline"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        db_query(
+            &s,
+            "SELECT coalesce(max_offline_secs, 'none') FROM licenses"
+        )[0][0],
+        "none"
+    );
+    // The demo's license comes from an entitlement: the limit is policy, so it is allowed.
+    let (code, out, err) = s.cli(&["license", "set", &license, "--max-offline", "2d"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("at most 2d"), "{out}");
+    assert!(s.cli(&["license", "list"]).1.contains("at most 2d"));
+
+    let base = format!("http://{}", s.addr);
+    let mine = tempfile::tempdir().expect("tmp");
+    let run = client(
+        mine.path(),
+        &[
+            "activate",
+            "--server",
+            &base,
+            "--email",
+            "alice@acme.example",
+        ],
+    );
+    let url = run.browser_url();
+    let done = crate::demo::activate_in_browser(&s, &url, "Alice");
+    assert_eq!(done.status, 200, "{}", done.text());
+    let (ok, out) = run.finish();
+    assert!(ok, "{out}");
+    let (ok, out) = run_client(mine.path(), &["verify"]);
+    assert!(ok, "{out}");
+    let claims: Value = serde_json::Deserializer::from_str(&out)
+        .into_iter::<Value>()
+        .next()
+        .and_then(Result::ok)
+        .expect("claims");
+    let iat = claims["iat"].as_i64().expect("iat");
+    assert_eq!(claims["exp"].as_i64(), Some(iat + 2 * 86_400), "{claims}");
+    assert_eq!(
+        claims["renew_after"].as_i64(),
+        Some(iat + 2 * 86_400 / 3),
+        "{claims}"
+    );
+    let audit = s.cli(&["audit", "--action", "license_changed"]).1;
+    assert!(audit.contains("max_offline_secs"), "{audit}");
+}

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::demo::form_containing;
-use crate::support::{HttpResponse, TestServer, server};
+use crate::support::{HttpResponse, TestServer, db_query, server};
 
 const SESSION: &str = "__Host-sg_admin";
 
@@ -294,6 +294,41 @@ fn licenses_mappings_users_and_audit_through_the_portal() {
             .text()
             .contains("Saved the sublicense"),
         "shown once"
+    );
+    // Issue 16 item 11: a license's offline limit, set on the page.
+    let refused = submit(
+        &s,
+        &cookie,
+        &licenses,
+        "Save the offline limit",
+        &[("days", "0")],
+    );
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.text().contains("from 1 to 365"),
+        "{}",
+        refused.text()
+    );
+    assert!(
+        refused.text().contains("value=\"0\""),
+        "the refused value is kept"
+    );
+    let r = submit(
+        &s,
+        &cookie,
+        &licenses,
+        "Save the offline limit",
+        &[("days", "3")],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let after = get(&s, "/admin/licenses", &cookie).text();
+    assert!(
+        after.contains("work at most 3 days without reaching the gateway"),
+        "{after}"
+    );
+    assert_eq!(
+        db_query(&s, "SELECT max_offline_secs FROM licenses")[0][0],
+        (3 * 86_400).to_string()
     );
     // Removing a mapping needs its box ticked; without it, nothing changes.
     let (action, fields) = form_containing(&licenses, "Remove the mapping of Engineers");
