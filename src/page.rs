@@ -21,7 +21,8 @@ fn demo_banner_shown() -> bool {
 
 pub const STYLESHEET_PATH: &str = "/admin/assets/portal.css";
 pub const STYLESHEET: &str = include_str!("admin/portal.css");
-/// The portal's one script (Copy buttons), allowed by the pages' `script-src 'self'`.
+/// The portal's one script (Copy buttons, local times), allowed by the pages'
+/// `script-src 'self'`.
 pub const SCRIPT_PATH: &str = "/admin/assets/portal.js";
 pub const SCRIPT: &str = include_str!("admin/portal.js");
 

@@ -2,6 +2,7 @@
 
 use maud::{Markup, html};
 
+use super::audit_text::{Names, sentence};
 use super::pages::layout;
 use super::{Admin, Handled, csv};
 use crate::clock::rfc3339;
@@ -87,13 +88,13 @@ impl Admin {
 
     pub(crate) fn audit_page(&self, req: &Request, session: &Session) -> Handled {
         let q = self.audit_query(req)?;
-        let (entries, actions) = self.db.read(|tx| {
+        let (entries, actions, names) = self.db.read(|tx| {
             let entries = if q.unknown_user {
                 Vec::new()
             } else {
                 portal::search_audit(tx, &q.filter, PAGE_LIMIT)?
             };
-            Ok::<_, HttpError>((entries, portal::audit_actions(tx)?))
+            Ok::<_, HttpError>((entries, portal::audit_actions(tx)?, Names::load(tx)?))
         })?;
         let csv_href = format!(
             "/admin/audit.csv?user={}&action={}&since={}&until={}",
@@ -124,7 +125,7 @@ impl Admin {
                         div { button type="submit" { "Filter" } " " a href=(csv_href) download { "Export CSV" } }
                     }
                     @if q.unknown_user { p.notice { "No user " strong { (q.user) } " in the directory." } }
-                    (entries_table(&entries))
+                    (entries_table(&entries, &names))
                     @if entries.len() as i64 == PAGE_LIMIT {
                         p.muted { "Showing the newest " (PAGE_LIMIT) "; narrow the filter or export CSV for all." }
                     }
@@ -161,22 +162,38 @@ impl Admin {
     }
 }
 
-/// Audit entries as a table (also on a user's page).
-pub fn entries_table(entries: &[(AuditEntry, Option<String>)]) -> Markup {
+/// Audit entries as a table (also on a user's page): when (in the browser's time zone,
+/// UTC on hover), what happened as a sentence, the user, and the stored entry behind a
+/// disclosure.
+pub fn entries_table(entries: &[(AuditEntry, Option<String>)], names: &Names) -> Markup {
     html! {
         @if entries.is_empty() { p { "Nothing recorded." } }
         @else {
             table.audit {
-                thead { tr { th { "When" } th { "Who" } th { "Action" } th { "User" } th { "Reason" } th { "Detail" } } }
+                thead { tr { th { "When" } th { "What happened" } th { "User" } } }
                 tbody { @for (e, user) in entries { tr {
-                    td.when { (rfc3339(e.at)) }
-                    td { (e.actor) }
-                    td { code { (e.action) } }
+                    td.when { (when(e.at)) }
+                    td {
+                        (sentence(e, user.as_deref(), names))
+                        details.raw {
+                            summary { code { (e.action) } @if let Some(r) = &e.reason { " " code { (r) } } }
+                            dl {
+                                dt { "Actor" } dd { code { (e.actor) } }
+                                @if let Some(s) = &e.subject { dt { "Subject" } dd { code { (s) } } }
+                                @if let Some(d) = &e.detail { dt { "Detail" } dd.detail { code { (d) } } }
+                            }
+                        }
+                    }
                     td { @if let Some(id) = &e.user_id { a href={ "/admin/users/" (id) } { (user.as_deref().unwrap_or(id)) } } }
-                    td { @if let Some(r) = &e.reason { code { (r) } } }
-                    td.detail { (e.subject.as_deref().unwrap_or("")) " " (e.detail.as_deref().unwrap_or("")) }
                 } } }
             }
         }
     }
+}
+
+/// A time for people: UTC in the page (and without JavaScript), shown in the browser's
+/// time zone by the portal's script, with UTC on hover.
+pub fn when(t: i64) -> Markup {
+    let utc = rfc3339(t);
+    html! { time.local datetime=(utc) title={ (utc) " UTC" } { (utc) } }
 }

@@ -77,7 +77,7 @@ impl Admin {
                             table {
                                 thead { tr { th { "When" } th { "Request" } th { "Outcome" } th { "Detail" } } }
                                 tbody { @for r in &requests { tr {
-                                    td.when { (rfc3339(r.at)) }
+                                    td.when { (crate::admin::audit::when(r.at)) }
                                     td { code { (r.method) " " (r.path) } }
                                     td { @if r.status < 400 { span.ok { (r.status) } } @else { span.bad { (r.status) } " " (r.scim_type.as_deref().unwrap_or("")) } }
                                     td.detail { (r.detail.as_deref().unwrap_or("")) }
@@ -367,7 +367,7 @@ impl Admin {
                             table {
                                 thead { tr { th { "When" } th { "Who" } th { "Purpose" } th { "Outcome" } th { "Detail" } } }
                                 tbody { @for s in &sign_ins { tr {
-                                    td.when { (rfc3339(s.at)) }
+                                    td.when { (crate::admin::audit::when(s.at)) }
                                     td { (s.identity.as_deref().unwrap_or("—")) }
                                     td { (s.purpose) }
                                     td { (super::pages::outcome(s)) }

@@ -13,6 +13,7 @@
 pub mod api;
 mod api_tokens;
 mod audit;
+mod audit_text;
 mod connections;
 mod csv;
 mod first_run;

@@ -163,7 +163,7 @@ pub fn overview(o: &Overview<'_>) -> String {
                         tbody {
                             @for s in o.sign_ins {
                                 tr {
-                                    td.when { (rfc3339(s.at)) }
+                                    td.when { (crate::admin::audit::when(s.at)) }
                                     td { (s.method) " · " (s.purpose) @if let Some(c) = &s.connection_id { br; code { (c) } } }
                                     td { (s.identity.as_deref().unwrap_or("—")) }
                                     td { (outcome(s)) }
@@ -211,7 +211,7 @@ pub fn token_list(
                 tbody { @for t in tokens { tr {
                     td { (t.name) }
                     @if connections.is_some() { td { (scope(t.connection_id.as_deref())) } }
-                    td.when { (rfc3339(t.created_at)) }
+                    td.when { (crate::admin::audit::when(t.created_at)) }
                     td { (t.last_used_at.map_or_else(|| "never".into(), rfc3339)) }
                     td { @if t.revoked_at.is_some() { span.bad { "revoked" } } @else { span.ok { "active" } } }
                     td {

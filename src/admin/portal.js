@@ -1,6 +1,6 @@
-// The portal's only script: a Copy button next to every value an admin pastes into an
-// identity provider or a tool (elements with class "copy"). Without JavaScript the values
-// stay selectable text.
+// The portal's script: a Copy button next to every value an admin pastes into an identity
+// provider or a tool (elements with class "copy"), and times in the browser's time zone.
+// Without JavaScript the values stay selectable text and the times UTC.
 (function () {
   function select(el) {
     var range = document.createRange();
@@ -32,5 +32,15 @@
       }
     });
     code.insertAdjacentElement('afterend', button);
+  });
+})();
+// Times in the browser's time zone; the UTC time the page was written with stays on hover.
+(function () {
+  document.querySelectorAll('time.local[datetime]').forEach(function (t) {
+    var utc = t.getAttribute('datetime');
+    var d = new Date(utc);
+    if (isNaN(d.getTime())) { return; }
+    t.textContent = d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+    t.title = utc + ' (UTC)';
   });
 })();

@@ -152,7 +152,7 @@ impl Admin {
 
     pub(crate) fn user_page(&self, session: &Session, id: &str) -> Handled {
         let now = self.clock.now_unix();
-        let (user, email, groups, seats, devices, audit) = self.db.read(|tx| {
+        let (user, email, groups, seats, devices, audit, names) = self.db.read(|tx| {
             let Some(user) = crate::db::directory::user_by_id(tx, id)? else {
                 return Err(HttpError::not_found());
             };
@@ -163,6 +163,7 @@ impl Admin {
                 crate::db::portal::user_seats(tx, id)?,
                 store::devices_of_user(tx, id)?,
                 store::audit_entries(tx, Some(id), None, 20)?,
+                super::audit_text::Names::load(tx)?,
             ))
         })?;
         let diagnosis =
@@ -194,7 +195,7 @@ impl Admin {
                                     td { (s.product) }
                                     td { (s.pool) }
                                     td { @if s.state == SeatState::Assigned { span.ok { "assigned" } } @else { "pending " code { (s.reason.as_deref().unwrap_or("")) } } }
-                                    td.when { (rfc3339(s.since)) }
+                                    td.when { (crate::admin::audit::when(s.since)) }
                                 } } }
                             }
                         }
@@ -207,9 +208,9 @@ impl Admin {
                                 thead { tr { th { "Device" } th { "Activated" } th { "Last seen" } th { "Lease until" } th { "State" } th {} } }
                                 tbody { @for d in &devices { tr {
                                     td { strong { (d.name) } " (" (d.os) ")" br; code.small { (d.id) } }
-                                    td.when { (rfc3339(d.created_at)) }
-                                    td.when { (rfc3339(d.last_seen_at)) }
-                                    td.when { (rfc3339(d.lease_expires_at)) }
+                                    td.when { (crate::admin::audit::when(d.created_at)) }
+                                    td.when { (crate::admin::audit::when(d.last_seen_at)) }
+                                    td.when { (crate::admin::audit::when(d.lease_expires_at)) }
                                     td { @match &d.revoked_at {
                                         None => span.ok { "active" },
                                         Some(at) => {
@@ -237,7 +238,7 @@ impl Admin {
                     }
                     section.card {
                         h2 { "Recent history" }
-                        (super::audit::entries_table(&audit.into_iter().map(|a| (a, None)).collect::<Vec<_>>()))
+                        (super::audit::entries_table(&audit.into_iter().map(|a| (a, Some(email.clone()))).collect::<Vec<_>>(), &names))
                         p { a href={ "/admin/audit?user=" (crate::http::percent_encode(&email)) } { "Full audit log for this user" } }
                     }
                 },

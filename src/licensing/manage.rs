@@ -361,7 +361,11 @@ pub fn add_mapping(
                 "group {group:?} already has a mapping of that kind (a group maps to at most one sublicense); remove it first"
             )));
         }
-        let detail = serde_json::json!({"group": group, "connection": connection, "mapping": format!("{target:?}")});
+        let detail = match target {
+            Target::Admins => serde_json::json!({"group": group, "connection": connection, "grants": "admins"}),
+            Target::Primary { license_id } => serde_json::json!({"group": group, "connection": connection, "grants": "primary", "license": license_id}),
+            Target::Sublicense { license_id, sublicense_id } => serde_json::json!({"group": group, "connection": connection, "grants": "sublicense", "license": license_id, "sublicense": sublicense_id}),
+        };
         store::audit(tx, now, actor, AuditAction::MappingAdded, None, store::AuditAbout { subject: Some(&id), detail: Some(&detail.to_string()), ..Default::default() })?;
         let summary = reconcile::reconcile(tx, None, actor, now)?;
         Ok((id.clone(), summary))

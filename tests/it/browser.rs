@@ -405,6 +405,19 @@ fn browser_demo_activation_user_detail_and_device_deactivation() {
     b.wait_for("Diagnosis");
     assert!(b.source().contains("it would succeed"), "{}", b.source());
     b.screenshot("05-user-detail");
+    // History reads as sentences, times in the browser's zone with UTC on hover (item 2).
+    assert!(
+        b.source().contains("alice@acme.example activated"),
+        "{}",
+        b.source()
+    );
+    let shown = b.exec("var t = document.querySelector('time.local'); return [t.textContent, t.title, t.getAttribute('datetime')]");
+    let datetime = shown[2].as_str().expect("datetime");
+    assert_ne!(shown[0].as_str(), Some(datetime), "localized: {shown}");
+    assert_eq!(
+        shown[1].as_str(),
+        Some(format!("{datetime} (UTC)").as_str())
+    );
     // Deactivating asks for confirmation, then says what it did and when the Mac stops.
     b.click("td details summary");
     b.click("form[action$='/deactivate'] input[name=confirm]");

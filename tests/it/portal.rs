@@ -385,6 +385,23 @@ fn licenses_mappings_users_and_audit_through_the_portal() {
         audit.contains("<code>seat_granted</code>") && !audit.contains("<code>seat_pending</code>"),
         "{audit}"
     );
+    // Issue 16 item 2: each entry is a sentence with names and dates, the stored entry
+    // behind a disclosure, times marked for the browser's time zone.
+    let log = get(&s, "/admin/audit", &cookie).text();
+    for said in [
+        "ann@contoso.com received a seat from the Eng sublicense.",
+        "root mapped the group Engineers to a seat from the Eng sublicense.",
+        "root registered Pro: 3 seats, no expiry.",
+        "root limited leases of Pro (",
+    ] {
+        assert!(log.contains(said), "{said} missing from:\n{log}");
+    }
+    assert!(
+        !log.contains("Primary {") && !log.contains("Sublicense {"),
+        "no Rust debug text"
+    );
+    assert!(log.contains("<details class=\"raw\">"), "{log}");
+    assert!(log.contains("<time class=\"local\" datetime=\""), "{log}");
     let all = get(&s, "/admin/audit.csv?action=mapping_added", &cookie).text();
     assert!(
         all.contains("admin:root") && all.contains("Engineers"),
