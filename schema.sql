@@ -36,7 +36,8 @@ CREATE TABLE api_tokens (
 -- SCIM representation as stored (without id, meta, groups and any password); the other
 -- columns are extracted from it for lookups and constraints. connection_id is the IdP
 -- connection that provisioned the user or group (its SCIM token or its just-in-time
--- sign-ins; NULL: the unassigned scope): no other connection reaches it.
+-- sign-ins; NULL: the unassigned scope): no other connection reaches it. full_name is the
+-- portal's name for the person (displayName, else given and family name, else formatted).
 CREATE TABLE users (
     id             TEXT PRIMARY KEY,
     user_name      TEXT NOT NULL,
@@ -49,10 +50,13 @@ CREATE TABLE users (
     version        INTEGER NOT NULL,
     created_at     INTEGER NOT NULL,
     updated_at     INTEGER NOT NULL
-, connection_id TEXT) STRICT;
+, connection_id TEXT, full_name TEXT GENERATED ALWAYS AS (CAST(coalesce(nullif(trim(display_name), ''), nullif(trim(coalesce(json_extract(resource, '$.name.givenName'), '') || ' ' || coalesce(json_extract(resource, '$.name.familyName'), '')), ''), nullif(trim(json_extract(resource, '$.name.formatted')), '')) AS TEXT)) VIRTUAL) STRICT;
 CREATE INDEX users_external_id ON users (external_id);
 CREATE INDEX users_email_key ON users (email_key);
 CREATE INDEX users_connection ON users (connection_id);
+CREATE INDEX users_sort_name ON users (lower(coalesce(full_name, user_name)), user_name_key);
+CREATE INDEX users_sort_email ON users (coalesce(email_key, user_name_key), lower(coalesce(full_name, user_name)), user_name_key);
+CREATE INDEX users_sort_status ON users (active, lower(coalesce(full_name, user_name)), user_name_key);
 
 CREATE TABLE groups (
     id                 TEXT PRIMARY KEY,
@@ -471,4 +475,4 @@ CREATE TABLE usage_now (
     since       INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
 
-PRAGMA user_version = 15;
+PRAGMA user_version = 16;

@@ -540,6 +540,10 @@ pub static ROUTES: &[Route] = &[
         app.admin
             .create_connection_scim_token(cx.session()?, &cx.actor()?, cx.param("id"))
     }),
+    Route::new(POST, "/admin/idp/{id}/options", AdminPage, |app, cx| {
+        app.admin
+            .set_connection_options(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
+    }),
     Route::new(POST, "/admin/idp/{id}/remove", AdminPage, |app, cx| {
         app.admin
             .remove_connection(cx.req, &cx.actor()?, cx.param("id"))

@@ -18,7 +18,7 @@ pub const PREFIX: &str = "/api/v1/admin/";
 
 impl Admin {
     pub(crate) fn api_users(&self, req: &Request) -> Handled {
-        let q = crate::http::query_param(&req.query, "q")?.unwrap_or_default();
+        let list = super::users::ListParams::from(req)?;
         let num = |k: &str, default: i64| -> Result<i64, HttpError> {
             Ok(crate::http::query_param(&req.query, k)?
                 .and_then(|v| v.parse().ok())
@@ -26,16 +26,16 @@ impl Admin {
         };
         let offset = num("offset", 0)?.max(0);
         let limit = num("limit", 100)?.clamp(1, 1000);
-        let filter = super::users::seat_filter(req)?;
         let (total, users) = self
             .db
-            .read(|tx| portal::search_users(tx, &q, filter, offset, limit))?;
+            .read(|tx| portal::search_users(tx, &list.query(offset, limit)))?;
         let users: Vec<Value> = users
             .iter()
             .map(|u| {
                 json!({"id": u.id, "userName": u.user_name, "displayName": u.display_name,
                        "email": u.email, "active": u.active, "seat": u.seat.map(|s| s.as_str()), "pool": u.pool,
-                       "reason": u.reason, "devices": u.devices})
+                       "reason": u.reason, "devices": u.devices, "name": u.full_name,
+                       "groups": u.groups, "waitingPosition": u.waiting_position})
             })
             .collect();
         Ok(Response::json(

@@ -261,10 +261,9 @@ fn access(action: &str, c: &Said<'_>, names: &Names) -> Option<String> {
             "{actor} changed the settings of the identity provider {}.",
             names.connection(subject)
         ),
-        "idp_connection_removed" => format!(
-            "{actor} removed the identity provider {}.",
-            text(d, "name")
-        ),
+        "idp_connection_removed" => {
+            format!("{actor} removed the identity provider {}.", text(d, "name"))
+        }
         "scim_token_created" => format!("{actor} created the SCIM token {}.", text(d, "name")),
         "scim_token_revoked" => format!("{actor} revoked a SCIM token ({subject})."),
         "admin_token_created" => {

@@ -260,6 +260,40 @@ impl Admin {
         }
     }
 
+    /// `POST /admin/idp/{id}/options`: the connection's switches, with the rules of `idp set`.
+    pub(crate) fn set_connection_options(
+        &self,
+        req: &Request,
+        session: &Session,
+        actor: &Actor,
+        id: &str,
+    ) -> Handled {
+        let form = crate::http::parse_form(&req.body)?;
+        let on = |k: &str| field(&form, k) == "on";
+        let options = crate::db::idp::Options {
+            jit_users: on("jit_users"),
+            sign_requests: on("sign_requests"),
+            allow_idp_initiated: on("allow_idp_initiated"),
+        };
+        connections::set_options(&self.db, id, &options, actor).map_err(|e| match e {
+            connections::AddError::UnknownConnection(_) => HttpError::not_found(),
+            connections::AddError::Db(e) => e.into(),
+            e => HttpError::new(Reason::BadRequest, e.to_string()),
+        })?;
+        log::info!("{actor} changed the options of IdP connection {id}");
+        let yes = |b: bool| if b { "on" } else { "off" };
+        self.flash.set(
+            session,
+            format!(
+                "Saved: users created at first sign-in {}, signed AuthnRequests {}, IdP-initiated sign-in {}.",
+                yes(options.jit_users),
+                yes(options.sign_requests),
+                yes(options.allow_idp_initiated)
+            ),
+        );
+        Ok(Response::see_other(&format!("/admin/idp/{id}")))
+    }
+
     /// Removes a connection once the admin confirmed it.
     pub(crate) fn remove_connection(&self, req: &Request, actor: &Actor, id: &str) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
@@ -352,12 +386,23 @@ impl Admin {
                                     @if let Some(e) = &r.last_error { br; span.bad { "Last refresh failed: " (e) } }
                                 }
                             }
-                            dt { "Options" } dd {
-                                "Users created at first sign-in: " (yes_no(c.options.jit_users)) br;
-                                "Signed AuthnRequests: " (yes_no(c.options.sign_requests)) br;
-                                "IdP-initiated sign-in: " (yes_no(c.options.allow_idp_initiated)) br;
-                                span.muted { "Change with " code { "seatgate idp set " (c.id) " --jit on|off --sign-requests on|off --idp-initiated on|off" } }
-                            }
+                        }
+                    }
+                    section.card #options {
+                        h2 { "Options" }
+                        form method="post" action={ "/admin/idp/" (c.id) "/options" } {
+                            input type="hidden" name="csrf" value=(session.csrf_token);
+                            label { input type="checkbox" name="jit_users" value="on" checked[c.options.jit_users];
+                                " Create users at their first sign-in" }
+                            p.muted { "For identity providers without SCIM provisioning (Google Workspace). With SCIM, leave it off: the IdP decides who exists." }
+                            label { input type="checkbox" name="sign_requests" value="on" checked[c.options.sign_requests] disabled[!p.accepts_signed_requests];
+                                " Sign AuthnRequests" }
+                            p.muted { @if p.accepts_signed_requests { "seatgate signs its sign-in requests (RSA-SHA256); the IdP reads the signing certificate from the SP metadata." }
+                                @else { (p.label) " does not check signed requests." } }
+                            label { input type="checkbox" name="allow_idp_initiated" value="on" checked[c.options.allow_idp_initiated];
+                                " Allow IdP-initiated sign-in (the admin portal only)" }
+                            p.muted { "Lets admins start from the IdP's app dashboard. Such responses answer no request, so they are weaker against replay; Mac activation never accepts them." }
+                            button type="submit" { "Save options" }
                         }
                     }
                     section.card {
@@ -453,8 +498,4 @@ pub(super) fn cert_expiry(c: &Connection, now: i64) -> Markup {
 
 fn preset_label(key: &str) -> &'static str {
     preset::find(key).map_or("generic SAML", |p| p.label)
-}
-
-fn yes_no(b: bool) -> &'static str {
-    if b { "yes" } else { "no" }
 }

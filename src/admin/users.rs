@@ -9,7 +9,7 @@ use super::{Admin, Handled, csv};
 use crate::clock::rfc3339;
 use crate::db::admin::Session;
 use crate::db::licensing as store;
-use crate::db::portal::{self, SeatFilter, UserSummary};
+use crate::db::portal::{self, SeatFilter, UserQuery, UserSort, UserSummary};
 use crate::domain::engine::SeatState;
 use crate::domain::problem::Reason;
 use crate::error::HttpError;
@@ -22,20 +22,15 @@ const CSV_MAX: i64 = 200_000;
 
 impl Admin {
     pub(crate) fn users_page(&self, req: &Request, session: &Session) -> Handled {
-        let q = crate::http::query_param(&req.query, "q")?.unwrap_or_default();
-        let filter = seat_filter(req)?;
+        let list = ListParams::from(req)?;
         let page: i64 = crate::http::query_param(&req.query, "page")?
             .and_then(|p| p.parse().ok())
             .unwrap_or(1)
-            .max(1);
+            .clamp(1, i64::MAX / PAGE_SIZE);
         let (total, users) = self
             .db
-            .read(|tx| portal::search_users(tx, &q, filter, (page - 1) * PAGE_SIZE, PAGE_SIZE))?;
-        let csv_href = format!(
-            "/admin/users.csv?q={}&seat={}",
-            crate::http::percent_encode(&q),
-            filter.key()
-        );
+            .read(|tx| portal::search_users(tx, &list.query((page - 1) * PAGE_SIZE, PAGE_SIZE)))?;
+        let csv_href = format!("/admin/users.csv?{}", list.params(None));
         Ok(Response::page(
             200,
             layout(
@@ -44,32 +39,40 @@ impl Admin {
                 html! {
                     h1 { "Users and devices" }
                     form.search method="get" action="/admin/users" {
-                        label for="q" { "Search by name or email" }
-                        input #q type="search" name="q" value=(q) autofocus;
+                        label for="q" { "Search by name (given, family or display), user name or email" }
+                        input #q type="search" name="q" value=(list.q) autofocus;
                         select name="seat" aria-label="Seat" {
                             @for f in SeatFilter::ALL {
-                                option value=(f.key()) selected[f == filter] { (f.label()) }
+                                option value=(f.key()) selected[f == list.filter] { (f.label()) }
                             }
                         }
+                        input type="hidden" name="sort" value=(list.sort.key());
+                        @if list.descending { input type="hidden" name="dir" value="desc"; }
                         button type="submit" { "Search" }
                         " " a href=(csv_href) download { "Export CSV" }
                     }
                     p { a href="/admin/explain" { "Why can't someone activate?" } " Explain any email, provisioned or not." }
                     p.muted {
                         (total) " user(s)"
-                        @if filter != SeatFilter::Any { ", " (filter.label()) }
-                        @if !q.is_empty() { ", matching " strong { (q) } }
+                        @if list.filter != SeatFilter::Any { ", " (list.filter.label()) }
+                        @if !list.q.is_empty() { ", matching " strong { (list.q) } }
                         "."
                     }
-                    table {
-                        thead { tr { th { "User" } th { "Status" } th { "Seat" } th { "Devices" } } }
+                    table.users {
+                        thead { tr {
+                            th { (list.header(UserSort::Name, "Name")) }
+                            th { (list.header(UserSort::Email, "Email")) }
+                            th { "Groups" }
+                            th { (list.header(UserSort::Status, "Status")) }
+                            th { (list.header(UserSort::Seat, "Seat")) }
+                            th { (list.header(UserSort::Devices, "Devices")) }
+                        } }
                         tbody {
                             @for u in &users {
                                 tr {
-                                    td {
-                                        a href={ "/admin/users/" (u.id) } { (u.display_name.as_deref().unwrap_or(&u.user_name)) }
-                                        br; span.muted { (u.email) }
-                                    }
+                                    td { a href={ "/admin/users/" (u.id) } { (u.full_name.as_deref().unwrap_or(&u.user_name)) } }
+                                    td { (u.email) }
+                                    td.groups { (u.groups.join(", ")) }
                                     td { @if u.active { "active" } @else { span.bad { "deactivated" } } }
                                     td { (seat_label(u)) }
                                     td { (u.devices) }
@@ -77,18 +80,17 @@ impl Admin {
                             }
                         }
                     }
-                    (pager("/admin/users", &[("q", &q), ("seat", filter.key())], page, PAGE_SIZE, total))
+                    (pager("/admin/users", &list.pairs(), page, PAGE_SIZE, total))
                 },
             ),
         ))
     }
 
     pub(crate) fn users_csv(&self, req: &Request) -> Handled {
-        let q = crate::http::query_param(&req.query, "q")?.unwrap_or_default();
-        let filter = seat_filter(req)?;
+        let list = ListParams::from(req)?;
         let (_, users) = self
             .db
-            .read(|tx| portal::search_users(tx, &q, filter, 0, CSV_MAX))?;
+            .read(|tx| portal::search_users(tx, &list.query(0, CSV_MAX)))?;
         let mut out = csv::Writer::new(&[
             "id",
             "user_name",
@@ -99,6 +101,9 @@ impl Admin {
             "pool",
             "reason",
             "devices",
+            "name",
+            "groups",
+            "waiting_position",
         ]);
         for u in &users {
             out.row(&[
@@ -111,6 +116,11 @@ impl Admin {
                 u.pool.as_deref().unwrap_or(""),
                 u.reason.as_deref().unwrap_or(""),
                 &u.devices.to_string(),
+                u.full_name.as_deref().unwrap_or(""),
+                &u.groups.join("; "),
+                &u.waiting_position
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
             ]);
         }
         Ok(out.into_response("seatgate-users.csv"))
@@ -152,7 +162,7 @@ impl Admin {
 
     pub(crate) fn user_page(&self, session: &Session, id: &str) -> Handled {
         let now = self.clock.now_unix();
-        let (user, email, groups, seats, devices, audit, names) = self.db.read(|tx| {
+        let (user, email, groups, seats, devices, audit, names, name) = self.db.read(|tx| {
             let Some(user) = crate::db::directory::user_by_id(tx, id)? else {
                 return Err(HttpError::not_found());
             };
@@ -164,11 +174,12 @@ impl Admin {
                 store::devices_of_user(tx, id)?,
                 store::audit_entries(tx, Some(id), None, 20)?,
                 super::audit_text::Names::load(tx)?,
+                portal::display_name_of(tx, id)?,
             ))
         })?;
         let diagnosis =
             crate::licensing::explain::explain(&self.db, &email, self.device_limit, now)?;
-        let name = user.display_name.clone().unwrap_or(user.user_name.clone());
+        let name = name.unwrap_or_else(|| user.user_name.clone());
         Ok(Response::page(
             200,
             layout(
@@ -313,8 +324,107 @@ fn seat_label(u: &UserSummary) -> maud::Markup {
     html! {
         @match (u.seat, u.pool.as_deref()) {
             (Some(SeatState::Assigned), Some(pool)) => span.ok { (pool) },
-            (Some(SeatState::Pending), _) => { "pending " code { (u.reason.as_deref().unwrap_or("")) } },
+            (Some(SeatState::Pending), pool) => {
+                "waiting "
+                @if let Some(n) = u.waiting_position { "(#" (n) " for " (pool.unwrap_or("a seat")) ") " }
+                code { (u.reason.as_deref().unwrap_or("")) }
+            },
             _ => span.muted { "—" },
+        }
+    }
+}
+
+/// The users list's search, filter and order, from the query string.
+pub(super) struct ListParams {
+    pub q: String,
+    pub filter: SeatFilter,
+    pub sort: UserSort,
+    pub descending: bool,
+}
+
+impl ListParams {
+    pub fn from(req: &Request) -> Result<ListParams, HttpError> {
+        let q = crate::http::query_param(&req.query, "q")?.unwrap_or_default();
+        let sort = match crate::http::query_param(&req.query, "sort")?.as_deref() {
+            None | Some("") => UserSort::default(),
+            Some(key) => UserSort::from_key(key).ok_or_else(|| {
+                HttpError::new(
+                    Reason::BadRequest,
+                    "sort must be name, email, status, seat or devices.",
+                )
+            })?,
+        };
+        let descending = match crate::http::query_param(&req.query, "dir")?.as_deref() {
+            None | Some("") | Some("asc") => false,
+            Some("desc") => true,
+            Some(_) => {
+                return Err(HttpError::new(
+                    Reason::BadRequest,
+                    "dir must be asc or desc.",
+                ));
+            }
+        };
+        Ok(ListParams {
+            q,
+            filter: seat_filter(req)?,
+            sort,
+            descending,
+        })
+    }
+
+    pub fn query(&self, offset: i64, limit: i64) -> UserQuery<'_> {
+        UserQuery {
+            q: &self.q,
+            filter: self.filter,
+            sort: self.sort,
+            descending: self.descending,
+            offset,
+            limit,
+        }
+    }
+
+    /// The query string's pairs (empty ones are left out by the links).
+    fn pairs(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("q", self.q.as_str()),
+            ("seat", self.filter.key()),
+            ("sort", self.sort.key()),
+            ("dir", if self.descending { "desc" } else { "" }),
+        ]
+    }
+
+    /// The query string, with `sort` replaced when given (and its direction reset).
+    fn params(&self, sort: Option<(UserSort, bool)>) -> String {
+        let (sort, descending) = sort.unwrap_or((self.sort, self.descending));
+        let mut q = vec![
+            ("q", self.q.clone()),
+            ("seat", self.filter.key().to_string()),
+            ("sort", sort.key().to_string()),
+        ];
+        if descending {
+            q.push(("dir", "desc".into()));
+        }
+        q.iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{k}={}", crate::http::percent_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    /// A column header that sorts by it (again: the other way round).
+    fn header(&self, sort: UserSort, label: &str) -> maud::Markup {
+        let current = self.sort == sort;
+        let descending = current && !self.descending;
+        let arrow = match (current, self.descending) {
+            (false, _) => "",
+            (true, false) => " ▲",
+            (true, true) => " ▼",
+        };
+        html! {
+            a href={ "/admin/users?" (self.params(Some((sort, descending)))) }
+                aria-sort=[current.then_some(if self.descending { "descending" } else { "ascending" })] {
+                (label) (arrow)
+            }
         }
     }
 }

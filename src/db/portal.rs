@@ -1,6 +1,6 @@
 //! Read models for the admin portal: user search with seat state, pool usage, audit search.
 
-use rusqlite::{Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::licensing::AuditEntry;
 use crate::domain::engine::{PoolSeats, SeatState};
@@ -18,6 +18,12 @@ pub struct UserSummary {
     pub pool: Option<String>,
     pub reason: Option<String>,
     pub devices: i64,
+    /// displayName, else given and family name, else the formatted name.
+    pub full_name: Option<String>,
+    /// Waiting for a seat of a full pool: the place in its queue (1 is next).
+    pub waiting_position: Option<i64>,
+    /// The user's groups, by name.
+    pub groups: Vec<String>,
 }
 
 /// `LIKE` pattern matching `q` anywhere, with its wildcards escaped.
@@ -92,62 +98,172 @@ impl SeatFilter {
     }
 }
 
-/// Users whose userName, email or display name contains `q` (all when empty) and whose
-/// seat state passes `filter`, by name.
+/// What the users list sorts on. Every order ends with the user name, so pages are stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UserSort {
+    #[default]
+    Name,
+    Email,
+    Status,
+    Seat,
+    Devices,
+}
+
+impl UserSort {
+    pub const ALL: [UserSort; 5] = [
+        UserSort::Name,
+        UserSort::Email,
+        UserSort::Status,
+        UserSort::Seat,
+        UserSort::Devices,
+    ];
+
+    /// The query-string value.
+    pub fn key(self) -> &'static str {
+        match self {
+            UserSort::Name => "name",
+            UserSort::Email => "email",
+            UserSort::Status => "status",
+            UserSort::Seat => "seat",
+            UserSort::Devices => "devices",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<UserSort> {
+        UserSort::ALL.into_iter().find(|s| s.key() == key)
+    }
+
+    /// The ORDER BY terms (constant text); `{dir}` is ASC or DESC. By name it is the
+    /// `users_sort_name` index's own expression, so a deep page walks the index.
+    fn order_by(self, descending: bool) -> String {
+        let dir = if descending { "DESC" } else { "ASC" };
+        let name =
+            format!("lower(coalesce(u.full_name, u.user_name)) {dir}, u.user_name_key {dir}");
+        match self {
+            UserSort::Name => name,
+            UserSort::Email => format!("coalesce(u.email_key, u.user_name_key) {dir}, {name}"),
+            UserSort::Status => format!("u.active {dir}, {name}"),
+            UserSort::Seat => {
+                format!("s.state IS NULL {dir}, s.state {dir}, s.since {dir}, s.queued_us {dir}, {name}")
+            }
+            UserSort::Devices => format!(
+                "(SELECT count(*) FROM devices d WHERE d.user_id = u.id AND d.revoked_at IS NULL) {dir}, {name}"
+            ),
+        }
+    }
+}
+
+/// A page of the users list: who matches, in which order, which slice.
+#[derive(Debug, Clone, Copy)]
+pub struct UserQuery<'a> {
+    /// Matched anywhere in the user name, email or name (given, family, display).
+    pub q: &'a str,
+    pub filter: SeatFilter,
+    pub sort: UserSort,
+    pub descending: bool,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+/// Each user's best seat: an assigned one if any, else a pending one.
+const BEST_SEAT: &str = "LEFT JOIN seats s ON s.user_id = u.id AND s.license_id =
+     (SELECT license_id FROM seats WHERE user_id = u.id
+      ORDER BY state = 'assigned' DESC, license_id LIMIT 1)";
+
+/// Users matching `query`, with their best seat, waiting position and groups: the total
+/// that match, and the page asked for. In two steps, so that a deep page of 100,000 users
+/// stays cheap: the page's ids by the sort key alone (the name order walks an index), then
+/// the details of those few.
 pub fn search_users(
     tx: &Transaction<'_>,
-    q: &str,
-    filter: SeatFilter,
-    offset: i64,
-    limit: i64,
+    query: &UserQuery<'_>,
 ) -> rusqlite::Result<(i64, Vec<UserSummary>)> {
-    let pattern = contains_pattern(q);
+    let pattern = contains_pattern(query.q);
     const MATCH: &str = "(?1 = '%%' OR u.user_name_key LIKE ?1 ESCAPE '\\'
-        OR u.email_key LIKE ?1 ESCAPE '\\' OR lower(u.display_name) LIKE ?1 ESCAPE '\\')";
-    // Each user with their best seat: an assigned one if any, else a pending one.
+        OR u.email_key LIKE ?1 ESCAPE '\\' OR lower(u.full_name) LIKE ?1 ESCAPE '\\')";
+    let seats_needed = query.filter != SeatFilter::Any || query.sort == UserSort::Seat;
     let from = format!(
-        "FROM users u
-         LEFT JOIN seats s ON s.user_id = u.id AND s.license_id =
-             (SELECT license_id FROM seats WHERE user_id = u.id
-              ORDER BY state = 'assigned' DESC, license_id LIMIT 1)
-         WHERE {MATCH} AND {}",
-        filter.condition()
+        "FROM users u {} WHERE {MATCH} AND {}",
+        if seats_needed { BEST_SEAT } else { "" },
+        query.filter.condition()
     );
     // Without a seat filter the count needs no seats (100k users: 7-22 ms, not ~90 ms).
-    let count = match filter {
+    let count = match query.filter {
         SeatFilter::Any => format!("SELECT count(*) FROM users u WHERE {MATCH}"),
         _ => format!("SELECT count(*) {from}"),
     };
     let total: i64 = tx
         .prepare_cached(&count)?
         .query_row([&pattern], |r| r.get(0))?;
-    let mut stmt = tx.prepare_cached(&format!(
-        "SELECT u.id, u.user_name, u.display_name, coalesce(u.email_key, u.user_name_key), u.active,
+    let ids: Vec<String> = tx
+        .prepare_cached(&format!(
+            "SELECT u.id {from} ORDER BY {} LIMIT ?2 OFFSET ?3",
+            query.sort.order_by(query.descending)
+        ))?
+        .query_map(params![pattern, query.limit, query.offset], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut users = Vec::with_capacity(ids.len());
+    for id in &ids {
+        users.push(user_summary(tx, id)?);
+    }
+    Ok((total, users))
+}
+
+/// One user as the list shows them. A waiting user's place in their pool's queue counts
+/// those ahead as the seat engine serves them (since, then queued_us, then user id).
+fn user_summary(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<UserSummary> {
+    let mut summary = tx
+        .prepare_cached(&format!(
+            "SELECT u.id, u.user_name, u.display_name, coalesce(u.email_key, u.user_name_key), u.active,
                 s.state,
                 CASE WHEN s.user_id IS NULL THEN NULL
                      ELSE coalesce((SELECT name FROM sublicenses WHERE id = s.sublicense_id), 'primary') END,
                 s.reason,
-                (SELECT count(*) FROM devices d WHERE d.user_id = u.id AND d.revoked_at IS NULL)
-         {from}
-         ORDER BY u.user_name_key LIMIT ?2 OFFSET ?3"
-    ))?;
-    let rows = stmt.query_map(params![pattern, limit, offset], |r| {
-        Ok(UserSummary {
-            id: r.get(0)?,
-            user_name: r.get(1)?,
-            display_name: r.get(2)?,
-            email: r.get(3)?,
-            active: r.get::<_, i64>(4)? == 1,
-            seat: r
-                .get::<_, Option<String>>(5)?
-                .as_deref()
-                .and_then(SeatState::parse),
-            pool: r.get(6)?,
-            reason: r.get(7)?,
-            devices: r.get(8)?,
-        })
-    })?;
-    Ok((total, rows.collect::<rusqlite::Result<_>>()?))
+                (SELECT count(*) FROM devices d WHERE d.user_id = u.id AND d.revoked_at IS NULL),
+                u.full_name,
+                CASE WHEN s.state = 'pending' AND s.reason = 'NO_SEATS' THEN
+                    (SELECT count(*) FROM seats w
+                     WHERE w.license_id = s.license_id AND w.state = 'pending'
+                       AND (w.since < s.since OR (w.since = s.since AND (w.queued_us, w.user_id) <= (s.queued_us, s.user_id)))
+                       AND w.reason = 'NO_SEATS' AND w.sublicense_id IS s.sublicense_id)
+                END
+             FROM users u {BEST_SEAT} WHERE u.id = ?1"
+        ))?
+        .query_row([id], |r| {
+            Ok(UserSummary {
+                id: r.get(0)?,
+                user_name: r.get(1)?,
+                display_name: r.get(2)?,
+                email: r.get(3)?,
+                active: r.get::<_, i64>(4)? == 1,
+                seat: r
+                    .get::<_, Option<String>>(5)?
+                    .as_deref()
+                    .and_then(SeatState::parse),
+                pool: r.get(6)?,
+                reason: r.get(7)?,
+                devices: r.get(8)?,
+                full_name: r.get(9)?,
+                waiting_position: r.get(10)?,
+                groups: Vec::new(),
+            })
+        })?;
+    summary.groups = tx
+        .prepare_cached(
+            "SELECT g.display_name FROM group_members m JOIN groups g ON g.id = m.group_id
+             WHERE m.user_id = ?1 ORDER BY g.display_name_key",
+        )?
+        .query_map([id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(summary)
+}
+
+/// How the portal names a user: displayName, else given and family name, else the
+/// formatted name, else the user name.
+pub fn display_name_of(tx: &Transaction<'_>, user_id: &str) -> rusqlite::Result<Option<String>> {
+    tx.prepare_cached("SELECT coalesce(full_name, user_name) FROM users WHERE id = ?1")?
+        .query_row([user_id], |r| r.get(0))
+        .optional()
 }
 
 /// One pool's seats at a glance.

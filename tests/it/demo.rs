@@ -6,7 +6,8 @@
 use crate::activation::{client, pyjwt_verify};
 use crate::support::{HttpResponse, TestServer, server};
 
-/// The fields of the first form in `html` that contains `marker`, and its action.
+/// The fields of the first form in `html` that contains `marker`, as a browser would send
+/// them untouched (unticked boxes left out), and its action.
 pub(crate) fn form_containing(html: &str, marker: &str) -> (String, Vec<(String, String)>) {
     let form = html
         .split("<form")
@@ -26,6 +27,11 @@ pub(crate) fn form_containing(html: &str, marker: &str) -> (String, Vec<(String,
         .skip(1)
         .filter_map(|i| {
             let tag = i.split('>').next().unwrap_or("");
+            // As a browser: an unticked box is not sent.
+            let unticked = tag.contains("type=\"checkbox\"") && !tag.contains(" checked");
+            if unticked {
+                return None;
+            }
             Some((attr(tag, "name")?, attr(tag, "value").unwrap_or_default()))
         })
         .collect();

@@ -350,7 +350,7 @@ fn licenses_mappings_users_and_audit_through_the_portal() {
         unconfirmed.text()
     );
     assert!(s.cli(&["group-map", "list"]).1.contains("Engineers"));
-    let r = submit(&s, &cookie, &licenses, "Remove Eng", &[]);
+    let r = submit(&s, &cookie, &licenses, "Remove Eng", &[("confirm", "yes")]);
     assert_eq!(r.status, 400);
     assert!(
         r.text().contains("group mapping(s) still grant seats"),
@@ -496,6 +496,29 @@ fn idp_setup_shows_the_values_then_creates_the_connection_and_a_scim_token_once(
         "{detail}"
     );
     assert!(detail.contains("/saml/login/contoso-okta"), "test sign-in");
+    // Issue 16 item 4: the connection's switches are edited on its page.
+    let saved = submit(
+        &s,
+        &cookie,
+        &detail,
+        "Save options",
+        &[("jit_users", "on"), ("allow_idp_initiated", "on")],
+    );
+    assert_eq!(saved.status, 303, "{}", saved.text());
+    let after = get(&s, "/admin/idp/contoso-okta", &cookie).text();
+    assert!(
+        after.contains("Saved: users created at first sign-in on, signed AuthnRequests off, IdP-initiated sign-in on."),
+        "{after}"
+    );
+    assert_eq!(
+        db_query(
+            &s,
+            "SELECT jit_users, sign_requests, allow_idp_initiated FROM idp_connections WHERE id = 'contoso-okta'"
+        )[0],
+        ["1", "0", "1"]
+    );
+    let audit = s.cli(&["audit", "--action", "idp_connection_changed"]).1;
+    assert!(audit.contains("admin:root idp_connection_changed"), "{audit}");
     // The guided values include a SCIM token for this connection, generated on request.
     let generated = submit(&s, &cookie, &detail, "Generate a SCIM token", &[]);
     assert_eq!(generated.status, 200, "{}", generated.text());
@@ -518,7 +541,7 @@ fn idp_setup_shows_the_values_then_creates_the_connection_and_a_scim_token_once(
     );
     // Revoked from the portal: the IdP is refused from its next request.
     let list = get(&s, "/admin/idp", &cookie).text();
-    let r = submit(&s, &cookie, &list, "Revoke Contoso Okta provisioning", &[]);
+    let r = submit(&s, &cookie, &list, "Revoke Contoso Okta provisioning", &[("confirm", "yes")]);
     assert_eq!(r.status, 303, "{}", r.text());
     let r = s.request(
         "GET",
@@ -666,7 +689,7 @@ fn the_admin_api_takes_admin_tokens_and_sessions_never_scim_tokens() {
     );
     let page = get(&s, "/admin/api-tokens", &cookie).text();
     assert!(!page.contains(&portal_token), "shown once");
-    let revoked = submit(&s, &cookie, &page, "Revoke nightly report", &[]);
+    let revoked = submit(&s, &cookie, &page, "Revoke nightly report", &[("confirm", "yes")]);
     assert_eq!(revoked.status, 303, "{}", revoked.text());
     assert_eq!(
         call("GET", "/api/v1/admin/licenses", &portal_token).status,
@@ -718,4 +741,75 @@ fn the_admin_api_takes_admin_tokens_and_sessions_never_scim_tokens() {
     );
     assert_eq!(r.status, 403);
     assert_eq!(r.json()["reason"], "CSRF_FAILED");
+}
+
+/// Issue 16 item 5: the users list names people without a displayName by their given and
+/// family name (and finds them by either), shows their groups and their place on the
+/// waiting list, and sorts by any column; a bad sort is refused.
+#[test]
+fn the_users_list_names_groups_queues_and_sorts() {
+    let s = server().start();
+    let cookie = session(&s);
+    assert_eq!(
+        s.cli(&["license", "add", "--product", "Pro", "--seats", "1"]).0,
+        0
+    );
+    assert_eq!(
+        s.cli(&["group-map", "add", "--group", "Engineers", "--primary"]).0,
+        0
+    );
+    let scim = s.scim();
+    let mut ids = Vec::new();
+    for (user, given, family) in [
+        ("zoe@contoso.com", "Zoë", "Abbott"),
+        ("adam@contoso.com", "Adam", "Zimmer"),
+        ("kim@contoso.com", "Kim", "Moreau"),
+    ] {
+        let r = scim.post(
+            "/Users",
+            json!({"userName": user, "active": true, "name": {"givenName": given, "familyName": family}}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        ids.push(r.json()["id"].as_str().expect("id").to_string());
+    }
+    // One seat: the first member gets it, the others wait in order.
+    for id in &ids {
+        let members = json!([{"value": id}]);
+        let group = db_query(&s, "SELECT id FROM groups WHERE display_name = 'Engineers'");
+        let r = match group.first() {
+            None => scim.post(
+                "/Groups",
+                json!({"displayName": "Engineers", "members": members}),
+            ),
+            Some(g) => scim.patch(
+                &format!("/Groups/{}", g[0]),
+                json!({"Operations": [{"op": "add", "path": "members", "value": members}]}),
+            ),
+        };
+        assert!(r.status < 300, "{}", r.text());
+    }
+
+    let page = get(&s, "/admin/users?q=moreau", &cookie).text();
+    assert!(page.contains(">Kim Moreau</a>"), "found by family name: {page}");
+    assert!(page.contains("1 user(s)"), "{page}");
+    let page = get(&s, "/admin/users", &cookie).text();
+    assert!(page.contains("<td class=\"groups\">Engineers</td>"), "{page}");
+    assert!(page.contains("waiting (#1 for primary)"), "{page}");
+    assert!(page.contains("waiting (#2 for primary)"), "{page}");
+    // By name: Adam Zimmer, Kim Moreau, Zoë Abbott; by email, descending: zoe, kim, adam.
+    let order = |page: &str, names: &[&str]| {
+        let at: Vec<usize> = names
+            .iter()
+            .map(|n| page.find(n).unwrap_or_else(|| panic!("{n} missing: {page}")))
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{names:?} out of order");
+    };
+    order(&page, &[">Adam Zimmer<", ">Kim Moreau<", ">Zoë Abbott<"]);
+    let by_email = get(&s, "/admin/users?sort=email&dir=desc", &cookie).text();
+    order(&by_email, &[">Zoë Abbott<", ">Kim Moreau<", ">Adam Zimmer<"]);
+    assert!(by_email.contains("aria-sort=\"descending\""), "{by_email}");
+    let bad = get(&s, "/admin/users?sort=password", &cookie);
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    let csv = get(&s, "/admin/users.csv?sort=name", &cookie).text();
+    assert!(csv.contains("\"Kim Moreau\",\"Engineers\""), "{csv}");
 }
