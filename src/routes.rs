@@ -558,13 +558,25 @@ pub static ROUTES: &[Route] = &[
         app.admin.audit_csv(cx.req)
     }),
     Route::new(ANY, "/admin/{*rest}", AdminPage, not_found),
-    // --- admin API ---------------------------------------------------------------------------
+    // --- admin API (described by admin::openapi; a test holds the two together) --------------
+    Route::new(GET, "/api/v1/admin/openapi.json", AdminApi, |_, _| {
+        Ok(crate::http::Response::json(
+            200,
+            &crate::admin::openapi::document(),
+        ))
+    }),
     Route::new(GET, "/api/v1/admin/users", AdminApi, |app, cx| {
         app.admin.api_users(cx.req)
     }),
     Route::new(GET, "/api/v1/admin/users/{id}", AdminApi, |app, cx| {
         app.admin.api_user(cx.param("id"))
     }),
+    Route::new(
+        GET,
+        "/api/v1/admin/users/{id}/devices",
+        AdminApi,
+        |app, cx| app.admin.api_user_devices(cx.param("id")),
+    ),
     Route::new(GET, "/api/v1/admin/explain", AdminApi, |app, cx| {
         app.admin.api_explain(cx.req)
     }),
@@ -574,6 +586,93 @@ pub static ROUTES: &[Route] = &[
     Route::new(GET, "/api/v1/admin/licenses", AdminApi, |app, _| {
         app.admin.api_licenses()
     }),
+    Route::new(POST, "/api/v1/admin/licenses", AdminApi, |app, cx| {
+        app.admin.api_add_license(cx.req, &cx.actor()?)
+    }),
+    Route::new(PATCH, "/api/v1/admin/licenses/{id}", AdminApi, |app, cx| {
+        app.admin
+            .api_change_license(cx.req, &cx.actor()?, cx.param("id"))
+    }),
+    Route::new(POST, "/api/v1/admin/sublicenses", AdminApi, |app, cx| {
+        app.admin.api_add_sublicense(cx.req, &cx.actor()?)
+    }),
+    Route::new(
+        PATCH,
+        "/api/v1/admin/sublicenses/{id}",
+        AdminApi,
+        |app, cx| {
+            app.admin
+                .api_change_sublicense(cx.req, &cx.actor()?, cx.param("id"))
+        },
+    ),
+    Route::new(
+        DELETE,
+        "/api/v1/admin/sublicenses/{id}",
+        AdminApi,
+        |app, cx| {
+            app.admin
+                .api_remove_sublicense(&cx.actor()?, cx.param("id"))
+        },
+    ),
+    Route::new(GET, "/api/v1/admin/mappings", AdminApi, |app, _| {
+        app.admin.api_mappings()
+    }),
+    Route::new(POST, "/api/v1/admin/mappings", AdminApi, |app, cx| {
+        app.admin.api_add_mapping(cx.req, &cx.actor()?)
+    }),
+    Route::new(
+        DELETE,
+        "/api/v1/admin/mappings/{id}",
+        AdminApi,
+        |app, cx| app.admin.api_remove_mapping(&cx.actor()?, cx.param("id")),
+    ),
+    Route::new(GET, "/api/v1/admin/scim-tokens", AdminApi, |app, _| {
+        app.admin.api_tokens(crate::db::tokens::Scope::Scim)
+    }),
+    Route::new(POST, "/api/v1/admin/scim-tokens", AdminApi, |app, cx| {
+        app.admin
+            .api_create_token(cx.req, &cx.actor()?, crate::db::tokens::Scope::Scim)
+    }),
+    Route::new(
+        DELETE,
+        "/api/v1/admin/scim-tokens/{id}",
+        AdminApi,
+        |app, cx| {
+            app.admin
+                .api_revoke_token(&cx.actor()?, crate::db::tokens::Scope::Scim, cx.param("id"))
+        },
+    ),
+    Route::new(GET, "/api/v1/admin/admin-tokens", AdminApi, |app, _| {
+        app.admin.api_tokens(crate::db::tokens::Scope::Admin)
+    }),
+    Route::new(POST, "/api/v1/admin/admin-tokens", AdminApi, |app, cx| {
+        app.admin
+            .api_create_token(cx.req, &cx.actor()?, crate::db::tokens::Scope::Admin)
+    }),
+    Route::new(
+        DELETE,
+        "/api/v1/admin/admin-tokens/{id}",
+        AdminApi,
+        |app, cx| {
+            app.admin.api_revoke_token(
+                &cx.actor()?,
+                crate::db::tokens::Scope::Admin,
+                cx.param("id"),
+            )
+        },
+    ),
+    Route::new(GET, "/api/v1/admin/connections", AdminApi, |app, _| {
+        app.admin.api_connections()
+    }),
+    Route::new(
+        PATCH,
+        "/api/v1/admin/connections/{id}",
+        AdminApi,
+        |app, cx| {
+            app.admin
+                .api_change_connection(cx.req, &cx.actor()?, cx.param("id"))
+        },
+    ),
     Route::new(POST, "/api/v1/admin/entitlements", AdminApi, |app, cx| {
         app.admin.api_import_entitlement(cx.req, &cx.actor()?)
     }),

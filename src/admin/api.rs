@@ -35,7 +35,7 @@ impl Admin {
                 json!({"id": u.id, "userName": u.user_name, "displayName": u.display_name,
                        "email": u.email, "active": u.active, "seat": u.seat.map(|s| s.as_str()), "pool": u.pool,
                        "reason": u.reason, "devices": u.devices, "name": u.full_name,
-                       "groups": u.groups, "waitingPosition": u.waiting_position})
+                       "groups": u.groups, "waiting_position": u.waiting_position})
             })
             .collect();
         Ok(Response::json(

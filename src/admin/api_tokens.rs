@@ -46,6 +46,37 @@ impl Admin {
         ))
     }
 
+    /// A new token of `scope` (a SCIM token for `connection`, if given), validated alike
+    /// for the portal and the API; returns its id and its secret, shown once.
+    pub(crate) fn new_token(
+        &self,
+        scope: Scope,
+        name: &str,
+        connection: Option<&str>,
+        actor: &Actor,
+    ) -> Result<(i64, String), HttpError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+            return Err(HttpError::new(
+                Reason::BadRequest,
+                "Give the token a name of at most 100 characters.",
+            ));
+        }
+        let created = self.db.write(|tx| {
+            if let Some(c) = connection
+                && crate::db::idp::verification_keys(tx, c)?.is_none()
+            {
+                return Err(HttpError::new(
+                    Reason::BadRequest,
+                    "There is no IdP connection with that id.",
+                ));
+            }
+            Ok(tokens::create(tx, scope, name, actor, connection)?)
+        })?;
+        log::info!("{actor} created {} token {name:?}", scope.as_str());
+        Ok(created)
+    }
+
     pub(crate) fn create_api_token(
         &self,
         req: &Request,
@@ -54,13 +85,7 @@ impl Admin {
     ) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
         let name = field(&form, "name").trim().to_string();
-        if name.is_empty() {
-            return Err(HttpError::new(Reason::BadRequest, "Give the token a name."));
-        }
-        let (_, secret) = self
-            .db
-            .write(|tx| tokens::create(tx, Scope::Admin, &name, actor, None))?;
-        log::info!("{actor} created admin API token {name:?}");
+        let (_, secret) = self.new_token(Scope::Admin, &name, None, actor)?;
         // Shown once, in this response only; never stored in clear, never in a URL.
         self.api_tokens_page(session, Some((&name, &secret)))
             .map(|r| r.with_header("Cache-Control", "no-store"))

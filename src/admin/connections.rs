@@ -124,22 +124,8 @@ impl Admin {
     ) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
         let name = field(&form, "name").trim().to_string();
-        if name.is_empty() {
-            return Err(HttpError::new(Reason::BadRequest, "Give the token a name."));
-        }
         let connection = Some(field(&form, "connection").trim()).filter(|c| !c.is_empty());
-        let (_, secret) = self.db.write(|tx| {
-            if let Some(c) = connection
-                && crate::db::idp::verification_keys(tx, c)?.is_none()
-            {
-                return Err(HttpError::new(
-                    Reason::BadRequest,
-                    "There is no IdP connection with that id.",
-                ));
-            }
-            Ok(tokens::create(tx, Scope::Scim, &name, actor, connection)?)
-        })?;
-        log::info!("admin:{} created SCIM token {name:?}", session.display_name);
+        let (_, secret) = self.new_token(Scope::Scim, &name, connection, actor)?;
         // Shown once, in this response only; never stored in clear, never in a URL.
         self.connections_page(session, Some((&name, &secret)))
             .map(|r| r.with_header("Cache-Control", "no-store"))

@@ -12,6 +12,7 @@
 
 pub mod api;
 mod api_tokens;
+mod api_write;
 mod audit;
 mod audit_text;
 mod connections;
@@ -20,6 +21,7 @@ mod first_run;
 pub mod forms;
 mod licenses;
 mod limiter;
+pub mod openapi;
 pub mod pages;
 pub mod password;
 mod users;

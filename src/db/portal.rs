@@ -144,7 +144,9 @@ impl UserSort {
             UserSort::Email => format!("coalesce(u.email_key, u.user_name_key) {dir}, {name}"),
             UserSort::Status => format!("u.active {dir}, {name}"),
             UserSort::Seat => {
-                format!("s.state IS NULL {dir}, s.state {dir}, s.since {dir}, s.queued_us {dir}, {name}")
+                format!(
+                    "s.state IS NULL {dir}, s.state {dir}, s.since {dir}, s.queued_us {dir}, {name}"
+                )
             }
             UserSort::Devices => format!(
                 "(SELECT count(*) FROM devices d WHERE d.user_id = u.id AND d.revoked_at IS NULL) {dir}, {name}"

@@ -6,6 +6,7 @@ mod kit;
 
 mod activation;
 mod admin;
+mod admin_api;
 mod backup_keys;
 mod bounds;
 mod browser;

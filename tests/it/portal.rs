@@ -518,7 +518,10 @@ fn idp_setup_shows_the_values_then_creates_the_connection_and_a_scim_token_once(
         ["1", "0", "1"]
     );
     let audit = s.cli(&["audit", "--action", "idp_connection_changed"]).1;
-    assert!(audit.contains("admin:root idp_connection_changed"), "{audit}");
+    assert!(
+        audit.contains("admin:root idp_connection_changed"),
+        "{audit}"
+    );
     // The guided values include a SCIM token for this connection, generated on request.
     let generated = submit(&s, &cookie, &detail, "Generate a SCIM token", &[]);
     assert_eq!(generated.status, 200, "{}", generated.text());
@@ -541,7 +544,13 @@ fn idp_setup_shows_the_values_then_creates_the_connection_and_a_scim_token_once(
     );
     // Revoked from the portal: the IdP is refused from its next request.
     let list = get(&s, "/admin/idp", &cookie).text();
-    let r = submit(&s, &cookie, &list, "Revoke Contoso Okta provisioning", &[("confirm", "yes")]);
+    let r = submit(
+        &s,
+        &cookie,
+        &list,
+        "Revoke Contoso Okta provisioning",
+        &[("confirm", "yes")],
+    );
     assert_eq!(r.status, 303, "{}", r.text());
     let r = s.request(
         "GET",
@@ -689,7 +698,13 @@ fn the_admin_api_takes_admin_tokens_and_sessions_never_scim_tokens() {
     );
     let page = get(&s, "/admin/api-tokens", &cookie).text();
     assert!(!page.contains(&portal_token), "shown once");
-    let revoked = submit(&s, &cookie, &page, "Revoke nightly report", &[("confirm", "yes")]);
+    let revoked = submit(
+        &s,
+        &cookie,
+        &page,
+        "Revoke nightly report",
+        &[("confirm", "yes")],
+    );
     assert_eq!(revoked.status, 303, "{}", revoked.text());
     assert_eq!(
         call("GET", "/api/v1/admin/licenses", &portal_token).status,
@@ -751,11 +766,13 @@ fn the_users_list_names_groups_queues_and_sorts() {
     let s = server().start();
     let cookie = session(&s);
     assert_eq!(
-        s.cli(&["license", "add", "--product", "Pro", "--seats", "1"]).0,
+        s.cli(&["license", "add", "--product", "Pro", "--seats", "1"])
+            .0,
         0
     );
     assert_eq!(
-        s.cli(&["group-map", "add", "--group", "Engineers", "--primary"]).0,
+        s.cli(&["group-map", "add", "--group", "Engineers", "--primary"])
+            .0,
         0
     );
     let scim = s.scim();
@@ -790,23 +807,35 @@ fn the_users_list_names_groups_queues_and_sorts() {
     }
 
     let page = get(&s, "/admin/users?q=moreau", &cookie).text();
-    assert!(page.contains(">Kim Moreau</a>"), "found by family name: {page}");
+    assert!(
+        page.contains(">Kim Moreau</a>"),
+        "found by family name: {page}"
+    );
     assert!(page.contains("1 user(s)"), "{page}");
     let page = get(&s, "/admin/users", &cookie).text();
-    assert!(page.contains("<td class=\"groups\">Engineers</td>"), "{page}");
+    assert!(
+        page.contains("<td class=\"groups\">Engineers</td>"),
+        "{page}"
+    );
     assert!(page.contains("waiting (#1 for primary)"), "{page}");
     assert!(page.contains("waiting (#2 for primary)"), "{page}");
     // By name: Adam Zimmer, Kim Moreau, Zoë Abbott; by email, descending: zoe, kim, adam.
     let order = |page: &str, names: &[&str]| {
         let at: Vec<usize> = names
             .iter()
-            .map(|n| page.find(n).unwrap_or_else(|| panic!("{n} missing: {page}")))
+            .map(|n| {
+                page.find(n)
+                    .unwrap_or_else(|| panic!("{n} missing: {page}"))
+            })
             .collect();
         assert!(at.windows(2).all(|w| w[0] < w[1]), "{names:?} out of order");
     };
     order(&page, &[">Adam Zimmer<", ">Kim Moreau<", ">Zoë Abbott<"]);
     let by_email = get(&s, "/admin/users?sort=email&dir=desc", &cookie).text();
-    order(&by_email, &[">Zoë Abbott<", ">Kim Moreau<", ">Adam Zimmer<"]);
+    order(
+        &by_email,
+        &[">Zoë Abbott<", ">Kim Moreau<", ">Adam Zimmer<"],
+    );
     assert!(by_email.contains("aria-sort=\"descending\""), "{by_email}");
     let bad = get(&s, "/admin/users?sort=password", &cookie);
     assert_eq!(bad.status, 400, "{}", bad.text());

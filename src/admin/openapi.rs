@@ -1,0 +1,354 @@
+//! `GET /api/v1/admin/openapi.json`: the admin API described as OpenAPI 3.1. Each
+//! operation is one entry of [`OPERATIONS`]; a test holds this list and the route table to
+//! the same (method, path) pairs, so the document cannot drift from what is served.
+
+use serde_json::{Value, json};
+
+/// A JSON body: its properties (name, JSON type, description), and which are required.
+pub type Body = (&'static [Property], &'static [&'static str]);
+pub type Property = (&'static str, &'static str, &'static str);
+
+/// One operation of the admin API.
+pub struct Operation {
+    pub method: &'static str,
+    /// As in the route table: `/api/v1/admin/licenses/{id}`.
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// The JSON body, if the operation takes one.
+    pub body: Option<Body>,
+    /// The success status.
+    pub status: u16,
+}
+
+const fn op(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    status: u16,
+) -> Operation {
+    Operation {
+        method,
+        path,
+        summary,
+        body: None,
+        status,
+    }
+}
+
+const EXPIRES: (&str, &str, &str) = (
+    "expires",
+    "string",
+    "last day of validity, YYYY-MM-DD (valid to its end, 23:59:59 UTC)",
+);
+
+pub const OPERATIONS: &[Operation] = &[
+    op("GET", "/api/v1/admin/openapi.json", "This document", 200),
+    op(
+        "GET",
+        "/api/v1/admin/users",
+        "Users: q, seat (seated|waiting|none|inactive), sort (name|email|status|seat|devices), dir (asc|desc), offset, limit",
+        200,
+    ),
+    op(
+        "GET",
+        "/api/v1/admin/users/{id}",
+        "A user and what activation would answer for them now",
+        200,
+    ),
+    op(
+        "GET",
+        "/api/v1/admin/users/{id}/devices",
+        "A user's devices",
+        200,
+    ),
+    op(
+        "GET",
+        "/api/v1/admin/explain",
+        "What activation would answer for ?email= now, and why",
+        200,
+    ),
+    op(
+        "DELETE",
+        "/api/v1/admin/devices/{id}",
+        "Deactivate a device: its seat is freed, the Mac is refused at its next renewal",
+        204,
+    ),
+    op(
+        "GET",
+        "/api/v1/admin/licenses",
+        "Licenses and their pools",
+        200,
+    ),
+    Operation {
+        body: Some((
+            &[
+                ("product", "string", "the product name"),
+                ("seats", "integer", "0 or more"),
+                EXPIRES,
+                ("key", "string", "a license key, kept as a label"),
+            ],
+            &["product", "seats"],
+        )),
+        ..op(
+            "POST",
+            "/api/v1/admin/licenses",
+            "Register a license by hand (not from the vendor)",
+            201,
+        )
+    },
+    Operation {
+        body: Some((
+            &[
+                (
+                    "seats",
+                    "integer",
+                    "refused for a license from a vendor entitlement",
+                ),
+                (
+                    "expires",
+                    "string",
+                    "YYYY-MM-DD, or null for never; refused for a vendor license",
+                ),
+                (
+                    "max_offline_days",
+                    "integer",
+                    "1 to 365: how long a Mac works without the gateway; null for the default",
+                ),
+            ],
+            &[],
+        )),
+        ..op(
+            "PATCH",
+            "/api/v1/admin/licenses/{id}",
+            "Change a license; seats are re-decided at once",
+            200,
+        )
+    },
+    op(
+        "POST",
+        "/api/v1/admin/entitlements",
+        "Import a vendor entitlement (the file's contents, or {\"entitlement\": \"…\"})",
+        200,
+    ),
+    Operation {
+        body: Some((
+            &[
+                ("license", "string", "the license's id or product"),
+                ("name", "string", "the sublicense's name"),
+                ("seats", "integer", "0 or more"),
+                (
+                    "reserved",
+                    "boolean",
+                    "reserved seats, else dynamic (drawn from the primary pool)",
+                ),
+                EXPIRES,
+            ],
+            &["license", "name", "seats", "reserved"],
+        )),
+        ..op("POST", "/api/v1/admin/sublicenses", "Add a sublicense", 201)
+    },
+    Operation {
+        body: Some((
+            &[
+                ("seats", "integer", "0 or more"),
+                ("expires", "string", "YYYY-MM-DD, or null for never"),
+            ],
+            &[],
+        )),
+        ..op(
+            "PATCH",
+            "/api/v1/admin/sublicenses/{id}",
+            "Change a sublicense; seats are re-decided at once",
+            200,
+        )
+    },
+    op(
+        "DELETE",
+        "/api/v1/admin/sublicenses/{id}",
+        "Remove a sublicense no mapping and no user draws from",
+        204,
+    ),
+    op("GET", "/api/v1/admin/mappings", "Group mappings", 200),
+    Operation {
+        body: Some((
+            &[
+                (
+                    "group",
+                    "string",
+                    "the IdP group: SCIM displayName or externalId, or the SAML group value",
+                ),
+                (
+                    "connection",
+                    "string",
+                    "the IdP connection whose groups it applies to; absent: SCIM tokens without a connection",
+                ),
+                ("grants", "string", "admins, primary or sublicense"),
+                (
+                    "license",
+                    "string",
+                    "primary: which license (needed when there are several)",
+                ),
+                ("sublicense", "string", "sublicense: its id or name"),
+            ],
+            &["group", "grants"],
+        )),
+        ..op(
+            "POST",
+            "/api/v1/admin/mappings",
+            "Map a group to a role; seats are re-decided at once",
+            201,
+        )
+    },
+    op(
+        "DELETE",
+        "/api/v1/admin/mappings/{id}",
+        "Remove a mapping; its members lose what it granted",
+        200,
+    ),
+    op(
+        "GET",
+        "/api/v1/admin/scim-tokens",
+        "SCIM tokens (never their secrets)",
+        200,
+    ),
+    Operation {
+        body: Some((
+            &[
+                ("name", "string", "at most 100 characters"),
+                (
+                    "connection",
+                    "string",
+                    "the IdP connection it provisions for",
+                ),
+            ],
+            &["name"],
+        )),
+        ..op(
+            "POST",
+            "/api/v1/admin/scim-tokens",
+            "Create a SCIM token; the answer holds the secret, once",
+            201,
+        )
+    },
+    op(
+        "DELETE",
+        "/api/v1/admin/scim-tokens/{id}",
+        "Revoke a SCIM token",
+        204,
+    ),
+    op(
+        "GET",
+        "/api/v1/admin/admin-tokens",
+        "Admin API tokens (never their secrets)",
+        200,
+    ),
+    Operation {
+        body: Some((&[("name", "string", "at most 100 characters")], &["name"])),
+        ..op(
+            "POST",
+            "/api/v1/admin/admin-tokens",
+            "Create an admin API token; the answer holds the secret, once",
+            201,
+        )
+    },
+    op(
+        "DELETE",
+        "/api/v1/admin/admin-tokens/{id}",
+        "Revoke an admin API token",
+        204,
+    ),
+    op(
+        "GET",
+        "/api/v1/admin/connections",
+        "IdP connections and their switches",
+        200,
+    ),
+    Operation {
+        body: Some((
+            &[
+                (
+                    "jit_users",
+                    "boolean",
+                    "create users at their first sign-in",
+                ),
+                (
+                    "sign_requests",
+                    "boolean",
+                    "sign AuthnRequests (where the IdP checks them)",
+                ),
+                (
+                    "allow_idp_initiated",
+                    "boolean",
+                    "accept IdP-initiated sign-in to the portal",
+                ),
+            ],
+            &[],
+        )),
+        ..op(
+            "PATCH",
+            "/api/v1/admin/connections/{id}",
+            "Change a connection's switches; fields left out keep their value",
+            200,
+        )
+    },
+    op(
+        "GET",
+        "/api/v1/admin/audit",
+        "The audit log: user_id, action, since, until, limit",
+        200,
+    ),
+];
+
+/// The OpenAPI document.
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for o in OPERATIONS {
+        let parameters: Vec<Value> = o
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let mut operation = json!({
+            "summary": o.summary,
+            "parameters": parameters,
+            "responses": {
+                o.status.to_string(): {"description": "done"},
+                "400": {"description": "refused: {\"error\", \"reason\", \"message\"}"},
+                "401": {"description": "no admin API token or portal session"},
+                "404": {"description": "no such record"},
+            },
+        });
+        if let Some((properties, required)) = o.body {
+            let props: serde_json::Map<String, Value> = properties
+                .iter()
+                .map(|(name, kind, description)| {
+                    (
+                        name.to_string(),
+                        json!({"type": kind, "description": description}),
+                    )
+                })
+                .collect();
+            operation["requestBody"] = json!({
+                "required": true,
+                "content": {"application/json": {"schema": {
+                    "type": "object", "additionalProperties": false,
+                    "properties": props, "required": required,
+                }}},
+            });
+        }
+        let entry = paths.entry(o.path.to_string()).or_insert_with(|| json!({}));
+        entry[o.method.to_lowercase()] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "seatgate admin API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Authenticate with an admin API token (Authorization: Bearer …) or a portal session, which must send X-CSRF-Token with changes. Errors are {\"error\", \"reason\", \"message\"} with a stable reason code. Times are RFC 3339 UTC.",
+        },
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+        "paths": paths,
+    })
+}
