@@ -361,8 +361,9 @@ fn transport(url: &str, e: ureq::Error) -> ClientError {
     ClientError::Failed(if untrusted {
         format!(
             "this machine does not trust the certificate of {host} (TLS_UNTRUSTED): pass \
-             --ca-cert with the gateway's CA file (tls/ca.pem in its data directory, also on \
-             the portal's setup page), or install the gateway's configuration profile; ({text})"
+             --ca-cert with the gateway's CA file (tls/ca.pem in its data directory, also \
+             downloadable from the portal's welcome page at /admin/tls/ca.pem), or trust that CA \
+             on this machine (on a Mac, with your MDM); ({text})"
         )
     } else if matches!(
         e,

@@ -310,6 +310,10 @@ fn test_panic(cx: &Ctx<'_>) -> Handled {
 /// Every route. Order matters only for readability; matching is by pattern.
 pub static ROUTES: &[Route] = &[
     // --- operations -------------------------------------------------------------------
+    // The bare address typed into a browser: the admin portal (it asks to sign in).
+    Route::new(GET, "/", PublicPage, |_, _| {
+        Ok(crate::http::Response::see_other("/admin"))
+    }),
     Route::new(GET, "/healthz", PublicApi, |app, _| Ok(app.health())),
     Route::new(GET, "/readyz", PublicApi, |app, _| Ok(app.ready())),
     Route::new(GET, "/metrics", PublicApi, |app, _| Ok(app.metrics_page()))
@@ -546,7 +550,7 @@ pub static ROUTES: &[Route] = &[
     }),
     Route::new(POST, "/admin/idp/{id}/remove", AdminPage, |app, cx| {
         app.admin
-            .remove_connection(cx.req, &cx.actor()?, cx.param("id"))
+            .remove_connection(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
     }),
     Route::new(GET, "/admin/tls/ca.pem", AdminPage, |app, _| {
         app.admin.ca_certificate()

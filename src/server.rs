@@ -150,6 +150,7 @@ pub(crate) fn serve_with(
         metrics,
         signals,
         inner_failed: Arc::clone(&inner_failed),
+        public_url: public_url.clone(),
     });
     shut_down(
         result,

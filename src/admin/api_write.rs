@@ -147,7 +147,13 @@ impl Admin {
         }
         let mut answer = json!({"id": id});
         if let Some(days) = b.max_offline_days {
-            let secs = days.map(|d| d.saturating_mul(86_400));
+            if days.is_some_and(|d| !(1..=365).contains(&d)) {
+                return Err(HttpError::new(
+                    Reason::BadRequest,
+                    "max_offline_days is a whole number of days from 1 to 365, or null for the default.",
+                ));
+            }
+            let secs = days.map(|d| d * 86_400);
             answer["id"] = json!(manage::set_max_offline(&self.db, actor, id, secs)?);
             answer["max_offline_days"] = json!(days);
         }

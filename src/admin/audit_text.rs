@@ -87,6 +87,15 @@ fn expiry(v: &Value) -> String {
     }
 }
 
+/// "1 seat" / "30 seats".
+fn seats_words(n: i64) -> String {
+    if n == 1 {
+        "1 seat".into()
+    } else {
+        format!("{n} seats")
+    }
+}
+
 fn text<'a>(d: &'a Value, key: &str) -> &'a str {
     d[key].as_str().unwrap_or("?")
 }
@@ -161,7 +170,7 @@ fn seat_and_device(action: &str, c: &Said<'_>, names: &Names) -> Option<String> 
             text(d, "os")
         ),
         "device_revoked" => format!("{actor} revoked the device {subject} of {person}{because}."),
-        "device_released" => format!("The device {subject} of {person} was released{because}."),
+        "device_released" => format!("{actor} released the device {subject} of {person}{because}."),
         "renewal_refused" => {
             format!("The device {subject} of {person} was refused a renewal{because}.")
         }
@@ -175,8 +184,9 @@ fn licensing(action: &str, c: &Said<'_>, names: &Names) -> Option<String> {
     let (d, actor, subject, seats) = (c.d, c.actor.as_str(), c.subject, c.seats);
     Some(match action {
         "license_added" => format!(
-            "{actor} registered {}: {seats} seats, {}.",
+            "{actor} registered {}: {}, {}.",
             text(d, "product"),
+            seats_words(seats),
             expiry(&d["expires_at"])
         ),
         "license_changed" if d.get("max_offline_secs").is_some() => {
@@ -193,12 +203,13 @@ fn licensing(action: &str, c: &Said<'_>, names: &Names) -> Option<String> {
             }
         }
         "license_changed" => format!(
-            "{actor} changed {}: {seats} seats, {}.",
+            "{actor} changed {}: {}, {}.",
             names.license(subject),
+            seats_words(seats),
             expiry(&d["expires_at"])
         ),
         "sublicense_added" => format!(
-            "{actor} added the {} sublicense {} of {}: {seats} seats, {}.",
+            "{actor} added the {} sublicense {} of {}: {}, {}.",
             if d["reserved"].as_bool() == Some(true) {
                 "reserved"
             } else {
@@ -206,11 +217,13 @@ fn licensing(action: &str, c: &Said<'_>, names: &Names) -> Option<String> {
             },
             text(d, "name"),
             names.license(text(d, "license")),
+            seats_words(seats),
             expiry(&d["expires_at"])
         ),
         "sublicense_changed" => format!(
-            "{actor} changed the sublicense {}: {seats} seats, {}.",
+            "{actor} changed the sublicense {}: {}, {}.",
             text(d, "name"),
+            seats_words(seats),
             expiry(&d["expires_at"])
         ),
         "sublicense_removed" => format!("{actor} removed the sublicense {}.", text(d, "name")),
@@ -225,10 +238,11 @@ fn licensing(action: &str, c: &Said<'_>, names: &Names) -> Option<String> {
             text(d, "group")
         ),
         "entitlement_imported" => format!(
-            "{actor} imported the vendor entitlement {} serial {} for {}: {seats} seats of {} until {} ({}).",
+            "{actor} imported the vendor entitlement {} serial {} for {}: {} of {} until {} ({}).",
             text(d, "entitlement"),
             d["serial"],
             text(d, "customer"),
+            seats_words(seats),
             text(d, "product"),
             d["ends_at"].as_i64().map_or_else(
                 || "?".into(),

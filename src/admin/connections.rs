@@ -281,7 +281,13 @@ impl Admin {
     }
 
     /// Removes a connection once the admin confirmed it.
-    pub(crate) fn remove_connection(&self, req: &Request, actor: &Actor, id: &str) -> Handled {
+    pub(crate) fn remove_connection(
+        &self,
+        req: &Request,
+        session: &Session,
+        actor: &Actor,
+        id: &str,
+    ) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
         if field(&form, "confirm") != "yes" {
             return Err(HttpError::new(
@@ -289,14 +295,16 @@ impl Admin {
                 "Tick the box to confirm that this connection's users can no longer sign in.",
             ));
         }
-        connections::remove(&self.db, id, actor).map_err(|e| match e {
+        let removed = connections::remove(&self.db, id, actor).map_err(|e| match e {
             connections::AddError::UnknownConnection(_) => HttpError::not_found(),
             e => {
                 log::error!("cannot remove IdP connection {id}: {e}");
                 HttpError::internal()
             }
         })?;
-        log::info!("{actor} removed IdP connection {id}");
+        log::info!("{actor} removed IdP connection {id}: {removed}");
+        self.flash
+            .set(session, format!("Removed the connection {id}: {removed}."));
         Ok(Response::see_other("/admin/idp"))
     }
 
@@ -409,10 +417,10 @@ impl Admin {
                     }
                     section.card {
                         h2 { "Remove this connection" }
-                        p { "Users of " strong { (c.domains.join(", ")) } " can then no longer sign in or activate devices, and admin sessions opened through it end. Directory users, their seats and their devices stay; SCIM tokens are separate (revoke them on the Identity providers page)." }
+                        p { "Users of " strong { (c.domains.join(", ")) } " can then no longer sign in or activate devices. With no identity provider left to deprovision them, the removal does it: the users and groups this connection provisioned are deleted (their seats freed and their Macs refused at the next renewal), its SCIM tokens revoked, its group mappings removed and admin sessions opened through it ended. The audit log keeps the record." }
                         form.inline method="post" action={ "/admin/idp/" (c.id) "/remove" } {
                             input type="hidden" name="csrf" value=(session.csrf_token);
-                            label { input type="checkbox" name="confirm" value="yes" required; " I understand" }
+                            label { input type="checkbox" name="confirm" value="yes" required; " I understand that its users, seats and devices go with it" }
                             button.danger type="submit" { "Remove " (c.name) }
                         }
                     }

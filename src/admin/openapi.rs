@@ -70,7 +70,7 @@ pub const OPERATIONS: &[Operation] = &[
     op(
         "DELETE",
         "/api/v1/admin/devices/{id}",
-        "Deactivate a device: its seat is freed, the Mac is refused at its next renewal",
+        "Deactivate a device: the Mac is refused at its next renewal (the person keeps their seat)",
         204,
     ),
     op(

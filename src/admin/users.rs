@@ -27,9 +27,22 @@ impl Admin {
             .and_then(|p| p.parse().ok())
             .unwrap_or(1)
             .clamp(1, i64::MAX / PAGE_SIZE);
-        let (total, users) = self
+        let (total, mut users) = self
             .db
             .read(|tx| portal::search_users(tx, &list.query((page - 1) * PAGE_SIZE, PAGE_SIZE)))?;
+        // A page past the end (an old link after users left) shows the last one.
+        let last = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+        let page = if page > last {
+            users = self
+                .db
+                .read(|tx| {
+                    portal::search_users(tx, &list.query((last - 1) * PAGE_SIZE, PAGE_SIZE))
+                })?
+                .1;
+            last
+        } else {
+            page
+        };
         let csv_href = format!("/admin/users.csv?{}", list.params(None));
         Ok(Response::page(
             200,
@@ -237,7 +250,7 @@ impl Admin {
                                             form method="post" action={ "/admin/devices/" (d.id) "/deactivate" } {
                                                 input type="hidden" name="csrf" value=(session.csrf_token);
                                                 label { input type="checkbox" name="confirm" value="yes" required;
-                                                    " Its seat is freed now. The Mac stops at its next renewal, or offline when its lease ends ("
+                                                    " The device is revoked now (the person keeps their seat and may activate another Mac). The Mac stops at its next renewal, or offline when its lease ends ("
                                                     (rfc3339(d.lease_expires_at)) ") at the latest." }
                                                 button.danger type="submit" { "Deactivate " (d.name) }
                                             }
@@ -264,7 +277,7 @@ impl Admin {
         actor: &Actor,
         id: &str,
     ) -> Handled {
-        super::forms::confirmed(req, "the device loses its seat")?;
+        super::forms::confirmed(req, "the device is revoked")?;
         let device = self.db.write(|tx| {
             let device = store::device(tx, id)?
                 .ok_or_else(|| HttpError::new(Reason::NotFound, "There is no such device."))?;

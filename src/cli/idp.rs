@@ -144,8 +144,8 @@ pub fn run(config: &Config, cmd: IdpCommand) -> Result<(), CliError> {
             );
         }
         IdpCommand::Remove { id } => {
-            connections::remove(&db, &id, super::access::ACTOR).map_err(add_error)?;
-            outln!("removed IdP connection {id}");
+            let removed = connections::remove(&db, &id, super::access::ACTOR).map_err(add_error)?;
+            outln!("removed IdP connection {id}: {removed}");
         }
         IdpCommand::Refresh => refresh(config, &db)?,
     }

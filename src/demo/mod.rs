@@ -120,7 +120,8 @@ impl Demo {
 
      curl -s -H 'Authorization: Bearer {token}' '{url}/scim/v2/Users?count=3'
 
-   Create one, then add them to the Design group with the "id" the first answer holds:
+   Create one, then add them to the Design group: replace ID with the "id" that the
+   create command answers:
 
      curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: application/scim+json' \
        -d '{{"userName":"new.hire@acme.example","active":true}}' '{url}/scim/v2/Users'

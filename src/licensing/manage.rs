@@ -31,16 +31,66 @@ pub struct NewLicense<'a> {
     pub key: Option<&'a str>,
 }
 
+/// The most seats a license or sublicense may have (the portal's forms take as many).
+pub const MAX_SEATS: i64 = 10_000_000;
+
+/// A name an admin types (product, sublicense, group, license key): trimmed, not empty, at
+/// most `max` characters, and no control or invisible formatting characters (they would
+/// make two names look alike on a page).
+fn checked_name<'a>(what: &str, value: &'a str, max: usize) -> Result<&'a str, ManageError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(ManageError::Invalid(format!(
+            "the {what} must not be empty"
+        )));
+    }
+    if value.chars().count() > max {
+        return Err(ManageError::Invalid(format!(
+            "the {what} is longer than {max} characters"
+        )));
+    }
+    if value.chars().any(crate::caps::invisible) {
+        return Err(ManageError::Invalid(format!(
+            "the {what} holds control or invisible formatting characters"
+        )));
+    }
+    Ok(value)
+}
+
+/// Seats within 0..=MAX_SEATS.
+fn checked_seats(seats: i64) -> Result<i64, ManageError> {
+    if (0..=MAX_SEATS).contains(&seats) {
+        Ok(seats)
+    } else {
+        Err(ManageError::Invalid(format!(
+            "seats must be a whole number from 0 to {MAX_SEATS}"
+        )))
+    }
+}
+
+/// A new license or sublicense must not be born expired (a typo in the year). Changing an
+/// existing one's expiry to a past date ends it on purpose, and the answer says how many
+/// seats that took.
+fn checked_expiry(expires_at: Option<i64>, now: i64) -> Result<Option<i64>, ManageError> {
+    match expires_at {
+        Some(t) if t < now => Err(ManageError::Invalid(format!(
+            "the expiry {} has already passed; choose a later date",
+            &crate::clock::rfc3339(t)[..10]
+        ))),
+        other => Ok(other),
+    }
+}
+
 /// Registers a license; returns its id.
 pub fn add_license(db: &Db, actor: &Actor, l: &NewLicense<'_>) -> Result<String, ManageError> {
-    let product = l.product.trim();
-    if product.is_empty() || l.seats < 0 {
-        return Err(ManageError::Invalid(
-            "a license needs a product name and a seat count of 0 or more".into(),
-        ));
+    let product = checked_name("product name", l.product, 200)?;
+    checked_seats(l.seats)?;
+    if let Some(key) = l.key {
+        checked_name("license key", key, 200)?;
     }
-    let id = format!("lic-{}", crate::crypto::random_hex(4));
     let now = now_unix();
+    checked_expiry(l.expires_at, now)?;
+    let id = format!("lic-{}", crate::crypto::random_hex(4));
     db.write(|tx| {
         // The vendor's entitlement is all there is of a product it licenses.
         let entitled = crate::db::entitlements::entitlements(tx)?
@@ -101,10 +151,7 @@ pub fn set_license(
                 current.id, e.claims.entitlement_id
             )));
         }
-        let seats = seats.unwrap_or(current.seats);
-        if seats < 0 {
-            return Err(ManageError::Invalid("seats must be 0 or more".into()));
-        }
+        let seats = checked_seats(seats.unwrap_or(current.seats))?;
         let reserved = reserved_seats(tx, &current.id, None)?;
         if seats < reserved {
             return Err(ManageError::Invalid(format!(
@@ -186,12 +233,9 @@ pub fn add_sublicense(
     actor: &Actor,
     s: &NewSublicense<'_>,
 ) -> Result<String, ManageError> {
-    let name = s.name.trim();
-    if name.is_empty() || s.seats < 0 {
-        return Err(ManageError::Invalid(
-            "a sublicense needs a name and a seat count of 0 or more".into(),
-        ));
-    }
+    let name = checked_name("sublicense name", s.name, 100)?;
+    checked_seats(s.seats)?;
+    checked_expiry(s.expires_at, now_unix())?;
     let id = format!("sub-{}", crate::crypto::random_hex(4));
     let now = now_unix();
     db.write(|tx| {
@@ -250,10 +294,7 @@ pub fn set_sublicense(
     let now = now_unix();
     db.write(|tx| {
         let current = find_sublicense(tx, sublicense)?;
-        let seats = seats.unwrap_or(current.seats);
-        if seats < 0 {
-            return Err(ManageError::Invalid("seats must be 0 or more".into()));
-        }
+        let seats = checked_seats(seats.unwrap_or(current.seats))?;
         if current.reserved {
             let license = find_license(tx, &current.license_id)?;
             let reserved = reserved_seats(tx, &license.id, Some(&current.id))? + seats;
@@ -318,12 +359,7 @@ pub fn add_mapping(
     connection: Option<&str>,
     to: MapTo<'_>,
 ) -> Result<(String, Summary), ManageError> {
-    let group = group.trim();
-    if group.is_empty() {
-        return Err(ManageError::Invalid(
-            "the group name must not be empty".into(),
-        ));
-    }
+    let group = checked_name("group name", group, 256)?;
     let id = format!("map-{}", crate::crypto::random_hex(6));
     let now = now_unix();
     db.write(|tx| {

@@ -51,6 +51,8 @@ pub struct Front {
     pub metrics: Arc<Metrics>,
     pub signals: Signals,
     pub inner_failed: Arc<AtomicBool>,
+    /// Where plain HTTP that reaches the HTTPS port is sent.
+    pub public_url: String,
 }
 
 /// Signal flags set by handlers, plus the pipe that wakes the loop.
@@ -136,6 +138,7 @@ pub fn run(front: Front) -> Result<(), FrontError> {
         metrics,
         mut signals,
         inner_failed,
+        public_url,
     } = front;
     let mut gate = Gate::new(&limits, upstream);
     let mut ctx = Ctx {
@@ -143,6 +146,7 @@ pub fn run(front: Front) -> Result<(), FrontError> {
         tls,
         limits,
         metrics,
+        public_url,
     };
     let mut events = Events::with_capacity(1024);
     let mut done = Vec::new();
@@ -230,6 +234,7 @@ struct Ctx {
     tls: Option<Arc<ServerConfig>>,
     limits: Limits,
     metrics: Arc<Metrics>,
+    public_url: String,
 }
 
 struct Gate {
@@ -794,7 +799,7 @@ fn advance(conn: &mut Conn, slot: usize, front: &Ctx) -> After {
                     conn.keep_alive = false;
                     conn.phase = Phase::Dispatched;
                     conn.inbuf.clear();
-                    return queue_write(conn, head::plain_http_on_tls_port(&h));
+                    return queue_write(conn, head::plain_http_on_tls_port(&h, &front.public_url));
                 }
                 Parsed::Complete(h) => {
                     conn.path = h.path.clone();

@@ -40,9 +40,9 @@ pub struct Head {
     /// The client asked for `100 Continue` before sending its body.
     pub expects_continue: bool,
     pub path: String,
-    /// The `Host` header when it is a plain host name or address with an optional port
-    /// (used only to send plain HTTP on the HTTPS port to the same host over HTTPS).
-    pub host: Option<String>,
+    /// The request target as sent (path and query), for the redirect of plain HTTP that
+    /// reached the HTTPS port.
+    pub target: String,
     pub method_is_get: bool,
 }
 
@@ -113,49 +113,33 @@ pub fn parse(buf: &[u8], limits: &Limits, client: IpAddr) -> Parsed {
         keep_alive: !framing.connection_close,
         expects_continue: framing.expects_continue,
         path,
-        host: plain_host(req.headers),
+        target: target.to_string(),
         method_is_get: method == "GET",
     })
-}
-
-/// The `Host` header if it is nothing but a host name, IPv4/IPv6 address and port.
-fn plain_host(headers: &[httparse::Header<'_>]) -> Option<String> {
-    let value = headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("host"))?
-        .value;
-    let host = std::str::from_utf8(value).ok()?.trim();
-    let plain = !host.is_empty()
-        && host.len() <= 255
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
-    plain.then(|| host.to_string())
 }
 
 /// The answer to a plain-HTTP request that reached the HTTPS port: browsers that typed
 /// `http://` are sent to the same host and path over HTTPS; anything else learns, in plain
 /// HTTP it can read, that this port speaks HTTPS. Without it, the TLS layer's reply looks
 /// like garbage that browsers call "HTTP/0.9".
-pub fn plain_http_on_tls_port(h: &Head) -> Vec<u8> {
-    let target = h
-        .host
-        .as_ref()
-        .map(|host| format!("https://{host}{}", h.path));
-    let status = match &target {
-        Some(_) if h.method_is_get || h.method_is_head => "301 Moved Permanently",
-        _ => "400 Bad Request",
+pub fn plain_http_on_tls_port(h: &Head, public_url: &str) -> Vec<u8> {
+    // The gateway's own public URL, never the client's Host header: a redirect must not
+    // be steerable to another site.
+    let target = format!("{public_url}{}", h.target);
+    let redirect = h.method_is_get || h.method_is_head;
+    let status = if redirect {
+        "301 Moved Permanently"
+    } else {
+        "400 Bad Request"
     };
-    let link = target.clone().unwrap_or_else(|| "https://".into());
+    let shown = crate::http::html_escape(&target);
     let body = format!(
         "<!doctype html><meta charset=utf-8><title>Use HTTPS</title>\
-         <p>This port speaks HTTPS only. Open <a href=\"{link}\">{link}</a> instead.</p>\n"
+         <p>This port speaks HTTPS only. Open <a href=\"{shown}\">{shown}</a> instead.</p>\n"
     );
     let mut out = format!("HTTP/1.1 {status}\r\n");
-    if status.starts_with("301")
-        && let Some(t) = &target
-    {
-        out.push_str(&format!("Location: {t}\r\n"));
+    if redirect {
+        out.push_str(&format!("Location: {target}\r\n"));
     }
     out.push_str(&format!(
         "Content-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",

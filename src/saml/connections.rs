@@ -143,7 +143,31 @@ pub fn add(db: &Db, req: &AddRequest<'_>) -> Result<Added, AddError> {
 
 /// Removes a connection: its domains can no longer sign in (until another connection
 /// claims them), and admin sessions opened through it end. Directory users stay.
-pub fn remove(db: &Db, id: &str, actor: &Actor) -> Result<(), AddError> {
+/// What removing a connection did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Removed {
+    pub users_deleted: usize,
+    pub groups_deleted: usize,
+    pub scim_tokens_revoked: usize,
+    pub mappings_removed: usize,
+    pub sessions_ended: usize,
+}
+
+impl std::fmt::Display for Removed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} user(s) and {} group(s) it provisioned deleted (their seats freed and devices revoked), {} SCIM token(s) revoked, {} group mapping(s) removed, {} admin session(s) ended",
+            self.users_deleted,
+            self.groups_deleted,
+            self.scim_tokens_revoked,
+            self.mappings_removed,
+            self.sessions_ended
+        )
+    }
+}
+
+pub fn remove(db: &Db, id: &str, actor: &Actor) -> Result<Removed, AddError> {
     let now = now_unix();
     db.write(|tx| {
         let Some(c) = idp::list(tx)?.into_iter().find(|c| c.id == id) else {
@@ -197,7 +221,13 @@ pub fn remove(db: &Db, id: &str, actor: &Actor) -> Result<(), AddError> {
                 ..Default::default()
             },
         )?;
-        Ok(())
+        Ok(Removed {
+            users_deleted,
+            groups_deleted,
+            scim_tokens_revoked: revoked as usize,
+            mappings_removed,
+            sessions_ended: ended as usize,
+        })
     })
 }
 

@@ -97,7 +97,27 @@ fn licenses_sublicenses_mappings_tokens_and_connections_change_through_the_api()
             json!({"product": "Pro", "seats": 3, "expires": "soon"}),
             "is not a date",
         ),
-        (json!({"product": "Pro", "seats": -1}), "0 or more"),
+        (json!({"product": "Pro", "seats": -1}), "from 0 to 10000000"),
+        (
+            json!({"product": "Pro", "seats": 1_000_000_000_000_000_000i64}),
+            "from 0 to 10000000",
+        ),
+        (
+            json!({"product": "P\u{7}\u{1b}[31m", "seats": 1}),
+            "control or invisible",
+        ),
+        (
+            json!({"product": "Pro\u{202e}", "seats": 1}),
+            "control or invisible",
+        ),
+        (
+            json!({"product": "x".repeat(300), "seats": 1}),
+            "longer than 200",
+        ),
+        (
+            json!({"product": "Pro", "seats": 1, "expires": "2000-01-01"}),
+            "already passed",
+        ),
     ] {
         let r = api("POST", "licenses", Some(body));
         assert_eq!(r.status, 400, "{}", r.text());

@@ -623,6 +623,15 @@ fn idp_setup_shows_the_values_then_creates_the_connection_and_a_scim_token_once(
         &[("confirm", "yes")],
     );
     assert_eq!(removed.status, 303, "{}", removed.text());
+    // The page says what the removal did (the helper's walkthrough found it said the
+    // opposite before).
+    let after = get(&s, "/admin/idp", &cookie).text();
+    assert!(
+        after.contains(
+            "Removed the connection contoso-okta: 0 user(s) and 0 group(s) it provisioned deleted"
+        ),
+        "{after}"
+    );
     assert_eq!(get(&s, "/admin/idp/contoso-okta", &cookie).status, 404);
     let login = s.get("/saml/login?email=ann%40contoso.com");
     assert!(
@@ -839,6 +848,26 @@ fn the_users_list_names_groups_queues_and_sorts() {
     assert!(by_email.contains("aria-sort=\"descending\""), "{by_email}");
     let bad = get(&s, "/admin/users?sort=password", &cookie);
     assert_eq!(bad.status, 400, "{}", bad.text());
+    // A page past the end shows the last page, not "Page 6 of 1".
+    let past = get(&s, "/admin/users?page=6", &cookie).text();
+    assert!(
+        past.contains(">Adam Zimmer<") && !past.contains("Page 6"),
+        "{past}"
+    );
+    // Fewer seats than are held: the pool says it is over, and by how much.
+    let license = db_query(&s, "SELECT id FROM licenses")[0][0].clone();
+    assert_eq!(s.cli(&["license", "set", &license, "--seats", "0"]).0, 0);
+    let licenses = get(&s, "/admin/licenses", &cookie).text();
+    assert!(
+        licenses.contains("over by 1: nobody loses a seat"),
+        "{licenses}"
+    );
+    // The bare address sends a browser to the portal.
+    let root = s.get("/");
+    assert_eq!(
+        (root.status, root.header("location")),
+        (303, Some("/admin"))
+    );
     let csv = get(&s, "/admin/users.csv?sort=name", &cookie).text();
     assert!(csv.contains("\"Kim Moreau\",\"Engineers\""), "{csv}");
 }
