@@ -544,6 +544,11 @@ pub static ROUTES: &[Route] = &[
         app.admin
             .create_connection_scim_token(cx.session()?, &cx.actor()?, cx.param("id"))
     }),
+    Route::new(POST, "/admin/idp/{id}/metadata", AdminPage, |app, cx| {
+        app.admin
+            .replace_connection_metadata(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
+    })
+    .body(Body::Admin),
     Route::new(POST, "/admin/idp/{id}/options", AdminPage, |app, cx| {
         app.admin
             .set_connection_options(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))

@@ -271,6 +271,11 @@ fn access(action: &str, c: &Said<'_>, names: &Names) -> Option<String> {
             "{actor} connected the identity provider {}.",
             text(d, "name")
         ),
+        "idp_connection_changed" if d.get("metadata").is_some() => format!(
+            "{actor} replaced the metadata of the identity provider {} ({} signing certificate(s)).",
+            names.connection(subject),
+            d["certificates"]
+        ),
         "idp_connection_changed" => format!(
             "{actor} changed the settings of the identity provider {}.",
             names.connection(subject)

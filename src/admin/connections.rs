@@ -280,6 +280,30 @@ impl Admin {
         Ok(Response::see_other(&format!("/admin/idp/{id}")))
     }
 
+    /// `POST /admin/idp/{id}/metadata`: new metadata from the same IdP.
+    pub(crate) fn replace_connection_metadata(
+        &self,
+        req: &Request,
+        session: &Session,
+        actor: &Actor,
+        id: &str,
+    ) -> Handled {
+        let form = crate::http::parse_form(&req.body)?;
+        let xml = field(&form, "metadata_xml");
+        let trusted =
+            connections::update_metadata(&self.db, id, xml, actor).map_err(|e| match e {
+                connections::AddError::UnknownConnection(_) => HttpError::not_found(),
+                connections::AddError::Db(e) => e.into(),
+                e => HttpError::new(Reason::BadRequest, e.to_string()),
+            })?;
+        log::info!("{actor} replaced the metadata of IdP connection {id}");
+        self.flash.set(
+            session,
+            format!("Replaced the metadata: {trusted} signing certificate(s) trusted from now on."),
+        );
+        Ok(Response::see_other(&format!("/admin/idp/{id}")))
+    }
+
     /// Removes a connection once the admin confirmed it.
     pub(crate) fn remove_connection(
         &self,
@@ -380,6 +404,19 @@ impl Admin {
                                     @if let Some(e) = &r.last_error { br; span.bad { "Last refresh failed: " (e) } }
                                 }
                             }
+                        }
+                    }
+                    section.card #metadata {
+                        h2 { "Update the IdP's metadata" }
+                        p.muted {
+                            @if c.refresh.is_some() { "This connection's metadata comes from a URL and is refreshed daily; paste XML here to replace it now. " }
+                            "After a certificate rollover at the IdP, paste its new metadata XML: the same IdP only (entity ID " code { (c.idp_entity_id) } "). Users, seats and settings stay."
+                        }
+                        form method="post" action={ "/admin/idp/" (c.id) "/metadata" } {
+                            input type="hidden" name="csrf" value=(session.csrf_token);
+                            label for="metadata_xml" { "Metadata XML" }
+                            textarea #metadata_xml name="metadata_xml" rows="4" required {}
+                            button type="submit" { "Replace the metadata" }
                         }
                     }
                     section.card #options {

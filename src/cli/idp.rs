@@ -68,12 +68,18 @@ pub enum IdpCommand {
         sign_requests: Option<Switch>,
         #[arg(long, value_enum)]
         idp_initiated: Option<Switch>,
+        /// New metadata from the same IdP (a file or URL), e.g. after a certificate
+        /// rollover; users, seats and settings stay
+        #[arg(long, value_name = "FILE_OR_URL")]
+        metadata: Option<String>,
     },
     /// Fetch the metadata of URL-backed connections now (a failure keeps the last good copy)
     Refresh,
     /// Remove a connection; its domains can no longer sign in
     ///
-    /// Admin sessions opened through it end; directory users, seats and devices stay.
+    /// With no IdP left to deprovision them, the users and groups it provisioned are
+    /// deleted (seats freed, devices refused), its SCIM tokens revoked, its mappings removed
+    /// and admin sessions opened through it ended.
     Remove {
         /// The connection's id
         id: String,
@@ -121,7 +127,17 @@ pub fn run(config: &Config, cmd: IdpCommand) -> Result<(), CliError> {
             jit,
             sign_requests,
             idp_initiated,
+            metadata,
         } => {
+            if let Some(source) = metadata {
+                let xml = read_metadata(config, &source)?;
+                let n = connections::update_metadata(&db, &id, &xml, super::access::ACTOR)
+                    .map_err(add_error)?;
+                outln!("{id}: metadata replaced from {source}; {n} signing certificate(s) trusted");
+                if jit.is_none() && sign_requests.is_none() && idp_initiated.is_none() {
+                    return Ok(());
+                }
+            }
             let current = db
                 .read(crate::db::idp::list)
                 .map_err(runtime)?

@@ -28,6 +28,10 @@ pub enum AddError {
     SigningNotSupported(&'static str),
     #[error("there is no IdP connection {0:?}")]
     UnknownConnection(String),
+    #[error(
+        "the metadata names the IdP {found:?}, not this connection's {expected:?}; add another IdP as a new connection"
+    )]
+    OtherIdp { found: String, expected: String },
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -252,6 +256,41 @@ pub fn set_options(db: &Db, id: &str, options: &Options, actor: &Actor) -> Resul
 }
 
 /// How refreshing one connection's metadata went.
+/// Replaces a connection's IdP metadata with `xml` (a certificate rollover, a moved
+/// sign-on URL): the same IdP only, as the daily refresh of a metadata URL does. Its
+/// users, seats and settings stay. Returns how many signing certificates it now trusts.
+pub fn update_metadata(db: &Db, id: &str, xml: &str, actor: &Actor) -> Result<usize, AddError> {
+    let meta = metadata::parse_idp_metadata(xml)?;
+    let now = now_unix();
+    db.write(|tx| {
+        let Some(c) = idp::list(tx)?.into_iter().find(|c| c.id == id) else {
+            return Err(AddError::UnknownConnection(id.to_string()));
+        };
+        if meta.entity_id != c.idp_entity_id {
+            return Err(AddError::OtherIdp {
+                found: meta.entity_id.clone(),
+                expected: c.idp_entity_id,
+            });
+        }
+        idp::replace_metadata(tx, id, &meta, xml, now)?;
+        let detail = serde_json::json!({"metadata": "replaced",
+            "certificates": meta.certificates.len(), "sso_url": meta.sso_url});
+        crate::db::licensing::audit(
+            tx,
+            now,
+            actor,
+            AuditAction::IdpConnectionChanged,
+            None,
+            crate::db::licensing::AuditAbout {
+                subject: Some(id),
+                detail: Some(&detail.to_string()),
+                reason: None,
+            },
+        )?;
+        Ok(meta.certificates.len())
+    })
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refreshed {
     pub connection: String,

@@ -522,6 +522,33 @@ fn idp_setup_shows_the_values_then_creates_the_connection_and_a_scim_token_once(
         audit.contains("admin:root idp_connection_changed"),
         "{audit}"
     );
+    // A certificate rollover: new metadata from the same IdP replaces the old; another
+    // IdP's is refused and changes nothing.
+    let page = get(&s, "/admin/idp/contoso-okta", &cookie).text();
+    let rolled = crate::saml::TestIdp::new("http://www.okta.com/exk1contoso");
+    let r = submit(
+        &s,
+        &cookie,
+        &page,
+        "Replace the metadata",
+        &[("metadata_xml", &rolled.metadata())],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert!(
+        get(&s, "/admin/idp/contoso-okta", &cookie)
+            .text()
+            .contains("Replaced the metadata: 1 signing certificate(s) trusted")
+    );
+    let other = crate::saml::TestIdp::new("http://www.okta.com/somebody-else");
+    let r = submit(
+        &s,
+        &cookie,
+        &page,
+        "Replace the metadata",
+        &[("metadata_xml", &other.metadata())],
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("not this connection"), "{}", r.text());
     // The guided values include a SCIM token for this connection, generated on request.
     let generated = submit(&s, &cookie, &detail, "Generate a SCIM token", &[]);
     assert_eq!(generated.status, 200, "{}", generated.text());
