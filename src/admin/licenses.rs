@@ -735,7 +735,12 @@ impl From<ManageError> for HttpError {
     fn from(e: ManageError) -> HttpError {
         match e {
             ManageError::Db(e) => e.into(),
-            other => HttpError::new(Reason::BadRequest, other.to_string()),
+            e @ (ManageError::UnknownLicense(_)
+            | ManageError::UnknownSublicense(_)
+            | ManageError::UnknownMapping(_)) => {
+                HttpError::new(Reason::NotFound, sentence(&e.to_string()))
+            }
+            other => HttpError::new(Reason::BadRequest, sentence(&other.to_string())),
         }
     }
 }

@@ -16,6 +16,8 @@ pub struct Operation {
     pub summary: &'static str,
     /// The JSON body, if the operation takes one.
     pub body: Option<Body>,
+    /// Query parameters: (name, JSON type, description).
+    pub query: &'static [Property],
     /// The success status.
     pub status: u16,
 }
@@ -31,6 +33,7 @@ const fn op(
         path,
         summary,
         body: None,
+        query: &[],
         status,
     }
 }
@@ -151,7 +154,7 @@ pub const OPERATIONS: &[Operation] = &[
         body: Some((
             &[
                 ("seats", "integer", "0 or more"),
-                ("expires", "string", "YYYY-MM-DD, or null for never"),
+                ("expires", "string|null", "YYYY-MM-DD, or null for never"),
             ],
             &[],
         )),
@@ -303,12 +306,16 @@ pub const OPERATIONS: &[Operation] = &[
 pub fn document() -> Value {
     let mut paths = serde_json::Map::new();
     for o in OPERATIONS {
-        let parameters: Vec<Value> = o
+        let mut parameters: Vec<Value> = o
             .path
             .split('/')
             .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
             .collect();
+        parameters.extend(o.query.iter().map(|(name, kind, description)| {
+            json!({"name": name, "in": "query", "required": false,
+                   "description": description, "schema": {"type": kind}})
+        }));
         let mut operation = json!({
             "summary": o.summary,
             "parameters": parameters,
@@ -316,7 +323,10 @@ pub fn document() -> Value {
                 o.status.to_string(): {"description": "done"},
                 "400": {"description": "refused: {\"error\", \"reason\", \"message\"}"},
                 "401": {"description": "no admin API token or portal session"},
+                "403": {"description": "a portal session's change without its X-CSRF-Token, or from another origin"},
                 "404": {"description": "no such record"},
+                "413": {"description": "the body is larger than this address takes"},
+                "429": {"description": "too many requests; see Retry-After"},
             },
         });
         if let Some((properties, required)) = o.body {

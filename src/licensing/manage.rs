@@ -18,6 +18,8 @@ pub enum ManageError {
     UnknownLicense(String),
     #[error("there is no sublicense {0:?} (give its id or name)")]
     UnknownSublicense(String),
+    #[error("there is no group mapping {0:?}")]
+    UnknownMapping(String),
     #[error("{0:?} names several; give the id instead")]
     Ambiguous(String),
     #[error("database error: {0}")]
@@ -412,9 +414,7 @@ pub fn remove_mapping(db: &Db, actor: &Actor, id: &str) -> Result<Summary, Manag
     let now = now_unix();
     db.write(|tx| {
         let Some(m) = access::mapping(tx, id)? else {
-            return Err(ManageError::Invalid(format!(
-                "there is no group mapping {id:?}"
-            )));
+            return Err(ManageError::UnknownMapping(id.to_string()));
         };
         access::remove_mapping(tx, id)?;
         let detail = serde_json::json!({"group": m.group_ref, "role": m.role});

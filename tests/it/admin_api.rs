@@ -232,6 +232,17 @@ fn licenses_sublicenses_mappings_tokens_and_connections_change_through_the_api()
         api("DELETE", &format!("sublicenses/{sub}"), None).status,
         204
     );
+    // Ids that name nothing (or something of another kind) are 404, as documented.
+    for (method, path) in [
+        ("DELETE", format!("sublicenses/{sub}")),
+        ("DELETE", format!("mappings/{mapping}")),
+        ("DELETE", format!("mappings/{license}")),
+        ("PATCH", "licenses/map-nothing".to_string()),
+    ] {
+        let r = api(method, &path, Some(json!({"seats": 1})));
+        assert_eq!(r.status, 404, "{method} {path}: {}", r.text());
+        assert_eq!(r.json()["reason"], "NOT_FOUND");
+    }
 
     // Revoking the SCIM token stops the IdP at once.
     assert_eq!(
