@@ -430,6 +430,10 @@ fn browser_demo_activation_user_detail_and_device_deactivation() {
         b.source()
     );
     b.screenshot("06-device-deactivated");
+    // The audit log reads as sentences (issue 16 item 2).
+    b.click("a[href='/admin/audit']");
+    b.wait_for("demo-admin released the device");
+    b.screenshot("07-audit-log");
 
     // The client learns at its next renewal.
     let renew = std::process::Command::new(env!("CARGO_BIN_EXE_seatgate"))
