@@ -322,7 +322,7 @@ impl App {
                 let token = self.token(req, Scope::Scim)?.ok_or_else(|| {
                     HttpError::new(
                         Reason::Unauthorized,
-                        "Send a SCIM token from `seatgate scim-token create` as 'Authorization: Bearer <token>'.",
+                        "Send a SCIM token (made in the portal under Identity providers, or with `seatgate scim-token create`) as 'Authorization: Bearer <token>'.",
                     )
                 })?;
                 Ok(Principal::ScimToken(token))

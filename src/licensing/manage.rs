@@ -369,7 +369,7 @@ pub fn add_mapping(
             && crate::db::idp::verification_keys(tx, c)?.is_none()
         {
             return Err(ManageError::Invalid(format!(
-                "there is no IdP connection {c:?} (seatgate idp list)"
+                "there is no IdP connection {c:?} (the Identity providers page and `seatgate idp list` name them)"
             )));
         }
         let (target_license, target_sub);

@@ -22,7 +22,7 @@ pub fn service_provider_config(base: &str) -> Result<Value, Problem> {
         "authenticationSchemes": [{
             "type": "oauthbearertoken",
             "name": "Bearer token",
-            "description": "A token created with `seatgate scim-token create`, sent as 'Authorization: Bearer <token>'.",
+            "description": "A token made in the portal (Identity providers) or with `seatgate scim-token create`, sent as 'Authorization: Bearer <token>'.",
             "primary": true,
         }],
         "meta": {"resourceType": "ServiceProviderConfig", "location": format!("{base}/ServiceProviderConfig")},
