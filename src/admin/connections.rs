@@ -8,7 +8,6 @@ use maud::{Markup, html};
 use super::licenses::field;
 use super::pages::{layout, token_list, token_shown_once};
 use super::{Admin, Handled};
-use crate::clock::rfc3339;
 use crate::db::admin::Session;
 use crate::db::idp::Connection;
 use crate::db::tokens::{self, Scope};
@@ -400,7 +399,7 @@ impl Admin {
                                 (c.metadata_source)
                                 @if let Some(r) = &c.refresh {
                                     br; "Refreshed daily; last success "
-                                    (r.last_success_at.map_or_else(|| "never".into(), rfc3339))
+                                    @match r.last_success_at { Some(at) => (crate::admin::audit::when(at)), None => "never" }
                                     @if let Some(e) = &r.last_error { br; span.bad { "Last refresh failed: " (e) } }
                                 }
                             }
@@ -519,9 +518,9 @@ fn token_once(name: &str, secret: &str, scim_base: &str) -> Markup {
 pub(super) fn cert_expiry(c: &Connection, now: i64) -> Markup {
     html! {
         @for (_, subject, not_after) in &c.certificates {
-            @if *not_after < now { span.bad { "EXPIRED " (rfc3339(*not_after)) } }
-            @else if *not_after - now < CERT_WARNING_SECS { span.bad { "expires " (rfc3339(*not_after)) } }
-            @else { "valid until " (rfc3339(*not_after)) }
+            @if *not_after < now { span.bad { "EXPIRED " (crate::admin::audit::when(*not_after)) } }
+            @else if *not_after - now < CERT_WARNING_SECS { span.bad { "expires " (crate::admin::audit::when(*not_after)) } }
+            @else { "valid until " (crate::admin::audit::when(*not_after)) }
             " " span.muted { (subject) } br;
         }
     }

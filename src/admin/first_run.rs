@@ -10,7 +10,6 @@ use super::licenses::field;
 use super::pages::layout;
 use super::{Admin, Handled, password};
 use crate::audit::Actor;
-use crate::clock::rfc3339;
 use crate::crypto::sha256_hex;
 use crate::db::admin::{Session, SessionKind};
 use crate::db::settings;
@@ -192,7 +191,7 @@ impl Admin {
                         h2 { "TLS" }
                         @match &cert {
                             Some(c) => {
-                                p { "This gateway serves HTTPS with a certificate for " strong { (c.names.join(", ")) } ", valid until " (rfc3339(c.not_after)) "." }
+                                p { "This gateway serves HTTPS with a certificate for " strong { (c.names.join(", ")) } ", valid until " (crate::admin::audit::when(c.not_after)) "." }
                                 @if self.ca_cert.is_some() {
                                     p { "It is issued by seatgate's own certificate authority. Macs and browsers must trust that CA once:" }
                                     p { a.button href="/admin/tls/ca.pem" download { "Download the CA certificate" } }

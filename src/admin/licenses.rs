@@ -434,8 +434,8 @@ fn page(s: &Session, c: &Catalog, notice: Option<&str>, sticky: Sticky<'_>, now:
                 p.muted {
                     (l.seats) " seats · "
                     @match l.expires_at {
-                        Some(t) if t < now => span.bad { "expired " (rfc3339(t)) },
-                        Some(t) => { "expires " (rfc3339(t)) },
+                        Some(t) if t < now => span.bad { "expired " (crate::admin::audit::when(t)) },
+                        Some(t) => { "expires " (crate::admin::audit::when(t)) },
                         None => "no expiry",
                     }
                     @if let Some(k) = &l.license_key { " · key " code { (mask(k)) } }

@@ -3,7 +3,6 @@
 
 use maud::{Markup, html};
 
-use crate::clock::rfc3339;
 use crate::db::admin::{LocalAdmin, Mapping, Session, SignIn};
 use crate::db::idp::Connection;
 
@@ -89,10 +88,10 @@ pub fn overview(o: &Overview<'_>) -> String {
         html! {
             h1 { "Overview" }
             p.muted {
-                "Signed in " (rfc3339(o.session.created_at))
+                "Signed in " (crate::admin::audit::when(o.session.created_at))
                 @if let Some(c) = &o.session.connection_id { " through " code { (c) } }
                 @else { " with the break-glass account" }
-                "; this session ends at " (rfc3339(o.session.expires_at)) " at the latest."
+                "; this session ends at " (crate::admin::audit::when(o.session.expires_at)) " at the latest."
             }
             section.card {
                 h2 { "Seats" }
@@ -212,7 +211,7 @@ pub fn token_list(
                     td { (t.name) }
                     @if connections.is_some() { td { (scope(t.connection_id.as_deref())) } }
                     td.when { (crate::admin::audit::when(t.created_at)) }
-                    td { (t.last_used_at.map_or_else(|| "never".into(), rfc3339)) }
+                    td { @match t.last_used_at { Some(at) => (crate::admin::audit::when(at)), None => "never" } }
                     td { @if t.revoked_at.is_some() { span.bad { "revoked" } } @else { span.ok { "active" } } }
                     td {
                         @if t.revoked_at.is_none() {

@@ -238,9 +238,9 @@ impl Admin {
                                     td { @match &d.revoked_at {
                                         None => span.ok { "active" },
                                         Some(at) => {
-                                            span.bad { "revoked on the server" } " " (rfc3339(*at)) br; code { (d.revoke_reason.as_deref().unwrap_or("")) }
+                                            span.bad { "revoked on the server" } " " (crate::admin::audit::when(*at)) br; code { (d.revoke_reason.as_deref().unwrap_or("")) }
                                             @if d.lease_expires_at > now {
-                                                br; span.muted { "The Mac stops at its next renewal, or offline at the latest " (rfc3339(d.lease_expires_at)) "." }
+                                                br; span.muted { "The Mac stops at its next renewal, or offline at the latest " (crate::admin::audit::when(d.lease_expires_at)) "." }
                                             }
                                         }
                                     } }
@@ -251,7 +251,7 @@ impl Admin {
                                                 input type="hidden" name="csrf" value=(session.csrf_token);
                                                 label { input type="checkbox" name="confirm" value="yes" required;
                                                     " The device is revoked now (the person keeps their seat and may activate another Mac). The Mac stops at its next renewal, or offline when its lease ends ("
-                                                    (rfc3339(d.lease_expires_at)) ") at the latest." }
+                                                    (crate::admin::audit::when(d.lease_expires_at)) ") at the latest." }
                                                 button.danger type="submit" { "Deactivate " (d.name) }
                                             }
                                         }
