@@ -337,11 +337,8 @@ impl Admin {
                 .allow_idp_initiated
                 .unwrap_or(current.options.allow_idp_initiated),
         };
-        connections::set_options(&self.db, id, &options, actor).map_err(|e| match e {
-            connections::AddError::UnknownConnection(_) => HttpError::not_found(),
-            connections::AddError::Db(e) => e.into(),
-            e => HttpError::new(Reason::BadRequest, e.to_string()),
-        })?;
+        connections::set_options(&self.db, id, &options, actor)
+            .map_err(crate::domain::problem::Problem::from)?;
         Ok(Response::json(
             200,
             &json!({"id": id, "jit_users": options.jit_users, "sign_requests": options.sign_requests,

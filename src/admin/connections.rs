@@ -260,11 +260,8 @@ impl Admin {
             sign_requests: on("sign_requests"),
             allow_idp_initiated: on("allow_idp_initiated"),
         };
-        connections::set_options(&self.db, id, &options, actor).map_err(|e| match e {
-            connections::AddError::UnknownConnection(_) => HttpError::not_found(),
-            connections::AddError::Db(e) => e.into(),
-            e => HttpError::new(Reason::BadRequest, e.to_string()),
-        })?;
+        connections::set_options(&self.db, id, &options, actor)
+            .map_err(crate::domain::problem::Problem::from)?;
         log::info!("{actor} changed the options of IdP connection {id}");
         let yes = |b: bool| if b { "on" } else { "off" };
         self.flash.set(
@@ -289,12 +286,8 @@ impl Admin {
     ) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
         let xml = field(&form, "metadata_xml");
-        let trusted =
-            connections::update_metadata(&self.db, id, xml, actor).map_err(|e| match e {
-                connections::AddError::UnknownConnection(_) => HttpError::not_found(),
-                connections::AddError::Db(e) => e.into(),
-                e => HttpError::new(Reason::BadRequest, e.to_string()),
-            })?;
+        let trusted = connections::update_metadata(&self.db, id, xml, actor)
+            .map_err(crate::domain::problem::Problem::from)?;
         log::info!("{actor} replaced the metadata of IdP connection {id}");
         self.flash.set(
             session,

@@ -36,6 +36,21 @@ pub enum AddError {
     Db(#[from] DbError),
 }
 
+/// One sentence for the admin: an unknown connection is 404, a database fault is what the
+/// database layer says, anything else is the request's fault.
+impl From<AddError> for crate::domain::problem::Problem {
+    fn from(e: AddError) -> Self {
+        use crate::domain::problem::{Problem, Reason};
+        match e {
+            AddError::UnknownConnection(_) => {
+                Problem::new(Reason::NotFound, "There is no such IdP connection.")
+            }
+            AddError::Db(e) => e.into(),
+            e => Problem::new(Reason::BadRequest, e.to_string()),
+        }
+    }
+}
+
 impl From<rusqlite::Error> for AddError {
     fn from(e: rusqlite::Error) -> AddError {
         AddError::Db(DbError::Sqlite(e))
