@@ -55,19 +55,15 @@ impl Admin {
         connection: Option<&str>,
         actor: &Actor,
     ) -> Result<(i64, String), HttpError> {
-        let name = name.trim();
-        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-            return Err(HttpError::new(
-                Reason::BadRequest,
-                "Give the token a name of at most 100 characters.",
-            ));
-        }
+        let name = crate::caps::admin_name("token name", name, 100).map_err(|why| {
+            HttpError::new(Reason::BadRequest, crate::admin::forms::sentence(&why))
+        })?;
         let created = self.db.write(|tx| {
             if let Some(c) = connection
                 && crate::db::idp::verification_keys(tx, c)?.is_none()
             {
                 return Err(HttpError::new(
-                    Reason::BadRequest,
+                    Reason::NotFound,
                     "There is no IdP connection with that id.",
                 ));
             }

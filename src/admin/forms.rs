@@ -91,6 +91,21 @@ impl Flash {
     }
 }
 
+/// An error text as a sentence on the page: capital first letter, final full stop.
+pub fn sentence(text: &str) -> String {
+    let mut out: String = {
+        let mut chars = text.chars();
+        chars
+            .next()
+            .map(|c| c.to_uppercase().chain(chars).collect())
+            .unwrap_or_default()
+    };
+    if !out.ends_with(['.', '!', '?', ')']) {
+        out.push('.');
+    }
+    out
+}
+
 /// "1 person" / "4 people".
 pub fn people(n: usize) -> String {
     if n == 1 {

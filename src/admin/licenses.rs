@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use maud::{Markup, html};
 
-use super::forms::{Sticky, seat_changes};
+use super::forms::{Sticky, seat_changes, sentence};
 use super::pages::layout;
 use super::{Admin, Handled};
 use crate::clock::rfc3339;
@@ -365,21 +365,6 @@ fn confirmed(form: &BTreeMap<String, String>) -> Result<(), ManageError> {
             "Tick the box to confirm the removal.".into(),
         ))
     }
-}
-
-/// An error text as a sentence on the page: capital first letter, final full stop.
-fn sentence(text: &str) -> String {
-    let mut out: String = {
-        let mut chars = text.chars();
-        chars
-            .next()
-            .map(|c| c.to_uppercase().chain(chars).collect())
-            .unwrap_or_default()
-    };
-    if !out.ends_with(['.', '!', '?', ')']) {
-        out.push('.');
-    }
-    out
 }
 
 /// Which instant an expiry date means: the end of that day, in UTC.

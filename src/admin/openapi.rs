@@ -46,12 +46,30 @@ const EXPIRES: (&str, &str, &str) = (
 
 pub const OPERATIONS: &[Operation] = &[
     op("GET", "/api/v1/admin/openapi.json", "This document", 200),
-    op(
-        "GET",
-        "/api/v1/admin/users",
-        "Users: q, seat (seated|waiting|none|inactive), sort (name|email|status|seat|devices), dir (asc|desc), offset, limit",
-        200,
-    ),
+    Operation {
+        query: &[
+            (
+                "q",
+                "string",
+                "matched anywhere in the user name, email, given, family or display name",
+            ),
+            ("seat", "string", "seated, waiting, none or inactive"),
+            (
+                "sort",
+                "string",
+                "name (default), email, status, seat or devices",
+            ),
+            ("dir", "string", "asc (default) or desc"),
+            ("offset", "integer", "0 or more"),
+            ("limit", "integer", "1 to 1000 (default 100)"),
+        ],
+        ..op(
+            "GET",
+            "/api/v1/admin/users",
+            "Users with seat, pool, waiting position, groups and devices",
+            200,
+        )
+    },
     op(
         "GET",
         "/api/v1/admin/users/{id}",
@@ -64,12 +82,15 @@ pub const OPERATIONS: &[Operation] = &[
         "A user's devices",
         200,
     ),
-    op(
-        "GET",
-        "/api/v1/admin/explain",
-        "What activation would answer for ?email= now, and why",
-        200,
-    ),
+    Operation {
+        query: &[("email", "string", "any email, provisioned or not")],
+        ..op(
+            "GET",
+            "/api/v1/admin/explain",
+            "What activation would answer for an email now, and why",
+            200,
+        )
+    },
     op(
         "DELETE",
         "/api/v1/admin/devices/{id}",
@@ -109,12 +130,12 @@ pub const OPERATIONS: &[Operation] = &[
                 ),
                 (
                     "expires",
-                    "string",
+                    "string|null",
                     "YYYY-MM-DD, or null for never; refused for a vendor license",
                 ),
                 (
                     "max_offline_days",
-                    "integer",
+                    "integer|null",
                     "1 to 365: how long a Mac works without the gateway; null for the default",
                 ),
             ],
@@ -127,12 +148,22 @@ pub const OPERATIONS: &[Operation] = &[
             200,
         )
     },
-    op(
-        "POST",
-        "/api/v1/admin/entitlements",
-        "Import a vendor entitlement (the file's contents, or {\"entitlement\": \"…\"})",
-        200,
-    ),
+    Operation {
+        body: Some((
+            &[(
+                "entitlement",
+                "string",
+                "the entitlement file's contents (the file itself may also be sent as the body)",
+            )],
+            &["entitlement"],
+        )),
+        ..op(
+            "POST",
+            "/api/v1/admin/entitlements",
+            "Import a vendor entitlement",
+            200,
+        )
+    },
     Operation {
         body: Some((
             &[
@@ -294,13 +325,31 @@ pub const OPERATIONS: &[Operation] = &[
             200,
         )
     },
-    op(
-        "GET",
-        "/api/v1/admin/audit",
-        "The audit log: user_id, action, since, until, limit",
-        200,
-    ),
+    Operation {
+        query: &[
+            ("user_id", "string", "one user's entries"),
+            ("action", "string", "one action, e.g. seat_granted"),
+            ("since", "string", "a date or RFC 3339 time"),
+            ("until", "string", "a date or RFC 3339 time"),
+            ("limit", "integer", "1 to 10000 (default 100)"),
+        ],
+        ..op(
+            "GET",
+            "/api/v1/admin/audit",
+            "The audit log, newest first",
+            200,
+        )
+    },
 ];
+
+/// `"string|null"` as OpenAPI 3.1 writes a nullable type: a list of types.
+fn json_type(kind: &str) -> Value {
+    let kinds: Vec<&str> = kind.split('|').collect();
+    match kinds.as_slice() {
+        [one] => json!(one),
+        many => json!(many),
+    }
+}
 
 /// The OpenAPI document.
 pub fn document() -> Value {
@@ -314,7 +363,7 @@ pub fn document() -> Value {
             .collect();
         parameters.extend(o.query.iter().map(|(name, kind, description)| {
             json!({"name": name, "in": "query", "required": false,
-                   "description": description, "schema": {"type": kind}})
+                   "description": description, "schema": {"type": json_type(kind)}})
         }));
         let mut operation = json!({
             "summary": o.summary,
@@ -335,7 +384,7 @@ pub fn document() -> Value {
                 .map(|(name, kind, description)| {
                     (
                         name.to_string(),
-                        json!({"type": kind, "description": description}),
+                        json!({"type": json_type(kind), "description": description}),
                     )
                 })
                 .collect();

@@ -9,11 +9,23 @@ use clap::{Args, Parser, Subcommand};
 /// ([`terminal_safe`]), so none of it can drive the admin's terminal.
 macro_rules! outln {
     () => {
-        println!()
+        $crate::cli::out_line("")
     };
     ($($arg:tt)*) => {
-        println!("{}", $crate::cli::terminal_safe(&format!($($arg)*)))
+        $crate::cli::out_line(&$crate::cli::terminal_safe(&format!($($arg)*)))
     };
+}
+
+/// Writes a line to standard output. When the reader has gone (`seatgate audit | head`),
+/// the command ends quietly, as Unix tools do, instead of panicking.
+pub fn out_line(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}")
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
 }
 
 mod access;
@@ -371,10 +383,8 @@ fn token_command(
     let db = open_existing_db(config)?;
     match cmd {
         ScimTokenCommand::Create { name, connection } => {
-            let name = name.trim();
-            if name.is_empty() {
-                return Err(CliError::Usage("--name must not be empty".into()));
-            }
+            let name =
+                crate::caps::admin_name("token name", &name, 100).map_err(CliError::Usage)?;
             let connection = connection.as_deref().map(str::trim);
             if scope == Scope::Admin && connection.is_some() {
                 return Err(CliError::Usage(

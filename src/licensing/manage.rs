@@ -36,27 +36,9 @@ pub struct NewLicense<'a> {
 /// The most seats a license or sublicense may have (the portal's forms take as many).
 pub const MAX_SEATS: i64 = 10_000_000;
 
-/// A name an admin types (product, sublicense, group, license key): trimmed, not empty, at
-/// most `max` characters, and no control or invisible formatting characters (they would
-/// make two names look alike on a page).
+/// A name an admin types, checked as everywhere (`caps::admin_name`).
 fn checked_name<'a>(what: &str, value: &'a str, max: usize) -> Result<&'a str, ManageError> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(ManageError::Invalid(format!(
-            "the {what} must not be empty"
-        )));
-    }
-    if value.chars().count() > max {
-        return Err(ManageError::Invalid(format!(
-            "the {what} is longer than {max} characters"
-        )));
-    }
-    if value.chars().any(crate::caps::invisible) {
-        return Err(ManageError::Invalid(format!(
-            "the {what} holds control or invisible formatting characters"
-        )));
-    }
-    Ok(value)
+    crate::caps::admin_name(what, value, max).map_err(ManageError::Invalid)
 }
 
 /// Seats within 0..=MAX_SEATS.

@@ -68,6 +68,20 @@ fn the_openapi_document_lists_exactly_the_admin_api_routes() {
         })
         .collect();
     assert_eq!(documented, served);
+    // Query parameters are declared, and PATCH fields that take null say so.
+    let users = &doc["paths"]["/api/v1/admin/users"]["get"]["parameters"];
+    for name in ["q", "seat", "sort", "dir", "offset", "limit"] {
+        assert!(
+            users
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p["name"] == name && p["in"] == "query")),
+            "{name}: {users}"
+        );
+    }
+    let expires = doc.pointer(
+        "/paths/~1api~1v1~1admin~1licenses~1{id}/patch/requestBody/content/application~1json/schema/properties/expires/type",
+    );
+    assert_eq!(expires, Some(&json!(["string", "null"])));
     // Every request body is a closed object, as the handlers refuse unknown fields.
     for (_, ops) in doc["paths"].as_object().expect("paths") {
         for (_, op) in ops.as_object().expect("ops") {

@@ -763,3 +763,37 @@ fn an_interrupted_bundle_restore_keeps_serve_from_starting() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("BACKUP_NOT_ENCRYPTED"), "{err}");
 }
+
+/// A command whose reader goes away (`seatgate audit | head -0`) ends quietly, without a
+/// panic and its backtrace.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let s = server().start();
+    for i in 0..30 {
+        s.cli(&[
+            "license",
+            "add",
+            "--product",
+            &format!("P{i}"),
+            "--seats",
+            "1",
+        ]);
+    }
+    let mut child = std::process::Command::new(crate::support::bin())
+        .args([
+            "--data-dir",
+            s.data_dir.to_str().expect("utf8"),
+            "audit",
+            "--limit",
+            "1000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
