@@ -123,6 +123,26 @@ pub fn invisible(c: char) -> bool {
         )
 }
 
+/// A name an admin types (a product, sublicense, group, license key or token name):
+/// trimmed, not empty, at most `max` characters, and no control or invisible formatting
+/// characters (they would make two names look alike on a page or drive a terminal).
+/// The refusal is one sentence naming `what`.
+pub fn admin_name<'a>(what: &str, value: &'a str, max: usize) -> Result<&'a str, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(format!("the {what} must not be empty"));
+    }
+    if value.chars().count() > max {
+        return Err(format!("the {what} is longer than {max} characters"));
+    }
+    if value.chars().any(invisible) {
+        return Err(format!(
+            "the {what} holds control or invisible formatting characters"
+        ));
+    }
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,24 +176,4 @@ mod tests {
         // Bytes, not characters: 65 two-byte characters are 130 bytes.
         assert!(DEVICE_NAME.check(&"é".repeat(65)).is_err());
     }
-}
-
-/// A name an admin types (a product, sublicense, group, license key or token name):
-/// trimmed, not empty, at most `max` characters, and no control or invisible formatting
-/// characters (they would make two names look alike on a page or drive a terminal).
-/// The refusal is one sentence naming `what`.
-pub fn admin_name<'a>(what: &str, value: &'a str, max: usize) -> Result<&'a str, String> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(format!("the {what} must not be empty"));
-    }
-    if value.chars().count() > max {
-        return Err(format!("the {what} is longer than {max} characters"));
-    }
-    if value.chars().any(invisible) {
-        return Err(format!(
-            "the {what} holds control or invisible formatting characters"
-        ));
-    }
-    Ok(value)
 }
