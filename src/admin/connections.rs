@@ -286,8 +286,9 @@ impl Admin {
     ) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
         let xml = field(&form, "metadata_xml");
-        let trusted = connections::update_metadata(&self.db, id, xml, actor)
-            .map_err(crate::domain::problem::Problem::from)?;
+        let trusted =
+            connections::update_metadata(&self.db, id, xml, "updated in the admin portal", actor)
+                .map_err(crate::domain::problem::Problem::from)?;
         log::info!("{actor} replaced the metadata of IdP connection {id}");
         self.flash.set(
             session,

@@ -106,7 +106,10 @@ pub fn overview(o: &Overview<'_>) -> String {
                             @for p in o.pools.iter().filter(|p| p.license_id == l.id) {
                                 tr {
                                     td { (p.name) }
-                                    td { (p.seats.used) " / " (p.pending) " / " (p.seats.free) " of " (p.seats.capacity) }
+                                    td {
+                                        (p.seats.used) " / " (p.pending) " / " (p.seats.free) " of " (p.seats.capacity)
+                                        @if p.seats.used > p.seats.capacity { " " span.bad { "over by " (p.seats.used - p.seats.capacity) } }
+                                    }
                                     td.bar { (super::licenses::usage_bar(p)) }
                                 }
                             }

@@ -131,7 +131,7 @@ pub fn run(config: &Config, cmd: IdpCommand) -> Result<(), CliError> {
         } => {
             if let Some(source) = metadata {
                 let xml = read_metadata(config, &source)?;
-                let n = connections::update_metadata(&db, &id, &xml, super::access::ACTOR)
+                let n = connections::update_metadata(&db, &id, &xml, &source, super::access::ACTOR)
                     .map_err(add_error)?;
                 outln!("{id}: metadata replaced from {source}; {n} signing certificate(s) trusted");
                 if jit.is_none() && sign_requests.is_none() && idp_initiated.is_none() {

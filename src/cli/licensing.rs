@@ -455,9 +455,18 @@ fn print_licenses(db: &Db) -> Result<(), CliError> {
             );
         }
         for p in pools.iter().filter(|p| p.license_id == l.id) {
+            let over = p.seats.used - p.seats.capacity;
             let figures = format!(
-                "{} used, {} pending, {} free of {}",
-                p.seats.used, p.pending, p.seats.free, p.seats.capacity
+                "{} used, {} pending, {} free of {}{}",
+                p.seats.used,
+                p.pending,
+                p.seats.free,
+                p.seats.capacity,
+                if over > 0 {
+                    format!(" (over by {over}: none handed out until it is under)")
+                } else {
+                    String::new()
+                }
             );
             match &p.sublicense_id {
                 None if p.seats.used_by_dynamic > 0 => outln!(

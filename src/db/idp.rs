@@ -129,6 +129,15 @@ pub fn replace_metadata(
     insert_certificates(tx, id, metadata)
 }
 
+/// Records where a connection's metadata now comes from (a file or the portal).
+pub fn set_metadata_source(tx: &Transaction<'_>, id: &str, source: &str) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE idp_connections SET metadata_source = ?2 WHERE id = ?1",
+        params![id, source],
+    )?;
+    Ok(())
+}
+
 /// Connections with a metadata URL not tried since `tried_before` (all with `None`).
 pub fn metadata_urls_due(
     tx: &Transaction<'_>,

@@ -274,7 +274,13 @@ pub fn set_options(db: &Db, id: &str, options: &Options, actor: &Actor) -> Resul
 /// Replaces a connection's IdP metadata with `xml` (a certificate rollover, a moved
 /// sign-on URL): the same IdP only, as the daily refresh of a metadata URL does. Its
 /// users, seats and settings stay. Returns how many signing certificates it now trusts.
-pub fn update_metadata(db: &Db, id: &str, xml: &str, actor: &Actor) -> Result<usize, AddError> {
+pub fn update_metadata(
+    db: &Db,
+    id: &str,
+    xml: &str,
+    source: &str,
+    actor: &Actor,
+) -> Result<usize, AddError> {
     let meta = metadata::parse_idp_metadata(xml)?;
     let now = now_unix();
     db.write(|tx| {
@@ -288,6 +294,11 @@ pub fn update_metadata(db: &Db, id: &str, xml: &str, actor: &Actor) -> Result<us
             });
         }
         idp::replace_metadata(tx, id, &meta, xml, now)?;
+        // A metadata URL stays the source (its daily refresh goes on); a file's name or
+        // "the admin portal" is replaced by where the new copy came from.
+        if !c.metadata_source.starts_with("https://") {
+            idp::set_metadata_source(tx, id, source)?;
+        }
         let detail = serde_json::json!({"metadata": "replaced",
             "certificates": meta.certificates.len(), "sso_url": meta.sso_url});
         crate::db::licensing::audit(

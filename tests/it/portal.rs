@@ -534,10 +534,11 @@ fn idp_setup_shows_the_values_then_creates_the_connection_and_a_scim_token_once(
         &[("metadata_xml", &rolled.metadata())],
     );
     assert_eq!(r.status, 303, "{}", r.text());
+    let replaced = get(&s, "/admin/idp/contoso-okta", &cookie).text();
+    assert!(replaced.contains("Replaced the metadata: 1 signing certificate(s) trusted"));
     assert!(
-        get(&s, "/admin/idp/contoso-okta", &cookie)
-            .text()
-            .contains("Replaced the metadata: 1 signing certificate(s) trusted")
+        replaced.contains("updated in the admin portal"),
+        "{replaced}"
     );
     let other = crate::saml::TestIdp::new("http://www.okta.com/somebody-else");
     let r = submit(
@@ -888,6 +889,12 @@ fn the_users_list_names_groups_queues_and_sorts() {
     assert!(
         licenses.contains("over by 1: nobody loses a seat"),
         "{licenses}"
+    );
+    assert!(get(&s, "/admin", &cookie).text().contains("over by 1"));
+    assert!(
+        s.cli(&["license", "list"])
+            .1
+            .contains("(over by 1: none handed out")
     );
     // The bare address sends a browser to the portal.
     let root = s.get("/");
