@@ -305,13 +305,7 @@ impl Admin {
         actor: &Actor,
         id: &str,
     ) -> Handled {
-        let form = crate::http::parse_form(&req.body)?;
-        if field(&form, "confirm") != "yes" {
-            return Err(HttpError::new(
-                Reason::BadRequest,
-                "Tick the box to confirm that this connection's users can no longer sign in.",
-            ));
-        }
+        super::forms::confirmed(req, "this connection's users can no longer sign in")?;
         let removed = connections::remove(&self.db, id, actor).map_err(|e| match e {
             connections::AddError::UnknownConnection(_) => HttpError::not_found(),
             e => {

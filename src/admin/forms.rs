@@ -48,13 +48,18 @@ impl<'a> Sticky<'a> {
 /// refuses anything that posts without it, with `why` saying what the box confirms.
 pub fn confirmed(req: &crate::http::Request, why: &str) -> Result<(), crate::error::HttpError> {
     let form = crate::http::parse_form(&req.body)?;
+    confirmation(&form, why).map_err(|sentence| {
+        crate::error::HttpError::new(crate::domain::problem::Reason::BadRequest, sentence)
+    })
+}
+
+/// The one rule behind every confirmation: the form's `confirm` box was ticked. Else the
+/// sentence asking for it, saying what ticking it confirms (`why`).
+pub fn confirmation(form: &BTreeMap<String, String>, why: &str) -> Result<(), String> {
     if form.get("confirm").is_some_and(|v| v == "yes") {
         Ok(())
     } else {
-        Err(crate::error::HttpError::new(
-            crate::domain::problem::Reason::BadRequest,
-            format!("Tick the box to confirm that {why}."),
-        ))
+        Err(format!("Tick the box to confirm that {why}."))
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use maud::{Markup, html};
 
-use super::forms::{Sticky, seat_changes, sentence};
+use super::forms::{Sticky, confirmation, seat_changes, sentence};
 use super::pages::layout;
 use super::{Admin, Handled};
 use crate::clock::rfc3339;
@@ -308,7 +308,8 @@ impl Admin {
         let form = crate::http::parse_form(&req.body)?;
         let action = format!("/admin/sublicenses/{id}/delete");
         self.after_change(session, actor, (&action, &form), |actor| {
-            confirmed(&form)?;
+            confirmation(&form, "nobody draws from the sublicense any more")
+                .map_err(ManageError::Invalid)?;
             manage::remove_sublicense(&self.db, actor, id)?;
             Ok("Removed the sublicense.".into())
         })
@@ -348,22 +349,11 @@ impl Admin {
         let form = crate::http::parse_form(&req.body)?;
         let action = format!("/admin/mappings/{id}/delete");
         self.after_change(session, actor, (&action, &form), |actor| {
-            confirmed(&form)?;
+            confirmation(&form, "the group's members lose what it grants")
+                .map_err(ManageError::Invalid)?;
             let summary = manage::remove_mapping(&self.db, actor, id)?;
             Ok(format!("Removed the mapping.{}", seat_changes(&summary)))
         })
-    }
-}
-
-/// Destructive forms carry a ticked `confirm` box (the browser requires it; this is for
-/// anything that posts without it).
-fn confirmed(form: &BTreeMap<String, String>) -> Result<(), ManageError> {
-    if field(form, "confirm") == "yes" {
-        Ok(())
-    } else {
-        Err(ManageError::Invalid(
-            "Tick the box to confirm the removal.".into(),
-        ))
     }
 }
 
