@@ -26,6 +26,8 @@ pub enum Actor {
     System,
     /// The demo organization's seed: `demo`.
     Demo,
+    /// A license key activating a device, by the key's id: `license-key:{id}`.
+    LicenseKey(String),
 }
 
 impl Actor {
@@ -47,6 +49,8 @@ impl Actor {
                     Actor::Scim(n)
                 } else if let Some(n) = named("saml:") {
                     Actor::Saml(n)
+                } else if let Some(n) = named("license-key:") {
+                    Actor::LicenseKey(n)
                 } else {
                     Actor::Device(named("device:")?)
                 }
@@ -67,6 +71,7 @@ impl fmt::Display for Actor {
             Actor::Setup => f.write_str("setup"),
             Actor::System => f.write_str("system"),
             Actor::Demo => f.write_str("demo"),
+            Actor::LicenseKey(id) => write!(f, "license-key:{id}"),
         }
     }
 }
@@ -98,6 +103,7 @@ audit_actions! {
     AdminTokenCreated = "admin_token_created",
     AdminTokenRevoked = "admin_token_revoked",
     DeviceActivated = "device_activated",
+    DeviceMovedToUser = "device_moved_to_user",
     DeviceReleased = "device_released",
     DeviceRevoked = "device_revoked",
     EntitlementImported = "entitlement_imported",
@@ -106,6 +112,10 @@ audit_actions! {
     IdpConnectionRemoved = "idp_connection_removed",
     LicenseAdded = "license_added",
     LicenseChanged = "license_changed",
+    LicenseKeyChanged = "license_key_changed",
+    LicenseKeyCreated = "license_key_created",
+    LicenseKeyRevoked = "license_key_revoked",
+    LicenseKeyRotated = "license_key_rotated",
     LocalAdminCreated = "local_admin_created",
     LocalAdminPasswordChanged = "local_admin_password_changed",
     LocalAdminRemoved = "local_admin_removed",
@@ -153,6 +163,7 @@ mod tests {
             (Actor::Setup, "setup"),
             (Actor::System, "system"),
             (Actor::Demo, "demo"),
+            (Actor::LicenseKey("key-01".into()), "license-key:key-01"),
         ] {
             assert_eq!(actor.to_string(), text);
             assert_eq!(Actor::parse(text), Some(actor), "{text}");

@@ -37,6 +37,9 @@ pub struct State {
     /// The lease still verifies offline until it expires, so `status` must say this.
     #[serde(default)]
     pub last_refusal: Option<Refusal>,
+    /// The license key this device was activated with (a per-device seat), if it was.
+    #[serde(default)]
+    pub license_key: Option<String>,
 }
 
 /// A renewal the server refused: when, and what it said.
@@ -163,6 +166,7 @@ impl Client {
                     lease_id: claims["jti"].as_str().map(str::to_string),
                     last_proof_iat: 0,
                     last_refusal: None,
+                    license_key: None,
                 })?;
                 return Ok(claims);
             }
@@ -172,6 +176,39 @@ impl Client {
                 _ => return Err(refused(&body)),
             }
         }
+    }
+
+    /// Activates with a license key: a per-device seat and the lease at once, no sign-in.
+    pub fn activate_with_key(
+        &self,
+        server: &str,
+        license_key: &str,
+        name: &str,
+        ca_cert: Option<&Path>,
+    ) -> Result<Value, ClientError> {
+        let server = server.trim_end_matches('/');
+        let (status, body) = self.post(
+            &format!("{server}/api/v1/activations"),
+            &json!({"license_key": license_key, "device": {"public_key": self.key.jwk, "name": name, "os": std::env::consts::OS}}),
+            None,
+        )?;
+        if status != 201 {
+            return Err(refused(&body));
+        }
+        let lease = body["license"].as_str().unwrap_or_default().to_string();
+        let claims = Jws::parse(&lease).map_err(failed)?.claims;
+        std::fs::write(self.lease_path(), &lease).map_err(failed)?;
+        self.save_state(&State {
+            server: server.to_string(),
+            email: String::new(),
+            ca_cert: ca_cert.map(Path::to_path_buf),
+            device_id: body["device_id"].as_str().map(str::to_string),
+            lease_id: claims["jti"].as_str().map(str::to_string),
+            last_proof_iat: 0,
+            last_refusal: None,
+            license_key: claims["license_key"].as_str().map(str::to_string),
+        })?;
+        Ok(claims)
     }
 
     /// Renews the lease with a proof signed by the device key.

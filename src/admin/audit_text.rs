@@ -72,6 +72,7 @@ fn who(actor: &str, names: &Names) -> String {
         Some(Actor::Setup) => "First-run setup".into(),
         Some(Actor::System) => "seatgate".into(),
         Some(Actor::Demo) => "The demo".into(),
+        Some(Actor::LicenseKey(id)) => format!("The license key {id}"),
         None => actor.to_string(),
     }
 }
@@ -105,6 +106,8 @@ struct Said<'a> {
     d: &'a Value,
     actor: String,
     person: String,
+    /// Whether the entry is about a person (a key device's entries are not).
+    has_person: bool,
     subject: &'a str,
     /// " (REASON)", or nothing.
     because: String,
@@ -126,6 +129,7 @@ pub fn sentence(e: &AuditEntry, user: Option<&str>, names: &Names) -> String {
             .map(str::to_string)
             .or_else(|| e.user_id.clone())
             .unwrap_or_else(|| "someone".into()),
+        has_person: e.user_id.is_some(),
         subject: e.subject.as_deref().unwrap_or(""),
         because: if reason.is_empty() {
             String::new()
@@ -164,16 +168,37 @@ fn seat_and_device(action: &str, c: &Said<'_>, names: &Names) -> Option<String> 
             "{person} no longer waits for a seat from {}.",
             names.pool(subject)
         ),
+        "device_activated" if !c.has_person => format!(
+            "{actor} activated {} ({}) with a per-device seat.",
+            text(d, "name"),
+            text(d, "os")
+        ),
         "device_activated" => format!(
             "{person} activated {} ({}).",
             text(d, "name"),
             text(d, "os")
         ),
+        "device_moved_to_user" => format!(
+            "{person} activated the device {subject} with single sign-on: it left the license key {} and its per-device seat was freed.",
+            text(d, "key")
+        ),
         "device_revoked" => format!("{actor} revoked the device {subject} of {person}{because}."),
+        "device_released" if !c.has_person => {
+            format!(
+                "{actor} released the key device {subject}{because}; its per-device seat was freed."
+            )
+        }
         "device_released" => format!("{actor} released the device {subject} of {person}{because}."),
+        "renewal_refused" if !c.has_person => {
+            format!("The key device {subject} was refused a renewal{because}.")
+        }
         "renewal_refused" => {
             format!("The device {subject} of {person} was refused a renewal{because}.")
         }
+        "activation_refused" if !c.has_person && subject.starts_with("key-") => format!(
+            "An activation of {} with the license key {subject} was refused{because}.",
+            text(d, "name")
+        ),
         "activation_refused" => format!("An activation for {person} was refused{because}."),
         _ => return None,
     })
@@ -227,6 +252,27 @@ fn licensing(action: &str, c: &Said<'_>, names: &Names) -> Option<String> {
             expiry(&d["expires_at"])
         ),
         "sublicense_removed" => format!("{actor} removed the sublicense {}.", text(d, "name")),
+        "license_key_created" => format!(
+            "{actor} created the license key {subject} ({}, …{}) for {} devices of {}.",
+            text(d, "name"),
+            text(d, "hint"),
+            d["devices"],
+            names.pool(d["sublicense"].as_str().unwrap_or(text(d, "license")))
+        ),
+        "license_key_changed" => format!(
+            "{actor} changed the license key {subject}: {}, at most {} devices.",
+            text(d, "name"),
+            d["devices"]
+        ),
+        "license_key_rotated" => format!(
+            "{actor} rotated the license key {subject}: …{} replaces …{}; its devices keep their seats.",
+            text(d, "hint"),
+            text(d, "old_hint")
+        ),
+        "license_key_revoked" => format!(
+            "{actor} revoked the license key {subject} and its {} device(s).",
+            d["devices"].as_array().map_or(0, Vec::len)
+        ),
         "mapping_added" => format!(
             "{actor} mapped the group {}{} to {}.",
             text(d, "group"),

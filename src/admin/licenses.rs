@@ -712,6 +712,7 @@ impl From<ManageError> for HttpError {
             ManageError::Db(e) => e.into(),
             e @ (ManageError::UnknownLicense(_)
             | ManageError::UnknownSublicense(_)
+            | ManageError::UnknownKey(_)
             | ManageError::UnknownMapping(_)) => {
                 HttpError::new(Reason::NotFound, sentence(&e.to_string()))
             }

@@ -299,10 +299,10 @@ impl Admin {
                 rfc3339(device.lease_expires_at)
             ),
         );
-        Ok(Response::see_other(&format!(
-            "/admin/users/{}",
-            device.user_id
-        )))
+        Ok(Response::see_other(&match &device.user_id {
+            Some(user) => format!("/admin/users/{user}"),
+            None => "/admin/keys".to_string(),
+        }))
     }
 }
 

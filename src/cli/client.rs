@@ -10,14 +10,20 @@ use crate::clock::{now_unix, rfc3339};
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
-    /// Activate this machine: prints the address to open in a browser, waits for the
-    /// sign-in, stores the lease
+    /// Activate this machine: with --email, prints the address to open in a browser,
+    /// waits for the sign-in and stores the lease; with --key, a license key's per-device
+    /// seat and the lease at once, no sign-in
+    #[command(group(clap::ArgGroup::new("how").args(["email", "key"]).required(true)))]
     Activate {
         /// The gateway, e.g. https://seatgate.example.com:8443
         #[arg(long)]
         server: String,
+        /// Your work email: activate with single sign-on
         #[arg(long)]
-        email: String,
+        email: Option<String>,
+        /// A license key from your IT administrator (SGK-…): activate without signing in
+        #[arg(long, value_name = "KEY")]
+        key: Option<String>,
         /// A CA certificate to trust (the gateway's local CA, tls/ca.pem)
         #[arg(long, value_name = "FILE")]
         ca_cert: Option<PathBuf>,
@@ -62,6 +68,7 @@ pub fn run(state: Option<PathBuf>, cmd: ClientCommand) -> Result<(), CliError> {
         ClientCommand::Activate {
             server,
             email,
+            key,
             ca_cert,
             name,
         } => {
@@ -69,6 +76,21 @@ pub fn run(state: Option<PathBuf>, cmd: ClientCommand) -> Result<(), CliError> {
             let name = name
                 .or_else(crate::public_url::host_name)
                 .unwrap_or_else(|| "this machine".into());
+            let (Some(email), None) = (email, key.as_deref()) else {
+                let key = key.unwrap_or_default();
+                let claims = client
+                    .activate_with_key(&server, &key, &name, ca_cert.as_deref())
+                    .map_err(client_error)?;
+                outln!(
+                    "activated: {} with license key {} ({}), a per-device seat; renew after {}, valid offline until {}",
+                    claims["device"].as_str().unwrap_or(""),
+                    claims["license_key"].as_str().unwrap_or(""),
+                    claims["product"].as_str().unwrap_or(""),
+                    rfc3339(claims["renew_after"].as_i64().unwrap_or(0)),
+                    rfc3339(claims["exp"].as_i64().unwrap_or(0))
+                );
+                return Ok(());
+            };
             let claims = client
                 .activate(
                     &server,
@@ -113,7 +135,10 @@ fn status(dir: &Path) -> Result<(), CliError> {
         .state()
         .ok_or_else(|| CliError::Usage("not activated".into()))?;
     outln!("server     {}", state.server);
-    outln!("email      {}", state.email);
+    match &state.license_key {
+        Some(key) => outln!("seat       per-device, license key {key}"),
+        None => outln!("email      {}", state.email),
+    }
     outln!(
         "device     {} (key {})",
         state.device_id.as_deref().unwrap_or("none"),

@@ -48,6 +48,63 @@ pub enum LicenseCommand {
         #[arg(long, value_name = "DURATION|default")]
         max_offline: Option<String>,
     },
+    /// License keys: per-device seats for Macs activated without a sign-in
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a key handing out up to N seats of a license's primary pool (or of one of
+    /// its sublicenses) to devices; prints it once (only the key on the last line)
+    Create {
+        /// The license's id or product name
+        #[arg(long)]
+        license: String,
+        /// Draw the seats from this sublicense (id or name) instead of the primary pool
+        #[arg(long)]
+        sublicense: Option<String>,
+        /// How many devices the key may activate at once
+        #[arg(long)]
+        devices: i64,
+        /// A name to recognize it by, e.g. "Lab 3" [default: the pool's name]
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Keys with their pool, devices in use and state (the keys themselves are never shown
+    /// again)
+    List {
+        /// Only this license's keys (id or product name)
+        #[arg(long)]
+        license: Option<String>,
+    },
+    /// The devices a key holds seats for
+    Devices {
+        /// The key's id or name
+        key: String,
+    },
+    /// Rename a key or change its device limit (a lower limit takes no seat away; it stops
+    /// new activations until devices are released)
+    Set {
+        /// The key's id or name
+        key: String,
+        #[arg(long)]
+        devices: Option<i64>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Give a key a new secret, printed once; its devices keep their seats and the old
+    /// key activates nothing more
+    Rotate {
+        /// The key's id or name
+        key: String,
+    },
+    /// Revoke a key and every device activated with it: each is refused at its next
+    /// renewal with REVOKED, and their seats go to whoever waits
+    Revoke {
+        /// The key's id or name
+        key: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -207,6 +264,7 @@ pub fn license(db: &Db, cmd: LicenseCommand) -> Result<(), CliError> {
             outln!("{id}");
         }
         LicenseCommand::List => print_licenses(db)?,
+        LicenseCommand::Key(cmd) => license_key(db, cmd)?,
         LicenseCommand::Import { file } => import_entitlement(db, &file)?,
         LicenseCommand::Set {
             license,
@@ -249,6 +307,126 @@ pub fn license(db: &Db, cmd: LicenseCommand) -> Result<(), CliError> {
                 outln!("license {license} changed");
                 print_summary(&summary);
             }
+        }
+    }
+    Ok(())
+}
+
+fn license_key(db: &Db, cmd: KeyCommand) -> Result<(), CliError> {
+    use crate::licensing::keys;
+    let now = now_unix();
+    match cmd {
+        KeyCommand::Create {
+            license,
+            sublicense,
+            devices,
+            name,
+        } => {
+            let issued = keys::create(
+                db,
+                ACTOR,
+                &keys::NewKeyRequest {
+                    license: &license,
+                    sublicense: sublicense.as_deref(),
+                    name: name.as_deref(),
+                    devices,
+                },
+                now,
+            )
+            .map_err(manage_error)?;
+            outln!(
+                "created license key {} ({}) for up to {} devices; it is shown only now:",
+                issued.key.id,
+                issued.key.name,
+                issued.key.device_limit
+            );
+            outln!("{}", issued.secret);
+        }
+        KeyCommand::List { license } => {
+            let list = keys::list(db, license.as_deref()).map_err(manage_error)?;
+            if list.is_empty() {
+                outln!("no license keys");
+            }
+            let names = db.read(store::catalog).map_err(runtime)?;
+            for k in list {
+                let pool = match &k.sublicense_id {
+                    Some(s) => names
+                        .sublicense(s)
+                        .map_or(s.clone(), |s| format!("sublicense {}", s.name)),
+                    None => format!("{} primary pool", k.license_id),
+                };
+                let state = match k.revoked_at {
+                    Some(t) => format!("revoked {}", rfc3339(t)),
+                    None => "active".into(),
+                };
+                outln!(
+                    "{}\t{}\t…{}\t{}/{} devices\t{pool}\t{state}",
+                    k.id,
+                    k.name,
+                    k.hint,
+                    k.devices,
+                    k.device_limit
+                );
+            }
+        }
+        KeyCommand::Devices { key } => {
+            let devices = db
+                .read(|tx| {
+                    let k = keys::find_key(tx, &key)?;
+                    Ok::<_, manage::ManageError>(store::devices_of_key(tx, &k.id)?)
+                })
+                .map_err(manage_error)?;
+            if devices.is_empty() {
+                outln!("no devices");
+            }
+            for d in devices {
+                outln!(
+                    "{}\t{}\t{}\tlease until {}\tlast seen {}",
+                    d.id,
+                    d.name,
+                    d.os,
+                    rfc3339(d.lease_expires_at),
+                    rfc3339(d.last_seen_at)
+                );
+            }
+        }
+        KeyCommand::Set { key, devices, name } => {
+            if devices.is_none() && name.is_none() {
+                return Err(CliError::Usage("give --devices or --name".into()));
+            }
+            let k =
+                keys::set(db, ACTOR, &key, name.as_deref(), devices, now).map_err(manage_error)?;
+            outln!(
+                "license key {} ({}): at most {} devices, {} in use",
+                k.id,
+                k.name,
+                k.device_limit,
+                k.devices
+            );
+        }
+        KeyCommand::Rotate { key } => {
+            let issued = keys::rotate(db, ACTOR, &key, now).map_err(manage_error)?;
+            outln!(
+                "rotated license key {} ({}); its {} device(s) keep their seats; the new key is shown only now:",
+                issued.key.id,
+                issued.key.name,
+                issued.key.devices
+            );
+            outln!("{}", issued.secret);
+        }
+        KeyCommand::Revoke { key } => {
+            let done = keys::revoke(db, ACTOR, &key, now).map_err(manage_error)?;
+            outln!(
+                "revoked license key {} ({}) and its {} device(s); they are refused at their next renewal (REVOKED){}",
+                done.key.id,
+                done.key.name,
+                done.devices,
+                if done.seated > 0 {
+                    format!("; {} waiting user(s) received the freed seats", done.seated)
+                } else {
+                    String::new()
+                }
+            );
         }
     }
     Ok(())

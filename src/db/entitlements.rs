@@ -149,6 +149,12 @@ pub fn store(tx: &Transaction<'_>, e: &EntitlementRow) -> rusqlite::Result<()> {
 }
 
 /// Sets a license's product, key, seats and end date from its entitlement.
+/// The seats a license gets from its entitlement: the per-user seats and the per-device
+/// seats, one pool that people and license-key devices share.
+pub fn license_seats(e: &Entitlement) -> i64 {
+    i64::from(e.seats) + i64::from(e.device_seats)
+}
+
 pub fn apply_to_license(
     tx: &Transaction<'_>,
     license_id: &str,
@@ -158,7 +164,7 @@ pub fn apply_to_license(
     tx.execute(
         "UPDATE licenses SET product = ?2, license_key = ?3, seats = ?4, expires_at = ?5, updated_at = ?6
          WHERE id = ?1",
-        params![license_id, e.product, e.entitlement_id, e.seats, e.ends_at, now],
+        params![license_id, e.product, e.entitlement_id, license_seats(e), e.ends_at, now],
     )?;
     Ok(())
 }

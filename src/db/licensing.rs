@@ -433,7 +433,8 @@ pub fn user_active(tx: &Transaction<'_>, user_id: &str) -> rusqlite::Result<Opti
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DeviceRow {
     pub id: String,
-    pub user_id: String,
+    /// The user of an SSO activation; `None` for a key device.
+    pub user_id: Option<String>,
     pub license_id: String,
     pub thumbprint: String,
     pub name: String,
@@ -444,11 +445,22 @@ pub struct DeviceRow {
     pub lease_expires_at: i64,
     pub revoked_at: Option<i64>,
     pub revoke_reason: Option<String>,
+    /// The license key a per-device seat came from (`None` for a user's device).
+    pub key_id: Option<String>,
+    /// A key device's pool: the key's sublicense, `None` for the primary pool.
+    pub sublicense_id: Option<String>,
     #[serde(skip)]
     pub public_jwk: String,
 }
 
-const DEVICE_COLS: &str = "id, user_id, license_id, thumbprint, name, os, created_at, last_seen_at, lease_id, lease_expires_at, revoked_at, revoke_reason, public_jwk";
+impl DeviceRow {
+    /// Whoever the device's audit entries are about: its user, or none for a key device.
+    pub fn user(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+}
+
+const DEVICE_COLS: &str = "id, user_id, license_id, thumbprint, name, os, created_at, last_seen_at, lease_id, lease_expires_at, revoked_at, revoke_reason, public_jwk, key_id, sublicense_id";
 
 fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRow> {
     Ok(DeviceRow {
@@ -465,6 +477,8 @@ fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRow> {
         revoked_at: r.get(10)?,
         revoke_reason: r.get(11)?,
         public_jwk: r.get(12)?,
+        key_id: r.get(13)?,
+        sublicense_id: r.get(14)?,
     })
 }
 
@@ -559,7 +573,7 @@ pub fn retire_signing_keys(
 
 pub struct NewDevice<'a> {
     pub id: &'a str,
-    pub user_id: &'a str,
+    pub holder: Holder<'a>,
     pub license_id: &'a str,
     pub thumbprint: &'a str,
     pub public_jwk: &'a str,
@@ -569,13 +583,64 @@ pub struct NewDevice<'a> {
     pub lease_expires_at: i64,
 }
 
+/// Whom a device's seat belongs to.
+#[derive(Debug, Clone, Copy)]
+pub enum Holder<'a> {
+    /// A person (an SSO activation): the seat is theirs.
+    User(&'a str),
+    /// A license key: a per-device seat in the key's pool (`sublicense`, else primary).
+    Key {
+        key_id: &'a str,
+        sublicense: Option<&'a str>,
+    },
+}
+
 /// Stores a device; an earlier (revoked) device with the same key is replaced.
 pub fn insert_device(tx: &Transaction<'_>, d: &NewDevice<'_>, now: i64) -> rusqlite::Result<()> {
     tx.prepare_cached("DELETE FROM devices WHERE thumbprint = ?1 AND revoked_at IS NOT NULL")?
         .execute([d.thumbprint])?;
-    tx.prepare_cached("INSERT INTO devices (id, user_id, license_id, thumbprint, public_jwk, name, os, created_at, last_seen_at, lease_id, lease_expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)")?.execute(params![d.id, d.user_id, d.license_id, d.thumbprint, d.public_jwk, d.name, d.os, now, d.lease_id, d.lease_expires_at])?;
+    let (user_id, key_id, sublicense_id) = match d.holder {
+        Holder::User(u) => (Some(u), None, None),
+        Holder::Key { key_id, sublicense } => (None, Some(key_id), sublicense),
+    };
+    tx.prepare_cached("INSERT INTO devices (id, user_id, license_id, thumbprint, public_jwk, name, os, created_at, last_seen_at, lease_id, lease_expires_at, key_id, sublicense_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12)")?.execute(params![d.id, user_id, d.license_id, d.thumbprint, d.public_jwk, d.name, d.os, now, d.lease_id, d.lease_expires_at, key_id, sublicense_id])?;
     Ok(())
+}
+
+/// Hands a key device to the person who activated it with SSO: it leaves the key (its
+/// per-device seat is freed by the triggers) and takes the new lease under `license_id`.
+pub fn move_device_to_user(
+    tx: &Transaction<'_>,
+    id: &str,
+    user_id: &str,
+    license_id: &str,
+    lease_id: &str,
+    lease_expires_at: i64,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE devices SET user_id = ?2, key_id = NULL, sublicense_id = NULL, license_id = ?3,
+           lease_id = ?4, lease_expires_at = ?5, last_seen_at = ?6 WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        user_id,
+        license_id,
+        lease_id,
+        lease_expires_at,
+        now
+    ])?;
+    Ok(())
+}
+
+/// The live devices a license key holds seats for, oldest first.
+pub fn devices_of_key(tx: &Transaction<'_>, key_id: &str) -> rusqlite::Result<Vec<DeviceRow>> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {DEVICE_COLS} FROM devices WHERE key_id = ?1 AND revoked_at IS NULL ORDER BY created_at, id"
+    ))?;
+    let rows = stmt.query_map([key_id], device_row)?;
+    rows.collect()
 }
 
 /// Records a renewal: the new lease, the proof time, and that the device was seen.

@@ -17,6 +17,7 @@ pub mod entitlements;
 pub mod filter_sql;
 pub mod health;
 pub mod idp;
+pub mod keys;
 pub mod licensing;
 mod migrations;
 pub mod portal;

@@ -65,6 +65,8 @@ pub enum RevokeReason {
     Deactivated,
     /// Not heard from for too long (housekeeping).
     Silent,
+    /// The license key it was activated with was revoked (or its pool removed).
+    KeyRevoked,
     /// Its user lost the seat, for this reason.
     SeatLost(Reason),
 }
@@ -74,6 +76,7 @@ impl RevokeReason {
         match self {
             RevokeReason::Deactivated => "DEACTIVATED",
             RevokeReason::Silent => "SILENT",
+            RevokeReason::KeyRevoked => "KEY_REVOKED",
             RevokeReason::SeatLost(reason) => reason.code(),
         }
     }
@@ -82,6 +85,7 @@ impl RevokeReason {
         match s {
             "DEACTIVATED" => Some(RevokeReason::Deactivated),
             "SILENT" => Some(RevokeReason::Silent),
+            "KEY_REVOKED" => Some(RevokeReason::KeyRevoked),
             _ => Reason::from_code(s).map(RevokeReason::SeatLost),
         }
     }
@@ -90,7 +94,9 @@ impl RevokeReason {
     pub fn refusal(self) -> Reason {
         match self {
             RevokeReason::SeatLost(reason) => reason,
-            RevokeReason::Deactivated | RevokeReason::Silent => Reason::Revoked,
+            RevokeReason::Deactivated | RevokeReason::Silent | RevokeReason::KeyRevoked => {
+                Reason::Revoked
+            }
         }
     }
 }

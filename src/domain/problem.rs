@@ -64,6 +64,8 @@ reasons! {
     LicenseExpired = ("LICENSE_EXPIRED", 403, "forbidden"),
     DeviceLimit = ("DEVICE_LIMIT", 403, "forbidden"),
     Revoked = ("REVOKED", 403, "forbidden"),
+    /// A license key that is not (or no longer, after a rotation) one of this gateway's.
+    KeyUnknown = ("KEY_UNKNOWN", 403, "forbidden"),
     ActivationExpired = ("ACTIVATION_EXPIRED", 400, "invalid_request"),
     InvalidRedirectUri = ("INVALID_REDIRECT_URI", 400, "invalid_request"),
     /// A vendor entitlement that is not one, or not signed by a trusted vendor key.

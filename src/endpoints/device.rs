@@ -14,7 +14,7 @@ use crate::domain::identity::SignedIn;
 use crate::domain::problem::Reason;
 use crate::error::HttpError;
 use crate::http::{Request, Response};
-use crate::licensing::{activation, leases};
+use crate::licensing::{activation, keys, leases};
 use crate::saml::signing::LazySpKey;
 
 use crate::clock::Clock;
@@ -41,8 +41,32 @@ impl LicensingApi {
         )
     }
 
-    /// `POST /api/v1/activations`: a device asks to be activated.
+    /// `POST /api/v1/activations`: a device asks to be activated, with SSO for an email
+    /// (the browser flow), or with a license key (its lease at once).
     pub fn start_activation(&self, req: &Request, admitted: Admitted) -> Handled {
+        if let Ok(body) = serde_json::from_slice::<serde_json::Value>(&req.body)
+            && body.get("license_key").is_some()
+        {
+            let done = keys::activate(
+                &self.db,
+                &self.config,
+                &self.public_url,
+                &body,
+                admitted,
+                self.clock.now_unix(),
+            )?;
+            return Ok(Response::json(
+                201,
+                &json!({
+                    "license": done.lease.token,
+                    "device_id": done.device_id,
+                    "lease_id": done.lease.id,
+                    "renew_after": done.lease.renew_after,
+                    "expires_at": done.lease.expires_at,
+                    "token_type": "seatgate-lease",
+                }),
+            ));
+        }
         let started = activation::start(
             &self.db,
             &self.config,

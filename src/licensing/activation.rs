@@ -24,7 +24,7 @@ use crate::audit::{Actor, AuditAction};
 use crate::config::LeaseConfig;
 use crate::crypto::{b64url, new_secret_token, random_hex, sha256, sha256_hex};
 use crate::db::Db;
-use crate::db::licensing::{self as store, Activation, ActivationKey, NewDevice};
+use crate::db::licensing::{self as store, Activation, ActivationKey, Holder, NewDevice};
 use crate::domain::engine::RevokeReason;
 use crate::domain::identity::Resolved;
 use crate::domain::identity::SignedIn;
@@ -93,7 +93,11 @@ impl StartRequest {
 }
 
 /// A device's name or os: printable, not empty, within its cap.
-fn device_text(v: Option<&Value>, default: &str, cap: crate::caps::Cap) -> Result<String, Problem> {
+pub(crate) fn device_text(
+    v: Option<&Value>,
+    default: &str,
+    cap: crate::caps::Cap,
+) -> Result<String, Problem> {
     let s = cap.check(v.and_then(Value::as_str).unwrap_or(default).trim())?;
     if s.is_empty() || s.chars().any(char::is_control) {
         return Err(bad_request(
@@ -148,7 +152,8 @@ pub fn start(
         if crate::db::idp::target_by_domain(tx, domain)?.is_none() {
             return Err(Problem::new(Reason::DomainUnknown, "Single sign-on is not set up for this email domain. Check the address, or ask your IT administrator."));
         }
-        if store::device_by_thumbprint(tx, &request.key.thumbprint)?.is_some_and(|d| d.revoked_at.is_none()) {
+        // A live key device may be activated by its person: it then moves to their seat.
+        if store::device_by_thumbprint(tx, &request.key.thumbprint)?.is_some_and(|d| d.revoked_at.is_none() && d.key_id.is_none()) {
             return Err(Problem::new(Reason::Conflict, "This device key is already activated; renew its lease, or deactivate it first."));
         }
         store::insert_activation(tx, &Activation {
@@ -391,14 +396,20 @@ fn decide(
     };
     let user_id = &seat.user_id;
     let user = crate::db::directory::user_by_id(tx, user_id)?.ok_or_else(Problem::internal)?;
-    let device_id = format!("dev-{}", random_hex(8));
+    let key_device = store::device_by_thumbprint(tx, &a.thumbprint)?
+        .filter(|d| d.revoked_at.is_none() && d.key_id.is_some());
+    let device_id = match &key_device {
+        Some(d) => d.id.clone(),
+        None => format!("dev-{}", random_hex(8)),
+    };
     let lease = leases::mint(
         tx,
         cfg,
         issuer,
         &LeaseFor {
-            user_id,
-            email: &user.user_name,
+            user_id: Some(user_id),
+            email: Some(&user.user_name),
+            key_id: None,
             license_id: &seat.license_id,
             sublicense_id: seat.sublicense_id.as_deref(),
             device_id: &device_id,
@@ -406,22 +417,64 @@ fn decide(
         },
         now,
     )?;
-    store::insert_device(
+    match key_device {
+        Some(d) => move_to_user(tx, &d, user_id, &seat.license_id, &lease, now)?,
+        None => store::insert_device(
+            tx,
+            &NewDevice {
+                id: &device_id,
+                holder: Holder::User(user_id),
+                license_id: &seat.license_id,
+                thumbprint: &a.thumbprint,
+                public_jwk: &a.public_jwk,
+                name: &a.device_name,
+                os: &a.device_os,
+                lease_id: &lease.id,
+                lease_expires_at: lease.expires_at,
+            },
+            now,
+        )?,
+    }
+    Ok(Ok((user_id.clone(), device_id, lease)))
+}
+
+/// Per-device to per-user: a key device its person activated with SSO becomes theirs, on
+/// their seat, and the key's per-device seat goes back to its pool (to whoever waits).
+/// One transaction, audited.
+fn move_to_user(
+    tx: &rusqlite::Transaction<'_>,
+    device: &store::DeviceRow,
+    user_id: &str,
+    license_id: &str,
+    lease: &leases::Lease,
+    now: i64,
+) -> Result<(), Problem> {
+    let key = device.key_id.clone().unwrap_or_default();
+    store::move_device_to_user(
         tx,
-        &NewDevice {
-            id: &device_id,
-            user_id,
-            license_id: &seat.license_id,
-            thumbprint: &a.thumbprint,
-            public_jwk: &a.public_jwk,
-            name: &a.device_name,
-            os: &a.device_os,
-            lease_id: &lease.id,
-            lease_expires_at: lease.expires_at,
-        },
+        &device.id,
+        user_id,
+        license_id,
+        &lease.id,
+        lease.expires_at,
         now,
     )?;
-    Ok(Ok((user_id.clone(), device_id, lease)))
+    let detail =
+        json!({"key": key, "license": device.license_id, "sublicense": device.sublicense_id});
+    store::audit(
+        tx,
+        now,
+        &Actor::System,
+        AuditAction::DeviceMovedToUser,
+        Some(user_id),
+        store::AuditAbout {
+            subject: Some(&device.id),
+            detail: Some(&detail.to_string()),
+            reason: None,
+        },
+    )?;
+    super::reconcile::after_device_seats_change(tx, &device.license_id, &Actor::System, now)?;
+    Ok(())
 }
 
 /// RFC 8628 §3.5's error words for a poll that gets no lease (and RFC 6749's for a

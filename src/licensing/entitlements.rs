@@ -82,7 +82,7 @@ pub enum ImportError {
     Reserved {
         license: String,
         reserved: i64,
-        seats: u32,
+        seats: i64,
     },
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
@@ -322,11 +322,11 @@ pub fn import(
             return Ok((imported, Summary::default()));
         }
         let reserved = super::manage::reserved_seats(tx, &license, None)?;
-        if reserved > i64::from(claims.seats) {
+        if reserved > store::license_seats(&claims) {
             return Err(ImportError::Reserved {
                 license,
                 reserved,
-                seats: claims.seats,
+                seats: store::license_seats(&claims),
             });
         }
         let before = licenses::licenses(tx)?
@@ -420,7 +420,7 @@ fn place(
             id: license.clone(),
             product: claims.product.clone(),
             license_key: Some(claims.entitlement_id.clone()),
-            seats: i64::from(claims.seats),
+            seats: store::license_seats(claims),
             model: "per-user".into(),
             expires_at: Some(claims.ends_at),
             created_at: now,

@@ -80,9 +80,12 @@ pub struct Lease {
     pub expires_at: i64,
 }
 
+/// Whom a lease is for: a person's device (`user_id`, `email`), or a key device
+/// (`key_id`, no person).
 pub struct LeaseFor<'a> {
-    pub user_id: &'a str,
-    pub email: &'a str,
+    pub user_id: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub key_id: Option<&'a str>,
     pub license_id: &'a str,
     pub sublicense_id: Option<&'a str>,
     pub device_id: &'a str,
@@ -133,10 +136,10 @@ fn sign_lease(
     let id = format!("lease-{}", crate::crypto::random_hex(12));
     let (renew_after, expires_at) = lease_window(cfg, terms, now);
     let product = terms.product.as_str();
-    let claims = json!({
+    // A key device has no person: the lease's subject is the device itself.
+    let mut claims = json!({
         "iss": issuer,
-        "sub": who.user_id,
-        "email": who.email,
+        "sub": who.user_id.unwrap_or(who.device_id),
         "product": product,
         "license": who.license_id,
         "sublicense": who.sublicense_id,
@@ -148,6 +151,12 @@ fn sign_lease(
         "renew_after": renew_after,
         "exp": expires_at,
     });
+    if let Some(email) = who.email {
+        claims["email"] = json!(email);
+    }
+    if let Some(key) = who.key_id {
+        claims["license_key"] = json!(key);
+    }
     let token =
         sign_eddsa(&key.pkcs8, &key.kid, LEASE_TYP, &claims).map_err(|_| internal("signing"))?;
     Ok(Lease {
@@ -215,17 +224,23 @@ pub fn verify_proof(
     Ok(Proof { device, iat })
 }
 
-/// What a device's renewal depends on, read fresh: its user, seat and revocation.
+/// What a device's renewal depends on, read fresh: its user and seat (or its key and
+/// pool) and revocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Standing {
-    user_id: String,
-    email: String,
+    user_id: Option<String>,
+    email: Option<String>,
+    key_id: Option<String>,
     license_id: String,
     sublicense_id: Option<String>,
     terms: store::LeaseTerms,
 }
 
-fn standing(tx: &Transaction<'_>, device: &DeviceRow) -> Result<Result<Standing, Reason>, Problem> {
+fn standing(
+    tx: &Transaction<'_>,
+    device: &DeviceRow,
+    now: i64,
+) -> Result<Result<Standing, Reason>, Problem> {
     if device.revoked_at.is_some() {
         let reason = device
             .revoke_reason
@@ -234,7 +249,13 @@ fn standing(tx: &Transaction<'_>, device: &DeviceRow) -> Result<Result<Standing,
             .map_or(Reason::Revoked, RevokeReason::refusal);
         return Ok(Err(reason));
     }
-    let Some(user) = crate::db::directory::user_by_id(tx, &device.user_id)? else {
+    if let Some(key_id) = &device.key_id {
+        return key_standing(tx, device, key_id, now);
+    }
+    let Some(user_id) = device.user_id.as_deref() else {
+        return Ok(Err(Reason::Revoked));
+    };
+    let Some(user) = crate::db::directory::user_by_id(tx, user_id)? else {
         return Ok(Err(Reason::Revoked));
     };
     if !user.active {
@@ -248,10 +269,47 @@ fn standing(tx: &Transaction<'_>, device: &DeviceRow) -> Result<Result<Standing,
     };
     Ok(Ok(Standing {
         terms: store::lease_terms(tx, &seat.license_id)?,
-        user_id: user.id,
-        email: user.user_name,
+        user_id: Some(user.id),
+        email: Some(user.user_name),
+        key_id: None,
         license_id: seat.license_id,
         sublicense_id: seat.sublicense_id,
+    }))
+}
+
+/// A key device renews while its key is live and its pool has not ended; its seat is
+/// held by the device itself, so a full pool never refuses it.
+fn key_standing(
+    tx: &Transaction<'_>,
+    device: &DeviceRow,
+    key_id: &str,
+    now: i64,
+) -> Result<Result<Standing, Reason>, Problem> {
+    let Some(key) = crate::db::keys::by_id(tx, key_id)? else {
+        return Ok(Err(Reason::Revoked));
+    };
+    if key.revoked_at.is_some() {
+        return Ok(Err(Reason::Revoked));
+    }
+    let catalog = store::catalog(tx)?;
+    let ended = |t: Option<i64>| t.is_some_and(|t| t < now);
+    let license_ended = catalog
+        .license(&device.license_id)
+        .is_none_or(|l| ended(l.expires_at));
+    let pool_ended = device
+        .sublicense_id
+        .as_deref()
+        .is_some_and(|s| catalog.sublicense(s).is_none_or(|s| ended(s.expires_at)));
+    if license_ended || pool_ended {
+        return Ok(Err(Reason::LicenseExpired));
+    }
+    Ok(Ok(Standing {
+        terms: store::lease_terms(tx, &device.license_id)?,
+        user_id: None,
+        email: None,
+        key_id: Some(key.id),
+        license_id: device.license_id.clone(),
+        sublicense_id: device.sublicense_id.clone(),
     }))
 }
 
@@ -267,7 +325,7 @@ pub fn renew(
 ) -> Result<Lease, Problem> {
     let prepared = db.read(|tx| {
         let Proof { device, iat } = verify_proof(tx, proof, "renew", now)?;
-        let standing = standing(tx, &device)?;
+        let standing = standing(tx, &device, now)?;
         let key = store::active_signing_key(tx)?
             .filter(|k| now - k.created_at < cfg.key_rotation.as_secs() as i64);
         let lease = match (&standing, &key) {
@@ -292,7 +350,7 @@ pub fn renew(
         }
         let device =
             store::device(tx, &device.id)?.ok_or_else(|| unauthorized("the device is gone"))?;
-        let now_standing = standing(tx, &device)?;
+        let now_standing = standing(tx, &device, now)?;
         let lease = match (&now_standing, signed) {
             (Err(reason), _) => {
                 store::set_last_proof(tx, &device.id, iat)?;
@@ -301,7 +359,7 @@ pub fn renew(
                     now,
                     &Actor::Device(device.id.clone()),
                     AuditAction::RenewalRefused,
-                    Some(&device.user_id),
+                    device.user(),
                     store::AuditAbout {
                         subject: Some(&device.id),
                         reason: Some(reason.code()),
@@ -335,8 +393,9 @@ pub fn renew(
 
 fn lease_for<'a>(s: &'a Standing, device: &'a DeviceRow) -> LeaseFor<'a> {
     LeaseFor {
-        user_id: &s.user_id,
-        email: &s.email,
+        user_id: s.user_id.as_deref(),
+        email: s.email.as_deref(),
+        key_id: s.key_id.as_deref(),
         license_id: &s.license_id,
         sublicense_id: s.sublicense_id.as_deref(),
         device_id: &device.id,
@@ -373,7 +432,8 @@ pub fn deactivate_by_proof(
     })
 }
 
-/// Revokes one device and audits it; its user keeps the seat.
+/// Revokes one device and audits it. A person's device leaves their seat in place; a key
+/// device gives its per-device seat back to the pool (to whoever waits for one).
 pub fn release_device(
     tx: &Transaction<'_>,
     device: &DeviceRow,
@@ -382,12 +442,15 @@ pub fn release_device(
     now: i64,
 ) -> Result<(), Problem> {
     if store::revoke_device(tx, &device.id, reason, now)? {
+        if device.key_id.is_some() {
+            super::reconcile::after_device_seats_change(tx, &device.license_id, actor, now)?;
+        }
         store::audit(
             tx,
             now,
             actor,
             AuditAction::DeviceReleased,
-            Some(&device.user_id),
+            device.user(),
             store::AuditAbout {
                 subject: Some(&device.id),
                 reason: Some(reason.as_str()),

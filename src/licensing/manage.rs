@@ -18,6 +18,8 @@ pub enum ManageError {
     UnknownLicense(String),
     #[error("there is no sublicense {0:?} (give its id or name)")]
     UnknownSublicense(String),
+    #[error("there is no license key {0:?} (give its id or name)")]
+    UnknownKey(String),
     #[error("there is no group mapping {0:?}")]
     UnknownMapping(String),
     #[error("{0:?} names several; give the id instead")]
@@ -310,6 +312,13 @@ pub fn remove_sublicense(db: &Db, actor: &Actor, sublicense: &str) -> Result<(),
         if mapped > 0 {
             return Err(ManageError::Invalid(format!(
                 "{mapped} group mapping(s) still grant seats of sublicense {:?}; remove them first (their users move to the pools their other groups give)",
+                current.name
+            )));
+        }
+        let keys = crate::db::keys::live_in_sublicense(tx, &current.id)?;
+        if keys > 0 {
+            return Err(ManageError::Invalid(format!(
+                "{keys} license key(s) still hand out seats of sublicense {:?}; revoke them first",
                 current.name
             )));
         }

@@ -7,6 +7,7 @@
 pub mod activation;
 pub mod entitlements;
 pub mod explain;
+pub mod keys;
 pub mod leases;
 pub mod manage;
 pub mod reconcile;

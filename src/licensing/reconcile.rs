@@ -103,6 +103,22 @@ pub fn after_capacity_change(
     Ok(pass.summary)
 }
 
+/// After a key device took or gave back a per-device seat of `license` (an activation, a
+/// release, a revoked key, a device moved to its person): the seat count to record for
+/// usage reports, and a freed seat goes to whoever waits.
+pub fn after_device_seats_change(
+    tx: &Transaction<'_>,
+    license: &str,
+    actor: &Actor,
+    now: i64,
+) -> rusqlite::Result<Summary> {
+    let mut pass = Pass::start(tx, actor, now)?;
+    pass.changed.insert(license.to_string());
+    pass.seat_waiting_users(license)?;
+    pass.record_usage()?;
+    Ok(pass.summary)
+}
+
 /// Decides the seats of `users` (everyone concerned when `None`), then hands freed seats
 /// to pending users, oldest first.
 pub fn reconcile(

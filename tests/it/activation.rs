@@ -73,7 +73,7 @@ fn run_client(state: &std::path::Path, args: &[&str]) -> (bool, String) {
 }
 
 /// The browser: opens the activation page, confirms, and signs in at the pysaml2 IdP.
-fn browse(s: &TestServer, idp: &PyIdp, url: &str, email: &str) -> HttpResponse {
+pub(crate) fn browse(s: &TestServer, idp: &PyIdp, url: &str, email: &str) -> HttpResponse {
     let path = url
         .split_once("127.0.0.1")
         .and_then(|(_, rest)| rest.split_once('/'))
@@ -131,7 +131,7 @@ print(json.dumps(claims))
     serde_json::from_slice(&out.stdout).expect("claims")
 }
 
-fn setup(config: &str) -> (TestServer, PyIdp, String, String) {
+pub(crate) fn setup(config: &str) -> (TestServer, PyIdp, String, String) {
     let s = server().config(config).start();
     let idp = PyIdp::new("http://www.okta.com/exk1contoso");
     crate::saml::connect(&s, "Contoso", "okta", "contoso.com", &idp.metadata());

@@ -15,6 +15,7 @@ mod durability;
 mod entitlements;
 mod front;
 mod health;
+mod license_keys;
 mod licensing;
 mod lifecycle;
 mod ops;
