@@ -497,6 +497,24 @@ pub static ROUTES: &[Route] = &[
         app.admin
             .remove_mapping(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
     }),
+    Route::new(GET, "/admin/keys", AdminPage, |app, cx| {
+        app.admin.keys_page(cx.session()?)
+    }),
+    Route::new(POST, "/admin/keys", AdminPage, |app, cx| {
+        app.admin.create_key(cx.req, cx.session()?, &cx.actor()?)
+    }),
+    Route::new(POST, "/admin/keys/{id}", AdminPage, |app, cx| {
+        app.admin
+            .edit_key(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
+    }),
+    Route::new(POST, "/admin/keys/{id}/rotate", AdminPage, |app, cx| {
+        app.admin
+            .rotate_key(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
+    }),
+    Route::new(POST, "/admin/keys/{id}/revoke", AdminPage, |app, cx| {
+        app.admin
+            .revoke_key(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
+    }),
     Route::new(GET, "/admin/api-tokens", AdminPage, |app, cx| {
         app.admin.api_tokens_page(cx.session()?, None)
     }),
@@ -634,6 +652,39 @@ pub static ROUTES: &[Route] = &[
         "/api/v1/admin/mappings/{id}",
         AdminApi,
         |app, cx| app.admin.api_remove_mapping(&cx.actor()?, cx.param("id")),
+    ),
+    Route::new(GET, "/api/v1/admin/license-keys", AdminApi, |app, _| {
+        app.admin.api_keys()
+    }),
+    Route::new(POST, "/api/v1/admin/license-keys", AdminApi, |app, cx| {
+        app.admin.api_create_key(cx.req, &cx.actor()?)
+    }),
+    Route::new(
+        PATCH,
+        "/api/v1/admin/license-keys/{id}",
+        AdminApi,
+        |app, cx| {
+            app.admin
+                .api_change_key(cx.req, &cx.actor()?, cx.param("id"))
+        },
+    ),
+    Route::new(
+        DELETE,
+        "/api/v1/admin/license-keys/{id}",
+        AdminApi,
+        |app, cx| app.admin.api_revoke_key(&cx.actor()?, cx.param("id")),
+    ),
+    Route::new(
+        POST,
+        "/api/v1/admin/license-keys/{id}/rotate",
+        AdminApi,
+        |app, cx| app.admin.api_rotate_key(&cx.actor()?, cx.param("id")),
+    ),
+    Route::new(
+        GET,
+        "/api/v1/admin/license-keys/{id}/devices",
+        AdminApi,
+        |app, cx| app.admin.api_key_devices(cx.param("id")),
     ),
     Route::new(GET, "/api/v1/admin/scim-tokens", AdminApi, |app, _| {
         app.admin.api_tokens(crate::db::tokens::Scope::Scim)

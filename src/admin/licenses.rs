@@ -454,6 +454,9 @@ fn page(s: &Session, c: &Catalog, notice: Option<&str>, sticky: Sticky<'_>, now:
                                     @if p.seats.used > p.seats.capacity {
                                         br; span.bad { "over by " (p.seats.used - p.seats.capacity) ": nobody loses a seat, but none is handed out until it is under its size" }
                                     }
+                                    @if p.key_devices > 0 {
+                                        br; span.muted { (p.key_devices) " of the used seats are held by Macs activated with a " a href="/admin/keys" { "license key" } }
+                                    }
                                     @if p.seats.used_by_dynamic > 0 {
                                         br; span.muted { (p.seats.used_by_dynamic) " of the used seats are held through dynamic sublicenses" }
                                     }

@@ -11,6 +11,7 @@
 //! a double-submit cookie.
 
 pub mod api;
+mod api_keys;
 mod api_tokens;
 mod api_write;
 mod audit;
@@ -19,6 +20,7 @@ mod connections;
 mod csv;
 mod first_run;
 pub mod forms;
+mod keys;
 mod licenses;
 mod limiter;
 pub mod openapi;

@@ -241,6 +241,74 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     op(
         "GET",
+        "/api/v1/admin/license-keys",
+        "License keys: pool, device limit, devices in use (never the keys)",
+        200,
+    ),
+    Operation {
+        body: Some((
+            &[
+                ("license", "string", "the license's id or product name"),
+                (
+                    "sublicense",
+                    "string",
+                    "draw the seats from this sublicense (id or name) instead of the primary pool",
+                ),
+                ("name", "string", "at most 100 characters"),
+                (
+                    "devices",
+                    "integer",
+                    "how many devices it may activate, 1 or more",
+                ),
+            ],
+            &["license", "devices"],
+        )),
+        ..op(
+            "POST",
+            "/api/v1/admin/license-keys",
+            "Create a license key; the answer holds the key (license_key), once",
+            201,
+        )
+    },
+    Operation {
+        body: Some((
+            &[
+                ("name", "string", "at most 100 characters"),
+                (
+                    "devices",
+                    "integer",
+                    "how many devices it may activate, 1 or more",
+                ),
+            ],
+            &[],
+        )),
+        ..op(
+            "PATCH",
+            "/api/v1/admin/license-keys/{id}",
+            "Rename a key or change its device limit",
+            200,
+        )
+    },
+    op(
+        "DELETE",
+        "/api/v1/admin/license-keys/{id}",
+        "Revoke a key and its devices (refused at their next renewal with REVOKED)",
+        200,
+    ),
+    op(
+        "POST",
+        "/api/v1/admin/license-keys/{id}/rotate",
+        "Give a key a new secret, in the answer once; its devices keep their seats",
+        200,
+    ),
+    op(
+        "GET",
+        "/api/v1/admin/license-keys/{id}/devices",
+        "The live devices holding a key's seats",
+        200,
+    ),
+    op(
+        "GET",
         "/api/v1/admin/scim-tokens",
         "SCIM tokens (never their secrets)",
         200,

@@ -646,6 +646,11 @@ fn print_licenses(db: &Db) -> Result<(), CliError> {
                     String::new()
                 }
             );
+            let figures = if p.key_devices > 0 {
+                format!("{figures}; {} held by license-key devices", p.key_devices)
+            } else {
+                figures
+            };
             match &p.sublicense_id {
                 None if p.seats.used_by_dynamic > 0 => outln!(
                     "    primary pool: {figures} ({} used through dynamic sublicenses)",
@@ -665,6 +670,21 @@ fn print_licenses(db: &Db) -> Result<(), CliError> {
 }
 
 pub fn explain(db: &Db, config: &Config, email: &str, json: bool) -> Result<(), CliError> {
+    // Not an email: a license key (id, name or the key) or a key device.
+    if !email.contains('@')
+        && let Some(k) = crate::licensing::keys::explain(db, email, now_unix())
+            .map_err(|e| CliError::Runtime(e.message))?
+    {
+        if json {
+            outln!("{}", serde_json::to_string_pretty(&k).map_err(runtime)?);
+        } else {
+            print!(
+                "{}",
+                super::terminal_safe(&crate::licensing::keys::render(&k))
+            );
+        }
+        return Ok(());
+    }
     let e = crate::licensing::explain::explain(db, email, config.lease.device_limit, now_unix())
         .map_err(|e| CliError::Runtime(e.message))?;
     if json {

@@ -149,8 +149,10 @@ pub enum Command {
     /// Sublicenses: named slices of a license for the groups mapped to them
     #[command(subcommand)]
     Sublicense(licensing::SublicenseCommand),
-    /// Explain what happens when this person activates now, and why
+    /// Explain what happens when this person activates now, and why; or, given a license
+    /// key (its id, name or the key) or a key device's id, what that key's activations get
     Explain {
+        #[arg(value_name = "EMAIL|KEY|DEVICE")]
         email: String,
         /// Machine-readable output
         #[arg(long)]

@@ -294,6 +294,8 @@ pub struct PoolUsage {
     /// Capacity, used, free as the seat engine counts them.
     pub seats: PoolSeats,
     pub pending: i64,
+    /// Of the used seats, those held by license-key devices (per-device seats).
+    pub key_devices: i64,
 }
 
 /// Every pool of every license: the primary pool (seats not reserved by a sublicense) and
@@ -302,6 +304,13 @@ pub fn pool_usage(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<Vec<PoolUs
     let catalog = super::licensing::catalog(tx)?;
     let usage = super::licensing::usage(tx)?;
     let pending = super::licensing::pending_per_pool(tx)?;
+    let key_devices = key_devices_per_pool(tx)?;
+    let devices = |l: &str, p: &Option<String>| {
+        key_devices
+            .get(&(l.to_string(), p.clone()))
+            .copied()
+            .unwrap_or(0)
+    };
     let waiting = |l: &str, p: &Option<String>| {
         pending
             .get(&(l.to_string(), p.clone()))
@@ -318,6 +327,7 @@ pub fn pool_usage(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<Vec<PoolUs
             expires_at: l.expires_at,
             seats: catalog.pool_seats(&l.id, &None, &usage, now),
             pending: waiting(&l.id, &None),
+            key_devices: devices(&l.id, &None),
         });
         // The catalog lists sublicenses by license, then name.
         for s in catalog.sublicenses.iter().filter(|s| s.license_id == l.id) {
@@ -330,10 +340,21 @@ pub fn pool_usage(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<Vec<PoolUs
                 expires_at: s.expires_at,
                 seats: catalog.pool_seats(&l.id, &pool, &usage, now),
                 pending: waiting(&l.id, &pool),
+                key_devices: devices(&l.id, &pool),
             });
         }
     }
     Ok(pools)
+}
+
+/// Live license-key devices per (license, pool).
+fn key_devices_per_pool(tx: &Transaction<'_>) -> rusqlite::Result<crate::domain::engine::Usage> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT license_id, sublicense_id, count(*) FROM devices
+         WHERE key_id IS NOT NULL AND revoked_at IS NULL GROUP BY license_id, sublicense_id",
+    )?;
+    let rows = stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?;
+    rows.collect()
 }
 
 /// What the audit log view filters on.

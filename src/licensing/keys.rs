@@ -525,3 +525,135 @@ mod tests {
         assert_ne!(new_secret(), new_secret());
     }
 }
+
+/// `seatgate explain` for a license key (its id, name or the key itself) or one of its
+/// devices: the key, its pool and what an activation with it would get now.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyExplanation {
+    pub key: KeyRow,
+    pub product: String,
+    /// `primary pool` or `sublicense NAME`.
+    pub pool: String,
+    pub pool_used: i64,
+    pub pool_capacity: i64,
+    pub pool_free: i64,
+    /// The device asked about, when it was a device.
+    pub device: Option<licensing_store::DeviceRow>,
+    pub devices: Vec<licensing_store::DeviceRow>,
+    /// What a new activation with the key would get now: `OK` or the reason code.
+    pub verdict: String,
+    pub because: String,
+}
+
+/// Explains a key or a key device; `None` when `what` names neither.
+pub fn explain(db: &Db, what: &str, now: i64) -> Result<Option<KeyExplanation>, Problem> {
+    db.read(|tx| {
+        let device = licensing_store::device(tx, what)?;
+        let key = match (&device, canonical(what)) {
+            (Some(d), _) => match &d.key_id {
+                Some(k) => store::by_id(tx, k)?,
+                None => None,
+            },
+            (None, Some(c)) if what.trim().to_ascii_uppercase().starts_with(PREFIX) => {
+                store::by_secret(tx, &secret_hash(&c))?
+            }
+            (None, _) => find_key(tx, what).ok(),
+        };
+        let Some(key) = key else {
+            return Ok(None);
+        };
+        let catalog = licensing_store::catalog(tx)?;
+        let usage = licensing_store::usage(tx)?;
+        let pool = key.sublicense_id.clone();
+        let seats = catalog.pool_seats(&key.license_id, &pool, &usage, now);
+        let product = licensing_store::lease_terms(tx, &key.license_id)?.product;
+        let pool_name = match pool.as_deref().and_then(|s| catalog.sublicense(s)) {
+            Some(s) => format!("sublicense {}", s.name),
+            None => "primary pool".to_string(),
+        };
+        let ended = |t: Option<i64>| t.is_some_and(|t| t < now);
+        let license_ended = catalog
+            .license(&key.license_id)
+            .is_none_or(|l| ended(l.expires_at));
+        let pool_ended = pool
+            .as_deref()
+            .is_some_and(|s| catalog.sublicense(s).is_none_or(|s| ended(s.expires_at)));
+        let free = catalog.free_seats(&key.license_id, &pool, &usage, now);
+        let (verdict, because) = if key.revoked_at.is_some() {
+            (Reason::Revoked.code(), "the key is revoked; its Macs are refused at their next renewal".to_string())
+        } else if license_ended || pool_ended {
+            (Reason::LicenseExpired.code(), format!("{product}'s {pool_name} has ended"))
+        } else if key.devices >= key.device_limit {
+            (Reason::NoSeats.code(), format!("the key's {} devices are all in use; release one or raise its limit", key.device_limit))
+        } else if free <= 0 {
+            (Reason::NoSeats.code(), format!("the {pool_name} of {product} has no free seat ({} of {} used, people included)", seats.used, seats.capacity))
+        } else {
+            ("OK", format!("a new Mac would get a per-device seat of the {pool_name} ({free} free; the key has {} of {} left)", key.device_limit - key.devices, key.device_limit))
+        };
+        let devices = licensing_store::devices_of_key(tx, &key.id)?;
+        Ok(Some(KeyExplanation {
+            pool: pool_name,
+            product,
+            pool_used: seats.used,
+            pool_capacity: seats.capacity,
+            pool_free: free.max(0),
+            device,
+            devices,
+            verdict: verdict.to_string(),
+            because,
+            key,
+        }))
+    })
+}
+
+/// The human-readable form `seatgate explain KEY` prints.
+pub fn render(e: &KeyExplanation) -> String {
+    use std::fmt::Write;
+    let k = &e.key;
+    let mut s = String::new();
+    let _ = writeln!(s, "license key {} ({}, ends in …{})", k.id, k.name, k.hint);
+    let _ = writeln!(
+        s,
+        "  pool         {} of {}: {} of {} used (people and key devices), {} free",
+        e.pool, e.product, e.pool_used, e.pool_capacity, e.pool_free
+    );
+    let state = match k.revoked_at {
+        Some(t) => format!("REVOKED {}", crate::clock::rfc3339(t)),
+        None => "active".into(),
+    };
+    let _ = writeln!(
+        s,
+        "  key          {state}; {} of {} devices in use",
+        k.devices, k.device_limit
+    );
+    if let Some(d) = &e.device {
+        let standing = match (&d.revoked_at, &d.revoke_reason, &d.key_id) {
+            (Some(_), r, _) => format!(
+                "revoked ({}): its renewal is refused",
+                r.as_deref().unwrap_or("")
+            ),
+            (None, _, Some(_)) => format!(
+                "active, per-device seat, lease until {}",
+                crate::clock::rfc3339(d.lease_expires_at)
+            ),
+            (None, _, None) => "moved to its person's seat".into(),
+        };
+        let _ = writeln!(
+            s,
+            "  device       {} {} ({}): {standing}",
+            d.id, d.name, d.os
+        );
+    }
+    for d in &e.devices {
+        let _ = writeln!(
+            s,
+            "  holds        {} {} ({}), last seen {}",
+            d.id,
+            d.name,
+            d.os,
+            crate::clock::rfc3339(d.last_seen_at)
+        );
+    }
+    let _ = writeln!(s, "  activation   {}: {}", e.verdict, e.because);
+    s
+}

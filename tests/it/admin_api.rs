@@ -10,13 +10,13 @@ use seatgate::routes::{ROUTES, Surface};
 
 use crate::support::{HttpResponse, TestServer, db_query, server};
 
-fn admin_token(s: &TestServer) -> String {
+pub(crate) fn admin_token(s: &TestServer) -> String {
     let (code, out, err) = s.cli(&["admin-token", "create", "--name", "ops"]);
     assert_eq!(code, 0, "{err}");
     out.lines().last().expect("token").to_string()
 }
 
-fn call(
+pub(crate) fn call(
     s: &TestServer,
     token: &str,
     method: &str,

@@ -459,3 +459,230 @@ fn a_key_device_moves_to_its_person_when_they_activate_it_with_sso() {
     assert_eq!(claims["sub"], ryan.as_str());
     assert!(claims.get("license_key").is_none(), "{claims}");
 }
+
+/// The portal's License keys page and the admin API: create (shown once, never again),
+/// change, rotate, revoke with confirmation, and the devices of a key with their seat.
+#[test]
+fn keys_are_managed_in_the_portal_and_the_admin_api() {
+    use crate::portal::{get, session, shown_token, submit};
+    let s = server().start();
+    ok(
+        &s,
+        &[
+            "license",
+            "add",
+            "--product",
+            "Parallels Desktop",
+            "--seats",
+            "10",
+        ],
+    );
+    ok(
+        &s,
+        &[
+            "sublicense",
+            "add",
+            "--license",
+            "Parallels Desktop",
+            "--name",
+            "Labs",
+            "--seats",
+            "4",
+            "--reserved",
+        ],
+    );
+    let cookie = session(&s);
+    let page = get(&s, "/admin/keys", &cookie);
+    assert_eq!(page.status, 200);
+    let page = page.text();
+    assert!(page.contains("No license key yet."), "{page}");
+
+    // Refused: the form comes back with what was typed and the reason.
+    let refused = submit(
+        &s,
+        &cookie,
+        &page,
+        "Create key",
+        &[("devices", "0"), ("name", "Lab 3")],
+    );
+    assert_eq!(refused.status, 400);
+    let text = refused.text();
+    assert!(
+        text.contains("device limit") && text.contains("value=\"Lab 3\""),
+        "{text}"
+    );
+
+    // Created on the Labs sublicense: the key is on this page once, with no-store.
+    let labs_pool = page
+        .split("<option value=\"")
+        .skip(1)
+        .map(|o| o.split('"').next().unwrap_or(""))
+        .find(|v| !v.ends_with('/'))
+        .expect("a sublicense pool")
+        .to_string();
+    let created = submit(
+        &s,
+        &cookie,
+        &page,
+        "Create key",
+        &[("devices", "3"), ("name", "Lab 3"), ("pool", &labs_pool)],
+    );
+    assert_eq!(created.status, 200, "{}", created.text());
+    assert_eq!(created.header("cache-control"), Some("no-store"));
+    let key = shown_token(&created.text());
+    assert!(key.starts_with("SGK-"), "{key}");
+    let again = get(&s, "/admin/keys", &cookie).text();
+    assert!(!again.contains(&key), "shown only once");
+    assert!(
+        again.contains("Labs (Parallels Desktop)") && again.contains("0 of 3"),
+        "{again}"
+    );
+    assert_eq!(activate_raw(&s, &key).status, 201);
+    assert_eq!(
+        db_query(
+            &s,
+            "SELECT count(*) FROM devices d JOIN license_keys k ON k.id = d.key_id WHERE d.sublicense_id = k.sublicense_id"
+        )[0][0],
+        "1",
+        "the device's seat is in the key's sublicense"
+    );
+    let listed = get(&s, "/admin/keys", &cookie).text();
+    assert!(
+        listed.contains("1 of 3") && listed.contains("Lab Mac"),
+        "{listed}"
+    );
+
+    // Change the limit; revoke needs the box ticked.
+    let changed = submit(&s, &cookie, &listed, "Save Lab 3", &[("devices", "5")]);
+    assert_eq!(changed.status, 303, "{}", changed.text());
+    let page = get(&s, "/admin/keys", &cookie).text();
+    assert!(
+        page.contains("at most 5 devices") && page.contains("1 of 5"),
+        "{page}"
+    );
+    let (action, fields) = crate::demo::form_containing(&page, "Revoke Lab 3");
+    let unconfirmed = s.request(
+        "POST",
+        &action,
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &cookie),
+        ],
+        crate::support::form_body(&fields).as_bytes(),
+    );
+    assert_eq!(unconfirmed.status, 400, "{}", unconfirmed.text());
+    assert!(unconfirmed.text().contains("refused at their next renewal"));
+    assert_eq!(
+        db_query(
+            &s,
+            "SELECT count(*) FROM license_keys WHERE revoked_at IS NULL"
+        )[0][0],
+        "1"
+    );
+    let rotated = submit(&s, &cookie, &page, "Rotate Lab 3", &[("confirm", "yes")]);
+    assert_eq!(rotated.status, 200);
+    let fresh = shown_token(&rotated.text());
+    assert_ne!(fresh, key);
+    assert_eq!(activate_raw(&s, &key).json()["reason"], "KEY_UNKNOWN");
+    let revoked = submit(
+        &s,
+        &cookie,
+        &rotated.text(),
+        "Revoke Lab 3",
+        &[("confirm", "yes")],
+    );
+    assert_eq!(revoked.status, 303);
+    let page = get(&s, "/admin/keys", &cookie).text();
+    assert!(
+        page.contains("Revoked the license key Lab 3 and its 1 Mac(s)"),
+        "{page}"
+    );
+    assert!(!page.contains(&fresh));
+
+    // The admin API: the same operations, the key only in the answers that create it.
+    let token = crate::admin_api::admin_token(&s);
+    let call = |m: &str, p: &str, b: Option<Value>| crate::admin_api::call(&s, &token, m, p, b);
+    let made = call(
+        "POST",
+        "/api/v1/admin/license-keys",
+        Some(json!({"license": "Parallels Desktop", "devices": 2, "name": "API key"})),
+    );
+    assert_eq!(made.status, 201, "{}", made.text());
+    let made = made.json();
+    let secret = made["license_key"].as_str().expect("key").to_string();
+    let id = made["key"]["id"].as_str().expect("id").to_string();
+    assert_eq!(made["key"]["device_limit"], 2);
+    assert_eq!(
+        made["key"]["hint"],
+        secret.rsplit('-').next().expect("hint")
+    );
+    let all = call("GET", "/api/v1/admin/license-keys", None);
+    assert!(!all.text().contains(&secret), "{}", all.text());
+    assert_eq!(all.json()["license_keys"].as_array().map(Vec::len), Some(2));
+    assert_eq!(activate_raw(&s, &secret).status, 201);
+    let devices = call(
+        "GET",
+        &format!("/api/v1/admin/license-keys/{id}/devices"),
+        None,
+    );
+    assert_eq!(devices.json()["devices"].as_array().map(Vec::len), Some(1));
+    for (body, status) in [
+        (json!({"devices": 0}), 400),
+        (json!({"devices": 3, "colour": "red"}), 400),
+        (json!({"devices": 3}), 200),
+    ] {
+        let r = call(
+            "PATCH",
+            &format!("/api/v1/admin/license-keys/{id}"),
+            Some(body.clone()),
+        );
+        assert_eq!(r.status, status, "{body}: {}", r.text());
+    }
+    let r = call(
+        "POST",
+        "/api/v1/admin/license-keys",
+        Some(json!({"license": "nope", "devices": 1})),
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = call("DELETE", "/api/v1/admin/license-keys/key-nothing", None);
+    assert_eq!(r.status, 404, "{}", r.text());
+    let rot = call(
+        "POST",
+        &format!("/api/v1/admin/license-keys/{id}/rotate"),
+        None,
+    );
+    assert_eq!(rot.status, 200);
+    assert_ne!(rot.json()["license_key"], secret.as_str());
+    let gone = call("DELETE", &format!("/api/v1/admin/license-keys/{id}"), None);
+    assert_eq!(gone.status, 200);
+    assert_eq!(gone.json()["devices_revoked"], 1);
+
+    // explain: by key id, by the key, by a device.
+    let out = ok(&s, &["explain", &id]);
+    assert!(out.contains("activation   REVOKED"), "{out}");
+    let fresh_key = key_of(&ok(
+        &s,
+        &[
+            "license",
+            "key",
+            "create",
+            "--license",
+            "Parallels Desktop",
+            "--devices",
+            "1",
+        ],
+    ));
+    let out = ok(&s, &["explain", &fresh_key]);
+    assert!(out.contains("activation   OK"), "{out}");
+    assert_eq!(activate_raw(&s, &fresh_key).status, 201);
+    let out = ok(&s, &["explain", &fresh_key]);
+    assert!(
+        out.contains("activation   NO_SEATS") && out.contains("all in use"),
+        "{out}"
+    );
+    let dev = db_query(&s, "SELECT id FROM devices WHERE revoked_at IS NULL")[0][0].clone();
+    let out = ok(&s, &["explain", &dev, "--json"]);
+    let j: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(j["device"]["id"], dev.as_str());
+    assert_eq!(j["verdict"], "NO_SEATS");
+}

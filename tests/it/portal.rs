@@ -28,12 +28,12 @@ pub(crate) fn session(s: &TestServer) -> String {
     r.set_cookie(SESSION).expect("session")
 }
 
-fn get(s: &TestServer, path: &str, cookie: &str) -> HttpResponse {
+pub(crate) fn get(s: &TestServer, path: &str, cookie: &str) -> HttpResponse {
     s.request("GET", path, &[("Cookie", cookie)], b"")
 }
 
 /// The secret a page shows once.
-fn shown_token(page: &str) -> String {
+pub(crate) fn shown_token(page: &str) -> String {
     page.split("code class=\"copy token\">")
         .nth(1)
         .and_then(|r| r.split('<').next())
