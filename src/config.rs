@@ -17,6 +17,7 @@ const NON_KEY_ENV: &[&str] = &[
     "SEATGATE_DATA_DIR",
     // Read by `backup --include-keys` and `restore` only, never part of the configuration.
     "SEATGATE_BACKUP_PASSPHRASE",
+    "SEATGATE_PROFILE_SIGNING_PASSWORD",
 ];
 
 /// Switches of debug-build test hooks: ours too, but only where they exist.
@@ -61,6 +62,37 @@ pub struct Config {
     pub admin: AdminConfig,
     pub saml: SamlConfig,
     pub lease: LeaseConfig,
+    pub profile: ProfileConfig,
+}
+
+/// The MDM configuration profile (`seatgate profile export`, the portal's Deploy page).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProfileConfig {
+    /// The client app's preference domain: the managed-preferences payload's type.
+    pub preference_domain: String,
+    /// The organization name shown in System Settings; empty = the public URL's host.
+    pub organization: String,
+    /// Sign profiles with this identity (PKCS#12 or PEM: certificate and private key), so
+    /// MDMs show them as verified; empty = unsigned.
+    pub signing_identity: String,
+    /// A file holding the PKCS#12 identity's password (first line); empty = no password.
+    pub signing_password_file: String,
+    /// How often the app checks whether its lease is due for renewal.
+    #[serde(with = "duration_str")]
+    pub renewal_check_interval: Duration,
+}
+
+impl Default for ProfileConfig {
+    fn default() -> Self {
+        ProfileConfig {
+            preference_domain: "com.seatgate.client".into(),
+            organization: String::new(),
+            signing_identity: String::new(),
+            signing_password_file: String::new(),
+            renewal_check_interval: Duration::from_secs(3600),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -335,6 +367,7 @@ impl Default for Config {
             scim: ScimConfig::default(),
             pre_auth: PreAuthConfig::default(),
             metrics: MetricsConfig::default(),
+            profile: ProfileConfig::default(),
             backup: BackupConfig::default(),
             admin: AdminConfig::default(),
             saml: SamlConfig::default(),
@@ -523,6 +556,25 @@ impl Config {
             return invalid(
                 "database.quick_check_interval must be 0 (only at start) or at least 1m",
             );
+        }
+        let p = &self.profile;
+        let domain_ok = p.preference_domain.split('.').count() >= 2
+            && p.preference_domain.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            });
+        if !domain_ok || p.preference_domain.len() > 200 {
+            return invalid(
+                "profile.preference_domain must be a reverse-DNS name such as com.example.app",
+            );
+        }
+        if p.organization.len() > 200 || p.organization.chars().any(char::is_control) {
+            return invalid("profile.organization must be printable text of at most 200 bytes");
+        }
+        if p.renewal_check_interval < Duration::from_secs(60) {
+            return invalid("profile.renewal_check_interval must be at least 1m");
         }
         if self.saml.metadata_refresh < Duration::from_secs(60) {
             return invalid("saml.metadata_refresh must be at least 1m");

@@ -33,6 +33,7 @@ pub mod crypto;
 pub mod datadir;
 pub mod db;
 pub mod demo;
+pub mod deploy;
 pub mod domain;
 pub mod email;
 pub mod end_user;

@@ -497,6 +497,22 @@ pub static ROUTES: &[Route] = &[
         app.admin
             .remove_mapping(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
     }),
+    Route::new(GET, "/admin/deploy", AdminPage, |app, cx| {
+        app.admin.deploy_page(cx.session()?)
+    }),
+    Route::new(
+        GET,
+        "/admin/deploy/profile.mobileconfig",
+        AdminPage,
+        |app, cx| {
+            cx.session()?;
+            app.admin.download_profile()
+        },
+    ),
+    Route::new(POST, "/admin/deploy/profile", AdminPage, |app, cx| {
+        cx.session()?;
+        app.admin.download_key_profile(cx.req)
+    }),
     Route::new(GET, "/admin/keys", AdminPage, |app, cx| {
         app.admin.keys_page(cx.session()?)
     }),
@@ -653,6 +669,15 @@ pub static ROUTES: &[Route] = &[
         AdminApi,
         |app, cx| app.admin.api_remove_mapping(&cx.actor()?, cx.param("id")),
     ),
+    Route::new(GET, "/api/v1/admin/profile", AdminApi, |app, cx| {
+        app.admin.api_profile(cx.req)
+    }),
+    Route::new(POST, "/api/v1/admin/profile", AdminApi, |app, cx| {
+        app.admin.api_profile_with(cx.req)
+    }),
+    Route::new(GET, "/api/v1/admin/profile/info", AdminApi, |app, _| {
+        app.admin.api_profile_info()
+    }),
     Route::new(GET, "/api/v1/admin/license-keys", AdminApi, |app, _| {
         app.admin.api_keys()
     }),

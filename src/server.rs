@@ -296,6 +296,7 @@ fn build_app(
                 public_url_source: public.source,
                 clock: clock.clone(),
                 demo,
+                gateway: Arc::clone(config),
             },
         ),
         licensing: crate::endpoints::device::LicensingApi {

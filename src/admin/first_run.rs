@@ -196,7 +196,7 @@ impl Admin {
                                     p { "It is issued by seatgate's own certificate authority. Macs and browsers must trust that CA once:" }
                                     p { a.button href="/admin/tls/ca.pem" download { "Download the CA certificate" } }
                                     p.muted { "On a Mac: " code { "sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain seatgate-ca.pem" }
-                                        ", or deploy it with your MDM. To use your own certificate instead, set " code { "[tls] mode = \"files\"" } "." }
+                                        ", or deploy it to every Mac with the configuration profile on the " a href="/admin/deploy" { "Deploy" } " page. To use your own certificate instead, set " code { "[tls] mode = \"files\"" } "." }
                                 }
                             },
                             None => p { "TLS is off: put seatgate behind a reverse proxy that serves HTTPS." },

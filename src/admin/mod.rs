@@ -18,6 +18,7 @@ mod audit;
 mod audit_text;
 mod connections;
 mod csv;
+mod deploy;
 mod first_run;
 pub mod forms;
 mod keys;
@@ -77,6 +78,8 @@ pub struct Admin {
     pub(crate) demo: bool,
     /// What the last change did, for the next page of its session.
     pub(crate) flash: forms::Flash,
+    /// The whole configuration, for the MDM profile (`deploy`).
+    gateway: Arc<crate::config::Config>,
 }
 
 /// What the portal needs from the rest of the configuration.
@@ -90,6 +93,8 @@ pub struct PortalOptions {
     pub clock: crate::clock::Clock,
     /// Inside `seatgate demo`: entitlements signed with the development key are trusted.
     pub demo: bool,
+    /// The whole configuration, for what the Deploy page builds (the MDM profile).
+    pub gateway: Arc<crate::config::Config>,
 }
 
 impl Admin {
@@ -120,6 +125,7 @@ impl Admin {
             clock: options.clock,
             demo: options.demo,
             flash: forms::Flash::default(),
+            gateway: options.gateway,
         }
     }
 

@@ -239,6 +239,44 @@ pub const OPERATIONS: &[Operation] = &[
         "Remove a mapping; its members lose what it granted",
         200,
     ),
+    Operation {
+        query: &[(
+            "activation",
+            "string",
+            "sso (the default) or key: how the Macs activate",
+        )],
+        ..op(
+            "GET",
+            "/api/v1/admin/profile",
+            "The MDM configuration profile (.mobileconfig, signed when [profile] signing_identity is set)",
+            200,
+        )
+    },
+    Operation {
+        body: Some((
+            &[
+                ("activation", "string", "sso or key"),
+                (
+                    "license_key",
+                    "string",
+                    "a live license key to put in the profile (activation key)",
+                ),
+            ],
+            &[],
+        )),
+        ..op(
+            "POST",
+            "/api/v1/admin/profile",
+            "The MDM configuration profile with a license key in it",
+            200,
+        )
+    },
+    op(
+        "GET",
+        "/api/v1/admin/profile/info",
+        "What the profile holds: identifier, version, signer, CA, email domains",
+        200,
+    ),
     op(
         "GET",
         "/api/v1/admin/license-keys",

@@ -13,18 +13,20 @@ pub enum ClientCommand {
     /// Activate this machine: with --email, prints the address to open in a browser,
     /// waits for the sign-in and stores the lease; with --key, a license key's per-device
     /// seat and the lease at once, no sign-in
-    #[command(group(clap::ArgGroup::new("how").args(["email", "key"]).required(true)))]
+    #[command(group(clap::ArgGroup::new("how").args(["email", "key"])))]
     Activate {
-        /// The gateway, e.g. https://seatgate.example.com:8443
+        /// The gateway, e.g. https://seatgate.example.com:8443 [default: the profile's
+        /// ServerURL]
         #[arg(long)]
-        server: String,
+        server: Option<String>,
         /// Your work email: activate with single sign-on
         #[arg(long)]
         email: Option<String>,
         /// A license key from your IT administrator (SGK-…): activate without signing in
         #[arg(long, value_name = "KEY")]
         key: Option<String>,
-        /// A CA certificate to trust (the gateway's local CA, tls/ca.pem)
+        /// A CA certificate to trust (the gateway's local CA, tls/ca.pem) [default: the
+        /// profile's ServerCACertificate]
         #[arg(long, value_name = "FILE")]
         ca_cert: Option<PathBuf>,
         /// The device name the gateway shows [default: this machine's host name]
@@ -62,7 +64,54 @@ fn client_error(e: ClientError) -> CliError {
     }
 }
 
-pub fn run(state: Option<PathBuf>, cmd: ClientCommand) -> Result<(), CliError> {
+/// Where macOS puts the settings an MDM profile manages for the client app.
+const MANAGED_PREFERENCES: &str = "/Library/Managed Preferences/com.seatgate.client.plist";
+
+/// The managed settings: `--config FILE`, else the managed preferences macOS keeps for the
+/// app, when present.
+fn managed_settings(config: Option<&Path>) -> Result<Option<plist::Dictionary>, CliError> {
+    let path = match config {
+        Some(p) => p.to_path_buf(),
+        None if Path::new(MANAGED_PREFERENCES).exists() => PathBuf::from(MANAGED_PREFERENCES),
+        None => return Ok(None),
+    };
+    let bytes = std::fs::read(&path)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+    if bytes.len() > 1024 * 1024 {
+        return Err(CliError::Usage(format!(
+            "{} is larger than 1 MiB; give the profile's settings",
+            path.display()
+        )));
+    }
+    crate::deploy::profile::read_preferences(&bytes)
+        .map(Some)
+        .map_err(|why| CliError::Usage(format!("{}: {why}", path.display())))
+}
+
+/// The CA a profile carries, written where the client can trust it from.
+fn profile_ca(dir: &Path, settings: &plist::Dictionary) -> Result<Option<PathBuf>, CliError> {
+    let Some(der) = settings
+        .get("ServerCACertificate")
+        .and_then(plist::Value::as_data)
+    else {
+        return Ok(None);
+    };
+    let pem = openssl::x509::X509::from_der(der)
+        .and_then(|c| c.to_pem())
+        .map_err(|_| {
+            CliError::Usage("the profile's ServerCACertificate is not a certificate".into())
+        })?;
+    crate::datadir::ensure_private_dir(dir).map_err(runtime)?;
+    let path = dir.join("ca-from-profile.pem");
+    crate::datadir::write_private_file(&path, &pem).map_err(runtime)?;
+    Ok(Some(path))
+}
+
+pub fn run(
+    state: Option<PathBuf>,
+    config: Option<&Path>,
+    cmd: ClientCommand,
+) -> Result<(), CliError> {
     let dir = state_dir(state);
     match cmd {
         ClientCommand::Activate {
@@ -72,6 +121,62 @@ pub fn run(state: Option<PathBuf>, cmd: ClientCommand) -> Result<(), CliError> {
             ca_cert,
             name,
         } => {
+            let settings = managed_settings(config)?;
+            let setting = |k: &str| {
+                settings
+                    .as_ref()
+                    .and_then(|s| s.get(k))
+                    .and_then(plist::Value::as_string)
+                    .map(str::to_string)
+            };
+            let server = server.or_else(|| setting("ServerURL")).ok_or_else(|| {
+                CliError::Usage("give --server, or --config with a configuration profile".into())
+            })?;
+            let ca_cert = match (ca_cert, &settings) {
+                (Some(c), _) => Some(c),
+                (None, Some(s)) => profile_ca(&dir, s)?,
+                (None, None) => None,
+            };
+            let key = key.or_else(|| {
+                if email.is_none() {
+                    setting("LicenseKey")
+                } else {
+                    None
+                }
+            });
+            if email.is_none() && key.is_none() {
+                return Err(CliError::Usage(
+                    match setting("ActivationMethod").as_deref() {
+                        Some("key") => {
+                            "this Mac's profile activates with a license key: give --key".into()
+                        }
+                        _ => "give --email (single sign-on) or --key (a license key)".into(),
+                    },
+                ));
+            }
+            if let Some(e) = &email {
+                let domains: Vec<String> = settings
+                    .as_ref()
+                    .and_then(|s| s.get("EmailDomains"))
+                    .and_then(plist::Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(plist::Value::as_string)
+                            .map(str::to_lowercase)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let domain = e
+                    .rsplit_once('@')
+                    .map(|(_, d)| d.to_lowercase())
+                    .unwrap_or_default();
+                if !domains.is_empty() && !domains.contains(&domain) {
+                    eprintln!(
+                        "note: {e} is not at one of your organization's email domains ({})",
+                        domains.join(", ")
+                    );
+                }
+            }
             let client = Client::open(&dir, ca_cert.as_deref()).map_err(client_error)?;
             let name = name
                 .or_else(crate::public_url::host_name)

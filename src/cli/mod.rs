@@ -33,6 +33,7 @@ mod backup;
 mod client;
 mod idp;
 mod licensing;
+mod profile;
 
 use crate::config::{Config, Overrides};
 use crate::datadir::DataDir;
@@ -143,6 +144,9 @@ pub enum Command {
         #[arg(long)]
         out: std::path::PathBuf,
     },
+    /// The MDM configuration profile (.mobileconfig) for the Macs
+    #[command(subcommand)]
+    Profile(profile::ProfileCommand),
     /// Usage reports for the vendor (true-up), signed with this gateway's instance key
     #[command(subcommand)]
     Usage(licensing::UsageCommand),
@@ -169,7 +173,9 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
-    /// The reference client: activate this machine, renew, status, deactivate, verify
+    /// The reference client: activate this machine, renew, status, deactivate, verify.
+    /// Its --config FILE is a configuration profile's settings (the preferences plist, the
+    /// same as JSON, or the whole .mobileconfig), so `activate` needs nothing else
     Client {
         /// Where the device key and lease live [default: SEATGATE_CLIENT_DIR, else ~/.seatgate-client]
         #[arg(long, value_name = "DIR")]
@@ -240,8 +246,12 @@ pub fn load_config(cli: &Cli) -> Result<(Config, Vec<String>), CliError> {
         overrides.listen = args.listen;
         overrides.public_url = args.public_url.clone();
     }
-    let loaded = Config::load(cli.config.as_deref(), &overrides)
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    // The client's --config is the managed preferences a profile gives it, not this file.
+    let file = match &cli.command {
+        Command::Client { .. } => None,
+        _ => cli.config.as_deref(),
+    };
+    let loaded = Config::load(file, &overrides).map_err(|e| CliError::Usage(e.to_string()))?;
     Ok((loaded.config, loaded.warnings))
 }
 
@@ -279,6 +289,11 @@ pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
             licensing::register(&db, &public_url, &out)
         }
         Command::Sublicense(cmd) => licensing::sublicense(&open_existing_db(&config)?, cmd),
+        Command::Profile(cmd) => {
+            let db = open_existing_db(&config)?;
+            let public_url = public_url_for_cli(&config, &db)?;
+            profile::run(&db, &config, &public_url, cmd)
+        }
         Command::Explain { email, json } => {
             licensing::explain(&open_existing_db(&config)?, &config, &email, json)
         }
@@ -292,7 +307,9 @@ pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
             action.as_deref(),
             limit,
         ),
-        Command::Client { state_dir, command } => client::run(state_dir, command),
+        Command::Client { state_dir, command } => {
+            client::run(state_dir, cli.config.as_deref(), command)
+        }
         Command::Device(cmd) => licensing::device(&open_existing_db(&config)?, &config, cmd),
         Command::SignInLog { limit, failures } => {
             access::sign_in_log(&open_existing_db(&config)?, limit, failures)

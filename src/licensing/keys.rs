@@ -319,6 +319,20 @@ pub(crate) fn revoke_in(
     Ok((devices.len(), summary.granted))
 }
 
+/// The live key `typed` is (before it goes into a configuration profile): `KEY_UNKNOWN`
+/// or `REVOKED` otherwise.
+pub fn check_live(db: &Db, typed: &str) -> Result<KeyRow, Problem> {
+    let unknown = || Problem::new(Reason::KeyUnknown, refusal(Reason::KeyUnknown));
+    let canonical = canonical(typed).ok_or_else(unknown)?;
+    let key = db
+        .read(|tx| store::by_secret(tx, &secret_hash(&canonical)))?
+        .ok_or_else(unknown)?;
+    if key.revoked_at.is_some() {
+        return Err(Problem::new(Reason::Revoked, refusal(Reason::Revoked)));
+    }
+    Ok(key)
+}
+
 /// What `POST /api/v1/activations` with a `license_key` asks for, checked.
 struct KeyActivation {
     canonical: String,

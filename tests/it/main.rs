@@ -20,6 +20,7 @@ mod licensing;
 mod lifecycle;
 mod ops;
 mod portal;
+mod profiles;
 mod public_url;
 mod pysaml2;
 mod routes;
