@@ -18,6 +18,7 @@ const NON_KEY_ENV: &[&str] = &[
     // Read by `backup --include-keys` and `restore` only, never part of the configuration.
     "SEATGATE_BACKUP_PASSPHRASE",
     "SEATGATE_PROFILE_SIGNING_PASSWORD",
+    "SEATGATE_SMTP_PASSWORD",
 ];
 
 /// Switches of debug-build test hooks: ours too, but only where they exist.
@@ -63,6 +64,88 @@ pub struct Config {
     pub saml: SamlConfig,
     pub lease: LeaseConfig,
     pub profile: ProfileConfig,
+    pub smtp: SmtpConfig,
+    pub invitations: InvitationsConfig,
+}
+
+/// How `[smtp] security` protects the connection to the mail server.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS (port 587), required.
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a relay on this machine.
+    None,
+}
+
+/// The mail server the outbox sends through (invitations, admin notifications).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// The mail server; empty = no email is sent (messages wait in the outbox).
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    /// Sign in with this user (empty: no authentication).
+    pub username: String,
+    /// A file holding the password (first line); or SEATGATE_SMTP_PASSWORD.
+    pub password_file: String,
+    /// The sender, e.g. "Contoso IT <licensing@contoso.com>".
+    pub from: String,
+    /// An extra CA certificate (PEM) to trust for the mail server, e.g. an internal relay's.
+    pub ca_file: String,
+    /// How long one connection, command or answer may take before the attempt fails (the
+    /// message stays queued and is tried again).
+    #[serde(with = "duration_str")]
+    pub timeout: Duration,
+    /// The most messages sent per minute.
+    pub max_per_minute: u32,
+    /// Attempts before a message that keeps failing temporarily is given up.
+    pub max_attempts: u32,
+    /// The wait before the first retry; it doubles with each attempt, up to 1 hour.
+    #[serde(with = "duration_str")]
+    pub retry_after: Duration,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: String::new(),
+            port: 587,
+            security: SmtpSecurity::Starttls,
+            username: String::new(),
+            password_file: String::new(),
+            from: String::new(),
+            ca_file: String::new(),
+            timeout: Duration::from_secs(30),
+            max_per_minute: 120,
+            max_attempts: 10,
+            retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Invitation emails.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct InvitationsConfig {
+    /// How long an invitation's link works.
+    #[serde(with = "duration_str")]
+    pub valid_for: Duration,
+    /// Where invitees download the app (the landing page links it); empty = the page tells
+    /// them to get it from IT (Self Service, the MDM).
+    pub download_url: String,
+}
+
+impl Default for InvitationsConfig {
+    fn default() -> Self {
+        InvitationsConfig {
+            valid_for: Duration::from_secs(14 * 86_400),
+            download_url: String::new(),
+        }
+    }
 }
 
 /// The MDM configuration profile (`seatgate profile export`, the portal's Deploy page).
@@ -368,6 +451,8 @@ impl Default for Config {
             pre_auth: PreAuthConfig::default(),
             metrics: MetricsConfig::default(),
             profile: ProfileConfig::default(),
+            smtp: SmtpConfig::default(),
+            invitations: InvitationsConfig::default(),
             backup: BackupConfig::default(),
             admin: AdminConfig::default(),
             saml: SamlConfig::default(),
@@ -575,6 +660,36 @@ impl Config {
         }
         if p.renewal_check_interval < Duration::from_secs(60) {
             return invalid("profile.renewal_check_interval must be at least 1m");
+        }
+        let m = &self.smtp;
+        if !m.host.is_empty() {
+            if m.from.is_empty() || m.from.parse::<lettre::message::Mailbox>().is_err() {
+                return invalid(
+                    "smtp.from must be a sender address such as \"Contoso IT <licensing@contoso.com>\" when smtp.host is set",
+                );
+            }
+            let local = matches!(m.host.as_str(), "localhost" | "127.0.0.1" | "::1");
+            if m.security == SmtpSecurity::None && !m.username.is_empty() && !local {
+                return invalid(
+                    "smtp.security = \"none\" would send the password in clear text: use starttls or tls with smtp.username",
+                );
+            }
+        }
+        if m.timeout < Duration::from_secs(1) || m.max_per_minute == 0 || m.max_attempts == 0 {
+            return invalid(
+                "smtp.timeout must be at least 1s, smtp.max_per_minute and smtp.max_attempts at least 1",
+            );
+        }
+        if m.retry_after < Duration::from_secs(1) {
+            return invalid("smtp.retry_after must be at least 1s");
+        }
+        let i = &self.invitations;
+        if i.valid_for < Duration::from_secs(3600) || i.valid_for > Duration::from_secs(90 * 86_400)
+        {
+            return invalid("invitations.valid_for must be from 1h to 90 days");
+        }
+        if !i.download_url.is_empty() && !i.download_url.starts_with("https://") {
+            return invalid("invitations.download_url must be an https:// address");
         }
         if self.saml.metadata_refresh < Duration::from_secs(60) {
             return invalid("saml.metadata_refresh must be at least 1m");

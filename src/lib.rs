@@ -42,6 +42,7 @@ pub mod error;
 pub mod http;
 pub mod licensing;
 pub mod logging;
+pub mod mail;
 pub mod metrics;
 pub mod net;
 pub mod page;

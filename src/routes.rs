@@ -380,6 +380,19 @@ pub static ROUTES: &[Route] = &[
     .body(Body::Other)
     .csrf(Csrf::DoubleSubmitInHandler)
     .limit(Limit::PreAuth),
+    // The invitation's link is its own credential (no other site has it): no CSRF token;
+    // the pre-authentication limits slow down guessing.
+    Route::new(GET, "/invite/{*token}", PublicPage, |app, cx| {
+        app.invitation_page(cx.param("token"))
+    })
+    .body(Body::Other)
+    .limit(Limit::PreAuth),
+    Route::new(POST, "/invite/{*token}", PublicPage, |app, cx| {
+        app.invitation_continue(cx.param("token"))
+    })
+    .body(Body::Other)
+    .csrf(Csrf::None)
+    .limit(Limit::PreAuth),
     // --- admin portal: signing in ---------------------------------------------------------
     Route::new(GET, "/admin/login", AdminPage, |app, _| {
         Ok(app.admin.login_form())
@@ -513,6 +526,49 @@ pub static ROUTES: &[Route] = &[
         cx.session()?;
         app.admin.download_key_profile(cx.req)
     }),
+    Route::new(GET, "/admin/invitations", AdminPage, |app, cx| {
+        app.admin.invitations_page(cx.session()?)
+    }),
+    Route::new(POST, "/admin/invitations", AdminPage, |app, cx| {
+        app.admin
+            .send_invitations(cx.req, cx.session()?, &cx.actor()?)
+    }),
+    Route::new(POST, "/admin/invitations/template", AdminPage, |app, cx| {
+        app.admin.save_template(cx.req, cx.session()?, &cx.actor()?)
+    }),
+    Route::new(
+        POST,
+        "/admin/invitations/test-email",
+        AdminPage,
+        |app, cx| app.admin.test_email(cx.req, cx.session()?, &cx.actor()?),
+    ),
+    Route::new(
+        POST,
+        "/admin/invitations/notifications",
+        AdminPage,
+        |app, cx| {
+            app.admin
+                .save_notifications(cx.req, cx.session()?, &cx.actor()?)
+        },
+    ),
+    Route::new(
+        POST,
+        "/admin/invitations/{id}/resend",
+        AdminPage,
+        |app, cx| {
+            app.admin
+                .resend_invitation(cx.session()?, &cx.actor()?, cx.param("id"))
+        },
+    ),
+    Route::new(
+        POST,
+        "/admin/invitations/{id}/revoke",
+        AdminPage,
+        |app, cx| {
+            app.admin
+                .revoke_invitation(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
+        },
+    ),
     Route::new(GET, "/admin/keys", AdminPage, |app, cx| {
         app.admin.keys_page(cx.session()?)
     }),
@@ -677,6 +733,36 @@ pub static ROUTES: &[Route] = &[
     }),
     Route::new(GET, "/api/v1/admin/profile/info", AdminApi, |app, _| {
         app.admin.api_profile_info()
+    }),
+    Route::new(GET, "/api/v1/admin/invitations", AdminApi, |app, _| {
+        app.admin.api_invitations()
+    }),
+    Route::new(POST, "/api/v1/admin/invitations", AdminApi, |app, cx| {
+        app.admin.api_invite(cx.req, &cx.actor()?)
+    }),
+    Route::new(
+        POST,
+        "/api/v1/admin/invitations/{id}/resend",
+        AdminApi,
+        |app, cx| {
+            app.admin
+                .api_resend_invitation(&cx.actor()?, cx.param("id"))
+        },
+    ),
+    Route::new(
+        DELETE,
+        "/api/v1/admin/invitations/{id}",
+        AdminApi,
+        |app, cx| {
+            app.admin
+                .api_revoke_invitation(&cx.actor()?, cx.param("id"))
+        },
+    ),
+    Route::new(GET, "/api/v1/admin/outbox", AdminApi, |app, _| {
+        app.admin.api_outbox()
+    }),
+    Route::new(POST, "/api/v1/admin/outbox/test", AdminApi, |app, cx| {
+        app.admin.api_test_email(cx.req, &cx.actor()?)
     }),
     Route::new(GET, "/api/v1/admin/license-keys", AdminApi, |app, _| {
         app.admin.api_keys()

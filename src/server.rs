@@ -51,6 +51,9 @@ pub enum ServeError {
     Descriptors(String),
     #[error("{0}")]
     InterruptedRestore(String),
+    /// A setting that can only be checked when serving (a file it names).
+    #[error("{0}")]
+    Config(String),
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
@@ -119,7 +122,7 @@ pub(crate) fn serve_with(
     let workers = config.worker_count();
     let inner = start_inner(&socket_path, &app, workers, &inner_failed)?;
     let (poll, signals, listener) = watch_events(std_listener, tls_files.clone(), &metrics)?;
-    let background = Background::start(&config, &db, &metrics, &app.clock)?;
+    let background = Background::start(&config, &db, &metrics, &app.clock, &app.public_url)?;
     finish_start_check(&health_watch.start_check, health, &db, &public_url);
     let (upstream, limits) = share_descriptors(&config, &store, &socket_path, workers)?;
 
@@ -345,6 +348,7 @@ fn watch_events(
 struct Background {
     backups: Schedule,
     housekeeping: Schedule,
+    outbox: Schedule,
     checkpoints: (crate::db::CheckpointStop, JoinHandle<()>),
 }
 
@@ -354,14 +358,17 @@ impl Background {
         db: &Arc<Db>,
         metrics: &Arc<Metrics>,
         clock: &clock::Clock,
+        public_url: &str,
     ) -> Result<Self, ServeError> {
         let backups = start_backup_schedule(config, db, metrics, clock)?;
-        let housekeeping = start_housekeeping(config, db, clock)?;
+        let housekeeping = start_housekeeping(config, db, clock, public_url)?;
+        let outbox = start_outbox(config, db, clock)?;
         let checkpoints =
             db.checkpoint_in_background(Duration::from_secs(1), config.database.wal_max_bytes())?;
         Ok(Background {
             backups,
             housekeeping,
+            outbox,
             checkpoints,
         })
     }
@@ -370,14 +377,21 @@ impl Background {
     fn stop(self) -> Vec<JoinHandle<()>> {
         let (stop_backups, backup_thread) = self.backups;
         let (stop_refresh, refresh_thread) = self.housekeeping;
+        let (stop_outbox, outbox_thread) = self.outbox;
         let (stop_checkpoints, checkpoint_thread) = self.checkpoints;
         drop(stop_backups);
         drop(stop_refresh);
+        drop(stop_outbox);
         drop(stop_checkpoints);
-        [backup_thread, refresh_thread, Some(checkpoint_thread)]
-            .into_iter()
-            .flatten()
-            .collect()
+        [
+            backup_thread,
+            refresh_thread,
+            outbox_thread,
+            Some(checkpoint_thread),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 }
 
@@ -640,7 +654,9 @@ fn start_housekeeping(
     config: &Config,
     db: &Arc<Db>,
     clock: &clock::Clock,
+    public_url: &str,
 ) -> Result<Schedule, ServeError> {
+    let public_url = public_url.to_string();
     let lease = config.lease.clone();
     let ca = config.saml.metadata_ca_file.clone();
     let interval = config.saml.metadata_refresh;
@@ -657,6 +673,7 @@ fn start_housekeeping(
             // memory that a gateway without URL-backed metadata never needs.
             let mut fetcher = None;
             let mut end_warnings = crate::licensing::entitlements::EndWarnings::default();
+            let mut notified: Option<std::time::Instant> = None;
             loop {
                 match stop_rx.recv_timeout(tick) {
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -696,6 +713,17 @@ fn start_housekeeping(
                     }
                     Err(e) => log::error!("checking entitlement ends failed: {e}"),
                 }
+                // Admin notifications: a few queries, every five minutes.
+                if notified.is_none_or(|t| t.elapsed() >= Duration::from_secs(300)) {
+                    notified = Some(std::time::Instant::now());
+                    let now = clock.now_unix();
+                    match db.write(|tx| crate::mail::notifications::queue_due(tx, &public_url, now)) {
+                        Ok(0) => {}
+                        Ok(n) => log::info!("queued {n} admin notification email(s)"),
+                        Err(_) if quiet() => {}
+                        Err(e) => log::error!("checking admin notifications failed: {e}"),
+                    }
+                }
                 let tried_before = clock.now_unix() - interval.as_secs() as i64;
                 let due =
                     match db.read(|tx| crate::db::idp::metadata_urls_due(tx, Some(tried_before))) {
@@ -730,6 +758,23 @@ fn start_housekeeping(
             }
         })
         .map_err(io_err("cannot start the housekeeping thread"))?;
+    Ok((Some(stop_tx), Some(handle)))
+}
+
+/// The outbox worker (`mail::outbox`): sends queued email through `[smtp]`.
+fn start_outbox(
+    config: &Config,
+    db: &Arc<Db>,
+    clock: &clock::Clock,
+) -> Result<Schedule, ServeError> {
+    let outbox = crate::mail::outbox::Outbox::new(Arc::clone(db), &config.smtp)
+        .map_err(|e| ServeError::Config(e.to_string()))?;
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let clock = clock.clone();
+    let handle = std::thread::Builder::new()
+        .name("outbox".into())
+        .spawn(move || crate::mail::outbox::run(outbox, clock, stop_rx))
+        .map_err(io_err("cannot start the outbox thread"))?;
     Ok((Some(stop_tx), Some(handle)))
 }
 

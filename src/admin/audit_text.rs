@@ -252,6 +252,27 @@ fn licensing(action: &str, c: &Said<'_>, names: &Names) -> Option<String> {
             expiry(&d["expires_at"])
         ),
         "sublicense_removed" => format!("{actor} removed the sublicense {}.", text(d, "name")),
+        "invitations_sent" => format!(
+            "{actor} invited {} people ({}){}.",
+            d["invited"],
+            if d["method"] == "key" {
+                "license key"
+            } else {
+                "single sign-on"
+            },
+            match d["refused"].as_i64() {
+                Some(n) if n > 0 => format!("; {n} address(es) refused"),
+                _ => String::new(),
+            }
+        ),
+        "invitation_resent" => format!(
+            "{actor} sent the invitation {subject} to {} again, with a new link.",
+            text(d, "email")
+        ),
+        "invitation_revoked" => format!(
+            "{actor} revoked the invitation {subject} to {}.",
+            text(d, "email")
+        ),
         "license_key_created" => format!(
             "{actor} created the license key {subject} ({}, …{}) for {} devices of {}.",
             text(d, "name"),

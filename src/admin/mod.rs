@@ -12,6 +12,7 @@
 
 pub mod api;
 mod api_keys;
+mod api_mail;
 mod api_tokens;
 mod api_write;
 mod audit;
@@ -21,6 +22,7 @@ mod csv;
 mod deploy;
 mod first_run;
 pub mod forms;
+mod invitations;
 mod keys;
 mod licenses;
 mod limiter;

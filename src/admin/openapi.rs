@@ -239,6 +239,68 @@ pub const OPERATIONS: &[Operation] = &[
         "Remove a mapping; its members lose what it granted",
         200,
     ),
+    op(
+        "GET",
+        "/api/v1/admin/invitations",
+        "Invitations with their status: queued, sent, failed (with the mail server's reason), opened, activated, expired, revoked",
+        200,
+    ),
+    Operation {
+        body: Some((
+            &[
+                ("emails", "array", "addresses to invite"),
+                (
+                    "group",
+                    "string",
+                    "also everyone in this group (name or external id) without an active device",
+                ),
+                (
+                    "license",
+                    "string",
+                    "activate with a one-device license key of this license (else single sign-on)",
+                ),
+                (
+                    "sublicense",
+                    "string",
+                    "with license: from this sublicense's seats",
+                ),
+            ],
+            &[],
+        )),
+        ..op(
+            "POST",
+            "/api/v1/admin/invitations",
+            "Invite people: the answer lists the invitations made and the addresses refused, with why",
+            201,
+        )
+    },
+    op(
+        "POST",
+        "/api/v1/admin/invitations/{id}/resend",
+        "Send an invitation again with a new link (the old link stops working)",
+        200,
+    ),
+    op(
+        "DELETE",
+        "/api/v1/admin/invitations/{id}",
+        "Revoke an invitation: its link stops working",
+        200,
+    ),
+    op(
+        "GET",
+        "/api/v1/admin/outbox",
+        "The outbox: counts per state and the newest messages with their last error",
+        200,
+    ),
+    Operation {
+        body: Some((&[("to", "string", "the address to send it to")], &["to"])),
+        ..op(
+            "POST",
+            "/api/v1/admin/outbox/test",
+            "Queue a test email",
+            202,
+        )
+    },
     Operation {
         query: &[(
             "activation",
@@ -488,10 +550,11 @@ pub fn document() -> Value {
             let props: serde_json::Map<String, Value> = properties
                 .iter()
                 .map(|(name, kind, description)| {
-                    (
-                        name.to_string(),
-                        json!({"type": json_type(kind), "description": description}),
-                    )
+                    let mut schema = json!({"type": json_type(kind), "description": description});
+                    if *kind == "array" {
+                        schema["items"] = json!({"type": "string"});
+                    }
+                    (name.to_string(), schema)
                 })
                 .collect();
             operation["requestBody"] = json!({

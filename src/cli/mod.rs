@@ -33,6 +33,7 @@ mod backup;
 mod client;
 mod idp;
 mod licensing;
+mod mail;
 mod profile;
 
 use crate::config::{Config, Overrides};
@@ -147,6 +148,12 @@ pub enum Command {
     /// The MDM configuration profile (.mobileconfig) for the Macs
     #[command(subcommand)]
     Profile(profile::ProfileCommand),
+    /// Invitation emails: invite people to install and activate, list, resend, revoke
+    #[command(subcommand)]
+    Invite(mail::InviteCommand),
+    /// The outbox: send a test email, list messages, retry a failed one
+    #[command(subcommand)]
+    Mail(mail::MailCommand),
     /// Usage reports for the vendor (true-up), signed with this gateway's instance key
     #[command(subcommand)]
     Usage(licensing::UsageCommand),
@@ -289,6 +296,12 @@ pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
             licensing::register(&db, &public_url, &out)
         }
         Command::Sublicense(cmd) => licensing::sublicense(&open_existing_db(&config)?, cmd),
+        Command::Invite(cmd) => {
+            let db = open_existing_db(&config)?;
+            let public_url = public_url_for_cli(&config, &db)?;
+            mail::invite(&db, &config, &public_url, cmd)
+        }
+        Command::Mail(cmd) => mail::mail(&open_existing_db(&config)?, &config, cmd),
         Command::Profile(cmd) => {
             let db = open_existing_db(&config)?;
             let public_url = public_url_for_cli(&config, &db)?;

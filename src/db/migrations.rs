@@ -22,6 +22,7 @@ pub const STEPS: &[&str] = &[
     include_str!("migrations/0015_license_offline_limit.sql"),
     include_str!("migrations/0016_user_names.sql"),
     include_str!("migrations/0017_license_keys.sql"),
+    include_str!("migrations/0018_outbox_invitations.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -20,6 +20,7 @@ pub mod idp;
 pub mod keys;
 pub mod licensing;
 mod migrations;
+pub mod outbox;
 pub mod portal;
 pub mod settings;
 pub mod tokens;

@@ -2,6 +2,7 @@
 //! builder lives there; this gathers what it says from the configuration, the database
 //! and the data directory, and loads the signing identity.
 
+pub mod invitations;
 pub mod profile;
 
 use std::path::Path;
@@ -10,6 +11,35 @@ use crate::config::{Config, TlsMode};
 use crate::db::Db;
 use crate::domain::problem::{Problem, Reason};
 use profile::{Activation, ProfileError, ProfileInput, SigningIdentity};
+
+/// The organization's name in emails and pages: `[profile] organization`, else the public
+/// URL's host.
+pub fn organization(config: &Config, public_url: &str) -> String {
+    let configured = config.profile.organization.trim();
+    if !configured.is_empty() {
+        return configured.to_string();
+    }
+    public_url
+        .split_once("://")
+        .map_or(public_url, |(_, r)| r)
+        .split([':', '/'])
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// What every invitation made now shares.
+pub fn invitation_context<'a>(
+    config: &Config,
+    public_url: &'a str,
+    organization: &'a str,
+) -> invitations::Context<'a> {
+    invitations::Context {
+        public_url,
+        organization,
+        valid_for_secs: config.invitations.valid_for.as_secs() as i64,
+    }
+}
 
 /// The gateway's own CA certificate (DER), when it serves with one (self-signed mode).
 fn own_ca(config: &Config) -> Result<Option<Vec<u8>>, Problem> {

@@ -4,7 +4,9 @@
 //!
 //! - [`device`]: the device API and the end-user activation flow (`/api/v1/activate`,
 //!   `/activate`, leases);
+//! - [`invite`]: the invitation landing page at `/invite/{token}`;
 //! - [`scim`]: the SCIM 2.0 service provider at `/scim/v2`.
 
 pub mod device;
+pub mod invite;
 pub mod scim;

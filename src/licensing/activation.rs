@@ -308,6 +308,7 @@ pub fn complete(
                 let detail = json!({"name": a.device_name, "os": a.device_os, "lease": lease.id}).to_string();
                 store::audit(tx, now, &actor, AuditAction::DeviceActivated, Some(user_id),
                     store::AuditAbout { subject: Some(device_id), detail: Some(&detail), reason: None })?;
+                crate::db::outbox::mark_activated(tx, Some(&a.email), None, now)?;
             }
             Err(reason) => {
                 a.state = DENIED.into();

@@ -503,6 +503,7 @@ pub fn activate(
             },
         )?;
         reconcile::after_device_seats_change(tx, &k.license_id, &actor, now)?;
+        crate::db::outbox::mark_activated(tx, None, Some(&k.id), now)?;
         Ok(Ok(KeyActivated { device_id, lease }))
     })?;
     outcome.map_err(|reason| Problem::new(reason, refusal(reason)))
