@@ -380,18 +380,17 @@ pub static ROUTES: &[Route] = &[
     .body(Body::Other)
     .csrf(Csrf::DoubleSubmitInHandler)
     .limit(Limit::PreAuth),
-    // The invitation's link is its own credential (no other site has it): no CSRF token;
-    // the pre-authentication limits slow down guessing.
+    // Invitation links: the pre-authentication limits slow down guessing.
     Route::new(GET, "/invite/{*token}", PublicPage, |app, cx| {
         app.invitation_page(cx.param("token"))
     })
     .body(Body::Other)
     .limit(Limit::PreAuth),
     Route::new(POST, "/invite/{*token}", PublicPage, |app, cx| {
-        app.invitation_continue(cx.param("token"))
+        app.invitation_continue(cx.req, cx.param("token"))
     })
     .body(Body::Other)
-    .csrf(Csrf::None)
+    .csrf(Csrf::DoubleSubmitInHandler)
     .limit(Limit::PreAuth),
     // --- admin portal: signing in ---------------------------------------------------------
     Route::new(GET, "/admin/login", AdminPage, |app, _| {

@@ -126,7 +126,26 @@ pub fn mark_sent(tx: &Transaction<'_>, id: i64, now: i64) -> rusqlite::Result<()
         "UPDATE outbox SET state = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
     )?
     .execute(params![id, now])?;
+    scrub(tx, id)
+}
+
+/// An invitation's email holds its link, a credential: once the message is done with
+/// (sent, failed or cancelled) its body is not kept.
+fn scrub(tx: &Transaction<'_>, id: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE outbox SET text_body = '', html_body = NULL WHERE id = ?1 AND kind = 'invitation'",
+    )?
+    .execute([id])?;
     Ok(())
+}
+
+/// Cancels a message not sent yet (its invitation was resent or revoked).
+pub fn cancel(tx: &Transaction<'_>, id: i64, why: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE outbox SET state = 'failed', last_error = ?2 WHERE id = ?1 AND state = 'queued'",
+    )?
+    .execute(params![id, why])?;
+    scrub(tx, id)
 }
 
 /// A failed attempt: tried again at `retry_at`, or failed for good when `None`.
@@ -142,20 +161,25 @@ pub fn mark_attempt_failed(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
             )?
             .execute(params![id, error, at])?,
-        None => tx
-            .prepare_cached(
+        None => {
+            tx.prepare_cached(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, state = 'failed' WHERE id = ?1",
             )?
-            .execute(params![id, error])?,
+            .execute(params![id, error])?;
+            scrub(tx, id)?;
+            1
+        }
     };
     Ok(())
 }
 
-/// Sends a failed (or queued) message again, now.
+/// Sends a failed (or queued) message again, now. Not an invitation's (its body, with the
+/// link, is gone): resend the invitation instead.
 pub fn requeue(tx: &Transaction<'_>, id: i64, now: i64) -> rusqlite::Result<bool> {
     Ok(tx
         .prepare_cached(
-            "UPDATE outbox SET state = 'queued', next_attempt_at = ?2, attempts = 0 WHERE id = ?1 AND state <> 'sent'",
+            "UPDATE outbox SET state = 'queued', next_attempt_at = ?2, attempts = 0
+             WHERE id = ?1 AND state <> 'sent' AND kind <> 'invitation'",
         )?
         .execute(params![id, now])?
         == 1)

@@ -275,6 +275,13 @@ pub fn resend(
         let token = new_secret_token();
         let expires_at = now + ctx.valid_for_secs;
         let template = Template::load(tx)?;
+        if let Some(old) = inv.message_id {
+            store::cancel(
+                tx,
+                old,
+                "cancelled: the invitation was sent again with a new link",
+            )?;
+        }
         let message_id = store::enqueue(
             tx,
             &message(&template, ctx, &inv.email, &token, expires_at),
@@ -313,6 +320,9 @@ pub fn revoke(db: &Db, actor: &Actor, id: &str, now: i64) -> Result<Invitation, 
                 Reason::Conflict,
                 "This invitation is already revoked or activated.",
             ));
+        }
+        if let Some(old) = inv.message_id {
+            store::cancel(tx, old, "cancelled: the invitation was revoked")?;
         }
         crate::db::licensing::audit(
             tx,

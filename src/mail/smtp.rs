@@ -35,6 +35,7 @@ impl SendFailure {
 pub struct Mailer {
     transport: SmtpTransport,
     from: Mailbox,
+    timeout: Duration,
 }
 
 /// Why `[smtp]` cannot be used.
@@ -87,6 +88,7 @@ impl Mailer {
         Ok(Some(Mailer {
             transport: builder.build(),
             from,
+            timeout: cfg.timeout,
         }))
     }
 
@@ -115,9 +117,37 @@ impl Mailer {
             .map(|_| ())
             .map_err(|e| SendFailure {
                 permanent: e.is_permanent(),
-                reason: one_line(&e),
+                reason: if timed_out(&e) {
+                    format!(
+                        "the mail server did not answer within {} (timed out)",
+                        crate::config::format_duration(self.timeout)
+                    )
+                } else {
+                    one_line(&e)
+                },
             })
     }
+}
+
+/// Whether `e` is a read or write that outlived the socket timeout (which the system
+/// reports as "would block" or "timed out").
+fn timed_out(e: &lettre::transport::smtp::Error) -> bool {
+    if e.is_timeout() {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            )
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// The password: `[smtp] password_file`'s first line, else `SEATGATE_SMTP_PASSWORD`.

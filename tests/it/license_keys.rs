@@ -31,7 +31,7 @@ fn jwk() -> Value {
     json!({"kty": "OKP", "crv": "Ed25519", "x": seatgate::crypto::b64url(&public)})
 }
 
-fn activate_raw(s: &TestServer, key: &str) -> crate::support::HttpResponse {
+pub(crate) fn activate_raw(s: &TestServer, key: &str) -> crate::support::HttpResponse {
     s.request(
         "POST",
         "/api/v1/activations",

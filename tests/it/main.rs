@@ -18,6 +18,7 @@ mod health;
 mod license_keys;
 mod licensing;
 mod lifecycle;
+mod mail;
 mod ops;
 mod portal;
 mod profiles;
