@@ -109,6 +109,7 @@ audit_actions! {
     EntitlementImported = "entitlement_imported",
     IdpConnectionAdded = "idp_connection_added",
     InvitationResent = "invitation_resent",
+    InvitationTemplateChanged = "invitation_template_changed",
     InvitationRevoked = "invitation_revoked",
     InvitationsSent = "invitations_sent",
     IdpConnectionChanged = "idp_connection_changed",
@@ -125,6 +126,7 @@ audit_actions! {
     MappingAdded = "mapping_added",
     MappingRemoved = "mapping_removed",
     PendingCleared = "pending_cleared",
+    ProfileWithKeyExported = "profile_with_key_exported",
     RenewalRefused = "renewal_refused",
     ScimTokenCreated = "scim_token_created",
     ScimTokenRevoked = "scim_token_revoked",
@@ -135,6 +137,7 @@ audit_actions! {
     SublicenseAdded = "sublicense_added",
     SublicenseChanged = "sublicense_changed",
     SublicenseRemoved = "sublicense_removed",
+    TestEmailQueued = "test_email_queued",
 }
 
 impl AuditAction {

@@ -523,7 +523,7 @@ pub static ROUTES: &[Route] = &[
     ),
     Route::new(POST, "/admin/deploy/profile", AdminPage, |app, cx| {
         cx.session()?;
-        app.admin.download_key_profile(cx.req)
+        app.admin.download_key_profile(cx.req, &cx.actor()?)
     }),
     Route::new(GET, "/admin/invitations", AdminPage, |app, cx| {
         app.admin.invitations_page(cx.session()?)
@@ -728,7 +728,7 @@ pub static ROUTES: &[Route] = &[
         app.admin.api_profile(cx.req)
     }),
     Route::new(POST, "/api/v1/admin/profile", AdminApi, |app, cx| {
-        app.admin.api_profile_with(cx.req)
+        app.admin.api_profile_with(cx.req, &cx.actor()?)
     }),
     Route::new(GET, "/api/v1/admin/profile/info", AdminApi, |app, _| {
         app.admin.api_profile_info()
@@ -736,9 +736,11 @@ pub static ROUTES: &[Route] = &[
     Route::new(GET, "/api/v1/admin/invitations", AdminApi, |app, _| {
         app.admin.api_invitations()
     }),
+    // Up to 10,000 addresses: the portal's body limit, not the API's.
     Route::new(POST, "/api/v1/admin/invitations", AdminApi, |app, cx| {
         app.admin.api_invite(cx.req, &cx.actor()?)
-    }),
+    })
+    .body(Body::Admin),
     Route::new(
         POST,
         "/api/v1/admin/invitations/{id}/resend",

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::{Admin, Handled};
 use crate::audit::Actor;
 use crate::clock::rfc3339;
-use crate::db::outbox::{self as store, Invitation, Kind, NewMessage};
+use crate::db::outbox::{self as store, Invitation};
 use crate::deploy::invitations::{self, Method};
 use crate::domain::problem::Reason;
 use crate::error::HttpError;
@@ -66,7 +66,16 @@ impl Admin {
         let b: InviteBody = body(req)?;
         let mut emails = b.emails;
         if let Some(g) = &b.group {
-            emails.extend(invitations::group_without_device(&self.db, g)?);
+            let members = invitations::group_without_device(&self.db, g)?;
+            if members.is_empty() && emails.is_empty() {
+                return Err(HttpError::new(
+                    Reason::BadRequest,
+                    format!(
+                        "Nobody in the group {g} is without an active device (or there is no such group)."
+                    ),
+                ));
+            }
+            emails.extend(members);
         }
         let method = match b.license {
             Some(license) => Method::Key {
@@ -150,19 +159,9 @@ impl Admin {
             ));
         }
         let now = self.clock.now_unix();
-        let id = self.db.write(|tx| {
-            store::enqueue(
-                tx,
-                &NewMessage {
-                    kind: Kind::Test,
-                    recipient: to.clone(),
-                    subject: "seatgate test email".into(),
-                    text_body: format!("This is a test email from seatgate at {}, sent by {actor}: the gateway can send email.\n", self.public_url),
-                    html_body: None,
-                },
-                now,
-            )
-        })?;
+        let id = self
+            .db
+            .write(|tx| crate::mail::queue_test(tx, &to, &self.public_url, actor, now))?;
         Ok(Response::json(
             202,
             &json!({"id": id, "to": to, "state": "queued"}),

@@ -265,6 +265,13 @@ fn licensing(action: &str, c: &Said<'_>, names: &Names) -> Option<String> {
                 _ => String::new(),
             }
         ),
+        "invitation_template_changed" => format!("{actor} changed the invitation email template."),
+        "test_email_queued" => format!("{actor} queued a test email to {}.", text(d, "to")),
+        "profile_with_key_exported" => format!(
+            "{actor} exported a configuration profile holding the license key {} ({}).",
+            text(d, "key"),
+            text(d, "version")
+        ),
         "invitation_resent" => format!(
             "{actor} sent the invitation {subject} to {} again, with a new link.",
             text(d, "email")

@@ -9,6 +9,7 @@ use serde_json::json;
 use super::licenses::field;
 use super::pages::layout;
 use super::{Admin, Handled};
+use crate::audit::Actor;
 use crate::db::admin::Session;
 use crate::deploy::profile::{self, Activation, Profile, ProfileInput};
 use crate::domain::problem::{Problem, Reason};
@@ -122,10 +123,11 @@ impl Admin {
 
     /// `POST /admin/deploy/profile`: a profile for license-key activation, with the key
     /// typed in the form (checked to be a live key).
-    pub(crate) fn download_key_profile(&self, req: &Request) -> Handled {
+    pub(crate) fn download_key_profile(&self, req: &Request, actor: &Actor) -> Handled {
         let form = crate::http::parse_form(&req.body)?;
         let key = field(&form, "license_key");
-        let (_, built) = self.profile(activation(Some("key"), Some(key))?)?;
+        let (input, built) = self.profile(activation(Some("key"), Some(key))?)?;
+        crate::deploy::audit_export(&self.db, actor, &input, &built, self.clock.now_unix())?;
         Ok(self.profile_download(built))
     }
 
@@ -138,17 +140,18 @@ impl Admin {
     }
 
     /// `POST /api/v1/admin/profile` `{"activation", "license_key"}`: the profile, a key in it.
-    pub(crate) fn api_profile_with(&self, req: &Request) -> Handled {
+    pub(crate) fn api_profile_with(&self, req: &Request, actor: &Actor) -> Handled {
         let b: ProfileRequest = serde_json::from_slice(&req.body).map_err(|e| {
             HttpError::new(
                 Reason::BadRequest,
                 format!("The body is not the JSON this address takes: {e}."),
             )
         })?;
-        let (_, built) = self.profile(activation(
+        let (input, built) = self.profile(activation(
             b.activation.as_deref(),
             b.license_key.as_deref(),
         )?)?;
+        crate::deploy::audit_export(&self.db, actor, &input, &built, self.clock.now_unix())?;
         Ok(self.profile_download(built))
     }
 

@@ -13,7 +13,7 @@ use super::pages::layout;
 use super::{Admin, Handled};
 use crate::audit::Actor;
 use crate::db::admin::Session;
-use crate::db::outbox::{self as store, Invitation, Kind, Message, NewMessage};
+use crate::db::outbox::{self as store, Invitation, Message};
 use crate::deploy::invitations::{self, Method};
 use crate::domain::problem::{Problem, Reason};
 use crate::error::HttpError;
@@ -242,8 +242,20 @@ impl Admin {
             // Checked like a save, stored nowhere.
             t.check().map(|()| false)
         } else {
-            self.db
-                .write(|tx| Ok::<_, HttpError>(t.save(tx, now).map(|()| true)))?
+            self.db.write(|tx| {
+                let saved = t.save(tx, now);
+                if saved.is_ok() {
+                    crate::db::licensing::audit(
+                        tx,
+                        now,
+                        actor,
+                        crate::audit::AuditAction::InvitationTemplateChanged,
+                        None,
+                        crate::db::licensing::AuditAbout::default(),
+                    )?;
+                }
+                Ok::<_, HttpError>(saved.map(|()| true))
+            })?
         };
         match checked {
             Ok(true) => {
@@ -281,15 +293,9 @@ impl Admin {
             );
         }
         let now = self.clock.now_unix();
-        let id = self.db.write(|tx| {
-            store::enqueue(tx, &NewMessage {
-                kind: Kind::Test,
-                recipient: to.clone(),
-                subject: "seatgate test email".into(),
-                text_body: format!("This is a test email from seatgate at {}, sent by {actor}: the gateway can send email.\n", self.public_url),
-                html_body: None,
-            }, now)
-        })?;
+        let id = self
+            .db
+            .write(|tx| crate::mail::queue_test(tx, &to, &self.public_url, actor, now))?;
         self.flash.set(
             session,
             format!("Queued test email {id} to {to}; the outbox below shows whether it went out."),

@@ -75,17 +75,37 @@ fn managed_settings(config: Option<&Path>) -> Result<Option<plist::Dictionary>, 
         None if Path::new(MANAGED_PREFERENCES).exists() => PathBuf::from(MANAGED_PREFERENCES),
         None => return Ok(None),
     };
-    let bytes = std::fs::read(&path)
-        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
-    if bytes.len() > 1024 * 1024 {
+    let bytes = crate::deploy::profile::read_bounded(&path, 1024 * 1024)
+        .map_err(|why| CliError::Usage(format!("cannot read {}: {why}", path.display())))?;
+    let settings = crate::deploy::profile::read_preferences(&bytes)
+        .map_err(|why| CliError::Usage(format!("{}: {why}", path.display())))?;
+    // What the client uses must have the right type: a wrong one is an error, not ignored.
+    for key in ["ServerURL", "LicenseKey", "ActivationMethod"] {
+        if settings.get(key).is_some_and(|v| v.as_string().is_none()) {
+            return Err(CliError::Usage(format!(
+                "{}: {key} must be text",
+                path.display()
+            )));
+        }
+    }
+    if settings
+        .get("ServerCACertificate")
+        .is_some_and(|v| v.as_data().is_none())
+    {
         return Err(CliError::Usage(format!(
-            "{} is larger than 1 MiB; give the profile's settings",
+            "{}: ServerCACertificate must be data (the certificate, DER)",
             path.display()
         )));
     }
-    crate::deploy::profile::read_preferences(&bytes)
-        .map(Some)
-        .map_err(|why| CliError::Usage(format!("{}: {why}", path.display())))
+    if let Some(url) = settings.get("ServerURL").and_then(plist::Value::as_string)
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        return Err(CliError::Usage(format!(
+            "{}: ServerURL {url:?} is not an https:// address",
+            path.display()
+        )));
+    }
+    Ok(Some(settings))
 }
 
 /// The CA a profile carries, written where the client can trust it from.

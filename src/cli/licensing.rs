@@ -671,10 +671,21 @@ fn print_licenses(db: &Db) -> Result<(), CliError> {
 
 pub fn explain(db: &Db, config: &Config, email: &str, json: bool) -> Result<(), CliError> {
     // Not an email: a license key (id, name or the key) or a key device.
-    if !email.contains('@')
-        && let Some(k) = crate::licensing::keys::explain(db, email, now_unix())
+    let explained = if email.contains('@') {
+        None
+    } else {
+        crate::licensing::keys::explain(db, email, now_unix())
             .map_err(|e| CliError::Runtime(e.message))?
-    {
+    };
+    let looks_like_key = ["sgk", "key-", "dev-"]
+        .iter()
+        .any(|p| email.to_ascii_lowercase().starts_with(p));
+    if explained.is_none() && looks_like_key {
+        return Err(CliError::Usage(format!(
+            "{email:?} is neither a license key of this gateway nor one of its key devices (a device that moved to its person: explain that person's email)"
+        )));
+    }
+    if let Some(k) = explained {
         if json {
             outln!("{}", serde_json::to_string_pretty(&k).map_err(runtime)?);
         } else {

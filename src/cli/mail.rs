@@ -9,7 +9,7 @@ use super::{CliError, runtime};
 use crate::clock::{now_unix, rfc3339};
 use crate::config::Config;
 use crate::db::Db;
-use crate::db::outbox::{self as store, Kind, NewMessage};
+use crate::db::outbox as store;
 use crate::deploy::invitations::{self, Method};
 
 #[derive(Debug, Subcommand)]
@@ -172,25 +172,14 @@ pub fn mail(db: &Db, config: &Config, cmd: MailCommand) -> Result<(), CliError> 
     let now = now_unix();
     match cmd {
         MailCommand::Test { to } => {
-            if !matches!(crate::email::shape(&to), crate::email::Shape::Email { .. }) {
+            if !crate::mail::is_address(&to) {
                 return Err(CliError::Usage(format!("{to:?} is not an email address")));
             }
+            let public_url = crate::server::last_public_url(db)
+                .map_err(runtime)?
+                .unwrap_or_default();
             let id = db
-                .write(|tx| {
-                    store::enqueue(
-                        tx,
-                        &NewMessage {
-                            kind: Kind::Test,
-                            recipient: to.clone(),
-                            subject: "seatgate test email".into(),
-                            text_body:
-                                "This is a test email from seatgate: the gateway can send email.\n"
-                                    .into(),
-                            html_body: None,
-                        },
-                        now,
-                    )
-                })
+                .write(|tx| crate::mail::queue_test(tx, &to, &public_url, ACTOR, now))
                 .map_err(runtime)?;
             outln!(
                 "test email {id} to {to} queued; `seatgate mail outbox` shows whether it was sent{}",

@@ -76,6 +76,8 @@ pub fn run(
     let input = crate::deploy::profile_input(db, config, public_url, activation, now_unix())
         .map_err(|e| CliError::Usage(e.message))?;
     let built = profile::export(&input, identity.as_ref()).map_err(runtime)?;
+    crate::deploy::audit_export(db, super::access::ACTOR, &input, &built, now_unix())
+        .map_err(|e| CliError::Runtime(e.message))?;
     let summary = format!(
         "profile {} version {} for {}: {}{}, {}",
         built.identifier,

@@ -171,9 +171,11 @@ pub fn invite(
         for raw in emails {
             let email = raw.trim();
             let domain = match crate::email::shape(email) {
+                // The mail server must be able to take it: as the SMTP client parses it.
                 crate::email::Shape::Email { domain }
                     if email.len() <= 254
-                        && !email.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+                        && !email.chars().any(|c| c.is_control() || c.is_whitespace())
+                        && email.parse::<lettre::Address>().is_ok() =>
                 {
                     domain
                 }
@@ -186,6 +188,8 @@ pub fn invite(
                 }
             };
             if !seen.insert(email.to_lowercase()) {
+                done.refused
+                    .push((email.to_string(), "listed twice".into()));
                 continue;
             }
             if !domains.contains(&domain) {
@@ -323,6 +327,13 @@ pub fn revoke(db: &Db, actor: &Actor, id: &str, now: i64) -> Result<Invitation, 
         }
         if let Some(old) = inv.message_id {
             store::cancel(tx, old, "cancelled: the invitation was revoked")?;
+        }
+        // A license-key invitation already continued: the key it made goes with it.
+        if let Some(key_id) = &inv.key_id
+            && let Some(k) = crate::db::keys::by_id(tx, key_id)?
+            && k.revoked_at.is_none()
+        {
+            crate::licensing::keys::revoke_in(tx, &k, actor, now)?;
         }
         crate::db::licensing::audit(
             tx,

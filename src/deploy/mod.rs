@@ -74,9 +74,16 @@ pub fn profile_input(
     activation: Activation,
     now: i64,
 ) -> Result<ProfileInput, Problem> {
-    if let Activation::Key(Some(key)) = &activation {
-        crate::licensing::keys::check_live(db, key)?;
-    }
+    // A typed key: a live key of this gateway, written as it is shown.
+    let (activation, variant) = match activation {
+        Activation::Sso => (Activation::Sso, String::new()),
+        Activation::Key(None) => (Activation::Key(None), "key".to_string()),
+        Activation::Key(Some(typed)) => {
+            let key = crate::licensing::keys::check_live(db, &typed)?;
+            let shown = crate::licensing::keys::normalized(&typed).unwrap_or(typed);
+            (Activation::Key(Some(shown)), format!("key-{}", key.id))
+        }
+    };
     let instance = crate::licensing::entitlements::instance_key(db, now)
         .map_err(Problem::from)?
         .thumbprint();
@@ -96,6 +103,7 @@ pub fn profile_input(
         email_domains,
         activation,
         renewal_check_secs: config.profile.renewal_check_interval.as_secs(),
+        variant,
     })
 }
 
@@ -123,6 +131,36 @@ pub fn signing_identity(
             .to_string(),
     };
     SigningIdentity::load(path, &password).map(Some)
+}
+
+/// A profile holding a license key in clear text is audited when it is exported.
+pub fn audit_export(
+    db: &Db,
+    actor: &crate::audit::Actor,
+    input: &ProfileInput,
+    built: &profile::Profile,
+    now: i64,
+) -> Result<(), Problem> {
+    let Some(key) = input.variant.strip_prefix("key-") else {
+        return Ok(());
+    };
+    let detail =
+        serde_json::json!({"key": key, "version": built.version, "identifier": built.identifier});
+    db.write(|tx| {
+        crate::db::licensing::audit(
+            tx,
+            now,
+            actor,
+            crate::audit::AuditAction::ProfileWithKeyExported,
+            None,
+            crate::db::licensing::AuditAbout {
+                subject: Some(key),
+                detail: Some(&detail.to_string()),
+                ..Default::default()
+            },
+        )
+    })?;
+    Ok(())
 }
 
 impl From<ProfileError> for Problem {

@@ -52,6 +52,10 @@ pub struct ProfileInput {
     pub email_domains: Vec<String>,
     pub activation: Activation,
     pub renewal_check_secs: u64,
+    /// Which of the gateway's profiles this is: empty for single sign-on, `key` for
+    /// license-key activation without a key, `key-{id}` with license key `id` in it. Each
+    /// has identifiers of its own, so a Mac in two MDM scopes keeps both.
+    pub variant: String,
 }
 
 /// A built profile: its bytes (a plist, or CMS SignedData around it) and what it is.
@@ -99,11 +103,23 @@ fn host_of(url: &str) -> &str {
 
 /// The identifier every export of this gateway's profile has.
 pub fn identifier(input: &ProfileInput) -> String {
-    format!(
+    let base = format!(
         "{}.profile.{}",
         input.preference_domain,
         &sha256_hex(input.instance.as_bytes())[..12]
-    )
+    );
+    match input.variant.as_str() {
+        "" => base,
+        variant => format!("{base}.{variant}"),
+    }
+}
+
+/// The seed of this profile's UUIDs: the instance, and the variant when there is one.
+fn seed(input: &ProfileInput) -> String {
+    match input.variant.as_str() {
+        "" => input.instance.clone(),
+        variant => format!("{}:{variant}", input.instance),
+    }
 }
 
 /// The settings' hash, 12 hex digits.
@@ -176,7 +192,7 @@ pub fn build(input: &ProfileInput) -> Result<(Vec<u8>, String), ProfileError> {
             ("PayloadIdentifier", Value::String(format!("{id}.ca"))),
             (
                 "PayloadUUID",
-                Value::String(stable_uuid(&input.instance, "ca")),
+                Value::String(stable_uuid(&seed(input), "ca")),
             ),
             (
                 "PayloadDisplayName",
@@ -202,7 +218,7 @@ pub fn build(input: &ProfileInput) -> Result<(Vec<u8>, String), ProfileError> {
         ),
         (
             "PayloadUUID",
-            Value::String(stable_uuid(&input.instance, "preferences")),
+            Value::String(stable_uuid(&seed(input), "preferences")),
         ),
         (
             "PayloadDisplayName",
@@ -223,7 +239,7 @@ pub fn build(input: &ProfileInput) -> Result<(Vec<u8>, String), ProfileError> {
         ("PayloadIdentifier", Value::String(id)),
         (
             "PayloadUUID",
-            Value::String(stable_uuid(&input.instance, "profile")),
+            Value::String(stable_uuid(&seed(input), "profile")),
         ),
         (
             "PayloadDisplayName",
@@ -265,13 +281,8 @@ impl SigningIdentity {
     pub fn load(path: &Path, password: &str) -> Result<SigningIdentity, ProfileError> {
         let name = path.display();
         let bad = |why: String| ProfileError::Identity(why);
-        let bytes = std::fs::read(path)
-            .map_err(|e| bad(format!("cannot read the signing identity {name}: {e}")))?;
-        if bytes.len() > 1024 * 1024 {
-            return Err(bad(format!(
-                "the signing identity {name} is larger than 1 MiB; give the PKCS#12 or PEM file with the certificate and key"
-            )));
-        }
+        let bytes = read_bounded(path, 1024 * 1024)
+            .map_err(|why| bad(format!("cannot read the signing identity {name}: {why}")))?;
         let identity = if bytes.starts_with(b"-----")
             || bytes.windows(11).any(|w| w == b"-----BEGIN ")
         {
@@ -335,6 +346,21 @@ impl SigningIdentity {
                 identity.cert.not_after()
             )));
         }
+        if identity.cert.not_before() > now {
+            return Err(bad(format!(
+                "the signing certificate in {name} is not valid before {}; MDMs would show the profile as not verified",
+                identity.cert.not_before()
+            )));
+        }
+        // Profiles are verified by macOS and MDMs: RSA or ECDSA signers only.
+        if !matches!(
+            identity.key.id(),
+            openssl::pkey::Id::RSA | openssl::pkey::Id::EC
+        ) {
+            return Err(bad(format!(
+                "the key in {name} is neither RSA nor EC; macOS and MDMs verify profiles signed with RSA or ECDSA"
+            )));
+        }
         Ok(identity)
     }
 
@@ -374,6 +400,32 @@ impl SigningIdentity {
         .and_then(|cms| cms.to_der())
         .map_err(|e| ProfileError::Build(format!("CMS signing failed: {e}")))
     }
+}
+
+/// A regular file's contents, refused beyond `max` bytes before anything is read (a FIFO,
+/// a device or a huge file never fills memory or blocks).
+pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("it is not a regular file".into());
+    }
+    let limit = if max % (1024 * 1024) == 0 {
+        format!("{} MiB", max / (1024 * 1024))
+    } else {
+        format!("{} KiB", max / 1024)
+    };
+    if meta.len() > max {
+        return Err(format!("it is larger than {limit}"));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > max {
+        return Err(format!("it is larger than {limit}"));
+    }
+    Ok(bytes)
 }
 
 /// Builds the profile and signs it when an identity is given.
@@ -461,6 +513,7 @@ mod tests {
             email_domains: vec!["contoso.com".into()],
             activation: Activation::Sso,
             renewal_check_secs: 3600,
+            variant: String::new(),
         }
     }
 
@@ -477,6 +530,13 @@ mod tests {
         let mut other = a.clone();
         other.instance = "def".into();
         assert_ne!(identifier(&other), identifier(&a));
+        let mut lab = a.clone();
+        lab.variant = "key-key-1".into();
+        assert_ne!(identifier(&lab), identifier(&a));
+        assert_ne!(
+            stable_uuid(&seed(&lab), "profile"),
+            stable_uuid(&seed(&a), "profile")
+        );
         let u = stable_uuid("abc", "profile");
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "8");

@@ -67,6 +67,15 @@ fn canonical(typed: &str) -> Option<String> {
     (out.len() == GROUPS * GROUP_LEN).then_some(out)
 }
 
+/// A key as typed, in the form it is shown (`SGK-` and five groups), if it can be one.
+pub fn normalized(typed: &str) -> Option<String> {
+    let c = canonical(typed)?;
+    let groups: Vec<&str> = (0..GROUPS)
+        .map(|i| &c[i * GROUP_LEN..(i + 1) * GROUP_LEN])
+        .collect();
+    Some(format!("{PREFIX}-{}", groups.join("-")))
+}
+
 fn secret_hash(canonical: &str) -> String {
     sha256_hex(canonical.as_bytes())
 }

@@ -5,3 +5,50 @@ pub mod notifications;
 pub mod outbox;
 pub mod smtp;
 pub mod templates;
+
+use crate::audit::{Actor, AuditAction};
+use crate::db::outbox::{self as store, Kind, NewMessage};
+
+/// Queues a test email to `to` (checked to be an address by the caller) and audits it;
+/// returns its id in the outbox.
+pub fn queue_test(
+    tx: &rusqlite::Transaction<'_>,
+    to: &str,
+    public_url: &str,
+    actor: &Actor,
+    now: i64,
+) -> rusqlite::Result<i64> {
+    let id = store::enqueue(
+        tx,
+        &NewMessage {
+            kind: Kind::Test,
+            recipient: to.to_string(),
+            subject: "seatgate test email".into(),
+            text_body: format!(
+                "This is a test email from seatgate at {public_url}, sent by {actor}: the gateway can send email.\n"
+            ),
+            html_body: None,
+        },
+        now,
+    )?;
+    let detail = serde_json::json!({"to": to, "message": id});
+    crate::db::licensing::audit(
+        tx,
+        now,
+        actor,
+        AuditAction::TestEmailQueued,
+        None,
+        crate::db::licensing::AuditAbout {
+            detail: Some(&detail.to_string()),
+            ..Default::default()
+        },
+    )?;
+    Ok(id)
+}
+
+/// Whether `text` is an address the mail server can take.
+pub fn is_address(text: &str) -> bool {
+    text.len() <= 254
+        && matches!(crate::email::shape(text), crate::email::Shape::Email { .. })
+        && text.parse::<lettre::Address>().is_ok()
+}

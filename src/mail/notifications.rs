@@ -288,6 +288,109 @@ pub fn queue_due(tx: &Transaction<'_>, public_url: &str, now: i64) -> rusqlite::
 mod tests {
     use super::*;
 
+    use crate::db::{Db, Synchronous};
+
+    fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let db = Db::open(&dir.path().join("n.db"), dir.path(), Synchronous::Normal).expect("db");
+        (dir, db)
+    }
+
+    fn queued(db: &Db) -> Vec<(String, String)> {
+        db.read(|tx| {
+            let mut stmt = tx.prepare("SELECT recipient, subject FROM outbox ORDER BY id")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<Vec<(String, String)>>>()
+        })
+        .expect("outbox")
+    }
+
+    #[test]
+    fn each_occasion_is_notified_once_to_each_recipient() {
+        let (_dir, db) = db();
+        let now = 1_800_000_000;
+        db.write(|tx| {
+            for n in Notice::ALL {
+                assert_eq!(save(tx, *n, true, "a@contoso.com, b@contoso.com", now)?, Ok(()));
+            }
+            // A license ending in 3 days; a full pool (no seat) with one person waiting;
+            // a SCIM token failing for two hours since its last success.
+            tx.execute_batch(&format!(
+                "INSERT INTO licenses (id, product, seats, model, expires_at, created_at, updated_at)
+                   VALUES ('lic-1', 'PD', 0, 'per-user', {}, 0, 0);
+                 INSERT INTO seats (user_id, license_id, state, reason, since) VALUES ('u-1', 'lic-1', 'pending', 'NO_SEATS', 0);
+                 INSERT INTO scim_requests (at, token_id, client, method, path, status, duration_us)
+                   VALUES ({ok}, 7, 'x', 'GET', '/Users', 200, 1), ({f1}, 7, 'x', 'POST', '/Users', 500, 1), ({f2}, 7, 'x', 'POST', '/Users', 500, 1);",
+                now + 3 * DAY,
+                ok = now - 3 * 3600,
+                f1 = now - 2 * 3600,
+                f2 = now - 60,
+            ))?;
+            Ok::<_, rusqlite::Error>(())
+        })
+        .expect("setup");
+        let n = db
+            .write(|tx| queue_due(tx, "https://gw", now))
+            .expect("queue");
+        let sent = queued(&db);
+        assert_eq!(n, 6, "{sent:?}");
+        assert!(
+            sent.iter()
+                .any(|(_, s)| s == "seatgate: PD ends in 3 day(s)"),
+            "{sent:?}"
+        );
+        assert!(
+            sent.iter()
+                .any(|(_, s)| s.contains("Primary pool of PD is full: 1 waiting")),
+            "{sent:?}"
+        );
+        assert!(
+            sent.iter()
+                .any(|(_, s)| s.starts_with("seatgate: SCIM provisioning has failed since")),
+            "{sent:?}"
+        );
+        // The same occasions again: nothing new.
+        assert_eq!(
+            db.write(|tx| queue_due(tx, "https://gw", now + 300))
+                .expect("again"),
+            0
+        );
+        // A SCIM request that succeeds ends that failure; a later one is a new occasion.
+        db.write(|tx| {
+            tx.execute_batch(&format!(
+                "INSERT INTO scim_requests (at, token_id, client, method, path, status, duration_us)
+                   VALUES ({}, 7, 'x', 'GET', '/Users', 200, 1), ({}, 7, 'x', 'GET', '/Users', 503, 1);",
+                now + 400,
+                now + 500
+            ))
+        })
+        .expect("more");
+        assert_eq!(
+            db.write(|tx| queue_due(tx, "https://gw", now + 1000))
+                .expect("soon"),
+            0,
+            "not an hour yet"
+        );
+        assert_eq!(
+            db.write(|tx| queue_due(tx, "https://gw", now + 500 + 3700))
+                .expect("later"),
+            2
+        );
+        // Switched off: nothing, whatever happens.
+        db.write(|tx| {
+            for n in Notice::ALL {
+                assert_eq!(save(tx, *n, false, "a@contoso.com", now)?, Ok(()));
+            }
+            Ok::<_, rusqlite::Error>(())
+        })
+        .expect("off");
+        assert_eq!(
+            db.write(|tx| queue_due(tx, "https://gw", now + 2 * DAY + DAY / 2))
+                .expect("off"),
+            0
+        );
+    }
+
     #[test]
     fn recipients_are_addresses() {
         assert_eq!(

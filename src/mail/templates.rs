@@ -99,6 +99,11 @@ impl Template {
                 return bad(format!("the {part} part holds control characters"));
             }
         }
+        if placeholders(&self.subject).iter().any(|v| v == "link") {
+            // Subjects are kept in the outbox and shown in its lists; the link is a
+            // credential, kept only in the body until the message is sent.
+            return bad("the subject must not contain {{link}} (the link is a credential; put it in the text and HTML parts)".into());
+        }
         if !self.text.contains("{{link}}") || !self.html.contains("{{link}}") {
             return bad("the text and the HTML part must both contain {{link}}".into());
         }
@@ -211,5 +216,8 @@ mod tests {
         let mut t = Template::default_invitation();
         t.html = "no link".into();
         assert!(t.check().is_err());
+        let mut t = Template::default_invitation();
+        t.subject = "Your link {{ link }}".into();
+        assert!(t.check().unwrap_err().to_string().contains("credential"));
     }
 }

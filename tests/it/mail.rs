@@ -304,10 +304,45 @@ fn invitations_are_delivered_and_lead_to_an_activation() {
         "the invitation's key activates one Mac"
     );
 
+    // A license-key invitation continued but not activated, then revoked: its key goes too.
+    ok(
+        &s,
+        &[
+            "invite",
+            "send",
+            "--email",
+            "kay@contoso.com",
+            "--key-license",
+            "Parallels Desktop",
+        ],
+    );
+    let mails = sink.wait_for(3);
+    let kay = mails
+        .iter()
+        .rev()
+        .find(|m| m["to"] == json!(["kay@contoso.com"]))
+        .expect("kay");
+    let path = link_path(kay);
+    let page = s.get(&path);
+    assert_eq!(continue_from(&s, &page, &path).status, 200);
+    let id = ok(&s, &["invite", "list"])
+        .lines()
+        .find(|l| l.contains("kay@contoso.com"))
+        .and_then(|l| l.split('\t').next())
+        .expect("id")
+        .to_string();
+    ok(&s, &["invite", "revoke", &id]);
+    let keys = ok(&s, &["license", "key", "list"]);
+    let kay_key = keys
+        .lines()
+        .find(|l| l.contains("Invitation for kay@contoso.com"))
+        .expect("kay's key");
+    assert!(kay_key.contains("revoked"), "{keys}");
+
     // Resend: a new link, the old one dead. Revoke: the link dead, the status says so.
     ok(&s, &["invite", "send", "--email", "lee@contoso.com"]);
-    let mails = sink.wait_for(3);
-    let first_link = link_path(&mails[2]);
+    let mails = sink.wait_for(4);
+    let first_link = link_path(&mails[3]);
     let id = ok(&s, &["invite", "list"])
         .lines()
         .find(|l| l.contains("lee@contoso.com"))
@@ -316,8 +351,8 @@ fn invitations_are_delivered_and_lead_to_an_activation() {
         .to_string();
     let out = ok(&s, &["invite", "resend", &id]);
     assert!(out.contains("new link"), "{out}");
-    let mails = sink.wait_for(4);
-    let second_link = link_path(&mails[3]);
+    let mails = sink.wait_for(5);
+    let second_link = link_path(&mails[4]);
     assert_ne!(first_link, second_link);
     assert_eq!(s.get(&first_link).status, 404);
     assert_eq!(s.get(&second_link).status, 200);
@@ -600,5 +635,23 @@ fn admins_are_notified_once_of_an_ending_license() {
         sink.messages().len(),
         1,
         "once per occasion, across restarts"
+    );
+}
+
+/// Guessing invitation links: every guess is the same 404, and one address soon gets 429s
+/// (the pre-authentication limits: a burst of 60, then 2 per second).
+#[test]
+fn guessing_invitation_links_is_rate_limited() {
+    let s = server().start();
+    let mut statuses = Vec::new();
+    for i in 0..80 {
+        let guess = format!("/invite/{}", seatgate::crypto::b64url(&[i as u8; 32]));
+        statuses.push(s.get(&guess).status);
+    }
+    assert!(statuses[..50].iter().all(|&c| c == 404), "{statuses:?}");
+    assert!(statuses[60..].contains(&429), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|&c| c == 404 || c == 429),
+        "{statuses:?}"
     );
 }

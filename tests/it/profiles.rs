@@ -442,6 +442,50 @@ fn the_client_activates_from_the_profile_alone() {
         "{text}"
     );
     assert!(text.contains(&key));
+    // Its identifiers are its own: a Mac in the SSO profile's scope too keeps both.
+    let sso = dir.path().join("sso.mobileconfig");
+    ok(
+        &s,
+        &["profile", "export", "--out", sso.to_str().expect("utf8")],
+    );
+    let id_of = |t: &str| {
+        t.split("<key>PayloadIdentifier</key>")
+            .last()
+            .and_then(|r| r.split("<string>").nth(1))
+            .and_then(|r| r.split("</string>").next())
+            .expect("identifier")
+            .to_string()
+    };
+    let sso_text = std::fs::read_to_string(&sso).expect("sso");
+    assert_ne!(id_of(&text), id_of(&sso_text));
+    assert!(
+        id_of(&text).contains(".key-key-"),
+        "{} / {}",
+        id_of(&text),
+        id_of(&sso_text)
+    );
+    // A key typed in lower case with spaces is the same key, written the same way.
+    let typed = key.to_lowercase().replace('-', " ");
+    let again = dir.path().join("again.mobileconfig");
+    ok(
+        &s,
+        &[
+            "profile",
+            "export",
+            "--license-key",
+            &typed,
+            "--out",
+            again.to_str().expect("utf8"),
+        ],
+    );
+    assert_eq!(
+        std::fs::read(&again).expect("again"),
+        std::fs::read(&file).expect("file")
+    );
+    assert!(
+        ok(&s, &["audit", "--action", "profile_with_key_exported"])
+            .contains("profile_with_key_exported")
+    );
 
     // The preferences payload alone, as a plist and as JSON.
     let start = text
