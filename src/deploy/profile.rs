@@ -410,7 +410,7 @@ pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
     if !meta.is_file() {
         return Err("it is not a regular file".into());
     }
-    let limit = if max % (1024 * 1024) == 0 {
+    let limit = if max.is_multiple_of(1024 * 1024) {
         format!("{} MiB", max / (1024 * 1024))
     } else {
         format!("{} KiB", max / 1024)
