@@ -125,6 +125,7 @@ audit_actions! {
     LocalAdminRemoved = "local_admin_removed",
     MappingAdded = "mapping_added",
     MappingRemoved = "mapping_removed",
+    NotificationsChanged = "notifications_changed",
     PendingCleared = "pending_cleared",
     ProfileWithKeyExported = "profile_with_key_exported",
     RenewalRefused = "renewal_refused",

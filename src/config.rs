@@ -584,6 +584,61 @@ impl Config {
         Ok(Loaded { config, warnings })
     }
 
+    /// `[profile]`, `[smtp]` and `[invitations]`.
+    fn validate_deploy(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        let p = &self.profile;
+        let domain_ok = p.preference_domain.split('.').count() >= 2
+            && p.preference_domain.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            });
+        if !domain_ok || p.preference_domain.len() > 200 {
+            return invalid(
+                "profile.preference_domain must be a reverse-DNS name such as com.example.app",
+            );
+        }
+        if p.organization.len() > 200 || p.organization.chars().any(char::is_control) {
+            return invalid("profile.organization must be printable text of at most 200 bytes");
+        }
+        if p.renewal_check_interval < Duration::from_secs(60) {
+            return invalid("profile.renewal_check_interval must be at least 1m");
+        }
+        let m = &self.smtp;
+        if !m.host.is_empty() {
+            if m.from.is_empty() || m.from.parse::<lettre::message::Mailbox>().is_err() {
+                return invalid(
+                    "smtp.from must be a sender address such as \"Contoso IT <licensing@contoso.com>\" when smtp.host is set",
+                );
+            }
+            let local = matches!(m.host.as_str(), "localhost" | "127.0.0.1" | "::1");
+            if m.security == SmtpSecurity::None && !m.username.is_empty() && !local {
+                return invalid(
+                    "smtp.security = \"none\" would send the password in clear text: use starttls or tls with smtp.username",
+                );
+            }
+        }
+        if m.timeout < Duration::from_secs(1) || m.max_per_minute == 0 || m.max_attempts == 0 {
+            return invalid(
+                "smtp.timeout must be at least 1s, smtp.max_per_minute and smtp.max_attempts at least 1",
+            );
+        }
+        if m.retry_after < Duration::from_secs(1) {
+            return invalid("smtp.retry_after must be at least 1s");
+        }
+        let i = &self.invitations;
+        if i.valid_for < Duration::from_secs(3600) || i.valid_for > Duration::from_secs(90 * 86_400)
+        {
+            return invalid("invitations.valid_for must be from 1h to 90 days");
+        }
+        if !i.download_url.is_empty() && !i.download_url.starts_with("https://") {
+            return invalid("invitations.download_url must be an https:// address");
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_string()));
         if self.tls.mode == TlsMode::Files && (self.tls.cert.is_empty() || self.tls.key.is_empty())
@@ -642,55 +697,7 @@ impl Config {
                 "database.quick_check_interval must be 0 (only at start) or at least 1m",
             );
         }
-        let p = &self.profile;
-        let domain_ok = p.preference_domain.split('.').count() >= 2
-            && p.preference_domain.split('.').all(|part| {
-                !part.is_empty()
-                    && part
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            });
-        if !domain_ok || p.preference_domain.len() > 200 {
-            return invalid(
-                "profile.preference_domain must be a reverse-DNS name such as com.example.app",
-            );
-        }
-        if p.organization.len() > 200 || p.organization.chars().any(char::is_control) {
-            return invalid("profile.organization must be printable text of at most 200 bytes");
-        }
-        if p.renewal_check_interval < Duration::from_secs(60) {
-            return invalid("profile.renewal_check_interval must be at least 1m");
-        }
-        let m = &self.smtp;
-        if !m.host.is_empty() {
-            if m.from.is_empty() || m.from.parse::<lettre::message::Mailbox>().is_err() {
-                return invalid(
-                    "smtp.from must be a sender address such as \"Contoso IT <licensing@contoso.com>\" when smtp.host is set",
-                );
-            }
-            let local = matches!(m.host.as_str(), "localhost" | "127.0.0.1" | "::1");
-            if m.security == SmtpSecurity::None && !m.username.is_empty() && !local {
-                return invalid(
-                    "smtp.security = \"none\" would send the password in clear text: use starttls or tls with smtp.username",
-                );
-            }
-        }
-        if m.timeout < Duration::from_secs(1) || m.max_per_minute == 0 || m.max_attempts == 0 {
-            return invalid(
-                "smtp.timeout must be at least 1s, smtp.max_per_minute and smtp.max_attempts at least 1",
-            );
-        }
-        if m.retry_after < Duration::from_secs(1) {
-            return invalid("smtp.retry_after must be at least 1s");
-        }
-        let i = &self.invitations;
-        if i.valid_for < Duration::from_secs(3600) || i.valid_for > Duration::from_secs(90 * 86_400)
-        {
-            return invalid("invitations.valid_for must be from 1h to 90 days");
-        }
-        if !i.download_url.is_empty() && !i.download_url.starts_with("https://") {
-            return invalid("invitations.download_url must be an https:// address");
-        }
+        self.validate_deploy()?;
         if self.saml.metadata_refresh < Duration::from_secs(60) {
             return invalid("saml.metadata_refresh must be at least 1m");
         }

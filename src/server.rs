@@ -705,25 +705,7 @@ fn start_housekeeping(
                         }
                     }
                 }
-                match crate::licensing::entitlements::ending_soon(&db, clock.now_unix()) {
-                    Ok(ending) => {
-                        for line in end_warnings.due(ending) {
-                            log::warn!("{line}");
-                        }
-                    }
-                    Err(e) => log::error!("checking entitlement ends failed: {e}"),
-                }
-                // Admin notifications: a few queries, every five minutes.
-                if notified.is_none_or(|t| t.elapsed() >= Duration::from_secs(300)) {
-                    notified = Some(std::time::Instant::now());
-                    let now = clock.now_unix();
-                    match db.write(|tx| crate::mail::notifications::queue_due(tx, &public_url, now)) {
-                        Ok(0) => {}
-                        Ok(n) => log::info!("queued {n} admin notification email(s)"),
-                        Err(_) if quiet() => {}
-                        Err(e) => log::error!("checking admin notifications failed: {e}"),
-                    }
-                }
+                warn_and_notify(&db, &clock, &public_url, &mut end_warnings, &mut notified);
                 let tried_before = clock.now_unix() - interval.as_secs() as i64;
                 let due =
                     match db.read(|tx| crate::db::idp::metadata_urls_due(tx, Some(tried_before))) {
@@ -759,6 +741,36 @@ fn start_housekeeping(
         })
         .map_err(io_err("cannot start the housekeeping thread"))?;
     Ok((Some(stop_tx), Some(handle)))
+}
+
+/// Housekeeping's warnings: entitlements ending (the log), and the admin notifications
+/// due (the outbox; a few queries, every five minutes).
+fn warn_and_notify(
+    db: &Db,
+    clock: &clock::Clock,
+    public_url: &str,
+    end_warnings: &mut crate::licensing::entitlements::EndWarnings,
+    notified: &mut Option<std::time::Instant>,
+) {
+    match crate::licensing::entitlements::ending_soon(db, clock.now_unix()) {
+        Ok(ending) => {
+            for line in end_warnings.due(ending) {
+                log::warn!("{line}");
+            }
+        }
+        Err(e) => log::error!("checking entitlement ends failed: {e}"),
+    }
+    if notified.is_some_and(|t| t.elapsed() < Duration::from_secs(300)) {
+        return;
+    }
+    *notified = Some(std::time::Instant::now());
+    let now = clock.now_unix();
+    match db.write(|tx| crate::mail::notifications::queue_due(tx, public_url, now)) {
+        Ok(0) => {}
+        Ok(n) => log::info!("queued {n} admin notification email(s)"),
+        Err(_) if health::global().reported() => {}
+        Err(e) => log::error!("checking admin notifications failed: {e}"),
+    }
 }
 
 /// The outbox worker (`mail::outbox`): sends queued email through `[smtp]`.

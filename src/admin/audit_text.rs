@@ -142,6 +142,7 @@ pub fn sentence(e: &AuditEntry, user: Option<&str>, names: &Names) -> String {
     seat_and_device(action, &said, names)
         .or_else(|| licensing(action, &said, names))
         .or_else(|| access(action, &said, names))
+        .or_else(|| deployment(action, &said, names))
         .unwrap_or_else(|| format!("{}: {action} {}{}.", said.actor, said.subject, said.because))
 }
 
@@ -204,6 +205,80 @@ fn seat_and_device(action: &str, c: &Said<'_>, names: &Names) -> Option<String> 
     })
 }
 
+/// License keys, invitations, notifications and profiles: deploying to a fleet.
+fn deployment(action: &str, c: &Said<'_>, names: &Names) -> Option<String> {
+    let (d, actor, subject) = (c.d, c.actor.as_str(), c.subject);
+    Some(match action {
+        "invitations_sent" => format!(
+            "{actor} invited {} people ({}){}.",
+            d["invited"],
+            if d["method"] == "key" {
+                "license key"
+            } else {
+                "single sign-on"
+            },
+            match d["refused"].as_i64() {
+                Some(n) if n > 0 => format!("; {n} address(es) refused"),
+                _ => String::new(),
+            }
+        ),
+        "notifications_changed" => format!(
+            "{actor} changed the admin notifications: {}.",
+            d.as_object()
+                .map(|o| o
+                    .iter()
+                    .map(|(k, v)| format!(
+                        "{k} {}{}",
+                        if v["on"] == true { "on" } else { "off" },
+                        match v["to"].as_str() {
+                            Some(to) if !to.is_empty() => format!(" to {to}"),
+                            _ => String::new(),
+                        }
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; "))
+                .unwrap_or_default()
+        ),
+        "invitation_template_changed" => format!("{actor} changed the invitation email template."),
+        "test_email_queued" => format!("{actor} queued a test email to {}.", text(d, "to")),
+        "profile_with_key_exported" => format!(
+            "{actor} exported a configuration profile holding the license key {} ({}).",
+            text(d, "key"),
+            text(d, "version")
+        ),
+        "invitation_resent" => format!(
+            "{actor} sent the invitation {subject} to {} again, with a new link.",
+            text(d, "email")
+        ),
+        "invitation_revoked" => format!(
+            "{actor} revoked the invitation {subject} to {}.",
+            text(d, "email")
+        ),
+        "license_key_created" => format!(
+            "{actor} created the license key {subject} ({}, …{}) for {} devices of {}.",
+            text(d, "name"),
+            text(d, "hint"),
+            d["devices"],
+            names.pool(d["sublicense"].as_str().unwrap_or(text(d, "license")))
+        ),
+        "license_key_changed" => format!(
+            "{actor} changed the license key {subject}: {}, at most {} devices.",
+            text(d, "name"),
+            d["devices"]
+        ),
+        "license_key_rotated" => format!(
+            "{actor} rotated the license key {subject}: …{} replaces …{}; its devices keep their seats.",
+            text(d, "hint"),
+            text(d, "old_hint")
+        ),
+        "license_key_revoked" => format!(
+            "{actor} revoked the license key {subject} and its {} device(s).",
+            d["devices"].as_array().map_or(0, Vec::len)
+        ),
+        _ => return None,
+    })
+}
+
 /// Licenses, pools, mappings and the vendor's files, as admins change them.
 fn licensing(action: &str, c: &Said<'_>, names: &Names) -> Option<String> {
     let (d, actor, subject, seats) = (c.d, c.actor.as_str(), c.subject, c.seats);
@@ -252,55 +327,6 @@ fn licensing(action: &str, c: &Said<'_>, names: &Names) -> Option<String> {
             expiry(&d["expires_at"])
         ),
         "sublicense_removed" => format!("{actor} removed the sublicense {}.", text(d, "name")),
-        "invitations_sent" => format!(
-            "{actor} invited {} people ({}){}.",
-            d["invited"],
-            if d["method"] == "key" {
-                "license key"
-            } else {
-                "single sign-on"
-            },
-            match d["refused"].as_i64() {
-                Some(n) if n > 0 => format!("; {n} address(es) refused"),
-                _ => String::new(),
-            }
-        ),
-        "invitation_template_changed" => format!("{actor} changed the invitation email template."),
-        "test_email_queued" => format!("{actor} queued a test email to {}.", text(d, "to")),
-        "profile_with_key_exported" => format!(
-            "{actor} exported a configuration profile holding the license key {} ({}).",
-            text(d, "key"),
-            text(d, "version")
-        ),
-        "invitation_resent" => format!(
-            "{actor} sent the invitation {subject} to {} again, with a new link.",
-            text(d, "email")
-        ),
-        "invitation_revoked" => format!(
-            "{actor} revoked the invitation {subject} to {}.",
-            text(d, "email")
-        ),
-        "license_key_created" => format!(
-            "{actor} created the license key {subject} ({}, …{}) for {} devices of {}.",
-            text(d, "name"),
-            text(d, "hint"),
-            d["devices"],
-            names.pool(d["sublicense"].as_str().unwrap_or(text(d, "license")))
-        ),
-        "license_key_changed" => format!(
-            "{actor} changed the license key {subject}: {}, at most {} devices.",
-            text(d, "name"),
-            d["devices"]
-        ),
-        "license_key_rotated" => format!(
-            "{actor} rotated the license key {subject}: …{} replaces …{}; its devices keep their seats.",
-            text(d, "hint"),
-            text(d, "old_hint")
-        ),
-        "license_key_revoked" => format!(
-            "{actor} revoked the license key {subject} and its {} device(s).",
-            d["devices"].as_array().map_or(0, Vec::len)
-        ),
         "mapping_added" => format!(
             "{actor} mapped the group {}{} to {}.",
             text(d, "group"),

@@ -320,12 +320,35 @@ impl Admin {
             let recipients = field(&form, &format!("{}.to", notice.key()));
             changes.push((*notice, on, recipients.to_string()));
         }
+        // All checked before anything is stored: a refused field changes nothing.
+        if let Some(why) = changes
+            .iter()
+            .find_map(|(_, _, to)| notifications::recipients(to).err())
+        {
+            return self.refused(session, &why, NOTIFY, &form);
+        }
         let saved = self.db.write(|tx| {
+            let mut detail = serde_json::Map::new();
             for (notice, on, recipients) in &changes {
                 if let Err(why) = notifications::save(tx, *notice, *on, recipients, now)? {
                     return Ok(Err(why));
                 }
+                detail.insert(
+                    notice.key().into(),
+                    serde_json::json!({"on": on, "to": notifications::recipients(recipients).unwrap_or_default().join(", ")}),
+                );
             }
+            crate::db::licensing::audit(
+                tx,
+                now,
+                actor,
+                crate::audit::AuditAction::NotificationsChanged,
+                None,
+                crate::db::licensing::AuditAbout {
+                    detail: Some(&serde_json::Value::Object(detail).to_string()),
+                    ..Default::default()
+                },
+            )?;
             Ok::<_, HttpError>(Ok(()))
         })?;
         match saved {

@@ -97,13 +97,22 @@ fn managed_settings(config: Option<&Path>) -> Result<Option<plist::Dictionary>, 
             path.display()
         )));
     }
-    if let Some(url) = settings.get("ServerURL").and_then(plist::Value::as_string)
-        && !(url.starts_with("https://") || url.starts_with("http://"))
-    {
-        return Err(CliError::Usage(format!(
-            "{}: ServerURL {url:?} is not an https:// address",
-            path.display()
-        )));
+    if let Some(url) = settings.get("ServerURL").and_then(plist::Value::as_string) {
+        let ok = url::Url::parse(url).is_ok_and(|u| {
+            matches!(u.scheme(), "https" | "http")
+                && u.host().is_some()
+                && u.username().is_empty()
+                && u.password().is_none()
+                && u.query().is_none()
+                && u.fragment().is_none()
+                && u.as_str().trim_end_matches('/') == url.trim_end_matches('/')
+        });
+        if !ok {
+            return Err(CliError::Usage(format!(
+                "{}: ServerURL must be the gateway's address, such as https://gateway.example.com:8443 (http:// only for a demo), without user name, password, query or spaces",
+                path.display()
+            )));
+        }
     }
     Ok(Some(settings))
 }
@@ -116,11 +125,9 @@ fn profile_ca(dir: &Path, settings: &plist::Dictionary) -> Result<Option<PathBuf
     else {
         return Ok(None);
     };
-    let pem = openssl::x509::X509::from_der(der)
-        .and_then(|c| c.to_pem())
-        .map_err(|_| {
-            CliError::Usage("the profile's ServerCACertificate is not a certificate".into())
-        })?;
+    let pem = crate::deploy::profile::certificate_pem(der).map_err(|_| {
+        CliError::Usage("the profile's ServerCACertificate is not a certificate".into())
+    })?;
     crate::datadir::ensure_private_dir(dir).map_err(runtime)?;
     let path = dir.join("ca-from-profile.pem");
     crate::datadir::write_private_file(&path, &pem).map_err(runtime)?;
@@ -140,100 +147,17 @@ pub fn run(
             key,
             ca_cert,
             name,
-        } => {
-            let settings = managed_settings(config)?;
-            let setting = |k: &str| {
-                settings
-                    .as_ref()
-                    .and_then(|s| s.get(k))
-                    .and_then(plist::Value::as_string)
-                    .map(str::to_string)
-            };
-            let server = server.or_else(|| setting("ServerURL")).ok_or_else(|| {
-                CliError::Usage("give --server, or --config with a configuration profile".into())
-            })?;
-            let ca_cert = match (ca_cert, &settings) {
-                (Some(c), _) => Some(c),
-                (None, Some(s)) => profile_ca(&dir, s)?,
-                (None, None) => None,
-            };
-            let key = key.or_else(|| {
-                if email.is_none() {
-                    setting("LicenseKey")
-                } else {
-                    None
-                }
-            });
-            if email.is_none() && key.is_none() {
-                return Err(CliError::Usage(
-                    match setting("ActivationMethod").as_deref() {
-                        Some("key") => {
-                            "this Mac's profile activates with a license key: give --key".into()
-                        }
-                        _ => "give --email (single sign-on) or --key (a license key)".into(),
-                    },
-                ));
-            }
-            if let Some(e) = &email {
-                let domains: Vec<String> = settings
-                    .as_ref()
-                    .and_then(|s| s.get("EmailDomains"))
-                    .and_then(plist::Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(plist::Value::as_string)
-                            .map(str::to_lowercase)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let domain = e
-                    .rsplit_once('@')
-                    .map(|(_, d)| d.to_lowercase())
-                    .unwrap_or_default();
-                if !domains.is_empty() && !domains.contains(&domain) {
-                    eprintln!(
-                        "note: {e} is not at one of your organization's email domains ({})",
-                        domains.join(", ")
-                    );
-                }
-            }
-            let client = Client::open(&dir, ca_cert.as_deref()).map_err(client_error)?;
-            let name = name
-                .or_else(crate::public_url::host_name)
-                .unwrap_or_else(|| "this machine".into());
-            let (Some(email), None) = (email, key.as_deref()) else {
-                let key = key.unwrap_or_default();
-                let claims = client
-                    .activate_with_key(&server, &key, &name, ca_cert.as_deref())
-                    .map_err(client_error)?;
-                outln!(
-                    "activated: {} with license key {} ({}), a per-device seat; renew after {}, valid offline until {}",
-                    claims["device"].as_str().unwrap_or(""),
-                    claims["license_key"].as_str().unwrap_or(""),
-                    claims["product"].as_str().unwrap_or(""),
-                    rfc3339(claims["renew_after"].as_i64().unwrap_or(0)),
-                    rfc3339(claims["exp"].as_i64().unwrap_or(0))
-                );
-                return Ok(());
-            };
-            let claims = client
-                .activate(
-                    &server,
-                    &email,
-                    &name,
-                    ca_cert.as_deref(),
-                    &mut std::io::stdout(),
-                )
-                .map_err(client_error)?;
-            outln!(
-                "activated: {} for {} ({}), renew after {}, valid offline until {}",
-                claims["device"].as_str().unwrap_or(""),
-                claims["email"].as_str().unwrap_or(""),
-                claims["product"].as_str().unwrap_or(""),
-                rfc3339(claims["renew_after"].as_i64().unwrap_or(0)),
-                rfc3339(claims["exp"].as_i64().unwrap_or(0))
-            );
-        }
+        } => activate(
+            &dir,
+            config,
+            Activation {
+                server,
+                email,
+                key,
+                ca_cert,
+                name,
+            },
+        )?,
         ClientCommand::Renew => {
             let client = open_activated(&dir)?;
             let claims = client.renew().map_err(client_error)?;
@@ -251,6 +175,117 @@ pub fn run(
         }
         ClientCommand::Verify { file, jwks } => verify(&dir, file, jwks)?,
     }
+    Ok(())
+}
+
+/// What `client activate` was given.
+struct Activation {
+    server: Option<String>,
+    email: Option<String>,
+    key: Option<String>,
+    ca_cert: Option<PathBuf>,
+    name: Option<String>,
+}
+
+/// `client activate`: by SSO or with a key, what is not given taken from the profile.
+fn activate(dir: &Path, config: Option<&Path>, given: Activation) -> Result<(), CliError> {
+    let Activation {
+        server,
+        email,
+        key,
+        ca_cert,
+        name,
+    } = given;
+    let settings = managed_settings(config)?;
+    let setting = |k: &str| {
+        settings
+            .as_ref()
+            .and_then(|s| s.get(k))
+            .and_then(plist::Value::as_string)
+            .map(str::to_string)
+    };
+    let server = server.or_else(|| setting("ServerURL")).ok_or_else(|| {
+        CliError::Usage("give --server, or --config with a configuration profile".into())
+    })?;
+    let ca_cert = match (ca_cert, &settings) {
+        (Some(c), _) => Some(c),
+        (None, Some(s)) => profile_ca(dir, s)?,
+        (None, None) => None,
+    };
+    let key = key.or_else(|| {
+        if email.is_none() {
+            setting("LicenseKey")
+        } else {
+            None
+        }
+    });
+    if email.is_none() && key.is_none() {
+        return Err(CliError::Usage(
+            match setting("ActivationMethod").as_deref() {
+                Some("key") => "this Mac's profile activates with a license key: give --key".into(),
+                _ => "give --email (single sign-on) or --key (a license key)".into(),
+            },
+        ));
+    }
+    if let Some(e) = &email {
+        let domains: Vec<String> = settings
+            .as_ref()
+            .and_then(|s| s.get("EmailDomains"))
+            .and_then(plist::Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(plist::Value::as_string)
+                    .map(str::to_lowercase)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let domain = e
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_lowercase())
+            .unwrap_or_default();
+        if !domains.is_empty() && !domains.contains(&domain) {
+            eprintln!(
+                "note: {e} is not at one of your organization's email domains ({})",
+                domains.join(", ")
+            );
+        }
+    }
+    let client = Client::open(dir, ca_cert.as_deref()).map_err(client_error)?;
+    let name = name
+        .or_else(crate::public_url::host_name)
+        .unwrap_or_else(|| "this machine".into());
+    let (Some(email), None) = (email, key.as_deref()) else {
+        let key = key.unwrap_or_default();
+        let claims = client
+            .activate_with_key(&server, &key, &name, ca_cert.as_deref())
+            .map_err(client_error)?;
+        outln!(
+            "activated: {} with license key {} ({}), a per-device seat; renew after {}, valid offline until {}",
+            claims["device"].as_str().unwrap_or(""),
+            claims["license_key"].as_str().unwrap_or(""),
+            claims["product"].as_str().unwrap_or(""),
+            rfc3339(claims["renew_after"].as_i64().unwrap_or(0)),
+            rfc3339(claims["exp"].as_i64().unwrap_or(0))
+        );
+        return Ok(());
+    };
+    let claims = client
+        .activate(
+            &server,
+            &email,
+            &name,
+            ca_cert.as_deref(),
+            &mut std::io::stdout(),
+        )
+        .map_err(client_error)?;
+    outln!(
+        "activated: {} for {} ({}), renew after {}, valid offline until {}",
+        claims["device"].as_str().unwrap_or(""),
+        claims["email"].as_str().unwrap_or(""),
+        claims["product"].as_str().unwrap_or(""),
+        rfc3339(claims["renew_after"].as_i64().unwrap_or(0)),
+        rfc3339(claims["exp"].as_i64().unwrap_or(0))
+    );
     Ok(())
 }
 

@@ -342,54 +342,8 @@ fn license_key(db: &Db, cmd: KeyCommand) -> Result<(), CliError> {
             );
             outln!("{}", issued.secret);
         }
-        KeyCommand::List { license } => {
-            let list = keys::list(db, license.as_deref()).map_err(manage_error)?;
-            if list.is_empty() {
-                outln!("no license keys");
-            }
-            let names = db.read(store::catalog).map_err(runtime)?;
-            for k in list {
-                let pool = match &k.sublicense_id {
-                    Some(s) => names
-                        .sublicense(s)
-                        .map_or(s.clone(), |s| format!("sublicense {}", s.name)),
-                    None => format!("{} primary pool", k.license_id),
-                };
-                let state = match k.revoked_at {
-                    Some(t) => format!("revoked {}", rfc3339(t)),
-                    None => "active".into(),
-                };
-                outln!(
-                    "{}\t{}\t…{}\t{}/{} devices\t{pool}\t{state}",
-                    k.id,
-                    k.name,
-                    k.hint,
-                    k.devices,
-                    k.device_limit
-                );
-            }
-        }
-        KeyCommand::Devices { key } => {
-            let devices = db
-                .read(|tx| {
-                    let k = keys::find_key(tx, &key)?;
-                    Ok::<_, manage::ManageError>(store::devices_of_key(tx, &k.id)?)
-                })
-                .map_err(manage_error)?;
-            if devices.is_empty() {
-                outln!("no devices");
-            }
-            for d in devices {
-                outln!(
-                    "{}\t{}\t{}\tlease until {}\tlast seen {}",
-                    d.id,
-                    d.name,
-                    d.os,
-                    rfc3339(d.lease_expires_at),
-                    rfc3339(d.last_seen_at)
-                );
-            }
-        }
+        KeyCommand::List { license } => print_keys(db, license.as_deref())?,
+        KeyCommand::Devices { key } => print_key_devices(db, &key)?,
         KeyCommand::Set { key, devices, name } => {
             if devices.is_none() && name.is_none() {
                 return Err(CliError::Usage("give --devices or --name".into()));
@@ -428,6 +382,62 @@ fn license_key(db: &Db, cmd: KeyCommand) -> Result<(), CliError> {
                 }
             );
         }
+    }
+    Ok(())
+}
+
+/// `license key list`.
+fn print_keys(db: &Db, license: Option<&str>) -> Result<(), CliError> {
+    use crate::licensing::keys;
+    let list = keys::list(db, license).map_err(manage_error)?;
+    if list.is_empty() {
+        outln!("no license keys");
+    }
+    let names = db.read(store::catalog).map_err(runtime)?;
+    for k in list {
+        let pool = match &k.sublicense_id {
+            Some(s) => names
+                .sublicense(s)
+                .map_or(s.clone(), |s| format!("sublicense {}", s.name)),
+            None => format!("{} primary pool", k.license_id),
+        };
+        let state = match k.revoked_at {
+            Some(t) => format!("revoked {}", rfc3339(t)),
+            None => "active".into(),
+        };
+        outln!(
+            "{}\t{}\t…{}\t{}/{} devices\t{pool}\t{state}",
+            k.id,
+            k.name,
+            k.hint,
+            k.devices,
+            k.device_limit
+        );
+    }
+    Ok(())
+}
+
+/// `license key devices`.
+fn print_key_devices(db: &Db, key: &str) -> Result<(), CliError> {
+    use crate::licensing::keys;
+    let devices = db
+        .read(|tx| {
+            let k = keys::find_key(tx, key)?;
+            Ok::<_, manage::ManageError>(store::devices_of_key(tx, &k.id)?)
+        })
+        .map_err(manage_error)?;
+    if devices.is_empty() {
+        outln!("no devices");
+    }
+    for d in devices {
+        outln!(
+            "{}\t{}\t{}\tlease until {}\tlast seen {}",
+            d.id,
+            d.name,
+            d.os,
+            rfc3339(d.lease_expires_at),
+            rfc3339(d.last_seen_at)
+        );
     }
     Ok(())
 }
@@ -674,15 +684,23 @@ pub fn explain(db: &Db, config: &Config, email: &str, json: bool) -> Result<(), 
     let explained = if email.contains('@') {
         None
     } else {
-        crate::licensing::keys::explain(db, email, now_unix())
-            .map_err(|e| CliError::Runtime(e.message))?
+        // Ids are lower case; a key or a key's name is matched as typed.
+        let id = email.trim().to_ascii_lowercase();
+        let as_id = if id.starts_with("dev-") || id.starts_with("key-") {
+            crate::licensing::keys::explain(db, &id, now_unix())
+                .map_err(|e| CliError::Runtime(e.message))?
+        } else {
+            None
+        };
+        match as_id {
+            Some(k) => Some(k),
+            None => crate::licensing::keys::explain(db, email, now_unix())
+                .map_err(|e| CliError::Runtime(e.message))?,
+        }
     };
-    let looks_like_key = ["sgk", "key-", "dev-"]
-        .iter()
-        .any(|p| email.to_ascii_lowercase().starts_with(p));
-    if explained.is_none() && looks_like_key {
+    if explained.is_none() && !email.contains('@') {
         return Err(CliError::Usage(format!(
-            "{email:?} is neither a license key of this gateway nor one of its key devices (a device that moved to its person: explain that person's email)"
+            "{email:?} is not an email address, and neither a license key of this gateway nor one of its key devices (for a device that moved to its person, explain that person's email)"
         )));
     }
     if let Some(k) = explained {

@@ -125,29 +125,7 @@ pub fn invite(
                 outln!("not invited: {address}: {why}");
             }
         }
-        InviteCommand::List { limit } => {
-            let list = db
-                .read(|tx| store::invitations(tx, i64::from(limit)))
-                .map_err(runtime)?;
-            if list.is_empty() {
-                outln!("no invitations");
-            }
-            for i in list {
-                let status = invitations::status(&i, now);
-                let why = match (status, &i.delivery_error) {
-                    ("failed" | "queued", Some(e)) => format!(" ({e})"),
-                    _ => String::new(),
-                };
-                outln!(
-                    "{}\t{}\t{}\t{status}{why}\tinvited {}\texpires {}",
-                    i.id,
-                    i.email,
-                    i.method,
-                    rfc3339(i.created_at),
-                    rfc3339(i.expires_at)
-                );
-            }
-        }
+        InviteCommand::List { limit } => print_invitations(db, limit, now)?,
         InviteCommand::Resend { id } => {
             let i = invitations::resend(db, &ctx, ACTOR, &id, now).map_err(problem)?;
             outln!(
@@ -164,6 +142,32 @@ pub fn invite(
                 i.email
             );
         }
+    }
+    Ok(())
+}
+
+/// `invite list`.
+fn print_invitations(db: &Db, limit: u32, now: i64) -> Result<(), CliError> {
+    let list = db
+        .read(|tx| store::invitations(tx, i64::from(limit)))
+        .map_err(runtime)?;
+    if list.is_empty() {
+        outln!("no invitations");
+    }
+    for i in list {
+        let status = invitations::status(&i, now);
+        let why = match (status, &i.delivery_error) {
+            ("failed" | "queued", Some(e)) => format!(" ({e})"),
+            _ => String::new(),
+        };
+        outln!(
+            "{}\t{}\t{}\t{status}{why}\tinvited {}\texpires {}",
+            i.id,
+            i.email,
+            i.method,
+            rfc3339(i.created_at),
+            rfc3339(i.expires_at)
+        );
     }
     Ok(())
 }
@@ -218,9 +222,14 @@ pub fn mail(db: &Db, config: &Config, cmd: MailCommand) -> Result<(), CliError> 
                 .write(|tx| store::requeue(tx, id, now))
                 .map_err(runtime)?;
             if !done {
-                return Err(CliError::Usage(format!(
-                    "there is no unsent message {id} in the outbox"
-                )));
+                let known = db.read(|tx| store::message(tx, id)).map_err(runtime)?;
+                return Err(CliError::Usage(match known {
+                    Some(m) if m.kind == "invitation" => format!(
+                        "message {id} is an invitation's email, whose link is not kept: send the invitation again with `seatgate invite resend`"
+                    ),
+                    Some(m) if m.state == "sent" => format!("message {id} was sent already"),
+                    _ => format!("there is no message {id} in the outbox"),
+                }));
             }
             outln!("message {id} queued again");
         }

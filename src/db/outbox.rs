@@ -315,7 +315,8 @@ pub fn invitations(tx: &Transaction<'_>, limit: i64) -> rusqlite::Result<Vec<Inv
     rows.collect()
 }
 
-/// A new token and message for an invitation (a resend); the old link stops working.
+/// A new token and message for an invitation (a resend); the old link stops working, and
+/// the invitation holds no key until its new link is used.
 pub fn reissue(
     tx: &Transaction<'_>,
     id: &str,
@@ -324,7 +325,7 @@ pub fn reissue(
     expires_at: i64,
 ) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "UPDATE invitations SET token_hash = ?2, message_id = ?3, expires_at = ?4, used_at = NULL WHERE id = ?1",
+        "UPDATE invitations SET token_hash = ?2, message_id = ?3, expires_at = ?4, used_at = NULL, key_id = NULL WHERE id = ?1",
     )?
     .execute(params![id, token_hash, message_id, expires_at])?;
     Ok(())
@@ -387,4 +388,43 @@ pub fn open_invitation_for(
     )?
     .query_row(params![email, now], |r| r.get(0))
     .optional()
+}
+
+/// The emails of the active members of a group (by its case-folded name or external id)
+/// who have no active device.
+pub fn members_without_device(
+    tx: &Transaction<'_>,
+    group_key: &str,
+) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT DISTINCT coalesce(u.email_key, u.user_name_key) FROM groups g
+           JOIN group_members m ON m.group_id = g.id JOIN users u ON u.id = m.user_id
+         WHERE (g.display_name_key = ?1 OR lower(g.external_id) = ?1) AND u.active = 1
+           AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.user_id = u.id AND d.revoked_at IS NULL)
+         ORDER BY 1",
+    )?;
+    let rows = stmt.query_map([group_key], |r| r.get::<_, String>(0))?;
+    rows.collect()
+}
+
+/// Per SCIM token: the first failure since its last success and how many requests have
+/// failed since, for tokens whose every request since `since` failed and whose first such
+/// failure is no later than `failing_since`.
+pub fn scim_failing(
+    tx: &Transaction<'_>,
+    since: i64,
+    failing_since: i64,
+) -> rusqlite::Result<Vec<(i64, i64, i64)>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT r.token_id, min(r.at), count(*) FROM scim_requests r
+         WHERE r.status >= 400 AND r.token_id IS NOT NULL
+           AND r.at > coalesce((SELECT max(s.at) FROM scim_requests s
+                                WHERE s.token_id = r.token_id AND s.status < 400), 0)
+           AND r.at > ?1
+         GROUP BY r.token_id HAVING min(r.at) <= ?2",
+    )?;
+    let rows = stmt.query_map([since, failing_since], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
+    rows.collect()
 }

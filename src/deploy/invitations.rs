@@ -67,17 +67,7 @@ pub fn parse_addresses(text: &str) -> Vec<String> {
 /// active device: whom "invite the group" reaches.
 pub fn group_without_device(db: &Db, group: &str) -> Result<Vec<String>, Problem> {
     let key = crate::domain::scim::resource::fold(group.trim());
-    let emails = db.read(|tx| {
-        let mut stmt = tx.prepare_cached(
-            "SELECT DISTINCT coalesce(u.email_key, u.user_name_key) FROM groups g
-               JOIN group_members m ON m.group_id = g.id JOIN users u ON u.id = m.user_id
-             WHERE (g.display_name_key = ?1 OR lower(g.external_id) = ?1) AND u.active = 1
-               AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.user_id = u.id AND d.revoked_at IS NULL)
-             ORDER BY 1",
-        )?;
-        let rows = stmt.query_map([&key], |r| r.get::<_, String>(0))?;
-        rows.collect::<rusqlite::Result<Vec<String>>>()
-    })?;
+    let emails = db.read(|tx| store::members_without_device(tx, &key))?;
     Ok(emails)
 }
 
@@ -113,6 +103,34 @@ fn message(
         text_body,
         html_body: Some(html_body),
     }
+}
+
+/// Whether `email` can be invited now, else why not (one phrase).
+fn invitable(
+    tx: &rusqlite::Transaction<'_>,
+    email: &str,
+    domains: &std::collections::HashSet<String>,
+    seen: &mut std::collections::HashSet<String>,
+    now: i64,
+) -> rusqlite::Result<Result<(), String>> {
+    let domain = match crate::email::shape(email) {
+        // The mail server must be able to take it: as the SMTP client parses it.
+        crate::email::Shape::Email { domain } if crate::mail::is_address(email) => domain,
+        _ => return Ok(Err("not an email address".into())),
+    };
+    if !seen.insert(email.to_lowercase()) {
+        return Ok(Err("listed twice".into()));
+    }
+    if !domains.contains(&domain) {
+        return Ok(Err(format!(
+            "no identity provider connection serves {domain} ({})",
+            Reason::DomainUnknown.code()
+        )));
+    }
+    if store::open_invitation_for(tx, email, now)?.is_some() {
+        return Ok(Err("already invited; resend that invitation instead".into()));
+    }
+    Ok(Ok(()))
 }
 
 /// Invites `emails`: each checked (an address, in a domain an IdP connection serves, not
@@ -170,43 +188,8 @@ pub fn invite(
         let mut seen = std::collections::HashSet::new();
         for raw in emails {
             let email = raw.trim();
-            let domain = match crate::email::shape(email) {
-                // The mail server must be able to take it: as the SMTP client parses it.
-                crate::email::Shape::Email { domain }
-                    if email.len() <= 254
-                        && !email.chars().any(|c| c.is_control() || c.is_whitespace())
-                        && email.parse::<lettre::Address>().is_ok() =>
-                {
-                    domain
-                }
-                _ => {
-                    done.refused.push((
-                        email.chars().take(100).collect(),
-                        "not an email address".into(),
-                    ));
-                    continue;
-                }
-            };
-            if !seen.insert(email.to_lowercase()) {
-                done.refused
-                    .push((email.to_string(), "listed twice".into()));
-                continue;
-            }
-            if !domains.contains(&domain) {
-                done.refused.push((
-                    email.to_string(),
-                    format!(
-                        "no identity provider connection serves {domain} ({})",
-                        Reason::DomainUnknown.code()
-                    ),
-                ));
-                continue;
-            }
-            if store::open_invitation_for(tx, email, now)?.is_some() {
-                done.refused.push((
-                    email.to_string(),
-                    "already invited; resend that invitation instead".into(),
-                ));
+            if let Err(why) = invitable(tx, email, &domains, &mut seen, now)? {
+                done.refused.push((email.chars().take(100).collect(), why));
                 continue;
             }
             let token = new_secret_token();
@@ -286,6 +269,8 @@ pub fn resend(
                 "cancelled: the invitation was sent again with a new link",
             )?;
         }
+        // The key an earlier link made goes: the new link makes the invitee's key.
+        revoke_key_of(tx, &inv, actor, now)?;
         let message_id = store::enqueue(
             tx,
             &message(&template, ctx, &inv.email, &token, expires_at),
@@ -314,6 +299,22 @@ pub fn resend(
     })
 }
 
+/// Revokes the license key an invitation's Continue made, if it is still live.
+fn revoke_key_of(
+    tx: &rusqlite::Transaction<'_>,
+    inv: &Invitation,
+    actor: &Actor,
+    now: i64,
+) -> rusqlite::Result<()> {
+    if let Some(key_id) = &inv.key_id
+        && let Some(k) = crate::db::keys::by_id(tx, key_id)?
+        && k.revoked_at.is_none()
+    {
+        crate::licensing::keys::revoke_in(tx, &k, actor, now)?;
+    }
+    Ok(())
+}
+
 /// Revokes an invitation: its link stops working.
 pub fn revoke(db: &Db, actor: &Actor, id: &str, now: i64) -> Result<Invitation, Problem> {
     db.write(|tx| {
@@ -329,12 +330,7 @@ pub fn revoke(db: &Db, actor: &Actor, id: &str, now: i64) -> Result<Invitation, 
             store::cancel(tx, old, "cancelled: the invitation was revoked")?;
         }
         // A license-key invitation already continued: the key it made goes with it.
-        if let Some(key_id) = &inv.key_id
-            && let Some(k) = crate::db::keys::by_id(tx, key_id)?
-            && k.revoked_at.is_none()
-        {
-            crate::licensing::keys::revoke_in(tx, &k, actor, now)?;
-        }
+        revoke_key_of(tx, &inv, actor, now)?;
         crate::db::licensing::audit(
             tx,
             now,

@@ -56,12 +56,10 @@ fn own_ca(config: &Config) -> Result<Option<Vec<u8>>, Problem> {
             return Err(Problem::internal());
         }
     };
-    let der = openssl::x509::X509::from_pem(&pem)
-        .and_then(|c| c.to_der())
-        .map_err(|e| {
-            log::error!("{} is not a PEM certificate: {e}", path.display());
-            Problem::internal()
-        })?;
+    let der = profile::certificate_der(&pem).map_err(|e| {
+        log::error!("{} is not a PEM certificate: {e}", path.display());
+        Problem::internal()
+    })?;
     Ok(Some(der))
 }
 

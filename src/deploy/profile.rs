@@ -352,6 +352,12 @@ impl SigningIdentity {
                 identity.cert.not_before()
             )));
         }
+        if identity.key.id() == openssl::pkey::Id::RSA && identity.key.bits() < 2048 {
+            return Err(bad(format!(
+                "the RSA key in {name} has {} bits; use at least 2048",
+                identity.key.bits()
+            )));
+        }
         // Profiles are verified by macOS and MDMs: RSA or ECDSA signers only.
         if !matches!(
             identity.key.id(),
@@ -400,6 +406,16 @@ impl SigningIdentity {
         .and_then(|cms| cms.to_der())
         .map_err(|e| ProfileError::Build(format!("CMS signing failed: {e}")))
     }
+}
+
+/// A PEM certificate as DER (the CA the profile carries).
+pub fn certificate_der(pem: &[u8]) -> Result<Vec<u8>, openssl::error::ErrorStack> {
+    X509::from_pem(pem).and_then(|c| c.to_der())
+}
+
+/// A DER certificate as PEM (the client trusting the CA a profile carries).
+pub fn certificate_pem(der: &[u8]) -> Result<Vec<u8>, openssl::error::ErrorStack> {
+    X509::from_der(der).and_then(|c| c.to_pem())
 }
 
 /// A regular file's contents, refused beyond `max` bytes before anything is read (a FIFO,

@@ -380,6 +380,45 @@ impl KeyActivation {
     }
 }
 
+/// Whether the pool a key (or key device) draws from has ended: its license, or its
+/// sublicense, past its end (or gone).
+pub(crate) fn pool_ended(
+    catalog: &crate::domain::engine::Catalog,
+    license_id: &str,
+    sublicense_id: Option<&str>,
+    now: i64,
+) -> bool {
+    let ended = |t: Option<i64>| t.is_some_and(|t| t < now);
+    catalog
+        .license(license_id)
+        .is_none_or(|l| ended(l.expires_at))
+        || sublicense_id.is_some_and(|s| catalog.sublicense(s).is_none_or(|s| ended(s.expires_at)))
+}
+
+/// Why a new activation with `k` is refused now, if it is: the key revoked, its pool
+/// ended, the key's devices or the pool's seats all taken.
+fn key_refusal(
+    tx: &rusqlite::Transaction<'_>,
+    k: &KeyRow,
+    now: i64,
+) -> rusqlite::Result<Option<Reason>> {
+    if k.revoked_at.is_some() {
+        return Ok(Some(Reason::Revoked));
+    }
+    let catalog = licensing_store::catalog(tx)?;
+    if pool_ended(&catalog, &k.license_id, k.sublicense_id.as_deref(), now) {
+        return Ok(Some(Reason::LicenseExpired));
+    }
+    if k.devices >= k.device_limit {
+        return Ok(Some(Reason::NoSeats));
+    }
+    let usage = licensing_store::usage(tx)?;
+    if !catalog.has_room(&k.license_id, &k.sublicense_id, &usage, now) {
+        return Ok(Some(Reason::NoSeats));
+    }
+    Ok(None)
+}
+
 /// A device activated with a key: its lease at once.
 #[derive(Debug)]
 pub struct KeyActivated {
@@ -442,28 +481,10 @@ pub fn activate(
             )?;
             Ok(Err(reason))
         };
-        if k.revoked_at.is_some() {
-            return refused(tx, Reason::Revoked);
+        if let Some(reason) = key_refusal(tx, &k, now)? {
+            return refused(tx, reason);
         }
-        let catalog = licensing_store::catalog(tx)?;
         let pool = k.sublicense_id.clone();
-        let ended = |t: Option<i64>| t.is_some_and(|t| t < now);
-        let license_ended = catalog
-            .license(&k.license_id)
-            .is_none_or(|l| ended(l.expires_at));
-        let pool_ended = pool
-            .as_deref()
-            .is_some_and(|s| catalog.sublicense(s).is_none_or(|s| ended(s.expires_at)));
-        if license_ended || pool_ended {
-            return refused(tx, Reason::LicenseExpired);
-        }
-        if k.devices >= k.device_limit {
-            return refused(tx, Reason::NoSeats);
-        }
-        let usage = licensing_store::usage(tx)?;
-        if !catalog.has_room(&k.license_id, &pool, &usage, now) {
-            return refused(tx, Reason::NoSeats);
-        }
         let device_id = format!("dev-{}", random_hex(8));
         let lease = leases::mint(
             tx,
@@ -595,17 +616,11 @@ pub fn explain(db: &Db, what: &str, now: i64) -> Result<Option<KeyExplanation>, 
             Some(s) => format!("sublicense {}", s.name),
             None => "primary pool".to_string(),
         };
-        let ended = |t: Option<i64>| t.is_some_and(|t| t < now);
-        let license_ended = catalog
-            .license(&key.license_id)
-            .is_none_or(|l| ended(l.expires_at));
-        let pool_ended = pool
-            .as_deref()
-            .is_some_and(|s| catalog.sublicense(s).is_none_or(|s| ended(s.expires_at)));
+                let ended = pool_ended(&catalog, &key.license_id, pool.as_deref(), now);
         let free = catalog.free_seats(&key.license_id, &pool, &usage, now);
         let (verdict, because) = if key.revoked_at.is_some() {
             (Reason::Revoked.code(), "the key is revoked; its Macs are refused at their next renewal".to_string())
-        } else if license_ended || pool_ended {
+        } else if ended {
             (Reason::LicenseExpired.code(), format!("{product}'s {pool_name} has ended"))
         } else if key.devices >= key.device_limit {
             (Reason::NoSeats.code(), format!("the key's {} devices are all in use; release one or raise its limit", key.device_limit))

@@ -292,15 +292,12 @@ fn key_standing(
         return Ok(Err(Reason::Revoked));
     }
     let catalog = store::catalog(tx)?;
-    let ended = |t: Option<i64>| t.is_some_and(|t| t < now);
-    let license_ended = catalog
-        .license(&device.license_id)
-        .is_none_or(|l| ended(l.expires_at));
-    let pool_ended = device
-        .sublicense_id
-        .as_deref()
-        .is_some_and(|s| catalog.sublicense(s).is_none_or(|s| ended(s.expires_at)));
-    if license_ended || pool_ended {
+    if super::keys::pool_ended(
+        &catalog,
+        &device.license_id,
+        device.sublicense_id.as_deref(),
+        now,
+    ) {
         return Ok(Err(Reason::LicenseExpired));
     }
     Ok(Ok(Standing {

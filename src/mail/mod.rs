@@ -46,9 +46,36 @@ pub fn queue_test(
     Ok(id)
 }
 
-/// Whether `text` is an address the mail server can take.
+/// Whether `text` is a bare address the mail client will send to (no display name, no
+/// quoted parts it would refuse later): one rule for invitations, test emails and
+/// notification recipients.
 pub fn is_address(text: &str) -> bool {
     text.len() <= 254
         && matches!(crate::email::shape(text), crate::email::Shape::Email { .. })
-        && text.parse::<lettre::Address>().is_ok()
+        && !text.chars().any(|c| c.is_control() || c.is_whitespace())
+        && text
+            .parse::<lettre::message::Mailbox>()
+            .is_ok_and(|m| m.name.is_none() && m.email.to_string() == text)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn addresses_are_bare_and_sendable() {
+        for ok in ["a@contoso.com", "first.last+tag@sub.contoso.com"] {
+            assert!(super::is_address(ok), "{ok}");
+        }
+        for bad in [
+            "Evil <e@evil.test>",
+            "\"x<y>\"@contoso.test",
+            "x\"<y>\"@contoso.test",
+            "\"<script>\"@contoso.test",
+            "a@b@c.com",
+            "a@",
+            "a b@c.com",
+            "a@c.com\r\nBcc: x@y.com",
+        ] {
+            assert!(!super::is_address(bad), "{bad}");
+        }
+    }
 }

@@ -83,15 +83,20 @@ pub fn recipients(text: &str) -> Result<Vec<String>, String> {
     if list.len() > 20 {
         return Err("Give at most 20 recipients per notification.".into());
     }
-    for a in &list {
-        if a.len() > 254 || a.parse::<lettre::message::Mailbox>().is_err() {
+    let mut seen = std::collections::HashSet::new();
+    let mut unique = Vec::new();
+    for a in list {
+        if !crate::mail::is_address(&a) {
             return Err(format!(
                 "{:?} is not an email address.",
                 a.chars().take(80).collect::<String>()
             ));
         }
+        if seen.insert(a.to_lowercase()) {
+            unique.push(a);
+        }
     }
-    Ok(list)
+    Ok(unique)
 }
 
 /// Stores one notification's switch and recipients; `Err` is the sentence for the admin.
@@ -148,12 +153,16 @@ fn license_endings(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<Vec<Occas
         let Some(&threshold) = [1i64, 7, 30].iter().find(|&&d| end - now <= d * DAY) else {
             continue;
         };
-        let left = (end - now + DAY - 1) / DAY;
+        let left = match (end - now) / DAY {
+            0 => "less than a day".to_string(),
+            1 => "1 day".to_string(),
+            n => format!("{n} days"),
+        };
         out.push(Occasion {
             subject: format!("{id}:{end}:{threshold}"),
-            title: format!("{what} ends in {left} day(s)"),
+            title: format!("{what} ends on {} (in {left})", day(end)),
             text: format!(
-                "{what} ({id}) ends at the end of {} (UTC), in {left} day(s). After that its seats are no longer handed out and the Macs using them stop at their next renewal. Renew it with the vendor, then import the new entitlement (Licenses in the portal).",
+                "{what} ({id}) ends at the end of {} (UTC), in {left}. After that its seats are no longer handed out and the Macs using them stop at their next renewal. Renew it with the vendor, then import the new entitlement (Licenses in the portal).",
                 day(end)
             ),
         });
@@ -213,24 +222,9 @@ fn certificate_endings(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<Vec<O
 fn scim_failures(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<Vec<Occasion>> {
     // Per token: the first failure since its last success, when the newest request failed
     // too and that first failure is an hour old.
-    let mut stmt = tx.prepare_cached(
-        "SELECT r.token_id, min(r.at), count(*) FROM scim_requests r
-         WHERE r.status >= 400 AND r.token_id IS NOT NULL
-           AND r.at > coalesce((SELECT max(s.at) FROM scim_requests s
-                                WHERE s.token_id = r.token_id AND s.status < 400), 0)
-           AND r.at > ?1
-         GROUP BY r.token_id HAVING min(r.at) <= ?2",
-    )?;
-    let rows = stmt.query_map([now - 7 * DAY, now - 3600], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })?;
+    let rows = store::scim_failing(tx, now - 7 * DAY, now - 3600)?;
     let mut out = Vec::new();
-    for row in rows {
-        let (token, since, failures) = row?;
+    for (token, since, failures) in rows {
         out.push(Occasion {
             subject: format!("{token}:{since}"),
             title: format!("SCIM provisioning has failed since {}", crate::clock::rfc3339(since)),
@@ -336,7 +330,7 @@ mod tests {
         assert_eq!(n, 6, "{sent:?}");
         assert!(
             sent.iter()
-                .any(|(_, s)| s == "seatgate: PD ends in 3 day(s)"),
+                .any(|(_, s)| s.starts_with("seatgate: PD ends on ") && s.ends_with("(in 3 days)")),
             "{sent:?}"
         );
         assert!(
@@ -398,6 +392,10 @@ mod tests {
             ["a@x.com", "b@y.org", "c@z.net"]
         );
         assert!(recipients("").expect("empty").is_empty());
+        assert_eq!(
+            recipients("a@x.com, A@X.com a@x.com").expect("dupes"),
+            ["a@x.com"]
+        );
         assert!(recipients("not-an-address").is_err());
         assert!(recipients("a@x.com\r\nBcc: evil@x.com").is_err());
     }
