@@ -181,7 +181,7 @@ fn deploy_page(
             "Upload one configuration profile to your MDM (Jamf Pro, Microsoft Intune, Kandji, "
             "Mosyle, iMazing…) and every Mac it reaches trusts this gateway and knows where to "
             "activate. Uploading a newer export replaces the old profile: its identifier stays "
-            "the same for this gateway."
+            "the same (the single sign-on profile and each license-key profile have their own)."
         }
         section.card {
             h2 { "Configuration profile" }

@@ -343,6 +343,39 @@ fn browser_first_run_setup_idp_connection_license_and_mapping() {
     b.click("form[action='/admin/mappings'] button");
     b.wait_for("Remove");
     b.screenshot("05-license-and-mapping");
+
+    // Issue 17: a license key shown once with its Copy button, the Deploy page and an
+    // invitation, in a real browser (the pages' CSP lets the portal's script run).
+    b.click("a[href='/admin/keys']");
+    b.wait_for("Create a license key");
+    b.type_into("form[action='/admin/keys'] input[name=devices]", "25");
+    b.type_into("form[action='/admin/keys'] input[name=name]", "Lab 3");
+    b.click("form[action='/admin/keys'] button");
+    b.wait_for("shown only once");
+    let key = b.exec("return document.querySelector('code.copy.token').textContent");
+    assert!(key.as_str().is_some_and(|k| k.starts_with("SGK-")), "{key}");
+    b.wait_for("copy-button");
+    b.screenshot("06-license-key-shown-once");
+    b.click("a[href='/admin/deploy']");
+    b.wait_for("Configuration profile");
+    assert!(
+        b.source().contains("contoso.com"),
+        "the profile names the IdP's domain"
+    );
+    b.screenshot("07-deploy");
+    b.click("a[href='/admin/invitations']");
+    b.wait_for("Invitation email");
+    b.type_into(
+        "form[action='/admin/invitations'] textarea[name=addresses]",
+        "ryan@contoso.com, not-an-address",
+    );
+    b.click("form[action='/admin/invitations'] button");
+    b.wait_for("Invited 1 person");
+    assert!(
+        b.source().contains("No mail server is set"),
+        "the page says mail waits"
+    );
+    b.screenshot("08-invitations");
     let (_, maps, _) = s.cli(&["group-map", "list"]);
     assert!(maps.contains("Engineers"), "{maps}");
     let (_, list, _) = s.cli(&["license", "list"]);
