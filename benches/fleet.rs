@@ -21,30 +21,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use common::client::{Client, Target};
+use common::{cli, env_num};
 
 const CLIENTS: usize = 8;
-
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn cli(data: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(common::bin())
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .output()
-        .expect("cli");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 fn pct(v: &mut [Duration], p: f64) -> f64 {
     v.sort();
@@ -84,18 +63,6 @@ fn device() -> Value {
     json!({"public_key": {"kty": "OKP", "crv": "Ed25519", "x": seatgate::crypto::b64url(&public)}, "name": "Lab Mac", "os": "macOS 15"})
 }
 
-fn idp_metadata() -> String {
-    let key = rcgen::KeyPair::generate().expect("key");
-    let cert = rcgen::CertificateParams::new(vec!["idp.contoso.example".to_string()])
-        .expect("params")
-        .self_signed(&key)
-        .expect("cert");
-    format!(
-        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp.contoso.example"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.contoso.example/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>"#,
-        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, cert.der())
-    )
-}
-
 fn main() {
     let activations = env_num("ACTIVATIONS", 4000);
     let messages = env_num("MESSAGES", 2000);
@@ -113,7 +80,7 @@ fn main() {
     );
     println!("# seatgate fleet benchmark\n\n{CLIENTS} clients, 2 cores\n");
     let metadata = tmp.join("idp.xml");
-    std::fs::write(&metadata, idp_metadata()).expect("metadata");
+    std::fs::write(&metadata, common::idp_metadata()).expect("metadata");
     cli(
         &data,
         &[

@@ -18,30 +18,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use common::client::{Client, Target};
+use common::{cli, env_num};
 
 const CLIENTS: usize = 8;
-
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn cli(data: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(common::bin())
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .output()
-        .expect("cli");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 struct Latencies(Vec<Duration>);
 
@@ -69,15 +48,7 @@ fn main() {
         .unwrap_or_default()
         .to_string();
     // An IdP connection for the domain, so `explain` walks every step.
-    let key = rcgen::KeyPair::generate().expect("key");
-    let cert = rcgen::CertificateParams::new(vec!["idp.contoso.example".to_string()])
-        .expect("params")
-        .self_signed(&key)
-        .expect("cert");
-    let metadata = format!(
-        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp.contoso.example"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.contoso.example/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>"#,
-        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, cert.der())
-    );
+    let metadata = common::idp_metadata();
     let metadata_file = tmp.join("idp.xml");
     std::fs::write(&metadata_file, metadata).expect("metadata");
     cli(

@@ -158,3 +158,41 @@ pub fn add_idp(data_dir: &Path, entity: &str, cert_b64: &str, domain: &str) {
     let metadata = kit::saml::metadata(entity, "signing", cert_b64);
     kit::saml::connect(data_dir, "bench", "generic", domain, &metadata);
 }
+
+/// A number from the environment (a benchmark's size), else `default`.
+pub fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Runs a command of the binary on `data`; its stdout, trimmed (a failure stops the bench).
+pub fn cli(data: &Path, args: &[&str]) -> String {
+    let out = Command::new(bin())
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .output()
+        .expect("cli");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// SAML metadata of an IdP at `https://idp.contoso.example` with a fresh certificate, for
+/// `idp add` (the benchmarks never sign in through it).
+pub fn idp_metadata() -> String {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["idp.contoso.example".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    format!(
+        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp.contoso.example"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.contoso.example/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>"#,
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, cert.der())
+    )
+}

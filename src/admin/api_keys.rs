@@ -5,11 +5,11 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::api_write::body;
 use super::{Admin, Handled};
 use crate::audit::Actor;
 use crate::clock::rfc3339;
 use crate::db::keys::KeyRow;
-use crate::domain::problem::Reason;
 use crate::error::HttpError;
 use crate::http::{Request, Response};
 use crate::licensing::keys::{self, NewKeyRequest};
@@ -28,15 +28,6 @@ struct NewKeyBody {
 struct KeyChange {
     name: Option<String>,
     devices: Option<i64>,
-}
-
-fn body<'a, T: Deserialize<'a>>(req: &'a Request) -> Result<T, HttpError> {
-    serde_json::from_slice(&req.body).map_err(|e| {
-        HttpError::new(
-            Reason::BadRequest,
-            format!("The body is not the JSON this address takes: {e}."),
-        )
-    })
 }
 
 /// A key as the API shows it: never the key itself, only its last group.

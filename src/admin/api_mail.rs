@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::api_write::body;
 use super::{Admin, Handled};
 use crate::audit::Actor;
 use crate::clock::rfc3339;
@@ -29,15 +30,6 @@ struct InviteBody {
 #[serde(deny_unknown_fields)]
 struct TestBody {
     to: String,
-}
-
-fn body<'a, T: Deserialize<'a>>(req: &'a Request) -> Result<T, HttpError> {
-    serde_json::from_slice(&req.body).map_err(|e| {
-        HttpError::new(
-            Reason::BadRequest,
-            format!("The body is not the JSON this address takes: {e}."),
-        )
-    })
 }
 
 fn invitation_json(i: &Invitation, now: i64) -> Value {

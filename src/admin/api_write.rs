@@ -17,7 +17,7 @@ use crate::http::{Request, Response};
 use crate::licensing::manage::{self, MapTo, NewLicense, NewSublicense};
 
 /// The body as `T`, or one sentence saying what is wrong with it.
-fn body<'a, T: Deserialize<'a>>(req: &'a Request) -> Result<T, HttpError> {
+pub(super) fn body<'a, T: Deserialize<'a>>(req: &'a Request) -> Result<T, HttpError> {
     serde_json::from_slice(&req.body).map_err(|e| {
         HttpError::new(
             Reason::BadRequest,

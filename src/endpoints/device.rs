@@ -44,9 +44,10 @@ impl LicensingApi {
     /// `POST /api/v1/activations`: a device asks to be activated, with SSO for an email
     /// (the browser flow), or with a license key (its lease at once).
     pub fn start_activation(&self, req: &Request, admitted: Admitted) -> Handled {
-        if let Ok(body) = serde_json::from_slice::<serde_json::Value>(&req.body)
-            && body.get("license_key").is_some()
-        {
+        // Parsed once: the key activation and the SSO start both read the same object.
+        let body: serde_json::Value = serde_json::from_slice(&req.body)
+            .map_err(|_| HttpError::new(Reason::BadRequest, "The body must be a JSON object."))?;
+        if body.get("license_key").is_some() {
             let done = keys::activate(
                 &self.db,
                 &self.config,
@@ -71,7 +72,7 @@ impl LicensingApi {
             &self.db,
             &self.config,
             &self.public_url,
-            &req.body,
+            &body,
             admitted,
             self.clock.now_unix(),
         )?;

@@ -52,9 +52,7 @@ struct StartRequest {
 }
 
 impl StartRequest {
-    fn parse(body: &[u8]) -> Result<StartRequest, Problem> {
-        let body: Value = serde_json::from_slice(body)
-            .map_err(|_| bad_request("The body must be a JSON object."))?;
+    fn parse(body: &Value) -> Result<StartRequest, Problem> {
         let email = body
             .get("email")
             .and_then(Value::as_str)
@@ -78,7 +76,7 @@ impl StartRequest {
             .and_then(Value::as_str)
             .map(str::to_string);
         let code_challenge = match &redirect_uri {
-            Some(uri) => Some(pkce_challenge(&body, uri)?),
+            Some(uri) => Some(pkce_challenge(body, uri)?),
             None => None,
         };
         Ok(StartRequest {
@@ -138,7 +136,7 @@ pub fn start(
     db: &Db,
     cfg: &LeaseConfig,
     public_url: &str,
-    body: &[u8],
+    body: &Value,
     admitted: Admitted,
     now: i64,
 ) -> Result<Started, Problem> {
