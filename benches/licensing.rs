@@ -231,6 +231,7 @@ fn main() {
             &db,
             &format!("user{i}@contoso.com"),
             3,
+            seatgate::licensing::policies::bounds(&Default::default()),
             seatgate::clock::now_unix(),
         )
         .expect("explain");

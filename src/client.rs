@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::crypto::{b64url, ed25519_generate};
 use crate::domain::jose::{DeviceKey, Jws, sign_eddsa};
 use crate::licensing::leases::{LEASE_TYP, PROOF_TYP};
+use crate::licensing::policies::POLICY_TYP;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -211,13 +212,18 @@ impl Client {
         Ok(claims)
     }
 
-    /// Renews the lease with a proof signed by the device key.
-    pub fn renew(&self) -> Result<Value, ClientError> {
+    /// Renews the lease with a proof signed by the device key, reporting the device's
+    /// virtual machines when given (a JSON array, as `domain::inventory` reads it).
+    pub fn renew(&self, vms: Option<&Value>) -> Result<Value, ClientError> {
         let mut state = self.state().ok_or_else(not_activated)?;
         let proof = self.proof(&mut state, "renew")?;
+        let mut body = json!({"proof": proof});
+        if let Some(vms) = vms {
+            body["vms"] = vms.clone();
+        }
         let (status, body) = self.post(
             &format!("{}/api/v1/leases/renew", state.server),
-            &json!({"proof": proof}),
+            &body,
             None,
         )?;
         if status != 200 {
@@ -238,6 +244,59 @@ impl Client {
         state.last_refusal = None;
         self.save_state(&state)?;
         Ok(Jws::parse(lease).map_err(failed)?.claims)
+    }
+
+    pub fn policy_path(&self) -> PathBuf {
+        self.dir.join("policy.jws")
+    }
+
+    /// Fetches this device's effective policy (`If-None-Match` with the one kept), verifies
+    /// it against the gateway's JWKS and keeps it.
+    pub fn policy(&self) -> Result<PolicyFetch, ClientError> {
+        let mut state = self.state().ok_or_else(not_activated)?;
+        let jwks = self.jwks(&state.server)?;
+        let kept = std::fs::read_to_string(self.policy_path())
+            .ok()
+            .and_then(|t| verify_policy(&t, &jwks, &state).ok().map(|c| (t, c)));
+        let proof = self.proof(&mut state, "policy")?;
+        let url = format!("{}/api/v1/policy", state.server);
+        let mut request = self
+            .agent
+            .get(&url)
+            .header("Authorization", &format!("Device {proof}"));
+        if let Some((_, claims)) = &kept {
+            let etag = format!("\"{}\"", claims["policy"].as_str().unwrap_or(""));
+            request = request.header("If-None-Match", &etag);
+        }
+        let response = request.call().map_err(|e| transport(&url, e))?;
+        self.save_state(&state)?;
+        match (response.status().as_u16(), kept) {
+            (304, Some((_, claims))) => Ok(PolicyFetch {
+                claims,
+                changed: false,
+            }),
+            (200, _) => {
+                let token = response
+                    .into_body()
+                    .with_config()
+                    .limit(1024 * 1024)
+                    .read_to_string()
+                    .map_err(failed)?;
+                let claims = verify_policy(token.trim(), &jwks, &state)?;
+                std::fs::write(self.policy_path(), token.trim()).map_err(failed)?;
+                Ok(PolicyFetch {
+                    claims,
+                    changed: true,
+                })
+            }
+            (status, _) => {
+                let body = json_body(response);
+                if body.is_null() {
+                    return Err(failed(format!("the gateway answered {status}")));
+                }
+                Err(refused(&body))
+            }
+        }
     }
 
     /// Deactivates this device at the gateway and forgets the lease.
@@ -343,19 +402,7 @@ pub fn verify_lease(
     now: i64,
     binding: Option<&Binding<'_>>,
 ) -> Result<Value, ClientError> {
-    let jws = Jws::parse(token).map_err(failed)?;
-    if jws.header["typ"] != LEASE_TYP {
-        return Err(ClientError::Failed("not a seatgate lease".into()));
-    }
-    let kid = jws.header["kid"].as_str().unwrap_or_default();
-    let key = jwks["keys"]
-        .as_array()
-        .and_then(|keys| keys.iter().find(|k| k["kid"] == kid))
-        .ok_or_else(|| ClientError::Failed(format!("no key {kid} in the JWKS")))?;
-    let public = crate::crypto::b64url_decode(key["x"].as_str().unwrap_or_default())
-        .ok_or_else(|| failed("the JWKS key is unreadable"))?;
-    jws.verify_eddsa(&public).map_err(failed)?;
-    let claims = jws.claims;
+    let claims = verify_signed(token, jwks, LEASE_TYP, "a seatgate lease")?;
     if claims["nbf"].as_i64().unwrap_or(i64::MAX) > now + 300 {
         return Err(ClientError::Failed("the lease is not valid yet".into()));
     }
@@ -379,6 +426,53 @@ pub fn verify_lease(
         }
     }
     Ok(claims)
+}
+
+/// Verifies a JWS of type `typ` signed by a key of `jwks`; returns its claims.
+fn verify_signed(token: &str, jwks: &Value, typ: &str, what: &str) -> Result<Value, ClientError> {
+    let jws = Jws::parse(token).map_err(failed)?;
+    if jws.header["typ"] != typ {
+        return Err(ClientError::Failed(format!("not {what}")));
+    }
+    let kid = jws.header["kid"].as_str().unwrap_or_default();
+    let key = jwks["keys"]
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["kid"] == kid))
+        .ok_or_else(|| ClientError::Failed(format!("no key {kid} in the JWKS")))?;
+    let public = crate::crypto::b64url_decode(key["x"].as_str().unwrap_or_default())
+        .ok_or_else(|| failed("the JWKS key is unreadable"))?;
+    jws.verify_eddsa(&public).map_err(failed)?;
+    Ok(jws.claims)
+}
+
+/// Verifies a policy document: signed by the gateway's lease keys, issued by the gateway
+/// this client activated against for this device, and its `policy` digest that of its
+/// settings (so the lease's `policy` claim can be compared with it).
+pub fn verify_policy(token: &str, jwks: &Value, state: &State) -> Result<Value, ClientError> {
+    let claims = verify_signed(token, jwks, POLICY_TYP, "a seatgate policy")?;
+    let issuer = claims["iss"].as_str().unwrap_or("no one");
+    if issuer.trim_end_matches('/') != state.server.trim_end_matches('/') {
+        return Err(ClientError::Failed(format!(
+            "the policy was issued by {issuer}, not by {}",
+            state.server
+        )));
+    }
+    if claims["device"].as_str() != state.device_id.as_deref() {
+        return Err(failed("the policy is for another device"));
+    }
+    let digest = b64url(&crate::crypto::sha256(
+        claims["settings"].to_string().as_bytes(),
+    ));
+    if claims["policy"].as_str() != Some(digest.as_str()) {
+        return Err(failed("the policy's digest does not match its settings"));
+    }
+    Ok(claims)
+}
+
+/// A policy fetch: the verified claims, and whether the gateway sent a new document.
+pub struct PolicyFetch {
+    pub claims: Value,
+    pub changed: bool,
 }
 
 /// A request that got no answer, in words that say what to do: above all an untrusted

@@ -410,6 +410,7 @@ pub struct Limits {
     pub body_max_scim: usize,
     pub body_max_saml: usize,
     pub body_max_api: usize,
+    pub body_max_renewal: usize,
     pub body_max_admin: usize,
     pub body_max_other: usize,
     /// Reverse proxies (addresses or blocks) whose `X-Forwarded-For` names the client.
@@ -491,6 +492,7 @@ impl Default for Limits {
             body_max_scim: 1024 * 1024,
             body_max_saml: 256 * 1024,
             body_max_api: 64 * 1024,
+            body_max_renewal: 1024 * 1024,
             body_max_admin: 256 * 1024,
             body_max_other: 16 * 1024,
             trusted_proxies: Vec::new(),

@@ -56,6 +56,7 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> String {
                             a href="/admin/users" { "Users" }
                             a href="/admin/licenses" { "Licenses" }
                             a href="/admin/keys" { "License keys" }
+                            a href="/admin/policies" { "Policies" }
                             a href="/admin/deploy" { "Deploy" }
                             a href="/admin/invitations" { "Invitations" }
                             a href="/admin/idp" { "Identity providers" }

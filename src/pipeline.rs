@@ -376,7 +376,7 @@ fn device_proof(req: &Request) -> Result<String, HttpError> {
     {
         return Ok(proof.trim().to_string());
     }
-    if req.method == "DELETE" {
+    if matches!(req.method.as_str(), "DELETE" | "GET" | "HEAD") {
         return Err(HttpError::new(
             Reason::Unauthorized,
             "Send the device's proof as 'Authorization: Device <JWS>'.",

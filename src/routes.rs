@@ -59,6 +59,8 @@ pub enum Body {
     Scim,
     Saml,
     Api,
+    /// A renewal, which may carry the device's VM inventory.
+    Renewal,
     Admin,
     Other,
 }
@@ -69,6 +71,7 @@ impl Body {
             Body::Scim => limits.body_max_scim,
             Body::Saml => limits.body_max_saml,
             Body::Api => limits.body_max_api,
+            Body::Renewal => limits.body_max_renewal,
             Body::Admin => limits.body_max_admin,
             Body::Other => limits.body_max_other,
         }
@@ -363,9 +366,17 @@ pub static ROUTES: &[Route] = &[
         app.licensing.token(cx.req)
     }),
     Route::new(POST, "/api/v1/leases/renew", DeviceApi, |app, cx| {
-        app.licensing.renew(cx.device_proof()?)
+        app.licensing.renew(cx.req, cx.device_proof()?)
+    })
+    .body(Body::Renewal)
+    .auth(Auth::DeviceProof),
+    Route::new(GET, "/api/v1/policy", DeviceApi, |app, cx| {
+        app.licensing.policy(cx.req, cx.device_proof()?)
     })
     .auth(Auth::DeviceProof),
+    Route::new(GET, "/api/v1/policy-schema", DeviceApi, |app, _| {
+        Ok(app.licensing.policy_schema())
+    }),
     Route::new(DELETE, "/api/v1/leases/{*id}", DeviceApi, |app, cx| {
         app.licensing.deactivate(cx.param("id"), cx.device_proof()?)
     })
@@ -568,6 +579,39 @@ pub static ROUTES: &[Route] = &[
                 .revoke_invitation(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
         },
     ),
+    Route::new(GET, "/admin/policies", AdminPage, |app, cx| {
+        app.admin.policies_page(cx.session()?)
+    }),
+    Route::new(POST, "/admin/policies", AdminPage, |app, cx| {
+        app.admin.create_policy(cx.req, cx.session()?, &cx.actor()?)
+    }),
+    Route::new(POST, "/admin/policies/assign", AdminPage, |app, cx| {
+        app.admin.assign_policy(cx.req, cx.session()?, &cx.actor()?)
+    }),
+    Route::new(POST, "/admin/policies/default", AdminPage, |app, cx| {
+        app.admin
+            .default_policy(cx.req, cx.session()?, &cx.actor()?)
+    }),
+    Route::new(
+        POST,
+        "/admin/policies/assignments/{id}",
+        AdminPage,
+        |app, cx| {
+            app.admin
+                .change_assignment(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
+        },
+    ),
+    Route::new(GET, "/admin/policies/{id}", AdminPage, |app, cx| {
+        app.admin.policy_page(cx.session()?, cx.param("id"))
+    }),
+    Route::new(POST, "/admin/policies/{id}", AdminPage, |app, cx| {
+        app.admin
+            .save_policy(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
+    }),
+    Route::new(POST, "/admin/policies/{id}/delete", AdminPage, |app, cx| {
+        app.admin
+            .delete_policy(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
+    }),
     Route::new(GET, "/admin/keys", AdminPage, |app, cx| {
         app.admin.keys_page(cx.session()?)
     }),
@@ -765,6 +809,49 @@ pub static ROUTES: &[Route] = &[
     Route::new(POST, "/api/v1/admin/outbox/test", AdminApi, |app, cx| {
         app.admin.api_test_email(cx.req, &cx.actor()?)
     }),
+    Route::new(GET, "/api/v1/admin/policies", AdminApi, |app, _| {
+        app.admin.api_policies()
+    }),
+    Route::new(POST, "/api/v1/admin/policies", AdminApi, |app, cx| {
+        app.admin.api_create_policy(cx.req, &cx.actor()?)
+    }),
+    Route::new(GET, "/api/v1/admin/policies/{id}", AdminApi, |app, cx| {
+        app.admin.api_policy(cx.param("id"))
+    }),
+    Route::new(PATCH, "/api/v1/admin/policies/{id}", AdminApi, |app, cx| {
+        app.admin
+            .api_change_policy(cx.req, &cx.actor()?, cx.param("id"))
+    }),
+    Route::new(
+        DELETE,
+        "/api/v1/admin/policies/{id}",
+        AdminApi,
+        |app, cx| app.admin.api_delete_policy(&cx.actor()?, cx.param("id")),
+    ),
+    Route::new(
+        POST,
+        "/api/v1/admin/policies/{id}/assignments",
+        AdminApi,
+        |app, cx| {
+            app.admin
+                .api_assign_policy(cx.req, &cx.actor()?, cx.param("id"))
+        },
+    ),
+    Route::new(
+        PATCH,
+        "/api/v1/admin/policy-assignments/{id}",
+        AdminApi,
+        |app, cx| {
+            app.admin
+                .api_reprioritize(cx.req, &cx.actor()?, cx.param("id"))
+        },
+    ),
+    Route::new(
+        DELETE,
+        "/api/v1/admin/policy-assignments/{id}",
+        AdminApi,
+        |app, cx| app.admin.api_unassign(&cx.actor()?, cx.param("id")),
+    ),
     Route::new(GET, "/api/v1/admin/license-keys", AdminApi, |app, _| {
         app.admin.api_keys()
     }),

@@ -75,6 +75,7 @@ impl Admin {
             &self.db,
             email,
             self.device_limit,
+            self.lease_bounds(),
             self.clock.now_unix(),
         )?)
     }

@@ -28,6 +28,9 @@ struct NewKeyBody {
 struct KeyChange {
     name: Option<String>,
     devices: Option<i64>,
+    /// The policy its devices get; null: the default policy.
+    #[serde(default, deserialize_with = "super::api_write::double_option")]
+    policy: Option<Option<String>>,
 }
 
 /// A key as the API shows it: never the key itself, only its last group.
@@ -35,7 +38,7 @@ pub(crate) fn key_json(k: &KeyRow) -> Value {
     json!({"id": k.id, "license": k.license_id, "sublicense": k.sublicense_id, "name": k.name,
            "hint": k.hint, "device_limit": k.device_limit, "devices": k.devices,
            "created_at": rfc3339(k.created_at), "rotated_at": k.rotated_at.map(rfc3339),
-           "revoked_at": k.revoked_at.map(rfc3339)})
+           "revoked_at": k.revoked_at.map(rfc3339), "policy": k.policy_id})
 }
 
 impl Admin {
@@ -71,6 +74,19 @@ impl Admin {
     /// `PATCH /api/v1/admin/license-keys/{id}`.
     pub(crate) fn api_change_key(&self, req: &Request, actor: &Actor, id: &str) -> Handled {
         let b: KeyChange = body(req)?;
+        if let Some(policy) = &b.policy {
+            crate::licensing::policies::set_key_policy(
+                &self.db,
+                actor,
+                id,
+                policy.as_deref(),
+                self.clock.now_unix(),
+            )?;
+        }
+        if b.name.is_none() && b.devices.is_none() {
+            let k = self.db.read(|tx| keys::find_key(tx, id))?;
+            return Ok(Response::json(200, &key_json(&k)));
+        }
         let k = keys::set(
             &self.db,
             actor,

@@ -34,7 +34,7 @@ fn expiry(date: Option<&str>) -> Result<Option<i64>, HttpError> {
 
 /// `null` in a PATCH body is "clear it"; absent is "keep it". serde maps both to `None`
 /// for `Option<Option<T>>` unless told apart.
-fn double_option<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub(super) fn double_option<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     T: Deserialize<'de>,
     D: serde::Deserializer<'de>,

@@ -143,6 +143,7 @@ pub fn sentence(e: &AuditEntry, user: Option<&str>, names: &Names) -> String {
         .or_else(|| licensing(action, &said, names))
         .or_else(|| access(action, &said, names))
         .or_else(|| deployment(action, &said, names))
+        .or_else(|| policies(action, &said))
         .unwrap_or_else(|| format!("{}: {action} {}{}.", said.actor, said.subject, said.because))
 }
 
@@ -261,6 +262,9 @@ fn deployment(action: &str, c: &Said<'_>, names: &Names) -> Option<String> {
             d["devices"],
             names.pool(d["sublicense"].as_str().unwrap_or(text(d, "license")))
         ),
+        "license_key_changed" if d.get("changes").is_some() => {
+            format!("{actor} changed the license key {subject}: {}.", changes(d))
+        }
         "license_key_changed" => format!(
             "{actor} changed the license key {subject}: {}, at most {} devices.",
             text(d, "name"),
@@ -275,6 +279,49 @@ fn deployment(action: &str, c: &Said<'_>, names: &Names) -> Option<String> {
             "{actor} revoked the license key {subject} and its {} device(s).",
             d["devices"].as_array().map_or(0, Vec::len)
         ),
+        _ => return None,
+    })
+}
+
+/// A detail's `changes` list, joined: "lock_on_suspend: true → false; …".
+fn changes(d: &Value) -> String {
+    d["changes"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default()
+}
+
+/// Client policies and their assignments, with what changed.
+fn policies(action: &str, c: &Said<'_>) -> Option<String> {
+    let (d, actor) = (c.d, c.actor.as_str());
+    let name = text(d, "name");
+    let what = changes(d);
+    Some(match action {
+        "policy_created" if what.is_empty() => {
+            format!("{actor} created the policy {name:?}, setting nothing yet.")
+        }
+        "policy_created" => format!("{actor} created the policy {name:?}: {what}."),
+        "policy_changed" => format!("{actor} changed the policy {name:?}: {what}."),
+        "policy_deleted" => format!("{actor} deleted the policy {name:?}."),
+        "policy_assigned" if d.get("changes").is_some() => format!(
+            "{actor} gave group {:?} (policy {name:?}) another priority: {what}.",
+            text(d, "group")
+        ),
+        "policy_assigned" => format!(
+            "{actor} assigned the policy {name:?} to group {:?} with priority {}.",
+            text(d, "group"),
+            d["priority"]
+        ),
+        "policy_unassigned" => format!(
+            "{actor} removed the policy {name:?} from group {:?}.",
+            text(d, "group")
+        ),
+        "policy_default_changed" => format!("{actor} changed the {what}."),
         _ => return None,
     })
 }

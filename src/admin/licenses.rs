@@ -716,7 +716,8 @@ impl From<ManageError> for HttpError {
             e @ (ManageError::UnknownLicense(_)
             | ManageError::UnknownSublicense(_)
             | ManageError::UnknownKey(_)
-            | ManageError::UnknownMapping(_)) => {
+            | ManageError::UnknownMapping(_)
+            | ManageError::UnknownPolicy(_)) => {
                 HttpError::new(Reason::NotFound, sentence(&e.to_string()))
             }
             other => HttpError::new(Reason::BadRequest, sentence(&other.to_string())),

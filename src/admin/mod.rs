@@ -13,6 +13,7 @@
 pub mod api;
 mod api_keys;
 mod api_mail;
+mod api_policies;
 mod api_tokens;
 mod api_write;
 mod audit;
@@ -29,6 +30,7 @@ mod limiter;
 pub mod openapi;
 pub mod pages;
 pub mod password;
+mod policies;
 mod users;
 
 use std::net::IpAddr;
@@ -100,6 +102,11 @@ pub struct PortalOptions {
 }
 
 impl Admin {
+    /// The server's bounds on the lease settings policies may ask for.
+    pub(crate) fn lease_bounds(&self) -> crate::domain::policy::LeaseBounds {
+        crate::licensing::policies::bounds(&self.gateway.lease)
+    }
+
     pub fn new(
         db: Arc<Db>,
         sp_key: Arc<LazySpKey>,

@@ -151,6 +151,7 @@ impl Admin {
                 &self.db,
                 email,
                 self.device_limit,
+                self.lease_bounds(),
                 self.clock.now_unix(),
             )?)
         };
@@ -190,8 +191,13 @@ impl Admin {
                 portal::display_name_of(tx, id)?,
             ))
         })?;
-        let diagnosis =
-            crate::licensing::explain::explain(&self.db, &email, self.device_limit, now)?;
+        let diagnosis = crate::licensing::explain::explain(
+            &self.db,
+            &email,
+            self.device_limit,
+            self.lease_bounds(),
+            now,
+        )?;
         let name = name.unwrap_or_else(|| user.user_name.clone());
         Ok(Response::page(
             200,
@@ -258,6 +264,16 @@ impl Admin {
                                     } }
                                 } } }
                             }
+                        }
+                    }
+                    section.card {
+                        h2 { "Policy" }
+                        p.muted { "What this person's Macs get, setting by setting, and from which policy. A change takes effect at each Mac's next renewal or policy fetch. " a href="/admin/policies" { "Policies" } }
+                        table.policy {
+                            thead { tr { th { "Setting" } th { "Value" } th { "From" } } }
+                            tbody { @for p in &diagnosis.policy { tr {
+                                td { (p.setting) } td { (p.value) } td { (p.from) }
+                            } } }
                         }
                     }
                     section.card {

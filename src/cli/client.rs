@@ -34,7 +34,16 @@ pub enum ClientCommand {
         name: Option<String>,
     },
     /// Renew the lease (proof of possession of the device key)
-    Renew,
+    Renew {
+        /// Report this device's virtual machines with the renewal: a JSON file holding an
+        /// array of {uuid, name, guest_os, image: {name, version}, encrypted, expires_at,
+        /// last_started_at}
+        #[arg(long, value_name = "FILE")]
+        vms: Option<PathBuf>,
+    },
+    /// Fetch this device's policy (signed by the gateway), verify it and print each setting;
+    /// unchanged policies are not sent again (ETag)
+    Policy,
     /// Show the device, the lease and whether it verifies now
     Status,
     /// Deactivate this device at the gateway and forget its lease
@@ -158,15 +167,17 @@ pub fn run(
                 name,
             },
         )?,
-        ClientCommand::Renew => {
+        ClientCommand::Renew { vms } => {
+            let vms = vms.map(|f| read_vms(&f)).transpose()?;
             let client = open_activated(&dir)?;
-            let claims = client.renew().map_err(client_error)?;
+            let claims = client.renew(vms.as_ref()).map_err(client_error)?;
             outln!(
                 "renewed: lease {} valid offline until {}",
                 claims["jti"].as_str().unwrap_or(""),
                 rfc3339(claims["exp"].as_i64().unwrap_or(0))
             );
         }
+        ClientCommand::Policy => policy(&dir)?,
         ClientCommand::Status => status(&dir)?,
         ClientCommand::Deactivate => {
             let client = open_activated(&dir)?;
@@ -389,4 +400,43 @@ fn read_state(dir: &std::path::Path) -> Option<crate::client::State> {
 fn open_activated(dir: &std::path::Path) -> Result<Client, CliError> {
     let ca = read_state(dir).and_then(|s| s.ca_cert);
     Client::open(dir, ca.as_deref()).map_err(client_error)
+}
+
+/// A VM inventory file: JSON, at most 4 MiB, a regular file.
+fn read_vms(path: &Path) -> Result<serde_json::Value, CliError> {
+    let text = crate::deploy::profile::read_bounded(path, 4 * 1024 * 1024)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+    serde_json::from_slice(&text)
+        .map_err(|e| CliError::Usage(format!("{} is not JSON: {e}", path.display())))
+}
+
+/// `client policy`: fetch, verify, keep and print this device's policy.
+fn policy(dir: &Path) -> Result<(), CliError> {
+    let client = open_activated(dir)?;
+    let fetched = client.policy().map_err(client_error)?;
+    let claims = &fetched.claims;
+    let hash = claims["policy"].as_str().unwrap_or("");
+    outln!(
+        "policy {hash} ({}), verified against the gateway's keys",
+        if fetched.changed {
+            "fetched"
+        } else {
+            "unchanged"
+        }
+    );
+    let lease_policy = std::fs::read_to_string(client.lease_path())
+        .ok()
+        .and_then(|t| crate::domain::jose::Jws::parse(&t).ok())
+        .and_then(|j| j.claims["policy"].as_str().map(str::to_string));
+    if lease_policy.as_deref().is_some_and(|p| p != hash) {
+        outln!("note: the lease names an older policy; the next renewal brings it up to date");
+    }
+    let settings = &claims["settings"];
+    for (name, label) in crate::domain::policy::SETTINGS {
+        outln!(
+            "  {label}: {}",
+            crate::domain::policy::describe_value(name, &settings[*name])
+        );
+    }
+    Ok(())
 }

@@ -714,8 +714,14 @@ pub fn explain(db: &Db, config: &Config, email: &str, json: bool) -> Result<(), 
         }
         return Ok(());
     }
-    let e = crate::licensing::explain::explain(db, email, config.lease.device_limit, now_unix())
-        .map_err(|e| CliError::Runtime(e.message))?;
+    let e = crate::licensing::explain::explain(
+        db,
+        email,
+        config.lease.device_limit,
+        crate::licensing::policies::bounds(&config.lease),
+        now_unix(),
+    )
+    .map_err(|e| CliError::Runtime(e.message))?;
     if json {
         outln!("{}", serde_json::to_string_pretty(&e).map_err(runtime)?);
     } else {

@@ -34,6 +34,7 @@ mod client;
 mod idp;
 mod licensing;
 mod mail;
+mod policy;
 mod profile;
 
 use crate::config::{Config, Overrides};
@@ -157,6 +158,10 @@ pub enum Command {
     /// Usage reports for the vendor (true-up), signed with this gateway's instance key
     #[command(subcommand)]
     Usage(licensing::UsageCommand),
+    /// Client policies (restricted actions, USB, VM expiration, updates, lease windows …):
+    /// create, assign to groups with a priority, set the default
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Sublicenses: named slices of a license for the groups mapped to them
     #[command(subcommand)]
     Sublicense(licensing::SublicenseCommand),
@@ -302,6 +307,7 @@ pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
             mail::invite(&db, &config, &public_url, cmd)
         }
         Command::Mail(cmd) => mail::mail(&open_existing_db(&config)?, &config, cmd),
+        Command::Policy(cmd) => policy::run(&open_existing_db(&config)?, &config, cmd),
         Command::Profile(cmd) => {
             let db = open_existing_db(&config)?;
             let public_url = public_url_for_cli(&config, &db)?;

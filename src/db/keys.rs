@@ -17,11 +17,13 @@ pub struct KeyRow {
     pub created_at: i64,
     pub rotated_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The policy its devices get (none: the default policy).
+    pub policy_id: Option<String>,
 }
 
 const COLS: &str = "k.id, k.license_id, k.sublicense_id, k.name, k.hint, k.device_limit,
     (SELECT count(*) FROM devices d WHERE d.key_id = k.id AND d.revoked_at IS NULL),
-    k.created_at, k.rotated_at, k.revoked_at";
+    k.created_at, k.rotated_at, k.revoked_at, k.policy_id";
 
 fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
     Ok(KeyRow {
@@ -35,6 +37,7 @@ fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
         created_at: r.get(7)?,
         rotated_at: r.get(8)?,
         revoked_at: r.get(9)?,
+        policy_id: r.get(10)?,
     })
 }
 

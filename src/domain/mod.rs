@@ -7,6 +7,8 @@
 pub mod connection;
 pub mod engine;
 pub mod identity;
+pub mod inventory;
 pub mod jose;
+pub mod policy;
 pub mod problem;
 pub mod scim;

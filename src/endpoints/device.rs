@@ -14,7 +14,7 @@ use crate::domain::identity::SignedIn;
 use crate::domain::problem::Reason;
 use crate::error::HttpError;
 use crate::http::{Request, Response};
-use crate::licensing::{activation, keys, leases};
+use crate::licensing::{activation, keys, leases, policies};
 use crate::saml::signing::LazySpKey;
 
 use crate::clock::Clock;
@@ -118,13 +118,49 @@ impl LicensingApi {
         )
     }
 
-    /// `POST /api/v1/leases/renew` with the device's proof.
-    pub fn renew(&self, proof: &str) -> Handled {
+    /// `GET /api/v1/policy`: the device's effective policy as a JWS signed with the lease
+    /// keys; 304 when `If-None-Match` names its ETag.
+    pub fn policy(&self, req: &Request, proof: &str) -> Handled {
+        let fetched = policies::fetch(
+            &self.db,
+            &self.config,
+            &self.public_url,
+            proof,
+            req.header("if-none-match"),
+            self.clock.now_unix(),
+        )?;
+        let (response, etag) = match fetched {
+            policies::Fetched::NotModified { etag } => {
+                (Response::new(304, "application/jose", Vec::new()), etag)
+            }
+            policies::Fetched::Document { jws, etag } => (
+                Response::new(200, "application/jose", jws.into_bytes()),
+                etag,
+            ),
+        };
+        Ok(response
+            .with_header("ETag", &etag)
+            .with_header("Cache-Control", "private, no-cache"))
+    }
+
+    /// `GET /api/v1/policy-schema`: the JSON Schema of a policy's settings.
+    pub fn policy_schema(&self) -> Response {
+        let body =
+            serde_json::to_vec_pretty(&crate::domain::policy::json_schema()).unwrap_or_default();
+        Response::new(200, "application/schema+json", body)
+            .with_header("Cache-Control", "max-age=3600")
+    }
+
+    /// `POST /api/v1/leases/renew` with the device's proof, and optionally its VM
+    /// inventory (`vms`).
+    pub fn renew(&self, req: &Request, proof: &str) -> Handled {
+        let vms = inventory_of(&req.body)?;
         let lease = leases::renew(
             &self.db,
             &self.config,
             &self.public_url,
             proof,
+            vms.as_deref(),
             self.clock.now_unix(),
         )?;
         Ok(Response::json(
@@ -243,4 +279,25 @@ impl LicensingApi {
             }
         }
     }
+}
+
+/// The VM inventory a renewal's body reports, if it reports one: checked, and capped at
+/// `inventory::MAX_VMS` (413 above it, as a body over its byte cap is).
+fn inventory_of(body: &[u8]) -> Result<Option<Vec<crate::domain::inventory::Vm>>, HttpError> {
+    use crate::domain::inventory::{Refused, parse};
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| HttpError::new(Reason::BadRequest, "The body must be a JSON object."))?;
+    let Some(vms) = v.get("vms") else {
+        return Ok(None);
+    };
+    parse(vms).map(Some).map_err(|e| match e {
+        Refused::TooMany(_) => HttpError::new(Reason::PayloadTooLarge, format!("{e}.")),
+        Refused::Invalid(m) => HttpError::new(
+            Reason::BadRequest,
+            format!("The VM inventory was refused: {m}."),
+        ),
+    })
 }

@@ -20,10 +20,21 @@ pub struct Explanation {
     pub groups: Vec<GroupState>,
     pub licenses: Vec<LicenseState>,
     pub devices: Vec<DeviceRow>,
+    /// The user's effective policy: per setting, its value and where it comes from.
+    pub policy: Vec<PolicyLine>,
+    /// The effective policy's digest (a lease's `policy` claim).
+    pub policy_hash: Option<String>,
     /// What activation would do now: `OK`, or the reason code it would refuse with.
     pub verdict: String,
     /// The verdict in one sentence.
     pub because: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyLine {
+    pub setting: String,
+    pub value: String,
+    pub from: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -64,7 +75,13 @@ pub struct LicenseState {
 }
 
 /// Explains what activating as `email` would do now.
-pub fn explain(db: &Db, email: &str, device_limit: u32, now: i64) -> Result<Explanation, Problem> {
+pub fn explain(
+    db: &Db,
+    email: &str,
+    device_limit: u32,
+    bounds: crate::domain::policy::LeaseBounds,
+    now: i64,
+) -> Result<Explanation, Problem> {
     let email = email.trim().to_lowercase();
     let domain = email
         .rsplit_once('@')
@@ -80,6 +97,8 @@ pub fn explain(db: &Db, email: &str, device_limit: u32, now: i64) -> Result<Expl
             groups: Vec::new(),
             licenses: Vec::new(),
             devices: Vec::new(),
+            policy: Vec::new(),
+            policy_hash: None,
             verdict: String::new(),
             because: String::new(),
         };
@@ -93,6 +112,9 @@ pub fn explain(db: &Db, email: &str, device_limit: u32, now: i64) -> Result<Expl
         });
         e.groups = group_states(tx, &user.id)?;
         e.devices = store::devices_of_user(tx, &user.id)?;
+        let policy = super::policies::effective(tx, Some(&user.id), None, bounds)?;
+        e.policy_hash = Some(policy.hash());
+        e.policy = policy_lines(&policy);
         if user.active {
             e.licenses = license_states(tx, &user.id, now)?;
         }
@@ -400,6 +422,25 @@ pub fn render(e: &Explanation) -> String {
             crate::clock::rfc3339(d.last_seen_at)
         );
     }
+    for p in &e.policy {
+        let _ = writeln!(
+            s,
+            "  policy       {}: {} (from {})",
+            p.setting, p.value, p.from
+        );
+    }
     let _ = writeln!(s, "  activation   {}: {}", e.verdict, e.because);
     s
+}
+
+/// An effective policy as explain's lines.
+pub fn policy_lines(policy: &crate::domain::policy::Effective) -> Vec<PolicyLine> {
+    super::policies::explain_rows(policy)
+        .into_iter()
+        .map(|(setting, value, from)| PolicyLine {
+            setting,
+            value,
+            from,
+        })
+        .collect()
 }

@@ -6,6 +6,8 @@
 //! Signing keys rotate every `[lease] key_rotation`; a retired key stays published until
 //! every lease it signed has expired, so rotation never invalidates a valid lease.
 
+use std::time::Duration;
+
 use rusqlite::Transaction;
 use serde_json::{Value, json};
 
@@ -15,6 +17,7 @@ use crate::db::Db;
 use crate::db::licensing::{self as store, DeviceRow, SigningKey};
 use crate::domain::engine::RevokeReason;
 use crate::domain::jose::{DeviceKey, Jws, okp_kid, sign_eddsa};
+use crate::domain::policy::Effective;
 use crate::domain::problem::{Problem, Reason};
 
 /// How far a proof's `iat` may be from our clock.
@@ -101,18 +104,31 @@ pub fn mint(
 ) -> Result<Lease, Problem> {
     let key = signing_key(tx, cfg, now)?;
     let terms = store::lease_terms(tx, who.license_id)?;
-    sign_lease(&key, cfg, issuer, who, &terms, now)
+    let policy =
+        super::policies::effective(tx, who.user_id, who.key_id, super::policies::bounds(cfg))?;
+    sign_lease(&key, cfg, issuer, who, &terms, &policy, now)
 }
 
 /// When a lease issued `now` asks for renewal and when it stops working offline: the
-/// configured windows, the offline grace no longer than the vendor entitlement allows,
+/// configured windows (shortened by the device's policy), the offline grace no longer than the vendor entitlement allows,
 /// the whole lease no longer than the license's offline limit (renewal asked for at a
 /// third of it, so a Mac online now and then never lapses), and never past the
 /// license's end (a device offline then stops with the license).
-fn lease_window(cfg: &LeaseConfig, terms: &store::LeaseTerms, now: i64) -> (i64, i64) {
-    let grace = cfg.offline_grace.as_secs() as i64;
+fn lease_window(
+    cfg: &LeaseConfig,
+    terms: &store::LeaseTerms,
+    policy: &Effective,
+    now: i64,
+) -> (i64, i64) {
+    let secs = |name: &str, configured: Duration| {
+        let configured = configured.as_secs();
+        policy
+            .seconds(name)
+            .map_or(configured, |p| p.min(configured)) as i64
+    };
+    let grace = secs("offline_grace_seconds", cfg.offline_grace);
     let grace = terms.max_offline_grace.map_or(grace, |cap| grace.min(cap));
-    let mut renew_after = now + cfg.renew_after.as_secs() as i64;
+    let mut renew_after = now + secs("lease_renewal_seconds", cfg.renew_after);
     let mut expires_at = renew_after + grace;
     if let Some(limit) = terms.max_offline.filter(|l| now + l < expires_at) {
         expires_at = now + limit;
@@ -131,10 +147,11 @@ fn sign_lease(
     issuer: &str,
     who: &LeaseFor<'_>,
     terms: &store::LeaseTerms,
+    policy: &Effective,
     now: i64,
 ) -> Result<Lease, Problem> {
     let id = format!("lease-{}", crate::crypto::random_hex(12));
-    let (renew_after, expires_at) = lease_window(cfg, terms, now);
+    let (renew_after, expires_at) = lease_window(cfg, terms, policy, now);
     let product = terms.product.as_str();
     // A key device has no person: the lease's subject is the device itself.
     let mut claims = json!({
@@ -150,6 +167,8 @@ fn sign_lease(
         "nbf": now,
         "renew_after": renew_after,
         "exp": expires_at,
+        // The effective policy's digest: a client whose policy differs fetches it.
+        "policy": policy.hash(),
     });
     if let Some(email) = who.email {
         claims["email"] = json!(email);
@@ -173,7 +192,7 @@ pub struct Proof {
     pub iat: i64,
 }
 
-fn unauthorized(detail: &str) -> Problem {
+pub(super) fn unauthorized(detail: &str) -> Problem {
     log::warn!("device proof refused: {detail}");
     Problem::new(
         Reason::Unauthorized,
@@ -234,11 +253,24 @@ struct Standing {
     license_id: String,
     sublicense_id: Option<String>,
     terms: store::LeaseTerms,
+    /// The device's effective policy, read with the rest (a change re-signs the lease).
+    policy: Effective,
+}
+
+/// Whether `device` may renew now (a policy fetch asks the same), or the reason not.
+pub(super) fn may_renew(
+    tx: &Transaction<'_>,
+    device: &DeviceRow,
+    cfg: &LeaseConfig,
+    now: i64,
+) -> Result<Result<(), Reason>, Problem> {
+    Ok(standing(tx, device, cfg, now)?.map(|_| ()))
 }
 
 fn standing(
     tx: &Transaction<'_>,
     device: &DeviceRow,
+    cfg: &LeaseConfig,
     now: i64,
 ) -> Result<Result<Standing, Reason>, Problem> {
     if device.revoked_at.is_some() {
@@ -250,7 +282,7 @@ fn standing(
         return Ok(Err(reason));
     }
     if let Some(key_id) = &device.key_id {
-        return key_standing(tx, device, key_id, now);
+        return key_standing(tx, device, key_id, cfg, now);
     }
     let Some(user_id) = device.user_id.as_deref() else {
         return Ok(Err(Reason::Revoked));
@@ -269,6 +301,7 @@ fn standing(
     };
     Ok(Ok(Standing {
         terms: store::lease_terms(tx, &seat.license_id)?,
+        policy: super::policies::effective(tx, Some(&user.id), None, super::policies::bounds(cfg))?,
         user_id: Some(user.id),
         email: Some(user.user_name),
         key_id: None,
@@ -283,6 +316,7 @@ fn key_standing(
     tx: &Transaction<'_>,
     device: &DeviceRow,
     key_id: &str,
+    cfg: &LeaseConfig,
     now: i64,
 ) -> Result<Result<Standing, Reason>, Problem> {
     let Some(key) = crate::db::keys::by_id(tx, key_id)? else {
@@ -302,6 +336,7 @@ fn key_standing(
     }
     Ok(Ok(Standing {
         terms: store::lease_terms(tx, &device.license_id)?,
+        policy: super::policies::effective(tx, None, Some(&key.id), super::policies::bounds(cfg))?,
         user_id: None,
         email: None,
         key_id: Some(key.id),
@@ -310,7 +345,8 @@ fn key_standing(
     }))
 }
 
-/// Renews the lease of the device that signed `proof`. The costly part (signature checks,
+/// Renews the lease of the device that signed `proof`, storing the VM inventory it
+/// reported (replacing the last one) with the renewal. The costly part (signature checks,
 /// signing the new lease) runs on a read snapshot, in parallel with other renewals; the
 /// single writer then only re-checks the standing and the replay guard and records it.
 pub fn renew(
@@ -318,11 +354,12 @@ pub fn renew(
     cfg: &LeaseConfig,
     issuer: &str,
     proof: &str,
+    vms: Option<&[crate::domain::inventory::Vm]>,
     now: i64,
 ) -> Result<Lease, Problem> {
     let prepared = db.read(|tx| {
         let Proof { device, iat } = verify_proof(tx, proof, "renew", now)?;
-        let standing = standing(tx, &device, now)?;
+        let standing = standing(tx, &device, cfg, now)?;
         let key = store::active_signing_key(tx)?
             .filter(|k| now - k.created_at < cfg.key_rotation.as_secs() as i64);
         let lease = match (&standing, &key) {
@@ -332,6 +369,7 @@ pub fn renew(
                 issuer,
                 &lease_for(s, &device),
                 &s.terms,
+                &s.policy,
                 now,
             )?),
             _ => None,
@@ -347,7 +385,7 @@ pub fn renew(
         }
         let device =
             store::device(tx, &device.id)?.ok_or_else(|| unauthorized("the device is gone"))?;
-        let now_standing = standing(tx, &device, now)?;
+        let now_standing = standing(tx, &device, cfg, now)?;
         let lease = match (&now_standing, signed) {
             (Err(reason), _) => {
                 store::set_last_proof(tx, &device.id, iat)?;
@@ -371,6 +409,9 @@ pub fn renew(
             (Ok(s), _) => mint(tx, cfg, issuer, &lease_for(s, &device), now)?,
         };
         store::renew_device(tx, &device.id, &lease.id, lease.expires_at, iat, now)?;
+        if let Some(vms) = vms {
+            crate::db::inventory::replace(tx, &device.id, vms, now)?;
+        }
         Ok(Ok(lease))
     })?;
     outcome.map_err(|(reason, device)| {
@@ -480,8 +521,9 @@ mod tests {
         let cfg = LeaseConfig::default(); // renew after 7 days, 14 more offline
         let now = 1_780_000_000;
         let hand = store::LeaseTerms::default();
+        let no_policy = Effective::compute(&[], super::super::policies::bounds(&cfg));
         assert_eq!(
-            lease_window(&cfg, &hand, now),
+            lease_window(&cfg, &hand, &no_policy, now),
             (now + 7 * DAY, now + 21 * DAY)
         );
         // The vendor allows 3 days offline.
@@ -490,7 +532,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            lease_window(&cfg, &capped, now),
+            lease_window(&cfg, &capped, &no_policy, now),
             (now + 7 * DAY, now + 10 * DAY)
         );
         // The license ends in 10 days, or in 2: the lease stops with it.
@@ -499,11 +541,11 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            lease_window(&cfg, &ending(10), now),
+            lease_window(&cfg, &ending(10), &no_policy, now),
             (now + 7 * DAY, now + 10 * DAY)
         );
         assert_eq!(
-            lease_window(&cfg, &ending(2), now),
+            lease_window(&cfg, &ending(2), &no_policy, now),
             (now + 2 * DAY, now + 2 * DAY)
         );
         // The admin bounds a Mac's offline life to 3 days: it renews after a day.
@@ -512,12 +554,12 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            lease_window(&cfg, &limited(3), now),
+            lease_window(&cfg, &limited(3), &no_policy, now),
             (now + DAY, now + 3 * DAY)
         );
         // A limit longer than the configured windows changes nothing.
         assert_eq!(
-            lease_window(&cfg, &limited(60), now),
+            lease_window(&cfg, &limited(60), &no_policy, now),
             (now + 7 * DAY, now + 21 * DAY)
         );
         // With the license ending sooner still, the end wins.
@@ -527,7 +569,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            lease_window(&cfg, &both, now),
+            lease_window(&cfg, &both, &no_policy, now),
             (now + DAY / 2, now + DAY / 2)
         );
     }

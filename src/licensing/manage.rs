@@ -22,6 +22,8 @@ pub enum ManageError {
     UnknownKey(String),
     #[error("there is no group mapping {0:?}")]
     UnknownMapping(String),
+    #[error("there is no policy {0:?} (give its id or name)")]
+    UnknownPolicy(String),
     #[error("{0:?} names several; give the id instead")]
     Ambiguous(String),
     #[error("database error: {0}")]

@@ -10,6 +10,7 @@ pub mod explain;
 pub mod keys;
 pub mod leases;
 pub mod manage;
+pub mod policies;
 pub mod reconcile;
 pub mod usage;
 pub mod verdict;

@@ -20,6 +20,7 @@ mod licensing;
 mod lifecycle;
 mod mail;
 mod ops;
+mod policies;
 mod portal;
 mod profiles;
 mod public_url;

@@ -1,0 +1,189 @@
+//! The virtual machine inventory a device reports when it renews: parsed and checked
+//! here (types, lengths, formats, count), stored by `db::inventory`. Pure.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The most virtual machines one report may list (more: 413).
+pub const MAX_VMS: usize = 1_000;
+const MAX_NAME: usize = 255;
+const MAX_GUEST: usize = 100;
+const MAX_IMAGE: usize = 128;
+
+/// One virtual machine as a device reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vm {
+    pub uuid: String,
+    pub name: String,
+    pub guest_os: String,
+    pub image_name: Option<String>,
+    pub image_version: Option<String>,
+    pub encrypted: bool,
+    pub expires_at: Option<i64>,
+    pub last_started_at: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Image {
+    name: String,
+    version: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reported {
+    uuid: String,
+    name: String,
+    guest_os: String,
+    #[serde(default)]
+    image: Option<Image>,
+    encrypted: bool,
+    #[serde(default)]
+    expires_at: Option<String>,
+    #[serde(default)]
+    last_started_at: Option<String>,
+}
+
+/// Why a report was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("the report lists {0} virtual machines; at most {MAX_VMS} are accepted")]
+    TooMany(usize),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn text(what: &str, i: usize, v: &str, max: usize) -> Result<String, Refused> {
+    let v = v.trim();
+    if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
+        return Err(Refused::Invalid(format!(
+            "vms[{i}].{what} must be 1 to {max} characters without control characters"
+        )));
+    }
+    Ok(v.to_string())
+}
+
+fn time(what: &str, i: usize, v: Option<&str>) -> Result<Option<i64>, Refused> {
+    v.map(|t| {
+        crate::clock::parse_rfc3339(t)
+            .or_else(|| crate::clock::parse_date(t).map(|d| d + 86_399))
+            .ok_or_else(|| {
+                Refused::Invalid(format!(
+                    "vms[{i}].{what} must be an RFC 3339 time or a date (YYYY-MM-DD)"
+                ))
+            })
+    })
+    .transpose()
+}
+
+/// A UUID in its 8-4-4-4-12 hexadecimal form, lower-cased.
+fn uuid(i: usize, v: &str) -> Result<String, Refused> {
+    let v = v.trim().to_ascii_lowercase();
+    let groups: Vec<&str> = v.split('-').collect();
+    let ok = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !ok {
+        return Err(Refused::Invalid(format!(
+            "vms[{i}].uuid is not a UUID (8-4-4-4-12 hexadecimal digits)"
+        )));
+    }
+    Ok(v)
+}
+
+/// Parses a report (`vms`: an array of objects); a UUID listed twice is refused.
+pub fn parse(v: &Value) -> Result<Vec<Vm>, Refused> {
+    let list = v
+        .as_array()
+        .ok_or_else(|| Refused::Invalid("vms must be an array".into()))?;
+    if list.len() > MAX_VMS {
+        return Err(Refused::TooMany(list.len()));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let r: Reported = serde_json::from_value(item.clone())
+            .map_err(|e| Refused::Invalid(format!("vms[{i}]: {e}")))?;
+        let uuid = uuid(i, &r.uuid)?;
+        if !seen.insert(uuid.clone()) {
+            return Err(Refused::Invalid(format!(
+                "vms[{i}].uuid {uuid} is listed twice"
+            )));
+        }
+        let (image_name, image_version) = match r.image {
+            Some(img) => (
+                Some(text("image.name", i, &img.name, MAX_IMAGE)?),
+                Some(text("image.version", i, &img.version, MAX_IMAGE)?),
+            ),
+            None => (None, None),
+        };
+        out.push(Vm {
+            uuid,
+            name: text("name", i, &r.name, MAX_NAME)?,
+            guest_os: text("guest_os", i, &r.guest_os, MAX_GUEST)?,
+            image_name,
+            image_version,
+            encrypted: r.encrypted,
+            expires_at: time("expires_at", i, r.expires_at.as_deref())?,
+            last_started_at: time("last_started_at", i, r.last_started_at.as_deref())?,
+        });
+    }
+    Ok(out)
+}
+
+/// Orders versions as people read them: `1.10` after `1.9`, numbers before words.
+pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    let parts = |s: &str| -> Vec<(u64, String)> {
+        s.split(['.', '-', ' '])
+            .map(|p| (p.parse::<u64>().unwrap_or(u64::MAX), p.to_string()))
+            .collect()
+    };
+    parts(a).cmp(&parts(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vm(uuid: &str) -> Value {
+        json!({"uuid": uuid, "name": "Windows 11", "guest_os": "Windows 11",
+               "image": {"name": "Win11 Golden", "version": "2026.11"}, "encrypted": true,
+               "expires_at": "2027-06-30", "last_started_at": "2026-11-29T10:00:00Z"})
+    }
+
+    #[test]
+    fn a_report_is_typed_and_capped() {
+        let ok = parse(&json!([vm("1E0C9E4A-0000-4000-8000-000000000001")])).expect("ok");
+        assert_eq!(ok[0].uuid, "1e0c9e4a-0000-4000-8000-000000000001");
+        assert_eq!(ok[0].image_version.as_deref(), Some("2026.11"));
+        let many: Vec<Value> = (0..=MAX_VMS)
+            .map(|i| vm(&format!("00000000-0000-4000-8000-{i:012}")))
+            .collect();
+        assert_eq!(parse(&json!(many)), Err(Refused::TooMany(MAX_VMS + 1)));
+        for bad in [
+            json!([vm("not-a-uuid")]),
+            json!([
+                vm("00000000-0000-4000-8000-000000000001"),
+                vm("00000000-0000-4000-8000-000000000001")
+            ]),
+            json!([{"uuid": "00000000-0000-4000-8000-000000000001", "name": "a\u{0}b", "guest_os": "x", "encrypted": false}]),
+            json!([{"uuid": "00000000-0000-4000-8000-000000000001", "name": "a", "guest_os": "x", "encrypted": "yes"}]),
+            json!([{"uuid": "00000000-0000-4000-8000-000000000001", "name": "a", "guest_os": "x", "encrypted": false, "extra": 1}]),
+            json!([{"uuid": "00000000-0000-4000-8000-000000000001", "name": "a", "guest_os": "x", "encrypted": false, "expires_at": "soon"}]),
+            json!({"not": "an array"}),
+        ] {
+            assert!(matches!(parse(&bad), Err(Refused::Invalid(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn versions_compare_numerically() {
+        use std::cmp::Ordering::*;
+        assert_eq!(compare_versions("1.10", "1.9"), Greater);
+        assert_eq!(compare_versions("2026.11", "2026.11"), Equal);
+        assert_eq!(compare_versions("2026.2", "2026.11"), Less);
+    }
+}
