@@ -252,12 +252,33 @@ impl App {
         }
     }
 
-    /// The Prometheus text (the pipeline has checked the metrics token).
+    /// The Prometheus text (the pipeline has checked the metrics token). The pool gauges
+    /// are read now; without the database they are left out, the rest still answers.
     pub fn metrics_page(&self) -> Response {
+        let now = self.clock.now_unix();
+        let pools = self
+            .db
+            .read(|tx| crate::licensing::history::pools_now(tx, None, now))
+            .map_err(|e| log::warn!("metrics: pools unreadable: {e}"))
+            .unwrap_or_default();
+        let gauges: Vec<crate::metrics::PoolGauge> = pools
+            .into_iter()
+            .map(|p| crate::metrics::PoolGauge {
+                pool: if p.pool.is_empty() {
+                    "primary".into()
+                } else {
+                    p.pool
+                },
+                license: p.license_id,
+                capacity: p.capacity,
+                used: p.used,
+                pending: p.pending,
+            })
+            .collect();
         Response::new(
             200,
             "text/plain; version=0.0.4; charset=utf-8",
-            self.metrics.render(&metrics_health()).into_bytes(),
+            self.metrics.render(&metrics_health(), &gauges).into_bytes(),
         )
     }
 }

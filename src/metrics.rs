@@ -12,6 +12,61 @@ const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
+/// Licensing outcomes since the process started: activations by method, renewals, and
+/// refusals by what was refused and the reason code. Counted by the licensing services
+/// once their transaction has committed.
+#[derive(Default)]
+pub struct LicensingCounters {
+    activations: Mutex<BTreeMap<&'static str, u64>>,
+    renewals: AtomicU64,
+    refusals: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+}
+
+impl LicensingCounters {
+    /// A device activated, by `method` (`sso` or `key`).
+    pub fn activated(&self, method: &'static str) {
+        if let Ok(mut m) = self.activations.lock() {
+            *m.entry(method).or_default() += 1;
+        }
+    }
+
+    /// An activation by `method` that succeeded, or was refused with this reason code.
+    pub fn activation(&self, method: &'static str, refused: Option<&'static str>) {
+        match refused {
+            None => self.activated(method),
+            Some(reason) => self.refused("activation", reason),
+        }
+    }
+
+    pub fn renewed(&self) {
+        self.renewals.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A refusal of `what` (`activation`, `renewal` or `policy`) with its reason code.
+    pub fn refused(&self, what: &'static str, reason: &'static str) {
+        if let Ok(mut m) = self.refusals.lock() {
+            *m.entry((what, reason)).or_default() += 1;
+        }
+    }
+}
+
+/// The process's licensing counters.
+pub fn licensing() -> &'static LicensingCounters {
+    static COUNTERS: std::sync::OnceLock<LicensingCounters> = std::sync::OnceLock::new();
+    COUNTERS.get_or_init(LicensingCounters::default)
+}
+
+/// One pool's seats now, for the per-pool gauges.
+#[derive(Debug, Clone)]
+pub struct PoolGauge {
+    pub license: String,
+    /// The sublicense id, or `primary`.
+    pub pool: String,
+    pub capacity: i64,
+    pub used: i64,
+    pub pending: i64,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub enum Refusal {
     TotalCap,
@@ -113,13 +168,15 @@ impl Metrics {
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     }
 
-    /// The Prometheus text, with the database's health as `db::health` reports it.
-    pub fn render(&self, health: &Health) -> String {
+    /// The Prometheus text, with the database's health as `db::health` reports it and
+    /// each pool's seats.
+    pub fn render(&self, health: &Health, pools: &[PoolGauge]) -> String {
         let mut out = Exposition::default();
         self.render_process(&mut out);
         self.render_connections(&mut out);
         self.render_requests(&mut out);
         self.render_stored_state(&mut out, health);
+        render_licensing(&mut out, licensing(), pools);
         out.text
     }
 
@@ -321,6 +378,73 @@ impl Metrics {
                 .collect(),
         );
     }
+}
+
+/// Pools (gauges) and licensing outcomes (counters). License and sublicense ids are
+/// the labels: few, and chosen by admins, never by clients.
+fn render_licensing(out: &mut Exposition, c: &LicensingCounters, pools: &[PoolGauge]) {
+    let label = |p: &PoolGauge| format!("{{license=\"{}\",pool=\"{}\"}}", p.license, p.pool);
+    for (name, help, value) in [
+        (
+            "seatgate_pool_capacity_seats",
+            "Seats a pool can hold now.",
+            (|p: &PoolGauge| p.capacity) as fn(&PoolGauge) -> i64,
+        ),
+        (
+            "seatgate_pool_used_seats",
+            "Seats assigned in a pool now (the primary pool's include those of dynamic sublicenses).",
+            |p| p.used,
+        ),
+        (
+            "seatgate_pool_pending_seats",
+            "People waiting for a seat in a pool now.",
+            |p| p.pending,
+        ),
+    ] {
+        out.metric(
+            name,
+            "gauge",
+            help,
+            pools
+                .iter()
+                .map(|p| (label(p), value(p).to_string()))
+                .collect(),
+        );
+    }
+    let activations = c.activations.lock().map(|m| m.clone()).unwrap_or_default();
+    out.metric(
+        "seatgate_activations_total",
+        "counter",
+        "Devices activated, by method (sso, key).",
+        activations
+            .iter()
+            .map(|(m, n)| (format!("{{method=\"{m}\"}}"), n.to_string()))
+            .collect(),
+    );
+    out.metric(
+        "seatgate_renewals_total",
+        "counter",
+        "Leases renewed.",
+        vec![(
+            String::new(),
+            c.renewals.load(Ordering::Relaxed).to_string(),
+        )],
+    );
+    let refusals = c.refusals.lock().map(|m| m.clone()).unwrap_or_default();
+    out.metric(
+        "seatgate_licensing_refusals_total",
+        "counter",
+        "Activations, renewals and policy fetches refused, by reason code.",
+        refusals
+            .iter()
+            .map(|((what, reason), n)| {
+                (
+                    format!("{{what=\"{what}\",reason=\"{reason}\"}}"),
+                    n.to_string(),
+                )
+            })
+            .collect(),
+    );
 }
 
 /// The database's health for the metrics: free bytes and whether that is below the

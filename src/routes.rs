@@ -447,6 +447,12 @@ pub static ROUTES: &[Route] = &[
     Route::new(GET, "/admin/users", AdminPage, |app, cx| {
         app.admin.users_page(cx.req, cx.session()?)
     }),
+    Route::new(GET, "/admin/vms", AdminPage, |app, cx| {
+        app.admin.vms_page(cx.req, cx.session()?)
+    }),
+    Route::new(GET, "/admin/vms.csv", AdminPage, |app, cx| {
+        app.admin.vms_csv(cx.req)
+    }),
     Route::new(GET, "/admin/users.csv", AdminPage, |app, cx| {
         app.admin.users_csv(cx.req)
     }),
@@ -466,8 +472,15 @@ pub static ROUTES: &[Route] = &[
         app.admin.explain_page(cx.req, cx.session()?)
     }),
     Route::new(GET, "/admin/licenses", AdminPage, |app, cx| {
-        app.admin
-            .licenses_page(cx.session()?, None, crate::admin::forms::Sticky::none())
+        app.admin.licenses_page(
+            cx.session()?,
+            None,
+            crate::admin::forms::Sticky::none(),
+            crate::admin::history::range_of(cx.req)?,
+        )
+    }),
+    Route::new(GET, "/admin/licenses/history.csv", AdminPage, |app, cx| {
+        app.admin.history_csv(cx.req)
     }),
     Route::new(POST, "/admin/licenses", AdminPage, |app, cx| {
         app.admin.add_license(cx.req, cx.session()?, &cx.actor()?)
@@ -808,6 +821,12 @@ pub static ROUTES: &[Route] = &[
     }),
     Route::new(POST, "/api/v1/admin/outbox/test", AdminApi, |app, cx| {
         app.admin.api_test_email(cx.req, &cx.actor()?)
+    }),
+    Route::new(GET, "/api/v1/admin/usage-history", AdminApi, |app, cx| {
+        app.admin.api_history(cx.req)
+    }),
+    Route::new(GET, "/api/v1/admin/vms", AdminApi, |app, cx| {
+        app.admin.api_vms(cx.req)
     }),
     Route::new(GET, "/api/v1/admin/policies", AdminApi, |app, _| {
         app.admin.api_policies()

@@ -674,6 +674,7 @@ fn start_housekeeping(
             let mut fetcher = None;
             let mut end_warnings = crate::licensing::entitlements::EndWarnings::default();
             let mut notified: Option<std::time::Instant> = None;
+            let mut fleet: Option<std::time::Instant> = None;
             loop {
                 match stop_rx.recv_timeout(tick) {
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -706,6 +707,7 @@ fn start_housekeeping(
                     }
                 }
                 warn_and_notify(&db, &clock, &public_url, &mut end_warnings, &mut notified);
+                fleet_upkeep(&db, &clock, &mut fleet);
                 let tried_before = clock.now_unix() - interval.as_secs() as i64;
                 let due =
                     match db.read(|tx| crate::db::idp::metadata_urls_due(tx, Some(tried_before))) {
@@ -741,6 +743,41 @@ fn start_housekeeping(
         })
         .map_err(io_err("cannot start the housekeeping thread"))?;
     Ok((Some(stop_tx), Some(handle)))
+}
+
+/// Housekeeping's fleet upkeep, every five minutes: each pool's marks for today (so a
+/// day without seat changes still has its row), days past the history's keep removed,
+/// and the VMs of devices released long ago forgotten. The first run also reconstructs,
+/// once per database, the days before the history existed.
+fn fleet_upkeep(db: &Db, clock: &clock::Clock, last: &mut Option<std::time::Instant>) {
+    if last.is_some_and(|t| t.elapsed() < Duration::from_secs(300)) {
+        return;
+    }
+    let first = last.is_none();
+    *last = Some(std::time::Instant::now());
+    let now = clock.now_unix();
+    let quiet = || health::global().reported();
+    if first {
+        match crate::licensing::history::backfill(db, now) {
+            Ok(0) => {}
+            Ok(n) => {
+                log::info!("seat history: {n} earlier pool-day(s) reconstructed from the audit log")
+            }
+            Err(_) if quiet() => {}
+            Err(e) => log::error!("seat history backfill failed: {e}"),
+        }
+    }
+    if let Err(e) = crate::licensing::history::sample(db, now)
+        && !quiet()
+    {
+        log::error!("recording seat history failed: {e}");
+    }
+    match crate::licensing::inventory::age_out(db, now) {
+        Ok(0) => {}
+        Ok(n) => log::info!("forgot {n} VM(s) of devices released over 30 days ago"),
+        Err(_) if quiet() => {}
+        Err(e) => log::error!("ageing out the VM inventory failed: {e}"),
+    }
 }
 
 /// Housekeeping's warnings: entitlements ending (the log), and the admin notifications

@@ -42,8 +42,10 @@ impl Admin {
         session: &Session,
         notice: Option<&str>,
         sticky: Sticky<'_>,
+        range_days: i64,
     ) -> Handled {
         let now = self.clock.now_unix();
+        let usage = self.usage_card(range_days)?;
         let catalog = self.db.read(|tx| {
             Ok::<_, HttpError>(Catalog {
                 licenses: crate::db::licensing::licenses(tx)?,
@@ -63,7 +65,7 @@ impl Admin {
             layout(
                 "Licenses",
                 Some(session),
-                page(session, &catalog, notice, sticky, now),
+                html! { (page(session, &catalog, notice, sticky, now)) (usage) },
             ),
         ))
     }
@@ -88,6 +90,7 @@ impl Admin {
                 session,
                 Some(&sentence(&e.to_string())),
                 Sticky::of(action, form),
+                30,
             ),
         }
     }
@@ -147,6 +150,7 @@ impl Admin {
                     session,
                     Some(&format!("{} (Reason code {code})", sentence(&message))),
                     Sticky::of("/admin/entitlements", &form),
+                    30,
                 )
             }
         }

@@ -379,13 +379,18 @@ pub const OPERATIONS: &[Operation] = &[
                     "integer",
                     "how many devices it may activate, 1 or more",
                 ),
+                (
+                    "policy",
+                    "string",
+                    "the policy its devices get (id or name); null: the default policy",
+                ),
             ],
             &[],
         )),
         ..op(
             "PATCH",
             "/api/v1/admin/license-keys/{id}",
-            "Rename a key or change its device limit",
+            "Rename a key, change its device limit, or its policy",
             200,
         )
     },
@@ -407,6 +412,149 @@ pub const OPERATIONS: &[Operation] = &[
         "The live devices holding a key's seats",
         200,
     ),
+    op(
+        "GET",
+        "/api/v1/admin/policies",
+        "Client policies: the settings each sets, its group assignments, which is the default",
+        200,
+    ),
+    Operation {
+        body: Some((
+            &[
+                ("name", "string", "at most 100 characters, unique"),
+                ("description", "string", "at most 500 characters"),
+                (
+                    "settings",
+                    "object",
+                    "the settings it sets (the JSON Schema at /api/v1/policy-schema); the rest is inherited",
+                ),
+                ("default", "boolean", "make it the default policy"),
+            ],
+            &["name"],
+        )),
+        ..op("POST", "/api/v1/admin/policies", "Create a policy", 201)
+    },
+    op("GET", "/api/v1/admin/policies/{id}", "One policy", 200),
+    Operation {
+        body: Some((
+            &[
+                ("name", "string", "at most 100 characters, unique"),
+                ("description", "string", "at most 500 characters"),
+                (
+                    "settings",
+                    "object",
+                    "replaces every setting it sets; the audit log records each change",
+                ),
+                (
+                    "default",
+                    "boolean",
+                    "true: the default policy; false: no default (if it was)",
+                ),
+            ],
+            &[],
+        )),
+        ..op(
+            "PATCH",
+            "/api/v1/admin/policies/{id}",
+            "Change a policy; devices get it at their next renewal or policy fetch",
+            200,
+        )
+    },
+    op(
+        "DELETE",
+        "/api/v1/admin/policies/{id}",
+        "Delete a policy no group or license key uses",
+        200,
+    ),
+    Operation {
+        body: Some((
+            &[
+                ("group", "string", "the group as the IdP names it"),
+                (
+                    "connection",
+                    "string",
+                    "the IdP connection whose group it is (null: unassigned SCIM tokens)",
+                ),
+                (
+                    "priority",
+                    "integer",
+                    "1 (highest) to 100000, unique among assignments",
+                ),
+            ],
+            &["group", "priority"],
+        )),
+        ..op(
+            "POST",
+            "/api/v1/admin/policies/{id}/assignments",
+            "Assign a policy to a group",
+            201,
+        )
+    },
+    Operation {
+        body: Some((
+            &[("priority", "integer", "1 (highest) to 100000, unique")],
+            &["priority"],
+        )),
+        ..op(
+            "PATCH",
+            "/api/v1/admin/policy-assignments/{id}",
+            "Give an assignment another priority",
+            200,
+        )
+    },
+    op(
+        "DELETE",
+        "/api/v1/admin/policy-assignments/{id}",
+        "Remove an assignment",
+        200,
+    ),
+    Operation {
+        query: &[
+            (
+                "user",
+                "string",
+                "part of the user's name or email, or of the Mac's name",
+            ),
+            ("group", "string", "a group the user is in"),
+            ("guest_os", "string", "the guest operating system"),
+            ("unencrypted", "boolean", "only unencrypted VMs"),
+            (
+                "expiring",
+                "boolean",
+                "only VMs expired or expiring within 30 days",
+            ),
+            (
+                "outdated",
+                "boolean",
+                "only VMs from an older version of their golden image",
+            ),
+            ("offset", "integer", "skip this many"),
+            (
+                "limit",
+                "integer",
+                "at most this many (1 to 1000, default 100)",
+            ),
+        ],
+        ..op(
+            "GET",
+            "/api/v1/admin/vms",
+            "The fleet's virtual machines as the devices last reported them",
+            200,
+        )
+    },
+    Operation {
+        query: &[(
+            "days",
+            "integer",
+            "how many days back, today included (1 to 760, default 30)",
+        )],
+        ..op(
+            "GET",
+            "/api/v1/admin/usage-history",
+            "Seat usage per pool and day: most used, most waiting, capacity",
+            200,
+        )
+    },
     op(
         "GET",
         "/api/v1/admin/scim-tokens",

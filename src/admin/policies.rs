@@ -571,7 +571,7 @@ fn assignments_card(s: &Session, v: &PoliciesView, sticky: Sticky<'_>) -> Markup
                         td {
                             form.inline method="post" action={ "/admin/policies/assignments/" (a.id) } {
                                 input type="hidden" name="csrf" value=(s.csrf_token);
-                                input type="number" name="priority" min="1" max="100000" value=(a.priority) aria-label={ "Priority of " (a.group_ref) } style="width:6em";
+                                input type="number" name="priority" min="1" max="100000" value=(a.priority) aria-label={ "Priority of " (a.group_ref) } class="narrow";
                                 button type="submit" { "Change" }
                             }
                         }
@@ -601,7 +601,7 @@ fn assignments_card(s: &Session, v: &PoliciesView, sticky: Sticky<'_>) -> Markup
                             @for (id, name) in &v.connections { option value=(id) selected[sticky.chose(assign, "connection", id)] { (name) } }
                         } }
                     }
-                    label { "Priority " input type="number" name="priority" min="1" max="100000" required value=(sticky.value(assign, "priority", "")) placeholder="1 = highest" style="width:7em"; }
+                    label { "Priority " input type="number" name="priority" min="1" max="100000" required value=(sticky.value(assign, "priority", "")) placeholder="1 = highest" class="narrow"; }
                     button type="submit" { "Assign" }
                 }
             }
@@ -682,8 +682,8 @@ fn policy_page(
                 legend { "Lease windows" }
                 p.muted { "Shorter than the gateway's own (renewal every " (human_seconds(bounds.max_renewal_secs))
                           ", offline for " (human_seconds(bounds.max_grace_secs)) " more), at least 1 hour. Empty: inherit." }
-                label { "Renew every " input type="number" name="lease_renewal_hours" min="1" value=(val(f, "lease_renewal_hours")) style="width:7em"; " hours" }
-                label { "Offline grace " input type="number" name="offline_grace_hours" min="1" value=(val(f, "offline_grace_hours")) style="width:7em"; " hours" }
+                label { "Renew every " input type="number" name="lease_renewal_hours" min="1" value=(val(f, "lease_renewal_hours")) class="narrow"; " hours" }
+                label { "Offline grace " input type="number" name="offline_grace_hours" min="1" value=(val(f, "offline_grace_hours")) class="narrow"; " hours" }
             }
             button type="submit" { "Save policy" }
         }
@@ -748,8 +748,8 @@ fn expiration_fields(f: &BTreeMap<String, String>) -> Markup {
                 option value="days_after_first_start" selected[choice(f, "vm_expiration", "days_after_first_start")] { "Days after the first start" }
             } }
             label { "Date " input type="date" name="vm_expiration_date" value=(val(f, "vm_expiration_date")); }
-            label { "Days " input type="number" name="vm_expiration_days" min="1" max="3650" value=(val(f, "vm_expiration_days")) style="width:6em"; }
-            label { "Warn " input type="number" name="vm_expiration_warn_days" min="0" max="365" value=(val(f, "vm_expiration_warn_days")) style="width:6em"; " days ahead" }
+            label { "Days " input type="number" name="vm_expiration_days" min="1" max="3650" value=(val(f, "vm_expiration_days")) class="narrow"; }
+            label { "Warn " input type="number" name="vm_expiration_warn_days" min="0" max="365" value=(val(f, "vm_expiration_warn_days")) class="narrow"; " days ahead" }
         }
     }
 }

@@ -126,7 +126,14 @@ pub fn run(db: &Db, config: &Config, cmd: PolicyCommand) -> Result<(), CliError>
             file,
             set,
             description,
-        } => create(db, bounds, &name, file.as_ref(), &set, description.as_deref())?,
+        } => create(
+            db,
+            bounds,
+            &name,
+            file.as_ref(),
+            &set,
+            description.as_deref(),
+        )?,
         PolicyCommand::Set {
             policy,
             file,

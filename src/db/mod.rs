@@ -16,6 +16,7 @@ pub mod directory;
 pub mod entitlements;
 pub mod filter_sql;
 pub mod health;
+pub mod history;
 pub mod idp;
 pub mod inventory;
 pub mod keys;

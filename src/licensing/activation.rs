@@ -328,6 +328,7 @@ pub fn complete(
         Ok((a, decision.map(|_| ()), code, redirect))
     })?;
     let (a, decision, code, redirect) = decided;
+    crate::metrics::licensing().activation("sso", decision.as_ref().err().map(|r| r.code()));
     if let Some(mut url) = redirect {
         // The serializer encodes each pair; nothing is spliced into the URL as text.
         let mut query = url.query_pairs_mut();

@@ -536,6 +536,7 @@ pub fn activate(
         crate::db::outbox::mark_activated(tx, None, Some(&k.id), now)?;
         Ok(Ok(KeyActivated { device_id, lease }))
     })?;
+    crate::metrics::licensing().activation("key", outcome.as_ref().err().map(|r| r.code()));
     outcome.map_err(|reason| Problem::new(reason, refusal(reason)))
 }
 

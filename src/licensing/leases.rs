@@ -414,6 +414,10 @@ pub fn renew(
         }
         Ok(Ok(lease))
     })?;
+    match &outcome {
+        Ok(_) => crate::metrics::licensing().renewed(),
+        Err((reason, _)) => crate::metrics::licensing().refused("renewal", reason.code()),
+    }
     outcome.map_err(|(reason, device)| {
         let message = match reason {
             Reason::UserInactive => {

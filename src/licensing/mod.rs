@@ -7,6 +7,8 @@
 pub mod activation;
 pub mod entitlements;
 pub mod explain;
+pub mod history;
+pub mod inventory;
 pub mod keys;
 pub mod leases;
 pub mod manage;

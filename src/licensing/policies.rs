@@ -514,6 +514,7 @@ pub fn fetch(
         Ok(Ok((policy, key, device)))
     })?;
     let (policy, key, device) = outcome.map_err(|(reason, device)| {
+        crate::metrics::licensing().refused("policy", reason.code());
         Problem::new(
             reason,
             "This Mac may not renew its license, so it gets no policy; see the reason.",

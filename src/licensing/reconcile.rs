@@ -162,6 +162,8 @@ struct Pass<'p, 't> {
     freed: HashSet<String>,
     /// Licenses whose held seats changed: their usage is recorded at the end.
     changed: HashSet<String>,
+    /// Licenses where someone started or stopped waiting (their pools' history).
+    waiting_changed: HashSet<String>,
 }
 
 impl<'p, 't> Pass<'p, 't> {
@@ -176,10 +178,15 @@ impl<'p, 't> Pass<'p, 't> {
             summary: Summary::default(),
             freed: HashSet::new(),
             changed: HashSet::new(),
+            waiting_changed: HashSet::new(),
         })
     }
     /// The seats each changed license holds now, for usage reports (`db::usage`).
     fn record_usage(&self) -> rusqlite::Result<()> {
+        let touched: HashSet<String> = self.changed.union(&self.waiting_changed).cloned().collect();
+        if !touched.is_empty() {
+            super::history::record(self.tx, Some(&touched), self.now)?;
+        }
         for license in &self.changed {
             let held: i64 = self
                 .usage
@@ -367,13 +374,14 @@ impl<'p, 't> Pass<'p, 't> {
     }
 
     fn pend(
-        &self,
+        &mut self,
         user: &str,
         license: &str,
         pool: Pool,
         reason: Reason,
         waiting: Option<&SeatRow>,
     ) -> rusqlite::Result<()> {
+        self.waiting_changed.insert(license.to_string());
         let subject = pool.clone().unwrap_or_else(|| license.to_string());
         store::put_seat(
             self.tx,

@@ -13,6 +13,7 @@ mod browser;
 mod demo;
 mod durability;
 mod entitlements;
+mod fleet_view;
 mod front;
 mod health;
 mod license_keys;
