@@ -65,7 +65,7 @@ impl Admin {
             layout(
                 "Licenses",
                 Some(session),
-                html! { (page(session, &catalog, notice, sticky, now)) (usage) },
+                page(session, &catalog, notice, sticky, now, usage),
             ),
         ))
     }
@@ -400,7 +400,14 @@ fn date_value(t: Option<i64>) -> String {
     t.map(|t| rfc3339(t)[..10].to_string()).unwrap_or_default()
 }
 
-fn page(s: &Session, c: &Catalog, notice: Option<&str>, sticky: Sticky<'_>, now: i64) -> Markup {
+fn page(
+    s: &Session,
+    c: &Catalog,
+    notice: Option<&str>,
+    sticky: Sticky<'_>,
+    now: i64,
+    usage: Markup,
+) -> Markup {
     html! {
         h1 { "Licenses" }
         @if let Some(n) = notice { p.notice role="alert" { (n) } }
@@ -507,6 +514,7 @@ fn page(s: &Session, c: &Catalog, notice: Option<&str>, sticky: Sticky<'_>, now:
         }
         (mappings_card(s, c, sticky))
         @if !c.licenses.is_empty() { (add_sublicense_card(s, c, sticky)) }
+        (usage)
         (import_card(s, sticky))
         (register_card(s, sticky))
     }

@@ -255,22 +255,30 @@ pub fn series(db: &Db, days: i64, now: i64) -> Result<Vec<Series>, Problem> {
             let mut points = Vec::new();
             for d in 0..days {
                 let day = day_of(now - (days - 1 - d) * DAY);
-                let mut pt = match recorded.get(&day) {
-                    Some(r) => point(r, &day),
-                    None => match &last {
-                        Some(l) => Point {
-                            day: day.clone(),
-                            ..l.clone()
-                        },
-                        None => continue,
-                    },
+                let live = Point {
+                    day: day.clone(),
+                    used: p.used,
+                    pending: p.pending,
+                    capacity: p.capacity,
+                    backfilled: false,
                 };
-                if day == today {
-                    pt.used = pt.used.max(p.used);
-                    pt.pending = pt.pending.max(p.pending);
-                    pt.capacity = pt.capacity.max(p.capacity);
-                    pt.backfilled = false;
-                }
+                // Today is what was recorded so far and what is live now; a past day
+                // without a row (the gateway was off) carries the day before it.
+                let pt = match (recorded.get(&day), &last) {
+                    (Some(r), _) if day == today => Point {
+                        used: r.used.max(live.used),
+                        pending: r.pending.max(live.pending),
+                        capacity: r.capacity.max(live.capacity),
+                        ..live
+                    },
+                    (None, _) if day == today => live,
+                    (Some(r), _) => point(r, &day),
+                    (None, Some(l)) => Point {
+                        day: day.clone(),
+                        ..l.clone()
+                    },
+                    (None, None) => continue,
+                };
                 last = Some(pt.clone());
                 points.push(pt);
             }

@@ -454,3 +454,93 @@ print(json.dumps([v.is_valid(doc) for _, doc in cases]))
 fn rand_suffix() -> String {
     seatgate::crypto::random_hex(4)
 }
+
+/// A second IdP connection's group of the same name never gets the first one's policy,
+/// and an assignment names a connection that exists.
+#[test]
+fn a_policy_for_one_connections_group_never_reaches_another_connections_users() {
+    let s = crate::support::server().start();
+    let contoso = crate::kit::saml::TestIdp::new("https://idp.contoso.example/metadata");
+    let fabrikam = crate::kit::saml::TestIdp::new("https://idp.fabrikam.example/metadata");
+    let a = crate::saml::connect(&s, "Contoso", "okta", "contoso.com", &contoso.metadata());
+    let b = crate::saml::connect(&s, "Fabrikam", "okta", "fabrikam.com", &fabrikam.metadata());
+    for (conn, email) in [(&a, "ryan@contoso.com"), (&b, "eve@fabrikam.com")] {
+        let scim = s.scim_for(conn);
+        let user = scim.post("/Users", json!({"userName": email, "active": true}));
+        assert_eq!(user.status, 201, "{}", user.text());
+        let g = scim.post(
+            "/Groups",
+            json!({"displayName": "Engineering", "members": [{"value": user.json()["id"]}]}),
+        );
+        assert_eq!(g.status, 201, "{}", g.text());
+    }
+    ok(
+        &s,
+        &[
+            "policy",
+            "create",
+            "Strict",
+            "--set",
+            "hide_developer_tools=true",
+        ],
+    );
+    let (code, _, err) = s.cli(&[
+        "policy",
+        "assign",
+        "Strict",
+        "--group",
+        "Engineering",
+        "--priority",
+        "1",
+        "--connection",
+        "conn-nope",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no IdP connection"), "{err}");
+    ok(
+        &s,
+        &[
+            "policy",
+            "assign",
+            "Strict",
+            "--group",
+            "Engineering",
+            "--priority",
+            "1",
+            "--connection",
+            &a,
+        ],
+    );
+    let ryan = ok(&s, &["explain", "ryan@contoso.com"]);
+    assert!(
+        ryan.contains("Hide developer tools: on (from policy \"Strict\""),
+        "{ryan}"
+    );
+    let eve = ok(&s, &["explain", "eve@fabrikam.com"]);
+    assert!(
+        eve.contains("Hide developer tools: off (from built-in)"),
+        "{eve}"
+    );
+    // Unassigned scope (no connection) is a scope of its own too.
+    ok(
+        &s,
+        &["policy", "create", "Loose", "--set", "lock_on_suspend=true"],
+    );
+    ok(
+        &s,
+        &[
+            "policy",
+            "assign",
+            "Loose",
+            "--group",
+            "Engineering",
+            "--priority",
+            "2",
+        ],
+    );
+    let eve = ok(&s, &["explain", "eve@fabrikam.com"]);
+    assert!(
+        eve.contains("Lock a virtual machine on suspend: off (from built-in)"),
+        "{eve}"
+    );
+}
