@@ -105,7 +105,9 @@ impl Demo {
 
    Open the link it prints, confirm, and pick Alice on the demo IdP's page.
    The client receives a signed lease; `{p} client --state-dir {client} status`
-   shows it. Alice's device then appears in the portal under Users.
+   shows it, and `{p} client --state-dir {client} policy` the policy her Mac gets
+   (Engineering's, over the default; the portal's Policies page changes them).
+   Alice's device then appears in the portal under Users.
 
 3. See a refusal and its reason: {pending} is in Engineering, whose seats are
    all taken. Activate as them (a second client, so a second device key):

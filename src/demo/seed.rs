@@ -167,6 +167,47 @@ fn add_licenses(app: &App, connection: &str) -> Result<(), String> {
     ] {
         manage::add_mapping(db, ACTOR, group, Some(connection), to).map_err(|x| e(&x))?;
     }
+    add_policies(app, connection)
+}
+
+/// A default policy for everyone and a stricter one for Engineering, so `explain`, the
+/// user pages and `client policy` show where each setting comes from.
+fn add_policies(app: &App, connection: &str) -> Result<(), String> {
+    use crate::licensing::policies::{self, PolicyInput};
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let bounds = policies::bounds(&crate::config::LeaseConfig::default());
+    let now = now_unix();
+    for (name, settings) in [
+        (
+            "Acme default",
+            json!({"support_link": {"url": "https://help.acme.example", "label": "Acme IT help"},
+                   "customer_experience_program": false, "update_branch": "stable"}),
+        ),
+        (
+            "Engineering Macs",
+            json!({"usb": {"default": "ask", "exceptions": [{"device": "05ac:12a8", "action": "allow"}]},
+                   "lock_on_suspend": true, "update_branch": "beta",
+                   "restricted_actions": ["export_vm"]}),
+        ),
+    ] {
+        let input = PolicyInput {
+            name: Some(name),
+            description: None,
+            settings: Some(&settings),
+        };
+        policies::create(&app.db, ACTOR, bounds, &input, now).map_err(|x| e(&x))?;
+    }
+    policies::set_default(&app.db, ACTOR, Some("Acme default"), now).map_err(|x| e(&x))?;
+    policies::assign(
+        &app.db,
+        ACTOR,
+        "Engineering Macs",
+        "Engineering",
+        Some(connection),
+        1,
+        now,
+    )
+    .map_err(|x| e(&x))?;
     Ok(())
 }
 

@@ -257,14 +257,15 @@ struct Standing {
     policy: Effective,
 }
 
-/// Whether `device` may renew now (a policy fetch asks the same), or the reason not.
-pub(super) fn may_renew(
+/// The effective policy of `device` if it may renew now (a policy fetch asks the same
+/// as a renewal), or the reason it may not.
+pub(super) fn renewal_policy(
     tx: &Transaction<'_>,
     device: &DeviceRow,
     cfg: &LeaseConfig,
     now: i64,
-) -> Result<Result<(), Reason>, Problem> {
-    Ok(standing(tx, device, cfg, now)?.map(|_| ()))
+) -> Result<Result<Effective, Reason>, Problem> {
+    Ok(standing(tx, device, cfg, now)?.map(|s| s.policy))
 }
 
 fn standing(

@@ -506,10 +506,10 @@ pub fn fetch(
         store::set_last_proof(tx, &device.id, iat)?;
         let device = store::device(tx, &device.id)?
             .ok_or_else(|| super::leases::unauthorized("the device is gone"))?;
-        if let Err(reason) = super::leases::may_renew(tx, &device, cfg, now)? {
-            return Ok(Err((reason, device.id)));
-        }
-        let policy = effective_of_device(tx, &device, bounds(cfg))?;
+        let policy = match super::leases::renewal_policy(tx, &device, cfg, now)? {
+            Ok(policy) => policy,
+            Err(reason) => return Ok(Err((reason, device.id))),
+        };
         let key = super::leases::signing_key(tx, cfg, now)?;
         Ok(Ok((policy, key, device)))
     })?;

@@ -507,11 +507,21 @@ fn browser_policy_form_and_usage_chart() {
     let scim = s.scim();
     let members: Vec<Value> = (0..36)
         .map(|i| {
-            let r = scim.post("/Users", json!({"userName": format!("u{i}@contoso.com"), "active": true}));
+            let r = scim.post(
+                "/Users",
+                json!({"userName": format!("u{i}@contoso.com"), "active": true}),
+            );
             json!({"value": r.json()["id"]})
         })
         .collect();
-    assert_eq!(scim.post("/Groups", json!({"displayName": "Mac Users", "members": members})).status, 201);
+    assert_eq!(
+        scim.post(
+            "/Groups",
+            json!({"displayName": "Mac Users", "members": members})
+        )
+        .status,
+        201
+    );
     // Thirty days as the housekeeping would have recorded them, some reconstructed.
     let now = seatgate::clock::now_unix();
     for d in 1..30i64 {

@@ -195,6 +195,18 @@ fn the_demo_walkthrough_activates_a_mac_through_the_demo_idp() {
     let lease = std::fs::read_to_string(state.path().join("lease.jws")).expect("lease");
     let claims = pyjwt_verify(&s, lease.trim());
     assert_eq!(claims["email"], "alice@acme.example");
+    // Her Mac's policy: Engineering's over the demo's default.
+    let (ok, policy) = client(state.path(), &["policy"]).finish();
+    assert!(ok, "{policy}");
+    assert!(
+        policy.contains("Lock a virtual machine on suspend: on"),
+        "{policy}"
+    );
+    assert!(
+        policy.contains("Support link: Acme IT help (https://help.acme.example)"),
+        "{policy}"
+    );
+    assert_eq!(claims["policy"].as_str().map(str::len), Some(43));
 
     // Step 1: the one-time link opens the portal, once.
     let link = log
