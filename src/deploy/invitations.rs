@@ -413,48 +413,39 @@ pub struct Continued {
 
 /// Continue: spends the link; a license-key invitation gets its one-device key.
 pub fn proceed(db: &Db, token: &str, now: i64) -> Result<Continued, Problem> {
-    let inv = db.read(|tx| live(tx, token, now))?;
-    let key = match (inv.method.as_str(), &inv.license_id) {
-        ("key", Some(license)) => Some(
-            crate::licensing::keys::create(
-                db,
-                &Actor::System,
-                &crate::licensing::keys::NewKeyRequest {
-                    license,
-                    sublicense: inv.sublicense_id.as_deref(),
-                    name: Some(&format!("Invitation for {}", inv.email)),
-                    devices: 1,
-                },
-                now,
-            )
-            .map_err(problem)?,
-        ),
-        ("key", None) => {
-            return Err(Problem::new(
-                Reason::Conflict,
-                "The license of this invitation was removed. Ask your IT administrator for a new invitation.",
-            ));
-        }
-        _ => None,
-    };
-    let invitation = db.write(|tx| {
-        // Spent by a concurrent Continue meanwhile: that one won.
+    // One transaction: the link is spent and its key made together, so of two racing
+    // presses the second finds the link spent and makes nothing.
+    db.write(|tx| {
         let inv = live(tx, token, now)?;
-        store::set_used(tx, &inv.id, key.as_ref().map(|k| k.key.id.as_str()), now)?;
-        Ok::<_, Problem>(inv)
-    });
-    match invitation {
-        Ok(invitation) => Ok(Continued {
-            invitation,
-            license_key: key.map(|k| k.secret),
-        }),
-        Err(e) => {
-            if let Some(k) = key {
-                let _ = crate::licensing::keys::revoke(db, &Actor::System, &k.key.id, now);
+        let key = match (inv.method.as_str(), &inv.license_id) {
+            ("key", Some(license)) => Some(
+                crate::licensing::keys::create_in(
+                    tx,
+                    &Actor::System,
+                    &crate::licensing::keys::NewKeyRequest {
+                        license,
+                        sublicense: inv.sublicense_id.as_deref(),
+                        name: Some(&format!("Invitation for {}", inv.email)),
+                        devices: 1,
+                    },
+                    now,
+                )
+                .map_err(problem)?,
+            ),
+            ("key", None) => {
+                return Err(Problem::new(
+                    Reason::Conflict,
+                    "The license of this invitation was removed. Ask your IT administrator for a new invitation.",
+                ));
             }
-            Err(e)
-        }
-    }
+            _ => None,
+        };
+        store::set_used(tx, &inv.id, key.as_ref().map(|k| k.key.id.as_str()), now)?;
+        Ok(Continued {
+            invitation: inv,
+            license_key: key.map(|k| k.secret),
+        })
+    })
 }
 
 #[cfg(test)]

@@ -116,15 +116,23 @@ pub fn create(
     req: &NewKeyRequest<'_>,
     now: i64,
 ) -> Result<Issued, ManageError> {
+    db.write(|tx| create_in(tx, actor, req, now))
+}
+
+/// `create` inside the caller's transaction (an invitation's Continue spends its link
+/// and makes its key together, so two racing presses cannot both make one).
+pub fn create_in(
+    tx: &rusqlite::Transaction<'_>,
+    actor: &Actor,
+    req: &NewKeyRequest<'_>,
+    now: i64,
+) -> Result<Issued, ManageError> {
     let devices = checked_devices(req.devices)?;
     let secret = new_secret();
     let canonical = canonical(&secret).ok_or_else(|| ManageError::Invalid("key".into()))?;
-    db.write(|tx| {
+    {
         let license = find_license(tx, req.license)?;
-        let sublicense = req
-            .sublicense
-            .map(|s| find_sublicense(tx, s))
-            .transpose()?;
+        let sublicense = req.sublicense.map(|s| find_sublicense(tx, s)).transpose()?;
         if let Some(s) = &sublicense
             && s.license_id != license.id
         {
@@ -147,7 +155,9 @@ pub fn create(
                 license.product
             )));
         }
-        let pool_name = sublicense.as_ref().map_or("primary pool", |s| s.name.as_str());
+        let pool_name = sublicense
+            .as_ref()
+            .map_or("primary pool", |s| s.name.as_str());
         let default_name = format!("{} key", pool_name);
         let name = crate::caps::admin_name("key name", req.name.unwrap_or(&default_name), 100)
             .map_err(ManageError::Invalid)?;
@@ -167,10 +177,24 @@ pub fn create(
         )?;
         let detail = json!({"license": license.id, "sublicense": sublicense.as_ref().map(|s| &s.id),
                             "name": name, "devices": devices, "hint": hint(&secret)});
-        licensing_store::audit(tx, now, actor, AuditAction::LicenseKeyCreated, None, licensing_store::AuditAbout { subject: Some(&id), detail: Some(&detail.to_string()), ..Default::default() })?;
+        licensing_store::audit(
+            tx,
+            now,
+            actor,
+            AuditAction::LicenseKeyCreated,
+            None,
+            licensing_store::AuditAbout {
+                subject: Some(&id),
+                detail: Some(&detail.to_string()),
+                ..Default::default()
+            },
+        )?;
         let key = store::by_id(tx, &id)?.ok_or(ManageError::UnknownKey(id))?;
-        Ok(Issued { key, secret: secret.clone() })
-    })
+        Ok(Issued {
+            key,
+            secret: secret.clone(),
+        })
+    }
 }
 
 /// A key by its id or name (names need not be unique: then the id).
