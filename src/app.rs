@@ -256,29 +256,38 @@ impl App {
     /// are read now; without the database they are left out, the rest still answers.
     pub fn metrics_page(&self) -> Response {
         let now = self.clock.now_unix();
-        let pools = self
+        let seats = self
             .db
-            .read(|tx| crate::licensing::history::pools_now(tx, None, now))
-            .map_err(|e| log::warn!("metrics: pools unreadable: {e}"))
-            .unwrap_or_default();
-        let gauges: Vec<crate::metrics::PoolGauge> = pools
-            .into_iter()
-            .map(|p| crate::metrics::PoolGauge {
-                pool: if p.pool.is_empty() {
-                    "primary".into()
-                } else {
-                    p.pool
-                },
-                license: p.license_id,
-                capacity: p.capacity,
-                used: p.used,
-                pending: p.pending,
+            .read(|tx| {
+                let pools = crate::licensing::history::pools_now(tx, None, now)?;
+                let licenses = crate::db::licensing::licenses(tx)?;
+                Ok::<_, rusqlite::Error>(crate::metrics::Seats {
+                    pools: pools
+                        .into_iter()
+                        .map(|p| crate::metrics::PoolGauge {
+                            pool: if p.pool.is_empty() {
+                                "primary".into()
+                            } else {
+                                p.pool
+                            },
+                            license: p.license_id,
+                            capacity: p.capacity,
+                            used: p.used,
+                            pending: p.pending,
+                        })
+                        .collect(),
+                    license_ends: licenses
+                        .into_iter()
+                        .filter_map(|l| l.expires_at.map(|t| (l.id, t)))
+                        .collect(),
+                })
             })
-            .collect();
+            .map_err(|e| log::warn!("metrics: seats unreadable: {e}"))
+            .unwrap_or_default();
         Response::new(
             200,
             "text/plain; version=0.0.4; charset=utf-8",
-            self.metrics.render(&metrics_health(), &gauges).into_bytes(),
+            self.metrics.render(&metrics_health(), &seats).into_bytes(),
         )
     }
 }

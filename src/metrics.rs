@@ -56,6 +56,14 @@ pub fn licensing() -> &'static LicensingCounters {
     COUNTERS.get_or_init(LicensingCounters::default)
 }
 
+/// What the licensing gauges show: each pool's seats, and when each license ends.
+#[derive(Debug, Clone, Default)]
+pub struct Seats {
+    pub pools: Vec<PoolGauge>,
+    /// (license id, Unix time of its end) for licenses that end.
+    pub license_ends: Vec<(String, i64)>,
+}
+
 /// One pool's seats now, for the per-pool gauges.
 #[derive(Debug, Clone)]
 pub struct PoolGauge {
@@ -170,13 +178,13 @@ impl Metrics {
 
     /// The Prometheus text, with the database's health as `db::health` reports it and
     /// each pool's seats.
-    pub fn render(&self, health: &Health, pools: &[PoolGauge]) -> String {
+    pub fn render(&self, health: &Health, seats: &Seats) -> String {
         let mut out = Exposition::default();
         self.render_process(&mut out);
         self.render_connections(&mut out);
         self.render_requests(&mut out);
         self.render_stored_state(&mut out, health);
-        render_licensing(&mut out, licensing(), pools);
+        render_licensing(&mut out, licensing(), seats);
         out.text
     }
 
@@ -382,7 +390,18 @@ impl Metrics {
 
 /// Pools (gauges) and licensing outcomes (counters). License and sublicense ids are
 /// the labels: few, and chosen by admins, never by clients.
-fn render_licensing(out: &mut Exposition, c: &LicensingCounters, pools: &[PoolGauge]) {
+fn render_licensing(out: &mut Exposition, c: &LicensingCounters, seats: &Seats) {
+    let pools = &seats.pools;
+    out.metric(
+        "seatgate_license_end_time_seconds",
+        "gauge",
+        "Unix time a license (from the vendor's entitlement, or entered by hand) ends; licenses without an end are absent.",
+        seats
+            .license_ends
+            .iter()
+            .map(|(l, t)| (format!("{{license=\"{l}\"}}"), t.to_string()))
+            .collect(),
+    );
     let label = |p: &PoolGauge| format!("{{license=\"{}\",pool=\"{}\"}}", p.license, p.pool);
     for (name, help, value) in [
         (

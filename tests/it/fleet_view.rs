@@ -315,6 +315,7 @@ fn the_licenses_page_charts_each_pool_and_metrics_show_pools_and_outcomes() {
         "BAD_REQUEST"
     );
 
+    ok(&s, &["license", "set", &license, "--expires", "2099-12-31"]);
     let metrics = s
         .request(
             "GET",
@@ -340,6 +341,12 @@ fn the_licenses_page_charts_each_pool_and_metrics_show_pools_and_outcomes() {
         metrics.contains(
             "seatgate_licensing_refusals_total{what=\"activation\",reason=\"NO_SEATS\"} 1"
         ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "seatgate_license_end_time_seconds{{license=\"{license}\"}} 4102444799"
+        )),
         "{metrics}"
     );
 }
