@@ -16,6 +16,7 @@ use crate::db::tokens::{self, Scope};
 use crate::http::Request;
 use crate::licensing::entitlements::{self, Imported};
 use crate::licensing::manage::{self, MapTo, NewSublicense};
+use crate::licensing::policies::{self, PolicyInput};
 
 /// The demo organization's entitlement (`demo-entitlement.toml`, minted with the
 /// development key).
@@ -173,15 +174,20 @@ fn add_licenses(app: &App, connection: &str) -> Result<(), String> {
 /// A default policy for everyone and a stricter one for Engineering, so `explain`, the
 /// user pages and `client policy` show where each setting comes from.
 fn add_policies(app: &App, connection: &str) -> Result<(), String> {
-    use crate::licensing::policies::{self, PolicyInput};
     let e = |e: &dyn std::fmt::Display| e.to_string();
     let bounds = policies::bounds(&crate::config::LeaseConfig::default());
     let now = now_unix();
     for (name, settings) in [
         (
             "Acme default",
-            json!({"support_link": {"url": "https://help.acme.example", "label": "Acme IT help"},
-                   "customer_experience_program": false, "update_branch": "stable"}),
+            json!({
+                "support_link": {
+                    "url": "https://help.acme.example",
+                    "label": "Acme IT help"
+                },
+                "customer_experience_program": false,
+                "update_branch": "stable"
+            }),
         ),
         (
             "Engineering Macs",
