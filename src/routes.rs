@@ -635,6 +635,10 @@ pub static ROUTES: &[Route] = &[
         app.admin
             .edit_key(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
     }),
+    Route::new(POST, "/admin/keys/{id}/policy", AdminPage, |app, cx| {
+        app.admin
+            .key_policy(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))
+    }),
     Route::new(POST, "/admin/keys/{id}/rotate", AdminPage, |app, cx| {
         app.admin
             .rotate_key(cx.req, cx.session()?, &cx.actor()?, cx.param("id"))

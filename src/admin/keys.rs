@@ -27,6 +27,7 @@ struct KeysView {
     keys: Vec<(KeyRow, Vec<DeviceRow>)>,
     licenses: Vec<LicenseRow>,
     sublicenses: Vec<Sublicense>,
+    policies: Vec<crate::db::policies::PolicyRow>,
 }
 
 impl KeysView {
@@ -68,6 +69,7 @@ impl Admin {
                 keys,
                 licenses: crate::db::licensing::licenses(tx)?,
                 sublicenses: crate::db::licensing::sublicenses(tx)?,
+                policies: crate::db::policies::list(tx)?,
             })
         })
     }
@@ -196,6 +198,36 @@ impl Admin {
                         "Saved the license key {}: at most {} devices.{over}",
                         k.name, k.device_limit
                     ),
+                );
+                Ok(Response::see_other("/admin/keys"))
+            }
+            Err(e) => self.keys_refused(session, e, &action, &form),
+        }
+    }
+
+    /// `POST /admin/keys/{id}/policy`: the policy the key's Macs get.
+    pub(crate) fn key_policy(
+        &self,
+        req: &Request,
+        session: &Session,
+        actor: &Actor,
+        id: &str,
+    ) -> Handled {
+        let form = crate::http::parse_form(&req.body)?;
+        let policy = Some(field(&form, "policy")).filter(|p| !p.is_empty());
+        let action = format!("/admin/keys/{id}/policy");
+        match crate::licensing::policies::set_key_policy(
+            &self.db,
+            actor,
+            id,
+            policy,
+            self.clock.now_unix(),
+        ) {
+            Ok(()) => {
+                self.flash.set(
+                    session,
+                    "Saved the key's policy. Its Macs get it at their next renewal or policy fetch."
+                        .into(),
                 );
                 Ok(Response::see_other("/admin/keys"))
             }
@@ -387,6 +419,14 @@ fn key_row(
                             label { "Name " input type="text" name="name" maxlength="100" required value=(sticky.value(&edit, "name", &k.name)); }
                             label { "Up to " input type="number" name="devices" min="1" max="10000000" required value=(sticky.value(&edit, "devices", &k.device_limit.to_string())); " Macs" }
                             button type="submit" { "Save " (k.name) }
+                        }
+                        form.inline method="post" action={ (edit) "/policy" } {
+                            input type="hidden" name="csrf" value=(s.csrf_token);
+                            label { "Policy of its Macs " select name="policy" {
+                                option value="" selected[k.policy_id.is_none()] { "The default policy" }
+                                @for p in &v.policies { option value=(p.id) selected[k.policy_id.as_deref() == Some(p.id.as_str())] { (p.name) } }
+                            } }
+                            button type="submit" { "Set policy" }
                         }
                         form.inline method="post" action=(rotate) {
                             input type="hidden" name="csrf" value=(s.csrf_token);

@@ -680,6 +680,7 @@ fn print_licenses(db: &Db) -> Result<(), CliError> {
 }
 
 pub fn explain(db: &Db, config: &Config, email: &str, json: bool) -> Result<(), CliError> {
+    let bounds = crate::licensing::policies::bounds(&config.lease);
     // Not an email: a license key (id, name or the key) or a key device.
     let explained = if email.contains('@') {
         None
@@ -687,14 +688,14 @@ pub fn explain(db: &Db, config: &Config, email: &str, json: bool) -> Result<(), 
         // Ids are lower case; a key or a key's name is matched as typed.
         let id = email.trim().to_ascii_lowercase();
         let as_id = if id.starts_with("dev-") || id.starts_with("key-") {
-            crate::licensing::keys::explain(db, &id, now_unix())
+            crate::licensing::keys::explain(db, &id, bounds, now_unix())
                 .map_err(|e| CliError::Runtime(e.message))?
         } else {
             None
         };
         match as_id {
             Some(k) => Some(k),
-            None => crate::licensing::keys::explain(db, email, now_unix())
+            None => crate::licensing::keys::explain(db, email, bounds, now_unix())
                 .map_err(|e| CliError::Runtime(e.message))?,
         }
     };

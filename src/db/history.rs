@@ -38,23 +38,25 @@ pub fn raise(tx: &Transaction<'_>, r: &DayRow) -> rusqlite::Result<()> {
     Ok(())
 }
 
+fn day_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DayRow> {
+    Ok(DayRow {
+        license_id: r.get(0)?,
+        pool: r.get(1)?,
+        day: r.get(2)?,
+        used: r.get(3)?,
+        pending: r.get(4)?,
+        capacity: r.get(5)?,
+        backfilled: r.get::<_, i64>(6)? == 1,
+    })
+}
+
 /// Every pool's days from `from_day` on (inclusive), oldest first.
 pub fn days_since(tx: &Transaction<'_>, from_day: &str) -> rusqlite::Result<Vec<DayRow>> {
     let mut stmt = tx.prepare_cached(
         "SELECT license_id, pool, day, used, pending, capacity, backfilled FROM pool_days
          WHERE day >= ?1 ORDER BY license_id, pool, day",
     )?;
-    let rows = stmt.query_map([from_day], |r| {
-        Ok(DayRow {
-            license_id: r.get(0)?,
-            pool: r.get(1)?,
-            day: r.get(2)?,
-            used: r.get(3)?,
-            pending: r.get(4)?,
-            capacity: r.get(5)?,
-            backfilled: r.get::<_, i64>(6)? == 1,
-        })
-    })?;
+    let rows = stmt.query_map([from_day], day_row)?;
     rows.collect()
 }
 
@@ -64,17 +66,7 @@ pub fn last_before(tx: &Transaction<'_>, day: &str) -> rusqlite::Result<Vec<DayR
         "SELECT license_id, pool, max(day), used, pending, capacity, backfilled FROM pool_days
          WHERE day < ?1 GROUP BY license_id, pool",
     )?;
-    let rows = stmt.query_map([day], |r| {
-        Ok(DayRow {
-            license_id: r.get(0)?,
-            pool: r.get(1)?,
-            day: r.get(2)?,
-            used: r.get(3)?,
-            pending: r.get(4)?,
-            capacity: r.get(5)?,
-            backfilled: r.get::<_, i64>(6)? == 1,
-        })
-    })?;
+    let rows = stmt.query_map([day], day_row)?;
     rows.collect()
 }
 

@@ -610,13 +610,20 @@ pub struct KeyExplanation {
     /// The device asked about, when it was a device.
     pub device: Option<licensing_store::DeviceRow>,
     pub devices: Vec<licensing_store::DeviceRow>,
+    /// The policy the key's devices get: per setting, its value and source.
+    pub policy: Vec<super::explain::PolicyLine>,
     /// What a new activation with the key would get now: `OK` or the reason code.
     pub verdict: String,
     pub because: String,
 }
 
 /// Explains a key or a key device; `None` when `what` names neither.
-pub fn explain(db: &Db, what: &str, now: i64) -> Result<Option<KeyExplanation>, Problem> {
+pub fn explain(
+    db: &Db,
+    what: &str,
+    bounds: crate::domain::policy::LeaseBounds,
+    now: i64,
+) -> Result<Option<KeyExplanation>, Problem> {
     db.read(|tx| {
         let device = licensing_store::device(tx, what)?;
         let key = match (&device, canonical(what)) {
@@ -655,7 +662,9 @@ pub fn explain(db: &Db, what: &str, now: i64) -> Result<Option<KeyExplanation>, 
             ("OK", format!("a new Mac would get a per-device seat of the {pool_name} ({free} free; the key has {} of {} left)", key.device_limit - key.devices, key.device_limit))
         };
         let devices = licensing_store::devices_of_key(tx, &key.id)?;
+        let policy = super::policies::effective(tx, None, Some(&key.id), bounds)?;
         Ok(Some(KeyExplanation {
+            policy: super::explain::policy_lines(&policy),
             pool: pool_name,
             product,
             pool_used: seats.used,
@@ -716,6 +725,13 @@ pub fn render(e: &KeyExplanation) -> String {
             d.name,
             d.os,
             crate::clock::rfc3339(d.last_seen_at)
+        );
+    }
+    for p in &e.policy {
+        let _ = writeln!(
+            s,
+            "  policy       {}: {} (from {})",
+            p.setting, p.value, p.from
         );
     }
     let _ = writeln!(s, "  activation   {}: {}", e.verdict, e.because);

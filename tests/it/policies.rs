@@ -544,3 +544,114 @@ fn a_policy_for_one_connections_group_never_reaches_another_connections_users() 
         "{eve}"
     );
 }
+
+/// A license key's Macs get the key's policy (set in the portal), over the default.
+#[test]
+fn a_license_keys_macs_get_its_policy_set_in_the_portal() {
+    let s = crate::support::server().start();
+    let license = ok(
+        &s,
+        &[
+            "license",
+            "add",
+            "--product",
+            "Parallels Desktop",
+            "--seats",
+            "5",
+        ],
+    )
+    .trim()
+    .to_string();
+    let key = ok(
+        &s,
+        &[
+            "license",
+            "key",
+            "create",
+            "--license",
+            &license,
+            "--devices",
+            "2",
+            "--name",
+            "Lab",
+        ],
+    );
+    let key = key.lines().last().expect("key").trim().to_string();
+    ok(
+        &s,
+        &[
+            "policy",
+            "create",
+            "Lab Macs",
+            "--set",
+            "lock_on_suspend=true",
+        ],
+    );
+    ok(
+        &s,
+        &[
+            "policy",
+            "create",
+            "Everyone",
+            "--set",
+            "lock_on_suspend=false",
+            "--set",
+            "update_branch=beta",
+        ],
+    );
+    ok(&s, &["policy", "default", "Everyone"]);
+    let cookie = session(&s);
+    let page = get(&s, "/admin/keys", &cookie).text();
+    let id = db_query(&s, "SELECT id FROM policies WHERE name = 'Lab Macs'")[0][0].clone();
+    let r = submit(&s, &cookie, &page, "Set policy", &[("policy", &id)]);
+    assert_eq!(r.status, 303, "{}", r.text());
+    let explained = ok(&s, &["explain", &key]);
+    assert!(
+        explained.contains(
+            "Lock a virtual machine on suspend: on (from policy \"Lab Macs\" of the license key)"
+        ),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("Update branch: beta (from the default policy \"Everyone\")"),
+        "{explained}"
+    );
+
+    let state = tempfile::tempdir().expect("tmp");
+    let base = format!("https://127.0.0.1:{}", s.addr.port());
+    let ca = s.ca_path();
+    let (activated, out) = client(
+        state.path(),
+        &[
+            "activate",
+            "--server",
+            &base,
+            "--key",
+            &key,
+            "--ca-cert",
+            ca.to_str().expect("utf8"),
+        ],
+    )
+    .finish();
+    assert!(activated, "{out}");
+    let (fetched, out) = policy(state.path());
+    assert!(fetched, "{out}");
+    assert!(
+        out.contains("Lock a virtual machine on suspend: on")
+            && out.contains("Update branch: beta"),
+        "{out}"
+    );
+    // Back to the default: the next fetch says so.
+    ok(&s, &["policy", "key", "Lab", "--none"]);
+    let (_, out) = policy(state.path());
+    assert!(
+        out.contains("(fetched)") && out.contains("Lock a virtual machine on suspend: off"),
+        "{out}"
+    );
+    let audit = db_query(
+        &s,
+        "SELECT detail FROM audit_log WHERE action = 'license_key_changed'",
+    );
+    let last: Value = serde_json::from_str(&audit[1][0]).expect("json");
+    assert_eq!(last["changes"][0], "policy: \"Lab Macs\" → none");
+}
