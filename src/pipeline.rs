@@ -344,6 +344,11 @@ impl App {
                 }
                 match self.admin.session(req)? {
                     Some((id_hash, session)) => Ok(Principal::Session { id_hash, session }),
+                    None if self.admin.has_session_cookie(req) => Err(HttpError::new(
+                        Reason::SessionExpired,
+                        "Your admin portal session has ended (signed out, expired or its access removed); sign in again.",
+                    )
+                    .into()),
                     None => Err(unauthorized().into()),
                 }
             }

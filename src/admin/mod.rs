@@ -153,6 +153,12 @@ impl Admin {
     }
 
     /// The live session of this request, if any; ends it if it has timed out.
+    /// Whether the request carries a portal session cookie at all (live or not): an API
+    /// call with one that no longer works is told its session ended.
+    pub(crate) fn has_session_cookie(&self, req: &Request) -> bool {
+        self.cookies.get(req, SESSION_COOKIE, "/").is_some()
+    }
+
     pub(crate) fn session(&self, req: &Request) -> Result<Option<(String, Session)>, HttpError> {
         let Some(token) = self.cookies.get(req, SESSION_COOKIE, "/") else {
             return Ok(None);

@@ -299,3 +299,24 @@ fn licenses_sublicenses_mappings_tokens_and_connections_change_through_the_api()
         assert!(audit.contains(action), "{action} missing:\n{audit}");
     }
 }
+
+/// An API call with a portal session that has ended says so (SESSION_EXPIRED), rather
+/// than asking for credentials it was given; no cookie at all is UNAUTHORIZED.
+#[test]
+fn an_ended_portal_session_is_told_it_ended() {
+    let s = server().start();
+    let cookie = crate::portal::session(&s);
+    let api = |cookie: Option<&str>| {
+        let mut headers = vec![];
+        if let Some(c) = cookie {
+            headers.push(("Cookie", c));
+        }
+        s.request("GET", "/api/v1/admin/policies", &headers, b"")
+    };
+    assert_eq!(api(Some(&cookie)).status, 200);
+    crate::support::db_exec(&s, "DELETE FROM admin_sessions");
+    let ended = api(Some(&cookie));
+    assert_eq!(ended.status, 401, "{}", ended.text());
+    assert_eq!(ended.json()["reason"], "SESSION_EXPIRED");
+    assert_eq!(api(None).json()["reason"], "UNAUTHORIZED");
+}
