@@ -244,18 +244,34 @@ pub fn percent_encode(s: &str) -> String {
 
 /// Decodes `%XX` and `+` in a query value; invalid encodings are a 400.
 pub fn percent_decode(s: &str) -> Result<String, BadEncoding> {
+    decode(s, true)
+}
+
+/// A path segment's `%XX` escapes decoded (`+` is a plus sign in a path).
+pub fn percent_decode_path(s: &str) -> Result<std::borrow::Cow<'_, str>, BadEncoding> {
+    if !s.contains('%') {
+        return Ok(std::borrow::Cow::Borrowed(s));
+    }
+    decode(s, false).map(std::borrow::Cow::Owned)
+}
+
+fn decode(s: &str, plus_is_space: bool) -> Result<String, BadEncoding> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' => {
                 let hex = bytes
                     .get(i + 1..i + 3)
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or(BadEncoding("The query string has an invalid %-escape."))?;
+                    .ok_or(BadEncoding(if plus_is_space {
+                        "The query string has an invalid %-escape."
+                    } else {
+                        "The address has an invalid %-escape."
+                    }))?;
                 out.push(hex);
                 i += 2;
             }
@@ -263,7 +279,13 @@ pub fn percent_decode(s: &str) -> Result<String, BadEncoding> {
         }
         i += 1;
     }
-    String::from_utf8(out).map_err(|_| BadEncoding("The query string is not valid UTF-8."))
+    String::from_utf8(out).map_err(|_| {
+        BadEncoding(if plus_is_space {
+            "The query string is not valid UTF-8."
+        } else {
+            "The address is not valid UTF-8 once decoded."
+        })
+    })
 }
 
 /// The standard reason phrase for the statuses seatgate sends.

@@ -51,18 +51,19 @@ pub enum Principal {
 pub struct Ctx<'a> {
     pub req: &'a Request,
     pub route: &'static Route,
-    params: Vec<(&'static str, &'a str)>,
+    /// Path parameters, their `%XX` escapes decoded.
+    params: Vec<(&'static str, std::borrow::Cow<'a, str>)>,
     principal: Principal,
     admitted: Option<Admitted>,
 }
 
 impl<'a> Ctx<'a> {
     /// A path parameter the route's pattern names (`""` when it has none by that name).
-    pub fn param(&self, name: &str) -> &'a str {
+    pub fn param(&self, name: &str) -> &str {
         self.params
             .iter()
             .find(|(k, _)| *k == name)
-            .map_or("", |(_, v)| *v)
+            .map_or("", |(_, v)| v.as_ref())
     }
 
     /// The portal session of a route whose table entry requires one.
@@ -263,7 +264,11 @@ impl App {
         let cx = Ctx {
             req,
             route,
-            params: m.params.clone(),
+            params: m
+                .params
+                .iter()
+                .map(|(k, v)| Ok((*k, crate::http::percent_decode_path(v)?)))
+                .collect::<Result<_, crate::http::BadEncoding>>()?,
             principal,
             admitted,
         };

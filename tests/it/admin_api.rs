@@ -320,3 +320,38 @@ fn an_ended_portal_session_is_told_it_ended() {
     assert_eq!(ended.json()["reason"], "SESSION_EXPIRED");
     assert_eq!(api(None).json()["reason"], "UNAUTHORIZED");
 }
+
+/// Path ids are percent-decoded once: a name with a space reaches its policy, a bad
+/// escape is a 400, and `+` stays a plus sign.
+#[test]
+fn path_ids_are_percent_decoded() {
+    let s = server().start();
+    let token = admin_token(&s);
+    let (code, _, err) = s.cli(&["policy", "create", "Lab Macs+1"]);
+    assert_eq!(code, 0, "{err}");
+    let found = call(
+        &s,
+        &token,
+        "GET",
+        "/api/v1/admin/policies/Lab%20Macs+1",
+        None,
+    );
+    assert_eq!(found.status, 200, "{}", found.text());
+    assert_eq!(found.json()["name"], "Lab Macs+1");
+    let bad = call(&s, &token, "GET", "/api/v1/admin/policies/%ZZ", None);
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    let not_utf8 = call(&s, &token, "GET", "/api/v1/admin/policies/%FF", None);
+    assert_eq!(not_utf8.status, 400, "{}", not_utf8.text());
+    assert_eq!(
+        call(
+            &s,
+            &token,
+            "GET",
+            "/api/v1/admin/policies/Lab%2520Macs",
+            None
+        )
+        .status,
+        404,
+        "decoded once only"
+    );
+}
