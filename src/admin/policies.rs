@@ -575,7 +575,10 @@ fn assignments_card(s: &Session, v: &PoliciesView, sticky: Sticky<'_>) -> Markup
                                 button type="submit" { "Change" }
                             }
                         }
-                        td { (a.group_ref) @if let Some(c) = &a.connection_id { br; span.muted { "of " (v.connections.iter().find(|(id, _)| id == c).map_or(c.as_str(), |(_, n)| n.as_str())) } } }
+                        td { (a.group_ref) br; span.muted { "of " @match &a.connection_id {
+                            Some(c) => (v.connections.iter().find(|(id, _)| id == c).map_or(c.as_str(), |(_, n)| n.as_str())),
+                            None => "SCIM tokens without a connection",
+                        } } }
                         td { a href={ "/admin/policies/" (a.policy_id) } { (a.policy_name) } }
                         td {
                             form method="post" action={ "/admin/policies/assignments/" (a.id) } {
@@ -597,8 +600,8 @@ fn assignments_card(s: &Session, v: &PoliciesView, sticky: Sticky<'_>) -> Markup
                     label { "Group " input type="text" name="group" maxlength="256" required placeholder="as the IdP names it" value=(sticky.value(assign, "group", "")); }
                     @if !v.connections.is_empty() {
                         label { "of " select name="connection" {
-                            option value="" { "unassigned SCIM tokens" }
                             @for (id, name) in &v.connections { option value=(id) selected[sticky.chose(assign, "connection", id)] { (name) } }
+                            option value="" selected[sticky.chose(assign, "connection", "")] { "SCIM tokens without a connection" }
                         } }
                     }
                     label { "Priority " input type="number" name="priority" min="1" max="100000" required value=(sticky.value(assign, "priority", "")) placeholder="1 = highest" class="narrow"; }

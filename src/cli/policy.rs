@@ -305,12 +305,10 @@ fn list(db: &Db) -> Result<(), CliError> {
         );
         for a in assignments.iter().filter(|a| a.policy_id == p.id) {
             outln!(
-                "    priority {:>3}  group {}{}  ({})",
+                "    priority {:>3}  group {} of {}  ({})",
                 a.priority,
                 a.group_ref,
-                a.connection_id
-                    .as_deref()
-                    .map_or(String::new(), |c| format!(" of {c}")),
+                crate::domain::connection::scope_label(a.connection_id.as_deref()),
                 a.id
             );
         }

@@ -56,9 +56,9 @@ pub enum Refused {
 
 fn text(what: &str, i: usize, v: &str, max: usize) -> Result<String, Refused> {
     let v = v.trim();
-    if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
+    if v.is_empty() || v.chars().count() > max || v.chars().any(crate::caps::invisible) {
         return Err(Refused::Invalid(format!(
-            "vms[{i}].{what} must be 1 to {max} characters without control characters"
+            "vms[{i}].{what} must be 1 to {max} characters without control or invisible formatting characters"
         )));
     }
     Ok(v.to_string())
@@ -66,13 +66,18 @@ fn text(what: &str, i: usize, v: &str, max: usize) -> Result<String, Refused> {
 
 fn time(what: &str, i: usize, v: Option<&str>) -> Result<Option<i64>, Refused> {
     v.map(|t| {
-        crate::clock::parse_rfc3339(t)
-            .or_else(|| crate::clock::parse_date(t).map(|d| d + 86_399))
-            .ok_or_else(|| {
-                Refused::Invalid(format!(
-                    "vms[{i}].{what} must be an RFC 3339 time or a date (YYYY-MM-DD)"
-                ))
-            })
+        // Exactly a date or an RFC 3339 time: no sign, no spaces, not before 1970.
+        let parsed = if t.len() == 10 {
+            crate::domain::policy::strict_date(t).map(|d| d + 86_399)
+        } else {
+            crate::clock::parse_rfc3339(t)
+                .filter(|s| *s >= 0 && t.starts_with(|c: char| c.is_ascii_digit()) && t.trim() == t)
+        };
+        parsed.ok_or_else(|| {
+            Refused::Invalid(format!(
+                "vms[{i}].{what} must be an RFC 3339 time or a date (YYYY-MM-DD)"
+            ))
+        })
     })
     .transpose()
 }
@@ -135,12 +140,25 @@ pub fn parse(v: &Value) -> Result<Vec<Vm>, Refused> {
 
 /// Orders versions as people read them: `1.10` after `1.9`, numbers before words.
 pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
-    let parts = |s: &str| -> Vec<(u64, String)> {
-        s.split(['.', '-', ' '])
-            .map(|p| (p.parse::<u64>().unwrap_or(u64::MAX), p.to_string()))
-            .collect()
+    // A version made of numbers (1.10, 2026.11) ranks above any other, so a device
+    // reporting "zzz" or "v2" cannot make the fleet's real versions look outdated;
+    // trailing zeros do not count (2 = 2.0).
+    let parts = |s: &str| -> Option<Vec<u64>> {
+        let mut n: Vec<u64> = s
+            .split('.')
+            .map(|p| p.parse().ok())
+            .collect::<Option<_>>()?;
+        while n.len() > 1 && n.last() == Some(&0) {
+            n.pop();
+        }
+        Some(n)
     };
-    parts(a).cmp(&parts(b))
+    match (parts(a), parts(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Greater,
+        (None, Some(_)) => std::cmp::Ordering::Less,
+        (None, None) => a.cmp(b),
+    }
 }
 
 #[cfg(test)]
@@ -173,6 +191,10 @@ mod tests {
             json!([{"uuid": "00000000-0000-4000-8000-000000000001", "name": "a", "guest_os": "x", "encrypted": "yes"}]),
             json!([{"uuid": "00000000-0000-4000-8000-000000000001", "name": "a", "guest_os": "x", "encrypted": false, "extra": 1}]),
             json!([{"uuid": "00000000-0000-4000-8000-000000000001", "name": "a", "guest_os": "x", "encrypted": false, "expires_at": "soon"}]),
+            json!([{"uuid": "00000000-0000-4000-8000-000000000001", "name": "a", "guest_os": "x", "encrypted": false, "expires_at": "+2027-01-01"}]),
+            json!([{"uuid": "00000000-0000-4000-8000-000000000001", "name": "a", "guest_os": "x", "encrypted": false, "expires_at": "2027-01-01 "}]),
+            json!([{"uuid": "00000000-0000-4000-8000-000000000001", "name": "a", "guest_os": "x", "encrypted": false, "expires_at": "0000-01-01"}]),
+            json!([{"uuid": "00000000-0000-4000-8000-000000000001", "name": "a\u{202E}b", "guest_os": "x", "encrypted": false}]),
             json!({"not": "an array"}),
         ] {
             assert!(matches!(parse(&bad), Err(Refused::Invalid(_))), "{bad}");
@@ -185,5 +207,12 @@ mod tests {
         assert_eq!(compare_versions("1.10", "1.9"), Greater);
         assert_eq!(compare_versions("2026.11", "2026.11"), Equal);
         assert_eq!(compare_versions("2026.2", "2026.11"), Less);
+        assert_eq!(compare_versions("2", "2.0"), Equal);
+        assert_eq!(
+            compare_versions("zzz", "20.1.2"),
+            Less,
+            "words never outrank numbers"
+        );
+        assert_eq!(compare_versions("v2", "1"), Less);
     }
 }

@@ -153,8 +153,27 @@ fn invalid(setting: &str, message: impl Into<String>) -> Invalid {
 impl Settings {
     /// Parses a policy's settings object (unknown settings and wrong types refused).
     pub fn from_json(v: &Value) -> Result<Settings, Invalid> {
-        if !v.is_object() {
+        let Some(map) = v.as_object() else {
             return Err(invalid("settings", "must be a JSON object"));
+        };
+        if let Some((name, _)) = map.iter().find(|(_, v)| v.is_null()) {
+            return Err(invalid(
+                name,
+                "must not be null (leave it out to inherit it)",
+            ));
+        }
+        if let Some(exp) = map.get("vm_expiration").and_then(Value::as_object) {
+            let allowed: &[&str] = match exp.get("mode").and_then(Value::as_str) {
+                Some("never") => &["mode"],
+                Some("date") => &["mode", "date", "warn_days"],
+                _ => &["mode", "days", "warn_days"],
+            };
+            if let Some(extra) = exp.keys().find(|k| !allowed.contains(&k.as_str())) {
+                return Err(invalid(
+                    "vm_expiration",
+                    format!("{extra:?} does not belong to this mode"),
+                ));
+            }
         }
         serde_json::from_value(v.clone()).map_err(|e| {
             let text = e.to_string();
@@ -179,6 +198,13 @@ impl Settings {
     /// ways (USB ids to lower case, actions in vocabulary order).
     pub fn validated(mut self, bounds: LeaseBounds) -> Result<Settings, Invalid> {
         if let Some(actions) = &mut self.restricted_actions {
+            let mut seen = std::collections::HashSet::new();
+            if let Some(twice) = actions.iter().find(|a| !seen.insert(a.as_str())) {
+                return Err(invalid(
+                    "restricted_actions",
+                    format!("{twice:?} is listed twice"),
+                ));
+            }
             for a in actions.iter() {
                 if !ACTIONS.iter().any(|(name, _)| name == a) {
                     return Err(invalid(
@@ -244,7 +270,7 @@ fn validate_usb(usb: &mut Usb) -> Result<(), Invalid> {
     }
     let mut seen = std::collections::HashSet::new();
     for e in &mut usb.exceptions {
-        let id = e.device.trim().to_ascii_lowercase();
+        let id = e.device.to_ascii_lowercase();
         let ok = id.len() == 9
             && id.as_bytes()[4] == b':'
             && id
@@ -272,7 +298,7 @@ fn validate_expiration(exp: &VmExpiration) -> Result<(), Invalid> {
     let warn = match exp {
         VmExpiration::Never => return Ok(()),
         VmExpiration::Date { date, warn_days } => {
-            if crate::clock::parse_date(date).is_none() {
+            if strict_date(date).is_none() {
                 return Err(invalid(
                     "vm_expiration",
                     format!(
@@ -305,6 +331,21 @@ fn validate_expiration(exp: &VmExpiration) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// A `YYYY-MM-DD` date exactly as the schema's pattern says (no sign, no spaces), from
+/// 1970 to 9999; its first second (UTC).
+pub fn strict_date(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let shape = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    (shape && s[..4] >= *"1970")
+        .then(|| crate::clock::parse_date(s))
+        .flatten()
+}
+
 fn validate_link(link: &mut SupportLink) -> Result<(), Invalid> {
     link.label = link.label.trim().to_string();
     link.url = link.url.trim().to_string();
@@ -314,10 +355,10 @@ fn validate_link(link: &mut SupportLink) -> Result<(), Invalid> {
             format!("the label must be 1 to {MAX_LABEL} characters"),
         ));
     }
-    if link.label.chars().any(char::is_control) {
+    if link.label.chars().any(crate::caps::invisible) {
         return Err(invalid(
             "support_link",
-            "the label must not hold control characters",
+            "the label must not hold control or invisible formatting characters",
         ));
     }
     let url_ok = link.url.len() <= MAX_URL
@@ -684,6 +725,35 @@ mod tests {
             (
                 json!({"vm_expiration": {"mode": "date", "date": "2027-02-30", "warn_days": 3}}),
                 "vm_expiration",
+            ),
+            (
+                json!({"vm_expiration": {"mode": "date", "date": "-0001-01-01\n", "warn_days": 3}}),
+                "vm_expiration",
+            ),
+            (
+                json!({"vm_expiration": {"mode": "date", "date": " 2027-06-30", "warn_days": 3}}),
+                "vm_expiration",
+            ),
+            (
+                json!({"vm_expiration": {"mode": "date", "date": "0000-01-01", "warn_days": 3}}),
+                "vm_expiration",
+            ),
+            (
+                json!({"vm_expiration": {"mode": "never", "days": 5}}),
+                "vm_expiration",
+            ),
+            (json!({"lock_on_suspend": null}), "lock_on_suspend"),
+            (
+                json!({"restricted_actions": ["create_vm", "create_vm"]}),
+                "restricted_actions",
+            ),
+            (
+                json!({"usb": {"default": "ask", "exceptions": [{"device": " 05ac:12a8 ", "action": "deny"}]}}),
+                "usb",
+            ),
+            (
+                json!({"support_link": {"url": "https://help.example", "label": "IT\u{202E}pleh"}}),
+                "support_link",
             ),
             (
                 json!({"vm_expiration": {"mode": "days_after_first_start", "days": 5, "warn_days": 5}}),

@@ -317,6 +317,17 @@ pub fn assign(
                 "there is no IdP connection {c:?} (the Identity providers page and `seatgate idp list` name them)"
             )));
         }
+        // A group that exists only in another scope would never match: say so now.
+        let scopes = crate::db::directory::group_scopes(tx, &crate::db::admin::fold(group))?;
+        if !scopes.is_empty() && !scopes.iter().any(|s| s.as_deref() == connection) {
+            let label = crate::domain::connection::scope_label;
+            let found: Vec<String> = scopes.iter().map(|s| label(s.as_deref())).collect();
+            return Err(ManageError::Invalid(format!(
+                "group {group:?} is in the directory only for {}, not for {}; assign it with that connection, or the policy never applies",
+                found.join(", "),
+                label(connection)
+            )));
+        }
         if let Some(a) = policy_store::assignment_of_group(tx, group, connection)? {
             return Err(ManageError::Invalid(format!(
                 "group {:?} already has policy {:?}; remove that assignment first",

@@ -521,22 +521,25 @@ fn a_policy_for_one_connections_group_never_reaches_another_connections_users() 
         eve.contains("Hide developer tools: off (from built-in)"),
         "{eve}"
     );
-    // Unassigned scope (no connection) is a scope of its own too.
+    // Without a connection the group would never match: refused, saying where it is.
     ok(
         &s,
         &["policy", "create", "Loose", "--set", "lock_on_suspend=true"],
     );
-    ok(
-        &s,
-        &[
-            "policy",
-            "assign",
-            "Loose",
-            "--group",
-            "Engineering",
-            "--priority",
-            "2",
-        ],
+    let (code, _, err) = s.cli(&[
+        "policy",
+        "assign",
+        "Loose",
+        "--group",
+        "engineering",
+        "--priority",
+        "2",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("only for connection {a}, connection {b}"))
+            || err.contains(&format!("only for connection {b}, connection {a}")),
+        "{err}"
     );
     let eve = ok(&s, &["explain", "eve@fabrikam.com"]);
     assert!(
