@@ -132,6 +132,7 @@ audit_actions! {
     PolicyCreated = "policy_created",
     PolicyDefaultChanged = "policy_default_changed",
     PolicyDeleted = "policy_deleted",
+    PolicyPriorityChanged = "policy_priority_changed",
     PolicyUnassigned = "policy_unassigned",
     ProfileWithKeyExported = "profile_with_key_exported",
     RenewalRefused = "renewal_refused",

@@ -19,6 +19,9 @@ pub enum ClientError {
     Usage(String),
     #[error("{0}")]
     Failed(String),
+    /// The gateway refused the VM report sent with a renewal (not the renewal itself).
+    #[error("the VM report was refused: {0}")]
+    ReportRefused(String),
 }
 
 fn failed(e: impl std::fmt::Display) -> ClientError {
@@ -213,7 +216,16 @@ impl Client {
     }
 
     /// Renews the lease with a proof signed by the device key, reporting the device's
-    /// virtual machines when given (a JSON array, as `domain::inventory` reads it).
+    /// virtual machines when given (a JSON array, as `domain::inventory` reads it). A
+    /// refused report (400 or 413) must not cost the Mac its license: the renewal is sent
+    /// again without it, and the refusal comes back in `report_refused`.
+    pub fn renew_reporting(&self, vms: &Value) -> Result<(Value, Option<String>), ClientError> {
+        match self.renew(Some(vms)) {
+            Err(ClientError::ReportRefused(why)) => Ok((self.renew(None)?, Some(why))),
+            other => other.map(|claims| (claims, None)),
+        }
+    }
+
     pub fn renew(&self, vms: Option<&Value>) -> Result<Value, ClientError> {
         let mut state = self.state().ok_or_else(not_activated)?;
         let proof = self.proof(&mut state, "renew")?;
@@ -226,6 +238,11 @@ impl Client {
             &body,
             None,
         )?;
+        if vms.is_some() && matches!(status, 400 | 413) {
+            // The report, not the Mac, was refused: nothing is recorded as a refusal.
+            self.save_state(&state)?;
+            return Err(ClientError::ReportRefused(refused(&body).to_string()));
+        }
         if status != 200 {
             state.last_refusal = Some(Refusal {
                 at: crate::clock::now_unix(),

@@ -308,7 +308,7 @@ fn policies(action: &str, c: &Said<'_>) -> Option<String> {
         "policy_created" => format!("{actor} created the policy {name:?}: {what}."),
         "policy_changed" => format!("{actor} changed the policy {name:?}: {what}."),
         "policy_deleted" => format!("{actor} deleted the policy {name:?}."),
-        "policy_assigned" if d.get("changes").is_some() => format!(
+        "policy_priority_changed" => format!(
             "{actor} gave group {:?} (policy {name:?}) another priority: {what}.",
             text(d, "group")
         ),

@@ -220,10 +220,10 @@ pub fn describe(s: &Series, days: &[String]) -> String {
     }
     let peak = s.points.iter().max_by_key(|p| p.used).map_or(0, |p| p.used);
     let waiting = s.points.iter().map(|p| p.pending).max().unwrap_or(0);
-    let now = s.points.last().map_or((0, 0), |p| (p.used, p.capacity));
+    let today = s.points.last().map_or((0, 0), |p| (p.used, p.capacity));
     format!(
-        "From {first} to {last}, {} used at most {peak} seats; now {} of {}. Up to {waiting} people waited for a seat.",
-        s.name, now.0, now.1
+        "From {first} to {last}, {} used at most {peak} seats; today at most {} of {}. Up to {waiting} people waited for a seat.",
+        s.name, today.0, today.1
     )
 }
 

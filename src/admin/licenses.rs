@@ -729,7 +729,8 @@ impl From<ManageError> for HttpError {
             | ManageError::UnknownSublicense(_)
             | ManageError::UnknownKey(_)
             | ManageError::UnknownMapping(_)
-            | ManageError::UnknownPolicy(_)) => {
+            | ManageError::UnknownPolicy(_)
+            | ManageError::UnknownAssignment(_)) => {
                 HttpError::new(Reason::NotFound, sentence(&e.to_string()))
             }
             other => HttpError::new(Reason::BadRequest, sentence(&other.to_string())),

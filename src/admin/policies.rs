@@ -323,18 +323,50 @@ fn whole(form: &BTreeMap<String, String>, name: &str, label: &str) -> Result<u64
         .ok_or_else(|| ManageError::Invalid(format!("{label} must be a whole number")))
 }
 
-fn on_off(form: &BTreeMap<String, String>, name: &str) -> Option<Value> {
-    match field(form, name) {
+/// A field whose value must be one of `allowed` ("" is Inherit): anything else is a
+/// form this page did not send, refused rather than dropped.
+fn allowed_value<'f>(
+    form: &'f BTreeMap<String, String>,
+    name: &str,
+    allowed: &[&str],
+) -> Result<&'f str, ManageError> {
+    let v = field(form, name);
+    if v.is_empty() || allowed.contains(&v) {
+        Ok(v)
+    } else {
+        Err(ManageError::Invalid(format!(
+            "the form's {name} must be Inherit or one of: {}",
+            allowed.join(", ")
+        )))
+    }
+}
+
+fn on_off(form: &BTreeMap<String, String>, name: &str) -> Result<Option<Value>, ManageError> {
+    Ok(match allowed_value(form, name, &["on", "off"])? {
         "on" => Some(json!(true)),
         "off" => Some(json!(false)),
         _ => None,
-    }
+    })
 }
 
 /// The settings form as a policy's settings object: each setting left on "inherit" (or
 /// empty) is not set. `domain::policy` checks the values.
 fn settings_of_form(form: &BTreeMap<String, String>) -> Result<Value, ManageError> {
     let mut s = Map::new();
+    let ticked = ACTIONS
+        .iter()
+        .any(|(n, _)| field(form, &format!("action_{n}")) == "yes");
+    if allowed_value(form, "restricted_actions", &["set"])?.is_empty() && ticked {
+        return Err(ManageError::Invalid(
+            "to restrict the ticked actions, choose \"Restrict the actions checked below\" for Restricted actions".into(),
+        ));
+    }
+    let usb_default = allowed_value(form, "usb_default", &["allow", "ask", "deny"])?;
+    if usb_default.is_empty() && !field(form, "usb_exceptions").trim().is_empty() {
+        return Err(ManageError::Invalid(
+            "USB exceptions need the default too: choose what happens when a USB device is connected".into(),
+        ));
+    }
     if field(form, "restricted_actions") == "set" {
         let chosen: Vec<&str> = ACTIONS
             .iter()
@@ -343,49 +375,18 @@ fn settings_of_form(form: &BTreeMap<String, String>) -> Result<Value, ManageErro
             .collect();
         s.insert("restricted_actions".into(), json!(chosen));
     }
-    if let d @ ("allow" | "ask" | "deny") = field(form, "usb_default") {
-        let mut exceptions = Vec::new();
-        for line in field(form, "usb_exceptions")
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-        {
-            let (device, action) = line.split_once(char::is_whitespace).ok_or_else(|| {
-                ManageError::Invalid(format!("USB exception {line:?}: write the device id and allow, ask or deny, such as 05ac:12a8 deny"))
-            })?;
-            exceptions.push(json!({"device": device.trim(), "action": action.trim()}));
-        }
-        s.insert(
-            "usb".into(),
-            json!({"default": d, "exceptions": exceptions}),
-        );
+    if let Some(usb) = usb_of_form(form)? {
+        s.insert("usb".into(), usb);
     }
-    let warn = || whole(form, "vm_expiration_warn_days", "The warning (days)");
-    match field(form, "vm_expiration") {
-        "never" => {
-            s.insert("vm_expiration".into(), json!({"mode": "never"}));
-        }
-        "date" => {
-            s.insert(
-                "vm_expiration".into(),
-                json!({"mode": "date", "date": field(form, "vm_expiration_date").trim(), "warn_days": warn()?}),
-            );
-        }
-        "days_after_first_start" => {
-            let days = whole(form, "vm_expiration_days", "The days after the first start")?;
-            s.insert(
-                "vm_expiration".into(),
-                json!({"mode": "days_after_first_start", "days": days, "warn_days": warn()?}),
-            );
-        }
-        _ => {}
+    if let Some(expiration) = expiration_of_form(form)? {
+        s.insert("vm_expiration".into(), expiration);
     }
     for name in [
         "lock_on_suspend",
         "hide_developer_tools",
         "customer_experience_program",
     ] {
-        if let Some(v) = on_off(form, name) {
+        if let Some(v) = on_off(form, name)? {
             s.insert(name.into(), v);
         }
     }
@@ -396,15 +397,18 @@ fn settings_of_form(form: &BTreeMap<String, String>) -> Result<Value, ManageErro
     if !url.is_empty() || !label.is_empty() {
         s.insert("support_link".into(), json!({"url": url, "label": label}));
     }
-    match field(form, "update_branch") {
+    match allowed_value(form, "update_branch", &["stable", "beta", "pinned"])? {
         b @ ("stable" | "beta") => {
             s.insert("update_branch".into(), json!(b));
         }
         "pinned" => {
-            s.insert(
-                "update_branch".into(),
-                json!(field(form, "update_version").trim()),
-            );
+            let version = field(form, "update_version").trim();
+            if !version.starts_with(|c: char| c.is_ascii_digit()) {
+                return Err(ManageError::Invalid(format!(
+                    "a pinned version is numbers and dots, such as 20.1.2, not {version:?}"
+                )));
+            }
+            s.insert("update_branch".into(), json!(version));
         }
         _ => {}
     }
@@ -415,6 +419,43 @@ fn settings_of_form(form: &BTreeMap<String, String>) -> Result<Value, ManageErro
         s.insert("offline_grace_seconds".into(), json!(secs));
     }
     Ok(Value::Object(s))
+}
+
+/// The USB fields as the `usb` setting, when its default is chosen.
+fn usb_of_form(form: &BTreeMap<String, String>) -> Result<Option<Value>, ManageError> {
+    let d @ ("allow" | "ask" | "deny") = field(form, "usb_default") else {
+        return Ok(None);
+    };
+    let mut exceptions = Vec::new();
+    for line in field(form, "usb_exceptions")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
+        let (device, action) = line.split_once(char::is_whitespace).ok_or_else(|| {
+            ManageError::Invalid(format!("USB exception {line:?}: write the device id and allow, ask or deny, such as 05ac:12a8 deny"))
+        })?;
+        exceptions.push(json!({"device": device.trim(), "action": action.trim()}));
+    }
+    Ok(Some(json!({"default": d, "exceptions": exceptions})))
+}
+
+/// The expiration fields as the `vm_expiration` setting, when a mode is chosen.
+fn expiration_of_form(form: &BTreeMap<String, String>) -> Result<Option<Value>, ManageError> {
+    let warn = || whole(form, "vm_expiration_warn_days", "The warning (days)");
+    let modes = ["never", "date", "days_after_first_start"];
+    Ok(match allowed_value(form, "vm_expiration", &modes)? {
+        "never" => Some(json!({"mode": "never"})),
+        "date" => Some(
+            json!({"mode": "date", "date": field(form, "vm_expiration_date").trim(),
+                              "warn_days": warn()?}),
+        ),
+        "days_after_first_start" => {
+            let days = whole(form, "vm_expiration_days", "The days after the first start")?;
+            Some(json!({"mode": "days_after_first_start", "days": days, "warn_days": warn()?}))
+        }
+        _ => None,
+    })
 }
 
 /// A policy's settings as the form's fields (the inverse of `settings_of_form`).

@@ -149,13 +149,28 @@ impl Admin {
     /// `GET /api/v1/admin/vms`: the same filters, `offset` and `limit` (at most 1,000).
     pub(crate) fn api_vms(&self, req: &Request) -> Handled {
         let q = query_of(req)?;
-        let number = |name: &str, default: i64| -> Result<i64, crate::http::BadEncoding> {
-            Ok(query_param(&req.query, name)?
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(default))
-        };
-        let offset = number("offset", 0)?.max(0);
-        let limit = number("limit", 100)?.clamp(1, API_MAX);
+        let number =
+            |name: &str, default: i64, range: std::ops::RangeInclusive<i64>| match query_param(
+                &req.query, name,
+            )? {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| range.contains(n))
+                    .ok_or_else(|| {
+                        crate::error::HttpError::new(
+                            crate::domain::problem::Reason::BadRequest,
+                            format!(
+                                "{name} must be a whole number from {} to {}.",
+                                range.start(),
+                                range.end()
+                            ),
+                        )
+                    }),
+            };
+        let offset = number("offset", 0, 0..=i64::MAX)?;
+        let limit = number("limit", 100, 1..=API_MAX)?;
         let listing = inventory::list(&self.db, &q, offset, limit, self.clock.now_unix())?;
         let vms: Vec<Value> = listing
             .rows

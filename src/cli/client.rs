@@ -70,6 +70,7 @@ fn client_error(e: ClientError) -> CliError {
     match e {
         ClientError::Usage(m) => CliError::Usage(m),
         ClientError::Failed(m) => CliError::Runtime(m),
+        e @ ClientError::ReportRefused(_) => CliError::Runtime(e.to_string()),
     }
 }
 
@@ -170,7 +171,18 @@ pub fn run(
         ClientCommand::Renew { vms } => {
             let vms = vms.map(|f| read_vms(&f)).transpose()?;
             let client = open_activated(&dir)?;
-            let claims = client.renew(vms.as_ref()).map_err(client_error)?;
+            let claims = match &vms {
+                Some(vms) => {
+                    let (claims, refused) = client.renew_reporting(vms).map_err(client_error)?;
+                    if let Some(why) = refused {
+                        eprintln!(
+                            "warning: the VM report was refused ({why}); the lease was renewed without it"
+                        );
+                    }
+                    claims
+                }
+                None => client.renew(None).map_err(client_error)?,
+            };
             outln!(
                 "renewed: lease {} valid offline until {}",
                 claims["jti"].as_str().unwrap_or(""),

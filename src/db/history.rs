@@ -16,14 +16,15 @@ pub struct DayRow {
     pub backfilled: bool,
 }
 
-/// Raises a pool's day to at least these values (its high-water marks).
+/// Raises a pool's day to at least these used and waiting counts (its high-water marks);
+/// the capacity is the latest.
 pub fn raise(tx: &Transaction<'_>, r: &DayRow) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO pool_days (license_id, pool, day, used, pending, capacity, backfilled)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (license_id, pool, day) DO UPDATE SET
              used = max(used, excluded.used), pending = max(pending, excluded.pending),
-             capacity = max(capacity, excluded.capacity),
+             capacity = excluded.capacity,
              backfilled = min(backfilled, excluded.backfilled)",
     )?
     .execute(params![

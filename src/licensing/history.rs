@@ -1,5 +1,5 @@
 //! Seat usage over time, per pool: each day's high-water marks (seats used, people
-//! waiting) and capacity, raised as seats change and sampled by housekeeping; days
+//! waiting) and its capacity at the day's end, raised as seats change and sampled by housekeeping; days
 //! before this existed reconstructed once from the audit log; the series the Licenses
 //! page charts, the CSV and the API export; the gauges `/metrics` shows.
 
@@ -268,7 +268,6 @@ pub fn series(db: &Db, days: i64, now: i64) -> Result<Vec<Series>, Problem> {
                     (Some(r), _) if day == today => Point {
                         used: r.used.max(live.used),
                         pending: r.pending.max(live.pending),
-                        capacity: r.capacity.max(live.capacity),
                         ..live
                     },
                     (None, _) if day == today => live,

@@ -458,7 +458,9 @@ fn refusal(reason: Reason) -> &'static str {
         }
         Reason::Revoked => "This license key was revoked; ask your IT administrator for a new one.",
         Reason::LicenseExpired => "The license this key belongs to has expired.",
-        _ => "This license key has no free device seat; ask your IT administrator.",
+        _ => {
+            "This license key cannot activate another Mac now: its device limit is reached or its pool has no free seat; ask your IT administrator."
+        }
     }
 }
 

@@ -229,6 +229,12 @@ pub fn verify_proof(
     if claims.get("device").and_then(Value::as_str) != Some(device.id.as_str()) {
         return Err(unauthorized("the proof names another device"));
     }
+    if claims
+        .get("exp")
+        .is_some_and(|exp| exp.as_i64().is_none_or(|exp| exp < now))
+    {
+        return Err(unauthorized("the proof has expired (its exp)"));
+    }
     let iat = claims.get("iat").and_then(Value::as_i64).unwrap_or(0);
     if (iat - now).abs() > PROOF_SKEW_SECS {
         return Err(unauthorized(

@@ -24,6 +24,8 @@ pub enum ManageError {
     UnknownMapping(String),
     #[error("there is no policy {0:?} (give its id or name)")]
     UnknownPolicy(String),
+    #[error("there is no policy assignment {0:?} (`seatgate policy list` shows their ids)")]
+    UnknownAssignment(String),
     #[error("{0:?} names several; give the id instead")]
     Ambiguous(String),
     #[error("database error: {0}")]

@@ -265,6 +265,12 @@ pub fn delete(db: &Db, actor: &Actor, policy: &str, now: i64) -> Result<PolicyRo
                 p.name
             )));
         }
+        if p.is_default {
+            return Err(ManageError::Invalid(format!(
+                "policy {:?} is the default policy; choose another default (or none) first",
+                p.name
+            )));
+        }
         let keys = policy_store::keys_with_policy(tx, &p.id)?;
         if keys > 0 {
             return Err(ManageError::Invalid(format!(
@@ -373,7 +379,7 @@ pub fn reprioritize(
     let priority = checked_priority(priority)?;
     db.write(|tx| {
         let a = policy_store::assignment(tx, assignment)?
-            .ok_or_else(|| ManageError::UnknownMapping(assignment.to_string()))?;
+            .ok_or_else(|| ManageError::UnknownAssignment(assignment.to_string()))?;
         if a.priority == priority {
             return Ok(a);
         }
@@ -387,7 +393,7 @@ pub fn reprioritize(
         audit(
             tx,
             actor,
-            AuditAction::PolicyAssigned,
+            AuditAction::PolicyPriorityChanged,
             &a.policy_id,
             &json!({"name": a.policy_name, "group": a.group_ref, "priority": priority,
                     "changes": [format!("priority: {} → {priority}", a.priority)], "assignment": a.id}),
@@ -405,7 +411,7 @@ pub fn unassign(
 ) -> Result<AssignmentRow, ManageError> {
     db.write(|tx| {
         let a = policy_store::assignment(tx, assignment)?
-            .ok_or_else(|| ManageError::UnknownMapping(assignment.to_string()))?;
+            .ok_or_else(|| ManageError::UnknownAssignment(assignment.to_string()))?;
         policy_store::delete_assignment(tx, &a.id)?;
         audit(
             tx,

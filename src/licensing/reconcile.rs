@@ -145,6 +145,10 @@ pub fn reconcile(
         pass.seat_waiting_users(&license)?;
     }
     pass.record_usage()?;
+    if everyone {
+        // An admin change (seats, an expiry, a mapping): every pool's capacity may differ.
+        super::history::record(tx, None, now)?;
+    }
     Ok(pass.summary)
 }
 

@@ -658,3 +658,111 @@ fn a_license_keys_macs_get_its_policy_set_in_the_portal() {
     let last: Value = serde_json::from_str(&audit[1][0]).expect("json");
     assert_eq!(last["changes"][0], "policy: \"Lab Macs\" → none");
 }
+
+/// What a form or a client did not mean is refused with a reason, never dropped: values
+/// the form does not offer, exceptions without a default, a pinned word; the default
+/// policy is not deleted under the Macs; an expired proof; unknown assignments.
+#[test]
+fn forms_proofs_and_deletions_refuse_what_was_not_meant() {
+    let s = crate::support::server().start();
+    let cookie = session(&s);
+    ok(&s, &["policy", "create", "Base"]);
+    let id = db_query(&s, "SELECT id FROM policies WHERE name = 'Base'")[0][0].clone();
+    let page = get(&s, &format!("/admin/policies/{id}"), &cookie).text();
+    for (fields, says) in [
+        (
+            vec![("lock_on_suspend", "maybe")],
+            "lock_on_suspend must be Inherit or one of",
+        ),
+        (
+            vec![("usb_exceptions", "05ac:12a8 deny")],
+            "USB exceptions need the default too",
+        ),
+        (
+            vec![("update_branch", "pinned"), ("update_version", "beta")],
+            "pinned version is numbers and dots",
+        ),
+        (
+            vec![("action_create_vm", "yes")],
+            "Restrict the actions checked below",
+        ),
+    ] {
+        let r = submit(&s, &cookie, &page, "Save policy", &fields);
+        assert_eq!(r.status, 400, "{fields:?}: {}", r.text());
+        assert!(r.text().contains(says), "{fields:?}: {}", r.text());
+    }
+    assert_eq!(
+        db_query(
+            &s,
+            &format!("SELECT settings FROM policies WHERE id = '{id}'")
+        )[0][0],
+        "{}"
+    );
+
+    ok(&s, &["policy", "default", "Base"]);
+    let (code, _, err) = s.cli(&["policy", "delete", "Base"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is the default policy"), "{err}");
+    let (code, _, err) = s.cli(&["policy", "unassign", "pa-nope"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("there is no policy assignment"), "{err}");
+
+    let token = crate::admin_api::admin_token(&s);
+    for bad in ["limit=0", "limit=1001", "limit=abc", "offset=-1"] {
+        let r =
+            crate::admin_api::call(&s, &token, "GET", &format!("/api/v1/admin/vms?{bad}"), None);
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+    }
+
+    // A proof past its own exp is refused.
+    let license = ok(&s, &["license", "add", "--product", "P", "--seats", "2"])
+        .trim()
+        .to_string();
+    let key = ok(
+        &s,
+        &[
+            "license",
+            "key",
+            "create",
+            "--license",
+            &license,
+            "--devices",
+            "1",
+        ],
+    );
+    let key = key.lines().last().expect("key").trim().to_string();
+    let state = tempfile::tempdir().expect("tmp");
+    let base = format!("https://127.0.0.1:{}", s.addr.port());
+    let ca = s.ca_path();
+    let (activated, out) = client(
+        state.path(),
+        &[
+            "activate",
+            "--server",
+            &base,
+            "--key",
+            &key,
+            "--ca-cert",
+            ca.to_str().expect("utf8"),
+        ],
+    )
+    .finish();
+    assert!(activated, "{out}");
+    let pkcs8 = std::fs::read(state.path().join("device-key.p8")).expect("key");
+    let claims = lease_claims(state.path());
+    let now = seatgate::clock::now_unix();
+    let expired = seatgate::domain::jose::sign_eddsa(
+        &pkcs8,
+        claims["cnf"]["jkt"].as_str().expect("jkt"),
+        "seatgate-proof+jwt",
+        &json!({"action": "policy", "device": claims["device"], "iat": now, "exp": now - 1}),
+    )
+    .expect("sign");
+    let r = s.request(
+        "GET",
+        "/api/v1/policy",
+        &[("Authorization", &format!("Device {expired}"))],
+        b"",
+    );
+    assert_eq!(r.status, 401, "{}", r.text());
+}

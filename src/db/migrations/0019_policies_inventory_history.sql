@@ -49,7 +49,7 @@ CREATE INDEX device_vms_image ON device_vms (image_name, image_version);
 ALTER TABLE devices ADD COLUMN vms_reported_at INTEGER;
 
 -- Seat usage over time: per pool (pool '' is a license's primary pool) and UTC day, the
--- most seats used and people waiting at once, and the capacity (the largest that day).
+-- most seats used and people waiting at once, and the capacity (its last value that day).
 -- backfilled: reconstructed from the audit log for days before this table existed (used
 -- seats only).
 CREATE TABLE pool_days (
