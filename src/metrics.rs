@@ -430,7 +430,11 @@ fn render_licensing(out: &mut Exposition, c: &LicensingCounters, seats: &Seats) 
                 .collect(),
         );
     }
-    let activations = c.activations.lock().map(|m| m.clone()).unwrap_or_default();
+    let mut activations = c.activations.lock().map(|m| m.clone()).unwrap_or_default();
+    // Both methods from the start, so a rate over them never begins with a gap.
+    for method in ["sso", "key"] {
+        activations.entry(method).or_insert(0);
+    }
     out.metric(
         "seatgate_activations_total",
         "counter",

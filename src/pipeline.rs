@@ -178,7 +178,30 @@ impl App {
         };
         let (mut response, error) = match result {
             Ok(r) => (r, None),
-            Err(e) => (e.render(format), Some(e)),
+            Err(mut e) => {
+                // Every 500 names a log line, whatever part of the gateway failed.
+                if e.status == 500 && e.request_id.is_none() {
+                    let id = crate::error::new_request_id();
+                    log::error!(
+                        "request {id}: {} {name}: {}{}",
+                        req.method,
+                        e.message,
+                        e.detail
+                            .as_deref()
+                            .map(|d| format!(" ({d})"))
+                            .unwrap_or_default()
+                    );
+                    e = HttpError {
+                        request_id: Some(id.clone()),
+                        message: format!(
+                            "{} Its log explains it under request id {id}.",
+                            e.message.trim_end()
+                        ),
+                        ..e
+                    };
+                }
+                (e.render(format), Some(e))
+            }
         };
         if response.status == 401
             && let Some(challenge) = route.and_then(|r| challenge(r.auth))

@@ -222,8 +222,11 @@ pub fn describe(s: &Series, days: &[String]) -> String {
     let waiting = s.points.iter().map(|p| p.pending).max().unwrap_or(0);
     let today = s.points.last().map_or((0, 0), |p| (p.used, p.capacity));
     format!(
-        "From {first} to {last}, {} used at most {peak} seats; today at most {} of {}. Up to {waiting} people waited for a seat.",
-        s.name, today.0, today.1
+        "From {first} to {last}, {} used at most {peak} seats; today at most {} of {}. Up to {waiting} {} waited for a seat.",
+        s.name,
+        today.0,
+        today.1,
+        if waiting == 1 { "person" } else { "people" }
     )
 }
 

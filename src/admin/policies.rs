@@ -297,7 +297,7 @@ fn priority_of(form: &BTreeMap<String, String>) -> Result<i64, ManageError> {
     })
 }
 
-/// A number of hours typed in a form, as seconds.
+/// A number of hours typed in a form (decimals allowed: 1.5), as whole seconds.
 fn hours(
     form: &BTreeMap<String, String>,
     name: &str,
@@ -307,11 +307,25 @@ fn hours(
     if v.is_empty() {
         return Ok(None);
     }
-    v.parse::<u64>()
+    v.parse::<f64>()
         .ok()
-        .filter(|h| *h <= 24 * 3660)
-        .map(|h| Some(h * 3600))
-        .ok_or_else(|| ManageError::Invalid(format!("{label} must be a whole number of hours")))
+        .filter(|h| h.is_finite() && (0.0..=24.0 * 3660.0).contains(h))
+        .map(|h| Some((h * 3600.0).round() as u64))
+        .ok_or_else(|| {
+            ManageError::Invalid(format!(
+                "{label} must be a number of hours, such as 12 or 1.5"
+            ))
+        })
+}
+
+/// Seconds as the hours a form shows: whole when they are, else to the second.
+fn hours_text(secs: u64) -> String {
+    if secs.is_multiple_of(3600) {
+        (secs / 3600).to_string()
+    } else {
+        let text = format!("{:.6}", secs as f64 / 3600.0);
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
 }
 
 fn whole(form: &BTreeMap<String, String>, name: &str, label: &str) -> Result<u64, ManageError> {
@@ -537,7 +551,7 @@ fn form_of(p: &PolicyRow, s: &Map<String, Value>) -> BTreeMap<String, String> {
         ("offline_grace_seconds", "offline_grace_hours"),
     ] {
         if let Some(secs) = s.get(name).and_then(Value::as_u64) {
-            put(field, (secs / 3600).to_string());
+            put(field, hours_text(secs));
         }
     }
     f
@@ -724,10 +738,10 @@ fn policy_page(
             (tri_state(f, "customer_experience_program", "Customer experience program", "Whether the app sends anonymous usage data to the vendor."))
             fieldset {
                 legend { "Lease windows" }
-                p.muted { "Shorter than the gateway's own (renewal every " (human_seconds(bounds.max_renewal_secs))
-                          ", offline for " (human_seconds(bounds.max_grace_secs)) " more), at least 1 hour. Empty: inherit." }
-                label { "Renew every " input type="number" name="lease_renewal_hours" min="1" value=(val(f, "lease_renewal_hours")) class="narrow"; " hours" }
-                label { "Offline grace " input type="number" name="offline_grace_hours" min="1" value=(val(f, "offline_grace_hours")) class="narrow"; " hours" }
+                p.muted { "No longer than the gateway's own (renewal every " (human_seconds(bounds.max_renewal_secs))
+                          ", offline for " (human_seconds(bounds.max_grace_secs)) " more); hours, decimals allowed. Empty: inherit." }
+                label { "Renew every " input type="number" name="lease_renewal_hours" min="0.0167" step="any" value=(val(f, "lease_renewal_hours")) class="narrow"; " hours" }
+                label { "Offline grace " input type="number" name="offline_grace_hours" min="0" step="any" value=(val(f, "offline_grace_hours")) class="narrow"; " hours" }
             }
             button type="submit" { "Save policy" }
         }

@@ -18,20 +18,26 @@ const PAGE_SIZE: i64 = 100;
 const CSV_MAX: i64 = 200_000;
 const API_MAX: i64 = 1_000;
 
-fn flag(req: &Request, name: &str) -> Result<bool, crate::http::BadEncoding> {
-    Ok(matches!(
-        query_param(&req.query, name)?.as_deref(),
-        Some("1" | "true" | "yes" | "on")
-    ))
+/// A yes/no filter: absent or empty is no; anything but 1/true/yes/on or 0/false/no/off
+/// is refused rather than read as no.
+fn flag(req: &Request, name: &str) -> Result<bool, crate::error::HttpError> {
+    match query_param(&req.query, name)?.as_deref() {
+        None | Some("" | "0" | "false" | "no" | "off") => Ok(false),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some(_) => Err(crate::error::HttpError::new(
+            crate::domain::problem::Reason::BadRequest,
+            format!("{name} must be true or false."),
+        )),
+    }
 }
 
-fn text(req: &Request, name: &str) -> Result<Option<String>, crate::http::BadEncoding> {
+fn text(req: &Request, name: &str) -> Result<Option<String>, crate::error::HttpError> {
     Ok(query_param(&req.query, name)?
         .map(|v| v.trim().chars().take(256).collect::<String>())
         .filter(|v| !v.is_empty()))
 }
 
-fn query_of(req: &Request) -> Result<Query, crate::http::BadEncoding> {
+fn query_of(req: &Request) -> Result<Query, crate::error::HttpError> {
     Ok(Query {
         user: text(req, "user")?,
         group: text(req, "group")?,
@@ -76,11 +82,19 @@ fn expiry(v: &VmRow, now: i64) -> (&'static str, String) {
     }
 }
 
+/// Whether a VM's image version is older than the newest of its image in the fleet.
+fn outdated(v: &VmRow, latest: Option<&String>) -> bool {
+    match (&v.vm.image_version, latest) {
+        (Some(mine), Some(l)) => crate::domain::inventory::compare_versions(mine, l).is_lt(),
+        _ => false,
+    }
+}
+
 fn vm_json(v: &VmRow, latest: Option<&String>) -> Value {
     json!({
         "uuid": v.vm.uuid, "name": v.vm.name, "guest_os": v.vm.guest_os,
         "image": v.vm.image_name.as_ref().map(|n| json!({"name": n, "version": v.vm.image_version,
-            "latest": latest, "outdated": latest.is_some_and(|l| v.vm.image_version.as_ref() != Some(l))})),
+            "latest": latest, "outdated": outdated(v, latest)})),
         "encrypted": v.vm.encrypted, "expires_at": v.vm.expires_at.map(rfc3339),
         "last_started_at": v.vm.last_started_at.map(rfc3339),
         "device": {"id": v.device_id, "name": v.device_name, "reported_at": v.reported_at.map(rfc3339)},
@@ -222,7 +236,7 @@ fn vms_page(q: &Query, l: &inventory::Listing, page: i64, now: i64) -> Markup {
                         td { (v.vm.guest_os) }
                         td { @match &v.vm.image_name {
                             Some(n) => { (n) " " (v.vm.image_version.as_deref().unwrap_or(""))
-                                @if let Some(latest) = latest.filter(|l| v.vm.image_version.as_ref() != Some(*l)) {
+                                @if let Some(latest) = latest.filter(|l| outdated(v, Some(l))) {
                                     br; span.bad { "outdated (latest " (latest) ")" } } },
                             None => span.muted { "none" },
                         } }

@@ -143,17 +143,19 @@ pub fn list(
         ));
     }
     if let Some(pairs) = &f.image_versions {
-        let mut any = vec!["0".to_string()];
-        for (name, version) in pairs {
-            args.push(Sql::Text(name.clone()));
-            args.push(Sql::Text(version.clone()));
-            let n = args.len();
-            any.push(format!(
-                "(v.image_name = ?{} AND v.image_version = ?{n})",
-                n - 1
-            ));
-        }
-        clauses.push(format!("({})", any.join(" OR ")));
+        // One parameter, however many pairs: a JSON array of [name, version].
+        let list: Vec<[&str; 2]> = pairs
+            .iter()
+            .map(|(n, v)| [n.as_str(), v.as_str()])
+            .collect();
+        args.push(Sql::Text(
+            serde_json::to_string(&list).unwrap_or_else(|_| "[]".into()),
+        ));
+        clauses.push(format!(
+            "(v.image_name, v.image_version) IN
+                 (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?{}))",
+            args.len()
+        ));
     }
     let from = format!(
         "FROM device_vms v JOIN devices d ON d.id = v.device_id LEFT JOIN users u ON u.id = d.user_id

@@ -55,8 +55,10 @@ pub enum Refused {
 }
 
 fn text(what: &str, i: usize, v: &str, max: usize) -> Result<String, Refused> {
+    // Checked before trimming: a control character at either end is refused, not cut.
+    let invisible = v.chars().any(crate::caps::invisible);
     let v = v.trim();
-    if v.is_empty() || v.chars().count() > max || v.chars().any(crate::caps::invisible) {
+    if v.is_empty() || v.chars().count() > max || invisible {
         return Err(Refused::Invalid(format!(
             "vms[{i}].{what} must be 1 to {max} characters without control or invisible formatting characters"
         )));
@@ -143,12 +145,19 @@ pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
     // A version made of numbers (1.10, 2026.11) ranks above any other, so a device
     // reporting "zzz" or "v2" cannot make the fleet's real versions look outdated;
     // trailing zeros do not count (2 = 2.0).
-    let parts = |s: &str| -> Option<Vec<u64>> {
-        let mut n: Vec<u64> = s
+    // Each number as its digits without leading zeros, so any length compares: by
+    // length, then digit by digit.
+    let parts = |s: &str| -> Option<Vec<(usize, String)>> {
+        let mut n: Vec<(usize, String)> = s
             .split('.')
-            .map(|p| p.parse().ok())
+            .map(|p| {
+                (!p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())).then(|| {
+                    let digits = p.trim_start_matches('0').to_string();
+                    (digits.len(), digits)
+                })
+            })
             .collect::<Option<_>>()?;
-        while n.len() > 1 && n.last() == Some(&0) {
+        while n.len() > 1 && n.last().is_some_and(|(len, _)| *len == 0) {
             n.pop();
         }
         Some(n)
@@ -208,6 +217,12 @@ mod tests {
         assert_eq!(compare_versions("2026.11", "2026.11"), Equal);
         assert_eq!(compare_versions("2026.2", "2026.11"), Less);
         assert_eq!(compare_versions("2", "2.0"), Equal);
+        assert_eq!(compare_versions("2.0.0", "02"), Equal);
+        assert_eq!(
+            compare_versions("123456789012345678901234567890", "9"),
+            Greater,
+            "any length"
+        );
         assert_eq!(
             compare_versions("zzz", "20.1.2"),
             Less,

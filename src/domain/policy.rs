@@ -41,10 +41,11 @@ pub const ACTIONS: &[(&str, &str)] = &[
 pub const MAX_USB_EXCEPTIONS: usize = 200;
 const MAX_LABEL: usize = 64;
 const MAX_URL: usize = 512;
-/// The shortest renewal interval a policy may ask for: shorter ones only load the gateway.
-pub const MIN_RENEWAL_SECS: u64 = 3_600;
-/// The shortest offline grace a policy may set.
-pub const MIN_GRACE_SECS: u64 = 3_600;
+/// The shortest renewal interval a policy may ask for: the shortest `[lease] renew_after`
+/// the gateway takes, so an effective policy always fits the schema.
+pub const MIN_RENEWAL_SECS: u64 = 60;
+/// The shortest offline grace a policy may set (as `[lease] offline_grace`: none).
+pub const MIN_GRACE_SECS: u64 = 0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -137,10 +138,21 @@ pub struct LeaseBounds {
 
 /// A refused policy: which setting, and why, in one sentence.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{setting}: {message}")]
+#[error("{}", self.text())]
 pub struct Invalid {
     pub setting: String,
     pub message: String,
+}
+
+impl Invalid {
+    /// "the usb setting: …", or the message alone when it is about the whole object.
+    fn text(&self) -> String {
+        if self.setting == "settings" {
+            self.message.clone()
+        } else {
+            format!("the {} setting: {}", self.setting, self.message)
+        }
+    }
 }
 
 fn invalid(setting: &str, message: impl Into<String>) -> Invalid {
@@ -509,7 +521,10 @@ impl Effective {
                     Source::BuiltIn,
                 )
             });
-            values.insert(name.to_string(), value);
+            // A setting with no value (no support link) is left out, as in a policy.
+            if !value.is_null() {
+                values.insert(name.to_string(), value);
+            }
             sources.insert(name.to_string(), source);
         }
         for (name, max) in [
@@ -769,7 +784,7 @@ mod tests {
             ),
             (json!({"update_branch": "nightly"}), "update_branch"),
             (
-                json!({"lease_renewal_seconds": 60}),
+                json!({"lease_renewal_seconds": 59}),
                 "lease_renewal_seconds",
             ),
             (
@@ -824,7 +839,11 @@ mod tests {
         assert_eq!(e.sources["update_branch"], group("loose", "All", 2));
         assert_eq!(e.values["hide_developer_tools"], json!(true));
         assert_eq!(e.sources["usb"], Source::BuiltIn);
-        assert_eq!(e.values.len(), SETTINGS.len());
+        assert_eq!(
+            e.values.len(),
+            SETTINGS.len() - 1,
+            "no support link: left out"
+        );
         // The server's bounds shrank after the policy was saved: the lease setting follows.
         let small = LeaseBounds {
             max_renewal_secs: 7_200,

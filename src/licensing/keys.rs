@@ -636,7 +636,16 @@ pub fn explain(
             (None, Some(c)) if what.trim().to_ascii_uppercase().starts_with(PREFIX) => {
                 store::by_secret(tx, &secret_hash(&c))?
             }
-            (None, _) => find_key(tx, what).ok(),
+            (None, _) => match find_key(tx, what) {
+                Ok(k) => Some(k),
+                Err(ManageError::Ambiguous(_)) => {
+                    return Err(Problem::new(
+                        Reason::BadRequest,
+                        format!("{what:?} names several license keys; give the key's id"),
+                    ));
+                }
+                Err(_) => None,
+            },
         };
         let Some(key) = key else {
             return Ok(None);

@@ -235,6 +235,12 @@ pub fn verify_proof(
     {
         return Err(unauthorized("the proof has expired (its exp)"));
     }
+    if claims
+        .get("nbf")
+        .is_some_and(|nbf| nbf.as_i64().is_none_or(|nbf| nbf > now + PROOF_SKEW_SECS))
+    {
+        return Err(unauthorized("the proof is not valid yet (its nbf)"));
+    }
     let iat = claims.get("iat").and_then(Value::as_i64).unwrap_or(0);
     if (iat - now).abs() > PROOF_SKEW_SECS {
         return Err(unauthorized(

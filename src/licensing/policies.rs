@@ -425,6 +425,33 @@ pub fn unassign(
     })
 }
 
+/// Removes the assignments of a connection's groups (the connection is being removed),
+/// each audited; returns how many.
+pub fn unassign_connection(
+    tx: &Transaction<'_>,
+    connection: &str,
+    actor: &Actor,
+    now: i64,
+) -> rusqlite::Result<usize> {
+    let mut removed = 0;
+    for a in policy_store::assignments(tx)? {
+        if a.connection_id.as_deref() == Some(connection) {
+            policy_store::delete_assignment(tx, &a.id)?;
+            audit(
+                tx,
+                actor,
+                AuditAction::PolicyUnassigned,
+                &a.policy_id,
+                &json!({"name": a.policy_name, "group": a.group_ref, "priority": a.priority,
+                        "assignment": a.id, "connection_removed": connection}),
+                now,
+            )?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Makes a policy the default (everyone's lowest layer), or clears the default.
 pub fn set_default(
     db: &Db,

@@ -169,6 +169,7 @@ pub struct Removed {
     pub groups_deleted: usize,
     pub scim_tokens_revoked: usize,
     pub mappings_removed: usize,
+    pub policy_assignments_removed: usize,
     pub sessions_ended: usize,
 }
 
@@ -176,11 +177,12 @@ impl std::fmt::Display for Removed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} user(s) and {} group(s) it provisioned deleted (their seats freed and devices revoked), {} SCIM token(s) revoked, {} group mapping(s) removed, {} admin session(s) ended",
+            "{} user(s) and {} group(s) it provisioned deleted (their seats freed and devices revoked), {} SCIM token(s) revoked, {} group mapping(s) and {} policy assignment(s) removed, {} admin session(s) ended",
             self.users_deleted,
             self.groups_deleted,
             self.scim_tokens_revoked,
             self.mappings_removed,
+            self.policy_assignments_removed,
             self.sessions_ended
         )
     }
@@ -223,11 +225,14 @@ pub fn remove(db: &Db, id: &str, actor: &Actor) -> Result<Removed, AddError> {
                 mappings_removed += 1;
             }
         }
+        let policy_assignments_removed =
+            crate::licensing::policies::unassign_connection(tx, id, actor, now)?;
         crate::licensing::reconcile::reconcile(tx, None, actor, now)?;
         let detail = serde_json::json!({"name": c.name, "domains": c.domains,
             "sessions_ended": ended, "scim_tokens_revoked": revoked,
             "users_deleted": users_deleted, "groups_deleted": groups_deleted,
-            "mappings_removed": mappings_removed});
+            "mappings_removed": mappings_removed,
+            "policy_assignments_removed": policy_assignments_removed});
         crate::db::licensing::audit(
             tx,
             now,
@@ -245,6 +250,7 @@ pub fn remove(db: &Db, id: &str, actor: &Actor) -> Result<Removed, AddError> {
             groups_deleted,
             scim_tokens_revoked: revoked as usize,
             mappings_removed,
+            policy_assignments_removed,
             sessions_ended: ended as usize,
         })
     })

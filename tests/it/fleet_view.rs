@@ -99,10 +99,23 @@ fn devices_report_their_vms_and_the_portal_csv_and_api_filter_them() {
     key_device(&s, lab2.path(), &key, "Lab Mac 2");
 
     // 1,000 VMs: accepted and stored.
-    let thousand: Vec<Value> = (0..1000).map(|i| vm(i, "2026.9")).collect();
+    // Each of its own image version: the "outdated" filter takes all 1,000 in stride.
+    let thousand: Vec<Value> = (0..1000).map(|i| vm(i, &format!("1.{i}"))).collect();
     let (renewed, out) = renew_with(lab1.path(), &json!(thousand));
     assert!(renewed, "{out}");
     assert_eq!(vm_count(&s), 1000);
+    let token = admin_token(&s);
+    let outdated = call(
+        &s,
+        &token,
+        "GET",
+        "/api/v1/admin/vms?outdated=true&limit=1",
+        None,
+    );
+    assert_eq!(outdated.status, 200, "{}", outdated.text());
+    assert_eq!(outdated.json()["total"], 999);
+    let bad = call(&s, &token, "GET", "/api/v1/admin/vms?outdated=maybe", None);
+    assert_eq!(bad.status, 400, "{}", bad.text());
     // One more is over the cap: 413, and the last report stays. The client then renews
     // without the report, so a bad report never costs the Mac its license.
     let more: Vec<Value> = (0..1001).map(|i| vm(i, "2026.9")).collect();
@@ -152,13 +165,17 @@ fn devices_report_their_vms_and_the_portal_csv_and_api_filter_them() {
         &json!([vm(0, "2026.9"), vm(1, "2026.9"), vm(3, "2026.9")]),
     );
     assert!(renewed, "{out}");
-    let (renewed, out) = renew_with(lab2.path(), &json!([vm(10, "2026.11")]));
+    // "2026.11" and "2026.11.0" are one version: neither is outdated by the other.
+    let (renewed, out) = renew_with(
+        lab2.path(),
+        &json!([vm(10, "2026.11"), vm(11, "2026.11.0")]),
+    );
     assert!(renewed, "{out}");
-    assert_eq!(vm_count(&s), 4);
+    assert_eq!(vm_count(&s), 5);
 
     let cookie = session(&s);
     let page = get(&s, "/admin/vms", &cookie).text();
-    assert!(page.contains("4 virtual machine(s)"), "{page}");
+    assert!(page.contains("5 virtual machine(s)"), "{page}");
     assert!(page.contains("outdated (latest 2026.11)"), "{page}");
     let count = |query: &str| -> String {
         let p = get(&s, &format!("/admin/vms?{query}"), &cookie).text();
@@ -172,8 +189,8 @@ fn devices_report_their_vms_and_the_portal_csv_and_api_filter_them() {
     assert_eq!(count("outdated=1"), "3");
     assert_eq!(count("unencrypted=1"), "2", "VMs 0 and 3");
     assert_eq!(count("expiring=1"), "1", "VM 1 expired in 2000");
-    assert_eq!(count("guest_os=Ubuntu+24.04"), "2");
-    assert_eq!(count("user=lab+mac+2"), "1");
+    assert_eq!(count("guest_os=Ubuntu+24.04"), "3");
+    assert_eq!(count("user=lab+mac+2"), "2");
     assert_eq!(
         count("group=Engineering"),
         "0",
@@ -186,7 +203,6 @@ fn devices_report_their_vms_and_the_portal_csv_and_api_filter_them() {
         "{csv}"
     );
 
-    let token = admin_token(&s);
     let api = call(
         &s,
         &token,
@@ -286,7 +302,7 @@ fn the_licenses_page_charts_each_pool_and_metrics_show_pools_and_outcomes() {
     let page = get(&s, "/admin/licenses", &cookie).text();
     assert!(page.contains("<svg class=\"chart\""), "{page}");
     assert!(
-        page.contains("used at most 2 seats; today at most 2 of 2. Up to 1 people waited"),
+        page.contains("used at most 2 seats; today at most 2 of 2. Up to 1 person waited"),
         "the chart says it in words"
     );
     assert!(

@@ -46,7 +46,8 @@ fn policy(state: &std::path::Path) -> (bool, String) {
     client(state, &["policy"]).finish()
 }
 
-/// The policy document the client kept, verified by PyJWT against the JWKS.
+/// The policy document the client kept, verified by PyJWT against the JWKS; its settings
+/// must pass the published schema (jsonschema).
 fn pyjwt_policy(s: &TestServer, state: &std::path::Path) -> Value {
     let token = std::fs::read_to_string(state.join("policy.jws")).expect("policy kept");
     let jwks = s.get("/.well-known/jwks.json").text();
@@ -56,10 +57,19 @@ jwks = json.loads(sys.argv[1]); token = sys.argv[2]
 header = jwt.get_unverified_header(token)
 assert header["typ"] == "seatgate-policy+jwt", header
 key = next(k for k in jwks["keys"] if k["kid"] == header["kid"])
-print(json.dumps(jwt.decode(token, jwt.PyJWK(key).key, algorithms=["EdDSA"], options={"require": ["iat", "sub"]})))
+claims = jwt.decode(token, jwt.PyJWK(key).key, algorithms=["EdDSA"], options={"require": ["iat", "sub"]})
+import jsonschema
+jsonschema.validate(claims["settings"], json.loads(sys.argv[3]), cls=jsonschema.Draft202012Validator)
+print(json.dumps(claims))
 "#;
     let out = Command::new(python())
-        .args(["-c", script, &jwks, &token])
+        .args([
+            "-c",
+            script,
+            &jwks,
+            &token,
+            &s.get("/api/v1/policy-schema").text(),
+        ])
         .output()
         .expect("python");
     assert!(
@@ -413,7 +423,7 @@ fn the_published_schema_accepts_what_the_gateway_accepts_and_refuses_the_rest() 
         [false, {"vm_expiration": {"mode": "date"}}],
         [false, {"support_link": {"url": "javascript:alert(1)", "label": "x"}}],
         [false, {"update_branch": "nightly"}],
-        [false, {"lease_renewal_seconds": 60}],
+        [false, {"lease_renewal_seconds": 59}],
         [false, {"colour": "blue"}]
     ]);
     let script = r#"
@@ -546,6 +556,18 @@ fn a_policy_for_one_connections_group_never_reaches_another_connections_users() 
         eve.contains("Lock a virtual machine on suspend: off (from built-in)"),
         "{eve}"
     );
+    // Removing a connection removes its groups' assignments (audited), so nothing is
+    // left to apply if an id came back, and the policy can be deleted.
+    let removed = ok(&s, &["idp", "remove", &a]);
+    assert!(
+        removed.contains("1 policy assignment(s) removed"),
+        "{removed}"
+    );
+    assert!(
+        !ok(&s, &["policy", "list"]).contains("priority"),
+        "no assignment left"
+    );
+    ok(&s, &["policy", "delete", "Strict"]);
 }
 
 /// A license key's Macs get the key's policy (set in the portal), over the default.
@@ -697,6 +719,33 @@ fn forms_proofs_and_deletions_refuse_what_was_not_meant() {
             &format!("SELECT settings FROM policies WHERE id = '{id}'")
         )[0][0],
         "{}"
+    );
+    // Lease windows that are not whole hours survive a save of the form as shown.
+    ok(
+        &s,
+        &[
+            "policy",
+            "set",
+            "Base",
+            "--set",
+            "lease_renewal_seconds=5400",
+            "--set",
+            "offline_grace_seconds=3601",
+        ],
+    );
+    let page = get(&s, &format!("/admin/policies/{id}"), &cookie).text();
+    let r = submit(&s, &cookie, &page, "Save policy", &[]);
+    assert_eq!(r.status, 303, "{}", r.text());
+    let saved: Value = serde_json::from_str(
+        &db_query(
+            &s,
+            &format!("SELECT settings FROM policies WHERE id = '{id}'"),
+        )[0][0],
+    )
+    .expect("json");
+    assert_eq!(
+        saved,
+        json!({"lease_renewal_seconds": 5400, "offline_grace_seconds": 3601})
     );
 
     ok(&s, &["policy", "default", "Base"]);
