@@ -27,7 +27,11 @@ pub struct AssignmentRow {
     pub created_at: i64,
 }
 
-/// A policy that applies to a user through one of their groups.
+/// Where the default policy sorts among a user's layers: after every assignment.
+pub const DEFAULT_PRIORITY: i64 = i64::MAX;
+
+/// A policy that applies to a user through one of their groups (or the default policy,
+/// at `DEFAULT_PRIORITY`).
 pub struct UserLayer {
     pub priority: i64,
     pub group_ref: String,
@@ -199,19 +203,26 @@ pub fn delete_assignment(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<()>
 }
 
 /// The policies a user's directory groups carry (matched by displayName or externalId
-/// within the group's connection, as seat mappings are), highest priority first.
+/// within the group's connection, as seat mappings are), highest priority first, and
+/// last the default policy (priority `DEFAULT_PRIORITY`, no group): one query, as every
+/// renewal asks.
 pub fn layers_of_user(tx: &Transaction<'_>, user_id: &str) -> rusqlite::Result<Vec<UserLayer>> {
     let mut stmt = tx.prepare_cached(
-        "SELECT DISTINCT a.priority, a.group_ref, p.id, p.name, p.description, p.settings, p.is_default,
-                p.created_at, p.updated_at
-         FROM group_members gm
-         JOIN groups g ON g.id = gm.group_id
-         JOIN policy_assignments a ON a.group_key IN (g.display_name_key, lower(g.external_id))
-              AND a.connection_id IS g.connection_id
-         JOIN policies p ON p.id = a.policy_id
-         WHERE gm.user_id = ?1 ORDER BY a.priority",
+        "SELECT * FROM (
+             SELECT DISTINCT a.priority, a.group_ref, p.id, p.name, p.description, p.settings,
+                    p.is_default, p.created_at, p.updated_at
+             FROM group_members gm
+             JOIN groups g ON g.id = gm.group_id
+             JOIN policy_assignments a ON a.group_key IN (g.display_name_key, lower(g.external_id))
+                  AND a.connection_id IS g.connection_id
+             JOIN policies p ON p.id = a.policy_id
+             WHERE gm.user_id = ?1
+             UNION ALL
+             SELECT ?2, '', id, name, description, settings, is_default, created_at, updated_at
+             FROM policies WHERE is_default = 1)
+         ORDER BY 1",
     )?;
-    let rows = stmt.query_map([user_id], |r| {
+    let rows = stmt.query_map(params![user_id, DEFAULT_PRIORITY], |r| {
         Ok(UserLayer {
             priority: r.get(0)?,
             group_ref: r.get(1)?,

@@ -507,14 +507,12 @@ impl Effective {
         let mut values = Map::new();
         let mut sources = BTreeMap::new();
         let built = built_in(bounds).to_json();
+        let layer_json: Vec<Value> = layers.iter().map(|l| l.settings.to_json()).collect();
         for (name, _) in SETTINGS {
-            let found = layers.iter().find_map(|l| {
-                l.settings
-                    .to_json()
-                    .get(*name)
-                    .cloned()
-                    .map(|v| (v, l.source.clone()))
-            });
+            let found = layers
+                .iter()
+                .zip(&layer_json)
+                .find_map(|(l, json)| json.get(*name).cloned().map(|v| (v, l.source.clone())));
             let (value, source) = found.unwrap_or_else(|| {
                 (
                     built.get(*name).cloned().unwrap_or(Value::Null),

@@ -265,8 +265,19 @@ struct Standing {
     license_id: String,
     sublicense_id: Option<String>,
     terms: store::LeaseTerms,
-    /// The device's effective policy, read with the rest (a change re-signs the lease).
-    policy: Effective,
+    /// The device's effective policy, when asked for: the read snapshot that signs the
+    /// lease reads it; the writer's re-check does not (a policy changed in between
+    /// reaches the Mac at its next renewal or policy fetch, as any later change does).
+    policy: Option<Effective>,
+}
+
+impl Standing {
+    fn without_policy(&self) -> Standing {
+        Standing {
+            policy: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// The effective policy of `device` if it may renew now (a policy fetch asks the same
@@ -277,7 +288,15 @@ pub(super) fn renewal_policy(
     cfg: &LeaseConfig,
     now: i64,
 ) -> Result<Result<Effective, Reason>, Problem> {
-    Ok(standing(tx, device, cfg, now)?.map(|s| s.policy))
+    Ok(match standing(tx, device, cfg, now, false)? {
+        Ok(s) => Ok(super::policies::effective(
+            tx,
+            s.user_id.as_deref(),
+            s.key_id.as_deref(),
+            super::policies::bounds(cfg),
+        )?),
+        Err(reason) => Err(reason),
+    })
 }
 
 fn standing(
@@ -285,6 +304,7 @@ fn standing(
     device: &DeviceRow,
     cfg: &LeaseConfig,
     now: i64,
+    with_policy: bool,
 ) -> Result<Result<Standing, Reason>, Problem> {
     if device.revoked_at.is_some() {
         let reason = device
@@ -295,7 +315,7 @@ fn standing(
         return Ok(Err(reason));
     }
     if let Some(key_id) = &device.key_id {
-        return key_standing(tx, device, key_id, cfg, now);
+        return key_standing(tx, device, key_id, cfg, now, with_policy);
     }
     let Some(user_id) = device.user_id.as_deref() else {
         return Ok(Err(Reason::Revoked));
@@ -314,7 +334,11 @@ fn standing(
     };
     Ok(Ok(Standing {
         terms: store::lease_terms(tx, &seat.license_id)?,
-        policy: super::policies::effective(tx, Some(&user.id), None, super::policies::bounds(cfg))?,
+        policy: with_policy
+            .then(|| {
+                super::policies::effective(tx, Some(&user.id), None, super::policies::bounds(cfg))
+            })
+            .transpose()?,
         user_id: Some(user.id),
         email: Some(user.user_name),
         key_id: None,
@@ -331,6 +355,7 @@ fn key_standing(
     key_id: &str,
     cfg: &LeaseConfig,
     now: i64,
+    with_policy: bool,
 ) -> Result<Result<Standing, Reason>, Problem> {
     let Some(key) = crate::db::keys::by_id(tx, key_id)? else {
         return Ok(Err(Reason::Revoked));
@@ -349,7 +374,11 @@ fn key_standing(
     }
     Ok(Ok(Standing {
         terms: store::lease_terms(tx, &device.license_id)?,
-        policy: super::policies::effective(tx, None, Some(&key.id), super::policies::bounds(cfg))?,
+        policy: with_policy
+            .then(|| {
+                super::policies::effective(tx, None, Some(&key.id), super::policies::bounds(cfg))
+            })
+            .transpose()?,
         user_id: None,
         email: None,
         key_id: Some(key.id),
@@ -372,17 +401,25 @@ pub fn renew(
 ) -> Result<Lease, Problem> {
     let prepared = db.read(|tx| {
         let Proof { device, iat } = verify_proof(tx, proof, "renew", now)?;
-        let standing = standing(tx, &device, cfg, now)?;
+        let standing = standing(tx, &device, cfg, now, true)?;
         let key = store::active_signing_key(tx)?
             .filter(|k| now - k.created_at < cfg.key_rotation.as_secs() as i64);
         let lease = match (&standing, &key) {
-            (Ok(s), Some(key)) => Some(sign_lease(
+            (
+                Ok(
+                    s @ Standing {
+                        policy: Some(policy),
+                        ..
+                    },
+                ),
+                Some(key),
+            ) => Some(sign_lease(
                 key,
                 cfg,
                 issuer,
                 &lease_for(s, &device),
                 &s.terms,
-                &s.policy,
+                policy,
                 now,
             )?),
             _ => None,
@@ -398,7 +435,7 @@ pub fn renew(
         }
         let device =
             store::device(tx, &device.id)?.ok_or_else(|| unauthorized("the device is gone"))?;
-        let now_standing = standing(tx, &device, cfg, now)?;
+        let now_standing = standing(tx, &device, cfg, now, false)?;
         let lease = match (&now_standing, signed) {
             (Err(reason), _) => {
                 store::set_last_proof(tx, &device.id, iat)?;
@@ -417,7 +454,15 @@ pub fn renew(
                 return Ok(Err((*reason, device.id.clone())));
             }
             // Unchanged since the snapshot: the lease signed outside the writer stands.
-            (Ok(s), Some(lease)) if read_standing.as_ref() == Ok(s) => lease,
+            (Ok(s), Some(lease))
+                if read_standing
+                    .as_ref()
+                    .map(Standing::without_policy)
+                    .as_ref()
+                    == Ok(s) =>
+            {
+                lease
+            }
             // Changed meanwhile, or the signing key is due for rotation: sign here.
             (Ok(s), _) => mint(tx, cfg, issuer, &lease_for(s, &device), now)?,
         };

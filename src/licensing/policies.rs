@@ -49,18 +49,29 @@ pub fn effective(
 ) -> rusqlite::Result<Effective> {
     let mut layers = Vec::new();
     if let Some(user) = user_id {
+        // The user's group policies and the default, from one query.
         for l in policy_store::layers_of_user(tx, user)? {
-            layers.push(Layer {
-                settings: settings_of(&l.policy),
-                source: Source::Group {
-                    policy_id: l.policy.id,
-                    policy: l.policy.name,
+            let source = if l.priority == policy_store::DEFAULT_PRIORITY {
+                Source::Default {
+                    policy_id: l.policy.id.clone(),
+                    policy: l.policy.name.clone(),
+                }
+            } else {
+                Source::Group {
+                    policy_id: l.policy.id.clone(),
+                    policy: l.policy.name.clone(),
                     group: l.group_ref,
                     priority: l.priority,
-                },
+                }
+            };
+            layers.push(Layer {
+                settings: settings_of(&l.policy),
+                source,
             });
         }
-    } else if let Some(key) = key_id
+        return Ok(Effective::compute(&layers, bounds));
+    }
+    if let Some(key) = key_id
         && let Some(p) = policy_store::key_policy(tx, key)?
     {
         layers.push(Layer {
