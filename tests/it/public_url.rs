@@ -170,8 +170,12 @@ fn item7_another_address_gets_a_banner_and_origin_mismatch_not_form_expired() {
     assert!(!text.contains("expired"), "{text}");
     assert!(text.contains(&new), "{text}");
     assert!(refused.set_cookie(SESSION).is_none());
+    // The log line is written as the refusal is answered: wait for it, not race it.
     assert!(
-        s.log().contains(&format!("Origin \"{old}\" is not {new}")),
+        s.wait_for_log(
+            &format!("Origin \"{old}\" is not {new}"),
+            std::time::Duration::from_secs(10)
+        ),
         "{}",
         s.log()
     );
