@@ -31,6 +31,8 @@ pub struct App {
     pub demo_idp: Option<crate::demo::idp::DemoIdp>,
     /// The time the limiters, housekeeping and handlers read (manual in tests).
     pub clock: crate::clock::Clock,
+    /// Golden images and update packages: the storage folder and uploads in progress.
+    pub distribution: Arc<crate::distribution::Distribution>,
 }
 
 use crate::pipeline::{Ctx, Handled};

@@ -66,6 +66,7 @@ pub struct Config {
     pub profile: ProfileConfig,
     pub smtp: SmtpConfig,
     pub invitations: InvitationsConfig,
+    pub storage: StorageConfig,
 }
 
 /// How `[smtp] security` protects the connection to the mail server.
@@ -144,6 +145,40 @@ impl Default for InvitationsConfig {
         InvitationsConfig {
             valid_for: Duration::from_secs(14 * 86_400),
             download_url: String::new(),
+        }
+    }
+}
+
+/// The distribution point's files: golden VM images and app update packages.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Where the files are kept; empty = `storage` in the data directory. Never inside
+    /// SQLite: images are tens of GB.
+    pub dir: String,
+    /// The largest single file (an image version or a package); written like `"200GiB"`.
+    #[serde(with = "bytes_str")]
+    pub max_file_size: u64,
+    /// All stored files and uploads in progress together.
+    #[serde(with = "bytes_str")]
+    pub max_total_size: u64,
+    /// Free space an upload must leave on the storage file system (the database and the
+    /// logs need room too).
+    #[serde(with = "bytes_str")]
+    pub reserve: u64,
+    /// An upload left untouched this long is removed with its partial file.
+    #[serde(with = "duration_str")]
+    pub abandoned_after: Duration,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            dir: String::new(),
+            max_file_size: 200 << 30,
+            max_total_size: 1 << 40,
+            reserve: 2 << 30,
+            abandoned_after: Duration::from_secs(7 * 86_400),
         }
     }
 }
@@ -413,6 +448,9 @@ pub struct Limits {
     pub body_max_renewal: usize,
     pub body_max_admin: usize,
     pub body_max_other: usize,
+    /// The largest piece of a file upload one request may carry (`Content-Range` chunks).
+    /// Written to disk as it arrives, never held in memory.
+    pub body_max_upload: usize,
     /// Reverse proxies (addresses or blocks) whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<crate::cidr::Cidr>,
 }
@@ -454,6 +492,7 @@ impl Default for Config {
             profile: ProfileConfig::default(),
             smtp: SmtpConfig::default(),
             invitations: InvitationsConfig::default(),
+            storage: StorageConfig::default(),
             backup: BackupConfig::default(),
             admin: AdminConfig::default(),
             saml: SamlConfig::default(),
@@ -495,6 +534,7 @@ impl Default for Limits {
             body_max_renewal: 1024 * 1024,
             body_max_admin: 256 * 1024,
             body_max_other: 16 * 1024,
+            body_max_upload: 1 << 30,
             trusted_proxies: Vec::new(),
         }
     }
@@ -637,6 +677,16 @@ impl Config {
         }
         if !i.download_url.is_empty() && !i.download_url.starts_with("https://") {
             return invalid("invitations.download_url must be an https:// address");
+        }
+        let st = &self.storage;
+        if st.max_file_size < (1 << 20) {
+            return invalid("storage.max_file_size must be at least 1MiB");
+        }
+        if st.max_total_size < st.max_file_size {
+            return invalid("storage.max_total_size must be at least storage.max_file_size");
+        }
+        if st.abandoned_after < Duration::from_secs(3600) {
+            return invalid("storage.abandoned_after must be at least 1h");
         }
         Ok(())
     }

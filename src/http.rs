@@ -11,6 +11,33 @@ pub const CLIENT_ADDR_HEADER: &str = "x-seatgate-client";
 /// gatekeeper strips any copy a client sends.
 pub const PROBE_HEADER: &str = "x-seatgate-probe";
 
+/// Every header the gatekeeper and the application exchange starts with this; the
+/// gatekeeper strips any such header a client sends, so none can be forged.
+pub const INTERNAL_HEADER_PREFIX: &str = "x-seatgate-";
+
+/// Whether a header is one of those (any case).
+pub fn is_internal_header(name: &str) -> bool {
+    name.get(..INTERNAL_HEADER_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(INTERNAL_HEADER_PREFIX))
+}
+
+/// A response header by which the application hands the gatekeeper a stored file to send
+/// as the body, instead of the body itself (nginx's X-Accel-Redirect): `<path relative to
+/// the storage folder> <first byte> <length>`. The gatekeeper streams it from disk, so a
+/// 20 GB download costs a 64 KiB buffer, and no application thread.
+pub const FILE_HEADER: &str = "x-seatgate-file";
+
+/// The stage of a streamed upload, on the requests the gatekeeper sends the application
+/// for one upload request (see `net::front`): `begin <body length>` asks whether the
+/// body may be written (before any of it is read); `end <offset> <bytes written>
+/// <outcome>` reports what was written, `outcome` being `complete`, `disk-full`,
+/// `io-error`, `aborted` (the client went away) or `timeout`.
+pub const UPLOAD_STAGE_HEADER: &str = "x-seatgate-upload";
+
+/// The application's consent to a `begin` stage: `<path relative to the storage folder>
+/// <offset>`: the gatekeeper truncates the file to the offset and writes the body there.
+pub const SPOOL_HEADER: &str = "x-seatgate-spool";
+
 /// The Content-Security-Policy of seatgate's own HTML pages (portal, SAML, activation,
 /// error pages): scripts and styles only from seatgate's own assets (no inline code, so
 /// injected markup cannot run), never framed.

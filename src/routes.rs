@@ -12,6 +12,7 @@
 use std::sync::LazyLock;
 
 use crate::app::App;
+use crate::endpoints::files;
 use crate::config::Limits;
 use crate::domain::problem::Reason;
 use crate::error::{Format, HttpError};
@@ -63,6 +64,9 @@ pub enum Body {
     Renewal,
     Admin,
     Other,
+    /// A piece of a file upload: written to disk by the gatekeeper as it arrives, after
+    /// the application has consented (see `net::front`); never buffered.
+    Upload,
 }
 
 impl Body {
@@ -74,6 +78,7 @@ impl Body {
             Body::Renewal => limits.body_max_renewal,
             Body::Admin => limits.body_max_admin,
             Body::Other => limits.body_max_other,
+            Body::Upload => limits.body_max_upload,
         }
     }
 }
@@ -374,6 +379,15 @@ pub static ROUTES: &[Route] = &[
         app.licensing.policy(cx.req, cx.device_proof()?)
     })
     .auth(Auth::DeviceProof),
+    Route::new(GET, "/api/v1/images", DeviceApi, |app, cx| {
+        files::device_listing(app, cx)
+    })
+    .auth(Auth::DeviceProof),
+    // The listing's download authorization is checked by the handler (a proof of
+    // possession is single-use; a download takes many range requests).
+    Route::new(GET, "/api/v1/images/{version}/file", DeviceApi, |app, cx| {
+        files::download(app, cx)
+    }),
     Route::new(GET, "/api/v1/policy-schema", DeviceApi, |app, _| {
         Ok(app.licensing.policy_schema())
     }),
@@ -832,6 +846,40 @@ pub static ROUTES: &[Route] = &[
     Route::new(GET, "/api/v1/admin/vms", AdminApi, |app, cx| {
         app.admin.api_vms(cx.req)
     }),
+    // --- the distribution point: images, uploads ---------------------------------------
+    Route::new(GET, "/api/v1/admin/images", AdminApi, |app, _| files::list_images(app)),
+    Route::new(POST, "/api/v1/admin/images/uploads", AdminApi, |app, cx| {
+        files::start_image_upload(app, cx)
+    }),
+    Route::new(
+        POST,
+        "/api/v1/admin/images/{image}/assignments",
+        AdminApi,
+        |app, cx| files::assign(app, cx),
+    ),
+    Route::new(
+        DELETE,
+        "/api/v1/admin/images/{image}/assignments/{id}",
+        AdminApi,
+        |app, cx| files::unassign(app, cx),
+    ),
+    Route::new(
+        DELETE,
+        "/api/v1/admin/images/{image}/versions/{version}",
+        AdminApi,
+        |app, cx| files::delete_version(app, cx),
+    ),
+    Route::new(GET, "/api/v1/admin/uploads", AdminApi, |app, _| files::list_uploads(app)),
+    Route::new(GET, "/api/v1/admin/uploads/{id}", AdminApi, |app, cx| {
+        files::upload_status(app, cx)
+    }),
+    Route::new(PUT, "/api/v1/admin/uploads/{id}", AdminApi, |app, cx| {
+        files::put_piece(app, cx)
+    })
+    .body(Body::Upload),
+    Route::new(DELETE, "/api/v1/admin/uploads/{id}", AdminApi, |app, cx| {
+        files::cancel_upload(app, cx)
+    }),
     Route::new(GET, "/api/v1/admin/policies", AdminApi, |app, _| {
         app.admin.api_policies()
     }),
@@ -1162,10 +1210,19 @@ pub fn find<'p>(method: &str, path: &'p str) -> Option<Matched<'p>> {
 
 /// The body cap for a request head (the gatekeeper reads it before the body arrives).
 pub fn body_cap(method: &str, path: &str, limits: &Limits) -> usize {
+    body_class(method, path).cap(limits)
+}
+
+fn body_class(method: &str, path: &str) -> Body {
     find(method, path)
         .map(|m| m.representative().body)
         .unwrap_or(Body::Other)
-        .cap(limits)
+}
+
+/// Whether the gatekeeper writes this request's body to a stored file instead of
+/// forwarding it (an upload's `PUT`).
+pub fn streams_body_to_disk(method: &str, path: &str) -> bool {
+    method == "PUT" && body_class(method, path) == Body::Upload
 }
 
 /// The error format for a path, for errors raised before the route runs (the gatekeeper).

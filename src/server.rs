@@ -154,6 +154,7 @@ pub(crate) fn serve_with(
         signals,
         inner_failed: Arc::clone(&inner_failed),
         public_url: public_url.clone(),
+        storage: app.distribution.storage.root().to_path_buf(),
     });
     shut_down(
         result,
@@ -280,7 +281,10 @@ fn build_app(
         None
     };
     let pre_auth = crate::preauth::PreAuth::new(&config.pre_auth, &clock);
+    let storage = crate::storage::Storage::open(&config.storage, store.data.root())
+        .map_err(io_err("cannot open the storage folder ([storage] dir)"))?;
     Ok(Arc::new(App {
+        distribution: Arc::new(crate::distribution::Distribution::new(storage)),
         db: Arc::clone(db),
         config: Arc::clone(config),
         metrics: Arc::clone(metrics),

@@ -144,6 +144,7 @@ pub fn sentence(e: &AuditEntry, user: Option<&str>, names: &Names) -> String {
         .or_else(|| access(action, &said, names))
         .or_else(|| deployment(action, &said, names))
         .or_else(|| policies(action, &said))
+        .or_else(|| images(action, &said))
         .unwrap_or_else(|| format!("{}: {action} {}{}.", said.actor, said.subject, said.because))
 }
 
@@ -294,6 +295,32 @@ fn changes(d: &Value) -> String {
                 .join("; ")
         })
         .unwrap_or_default()
+}
+
+/// Golden images: versions stored and deleted, group assignments.
+fn images(action: &str, c: &Said<'_>) -> Option<String> {
+    let (d, actor) = (c.d, c.actor.as_str());
+    let name = text(d, "name");
+    let version = text(d, "version");
+    Some(match action {
+        "image_version_added" => format!("{actor} added version {version} of the image {name:?}."),
+        "image_version_deleted" => {
+            format!("{actor} deleted version {version} of the image {name:?}.")
+        }
+        "image_assigned" if d["version"].is_null() => format!(
+            "{actor} assigned the image {name:?} (its latest version) to group {:?}.",
+            text(d, "group")
+        ),
+        "image_assigned" => format!(
+            "{actor} assigned the image {name:?} pinned at version {version} to group {:?}.",
+            text(d, "group")
+        ),
+        "image_unassigned" => format!(
+            "{actor} removed the image {name:?} from group {:?}.",
+            text(d, "group")
+        ),
+        _ => return None,
+    })
 }
 
 /// Client policies and their assignments, with what changed.

@@ -24,6 +24,7 @@ pub const STEPS: &[&str] = &[
     include_str!("migrations/0017_license_keys.sql"),
     include_str!("migrations/0018_outbox_invitations.sql"),
     include_str!("migrations/0019_policies_inventory_history.sql"),
+    include_str!("migrations/0020_distribution.sql"),
 ];
 
 /// The schema version this binary writes.

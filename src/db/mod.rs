@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod backup;
 pub mod directory;
+pub mod distribution;
 pub mod entitlements;
 pub mod filter_sql;
 pub mod health;

@@ -6,6 +6,7 @@
 
 pub mod connection;
 pub mod engine;
+pub mod files;
 pub mod identity;
 pub mod inventory;
 pub mod jose;

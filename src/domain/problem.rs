@@ -99,6 +99,21 @@ reasons! {
     BackupPassphraseRequired = ("BACKUP_PASSPHRASE_REQUIRED", 400, "invalid_request"),
     BackupDamaged = ("BACKUP_DAMAGED", 400, "invalid_request"),
     BackupNotEncrypted = ("BACKUP_NOT_ENCRYPTED", 400, "invalid_request"),
+    /// Another request is writing the same upload.
+    UploadBusy = ("UPLOAD_BUSY", 409, "conflict"),
+    /// An upload piece that does not start where the stored bytes end (its answer says
+    /// where to resume).
+    UploadOffsetMismatch = ("UPLOAD_OFFSET_MISMATCH", 409, "conflict"),
+    /// An upload whose bytes do not hash to the SHA-256 it declared; nothing is kept.
+    HashMismatch = ("HASH_MISMATCH", 422, "invalid_request"),
+    /// The storage folder's file system cannot take the file (or leave its reserve).
+    StorageFull = ("STORAGE_FULL", 507, "insufficient_storage"),
+    /// The file is larger than `[storage] max_file_size`, or would pass
+    /// `max_total_size`.
+    QuotaExceeded = ("QUOTA_EXCEEDED", 507, "insufficient_storage"),
+    RangeNotSatisfiable = ("RANGE_NOT_SATISFIABLE", 416, "range_not_satisfiable"),
+    /// An image or package version that already exists.
+    VersionExists = ("VERSION_EXISTS", 409, "conflict"),
     Internal = ("INTERNAL_ERROR", 500, "server_error"),
 }
 

@@ -4,9 +4,11 @@
 //!
 //! - [`device`]: the device API and the end-user activation flow (`/api/v1/activate`,
 //!   `/activate`, leases);
+//! - [`files`]: golden images: the admin API's uploads, the device listing, downloads;
 //! - [`invite`]: the invitation landing page at `/invite/{token}`;
 //! - [`scim`]: the SCIM 2.0 service provider at `/scim/v2`.
 
 pub mod device;
+pub mod files;
 pub mod invite;
 pub mod scim;

@@ -299,6 +299,58 @@ pub(super) fn renewal_policy(
     })
 }
 
+/// A device request that proved itself: the device, its effective policy, and the key
+/// that signs answers to it.
+pub struct Proven {
+    pub device: DeviceRow,
+    pub policy: Effective,
+    pub key: SigningKey,
+}
+
+/// Checks a device's proof for `action` (and records it against replay), then that the
+/// device may renew now, as a renewal would: a device that may not renew gets nothing
+/// signed (a policy, its images), only the reason.
+pub fn proven_device(
+    db: &Db,
+    cfg: &LeaseConfig,
+    proof: &str,
+    action: &'static str,
+    now: i64,
+) -> Result<Proven, Problem> {
+    let (device, iat) = db.read(|tx| {
+        let p = verify_proof(tx, proof, action, now)?;
+        Ok::<_, Problem>((p.device, p.iat))
+    })?;
+    let outcome = db.write(|tx| {
+        if iat <= store::last_proof_at(tx, &device.id)? {
+            return Err(unauthorized(
+                "the proof is not newer than the device's last one (replay)",
+            ));
+        }
+        store::set_last_proof(tx, &device.id, iat)?;
+        let device = store::device(tx, &device.id)?
+            .ok_or_else(|| unauthorized("the device is gone"))?;
+        let policy = match renewal_policy(tx, &device, cfg, now)? {
+            Ok(policy) => policy,
+            Err(reason) => return Ok(Err((reason, device.id))),
+        };
+        let key = signing_key(tx, cfg, now)?;
+        Ok(Ok(Proven {
+            device,
+            policy,
+            key,
+        }))
+    })?;
+    outcome.map_err(|(reason, device)| {
+        crate::metrics::licensing().refused(action, reason.code());
+        Problem::new(
+            reason,
+            "This Mac may not renew its license, so it gets nothing from the gateway; see the reason.",
+        )
+        .with_detail(format!("device {device}"))
+    })
+}
+
 fn standing(
     tx: &Transaction<'_>,
     device: &DeviceRow,

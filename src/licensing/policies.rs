@@ -548,34 +548,11 @@ pub fn fetch(
     if_none_match: Option<&str>,
     now: i64,
 ) -> Result<Fetched, Problem> {
-    let (device, iat) = db.read(|tx| {
-        let p = super::leases::verify_proof(tx, proof, "policy", now)?;
-        Ok::<_, Problem>((p.device, p.iat))
-    })?;
-    let outcome = db.write(|tx| {
-        if iat <= store::last_proof_at(tx, &device.id)? {
-            return Err(super::leases::unauthorized(
-                "the proof is not newer than the device's last one (replay)",
-            ));
-        }
-        store::set_last_proof(tx, &device.id, iat)?;
-        let device = store::device(tx, &device.id)?
-            .ok_or_else(|| super::leases::unauthorized("the device is gone"))?;
-        let policy = match super::leases::renewal_policy(tx, &device, cfg, now)? {
-            Ok(policy) => policy,
-            Err(reason) => return Ok(Err((reason, device.id))),
-        };
-        let key = super::leases::signing_key(tx, cfg, now)?;
-        Ok(Ok((policy, key, device)))
-    })?;
-    let (policy, key, device) = outcome.map_err(|(reason, device)| {
-        crate::metrics::licensing().refused("policy", reason.code());
-        Problem::new(
-            reason,
-            "This Mac may not renew its license, so it gets no policy; see the reason.",
-        )
-        .with_detail(format!("device {device}"))
-    })?;
+    let super::leases::Proven {
+        device,
+        policy,
+        key,
+    } = super::leases::proven_device(db, cfg, proof, "policy", now)?;
     let hash = policy.hash();
     let etag = format!("\"{hash}\"");
     if matches(if_none_match, &etag) {

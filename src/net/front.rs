@@ -8,9 +8,10 @@
 //! ([`super::upstream`]). Answers are written out under a deadline. Connection caps (total and per client) are
 //! enforced at accept time by evicting the oldest idle connection, or refusing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use mio::{Events, Interest, Poll, Token};
 use rustls::{ServerConfig, ServerConnection};
 
 use super::head::{self, Parsed};
+use super::stream::{self, FileOut, Spool, Upload};
 use super::upstream::{self, Done, InnerResponse, Job, Submitted, Upstream};
 use crate::config::Limits;
 use crate::domain::problem::Reason;
@@ -34,6 +36,10 @@ const FIRST_CONN: usize = 2;
 /// How often deadlines are checked.
 const TICK: Duration = Duration::from_millis(100);
 const READ_CHUNK: usize = 16 * 1024;
+/// Upload bytes read from the socket before they are written to the file.
+const UPLOAD_READ_BUFFER: usize = 1024 * 1024;
+/// The `client` of a request whose connection is gone (an upload's last report).
+const DETACHED: usize = usize::MAX - 1;
 /// How long, and how many bytes, a closing connection drains input (as nginx's lingering
 /// close does).
 const LINGER: Duration = Duration::from_secs(5);
@@ -53,6 +59,9 @@ pub struct Front {
     pub inner_failed: Arc<AtomicBool>,
     /// Where plain HTTP that reaches the HTTPS port is sent.
     pub public_url: String,
+    /// The storage folder, whose files the application may name for a download or an
+    /// upload (see [`stream`]).
+    pub storage: PathBuf,
 }
 
 /// Signal flags set by handlers, plus the pipe that wakes the loop.
@@ -119,6 +128,12 @@ struct Conn {
     /// Plain HTTP arrived on the TLS port: the first request is answered in plain HTTP
     /// (a redirect to HTTPS) and the connection closed.
     plain_on_tls: bool,
+    /// The request being served is a HEAD (its answer announces a length but has no body).
+    head_only: bool,
+    /// A stored file being sent as the answer's body.
+    file_out: Option<FileOut>,
+    /// An upload request between its `begin` and `end` stages.
+    upload: Option<Upload>,
 }
 
 enum After {
@@ -139,6 +154,7 @@ pub fn run(front: Front) -> Result<(), FrontError> {
         mut signals,
         inner_failed,
         public_url,
+        storage,
     } = front;
     let mut gate = Gate::new(&limits, upstream);
     let mut ctx = Ctx {
@@ -147,6 +163,7 @@ pub fn run(front: Front) -> Result<(), FrontError> {
         limits,
         metrics,
         public_url,
+        storage,
     };
     let mut events = Events::with_capacity(1024);
     let mut done = Vec::new();
@@ -235,6 +252,7 @@ struct Ctx {
     limits: Limits,
     metrics: Arc<Metrics>,
     public_url: String,
+    storage: PathBuf,
 }
 
 struct Gate {
@@ -248,6 +266,8 @@ struct Gate {
     /// Shutting down: every answer from now on closes its connection.
     draining: bool,
     upstream: Upstream,
+    /// Upload files being written or reported on: one request at a time per file.
+    spooling: HashSet<PathBuf>,
 }
 
 impl Gate {
@@ -271,6 +291,7 @@ impl Gate {
             last_fd_warning: None,
             draining: false,
             upstream,
+            spooling: HashSet::new(),
         }
     }
 
@@ -397,6 +418,9 @@ impl Gate {
             interest: Interest::READABLE,
             path: String::new(),
             plain_on_tls: false,
+            head_only: false,
+            file_out: None,
+            upload: None,
         };
         if let Err(e) = front.poll.registry().register(
             &mut conn.sock,
@@ -458,6 +482,7 @@ impl Gate {
     }
 
     fn close(&mut self, front: &Ctx, slot: usize) {
+        self.abandon_upload(front, slot, "aborted");
         if let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) {
             let _ = front.poll.registry().deregister(&mut conn.sock);
             self.open -= 1;
@@ -470,6 +495,32 @@ impl Gate {
             self.free.push(slot);
             front.metrics.closed();
         }
+    }
+
+    /// An upload body cut off (the client went away, or too slow): the application still
+    /// hears what was written, so it can commit it and the client resume from there.
+    fn abandon_upload(&mut self, front: &Ctx, slot: usize, outcome: &'static str) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(Upload::Writing(spool)) = conn.upload.take() else {
+            return;
+        };
+        let (request, path) = spool.end_request(Some(outcome));
+        let job = Job {
+            client: DETACHED,
+            generation: 0,
+            request,
+            head_only: false,
+            idempotent: false,
+            release: Some(path.clone()),
+        };
+        let mut done = Vec::new();
+        if let Submitted::Overloaded = self.upstream.submit(front.poll.registry(), job, &mut done)
+        {
+            self.spooling.remove(&path);
+        }
+        self.deliver(front, &mut done);
     }
 
     fn on_event(&mut self, front: &Ctx, slot: usize, readable: bool, writable: bool) {
@@ -502,17 +553,38 @@ impl Gate {
     }
 
     fn on_done(&mut self, front: &Ctx, done: Done, more: &mut Vec<Done>) {
+        if let Some(path) = &done.release {
+            self.spooling.remove(path);
+        }
         let Some(conn) = self.conns.get_mut(done.client).and_then(Option::as_mut) else {
             return;
         };
         if conn.generation != done.generation || conn.phase != Phase::Dispatched {
             return;
         }
+        if let Some(Upload::Asking(head)) = conn.upload.take() {
+            return self.on_upload_answer(front, done, head, more);
+        }
         // Shutting down, the last answer closes the connection; a request already
         // buffered behind this one (pipelined) is still served first.
         conn.keep_alive &= !self.draining || !conn.inbuf.is_empty();
         let bytes = match done.response {
-            Ok(r) => serialize(&r, conn.keep_alive),
+            Ok(r) => match stream::file_body(&r) {
+                Some((path, start, len)) => {
+                    match FileOut::open(&front.storage, &path, start, len) {
+                        Ok(file) => {
+                            conn.file_out = (!conn.head_only).then_some(file);
+                            serialize(&r, conn.keep_alive, Some(len))
+                        }
+                        Err(e) => {
+                            log::error!("cannot send the stored file {path}: {e}");
+                            conn.keep_alive = false;
+                            serialize_error(&HttpError::internal(), &conn.path, false)
+                        }
+                    }
+                }
+                None => serialize(&r, conn.keep_alive, None),
+            },
             Err(e) => {
                 conn.keep_alive = false;
                 serialize_error(&e, &conn.path, false)
@@ -520,6 +592,62 @@ impl Gate {
         };
         let after = start_write(conn, bytes, done.client, front, self.max_inbuf);
         self.settle(front, done.client, after, more);
+    }
+
+    /// The application's answer to an upload's `begin` stage: with its consent the body
+    /// is written to the named file; anything else is the answer, and the unread body is
+    /// dropped with the connection.
+    fn on_upload_answer(&mut self, front: &Ctx, done: Done, head: head::Head, more: &mut Vec<Done>) {
+        let slot = done.client;
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let consent = done.response.as_ref().ok().and_then(stream::consent);
+        let refusal = match (consent, done.response) {
+            (Some((relative, offset)), _) => {
+                let busy = crate::storage::resolve(&front.storage, &relative)
+                    .is_none_or(|p| self.spooling.contains(&p));
+                if busy {
+                    Err(HttpError::new(
+                        Reason::UploadBusy,
+                        "Another request is writing this upload; wait for it to finish.",
+                    ))
+                } else {
+                    Spool::open(&front.storage, &relative, offset, &head).map_err(|e| {
+                        log::error!("cannot write the upload {relative}: {e}");
+                        HttpError::internal()
+                    })
+                }
+            }
+            (None, Ok(answer)) => {
+                conn.keep_alive = false;
+                let bytes = serialize(&answer, false, None);
+                let after = start_write(conn, bytes, slot, front, self.max_inbuf);
+                return self.settle(front, slot, after, more);
+            }
+            (None, Err(e)) => Err(e),
+        };
+        let after = match refusal {
+            Ok(spool) => {
+                self.spooling.insert(spool.path.clone());
+                conn.upload = Some(Upload::Writing(spool));
+                conn.phase = Phase::Body;
+                conn.deadline = Instant::now() + front.limits.body_timeout;
+                if head.expects_continue {
+                    let _ = queue_raw(conn, b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
+                }
+                match advance(conn, slot, front) {
+                    After::Keep if wants_write(conn) => flush(conn, slot, front, self.max_inbuf),
+                    other => other,
+                }
+            }
+            Err(e) => {
+                conn.keep_alive = false;
+                let bytes = serialize_error(&e, &conn.path, false);
+                start_write(conn, bytes, slot, front, self.max_inbuf)
+            }
+        };
+        self.settle(front, slot, after, more);
     }
 
     /// Applies the result of handling an event: close, or update what we wait for.
@@ -584,6 +712,7 @@ impl Gate {
             })
             .collect();
         for slot in expired {
+            self.abandon_upload(front, slot, "timeout");
             let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
                 continue;
             };
@@ -801,9 +930,15 @@ fn advance(conn: &mut Conn, slot: usize, front: &Ctx) -> After {
                     conn.inbuf.clear();
                     return queue_write(conn, head::plain_http_on_tls_port(&h, &front.public_url));
                 }
+                Parsed::Complete(h) if h.to_disk => {
+                    conn.path = h.path.clone();
+                    conn.keep_alive = h.keep_alive;
+                    return ask_to_upload(conn, slot, h);
+                }
                 Parsed::Complete(h) => {
                     conn.path = h.path.clone();
                     conn.keep_alive = h.keep_alive;
+                    conn.head_only = h.method_is_head;
                     if h.expects_continue
                         && h.body_len > 0
                         && conn.inbuf.len() < h.head_len + h.body_len
@@ -818,6 +953,7 @@ fn advance(conn: &mut Conn, slot: usize, front: &Ctx) -> After {
                     conn.deadline = Instant::now() + limits.body_timeout;
                 }
             },
+            Phase::Body if conn.upload.is_some() => return write_upload(conn, slot, front),
             Phase::Body => {
                 let Some(h) = &conn.pending else {
                     return After::Close;
@@ -843,12 +979,78 @@ fn advance(conn: &mut Conn, slot: usize, front: &Ctx) -> After {
                     request,
                     head_only: h.method_is_head,
                     idempotent,
+                    release: None,
                 };
                 return After::Dispatch(job);
             }
             Phase::Dispatched | Phase::Writing | Phase::Lingering => return After::Keep,
         }
     }
+}
+
+/// Asks the application whether an upload's body may be written (the `begin` stage),
+/// before reading any of it.
+fn ask_to_upload(conn: &mut Conn, slot: usize, h: head::Head) -> After {
+    conn.head_only = false;
+    conn.inbuf.drain(..h.head_len);
+    conn.generation += 1;
+    conn.phase = Phase::Dispatched;
+    let request = stream::with_stage(&h.forward, &format!("begin {}", h.body_len));
+    conn.upload = Some(Upload::Asking(h));
+    After::Dispatch(Job {
+        client: slot,
+        generation: conn.generation,
+        request,
+        head_only: false,
+        idempotent: true,
+        release: None,
+    })
+}
+
+/// Writes the upload body received so far to its file; once it is all written (or
+/// writing failed), reports to the application (the `end` stage).
+fn write_upload(conn: &mut Conn, slot: usize, front: &Ctx) -> After {
+    loop {
+        let Some(Upload::Writing(spool)) = &mut conn.upload else {
+            return After::Close;
+        };
+        let n = spool.wants().min(conn.inbuf.len());
+        if n > 0 {
+            spool.write(&conn.inbuf[..n]);
+            conn.inbuf.drain(..n);
+            // Progress, not the whole body, is what must come in time.
+            conn.deadline = Instant::now() + front.limits.body_timeout;
+        }
+        if spool.finished() {
+            break;
+        }
+        if !conn.read_paused {
+            return After::Keep;
+        }
+        conn.read_paused = false;
+        if let After::Close = read_in(conn, UPLOAD_READ_BUFFER, front) {
+            return After::Close;
+        }
+    }
+    let Some(Upload::Writing(spool)) = conn.upload.take() else {
+        return After::Close;
+    };
+    if spool.cut_short() {
+        // The rest of the body is never read: the answer closes the connection.
+        conn.keep_alive = false;
+        conn.inbuf.clear();
+    }
+    let (request, path) = spool.end_request(None);
+    conn.generation += 1;
+    conn.phase = Phase::Dispatched;
+    After::Dispatch(Job {
+        client: slot,
+        generation: conn.generation,
+        request,
+        head_only: false,
+        idempotent: false,
+        release: Some(path),
+    })
 }
 
 /// Queues an answer for a request that will not reach a worker.
@@ -888,9 +1090,29 @@ fn queue_raw(conn: &mut Conn, bytes: Vec<u8>) -> After {
 }
 
 fn wants_write(conn: &Conn) -> bool {
-    match &conn.tls {
-        Some(tls) => tls.wants_write(),
-        None => conn.out_pos < conn.outbuf.len(),
+    conn.file_out.is_some()
+        || match &conn.tls {
+            Some(tls) => tls.wants_write(),
+            None => conn.out_pos < conn.outbuf.len(),
+        }
+}
+
+/// Queues the next piece of a stored file's body, when one is being sent. `Ok(false)`
+/// when there is nothing more to queue.
+fn feed_file(conn: &mut Conn) -> io::Result<bool> {
+    let Some(file) = &mut conn.file_out else {
+        return Ok(false);
+    };
+    if file.done() {
+        conn.file_out = None;
+        return Ok(false);
+    }
+    match &mut conn.tls {
+        Some(tls) => file.feed(|bytes| tls.writer().write(bytes)),
+        None => file.feed(|bytes| {
+            conn.outbuf.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }),
     }
 }
 
@@ -898,6 +1120,24 @@ fn wants_write(conn: &Conn) -> bool {
 /// reading the next request.
 fn flush(conn: &mut Conn, slot: usize, front: &Ctx, max_inbuf: usize) -> After {
     loop {
+        let idle = match &conn.tls {
+            Some(tls) => !tls.wants_write(),
+            None => conn.out_pos >= conn.outbuf.len(),
+        };
+        if idle {
+            match feed_file(conn) {
+                Ok(true) => {
+                    // A stall, not the length of the download, is what times out.
+                    conn.deadline = Instant::now() + front.limits.write_timeout;
+                    continue;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    log::warn!("sending a stored file to {} stopped: {e}", conn.peer);
+                    return After::Close;
+                }
+            }
+        }
         let result = match &mut conn.tls {
             Some(tls) => {
                 if !tls.wants_write() {
@@ -924,7 +1164,7 @@ fn flush(conn: &mut Conn, slot: usize, front: &Ctx, max_inbuf: usize) -> After {
             Err(_) => return After::Close,
         }
     }
-    if conn.phase != Phase::Writing {
+    if conn.phase != Phase::Writing || conn.file_out.is_some() {
         return After::Keep;
     }
     // The response is out.
@@ -958,19 +1198,21 @@ fn flush(conn: &mut Conn, slot: usize, front: &Ctx, max_inbuf: usize) -> After {
     advance(conn, slot, front)
 }
 
-fn serialize(r: &InnerResponse, keep_alive: bool) -> Vec<u8> {
+/// The answer's head and body; `file_len` is the length of a stored file sent after it.
+fn serialize(r: &InnerResponse, keep_alive: bool, file_len: Option<u64>) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + r.body.len());
     out.extend_from_slice(
         format!("HTTP/1.1 {} {}\r\n", r.status, reason_phrase(r.status)).as_bytes(),
     );
     for (k, v) in &r.headers {
-        if !k.eq_ignore_ascii_case("content-length") {
+        if !k.eq_ignore_ascii_case("content-length") && !crate::http::is_internal_header(k) {
             out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
         }
     }
     let no_body = r.status < 200 || r.status == 204 || r.status == 304;
     if !no_body {
-        out.extend_from_slice(format!("Content-Length: {}\r\n", r.body.len()).as_bytes());
+        let len = file_len.unwrap_or(r.body.len() as u64);
+        out.extend_from_slice(format!("Content-Length: {len}\r\n").as_bytes());
     }
     out.extend_from_slice(if keep_alive {
         b"Connection: keep-alive\r\n\r\n"
@@ -989,7 +1231,7 @@ fn serialize_error(e: &HttpError, path: &str, keep_alive: bool) -> Vec<u8> {
         headers: response.headers,
         body: response.body,
     };
-    serialize(&inner, keep_alive)
+    serialize(&inner, keep_alive, None)
 }
 
 fn drain_pipe(pipe: &mut mio::net::UnixStream) {

@@ -9,7 +9,7 @@ use std::ops::ControlFlow;
 use crate::config::Limits;
 use crate::domain::problem::Reason;
 use crate::error::HttpError;
-use crate::http::{CLIENT_ADDR_HEADER, PROBE_HEADER};
+use crate::http::{CLIENT_ADDR_HEADER, PROBE_HEADER, is_internal_header};
 
 /// Headers that describe one hop; never forwarded.
 const HOP_BY_HOP: &[&str] = &[
@@ -44,6 +44,9 @@ pub struct Head {
     /// reached the HTTPS port.
     pub target: String,
     pub method_is_get: bool,
+    /// The body is written to a stored file by the gatekeeper, with the application's
+    /// consent asked first (an upload); `forward` then announces no body.
+    pub to_disk: bool,
 }
 
 /// The outcome of looking at the bytes received so far.
@@ -104,7 +107,16 @@ pub fn parse(buf: &[u8], limits: &Limits, client: IpAddr) -> Parsed {
         );
     }
     let client = forwarded_client(req.headers, client, limits);
-    let forward = forward_head(method, target, req.headers, body_len, client, head_len + 64);
+    let to_disk = body_len > 0 && crate::routes::streams_body_to_disk(method, &path);
+    let forwarded_len = if to_disk { 0 } else { body_len };
+    let forward = forward_head(
+        method,
+        target,
+        req.headers,
+        forwarded_len,
+        client,
+        head_len + 64,
+    );
     Parsed::Complete(Head {
         head_len,
         body_len: body_len as usize,
@@ -115,6 +127,7 @@ pub fn parse(buf: &[u8], limits: &Limits, client: IpAddr) -> Parsed {
         path,
         target: target.to_string(),
         method_is_get: method == "GET",
+        to_disk,
     })
 }
 
@@ -297,9 +310,10 @@ fn forward_head(
     forward.extend_from_slice(&ascii_target(target));
     forward.extend_from_slice(b" HTTP/1.1\r\n");
     for h in headers {
-        if HOP_BY_HOP
-            .iter()
-            .any(|skip| h.name.eq_ignore_ascii_case(skip))
+        if is_internal_header(h.name)
+            || HOP_BY_HOP
+                .iter()
+                .any(|skip| h.name.eq_ignore_ascii_case(skip))
             || h.name.eq_ignore_ascii_case("content-length")
         {
             continue;
@@ -534,12 +548,14 @@ mod tests {
 
     #[test]
     fn internal_headers_from_clients_are_dropped() {
-        let h =
-            complete("GET / HTTP/1.1\r\nX-Seatgate-Probe: 1\r\nx-seatgate-client: 1.2.3.4\r\n\r\n");
+        let h = complete(
+            "GET / HTTP/1.1\r\nX-Seatgate-Probe: 1\r\nx-seatgate-client: 1.2.3.4\r\nX-Seatgate-Upload: end 0 99 complete\r\nx-seatgate-FILE: images/1.img 0 9\r\n\r\n",
+        );
         let fwd = String::from_utf8(h.forward)
             .expect("utf8")
             .to_ascii_lowercase();
         assert!(!fwd.contains("probe"), "{fwd}");
+        assert!(!fwd.contains("upload") && !fwd.contains("file"), "{fwd}");
         assert_eq!(fwd.matches("x-seatgate-client").count(), 1, "{fwd}");
         assert!(fwd.contains("x-seatgate-client: 192.0.2.7"), "{fwd}");
     }

@@ -10,11 +10,16 @@
 //!                   ▼
 //!                 inner (tiny_http) ──▶ app threads (the bounded worker pool)
 //! ```
+//!
+//! Stored files (image and package downloads, upload bodies) are the exception: the front
+//! streams them between the socket and the storage folder itself ([`stream`]), with the
+//! application deciding who may read or write what.
 
 pub mod fds;
 pub mod front;
 pub mod head;
 pub mod inner;
 pub mod proxy;
+pub mod stream;
 pub mod tls;
 pub mod upstream;

@@ -31,12 +31,16 @@ pub struct Job {
     pub head_only: bool,
     /// Whether re-sending is harmless if the upstream connection turns out to be stale.
     pub idempotent: bool,
+    /// The upload file this request reports on; the gatekeeper lets another request
+    /// write it only once this one is answered.
+    pub release: Option<PathBuf>,
 }
 
 pub struct Done {
     pub client: usize,
     pub generation: u64,
     pub response: Result<InnerResponse, HttpError>,
+    pub release: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -97,6 +101,7 @@ fn probe_job() -> Job {
         request: format!("GET /healthz HTTP/1.1\r\nHost: seatgate\r\n{PROBE_HEADER}: 1\r\nConnection: keep-alive\r\n\r\n").into_bytes(),
         head_only: false,
         idempotent: true,
+        release: None,
     }
 }
 
@@ -402,6 +407,7 @@ fn finish(job: Job, response: Result<InnerResponse, HttpError>) -> Done {
         client: job.client,
         generation: job.generation,
         response,
+        release: job.release,
     }
 }
 

@@ -1,0 +1,56 @@
+//! The local distribution point (the admin guide's "Golden Images" and "Local Update
+//! Server"): files uploaded once, resumably, to the storage folder, and served to the
+//! Macs from there.
+//!
+//! - [`uploads`]: resumable uploads in `Content-Range` pieces, hashed (SHA-256) as they
+//!   are committed, checked against quotas and free space, and moved into place whole.
+//! - [`images`]: golden VM images, their versions, assignments to IdP groups, the signed
+//!   listing each device gets and the download authorization.
+//!
+//! The bytes themselves never pass through here on the way in or out: the gatekeeper
+//! writes upload bodies to the file this module names and streams downloads from it
+//! (`net::stream`).
+
+pub mod images;
+pub mod uploads;
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use crate::storage::Storage;
+
+/// The storage folder and the running hashes of uploads in progress.
+pub struct Distribution {
+    pub storage: Storage,
+    /// Each upload's SHA-256 so far, with how many bytes it covers; rebuilt from the
+    /// partial file when missing (after a restart) or behind.
+    hashes: Mutex<HashMap<String, (i64, ring::digest::Context)>>,
+}
+
+impl Distribution {
+    pub fn new(storage: Storage) -> Distribution {
+        Distribution {
+            storage,
+            hashes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes an upload's running hash out (the caller puts it back when done).
+    fn take_hash(&self, upload: &str) -> Option<(i64, ring::digest::Context)> {
+        self.hashes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(upload)
+    }
+
+    fn put_hash(&self, upload: &str, covered: i64, context: ring::digest::Context) {
+        self.hashes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(upload.to_string(), (covered, context));
+    }
+
+    fn forget_hash(&self, upload: &str) {
+        let _ = self.take_hash(upload);
+    }
+}
