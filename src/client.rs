@@ -24,7 +24,7 @@ pub enum ClientError {
     ReportRefused(String),
 }
 
-fn failed(e: impl std::fmt::Display) -> ClientError {
+pub(crate) fn failed(e: impl std::fmt::Display) -> ClientError {
     ClientError::Failed(e.to_string())
 }
 
@@ -55,8 +55,8 @@ pub struct Refusal {
 }
 
 pub struct Client {
-    dir: PathBuf,
-    agent: ureq::Agent,
+    pub(crate) dir: PathBuf,
+    pub(crate) agent: ureq::Agent,
     key_pkcs8: Vec<u8>,
     key: DeviceKey,
 }
@@ -105,7 +105,7 @@ impl Client {
             .and_then(|b| serde_json::from_slice(&b).ok())
     }
 
-    fn save_state(&self, s: &State) -> Result<(), ClientError> {
+    pub(crate) fn save_state(&self, s: &State) -> Result<(), ClientError> {
         let text = serde_json::to_vec_pretty(s).map_err(failed)?;
         crate::datadir::write_private_file(&self.dir.join("state.json"), &text).map_err(failed)
     }
@@ -340,7 +340,7 @@ impl Client {
     }
 
     /// A proof of possession: a JWS by the device key, newer than the last one sent.
-    fn proof(&self, state: &mut State, action: &str) -> Result<String, ClientError> {
+    pub(crate) fn proof(&self, state: &mut State, action: &str) -> Result<String, ClientError> {
         let mut iat = crate::clock::now_unix();
         if iat <= state.last_proof_iat {
             std::thread::sleep(Duration::from_millis(1100));
@@ -446,7 +446,12 @@ pub fn verify_lease(
 }
 
 /// Verifies a JWS of type `typ` signed by a key of `jwks`; returns its claims.
-fn verify_signed(token: &str, jwks: &Value, typ: &str, what: &str) -> Result<Value, ClientError> {
+pub(crate) fn verify_signed(
+    token: &str,
+    jwks: &Value,
+    typ: &str,
+    what: &str,
+) -> Result<Value, ClientError> {
     let jws = Jws::parse(token).map_err(failed)?;
     if jws.header["typ"] != typ {
         return Err(ClientError::Failed(format!("not {what}")));
@@ -494,7 +499,7 @@ pub struct PolicyFetch {
 
 /// A request that got no answer, in words that say what to do: above all an untrusted
 /// certificate, which is the gateway's own CA not yet trusted on this Mac.
-fn transport(url: &str, e: ureq::Error) -> ClientError {
+pub(crate) fn transport(url: &str, e: ureq::Error) -> ClientError {
     let host = url
         .split("://")
         .nth(1)
@@ -529,11 +534,11 @@ fn transport(url: &str, e: ureq::Error) -> ClientError {
     })
 }
 
-fn not_activated() -> ClientError {
+pub(crate) fn not_activated() -> ClientError {
     ClientError::Usage("this client is not activated; run `seatgate client activate` first".into())
 }
 
-fn refused(body: &Value) -> ClientError {
+pub(crate) fn refused(body: &Value) -> ClientError {
     let reason = body["reason"].as_str().unwrap_or("");
     let message = body["message"].as_str().unwrap_or("the gateway refused");
     let error = body["error"].as_str().unwrap_or("error");
@@ -578,7 +583,7 @@ fn agent(ca_cert: Option<&Path>) -> Result<ureq::Agent, ClientError> {
 }
 
 /// A response body as JSON (`null` when it is not), read up to 1 MiB.
-fn json_body(response: ureq::http::Response<ureq::Body>) -> Value {
+pub(crate) fn json_body(response: ureq::http::Response<ureq::Body>) -> Value {
     response
         .into_body()
         .with_config()

@@ -200,7 +200,20 @@ impl PassphraseKey {
     }
 }
 
+/// HMAC-SHA256 of `message` under `key`.
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    ring::hmac::sign(&key, message).as_ref().to_vec()
+}
+
+/// Whether `tag` is the HMAC-SHA256 of `message` under `key` (compared in constant time).
+pub fn hmac_sha256_verify(key: &[u8], message: &[u8], tag: &[u8]) -> bool {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    ring::hmac::verify(&key, message, tag).is_ok()
+}
+
 /// SHA-256 over data arriving in pieces.
+#[derive(Clone)]
 pub struct Sha256Stream(ring::digest::Context);
 
 impl Default for Sha256Stream {

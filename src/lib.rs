@@ -27,6 +27,7 @@ pub mod caps;
 pub mod cidr;
 pub mod cli;
 pub mod client;
+pub mod client_images;
 pub mod clock;
 pub mod config;
 pub mod crypto;

@@ -12,9 +12,9 @@
 use std::sync::LazyLock;
 
 use crate::app::App;
-use crate::endpoints::files;
 use crate::config::Limits;
 use crate::domain::problem::Reason;
+use crate::endpoints::files;
 use crate::error::{Format, HttpError};
 use crate::pipeline::{Ctx, Handled};
 
@@ -385,9 +385,12 @@ pub static ROUTES: &[Route] = &[
     .auth(Auth::DeviceProof),
     // The listing's download authorization is checked by the handler (a proof of
     // possession is single-use; a download takes many range requests).
-    Route::new(GET, "/api/v1/images/{version}/file", DeviceApi, |app, cx| {
-        files::download(app, cx)
-    }),
+    Route::new(
+        GET,
+        "/api/v1/images/{version}/file",
+        DeviceApi,
+        files::download,
+    ),
     Route::new(GET, "/api/v1/policy-schema", DeviceApi, |app, _| {
         Ok(app.licensing.policy_schema())
     }),
@@ -847,7 +850,9 @@ pub static ROUTES: &[Route] = &[
         app.admin.api_vms(cx.req)
     }),
     // --- the distribution point: images, uploads ---------------------------------------
-    Route::new(GET, "/api/v1/admin/images", AdminApi, |app, _| files::list_images(app)),
+    Route::new(GET, "/api/v1/admin/images", AdminApi, |app, _| {
+        files::list_images(app)
+    }),
     Route::new(POST, "/api/v1/admin/images/uploads", AdminApi, |app, cx| {
         files::start_image_upload(app, cx)
     }),
@@ -855,21 +860,23 @@ pub static ROUTES: &[Route] = &[
         POST,
         "/api/v1/admin/images/{image}/assignments",
         AdminApi,
-        |app, cx| files::assign(app, cx),
+        files::assign,
     ),
     Route::new(
         DELETE,
         "/api/v1/admin/images/{image}/assignments/{id}",
         AdminApi,
-        |app, cx| files::unassign(app, cx),
+        files::unassign,
     ),
     Route::new(
         DELETE,
         "/api/v1/admin/images/{image}/versions/{version}",
         AdminApi,
-        |app, cx| files::delete_version(app, cx),
+        files::delete_version,
     ),
-    Route::new(GET, "/api/v1/admin/uploads", AdminApi, |app, _| files::list_uploads(app)),
+    Route::new(GET, "/api/v1/admin/uploads", AdminApi, |app, _| {
+        files::list_uploads(app)
+    }),
     Route::new(GET, "/api/v1/admin/uploads/{id}", AdminApi, |app, cx| {
         files::upload_status(app, cx)
     }),

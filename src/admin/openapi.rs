@@ -414,6 +414,98 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     op(
         "GET",
+        "/api/v1/admin/images",
+        "Golden images: versions (size, SHA-256, devices reporting each), group assignments",
+        200,
+    ),
+    Operation {
+        body: Some((
+            &[
+                (
+                    "name",
+                    "string",
+                    "the image's name (created with its first version)",
+                ),
+                (
+                    "version",
+                    "string",
+                    "letters, digits, '.', '-', '_', '+'; unique per image",
+                ),
+                ("size", "integer", "the file's size in bytes"),
+                (
+                    "sha256",
+                    "string",
+                    "the file's SHA-256 (hex); checked when complete",
+                ),
+                ("description", "string", "the image's description"),
+                ("notes", "string", "the version's release notes"),
+            ],
+            &["name", "version", "size"],
+        )),
+        ..op(
+            "POST",
+            "/api/v1/admin/images/uploads",
+            "Start (or resume: same target, size and hash) an upload; PUT its pieces to the url",
+            201,
+        )
+    },
+    Operation {
+        body: Some((
+            &[
+                ("group", "string", "the group as the IdP names it"),
+                (
+                    "connection",
+                    "string",
+                    "the IdP connection whose group it is",
+                ),
+                (
+                    "version",
+                    "string",
+                    "a version to pin; absent or null: the latest",
+                ),
+            ],
+            &["group"],
+        )),
+        ..op(
+            "POST",
+            "/api/v1/admin/images/{image}/assignments",
+            "Assign an image to a group (assigning again changes the pin)",
+            201,
+        )
+    },
+    op(
+        "DELETE",
+        "/api/v1/admin/images/{image}/assignments/{id}",
+        "Remove an image assignment",
+        204,
+    ),
+    op(
+        "DELETE",
+        "/api/v1/admin/images/{image}/versions/{version}",
+        "Delete a version and its file (refused while pinned)",
+        204,
+    ),
+    op("GET", "/api/v1/admin/uploads", "Uploads in progress", 200),
+    op(
+        "GET",
+        "/api/v1/admin/uploads/{id}",
+        "An upload's progress (received; also the Upload-Offset header)",
+        200,
+    ),
+    op(
+        "PUT",
+        "/api/v1/admin/uploads/{id}",
+        "A piece: Content-Range bytes FIRST-LAST/TOTAL starting at received (bytes */TOTAL without a body asks); 201 when complete",
+        200,
+    ),
+    op(
+        "DELETE",
+        "/api/v1/admin/uploads/{id}",
+        "Cancel an upload and remove its partial file",
+        204,
+    ),
+    op(
+        "GET",
         "/api/v1/admin/policies",
         "Client policies: the settings each sets, its group assignments, which is the default",
         200,

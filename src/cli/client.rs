@@ -44,6 +44,19 @@ pub enum ClientCommand {
     /// Fetch this device's policy (signed by the gateway), verify it and print each setting;
     /// unchanged policies are not sent again (ETag)
     Policy,
+    /// List the golden VM images assigned to this device (a listing the gateway signs)
+    Images,
+    /// Download an assigned image, resuming an interrupted download, and verify its SHA-256
+    ImageDownload {
+        /// The image's name
+        image: String,
+        /// A version other than the one assigned (default: the assigned one)
+        #[arg(long)]
+        version: Option<String>,
+        /// Where to save it [default: NAME-VERSION.img in the current directory]
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Show the device, the lease and whether it verifies now
     Status,
     /// Deactivate this device at the gateway and forget its lease
@@ -190,6 +203,12 @@ pub fn run(
             );
         }
         ClientCommand::Policy => policy(&dir)?,
+        ClientCommand::Images => images(&dir)?,
+        ClientCommand::ImageDownload {
+            image,
+            version,
+            out,
+        } => image_download(&dir, &image, version.as_deref(), out)?,
         ClientCommand::Status => status(&dir)?,
         ClientCommand::Deactivate => {
             let client = open_activated(&dir)?;
@@ -423,6 +442,77 @@ fn read_vms(path: &Path) -> Result<serde_json::Value, CliError> {
 }
 
 /// `client policy`: fetch, verify, keep and print this device's policy.
+fn images(dir: &Path) -> Result<(), CliError> {
+    let client = open_activated(dir)?;
+    let listed = client.images().map_err(client_error)?;
+    if listed.is_empty() {
+        outln!("no images are assigned to this device");
+    }
+    for e in &listed {
+        outln!(
+            "{}  {}  {} bytes  sha256 {}{}",
+            e["name"].as_str().unwrap_or(""),
+            e["version"].as_str().unwrap_or(""),
+            e["size"],
+            e["sha256"].as_str().unwrap_or(""),
+            if e["pinned"].as_bool() == Some(true) {
+                "  (pinned)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
+
+fn image_download(
+    dir: &Path,
+    image: &str,
+    version: Option<&str>,
+    out: Option<PathBuf>,
+) -> Result<(), CliError> {
+    let client = open_activated(dir)?;
+    let out = match out {
+        Some(o) => o,
+        None => {
+            let listed = client.images().map_err(client_error)?;
+            let v = listed
+                .iter()
+                .find(|e| {
+                    e["name"]
+                        .as_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(image))
+                })
+                .and_then(|e| e["version"].as_str())
+                .unwrap_or("image");
+            let safe: String = format!("{image}-{}", version.unwrap_or(v))
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            PathBuf::from(format!("{safe}.img"))
+        }
+    };
+    let d = client
+        .download_image(image, version, &out)
+        .map_err(client_error)?;
+    if d.resumed_from > 0 {
+        outln!("resumed after {} bytes already downloaded", d.resumed_from);
+    }
+    outln!(
+        "saved {} ({} bytes), sha256 {} verified",
+        d.path.display(),
+        d.size,
+        d.sha256
+    );
+    Ok(())
+}
+
 fn policy(dir: &Path) -> Result<(), CliError> {
     let client = open_activated(dir)?;
     let fetched = client.policy().map_err(client_error)?;

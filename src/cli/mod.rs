@@ -32,6 +32,7 @@ mod access;
 mod backup;
 mod client;
 mod idp;
+mod image;
 mod licensing;
 mod mail;
 mod policy;
@@ -162,6 +163,10 @@ pub enum Command {
     /// create, assign to groups with a priority, set the default
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Golden VM images: add versions (resumable), list them with their SHA-256, assign
+    /// them to IdP groups (latest or pinned)
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// Sublicenses: named slices of a license for the groups mapped to them
     #[command(subcommand)]
     Sublicense(licensing::SublicenseCommand),
@@ -308,6 +313,7 @@ pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
         }
         Command::Mail(cmd) => mail::mail(&open_existing_db(&config)?, &config, cmd),
         Command::Policy(cmd) => policy::run(&open_existing_db(&config)?, &config, cmd),
+        Command::Image(cmd) => image::run(&open_existing_db(&config)?, &config, cmd),
         Command::Profile(cmd) => {
             let db = open_existing_db(&config)?;
             let public_url = public_url_for_cli(&config, &db)?;

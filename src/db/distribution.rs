@@ -77,7 +77,12 @@ pub fn uploads(tx: &Transaction<'_>) -> rusqlite::Result<Vec<UploadRow>> {
     stmt.query_map([], upload_row)?.collect()
 }
 
-pub fn set_received(tx: &Transaction<'_>, id: &str, received: i64, now: i64) -> rusqlite::Result<()> {
+pub fn set_received(
+    tx: &Transaction<'_>,
+    id: &str,
+    received: i64,
+    now: i64,
+) -> rusqlite::Result<()> {
     tx.execute(
         "UPDATE uploads SET received = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, received, now],
@@ -208,9 +213,11 @@ pub fn version_named(
     image_id: &str,
     version: &str,
 ) -> rusqlite::Result<Option<VersionRow>> {
-    tx.prepare_cached(&format!("{VERSION} WHERE v.image_id = ?1 AND v.version = ?2"))?
-        .query_row(params![image_id, version], version_row)
-        .optional()
+    tx.prepare_cached(&format!(
+        "{VERSION} WHERE v.image_id = ?1 AND v.version = ?2"
+    ))?
+    .query_row(params![image_id, version], version_row)
+    .optional()
 }
 
 /// Stores a version's record; its file must already be in place. Returns its id.
@@ -256,7 +263,8 @@ pub struct ImageAssignmentRow {
     pub created_at: i64,
 }
 
-const ASSIGNMENT: &str = "SELECT a.id, a.image_id, i.name, a.group_ref, a.connection_id, a.pinned_version, a.created_at
+const ASSIGNMENT: &str =
+    "SELECT a.id, a.image_id, i.name, a.group_ref, a.connection_id, a.pinned_version, a.created_at
      FROM image_assignments a JOIN images i ON i.id = a.image_id";
 
 fn assignment_row(r: &Row<'_>) -> rusqlite::Result<ImageAssignmentRow> {

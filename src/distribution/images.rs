@@ -134,8 +134,12 @@ fn audit(
 }
 
 pub fn find(db: &Db, id_or_name: &str) -> Result<ImageRow, Problem> {
-    db.read(|tx| store::image(tx, id_or_name))?
-        .ok_or_else(|| Problem::new(Reason::NotFound, format!("There is no image {id_or_name:?}.")))
+    db.read(|tx| store::image(tx, id_or_name))?.ok_or_else(|| {
+        Problem::new(
+            Reason::NotFound,
+            format!("There is no image {id_or_name:?}."),
+        )
+    })
 }
 
 /// The newest of an image's versions, by version number.
@@ -205,7 +209,10 @@ pub fn assign(
 pub fn unassign(db: &Db, actor: &Actor, assignment: &str, now: i64) -> Result<(), Problem> {
     db.write(|tx| {
         let a = store::assignment(tx, assignment)?.ok_or_else(|| {
-            Problem::new(Reason::NotFound, format!("There is no image assignment {assignment:?}."))
+            Problem::new(
+                Reason::NotFound,
+                format!("There is no image assignment {assignment:?}."),
+            )
         })?;
         store::delete_assignment(tx, &a.id)?;
         audit(
@@ -230,8 +237,9 @@ pub fn delete_version(
     now: i64,
 ) -> Result<(), Problem> {
     let id = db.write(|tx| {
-        let image = store::image(tx, image)?
-            .ok_or_else(|| Problem::new(Reason::NotFound, format!("There is no image {image:?}.")))?;
+        let image = store::image(tx, image)?.ok_or_else(|| {
+            Problem::new(Reason::NotFound, format!("There is no image {image:?}."))
+        })?;
         let v = store::version_named(tx, &image.id, version)?.ok_or_else(|| {
             Problem::new(
                 Reason::NotFound,
@@ -372,8 +380,8 @@ fn from_hex(hex: &str) -> Option<Vec<u8>> {
 /// single-use).
 fn download_token(key: &[u8], device: &str, version: i64, exp: i64) -> String {
     let body = format!("{device}.{version}.{exp}");
-    let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), body.as_bytes());
-    format!("{body}.{}", crate::crypto::b64url(tag.as_ref()))
+    let tag = crate::crypto::hmac_sha256(key, body.as_bytes());
+    format!("{body}.{}", crate::crypto::b64url(&tag))
 }
 
 /// The version a download may fetch: the authorization must be ours, unexpired, for this
@@ -401,12 +409,9 @@ pub fn authorize_download(
     let key = token_key(db, now)?;
     let body = format!("{device}.{version}.{exp}");
     let tag = crate::crypto::b64url_decode(tag).ok_or_else(not_found)?;
-    ring::hmac::verify(
-        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
-        body.as_bytes(),
-        &tag,
-    )
-    .map_err(|_| not_found())?;
+    if !crate::crypto::hmac_sha256_verify(&key, body.as_bytes(), &tag) {
+        return Err(not_found());
+    }
     if version != version_id || exp.parse::<i64>().map_or(true, |e| e < now) {
         return Err(not_found());
     }

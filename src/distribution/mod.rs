@@ -24,7 +24,7 @@ pub struct Distribution {
     pub storage: Storage,
     /// Each upload's SHA-256 so far, with how many bytes it covers; rebuilt from the
     /// partial file when missing (after a restart) or behind.
-    hashes: Mutex<HashMap<String, (i64, ring::digest::Context)>>,
+    hashes: Mutex<HashMap<String, (i64, crate::crypto::Sha256Stream)>>,
 }
 
 impl Distribution {
@@ -36,14 +36,14 @@ impl Distribution {
     }
 
     /// Takes an upload's running hash out (the caller puts it back when done).
-    fn take_hash(&self, upload: &str) -> Option<(i64, ring::digest::Context)> {
+    fn take_hash(&self, upload: &str) -> Option<(i64, crate::crypto::Sha256Stream)> {
         self.hashes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(upload)
     }
 
-    fn put_hash(&self, upload: &str, covered: i64, context: ring::digest::Context) {
+    fn put_hash(&self, upload: &str, covered: i64, context: crate::crypto::Sha256Stream) {
         self.hashes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

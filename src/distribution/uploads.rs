@@ -210,7 +210,10 @@ fn exists_already(tx: &rusqlite::Transaction<'_>, target: &Target) -> Result<(),
             {
                 return Err(Problem::new(
                     Reason::VersionExists,
-                    format!("The image {:?} already has a version {version}.", image.name),
+                    format!(
+                        "The image {:?} already has a version {version}.",
+                        image.name
+                    ),
                 ));
             }
         }
@@ -332,7 +335,9 @@ pub fn end(
         row
     };
     if outcome == "io-error" {
-        return Err(io_problem(std::io::Error::other("writing an upload failed")));
+        return Err(io_problem(std::io::Error::other(
+            "writing an upload failed",
+        )));
     }
     if row.received < row.size {
         return Ok(Ended::Partial(row));
@@ -360,7 +365,7 @@ pub fn commit(
     let mut file = File::open(&path).map_err(io_problem)?;
     let (covered, mut hash) = match dist.take_hash(&row.id) {
         Some((covered, hash)) if covered == row.received => (covered, hash),
-        _ => (0, ring::digest::Context::new(&ring::digest::SHA256)),
+        _ => (0, crate::crypto::Sha256Stream::default()),
     };
     let end = offset + written;
     let read = hash_range(&mut file, &mut hash, covered as u64, end);
@@ -392,7 +397,7 @@ pub fn commit(
 /// Feeds bytes `from..to` of the file to the hash.
 fn hash_range(
     file: &mut File,
-    hash: &mut ring::digest::Context,
+    hash: &mut crate::crypto::Sha256Stream,
     from: u64,
     to: u64,
 ) -> std::io::Result<()> {
@@ -430,12 +435,12 @@ fn finish(
                 .path(&storage::upload_file(&row.id))
                 .map_err(io_problem)?;
             let mut file = File::open(path).map_err(io_problem)?;
-            let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+            let mut hash = crate::crypto::Sha256Stream::default();
             hash_range(&mut file, &mut hash, 0, row.size as u64).map_err(io_problem)?;
             hash
         }
     };
-    let sha256 = crate::crypto::hex(hash.finish().as_ref());
+    let sha256 = crate::crypto::hex(&hash.finish());
     if let Some(declared) = &row.sha256
         && declared != &sha256
     {
@@ -504,7 +509,7 @@ pub fn sweep(dist: &Distribution, db: &Db, now: i64) -> Result<usize, Problem> {
         let _ = cancel(dist, db, id, &Actor::System);
     }
     let live: Vec<String> = db
-        .read(|tx| store::uploads(tx))?
+        .read(store::uploads)?
         .into_iter()
         .map(|u| storage::upload_file(&u.id))
         .collect();

@@ -69,7 +69,10 @@ pub fn parse_content_range(value: &str) -> Result<ContentRange, Problem> {
         return Ok(ContentRange::Query { total });
     }
     let (first, last) = span.split_once('-').ok_or_else(bad)?;
-    let (first, last) = (number(first).ok_or_else(bad)?, number(last).ok_or_else(bad)?);
+    let (first, last) = (
+        number(first).ok_or_else(bad)?,
+        number(last).ok_or_else(bad)?,
+    );
     if first > last || last >= total {
         return Err(bad());
     }
@@ -188,10 +191,34 @@ mod tests {
     fn ranges() {
         let p = |v: &str| parse_range(Some(v), 1000).ok();
         assert_eq!(p("bytes=0-99"), Some(Wanted::Part { start: 0, len: 100 }));
-        assert_eq!(p("bytes=990-"), Some(Wanted::Part { start: 990, len: 10 }));
-        assert_eq!(p("bytes=990-5000"), Some(Wanted::Part { start: 990, len: 10 }));
-        assert_eq!(p("bytes=-10"), Some(Wanted::Part { start: 990, len: 10 }));
-        assert_eq!(p("bytes=-5000"), Some(Wanted::Part { start: 0, len: 1000 }));
+        assert_eq!(
+            p("bytes=990-"),
+            Some(Wanted::Part {
+                start: 990,
+                len: 10
+            })
+        );
+        assert_eq!(
+            p("bytes=990-5000"),
+            Some(Wanted::Part {
+                start: 990,
+                len: 10
+            })
+        );
+        assert_eq!(
+            p("bytes=-10"),
+            Some(Wanted::Part {
+                start: 990,
+                len: 10
+            })
+        );
+        assert_eq!(
+            p("bytes=-5000"),
+            Some(Wanted::Part {
+                start: 0,
+                len: 1000
+            })
+        );
         assert_eq!(p("bytes=1000-"), Some(Wanted::Unsatisfiable));
         assert_eq!(p("bytes=-0"), Some(Wanted::Unsatisfiable));
         assert_eq!(p("bytes=0-1,5-6"), Some(Wanted::Whole));

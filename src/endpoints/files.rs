@@ -264,7 +264,13 @@ pub fn download(app: &App, cx: &Ctx<'_>) -> Handled {
         app.clock.now_unix(),
     )?;
     let filename = format!("{}-{}.img", safe_file_name(&v.image_name), v.version);
-    serve_file(cx, &crate::storage::image_file(v.id), v.size as u64, &v.sha256, &filename)
+    serve_file(
+        cx,
+        &crate::storage::image_file(v.id),
+        v.size as u64,
+        &v.sha256,
+        &filename,
+    )
 }
 
 /// A stored file as a response: `ETag` from its SHA-256, `If-None-Match` (304), `Range`

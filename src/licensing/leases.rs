@@ -328,8 +328,8 @@ pub fn proven_device(
             ));
         }
         store::set_last_proof(tx, &device.id, iat)?;
-        let device = store::device(tx, &device.id)?
-            .ok_or_else(|| unauthorized("the device is gone"))?;
+        let device =
+            store::device(tx, &device.id)?.ok_or_else(|| unauthorized("the device is gone"))?;
         let policy = match renewal_policy(tx, &device, cfg, now)? {
             Ok(policy) => policy,
             Err(reason) => return Ok(Err((reason, device.id))),

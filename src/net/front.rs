@@ -213,13 +213,7 @@ pub fn run(front: Front) -> Result<(), FrontError> {
             gate.sweep(&ctx, now);
             next_sweep = now + TICK;
         }
-        if signals.reload.swap(false, Ordering::SeqCst)
-            && ctx.tls.is_some()
-            && let Some(config) = (signals.reload_tls)()
-        {
-            ctx.tls = Some(config);
-            log::info!("reloaded the TLS certificate; new connections use it");
-        }
+        reload_tls(&mut ctx, &signals);
         if gate.upstream.failed || inner_failed.load(Ordering::SeqCst) {
             return Err(FrontError::InnerFailed);
         }
@@ -242,6 +236,17 @@ pub fn run(front: Front) -> Result<(), FrontError> {
                 return Ok(());
             }
         }
+    }
+}
+
+/// On SIGHUP, new connections get the certificate read again.
+fn reload_tls(ctx: &mut Ctx, signals: &Signals) {
+    if signals.reload.swap(false, Ordering::SeqCst)
+        && ctx.tls.is_some()
+        && let Some(config) = (signals.reload_tls)()
+    {
+        ctx.tls = Some(config);
+        log::info!("reloaded the TLS certificate; new connections use it");
     }
 }
 
@@ -516,8 +521,7 @@ impl Gate {
             release: Some(path.clone()),
         };
         let mut done = Vec::new();
-        if let Submitted::Overloaded = self.upstream.submit(front.poll.registry(), job, &mut done)
-        {
+        if let Submitted::Overloaded = self.upstream.submit(front.poll.registry(), job, &mut done) {
             self.spooling.remove(&path);
         }
         self.deliver(front, &mut done);
@@ -597,7 +601,13 @@ impl Gate {
     /// The application's answer to an upload's `begin` stage: with its consent the body
     /// is written to the named file; anything else is the answer, and the unread body is
     /// dropped with the connection.
-    fn on_upload_answer(&mut self, front: &Ctx, done: Done, head: head::Head, more: &mut Vec<Done>) {
+    fn on_upload_answer(
+        &mut self,
+        front: &Ctx,
+        done: Done,
+        head: head::Head,
+        more: &mut Vec<Done>,
+    ) {
         let slot = done.client;
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return;
@@ -936,21 +946,9 @@ fn advance(conn: &mut Conn, slot: usize, front: &Ctx) -> After {
                     return ask_to_upload(conn, slot, h);
                 }
                 Parsed::Complete(h) => {
-                    conn.path = h.path.clone();
-                    conn.keep_alive = h.keep_alive;
-                    conn.head_only = h.method_is_head;
-                    if h.expects_continue
-                        && h.body_len > 0
-                        && conn.inbuf.len() < h.head_len + h.body_len
-                    {
-                        let r#continue = b"HTTP/1.1 100 Continue\r\n\r\n".to_vec();
-                        if let After::Close = queue_raw(conn, r#continue) {
-                            return After::Close;
-                        }
+                    if let After::Close = await_body(conn, h, limits) {
+                        return After::Close;
                     }
-                    conn.pending = Some(h);
-                    conn.phase = Phase::Body;
-                    conn.deadline = Instant::now() + limits.body_timeout;
                 }
             },
             Phase::Body if conn.upload.is_some() => return write_upload(conn, slot, front),
@@ -986,6 +984,23 @@ fn advance(conn: &mut Conn, slot: usize, front: &Ctx) -> After {
             Phase::Dispatched | Phase::Writing | Phase::Lingering => return After::Keep,
         }
     }
+}
+
+/// A vetted head: the body, if any, is read next (after `100 Continue` when asked).
+fn await_body(conn: &mut Conn, h: head::Head, limits: &Limits) -> After {
+    conn.path = h.path.clone();
+    conn.keep_alive = h.keep_alive;
+    conn.head_only = h.method_is_head;
+    if h.expects_continue && h.body_len > 0 && conn.inbuf.len() < h.head_len + h.body_len {
+        let r#continue = b"HTTP/1.1 100 Continue\r\n\r\n".to_vec();
+        if let After::Close = queue_raw(conn, r#continue) {
+            return After::Close;
+        }
+    }
+    conn.pending = Some(h);
+    conn.phase = Phase::Body;
+    conn.deadline = Instant::now() + limits.body_timeout;
+    After::Keep
 }
 
 /// Asks the application whether an upload's body may be written (the `begin` stage),

@@ -173,10 +173,11 @@ impl Spool {
 
     /// The `end` stage request, with the outcome (`outcome` replaces a complete write's).
     pub fn end_request(self, outcome: Option<&'static str>) -> (Vec<u8>, PathBuf) {
-        let outcome = self
-            .failure
-            .or(outcome)
-            .unwrap_or(if self.cut_short() { "aborted" } else { "complete" });
+        let outcome = self.failure.or(outcome).unwrap_or(if self.cut_short() {
+            "aborted"
+        } else {
+            "complete"
+        });
         let stage = format!("end {} {} {outcome}", self.offset, self.written);
         // Closing the file here (dropping it) makes every write visible to the
         // application, which reads the new bytes back to hash them.

@@ -16,6 +16,7 @@ mod entitlements;
 mod fleet_view;
 mod front;
 mod health;
+mod images;
 mod license_keys;
 mod licensing;
 mod lifecycle;
