@@ -464,6 +464,34 @@ pub static ROUTES: &[Route] = &[
     Route::new(GET, "/admin/users", AdminPage, |app, cx| {
         app.admin.users_page(cx.req, cx.session()?)
     }),
+    Route::new(GET, "/admin/images", AdminPage, |app, cx| {
+        app.admin.images_page(cx.session()?)
+    }),
+    Route::new(POST, "/admin/images/assign", AdminPage, |app, cx| {
+        app.admin.assign_image(cx.req, cx.session()?, &cx.actor()?)
+    }),
+    Route::new(
+        POST,
+        "/admin/images/assignments/{id}/remove",
+        AdminPage,
+        |app, cx| {
+            app.admin
+                .unassign_image(cx.session()?, &cx.actor()?, cx.param("id"))
+        },
+    ),
+    Route::new(
+        POST,
+        "/admin/images/{image}/versions/{version}/delete",
+        AdminPage,
+        |app, cx| {
+            app.admin.delete_image_version(
+                &app.distribution,
+                cx.session()?,
+                &cx.actor()?,
+                (cx.param("image"), cx.param("version")),
+            )
+        },
+    ),
     Route::new(GET, "/admin/vms", AdminPage, |app, cx| {
         app.admin.vms_page(cx.req, cx.session()?)
     }),

@@ -25,6 +25,7 @@ mod deploy;
 mod first_run;
 pub mod forms;
 pub mod history;
+mod images;
 mod invitations;
 mod keys;
 mod licenses;

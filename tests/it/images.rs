@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::activation::{browse, client, setup};
 use crate::admin_api::{admin_token, call};
+use crate::portal::{get, session, submit};
 use crate::support::{HttpResponse, TestServer, Tmpfs, db_query, server};
 
 fn sha256(bytes: &[u8]) -> String {
@@ -229,6 +230,45 @@ fn uploads_resume_after_drops_and_kill9_and_refuse_what_they_must() {
     assert_eq!(
         sha256(&std::fs::read(dir.join("storage/images/1.img")).expect("stored")),
         sha
+    );
+
+    // The portal's Images page lists the version and assigns it, pinned, to a group.
+    let cookie = session(&s);
+    let page = get(&s, "/admin/images", &cookie).text();
+    assert!(
+        page.contains("Win11 Golden") && page.contains(&sha[..16]),
+        "{page}"
+    );
+    let r = submit(
+        &s,
+        &cookie,
+        &page,
+        "Assign",
+        &[("group", "Design"), ("version", "9.9")],
+    );
+    assert_eq!(r.status, 400, "an unknown version is refused on the page");
+    assert!(r.text().contains("has no version"), "{}", r.text());
+    let r = submit(
+        &s,
+        &cookie,
+        &page,
+        "Assign",
+        &[("group", "Design"), ("version", "1.0")],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let page = get(&s, "/admin/images", &cookie).text();
+    assert!(page.contains("pinned at 1.0"), "{page}");
+    let r = call(
+        &s,
+        &token,
+        "DELETE",
+        "/api/v1/admin/images/Win11%20Golden/versions/1.0",
+        None,
+    );
+    assert_eq!(
+        (r.status, r.json()["reason"].clone()),
+        (409, json!("CONFLICT")),
+        "a pinned version stays"
     );
 }
 
