@@ -130,6 +130,8 @@ audit_actions! {
     MappingAdded = "mapping_added",
     MappingRemoved = "mapping_removed",
     NotificationsChanged = "notifications_changed",
+    PackageAdded = "package_added",
+    PackageRetired = "package_retired",
     PendingCleared = "pending_cleared",
     PolicyAssigned = "policy_assigned",
     PolicyChanged = "policy_changed",

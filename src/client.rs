@@ -219,26 +219,30 @@ impl Client {
     /// virtual machines when given (a JSON array, as `domain::inventory` reads it). A
     /// refused report (400 or 413) must not cost the Mac its license: the renewal is sent
     /// again without it, and the refusal comes back in `report_refused`.
-    pub fn renew_reporting(&self, vms: &Value) -> Result<(Value, Option<String>), ClientError> {
-        match self.renew(Some(vms)) {
+    /// Renews with a report (`{"vms": […], "app_version": "…"}`); a refused report is
+    /// dropped and the renewal made without it (the reason is returned).
+    pub fn renew_reporting(&self, report: &Value) -> Result<(Value, Option<String>), ClientError> {
+        match self.renew(Some(report)) {
             Err(ClientError::ReportRefused(why)) => Ok((self.renew(None)?, Some(why))),
             other => other.map(|claims| (claims, None)),
         }
     }
 
-    pub fn renew(&self, vms: Option<&Value>) -> Result<Value, ClientError> {
+    pub fn renew(&self, report: Option<&Value>) -> Result<Value, ClientError> {
         let mut state = self.state().ok_or_else(not_activated)?;
         let proof = self.proof(&mut state, "renew")?;
         let mut body = json!({"proof": proof});
-        if let Some(vms) = vms {
-            body["vms"] = vms.clone();
+        if let Some(fields) = report.and_then(Value::as_object) {
+            for (k, v) in fields {
+                body[k.as_str()] = v.clone();
+            }
         }
         let (status, body) = self.post(
             &format!("{}/api/v1/leases/renew", state.server),
             &body,
             None,
         )?;
-        if vms.is_some() && matches!(status, 400 | 413) {
+        if report.is_some() && matches!(status, 400 | 413) {
             // The report, not the Mac, was refused: nothing is recorded as a refusal.
             self.save_state(&state)?;
             return Err(ClientError::ReportRefused(refused(&body).to_string()));

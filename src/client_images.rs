@@ -1,4 +1,5 @@
-//! The reference client's golden images: the signed listing of this device's images, and
+//! The reference client's side of the distribution point: its update feed, and golden
+//! images: the signed listing of this device's images, and
 //! downloads that resume where they stopped (`Range` with `If-Range`, so a file replaced
 //! on the gateway starts over instead of being spliced) and verify the SHA-256 the signed
 //! listing gives before the file takes its name.
@@ -25,6 +26,27 @@ pub struct Downloaded {
 }
 
 impl Client {
+    /// This device's update feed (`GET /api/v1/updates`): the branch its policy (or the
+    /// profile) gives it and the versions offered there, each with its edSignature.
+    pub fn updates(&self) -> Result<Value, ClientError> {
+        let mut state = self.state().ok_or_else(not_activated)?;
+        let proof = self.proof(&mut state, "updates")?;
+        let url = format!("{}/api/v1/updates", state.server);
+        let response = self
+            .agent
+            .get(&url)
+            .header("Authorization", &format!("Device {proof}"))
+            .call()
+            .map_err(|e| transport(&url, e))?;
+        self.save_state(&state)?;
+        let status = response.status().as_u16();
+        let body = json_body(response);
+        if status != 200 {
+            return Err(refused(&body));
+        }
+        Ok(body)
+    }
+
     /// This device's images, from a listing the gateway signed for it (verified against
     /// its JWKS: issuer, device, expiry).
     pub fn images(&self) -> Result<Vec<Value>, ClientError> {

@@ -199,6 +199,9 @@ pub struct ProfileConfig {
     /// How often the app checks whether its lease is due for renewal.
     #[serde(with = "duration_str")]
     pub renewal_check_interval: Duration,
+    /// The update branch of Macs no policy gives one: `stable`, `beta` or a version to pin
+    /// (the profile's `SUFeedURL` is that feed's appcast).
+    pub update_branch: String,
 }
 
 impl Default for ProfileConfig {
@@ -209,6 +212,7 @@ impl Default for ProfileConfig {
             signing_identity: String::new(),
             signing_password_file: String::new(),
             renewal_check_interval: Duration::from_secs(3600),
+            update_branch: "stable".into(),
         }
     }
 }
@@ -647,6 +651,16 @@ impl Config {
         }
         if p.renewal_check_interval < Duration::from_secs(60) {
             return invalid("profile.renewal_check_interval must be at least 1m");
+        }
+        let branch_ok = !p.update_branch.is_empty()
+            && p.update_branch.len() <= 64
+            && p.update_branch
+                .starts_with(|c: char| c.is_ascii_alphanumeric())
+            && p.update_branch
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'+'));
+        if !branch_ok {
+            return invalid("profile.update_branch must be stable, beta or a version to pin");
         }
         let m = &self.smtp;
         if !m.host.is_empty() {

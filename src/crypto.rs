@@ -54,6 +54,12 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// base64url without padding (JOSE).
+/// Standard base64 with padding (Sparkle's signatures and keys).
+pub fn b64(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
 pub fn b64url(data: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
@@ -200,6 +206,17 @@ impl PassphraseKey {
     }
 }
 
+/// Bytes from hex digits; `None` for anything else.
+pub fn from_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 /// HMAC-SHA256 of `message` under `key`.
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
@@ -210,6 +227,53 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
 pub fn hmac_sha256_verify(key: &[u8], message: &[u8], tag: &[u8]) -> bool {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
     ring::hmac::verify(&key, message, tag).is_ok()
+}
+
+/// A new Ed25519 key for signing update packages: its 32-byte seed (Sparkle's
+/// `generate_keys` keeps the same).
+pub fn ed25519_seed() -> Vec<u8> {
+    random_bytes(32)
+}
+
+/// The raw public key of a seed (Sparkle's `SUPublicEDKey`, base64).
+pub fn ed25519_public_of_seed(seed: &[u8; 32]) -> [u8; 32] {
+    ed25519_dalek::SigningKey::from_bytes(seed)
+        .verifying_key()
+        .to_bytes()
+}
+
+/// Ed25519 over a whole file, as Sparkle's `sign_update` makes an `edSignature`, read in
+/// two streaming passes (Ed25519 hashes the message twice) instead of held in memory.
+pub fn ed25519_sign_file(seed: &[u8; 32], path: &std::path::Path) -> std::io::Result<[u8; 64]> {
+    use ed25519_dalek::hazmat::{ExpandedSecretKey, raw_sign_byupdate};
+    use sha2::Digest;
+    use std::io::Read;
+    let signing = ed25519_dalek::SigningKey::from_bytes(seed);
+    let expanded = ExpandedSecretKey::from(seed);
+    let failure = std::cell::RefCell::new(None);
+    let feed = |digest: &mut sha2::Sha512| {
+        let read = (|| {
+            let mut file = std::fs::File::open(path)?;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = file.read(&mut buf)?;
+                if n == 0 {
+                    return Ok::<_, std::io::Error>(());
+                }
+                digest.update(&buf[..n]);
+            }
+        })();
+        read.map_err(|e| {
+            *failure.borrow_mut() = Some(e);
+            ed25519_dalek::SignatureError::new()
+        })
+    };
+    match raw_sign_byupdate::<sha2::Sha512, _>(&expanded, feed, &signing.verifying_key()) {
+        Ok(signature) => Ok(signature.to_bytes()),
+        Err(_) => Err(failure
+            .take()
+            .unwrap_or_else(|| std::io::Error::other("the file could not be signed"))),
+    }
 }
 
 /// SHA-256 over data arriving in pieces.
@@ -235,6 +299,22 @@ impl Sha256Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_streamed_file_signature_is_plain_ed25519_over_the_bytes() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("app.pkg");
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &bytes).expect("write");
+        let seed: [u8; 32] = ed25519_seed().try_into().expect("32");
+        let signature = ed25519_sign_file(&seed, &path).expect("sign");
+        let public = ed25519_public_of_seed(&seed);
+        let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public);
+        assert!(key.verify(&bytes, &signature).is_ok());
+        let mut other = bytes.clone();
+        other[1_000_000] ^= 1;
+        assert!(key.verify(&other, &signature).is_err());
+    }
 
     #[test]
     fn ed25519_keys_sign_and_verify() {

@@ -59,6 +59,7 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> String {
                             a href="/admin/policies" { "Policies" }
                             a href="/admin/vms" { "Virtual machines" }
                             a href="/admin/images" { "Images" }
+                            a href="/admin/updates" { "Updates" }
                             a href="/admin/deploy" { "Deploy" }
                             a href="/admin/invitations" { "Invitations" }
                             a href="/admin/idp" { "Identity providers" }

@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 use crate::app::App;
 use crate::config::Limits;
 use crate::domain::problem::Reason;
-use crate::endpoints::files;
+use crate::endpoints::{files, updates};
 use crate::error::{Format, HttpError};
 use crate::pipeline::{Ctx, Handled};
 
@@ -391,6 +391,38 @@ pub static ROUTES: &[Route] = &[
         DeviceApi,
         files::download,
     ),
+    Route::new(GET, "/api/v1/updates", DeviceApi, updates::device_feed).auth(Auth::DeviceProof),
+    // --- the local update server: public feeds and packages, as a LAN web server's ----------
+    Route::new(
+        GET,
+        "/updates/{branch}/appcast.xml",
+        PublicApi,
+        updates::appcast,
+    ),
+    Route::new(
+        GET,
+        "/updates/{branch}/feed.json",
+        PublicApi,
+        updates::json_feed,
+    ),
+    Route::new(
+        GET,
+        "/updates/pinned/{version}/appcast.xml",
+        PublicApi,
+        updates::appcast,
+    ),
+    Route::new(
+        GET,
+        "/updates/pinned/{version}/feed.json",
+        PublicApi,
+        updates::json_feed,
+    ),
+    Route::new(
+        GET,
+        "/updates/packages/{id}/{file}",
+        PublicApi,
+        updates::download,
+    ),
     Route::new(GET, "/api/v1/policy-schema", DeviceApi, |app, _| {
         Ok(app.licensing.policy_schema())
     }),
@@ -464,6 +496,18 @@ pub static ROUTES: &[Route] = &[
     Route::new(GET, "/admin/users", AdminPage, |app, cx| {
         app.admin.users_page(cx.req, cx.session()?)
     }),
+    Route::new(GET, "/admin/updates", AdminPage, |app, cx| {
+        app.admin.updates_page(cx.session()?)
+    }),
+    Route::new(
+        POST,
+        "/admin/updates/{version}/retire",
+        AdminPage,
+        |app, cx| {
+            app.admin
+                .retire_update(cx.session()?, &cx.actor()?, cx.param("version"))
+        },
+    ),
     Route::new(GET, "/admin/images", AdminPage, |app, cx| {
         app.admin.images_page(cx.session()?)
     }),
@@ -901,6 +945,21 @@ pub static ROUTES: &[Route] = &[
         "/api/v1/admin/images/{image}/versions/{version}",
         AdminApi,
         files::delete_version,
+    ),
+    Route::new(GET, "/api/v1/admin/updates", AdminApi, |app, _| {
+        updates::overview(app)
+    }),
+    Route::new(
+        POST,
+        "/api/v1/admin/updates/uploads",
+        AdminApi,
+        updates::start_upload,
+    ),
+    Route::new(
+        POST,
+        "/api/v1/admin/updates/{version}/retire",
+        AdminApi,
+        updates::retire,
     ),
     Route::new(GET, "/api/v1/admin/uploads", AdminApi, |app, _| {
         files::list_uploads(app)

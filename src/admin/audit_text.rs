@@ -315,6 +315,11 @@ fn images(action: &str, c: &Said<'_>) -> Option<String> {
             "{actor} assigned the image {name:?} pinned at version {version} to group {:?}.",
             text(d, "group")
         ),
+        "package_added" => format!(
+            "{actor} added app version {version} to the {} update branch.",
+            text(d, "branch")
+        ),
+        "package_retired" => format!("{actor} retired app version {version}."),
         "image_unassigned" => format!(
             "{actor} removed the image {name:?} from group {:?}.",
             text(d, "group")

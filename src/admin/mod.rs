@@ -25,7 +25,7 @@ mod deploy;
 mod first_run;
 pub mod forms;
 pub mod history;
-mod images;
+pub(crate) mod images;
 mod invitations;
 mod keys;
 mod licenses;
@@ -34,6 +34,7 @@ pub mod openapi;
 pub mod pages;
 pub mod password;
 mod policies;
+mod updates;
 mod users;
 mod vms;
 

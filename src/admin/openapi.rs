@@ -485,6 +485,50 @@ pub const OPERATIONS: &[Operation] = &[
         "Delete a version and its file (refused while pinned)",
         204,
     ),
+    op(
+        "GET",
+        "/api/v1/admin/updates",
+        "App packages per branch, the app versions devices run, the feeds and the update key",
+        200,
+    ),
+    Operation {
+        body: Some((
+            &[
+                ("version", "string", "the app version; unique"),
+                ("branch", "string", "stable or beta"),
+                (
+                    "min_os",
+                    "string",
+                    "the oldest macOS it installs on, e.g. 13.0",
+                ),
+                ("size", "integer", "the file's size in bytes"),
+                (
+                    "sha256",
+                    "string",
+                    "the file's SHA-256 (hex); checked when complete",
+                ),
+                ("notes", "string", "release notes"),
+                (
+                    "file_name",
+                    "string",
+                    "the name it is offered under (default App-VERSION.pkg)",
+                ),
+            ],
+            &["version", "branch", "min_os", "size"],
+        )),
+        ..op(
+            "POST",
+            "/api/v1/admin/updates/uploads",
+            "Start (or resume) the upload of an app package; PUT its pieces to the url",
+            201,
+        )
+    },
+    op(
+        "POST",
+        "/api/v1/admin/updates/{version}/retire",
+        "Retire a version: no feed offers it, its file is no longer served",
+        200,
+    ),
     op("GET", "/api/v1/admin/uploads", "Uploads in progress", 200),
     op(
         "GET",

@@ -40,10 +40,16 @@ pub enum ClientCommand {
         /// last_started_at}
         #[arg(long, value_name = "FILE")]
         vms: Option<PathBuf>,
+        /// Report the app version this Mac runs (the portal's Updates page counts them)
+        #[arg(long, value_name = "VERSION")]
+        app_version: Option<String>,
     },
     /// Fetch this device's policy (signed by the gateway), verify it and print each setting;
     /// unchanged policies are not sent again (ETag)
     Policy,
+    /// Show this device's update branch (from its policy, else the profile) and the app
+    /// versions the gateway offers on it
+    Updates,
     /// List the golden VM images assigned to this device (a listing the gateway signs)
     Images,
     /// Download an assigned image, resuming an interrupted download, and verify its SHA-256
@@ -181,12 +187,21 @@ pub fn run(
                 name,
             },
         )?,
-        ClientCommand::Renew { vms } => {
+        ClientCommand::Renew { vms, app_version } => {
             let vms = vms.map(|f| read_vms(&f)).transpose()?;
             let client = open_activated(&dir)?;
-            let claims = match &vms {
-                Some(vms) => {
-                    let (claims, refused) = client.renew_reporting(vms).map_err(client_error)?;
+            let mut report = serde_json::Map::new();
+            if let Some(vms) = vms {
+                report.insert("vms".into(), vms);
+            }
+            if let Some(v) = app_version {
+                report.insert("app_version".into(), serde_json::Value::String(v));
+            }
+            let claims = match report.is_empty() {
+                false => {
+                    let report = serde_json::Value::Object(report);
+                    let (claims, refused) =
+                        client.renew_reporting(&report).map_err(client_error)?;
                     if let Some(why) = refused {
                         eprintln!(
                             "warning: the VM report was refused ({why}); the lease was renewed without it"
@@ -194,7 +209,7 @@ pub fn run(
                     }
                     claims
                 }
-                None => client.renew(None).map_err(client_error)?,
+                true => client.renew(None).map_err(client_error)?,
             };
             outln!(
                 "renewed: lease {} valid offline until {}",
@@ -204,6 +219,25 @@ pub fn run(
         }
         ClientCommand::Policy => policy(&dir)?,
         ClientCommand::Images => images(&dir)?,
+        ClientCommand::Updates => {
+            let client = open_activated(&dir)?;
+            let feed = client.updates().map_err(client_error)?;
+            outln!(
+                "update branch {} (from the {}); appcast {}",
+                feed["branch"].as_str().unwrap_or(""),
+                feed["branch_from"].as_str().unwrap_or(""),
+                feed["appcast"].as_str().unwrap_or("")
+            );
+            for item in feed["items"].as_array().into_iter().flatten() {
+                outln!(
+                    "{}  {}  macOS {}+  {} bytes",
+                    item["version"].as_str().unwrap_or(""),
+                    item["branch"].as_str().unwrap_or(""),
+                    item["min_os"].as_str().unwrap_or(""),
+                    item["size"]
+                );
+            }
+        }
         ClientCommand::ImageDownload {
             image,
             version,

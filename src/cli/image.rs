@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::distribution::Distribution;
 use crate::distribution::images;
-use crate::distribution::uploads::{self, Ended, Target};
+use crate::distribution::uploads::{self, Ended, Finished, Target};
 use crate::domain::problem::Problem;
 
 /// Bytes copied between commits (each synced and hashed): what an interruption can lose.
@@ -63,7 +63,7 @@ pub enum ImageCommand {
     },
 }
 
-fn problem(e: Problem) -> CliError {
+pub(super) fn problem(e: Problem) -> CliError {
     CliError::Runtime(format!("{} ({})", e.message, e.reason.code()))
 }
 
@@ -140,6 +140,28 @@ fn add(
     target: Target,
     sha256: Option<&str>,
 ) -> Result<(), CliError> {
+    match copy_in(dist, db, path, target, sha256)? {
+        Finished::Image(v) => outln!(
+            "added {:?} version {} ({} bytes), sha256 {}",
+            v.image_name,
+            v.version,
+            v.size,
+            v.sha256
+        ),
+        Finished::Package(p) => outln!("added app version {} ({} bytes)", p.version, p.size),
+    }
+    Ok(())
+}
+
+/// Copies `path` into the storage folder as an upload of `target`, a piece at a time
+/// (each synced and hashed before the next), resuming an earlier interrupted copy.
+pub(super) fn copy_in(
+    dist: &Distribution,
+    db: &Db,
+    path: &PathBuf,
+    target: Target,
+    sha256: Option<&str>,
+) -> Result<Finished, CliError> {
     let mut source = File::open(path)
         .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
     let size = source.metadata().map_err(runtime)?.len();
@@ -174,7 +196,7 @@ fn add(
         part.flush().map_err(runtime)?;
         drop(part);
         let written = *copied.as_ref().unwrap_or(&0);
-        match uploads::end(
+        let ended = uploads::end(
             dist,
             db,
             &row.id,
@@ -182,22 +204,15 @@ fn add(
             &Actor::Cli,
             now_unix(),
         )
-        .map_err(problem)?
-        {
+        .map_err(problem)?;
+        match ended {
             Ended::Partial(next) => {
                 row = next;
                 eprint!("\r{} of {size} bytes", row.received);
             }
-            Ended::Finished(uploads::Finished::Image(v)) => {
+            Ended::Finished(done) => {
                 eprintln!();
-                outln!(
-                    "added {:?} version {} ({} bytes), sha256 {}",
-                    v.image_name,
-                    v.version,
-                    v.size,
-                    v.sha256
-                );
-                return Ok(());
+                return Ok(done);
             }
         }
     }

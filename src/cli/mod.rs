@@ -37,6 +37,7 @@ mod licensing;
 mod mail;
 mod policy;
 mod profile;
+mod update;
 
 use crate::config::{Config, Overrides};
 use crate::datadir::DataDir;
@@ -167,6 +168,10 @@ pub enum Command {
     /// them to IdP groups (latest or pinned)
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// The local update server: add app packages (signed for Sparkle), list them with the
+    /// feeds and the versions Macs run, retire one
+    #[command(subcommand)]
+    Update(update::UpdateCommand),
     /// Sublicenses: named slices of a license for the groups mapped to them
     #[command(subcommand)]
     Sublicense(licensing::SublicenseCommand),
@@ -314,6 +319,11 @@ pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
         Command::Mail(cmd) => mail::mail(&open_existing_db(&config)?, &config, cmd),
         Command::Policy(cmd) => policy::run(&open_existing_db(&config)?, &config, cmd),
         Command::Image(cmd) => image::run(&open_existing_db(&config)?, &config, cmd),
+        Command::Update(cmd) => {
+            let db = open_existing_db(&config)?;
+            let public_url = public_url_for_cli(&config, &db)?;
+            update::run(&db, &config, &public_url, cmd)
+        }
         Command::Profile(cmd) => {
             let db = open_existing_db(&config)?;
             let public_url = public_url_for_cli(&config, &db)?;

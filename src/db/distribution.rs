@@ -353,3 +353,113 @@ pub fn inventory_counts(tx: &Transaction<'_>) -> rusqlite::Result<Vec<(String, S
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect()
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PackageRow {
+    pub id: i64,
+    pub version: String,
+    /// `stable` or `beta`.
+    pub branch: String,
+    pub min_os: String,
+    pub notes: String,
+    /// The name the download is offered under.
+    pub file_name: String,
+    pub size: i64,
+    pub sha256: String,
+    /// Sparkle's `edSignature`: base64 Ed25519 over the whole file.
+    pub ed_signature: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+}
+
+const PACKAGE: &str = "SELECT id, version, branch, min_os, notes, file_name, size, sha256, ed_signature, created_by, created_at, retired_at FROM packages";
+
+fn package_row(r: &Row<'_>) -> rusqlite::Result<PackageRow> {
+    Ok(PackageRow {
+        id: r.get(0)?,
+        version: r.get(1)?,
+        branch: r.get(2)?,
+        min_os: r.get(3)?,
+        notes: r.get(4)?,
+        file_name: r.get(5)?,
+        size: r.get(6)?,
+        sha256: r.get(7)?,
+        ed_signature: r.get(8)?,
+        created_by: r.get(9)?,
+        created_at: r.get(10)?,
+        retired_at: r.get(11)?,
+    })
+}
+
+/// Every package, retired ones too (the caller orders them by version number).
+pub fn packages(tx: &Transaction<'_>) -> rusqlite::Result<Vec<PackageRow>> {
+    let mut stmt = tx.prepare_cached(&format!("{PACKAGE} ORDER BY id"))?;
+    stmt.query_map([], package_row)?.collect()
+}
+
+pub fn package(tx: &Transaction<'_>, id: i64) -> rusqlite::Result<Option<PackageRow>> {
+    tx.prepare_cached(&format!("{PACKAGE} WHERE id = ?1"))?
+        .query_row([id], package_row)
+        .optional()
+}
+
+pub fn package_named(tx: &Transaction<'_>, version: &str) -> rusqlite::Result<Option<PackageRow>> {
+    tx.prepare_cached(&format!("{PACKAGE} WHERE version = ?1"))?
+        .query_row([version], package_row)
+        .optional()
+}
+
+/// The id the next stored package gets (its file is named before its row is written).
+pub fn next_package_id(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
+    tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM packages", [], |r| {
+        r.get(0)
+    })
+}
+
+pub fn insert_package(tx: &Transaction<'_>, p: &PackageRow) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO packages (id, version, branch, min_os, notes, file_name, size, sha256, ed_signature, created_by, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            p.id,
+            p.version,
+            p.branch,
+            p.min_os,
+            p.notes,
+            p.file_name,
+            p.size,
+            p.sha256,
+            p.ed_signature,
+            p.created_by,
+            p.created_at
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn retire_package(tx: &Transaction<'_>, id: i64, now: i64) -> rusqlite::Result<bool> {
+    Ok(tx.execute(
+        "UPDATE packages SET retired_at = ?2 WHERE id = ?1 AND retired_at IS NULL",
+        params![id, now],
+    )? > 0)
+}
+
+/// How many active devices last reported each app version: (version, devices).
+pub fn app_versions(tx: &Transaction<'_>) -> rusqlite::Result<Vec<(String, i64)>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT app_version, count(*) FROM devices
+         WHERE revoked_at IS NULL AND app_version IS NOT NULL GROUP BY app_version",
+    )?;
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect()
+}
+
+/// Records the app version a device reported (only when it changed).
+pub fn set_app_version(tx: &Transaction<'_>, device: &str, version: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE devices SET app_version = ?2 WHERE id = ?1 AND app_version IS NOT ?2",
+    )?
+    .execute(params![device, version])?;
+    Ok(())
+}

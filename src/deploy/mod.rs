@@ -101,6 +101,7 @@ pub fn profile_input(
         email_domains,
         activation,
         renewal_check_secs: config.profile.renewal_check_interval.as_secs(),
+        update_branch: config.profile.update_branch.clone(),
         variant,
     })
 }

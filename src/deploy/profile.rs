@@ -52,6 +52,8 @@ pub struct ProfileInput {
     pub email_domains: Vec<String>,
     pub activation: Activation,
     pub renewal_check_secs: u64,
+    /// `[profile] update_branch`: stable, beta or a pinned version.
+    pub update_branch: String,
     /// Which of the gateway's profiles this is: empty for single sign-on, `key` for
     /// license-key activation without a key, `key-{id}` with license key `id` in it. Each
     /// has identifiers of its own, so a Mac in two MDM scopes keeps both.
@@ -129,7 +131,7 @@ fn version(input: &ProfileInput) -> String {
         "domain": input.preference_domain, "ca": input.ca_der.as_deref().map(sha256_hex),
         "domains": input.email_domains, "activation": input.activation.method(),
         "key": match &input.activation { Activation::Key(Some(k)) => Some(sha256_hex(k.as_bytes())), _ => None },
-        "renewal": input.renewal_check_secs,
+        "renewal": input.renewal_check_secs, "updates": input.update_branch,
     });
     sha256_hex(settings.to_string().as_bytes())[..12].to_string()
 }
@@ -161,6 +163,15 @@ pub fn preferences(input: &ProfileInput, version: &str) -> Dictionary {
             Value::Integer(input.renewal_check_secs.into()),
         ),
         ("ProfileVersion", Value::String(version.to_string())),
+        ("UpdateBranch", Value::String(input.update_branch.clone())),
+        (
+            "SUFeedURL",
+            Value::String(format!(
+                "{}{}",
+                input.server_url,
+                crate::distribution::updates::Feed::of_setting(&input.update_branch).appcast_path()
+            )),
+        ),
     ]);
     if let Activation::Key(Some(key)) = &input.activation {
         p.insert("LicenseKey".into(), Value::String(key.clone()));
@@ -529,6 +540,7 @@ mod tests {
             email_domains: vec!["contoso.com".into()],
             activation: Activation::Sso,
             renewal_check_secs: 3600,
+            update_branch: "stable".into(),
             variant: String::new(),
         }
     }

@@ -11,7 +11,7 @@ use crate::config::LeaseConfig;
 use crate::db::Db;
 use crate::db::distribution::{self as store, ImageAssignmentRow, ImageRow, UploadRow, VersionRow};
 use crate::db::licensing::AuditAbout;
-use crate::domain::inventory::compare_versions;
+use crate::domain::files::compare_release as compare_versions;
 use crate::domain::problem::{Problem, Reason};
 use crate::storage;
 
@@ -355,24 +355,19 @@ pub fn listing(
 /// The HMAC key of download authorizations, made on first use.
 fn token_key(db: &Db, now: i64) -> Result<Vec<u8>, Problem> {
     if let Some(hex) = db.read(|tx| crate::db::settings::get(tx, TOKEN_KEY_SETTING))? {
-        return from_hex(&hex).ok_or_else(|| Problem::new(Reason::Internal, "bad token key"));
+        return crate::crypto::from_hex(&hex)
+            .ok_or_else(|| Problem::new(Reason::Internal, "bad token key"));
     }
     db.write(|tx| {
         // Another thread may have made it meanwhile: the first one stays.
         if let Some(hex) = crate::db::settings::get(tx, TOKEN_KEY_SETTING)? {
-            return from_hex(&hex).ok_or_else(|| Problem::new(Reason::Internal, "bad token key"));
+            return crate::crypto::from_hex(&hex)
+                .ok_or_else(|| Problem::new(Reason::Internal, "bad token key"));
         }
         let key = crate::crypto::random_bytes(32);
         crate::db::settings::put(tx, TOKEN_KEY_SETTING, &crate::crypto::hex(&key), now)?;
         Ok(key)
     })
-}
-
-fn from_hex(hex: &str) -> Option<Vec<u8>> {
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// `<device>.<version>.<exp>.<HMAC-SHA256 of those>`: lets one device fetch one version

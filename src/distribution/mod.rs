@@ -6,12 +6,15 @@
 //!   are committed, checked against quotas and free space, and moved into place whole.
 //! - [`images`]: golden VM images, their versions, assignments to IdP groups, the signed
 //!   listing each device gets and the download authorization.
+//! - [`updates`]: the local update server: app packages per branch, signed as Sparkle
+//!   verifies, and the appcast and JSON feeds.
 //!
 //! The bytes themselves never pass through here on the way in or out: the gatekeeper
 //! writes upload bodies to the file this module names and streams downloads from it
 //! (`net::stream`).
 
 pub mod images;
+pub mod updates;
 pub mod uploads;
 
 use std::collections::HashMap;

@@ -30,6 +30,18 @@ pub enum Target {
         #[serde(default)]
         notes: String,
     },
+    /// An app installer package for the local update server.
+    Package {
+        version: String,
+        /// `stable` or `beta`.
+        branch: String,
+        /// The oldest macOS it installs on, e.g. `13.0`.
+        min_os: String,
+        #[serde(default)]
+        notes: String,
+        /// The name it is offered under, e.g. `Desktop-20.1.2.pkg`.
+        file_name: String,
+    },
 }
 
 impl Target {
@@ -47,12 +59,31 @@ impl Target {
                 description: check_text("description", &description)?,
                 notes: check_text("notes", &notes)?,
             },
+            Target::Package {
+                version,
+                branch,
+                min_os,
+                notes,
+                file_name,
+            } => Target::Package {
+                version: files::check_version(&version)?,
+                branch: files::check_branch(&branch)?,
+                min_os: files::check_version(&min_os).map_err(|_| {
+                    Problem::new(
+                        Reason::BadRequest,
+                        "min_os must be a macOS version such as 13.0.",
+                    )
+                })?,
+                notes: check_text("notes", &notes)?,
+                file_name: files::check_file_name(&file_name)?,
+            },
         })
     }
 
     fn kind(&self) -> &'static str {
         match self {
             Target::Image { .. } => "image",
+            Target::Package { .. } => "package",
         }
     }
 
@@ -62,6 +93,7 @@ impl Target {
             Target::Image { name, version, .. } => {
                 format!("image:{}:{version}", crate::db::admin::fold(name))
             }
+            Target::Package { version, .. } => format!("package:{version}"),
         }
     }
 }
@@ -116,6 +148,7 @@ pub enum Ended {
 #[derive(Debug)]
 pub enum Finished {
     Image(store::VersionRow),
+    Package(store::PackageRow),
 }
 
 /// Starts an upload of `size` bytes, or returns the one of the same target already in
@@ -214,6 +247,14 @@ fn exists_already(tx: &rusqlite::Transaction<'_>, target: &Target) -> Result<(),
                         "The image {:?} already has a version {version}.",
                         image.name
                     ),
+                ));
+            }
+        }
+        Target::Package { version, .. } => {
+            if store::package_named(tx, version)?.is_some() {
+                return Err(Problem::new(
+                    Reason::VersionExists,
+                    format!("Version {version} of the app is already on the update server."),
                 ));
             }
         }
@@ -474,6 +515,28 @@ fn finish(
             now,
         )
         .map(Finished::Image),
+        Target::Package {
+            version,
+            branch,
+            min_os,
+            notes,
+            file_name,
+        } => super::updates::store_package(
+            dist,
+            db,
+            row,
+            super::updates::NewPackage {
+                version: &version,
+                branch: &branch,
+                min_os: &min_os,
+                notes: &notes,
+                file_name: &file_name,
+                sha256: &sha256,
+            },
+            actor,
+            now,
+        )
+        .map(Finished::Package),
     };
     if let Err(e) = &finished
         && e.reason == Reason::VersionExists

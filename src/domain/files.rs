@@ -34,6 +34,35 @@ pub fn check_version(version: &str) -> Result<String, Problem> {
     Ok(version.to_string())
 }
 
+/// An update branch.
+pub fn check_branch(branch: &str) -> Result<String, Problem> {
+    match branch {
+        "stable" | "beta" => Ok(branch.to_string()),
+        _ => Err(Problem::new(
+            Reason::BadRequest,
+            "The branch must be stable or beta.",
+        )),
+    }
+}
+
+/// The file name a package is offered under: letters, digits, `.`, `-`, `_`, not
+/// starting with a dot (it appears in the feed's URLs and in `Content-Disposition`).
+pub fn check_file_name(name: &str) -> Result<String, Problem> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if !ok {
+        return Err(Problem::new(
+            Reason::BadRequest,
+            "A file name must be 1 to 100 letters, digits, '.', '-' or '_', not starting with a dot.",
+        ));
+    }
+    Ok(name.to_string())
+}
+
 /// A declared SHA-256: 64 hex digits, stored lower-case.
 pub fn check_sha256(hex: &str) -> Result<String, Problem> {
     let hex = hex.trim().to_ascii_lowercase();
@@ -143,6 +172,59 @@ pub fn parse_range(value: Option<&str>, size: u64) -> Result<Wanted, Problem> {
     Ok(wanted)
 }
 
+/// Orders release versions as semantic versioning does: the dotted core by number
+/// (`1.10` after `1.9`, `2` = `2.0`), then a version with a pre-release suffix
+/// (`20.2.0-beta.1`) before the same version without one; build metadata (`+…`) ignored.
+pub fn compare_release(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    fn split(v: &str) -> (&str, Option<&str>) {
+        let v = v.split('+').next().unwrap_or(v);
+        match v.split_once('-') {
+            Some((core, pre)) => (core, Some(pre)),
+            None => (v, None),
+        }
+    }
+    fn parts(s: &str) -> Vec<&str> {
+        let mut p: Vec<&str> = s.split('.').collect();
+        while p.len() > 1
+            && p.last()
+                .is_some_and(|x| x.trim_start_matches('0').is_empty())
+        {
+            p.pop();
+        }
+        p
+    }
+    fn part(a: &str, b: &str) -> Ordering {
+        let num = |s: &str| s.bytes().all(|c| c.is_ascii_digit()) && !s.is_empty();
+        match (num(a), num(b)) {
+            (true, true) => {
+                let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+                a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+            }
+            (true, false) => Ordering::Less,
+            (false, true) => Ordering::Greater,
+            (false, false) => a.cmp(b),
+        }
+    }
+    fn dotted(a: &str, b: &str) -> Ordering {
+        let (a, b) = (parts(a), parts(b));
+        for (x, y) in a.iter().zip(&b) {
+            let o = part(x, y);
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        a.len().cmp(&b.len())
+    }
+    let ((ca, pa), (cb, pb)) = (split(a), split(b));
+    dotted(ca, cb).then_with(|| match (pa, pb) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+        (Some(x), Some(y)) => dotted(x, y),
+    })
+}
+
 /// Digits only (no sign, no spaces), as HTTP's byte positions are written.
 fn number(s: &str) -> Option<u64> {
     if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -227,6 +309,37 @@ mod tests {
         assert!(p("bytes=-").is_none());
         assert!(p("bytes=a-b").is_none());
         assert_eq!(parse_range(None, 10).ok(), Some(Wanted::Whole));
+    }
+
+    #[test]
+    fn releases_order_as_semver() {
+        let mut v = vec![
+            "1.10",
+            "1.9",
+            "20.2.0-beta.1",
+            "20.2.0",
+            "20.1.2",
+            "2",
+            "1.9.1",
+            "20.2.0-beta.10",
+            "20.2.0-alpha",
+        ];
+        v.sort_by(|a, b| compare_release(a, b));
+        assert_eq!(
+            v,
+            [
+                "1.9",
+                "1.9.1",
+                "1.10",
+                "2",
+                "20.1.2",
+                "20.2.0-alpha",
+                "20.2.0-beta.1",
+                "20.2.0-beta.10",
+                "20.2.0"
+            ]
+        );
+        assert_eq!(compare_release("2.0", "2"), std::cmp::Ordering::Equal);
     }
 
     #[test]

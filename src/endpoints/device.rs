@@ -154,13 +154,16 @@ impl LicensingApi {
     /// `POST /api/v1/leases/renew` with the device's proof, and optionally its VM
     /// inventory (`vms`).
     pub fn renew(&self, req: &Request, proof: &str) -> Handled {
-        let vms = inventory_of(&req.body)?;
+        let (vms, app_version) = report_of(&req.body)?;
         let lease = leases::renew(
             &self.db,
             &self.config,
             &self.public_url,
             proof,
-            vms.as_deref(),
+            leases::Report {
+                vms: vms.as_deref(),
+                app_version: app_version.as_deref(),
+            },
             self.clock.now_unix(),
         )?;
         Ok(Response::json(
@@ -281,23 +284,44 @@ impl LicensingApi {
     }
 }
 
-/// The VM inventory a renewal's body reports, if it reports one: checked, and capped at
-/// `inventory::MAX_VMS` (413 above it, as a body over its byte cap is).
-fn inventory_of(body: &[u8]) -> Result<Option<Vec<crate::domain::inventory::Vm>>, HttpError> {
+type Vms = Option<Vec<crate::domain::inventory::Vm>>;
+
+/// What a renewal's body reports, if anything: the VM inventory (checked, and capped at
+/// `inventory::MAX_VMS`: 413 above it, as a body over its byte cap is) and the app
+/// version (`app_version`).
+fn report_of(body: &[u8]) -> Result<(Vms, Option<String>), HttpError> {
     use crate::domain::inventory::{Refused, parse};
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+        return Ok((None, None));
     }
     let v: serde_json::Value = serde_json::from_slice(body)
         .map_err(|_| HttpError::new(Reason::BadRequest, "The body must be a JSON object."))?;
-    let Some(vms) = v.get("vms") else {
-        return Ok(None);
+    let app_version = match v.get("app_version") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => {
+            Some(crate::domain::files::check_version(s).map_err(|_| {
+                HttpError::new(
+                    Reason::BadRequest,
+                    "app_version must be a version such as 20.1.2.",
+                )
+            })?)
+        }
+        Some(_) => {
+            return Err(HttpError::new(
+                Reason::BadRequest,
+                "app_version must be a version such as 20.1.2.",
+            ));
+        }
     };
-    parse(vms).map(Some).map_err(|e| match e {
+    let Some(vms) = v.get("vms") else {
+        return Ok((None, app_version));
+    };
+    let vms = parse(vms).map_err(|e| match e {
         Refused::TooMany(_) => HttpError::new(Reason::PayloadTooLarge, format!("{e}.")),
         Refused::Invalid(m) => HttpError::new(
             Reason::BadRequest,
             format!("The VM inventory was refused: {m}."),
         ),
-    })
+    })?;
+    Ok((Some(vms), app_version))
 }

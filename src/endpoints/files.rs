@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::clock::rfc3339;
-use crate::db::distribution::{ImageAssignmentRow, UploadRow, VersionRow};
+use crate::db::distribution::{ImageAssignmentRow, PackageRow, UploadRow, VersionRow};
 use crate::distribution::images::{self, Overview};
 use crate::distribution::uploads::{self, Ended, Finished, Target};
 use crate::domain::files::{self, Wanted};
@@ -31,6 +31,15 @@ pub fn version_json(v: &VersionRow) -> Value {
     json!({"id": v.id, "image": v.image_id, "name": v.image_name, "version": v.version,
            "size": v.size, "sha256": v.sha256, "notes": v.notes, "created_by": v.created_by,
            "created_at": rfc3339(v.created_at)})
+}
+
+pub fn package_json(app: &App, p: &PackageRow) -> Value {
+    json!({"id": p.id, "version": p.version, "branch": p.branch, "min_os": p.min_os,
+           "notes": p.notes, "file_name": p.file_name, "size": p.size, "sha256": p.sha256,
+           "ed_signature": p.ed_signature,
+           "url": crate::distribution::updates::download_url(&app.public_url, p),
+           "created_by": p.created_by, "created_at": rfc3339(p.created_at),
+           "retired_at": p.retired_at.map(rfc3339)})
 }
 
 fn assignment_json(a: &ImageAssignmentRow) -> Value {
@@ -180,6 +189,10 @@ pub fn put_piece(app: &App, cx: &Ctx<'_>) -> Handled {
             Ended::Finished(Finished::Image(v)) => Ok(Response::json(
                 201,
                 &json!({"complete": true, "image_version": version_json(&v)}),
+            )),
+            Ended::Finished(Finished::Package(p)) => Ok(Response::json(
+                201,
+                &json!({"complete": true, "package": package_json(app, &p)}),
             )),
         };
     }

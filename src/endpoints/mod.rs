@@ -6,9 +6,11 @@
 //!   `/activate`, leases);
 //! - [`files`]: golden images: the admin API's uploads, the device listing, downloads;
 //! - [`invite`]: the invitation landing page at `/invite/{token}`;
+//! - [`updates`]: the local update server: packages, appcast and JSON feeds, downloads;
 //! - [`scim`]: the SCIM 2.0 service provider at `/scim/v2`.
 
 pub mod device;
 pub mod files;
 pub mod invite;
 pub mod scim;
+pub mod updates;

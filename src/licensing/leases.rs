@@ -443,12 +443,20 @@ fn key_standing(
 /// reported (replacing the last one) with the renewal. The costly part (signature checks,
 /// signing the new lease) runs on a read snapshot, in parallel with other renewals; the
 /// single writer then only re-checks the standing and the replay guard and records it.
+/// What a device reports with a renewal: its VMs (replacing its last report) and the app
+/// version it runs.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Report<'a> {
+    pub vms: Option<&'a [crate::domain::inventory::Vm]>,
+    pub app_version: Option<&'a str>,
+}
+
 pub fn renew(
     db: &Db,
     cfg: &LeaseConfig,
     issuer: &str,
     proof: &str,
-    vms: Option<&[crate::domain::inventory::Vm]>,
+    report: Report<'_>,
     now: i64,
 ) -> Result<Lease, Problem> {
     let prepared = db.read(|tx| {
@@ -519,9 +527,7 @@ pub fn renew(
             (Ok(s), _) => mint(tx, cfg, issuer, &lease_for(s, &device), now)?,
         };
         store::renew_device(tx, &device.id, &lease.id, lease.expires_at, iat, now)?;
-        if let Some(vms) = vms {
-            crate::db::inventory::replace(tx, &device.id, vms, now)?;
-        }
+        store_report(tx, &device.id, report, now)?;
         Ok(Ok(lease))
     })?;
     match &outcome {
@@ -541,6 +547,23 @@ pub fn renew(
         };
         Problem::new(reason, message).with_detail(format!("device {device}"))
     })
+}
+
+/// Keeps what a renewing device reported: its VMs (replacing the last report), its app
+/// version.
+fn store_report(
+    tx: &Transaction<'_>,
+    device: &str,
+    report: Report<'_>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    if let Some(vms) = report.vms {
+        crate::db::inventory::replace(tx, device, vms, now)?;
+    }
+    if let Some(version) = report.app_version {
+        crate::db::distribution::set_app_version(tx, device, version)?;
+    }
+    Ok(())
 }
 
 fn lease_for<'a>(s: &'a Standing, device: &'a DeviceRow) -> LeaseFor<'a> {

@@ -35,4 +35,5 @@ mod scim_errors;
 mod scim_filters;
 mod support;
 mod trust;
+mod updates;
 mod version;
