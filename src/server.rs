@@ -122,7 +122,7 @@ pub(crate) fn serve_with(
     let workers = config.worker_count();
     let inner = start_inner(&socket_path, &app, workers, &inner_failed)?;
     let (poll, signals, listener) = watch_events(std_listener, tls_files.clone(), &metrics)?;
-    let background = Background::start(&config, &db, &metrics, &app.clock, &app.public_url)?;
+    let background = Background::start(&config, &db, &metrics, &app)?;
     finish_start_check(&health_watch.start_check, health, &db, &public_url);
     let (upstream, limits) = share_descriptors(&config, &store, &socket_path, workers)?;
 
@@ -361,11 +361,11 @@ impl Background {
         config: &Config,
         db: &Arc<Db>,
         metrics: &Arc<Metrics>,
-        clock: &clock::Clock,
-        public_url: &str,
+        app: &App,
     ) -> Result<Self, ServeError> {
+        let clock = &app.clock;
         let backups = start_backup_schedule(config, db, metrics, clock)?;
-        let housekeeping = start_housekeeping(config, db, clock, public_url)?;
+        let housekeeping = start_housekeeping(config, db, app)?;
         let outbox = start_outbox(config, db, clock)?;
         let checkpoints =
             db.checkpoint_in_background(Duration::from_secs(1), config.database.wal_max_bytes())?;
@@ -654,13 +654,10 @@ type Schedule = (Option<mpsc::Sender<()>>, Option<JoinHandle<()>>);
 /// Periodic upkeep, checked a few times per `saml.metadata_refresh` (at most once a
 /// minute): refreshes URL-backed IdP metadata that is due, and releases devices silent for
 /// `lease.release_silent_after`.
-fn start_housekeeping(
-    config: &Config,
-    db: &Arc<Db>,
-    clock: &clock::Clock,
-    public_url: &str,
-) -> Result<Schedule, ServeError> {
-    let public_url = public_url.to_string();
+fn start_housekeeping(config: &Config, db: &Arc<Db>, app: &App) -> Result<Schedule, ServeError> {
+    let public_url = app.public_url.clone();
+    let clock = &app.clock;
+    let distribution = Arc::clone(&app.distribution);
     let lease = config.lease.clone();
     let ca = config.saml.metadata_ca_file.clone();
     let interval = config.saml.metadata_refresh;
@@ -711,7 +708,7 @@ fn start_housekeeping(
                     }
                 }
                 warn_and_notify(&db, &clock, &public_url, &mut end_warnings, &mut notified);
-                fleet_upkeep(&db, &clock, &mut fleet);
+                fleet_upkeep(&db, &clock, &distribution, &mut fleet);
                 let tried_before = clock.now_unix() - interval.as_secs() as i64;
                 let due =
                     match db.read(|tx| crate::db::idp::metadata_urls_due(tx, Some(tried_before))) {
@@ -751,9 +748,15 @@ fn start_housekeeping(
 
 /// Housekeeping's fleet upkeep, every five minutes: each pool's marks for today (so a
 /// day without seat changes still has its row), days past the history's keep removed,
-/// and the VMs of devices released long ago forgotten. The first run also reconstructs,
-/// once per database, the days before the history existed.
-fn fleet_upkeep(db: &Db, clock: &clock::Clock, last: &mut Option<std::time::Instant>) {
+/// and the VMs of devices released long ago forgotten; abandoned uploads and orphaned
+/// files leave the storage folder. The first run also reconstructs, once per database,
+/// the days before the history existed.
+fn fleet_upkeep(
+    db: &Db,
+    clock: &clock::Clock,
+    distribution: &crate::distribution::Distribution,
+    last: &mut Option<std::time::Instant>,
+) {
     if last.is_some_and(|t| t.elapsed() < Duration::from_secs(300)) {
         return;
     }
@@ -781,6 +784,12 @@ fn fleet_upkeep(db: &Db, clock: &clock::Clock, last: &mut Option<std::time::Inst
         Ok(n) => log::info!("forgot {n} VM(s) of devices released over 30 days ago"),
         Err(_) if quiet() => {}
         Err(e) => log::error!("ageing out the VM inventory failed: {e}"),
+    }
+    match crate::distribution::uploads::sweep(distribution, db, now) {
+        Ok(0) => {}
+        Ok(n) => log::info!("storage folder: removed {n} abandoned upload(s) or orphaned file(s)"),
+        Err(_) if quiet() => {}
+        Err(e) => log::error!("sweeping the storage folder failed: {e}"),
     }
 }
 

@@ -563,31 +563,42 @@ pub fn cancel(dist: &Distribution, db: &Db, id: &str, actor: &Actor) -> Result<(
     Ok(())
 }
 
-/// Removes uploads nobody touched for `[storage] abandoned_after`, and partial files no
-/// upload owns (left by a crash between the two steps of a cancel or a finish).
+/// Removes uploads nobody touched for `[storage] abandoned_after`, and files no record
+/// owns: partial files of uploads cancelled or finished by a process that crashed between
+/// the file and the record, stored files of versions deleted likewise. Files younger than
+/// an hour are left alone (an upload being created has its file before its row commits).
 pub fn sweep(dist: &Distribution, db: &Db, now: i64) -> Result<usize, Problem> {
     let before = now - dist.storage.limits.abandoned_after.as_secs() as i64;
     let stale = db.read(|tx| store::stale_uploads(tx, before))?;
     for id in &stale {
         let _ = cancel(dist, db, id, &Actor::System);
     }
-    let live: Vec<String> = db
-        .read(store::uploads)?
-        .into_iter()
+    let (uploads, versions, packages) = db.read(|tx| {
+        Ok::<_, Problem>((
+            store::uploads(tx)?,
+            store::versions(tx)?,
+            store::packages(tx)?,
+        ))
+    })?;
+    let known: std::collections::HashSet<String> = uploads
+        .iter()
         .map(|u| storage::upload_file(&u.id))
+        .chain(versions.iter().map(|v| storage::image_file(v.id)))
+        .chain(packages.iter().map(|p| storage::package_file(p.id)))
         .collect();
-    let dir = dist.storage.root().join("uploads");
     let mut orphans = 0;
-    for entry in std::fs::read_dir(dir).map_err(io_problem)?.flatten() {
-        let name = format!("uploads/{}", entry.file_name().to_string_lossy());
-        // An hour's grace: an upload being created has its file before its row commits.
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 3600));
-        if old && !live.contains(&name) && name.ends_with(".part") {
-            let _ = dist.storage.remove(&name);
-            orphans += 1;
+    for area in ["uploads", "images", "packages"] {
+        let dir = dist.storage.root().join(area);
+        for entry in std::fs::read_dir(dir).map_err(io_problem)?.flatten() {
+            let name = format!("{area}/{}", entry.file_name().to_string_lossy());
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 3600));
+            if old && !known.contains(&name) && dist.storage.remove(&name).is_ok() {
+                log::warn!("removed {name} from the storage folder: no record owns it");
+                orphans += 1;
+            }
         }
     }
     Ok(stale.len() + orphans)

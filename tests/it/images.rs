@@ -524,3 +524,66 @@ fn mint_authorization(s: &TestServer, state: &std::path::Path) -> String {
             .expect("authorization")
     )
 }
+
+#[test]
+fn a_second_writer_waits_and_orphaned_files_are_swept() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("data");
+    let config = "[storage]\nreserve = \"0\"\n";
+    let mut s = server().data_dir(&dir).config(config).start();
+    let token = admin_token(&s);
+    let file = data(2 << 20, 9);
+    let r = start_upload(&s, &token, "1.0", file.len(), &sha256(&file));
+    let id = r.json()["id"].as_str().expect("id").to_string();
+    // A piece in flight holds the upload: a second one for the same bytes is refused.
+    let mut first = s.connect();
+    let head = format!(
+        "PUT /api/v1/admin/uploads/{id} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Range: bytes 0-{}/{}\r\nContent-Length: {}\r\n\r\n",
+        file.len() - 1,
+        file.len(),
+        file.len()
+    );
+    first.write_all(head.as_bytes()).expect("head");
+    first.write_all(&file[..1 << 20]).expect("half");
+    first.flush().expect("flush");
+    std::thread::sleep(Duration::from_millis(300));
+    let second = piece(&s, &token, &id, 0, file.len(), &file);
+    assert_eq!(
+        (second.status, second.json()["reason"].clone()),
+        (409, json!("UPLOAD_BUSY")),
+        "{}",
+        second.text()
+    );
+    first.write_all(&file[1 << 20..]).expect("rest");
+    let done = first.read_response();
+    assert_eq!(done.status, 201, "{}", done.text());
+
+    // Files no record owns (a crash between a file and its record), an hour old, go.
+    s.stop();
+    for name in ["images/999.img", "uploads/up-gone.part", "packages/77.pkg"] {
+        std::fs::write(dir.join("storage").join(name), b"orphan").expect("orphan");
+        let touched = std::process::Command::new("touch")
+            .args(["-d", "2 hours ago"])
+            .arg(dir.join("storage").join(name))
+            .status()
+            .expect("touch");
+        assert!(touched.success());
+    }
+    let young = dir.join("storage/images/1000.img");
+    std::fs::write(&young, b"just now").expect("young");
+    let s = server().data_dir(&dir).config(config).start();
+    assert!(
+        s.wait_for_log(
+            "removed 3 abandoned upload(s) or orphaned file(s)",
+            Duration::from_secs(20)
+        ),
+        "{}",
+        s.log()
+    );
+    assert!(!dir.join("storage/images/999.img").exists());
+    assert!(young.exists(), "a file younger than an hour stays");
+    assert!(
+        dir.join("storage/images/1.img").exists(),
+        "owned files stay"
+    );
+}
