@@ -6,7 +6,8 @@
 //!    against nginx serving the same file over HTTPS on the same machine (`curl` the client
 //!    of both), with `/healthz` latency measured meanwhile (do downloads starve others?);
 //! 3. the server's peak RSS during one download of a `BIG_GIB` (10) GiB image (a sparse file,
-//!    so this machine's disk is not the limit: what is measured is the gatekeeper's path).
+//!    so this machine's disk is not the limit: what is measured is the gatekeeper's path);
+//! 4. appcast requests per second (8 keep-alive clients, 10 versions in the feed).
 //!
 //! `cargo bench --bench downloads`; `SIZE_MIB` (1024), `BIG_GIB`, `CONCURRENT`. nginx is
 //! optional (`apt-get install nginx-light`); without it the comparison is skipped.
@@ -24,6 +25,9 @@ use common::client::{Client, Target};
 use common::{Peaks, cli, env_num, mib, rss_bytes};
 
 fn main() {
+    // The commands the bench runs on the data directory read the same limit.
+    // SAFETY: set before any thread starts.
+    unsafe { std::env::set_var("SEATGATE_STORAGE_RESERVE", "256MiB") };
     let size_mib = env_num("SIZE_MIB", 1024);
     let big_gib = env_num("BIG_GIB", 10);
     let concurrent = env_num("CONCURRENT", 8);
@@ -33,7 +37,6 @@ fn main() {
         .binary(&common::bin())
         .data_dir(&data)
         .env("SEATGATE_BACKUP_ENABLED", "false")
-        .config("[storage]\nreserve = \"256MiB\"\n")
         .graceful_stop()
         .forget_log_after_start()
         .start();
@@ -100,6 +103,8 @@ fn main() {
         None => println!("| nginx baseline | skipped: nginx not installed | |"),
     }
 
+    appcast_rate(&server, &data, &small);
+
     // One 10 GiB download, RSS sampled every 10 ms.
     let idle = rss_bytes(server.pid() as u32).unwrap_or(0);
     let peaks = Peaks::start(server.pid() as u32, &data);
@@ -114,6 +119,69 @@ fn main() {
         big as f64 / took / 1048576.0,
         mib(idle),
         mib(peak)
+    );
+}
+
+/// 10 versions on the update server, then 8 keep-alive clients fetching the beta appcast
+/// for 5 s.
+fn appcast_rate(server: &common::Server, data: &Path, package: &Path) {
+    for minor in 0..10 {
+        let version = format!("20.{minor}.0");
+        let branch = if minor % 2 == 0 { "stable" } else { "beta" };
+        cli(
+            data,
+            &[
+                "update",
+                "add",
+                package.to_str().expect("utf8"),
+                "--version",
+                &version,
+                "--branch",
+                branch,
+                "--min-os",
+                "13.0",
+                "--notes",
+                "Fixes and improvements.",
+            ],
+        );
+    }
+    let target = Target {
+        addr: server.addr,
+        tls: Some(common::client_config(&data.join("tls/ca.pem"))),
+        authorization: None,
+        content_type: "application/json",
+        base: String::new(),
+    };
+    let until = Instant::now() + Duration::from_secs(5);
+    let started = Instant::now();
+    let (count, mut lat) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut c = Client::new(&target);
+                    let mut lat = Vec::new();
+                    while Instant::now() < until {
+                        let (status, _, took) = c.call("GET", "/updates/beta/appcast.xml", None);
+                        assert_eq!(status, 200);
+                        lat.push(took);
+                    }
+                    lat
+                })
+            })
+            .collect();
+        let all: Vec<Duration> = handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("client"))
+            .collect();
+        (all.len(), all)
+    });
+    let wall = started.elapsed().as_secs_f64();
+    lat.sort();
+    let p99 = lat.get(lat.len() * 99 / 100).copied().unwrap_or_default();
+    println!(
+        "| beta appcast (10 versions), 8 keep-alive clients | {count} in {wall:.1} s | {:.0} requests/s, p99 {:.1} ms |",
+        count as f64 / wall,
+        p99.as_secs_f64() * 1000.0
     );
 }
 

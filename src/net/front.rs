@@ -36,6 +36,12 @@ const FIRST_CONN: usize = 2;
 /// How often deadlines are checked.
 const TICK: Duration = Duration::from_millis(100);
 const READ_CHUNK: usize = 16 * 1024;
+/// How much of a stored file one connection sends per turn of the loop, so that large
+/// downloads share the loop with every other request (a fresh TLS handshake among 8
+/// downloads would otherwise wait for megabytes to be encrypted for each of them).
+const FILE_TURN: usize = 256 * 1024;
+/// Bytes a file step queues (at most; see `net::stream`).
+const FILE_STEP: usize = 64 * 1024;
 /// Upload bytes read from the socket before they are written to the file.
 const UPLOAD_READ_BUFFER: usize = 1024 * 1024;
 /// The `client` of a request whose connection is gone (an upload's last report).
@@ -134,6 +140,9 @@ struct Conn {
     file_out: Option<FileOut>,
     /// An upload request between its `begin` and `end` stages.
     upload: Option<Upload>,
+    /// Its turn sending a stored file ended with the socket still writable: serve it
+    /// again after the other ready connections.
+    yielded: bool,
 }
 
 enum After {
@@ -172,7 +181,7 @@ pub fn run(front: Front) -> Result<(), FrontError> {
     let mut next_sweep = Instant::now() + TICK;
     let mut reserve_fd = open_reserve_fd();
     loop {
-        if let Err(e) = ctx.poll.poll(&mut events, Some(TICK)) {
+        if let Err(e) = ctx.poll.poll(&mut events, Some(gate.poll_wait())) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
@@ -205,6 +214,7 @@ pub fn run(front: Front) -> Result<(), FrontError> {
                 ),
             }
         }
+        gate.resume_yielded(&ctx);
         let now = Instant::now();
         if accept_retry.is_some_and(|at| now >= at) && draining.is_none() {
             accept_retry = gate.accept_all(&ctx, &listener, &mut reserve_fd)?;
@@ -273,6 +283,8 @@ struct Gate {
     upstream: Upstream,
     /// Upload files being written or reported on: one request at a time per file.
     spooling: HashSet<PathBuf>,
+    /// Connections whose turn sending a file ended while they could still write.
+    yielded: Vec<usize>,
 }
 
 impl Gate {
@@ -297,6 +309,7 @@ impl Gate {
             draining: false,
             upstream,
             spooling: HashSet::new(),
+            yielded: Vec::new(),
         }
     }
 
@@ -426,6 +439,7 @@ impl Gate {
             head_only: false,
             file_out: None,
             upload: None,
+            yielded: false,
         };
         if let Err(e) = front.poll.registry().register(
             &mut conn.sock,
@@ -499,6 +513,28 @@ impl Gate {
             }
             self.free.push(slot);
             front.metrics.closed();
+        }
+    }
+
+    /// How long the loop may wait for events: not at all while a connection waits for its
+    /// next turn.
+    fn poll_wait(&self) -> Duration {
+        if self.yielded.is_empty() {
+            TICK
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// Gives the connections whose file-sending turn ended their next turn.
+    fn resume_yielded(&mut self, front: &Ctx) {
+        for slot in std::mem::take(&mut self.yielded) {
+            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+                continue;
+            };
+            if std::mem::take(&mut conn.yielded) {
+                self.on_event(front, slot, false, true);
+            }
         }
     }
 
@@ -685,6 +721,9 @@ impl Gate {
                 let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
                     return;
                 };
+                if conn.yielded {
+                    self.yielded.push(slot);
+                }
                 let mut want = Interest::READABLE;
                 if wants_write(conn) {
                     want |= Interest::WRITABLE;
@@ -1134,14 +1173,22 @@ fn feed_file(conn: &mut Conn) -> io::Result<bool> {
 /// Writes what is pending; when a response is fully written, closes or goes back to
 /// reading the next request.
 fn flush(conn: &mut Conn, slot: usize, front: &Ctx, max_inbuf: usize) -> After {
+    let mut fed = 0usize;
     loop {
         let idle = match &conn.tls {
             Some(tls) => !tls.wants_write(),
             None => conn.out_pos >= conn.outbuf.len(),
         };
+        if idle && conn.file_out.is_some() && fed >= FILE_TURN {
+            // This connection's turn is over; the loop serves everyone else first and
+            // comes back (the socket stays writable, so no event would).
+            conn.yielded = true;
+            return After::Keep;
+        }
         if idle {
             match feed_file(conn) {
                 Ok(true) => {
+                    fed += FILE_STEP;
                     // A stall, not the length of the download, is what times out.
                     conn.deadline = Instant::now() + front.limits.write_timeout;
                     continue;
