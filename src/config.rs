@@ -452,6 +452,9 @@ pub struct Limits {
     pub body_max_renewal: usize,
     pub body_max_admin: usize,
     pub body_max_other: usize,
+    /// Stored files (image and package downloads) sent at once; more wait with a 503 and
+    /// `Retry-After`. Never above what the open file limit leaves (see the start-up log).
+    pub max_file_streams: usize,
     /// The largest piece of a file upload one request may carry (`Content-Range` chunks).
     /// Written to disk as it arrives, never held in memory.
     pub body_max_upload: usize,
@@ -539,6 +542,7 @@ impl Default for Limits {
             body_max_admin: 256 * 1024,
             body_max_other: 16 * 1024,
             body_max_upload: 1 << 30,
+            max_file_streams: 64,
             trusted_proxies: Vec::new(),
         }
     }

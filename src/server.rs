@@ -441,6 +441,7 @@ fn share_descriptors(
     );
     let limits = crate::config::Limits {
         max_connections: plan.max_connections,
+        max_file_streams: plan.file_streams.min(config.limits.max_file_streams),
         ..config.limits.clone()
     };
     Ok((upstream, limits))
@@ -519,11 +520,12 @@ fn plan_descriptors(
         String::new()
     };
     let line = format!(
-        "file descriptors: limit {limit}{raised}, {in_use} open, {} reserved; {} application connections, max_connections {} (configured {})",
+        "file descriptors: limit {limit}{raised}, {in_use} open, {} reserved; {} application connections, max_connections {} (configured {}), {} files sent at once",
         fds::RESERVED,
         plan.upstream,
         plan.max_connections,
-        config.limits.max_connections
+        config.limits.max_connections,
+        plan.file_streams.min(config.limits.max_file_streams)
     );
     if plan.max_connections < config.limits.max_connections {
         log::warn!("{line}; raise the open file limit to admit more");

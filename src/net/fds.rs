@@ -19,6 +19,9 @@ pub const PER_UPSTREAM: usize = 6;
 /// refused.
 pub const RESERVED: usize = 24;
 
+/// The most stored files sent at once (downloads beyond wait with a 503 and Retry-After).
+pub const MAX_FILE_STREAMS: usize = 64;
+
 /// Below this many client connections seatgate is not worth starting.
 const MIN_CONNECTIONS: usize = 8;
 
@@ -33,6 +36,9 @@ pub struct FdPlan {
     pub upstream: usize,
     /// Client connections the gatekeeper admits at once.
     pub max_connections: usize,
+    /// Stored files the gatekeeper sends at once (each holds a descriptor besides its
+    /// connection's); carved out of the connections' share.
+    pub file_streams: usize,
 }
 
 impl FdPlan {
@@ -54,11 +60,13 @@ impl FdPlan {
                 "the open file limit ({limit}) is too low: seatgate needs at least {needed}; raise it (ulimit -n, or the service's file limit)"
             ));
         }
+        let file_streams = (room / 5).clamp(1, MAX_FILE_STREAMS);
         Ok(FdPlan {
             limit,
             in_use,
             upstream,
-            max_connections: room.min(configured),
+            max_connections: (room - file_streams).min(configured),
+            file_streams,
         })
     }
 }
@@ -116,17 +124,27 @@ mod tests {
     fn a_low_limit_shrinks_the_pool_and_the_connection_cap() {
         let p = FdPlan::new(64, 20, 8, 1024).expect("fits");
         assert_eq!(p.upstream, 1);
-        assert_eq!(p.max_connections, 64 - 20 - RESERVED - PER_UPSTREAM);
+        let room = 64 - 20 - RESERVED - PER_UPSTREAM;
+        assert_eq!(
+            (p.max_connections, p.file_streams),
+            (room - room / 5, room / 5)
+        );
         let p = FdPlan::new(256, 20, 8, 1024).expect("fits");
         assert_eq!(p.upstream, 8);
-        assert_eq!(p.max_connections, 256 - 20 - RESERVED - 8 * PER_UPSTREAM);
+        let room = 256 - 20 - RESERVED - 8 * PER_UPSTREAM;
+        assert_eq!(
+            (p.max_connections, p.file_streams),
+            (room - room / 5, room / 5)
+        );
     }
 
     #[test]
     fn a_high_limit_keeps_the_configured_cap() {
         let p = FdPlan::new(1 << 20, 20, 8, 1024).expect("fits");
         assert_eq!((p.upstream, p.max_connections), (8, 1024));
-        let total = p.in_use + RESERVED + p.upstream * PER_UPSTREAM + p.max_connections;
+        assert_eq!(p.file_streams, MAX_FILE_STREAMS);
+        let total =
+            p.in_use + RESERVED + p.upstream * PER_UPSTREAM + p.max_connections + p.file_streams;
         assert!(total <= p.limit);
     }
 

@@ -285,6 +285,8 @@ struct Gate {
     spooling: HashSet<PathBuf>,
     /// Connections whose turn sending a file ended while they could still write.
     yielded: Vec<usize>,
+    /// Stored files being sent.
+    files: stream::FileSlots,
 }
 
 impl Gate {
@@ -310,6 +312,7 @@ impl Gate {
             upstream,
             spooling: HashSet::new(),
             yielded: Vec::new(),
+            files: stream::FileSlots::default(),
         }
     }
 
@@ -611,10 +614,23 @@ impl Gate {
         let bytes = match done.response {
             Ok(r) => match stream::file_body(&r) {
                 Some((path, start, len)) => {
-                    match FileOut::open(&front.storage, &path, start, len) {
+                    let opened = match self.files.take(front.limits.max_file_streams) {
+                        Some(slot) => FileOut::open(slot, &front.storage, &path, start, len),
+                        None => Err(io::Error::new(io::ErrorKind::QuotaExceeded, "busy")),
+                    };
+                    match opened {
                         Ok(file) => {
                             conn.file_out = (!conn.head_only).then_some(file);
                             serialize(&r, conn.keep_alive, Some(len))
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::QuotaExceeded => {
+                            front.metrics.gate_rejected(503);
+                            let e = HttpError::new(
+                                Reason::Overloaded,
+                                "The gateway is sending as many files as it may at once; try again shortly.",
+                            )
+                            .with_retry_after(5);
+                            serialize_error(&e, &conn.path, conn.keep_alive)
                         }
                         Err(e) => {
                             log::error!("cannot send the stored file {path}: {e}");

@@ -21,8 +21,33 @@ use crate::http::{FILE_HEADER, SPOOL_HEADER, UPLOAD_STAGE_HEADER};
 /// Bytes read from a file per step.
 const FILE_CHUNK: usize = 64 * 1024;
 
+/// Counts the stored files being sent, against `[limits] max_file_streams` (each holds a
+/// descriptor the descriptor plan set aside).
+#[derive(Default)]
+pub struct FileSlots(std::rc::Rc<std::cell::Cell<usize>>);
+
+/// One file being sent; the count goes down when it is dropped.
+pub struct FileSlot(std::rc::Rc<std::cell::Cell<usize>>);
+
+impl FileSlots {
+    pub fn take(&self, max: usize) -> Option<FileSlot> {
+        let n = self.0.get();
+        (n < max).then(|| {
+            self.0.set(n + 1);
+            FileSlot(std::rc::Rc::clone(&self.0))
+        })
+    }
+}
+
+impl Drop for FileSlot {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
+    }
+}
+
 /// A stored file being sent as a response body.
 pub struct FileOut {
+    _slot: FileSlot,
     file: File,
     remaining: u64,
     buf: Vec<u8>,
@@ -40,7 +65,13 @@ pub fn file_body(r: &InnerResponse) -> Option<(String, u64, u64)> {
 }
 
 impl FileOut {
-    pub fn open(root: &Path, relative: &str, start: u64, len: u64) -> io::Result<FileOut> {
+    pub fn open(
+        slot: FileSlot,
+        root: &Path,
+        relative: &str,
+        start: u64,
+        len: u64,
+    ) -> io::Result<FileOut> {
         let path = crate::storage::resolve(root, relative)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a storage name"))?;
         let mut file = File::open(path)?;
@@ -53,6 +84,7 @@ impl FileOut {
         }
         file.seek(SeekFrom::Start(start))?;
         Ok(FileOut {
+            _slot: slot,
             file,
             remaining: len,
             buf: Vec::new(),

@@ -341,3 +341,48 @@ fn a_macs_feed_follows_its_policy_else_the_profile_and_it_reports_its_app_versio
         "{text}"
     );
 }
+
+#[test]
+fn downloads_beyond_max_file_streams_wait_with_a_503() {
+    use std::io::Write;
+    let s = server().config("[limits]\nmax_file_streams = 1\n").start();
+    let bytes = package_bytes(48 << 20, 5);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = tmp.path().join("big.pkg");
+    std::fs::write(&file, &bytes).expect("write");
+    ok(
+        &s,
+        &[
+            "update",
+            "add",
+            file.to_str().expect("utf8"),
+            "--version",
+            "1.0",
+            "--min-os",
+            "13.0",
+        ],
+    );
+    let path = "/updates/packages/1/App-1.0.pkg";
+    // A client that asks and does not read holds the only slot.
+    let mut slow = s.connect();
+    slow.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .expect("request");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let second = s.get(path);
+    assert_eq!(
+        (second.status, second.json()["reason"].clone()),
+        (503, json!("OVERLOADED"))
+    );
+    assert_eq!(second.header("retry-after"), Some("5"));
+    assert_eq!(s.get("/healthz").status, 200);
+    drop(slow);
+    crate::support::wait_until(
+        std::time::Duration::from_secs(10),
+        "the slot is free again",
+        || {
+            s.request("GET", path, &[("Range", "bytes=0-9")], b"")
+                .status
+                == 206
+        },
+    );
+}
