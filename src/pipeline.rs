@@ -218,6 +218,15 @@ impl App {
             self.config.tls.mode != crate::config::TlsMode::Off,
         );
         let elapsed = started.elapsed();
+        // An upload piece's first stage only asks whether the body may be written (a 200
+        // is consent, not the outcome); its `end` stage is the request's line.
+        let consent = response.status == 200
+            && req
+                .header(crate::http::UPLOAD_STAGE_HEADER)
+                .is_some_and(|s| s.starts_with("begin "));
+        if consent {
+            return response;
+        }
         self.metrics
             .observe(name, &req.method, response.status, elapsed);
         log::info!(

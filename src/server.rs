@@ -283,6 +283,9 @@ fn build_app(
     let pre_auth = crate::preauth::PreAuth::new(&config.pre_auth, &clock);
     let storage = crate::storage::Storage::open(&config.storage, store.data.root())
         .map_err(io_err("cannot open the storage folder ([storage] dir)"))?;
+    storage
+        .record(db, clock.now_unix())
+        .map_err(io_err("cannot record the storage folder in the database"))?;
     Ok(Arc::new(App {
         distribution: Arc::new(crate::distribution::Distribution::new(storage)),
         db: Arc::clone(db),

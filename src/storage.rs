@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 
 use crate::config::StorageConfig;
 
+/// The settings key where the server records its storage folder at start, so that the
+/// command line (which may run without the server's configuration) uses the same one.
+pub const DIR_SETTING: &str = "storage_dir";
+
 /// The storage folder and its limits.
 #[derive(Debug, Clone)]
 pub struct Storage {
@@ -41,6 +45,14 @@ impl Storage {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Records this folder (absolute) in the database for the command line.
+    pub fn record(&self, db: &crate::db::Db, now: i64) -> io::Result<()> {
+        let absolute = fs::canonicalize(&self.root)?;
+        let text = absolute.to_string_lossy().to_string();
+        db.write(|tx| crate::db::settings::put(tx, DIR_SETTING, &text, now))
+            .map_err(io::Error::other)
     }
 
     /// The absolute path of a name made by the functions below.
@@ -88,6 +100,25 @@ impl Storage {
             fs::File::open(dir)?.sync_all()?;
         }
         Ok(())
+    }
+}
+
+/// Takes the exclusive lock of an upload's partial file (`flock`, held until `file` is
+/// closed), without waiting: `Ok(false)` when another writer holds it, in this process
+/// or another (the gatekeeper writing a piece, `seatgate image add`). Whoever writes,
+/// commits or publishes an upload's bytes holds it, so a published file never changes.
+pub fn try_lock(file: &fs::File) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this `File` owns for the call's duration.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(e)
     }
 }
 

@@ -101,7 +101,7 @@ impl Admin {
 
     /// `POST /admin/images/assignments/{id}/remove`.
     pub(crate) fn unassign_image(&self, session: &Session, actor: &Actor, id: &str) -> Handled {
-        let done = images::unassign(&self.db, actor, id, self.clock.now_unix())
+        let done = images::unassign(&self.db, actor, None, id, self.clock.now_unix())
             .map(|()| "Removed the assignment.".to_string());
         self.image_done(session, done)
     }

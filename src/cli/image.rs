@@ -68,9 +68,7 @@ pub(super) fn problem(e: Problem) -> CliError {
 }
 
 pub fn run(db: &Db, config: &Config, cmd: ImageCommand) -> Result<(), CliError> {
-    let storage = crate::storage::Storage::open(&config.storage, &config.data_dir)
-        .map_err(|e| CliError::Runtime(format!("cannot open the storage folder: {e}")))?;
-    let dist = Distribution::new(storage);
+    let dist = distribution(db, config)?;
     let now = now_unix();
     match cmd {
         ImageCommand::Add {
@@ -120,7 +118,7 @@ pub fn run(db: &Db, config: &Config, cmd: ImageCommand) -> Result<(), CliError> 
             Ok(())
         }
         ImageCommand::Unassign { assignment } => {
-            images::unassign(db, &Actor::Cli, &assignment, now).map_err(problem)?;
+            images::unassign(db, &Actor::Cli, None, &assignment, now).map_err(problem)?;
             outln!("removed assignment {assignment}");
             Ok(())
         }
@@ -164,17 +162,32 @@ pub(super) fn copy_in(
 ) -> Result<Finished, CliError> {
     let mut source = File::open(path)
         .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
-    let size = source.metadata().map_err(runtime)?.len();
+    let meta = source.metadata().map_err(runtime)?;
+    if !meta.is_file() {
+        return Err(CliError::Usage(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    let size = meta.len();
     let (mut row, created) =
         uploads::create(dist, db, target, size, sha256, &Actor::Cli, now_unix())
             .map_err(problem)?;
-    if !created && row.received > 0 {
-        eprintln!("resuming an earlier add at byte {} of {size}", row.received);
-    }
     let part_path = dist
         .storage
         .path(&crate::storage::upload_file(&row.id))
         .map_err(runtime)?;
+    if !created && row.received > 0 {
+        if !same_prefix(&mut source, &part_path, row.received as u64).map_err(runtime)? {
+            return Err(CliError::Runtime(format!(
+                "an unfinished upload of this version ({}) holds other bytes than {}; cancel it with `seatgate upload cancel {}`",
+                row.id,
+                path.display(),
+                row.id
+            )));
+        }
+        eprintln!("resuming an earlier add at byte {} of {size}", row.received);
+    }
     loop {
         let offset = row.received as u64;
         let piece = PIECE.min(size - offset);
@@ -184,6 +197,9 @@ pub(super) fn copy_in(
             .truncate(false)
             .open(&part_path)
             .map_err(runtime)?;
+        if !crate::storage::try_lock(&part).map_err(runtime)? {
+            return Err(problem(uploads::busy()));
+        }
         part.set_len(offset).map_err(runtime)?;
         part.seek(SeekFrom::Start(offset)).map_err(runtime)?;
         source.seek(SeekFrom::Start(offset)).map_err(runtime)?;
@@ -216,6 +232,90 @@ pub(super) fn copy_in(
             }
         }
     }
+}
+
+/// Whether the first `len` bytes of `source` are those the partial file holds.
+fn same_prefix(source: &mut File, part: &std::path::Path, len: u64) -> std::io::Result<bool> {
+    let mut stored = File::open(part)?;
+    source.seek(SeekFrom::Start(0))?;
+    let (mut a, mut b) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    let mut left = len;
+    while left > 0 {
+        let n = a.len().min(usize::try_from(left).unwrap_or(a.len()));
+        if source.read_exact(&mut a[..n]).is_err() || stored.read_exact(&mut b[..n]).is_err() {
+            return Ok(false);
+        }
+        if a[..n] != b[..n] {
+            return Ok(false);
+        }
+        left -= n as u64;
+    }
+    Ok(true)
+}
+
+/// `seatgate upload …`: uploads in progress (from the API or an interrupted `add`).
+#[derive(Debug, Subcommand)]
+pub enum UploadCommand {
+    /// Uploads in progress: id, what they become, bytes received
+    List,
+    /// Cancel an upload and remove its partial file
+    Cancel { id: String },
+}
+
+pub fn uploads(db: &Db, config: &Config, cmd: UploadCommand) -> Result<(), CliError> {
+    match cmd {
+        UploadCommand::List => {
+            let rows = db
+                .read(crate::db::distribution::uploads)
+                .map_err(|e| CliError::Runtime(e.to_string()))?;
+            if rows.is_empty() {
+                outln!("no uploads in progress");
+            }
+            for u in rows {
+                outln!(
+                    "{}  {}  {} of {} bytes  by {}  last piece {}",
+                    u.id,
+                    u.target_key,
+                    u.received,
+                    u.size,
+                    u.created_by,
+                    rfc3339(u.updated_at)
+                );
+            }
+            Ok(())
+        }
+        UploadCommand::Cancel { id } => {
+            let dist = distribution(db, config)?;
+            uploads::cancel(&dist, db, &id, &Actor::Cli).map_err(problem)?;
+            outln!("cancelled upload {id}; its partial file is removed");
+            Ok(())
+        }
+    }
+}
+
+/// The storage folder the server uses: the one it recorded at start unless this
+/// command's configuration names one (which must then be the same).
+pub(super) fn distribution(db: &Db, config: &Config) -> Result<Distribution, CliError> {
+    let recorded = db
+        .read(|tx| crate::db::settings::get(tx, crate::storage::DIR_SETTING))
+        .map_err(|e| CliError::Runtime(e.to_string()))?;
+    let mut storage_config = config.storage.clone();
+    match (&recorded, storage_config.dir.is_empty()) {
+        (Some(dir), true) => storage_config.dir = dir.clone(),
+        (Some(dir), false)
+            if std::fs::canonicalize(&storage_config.dir).ok().as_deref()
+                != Some(std::path::Path::new(dir)) =>
+        {
+            return Err(CliError::Usage(format!(
+                "the server keeps its files in {dir}, not in {} ([storage] dir); run this command with the server's configuration",
+                storage_config.dir
+            )));
+        }
+        _ => {}
+    }
+    let storage = crate::storage::Storage::open(&storage_config, &config.data_dir)
+        .map_err(|e| CliError::Runtime(format!("cannot open the storage folder: {e}")))?;
+    Ok(Distribution::new(storage))
 }
 
 fn list(db: &Db) -> Result<(), CliError> {

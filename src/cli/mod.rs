@@ -168,6 +168,9 @@ pub enum Command {
     /// them to IdP groups (latest or pinned)
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// Uploads in progress (images and packages): list them, cancel one
+    #[command(subcommand)]
+    Upload(image::UploadCommand),
     /// The local update server: add app packages (signed for Sparkle), list them with the
     /// feeds and the versions Macs run, retire one
     #[command(subcommand)]
@@ -319,6 +322,7 @@ pub fn run(cli: Cli, config: Config) -> Result<(), CliError> {
         Command::Mail(cmd) => mail::mail(&open_existing_db(&config)?, &config, cmd),
         Command::Policy(cmd) => policy::run(&open_existing_db(&config)?, &config, cmd),
         Command::Image(cmd) => image::run(&open_existing_db(&config)?, &config, cmd),
+        Command::Upload(cmd) => image::uploads(&open_existing_db(&config)?, &config, cmd),
         Command::Update(cmd) => {
             let db = open_existing_db(&config)?;
             let public_url = public_url_for_cli(&config, &db)?;

@@ -11,7 +11,6 @@ use crate::audit::Actor;
 use crate::clock::{now_unix, rfc3339};
 use crate::config::Config;
 use crate::db::Db;
-use crate::distribution::Distribution;
 use crate::distribution::updates;
 use crate::distribution::uploads::{Finished, Target};
 
@@ -45,9 +44,7 @@ pub enum UpdateCommand {
 }
 
 pub fn run(db: &Db, config: &Config, public_url: &str, cmd: UpdateCommand) -> Result<(), CliError> {
-    let storage = crate::storage::Storage::open(&config.storage, &config.data_dir)
-        .map_err(|e| CliError::Runtime(format!("cannot open the storage folder: {e}")))?;
-    let dist = Distribution::new(storage);
+    let dist = super::image::distribution(db, config)?;
     match cmd {
         UpdateCommand::Add {
             file,
@@ -59,7 +56,8 @@ pub fn run(db: &Db, config: &Config, public_url: &str, cmd: UpdateCommand) -> Re
             sha256,
         } => {
             let target = Target::Package {
-                file_name: file_name.unwrap_or_else(|| format!("App-{version}.pkg")),
+                file_name: file_name
+                    .unwrap_or_else(|| crate::endpoints::updates::default_file_name(&version)),
                 version,
                 branch,
                 min_os,

@@ -290,8 +290,9 @@ pub fn assignment(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<Ima
         .optional()
 }
 
-/// Assigns (or re-pins) an image to a group within a connection's scope.
-pub fn upsert_assignment(tx: &Transaction<'_>, a: &ImageAssignmentRow) -> rusqlite::Result<()> {
+/// Assigns (or re-pins) an image to a group within a connection's scope; returns the
+/// assignment's id (the existing one when re-pinned).
+pub fn upsert_assignment(tx: &Transaction<'_>, a: &ImageAssignmentRow) -> rusqlite::Result<String> {
     tx.execute(
         "INSERT INTO image_assignments (id, image_id, group_ref, group_key, connection_id, pinned_version, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -307,7 +308,12 @@ pub fn upsert_assignment(tx: &Transaction<'_>, a: &ImageAssignmentRow) -> rusqli
             a.created_at
         ],
     )?;
-    Ok(())
+    tx.query_row(
+        "SELECT id FROM image_assignments
+         WHERE image_id = ?1 AND group_key = ?2 AND connection_id IS ?3",
+        params![a.image_id, fold(&a.group_ref), a.connection_id],
+        |r| r.get(0),
+    )
 }
 
 pub fn delete_assignment(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<bool> {

@@ -184,7 +184,7 @@ pub fn assign(
                 format!("The image {:?} has no version {v:?} to pin.", image.name),
             ));
         }
-        let row = ImageAssignmentRow {
+        let mut row = ImageAssignmentRow {
             id: format!("ia-{}", crate::crypto::random_hex(6)),
             image_id: image.id.clone(),
             image_name: image.name.clone(),
@@ -193,7 +193,7 @@ pub fn assign(
             pinned_version: pinned.map(str::to_string),
             created_at: now,
         };
-        store::upsert_assignment(tx, &row)?;
+        row.id = store::upsert_assignment(tx, &row)?;
         audit(
             tx,
             actor,
@@ -206,14 +206,26 @@ pub fn assign(
     })
 }
 
-pub fn unassign(db: &Db, actor: &Actor, assignment: &str, now: i64) -> Result<(), Problem> {
+/// Removes an assignment; `image` (id or name), when given, must be the one it assigns.
+pub fn unassign(
+    db: &Db,
+    actor: &Actor,
+    image: Option<&str>,
+    assignment: &str,
+    now: i64,
+) -> Result<(), Problem> {
     db.write(|tx| {
-        let a = store::assignment(tx, assignment)?.ok_or_else(|| {
-            Problem::new(
-                Reason::NotFound,
-                format!("There is no image assignment {assignment:?}."),
-            )
-        })?;
+        let of_image = |a: &ImageAssignmentRow| {
+            image.is_none_or(|i| a.image_id == i || a.image_name.eq_ignore_ascii_case(i))
+        };
+        let a = store::assignment(tx, assignment)?
+            .filter(of_image)
+            .ok_or_else(|| {
+                Problem::new(
+                    Reason::NotFound,
+                    format!("There is no image assignment {assignment:?}."),
+                )
+            })?;
         store::delete_assignment(tx, &a.id)?;
         audit(
             tx,
@@ -337,7 +349,7 @@ pub fn listing(
                 "image": v.image_id, "name": v.image_name, "version": v.version,
                 "size": v.size, "sha256": v.sha256, "pinned": a.pinned,
                 "url": format!("{issuer}{}", download_path(v.id)),
-                "authorization": download_token(&key, &device.id, v.id, exp),
+                "authorization": download_token(&key, &device.id, v, exp),
             })
         })
         .collect();
@@ -373,10 +385,16 @@ fn token_key(db: &Db, now: i64) -> Result<Vec<u8>, Problem> {
 /// `<device>.<version>.<exp>.<HMAC-SHA256 of those>`: lets one device fetch one version
 /// until `exp`, with as many range requests as it needs (a proof of possession is
 /// single-use).
-fn download_token(key: &[u8], device: &str, version: i64, exp: i64) -> String {
-    let body = format!("{device}.{version}.{exp}");
-    let tag = crate::crypto::hmac_sha256(key, body.as_bytes());
+fn download_token(key: &[u8], device: &str, version: &VersionRow, exp: i64) -> String {
+    let body = format!("{device}.{}.{exp}", version.id);
+    let tag = crate::crypto::hmac_sha256(key, signed_part(&body, &version.sha256).as_bytes());
     format!("{body}.{}", crate::crypto::b64url(&tag))
+}
+
+/// What the MAC covers: the token's text and the version's SHA-256, so an authorization
+/// never fetches other bytes than those listed (a version id reused after a delete).
+fn signed_part(body: &str, sha256: &str) -> String {
+    format!("{body}.{sha256}")
 }
 
 /// The version a download may fetch: the authorization must be ours, unexpired, for this
@@ -401,16 +419,20 @@ pub fn authorize_download(
     let [device, version, exp, tag] = parts[..] else {
         return Err(not_found());
     };
-    let key = token_key(db, now)?;
-    let body = format!("{device}.{version}.{exp}");
-    let tag = crate::crypto::b64url_decode(tag).ok_or_else(not_found)?;
-    if !crate::crypto::hmac_sha256_verify(&key, body.as_bytes(), &tag) {
-        return Err(not_found());
-    }
     if version != version_id || exp.parse::<i64>().map_or(true, |e| e < now) {
         return Err(not_found());
     }
     let id: i64 = version.parse().map_err(|_| not_found())?;
+    let key = token_key(db, now)?;
+    let listed = db
+        .read(|tx| store::version(tx, id))?
+        .ok_or_else(not_found)?;
+    let body = format!("{device}.{version}.{exp}");
+    let tag = crate::crypto::b64url_decode(tag).ok_or_else(not_found)?;
+    let signed = signed_part(&body, &listed.sha256);
+    if !crate::crypto::hmac_sha256_verify(&key, signed.as_bytes(), &tag) {
+        return Err(not_found());
+    }
     db.read(|tx| {
         let device = crate::db::licensing::device(tx, device)?.ok_or_else(not_found)?;
         let (None, Some(user)) = (device.revoked_at, device.user_id.as_deref()) else {

@@ -267,11 +267,16 @@ pub fn appcast(public_url: &str, feed: &Feed, items: &[PackageRow]) -> String {
             "<sparkle:minimumSystemVersion>{}</sparkle:minimumSystemVersion>\n",
             esc(&p.min_os)
         ));
-        if p.branch == "beta" {
+        // A pinned feed's one item must reach the Mac whatever channels it allows.
+        if p.branch == "beta" && matches!(feed, Feed::Branch(_)) {
             out.push_str("<sparkle:channel>beta</sparkle:channel>\n");
         }
         if !p.notes.is_empty() {
-            out.push_str(&format!("<description>{}</description>\n", esc(&p.notes)));
+            // Plain text, as entered: Sparkle would render a bare description as HTML.
+            out.push_str(&format!(
+                "<description sparkle:format=\"plain-text\">{}</description>\n",
+                esc(&p.notes)
+            ));
         }
         out.push_str(&format!(
             "<enclosure url=\"{}\" length=\"{}\" type=\"application/octet-stream\" sparkle:edSignature=\"{}\"/>\n",

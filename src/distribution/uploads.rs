@@ -68,7 +68,7 @@ impl Target {
             } => Target::Package {
                 version: files::check_version(&version)?,
                 branch: files::check_branch(&branch)?,
-                min_os: files::check_version(&min_os).map_err(|_| {
+                min_os: files::check_os_version(&min_os).map_err(|_| {
                     Problem::new(
                         Reason::BadRequest,
                         "min_os must be a macOS version such as 13.0.",
@@ -99,7 +99,11 @@ impl Target {
 }
 
 fn check_text(what: &str, text: &str) -> Result<String, Problem> {
-    if text.len() > 4000 || text.chars().any(|c| c.is_control() && c != '\n') {
+    if text.len() > 4000
+        || text
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+    {
         return Err(Problem::new(
             Reason::BadRequest,
             format!("The {what} must be printable text of at most 4000 bytes."),
@@ -183,13 +187,15 @@ pub fn create(
     let (row, created) = db.write(|tx| {
         exists_already(tx, &target)?;
         if let Some(existing) = store::upload_of_target(tx, &target.key())? {
-            if existing.size == size_i && existing.sha256 == sha256 {
+            let same_target =
+                serde_json::from_str::<Target>(&existing.target).is_ok_and(|t| t == target);
+            if existing.size == size_i && existing.sha256 == sha256 && same_target {
                 return Ok((existing, false));
             }
             return Err(Problem::new(
                 Reason::Conflict,
                 format!(
-                    "Another upload of this version is in progress ({}, {} bytes); cancel it first or upload the same file.",
+                    "Another upload of this version is in progress ({}, {} bytes) with other details (size, hash, branch, minimum macOS, notes); cancel it first (`seatgate upload cancel`) or start it the same way.",
                     existing.id, existing.size
                 ),
             ));
@@ -370,6 +376,9 @@ pub fn end(
             "The storage folder's disk filled up during the upload; the partial upload was removed. Free space, then upload again.",
         ));
     }
+    // Held until the bytes are committed and, with the last piece, published: no other
+    // writer can touch the file meanwhile.
+    let _lock = lock(dist, &row)?;
     let row = if written > 0 {
         commit(dist, db, &row, offset, written, now)?
     } else {
@@ -384,6 +393,26 @@ pub fn end(
         return Ok(Ended::Partial(row));
     }
     finish(dist, db, &row, actor, now).map(Ended::Finished)
+}
+
+/// The partial file, locked; `UPLOAD_BUSY` while another writer holds it.
+fn lock(dist: &Distribution, row: &UploadRow) -> Result<File, Problem> {
+    let path = dist
+        .storage
+        .path(&storage::upload_file(&row.id))
+        .map_err(io_problem)?;
+    let file = File::open(path).map_err(io_problem)?;
+    if !storage::try_lock(&file).map_err(io_problem)? {
+        return Err(busy());
+    }
+    Ok(file)
+}
+
+pub fn busy() -> Problem {
+    Problem::new(
+        Reason::UploadBusy,
+        "Another writer (a request or `seatgate image add`) holds this upload; wait for it to finish.",
+    )
 }
 
 /// Commits `written` bytes at `offset` of the partial file: hashes them, syncs the file,
@@ -548,17 +577,16 @@ fn finish(
 
 /// Cancels an upload and removes its partial file.
 pub fn cancel(dist: &Distribution, db: &Db, id: &str, actor: &Actor) -> Result<(), Problem> {
-    let removed = db.write(|tx| store::delete_upload(tx, id))?;
-    dist.forget_hash(id);
-    dist.storage
-        .remove(&storage::upload_file(id))
-        .map_err(io_problem)?;
-    if !removed {
+    if !db.write(|tx| store::delete_upload(tx, id))? {
         return Err(Problem::new(
             Reason::NotFound,
             format!("There is no upload {id:?}."),
         ));
     }
+    dist.forget_hash(id);
+    dist.storage
+        .remove(&storage::upload_file(id))
+        .map_err(io_problem)?;
     log::info!("upload {id} cancelled by {actor}; its partial file is removed");
     Ok(())
 }

@@ -34,6 +34,22 @@ pub fn check_version(version: &str) -> Result<String, Problem> {
     Ok(version.to_string())
 }
 
+/// A macOS version as `minimumSystemVersion` takes it: `13`, `13.0`, `14.2.1`.
+pub fn check_os_version(v: &str) -> Result<String, Problem> {
+    let parts: Vec<&str> = v.split('.').collect();
+    let ok = (1..=3).contains(&parts.len())
+        && parts
+            .iter()
+            .all(|p| (1..=4).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    if !ok {
+        return Err(Problem::new(
+            Reason::BadRequest,
+            "A macOS version is one to three numbers such as 13.0.",
+        ));
+    }
+    Ok(v.to_string())
+}
+
 /// An update branch.
 pub fn check_branch(branch: &str) -> Result<String, Problem> {
     match branch {
@@ -131,13 +147,25 @@ pub fn parse_range(value: Option<&str>, size: u64) -> Result<Wanted, Problem> {
         // Several ranges: answering with the whole file is allowed (RFC 9110 §14.2).
         return Ok(Wanted::Whole);
     }
-    let bad = || Problem::new(Reason::BadRequest, "The Range header is malformed.");
-    let (first, last) = spec.trim().split_once('-').ok_or_else(bad)?;
-    let wanted = match (first.is_empty(), last.is_empty()) {
-        (true, true) => return Err(bad()),
+    // A Range that cannot be read is ignored, as RFC 9110 §14.2 has it: the whole file.
+    Ok(one_range(spec.trim(), size).unwrap_or(Wanted::Whole))
+}
+
+/// One `first-last`, `first-` or `-suffix`; `None` when it cannot be read. Positions
+/// too large for 64 bits are as large as can be (past any file's end).
+fn one_range(spec: &str, size: u64) -> Option<Wanted> {
+    let position = |s: &str| -> Option<u64> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(s.parse().unwrap_or(u64::MAX))
+    };
+    let (first, last) = spec.split_once('-')?;
+    Some(match (first.is_empty(), last.is_empty()) {
+        (true, true) => return None,
         // `-N`: the last N bytes.
         (true, false) => {
-            let n = number(last).ok_or_else(bad)?;
+            let n = position(last)?;
             if n == 0 || size == 0 {
                 Wanted::Unsatisfiable
             } else {
@@ -149,14 +177,14 @@ pub fn parse_range(value: Option<&str>, size: u64) -> Result<Wanted, Problem> {
             }
         }
         (false, _) => {
-            let start = number(first).ok_or_else(bad)?;
+            let start = position(first)?;
             let end = if last.is_empty() {
                 u64::MAX
             } else {
-                number(last).ok_or_else(bad)?
+                position(last)?
             };
             if end < start {
-                return Err(bad());
+                return None;
             }
             if start >= size {
                 Wanted::Unsatisfiable
@@ -168,8 +196,7 @@ pub fn parse_range(value: Option<&str>, size: u64) -> Result<Wanted, Problem> {
                 }
             }
         }
-    };
-    Ok(wanted)
+    })
 }
 
 /// Orders release versions as semantic versioning does: the dotted core by number
@@ -233,9 +260,19 @@ fn number(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
-/// Whether an `If-Range` (or `If-None-Match`) value names this strong entity tag.
+/// Whether an `If-Range` value names this strong entity tag (strong comparison).
 pub fn etag_matches(header: Option<&str>, etag: &str) -> bool {
-    header.is_some_and(|h| h.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    header.is_some_and(|h| h.split(',').any(|t| t.trim() == etag))
+}
+
+/// Whether an `If-None-Match` value names this entity tag (weak comparison: `W/` aside;
+/// `*` matches any).
+pub fn none_match(header: Option<&str>, etag: &str) -> bool {
+    header.is_some_and(|h| {
+        h.split(',')
+            .map(str::trim)
+            .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+    })
 }
 
 #[cfg(test)]
@@ -305,9 +342,20 @@ mod tests {
         assert_eq!(p("bytes=-0"), Some(Wanted::Unsatisfiable));
         assert_eq!(p("bytes=0-1,5-6"), Some(Wanted::Whole));
         assert_eq!(p("items=0-1"), Some(Wanted::Whole));
-        assert!(p("bytes=9-1").is_none());
-        assert!(p("bytes=-").is_none());
-        assert!(p("bytes=a-b").is_none());
+        assert_eq!(p("bytes=9-1"), Some(Wanted::Whole));
+        assert_eq!(p("bytes=-"), Some(Wanted::Whole));
+        assert_eq!(p("bytes=a-b"), Some(Wanted::Whole));
+        assert_eq!(
+            p("bytes=0-18446744073709551615"),
+            Some(Wanted::Part {
+                start: 0,
+                len: 1000
+            })
+        );
+        assert!(check_os_version("13.0").is_ok() && check_os_version("14.2.1").is_ok());
+        for bad in ["abc", "13.", "13..0", "", "1.2.3.4"] {
+            assert!(check_os_version(bad).is_err(), "{bad}");
+        }
         assert_eq!(parse_range(None, 10).ok(), Some(Wanted::Whole));
     }
 

@@ -238,7 +238,13 @@ pub fn assign(app: &App, cx: &Ctx<'_>) -> Handled {
 
 /// `DELETE /api/v1/admin/images/{image}/assignments/{id}`.
 pub fn unassign(app: &App, cx: &Ctx<'_>) -> Handled {
-    images::unassign(&app.db, &cx.actor()?, cx.param("id"), app.clock.now_unix())?;
+    images::unassign(
+        &app.db,
+        &cx.actor()?,
+        Some(cx.param("image")),
+        cx.param("id"),
+        app.clock.now_unix(),
+    )?;
     Ok(Response::new(204, "text/plain", Vec::new()))
 }
 
@@ -303,7 +309,7 @@ pub fn serve_file(
             .with_header("Accept-Ranges", "bytes")
             .with_header("Cache-Control", "private, no-cache")
     };
-    if files::etag_matches(req.header("if-none-match"), &etag) {
+    if files::none_match(req.header("if-none-match"), &etag) {
         return Ok(base(304));
     }
     let range_applies = req

@@ -38,9 +38,7 @@ pub fn start_upload(app: &App, cx: &Ctx<'_>) -> Handled {
             format!("The body is not the JSON this address takes: {e}."),
         )
     })?;
-    let file_name = b
-        .file_name
-        .unwrap_or_else(|| format!("App-{}.pkg", b.version));
+    let file_name = b.file_name.unwrap_or_else(|| default_file_name(&b.version));
     let target = Target::Package {
         version: b.version,
         branch: b.branch,
@@ -107,7 +105,8 @@ fn feed_of(cx: &Ctx<'_>) -> Result<Feed, HttpError> {
         .starts_with("/updates/pinned/")
         .then(|| cx.param("version").to_string());
     match pinned {
-        Some(v) => Ok(Feed::Pinned(v)),
+        Some(v) if crate::domain::files::check_version(&v).is_ok() => Ok(Feed::Pinned(v)),
+        Some(_) => Err(HttpError::not_found()),
         None => match cx.param("branch") {
             b @ ("stable" | "beta") => Ok(Feed::Branch(b.to_string())),
             _ => Err(HttpError::not_found()),
@@ -192,4 +191,10 @@ pub fn device_feed(app: &App, cx: &Ctx<'_>) -> Handled {
     body["branch"] = json!(setting);
     body["branch_from"] = json!(source);
     Ok(Response::json(200, &body).with_header("Cache-Control", "no-store"))
+}
+
+/// The name a package is offered under when none is given: `App-<version>.pkg` (a `+` of
+/// build metadata, which file names do not take, as `_`).
+pub fn default_file_name(version: &str) -> String {
+    format!("App-{}.pkg", version.replace('+', "_"))
 }

@@ -676,6 +676,12 @@ impl Gate {
                     ))
                 } else {
                     Spool::open(&front.storage, &relative, offset, &head).map_err(|e| {
+                        if e.kind() == io::ErrorKind::ResourceBusy {
+                            return HttpError::new(
+                                Reason::UploadBusy,
+                                "Another writer (a request or `seatgate image add`) holds this upload; wait for it to finish.",
+                            );
+                        }
                         log::error!("cannot write the upload {relative}: {e}");
                         HttpError::internal()
                     })

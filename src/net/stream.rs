@@ -157,6 +157,12 @@ impl Spool {
         let path = crate::storage::resolve(root, relative)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a storage name"))?;
         let mut file = OpenOptions::new().write(true).open(&path)?;
+        if !crate::storage::try_lock(&file)? {
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                "another writer holds the upload",
+            ));
+        }
         file.set_len(offset)?;
         file.seek(SeekFrom::Start(offset))?;
         Ok(Spool {

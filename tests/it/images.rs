@@ -554,9 +554,102 @@ fn a_second_writer_waits_and_orphaned_files_are_swept() {
         "{}",
         second.text()
     );
+    // So is `seatgate image add` of the same version (another process): the lock is the
+    // file's, not the server's.
+    let local = tmp.path().join("same.img");
+    std::fs::write(&local, &file).expect("write");
+    let (code, out, err) = s.cli(&[
+        "image",
+        "add",
+        local.to_str().expect("utf8"),
+        "--name",
+        "Win11 Golden",
+        "--version",
+        "1.0",
+        "--sha256",
+        &sha256(&file),
+    ]);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("UPLOAD_BUSY"), "{err}");
     first.write_all(&file[1 << 20..]).expect("rest");
     let done = first.read_response();
     assert_eq!(done.status, 201, "{}", done.text());
+    let stored = std::fs::read(dir.join("storage/images/1.img")).expect("stored");
+    assert_eq!(
+        sha256(&stored),
+        sha256(&file),
+        "the published file is the request's"
+    );
+
+    // An interrupted add resumed with another file of the same size is refused.
+    let other = data(3 << 20, 1);
+    let r = start_upload(&s, &token, "2.0", other.len(), &sha256(&other));
+    let second_id = r.json()["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        piece(&s, &token, &second_id, 0, other.len(), &other[..1 << 20]).status,
+        200
+    );
+    let impostor = data(3 << 20, 2);
+    let local = tmp.path().join("impostor.img");
+    std::fs::write(&local, &impostor).expect("write");
+    let (code, _, err) = s.cli(&[
+        "image",
+        "add",
+        local.to_str().expect("utf8"),
+        "--name",
+        "Win11 Golden",
+        "--version",
+        "2.0",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("other details") || err.contains("holds other bytes"),
+        "{err}"
+    );
+    let (code, out, err) = s.cli(&["upload", "cancel", &second_id]);
+    assert_eq!(code, 0, "{out}{err}");
+    // Assigning again keeps the assignment's id; removing it under another image is 404.
+    let a = call(
+        &s,
+        &token,
+        "POST",
+        "/api/v1/admin/images/Win11%20Golden/assignments",
+        Some(json!({"group": "Design"})),
+    );
+    let b = call(
+        &s,
+        &token,
+        "POST",
+        "/api/v1/admin/images/Win11%20Golden/assignments",
+        Some(json!({"group": "design", "version": "1.0"})),
+    );
+    assert_eq!((a.status, b.status), (201, 201));
+    assert_eq!(a.json()["id"], b.json()["id"]);
+    let id = a.json()["id"].as_str().expect("id").to_string();
+    let wrong = call(
+        &s,
+        &token,
+        "DELETE",
+        &format!("/api/v1/admin/images/Other/assignments/{id}"),
+        None,
+    );
+    assert_eq!(wrong.status, 404);
+    let right = call(
+        &s,
+        &token,
+        "DELETE",
+        &format!("/api/v1/admin/images/Win11%20Golden/assignments/{id}"),
+        None,
+    );
+    assert_eq!(right.status, 204);
+    let odd = call(
+        &s,
+        &token,
+        "DELETE",
+        "/api/v1/admin/uploads/..%2f..%2fvictim",
+        None,
+    );
+    assert_eq!(odd.status, 404, "{}", odd.text());
 
     // Files no record owns (a crash between a file and its record), an hour old, go.
     s.stop();

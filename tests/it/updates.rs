@@ -86,6 +86,31 @@ fn packages_are_signed_for_sparkle_and_the_feeds_follow_branches_pins_and_retire
     );
     assert_eq!(r.status, 201, "{}", r.text());
     // Refusals: the same version, a branch that is not one, path tricks in the file name.
+    let half = call(
+        &s,
+        &token,
+        "POST",
+        "/api/v1/admin/updates/uploads",
+        Some(
+            json!({"version": "30.0", "branch": "beta", "min_os": "13.0", "size": 10, "notes": "old"}),
+        ),
+    );
+    assert_eq!(half.status, 201);
+    let changed = call(
+        &s,
+        &token,
+        "POST",
+        "/api/v1/admin/updates/uploads",
+        Some(
+            json!({"version": "30.0", "branch": "stable", "min_os": "14.0", "size": 10, "notes": "new"}),
+        ),
+    );
+    assert_eq!(
+        changed.status,
+        409,
+        "a resumed upload keeps its details: {}",
+        changed.text()
+    );
     let dup = call(
         &s,
         &token,
@@ -102,6 +127,8 @@ fn packages_are_signed_for_sparkle_and_the_feeds_follow_branches_pins_and_retire
         json!({"version": "21", "branch": "beta", "min_os": "13.0", "size": 10, "file_name": "../../x.pkg"}),
         json!({"version": "21", "branch": "beta", "min_os": "13.0", "size": 10, "file_name": "/etc/passwd"}),
         json!({"version": "../21", "branch": "beta", "min_os": "13.0", "size": 10}),
+        json!({"version": "21", "branch": "beta", "min_os": "abc", "size": 10}),
+        json!({"version": "21", "branch": "beta", "min_os": "13..0", "size": 10}),
     ] {
         let r = call(
             &s,
@@ -173,6 +200,16 @@ fn packages_are_signed_for_sparkle_and_the_feeds_follow_branches_pins_and_retire
     // Pinned, Range, unknown branch, wrong file name.
     let pinned = s.get("/updates/pinned/20.1.2/feed.json").json();
     assert_eq!(pinned["items"].as_array().expect("items").len(), 1);
+    let pinned_beta = s.get("/updates/pinned/20.2.0-beta.1/appcast.xml").text();
+    assert!(
+        pinned_beta.contains("20.2.0-beta.1") && !pinned_beta.contains("sparkle:channel"),
+        "{pinned_beta}"
+    );
+    assert!(
+        xml.contains("<description sparkle:format=\"plain-text\">"),
+        "{xml}"
+    );
+    assert_eq!(s.get("/updates/pinned/20.1.2%00/appcast.xml").status, 404);
     let path = url.strip_prefix(&base).expect("public URL").to_string();
     let part = s.request("GET", &path, &[("Range", "bytes=10-19")], b"");
     assert_eq!(
