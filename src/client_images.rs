@@ -29,9 +29,14 @@ impl Client {
     /// This device's update feed (`GET /api/v1/updates`): the branch its policy (or the
     /// profile) gives it and the versions offered there, each with its edSignature.
     pub fn updates(&self) -> Result<Value, ClientError> {
+        self.device_get("/api/v1/updates", "updates")
+    }
+
+    /// A device API `GET` with a fresh proof for `action`; the JSON answer, or the refusal.
+    fn device_get(&self, path: &str, action: &str) -> Result<Value, ClientError> {
         let mut state = self.state().ok_or_else(not_activated)?;
-        let proof = self.proof(&mut state, "updates")?;
-        let url = format!("{}/api/v1/updates", state.server);
+        let proof = self.proof(&mut state, action)?;
+        let url = format!("{}{path}", state.server);
         let response = self
             .agent
             .get(&url)
@@ -50,22 +55,10 @@ impl Client {
     /// This device's images, from a listing the gateway signed for it (verified against
     /// its JWKS: issuer, device, expiry).
     pub fn images(&self) -> Result<Vec<Value>, ClientError> {
-        let mut state = self.state().ok_or_else(not_activated)?;
+        let state = self.state().ok_or_else(not_activated)?;
         let jwks = self.jwks(&state.server)?;
-        let proof = self.proof(&mut state, "images")?;
-        let url = format!("{}/api/v1/images", state.server);
-        let response = self
-            .agent
-            .get(&url)
-            .header("Authorization", &format!("Device {proof}"))
-            .call()
-            .map_err(|e| transport(&url, e))?;
-        self.save_state(&state)?;
-        let status = response.status().as_u16();
-        let body = json_body(response);
-        if status != 200 {
-            return Err(refused(&body));
-        }
+        let body = self.device_get("/api/v1/images", "images")?;
+        let state = self.state().ok_or_else(not_activated)?;
         let token = body["listing"]
             .as_str()
             .ok_or_else(|| failed("no listing"))?;

@@ -5,12 +5,11 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::Distribution;
+use super::{Distribution, audit};
 use crate::audit::{Actor, AuditAction};
 use crate::config::LeaseConfig;
 use crate::db::Db;
 use crate::db::distribution::{self as store, ImageAssignmentRow, ImageRow, UploadRow, VersionRow};
-use crate::db::licensing::AuditAbout;
 use crate::domain::files::compare_release as compare_versions;
 use crate::domain::problem::{Problem, Reason};
 use crate::storage;
@@ -109,28 +108,6 @@ pub(super) fn store_version(
         row.sha256
     );
     Ok(row)
-}
-
-fn audit(
-    tx: &rusqlite::Transaction<'_>,
-    actor: &Actor,
-    action: AuditAction,
-    subject: &str,
-    detail: &Value,
-    now: i64,
-) -> rusqlite::Result<()> {
-    crate::db::licensing::audit(
-        tx,
-        now,
-        actor,
-        action,
-        None,
-        AuditAbout {
-            subject: Some(subject),
-            detail: Some(&detail.to_string()),
-            ..Default::default()
-        },
-    )
 }
 
 pub fn find(db: &Db, id_or_name: &str) -> Result<ImageRow, Problem> {

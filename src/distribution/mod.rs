@@ -20,6 +20,10 @@ pub mod uploads;
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
+use serde_json::Value;
+
+use crate::audit::{Actor, AuditAction};
+use crate::db::licensing::AuditAbout;
 use crate::storage::Storage;
 
 /// The storage folder and the running hashes of uploads in progress.
@@ -56,4 +60,27 @@ impl Distribution {
     fn forget_hash(&self, upload: &str) {
         let _ = self.take_hash(upload);
     }
+}
+
+/// An audit entry about an image or a package (`subject` its id or version).
+fn audit(
+    tx: &rusqlite::Transaction<'_>,
+    actor: &Actor,
+    action: AuditAction,
+    subject: &str,
+    detail: &Value,
+    now: i64,
+) -> rusqlite::Result<()> {
+    crate::db::licensing::audit(
+        tx,
+        now,
+        actor,
+        action,
+        None,
+        AuditAbout {
+            subject: Some(subject),
+            detail: Some(&detail.to_string()),
+            ..Default::default()
+        },
+    )
 }

@@ -7,11 +7,10 @@
 
 use serde_json::{Value, json};
 
-use super::Distribution;
+use super::{Distribution, audit};
 use crate::audit::{Actor, AuditAction};
 use crate::db::Db;
 use crate::db::distribution::{self as store, PackageRow, UploadRow};
-use crate::db::licensing::AuditAbout;
 use crate::domain::files::compare_release as compare_versions;
 use crate::domain::problem::{Problem, Reason};
 use crate::storage;
@@ -102,28 +101,6 @@ pub(super) fn store_package(
         row.size
     );
     Ok(row)
-}
-
-fn audit(
-    tx: &rusqlite::Transaction<'_>,
-    actor: &Actor,
-    action: AuditAction,
-    subject: &str,
-    detail: &Value,
-    now: i64,
-) -> rusqlite::Result<()> {
-    crate::db::licensing::audit(
-        tx,
-        now,
-        actor,
-        action,
-        None,
-        AuditAbout {
-            subject: Some(subject),
-            detail: Some(&detail.to_string()),
-            ..Default::default()
-        },
-    )
 }
 
 /// The update-signing key's seed, made on first use.

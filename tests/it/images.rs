@@ -77,6 +77,14 @@ fn part_len(s: &TestServer, id: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The head of a piece's `PUT`: `len` bytes at `first` of `total`.
+fn piece_head(token: &str, id: &str, first: usize, len: usize, total: usize) -> String {
+    format!(
+        "PUT /api/v1/admin/uploads/{id} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Range: bytes {first}-{}/{total}\r\nContent-Length: {len}\r\n\r\n",
+        first + len - 1
+    )
+}
+
 /// Sends the head and the first `send` bytes of a piece, then drops the connection.
 fn dropped_piece(
     s: &TestServer,
@@ -88,11 +96,7 @@ fn dropped_piece(
     send: usize,
 ) {
     let mut conn = s.connect();
-    let head = format!(
-        "PUT /api/v1/admin/uploads/{id} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Range: bytes {first}-{}/{total}\r\nContent-Length: {}\r\n\r\n",
-        first + body.len() - 1,
-        body.len()
-    );
+    let head = piece_head(token, id, first, body.len(), total);
     conn.write_all(head.as_bytes()).expect("head");
     conn.write_all(&body[..send]).expect("part of the body");
     conn.flush().expect("flush");
@@ -154,11 +158,7 @@ fn uploads_resume_after_drops_and_kill9_and_refuse_what_they_must() {
 
     // kill -9 in the middle of a piece, restart: the committed bytes are still there.
     let mut conn = s.connect();
-    let head = format!(
-        "PUT /api/v1/admin/uploads/{id} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Range: bytes {at}-{}/{total}\r\nContent-Length: {}\r\n\r\n",
-        total - 1,
-        total - at
-    );
+    let head = piece_head(&token, &id, at, total - at, total);
     conn.write_all(head.as_bytes()).expect("head");
     conn.write_all(&file[at..at + 100_000]).expect("some");
     std::thread::sleep(Duration::from_millis(200));
@@ -291,12 +291,7 @@ fn a_full_disk_during_an_upload_is_a_clean_507_and_the_gateway_keeps_serving() {
     let id = r.json()["id"].as_str().expect("id").to_string();
     // The disk fills up while the piece is being written.
     let mut conn = s.connect();
-    let head = format!(
-        "PUT /api/v1/admin/uploads/{id} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Range: bytes 0-{}/{}\r\nContent-Length: {}\r\n\r\n",
-        file.len() - 1,
-        file.len(),
-        file.len()
-    );
+    let head = piece_head(&token, &id, 0, file.len(), file.len());
     conn.write_all(head.as_bytes()).expect("head");
     conn.write_all(&file[..2 << 20]).expect("first half");
     conn.flush().expect("flush");
@@ -537,12 +532,7 @@ fn a_second_writer_waits_and_orphaned_files_are_swept() {
     let id = r.json()["id"].as_str().expect("id").to_string();
     // A piece in flight holds the upload: a second one for the same bytes is refused.
     let mut first = s.connect();
-    let head = format!(
-        "PUT /api/v1/admin/uploads/{id} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Range: bytes 0-{}/{}\r\nContent-Length: {}\r\n\r\n",
-        file.len() - 1,
-        file.len(),
-        file.len()
-    );
+    let head = piece_head(&token, &id, 0, file.len(), file.len());
     first.write_all(head.as_bytes()).expect("head");
     first.write_all(&file[..1 << 20]).expect("half");
     first.flush().expect("flush");
