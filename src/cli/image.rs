@@ -160,15 +160,17 @@ pub(super) fn copy_in(
     target: Target,
     sha256: Option<&str>,
 ) -> Result<Finished, CliError> {
-    let mut source = File::open(path)
+    // Checked before opening: opening a FIFO would wait for a writer forever.
+    let meta = std::fs::metadata(path)
         .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
-    let meta = source.metadata().map_err(runtime)?;
     if !meta.is_file() {
         return Err(CliError::Usage(format!(
             "{} is not a regular file",
             path.display()
         )));
     }
+    let mut source = File::open(path)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
     let size = meta.len();
     let (mut row, created) =
         uploads::create(dist, db, target, size, sha256, &Actor::Cli, now_unix())

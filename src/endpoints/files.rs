@@ -184,17 +184,7 @@ pub fn put_piece(app: &App, cx: &Ctx<'_>) -> Handled {
             &cx.actor()?,
             app.clock.now_unix(),
         )?;
-        return match ended {
-            Ended::Partial(row) => upload_answer(app, 200, &row),
-            Ended::Finished(Finished::Image(v)) => Ok(Response::json(
-                201,
-                &json!({"complete": true, "image_version": version_json(&v)}),
-            )),
-            Ended::Finished(Finished::Package(p)) => Ok(Response::json(
-                201,
-                &json!({"complete": true, "package": package_json(app, &p)}),
-            )),
-        };
+        return ended_answer(app, ended);
     }
     let row = uploads::find(&app.db, id)?;
     if let Some(range) = req.header("content-range") {
@@ -209,7 +199,35 @@ pub fn put_piece(app: &App, cx: &Ctx<'_>) -> Handled {
             }
         }
     }
+    // Every byte is in but the last step did not happen (a crash while it ran): asking
+    // finishes it.
+    if row.received == row.size {
+        let ended = uploads::end(
+            &app.distribution,
+            &app.db,
+            id,
+            (row.size as u64, 0, "complete"),
+            &cx.actor()?,
+            app.clock.now_unix(),
+        )?;
+        return ended_answer(app, ended);
+    }
     upload_answer(app, 200, &row)
+}
+
+/// The answer to a piece: where to resume, or what the finished upload became.
+fn ended_answer(app: &App, ended: Ended) -> Handled {
+    match ended {
+        Ended::Partial(row) => upload_answer(app, 200, &row),
+        Ended::Finished(Finished::Image(v)) => Ok(Response::json(
+            201,
+            &json!({"complete": true, "image_version": version_json(&v)}),
+        )),
+        Ended::Finished(Finished::Package(p)) => Ok(Response::json(
+            201,
+            &json!({"complete": true, "package": package_json(app, &p)}),
+        )),
+    }
 }
 
 #[derive(Deserialize)]

@@ -710,6 +710,12 @@ impl Gate {
                 }
             }
             Err(e) => {
+                log::info!(
+                    "refused an upload piece from {}: {} ({})",
+                    conn.peer,
+                    e.reason.code(),
+                    e.status
+                );
                 conn.keep_alive = false;
                 let bytes = serialize_error(&e, &conn.path, false);
                 start_write(conn, bytes, slot, front, self.max_inbuf)

@@ -232,6 +232,40 @@ fn uploads_resume_after_drops_and_kill9_and_refuse_what_they_must() {
         sha
     );
 
+    // All bytes committed but the server died before publishing: asking finishes it.
+    let rest = data(2 << 20, 4);
+    let r = start_upload(&s, &token, "1.2", rest.len(), &sha256(&rest));
+    let late = r.json()["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        piece(&s, &token, &late, 0, rest.len(), &rest[..1 << 20]).status,
+        200
+    );
+    let mut part = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join(format!("storage/uploads/{late}.part")))
+        .expect("part");
+    part.write_all(&rest[1 << 20..]).expect("append");
+    drop(part);
+    crate::support::db_exec(
+        &s,
+        &format!("UPDATE uploads SET received = size WHERE id = '{late}'"),
+    );
+    let auth = format!("Bearer {token}");
+    let asked = s.request(
+        "PUT",
+        &format!("/api/v1/admin/uploads/{late}"),
+        &[
+            ("Authorization", &auth),
+            ("Content-Range", &format!("bytes */{}", rest.len())),
+        ],
+        b"",
+    );
+    assert_eq!(asked.status, 201, "{}", asked.text());
+    assert_eq!(
+        asked.json()["image_version"]["sha256"],
+        sha256(&rest).as_str()
+    );
+
     // The portal's Images page lists the version and assigns it, pinned, to a group.
     let cookie = session(&s);
     let page = get(&s, "/admin/images", &cookie).text();
