@@ -287,6 +287,8 @@ struct Gate {
     yielded: Vec<usize>,
     /// Stored files being sent.
     files: stream::FileSlots,
+    /// Connections admitted so far: each starts its requests' numbering past the last.
+    admitted: u64,
 }
 
 impl Gate {
@@ -313,6 +315,7 @@ impl Gate {
             spooling: HashSet::new(),
             yielded: Vec::new(),
             files: stream::FileSlots::default(),
+            admitted: 0,
         }
     }
 
@@ -435,7 +438,9 @@ impl Gate {
             close_after_write: false,
             read_paused: false,
             peer_closed: false,
-            generation: 0,
+            // Unique across connections: an answer for a connection that closed must
+            // never match the requests of the next one admitted into its slot.
+            generation: self.next_generation(),
             interest: Interest::READABLE,
             path: String::new(),
             plain_on_tls: false,
@@ -517,6 +522,12 @@ impl Gate {
             self.free.push(slot);
             front.metrics.closed();
         }
+    }
+
+    /// The first request number of a new connection: 2^32 numbers per connection.
+    fn next_generation(&mut self) -> u64 {
+        self.admitted += 1;
+        self.admitted << 32
     }
 
     /// How long the loop may wait for events: not at all while a connection waits for its
