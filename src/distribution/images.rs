@@ -342,21 +342,8 @@ pub fn listing(
 }
 
 /// The HMAC key of download authorizations, made on first use.
-fn token_key(db: &Db, now: i64) -> Result<Vec<u8>, Problem> {
-    if let Some(hex) = db.read(|tx| crate::db::settings::get(tx, TOKEN_KEY_SETTING))? {
-        return crate::crypto::from_hex(&hex)
-            .ok_or_else(|| Problem::new(Reason::Internal, "bad token key"));
-    }
-    db.write(|tx| {
-        // Another thread may have made it meanwhile: the first one stays.
-        if let Some(hex) = crate::db::settings::get(tx, TOKEN_KEY_SETTING)? {
-            return crate::crypto::from_hex(&hex)
-                .ok_or_else(|| Problem::new(Reason::Internal, "bad token key"));
-        }
-        let key = crate::crypto::random_bytes(32);
-        crate::db::settings::put(tx, TOKEN_KEY_SETTING, &crate::crypto::hex(&key), now)?;
-        Ok(key)
-    })
+fn token_key(db: &Db, now: i64) -> Result<[u8; 32], Problem> {
+    super::secret(db, TOKEN_KEY_SETTING, now)
 }
 
 /// `<device>.<version>.<exp>.<HMAC-SHA256 of those>`: lets one device fetch one version

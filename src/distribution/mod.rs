@@ -23,7 +23,9 @@ use std::sync::{Mutex, PoisonError};
 use serde_json::Value;
 
 use crate::audit::{Actor, AuditAction};
+use crate::db::Db;
 use crate::db::licensing::AuditAbout;
+use crate::domain::problem::{Problem, Reason};
 use crate::storage::Storage;
 
 /// The storage folder and the running hashes of uploads in progress.
@@ -83,4 +85,31 @@ fn audit(
             ..Default::default()
         },
     )
+}
+
+/// A 32-byte secret kept in the settings under `key` (hex), made on first use; when two
+/// threads make it at once, the first one written stays.
+fn secret(db: &Db, key: &str, now: i64) -> Result<[u8; 32], Problem> {
+    let parse = |hex: &str| {
+        crate::crypto::from_hex(hex)
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| {
+                Problem::new(
+                    Reason::Internal,
+                    format!("The {key} setting is unreadable."),
+                )
+            })
+    };
+    if let Some(hex) = db.read(|tx| crate::db::settings::get(tx, key))? {
+        return parse(&hex);
+    }
+    db.write(|tx| {
+        if let Some(hex) = crate::db::settings::get(tx, key)? {
+            return parse(&hex);
+        }
+        let hex = crate::crypto::hex(&crate::crypto::random_bytes(32));
+        crate::db::settings::put(tx, key, &hex, now)?;
+        log::info!("created the {key} secret");
+        parse(&hex)
+    })
 }

@@ -103,25 +103,9 @@ pub(super) fn store_package(
     Ok(row)
 }
 
-/// The update-signing key's seed, made on first use.
+/// The update-signing key's seed (Sparkle's EdDSA key), made on first use.
 fn signing_seed(db: &Db, now: i64) -> Result<[u8; 32], Problem> {
-    let parse = |hex: &str| -> Result<[u8; 32], Problem> {
-        crate::crypto::from_hex(hex)
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .ok_or_else(|| Problem::new(Reason::Internal, "The update-signing key is unreadable."))
-    };
-    if let Some(hex) = db.read(|tx| crate::db::settings::get(tx, KEY_SETTING))? {
-        return parse(&hex);
-    }
-    db.write(|tx| {
-        if let Some(hex) = crate::db::settings::get(tx, KEY_SETTING)? {
-            return parse(&hex);
-        }
-        let seed = crate::crypto::ed25519_seed();
-        crate::db::settings::put(tx, KEY_SETTING, &crate::crypto::hex(&seed), now)?;
-        log::info!("created the update-signing key (Sparkle EdDSA)");
-        parse(&crate::crypto::hex(&seed))
-    })
+    super::secret(db, KEY_SETTING, now)
 }
 
 /// The update key's public half, base64: what the app's `SUPublicEDKey` must be.
